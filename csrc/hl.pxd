@@ -1,0 +1,74 @@
+# Declarations mirroring csrc/hl_*.h exactly; review together with them.
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+
+
+cdef extern from "hl_common.h" nogil:
+    ctypedef enum hl_status:
+        HL_OK
+        HL_EINVAL
+        HL_EFORMAT
+        HL_EHEX
+        HL_ELENGTH
+        HL_ENOSPACE
+        HL_EMIXED
+    int HL_MAX_WIDTH
+
+
+cdef extern from "hl_hash.h" nogil:
+    uint64_t hl_hash64(const uint8_t *key, size_t width, uint64_t seed) noexcept
+
+
+cdef extern from "hl_bloom.h" nogil:
+    int HL_BLOOM_BLOCK
+    int HL_BLOOM_MAX_K
+    hl_status hl_bloom_build(uint8_t *bits, uint64_t nblocks, uint32_t k, uint64_t seed,
+                             const uint8_t *keys, uint64_t n, size_t width) noexcept
+    uint64_t hl_bloom_blocks_for(uint64_t n, double bits_per_key) noexcept
+
+
+cdef extern from "hl_search.h" nogil:
+    ctypedef struct hl_table:
+        const uint8_t *keys
+        uint64_t n
+        size_t width
+        const uint8_t *loc
+        uint32_t loc_bits
+        const uint8_t *bloom
+        uint64_t nblocks
+        uint32_t bloom_k
+        uint64_t bloom_seed
+
+    hl_status hl_table_init(hl_table *t, const uint8_t *keys, uint64_t n, size_t width,
+                            const uint8_t *loc, uint32_t loc_bits, const uint8_t *bloom,
+                            uint64_t nblocks, uint32_t bloom_k,
+                            uint64_t bloom_seed) noexcept
+    int64_t hl_table_find(const hl_table *t, const uint8_t *key) noexcept
+    void hl_table_find_many(const hl_table *t, const uint8_t *keys, uint64_t n,
+                            int64_t *out) noexcept
+    void hl_table_contains_many(const hl_table *t, const uint8_t *keys, uint64_t n,
+                                uint8_t *out) noexcept
+    hl_status hl_table_check_sorted(const uint8_t *keys, uint64_t n, size_t width,
+                                    uint64_t *bad_row) noexcept
+    hl_status hl_table_check_locator(const hl_table *t, uint64_t *bad_slot) noexcept
+    hl_status hl_locator_build(uint8_t *loc, uint32_t bits, const uint8_t *keys,
+                               uint64_t n, size_t width) noexcept
+    uint32_t hl_locator_bits_for(uint64_t n, size_t width) noexcept
+
+
+cdef extern from "hl_hex.h" nogil:
+    unsigned HL_PARSE_SKIP_INVALID
+    ctypedef struct hl_parse_result:
+        uint64_t n_keys
+        uint64_t n_lines
+        uint64_t n_invalid
+        uint64_t err_line
+        uint64_t err_offset
+        uint64_t err_length
+        hl_status err_status
+
+    hl_status hl_hex_decode(const uint8_t *hex, size_t width, uint8_t *out,
+                            size_t *bad_pos) noexcept
+    hl_status hl_parse_lines(const uint8_t *buf, size_t len, size_t width,
+                             uint8_t *out, uint64_t cap, int64_t *line_index,
+                             int64_t *line_offset, unsigned flags,
+                             hl_parse_result *res) noexcept

@@ -1,0 +1,27 @@
+"""hashlookup: check file digests against known-hash lists, fast.
+
+A memory-mapped, immutable index file per list; lookups in a C core
+(Bloom filter, prefix locator, sorted keys).  See docs/API.md.
+"""
+
+from hashlookup._build import BuildReport, build_index
+from hashlookup._index import HashIndex, open_index
+from hashlookup._version import __version__
+from hashlookup.errors import (
+    HashLookupError,
+    IndexFormatError,
+    IndexVersionError,
+    InputError,
+)
+
+__all__ = [
+    "BuildReport",
+    "HashIndex",
+    "HashLookupError",
+    "IndexFormatError",
+    "IndexVersionError",
+    "InputError",
+    "__version__",
+    "build_index",
+    "open_index",
+]

@@ -1,0 +1,307 @@
+"""Building index files: collect digests, sort and deduplicate them with
+numpy, build the locator and Bloom filter in C, write the file atomically.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from hashlookup import _core, _format, _parse
+from hashlookup._atomic import atomic_output
+from hashlookup._index import _describe
+from hashlookup._version import __version__
+from hashlookup.errors import InputError
+
+# Defaults chosen by benchmarks/compare.py --sweep (see docs/BENCHMARKS.md).
+DEFAULT_BLOOM_BITS_PER_KEY = 12.0
+DEFAULT_BLOOM_HASHES = 8
+BLOOM_SEED = 0x686C6F6F6B7570  # fixed, so identical inputs give identical files
+_SEQ_BATCH = 1 << 20
+
+Source = Any  # path, list of paths, binary stream, iterable of keys, ndarray
+
+
+@dataclass
+class BuildReport:
+    """What build_index did."""
+
+    path: str
+    algorithm: str
+    width: int
+    input_keys: int   # valid digests read (duplicates included)
+    unique_keys: int
+    duplicates: int
+    invalid: int      # bad entries skipped (skip_invalid=True)
+    file_size: int
+    seconds: float
+
+
+class _Collector:
+    """Accumulates (n, width) key blocks and fixes the width on first use."""
+
+    def __init__(self, algorithm: str | None, width: int | None) -> None:
+        self.algorithm = algorithm
+        self.width = width
+        self.blocks: list[np.ndarray] = []
+        self.invalid = 0
+        self.sources: list[str] = []
+
+    def set_width(self, width: int, origin: str) -> None:
+        if self.width is None:
+            self.width = width
+            if self.algorithm is None:
+                if width not in _format.ALGORITHM_BY_WIDTH:
+                    raise InputError(
+                        f"{origin}: cannot tell the algorithm from {width}-byte keys; "
+                        "pass algorithm='raw' with width=")
+                self.algorithm = _format.ALGORITHM_BY_WIDTH[width]
+        elif width != self.width:
+            raise InputError(f"{origin}: {width}-byte keys, but earlier input has "
+                             f"{self.width}-byte keys ({self.algorithm})")
+
+    def add(self, keys: np.ndarray, origin: str) -> None:
+        if len(keys):
+            self.set_width(keys.shape[1], origin)
+            self.blocks.append(keys)
+
+
+def _resolve_algorithm(algorithm: str | None, width: int | None
+                       ) -> tuple[str | None, int | None]:
+    if algorithm is None:
+        if width is not None:
+            raise ValueError("width= needs algorithm='raw'")
+        return None, None
+    if algorithm not in _format.ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algorithm!r}; expected one of "
+                         f"{', '.join(_format.ALGORITHMS)}")
+    fixed = _format.ALGORITHMS[algorithm][1]
+    if fixed:
+        if width is not None and width != fixed:
+            raise ValueError(f"{algorithm} keys are {fixed} bytes, not {width}")
+        return algorithm, fixed
+    if width is None or not 1 <= width <= _format.MAX_WIDTH:
+        raise ValueError(f"algorithm='raw' needs width= between 1 and "
+                         f"{_format.MAX_WIDTH}, got {width}")
+    return algorithm, width
+
+
+def _read_stream(f: BinaryIO, name: str, c: _Collector, skip_invalid: bool) -> None:
+    for chunk in _parse.iter_parsed(f, c.width, algorithm=c.algorithm, name=name,
+                                    skip_invalid=skip_invalid):
+        c.invalid += chunk.invalid
+        if len(chunk.keys):
+            c.add(chunk.keys.copy() if chunk.keys.base is not None and
+                  chunk.keys.base.size > 2 * chunk.keys.size else chunk.keys, name)
+
+
+def _read_sequence(items: Iterable[Any], c: _Collector, skip_invalid: bool) -> None:
+    it = iter(items)
+    name = "<sequence>"
+    index = 0
+    while True:
+        batch = list(itertools.islice(it, _SEQ_BATCH))
+        if not batch:
+            return
+        if c.width is None:
+            first = next((x for x in batch if isinstance(x, (str, bytes, bytearray,
+                                                                memoryview))), None)
+            if first is None:
+                if not skip_invalid:
+                    raise InputError(f"{name}: item {index}: expected a hex str or "
+                                     f"raw bytes digest, got {type(batch[0]).__name__}")
+                c.invalid += len(batch)
+                index += len(batch)
+                continue
+            if isinstance(first, str):
+                w = _parse._HEX_WIDTHS.get(len(first))
+                if w is None:
+                    raise InputError(f"{name}: item {batch.index(first) + index}: "
+                                     "expected a hex md5, sha1 or sha256 digest "
+                                     f"(32, 40 or 64 characters), got {first[:80]!r}")
+            else:
+                w = len(memoryview(first).cast("B"))
+            c.set_width(w, name)
+        assert c.width is not None and c.algorithm is not None
+        keys, bad = _parse.pack_sequence(batch, c.width,
+                                         _describe(c.algorithm, c.width), name=name,
+                                         first_index=index, skip_invalid=skip_invalid)
+        c.invalid += bad
+        c.add(keys, name)
+        index += len(batch)
+
+
+def _collect(source: Source, c: _Collector, skip_invalid: bool) -> None:
+    if isinstance(source, np.ndarray):
+        if source.dtype != np.uint8 or source.ndim != 2:
+            raise TypeError("expected a uint8 array of shape (n, width), got "
+                            f"dtype {source.dtype} with {source.ndim} dimensions")
+        c.sources.append("<array>")
+        c.set_width(source.shape[1], "<array>")
+        c.add(np.ascontiguousarray(source), "<array>")
+    elif isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        c.sources.append(os.path.basename(path))
+        with open(path, "rb") as f:
+            _read_stream(f, path, c, skip_invalid)
+    elif hasattr(source, "read"):
+        name = getattr(source, "name", "<stream>")
+        name = name if isinstance(name, str) else "<stream>"
+        c.sources.append(os.path.basename(name))
+        _read_stream(source, name, c, skip_invalid)
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        raise TypeError("a single bytes object is ambiguous as a source; pass a "
+                        "list of digests, a path or a binary stream")
+    elif isinstance(source, Iterable):
+        items = source if isinstance(source, (list, tuple)) else list(source)
+        if items and all(isinstance(x, (str, os.PathLike)) for x in items) and \
+                not _looks_like_digests(items):
+            for p in items:
+                _collect(p, c, skip_invalid)
+        else:
+            c.sources.append("<sequence>")
+            _read_sequence(items, c, skip_invalid)
+    else:
+        raise TypeError(f"cannot read digests from {type(source).__name__}")
+
+
+def _looks_like_digests(items: list[Any]) -> bool:
+    """A list of str is a list of hex digests unless its entries are paths."""
+    first = items[0]
+    if isinstance(first, os.PathLike):
+        return False
+    return len(first) in _parse._HEX_WIDTHS and _parse._is_hex(first.encode())
+
+
+def sort_unique(keys: np.ndarray) -> np.ndarray:
+    """Rows of keys sorted in memcmp order with duplicates removed.
+
+    Sorting 8-byte big-endian prefixes as uint64 is numpy's fastest path;
+    only when two prefixes tie (never for random digests, possible for raw
+    keys) are the full rows sorted with lexsort.
+    """
+    n, w = keys.shape
+    if n == 0:
+        return keys
+    cols = (w + 7) // 8
+    padded = np.zeros((n, cols * 8), dtype=np.uint8)
+    padded[:, :w] = keys
+    words = padded.view(">u8").astype(np.uint64)  # (n, cols), native order
+    order = np.argsort(words[:, 0], kind="stable")
+    first = words[order, 0]
+    if cols > 1 and np.any(first[1:] == first[:-1]):
+        order = np.lexsort(words.T[::-1])
+    ordered = keys[order]
+    if n > 1:
+        keep = np.empty(n, dtype=bool)
+        keep[0] = True
+        np.any(ordered[1:] != ordered[:-1], axis=1, out=keep[1:])
+        ordered = ordered[keep]
+    return np.ascontiguousarray(ordered)
+
+
+def build_index(source: Source, path: str | os.PathLike[str], *,
+                algorithm: str | None = None, width: int | None = None,
+                skip_invalid: bool = False,
+                bloom_bits_per_key: float = DEFAULT_BLOOM_BITS_PER_KEY,
+                bloom_hashes: int = DEFAULT_BLOOM_HASHES,
+                metadata: dict[str, Any] | None = None) -> BuildReport:
+    """Build an index file at `path` from `source` (see docs/API.md).
+
+    Parameters
+    ----------
+    source
+        Path(s) of digest lists, a binary stream, an iterable of hex str or
+        raw bytes, or a (n, width) uint8 array.
+    algorithm
+        "md5", "sha1", "sha256" or "raw" (with `width`); detected if None.
+    skip_invalid
+        Count and skip bad lines instead of raising InputError.
+    bloom_bits_per_key
+        Bloom filter size; 0 builds no filter.
+    bloom_hashes
+        Bits probed per key (1..16).
+    metadata
+        JSON-serialisable dict stored under "user" in the metadata section.
+
+    Returns
+    -------
+    BuildReport
+
+    Raises
+    ------
+    InputError
+        An invalid line or item (message: source, line or item, text).
+    """
+    t0 = time.perf_counter()
+    alg, w = _resolve_algorithm(algorithm, width)
+    if not 0 <= bloom_bits_per_key <= 64:
+        raise ValueError(f"bloom_bits_per_key must be in 0..64, got {bloom_bits_per_key}")
+    if not 1 <= bloom_hashes <= _format.MAX_BLOOM_K:
+        raise ValueError(f"bloom_hashes must be in 1..{_format.MAX_BLOOM_K}, "
+                         f"got {bloom_hashes}")
+    user_meta = json.loads(json.dumps(metadata)) if metadata is not None else None
+
+    c = _Collector(alg, w)
+    _collect(source, c, skip_invalid)
+    if c.width is None:
+        if alg is None:
+            raise InputError("no digests in the input: cannot detect the algorithm; "
+                             "pass algorithm=")
+        c.width = w
+    assert c.width is not None and c.algorithm is not None
+    width_ = c.width
+    if c.blocks:
+        all_keys = c.blocks[0] if len(c.blocks) == 1 else np.concatenate(c.blocks)
+    else:
+        all_keys = np.empty((0, width_), dtype=np.uint8)
+    input_keys = len(all_keys)
+    keys = sort_unique(all_keys)
+    del all_keys, c.blocks
+    n = len(keys)
+    if n > _format.MAX_KEYS:
+        raise ValueError(f"{n} keys exceed the maximum of {_format.MAX_KEYS} per index")
+    flat = keys.reshape(-1)
+
+    bits = _core.locator_bits_for(n, width_)
+    locator = np.zeros(4 * ((1 << bits) + 1), dtype=np.uint8)
+    _core.build_locator(flat, n, width_, bits, locator)
+
+    alg_id = _format.ALGORITHMS[c.algorithm][0]
+    parts = [_format.SectionData(_format.KIND_KEYS, flat, params=(alg_id, width_, n)),
+             _format.SectionData(_format.KIND_LOCATOR, locator, params=(bits, 4, 0))]
+    if bloom_bits_per_key > 0:
+        blocks = _core.bloom_blocks_for(n, float(bloom_bits_per_key))
+        bloom = np.zeros(blocks * _format.BLOOM_BLOCK, dtype=np.uint8)
+        _core.build_bloom(flat, n, width_, blocks, bloom_hashes, BLOOM_SEED, bloom)
+        parts.append(_format.SectionData(_format.KIND_BLOOM, bloom,
+                                         params=(blocks, bloom_hashes, BLOOM_SEED)))
+    created_ns = time.time_ns()
+    meta = {
+        "format": "hashlookup-index",
+        "hashlookup_version": __version__,
+        "algorithm": c.algorithm,
+        "width": width_,
+        "count": n,
+        "build": {"input_keys": input_keys, "duplicates": input_keys - n,
+                  "invalid": c.invalid, "sources": c.sources,
+                  "bloom_bits_per_key": bloom_bits_per_key,
+                  "bloom_hashes": bloom_hashes if bloom_bits_per_key > 0 else 0,
+                  "locator_bits": bits},
+    }
+    if user_meta is not None:
+        meta["user"] = user_meta
+    parts.append(_format.SectionData(_format.KIND_METADATA,
+                                     json.dumps(meta, sort_keys=True).encode(),
+                                     flags=0))
+    with atomic_output(path) as f:
+        size = _format.write_file(f, parts, created_ns)
+    return BuildReport(os.fspath(path), c.algorithm, width_, input_keys, n,
+                       input_keys - n, c.invalid, size, time.perf_counter() - t0)

@@ -1,0 +1,353 @@
+"""hashlookup._core: the thin Cython layer over the C core in csrc/.
+
+It turns Python arguments into pointers and lengths, calls the C kernels
+(without the GIL for anything that loops), and maps hl_status codes to
+exceptions in one place (_check).  Everything else, file parsing included,
+lives in the Python modules above it.
+"""
+
+from cpython.buffer cimport (PyBUF_SIMPLE, PyBuffer_Release, PyObject_CheckBuffer,
+                             PyObject_GetBuffer)
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.string cimport memcpy
+
+cimport hl
+
+from hashlookup.errors import IndexFormatError
+
+
+cdef extern from "Python.h":
+    const char *PyUnicode_AsUTF8AndSize(object s, Py_ssize_t *size) except NULL
+
+
+MAX_WIDTH = hl.HL_MAX_WIDTH
+BLOOM_MAX_K = hl.HL_BLOOM_MAX_K
+BLOOM_BLOCK = hl.HL_BLOOM_BLOCK
+
+# Status codes, for the Python layer's error messages.
+OK = hl.HL_OK
+EHEX = hl.HL_EHEX
+ELENGTH = hl.HL_ELENGTH
+ENOSPACE = hl.HL_ENOSPACE
+
+# Below this many keys a batch keeps the GIL: releasing and re-taking it
+# costs about as much as looking up a few dozen keys.
+DEF GIL_MIN_BATCH = 64
+
+_CLOSED = "I/O operation on closed index"
+
+
+cdef int _check(hl.hl_status st) except -1:
+    """The one place where C status codes become Python exceptions."""
+    if st == hl.HL_OK:
+        return 0
+    if st == hl.HL_EFORMAT:
+        raise IndexFormatError("inconsistent index structure")
+    if st == hl.HL_EINVAL:
+        raise ValueError("parameter out of range for the C core")
+    if st == hl.HL_EHEX:
+        raise ValueError("non-hex character")
+    if st == hl.HL_ELENGTH:
+        raise ValueError("wrong length")
+    if st == hl.HL_ENOSPACE:
+        raise ValueError("output buffer too small")
+    raise ValueError(f"C core returned status {<int>st}")
+
+
+cdef str _kind(object key):
+    return type(key).__name__
+
+
+cdef int _load_key(object key, size_t width, uint8_t *buf, const uint8_t **out,
+                   str what, object item) except -1:
+    """Point *out at the width raw bytes of key (raw bytes-like or hex str).
+
+    bytes are used in place; hex strings are decoded and other buffers are
+    copied into buf (room for HL_MAX_WIDTH bytes).
+    """
+    cdef Py_ssize_t n
+    cdef const char *s
+    cdef size_t bad
+    cdef Py_buffer view
+    where = "" if item is None else f" (item {item})"
+    if type(key) is bytes:
+        n = PyBytes_GET_SIZE(key)
+        if <size_t>n != width:
+            raise ValueError(f"expected {what}: {width} raw bytes or {2 * width} hex "
+                             f"characters, got {n} bytes{where}")
+        out[0] = <const uint8_t *>PyBytes_AS_STRING(key)
+        return 0
+    if isinstance(key, str):
+        s = PyUnicode_AsUTF8AndSize(key, &n)
+        if <size_t>n != 2 * width:
+            raise ValueError(f"expected {what}: {2 * width} hex characters or "
+                             f"{width} raw bytes, got a str of length {len(key)}{where}")
+        if hl.hl_hex_decode(<const uint8_t *>s, width, buf, &bad) != hl.HL_OK:
+            raise ValueError(f"expected {what} in hex, got non-hex character "
+                             f"{key[bad]!r} at position {bad}{where}")
+        out[0] = buf
+        return 0
+    if not PyObject_CheckBuffer(key):
+        raise TypeError(f"expected {what} as bytes or hex str, got "
+                        f"{_kind(key)}{where}")
+    PyObject_GetBuffer(key, &view, PyBUF_SIMPLE)
+    try:
+        if <size_t>view.len != width:
+            raise ValueError(f"expected {what}: {width} raw bytes or {2 * width} hex "
+                             f"characters, got {view.len} bytes{where}")
+        memcpy(buf, view.buf, width)
+    finally:
+        PyBuffer_Release(&view)
+    out[0] = buf
+    return 0
+
+
+cdef class KeyTable:
+    """Lookups in one sorted key table inside a buffer (normally an mmap).
+
+    The Python class hashlookup.HashIndex derives from this one; it opens and
+    validates files.  This class only holds C pointers into a buffer that
+    `_owner` keeps alive, and answers lookups.
+    """
+    cdef hl.hl_table _c_table
+    cdef const uint8_t[::1] _c_view
+    cdef object _owner
+    cdef bint _c_open
+    cdef Py_ssize_t _c_busy
+    cdef str _c_what
+
+    def _attach(self, object buffer, Py_ssize_t keys_off, uint64_t n, size_t width,
+                Py_ssize_t loc_off, uint32_t loc_bits, Py_ssize_t bloom_off,
+                uint64_t nblocks, uint32_t bloom_k, uint64_t bloom_seed, str what):
+        """Point the table at sections of buffer (offsets already validated by
+        hashlookup._format; re-checked here so a bug there cannot turn into an
+        out-of-bounds read)."""
+        cdef const uint8_t[::1] view = buffer
+        cdef Py_ssize_t size = view.shape[0]
+        cdef const uint8_t *base
+        if self._c_open:
+            raise ValueError("table already attached")
+        if width == 0 or width > <size_t>hl.HL_MAX_WIDTH or loc_bits > 32:
+            raise IndexFormatError("key width or locator bits out of range")
+        if (keys_off < 0 or loc_off < 0 or bloom_off < 0
+                or <uint64_t>keys_off + n * width > <uint64_t>size
+                or <uint64_t>loc_off + 4 * ((1ULL << loc_bits) + 1) > <uint64_t>size
+                or <uint64_t>bloom_off + nblocks * hl.HL_BLOOM_BLOCK > <uint64_t>size):
+            raise IndexFormatError("section outside the file")
+        base = &view[0] if size > 0 else NULL
+        _check(hl.hl_table_init(&self._c_table, base + keys_off, n, width,
+                                base + loc_off, loc_bits, base + bloom_off, nblocks,
+                                bloom_k, bloom_seed))
+        self._c_view = view
+        self._owner = buffer
+        self._c_what = what
+        self._c_open = True
+
+    cdef int _ensure_open(self) except -1:
+        if not self._c_open:
+            raise ValueError(_CLOSED)
+        return 0
+
+    def _detach(self):
+        """Drop the pointers and the buffer.  Raises BufferError while batch
+        calls in other threads still use them."""
+        if self._c_busy:
+            raise BufferError(f"cannot close the index while {self._c_busy} batch "
+                              "lookup(s) run in other threads")
+        self._c_open = False
+        self._c_table.keys = NULL
+        self._c_table.loc = NULL
+        self._c_table.bloom = NULL
+        self._c_view = None
+        owner, self._owner = self._owner, None
+        return owner
+
+    @property
+    def closed(self):
+        return not self._c_open
+
+    @property
+    def width(self):
+        """Key width in bytes."""
+        self._ensure_open()
+        return self._c_table.width
+
+    def __len__(self):
+        self._ensure_open()
+        return self._c_table.n
+
+    def __contains__(self, key):
+        cdef uint8_t buf[64]
+        cdef const uint8_t *p
+        if not self._c_open:
+            raise ValueError(_CLOSED)
+        _load_key(key, self._c_table.width, buf, &p, self._c_what, None)
+        return hl.hl_table_find(&self._c_table, p) >= 0
+
+    def find(self, key):
+        """Row of key in the sorted key table, or -1 if it is absent."""
+        cdef uint8_t buf[64]
+        cdef const uint8_t *p
+        self._ensure_open()
+        _load_key(key, self._c_table.width, buf, &p, self._c_what, None)
+        return hl.hl_table_find(&self._c_table, p)
+
+    def _contains_into(self, const uint8_t[::1] keys, uint8_t[::1] out):
+        """out[i] = keys[i*width:(i+1)*width] in table, for i < len(out)."""
+        cdef uint64_t n = out.shape[0]
+        self._ensure_open()
+        if <uint64_t>keys.shape[0] != n * self._c_table.width:
+            raise ValueError("keys and out sizes disagree")
+        if n == 0:
+            return
+        self._c_busy += 1
+        try:
+            if n < GIL_MIN_BATCH:
+                hl.hl_table_contains_many(&self._c_table, &keys[0], n, &out[0])
+            else:
+                with nogil:
+                    hl.hl_table_contains_many(&self._c_table, &keys[0], n, &out[0])
+        finally:
+            self._c_busy -= 1
+
+    def _find_into(self, const uint8_t[::1] keys, int64_t[::1] out):
+        """out[i] = row of keys[i] or -1, for i < len(out)."""
+        cdef uint64_t n = out.shape[0]
+        self._ensure_open()
+        if <uint64_t>keys.shape[0] != n * self._c_table.width:
+            raise ValueError("keys and out sizes disagree")
+        if n == 0:
+            return
+        self._c_busy += 1
+        try:
+            if n < GIL_MIN_BATCH:
+                hl.hl_table_find_many(&self._c_table, &keys[0], n, &out[0])
+            else:
+                with nogil:
+                    hl.hl_table_find_many(&self._c_table, &keys[0], n, &out[0])
+        finally:
+            self._c_busy -= 1
+
+    def _check_structure(self):
+        """O(n) checks for verify(): keys sorted and unique, locator exact.
+        Returns None, or (what, position) of the first problem."""
+        cdef uint64_t bad = 0
+        cdef hl.hl_status st
+        self._ensure_open()
+        self._c_busy += 1
+        try:
+            with nogil:
+                st = hl.hl_table_check_sorted(self._c_table.keys, self._c_table.n,
+                                              self._c_table.width, &bad)
+            if st != hl.HL_OK:
+                return ("keys", bad)
+            with nogil:
+                st = hl.hl_table_check_locator(&self._c_table, &bad)
+            if st != hl.HL_OK:
+                return ("locator", bad)
+            return None
+        finally:
+            self._c_busy -= 1
+
+
+def pack_keys(object keys, size_t width, str what):
+    """Pack an iterable of raw bytes-likes / hex str into one bytearray of
+    len(keys) * width bytes; errors name the offending item."""
+    cdef uint8_t buf[64]
+    cdef const uint8_t *p
+    cdef Py_ssize_t i = 0
+    cdef Py_ssize_t count
+    cdef bytearray out
+    cdef uint8_t *dst
+    if width == 0 or width > <size_t>hl.HL_MAX_WIDTH:
+        raise ValueError(f"key width must be 1..{hl.HL_MAX_WIDTH}, got {width}")
+    if not isinstance(keys, (list, tuple)):
+        keys = list(keys)
+    count = len(keys)
+    out = bytearray(count * width)
+    dst = <uint8_t *>(<char *>out) if count else NULL
+    for key in keys:
+        _load_key(key, width, buf, &p, what, i)
+        memcpy(dst + i * width, p, width)
+        i += 1
+    return out
+
+
+def parse_lines(const uint8_t[::1] buf, size_t width, uint8_t[::1] out,
+                int64_t[::1] line_index, int64_t[::1] line_offset,
+                bint skip_invalid):
+    """Parse digest lines of buf into out (n rows of width bytes).
+
+    line_index / line_offset may be None or arrays as long as out has rows.
+    Returns (status, n_keys, n_lines, n_invalid, err_line, err_offset,
+    err_length, err_status); the caller turns errors into messages that
+    quote the file and line.
+    """
+    cdef hl.hl_parse_result res
+    cdef hl.hl_status st
+    cdef uint64_t cap
+    cdef unsigned flags = hl.HL_PARSE_SKIP_INVALID if skip_invalid else 0
+    cdef const uint8_t *src = &buf[0] if buf.shape[0] else NULL
+    cdef int64_t *li = NULL
+    cdef int64_t *lo = NULL
+    if width == 0 or width > <size_t>hl.HL_MAX_WIDTH:
+        raise ValueError(f"key width must be 1..{hl.HL_MAX_WIDTH}, got {width}")
+    cap = <uint64_t>out.shape[0] // width
+    if line_index is not None:
+        if <uint64_t>line_index.shape[0] < cap:
+            raise ValueError("line_index shorter than out")
+        li = &line_index[0] if cap else NULL
+    if line_offset is not None:
+        if <uint64_t>line_offset.shape[0] < cap:
+            raise ValueError("line_offset shorter than out")
+        lo = &line_offset[0] if cap else NULL
+    cdef uint8_t *dst = &out[0] if out.shape[0] else NULL
+    cdef size_t length = buf.shape[0]
+    with nogil:
+        st = hl.hl_parse_lines(src, length, width, dst, cap, li, lo, flags, &res)
+    return (<int>st, res.n_keys, res.n_lines, res.n_invalid, res.err_line,
+            res.err_offset, res.err_length, <int>res.err_status)
+
+
+def locator_bits_for(uint64_t n, size_t width):
+    return hl.hl_locator_bits_for(n, width)
+
+
+def bloom_blocks_for(uint64_t n, double bits_per_key):
+    return hl.hl_bloom_blocks_for(n, bits_per_key)
+
+
+def build_locator(const uint8_t[::1] keys, uint64_t n, size_t width, uint32_t bits,
+                  uint8_t[::1] out):
+    """Write the locator of n sorted keys into out ((2^bits + 1) * 4 bytes)."""
+    if <uint64_t>keys.shape[0] != n * width:
+        raise ValueError("keys size is not n * width")
+    if bits > 32 or <uint64_t>out.shape[0] != 4 * ((1ULL << bits) + 1):
+        raise ValueError("locator buffer has the wrong size")
+    cdef const uint8_t *k = &keys[0] if n else NULL
+    cdef hl.hl_status st
+    with nogil:
+        st = hl.hl_locator_build(&out[0], bits, k, n, width)
+    _check(st)
+
+
+def build_bloom(const uint8_t[::1] keys, uint64_t n, size_t width, uint64_t nblocks,
+                uint32_t k, uint64_t seed, uint8_t[::1] out):
+    """Set the Bloom bits of n keys in out (nblocks * 64 zeroed bytes)."""
+    if <uint64_t>keys.shape[0] != n * width:
+        raise ValueError("keys size is not n * width")
+    if <uint64_t>out.shape[0] != nblocks * hl.HL_BLOOM_BLOCK:
+        raise ValueError("bloom buffer has the wrong size")
+    cdef const uint8_t *kp = &keys[0] if n else NULL
+    cdef hl.hl_status st
+    with nogil:
+        st = hl.hl_bloom_build(&out[0], nblocks, k, seed, kp, n, width)
+    _check(st)
+
+
+def hash64(const uint8_t[::1] key, uint64_t seed=0):
+    """The stable key hash of format version 1 (see docs/FORMAT.md)."""
+    if key.shape[0] == 0 or key.shape[0] > hl.HL_MAX_WIDTH:
+        raise ValueError(f"key must be 1..{hl.HL_MAX_WIDTH} bytes")
+    return hl.hl_hash64(&key[0], key.shape[0], seed)

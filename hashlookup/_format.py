@@ -1,0 +1,328 @@
+"""The index file format, version 1 (specified in docs/FORMAT.md).
+
+This module owns every byte layout: the header, the section table, the
+per-kind section parameters, and their validation.  Reading is O(1): the
+header and section table are checked against each other and against the
+file size; section bodies are only checksummed by verify().
+
+Files are untrusted input.  Every check raises IndexFormatError with the
+file name and the field that is wrong; nothing here indexes into a section
+body before its bounds were checked.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import xxhash
+
+from hashlookup.errors import IndexFormatError, IndexVersionError
+
+MAGIC = b"\x89HLX\r\n\x1a\n"  # non-ASCII first byte and CR/LF catch text-mode damage
+FORMAT_VERSION = 1
+ENDIAN_MARK = 0x0A0B0C0D
+ALIGN = 4096  # sections start on page boundaries; the header owns page 0
+
+# magic, version, endian mark, header size, section count, created (ns since
+# the epoch), file size, flags, reserved, header checksum.
+HEADER = struct.Struct("<8sIIIIQQQQQ")
+HEADER_CHECKSUM_OFFSET = 56
+# kind, flags, group, reserved, offset, length, checksum, param0..2
+SECTION = struct.Struct("<IIIIQQQQQQ")
+MAX_SECTIONS = (ALIGN - HEADER.size) // SECTION.size
+
+SECTION_REQUIRED = 1  # a reader that does not know the kind must refuse the file
+
+KIND_KEYS = 1
+KIND_LOCATOR = 2
+KIND_BLOOM = 3
+KIND_METADATA = 4
+KIND_NAMES = {KIND_KEYS: "keys", KIND_LOCATOR: "locator", KIND_BLOOM: "bloom",
+              KIND_METADATA: "metadata"}
+
+# algorithm name -> (id stored in the keys section, width in bytes or 0)
+ALGORITHMS = {"raw": (0, 0), "md5": (1, 16), "sha1": (2, 20), "sha256": (3, 32)}
+ALGORITHM_BY_ID = {aid: name for name, (aid, _) in ALGORITHMS.items()}
+ALGORITHM_BY_WIDTH = {w: name for name, (_, w) in ALGORITHMS.items() if w}
+
+MAX_WIDTH = 64
+MAX_KEYS = 0xFFFFFFFF  # locator entries are uint32 row numbers
+MAX_LOCATOR_BITS = 32
+MAX_BLOOM_K = 16
+MAX_BLOOM_BLOCKS = 1 << 32
+MAX_METADATA = 16 << 20
+BLOOM_BLOCK = 64
+
+
+@dataclass
+class Section:
+    """One entry of the section table."""
+
+    kind: int
+    offset: int
+    length: int
+    checksum: int = 0
+    flags: int = 0
+    group: int = 0
+    params: tuple[int, int, int] = (0, 0, 0)
+
+    @property
+    def name(self) -> str:
+        return KIND_NAMES.get(self.kind, f"kind {self.kind}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.name, "kind_id": self.kind, "offset": self.offset,
+                "length": self.length, "checksum": f"{self.checksum:016x}",
+                "required": bool(self.flags & SECTION_REQUIRED), "group": self.group}
+
+
+@dataclass
+class Header:
+    version: int
+    header_size: int
+    created_ns: int
+    file_size: int
+    flags: int
+    checksum: int
+    sections: list[Section] = field(default_factory=list)
+
+
+@dataclass
+class TableLayout:
+    """Where one key table's parts are, with their validated parameters."""
+
+    algorithm: str
+    width: int
+    count: int
+    keys: Section
+    locator: Section
+    locator_bits: int
+    bloom: Section | None
+    bloom_blocks: int
+    bloom_k: int
+    bloom_seed: int
+
+
+def header_checksum(header_bytes: bytes | bytearray | memoryview) -> int:
+    """xxh3-64 of the header bytes with the checksum field taken as zero."""
+    b = bytearray(header_bytes)
+    b[HEADER_CHECKSUM_OFFSET:HEADER_CHECKSUM_OFFSET + 8] = bytes(8)
+    return xxhash.xxh3_64_intdigest(bytes(b))
+
+
+def section_checksum(data: Any) -> int:
+    return xxhash.xxh3_64_intdigest(data)
+
+
+def align_up(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+# --------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------
+
+@dataclass
+class SectionData:
+    kind: int
+    data: Any  # bytes-like, C-contiguous
+    flags: int = SECTION_REQUIRED
+    group: int = 0
+    params: tuple[int, int, int] = (0, 0, 0)
+
+
+def write_file(f: Any, parts: list[SectionData], created_ns: int) -> int:
+    """Write a complete index to the binary file object f; returns its size."""
+    if len(parts) > MAX_SECTIONS:
+        raise ValueError(f"at most {MAX_SECTIONS} sections fit in the header")
+    sections = []
+    offset = ALIGN
+    for p in parts:
+        mv = memoryview(p.data).cast("B")
+        sections.append(Section(p.kind, offset, mv.nbytes, section_checksum(mv),
+                                p.flags, p.group, p.params))
+        offset = align_up(offset + mv.nbytes) if mv.nbytes else offset
+    file_size = max(ALIGN, sections[-1].offset + sections[-1].length) if sections \
+        else ALIGN
+    header = encode_header(sections, created_ns, file_size)
+    f.write(header.ljust(ALIGN, b"\0"))
+    pos = ALIGN
+    for p, s in zip(parts, sections):
+        if s.offset > pos:
+            f.write(bytes(s.offset - pos))
+            pos = s.offset
+        f.write(memoryview(p.data).cast("B"))
+        pos += s.length
+    if pos < file_size:
+        f.write(bytes(file_size - pos))
+    return file_size
+
+
+def encode_header(sections: list[Section], created_ns: int, file_size: int) -> bytes:
+    header_size = HEADER.size + SECTION.size * len(sections)
+    buf = bytearray(header_size)
+    HEADER.pack_into(buf, 0, MAGIC, FORMAT_VERSION, ENDIAN_MARK, header_size,
+                     len(sections), created_ns, file_size, 0, 0, 0)
+    for i, s in enumerate(sections):
+        SECTION.pack_into(buf, HEADER.size + i * SECTION.size, s.kind, s.flags,
+                          s.group, 0, s.offset, s.length, s.checksum, *s.params)
+    struct.pack_into("<Q", buf, HEADER_CHECKSUM_OFFSET, header_checksum(buf))
+    return bytes(buf)
+
+
+# --------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------
+
+def read_header(buf: Any, file_size: int, name: str) -> Header:
+    """Parse and validate the header and section table of buf (the whole file).
+
+    Raises IndexFormatError (IndexVersionError for newer versions) naming the
+    file and the field at fault.
+    """
+    def fail(msg: str) -> IndexFormatError:
+        return IndexFormatError(f"{name}: {msg}")
+
+    if file_size == 0:
+        raise fail("empty file, not a hashlookup index")
+    if file_size < len(MAGIC) or bytes(buf[:len(MAGIC)]) != MAGIC:
+        raise fail("not a hashlookup index (bad magic bytes)")
+    if file_size < HEADER.size:
+        raise fail(f"truncated: {file_size} bytes, smaller than the "
+                   f"{HEADER.size}-byte header")
+    (_, version, endian, header_size, count, created_ns, declared_size, flags,
+     _reserved, checksum) = HEADER.unpack_from(buf, 0)
+    if version > FORMAT_VERSION:
+        raise IndexVersionError(
+            f"{name}: format version {version} is newer than this hashlookup "
+            f"supports (version {FORMAT_VERSION}); upgrade hashlookup")
+    if version == 0:
+        raise fail("format version 0 is invalid")
+    if endian != ENDIAN_MARK:
+        if endian == int.from_bytes(ENDIAN_MARK.to_bytes(4, "little"), "big"):
+            raise fail("endianness marker says big-endian; format version 1 "
+                       "files are little-endian")
+        raise fail(f"bad endianness marker 0x{endian:08x}")
+    if count > MAX_SECTIONS:
+        raise fail(f"section count {count} exceeds the maximum {MAX_SECTIONS}")
+    if header_size != HEADER.size + SECTION.size * count:
+        raise fail(f"header size {header_size} does not match {count} sections")
+    if header_size > file_size:
+        raise fail(f"truncated: {file_size} bytes, header needs {header_size}")
+    if header_checksum(buf[:header_size]) != checksum:
+        raise fail("header checksum mismatch (header corrupt)")
+    if flags != 0:
+        raise fail(f"unknown header flags 0x{flags:x}")
+    if declared_size != file_size:
+        if file_size < declared_size:
+            raise fail(f"truncated: {file_size} bytes, header says {declared_size}")
+        raise fail(f"{file_size - declared_size} bytes of trailing data after the "
+                   f"{declared_size} bytes the header declares")
+
+    header = Header(version, header_size, created_ns, declared_size, flags, checksum)
+    for i in range(count):
+        (kind, sflags, group, _r, offset, length, schecksum, p0, p1,
+         p2) = SECTION.unpack_from(buf, HEADER.size + i * SECTION.size)
+        s = Section(kind, offset, length, schecksum, sflags, group, (p0, p1, p2))
+        where = f"section {i} ({s.name})"
+        if offset % ALIGN or offset < ALIGN:
+            raise fail(f"{where}: offset {offset} is not a {ALIGN}-byte aligned "
+                       "position after the header")
+        if offset + length > file_size:
+            raise fail(f"{where}: ends at {offset + length}, past the end of the "
+                       f"file ({file_size} bytes)")
+        if sflags & ~SECTION_REQUIRED:
+            raise fail(f"{where}: unknown section flags 0x{sflags:x}")
+        if kind not in KIND_NAMES and sflags & SECTION_REQUIRED:
+            raise fail(f"{where}: required section kind {kind} is not supported "
+                       "by this version of hashlookup")
+        header.sections.append(s)
+    spans = sorted((s.offset, s.offset + s.length, i)
+                   for i, s in enumerate(header.sections) if s.length)
+    for (_, end, i), (start, _, j) in zip(spans, spans[1:]):
+        if start < end:
+            raise fail(f"sections {i} and {j} overlap")
+    return header
+
+
+def table_layout(header: Header, name: str, group: int = 0) -> TableLayout:
+    """Find and validate the key table of `group`: keys, locator, Bloom."""
+    def fail(msg: str) -> IndexFormatError:
+        return IndexFormatError(f"{name}: {msg}")
+
+    found: dict[int, Section] = {}
+    for s in header.sections:
+        if s.group != group or s.kind not in (KIND_KEYS, KIND_LOCATOR, KIND_BLOOM):
+            continue
+        if s.kind in found:
+            raise fail(f"two {s.name} sections for table {group}")
+        found[s.kind] = s
+    keys = found.get(KIND_KEYS)
+    loc = found.get(KIND_LOCATOR)
+    if keys is None:
+        raise fail(f"no keys section for table {group}")
+    if loc is None:
+        raise fail(f"no locator section for table {group}")
+
+    alg_id, width, count = keys.params
+    if alg_id not in ALGORITHM_BY_ID:
+        raise fail(f"keys section: unknown algorithm id {alg_id}")
+    algorithm = ALGORITHM_BY_ID[alg_id]
+    expected_width = ALGORITHMS[algorithm][1]
+    if expected_width and width != expected_width:
+        raise fail(f"keys section: {algorithm} keys are {expected_width} bytes, "
+                   f"header says {width}")
+    if not 1 <= width <= MAX_WIDTH:
+        raise fail(f"keys section: key width {width} outside 1..{MAX_WIDTH}")
+    if count > MAX_KEYS:
+        raise fail(f"keys section: {count} keys exceeds the maximum {MAX_KEYS}")
+    if keys.length != count * width:
+        raise fail(f"keys section: length {keys.length} is not {count} keys of "
+                   f"{width} bytes")
+
+    bits, entry_size, _ = loc.params
+    if bits > min(MAX_LOCATOR_BITS, 8 * width):
+        raise fail(f"locator section: {bits} prefix bits out of range for "
+                   f"{width}-byte keys")
+    if entry_size != 4:
+        raise fail(f"locator section: entry size {entry_size}, expected 4")
+    if loc.length != 4 * ((1 << bits) + 1):
+        raise fail(f"locator section: length {loc.length} does not match "
+                   f"{bits} prefix bits")
+
+    bloom = found.get(KIND_BLOOM)
+    blocks = k = seed = 0
+    if bloom is not None:
+        blocks, k, seed = bloom.params
+        if not 1 <= blocks <= MAX_BLOOM_BLOCKS:
+            raise fail(f"bloom section: block count {blocks} out of range")
+        if not 1 <= k <= MAX_BLOOM_K:
+            raise fail(f"bloom section: {k} probes per key, expected 1..{MAX_BLOOM_K}")
+        if bloom.length != blocks * BLOOM_BLOCK:
+            raise fail(f"bloom section: length {bloom.length} is not {blocks} "
+                       f"blocks of {BLOOM_BLOCK} bytes")
+    return TableLayout(algorithm, width, count, keys, loc, bits, bloom, blocks, k,
+                       seed)
+
+
+def read_metadata(buf: Any, header: Header, name: str) -> dict[str, Any]:
+    """The JSON metadata section as a dict ({} if there is none)."""
+    for s in header.sections:
+        if s.kind == KIND_METADATA:
+            if s.length > MAX_METADATA:
+                raise IndexFormatError(f"{name}: metadata section larger than "
+                                       f"{MAX_METADATA} bytes")
+            raw = bytes(buf[s.offset:s.offset + s.length])
+            try:
+                value = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError) as e:
+                raise IndexFormatError(f"{name}: metadata section is not valid "
+                                       f"JSON ({e})") from None
+            if not isinstance(value, dict):
+                raise IndexFormatError(f"{name}: metadata section is not a JSON "
+                                       "object")
+            return value
+    return {}

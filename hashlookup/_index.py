@@ -1,0 +1,334 @@
+"""HashIndex: an opened, memory-mapped, read-only index file.
+
+Opening maps the file and validates its header and section table (O(1), no
+pass over the keys); lookups run in the C core through hashlookup._core.
+Many processes can open the same file: they share its pages in the page
+cache.  The file is never modified; a newer index replaces it atomically and
+readers holding the old mapping keep working on the old file.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from hashlookup import _format
+from hashlookup._core import KeyTable
+from hashlookup.errors import IndexFormatError
+
+# Below this many keys per thread, splitting a batch costs more than it saves.
+_MIN_KEYS_PER_THREAD = 32_768
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _thread_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1),
+                                       thread_name_prefix="hashlookup")
+        return _pool
+
+
+def _describe(algorithm: str, width: int) -> str:
+    """How error messages name one key, e.g. "an md5 digest"."""
+    names = {"md5": "an md5 digest", "sha1": "a sha1 digest",
+             "sha256": "a sha256 digest"}
+    return names.get(algorithm, f"a {width}-byte raw key")
+
+
+class HashIndex(KeyTable):
+    """A read-only, memory-mapped set of fixed-width digests.
+
+    Use :func:`hashlookup.open_index` (or ``HashIndex.open``) to get one.
+    Supports ``key in index``, ``len``, iteration in sorted order, batch
+    lookups, ``with`` and ``close()``.
+
+    Examples
+    --------
+    >>> import hashlookup, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "known.hlx")
+    >>> _ = hashlookup.build_index(["d41d8cd98f00b204e9800998ecf8427e"], path)
+    >>> with hashlookup.open_index(path) as index:
+    ...     "D41D8CD98F00B204E9800998ECF8427E" in index, len(index)
+    (True, 1)
+    """
+
+    path: str
+    algorithm: str
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> HashIndex:
+        """Map the index file at `path` and validate its header (O(1)).
+
+        Raises
+        ------
+        IndexFormatError
+            The file is not a valid index (IndexVersionError: a newer format).
+        OSError
+            The file cannot be opened (FileNotFoundError, PermissionError...).
+        """
+        self = cls.__new__(cls)
+        self.path = os.fspath(path)
+        fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            size = os.fstat(fd).st_size
+            if size == 0:
+                _format.read_header(b"", 0, self.path)  # raises "empty file"
+            mm = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+        finally:
+            os.close(fd)
+        view = memoryview(mm)
+        try:
+            header = _format.read_header(view, size, self.path)
+            layout = _format.table_layout(header, self.path)
+            self._attach(view, layout.keys.offset, layout.count, layout.width,
+                         layout.locator.offset, layout.locator_bits,
+                         layout.bloom.offset if layout.bloom else 0,
+                         layout.bloom_blocks, layout.bloom_k, layout.bloom_seed,
+                         _describe(layout.algorithm, layout.width))
+        except BaseException:
+            view.release()
+            mm.close()
+            raise
+        self._mmap = mm
+        self._header = header
+        self._layout = layout
+        self.algorithm = layout.algorithm
+        return self
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def close(self) -> None:
+        """Unmap the file.  Further use raises ValueError; closing twice is fine.
+
+        Arrays returned by keys() keep the mapping alive until they are freed.
+        """
+        if self.closed:
+            return
+        view = self._detach()
+        view.release()
+        try:
+            self._mmap.close()
+        except BufferError:
+            pass  # arrays from keys() still use it; unmapped when they go
+        self._mmap = None
+
+    def __enter__(self) -> HashIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickles by path (e.g. for Dask workers): the receiver maps the file.
+        return (type(self).open, (self.path,))
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return f"<HashIndex {self.path!r} (closed)>"
+        return (f"<HashIndex {self.path!r} {self.algorithm} "
+                f"{len(self):,} keys>")
+
+    # -- iteration ----------------------------------------------------------
+
+    def keys(self) -> np.ndarray:
+        """The sorted keys as a read-only (n, width) uint8 array over the map."""
+        n, w = len(self), self.width
+        return np.frombuffer(self._mmap, dtype=np.uint8, count=n * w,
+                             offset=self._layout.keys.offset).reshape(n, w)
+
+    def __iter__(self) -> Iterator[bytes]:
+        keys = self.keys()
+        for start in range(0, len(keys), 65536):
+            block = keys[start:start + 65536].tobytes()
+            w = self.width
+            for i in range(0, len(block), w):
+                yield block[i:i + w]
+
+    # -- batch lookups ------------------------------------------------------
+
+    def contains_many(self, keys: Any, out: np.ndarray | None = None,
+                      threads: int = 1) -> np.ndarray:
+        """Membership of every key: a bool array in input order.
+
+        Parameters
+        ----------
+        keys
+            A (n, width) uint8 array, a flat bytes-like object of n*width
+            bytes, or a sequence of raw bytes / hex str keys.
+        out
+            Optional preallocated C-contiguous bool array of shape (n,).
+        threads
+            Split the batch over this many threads (0: one per core).
+        """
+        flat, n = self._key_buffer(keys)
+        out = _check_out(out, n, np.bool_, "bool")
+        self._run(self._contains_into, flat, out.view(np.uint8), n, threads)
+        return out
+
+    def find_many(self, keys: Any, out: np.ndarray | None = None,
+                  threads: int = 1) -> np.ndarray:
+        """Row of every key in the sorted table, -1 for misses (int64 array)."""
+        flat, n = self._key_buffer(keys)
+        out = _check_out(out, n, np.int64, "int64")
+        self._run(self._find_into, flat, out, n, threads)
+        return out
+
+    def _run(self, kernel: Any, flat: Any, out: np.ndarray, n: int,
+             threads: int) -> None:
+        if threads < 0:
+            raise ValueError(f"threads must be >= 0, got {threads}")
+        if threads == 0:
+            threads = os.cpu_count() or 1
+        threads = min(threads, max(1, n // _MIN_KEYS_PER_THREAD))
+        if threads <= 1:
+            kernel(flat, out)
+            return
+        w = self.width
+        bounds = [n * i // threads for i in range(threads + 1)]
+        futures = [_thread_pool().submit(kernel, flat[a * w:b * w], out[a:b])
+                   for a, b in zip(bounds, bounds[1:])]
+        for fut in futures:
+            fut.result()
+
+    def _key_buffer(self, keys: Any) -> tuple[Any, int]:
+        """Normalise batch input to (flat C-contiguous uint8 buffer, n)."""
+        if self.closed:
+            raise ValueError("I/O operation on closed index")
+        w = self.width
+        if isinstance(keys, np.ndarray):
+            arr = keys
+            if arr.dtype.kind in "SV" and arr.dtype.itemsize == w:
+                arr = np.ascontiguousarray(arr).view(np.uint8).reshape(-1, w)
+            if arr.dtype != np.uint8:
+                raise TypeError(f"expected a uint8 array of shape (n, {w}), got "
+                                f"dtype {arr.dtype}")
+            if arr.ndim == 2:
+                if arr.shape[1] != w:
+                    raise ValueError(f"expected a uint8 array of shape (n, {w}), "
+                                     f"got shape {arr.shape}")
+            elif arr.ndim != 1:
+                raise ValueError(f"expected a uint8 array of shape (n, {w}), got "
+                                 f"{arr.ndim} dimensions")
+            flat = np.ascontiguousarray(arr).reshape(-1)
+        elif isinstance(keys, (bytes, bytearray, memoryview)):
+            flat = memoryview(keys)
+            if not flat.c_contiguous:
+                flat = memoryview(flat.tobytes())
+            flat = flat.cast("B")
+        elif isinstance(keys, str):
+            raise TypeError("expected a sequence of keys, got a single str "
+                            "(use `key in index` for one key)")
+        elif isinstance(keys, Iterable):
+            flat = memoryview(_pack(keys, w, self._what()))
+        else:
+            raise TypeError("expected a uint8 array, a bytes-like object or a "
+                            f"sequence of keys, got {type(keys).__name__}")
+        size = len(flat) if not isinstance(flat, np.ndarray) else flat.size
+        if size % w:
+            raise ValueError(f"flat key buffer of {size} bytes is not a multiple "
+                             f"of the key width {w}")
+        return flat, size // w
+
+    def _what(self) -> str:
+        return _describe(self.algorithm, self.width)
+
+    # -- facts and integrity ------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        """Counts, sizes, sections, build parameters and metadata."""
+        if self.closed:
+            raise ValueError("I/O operation on closed index")
+        h, lay = self._header, self._layout
+        return {
+            "path": self.path,
+            "format_version": h.version,
+            "algorithm": self.algorithm,
+            "width": self.width,
+            "count": len(self),
+            "file_size": h.file_size,
+            "key_bytes": lay.keys.length,
+            "header_size": h.header_size,
+            "created": datetime.fromtimestamp(h.created_ns / 1e9, timezone.utc)
+                               .isoformat(),
+            "locator_bits": lay.locator_bits,
+            "bloom": None if lay.bloom is None else {
+                "blocks": lay.bloom_blocks, "hashes": lay.bloom_k,
+                "seed": lay.bloom_seed, "bytes": lay.bloom.length,
+                "bits_per_key": (lay.bloom.length * 8 / lay.count) if lay.count
+                else None},
+            "sections": [s.as_dict() for s in h.sections],
+            "metadata": _format.read_metadata(self._mmap, h, self.path),
+        }
+
+    def verify(self) -> dict[str, Any]:
+        """Recompute every checksum and check the structure (O(file size)).
+
+        Returns a summary dict; raises IndexFormatError naming the first
+        section that is wrong.
+        """
+        if self.closed:
+            raise ValueError("I/O operation on closed index")
+        h = self._header
+        view = memoryview(self._mmap)
+        try:
+            if _format.header_checksum(view[:h.header_size]) != h.checksum:
+                raise IndexFormatError(f"{self.path}: header checksum mismatch")
+            for i, s in enumerate(h.sections):
+                got = _format.section_checksum(view[s.offset:s.offset + s.length])
+                if got != s.checksum:
+                    raise IndexFormatError(
+                        f"{self.path}: checksum mismatch in section {i} ({s.name}): "
+                        f"expected {s.checksum:016x}, got {got:016x}")
+        finally:
+            view.release()
+        problem = self._check_structure()
+        if problem is not None:
+            what, pos = problem
+            if what == "keys":
+                msg = f"keys section: row {pos} is not greater than row {pos - 1}"
+            else:
+                msg = f"locator section: slot {pos} does not match the keys"
+            raise IndexFormatError(f"{self.path}: {msg}")
+        if self._layout.bloom is not None and len(self):
+            missing = ~self.contains_many(self.keys())
+            if missing.any():
+                row = int(np.flatnonzero(missing)[0])
+                raise IndexFormatError(f"{self.path}: bloom section rejects the key "
+                                       f"at row {row}")
+        return {"path": self.path, "sections": len(h.sections),
+                "bytes": h.file_size, "keys": len(self), "ok": True}
+
+
+def _pack(keys: Iterable[Any], width: int, what: str) -> bytearray:
+    from hashlookup._core import pack_keys
+    return pack_keys(keys, width, what)
+
+
+def _check_out(out: np.ndarray | None, n: int, dtype: Any, name: str) -> np.ndarray:
+    if out is None:
+        return np.empty(n, dtype=dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy {name} array, got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"out must have dtype {name}, got {out.dtype}")
+    if out.shape != (n,):
+        raise ValueError(f"out must have shape ({n},), got {out.shape}")
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError("out must be C-contiguous and writeable")
+    return out
+
+
+def open_index(path: str | os.PathLike[str]) -> HashIndex:
+    """Open an index file for lookups (see HashIndex.open)."""
+    return HashIndex.open(path)

@@ -1,0 +1,209 @@
+"""Reading digest lists: text streams parsed in C, sequences packed in C.
+
+Text input is read in large chunks cut at the last newline (the tail is
+carried into the next chunk), and each chunk is parsed by hl_parse_lines in
+one call without the GIL, so no Python object is created per digest.  The
+same reader serves the builder and the `match` job.
+
+Accepted lines (see docs/API.md): one hex digest, any case, surrounding
+blanks ignored; md5sum/sha1sum/sha256sum output; blank lines and lines
+starting with '#' are skipped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+
+from hashlookup import _core, _format
+from hashlookup.errors import InputError
+
+CHUNK_SIZE = 16 << 20
+MAX_LINE = 1 << 20  # a "line" longer than this is not a digest list
+_HEX_WIDTHS = {32: 16, 40: 20, 64: 32}
+
+
+@dataclass
+class ParsedChunk:
+    keys: np.ndarray          # (n, width) uint8
+    line_numbers: np.ndarray | None  # int64, 1-based line of each key
+    line_offsets: np.ndarray | None  # int64, offset of each key's line in data
+    data: bytes               # the chunk's text (complete lines)
+    first_line: int           # 1-based number of the chunk's first line
+    lines: int                # lines in the chunk
+    invalid: int              # bad lines skipped
+
+
+def _quote(token: bytes) -> str:
+    text = token[:80].decode("utf-8", "backslashreplace")
+    return repr(text + ("..." if len(token) > 80 else ""))
+
+
+def _invalid_message(token: bytes, width: int, algorithm: str) -> str:
+    """Why `token` is not a digest of `width` bytes."""
+    want = 2 * width
+    label = f"{want} hex characters ({algorithm})"
+    stripped = token.lstrip(b"\\")
+    if len(stripped) != want:
+        other = _HEX_WIDTHS.get(len(stripped))
+        if other and _is_hex(stripped):
+            name = _format.ALGORITHM_BY_WIDTH[other]
+            return (f"mixed digest lengths: expected {label} like the first "
+                    f"digest, got {len(stripped)} ({name}) {_quote(token)}")
+        return f"expected {label}, got {_quote(token)}"
+    return f"expected {label}, got non-hex text {_quote(token)}"
+
+
+def _is_hex(b: bytes) -> bool:
+    try:
+        bytes.fromhex(b.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return len(b) % 2 == 0
+
+
+def parse_chunk(data: bytes, width: int, *, algorithm: str = "raw",
+                skip_invalid: bool = False, first_line: int = 1,
+                name: str = "<input>", want_lines: bool = False) -> ParsedChunk:
+    """Parse complete lines of digest text.
+
+    Raises InputError "name:line: message" at the first bad line unless
+    skip_invalid, in which case bad lines are counted.
+    """
+    cap = data.count(b"\n") + 1
+    out = np.empty((cap, width), dtype=np.uint8)
+    idx = np.empty(cap, dtype=np.int64) if want_lines else None
+    offs = np.empty(cap, dtype=np.int64) if want_lines else None
+    (status, n, lines, invalid, err_line, err_off, err_len,
+     _err_status) = _core.parse_lines(data, width, out.reshape(-1), idx, offs,
+                                      skip_invalid)
+    if status != _core.OK:
+        token = data[err_off:err_off + err_len]
+        raise InputError(f"{name}:{first_line + err_line}: "
+                         f"{_invalid_message(token, width, algorithm)}")
+    if idx is not None:
+        idx = idx[:n] + first_line
+    return ParsedChunk(out[:n], idx, offs[:n] if offs is not None else None, data,
+                       first_line, lines, invalid)
+
+
+def iter_line_chunks(f: BinaryIO, name: str,
+                     chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    """Yield the stream's content in pieces that end at line boundaries."""
+    tail = b""
+    line_no = 1
+    while True:
+        block = f.read(chunk_size)
+        if not isinstance(block, (bytes, bytearray)):
+            raise TypeError(f"{name}: expected a binary stream, read "
+                            f"{type(block).__name__}")
+        if not block:
+            if tail:
+                yield tail
+            return
+        data = tail + block if tail else bytes(block)
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            tail = data
+        else:
+            tail = data[cut:]
+            chunk = data[:cut]
+            line_no += chunk.count(b"\n")
+            yield chunk
+        if len(tail) > MAX_LINE:
+            raise InputError(f"{name}:{line_no}: line longer than {MAX_LINE} bytes; "
+                             "not a digest list")
+
+
+def detect_width(data: bytes, name: str, first_line: int,
+                 skip_invalid: bool) -> int | None:
+    """Width of the first digest in data (16, 20 or 32), or None if data
+    holds no digest line.  A first data line that is no digest is an error
+    unless skip_invalid."""
+    line_no = first_line
+    for raw in data.split(b"\n"):
+        token = raw.strip(b" \t\r\v\f")
+        if token and not token.startswith(b"#"):
+            token = token.split()[0]
+            if token.startswith(b"\\"):
+                token = token[1:]
+            width = _HEX_WIDTHS.get(len(token))
+            if width and _is_hex(token):
+                return width
+            if not skip_invalid:
+                raise InputError(
+                    f"{name}:{line_no}: expected a hex md5, sha1 or sha256 digest "
+                    f"(32, 40 or 64 hex characters), got {_quote(token)}")
+        line_no += 1
+    return None
+
+
+def iter_parsed(f: BinaryIO, width: int | None, *, algorithm: str | None = None,
+                name: str = "<input>", skip_invalid: bool = False,
+                want_lines: bool = False,
+                chunk_size: int = CHUNK_SIZE) -> Iterator[ParsedChunk]:
+    """Parse a text stream chunk by chunk.  With width None the width is
+    detected from the first digest line."""
+    line = 1
+    for data in iter_line_chunks(f, name, chunk_size):
+        if width is None:
+            width = detect_width(data, name, line, skip_invalid)
+            if width is None:  # only blank/comment/invalid lines so far
+                chunk_lines = data.count(b"\n") + (not data.endswith(b"\n"))
+                invalid = _count_data_lines(data)
+                yield ParsedChunk(np.empty((0, 0), np.uint8), None, None, data,
+                                  line, chunk_lines, invalid)
+                line += chunk_lines
+                continue
+            algorithm = algorithm or _format.ALGORITHM_BY_WIDTH[width]
+        chunk = parse_chunk(data, width, algorithm=algorithm or "raw",
+                            skip_invalid=skip_invalid, first_line=line, name=name,
+                            want_lines=want_lines)
+        line += chunk.lines
+        yield chunk
+
+
+def _count_data_lines(data: bytes) -> int:
+    """Lines that are neither blank nor comments (here: all invalid)."""
+    count = 0
+    for raw in data.split(b"\n"):
+        token = raw.strip(b" \t\r\v\f")
+        if token and not token.startswith(b"#"):
+            count += 1
+    return count
+
+
+def pack_sequence(items: list[object], width: int, what: str, *, name: str,
+                  first_index: int, skip_invalid: bool) -> tuple[np.ndarray, int]:
+    """Pack raw bytes / hex str items into an (n, width) array.
+
+    Returns (keys, invalid).  Errors name the 0-based item index.
+    """
+    try:
+        packed = _core.pack_keys(items, width, what)
+        return np.frombuffer(packed, dtype=np.uint8).reshape(-1, width), 0
+    except (TypeError, ValueError) as e:
+        if not skip_invalid:
+            raise InputError(f"{name}: {_renumber(str(e), first_index)}") from None
+    good = []
+    invalid = 0
+    for item in items:
+        try:
+            good.append(_core.pack_keys([item], width, what))
+        except (TypeError, ValueError):
+            invalid += 1
+    data = b"".join(good)
+    return np.frombuffer(data, dtype=np.uint8).reshape(-1, width), invalid
+
+
+def _renumber(msg: str, first_index: int) -> str:
+    """Turn "... (item i)" from pack_keys into "item N: ..." where N counts
+    from the start of the whole sequence, not of the batch."""
+    m = re.search(r" \(item (\d+)\)$", msg)
+    if not m:
+        return msg
+    return f"item {int(m.group(1)) + first_index}: {msg[:m.start()]}"
