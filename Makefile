@@ -18,7 +18,7 @@ $(VENV)/.testdeps: $(VENV)/.created
 
 # Install the package (not an in-place build) so tests run against what users get.
 $(STAMP): $(VENV)/.created pyproject.toml setup.py $(wildcard csrc/*.c csrc/*.h csrc/*.pxd hashlookup/*.py hashlookup/*.pyx hashlookup/*.pyi)
-	$(PIP) install --no-build-isolation .
+	flock $(VENV)/.lock $(PIP) install --no-build-isolation .
 	@touch $@
 
 install: $(STAMP)

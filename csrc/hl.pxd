@@ -11,6 +11,7 @@ cdef extern from "hl_common.h" nogil:
         HL_ELENGTH
         HL_ENOSPACE
         HL_EMIXED
+        HL_ENOMEM
     int HL_MAX_WIDTH
 
 
@@ -72,3 +73,8 @@ cdef extern from "hl_hex.h" nogil:
                              uint8_t *out, uint64_t cap, int64_t *line_index,
                              int64_t *line_offset, unsigned flags,
                              hl_parse_result *res) noexcept
+
+
+cdef extern from "hl_sort.h" nogil:
+    hl_status hl_sort_unique(uint8_t *keys, uint64_t n, size_t width, uint8_t *tmp,
+                             uint64_t *n_out) noexcept

@@ -27,19 +27,32 @@ static const uint8_t hl_hexval[256] = {
 
 hl_status hl_hex_decode(const uint8_t *hex, size_t width, uint8_t *out,
                         size_t *bad_pos) {
+    /* Branch-free inner loop: invalid digits set 0xF0 bits in `bad`,
+     * checked once per key; the position is searched only on error. */
+    unsigned bad = 0;
     for (size_t i = 0; i < width; i++) {
-        uint8_t hi = hl_hexval[hex[2 * i]], lo = hl_hexval[hex[2 * i + 1]];
-        if (HL_UNLIKELY(hi > 15 || lo > 15)) {
-            *bad_pos = hi > 15 ? 2 * i : 2 * i + 1;
-            return HL_EHEX;
-        }
-        out[i] = (uint8_t)((hi << 4) | lo);
+        unsigned hi = hl_hexval[hex[2 * i]], lo = hl_hexval[hex[2 * i + 1]];
+        bad |= hi | lo;
+        out[i] = (uint8_t)((hi << 4) | (lo & 0x0F));
     }
-    return HL_OK;
+    if (HL_LIKELY(bad < 16)) return HL_OK;
+    for (size_t i = 0; i < 2 * width; i++) {
+        if (hl_hexval[hex[i]] > 15) {
+            *bad_pos = i;
+            break;
+        }
+    }
+    return HL_EHEX;
 }
 
 HL_INLINE int hl_is_blank(uint8_t c) {
     return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* End of the line that starts at or before p: index of its '\n' or len. */
+HL_INLINE size_t hl_line_end(const uint8_t *buf, size_t p, size_t len) {
+    const uint8_t *nl = memchr(buf + p, '\n', len - p);
+    return nl ? (size_t)(nl - buf) : len;
 }
 
 hl_status hl_parse_lines(const uint8_t *buf, size_t len, size_t width,
@@ -52,51 +65,70 @@ hl_status hl_parse_lines(const uint8_t *buf, size_t len, size_t width,
     size_t pos = 0;
     uint64_t line = 0;
 
+    /* Fast path per line: decode exactly `want` characters where the token
+     * starts and accept if a blank, '\n' or the end follows; only then (or
+     * for comments and names) search for the end of the line. */
     while (pos < len) {
         const size_t start = pos;
-        const uint8_t *nl = memchr(buf + pos, '\n', len - pos);
-        const size_t end = nl ? (size_t)(nl - buf) : len;
-        pos = nl ? end + 1 : len;
-
-        size_t i = start;
-        while (i < end && hl_is_blank(buf[i])) i++;
-        if (i == end || buf[i] == '#') {
+        size_t i = pos;
+        while (i < len && hl_is_blank(buf[i])) i++;
+        if (i == len || buf[i] == '\n') { /* blank line */
+            pos = i + 1;
+            line++;
+            continue;
+        }
+        if (buf[i] == '#') {
+            pos = hl_line_end(buf, i, len) + 1;
             line++;
             continue;
         }
         if (buf[i] == '\\') i++; /* md5sum marks escaped file names so */
-        size_t tok = i;
-        while (i < end && !hl_is_blank(buf[i])) i++;
-        size_t toklen = i - tok;
 
-        hl_status st = HL_OK;
         size_t bad;
-        if (toklen != want) {
-            st = HL_ELENGTH;
-        } else if (res->n_keys >= cap) {
-            res->n_lines = line;
-            return HL_ENOSPACE;
-        } else {
-            st = hl_hex_decode(buf + tok, width, out + res->n_keys * width, &bad);
-        }
-        if (HL_UNLIKELY(st != HL_OK)) {
-            if (res->n_invalid == 0 && res->err_status == HL_OK) {
-                res->err_line = line;
-                res->err_offset = tok;
-                res->err_length = toklen;
-                res->err_status = st;
+        if (HL_LIKELY(len - i >= want)) {
+            if (HL_UNLIKELY(res->n_keys >= cap)) {
+                res->n_lines = line;
+                return HL_ENOSPACE;
             }
-            if (!(flags & HL_PARSE_SKIP_INVALID)) {
-                res->n_lines = line + 1;
-                return st;
+            const size_t j = i + want;
+            uint8_t *dst = out + res->n_keys * width;
+            if (HL_LIKELY(hl_hex_decode(buf + i, width, dst, &bad) == HL_OK)) {
+                int ok = 1;
+                if (j == len)
+                    pos = len;
+                else if (buf[j] == '\n')
+                    pos = j + 1;
+                else if (hl_is_blank(buf[j]))
+                    pos = hl_line_end(buf, j, len) + 1;
+                else
+                    ok = 0; /* token longer than a digest */
+                if (HL_LIKELY(ok)) {
+                    if (line_index) line_index[res->n_keys] = (int64_t)line;
+                    if (line_offset) line_offset[res->n_keys] = (int64_t)start;
+                    res->n_keys++;
+                    line++;
+                    continue;
+                }
             }
-            res->n_invalid++;
-            line++;
-            continue;
         }
-        if (line_index) line_index[res->n_keys] = (int64_t)line;
-        if (line_offset) line_offset[res->n_keys] = (int64_t)start;
-        res->n_keys++;
+
+        /* Slow path: a bad line.  Measure the token to say what is wrong. */
+        size_t tok = i, t = i;
+        while (t < len && buf[t] != '\n' && !hl_is_blank(buf[t])) t++;
+        hl_status st = HL_ELENGTH;
+        if (t - tok == want) st = HL_EHEX;
+        if (res->n_invalid == 0 && res->err_status == HL_OK) {
+            res->err_line = line;
+            res->err_offset = tok;
+            res->err_length = t - tok;
+            res->err_status = st;
+        }
+        if (!(flags & HL_PARSE_SKIP_INVALID)) {
+            res->n_lines = line + 1;
+            return st;
+        }
+        res->n_invalid++;
+        pos = hl_line_end(buf, t, len) + 1;
         line++;
     }
     res->n_lines = line;

@@ -5,11 +5,14 @@
 #include "hl_search.h"
 
 #include "hl_bloom.h"
+#include "hl_cpu.h"
 #include "hl_hash.h"
 
 /* Keys per group in the batch kernels: enough independent cache misses to
  * keep the core's line-fill buffers busy (about 10-20 on current x86). */
+#ifndef HL_GROUP
 #define HL_GROUP 16
+#endif
 
 /* ------------------------------------------------------------------ */
 /* Set-up                                                              */
@@ -40,8 +43,14 @@ hl_status hl_table_init(hl_table *t, const uint8_t *keys, uint64_t n, size_t wid
 }
 
 /* ------------------------------------------------------------------ */
-/* Scalar lookup                                                       */
+/* Lookup kernels                                                      */
 /* ------------------------------------------------------------------ */
+
+/* The kernels below are written once as inline functions taking the key
+ * width `w` and Bloom probe count `k` as arguments; the variants at the end
+ * pass constants for the common digest widths, so the compiler unrolls the
+ * hash, the comparisons and the Bloom probes (about 3x fewer instructions
+ * per key than the generic variant). */
 
 HL_INLINE uint64_t hl_slot(const hl_table *t, uint64_t prefix) {
     /* Shifting a 64-bit value by 64 is undefined: bits == 0 is one slot. */
@@ -57,22 +66,22 @@ HL_INLINE uint64_t hl_loc_at(const hl_table *t, uint64_t slot) {
 
 /* memcmp order of row vs key, deciding on the 8-byte prefix when it differs
  * (almost always) and comparing the rest only on a tie. */
-HL_INLINE int hl_cmp_row(const hl_table *t, const uint8_t *row, const uint8_t *key,
-                         uint64_t key_prefix) {
-    uint64_t rp = hl_key_prefix64(row, t->width);
+HL_INLINE int hl_cmp_row(const uint8_t *row, const uint8_t *key, uint64_t key_prefix,
+                         size_t w) {
+    uint64_t rp = hl_key_prefix64(row, w);
     if (rp != key_prefix) return rp < key_prefix ? -1 : 1;
-    if (t->width <= 8) return 0;
-    return memcmp(row + 8, key + 8, t->width - 8);
+    if (w <= 8) return 0;
+    return memcmp(row + 8, key + 8, w - 8);
 }
 
 /* Search rows [lo, hi): bisect while the range is long (only for skewed
  * keys sharing prefixes), then scan the one or two rows left. */
 HL_INLINE int64_t hl_search_range(const hl_table *t, const uint8_t *key,
-                                  uint64_t prefix, uint64_t lo, uint64_t hi) {
-    const size_t w = t->width;
+                                  uint64_t prefix, uint64_t lo, uint64_t hi,
+                                  size_t w) {
     while (hi - lo > 8) {
         uint64_t mid = lo + (hi - lo) / 2;
-        int c = hl_cmp_row(t, t->keys + mid * w, key, prefix);
+        int c = hl_cmp_row(t->keys + mid * w, key, prefix, w);
         if (c == 0) return (int64_t)mid;
         if (c < 0)
             lo = mid + 1;
@@ -80,81 +89,72 @@ HL_INLINE int64_t hl_search_range(const hl_table *t, const uint8_t *key,
             hi = mid;
     }
     for (uint64_t r = lo; r < hi; r++) {
-        int c = hl_cmp_row(t, t->keys + r * w, key, prefix);
+        int c = hl_cmp_row(t->keys + r * w, key, prefix, w);
         if (c == 0) return (int64_t)r;
         if (c > 0) break;
     }
     return -1;
 }
 
-HL_INLINE int hl_bloom_pass(const hl_table *t, uint64_t h) {
-    const uint8_t *block =
-        t->bloom + hl_bloom_block_index(h, t->nblocks) * HL_BLOOM_BLOCK;
-    return hl_bloom_block_test(block, h, t->bloom_k);
+HL_INLINE const uint8_t *hl_bloom_block_of(const hl_table *t, uint64_t h) {
+    return t->bloom + hl_bloom_block_index(h, t->nblocks) * HL_BLOOM_BLOCK;
+}
+
+/* Which unrolled variant serves a table: 16/20/32 for the digest widths
+ * with 8 probes (or no filter), 0 for the generic kernel. */
+static int hl_variant(const hl_table *t) {
+    if (t->nblocks && t->bloom_k != 8) return 0;
+    return t->width == 16 ? 16 : t->width == 20 ? 20 : t->width == 32 ? 32 : 0;
+}
+
+/* The kernels are instantiated from hl_search_kernels.inc: once portable,
+ * and, on x86-64 with GCC or Clang, once for AVX2 (chosen at run time by
+ * hl_cpu_has_avx2(); HL_DISABLE_SIMD forces the portable one). */
+#define HL_KNAME(x) x##_portable
+#define HL_KATTR
+#define HL_KBLOOM(block, h, k) hl_bloom_block_test(block, h, k)
+#include "hl_search_kernels.inc"
+#undef HL_KNAME
+#undef HL_KATTR
+#undef HL_KBLOOM
+
+#if HL_HAVE_AVX2
+#define HL_KNAME(x) x##_avx2
+#define HL_KATTR __attribute__((target("avx2")))
+#define HL_KBLOOM(block, h, k) ((k) == 8 ? hl_bloom_test8_avx2(block, h) \
+                                         : hl_bloom_block_test(block, h, k))
+#include "hl_search_kernels.inc"
+#undef HL_KNAME
+#undef HL_KATTR
+#undef HL_KBLOOM
+#endif
+
+static int hl_use_avx2(void) {
+#if HL_HAVE_AVX2
+    static int cached = -1;
+    if (cached < 0) cached = hl_cpu_has_avx2();
+    return cached;
+#else
+    return 0;
+#endif
 }
 
 int64_t hl_table_find(const hl_table *t, const uint8_t *key) {
-    if (t->nblocks &&
-        !hl_bloom_pass(t, hl_hash64(key, t->width, t->bloom_seed)))
-        return -1;
-    uint64_t prefix = hl_key_prefix64(key, t->width);
-    uint64_t slot = hl_slot(t, prefix);
-    uint64_t lo = hl_loc_at(t, slot), hi = hl_loc_at(t, slot + 1);
-    if (lo >= hi) return -1;
-    return hl_search_range(t, key, prefix, lo, hi);
+#if HL_HAVE_AVX2
+    if (hl_use_avx2()) return hl_find_avx2(t, key);
+#endif
+    return hl_find_portable(t, key);
 }
 
-/* ------------------------------------------------------------------ */
-/* Batch lookup                                                        */
-/* ------------------------------------------------------------------ */
-
-/* Group prefetching: each stage issues the loads of the next stage for the
- * whole group before any of them is used, so up to HL_GROUP misses are in
- * flight.  Stage 1 hashes and prefetches Bloom blocks; stage 2 tests them
- * and prefetches locator slots of the survivors; stage 3 reads the row
- * ranges and prefetches the first row; stage 4 compares. */
 static void hl_batch(const hl_table *t, const uint8_t *keys, uint64_t n,
-                     int64_t *rows_out, uint8_t *mask_out) {
-    const size_t w = t->width;
-    uint64_t h[HL_GROUP], prefix[HL_GROUP], lo[HL_GROUP], hi[HL_GROUP];
-    int live[HL_GROUP];
-
-    for (uint64_t base = 0; base < n; base += HL_GROUP) {
-        uint64_t m = n - base < HL_GROUP ? n - base : HL_GROUP;
-        const uint8_t *kp = keys + base * w;
-
-        if (t->nblocks) {
-            for (uint64_t j = 0; j < m; j++) {
-                h[j] = hl_hash64(kp + j * w, w, t->bloom_seed);
-                HL_PREFETCH(t->bloom +
-                            hl_bloom_block_index(h[j], t->nblocks) * HL_BLOOM_BLOCK);
-            }
-            for (uint64_t j = 0; j < m; j++) live[j] = hl_bloom_pass(t, h[j]);
-        } else {
-            for (uint64_t j = 0; j < m; j++) live[j] = 1;
-        }
-        for (uint64_t j = 0; j < m; j++) {
-            if (!live[j]) continue;
-            prefix[j] = hl_key_prefix64(kp + j * w, w);
-            HL_PREFETCH(t->loc + 4 * hl_slot(t, prefix[j]));
-        }
-        for (uint64_t j = 0; j < m; j++) {
-            if (!live[j]) continue;
-            uint64_t slot = hl_slot(t, prefix[j]);
-            lo[j] = hl_loc_at(t, slot);
-            hi[j] = hl_loc_at(t, slot + 1);
-            if (lo[j] >= hi[j])
-                live[j] = 0;
-            else
-                HL_PREFETCH(t->keys + lo[j] * w);
-        }
-        for (uint64_t j = 0; j < m; j++) {
-            int64_t r = -1;
-            if (live[j]) r = hl_search_range(t, kp + j * w, prefix[j], lo[j], hi[j]);
-            if (rows_out) rows_out[base + j] = r;
-            if (mask_out) mask_out[base + j] = (uint8_t)(r >= 0);
-        }
+                     int64_t *rows, uint8_t *mask) {
+#if HL_HAVE_AVX2
+    if (hl_use_avx2()) {
+        hl_batch_avx2(t, keys, n, rows, mask);
+        return;
     }
+#endif
+    hl_batch_portable(t, keys, n, rows, mask);
 }
 
 void hl_table_find_many(const hl_table *t, const uint8_t *keys, uint64_t n,

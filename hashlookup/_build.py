@@ -181,30 +181,14 @@ def _looks_like_digests(items: list[Any]) -> bool:
 
 
 def sort_unique(keys: np.ndarray) -> np.ndarray:
-    """Rows of keys sorted in memcmp order with duplicates removed.
-
-    Sorting 8-byte big-endian prefixes as uint64 is numpy's fastest path;
-    only when two prefixes tie (never for random digests, possible for raw
-    keys) are the full rows sorted with lexsort.
-    """
+    """Rows of keys sorted in memcmp order with duplicates removed (radix
+    sort in C, hl_sort.c; sorts a private copy, keys is not modified)."""
     n, w = keys.shape
-    if n == 0:
-        return keys
-    cols = (w + 7) // 8
-    padded = np.zeros((n, cols * 8), dtype=np.uint8)
-    padded[:, :w] = keys
-    words = padded.view(">u8").astype(np.uint64)  # (n, cols), native order
-    order = np.argsort(words[:, 0], kind="stable")
-    first = words[order, 0]
-    if cols > 1 and np.any(first[1:] == first[:-1]):
-        order = np.lexsort(words.T[::-1])
-    ordered = keys[order]
-    if n > 1:
-        keep = np.empty(n, dtype=bool)
-        keep[0] = True
-        np.any(ordered[1:] != ordered[:-1], axis=1, out=keep[1:])
-        ordered = ordered[keep]
-    return np.ascontiguousarray(ordered)
+    work = np.array(keys, dtype=np.uint8, order="C", copy=True)
+    if n < 2:
+        return work
+    unique = _core.sort_unique(work.reshape(-1), w)
+    return work[:unique]
 
 
 def build_index(source: Source, path: str | os.PathLike[str], *,

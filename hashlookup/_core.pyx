@@ -52,6 +52,8 @@ cdef int _check(hl.hl_status st) except -1:
         raise ValueError("wrong length")
     if st == hl.HL_ENOSPACE:
         raise ValueError("output buffer too small")
+    if st == hl.HL_ENOMEM:
+        raise MemoryError()
     raise ValueError(f"C core returned status {<int>st}")
 
 
@@ -344,6 +346,26 @@ def build_bloom(const uint8_t[::1] keys, uint64_t n, size_t width, uint64_t nblo
     with nogil:
         st = hl.hl_bloom_build(&out[0], nblocks, k, seed, kp, n, width)
     _check(st)
+
+
+def sort_unique(uint8_t[::1] keys, size_t width):
+    """Sort the rows of keys (len(keys) // width rows) in memcmp order and
+    drop duplicates in place; returns the number of unique rows."""
+    cdef uint64_t n = <uint64_t>keys.shape[0] // width if width else 0
+    cdef uint64_t n_out = 0
+    cdef hl.hl_status st
+    if width == 0 or width > <size_t>hl.HL_MAX_WIDTH:
+        raise ValueError(f"key width must be 1..{hl.HL_MAX_WIDTH}, got {width}")
+    if n * width != <uint64_t>keys.shape[0]:
+        raise ValueError("keys size is not a multiple of width")
+    if n < 2:
+        return n
+    tmp = bytearray(n * width)
+    cdef uint8_t[::1] scratch = tmp
+    with nogil:
+        st = hl.hl_sort_unique(&keys[0], n, width, &scratch[0], &n_out)
+    _check(st)
+    return n_out
 
 
 def hash64(const uint8_t[::1] key, uint64_t seed=0):

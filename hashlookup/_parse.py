@@ -38,6 +38,11 @@ class ParsedChunk:
     invalid: int              # bad lines skipped
 
 
+class LineTooLong(InputError):
+    """A line exceeds MAX_LINE (the reader does not know its number;
+    iter_parsed re-raises with it)."""
+
+
 def _quote(token: bytes) -> str:
     text = token[:80].decode("utf-8", "backslashreplace")
     return repr(text + ("..." if len(token) > 80 else ""))
@@ -74,7 +79,8 @@ def parse_chunk(data: bytes, width: int, *, algorithm: str = "raw",
     Raises InputError "name:line: message" at the first bad line unless
     skip_invalid, in which case bad lines are counted.
     """
-    cap = data.count(b"\n") + 1
+    # Every key takes 2*width characters and a line end, except the last.
+    cap = len(data) // (2 * width + 1) + 1
     out = np.empty((cap, width), dtype=np.uint8)
     idx = np.empty(cap, dtype=np.int64) if want_lines else None
     offs = np.empty(cap, dtype=np.int64) if want_lines else None
@@ -95,7 +101,6 @@ def iter_line_chunks(f: BinaryIO, name: str,
                      chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
     """Yield the stream's content in pieces that end at line boundaries."""
     tail = b""
-    line_no = 1
     while True:
         block = f.read(chunk_size)
         if not isinstance(block, (bytes, bytearray)):
@@ -111,12 +116,10 @@ def iter_line_chunks(f: BinaryIO, name: str,
             tail = data
         else:
             tail = data[cut:]
-            chunk = data[:cut]
-            line_no += chunk.count(b"\n")
-            yield chunk
+            yield data[:cut]
         if len(tail) > MAX_LINE:
-            raise InputError(f"{name}:{line_no}: line longer than {MAX_LINE} bytes; "
-                             "not a digest list")
+            raise LineTooLong(f"{name}: line longer than {MAX_LINE} bytes "
+                              "(not a digest list)")
 
 
 def detect_width(data: bytes, name: str, first_line: int,
@@ -125,7 +128,11 @@ def detect_width(data: bytes, name: str, first_line: int,
     holds no digest line.  A first data line that is no digest is an error
     unless skip_invalid."""
     line_no = first_line
-    for raw in data.split(b"\n"):
+    pos = 0
+    while pos < len(data):
+        end = data.find(b"\n", pos)
+        end = len(data) if end < 0 else end
+        raw, pos = data[pos:end], end + 1
         token = raw.strip(b" \t\r\v\f")
         if token and not token.startswith(b"#"):
             token = token.split()[0]
@@ -149,7 +156,15 @@ def iter_parsed(f: BinaryIO, width: int | None, *, algorithm: str | None = None,
     """Parse a text stream chunk by chunk.  With width None the width is
     detected from the first digest line."""
     line = 1
-    for data in iter_line_chunks(f, name, chunk_size):
+    chunks = iter_line_chunks(f, name, chunk_size)
+    while True:
+        try:
+            data = next(chunks)
+        except StopIteration:
+            return
+        except LineTooLong:
+            raise InputError(f"{name}:{line}: line longer than {MAX_LINE} bytes "
+                             "(not a digest list)") from None
         if width is None:
             width = detect_width(data, name, line, skip_invalid)
             if width is None:  # only blank/comment/invalid lines so far
