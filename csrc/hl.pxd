@@ -12,6 +12,7 @@ cdef extern from "hl_common.h" nogil:
         HL_ENOSPACE
         HL_EMIXED
         HL_ENOMEM
+        HL_ETOOLONG
     int HL_MAX_WIDTH
 
 
@@ -70,11 +71,15 @@ cdef extern from "hl_hex.h" nogil:
     hl_status hl_hex_decode(const uint8_t *hex, size_t width, uint8_t *out,
                             size_t *bad_pos) noexcept
     hl_status hl_parse_lines(const uint8_t *buf, size_t len, size_t width,
-                             uint8_t *out, uint64_t cap, int64_t *line_index,
-                             int64_t *line_offset, unsigned flags,
-                             hl_parse_result *res) noexcept
+                             size_t max_line, uint8_t *out, uint64_t cap,
+                             int64_t *line_index, int64_t *line_offset,
+                             unsigned flags, hl_parse_result *res) noexcept
 
 
 cdef extern from "hl_sort.h" nogil:
     hl_status hl_sort_unique(uint8_t *keys, uint64_t n, size_t width, uint8_t *tmp,
                              uint64_t *n_out) noexcept
+
+
+cdef extern from "hl_cpu.h" nogil:
+    const char *hl_cpu_kernel_name() noexcept

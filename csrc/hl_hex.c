@@ -56,12 +56,13 @@ HL_INLINE size_t hl_line_end(const uint8_t *buf, size_t p, size_t len) {
 }
 
 hl_status hl_parse_lines(const uint8_t *buf, size_t len, size_t width,
-                         uint8_t *out, uint64_t cap, int64_t *line_index,
-                         int64_t *line_offset, unsigned flags,
+                         size_t max_line, uint8_t *out, uint64_t cap,
+                         int64_t *line_index, int64_t *line_offset, unsigned flags,
                          hl_parse_result *res) {
     memset(res, 0, sizeof(*res));
     if (width == 0 || width > HL_MAX_WIDTH) return HL_EINVAL;
     const size_t want = 2 * width;
+    if (max_line == 0) max_line = SIZE_MAX;
     size_t pos = 0;
     uint64_t line = 0;
 
@@ -71,20 +72,23 @@ hl_status hl_parse_lines(const uint8_t *buf, size_t len, size_t width,
     while (pos < len) {
         const size_t start = pos;
         size_t i = pos;
+        size_t tok = 0, t = 0, next = 0;
         while (i < len && hl_is_blank(buf[i])) i++;
         if (i == len || buf[i] == '\n') { /* blank line */
+            if (HL_UNLIKELY(i - start > max_line)) goto too_long;
             pos = i + 1;
             line++;
             continue;
         }
         if (buf[i] == '#') {
-            pos = hl_line_end(buf, i, len) + 1;
+            next = hl_line_end(buf, i, len);
+            if (HL_UNLIKELY(next - start > max_line)) goto too_long;
+            pos = next + 1;
             line++;
             continue;
         }
         if (buf[i] == '\\') i++; /* md5sum marks escaped file names so */
 
-        size_t bad;
         if (HL_LIKELY(len - i >= want)) {
             if (HL_UNLIKELY(res->n_keys >= cap)) {
                 res->n_lines = line;
@@ -92,20 +96,20 @@ hl_status hl_parse_lines(const uint8_t *buf, size_t len, size_t width,
             }
             const size_t j = i + want;
             uint8_t *dst = out + res->n_keys * width;
+            size_t bad;
             if (HL_LIKELY(hl_hex_decode(buf + i, width, dst, &bad) == HL_OK)) {
-                int ok = 1;
-                if (j == len)
-                    pos = len;
-                else if (buf[j] == '\n')
-                    pos = j + 1;
+                if (j == len || buf[j] == '\n')
+                    next = j;
                 else if (hl_is_blank(buf[j]))
-                    pos = hl_line_end(buf, j, len) + 1;
+                    next = hl_line_end(buf, j, len); /* a file name follows */
                 else
-                    ok = 0; /* token longer than a digest */
-                if (HL_LIKELY(ok)) {
+                    next = 0; /* token longer than a digest */
+                if (HL_LIKELY(next)) {
+                    if (HL_UNLIKELY(next - start > max_line)) goto too_long;
                     if (line_index) line_index[res->n_keys] = (int64_t)line;
                     if (line_offset) line_offset[res->n_keys] = (int64_t)start;
                     res->n_keys++;
+                    pos = next + 1;
                     line++;
                     continue;
                 }
@@ -113,22 +117,44 @@ hl_status hl_parse_lines(const uint8_t *buf, size_t len, size_t width,
         }
 
         /* Slow path: a bad line.  Measure the token to say what is wrong. */
-        size_t tok = i, t = i;
-        while (t < len && buf[t] != '\n' && !hl_is_blank(buf[t])) t++;
-        hl_status st = HL_ELENGTH;
-        if (t - tok == want) st = HL_EHEX;
-        if (res->n_invalid == 0 && res->err_status == HL_OK) {
+        {
+            tok = i;
+            t = i;
+            while (t < len && buf[t] != '\n' && !hl_is_blank(buf[t])) t++;
+            hl_status st = t - tok == want ? HL_EHEX : HL_ELENGTH;
+            next = hl_line_end(buf, t, len);
+            if (next - start > max_line) goto too_long;
+            if (res->err_status == HL_OK) {
+                res->err_line = line;
+                res->err_offset = tok;
+                res->err_length = t - tok;
+                res->err_status = st;
+            }
+            if (!(flags & HL_PARSE_SKIP_INVALID)) {
+                res->n_lines = line + 1;
+                return st;
+            }
+            res->n_invalid++;
+            pos = next + 1;
+            line++;
+            continue;
+        }
+
+    too_long:
+        /* The quoted "token" is the start of the line. */
+        next = hl_line_end(buf, start, len);
+        if (res->err_status == HL_OK) {
             res->err_line = line;
-            res->err_offset = tok;
-            res->err_length = t - tok;
-            res->err_status = st;
+            res->err_offset = start;
+            res->err_length = next - start;
+            res->err_status = HL_ETOOLONG;
         }
         if (!(flags & HL_PARSE_SKIP_INVALID)) {
             res->n_lines = line + 1;
-            return st;
+            return HL_ETOOLONG;
         }
         res->n_invalid++;
-        pos = hl_line_end(buf, t, len) + 1;
+        pos = next + 1;
         line++;
     }
     res->n_lines = line;

@@ -9,6 +9,10 @@
  * first blank-delimited token, and anything after the next blank is a name.
  * Upper and lower case are accepted.  Lines end at '\n'.
  *
+ * A line longer than max_line bytes (without its '\n'; 0 = no limit) is a
+ * bad line whatever it holds, so that a reader that splits its input into
+ * chunks can apply the same rule to lines that cross chunk boundaries.
+ *
  * Errors carry the line index within the buffer and the token's byte
  * offset and length, so the caller can quote file, line and text.
  */
@@ -42,8 +46,8 @@ typedef struct hl_parse_result {
  * the first bad line's status (without HL_PARSE_SKIP_INVALID), or
  * HL_ENOSPACE if more than cap keys are present. */
 hl_status hl_parse_lines(const uint8_t *buf, size_t len, size_t width,
-                         uint8_t *out, uint64_t cap, int64_t *line_index,
-                         int64_t *line_offset, unsigned flags,
+                         size_t max_line, uint8_t *out, uint64_t cap,
+                         int64_t *line_index, int64_t *line_offset, unsigned flags,
                          hl_parse_result *res);
 
 #endif /* HL_HEX_H */

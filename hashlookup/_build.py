@@ -111,23 +111,11 @@ def _read_sequence(items: Iterable[Any], c: _Collector, skip_invalid: bool) -> N
         if not batch:
             return
         if c.width is None:
-            first = next((x for x in batch if isinstance(x, (str, bytes, bytearray,
-                                                                memoryview))), None)
-            if first is None:
-                if not skip_invalid:
-                    raise InputError(f"{name}: item {index}: expected a hex str or "
-                                     f"raw bytes digest, got {type(batch[0]).__name__}")
+            w = _detect_item_width(batch, index, name, skip_invalid)
+            if w is None:  # nothing valid in this batch (skip_invalid)
                 c.invalid += len(batch)
                 index += len(batch)
                 continue
-            if isinstance(first, str):
-                w = _parse._HEX_WIDTHS.get(len(first))
-                if w is None:
-                    raise InputError(f"{name}: item {batch.index(first) + index}: "
-                                     "expected a hex md5, sha1 or sha256 digest "
-                                     f"(32, 40 or 64 characters), got {first[:80]!r}")
-            else:
-                w = len(memoryview(first).cast("B"))
             c.set_width(w, name)
         assert c.width is not None and c.algorithm is not None
         keys, bad = _parse.pack_sequence(batch, c.width,
@@ -136,6 +124,31 @@ def _read_sequence(items: Iterable[Any], c: _Collector, skip_invalid: bool) -> N
         c.invalid += bad
         c.add(keys, name)
         index += len(batch)
+
+
+def _detect_item_width(batch: list[Any], index: int, name: str,
+                       skip_invalid: bool) -> int | None:
+    """Key width of the first valid digest item (hex str of 32/40/64
+    characters, or 16/20/32 raw bytes).  Without skip_invalid the first item
+    must be one."""
+    for i, item in enumerate(batch):
+        width = None
+        if isinstance(item, str):
+            w = _parse._HEX_WIDTHS.get(len(item))
+            if w and item.isascii() and _parse._is_hex(item.encode()):
+                width = w
+        elif isinstance(item, (bytes, bytearray, memoryview)):
+            n = memoryview(item).nbytes
+            width = n if n in _format.ALGORITHM_BY_WIDTH else None
+        if width is not None:
+            return width
+        if not skip_invalid:
+            shown = repr(item[:80]) if isinstance(item, (str, bytes)) \
+                else type(item).__name__
+            raise InputError(f"{name}: item {index + i}: expected a hex md5, sha1 or "
+                             f"sha256 digest (32, 40 or 64 hex characters) or "
+                             f"16, 20 or 32 raw bytes, got {shown}")
+    return None
 
 
 def _collect(source: Source, c: _Collector, skip_invalid: bool) -> None:
@@ -161,8 +174,7 @@ def _collect(source: Source, c: _Collector, skip_invalid: bool) -> None:
                         "list of digests, a path or a binary stream")
     elif isinstance(source, Iterable):
         items = source if isinstance(source, (list, tuple)) else list(source)
-        if items and all(isinstance(x, (str, os.PathLike)) for x in items) and \
-                not _looks_like_digests(items):
+        if items and _are_paths(items):
             for p in items:
                 _collect(p, c, skip_invalid)
         else:
@@ -172,12 +184,16 @@ def _collect(source: Source, c: _Collector, skip_invalid: bool) -> None:
         raise TypeError(f"cannot read digests from {type(source).__name__}")
 
 
-def _looks_like_digests(items: list[Any]) -> bool:
-    """A list of str is a list of hex digests unless its entries are paths."""
-    first = items[0]
-    if isinstance(first, os.PathLike):
-        return False
-    return len(first) in _parse._HEX_WIDTHS and _parse._is_hex(first.encode())
+def _are_paths(items: list[Any]) -> bool:
+    """A list holds paths if every entry is os.PathLike or a str naming an
+    existing file; otherwise its str entries are digests.  (Stops at the
+    first entry that is neither, so a long digest list costs one stat.)"""
+    for x in items:
+        if isinstance(x, os.PathLike):
+            continue
+        if not isinstance(x, str) or not os.path.isfile(x):
+            return False
+    return True
 
 
 def sort_unique(keys: np.ndarray) -> np.ndarray:

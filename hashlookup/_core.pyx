@@ -19,6 +19,7 @@ from hashlookup.errors import IndexFormatError
 
 cdef extern from "Python.h":
     const char *PyUnicode_AsUTF8AndSize(object s, Py_ssize_t *size) except NULL
+    bint PyUnicode_IS_ASCII(object s)
 
 
 MAX_WIDTH = hl.HL_MAX_WIDTH
@@ -30,6 +31,7 @@ OK = hl.HL_OK
 EHEX = hl.HL_EHEX
 ELENGTH = hl.HL_ELENGTH
 ENOSPACE = hl.HL_ENOSPACE
+ETOOLONG = hl.HL_ETOOLONG
 
 # Below this many keys a batch keeps the GIL: releasing and re-taking it
 # costs about as much as looking up a few dozen keys.
@@ -54,11 +56,18 @@ cdef int _check(hl.hl_status st) except -1:
         raise ValueError("output buffer too small")
     if st == hl.HL_ENOMEM:
         raise MemoryError()
+    if st == hl.HL_ETOOLONG:
+        raise ValueError("line too long")
     raise ValueError(f"C core returned status {<int>st}")
 
 
 cdef str _kind(object key):
     return type(key).__name__
+
+
+cdef str _where(object item):
+    # Built only on the error path: the hot path must not format strings.
+    return "" if item is None else f" (item {item})"
 
 
 cdef int _load_key(object key, size_t width, uint8_t *buf, const uint8_t **out,
@@ -72,32 +81,34 @@ cdef int _load_key(object key, size_t width, uint8_t *buf, const uint8_t **out,
     cdef const char *s
     cdef size_t bad
     cdef Py_buffer view
-    where = "" if item is None else f" (item {item})"
     if type(key) is bytes:
         n = PyBytes_GET_SIZE(key)
         if <size_t>n != width:
             raise ValueError(f"expected {what}: {width} raw bytes or {2 * width} hex "
-                             f"characters, got {n} bytes{where}")
+                             f"characters, got {n} bytes{_where(item)}")
         out[0] = <const uint8_t *>PyBytes_AS_STRING(key)
         return 0
     if isinstance(key, str):
+        if not PyUnicode_IS_ASCII(key):
+            raise ValueError(f"expected {what} in hex, got non-ASCII text{_where(item)}")
+        # For ASCII str this is the str's own buffer: no copy, no encoding.
         s = PyUnicode_AsUTF8AndSize(key, &n)
         if <size_t>n != 2 * width:
             raise ValueError(f"expected {what}: {2 * width} hex characters or "
-                             f"{width} raw bytes, got a str of length {len(key)}{where}")
+                             f"{width} raw bytes, got a str of length {len(key)}{_where(item)}")
         if hl.hl_hex_decode(<const uint8_t *>s, width, buf, &bad) != hl.HL_OK:
             raise ValueError(f"expected {what} in hex, got non-hex character "
-                             f"{key[bad]!r} at position {bad}{where}")
+                             f"{key[bad]!r} at position {bad}{_where(item)}")
         out[0] = buf
         return 0
     if not PyObject_CheckBuffer(key):
         raise TypeError(f"expected {what} as bytes or hex str, got "
-                        f"{_kind(key)}{where}")
+                        f"{_kind(key)}{_where(item)}")
     PyObject_GetBuffer(key, &view, PyBUF_SIMPLE)
     try:
         if <size_t>view.len != width:
             raise ValueError(f"expected {what}: {width} raw bytes or {2 * width} hex "
-                             f"characters, got {view.len} bytes{where}")
+                             f"characters, got {view.len} bytes{_where(item)}")
         memcpy(buf, view.buf, width)
     finally:
         PyBuffer_Release(&view)
@@ -276,8 +287,8 @@ def pack_keys(object keys, size_t width, str what):
     return out
 
 
-def parse_lines(const uint8_t[::1] buf, size_t width, uint8_t[::1] out,
-                int64_t[::1] line_index, int64_t[::1] line_offset,
+def parse_lines(const uint8_t[::1] buf, size_t width, size_t max_line,
+                uint8_t[::1] out, int64_t[::1] line_index, int64_t[::1] line_offset,
                 bint skip_invalid):
     """Parse digest lines of buf into out (n rows of width bytes).
 
@@ -307,7 +318,8 @@ def parse_lines(const uint8_t[::1] buf, size_t width, uint8_t[::1] out,
     cdef uint8_t *dst = &out[0] if out.shape[0] else NULL
     cdef size_t length = buf.shape[0]
     with nogil:
-        st = hl.hl_parse_lines(src, length, width, dst, cap, li, lo, flags, &res)
+        st = hl.hl_parse_lines(src, length, width, max_line, dst, cap, li, lo, flags,
+                               &res)
     return (<int>st, res.n_keys, res.n_lines, res.n_invalid, res.err_line,
             res.err_offset, res.err_length, <int>res.err_status)
 
@@ -373,3 +385,8 @@ def hash64(const uint8_t[::1] key, uint64_t seed=0):
     if key.shape[0] == 0 or key.shape[0] > hl.HL_MAX_WIDTH:
         raise ValueError(f"key must be 1..{hl.HL_MAX_WIDTH} bytes")
     return hl.hl_hash64(&key[0], key.shape[0], seed)
+
+
+def kernel_name():
+    """Which lookup kernels run: "avx2" or "portable"."""
+    return hl.hl_cpu_kernel_name().decode()

@@ -9,8 +9,10 @@ readers holding the old mapping keep working on the old file.
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
+import stat
 import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from hashlookup import _format
-from hashlookup._core import KeyTable
+from hashlookup._core import KeyTable, kernel_name
 from hashlookup.errors import IndexFormatError
 
 # Below this many keys per thread, splitting a batch costs more than it saves.
@@ -28,6 +30,18 @@ _MIN_KEYS_PER_THREAD = 32_768
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
+
+
+def _forget_pool_after_fork() -> None:
+    # A forked child inherits the executor object but not its threads:
+    # submitting to it would wait forever.  Start a fresh one on demand.
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 def _thread_pool() -> ThreadPoolExecutor:
@@ -81,7 +95,14 @@ class HashIndex(KeyTable):
         self.path = os.fspath(path)
         fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         try:
-            size = os.fstat(fd).st_size
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError(errno.EISDIR, "is a directory, not an index",
+                                        self.path)
+            if not stat.S_ISREG(st.st_mode):
+                raise IndexFormatError(f"{self.path}: not a regular file (an index "
+                                       "must be a file that can be memory-mapped)")
+            size = st.st_size
             if size == 0:
                 _format.read_header(b"", 0, self.path)  # raises "empty file"
             mm = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
@@ -262,6 +283,7 @@ class HashIndex(KeyTable):
             "created": datetime.fromtimestamp(h.created_ns / 1e9, timezone.utc)
                                .isoformat(),
             "locator_bits": lay.locator_bits,
+            "kernel": kernel_name(),
             "bloom": None if lay.bloom is None else {
                 "blocks": lay.bloom_blocks, "hashes": lay.bloom_k,
                 "seed": lay.bloom_seed, "bytes": lay.bloom.length,

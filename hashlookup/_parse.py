@@ -85,8 +85,10 @@ def parse_chunk(data: bytes, width: int, *, algorithm: str = "raw",
     idx = np.empty(cap, dtype=np.int64) if want_lines else None
     offs = np.empty(cap, dtype=np.int64) if want_lines else None
     (status, n, lines, invalid, err_line, err_off, err_len,
-     _err_status) = _core.parse_lines(data, width, out.reshape(-1), idx, offs,
-                                      skip_invalid)
+     _err_status) = _core.parse_lines(data, width, MAX_LINE, out.reshape(-1), idx,
+                                      offs, skip_invalid)
+    if status == _core.ETOOLONG:
+        raise InputError(f"{name}:{first_line + err_line}: {_too_long()}")
     if status != _core.OK:
         token = data[err_off:err_off + err_len]
         raise InputError(f"{name}:{first_line + err_line}: "
@@ -97,19 +99,46 @@ def parse_chunk(data: bytes, width: int, *, algorithm: str = "raw",
                        first_line, lines, invalid)
 
 
-def iter_line_chunks(f: BinaryIO, name: str,
-                     chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
-    """Yield the stream's content in pieces that end at line boundaries."""
+def _too_long() -> str:
+    return f"line longer than {MAX_LINE} bytes (not a digest list)"
+
+
+class _DroppedLine:
+    """Yielded by iter_line_chunks in place of an over-long line it dropped."""
+
+
+DROPPED_LINE = _DroppedLine()
+
+
+def iter_line_chunks(f: BinaryIO, name: str, chunk_size: int = CHUNK_SIZE, *,
+                     skip_long: bool = False) -> Iterator[bytes | _DroppedLine]:
+    """Yield the stream's content in pieces that end at line boundaries.
+
+    A line longer than MAX_LINE is never held in memory whole: it raises
+    LineTooLong, or with skip_long it is read past and DROPPED_LINE is
+    yielded in its place.  (The C parser applies the same limit to lines
+    inside a chunk, so the outcome does not depend on the chunk size.)
+    """
     tail = b""
+    dropping = False
     while True:
         block = f.read(chunk_size)
         if not isinstance(block, (bytes, bytearray)):
             raise TypeError(f"{name}: expected a binary stream, read "
                             f"{type(block).__name__}")
         if not block:
-            if tail:
+            if dropping:
+                yield DROPPED_LINE
+            elif tail:
                 yield tail
             return
+        if dropping:
+            nl = block.find(b"\n")
+            if nl < 0:
+                continue
+            dropping = False
+            yield DROPPED_LINE
+            block = block[nl + 1:]
         data = tail + block if tail else bytes(block)
         cut = data.rfind(b"\n") + 1
         if cut == 0:
@@ -118,8 +147,10 @@ def iter_line_chunks(f: BinaryIO, name: str,
             tail = data[cut:]
             yield data[:cut]
         if len(tail) > MAX_LINE:
-            raise LineTooLong(f"{name}: line longer than {MAX_LINE} bytes "
-                              "(not a digest list)")
+            if not skip_long:
+                raise LineTooLong(f"{name}: {_too_long()}")
+            tail = b""
+            dropping = True
 
 
 def detect_width(data: bytes, name: str, first_line: int,
@@ -156,15 +187,19 @@ def iter_parsed(f: BinaryIO, width: int | None, *, algorithm: str | None = None,
     """Parse a text stream chunk by chunk.  With width None the width is
     detected from the first digest line."""
     line = 1
-    chunks = iter_line_chunks(f, name, chunk_size)
+    chunks = iter_line_chunks(f, name, chunk_size, skip_long=skip_invalid)
     while True:
         try:
             data = next(chunks)
         except StopIteration:
             return
         except LineTooLong:
-            raise InputError(f"{name}:{line}: line longer than {MAX_LINE} bytes "
-                             "(not a digest list)") from None
+            raise InputError(f"{name}:{line}: {_too_long()}") from None
+        if isinstance(data, _DroppedLine):
+            yield ParsedChunk(np.empty((0, width or 0), np.uint8), None, None, b"",
+                              line, 1, 1)
+            line += 1
+            continue
         if width is None:
             width = detect_width(data, name, line, skip_invalid)
             if width is None:  # only blank/comment/invalid lines so far
@@ -203,7 +238,8 @@ def pack_sequence(items: list[object], width: int, what: str, *, name: str,
         return np.frombuffer(packed, dtype=np.uint8).reshape(-1, width), 0
     except (TypeError, ValueError) as e:
         if not skip_invalid:
-            raise InputError(f"{name}: {_renumber(str(e), first_index)}") from None
+            raise InputError(f"{name}: {_renumber(str(e), items, first_index)}") \
+                from None
     good = []
     invalid = 0
     for item in items:
@@ -215,10 +251,17 @@ def pack_sequence(items: list[object], width: int, what: str, *, name: str,
     return np.frombuffer(data, dtype=np.uint8).reshape(-1, width), invalid
 
 
-def _renumber(msg: str, first_index: int) -> str:
-    """Turn "... (item i)" from pack_keys into "item N: ..." where N counts
-    from the start of the whole sequence, not of the batch."""
+def _renumber(msg: str, items: list[object], first_index: int) -> str:
+    """Turn "... (item i)" from pack_keys into "item N: ...: 'text'" where N
+    counts from the start of the whole sequence, not of the batch."""
     m = re.search(r" \(item (\d+)\)$", msg)
     if not m:
         return msg
-    return f"item {int(m.group(1)) + first_index}: {msg[:m.start()]}"
+    i = int(m.group(1))
+    item = items[i]
+    shown = ""
+    if isinstance(item, str):
+        shown = f": {_quote(item.encode('utf-8', 'backslashreplace'))}"
+    elif isinstance(item, (bytes, bytearray)):
+        shown = f": {bytes(item[:40])!r}"
+    return f"item {i + first_index}: {msg[:m.start()]}{shown}"

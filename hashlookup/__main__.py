@@ -1,0 +1,8 @@
+"""``python -m hashlookup``: the command-line interface (see hashlookup.cli)."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

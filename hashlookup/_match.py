@@ -1,0 +1,248 @@
+"""Streaming matcher: check a text list of digests against an open index.
+
+The input is the text format accepted by ``build_index`` (one hex digest per
+line, or ``md5sum``/``sha1sum``/``sha256sum`` output).  It is read by the same
+reader as the builder (``hashlookup._parse.iter_parsed``): large chunks cut
+after their last newline (the incomplete tail is carried over), each parsed in
+C in one call; the keys of a chunk are looked up with one ``contains_many``
+call, so memory stays bounded by the chunk size whatever the input size.
+
+Two levels are offered:
+
+* :func:`match_chunks` yields one :class:`ChunkMatch` per chunk: the parsed keys,
+  the boolean result per key, and the means to recover the input lines.  It does
+  no per-line Python work and is what the CLI and batch jobs use.
+* :func:`match_stream` yields one :class:`Match` per hit (or per miss with
+  ``invert=True``): line number, lowercase hex digest and the input line.
+
+Both fill an optional :class:`MatchStats` with counts as they go, so callers can
+tell, after consuming the iterator, how many input digests were in the index.
+"""
+
+from __future__ import annotations
+
+import binascii
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from hashlookup._parse import CHUNK_SIZE, iter_parsed
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "ChunkMatch",
+    "Match",
+    "MatchStats",
+    "match_chunks",
+    "match_stream",
+]
+
+#: Bytes read per chunk (the chunk actually parsed ends at the last newline).
+DEFAULT_CHUNK_SIZE = CHUNK_SIZE
+
+# From this many selected lines on, line ends are found with one numpy pass
+# over the chunk instead of one bytes.find per line.
+_VECTOR_LINES = 2048
+
+
+class Match(NamedTuple):
+    """One reported input line."""
+
+    line: int
+    """1-based line number in the input."""
+    digest: str
+    """The line's digest as lowercase hex."""
+    text: str
+    """The input line without its line ending (``\\n`` or ``\\r\\n``), decoded as
+    UTF-8 with ``surrogateescape`` (``text.encode("utf-8", "surrogateescape")``
+    gives back the original bytes)."""
+
+
+@dataclass
+class MatchStats:
+    """Counters filled while a match iterator is consumed."""
+
+    bytes: int = 0
+    """Input bytes read."""
+    lines: int = 0
+    """Input lines read (including blank, comment and skipped invalid lines)."""
+    keys: int = 0
+    """Valid digests looked up."""
+    hits: int = 0
+    """Digests found in the index."""
+    invalid: int = 0
+    """Invalid lines skipped (only with ``skip_invalid=True``)."""
+    chunks: int = 0
+    """Chunks parsed."""
+
+    @property
+    def misses(self) -> int:
+        """Digests not found in the index."""
+        return self.keys - self.hits
+
+
+@dataclass(repr=False)
+class ChunkMatch:
+    """The result of looking up the keys of one chunk of input."""
+
+    buf: bytes
+    """The chunk's bytes (whole lines only)."""
+    keys: npt.NDArray[np.uint8]
+    """Parsed keys, shape ``(n, width)``, in input order."""
+    found: npt.NDArray[np.bool_]
+    """``found[i]`` is True when ``keys[i]`` is in the index."""
+    line_numbers: npt.NDArray[np.int64] | None
+    """1-based input line number of each key (None with ``want_lines=False``)."""
+    line_offsets: npt.NDArray[np.int64] | None
+    """Byte offset in ``buf`` of each key's line (None with ``want_lines=False``)."""
+
+    def __repr__(self) -> str:
+        first = int(self.line_numbers[0]) if self.line_numbers is not None else "?"
+        return (
+            f"<ChunkMatch {len(self.buf)} bytes, {self.keys.shape[0]} keys from line "
+            f"{first}, {int(np.count_nonzero(self.found))} found>"
+        )
+
+    def select(self, invert: bool = False) -> npt.NDArray[np.intp]:
+        """Indices of the hits (or of the misses with ``invert=True``)."""
+        mask = ~self.found if invert else self.found
+        return np.flatnonzero(mask)
+
+    def line_bytes(self, i: int) -> bytes:
+        """Input line of key ``i`` without its line ending."""
+        if self.line_offsets is None:
+            raise ValueError("lines were not kept (want_lines=False)")
+        buf = self.buf
+        start = int(self.line_offsets[i])
+        end = buf.find(b"\n", start)
+        if end < 0:
+            end = len(buf)
+        if end > start and buf[end - 1] == 0x0D:  # CRLF
+            end -= 1
+        return buf[start:end]
+
+    def lines(self, indices: npt.NDArray[np.intp]) -> list[bytes]:
+        """Input lines (without line endings) of the keys at ``indices``."""
+        offsets = self.line_offsets
+        if offsets is None:
+            raise ValueError("lines were not kept (want_lines=False)")
+        if len(indices) < _VECTOR_LINES:
+            return [self.line_bytes(i) for i in indices.tolist()]
+        # many lines: find all their ends at once
+        buf = self.buf
+        arr = np.frombuffer(buf, dtype=np.uint8)
+        newlines = np.append(np.flatnonzero(arr == 0x0A), len(buf))
+        starts = offsets[indices]
+        ends = newlines[np.searchsorted(newlines, starts)]
+        crlf = (ends > starts) & (arr[np.maximum(ends - 1, 0)] == 0x0D)
+        ends -= crlf
+        return [buf[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+
+    def hex_digests(self, indices: npt.NDArray[np.intp]) -> list[str]:
+        """Lowercase hex digests of the keys at ``indices``."""
+        width = self.keys.shape[1]
+        step = 2 * width
+        joined = binascii.hexlify(np.ascontiguousarray(self.keys[indices]).tobytes())
+        text = joined.decode("ascii")
+        return [text[j : j + step] for j in range(0, len(text), step)]
+
+    def matches(self, invert: bool = False) -> Iterator[Match]:
+        """:class:`Match` records for the hits (or misses with ``invert=True``)."""
+        if self.line_numbers is None:
+            raise ValueError("lines were not kept (want_lines=False)")
+        sel = self.select(invert)
+        if sel.size == 0:
+            return
+        digests = self.hex_digests(sel)
+        numbers = self.line_numbers[sel].tolist()
+        texts = self.lines(sel)
+        for number, digest, text in zip(numbers, digests, texts, strict=True):
+            yield Match(number, digest, text.decode("utf-8", "surrogateescape"))
+
+
+def match_chunks(
+    index: Any,
+    binary_file: BinaryIO,
+    *,
+    skip_invalid: bool = False,
+    name: str = "<stdin>",
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    threads: int = 1,
+    want_lines: bool = True,
+    stats: MatchStats | None = None,
+) -> Iterator[ChunkMatch]:
+    """Look up every digest of a text input in ``index``, one chunk at a time.
+
+    ``index`` is an open :class:`hashlookup.HashIndex`; the digests must have its
+    width (``2 * index.width`` hex characters).  ``binary_file`` is read with
+    ``read(chunk_size)`` until it returns ``b""``.  ``name`` is used in error
+    messages (``name:line: ...``).
+
+    An invalid line raises :class:`hashlookup.InputError` naming ``name``, the line
+    number and the text, unless ``skip_invalid`` is true (then it is counted in
+    ``stats.invalid``).  Chunks without any key are not yielded.  With
+    ``want_lines=False`` line numbers and offsets are not computed (``line_bytes``
+    and ``matches`` are then unavailable): use it when only counts are needed.
+    """
+    if threads < 0:
+        raise ValueError(f"threads must be >= 0, got {threads}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    st = stats if stats is not None else MatchStats()
+    for parsed in iter_parsed(
+        binary_file,
+        int(index.width),
+        algorithm=str(index.algorithm),
+        name=name,
+        skip_invalid=skip_invalid,
+        want_lines=want_lines,
+        chunk_size=chunk_size,
+    ):
+        st.bytes += len(parsed.data)
+        st.lines += int(parsed.lines)
+        st.chunks += 1
+        st.invalid += int(parsed.invalid)
+        keys = parsed.keys
+        n = int(keys.shape[0])
+        if n == 0:
+            continue
+        found = index.contains_many(keys, threads=threads)
+        st.keys += n
+        st.hits += int(np.count_nonzero(found))
+        yield ChunkMatch(
+            parsed.data, keys, found, parsed.line_numbers, parsed.line_offsets
+        )
+
+
+def match_stream(
+    index: Any,
+    binary_file: BinaryIO,
+    *,
+    skip_invalid: bool = False,
+    name: str = "<stdin>",
+    invert: bool = False,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    threads: int = 1,
+    stats: MatchStats | None = None,
+) -> Iterator[Match]:
+    """Yield a :class:`Match` for every input line whose digest is in ``index``.
+
+    With ``invert=True`` the lines whose digest is *not* in the index are yielded
+    instead.  Blank and ``#`` comment lines are never yielded.  See
+    :func:`match_chunks` for the other parameters; ``stats`` (if given) is
+    updated as chunks are consumed, ``stats.hits`` always counts the digests found
+    in the index (also with ``invert=True``).
+    """
+    for chunk in match_chunks(
+        index,
+        binary_file,
+        skip_invalid=skip_invalid,
+        name=name,
+        chunk_size=chunk_size,
+        threads=threads,
+        stats=stats,
+    ):
+        yield from chunk.matches(invert)
