@@ -13,6 +13,18 @@
 #ifndef HL_GROUP
 #define HL_GROUP 16
 #endif
+/* Pipeline depth of the batch kernels (stages, see the .inc file). */
+#define HL_STAGES 4
+
+/* Per-group state of the batch pipeline. */
+typedef struct hl_group {
+    uint64_t h[HL_GROUP];      /* key hashes */
+    uint64_t prefix[HL_GROUP]; /* 8-byte big-endian key prefixes */
+    uint64_t lo[HL_GROUP];     /* candidate row range [lo, hi) */
+    uint64_t hi[HL_GROUP];
+    uint32_t live[HL_GROUP];   /* still possibly present */
+    uint32_t any;              /* some key of the group is live */
+} hl_group;
 
 /* ------------------------------------------------------------------ */
 /* Set-up                                                              */
