@@ -17,6 +17,7 @@
 
 #define HL_HASH_M1 0x9E3779B97F4A7C15ULL
 #define HL_HASH_M2 0xC2B2AE3D27D4EB4FULL
+#define HL_HASH_M3 0x165667B19E3779F9ULL
 #define HL_HASH_F1 0xFF51AFD7ED558CCDULL
 #define HL_HASH_F2 0xC4CEB9FE1A85EC53ULL
 
@@ -34,22 +35,23 @@ HL_INLINE uint64_t hl_fmix64(uint64_t x) {
     return x;
 }
 
-/* hl_hash64: consumes the key as little-endian 64-bit words (the last one
- * zero padded), each word multiplied, rotated and folded into the state. */
+/* hl_hash64: each 64-bit word of the key (read little-endian, the last one
+ * zero padded) is tagged with its position, multiplied and rotated; the
+ * words are folded with XOR and the result avalanched.  The words are
+ * independent until the fold, so the dependency chain is short: about one
+ * multiply plus the final mix, whatever the width (single lookups wait on
+ * this latency before the Bloom block can be fetched). */
 HL_INLINE uint64_t hl_hash64(const uint8_t *key, size_t width, uint64_t seed) {
     uint64_t h = seed ^ ((uint64_t)width * HL_HASH_M1);
-    size_t i = 0;
-    for (; i + 8 <= width; i += 8) {
-        h ^= hl_rotl64(hl_load_le64(key + i) * HL_HASH_M2, 31) * HL_HASH_M1;
-        h = hl_rotl64(h, 27) * 5 + 0x52DCE729U;
-    }
+    size_t i = 0, word = 1;
+    for (; i + 8 <= width; i += 8, word++)
+        h ^= hl_rotl64((hl_load_le64(key + i) ^ (word * HL_HASH_M3)) * HL_HASH_M2, 31);
     if (i < width) {
         uint64_t v = 0;
         for (size_t j = 0; i + j < width; j++) v |= (uint64_t)key[i + j] << (8 * j);
-        h ^= hl_rotl64(v * HL_HASH_M2, 31) * HL_HASH_M1;
-        h = hl_rotl64(h, 27) * 5 + 0x52DCE729U;
+        h ^= hl_rotl64((v ^ (word * HL_HASH_M3)) * HL_HASH_M2, 31);
     }
-    return hl_fmix64(h ^ (uint64_t)width);
+    return hl_fmix64(h);
 }
 
 #endif /* HL_HASH_H */

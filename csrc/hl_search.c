@@ -76,18 +76,37 @@ HL_INLINE uint64_t hl_loc_at(const hl_table *t, uint64_t slot) {
     return v > t->n ? t->n : v;
 }
 
-/* memcmp order of row vs key, deciding on the 8-byte prefix when it differs
- * (almost always) and comparing the rest only on a tie. */
+/* Big-endian word `i` (bytes 8i .. 8i+7) of a key, zero padded past the
+ * width: comparing these words in order is comparing the keys in memcmp
+ * order. */
+HL_INLINE uint64_t hl_key_word(const uint8_t *key, size_t i, size_t w) {
+    if (8 * i + 8 <= w) return hl_load_be64(key + 8 * i);
+    return hl_key_prefix64(key + 8 * i, w - 8 * i);
+}
+
+/* memcmp order of row vs key (-1, 0, 1), deciding on the first word (the
+ * prefix, already computed for the key) when it differs, which is almost
+ * always.  With a constant w the loop unrolls into a few loads. */
 HL_INLINE int hl_cmp_row(const uint8_t *row, const uint8_t *key, uint64_t key_prefix,
                          size_t w) {
-    uint64_t rp = hl_key_prefix64(row, w);
-    if (rp != key_prefix) return rp < key_prefix ? -1 : 1;
-    if (w <= 8) return 0;
-    return memcmp(row + 8, key + 8, w - 8);
+    uint64_t a = hl_key_prefix64(row, w), b = key_prefix;
+    for (size_t i = 1; a == b && 8 * i < w; i++) {
+        a = hl_key_word(row, i, w);
+        b = hl_key_word(key, i, w);
+    }
+    return (a > b) - (a < b);
+}
+
+/* Equality of row and key without branches on the data. */
+HL_INLINE int hl_eq_row(const uint8_t *row, const uint8_t *key, uint64_t key_prefix,
+                        size_t w) {
+    uint64_t diff = hl_key_prefix64(row, w) ^ key_prefix;
+    for (size_t i = 1; 8 * i < w; i++) diff |= hl_key_word(row, i, w) ^ hl_key_word(key, i, w);
+    return diff == 0;
 }
 
 /* Search rows [lo, hi): bisect while the range is long (only for skewed
- * keys sharing prefixes), then scan the one or two rows left. */
+ * keys sharing prefixes), then test the few rows left for equality. */
 HL_INLINE int64_t hl_search_range(const hl_table *t, const uint8_t *key,
                                   uint64_t prefix, uint64_t lo, uint64_t hi,
                                   size_t w) {
@@ -100,12 +119,10 @@ HL_INLINE int64_t hl_search_range(const hl_table *t, const uint8_t *key,
         else
             hi = mid;
     }
-    for (uint64_t r = lo; r < hi; r++) {
-        int c = hl_cmp_row(t->keys + r * w, key, prefix, w);
-        if (c == 0) return (int64_t)r;
-        if (c > 0) break;
-    }
-    return -1;
+    int64_t found = -1;
+    for (uint64_t r = lo; r < hi; r++)
+        if (hl_eq_row(t->keys + r * w, key, prefix, w)) found = (int64_t)r;
+    return found;
 }
 
 HL_INLINE const uint8_t *hl_bloom_block_of(const hl_table *t, uint64_t h) {
