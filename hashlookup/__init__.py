@@ -5,6 +5,8 @@ A memory-mapped, immutable index file per list; lookups in a C core
 """
 
 from hashlookup._build import BuildReport, build_index
+from hashlookup._dataset import Dataset, Invalid, Match, open_dataset
+from hashlookup._dataset_build import DatasetReport, build_dataset
 from hashlookup._index import HashIndex, open_index
 from hashlookup._version import __version__
 from hashlookup.errors import (
@@ -16,12 +18,18 @@ from hashlookup.errors import (
 
 __all__ = [
     "BuildReport",
+    "Dataset",
+    "DatasetReport",
     "HashIndex",
     "HashLookupError",
     "IndexFormatError",
     "IndexVersionError",
     "InputError",
+    "Invalid",
+    "Match",
     "__version__",
+    "build_dataset",
     "build_index",
+    "open_dataset",
     "open_index",
 ]

@@ -207,6 +207,40 @@ def sort_unique(keys: np.ndarray) -> np.ndarray:
     return work[:unique]
 
 
+def table_sections(keys: np.ndarray, algorithm: str, group: int,
+                   bloom_bits_per_key: float, bloom_hashes: int
+                   ) -> list[_format.SectionData]:
+    """Keys, locator and (unless bloom_bits_per_key is 0) Bloom sections of
+    one key table, from sorted unique keys (n, width)."""
+    n, width = keys.shape
+    if n > _format.MAX_KEYS:
+        raise ValueError(f"{n} keys exceed the maximum of {_format.MAX_KEYS} per table")
+    flat = keys.reshape(-1)
+    bits = _core.locator_bits_for(n, width)
+    locator = np.zeros(4 * ((1 << bits) + 1), dtype=np.uint8)
+    _core.build_locator(flat, n, width, bits, locator)
+    alg_id = _format.ALGORITHMS[algorithm][0]
+    parts = [_format.SectionData(_format.KIND_KEYS, flat, group=group,
+                                 params=(alg_id, width, n)),
+             _format.SectionData(_format.KIND_LOCATOR, locator, group=group,
+                                 params=(bits, 4, 0))]
+    if bloom_bits_per_key > 0:
+        blocks = _core.bloom_blocks_for(n, float(bloom_bits_per_key))
+        bloom = np.zeros(blocks * _format.BLOOM_BLOCK, dtype=np.uint8)
+        _core.build_bloom(flat, n, width, blocks, bloom_hashes, BLOOM_SEED, bloom)
+        parts.append(_format.SectionData(_format.KIND_BLOOM, bloom, group=group,
+                                         params=(blocks, bloom_hashes, BLOOM_SEED)))
+    return parts
+
+
+def check_bloom_params(bloom_bits_per_key: float, bloom_hashes: int) -> None:
+    if not 0 <= bloom_bits_per_key <= 64:
+        raise ValueError(f"bloom_bits_per_key must be in 0..64, got {bloom_bits_per_key}")
+    if not 1 <= bloom_hashes <= _format.MAX_BLOOM_K:
+        raise ValueError(f"bloom_hashes must be in 1..{_format.MAX_BLOOM_K}, "
+                         f"got {bloom_hashes}")
+
+
 def build_index(source: Source, path: str | os.PathLike[str], *,
                 algorithm: str | None = None, width: int | None = None,
                 skip_invalid: bool = False,
@@ -242,11 +276,7 @@ def build_index(source: Source, path: str | os.PathLike[str], *,
     """
     t0 = time.perf_counter()
     alg, w = _resolve_algorithm(algorithm, width)
-    if not 0 <= bloom_bits_per_key <= 64:
-        raise ValueError(f"bloom_bits_per_key must be in 0..64, got {bloom_bits_per_key}")
-    if not 1 <= bloom_hashes <= _format.MAX_BLOOM_K:
-        raise ValueError(f"bloom_hashes must be in 1..{_format.MAX_BLOOM_K}, "
-                         f"got {bloom_hashes}")
+    check_bloom_params(bloom_bits_per_key, bloom_hashes)
     user_meta = json.loads(json.dumps(metadata)) if metadata is not None else None
 
     c = _Collector(alg, w)
@@ -266,23 +296,8 @@ def build_index(source: Source, path: str | os.PathLike[str], *,
     keys = sort_unique(all_keys)
     del all_keys, c.blocks
     n = len(keys)
-    if n > _format.MAX_KEYS:
-        raise ValueError(f"{n} keys exceed the maximum of {_format.MAX_KEYS} per index")
-    flat = keys.reshape(-1)
-
-    bits = _core.locator_bits_for(n, width_)
-    locator = np.zeros(4 * ((1 << bits) + 1), dtype=np.uint8)
-    _core.build_locator(flat, n, width_, bits, locator)
-
-    alg_id = _format.ALGORITHMS[c.algorithm][0]
-    parts = [_format.SectionData(_format.KIND_KEYS, flat, params=(alg_id, width_, n)),
-             _format.SectionData(_format.KIND_LOCATOR, locator, params=(bits, 4, 0))]
-    if bloom_bits_per_key > 0:
-        blocks = _core.bloom_blocks_for(n, float(bloom_bits_per_key))
-        bloom = np.zeros(blocks * _format.BLOOM_BLOCK, dtype=np.uint8)
-        _core.build_bloom(flat, n, width_, blocks, bloom_hashes, BLOOM_SEED, bloom)
-        parts.append(_format.SectionData(_format.KIND_BLOOM, bloom,
-                                         params=(blocks, bloom_hashes, BLOOM_SEED)))
+    parts = table_sections(keys, c.algorithm, 0, bloom_bits_per_key, bloom_hashes)
+    bits = parts[1].params[0]
     created_ns = time.time_ns()
     meta = {
         "format": "hashlookup-index",

@@ -11,6 +11,7 @@ from cpython.buffer cimport (PyBUF_SIMPLE, PyBuffer_Release, PyObject_CheckBuffe
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 cimport hl
 
@@ -262,6 +263,82 @@ cdef class KeyTable:
             return None
         finally:
             self._c_busy -= 1
+
+
+cdef double _monotonic() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
+cdef class TableSet:
+    """Single-digest lookups across the md5, sha1 and sha256 tables of a
+    dataset, dispatched on the digest's length in C so that a miss costs
+    about as much as `key in index`.  hashlookup.Dataset derives from it and
+    supplies _hit() (building the Match) and _maybe_reload()."""
+    cdef KeyTable _c_t16
+    cdef KeyTable _c_t20
+    cdef KeyTable _c_t32
+    cdef bint _c_auto_reload
+    cdef double _c_reload_interval
+    cdef double _c_next_check
+
+    def _set_tables(self, KeyTable t16, KeyTable t20, KeyTable t32):
+        self._c_t16 = t16
+        self._c_t20 = t20
+        self._c_t32 = t32
+
+    def _set_auto_reload(self, bint enabled, double interval):
+        self._c_auto_reload = enabled
+        self._c_reload_interval = interval
+        self._c_next_check = _monotonic() + interval
+
+    cdef inline int _reload_check(self) except -1:
+        cdef double now = _monotonic()
+        if now >= self._c_next_check:
+            self._c_next_check = now + self._c_reload_interval
+            self._maybe_reload()
+        return 0
+
+    def lookup(self, digest, only=None, exclude=None):
+        """The Match of a digest (hex str or raw bytes of an md5, sha1 or
+        sha256), or None.  The algorithm is told by the length."""
+        cdef Py_ssize_t n
+        cdef KeyTable t
+        cdef uint8_t buf[64]
+        cdef const uint8_t *p
+        cdef int64_t row
+        if self._c_auto_reload:
+            self._reload_check()
+        if type(digest) is bytes:
+            n = PyBytes_GET_SIZE(digest)
+        elif isinstance(digest, str):
+            n = len(<str>digest) // 2 if len(<str>digest) % 2 == 0 else -1
+        elif PyObject_CheckBuffer(digest):
+            n = memoryview(digest).nbytes
+        else:
+            raise TypeError("expected a digest as hex str or raw bytes, got "
+                            f"{_kind(digest)}")
+        if n == 16:
+            t = self._c_t16
+        elif n == 20:
+            t = self._c_t20
+        elif n == 32:
+            t = self._c_t32
+        else:
+            raise ValueError("expected an md5, sha1 or sha256 digest: 32, 40 or 64 "
+                             "hex characters or 16, 20 or 32 raw bytes, got "
+                             + (f"a str of length {len(digest)}"
+                                if isinstance(digest, str) else f"{n} bytes"))
+        if t is None:
+            return None  # the dataset has no table of this algorithm
+        if not t._c_open:
+            raise ValueError(_CLOSED)
+        _load_key(digest, t._c_table.width, buf, &p, t._c_what, None)
+        row = hl.hl_table_find(&t._c_table, p)
+        if row < 0:
+            return None
+        return self._hit(t, row, only, exclude)
 
 
 def pack_keys(object keys, size_t width, str what):

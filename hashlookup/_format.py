@@ -40,8 +40,23 @@ KIND_KEYS = 1
 KIND_LOCATOR = 2
 KIND_BLOOM = 3
 KIND_METADATA = 4
+KIND_ROWMAP = 5         # per key table: uint32 record id of every row
+KIND_RECORDS = 6        # dataset: one 24-byte entry per record
+KIND_LABEL_BITMAPS = 7  # dataset: serialized roaring bitmaps, back to back
+KIND_LABEL_INDEX = 8    # dataset: JSON directory of the bitmaps
 KIND_NAMES = {KIND_KEYS: "keys", KIND_LOCATOR: "locator", KIND_BLOOM: "bloom",
-              KIND_METADATA: "metadata"}
+              KIND_METADATA: "metadata", KIND_ROWMAP: "rowmap",
+              KIND_RECORDS: "records", KIND_LABEL_BITMAPS: "label bitmaps",
+              KIND_LABEL_INDEX: "label index"}
+
+# A record: rows of its md5, sha1 and sha256 digests in their key tables
+# (NO_ROW if unknown), flags (0), file size (-1 if unknown).
+RECORD = struct.Struct("<IIIIq")
+RECORD_DTYPE = [("md5_row", "<u4"), ("sha1_row", "<u4"), ("sha256_row", "<u4"),
+                ("flags", "<u4"), ("size", "<i8")]
+NO_ROW = 0xFFFFFFFF
+MAX_RECORDS = 0xFFFFFFFE
+MAX_LABEL_INDEX = 64 << 20
 
 # algorithm name -> (id stored in the keys section, width in bytes or 0)
 ALGORITHMS = {"raw": (0, 0), "md5": (1, 16), "sha1": (2, 20), "sha256": (3, 32)}
@@ -141,7 +156,7 @@ def write_file(f: Any, parts: list[SectionData], created_ns: int) -> int:
     sections = []
     offset = ALIGN
     for p in parts:
-        mv = memoryview(p.data).cast("B")
+        mv = _byte_view(p.data)
         sections.append(Section(p.kind, offset, mv.nbytes, section_checksum(mv),
                                 p.flags, p.group, p.params))
         offset = align_up(offset + mv.nbytes) if mv.nbytes else offset
@@ -154,11 +169,22 @@ def write_file(f: Any, parts: list[SectionData], created_ns: int) -> int:
         if s.offset > pos:
             f.write(bytes(s.offset - pos))
             pos = s.offset
-        f.write(memoryview(p.data).cast("B"))
+        f.write(_byte_view(p.data))
         pos += s.length
     if pos < file_size:
         f.write(bytes(file_size - pos))
     return file_size
+
+
+def _byte_view(data: Any) -> memoryview:
+    """The bytes of a C-contiguous buffer (numpy structured arrays and
+    non-native formats included)."""
+    mv = memoryview(data)
+    if mv.format in ("B", "b", "c") and mv.ndim == 1:
+        return mv
+    if not mv.c_contiguous:
+        raise ValueError("section data must be C-contiguous")
+    return mv.cast("B") if len(mv.format) == 1 else memoryview(mv.tobytes())
 
 
 def encode_header(sections: list[Section], created_ns: int, file_size: int) -> bytes:
@@ -306,6 +332,81 @@ def table_layout(header: Header, name: str, group: int = 0) -> TableLayout:
                        f"blocks of {BLOOM_BLOCK} bytes")
     return TableLayout(algorithm, width, count, keys, loc, bits, bloom, blocks, k,
                        seed)
+
+
+def find_sections(header: Header, kind: int) -> list[Section]:
+    return [s for s in header.sections if s.kind == kind]
+
+
+def table_groups(header: Header) -> list[int]:
+    """Groups that have a keys section, in file order."""
+    return [s.group for s in header.sections if s.kind == KIND_KEYS]
+
+
+@dataclass
+class DatasetLayout:
+    """Record-level sections of a dataset file (validated sizes)."""
+
+    records: Section
+    count: int
+    rowmaps: dict[int, Section]          # group -> rowmap section
+    label_bitmaps: Section | None
+    label_index: Section | None
+
+
+def dataset_layout(header: Header, tables: dict[int, TableLayout],
+                   name: str) -> DatasetLayout | None:
+    """Validate the record sections of a dataset; None for a plain index."""
+    def fail(msg: str) -> IndexFormatError:
+        return IndexFormatError(f"{name}: {msg}")
+
+    records = find_sections(header, KIND_RECORDS)
+    if not records:
+        if any(s.kind in (KIND_ROWMAP, KIND_LABEL_BITMAPS, KIND_LABEL_INDEX)
+               for s in header.sections):
+            raise fail("record-level sections without a records section")
+        return None
+    if len(records) > 1:
+        raise fail("more than one records section")
+    rec = records[0]
+    if rec.length % RECORD.size:
+        raise fail(f"records section: length {rec.length} is not a multiple of "
+                   f"{RECORD.size}")
+    count = rec.length // RECORD.size
+    if count != rec.params[0]:
+        raise fail(f"records section: {count} entries, header says {rec.params[0]}")
+    if count > MAX_RECORDS:
+        raise fail(f"records section: {count} records exceeds {MAX_RECORDS}")
+    rowmaps: dict[int, Section] = {}
+    for s in find_sections(header, KIND_ROWMAP):
+        if s.group not in tables:
+            raise fail(f"rowmap section for table {s.group}, which has no keys")
+        if s.group in rowmaps:
+            raise fail(f"two rowmap sections for table {s.group}")
+        if s.length != 4 * tables[s.group].count:
+            raise fail(f"rowmap section of table {s.group}: length {s.length} is "
+                       f"not 4 x {tables[s.group].count} rows")
+        rowmaps[s.group] = s
+    for g in tables:
+        if g not in rowmaps:
+            raise fail(f"table {g} has no rowmap section")
+    bitmaps = find_sections(header, KIND_LABEL_BITMAPS)
+    index = find_sections(header, KIND_LABEL_INDEX)
+    if len(bitmaps) > 1 or len(index) > 1 or len(bitmaps) != len(index):
+        raise fail("label sections must come as one bitmaps and one index section")
+    if index and index[0].length > MAX_LABEL_INDEX:
+        raise fail("label index section too large")
+    return DatasetLayout(rec, count, rowmaps, bitmaps[0] if bitmaps else None,
+                         index[0] if index else None)
+
+
+def read_json_section(buf: Any, s: Section, name: str, what: str) -> Any:
+    raw = bytes(buf[s.offset:s.offset + s.length])
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise IndexFormatError(f"{name}: {what} section is not valid JSON ({e})") \
+            from None
 
 
 def read_metadata(buf: Any, header: Header, name: str) -> dict[str, Any]:

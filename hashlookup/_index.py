@@ -91,27 +91,33 @@ class HashIndex(KeyTable):
         OSError
             The file cannot be opened (FileNotFoundError, PermissionError...).
         """
-        self = cls.__new__(cls)
-        self.path = os.fspath(path)
-        fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        path = os.fspath(path)
+        mm, header = map_file(path)
         try:
-            st = os.fstat(fd)
-            if stat.S_ISDIR(st.st_mode):
-                raise IsADirectoryError(errno.EISDIR, "is a directory, not an index",
-                                        self.path)
-            if not stat.S_ISREG(st.st_mode):
-                raise IndexFormatError(f"{self.path}: not a regular file (an index "
-                                       "must be a file that can be memory-mapped)")
-            size = st.st_size
-            if size == 0:
-                _format.read_header(b"", 0, self.path)  # raises "empty file"
-            mm = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
-        finally:
-            os.close(fd)
+            groups = _format.table_groups(header)
+            if not groups:
+                raise IndexFormatError(f"{path}: no keys section")
+            if len(groups) != 1:
+                raise IndexFormatError(
+                    f"{path}: a dataset with {len(groups)} key tables; open it with "
+                    "hashlookup.open_dataset()")
+            self = cls._from_mapping(mm, header, path, groups[0])
+        except BaseException:
+            mm.close()
+            raise
+        self._owns_mmap = True
+        return self
+
+    @classmethod
+    def _from_mapping(cls, mm: mmap.mmap, header: _format.Header, path: str,
+                      group: int) -> HashIndex:
+        """A table over an already validated mapping (shared with a Dataset,
+        which then owns and closes the mapping)."""
+        self = cls.__new__(cls)
+        self.path = path
+        layout = _format.table_layout(header, path, group)
         view = memoryview(mm)
         try:
-            header = _format.read_header(view, size, self.path)
-            layout = _format.table_layout(header, self.path)
             self._attach(view, layout.keys.offset, layout.count, layout.width,
                          layout.locator.offset, layout.locator_bits,
                          layout.bloom.offset if layout.bloom else 0,
@@ -119,9 +125,9 @@ class HashIndex(KeyTable):
                          _describe(layout.algorithm, layout.width))
         except BaseException:
             view.release()
-            mm.close()
             raise
         self._mmap = mm
+        self._owns_mmap = False
         self._header = header
         self._layout = layout
         self.algorithm = layout.algorithm
@@ -138,10 +144,8 @@ class HashIndex(KeyTable):
             return
         view = self._detach()
         view.release()
-        try:
-            self._mmap.close()
-        except BufferError:
-            pass  # arrays from keys() still use it; unmapped when they go
+        if self._owns_mmap:
+            close_mapping(self._mmap)
         self._mmap = None
 
     def __enter__(self) -> HashIndex:
@@ -330,6 +334,40 @@ class HashIndex(KeyTable):
                                        f"at row {row}")
         return {"path": self.path, "sections": len(h.sections),
                 "bytes": h.file_size, "keys": len(self), "ok": True}
+
+
+def map_file(path: str) -> tuple[mmap.mmap, _format.Header]:
+    """Map an index or dataset file read-only and validate its header."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory, not an index", path)
+        if not stat.S_ISREG(st.st_mode):
+            raise IndexFormatError(f"{path}: not a regular file (an index must be a "
+                                   "file that can be memory-mapped)")
+        size = st.st_size
+        if size == 0:
+            _format.read_header(b"", 0, path)  # raises "empty file"
+        mm = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+    finally:
+        os.close(fd)
+    try:
+        with memoryview(mm) as view:
+            header = _format.read_header(view, size, path)
+    except BaseException:
+        mm.close()
+        raise
+    return mm, header
+
+
+def close_mapping(mm: mmap.mmap) -> None:
+    """Unmap unless arrays (keys()) still use the mapping; then it is
+    unmapped when the last of them is freed."""
+    try:
+        mm.close()
+    except BufferError:
+        pass
 
 
 def _pack(keys: Iterable[Any], width: int, what: str) -> bytearray:

@@ -1,0 +1,386 @@
+"""Building datasets: several inputs and algorithms in one file, with
+records, labels and an allow-list.
+
+1. Every input is read by an importer (hashlookup.importers) into columnar
+   record batches; all its records get the label source:NAME.
+2. Records that share any digest are the same file: they are merged into one
+   record (connected components over shared digests, found by label
+   propagation with numpy), which carries the labels of all of them.
+3. A record with any digest on the allow-list is dropped entirely: the file
+   is known to be harmless (e.g. the empty file, common web assets).
+4. Per algorithm, the digests are sorted together with their record id (the
+   C radix sort on rows of digest + 4-byte id), giving the key table and its
+   rowmap at once.  Records point back at their rows.
+5. Everything is written with the index format's writer, atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from hashlookup import _core, _format, _labels
+from hashlookup._atomic import atomic_output
+from hashlookup._build import (
+    DEFAULT_BLOOM_BITS_PER_KEY,
+    DEFAULT_BLOOM_HASHES,
+    check_bloom_params,
+    table_sections,
+)
+from hashlookup._version import __version__
+from hashlookup.errors import InputError
+
+ALGORITHMS = ("md5", "sha1", "sha256")
+WIDTHS = {"md5": 16, "sha1": 20, "sha256": 32}
+GROUPS = {"md5": 1, "sha1": 2, "sha256": 3}  # table group = algorithm id
+
+
+@dataclass
+class DatasetReport:
+    """What build_dataset did."""
+
+    path: str
+    name: str
+    generation: int
+    records: int                       # records in the dataset
+    keys: dict[str, int]               # algorithm -> unique digests
+    inputs: dict[str, int]             # source name -> records read
+    invalid: int                       # bad records skipped
+    merged: int                        # input records merged into others
+    suppressed: dict[str, int] = field(default_factory=dict)  # source -> records
+    file_size: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class _Columns:
+    """All records read so far, as growing lists of column blocks."""
+
+    digests: dict[str, list[np.ndarray]] = field(
+        default_factory=lambda: {a: [] for a in ALGORITHMS})
+    present: dict[str, list[np.ndarray]] = field(
+        default_factory=lambda: {a: [] for a in ALGORITHMS})
+    sizes: list[np.ndarray] = field(default_factory=list)
+    labels: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    n: int = 0
+
+    def add(self, batch: Any, source_label: str | None) -> None:
+        m = len(batch)
+        if m == 0:
+            return
+        for a in ALGORITHMS:
+            d, p = batch.digests(a)
+            self.digests[a].append(d)
+            self.present[a].append(p)
+        self.sizes.append(batch.size)
+        for name, rows in batch.labels.items():
+            self.labels.setdefault(_labels.check_label(name), []).append(
+                np.asarray(rows, dtype=np.int64) + self.n)
+        if source_label is not None:
+            self.labels.setdefault(source_label, []).append(
+                np.arange(self.n, self.n + m, dtype=np.int64))
+        self.n += m
+
+    def column(self, a: str) -> tuple[np.ndarray, np.ndarray]:
+        w = WIDTHS[a]
+        if not self.digests[a]:
+            return np.empty((0, w), np.uint8), np.empty(0, bool)
+        return np.concatenate(self.digests[a]), np.concatenate(self.present[a])
+
+
+def normalize_inputs(inputs: Any) -> list[tuple[str, str]]:
+    """[(source name, path)] from a path, a list of paths or (name, path)
+    pairs, or a {name: path} mapping.  The default name is the file's stem."""
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    if isinstance(inputs, Mapping):
+        items = list(inputs.items())
+    else:
+        items = []
+        for x in inputs:
+            if isinstance(x, (str, os.PathLike)):
+                p = os.fspath(x)
+                items.append((os.path.splitext(os.path.basename(p))[0] or p, p))
+            elif isinstance(x, tuple) and len(x) == 2:
+                items.append((str(x[0]), os.fspath(x[1])))
+            else:
+                raise TypeError("inputs must be paths, (name, path) pairs or a "
+                                f"{{name: path}} mapping, got {type(x).__name__}")
+    seen = set()
+    for name, _ in items:
+        _labels.check_label(f"source:{name}")
+        if name in seen:
+            raise ValueError(f"two inputs are named {name!r}; name them NAME=PATH")
+        seen.add(name)
+    if not items:
+        raise ValueError("no inputs")
+    return [(n, os.fspath(p)) for n, p in items]
+
+
+def _read(path: str, cols: _Columns, source_label: str | None, opts: dict[str, Any]
+          ) -> Any:
+    from hashlookup.importers import ImportReport, detect_format, iter_records
+    report = ImportReport()
+    fmt = opts.get("input_format") or detect_format(path)
+    if fmt != "csv":  # column options are for the CSV inputs of a mixed build
+        opts = {k: v for k, v in opts.items() if k not in ("columns", "label_columns")}
+    for batch in iter_records(path, report=report, **opts):
+        cols.add(batch, source_label)
+    return report
+
+
+def _sort_with_ids(keys: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sort rows of keys (m, w) carrying ids (m,) < 2^32, dropping duplicate
+    (key, id) pairs: returns (sorted keys, their ids)."""
+    m, w = keys.shape
+    aug = np.empty((m, w + 4), dtype=np.uint8)
+    aug[:, :w] = keys
+    aug[:, w:] = ids.astype(">u4").view(np.uint8).reshape(m, 4)
+    flat = aug.reshape(-1)
+    u = _core.sort_unique(flat, w + 4) if m > 1 else m
+    aug = aug[:u]
+    return (np.ascontiguousarray(aug[:, :w]),
+            np.ascontiguousarray(aug[:, w:]).view(">u4").ravel().astype(np.int64))
+
+
+def _components(cols: _Columns) -> np.ndarray:
+    """For every row, the smallest row index of the records it shares a digest
+    with, transitively (connected components by label propagation)."""
+    n = cols.n
+    comp = np.arange(n, dtype=np.int64)
+    groups = []
+    for a in ALGORITHMS:
+        d, p = cols.column(a)
+        rows = np.flatnonzero(p)
+        if len(rows) < 2:
+            continue
+        keys, srows = _sort_with_ids(d[rows], rows)
+        same = np.all(keys[1:] == keys[:-1], axis=1)
+        if not same.any():
+            continue
+        starts = np.flatnonzero(np.concatenate(([True], ~same)))
+        sizes = np.diff(np.append(starts, len(keys)))
+        multi = sizes > 1
+        member = np.repeat(multi, sizes)
+        g_rows = srows[member]
+        g_sizes = sizes[multi]
+        g_starts = np.concatenate(([0], np.cumsum(g_sizes)[:-1]))
+        g_index = np.repeat(np.arange(len(g_sizes)), g_sizes)
+        groups.append((g_rows, g_starts, g_index))
+    changed = bool(groups)
+    while changed:
+        changed = False
+        for g_rows, g_starts, g_index in groups:
+            cur = comp[g_rows]
+            low = np.minimum.reduceat(cur, g_starts)[g_index]
+            if np.any(low < cur):
+                comp[g_rows] = low
+                changed = True
+        while True:  # pointer jumping: every row to its representative's
+            nxt = comp[comp]
+            if np.array_equal(nxt, comp):
+                break
+            comp = nxt
+    return comp
+
+
+def _allowed_rows(cols: _Columns, allow: list[str], opts: dict[str, Any]) -> np.ndarray:
+    """Rows with a digest on the allow-list (any format the importers read)."""
+    allow_cols = _Columns()
+    for path in allow:
+        _read(path, allow_cols, None, {k: v for k, v in opts.items()
+                                       if k == "skip_invalid"})
+    hit = np.zeros(cols.n, dtype=bool)
+    for a in ALGORITHMS:
+        ad, ap = allow_cols.column(a)
+        if not ap.any():
+            continue
+        d, p = cols.column(a)
+        rows = np.flatnonzero(p)
+        if len(rows) == 0:
+            continue
+        hit[rows] |= _member(d[rows], ad[ap])
+    return hit
+
+
+def _member(keys: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """keys[i] in known, via an in-memory key table (no file)."""
+    from hashlookup._build import sort_unique
+    known = sort_unique(known)
+    table = memory_table(known)
+    out = np.empty(len(keys), dtype=np.uint8)
+    table._contains_into(np.ascontiguousarray(keys).reshape(-1), out)
+    return out.view(bool)
+
+
+def memory_table(keys: np.ndarray) -> Any:
+    """A KeyTable over sorted unique keys held in memory (no Bloom filter)."""
+    n, w = keys.shape
+    bits = _core.locator_bits_for(n, w)
+    loc = np.zeros(4 * ((1 << bits) + 1), dtype=np.uint8)
+    _core.build_locator(keys.reshape(-1), n, w, bits, loc)
+    buf = bytearray(keys.tobytes() + loc.tobytes())
+    t = _core.KeyTable()
+    t._attach(buf, 0, n, w, n * w, bits, 0, 0, 0, 0, "a digest")
+    return t
+
+
+def _next_generation(path: str) -> int:
+    from hashlookup._dataset import open_dataset
+    try:
+        with open_dataset(path) as old:
+            return old.generation + 1
+    except (OSError, ValueError):
+        return 1
+
+
+def build_dataset(inputs: Any, path: str | os.PathLike[str], *,
+                  name: str | None = None, allow: Iterable[str] | None = None,
+                  input_format: str | None = None,
+                  columns: dict[str, str] | None = None,
+                  label_columns: dict[str, str] | None = None,
+                  skip_invalid: bool = False,
+                  bloom_bits_per_key: float = DEFAULT_BLOOM_BITS_PER_KEY,
+                  bloom_hashes: int = DEFAULT_BLOOM_HASHES,
+                  generation: int | None = None,
+                  metadata: dict[str, Any] | None = None) -> DatasetReport:
+    """Build a dataset file at `path` from one or more hash lists.
+
+    Parameters
+    ----------
+    inputs
+        A path, a list of paths or (source name, path) pairs, or a
+        {source name: path} mapping.  Each input's records get the label
+        ``source:NAME`` (default NAME: the file's stem).  The format of each
+        is detected from its content unless `input_format` is given.
+    name
+        Dataset name (default: the output file's stem).
+    allow
+        Paths of digest lists that must never match: records with any of
+        these digests are left out (counted per source in the report).
+    columns, label_columns
+        For CSV inputs: algorithm -> column and label prefix -> column.
+    generation
+        Version number stored in the file (default: the generation of the
+        dataset currently at `path` plus one, or 1).
+
+    Returns
+    -------
+    DatasetReport
+    """
+    t0 = time.perf_counter()
+    path = os.fspath(path)
+    check_bloom_params(bloom_bits_per_key, bloom_hashes)
+    sources = normalize_inputs(inputs)
+    name = name or os.path.splitext(os.path.basename(path))[0]
+    opts: dict[str, Any] = {"skip_invalid": skip_invalid}
+    if input_format is not None:
+        opts["input_format"] = input_format
+    if columns is not None:
+        opts["columns"] = columns
+    if label_columns is not None:
+        opts["label_columns"] = label_columns
+
+    cols = _Columns()
+    read: dict[str, int] = {}
+    source_meta: dict[str, Any] = {}
+    invalid = 0
+    for src, p in sources:
+        before = cols.n
+        rep = _read(p, cols, f"source:{src}", opts)
+        read[src] = cols.n - before
+        invalid += rep.invalid
+        source_meta[src] = {"file": os.path.basename(p), "format": rep.format,
+                            "records": cols.n - before, "invalid": rep.invalid}
+    if cols.n > _format.MAX_RECORDS:
+        raise ValueError(f"{cols.n} input records exceed {_format.MAX_RECORDS}")
+
+    comp = _components(cols)
+    dropped = np.zeros(cols.n, dtype=bool)
+    suppressed: dict[str, int] = {}
+    allow = list(allow or [])
+    if allow:
+        bad_comp = np.zeros(cols.n, dtype=bool)
+        bad_comp[comp[_allowed_rows(cols, allow, opts)]] = True
+        dropped = bad_comp[comp]
+        for src, _ in sources:
+            rows = np.concatenate(cols.labels[f"source:{src}"]) \
+                if f"source:{src}" in cols.labels else np.empty(0, np.int64)
+            suppressed[src] = int(np.count_nonzero(dropped[rows]))
+    kept = np.flatnonzero(~dropped)
+    reps, rid_kept = np.unique(comp[kept], return_inverse=True)
+    n_records = len(reps)
+    rid = np.full(cols.n, -1, dtype=np.int64)
+    rid[kept] = rid_kept
+
+    records = np.zeros(n_records, dtype=_format.RECORD_DTYPE)
+    for a in ALGORITHMS:
+        records[f"{a}_row"] = _format.NO_ROW
+    sizes = np.concatenate(cols.sizes) if cols.sizes else np.empty(0, np.int64)
+    rec_size = np.full(n_records, -1, dtype=np.int64)
+    np.maximum.at(rec_size, rid[kept], sizes[kept])
+    records["size"] = rec_size
+
+    parts: list[_format.SectionData] = []
+    key_counts: dict[str, int] = {}
+    for a in ALGORITHMS:
+        d, p = cols.column(a)
+        rows = np.flatnonzero(p & ~dropped)
+        if len(rows) == 0:
+            continue
+        keys, ids = _sort_with_ids(d[rows], rid[rows])
+        key_counts[a] = len(keys)
+        group = GROUPS[a]
+        parts += table_sections(keys, a, group, bloom_bits_per_key, bloom_hashes)
+        parts.append(_format.SectionData(_format.KIND_ROWMAP,
+                                         ids.astype("<u4").view(np.uint8),
+                                         group=group))
+        first_ids, first_rows = np.unique(ids, return_index=True)
+        records[f"{a}_row"][first_ids] = first_rows
+    del cols.digests, cols.present
+    parts.append(_format.SectionData(_format.KIND_RECORDS, records.view(np.uint8),
+                                     params=(n_records, 0, 0)))
+
+    label_rids = {}
+    for label, blocks in cols.labels.items():
+        rows = np.concatenate(blocks)
+        ids = rid[rows]
+        label_rids[label] = np.unique(ids[ids >= 0])
+    bitmaps, index = _labels.encode(label_rids)
+    parts.append(_format.SectionData(_format.KIND_LABEL_BITMAPS,
+                                     np.frombuffer(bitmaps, np.uint8)))
+    parts.append(_format.SectionData(_format.KIND_LABEL_INDEX,
+                                     np.frombuffer(index, np.uint8)))
+
+    if generation is None:
+        generation = _next_generation(path)
+    created_ns = time.time_ns()
+    meta = {
+        "format": "hashlookup-dataset",
+        "hashlookup_version": __version__,
+        "dataset": {"name": name, "generation": int(generation),
+                    "records": n_records, "keys": key_counts},
+        "build": {"sources": source_meta, "invalid": invalid,
+                  "merged": int(len(kept) - n_records), "suppressed": suppressed,
+                  "allow_lists": [os.path.basename(x) for x in allow],
+                  "bloom_bits_per_key": bloom_bits_per_key,
+                  "bloom_hashes": bloom_hashes if bloom_bits_per_key > 0 else 0},
+    }
+    if metadata is not None:
+        meta["user"] = metadata
+    import json
+    parts.append(_format.SectionData(
+        _format.KIND_METADATA, json.dumps(meta, sort_keys=True).encode(), flags=0))
+    if not parts or not key_counts:
+        raise InputError("no digests in the inputs" +
+                         (" after the allow-list" if allow else ""))
+    with atomic_output(path) as f:
+        size = _format.write_file(f, parts, created_ns)
+    return DatasetReport(path, name, int(generation), n_records, key_counts, read,
+                         invalid, int(len(kept) - n_records), suppressed, size,
+                         time.perf_counter() - t0)
