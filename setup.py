@@ -51,6 +51,7 @@ directives = {
     "initializedcheck": DEBUG,
     "cdivision": True,
     "embedsignature": True,
+    "binding": False,
 }
 
 setup(

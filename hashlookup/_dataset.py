@@ -20,7 +20,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -34,8 +34,7 @@ ALGORITHMS = ("md5", "sha1", "sha256")
 _BY_WIDTH = {16: "md5", 20: "sha1", 32: "sha256"}
 
 
-@dataclass(frozen=True)
-class Match:
+class Match(NamedTuple):
     """A digest found in a dataset: the whole record of the file."""
 
     record_id: int
@@ -102,6 +101,7 @@ class _State:
             rec = self.layout.records
             self.records = np.frombuffer(mm, dtype=_format.RECORD_DTYPE,
                                          count=self.layout.count, offset=rec.offset)
+            self.rec_offset = rec.offset
             self.count = self.layout.count
             self.labels = None
             if self.layout.label_index is not None:
@@ -111,6 +111,10 @@ class _State:
                 b = self.layout.label_bitmaps
                 self.labels = LabelStore(mm, b.offset, b.length, index, self.count,
                                          path)
+        # Where each table's keys are, to slice a hit's digests off the map
+        # (one struct unpack and three slices per hit, no numpy scalars).
+        self.key_spans = {a: (t._layout.keys.offset, t.width, len(t))
+                          for a, t in self.tables.items()}
         ds = self.meta.get("dataset", {}) if isinstance(self.meta, dict) else {}
         self.name = str(ds.get("name") or os.path.splitext(os.path.basename(path))[0])
         gen = ds.get("generation", 0)
@@ -130,6 +134,8 @@ class _State:
                 pass  # a batch in another thread still uses it; GC unmaps later
         self.rowmaps = {}
         self.records = None
+        self.key_spans = {}
+        self.keys = {}
         if self.mm is not None:
             close_mapping(self.mm)
             self.mm = None
@@ -276,24 +282,24 @@ class Dataset(TableSet):
         return f
 
     def _match(self, st: _State, rid: int, alg: str) -> Match:
+        mm = st.mm
+        if mm is None:
+            raise ValueError("I/O operation on closed dataset")
         if st.records is None:  # plain index: the key is the whole record
-            table = st.tables[alg]
-            digest = bytes(table.keys()[rid]).hex()
-            digests = {a: (digest if a == alg else None) for a in ALGORITHMS}
-            return Match(rid, alg, digests["md5"], digests["sha1"], digests["sha256"],
+            off, w, _ = st.key_spans[alg]
+            d = {alg: mm[off + rid * w:off + (rid + 1) * w].hex()}
+            return Match(rid, alg, d.get("md5"), d.get("sha1"), d.get("sha256"),
                          None, (), st.generation, st.built)
-        r = st.records[rid]
-        digests = {}
-        for a in ALGORITHMS:
-            row = int(r[f"{a}_row"])
-            t = st.tables.get(a)
-            if row == _format.NO_ROW or t is None or row >= len(t):
-                digests[a] = None
-            else:
-                digests[a] = bytes(t.keys()[row]).hex()
-        size = int(r["size"])
+        rows = _format.RECORD.unpack_from(mm, st.rec_offset + rid * _format.RECORD.size)
+        d = {}
+        for a, row in zip(ALGORITHMS, rows):
+            span = st.key_spans.get(a)
+            if row != _format.NO_ROW and span is not None and row < span[2]:
+                off, w, _ = span
+                d[a] = mm[off + row * w:off + (row + 1) * w].hex()
+        size = rows[4]
         labels = st.labels.of(rid) if st.labels is not None else ()
-        return Match(rid, alg, digests["md5"], digests["sha1"], digests["sha256"],
+        return Match(rid, alg, d.get("md5"), d.get("sha1"), d.get("sha256"),
                      size if size >= 0 else None, labels, st.generation, st.built)
 
     def record(self, record_id: int) -> Match:
@@ -387,7 +393,7 @@ class Dataset(TableSet):
                     raise IndexFormatError(f"{self.path}: rowmap of {a} points past "
                                            f"the {st.count} records")
             for a in ALGORITHMS:
-                col = st.records[f"{a}_row"]
+                col = st.records[f"{a}_row"]  # noqa: verify() may use numpy
                 present = col != _format.NO_ROW
                 t = st.tables.get(a)
                 n = len(t) if t is not None else 0

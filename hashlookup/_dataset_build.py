@@ -148,18 +148,28 @@ def _sort_with_ids(keys: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.nd
             np.ascontiguousarray(aug[:, w:]).view(">u4").ravel().astype(np.int64))
 
 
-def _components(cols: _Columns) -> np.ndarray:
-    """For every row, the smallest row index of the records it shares a digest
-    with, transitively (connected components by label propagation)."""
-    n = cols.n
-    comp = np.arange(n, dtype=np.int64)
-    groups = []
+def _sorted_digests(cols: _Columns) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per algorithm, the digests of all rows sorted (memcmp order) with the
+    row each came from: one radix sort per algorithm, used both to find the
+    records that share digests and to write the key tables."""
+    out = {}
     for a in ALGORITHMS:
         d, p = cols.column(a)
         rows = np.flatnonzero(p)
-        if len(rows) < 2:
+        if len(rows):
+            out[a] = _sort_with_ids(d[rows], rows)
+    return out
+
+
+def _components(n: int, sorted_digests: dict[str, tuple[np.ndarray, np.ndarray]]
+                ) -> np.ndarray:
+    """For every row, the smallest row index of the records it shares a digest
+    with, transitively (connected components by label propagation)."""
+    comp = np.arange(n, dtype=np.int64)
+    groups = []
+    for keys, srows in sorted_digests.values():
+        if len(keys) < 2:
             continue
-        keys, srows = _sort_with_ids(d[rows], rows)
         same = np.all(keys[1:] == keys[:-1], axis=1)
         if not same.any():
             continue
@@ -300,7 +310,8 @@ def build_dataset(inputs: Any, path: str | os.PathLike[str], *,
     if cols.n > _format.MAX_RECORDS:
         raise ValueError(f"{cols.n} input records exceed {_format.MAX_RECORDS}")
 
-    comp = _components(cols)
+    sorted_digests = _sorted_digests(cols)
+    comp = _components(cols.n, sorted_digests)
     dropped = np.zeros(cols.n, dtype=bool)
     suppressed: dict[str, int] = {}
     allow = list(allow or [])
@@ -313,10 +324,14 @@ def build_dataset(inputs: Any, path: str | os.PathLike[str], *,
                 if f"source:{src}" in cols.labels else np.empty(0, np.int64)
             suppressed[src] = int(np.count_nonzero(dropped[rows]))
     kept = np.flatnonzero(~dropped)
-    reps, rid_kept = np.unique(comp[kept], return_inverse=True)
-    n_records = len(reps)
+    # Records are numbered in input order of their first row: a row is its
+    # component's representative iff comp[row] == row.
+    is_rep = np.zeros(cols.n, dtype=bool)
+    is_rep[kept] = comp[kept] == kept
+    rank = np.cumsum(is_rep, dtype=np.int64) - 1
+    n_records = int(rank[-1] + 1) if cols.n else 0
     rid = np.full(cols.n, -1, dtype=np.int64)
-    rid[kept] = rid_kept
+    rid[kept] = rank[comp[kept]]
 
     records = np.zeros(n_records, dtype=_format.RECORD_DTYPE)
     for a in ALGORITHMS:
@@ -329,28 +344,39 @@ def build_dataset(inputs: Any, path: str | os.PathLike[str], *,
     parts: list[_format.SectionData] = []
     key_counts: dict[str, int] = {}
     for a in ALGORITHMS:
-        d, p = cols.column(a)
-        rows = np.flatnonzero(p & ~dropped)
-        if len(rows) == 0:
+        if a not in sorted_digests:
             continue
-        keys, ids = _sort_with_ids(d[rows], rid[rows])
+        keys, rows = sorted_digests.pop(a)
+        live = ~dropped[rows]
+        keys, rows = keys[live], rows[live]
+        if len(keys) == 0:
+            continue
+        # Equal digests are adjacent and belong to one record: keep the first.
+        first = np.ones(len(keys), dtype=bool)
+        first[1:] = np.any(keys[1:] != keys[:-1], axis=1)
+        keys = np.ascontiguousarray(keys[first])
+        ids = rid[rows[first]]
         key_counts[a] = len(keys)
         group = GROUPS[a]
         parts += table_sections(keys, a, group, bloom_bits_per_key, bloom_hashes)
         parts.append(_format.SectionData(_format.KIND_ROWMAP,
                                          ids.astype("<u4").view(np.uint8),
                                          group=group))
-        first_ids, first_rows = np.unique(ids, return_index=True)
-        records[f"{a}_row"][first_ids] = first_rows
+        first_row = np.full(n_records, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(first_row, ids, np.arange(len(ids), dtype=np.int64))
+        has = first_row != np.iinfo(np.int64).max
+        records[f"{a}_row"][has] = first_row[has]
     del cols.digests, cols.present
     parts.append(_format.SectionData(_format.KIND_RECORDS, records.view(np.uint8),
                                      params=(n_records, 0, 0)))
 
     label_rids = {}
+    mark = np.zeros(n_records, dtype=bool)
     for label, blocks in cols.labels.items():
-        rows = np.concatenate(blocks)
-        ids = rid[rows]
-        label_rids[label] = np.unique(ids[ids >= 0])
+        ids = rid[np.concatenate(blocks)]
+        mark[ids[ids >= 0]] = True
+        label_rids[label] = np.flatnonzero(mark).astype(np.uint32)
+        mark[:] = False
     bitmaps, index = _labels.encode(label_rids)
     parts.append(_format.SectionData(_format.KIND_LABEL_BITMAPS,
                                      np.frombuffer(bitmaps, np.uint8)))

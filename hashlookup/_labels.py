@@ -96,7 +96,11 @@ class LabelStore:
 
     def of(self, record_id: int) -> tuple[str, ...]:
         """Labels of one record, sorted by name."""
-        return tuple(name for name in self.entries if record_id in self.bitmap(name))
+        if len(self._cache) < len(self.entries):
+            for name in self.entries:
+                self.bitmap(name)
+        cache = self._cache
+        return tuple([name for name in self.entries if record_id in cache[name]])
 
     def union(self, labels: tuple[str, ...]) -> FrozenBitMap:
         """Records carrying any of labels (unknown labels match nothing)."""

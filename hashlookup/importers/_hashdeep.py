@@ -1,0 +1,216 @@
+"""Format "hashdeep": hashdeep / md5deep CSV output.
+
+    %%%% HASHDEEP-1.0
+    %%%% size,md5,sha256,filename
+    ## Invoked from: /home/user
+    ## $ hashdeep -c md5,sha256 -r .
+    ##
+    1024,d41d8...,e3b0c...,./a,b.jpg
+
+The second header line declares the columns (any subset and order of size,
+md5, sha1, sha256, tiger, whirlpool, filename).  Data lines are split on
+',' with a maximum number of splits, so a file name (the last column, or
+any column: the fields after it are split off from the right) may contain
+commas.  tiger, whirlpool and unknown columns are ignored; the file name
+is not stored.  A new "%%%% HASHDEEP-1.0" header (concatenated outputs)
+starts a new column layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from hashlookup import _parse
+from hashlookup.errors import InputError
+from hashlookup.importers._common import assemble, quote
+from hashlookup.importers._records import ALGORITHMS, RecordBatch, _Options
+
+CHUNK_SIZE = 8 << 20
+MAGIC = b"%%%% HASHDEEP-"
+_SPECIAL = b"#% \t\r\v\f"      # first bytes of lines that need a closer look
+
+
+class _Layout:
+    """The columns declared by a '%%%% size,md5,...' line."""
+
+    def __init__(self, line: bytes, where: str):
+        text = line[4:].decode("utf-8", "replace").strip()
+        self.names = [c.strip().lower() for c in text.split(",")]
+        self.text = ",".join(self.names)
+        if len(set(self.names)) != len(self.names) or "" in self.names:
+            raise InputError(f"{where}: bad hashdeep column line {quote(line)} "
+                             f"(empty or repeated column names)")
+        self.ncols = len(self.names)
+        self.algos = {a: self.names.index(a) for a in ALGORITHMS if a in self.names}
+        if not self.algos:
+            raise InputError(f"{where}: hashdeep column line {quote(line)} declares "
+                             f"no md5, sha1 or sha256 column")
+        self.size = self.names.index("size") if "size" in self.names else None
+        self.fname = (self.names.index("filename") if "filename" in self.names
+                      else None)
+
+    def split(self, lines: list[bytes], bad: dict[int, str]) -> list[list[bytes]]:
+        """Fields of each line; lines with the wrong count go to bad and get
+        empty fields."""
+        n = self.ncols
+        if self.fname is None:
+            rows = [line.split(b",") for line in lines]
+        elif self.fname == n - 1:
+            rows = [line.split(b",", n - 1) for line in lines]
+        else:
+            rows = [self._split_middle(line) for line in lines]
+        counts = set(map(len, rows))
+        if counts != {n}:
+            for i, r in enumerate(rows):
+                if len(r) != n:
+                    bad[i] = (f"expected {n} fields ({self.text}), got "
+                              f"{len(r)}: {quote(lines[i])}")
+                    rows[i] = [b""] * n
+        return rows
+
+    def _split_middle(self, line: bytes) -> list[bytes]:
+        left = line.split(b",", self.fname)
+        if len(left) <= self.fname:
+            return left
+        right = left.pop().rsplit(b",", self.ncols - 1 - self.fname)
+        return left + right
+
+
+def read(opts: _Options) -> Iterator[RecordBatch]:
+    reader = _Reader(opts)
+    with open(opts.path, "rb") as f:
+        if f.read(3) != b"\xef\xbb\xbf":
+            f.seek(0)
+        chunks = _parse.iter_line_chunks(f, opts.name, CHUNK_SIZE,
+                                         skip_long=opts.skip_invalid)
+        while True:
+            try:
+                data = next(chunks)
+            except StopIteration:
+                break
+            except _parse.LineTooLong:
+                raise InputError(f"{opts.name}:{reader.line}: line longer than "
+                                 f"{_parse.MAX_LINE} bytes") from None
+            if isinstance(data, bytes):
+                yield from reader.chunk(data)
+            else:  # an over-long line skipped (skip_invalid)
+                reader.dropped_line()
+    reader.finish()
+
+
+class _Reader:
+    def __init__(self, opts: _Options):
+        self.opts = opts
+        self.line = 1            # number of the next line
+        self.state = "start"     # -> "columns" -> "data"
+        self.layout: _Layout | None = None
+        self.header_line = 0
+
+    def _where(self, line: int) -> str:
+        return f"{self.opts.name}:{line}"
+
+    def dropped_line(self) -> None:
+        if self.state != "data":
+            raise InputError(f"{self._where(self.line)}: line longer than "
+                             f"{_parse.MAX_LINE} bytes in the hashdeep header")
+        self.opts.report._skip(1, [f"{self._where(self.line)}: line longer than "
+                                   f"{_parse.MAX_LINE} bytes"])
+        self.line += 1
+
+    def finish(self) -> None:
+        if self.state == "columns":
+            raise InputError(f"{self._where(self.header_line)}: truncated hashdeep "
+                             f"header: no '%%%% <columns>' line after "
+                             f"'%%%% HASHDEEP-1.0'")
+
+    def chunk(self, data: bytes) -> Iterator[RecordBatch]:
+        first = self.line
+        if b"\r" in data:
+            data = data.replace(b"\r\n", b"\n")
+        lines = data.split(b"\n")
+        if data.endswith(b"\n"):
+            lines.pop()
+        self.line += len(lines)
+        special = [i for i, ln in enumerate(lines) if not ln or ln[0] in _SPECIAL]
+        if not special and self.state == "data":
+            yield from self._rows(lines, first, None)
+            return
+        # Walk the special lines; data lines between them are handled in runs.
+        run: list[int] = []
+        prev = 0
+        for s in special + [len(lines)]:
+            if self.state == "data":
+                run.extend(range(prev, s))
+            elif s > prev:   # a data line before the header is complete
+                self._header_error(first + prev, lines[prev])
+            if s == len(lines):
+                break
+            prev = s + 1
+            ln = lines[s]
+            stripped = ln.strip()
+            if not stripped or stripped.startswith(b"#"):
+                continue
+            if not stripped.startswith(b"%%%%"):   # a data line with blanks first
+                if self.state != "data":
+                    self._header_error(first + s, ln)
+                run.append(s)
+                continue
+            # A header line: finish the run read with the previous layout.
+            if run:
+                yield from self._rows([lines[i] for i in run], first,
+                                      np.array(run, np.int64))
+                run = []
+            self._header(stripped, first + s)
+        if run:
+            yield from self._rows([lines[i] for i in run], first,
+                                  np.array(run, np.int64))
+
+    def _header(self, line: bytes, line_no: int) -> None:
+        if line.startswith(MAGIC):
+            self.state = "columns"
+            self.header_line = line_no
+        elif self.state == "columns":
+            self.layout = _Layout(line, self._where(line_no))
+            self.opts.report.columns = {
+                k: k for k in self.layout.names if k in ALGORITHMS or k == "size"}
+            self.state = "data"
+        elif self.state == "start":
+            self._header_error(line_no, line)
+        else:
+            raise InputError(f"{self._where(line_no)}: unexpected hashdeep header "
+                             f"line {quote(line)} (expected '%%%% HASHDEEP-1.0' to "
+                             f"start a new header)")
+
+    def _header_error(self, line_no: int, line: bytes) -> None:
+        if self.state == "start":
+            raise InputError(f"{self._where(line_no)}: expected the hashdeep header "
+                             f"'%%%% HASHDEEP-1.0', got {quote(line)}")
+        raise InputError(f"{self._where(self.header_line)}: truncated hashdeep "
+                         f"header: no '%%%% <columns>' line after "
+                         f"'%%%% HASHDEEP-1.0' (line {line_no} is {quote(line)})")
+
+    def _rows(self, lines: list[bytes], first: int,
+              idx: np.ndarray | None) -> Iterator[RecordBatch]:
+        """Records of data lines (idx: their positions in the chunk, None if
+        lines is the whole chunk); first: the chunk's first line number."""
+        layout = self.layout
+        assert layout is not None
+        bs = self.opts.batch_size
+        for start in range(0, len(lines), bs):
+            part = lines[start:start + bs]
+            bad: dict[int, str] = {}
+            rows = layout.split(part, bad)
+            cols = list(zip(*rows))
+            hexcols = {a: (cols[j], f"column {a}") for a, j in layout.algos.items()}
+            sizes = ((cols[layout.size], "column size") if layout.size is not None
+                     else None)
+            base = first + start
+            if idx is None:
+                def where(i: int, base: int = base) -> str:
+                    return f":{base + i}"
+            else:
+                def where(i: int, pos: np.ndarray = idx[start:start + bs]) -> str:
+                    return f":{first + int(pos[i])}"
+            yield assemble(self.opts, len(part), hexcols, sizes, None, bad, where)
