@@ -6,7 +6,12 @@ A memory-mapped, immutable index file per list; lookups in a C core
 
 from hashlookup._build import BuildReport, build_index
 from hashlookup._dataset import Dataset, Invalid, Match, open_dataset
-from hashlookup._dataset_build import DatasetReport, build_dataset
+from hashlookup._dataset_build import (
+    DatasetReport,
+    UpdateReport,
+    build_dataset,
+    update_dataset,
+)
 from hashlookup._index import HashIndex, open_index
 from hashlookup._version import __version__
 from hashlookup.errors import (
@@ -26,10 +31,12 @@ __all__ = [
     "IndexVersionError",
     "InputError",
     "Invalid",
+    "UpdateReport",
     "Match",
     "__version__",
     "build_dataset",
     "build_index",
     "open_dataset",
     "open_index",
+    "update_dataset",
 ]

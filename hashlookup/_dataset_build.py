@@ -55,6 +55,8 @@ class DatasetReport:
     suppressed: dict[str, int] = field(default_factory=dict)  # source -> records
     file_size: int = 0
     seconds: float = 0.0
+    # With records carried over from a previous generation (update_dataset):
+    carried: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -117,8 +119,6 @@ def normalize_inputs(inputs: Any) -> list[tuple[str, str]]:
         if name in seen:
             raise ValueError(f"two inputs are named {name!r}; name them NAME=PATH")
         seen.add(name)
-    if not items:
-        raise ValueError("no inputs")
     return [(n, os.fspath(p)) for n, p in items]
 
 
@@ -258,7 +258,8 @@ def build_dataset(inputs: Any, path: str | os.PathLike[str], *,
                   bloom_bits_per_key: float = DEFAULT_BLOOM_BITS_PER_KEY,
                   bloom_hashes: int = DEFAULT_BLOOM_HASHES,
                   generation: int | None = None,
-                  metadata: dict[str, Any] | None = None) -> DatasetReport:
+                  metadata: dict[str, Any] | None = None,
+                  _records: Iterable[Any] = ()) -> DatasetReport:
     """Build a dataset file at `path` from one or more hash lists.
 
     Parameters
@@ -286,7 +287,7 @@ def build_dataset(inputs: Any, path: str | os.PathLike[str], *,
     t0 = time.perf_counter()
     path = os.fspath(path)
     check_bloom_params(bloom_bits_per_key, bloom_hashes)
-    sources = normalize_inputs(inputs)
+    sources = normalize_inputs(inputs) if inputs else []
     name = name or os.path.splitext(os.path.basename(path))[0]
     opts: dict[str, Any] = {"skip_invalid": skip_invalid}
     if input_format is not None:
@@ -297,6 +298,9 @@ def build_dataset(inputs: Any, path: str | os.PathLike[str], *,
         opts["label_columns"] = label_columns
 
     cols = _Columns()
+    for batch in _records:  # records carried over by update_dataset: first,
+        cols.add(batch, None)  # so that they keep their order and ids
+    n_old = cols.n
     read: dict[str, int] = {}
     source_meta: dict[str, Any] = {}
     invalid = 0
@@ -332,6 +336,14 @@ def build_dataset(inputs: Any, path: str | os.PathLike[str], *,
     n_records = int(rank[-1] + 1) if cols.n else 0
     rid = np.full(cols.n, -1, dtype=np.int64)
     rid[kept] = rank[comp[kept]]
+    carried = {}
+    if n_old:
+        new_comp = comp[n_old:][~dropped[n_old:]]
+        carried = {
+            "removed": int(np.count_nonzero(dropped[:n_old])),
+            "added": int(np.count_nonzero(is_rep[n_old:])),
+            "changed": int(len(np.unique(new_comp[new_comp < n_old]))),
+        }
 
     records = np.zeros(n_records, dtype=_format.RECORD_DTYPE)
     for a in ALGORITHMS:
@@ -409,4 +421,75 @@ def build_dataset(inputs: Any, path: str | os.PathLike[str], *,
         size = _format.write_file(f, parts, created_ns)
     return DatasetReport(path, name, int(generation), n_records, key_counts, read,
                          invalid, int(len(kept) - n_records), suppressed, size,
-                         time.perf_counter() - t0)
+                         time.perf_counter() - t0, carried)
+
+
+@dataclass
+class UpdateReport:
+    """What update_dataset changed between two generations."""
+
+    path: str
+    generation: int          # the new generation
+    records_before: int
+    records_after: int
+    added: int               # records whose digests were all new
+    removed: int             # old records dropped by the removal lists
+    changed: int             # old records that gained digests or labels
+    file_size: int
+    seconds: float
+
+
+def dataset_batches(ds: Any, batch_size: int = 1_000_000) -> Iterable[Any]:
+    """The records of an open dataset as RecordBatch objects, labels included
+    (the input of update_dataset)."""
+    from hashlookup.importers import RecordBatch
+    st = ds._current()
+    n = st.count
+    for start in range(0, n, batch_size):
+        stop = min(n, start + batch_size)
+        b = RecordBatch.empty(stop - start)
+        if st.records is None:
+            alg = next(iter(st.tables))
+            getattr(b, alg)[:] = st.tables[alg].keys()[start:stop]
+            getattr(b, "has_" + alg)[:] = True
+        else:
+            rec = st.records[start:stop]
+            for a in ALGORITHMS:
+                rows = rec[f"{a}_row"].astype(np.int64)
+                has = rows != _format.NO_ROW
+                if a in st.tables and has.any():
+                    getattr(b, a)[has] = st.tables[a].keys()[rows[has]]
+                    getattr(b, "has_" + a)[:] = has
+            b.size[:] = rec["size"]
+            if st.labels is not None:
+                for label in st.labels.names():
+                    ids = np.asarray(st.labels.bitmap(label).to_array(), dtype=np.int64)
+                    ids = ids[(ids >= start) & (ids < stop)] - start
+                    if len(ids):
+                        b.labels[label] = ids
+        yield b
+
+
+def update_dataset(path: str | os.PathLike[str], *, add: Any = None,
+                   remove: Iterable[str] | None = None,
+                   output: str | os.PathLike[str] | None = None,
+                   **build_options: Any) -> UpdateReport:
+    """Write the next generation of the dataset at `path`: its records plus
+    the records of `add` (inputs as for build_dataset, tagged source:NAME),
+    minus every record with a digest in one of the `remove` lists.  The
+    result replaces `path` atomically (or goes to `output`); readers with
+    auto_reload pick it up.
+    """
+    from hashlookup._dataset import open_dataset
+    t0 = time.perf_counter()
+    path = os.fspath(path)
+    out = os.fspath(output) if output is not None else path
+    with open_dataset(path) as old:
+        before = len(old)
+        rep = build_dataset(add or [], out, name=old.name, allow=remove,
+                            generation=old.generation + 1,
+                            _records=dataset_batches(old), **build_options)
+    c = rep.carried
+    return UpdateReport(out, rep.generation, before, rep.records, c.get("added", 0),
+                        c.get("removed", 0), c.get("changed", 0), rep.file_size,
+                        time.perf_counter() - t0)
