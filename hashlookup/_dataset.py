@@ -247,6 +247,9 @@ class Dataset(TableSet):
         st: _State = table._ds_state
         alg = table.algorithm
         rid = int(st.rowmaps[alg][row]) if st.records is not None else row
+        if rid >= st.count:
+            raise IndexFormatError(f"{self.path}: rowmap of {alg} row {row} points "
+                                   f"past the {st.count} records")
         if not self._allowed(st, rid, only, exclude):
             return None
         return self._match(st, rid, alg)
