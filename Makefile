@@ -17,7 +17,7 @@ $(VENV)/.testdeps: $(VENV)/.created
 	@touch $@
 
 # Install the package (not an in-place build) so tests run against what users get.
-$(STAMP): $(VENV)/.created pyproject.toml setup.py $(wildcard csrc/*.c csrc/*.h csrc/*.pxd hashlookup/*.py hashlookup/*.pyx hashlookup/*.pyi)
+$(STAMP): $(VENV)/.created pyproject.toml setup.py $(wildcard csrc/*.c csrc/*.h csrc/*.inc csrc/*.pxd hashlookup/*.py hashlookup/*/*.py hashlookup/*.pyx hashlookup/*.pyi)
 	flock $(VENV)/.lock $(PIP) install --no-build-isolation .
 	@touch $@
 

@@ -300,6 +300,11 @@ cdef class TableSet:
             self._maybe_reload()
         return 0
 
+    def _reload_tick(self):
+        """With auto_reload: reload if the interval has passed (else a no-op)."""
+        if self._c_auto_reload:
+            self._reload_check()
+
     def lookup(self, digest, only=None, exclude=None):
         """The Match of a digest (hex str or raw bytes of an md5, sha1 or
         sha256), or None.  The algorithm is told by the length."""

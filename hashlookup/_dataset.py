@@ -60,8 +60,9 @@ class _State:
     read from it.  Replaced as a whole on reload."""
 
     def __init__(self, path: str) -> None:
-        mm, header = map_file(path)
+        mm, header, st = map_file(path)
         self.mm: mmap.mmap | None = mm
+        self.identity = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
         try:
             self._load(path, mm, header)
         except BaseException:
@@ -69,8 +70,6 @@ class _State:
             raise
 
     def _load(self, path: str, mm: mmap.mmap, header: _format.Header) -> None:
-        st = os.stat(path)
-        self.identity = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
         self.header = header
         groups = _format.table_groups(header)
         if not groups:
@@ -211,7 +210,11 @@ class Dataset(TableSet):
         return self._current().count
 
     def table(self, algorithm: str) -> HashIndex:
-        """The key table of one algorithm ("md5", "sha1" or "sha256")."""
+        """The key table of one algorithm ("md5", "sha1" or "sha256").
+
+        With auto_reload, the returned table is the current generation's; a
+        caller holding a table keeps the generation it got."""
+        self._reload_tick()
         st = self._current()
         if algorithm not in st.tables:
             raise KeyError(f"{self.path}: no {algorithm} table (has "
@@ -264,7 +267,7 @@ class Dataset(TableSet):
         """A predicate record id -> allowed, from bitmap algebra (cached)."""
         o = tuple(sorted(_as_labels(only))) if only is not None else None
         x = tuple(sorted(set(_as_labels(exclude)) | set(self._suppress)))
-        key = (o or ("*",), x)
+        key = (o, x)
         f = st.filters.get(key)
         if f is None:
             if st.labels is None:
@@ -330,6 +333,7 @@ class Dataset(TableSet):
             alg = _BY_WIDTH.get(digests.shape[1])
             if alg is None:
                 raise ValueError(f"no digest algorithm has {digests.shape[1]} bytes")
+            self._reload_tick()
             st = self._current()
             if alg not in st.tables:
                 return [None] * len(digests)
@@ -388,8 +392,8 @@ class Dataset(TableSet):
     def verify(self) -> dict[str, Any]:
         """Every checksum, every table's structure, rowmaps and records."""
         st = self._current()
-        for t in st.tables.values():
-            t.verify()  # header and all section checksums, plus that table
+        for i, t in enumerate(st.tables.values()):
+            t.verify(checksums=i == 0)  # the file's checksums once, every table
         if st.records is not None:
             for a, rm in st.rowmaps.items():
                 if len(rm) and int(rm.max()) >= st.count:

@@ -161,27 +161,42 @@ def _sorted_digests(cols: _Columns) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def _components(n: int, sorted_digests: dict[str, tuple[np.ndarray, np.ndarray]]
-                ) -> np.ndarray:
+def _equal_runs(same: np.ndarray, srows: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Groups of rows with equal keys, given rows in key order and whether
+    each key equals the previous one: (rows, group starts, group of row),
+    keeping only groups of two or more."""
+    if not same.any():
+        return None
+    starts = np.flatnonzero(np.concatenate(([True], ~same)))
+    sizes = np.diff(np.append(starts, len(srows)))
+    multi = sizes > 1
+    g_rows = srows[np.repeat(multi, sizes)]
+    g_sizes = sizes[multi]
+    g_starts = np.concatenate(([0], np.cumsum(g_sizes)[:-1]))
+    g_index = np.repeat(np.arange(len(g_sizes)), g_sizes)
+    return g_rows, g_starts, g_index
+
+
+def _components(n: int, sorted_digests: dict[str, tuple[np.ndarray, np.ndarray]],
+                links: np.ndarray | None = None) -> np.ndarray:
     """For every row, the smallest row index of the records it shares a digest
-    with, transitively (connected components by label propagation)."""
+    with, transitively (connected components by label propagation).  Rows
+    0..len(links)-1 with equal `links` values (record ids carried over from an
+    earlier generation) belong together too."""
     comp = np.arange(n, dtype=np.int64)
     groups = []
     for keys, srows in sorted_digests.values():
-        if len(keys) < 2:
-            continue
-        same = np.all(keys[1:] == keys[:-1], axis=1)
-        if not same.any():
-            continue
-        starts = np.flatnonzero(np.concatenate(([True], ~same)))
-        sizes = np.diff(np.append(starts, len(keys)))
-        multi = sizes > 1
-        member = np.repeat(multi, sizes)
-        g_rows = srows[member]
-        g_sizes = sizes[multi]
-        g_starts = np.concatenate(([0], np.cumsum(g_sizes)[:-1]))
-        g_index = np.repeat(np.arange(len(g_sizes)), g_sizes)
-        groups.append((g_rows, g_starts, g_index))
+        if len(keys) >= 2:
+            g = _equal_runs(np.all(keys[1:] == keys[:-1], axis=1), srows)
+            if g is not None:
+                groups.append(g)
+    if links is not None and len(links) >= 2:
+        order = np.argsort(links, kind="stable")
+        lk = links[order]
+        g = _equal_runs(lk[1:] == lk[:-1], order.astype(np.int64))
+        if g is not None:
+            groups.append(g)
     changed = bool(groups)
     while changed:
         changed = False
@@ -197,6 +212,35 @@ def _components(n: int, sorted_digests: dict[str, tuple[np.ndarray, np.ndarray]]
                 break
             comp = nxt
     return comp
+
+
+def _changed_records(n_old: int, comp: np.ndarray, kept: np.ndarray,
+                     sorted_digests: dict[str, tuple[np.ndarray, np.ndarray]],
+                     labels: dict[str, list[np.ndarray]]) -> int:
+    """Old records that gained a digest or a label from new rows."""
+    n = len(comp)
+    is_new_kept = np.zeros(n, dtype=bool)
+    is_new_kept[kept[kept >= n_old]] = True
+    changed = np.zeros(n, dtype=bool)  # indexed by component (row) id
+    for keys, srows in sorted_digests.values():
+        if len(keys) == 0:
+            continue
+        first = np.ones(len(keys), dtype=bool)
+        first[1:] = np.any(keys[1:] != keys[:-1], axis=1)
+        group = np.cumsum(first) - 1
+        old_in_group = np.zeros(int(group[-1]) + 1, dtype=bool)
+        old_in_group[group[srows < n_old]] = True
+        brings = is_new_kept[srows] & ~old_in_group[group]
+        c = comp[srows[brings]]
+        changed[c[c < n_old]] = True
+    for blocks in labels.values():
+        rows = np.concatenate(blocks)
+        had = np.zeros(n, dtype=bool)
+        had[comp[rows[rows < n_old]]] = True
+        c = comp[rows[is_new_kept[rows]]]
+        c = c[(c < n_old) & ~had[c]]
+        changed[c] = True
+    return int(np.count_nonzero(changed))
 
 
 def _allowed_rows(cols: _Columns, allow: list[str], opts: dict[str, Any]) -> np.ndarray:
@@ -298,9 +342,12 @@ def build_dataset(inputs: Any, path: str | os.PathLike[str], *,
         opts["label_columns"] = label_columns
 
     cols = _Columns()
-    for batch in _records:  # records carried over by update_dataset: first,
-        cols.add(batch, None)  # so that they keep their order and ids
+    old_ids = []
+    for batch, ids in _records:  # records carried over by update_dataset:
+        cols.add(batch, None)    # first, so that they keep their order
+        old_ids.append(np.asarray(ids, dtype=np.int64))
     n_old = cols.n
+    links = np.concatenate(old_ids) if old_ids else None
     read: dict[str, int] = {}
     source_meta: dict[str, Any] = {}
     invalid = 0
@@ -315,7 +362,7 @@ def build_dataset(inputs: Any, path: str | os.PathLike[str], *,
         raise ValueError(f"{cols.n} input records exceed {_format.MAX_RECORDS}")
 
     sorted_digests = _sorted_digests(cols)
-    comp = _components(cols.n, sorted_digests)
+    comp = _components(cols.n, sorted_digests, links)
     dropped = np.zeros(cols.n, dtype=bool)
     suppressed: dict[str, int] = {}
     allow = list(allow or [])
@@ -338,11 +385,12 @@ def build_dataset(inputs: Any, path: str | os.PathLike[str], *,
     rid[kept] = rank[comp[kept]]
     carried = {}
     if n_old:
-        new_comp = comp[n_old:][~dropped[n_old:]]
+        assert links is not None
         carried = {
-            "removed": int(np.count_nonzero(dropped[:n_old])),
+            "removed": int(len(np.unique(links[dropped[:n_old]]))),
             "added": int(np.count_nonzero(is_rep[n_old:])),
-            "changed": int(len(np.unique(new_comp[new_comp < n_old]))),
+            "changed": _changed_records(n_old, comp, kept, sorted_digests,
+                                        cols.labels),
         }
 
     records = np.zeros(n_records, dtype=_format.RECORD_DTYPE)
@@ -440,8 +488,10 @@ class UpdateReport:
 
 
 def dataset_batches(ds: Any, batch_size: int = 1_000_000) -> Iterable[Any]:
-    """The records of an open dataset as RecordBatch objects, labels included
-    (the input of update_dataset)."""
+    """The records of an open dataset as (RecordBatch, record ids) pairs,
+    labels included: first one row per record (in record order), then one
+    row for every further key a record owns (a record may own several keys
+    of one algorithm); update_dataset links rows by their record ids."""
     from hashlookup.importers import RecordBatch
     st = ds._current()
     n = st.count
@@ -463,11 +513,24 @@ def dataset_batches(ds: Any, batch_size: int = 1_000_000) -> Iterable[Any]:
             b.size[:] = rec["size"]
             if st.labels is not None:
                 for label in st.labels.names():
-                    ids = np.asarray(st.labels.bitmap(label).to_array(), dtype=np.int64)
+                    ids = np.asarray(st.labels.bitmap(label).to_array(),
+                                     dtype=np.int64)
                     ids = ids[(ids >= start) & (ids < stop)] - start
                     if len(ids):
                         b.labels[label] = ids
-        yield b
+        yield b, np.arange(start, stop, dtype=np.int64)
+    if st.records is None:
+        return
+    for a, table in st.tables.items():
+        rowmap = st.rowmaps[a].astype(np.int64)
+        primary = st.records[f"{a}_row"].astype(np.int64)
+        extra = np.flatnonzero(primary[rowmap] != np.arange(len(rowmap)))
+        for i in range(0, len(extra), batch_size):
+            rows = extra[i:i + batch_size]
+            b = RecordBatch.empty(len(rows))
+            getattr(b, a)[:] = table.keys()[rows]
+            getattr(b, "has_" + a)[:] = True
+            yield b, rowmap[rows]
 
 
 def update_dataset(path: str | os.PathLike[str], *, add: Any = None,

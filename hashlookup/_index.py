@@ -92,7 +92,7 @@ class HashIndex(KeyTable):
             The file cannot be opened (FileNotFoundError, PermissionError...).
         """
         path = os.fspath(path)
-        mm, header = map_file(path)
+        mm, header, _ = map_file(path)
         try:
             groups = _format.table_groups(header)
             if not groups:
@@ -297,17 +297,20 @@ class HashIndex(KeyTable):
             "metadata": _format.read_metadata(self._mmap, h, self.path),
         }
 
-    def verify(self) -> dict[str, Any]:
+    def verify(self, checksums: bool = True) -> dict[str, Any]:
         """Recompute every checksum and check the structure (O(file size)).
 
         Returns a summary dict; raises IndexFormatError naming the first
-        section that is wrong.
+        section that is wrong.  checksums=False checks this table's
+        structure only (a Dataset verifies the file's checksums once).
         """
         if self.closed:
             raise ValueError("I/O operation on closed index")
         h = self._header
         view = memoryview(self._mmap)
         try:
+            if not checksums:
+                return self._verify_structure(h)
             if _format.header_checksum(view[:h.header_size]) != h.checksum:
                 raise IndexFormatError(f"{self.path}: header checksum mismatch")
             for i, s in enumerate(h.sections):
@@ -318,6 +321,9 @@ class HashIndex(KeyTable):
                         f"expected {s.checksum:016x}, got {got:016x}")
         finally:
             view.release()
+        return self._verify_structure(h)
+
+    def _verify_structure(self, h: _format.Header) -> dict[str, Any]:
         problem = self._check_structure()
         if problem is not None:
             what, pos = problem
@@ -336,8 +342,10 @@ class HashIndex(KeyTable):
                 "bytes": h.file_size, "keys": len(self), "ok": True}
 
 
-def map_file(path: str) -> tuple[mmap.mmap, _format.Header]:
-    """Map an index or dataset file read-only and validate its header."""
+def map_file(path: str) -> tuple[mmap.mmap, _format.Header, os.stat_result]:
+    """Map an index or dataset file read-only and validate its header.
+    Also returns the fstat of the file that was mapped (its identity, for
+    reload checks: a later stat of the path may see a newer file)."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
         st = os.fstat(fd)
@@ -358,7 +366,7 @@ def map_file(path: str) -> tuple[mmap.mmap, _format.Header]:
     except BaseException:
         mm.close()
         raise
-    return mm, header
+    return mm, header, st
 
 
 def close_mapping(mm: mmap.mmap) -> None:

@@ -17,6 +17,14 @@ Two levels are offered:
 
 Both fill an optional :class:`MatchStats` with counts as they go, so callers can
 tell, after consuming the iterator, how many input digests were in the index.
+
+Both also take an open :class:`hashlookup.Dataset` instead of an index: the
+algorithm (md5, sha1 or sha256) is then detected from the first digest line of the
+input, as the builder does, and the matching key table of the dataset is used.
+With a dataset, ``want_records=True`` gives the record id of every hit
+(``ChunkMatch.record_ids``), and ``only``/``exclude`` (labels) drop the hits whose
+record is not wanted, with one ``find_many`` call per chunk and one bitmap
+membership test per hit.
 """
 
 from __future__ import annotations
@@ -29,7 +37,9 @@ from typing import Any, BinaryIO, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from hashlookup._format import ALGORITHM_BY_WIDTH
 from hashlookup._parse import CHUNK_SIZE, iter_parsed
+from hashlookup.errors import IndexFormatError, InputError
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -77,6 +87,11 @@ class MatchStats:
     """Invalid lines skipped (only with ``skip_invalid=True``)."""
     chunks: int = 0
     """Chunks parsed."""
+    filtered: int = 0
+    """Digests in the key table whose record was dropped by ``only``/``exclude``
+    (or the dataset's ``suppress`` labels): counted as misses, not as hits."""
+    algorithm: str = ""
+    """Algorithm of the key table used ("" until the first digest was read)."""
 
     @property
     def misses(self) -> int:
@@ -98,6 +113,10 @@ class ChunkMatch:
     """1-based input line number of each key (None with ``want_lines=False``)."""
     line_offsets: npt.NDArray[np.int64] | None
     """Byte offset in ``buf`` of each key's line (None with ``want_lines=False``)."""
+    record_ids: npt.NDArray[np.int64] | None = None
+    """Record id of each key, -1 where ``found`` is False (only with
+    ``want_records=True`` or label filters; for a single-table index file the
+    record id is the key's row)."""
 
     def __repr__(self) -> str:
         first = int(self.line_numbers[0]) if self.line_numbers is not None else "?"
@@ -163,6 +182,40 @@ class ChunkMatch:
             yield Match(number, digest, text.decode("utf-8", "surrogateescape"))
 
 
+def _record_map(table: Any) -> tuple[npt.NDArray[np.uint32] | None, int]:
+    """``(rowmap, records)`` of a dataset's key table: the rowmap maps a row to its
+    record id; it is None when row numbers are record ids (a single-table index
+    file, a bare HashIndex).
+
+    Uses the table's generation state (``table._ds_state``), so that the ids
+    belong to the generation the rows came from even across a reload.
+    """
+    state = getattr(table, "_ds_state", None)
+    if state is None or getattr(state, "records", None) is None:
+        return None, len(table)
+    rowmap: npt.NDArray[np.uint32] = state.rowmaps[table.algorithm]
+    return rowmap, int(state.count)
+
+
+def _record_filter(dataset: Any, table: Any, only: Any, exclude: Any) -> Any:
+    """Predicate record id -> wanted, from the dataset's label bitmaps
+    (``Dataset._filter``, cached per generation), or None for no filtering."""
+    if only is None and exclude is None and not getattr(dataset, "_suppress", ()):
+        return None
+    return dataset._filter(table._ds_state, only, exclude)
+
+
+def _first_digest_line(data: bytes, first_line: int) -> int:
+    """Number of the first non-blank, non-comment line of ``data``."""
+    line = first_line
+    for raw in data.split(b"\n"):
+        token = raw.strip(b" \t\r\v\f")
+        if token and not token.startswith(b"#"):
+            return line
+        line += 1
+    return first_line
+
+
 def match_chunks(
     index: Any,
     binary_file: BinaryIO,
@@ -173,11 +226,18 @@ def match_chunks(
     threads: int = 1,
     want_lines: bool = True,
     stats: MatchStats | None = None,
+    want_records: bool = False,
+    only: Any = None,
+    exclude: Any = None,
 ) -> Iterator[ChunkMatch]:
     """Look up every digest of a text input in ``index``, one chunk at a time.
 
-    ``index`` is an open :class:`hashlookup.HashIndex`; the digests must have its
-    width (``2 * index.width`` hex characters).  ``binary_file`` is read with
+    ``index`` is an open :class:`hashlookup.HashIndex` (the digests must have its
+    width, ``2 * index.width`` hex characters) or an open
+    :class:`hashlookup.Dataset`: then the width of the first digest line picks
+    the key table (``index.table(algorithm)``) and every later line must have
+    that width too; a dataset without a table of that algorithm raises
+    :class:`hashlookup.InputError` naming the line.  ``binary_file`` is read with
     ``read(chunk_size)`` until it returns ``b""``.  ``name`` is used in error
     messages (``name:line: ...``).
 
@@ -186,16 +246,43 @@ def match_chunks(
     ``stats.invalid``).  Chunks without any key are not yielded.  With
     ``want_lines=False`` line numbers and offsets are not computed (``line_bytes``
     and ``matches`` are then unavailable): use it when only counts are needed.
+
+    ``want_records=True`` fills ``ChunkMatch.record_ids``.  ``only`` and
+    ``exclude`` (a label or a list of labels; dataset only) keep only the hits
+    whose record carries one of the ``only`` labels and none of the ``exclude``
+    labels, as ``Dataset.lookup(..., only=, exclude=)`` does; the labels the
+    dataset was opened with ``suppress=`` are always excluded.  Dropped hits
+    count as misses (``found`` is False for them) and in ``stats.filtered``.
     """
     if threads < 0:
         raise ValueError(f"threads must be >= 0, got {threads}")
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     st = stats if stats is not None else MatchStats()
+    dataset: Any = None
+    table: Any = None
+    width: int | None = None
+    algorithm: str | None = None
+    if hasattr(index, "width"):  # a HashIndex: one fixed width
+        if only is not None or exclude is not None:
+            raise ValueError("only= and exclude= need a Dataset (labels), not an index")
+        table = index
+        width = int(index.width)
+        algorithm = str(index.algorithm)
+        st.algorithm = algorithm
+    elif hasattr(index, "table"):
+        dataset = index
+    else:
+        raise TypeError(
+            f"expected a HashIndex or a Dataset, got {type(index).__name__}"
+        )
+    rowmap: npt.NDArray[np.uint32] | None = None
+    records = 0
+    keep: Any = None
     for parsed in iter_parsed(
         binary_file,
-        int(index.width),
-        algorithm=str(index.algorithm),
+        width,
+        algorithm=algorithm,
         name=name,
         skip_invalid=skip_invalid,
         want_lines=want_lines,
@@ -209,11 +296,63 @@ def match_chunks(
         n = int(keys.shape[0])
         if n == 0:
             continue
-        found = index.contains_many(keys, threads=threads)
+        if table is None:  # dataset: the first digest decides the table
+            alg = ALGORITHM_BY_WIDTH[int(keys.shape[1])]
+            if alg not in dataset.algorithms:
+                line = (
+                    int(parsed.line_numbers[0])
+                    if parsed.line_numbers is not None
+                    else _first_digest_line(parsed.data, parsed.first_line)
+                )
+                raise InputError(
+                    f"{name}:{line}: {alg} digests, but {dataset.path} has no {alg} "
+                    f"table (it has {', '.join(dataset.algorithms)})"
+                )
+            table = dataset.table(alg)
+            st.algorithm = alg
+            rowmap, records = _record_map(table)
+            keep = _record_filter(dataset, table, only, exclude)
+        record_ids: npt.NDArray[np.int64] | None = None
+        if want_records or keep is not None:
+            rows = table.find_many(keys, threads=threads)
+            found = rows >= 0
+            hits = np.flatnonzero(found)
+            record_ids = np.full(n, -1, dtype=np.int64)
+            if hits.size:
+                hit_rows = rows[hits]
+                if rowmap is not None:
+                    hit_ids = rowmap[hit_rows]
+                    if int(hit_ids.max()) >= records:  # a corrupt rowmap
+                        raise IndexFormatError(
+                            f"{table.path}: rowmap of {table.algorithm} row "
+                            f"{int(hit_rows[np.argmax(hit_ids)])} points past the "
+                            f"{records} records"
+                        )
+                    record_ids[hits] = hit_ids
+                else:
+                    record_ids[hits] = hit_rows
+                if keep is not None:
+                    wanted = np.fromiter(
+                        map(keep, record_ids[hits].tolist()),
+                        dtype=bool,
+                        count=hits.size,
+                    )
+                    if not wanted.all():
+                        dropped = hits[~wanted]
+                        found[dropped] = False
+                        record_ids[dropped] = -1
+                        st.filtered += int(dropped.size)
+        else:
+            found = table.contains_many(keys, threads=threads)
         st.keys += n
         st.hits += int(np.count_nonzero(found))
         yield ChunkMatch(
-            parsed.data, keys, found, parsed.line_numbers, parsed.line_offsets
+            parsed.data,
+            keys,
+            found,
+            parsed.line_numbers,
+            parsed.line_offsets,
+            record_ids,
         )
 
 
@@ -227,12 +366,15 @@ def match_stream(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     threads: int = 1,
     stats: MatchStats | None = None,
+    only: Any = None,
+    exclude: Any = None,
 ) -> Iterator[Match]:
     """Yield a :class:`Match` for every input line whose digest is in ``index``.
 
     With ``invert=True`` the lines whose digest is *not* in the index are yielded
     instead.  Blank and ``#`` comment lines are never yielded.  See
-    :func:`match_chunks` for the other parameters; ``stats`` (if given) is
+    :func:`match_chunks` for the other parameters (``index`` may be a Dataset;
+    ``only``/``exclude`` filter its hits by label); ``stats`` (if given) is
     updated as chunks are consumed, ``stats.hits`` always counts the digests found
     in the index (also with ``invert=True``).
     """
@@ -244,5 +386,7 @@ def match_stream(
         chunk_size=chunk_size,
         threads=threads,
         stats=stats,
+        only=only,
+        exclude=exclude,
     ):
         yield from chunk.matches(invert)

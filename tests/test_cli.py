@@ -20,7 +20,16 @@ from hashlookup.cli import main
 
 SEED = 20240917
 N_MEMBERS = 3000
-SUBCOMMANDS = ["build", "info", "verify", "check", "match", "demo"]
+SUBCOMMANDS = [
+    "build",
+    "info",
+    "verify",
+    "check",
+    "match",
+    "update",
+    "export-bloom",
+    "demo",
+]
 
 
 # ---------------------------------------------------------------- fixtures
@@ -179,7 +188,7 @@ def test_build_file(
     dup = _write_lines(tmp_path / "dup.txt", data.members[:10] + data.members[:5])
     out_path = tmp_path / "a.hlx"
     code, out, err = _run(
-        ["build", str(data.known), str(dup), "-o", str(out_path)], capsys
+        ["build", "--index", str(data.known), str(dup), "-o", str(out_path)], capsys
     )
     assert code == 0, err
     assert out == ""
@@ -202,6 +211,7 @@ def test_build_quiet_and_algorithm(
     code, out, err = _run(
         [
             "build",
+            "--index",
             str(data.known),
             "-o",
             str(out_path),
@@ -218,6 +228,7 @@ def test_build_quiet_and_algorithm(
     code, _, err = _run(
         [
             "build",
+            "--index",
             str(data.known),
             "-o",
             str(tmp_path / "s.hlx"),
@@ -237,12 +248,12 @@ def test_build_invalid_line(
         tmp_path / "bad.txt", [data.members[0], data.members[1], "xyz-not-hex"]
     )
     out_path = tmp_path / "bad.hlx"
-    code, out, err = _run(["build", str(src), "-o", str(out_path)], capsys)
+    code, out, err = _run(["build", "--index", str(src), "-o", str(out_path)], capsys)
     assert code == 2 and out == ""
     _assert_one_error_line(err, "bad.txt:3", "xyz-not-hex")
     assert not out_path.exists()
     code, out, err = _run(
-        ["build", str(src), "-o", str(out_path), "--skip-invalid"], capsys
+        ["build", "--index", str(src), "-o", str(out_path), "--skip-invalid"], capsys
     )
     assert code == 0, err
     assert "1 invalid skipped" in err
@@ -259,7 +270,8 @@ def test_build_errors(
     assert code == 2
     _assert_one_error_line(err, "missing.txt")
     code, _, err = _run(
-        ["build", "-", str(data.known), "-o", str(tmp_path / "m.hlx")], capsys
+        ["build", "--index", "-", str(data.known), "-o", str(tmp_path / "m.hlx")],
+        capsys,
     )
     assert code == 2
     _assert_one_error_line(err, "standard input")
@@ -268,7 +280,7 @@ def test_build_errors(
 def test_build_stdin_subprocess(data: Data, tmp_path: Path) -> None:
     out_path = tmp_path / "stdin.hlx"
     payload = "".join(h + "\n" for h in data.members[:100]).encode()
-    proc = _subprocess(["build", "-", "-o", str(out_path)], input=payload)
+    proc = _subprocess(["build", "--index", "-", "-o", str(out_path)], input=payload)
     assert proc.returncode == 0, proc.stderr
     assert b"100 keys read" in proc.stderr
     with hashlookup.open_index(str(out_path)) as index:
@@ -694,9 +706,18 @@ def test_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0, err
     assert err == ""
     for word in (
+        "police",
+        "hotline",
+        "partner",
+        "allow-list",
         "build",
-        "keys/s",
-        "index size",
+        "records/s",
+        "file size",
+        "labels",
+        "source:police",
+        "category:",
+        "suppressed   police 1, hotline 1",
+        "not in the dataset",
         "open",
         "match",
         "lines/s",
@@ -705,6 +726,9 @@ def test_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ):
         assert word in out, word
     assert (workdir / "known.hlx").exists()
+    with hashlookup.open_dataset(workdir / "known.hlx") as ds:
+        assert ds.algorithms == ("md5", "sha1", "sha256")
+        assert {"source:police", "source:hotline", "source:partner"} <= set(ds.labels())
     inventory = workdir / "inventory.md5"
     # the demo's files work with the CLI: its hit count agrees with `match --count`
     code, count_out, _ = _run(
