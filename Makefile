@@ -12,8 +12,8 @@ $(VENV)/.created:
 	$(PIP) install "setuptools>=77" "Cython>=3.1" wheel
 	@touch $@
 
-$(VENV)/.testdeps: $(VENV)/.created
-	$(PIP) install "pytest>=8" "hypothesis>=6.100" "pytest-timeout>=2.3" "pytest-benchmark==5.2.3"
+$(VENV)/.testdeps: $(VENV)/.created Makefile
+	$(PIP) install "pytest>=8" "hypothesis>=6.100" "pytest-timeout>=2.3" "pytest-benchmark==5.2.3" "flor==1.1.3"
 	@touch $@
 
 # Install the package (not an in-place build) so tests run against what users get.

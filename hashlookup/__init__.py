@@ -4,6 +4,7 @@ A memory-mapped, immutable index file per list; lookups in a C core
 (Bloom filter, prefix locator, sorted keys).  See docs/API.md.
 """
 
+from hashlookup._bloom_export import BloomExportReport, export_bloom
 from hashlookup._build import BuildReport, build_index
 from hashlookup._dataset import Dataset, Invalid, Match, open_dataset
 from hashlookup._dataset_build import (
@@ -22,6 +23,7 @@ from hashlookup.errors import (
 )
 
 __all__ = [
+    "BloomExportReport",
     "BuildReport",
     "Dataset",
     "DatasetReport",
@@ -36,6 +38,7 @@ __all__ = [
     "__version__",
     "build_dataset",
     "build_index",
+    "export_bloom",
     "open_dataset",
     "open_index",
     "update_dataset",

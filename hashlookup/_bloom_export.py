@@ -1,37 +1,37 @@
-"""Export keys as a DCSO "bloom v1" Bloom filter (the format of DCSO's Go
-``bloom`` tool and of the Python package ``flor``).
+"""Export keys as a DCSO "bloom v1" Bloom filter: the file format of DCSO's Go
+``bloom`` tool (github.com/DCSO/bloom) and of the Python package ``flor``.
 
-The byte layout and the hashing follow ``flor`` 1.1.3 (``flor/filter.py``,
-``flor/fnv.py``) exactly; see docs/BLOOM_EXPORT.md.  In short::
+Layout and hashing follow ``flor`` 1.1.3 (``flor/filter.py``, ``flor/fnv.py``)
+exactly, and the output is byte-identical to what flor writes after adding the
+same values in the same order (see docs/BLOOM_EXPORT.md)::
 
-    header   6 x 8 bytes, little-endian:
-             flags (uint64) = 1          flor/Go check ``flags & 0xFF == 1``
-             n     (uint64)              capacity
-             p     (float64)             false-positive probability
-             k     (uint64)              number of bit indexes per value
-             m     (uint64)              number of bits
-             N     (uint64)              elements counted by flor's add()
-    bits     ceil(m / 64) uint64 words, little-endian; bit i of the filter is
-             bit (i % 8) of byte (i // 8) (= bit i % 64 of word i // 64)
-    data     any bytes up to the end of the file (flor: ``BloomFilter.data``)
+    header  six little-endian 8-byte fields (48 bytes):
+            flags  uint64   1 (flor and Go accept a file when flags & 0xFF == 1)
+            n      uint64   capacity
+            p      float64  false-positive probability
+            k      uint64   bit indexes per value
+            m      uint64   number of bits
+            N      uint64   flor's element count: add() calls that set a new bit
+    bits    ceil(m / 64) * 8 bytes: bit i of the filter is bit (i % 8) of
+            byte (i // 8), i.e. bit (i % 64) of little-endian uint64 word i // 64
+    data    every byte after the bits, to the end of the file (flor
+            ``BloomFilter.data``, Go ``BloomFilter.Data`` / ``bloom get-data``)
 
-    m = int(abs(ceil(n * log(p) / log(2) ** 2)))      (flor's float formula)
+    m = int(abs(ceil(n * log(p) / pow(log(2), 2))))     # flor's float formula
     k = int(ceil(log(2) * m / n))
 
-A value is the uppercase hex spelling of a digest, as ASCII, no newline.  Its
-bit indexes::
+A digest is added as its uppercase hex spelling in ASCII, no newline.  The bit
+indexes of a value::
 
     h = FNV-1-64(value) % 18446744073709551557
-    repeat k times:
-        h = ((h * 18446744073709550147) mod 2**64) % 18446744073709551557
-        index = h % m
+    k times:  h = ((h * 18446744073709550147) mod 2**64) % 18446744073709551557
+              index = h % m
 
-The multiplication wraps at 64 bits (Go ``uint64`` arithmetic; flor masks with
+The product wraps at 64 bits (Go uint64 arithmetic; flor masks with
 ``& 0xFFFFFFFFFFFFFFFF``) *before* the reduction: it is not an exact modular
-multiplication, so no 128-bit arithmetic is needed and none must be used.
-
-Everything here is vectorised with numpy (uint64 arithmetic wraps silently on
-arrays), in chunks of keys so that temporaries stay in cache.
+multiplication, so 128-bit arithmetic would give a different, incompatible
+filter.  Everything below is plain uint64 numpy arithmetic, which wraps the
+same way.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ import math
 import os
 import struct
 import time
+import warnings
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -53,6 +54,7 @@ from hashlookup._atomic import atomic_output
 
 __all__ = [
     "BloomExportReport",
+    "BloomExportWarning",
     "DcsoBloomFilter",
     "dcso_fingerprint",
     "dcso_parameters",
@@ -60,42 +62,53 @@ __all__ = [
     "read_bloom",
 ]
 
-#: FNV-1 64-bit offset basis and prime (flor/fnv.py, Go hash/fnv New64)
+#: FNV-1 64-bit offset basis and prime (flor/fnv.py; Go hash/fnv New64)
 FNV64_OFFSET = 14695981039346656037
 FNV64_PRIME = 1099511628211
-#: the generator's modulus ("m" in flor/filter.py and Go's bloom.go): 2**64 - 59
+#: modulus of the index generator ("m" in flor/filter.py and Go bloom.go), 2**64 - 59
 DCSO_MODULUS = 18446744073709551557
-#: the generator's multiplier ("g" in flor/filter.py and Go's bloom.go)
+#: multiplier of the index generator ("g" in flor/filter.py and Go bloom.go)
 DCSO_MULTIPLIER = 18446744073709550147
-#: the only version flor and Go accept (they check ``flags & 0xFF == 1``)
+#: the version flor and Go accept (they check ``flags & 0xFF == 1``)
 DCSO_VERSION = 1
 #: flags, n, p, k, m, N
 HEADER = struct.Struct("<QQdQQQ")
 
+#: Fewest keys (of the capacity) per residue class of the bit index modulo
+#: 2**a, the largest power of two dividing m.  DCSO's index generator keeps
+#: the low bits of its state, so with m = odd * 2**a all k indexes of a value
+#: are fixed modulo 2**a by the low a bits of its FNV hash: the filter is
+#: really 2**a interleaved sub-filters, unevenly loaded when each gets few
+#: keys, and the false-positive rate exceeds p (DCSO/bloom issue #19: 23x for
+#: m = 2**20).  Measured excess: about 10% at 64 keys per class, 40% at 16,
+#: 5x at 3; 256 keeps it to a few percent.  See docs/BLOOM_EXPORT.md.
+MIN_KEYS_PER_CLASS = 256
+
 _MASK64 = (1 << 64) - 1
-_HEX_UPPER = b"0123456789ABCDEF"
-# ASCII of the high / low hex digit of every byte value, as uint64 for the FNV loop
-_HI_CHAR = np.array([_HEX_UPPER[b >> 4] for b in range(256)], dtype=np.uint64)
-_LO_CHAR = np.array([_HEX_UPPER[b & 15] for b in range(256)], dtype=np.uint64)
 _U64_PRIME = np.uint64(FNV64_PRIME)
 _U64_OFFSET = np.uint64(FNV64_OFFSET)
 _U64_MODULUS = np.uint64(DCSO_MODULUS)
 _U64_MULT = np.uint64(DCSO_MULTIPLIER)
-# Keys per chunk (a power of two).  Bigger chunks mean fewer passes of the
-# bit-setting step over the whole filter (its cost); smaller ones less memory
-# per chunk in flight (about 40 * k bytes per key).  2**16 measured best.
+
+# Keys per chunk (a power of two).  Larger chunks mean fewer passes of the
+# sequential bit-setting step over the filter (its main cost); smaller ones
+# less memory per chunk in flight (about 40 * k bytes per key).
 _CHUNK = 1 << 16
+
+
+class BloomExportWarning(UserWarning):
+    """The requested filter will have a worse false-positive rate than asked."""
 
 
 @dataclass
 class BloomExportReport:
     """What export_bloom wrote.
 
-    ``n``, ``m``, ``k`` and ``fpr`` are the header fields (capacity, bits, hash
-    rounds, false-positive probability); ``keys`` is how many keys were added
-    and ``elements`` the element count ``N`` written to the header (flor's
-    count: keys whose insertion set at least one new bit, so it can be a few
-    less than ``keys``).
+    ``n``, ``m``, ``k`` and ``fpr`` are the header fields (capacity, bits,
+    hash rounds, false-positive probability).  ``keys`` is how many keys
+    were added; ``elements`` is the element count N in the header, counted
+    the way flor counts it: keys whose insertion set at least one new bit.
+    It can therefore be a little lower than ``keys``.
     """
 
     path: str
@@ -118,9 +131,19 @@ def dcso_parameters(n: int, p: float) -> tuple[int, int]:
 
     Same float expressions, in the same order, as ``flor.BloomFilter.__init__``
     (and Go ``bloom.Initialize``)."""
-    m = int(abs(math.ceil(float(n) * math.log(float(p)) / math.pow(math.log(2.0), 2.0))))
-    k = int(math.ceil(math.log(2) * float(m) / float(n)))
+    ln2_squared = math.pow(math.log(2.0), 2.0)
+    m = int(abs(math.ceil(float(n) * math.log(float(p)) / ln2_squared)))
+    k = math.ceil(math.log(2) * float(m) / float(n))
     return m, k
+
+
+def _keys_per_class(n: int, m: int) -> float:
+    """Capacity per residue class modulo the power of two dividing m."""
+    return n / (m & -m)
+
+
+def _unevenly_hashed(n: int, m: int) -> bool:
+    return m % 2 == 0 and _keys_per_class(n, m) < MIN_KEYS_PER_CLASS
 
 
 def _fnv1_64(value: bytes) -> int:
@@ -134,9 +157,9 @@ def _fnv1_64(value: bytes) -> int:
 def dcso_fingerprint(key_hex_upper: bytes, k: int, m: int) -> list[int]:
     """The ``k`` bit indexes of one value in a filter of ``m`` bits.
 
-    Pure-Python reference, written from flor's ``BloomFilter.fingerprint``;
+    Pure-Python reference, transcribed from flor's ``BloomFilter.fingerprint``.
     ``key_hex_upper`` is the value exactly as added (for exported digests:
-    uppercase hex ASCII, no newline)."""
+    the uppercase hex spelling in ASCII, no newline)."""
     hn = _fnv1_64(bytes(key_hex_upper)) % DCSO_MODULUS
     out = []
     for _ in range(k):
@@ -149,105 +172,216 @@ def dcso_fingerprint(key_hex_upper: bytes, k: int, m: int) -> list[int]:
 # vectorised hashing
 
 
+def _hex_upper_chars(keys_t: np.ndarray) -> np.ndarray:
+    """ASCII codes of the uppercase hex spelling, one row per character.
+
+    ``keys_t`` is a transposed chunk (width, c); returns uint8 (2 * width, c),
+    row 2j the high and row 2j + 1 the low digit of byte j of every key."""
+    width, c = keys_t.shape
+    digits = np.empty((width, 2, c), dtype=np.uint8)
+    np.right_shift(keys_t, 4, out=digits[:, 0])
+    np.bitwise_and(keys_t, 15, out=digits[:, 1])
+    letters = digits > 9
+    digits += 48                                  # '0'..'9'
+    digits += letters * np.uint8(7)               # 10..15 -> 'A'..'F'
+    return digits.reshape(2 * width, c)
+
+
 def _fnv1_hex_upper(keys_t: np.ndarray) -> np.ndarray:
     """FNV-1 64 of the uppercase hex spelling of every key.
 
-    ``keys_t`` is the transposed chunk, shape (width, c), C-contiguous, so each
-    key byte position is one contiguous row.  Returns a uint64 array (c,)."""
-    width, c = keys_t.shape
-    h = np.full(c, _U64_OFFSET, dtype=np.uint64)
-    ch = np.empty(c, dtype=np.uint64)
-    for j in range(width):
-        col = keys_t[j]
+    ``keys_t`` is a transposed chunk, shape (width, c), C-contiguous, so each
+    byte position is one contiguous row.  Returns a uint64 array (c,)."""
+    chars = _hex_upper_chars(keys_t)
+    h = np.full(keys_t.shape[1], _U64_OFFSET, dtype=np.uint64)
+    for row in chars:
         np.multiply(h, _U64_PRIME, out=h)
-        np.take(_HI_CHAR, col, out=ch)
-        np.bitwise_xor(h, ch, out=h)
-        np.multiply(h, _U64_PRIME, out=h)
-        np.take(_LO_CHAR, col, out=ch)
-        np.bitwise_xor(h, ch, out=h)
+        # the uint8 characters are zero-extended to uint64
+        np.bitwise_xor(h, row, out=h, casting="unsafe")
     return h
 
 
 def _reduce_modulus(h: np.ndarray, scratch: np.ndarray) -> None:
-    """``h %= 2**64 - 59`` in place: h is below 2 * modulus, so one subtraction
-    (needed for only 59 of the 2**64 values, hence the cheap test first)."""
+    """``h %= 2**64 - 59`` in place.  Any uint64 is below twice the modulus,
+    so one subtraction, needed by only 59 of the 2**64 values (hence the
+    cheap test first)."""
     np.greater_equal(h, _U64_MODULUS, out=scratch)
     if scratch.any():
         np.subtract(h, _U64_MODULUS, out=h, where=scratch)
 
 
-def _fingerprints(chunk: np.ndarray, k: int, m: int) -> np.ndarray:
-    """Bit indexes of a chunk of keys: a uint64 array (k, c), column = one key."""
-    keys_t = np.ascontiguousarray(chunk.T)
-    h = _fnv1_hex_upper(keys_t)
+def _index_rounds(h: np.ndarray, k: int, m: int) -> np.ndarray:
+    """The k bit indexes for FNV hashes ``h`` (uint64 (c,), consumed):
+    uint64 (k, c), column j = value j."""
     c = h.shape[0]
     scratch = np.empty(c, dtype=np.bool_)
     _reduce_modulus(h, scratch)
     out = np.empty((k, c), dtype=np.uint64)
+    q = np.empty(c, dtype=np.uint64)
     m64 = np.uint64(m)
     for i in range(k):
         np.multiply(h, _U64_MULT, out=h)       # wraps at 2**64, like Go and flor
         _reduce_modulus(h, scratch)
-        np.remainder(h, m64, out=out[i])
+        # h % m as h - (h // m) * m: numpy divides by a scalar with libdivide,
+        # several times faster than its remainder
+        np.floor_divide(h, m64, out=q)
+        np.multiply(q, m64, out=q)
+        np.subtract(h, q, out=out[i])
     return out
 
 
-def _chunks(keys: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-    for start in range(0, keys.shape[0], _CHUNK):
-        yield start, keys[start:start + _CHUNK]
+def _fingerprints(chunk: np.ndarray, k: int, m: int) -> np.ndarray:
+    """Bit indexes of a chunk of keys: uint64 (k, c), column j = key j."""
+    return _index_rounds(_fnv1_hex_upper(np.ascontiguousarray(chunk.T)), k, m)
 
 
 # ---------------------------------------------------------------------------
-# argument handling
+# building the bit array
+
+
+def _chunk_entries(chunk: np.ndarray, k: int, m: int,
+                   rows: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """The distinct bits a chunk of keys sets, and the first key setting each.
+
+    Depends on the chunk only, so it runs in worker threads.  Returns
+    ``(c, bits, first_row)``: ``bits`` are the sorted distinct bit indexes
+    of the chunk's k*c indexes, ``first_row[j]`` is the lowest row of the
+    chunk having bit ``bits[j]``.  One sort of ``bit << shift | row`` pairs
+    gives both (``rows`` is arange(chunk size), a power of two)."""
+    c = chunk.shape[0]
+    shift = rows.size.bit_length() - 1
+    fp = _fingerprints(chunk, k, m).view(np.int64)     # every value < m < 2**63
+    pair = np.left_shift(fp, shift, out=fp)
+    pair |= rows[:c]                                   # broadcast over the k rounds
+    pair = pair.reshape(-1)
+    pair.sort()
+    pos = pair >> shift
+    first = np.empty(pos.size, dtype=np.bool_)
+    first[:1] = True
+    np.not_equal(pos[1:], pos[:-1], out=first[1:])
+    first_row = pair[first]
+    first_row &= rows.size - 1
+    return c, pos[first], first_row
+
+
+def _map_chunks(keys: np.ndarray, k: int, m: int, chunk: int,
+                threads: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """_chunk_entries of every chunk, in row order; with threads > 1
+    computed ahead by worker threads (numpy releases the GIL in its loops)."""
+    starts = range(0, keys.shape[0], chunk)
+    rows = np.arange(chunk, dtype=np.int64)
+    if threads <= 1 or len(starts) < 2:
+        for s in starts:
+            yield _chunk_entries(keys[s:s + chunk], k, m, rows)
+        return
+    with ThreadPoolExecutor(max_workers=threads,
+                            thread_name_prefix="bloom-export") as ex:
+        pending: deque[Future] = deque()
+        try:
+            for s in starts:
+                pending.append(ex.submit(_chunk_entries, keys[s:s + chunk], k, m, rows))
+                if len(pending) > threads:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for f in pending:
+                f.cancel()
+
+
+def _build_bits(keys: np.ndarray, k: int, m: int,
+                threads: int) -> tuple[np.ndarray, int]:
+    """Set the bits of every key; returns (one bool per bit, element count N).
+
+    N is counted like flor's ``add()``: keys (in row order) that set at least
+    one bit not set before them.  Chunks are applied in row order; within a
+    chunk a key is new when it is the chunk's first key with a bit that no
+    earlier chunk set (_chunk_entries gives the first key of each bit).
+    The bool array has ceil(m/64)*64 entries, so that packbits gives exactly
+    flor's byte count; the entries past m stay False.
+    """
+    chunk = _CHUNK
+    if chunk < 1 or chunk & (chunk - 1):
+        raise AssertionError("_CHUNK must be a power of two")
+    if m >= 1 << (63 - (chunk.bit_length() - 1)):      # (bit, row) in one int64
+        raise ValueError(f"filter too large: {m} bits")
+    bits = np.zeros(-(-m // 64) * 64, dtype=np.bool_)
+    count = 0
+    new_rows = np.empty(chunk, dtype=np.bool_)
+    for c, pos, first_row in _map_chunks(keys, k, m, chunk, threads):
+        fresh = bits[pos]
+        np.logical_not(fresh, out=fresh)
+        nr = new_rows[:c]
+        nr[:] = False
+        nr[first_row[fresh]] = True
+        count += int(np.count_nonzero(nr))
+        bits[pos] = True
+    return bits, count
+
+
+# ---------------------------------------------------------------------------
+# argument checks
 
 
 def _key_array(keys: Any) -> np.ndarray:
-    if hasattr(keys, "keys") and callable(keys.keys) and not isinstance(keys, dict):
-        arr = keys.keys()
-    elif isinstance(keys, np.ndarray):
+    if isinstance(keys, np.ndarray):
         arr = keys
+    elif callable(getattr(keys, "keys", None)) and not isinstance(keys, dict):
+        arr = keys.keys()
     else:
         raise TypeError(
-            "keys must be a HashIndex (anything with .keys() returning an (n, width) "
-            f"uint8 array) or an (n, width) uint8 numpy array, not {type(keys).__name__}"
+            "keys must be a HashIndex (anything whose .keys() returns an "
+            "(n, width) uint8 array) or an (n, width) uint8 numpy array, "
+            f"not {type(keys).__name__}"
         )
     if not isinstance(arr, np.ndarray) or arr.dtype != np.uint8 or arr.ndim != 2:
-        raise TypeError(
-            "keys must be an (n, width) numpy uint8 array, got "
-            + (f"{arr.dtype} array of shape {arr.shape}" if isinstance(arr, np.ndarray)
-               else type(arr).__name__)
-        )
+        got = (f"a {arr.dtype} array of shape {arr.shape}"
+               if isinstance(arr, np.ndarray) else type(arr).__name__)
+        raise TypeError(f"keys must be an (n, width) numpy uint8 array, got {got}")
     if arr.shape[1] < 1:
-        raise ValueError("keys must have a width of at least 1 byte")
+        raise ValueError("keys must be at least 1 byte wide")
     return arr
 
 
 def _check_fpr(fpr: Any) -> float:
-    if isinstance(fpr, bool) or not isinstance(fpr, (int, float, np.floating, np.integer)):
+    if isinstance(fpr, (bool, np.bool_)) or not isinstance(
+            fpr, (int, float, np.integer, np.floating)):
         raise TypeError(f"fpr must be a float, not {type(fpr).__name__}")
     p = float(fpr)
-    if not (0.0 < p < 1.0):  # also rejects NaN
-        raise ValueError(f"fpr must be a probability strictly between 0 and 1, got {fpr!r}")
+    if not 0.0 < p < 1.0:  # also rejects NaN
+        raise ValueError(f"fpr must be strictly between 0 and 1, got {fpr!r}")
     return p
 
 
 def _check_capacity(capacity: Any, count: int) -> int:
-    if capacity is None:
-        return max(count, 1)
-    if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)):
-        raise TypeError(f"capacity must be an int, not {type(capacity).__name__}")
+    if isinstance(capacity, (bool, np.bool_)) or not isinstance(
+            capacity, (int, np.integer)):
+        raise TypeError(
+            f"capacity must be an int or None, not {type(capacity).__name__}")
     n = int(capacity)
     if n < 1:
         raise ValueError(f"capacity must be at least 1, got {n}")
     if n < count:
         raise ValueError(
-            f"capacity ({n}) is smaller than the number of keys ({count}); "
-            "flor would raise CapacityError and the false-positive rate would "
-            "exceed fpr"
+            f"capacity ({n}) is smaller than the number of keys ({count}): the "
+            "false-positive rate would exceed fpr (and flor's add() raises "
+            "CapacityError)"
         )
     if n >= 1 << 64:
         raise ValueError(f"capacity must fit in 64 bits, got {n}")
     return n
+
+
+def _default_capacity(count: int, p: float) -> int:
+    """The number of keys, or the next capacity whose m is not dominated by
+    a power of two (see MIN_KEYS_PER_CLASS); a step changes m by
+    log(1/p)/log(2)**2 bits, so this is almost always the count itself."""
+    n = max(count, 1)
+    for candidate in range(n, n + 4096):
+        m, _ = dcso_parameters(candidate, p)
+        if not _unevenly_hashed(candidate, m):
+            return candidate
+    return n  # not reached for any p in (0, 1); the caller warns
 
 
 def _metadata_bytes(metadata: Any) -> bytes:
@@ -264,151 +398,93 @@ def _metadata_bytes(metadata: Any) -> bytes:
         return metadata.encode("utf-8")
     if isinstance(metadata, (bytes, bytearray, memoryview)):
         return bytes(metadata)
-    raise TypeError(
-        f"metadata must be a dict, bytes or None, not {type(metadata).__name__}"
-    )
+    raise TypeError("metadata must be a dict, bytes, str or None, "
+                    f"not {type(metadata).__name__}")
+
+
+def _check_threads(threads: Any, count: int) -> int:
+    if threads is None:
+        if count < 4 * _CHUNK:
+            return 1
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cpus = os.cpu_count() or 1
+        return max(1, min(cpus, 4))
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive int or None, got {threads!r}")
+    return threads
 
 
 # ---------------------------------------------------------------------------
 # export
 
 
-def _chunk_entries(chunk: np.ndarray, k: int, m: int,
-                   rows: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
-    """The distinct bits a chunk of keys sets, and which key sets each first.
-
-    Depends only on the chunk, so it runs in worker threads.  Returns
-    ``(c, bits, first_row)``: ``bits`` the sorted distinct bit indexes of the
-    chunk's k*c fingerprint entries, ``first_row[j]`` the lowest row (key) of
-    the chunk that has bit ``bits[j]``.  One sort of (bit << shift | row)
-    pairs gives both (``rows`` is arange(chunk size), a power of two)."""
-    c = chunk.shape[0]
-    shift = rows.size.bit_length() - 1
-    fp = _fingerprints(chunk, k, m).view(np.int64)     # (k, c); every value < m < 2**63
-    pair = np.left_shift(fp, shift, out=fp)
-    pair |= rows[:c]                                   # broadcast over the k rounds
-    pair = pair.reshape(-1)
-    pair.sort()
-    pos = pair >> shift
-    first = np.empty(pos.size, dtype=np.bool_)
-    first[:1] = True
-    np.not_equal(pos[1:], pos[:-1], out=first[1:])
-    bits = pos[first]
-    first_row = pair[first]
-    first_row &= rows.size - 1
-    return c, bits, first_row
-
-
-def _build_bits(keys: np.ndarray, k: int, m: int, threads: int) -> tuple[np.ndarray, int]:
-    """Set the bits of every key; returns (one bool per filter bit, N).
-
-    N is counted like flor's ``add()``: the keys (in row order) that set at
-    least one bit that was not set before them.  Chunks are applied in row
-    order; within a chunk, a key is new when it is the first key of the chunk
-    with a bit that no earlier chunk set (see _chunk_entries).
-    """
-    chunk = _CHUNK
-    assert chunk > 0 and chunk & (chunk - 1) == 0, "_CHUNK must be a power of two"
-    if m >= 1 << (63 - (chunk.bit_length() - 1)):      # (bit, row) in one int64
-        raise ValueError(f"filter too large: {m} bits")
-    nwords = -(-m // 64)
-    bits = np.zeros(nwords * 64, dtype=np.bool_)
-    count = 0
-    new_rows = np.empty(chunk, dtype=np.bool_)
-    for c, pos, first_row in _map_chunks(keys, k, m, chunk, threads):
-        fresh = bits[pos]
-        np.logical_not(fresh, out=fresh)
-        nr = new_rows[:c]
-        nr[:] = False
-        nr[first_row[fresh]] = True
-        count += int(np.count_nonzero(nr))
-        bits[pos] = True
-    return bits, count
-
-
-def _map_chunks(keys: np.ndarray, k: int, m: int, chunk: int,
-                threads: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """_chunk_entries of every chunk, in order; with threads > 1 computed
-    ahead by a pool of worker threads (numpy releases the GIL in its loops)."""
-    starts = range(0, keys.shape[0], chunk)
-    rows = np.arange(chunk, dtype=np.int64)
-    if threads <= 1 or len(starts) < 2:
-        for s in starts:
-            yield _chunk_entries(keys[s:s + chunk], k, m, rows)
-        return
-    ahead = threads + 1
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="bloom-export") as ex:
-        pending: deque[Future] = deque()
-        try:
-            for s in starts:
-                pending.append(ex.submit(_chunk_entries, keys[s:s + chunk], k, m, rows))
-                if len(pending) > ahead:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for f in pending:
-                f.cancel()
-
-
-def _default_threads(nkeys: int) -> int:
-    if nkeys < 4 * _CHUNK:
-        return 1
-    return max(1, min(os.cpu_count() or 1, 4))
-
-
 def export_bloom(keys: Any, path: str | os.PathLike[str], *, fpr: float = 1e-4,
                  capacity: int | None = None,
                  metadata: dict | bytes | str | None = None,
                  threads: int | None = None) -> BloomExportReport:
-    """Write the keys as a DCSO bloom v1 filter readable by flor and DCSO bloom.
+    """Write keys as a DCSO bloom v1 filter, readable by flor and DCSO bloom.
 
     Parameters
     ----------
     keys
         A HashIndex (anything whose ``.keys()`` returns an (n, width) uint8
-        array) or an (n, width) uint8 numpy array.  Each key is added as its
+        array) or an (n, width) uint8 numpy array.  Each row is added as its
         uppercase hex spelling (``b"D41D8CD98F00B204E9800998ECF8427E"``), in
         row order.
     path
-        Output file, written atomically (an existing file is replaced only
-        when the new one is complete, and left untouched on any error).
+        Output file.  Written atomically: an existing file is replaced only
+        by a complete new one, and left untouched on any error.
     fpr
-        False-positive probability ``p`` of the filter, 0 < fpr < 1.
+        False-positive probability ``p``, 0 < fpr < 1.
     capacity
-        Capacity ``n`` of the filter; defaults to the number of keys (at least
-        1).  Must not be smaller than the number of keys.  Give a larger value
-        to leave room for flor/Go ``add``; flor's ``add`` raises
-        ``CapacityError`` once the count reaches the capacity.
+        Capacity ``n`` in the header; m and k follow from n and p.  Default:
+        the number of keys (1 for none), raised in rare cases (by 1, as a
+        rule) so that m is not dominated by a power of two, which ruins the
+        false-positive rate of DCSO's hashing (DCSO/bloom issue #19).  An
+        explicit capacity is used as given; if its m is such a bad value, a
+        BloomExportWarning says so.  It must not be below the number of
+        keys.  flor's ``add()`` raises ``CapacityError`` once its count
+        reaches the capacity, so give more room to keep adding values with
+        flor.
     metadata
-        Trailer bytes after the bit array (flor: ``BloomFilter.data``; Go:
-        ``BloomFilter.Data``, ``bloom get-data``).  A dict is stored as compact
+        The trailer after the bit array (flor ``BloomFilter.data``, Go
+        ``BloomFilter.Data``, ``bloom get-data``): a dict is stored as compact
         UTF-8 JSON with sorted keys, a str as UTF-8, bytes as they are; None
         means no trailer.
     threads
-        Worker threads hashing ahead of the (sequential) bit setting; None
-        picks min(cpu count, 4) for 65,536 keys or more, else 1.  The output
-        does not depend on it.
+        Worker threads that hash ahead of the sequential bit setting; None
+        means min(cpu count, 4) from 262,144 keys up, else 1.  The output is
+        the same for any value.
 
-    Every argument is checked before anything is computed or written.
+    Every argument is checked before any work is done or any file touched.
     """
     t0 = time.perf_counter()
     arr = _key_array(keys)
-    p = _check_fpr(fpr)
-    n = _check_capacity(capacity, arr.shape[0])
-    data = _metadata_bytes(metadata)
-    if threads is None:
-        threads = _default_threads(arr.shape[0])
-    elif isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be a positive int or None, got {threads!r}")
-    m, k = dcso_parameters(n, p)
-    if m < 1 or k < 1 or m >= 1 << 64:
-        raise ValueError(f"fpr={p!r} and capacity={n} give an unusable filter (m={m}, k={k})")
-
     count = arr.shape[0]
-    bits, elements = _build_bits(arr, k, m, threads)
-    del arr  # do not keep a view over a HashIndex mapping alive
-    packed = np.packbits(bits, bitorder="little")   # ceil(m/64) * 8 bytes
+    p = _check_fpr(fpr)
+    if capacity is None:
+        n = _default_capacity(count, p)
+    else:
+        n = _check_capacity(capacity, count)
+    data = _metadata_bytes(metadata)
+    nthreads = _check_threads(threads, count)
+    m, k = dcso_parameters(n, p)
+    if not 1 <= m < 1 << 64 or k < 1:
+        raise ValueError(f"fpr={p!r} and capacity={n} give an unusable filter "
+                         f"(m={m}, k={k})")
+    if _unevenly_hashed(n, m):
+        warnings.warn(
+            f"m={m} bits = {m // (m & -m)} * 2**{(m & -m).bit_length() - 1}: "
+            "with DCSO's hashing the false-positive rate of this filter will be "
+            f"well above fpr={p} (DCSO/bloom issue #19); use another capacity, "
+            "e.g. the default",
+            BloomExportWarning, stacklevel=2)
+
+    bits, elements = _build_bits(arr, k, m, nthreads)
+    del arr  # no view of a HashIndex mapping may outlive this call
+    packed = np.packbits(bits, bitorder="little")     # ceil(m/64) * 8 bytes
     del bits
     header = HEADER.pack(DCSO_VERSION, n, p, k, m, elements)
     with atomic_output(path) as f:
@@ -420,21 +496,21 @@ def export_bloom(keys: Any, path: str | os.PathLike[str], *, fpr: float = 1e-4,
         path=path_str, n=n, m=m, k=k, fpr=p,
         file_size=os.stat(path_str).st_size,
         seconds=time.perf_counter() - t0,
-        keys=count,
-        elements=elements,
+        keys=count, elements=elements,
     )
 
 
 # ---------------------------------------------------------------------------
-# reading (vectorised membership checks of exported filters)
+# reading back (vectorised membership checks)
 
 
 @dataclass
 class DcsoBloomFilter:
-    """A DCSO bloom v1 file, parsed exactly as ``flor.BloomFilter.read`` does.
+    """A DCSO bloom v1 filter, parsed as ``flor.BloomFilter.read`` does.
 
-    ``words`` holds the bit array as ceil(m/64) uint64 (bytes of the file in
-    order); ``data`` the trailer."""
+    ``bits`` holds the bit array as bytes (ceil(m/64) * 8 of them); bit i
+    of the filter is ``bits[i >> 3] >> (i & 7) & 1``.  ``data`` is the
+    trailer."""
 
     flags: int
     n: int
@@ -442,51 +518,54 @@ class DcsoBloomFilter:
     k: int
     m: int
     N: int
-    bits: np.ndarray   # uint8, ceil(m/64) * 8 bytes, bit i = bits[i>>3] >> (i&7) & 1
+    bits: np.ndarray
     data: bytes
 
-    def contains_many(self, keys: np.ndarray) -> np.ndarray:
-        """Whether each digest of an (n, width) uint8 array, spelt in
-        uppercase hex, passes the filter (same answer as flor's ``check``)."""
+    def contains_many(self, keys: Any) -> np.ndarray:
+        """Whether each digest of an (n, width) uint8 array (or HashIndex),
+        spelt in uppercase hex, passes the filter: flor's ``check`` answer,
+        vectorised.  A bool array (n,)."""
         arr = _key_array(keys)
         out = np.empty(arr.shape[0], dtype=np.bool_)
         seven = np.uint64(7)
         three = np.uint64(3)
-        for start, chunk in _chunks(arr):
-            fp = _fingerprints(chunk, self.k, self.m)      # (k, c)
+        for start in range(0, arr.shape[0], _CHUNK):
+            chunk = arr[start:start + _CHUNK]
+            fp = _fingerprints(chunk, self.k, self.m)       # (k, c)
             byte = self.bits[fp >> three]
-            hit = (byte >> (fp & seven).astype(np.uint8)) & np.uint8(1)
-            out[start:start + chunk.shape[0]] = hit.all(axis=0)
+            byte >>= (fp & seven).astype(np.uint8)
+            out[start:start + chunk.shape[0]] = (byte & np.uint8(1)).all(axis=0)
         return out
 
     def __contains__(self, value: bytes | str) -> bool:
-        """Whether one value (hex str, any case, or the exact bytes that were
-        added) passes the filter."""
+        """Whether one value passes: a hex str (any case; checked in upper
+        case) or the exact bytes that were added."""
         if isinstance(value, str):
             value = value.upper().encode("ascii")
-        for i in dcso_fingerprint(bytes(value), self.k, self.m):
-            if not (self.bits[i >> 3] >> (i & 7)) & 1:
-                return False
-        return True
+        return all((self.bits[i >> 3] >> (i & 7)) & 1
+                   for i in dcso_fingerprint(bytes(value), self.k, self.m))
 
 
 def read_bloom(path: str | os.PathLike[str]) -> DcsoBloomFilter:
-    """Read a DCSO bloom v1 file (uncompressed) with flor's rules."""
+    """Read an (uncompressed) DCSO bloom v1 file with flor's rules.
+
+    Raises ValueError for a short file, a wrong version byte or missing bits."""
+    name = os.fspath(path)
     with open(path, "rb") as f:
         head = f.read(HEADER.size)
         if len(head) != HEADER.size:
-            raise ValueError(f"{os.fspath(path)}: not a DCSO bloom filter (file too short)")
+            raise ValueError(
+                f"{name}: not a DCSO bloom filter (shorter than the header)")
         flags, n, p, k, m, count = HEADER.unpack(head)
         if flags & 0xFF != DCSO_VERSION:
-            raise ValueError(f"{os.fspath(path)}: invalid version flag {flags & 0xFF}")
-        nbytes = int(math.ceil(m / 64.0)) * 8
+            raise ValueError(
+                f"{name}: invalid version flag {flags & 0xFF} (expected 1)")
+        if m < 1:
+            raise ValueError(f"{name}: filter has no bits (m=0)")
+        nbytes = math.ceil(m / 64.0) * 8
         raw = f.read(nbytes)
         if len(raw) != nbytes:
-            raise ValueError(
-                f"{os.fspath(path)}: expected {nbytes} bytes of bits, got {len(raw)}"
-            )
+            raise ValueError(f"{name}: expected {nbytes} bytes of bits, got {len(raw)}")
         data = f.read()
-    if m < 1:
-        raise ValueError(f"{os.fspath(path)}: filter has no bits (m=0)")
     return DcsoBloomFilter(flags=flags, n=n, p=p, k=k, m=m, N=count,
                            bits=np.frombuffer(raw, dtype=np.uint8), data=data)

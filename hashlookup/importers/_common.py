@@ -21,6 +21,8 @@ from hashlookup.importers._records import ALGORITHMS, RecordBatch, _Options
 
 _ALGO_BY_HEXLEN = {2 * w: a for a, w in ALGORITHMS.items()}
 _INT64_MAX = (1 << 63) - 1
+_UNKNOWN = -(1 << 62)     # stands for a null size in the fast path
+_SIZE_TYPES = {int, str, type(None)}
 
 
 # ---------------------------------------------------------------------------
@@ -147,6 +149,17 @@ def decode_sizes(values: list, what: str, bad: dict[int, str]) -> np.ndarray:
             arr = np.array(values, np.int64) if n else np.empty(0, np.int64)
         elif types <= {str} or types <= {bytes}:
             arr = np.array(list(map(int, values)), np.int64)
+        elif types <= _SIZE_TYPES:   # JSON: ints, decimal strings, nulls
+            arr = np.array([_UNKNOWN if v is None else int(v) for v in values],
+                           np.int64)
+            unknown = arr == _UNKNOWN
+            if unknown.any():
+                arr[unknown] = 0
+                if int(arr.min()) < 0:
+                    arr = None
+                else:
+                    arr[unknown] = -1
+                    return arr
     except (ValueError, OverflowError):
         arr = None
     if arr is not None and (n == 0 or int(arr.min()) >= 0):
@@ -251,15 +264,37 @@ def drop_rows(batch: RecordBatch, rows: np.ndarray) -> RecordBatch:
         has_sha256=batch.has_sha256[keep], size=batch.size[keep], labels=labels)
 
 
-def label_rows(values: list, prefix: str) -> dict[str, list[int]]:
+#: what a label may be (as the dataset format stores them)
+MAX_LABEL = 200
+_LABEL_RE = re.compile(r"^[^\x00-\x1f]{1,%d}$" % MAX_LABEL)
+
+
+def bad_label(label: str) -> str | None:
+    """Why `label` cannot be a label, or None if it can."""
+    if _LABEL_RE.match(label):
+        return None
+    return (f"label {quote(label)}: expected at most {MAX_LABEL} printable "
+            f"characters")
+
+
+def label_rows(values: list, prefix: str, what: str,
+               bad: dict[int, str]) -> dict[str, list[int]]:
     """Label column -> {"prefix:value": rows}; blanks around a value are
-    stripped, empty values give no label."""
+    stripped, empty values give no label; a value that makes no valid label
+    (control characters, too long) makes its row bad."""
     out: dict[str, list[int]] = {}
+    checked: set[str] = set()
     for i, v in enumerate(values):
         if v:
             v = v.strip()
             if v:
                 key = f"{prefix}:{v}"
+                if key not in checked:
+                    problem = bad_label(key)
+                    if problem:
+                        bad.setdefault(i, f"{what}: {problem}")
+                        continue
+                    checked.add(key)
                 rows = out.get(key)
                 if rows is None:
                     out[key] = [i]

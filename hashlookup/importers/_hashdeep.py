@@ -24,12 +24,14 @@ import numpy as np
 
 from hashlookup import _parse
 from hashlookup.errors import InputError
+from hashlookup.importers import _fast
 from hashlookup.importers._common import assemble, quote
 from hashlookup.importers._records import ALGORITHMS, RecordBatch, _Options
 
 CHUNK_SIZE = 8 << 20
 MAGIC = b"%%%% HASHDEEP-"
 _SPECIAL = b"#% \t\r\v\f"      # first bytes of lines that need a closer look
+_BLANKS = np.frombuffer(b" \t\r\v\f", np.uint8)
 
 
 class _Layout:
@@ -65,8 +67,8 @@ class _Layout:
         if counts != {n}:
             for i, r in enumerate(rows):
                 if len(r) != n:
-                    bad[i] = (f"expected {n} fields ({self.text}), got "
-                              f"{len(r)}: {quote(lines[i])}")
+                    bad.setdefault(i, f"expected {n} fields ({self.text}), got "
+                                      f"{len(r)}: {quote(lines[i])}")
                     rows[i] = [b""] * n
         return rows
 
@@ -127,16 +129,83 @@ class _Reader:
 
     def chunk(self, data: bytes) -> Iterator[RecordBatch]:
         first = self.line
+        self.line += data.count(b"\n") + (not data.endswith(b"\n"))
+        if self.state == "data":
+            t = _fast.Text(data)
+            keep = self._plain_lines(t)
+            if keep is not None:
+                yield from self._fast(t, keep, first)
+                return
+        yield from self._slow(data, first)
+
+    @staticmethod
+    def _plain_lines(t: _fast.Text) -> np.ndarray | None:
+        """Indices of the data lines of a chunk, if every other line is blank
+        or a comment; None if a line needs the line-by-line reader (a header
+        line, or blanks before the text)."""
+        starts, ends = t.starts, t.ends
+        nonempty = ends > starts
+        first = t.arr[starts]
+        if (nonempty & (first == ord("%"))).any():
+            return None
+        keep = nonempty & (first != ord("#"))
+        # Lines with blanks first: classified like the line-by-line reader.
+        for i in np.flatnonzero(nonempty & np.isin(first, _BLANKS)).tolist():
+            line = t.data[starts[i] - _fast.PAD:ends[i] - _fast.PAD].strip()
+            if line.startswith(b"%"):
+                return None
+            if not line or line.startswith(b"#"):
+                keep[i] = False
+        return np.flatnonzero(keep)
+
+    def _fast(self, t: _fast.Text, keep: np.ndarray,
+              first: int) -> Iterator[RecordBatch]:
+        layout = self.layout
+        assert layout is not None
+        bs = self.opts.batch_size
+        for b in range(0, len(keep), bs):
+            idx = keep[b:b + bs]
+            s, e = t.starts[idx], t.ends[idx]
+            batch = None
+            if len(s) and int((e - s).max()) <= _parse.MAX_LINE:
+                batch = self._fast_batch(t, s, e, layout)
+            if batch is None:   # something irregular: the exact reader
+                lines = [t.data[i - _fast.PAD:j - _fast.PAD]
+                         for i, j in zip(s.tolist(), e.tolist())]
+                yield from self._rows(lines, first, idx)
+            else:
+                yield batch
+
+    @staticmethod
+    def _fast_batch(t: _fast.Text, s: np.ndarray, e: np.ndarray,
+                    layout: _Layout) -> RecordBatch | None:
+        fields = _fast.split_fields(t, s, e, ord(","), layout.ncols, layout.fname)
+        if fields is None:
+            return None
+        batch = RecordBatch.empty(len(s))
+        for algo, j in layout.algos.items():
+            got = _fast.hex_column(t, *fields[j], ALGORITHMS[algo])
+            if got is None:
+                return None
+            setattr(batch, algo, got[0])
+            setattr(batch, "has_" + algo, got[1])
+        if not (batch.has_md5 | batch.has_sha1 | batch.has_sha256).all():
+            return None
+        if layout.size is not None:
+            size = _fast.size_column(t, *fields[layout.size])
+            if size is None:
+                return None
+            batch.size = size
+        return batch
+
+    def _slow(self, data: bytes, first: int) -> Iterator[RecordBatch]:
+        """Line by line: header lines, and data runs between them."""
         if b"\r" in data:
             data = data.replace(b"\r\n", b"\n")
         lines = data.split(b"\n")
         if data.endswith(b"\n"):
             lines.pop()
-        self.line += len(lines)
         special = [i for i, ln in enumerate(lines) if not ln or ln[0] in _SPECIAL]
-        if not special and self.state == "data":
-            yield from self._rows(lines, first, None)
-            return
         # Walk the special lines; data lines between them are handled in runs.
         run: list[int] = []
         prev = 0
@@ -163,9 +232,24 @@ class _Reader:
                                       np.array(run, np.int64))
                 run = []
             self._header(stripped, first + s)
+            if self.state == "data" and not run:
+                # The rest of the chunk without header lines: vectorised.
+                offset = sum(map(len, lines[:s + 1])) + s + 1
+                rest = data[offset:]
+                if not rest.startswith(b"%") and b"\n%" not in rest:
+                    yield from self.chunk_rest(rest, first + s + 1)
+                    return
         if run:
             yield from self._rows([lines[i] for i in run], first,
                                   np.array(run, np.int64))
+
+    def chunk_rest(self, data: bytes, first: int) -> Iterator[RecordBatch]:
+        t = _fast.Text(data)
+        keep = self._plain_lines(t)
+        if keep is not None:
+            yield from self._fast(t, keep, first)
+        else:
+            yield from self._slow(data, first)
 
     def _header(self, line: bytes, line_no: int) -> None:
         if line.startswith(MAGIC):
@@ -201,6 +285,9 @@ class _Reader:
         for start in range(0, len(lines), bs):
             part = lines[start:start + bs]
             bad: dict[int, str] = {}
+            for i, line in enumerate(part):
+                if len(line) > _parse.MAX_LINE:   # as if it crossed a chunk end
+                    bad[i] = f"line longer than {_parse.MAX_LINE} bytes"
             rows = layout.split(part, bad)
             cols = list(zip(*rows))
             hexcols = {a: (cols[j], f"column {a}") for a, j in layout.algos.items()}

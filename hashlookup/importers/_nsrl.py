@@ -14,6 +14,8 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 from hashlookup.errors import InputError
 from hashlookup.importers._common import assemble
 from hashlookup.importers._records import (
@@ -69,30 +71,107 @@ def _read(con: sqlite3.Connection, opts: _Options) -> Iterator[RecordBatch]:
     opts.report.columns = {a: columns[a] for a in algos}
     if has_size:
         opts.report.columns["size"] = columns[SIZE_COLUMN]
-    select = ", ".join('"' + c.replace('"', '""') + '"' for c in wanted)
+    select = ", ".join(_q(c) for c in wanted)
     try:
-        cur = con.execute(f"SELECT rowid, {select} FROM {quoted}")
-        rowid_what = "rowid"
-    except sqlite3.OperationalError:   # a view or a WITHOUT ROWID table
-        cur = con.execute(f"SELECT NULL, {select} FROM {quoted}")
-        rowid_what = "row"
+        lo = con.execute(f"SELECT min(rowid) FROM {quoted}").fetchone()[0]
+    except sqlite3.OperationalError:   # a WITHOUT ROWID table
+        lo = None
+    if lo is None and con.execute(f"SELECT 1 FROM {quoted} LIMIT 1").fetchone():
+        # No usable rowid (a view: rowids are NULL): in query order.
+        yield from _by_row(con, opts, table, quoted, select, algos, columns, has_size)
+        return
+    # Batches of rowid ranges: one aggregate query per batch returns each
+    # column as one string (group_concat), decoded at once; a batch that is
+    # not regular is read again row by row, for exact messages.
+    aggregate = ", ".join(
+        [f"group_concat({_q(columns[a])}, '|')" for a in algos]
+        + ([f"group_concat({_q(columns[SIZE_COLUMN])}, ',')"] if has_size else []))
+    fast = (f"SELECT count(*), {aggregate} FROM {quoted} "
+            f"WHERE rowid >= ? AND rowid < ?")
+    slow = (f"SELECT rowid, {select} FROM {quoted} WHERE rowid >= ? AND rowid < ? "
+            f"ORDER BY rowid")
+    next_row = f"SELECT min(rowid) FROM {quoted} WHERE rowid >= ?"
+    bs = opts.batch_size
+    while lo is not None:
+        hi = lo + bs
+        got = con.execute(fast, (lo, hi)).fetchone()
+        if got[0]:
+            batch = _fast_batch(got, algos, has_size)
+            if batch is None:
+                rows = con.execute(slow, (lo, hi)).fetchall()
+                batch = _rows_batch(opts, table, rows, algos, columns, has_size,
+                                    lambda i, rows=rows: f"rowid {rows[i][0]}")
+            yield batch
+            lo = hi
+        else:   # a gap in the rowids
+            lo = con.execute(next_row, (hi,)).fetchone()[0]
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _fast_batch(got: tuple, algos: list[str], has_size: bool) -> RecordBatch | None:
+    """The batch from one aggregate row (count, hex|hex|..., ..., sizes), or
+    None if any value is NULL, of another length, not hex or not a
+    non-negative integer."""
+    n = got[0]
+    batch = RecordBatch.empty(n)
+    for k, algo in enumerate(algos):
+        text = got[1 + k]
+        w = 2 * ALGORITHMS[algo]
+        if not isinstance(text, str) or len(text) != n * (w + 1) - 1:
+            return None
+        try:
+            raw = text.encode("ascii")
+        except UnicodeEncodeError:
+            return None
+        if n > 1:
+            seps = np.frombuffer(raw, np.uint8)[w::w + 1]
+            if not (seps == ord("|")).all():
+                return None
+        try:
+            digests = bytearray.fromhex(text.replace("|", ""))
+        except ValueError:
+            return None
+        if len(digests) * 2 != n * w:
+            return None
+        setattr(batch, algo, np.frombuffer(digests, np.uint8).reshape(n, w // 2))
+        setattr(batch, "has_" + algo, np.ones(n, bool))
+    if has_size:
+        text = got[-1]
+        if not isinstance(text, str):
+            return None
+        parts = text.split(",")
+        if len(parts) != n or not all(map(str.isdigit, parts)):
+            return None
+        try:
+            batch.size = np.array(parts, np.int64)
+        except (ValueError, OverflowError):
+            return None
+    return batch
+
+
+def _by_row(con: sqlite3.Connection, opts: _Options, table: str, quoted: str,
+            select: str, algos: list[str], columns: dict[str, str],
+            has_size: bool) -> Iterator[RecordBatch]:
+    cur = con.execute(f"SELECT {select} FROM {quoted}")
     count = 0
     while True:
         rows = cur.fetchmany(opts.batch_size)
         if not rows:
             return
-        cols = list(zip(*rows))
-        ids = cols[0]
-        base = count
-
-        def where(i: int, ids=ids, base=base) -> str:
-            if rowid_what == "rowid":
-                return f": {table} rowid {ids[i]}"
-            return f": {table} row {base + i + 1}"
-
-        hexcols = {a: (cols[1 + k], f"column {columns[a]}")
-                   for k, a in enumerate(algos)}
-        sizes = ((cols[-1], f"column {columns[SIZE_COLUMN]}") if has_size
-                 else None)
+        rows = [(None, *r) for r in rows]
+        yield _rows_batch(opts, table, rows, algos, columns, has_size,
+                          lambda i, base=count: f"row {base + i + 1}")
         count += len(rows)
-        yield assemble(opts, len(rows), hexcols, sizes, None, None, where)
+
+
+def _rows_batch(opts: _Options, table: str, rows: list[tuple], algos: list[str],
+                columns: dict[str, str], has_size: bool, where) -> RecordBatch:
+    """Records of (rowid, digests..., size) rows."""
+    cols = list(zip(*rows))
+    hexcols = {a: (cols[1 + k], f"column {columns[a]}") for k, a in enumerate(algos)}
+    sizes = (cols[-1], f"column {columns[SIZE_COLUMN]}") if has_size else None
+    return assemble(opts, len(rows), hexcols, sizes, None, None,
+                    lambda i: f": {table} {where(i)}")

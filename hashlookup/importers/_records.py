@@ -158,9 +158,10 @@ def detect_format(path: str | os.PathLike) -> str:
     first = _common.first_line(text)
     if first.startswith("%%%% HASHDEEP"):
         fmt = "hashdeep"
-    elif _common.is_digest_line(first):
+    elif _common.is_digest_line(_common.first_line(text, skip_comments=True)):
         fmt = "text"
-    elif _common.csv_header_delimiter(first) is not None:
+    elif not first.startswith("#") and \
+            _common.csv_header_delimiter(first) is not None:
         return "csv"
     else:
         fmt = "text"   # the text reader reports what is wrong with line 1

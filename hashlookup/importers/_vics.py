@@ -38,7 +38,7 @@ LABEL_DISTRIBUTED = "vics:distributed"
 LABEL_PRECATEGORIZED = "vics:precategorized"
 _BOOL_LABELS = (("IsDistributed", LABEL_DISTRIBUTED),
                 ("IsPrecategorized", LABEL_PRECATEGORIZED))
-_TRUE = {"true": True, "1": True, "false": False, "0": False, "": None}
+_TRUE = {"true": True, "1": True, "false": False, "0": False, "": False}
 
 
 class _Fatal(InputError):
@@ -97,19 +97,32 @@ class _Stream:
     def expect(self, chars: str, what: str) -> str:
         c = self.peek()
         if not c or c not in chars:
-            self.fail(f"expected {what}, got "
-                      f"{quote(self.buf[self.pos:self.pos + 20]) if c else 'the end of the file'}",
-                      self.pos)
+            got = (quote(self.buf[self.pos:self.pos + 20]) if c
+                   else "the end of the file")
+            self.fail(f"expected {what}, got {got}", self.pos)
         self.pos += 1
         return c
 
     def fail(self, msg: str, pos: int, context: str = "") -> None:
-        context = f" {context}" if context else ""
+        context = f" {context}:" if context else ""
         raise _Fatal(f"{self.name}:{context} malformed JSON at {self.where(pos)}: "
                      f"{msg}")
 
-    def value(self, context: str) -> object:
-        """Decode the JSON value that starts at the next non-blank char."""
+    def value(self, context: str | int) -> object:
+        """Decode the JSON value that starts at the next non-blank char
+        (context: how errors name it; an int i means "value[i]")."""
+        buf = self.buf
+        pos = _WS.match(buf, self.pos).end()
+        if pos < len(buf) and buf[pos] == "{":   # the usual case: a Media
+            try:
+                obj, end = self.scan(buf, pos)
+                if end < len(buf):
+                    self.pos = end
+                    return obj
+            except (StopIteration, json.JSONDecodeError):
+                pass
+        if isinstance(context, int):
+            context = f"value[{context}]"
         self.peek()
         while True:
             err = None
@@ -130,16 +143,14 @@ class _Stream:
                 raise _Fatal(f"{self.name}: {context}: a JSON value longer than "
                              f"{MAX_VALUE >> 20} MiB characters (starting at "
                              f"{self.where(self.pos)})")
-            if not self.more() and err is not None:
-                self.fail(err[0], err[1], context)
+            # Read on (at the end of the file this sets eof, and the value is
+            # scanned once more so that positions refer to the new buffer).
+            self.more()
 
 
 def read(opts: _Options) -> Iterator[RecordBatch]:
     with open(opts.path, "rb") as raw:
-        head = raw.read(4)
-        if not head.strip():
-            return   # an empty file: no records
-        encoding, bom = sniff_encoding(head)
+        encoding, bom = sniff_encoding(raw.read(4))
         raw.seek(bom)
         f = io.TextIOWrapper(raw, encoding=encoding, errors="replace")
         stream = _Stream(f, opts.name)
@@ -156,7 +167,10 @@ def read(opts: _Options) -> Iterator[RecordBatch]:
 
 
 def _document(s: _Stream, acc: _Accumulator) -> Iterator[RecordBatch]:
-    if s.peek() != "{":
+    first = s.peek()
+    if not first:
+        return   # an empty (or blank) file: no records
+    if first != "{":
         s.expect("{", "a JSON object (a VICS export) at the top level")
     s.pos += 1
     seen_value = False
@@ -164,9 +178,11 @@ def _document(s: _Stream, acc: _Accumulator) -> Iterator[RecordBatch]:
         s.pos += 1
     else:
         while True:
+            s.peek()
+            at = s.pos
             key = s.value("a key")
             if not isinstance(key, str):
-                s.fail("expected a property name in double quotes", s.pos)
+                s.fail("expected a property name in double quotes", at)
             s.expect(":", "':'")
             if key == "value":
                 if seen_value:
@@ -196,21 +212,36 @@ def _media_array(s: _Stream, acc: _Accumulator) -> Iterator[RecordBatch]:
         return
     index = 0
     bs = acc.opts.batch_size
+    media = acc.media
     while True:
-        acc.media(s.value(f"value[{index}]"), index)
+        media(s.value(index), index)
         if len(acc.rows) >= bs:
             yield from acc.flush()
-        if s.expect(",]", f"',' or ']' after value[{index}]") == "]":
+        # The usual case inline: a comma right after the value.
+        if s.pos < len(s.buf) and s.buf[s.pos] == ",":
+            s.pos += 1
+        elif s.expect(",]", f"',' or ']' after value[{index}]") == "]":
             return
         index += 1
 
 
-def _norm(v: object) -> object:
-    return v.strip().lower() if isinstance(v, str) else v
-
-
 def _present(v: object) -> bool:
-    return v is not None and not (isinstance(v, str) and not v.strip())
+    """Is a digest field given (not null, empty or blank)?"""
+    return v is not None and v != "" and not (type(v) is str and v.isspace())
+
+
+def _same(a: object, b: object) -> bool:
+    """Do two given digest fields hold the same digest (any case)?"""
+    return a == b or (type(a) is str and type(b) is str
+                      and a.strip().lower() == b.strip().lower())
+
+
+def _covered(new: tuple, old: tuple) -> bool:
+    """Does record `old` have every digest that `new` has, same values?"""
+    for a, b in zip(new, old):
+        if _present(a) and not (_present(b) and _same(a, b)):
+            return False
+    return True
 
 
 class _Accumulator:
@@ -231,90 +262,54 @@ class _Accumulator:
         self.labels: dict[str, list[int]] = {}
         self.bad: dict[int, str] = {}
 
-    def _add(self, where: tuple[int, object, int], md5, sha1, sha256, size) -> int:
+    def _add(self, where: tuple[int, object, int], md5, sha1, sha256, size) -> None:
+        # None -> "" keeps the hex columns all-str for the vectorised decoder.
         self.rows.append(where)
-        self.md5.append(md5)
-        self.sha1.append(sha1)
-        self.sha256.append(sha256)
+        self.md5.append("" if md5 is None else md5)
+        self.sha1.append("" if sha1 is None else sha1)
+        self.sha256.append("" if sha256 is None else sha256)
         self.size.append(size)
-        return len(self.rows) - 1
 
     def _bad(self, where: tuple[int, object, int], msg: str) -> None:
         """A bad Media or MediaFile: a placeholder record with the message."""
-        self.bad[self._add(where, None, None, None, None)] = msg
+        self.bad[len(self.rows)] = msg
+        self._add(where, None, None, None, None)
 
     def media(self, obj: object, index: int) -> None:
-        self.report.media += 1
+        report = self.report
+        report.media += 1
         if type(obj) is not dict:
             self._bad((index, None, -1), f"expected a Media object, got "
                       f"{type(obj).__name__} {quote(obj)}")
             return
-        mid = obj.get("MediaID")
-        here = (index, mid, -1)
-        labels, problem = self._labels(obj)
+        get = obj.get
+        mid = get("MediaID")
         first = len(self.rows)
-        # The Media's own digests, then each MediaFile's.
-        md5, sha1, sha256 = obj.get("MD5"), obj.get("SHA1"), obj.get("SHA256")
+        md5, sha1, sha256 = get("MD5"), get("SHA1"), get("SHA256")
         if sha1 is None:
-            sha1 = obj.get("SHA-1")
+            sha1 = get("SHA-1")
         if sha256 is None:
-            sha256 = obj.get("SHA-256")
-        emitted: list[tuple[object, object, object]] = []
-        if _present(md5) or _present(sha1) or _present(sha256):
-            self._add(here, md5, sha1, sha256, obj.get("MediaSize"))
-            emitted.append((_norm(md5), _norm(sha1), _norm(sha256)))
+            sha256 = get("SHA-256")
+        own = _present(md5) or _present(sha1) or _present(sha256)
+        if own:
+            self._add((index, mid, -1), md5, sha1, sha256, get("MediaSize"))
         else:
-            self.report.no_digest += 1
-        files = obj.get("MediaFiles")
-        if files is not None:
+            report.no_digest += 1
+        files = get("MediaFiles")
+        if files:
             if type(files) is not list:
-                self._bad(here, f"MediaFiles: expected an array, got "
+                self._bad((index, mid, -1), f"MediaFiles: expected an array, got "
                           f"{type(files).__name__} {quote(files)}")
             else:
+                emitted = [(md5, sha1, sha256)] if own else []
                 for j, mf in enumerate(files):
                     self._media_file(mf, (index, mid, j), emitted)
-        rows = range(first, len(self.rows))
-        if problem:
-            for i in rows:
-                self.bad.setdefault(i, problem)
-        if labels and rows:
-            for label in labels:
-                got = self.labels.get(label)
-                if got is None:
-                    self.labels[label] = list(rows)
-                else:
-                    got.extend(rows)
-
-    def _media_file(self, mf: object, here: tuple[int, object, int],
-                    emitted: list[tuple[object, object, object]]) -> None:
-        if type(mf) is not dict:
-            self._bad(here, f"expected a MediaFile object, got "
-                      f"{type(mf).__name__} {quote(mf)}")
+        end = len(self.rows)
+        if end == first:
             return
-        md5, sha1, sha256 = mf.get("MD5"), mf.get("SHA1"), mf.get("SHA256")
-        if sha1 is None:
-            sha1 = mf.get("SHA-1")
-        if sha256 is None:
-            sha256 = mf.get("SHA-256")
-        has = (_present(md5), _present(sha1), _present(sha256))
-        if not any(has):
-            self.report.no_digest += 1
-            return
-        key = (_norm(md5), _norm(sha1), _norm(sha256))
-        for prev in emitted:
-            # Dropped if an earlier record of this Media has every digest this
-            # file has, with the same values.
-            if all(not h or k == p for h, k, p in zip(has, key, prev)):
-                self.report.duplicates += 1
-                return
-        emitted.append(key)
-        self._add(here, md5, sha1, sha256, mf.get("FileSize"))
-
-    def _labels(self, obj: dict) -> tuple[list[str], str]:
-        """Labels of a Media and a message if a labelling field is bad."""
-        labels = []
+        # The Media's labels go to its own record and its files'.
+        cat = get("Category")
         problem = ""
-        cat = obj.get("Category")
         if cat is not None:
             label = self.categories.get(cat) if type(cat) in (int, str) else None
             if label is None:
@@ -325,22 +320,60 @@ class _Accumulator:
                 else:
                     self.categories[cat] = label
             if label:
-                labels.append(label)
+                self._label(label, first, end)
         for field, name in _BOOL_LABELS:
-            v = obj.get(field)
+            v = get(field)
             if v is None or v is False:
                 continue
             if v is not True:
-                flag = _TRUE.get(v.strip().lower(), "bad") if isinstance(v, str) \
-                    else (bool(v) if type(v) is int and v in (0, 1) else "bad")
-                if flag == "bad":
+                flag = _flag(v)
+                if flag is None:
                     problem = problem or (f"{field}: expected true or false, got "
                                           f"{type(v).__name__} {quote(v)}")
                     continue
                 if not flag:
                     continue
-            labels.append(name)
-        return labels, problem
+            self._label(name, first, end)
+        if problem:
+            for i in range(first, end):
+                self.bad.setdefault(i, problem)
+
+    def _label(self, label: str, first: int, end: int) -> None:
+        got = self.labels.get(label)
+        if got is None:
+            self.labels[label] = got = []
+        if end == first + 1:
+            got.append(first)
+        else:
+            got.extend(range(first, end))
+
+    def _media_file(self, mf: object, here: tuple[int, object, int],
+                    emitted: list[tuple]) -> None:
+        if type(mf) is not dict:
+            self._bad(here, f"expected a MediaFile object, got "
+                      f"{type(mf).__name__} {quote(mf)}")
+            return
+        get = mf.get
+        md5, sha1, sha256 = get("MD5"), get("SHA1"), get("SHA256")
+        if sha1 is None:
+            sha1 = get("SHA-1")
+        if sha256 is None:
+            sha256 = get("SHA-256")
+        key = (md5, sha1, sha256)
+        if emitted and key == emitted[0]:   # the usual repeat of the Media
+            self.report.duplicates += 1
+            return
+        if not (_present(md5) or _present(sha1) or _present(sha256)):
+            self.report.no_digest += 1
+            return
+        for prev in emitted:
+            # Dropped if an earlier record of this Media has every digest this
+            # file has, with the same values.
+            if _covered(key, prev):
+                self.report.duplicates += 1
+                return
+        emitted.append(key)
+        self._add(here, md5, sha1, sha256, get("FileSize"))
 
     def flush(self) -> Iterator[RecordBatch]:
         """Batches of the records read since the last flush (a Media with
@@ -360,6 +393,16 @@ class _Accumulator:
                          (self.size, "size"), self.labels, self.bad, where)
         self._reset()
         return split(batch, self.opts.batch_size)
+
+
+def _flag(v: object) -> bool | None:
+    """A VICS boolean: JSON true/false, "true"/"false" in any case, 1/0;
+    None if it is none of them ("" counts as false)."""
+    if type(v) is str:
+        return _TRUE.get(v.strip().lower())
+    if type(v) is int and v in (0, 1):
+        return bool(v)
+    return None
 
 
 def _category(cat: object) -> str | None:
