@@ -79,6 +79,8 @@ cdef extern from "hl_hex.h" nogil:
 cdef extern from "hl_sort.h" nogil:
     hl_status hl_sort_unique(uint8_t *keys, uint64_t n, size_t width, uint8_t *tmp,
                              uint64_t *n_out) noexcept
+    void hl_rows_narrow(uint8_t *rows, uint64_t n, size_t from_width,
+                        size_t to_width) noexcept
 
 
 cdef extern from "hl_cpu.h" nogil:

@@ -107,3 +107,11 @@ hl_status hl_sort_unique(uint8_t *keys, uint64_t n, size_t width, uint8_t *tmp,
     *n_out = u;
     return HL_OK;
 }
+
+void hl_rows_narrow(uint8_t *rows, uint64_t n, size_t from_width, size_t to_width) {
+    if (to_width >= from_width) return;
+    /* Row i moves from i*from to i*to <= i*from: copying front to back never
+     * overwrites a row that is still to be read (memmove: they may overlap). */
+    for (uint64_t i = 0; i < n; i++)
+        memmove(rows + i * to_width, rows + i * from_width, to_width);
+}

@@ -20,4 +20,8 @@
 hl_status hl_sort_unique(uint8_t *keys, uint64_t n, size_t width, uint8_t *tmp,
                          uint64_t *n_out);
 
+/* Keep the first to_width bytes of each of n rows of from_width bytes,
+ * packing them to the front of rows (in place, front to back). */
+void hl_rows_narrow(uint8_t *rows, uint64_t n, size_t from_width, size_t to_width);
+
 #endif /* HL_SORT_H */

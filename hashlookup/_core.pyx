@@ -462,6 +462,17 @@ def sort_unique(uint8_t[::1] keys, size_t width):
     return n_out
 
 
+def narrow_rows(uint8_t[::1] buf, uint64_t n, size_t from_width, size_t to_width):
+    """Keep the first to_width bytes of each of n rows of from_width bytes,
+    packed to the front of buf (in place)."""
+    if to_width > from_width or n * from_width > <uint64_t>buf.shape[0]:
+        raise ValueError("rows do not fit the buffer")
+    if n == 0:
+        return
+    with nogil:
+        hl.hl_rows_narrow(&buf[0], n, from_width, to_width)
+
+
 def hash64(const uint8_t[::1] key, uint64_t seed=0):
     """The stable key hash of format version 1 (see docs/FORMAT.md)."""
     if key.shape[0] == 0 or key.shape[0] > hl.HL_MAX_WIDTH:

@@ -77,7 +77,10 @@ class _Columns:
             return
         for a in ALGORITHMS:
             d, p = batch.digests(a)
-            self.digests[a].append(d)
+            # Own copies: importers may hand out views of one buffer holding
+            # all columns, which would keep every column alive until the last
+            # one is consumed (the sort frees each column as it goes).
+            self.digests[a].append(np.array(d, copy=True) if d.base is not None else d)
             self.present[a].append(p)
         self.sizes.append(batch.size)
         for name, rows in batch.labels.items():
@@ -141,24 +144,52 @@ def _sort_with_ids(keys: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.nd
     aug = np.empty((m, w + 4), dtype=np.uint8)
     aug[:, :w] = keys
     aug[:, w:] = ids.astype(">u4").view(np.uint8).reshape(m, 4)
+    return _sort_augmented(aug, w)
+
+
+def _sort_augmented(aug: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sort rows of digest + 4-byte big-endian id in place, then split them
+    without copying the digests (the rows are narrowed in place)."""
+    m = len(aug)
     flat = aug.reshape(-1)
     u = _core.sort_unique(flat, w + 4) if m > 1 else m
-    aug = aug[:u]
-    return (np.ascontiguousarray(aug[:, :w]),
-            np.ascontiguousarray(aug[:, w:]).view(">u4").ravel().astype(np.int64))
+    ids = np.ascontiguousarray(aug[:u, w:]).view(">u4").ravel().astype(np.int64)
+    _core.narrow_rows(flat, u, w + 4, w)
+    return flat[:u * w].reshape(u, w), ids
 
 
 def _sorted_digests(cols: _Columns) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per algorithm, the digests of all rows sorted (memcmp order) with the
-    row each came from: one radix sort per algorithm, used both to find the
-    records that share digests and to write the key tables."""
+    row each came from: one radix sort per algorithm, used to find records
+    that share digests, to apply the allow-list and to write the key tables.
+    The input column blocks are released as they are consumed."""
     out = {}
     for a in ALGORITHMS:
-        d, p = cols.column(a)
-        rows = np.flatnonzero(p)
-        if len(rows):
-            out[a] = _sort_with_ids(d[rows], rows)
+        w = WIDTHS[a]
+        blocks, present = cols.digests[a], cols.present[a]
+        total = int(sum(int(np.count_nonzero(p)) for p in present))
+        aug = np.empty((total, w + 4), dtype=np.uint8)
+        pos = base = 0
+        while blocks:
+            d, p = blocks.pop(0), present.pop(0)
+            rows = np.flatnonzero(p)
+            k = len(rows)
+            aug[pos:pos + k, :w] = d[rows]
+            aug[pos:pos + k, w:] = (rows + base).astype(">u4").view(
+                np.uint8).reshape(k, 4)
+            pos += k
+            base += len(p)
+            del d, p
+        if total:
+            out[a] = _sort_augmented(aug, w)
+        del aug
     return out
+
+
+def _same_as_previous(keys: np.ndarray) -> np.ndarray:
+    """keys[i + 1] == keys[i] for each i, without an (m, w) temporary."""
+    v = keys.view(f"V{keys.shape[1]}").ravel()
+    return v[1:] == v[:-1]
 
 
 def _equal_runs(same: np.ndarray, srows: np.ndarray
@@ -188,7 +219,7 @@ def _components(n: int, sorted_digests: dict[str, tuple[np.ndarray, np.ndarray]]
     groups = []
     for keys, srows in sorted_digests.values():
         if len(keys) >= 2:
-            g = _equal_runs(np.all(keys[1:] == keys[:-1], axis=1), srows)
+            g = _equal_runs(_same_as_previous(keys), srows)
             if g is not None:
                 groups.append(g)
     if links is not None and len(links) >= 2:
@@ -226,7 +257,7 @@ def _changed_records(n_old: int, comp: np.ndarray, kept: np.ndarray,
         if len(keys) == 0:
             continue
         first = np.ones(len(keys), dtype=bool)
-        first[1:] = np.any(keys[1:] != keys[:-1], axis=1)
+        first[1:] = ~_same_as_previous(keys)
         group = np.cumsum(first) - 1
         old_in_group = np.zeros(int(group[-1]) + 1, dtype=bool)
         old_in_group[group[srows < n_old]] = True
@@ -243,22 +274,20 @@ def _changed_records(n_old: int, comp: np.ndarray, kept: np.ndarray,
     return int(np.count_nonzero(changed))
 
 
-def _allowed_rows(cols: _Columns, allow: list[str], opts: dict[str, Any]) -> np.ndarray:
+def _allowed_rows(n: int, sorted_digests: dict[str, tuple[np.ndarray, np.ndarray]],
+                  allow: list[str], opts: dict[str, Any]) -> np.ndarray:
     """Rows with a digest on the allow-list (any format the importers read)."""
     allow_cols = _Columns()
     for path in allow:
         _read(path, allow_cols, None, {k: v for k, v in opts.items()
                                        if k == "skip_invalid"})
-    hit = np.zeros(cols.n, dtype=bool)
+    hit = np.zeros(n, dtype=bool)
     for a in ALGORITHMS:
         ad, ap = allow_cols.column(a)
-        if not ap.any():
+        if not ap.any() or a not in sorted_digests:
             continue
-        d, p = cols.column(a)
-        rows = np.flatnonzero(p)
-        if len(rows) == 0:
-            continue
-        hit[rows] |= _member(d[rows], ad[ap])
+        keys, rows = sorted_digests[a]
+        hit[rows] |= _member(keys, ad[ap])
     return hit
 
 
@@ -368,7 +397,7 @@ def build_dataset(inputs: Any, path: str | os.PathLike[str], *,
     allow = list(allow or [])
     if allow:
         bad_comp = np.zeros(cols.n, dtype=bool)
-        bad_comp[comp[_allowed_rows(cols, allow, opts)]] = True
+        bad_comp[comp[_allowed_rows(cols.n, sorted_digests, allow, opts)]] = True
         dropped = bad_comp[comp]
         for src, _ in sources:
             rows = np.concatenate(cols.labels[f"source:{src}"]) \
@@ -408,14 +437,17 @@ def build_dataset(inputs: Any, path: str | os.PathLike[str], *,
             continue
         keys, rows = sorted_digests.pop(a)
         live = ~dropped[rows]
-        keys, rows = keys[live], rows[live]
+        if not live.all():
+            keys, rows = keys[live], rows[live]
         if len(keys) == 0:
             continue
         # Equal digests are adjacent and belong to one record: keep the first.
         first = np.ones(len(keys), dtype=bool)
-        first[1:] = np.any(keys[1:] != keys[:-1], axis=1)
-        keys = np.ascontiguousarray(keys[first])
-        ids = rid[rows[first]]
+        first[1:] = ~_same_as_previous(keys)
+        if not first.all():
+            keys, rows = keys[first], rows[first]
+        keys = np.ascontiguousarray(keys)
+        ids = rid[rows]
         key_counts[a] = len(keys)
         group = GROUPS[a]
         parts += table_sections(keys, a, group, bloom_bits_per_key, bloom_hashes)
@@ -426,7 +458,6 @@ def build_dataset(inputs: Any, path: str | os.PathLike[str], *,
         np.minimum.at(first_row, ids, np.arange(len(ids), dtype=np.int64))
         has = first_row != np.iinfo(np.int64).max
         records[f"{a}_row"][has] = first_row[has]
-    del cols.digests, cols.present
     parts.append(_format.SectionData(_format.KIND_RECORDS, records.view(np.uint8),
                                      params=(n_records, 0, 0)))
 
