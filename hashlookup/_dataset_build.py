@@ -158,6 +158,24 @@ def _sort_augmented(aug: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
     return flat[:u * w].reshape(u, w), ids
 
 
+def _release_memory() -> None:
+    """Give freed heap memory back to the OS (glibc keeps the many small
+    blocks of the importers' batches otherwise, and the peak RSS of a large
+    build would include them).  A no-op where malloc_trim does not exist."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            import ctypes
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim: Any = None
+
+
 def _sorted_digests(cols: _Columns) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per algorithm, the digests of all rows sorted (memcmp order) with the
     row each came from: one radix sort per algorithm, used to find records
@@ -183,6 +201,7 @@ def _sorted_digests(cols: _Columns) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         if total:
             out[a] = _sort_augmented(aug, w)
         del aug
+        _release_memory()
     return out
 
 
@@ -422,13 +441,20 @@ def build_dataset(inputs: Any, path: str | os.PathLike[str], *,
                                         cols.labels),
         }
 
+    del is_rep, rank, comp  # no longer needed: free before the tables
     records = np.zeros(n_records, dtype=_format.RECORD_DTYPE)
     for a in ALGORITHMS:
         records[f"{a}_row"] = _format.NO_ROW
     sizes = np.concatenate(cols.sizes) if cols.sizes else np.empty(0, np.int64)
+    cols.sizes = []
     rec_size = np.full(n_records, -1, dtype=np.int64)
-    np.maximum.at(rec_size, rid[kept], sizes[kept])
+    if len(kept) == cols.n:  # nothing dropped: no fancy-indexed copies
+        np.maximum.at(rec_size, rid, sizes)
+    else:
+        np.maximum.at(rec_size, rid[kept], sizes[kept])
     records["size"] = rec_size
+    del sizes, rec_size
+    _release_memory()
 
     parts: list[_format.SectionData] = []
     key_counts: dict[str, int] = {}
