@@ -221,6 +221,32 @@ class Dataset(TableSet):
                            f"{', '.join(self.algorithms)})")
         return st.tables[algorithm]
 
+    def record_ids(self, table: HashIndex, rows: np.ndarray) -> np.ndarray:
+        """Record ids (int64) of rows found in `table` (from table() and
+        find_many), -1 where rows is -1.  Uses the generation the table
+        belongs to, so ids stay right across a reload."""
+        st: _State = table._ds_state
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.full(rows.shape, -1, dtype=np.int64)
+        hit = rows >= 0
+        if st.records is None:
+            out[hit] = rows[hit]
+            return out
+        ids = st.rowmaps[table.algorithm][rows[hit]].astype(np.int64)
+        if ids.size and int(ids.max()) >= st.count:
+            raise IndexFormatError(f"{self.path}: rowmap of {table.algorithm} points "
+                                   f"past the {st.count} records")
+        out[hit] = ids
+        return out
+
+    def record_filter(self, table: HashIndex, only: Any = None,
+                      exclude: Any = None) -> Any:
+        """Predicate record id -> wanted for the generation of `table` (label
+        bitmap algebra, cached), or None when nothing is filtered."""
+        if only is None and exclude is None and not self._suppress:
+            return None
+        return self._filter(table._ds_state, only, exclude)
+
     def labels(self) -> dict[str, int]:
         """Every label with its number of records."""
         st = self._current()

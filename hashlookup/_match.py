@@ -199,10 +199,8 @@ def _record_map(table: Any) -> tuple[npt.NDArray[np.uint32] | None, int]:
 
 def _record_filter(dataset: Any, table: Any, only: Any, exclude: Any) -> Any:
     """Predicate record id -> wanted, from the dataset's label bitmaps
-    (``Dataset._filter``, cached per generation), or None for no filtering."""
-    if only is None and exclude is None and not getattr(dataset, "_suppress", ()):
-        return None
-    return dataset._filter(table._ds_state, only, exclude)
+    (``Dataset.record_filter``, cached per generation), or None."""
+    return dataset.record_filter(table, only, exclude)
 
 
 def _first_digest_line(data: bytes, first_line: int) -> int:
