@@ -919,6 +919,51 @@ def _cmd_export_bloom(args: argparse.Namespace, ctx: _Context) -> int:
     return EXIT_CLEAN
 
 
+def _cmd_scan(args: argparse.Namespace, ctx: _Context) -> int:
+    from . import open_dataset
+    from .scan import scan
+
+    out = ctx.out
+    fmt = args.format
+    if fmt == "csv":
+        out.write(_csv_rows([["path", "algorithm", "digest", "record", "labels"]]))
+
+    def on_hit(hit: Any) -> None:
+        ctx.found = True
+        if fmt == "text":
+            out.line(f"{hit.path}\t{hit.algorithm}\t{hit.digest}\t{';'.join(hit.labels)}")
+        elif fmt == "jsonl":
+            out.line(json.dumps({"path": hit.path, "algorithm": hit.algorithm,
+                                 "digest": hit.digest, "record": hit.record_id,
+                                 "labels": list(hit.labels)}))
+        else:
+            out.write(_csv_rows([[hit.path, hit.algorithm, hit.digest, hit.record_id,
+                                  ";".join(hit.labels)]]))
+
+    def on_error(path: str, reason: str) -> None:
+        if not args.quiet:
+            print(f"{PROG}: warning: {path}: {reason}", file=sys.stderr)
+
+    with open_dataset(args.path) as ds:
+        report = scan(ds, args.paths, follow_symlinks=args.follow_symlinks,
+                      one_file_system=args.one_file_system,
+                      exclude=args.exclude or (), min_size=args.min_size,
+                      max_size=args.max_size, jobs=args.jobs,
+                      skip_unknown_sizes=not args.read_all, on_hit=on_hit,
+                      on_error=on_error)
+    out.flush()
+    if not args.quiet:
+        r = report
+        mb = r.bytes_read / 1e6
+        rate = mb / r.seconds if r.seconds > 0 else 0.0
+        print(f"{PROG}: scanned {r.files_seen:,} files: {r.files_read:,} read "
+              f"({mb:,.1f} MB, {rate:,.0f} MB/s), {r.skipped_size:,} skipped by size, "
+              f"{r.skipped_excluded:,} excluded, {r.special:,} special, "
+              f"{r.errors:,} errors, {len(r.hits):,} hits in {r.seconds:.2f} s",
+              file=sys.stderr)
+    return EXIT_FOUND if report.hits else EXIT_CLEAN
+
+
 def _cmd_demo(args: argparse.Namespace, ctx: _Context) -> int:
     from ._demo import run_demo
 
@@ -1225,6 +1270,34 @@ def build_parser() -> argparse.ArgumentParser:
     _add_import_options(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_cmd_update)
+
+    p = add(
+        "scan",
+        "hash every file under PATHs and report the known ones",
+        "Walk PATHs (directories recursively, symbolic links not followed unless "
+        "asked), read each regular file once computing every digest the dataset "
+        "has, and print the files found in it. Unreadable, vanished or changing "
+        "files are reported on stderr and counted, never fatal. Files whose size "
+        "matches no record are skipped unread when every record has a size.",
+    )
+    add_path(p)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="file or directory")
+    p.add_argument("--format", choices=_FORMATS, default="text",
+                   help="hit output: text (path, algorithm, digest, labels), jsonl, csv")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="reader/hasher threads (default: number of cores)")
+    p.add_argument("--exclude", action="append", metavar="GLOB",
+                   help="skip paths or names matching GLOB (repeatable)")
+    p.add_argument("--min-size", type=int, default=None, metavar="BYTES")
+    p.add_argument("--max-size", type=int, default=None, metavar="BYTES")
+    p.add_argument("--follow-symlinks", action="store_true")
+    p.add_argument("--one-file-system", action="store_true",
+                   help="do not cross into other file systems")
+    p.add_argument("--read-all", action="store_true",
+                   help="read every file, also those whose size matches no record")
+    p.add_argument("--quiet", action="store_true",
+                   help="no warnings or summary on stderr")
+    p.set_defaults(func=_cmd_scan)
 
     p = add(
         "export-bloom",

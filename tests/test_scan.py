@@ -416,3 +416,38 @@ def test_deep_tree_no_recursion_limit(tmp_path, follow):
         while d != top:
             os.rmdir(d)
             d = os.path.dirname(d)
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def test_cli_scan_reports_hits_and_exit_codes(tmp_path, capsys):
+    import hashlib
+    import json as _json
+    import shutil
+    import sysconfig
+
+    from hashlookup.cli import main
+
+    stdlib = sorted(p for p in os.listdir(sysconfig.get_paths()["stdlib"])
+                    if p.endswith(".py"))[:20]
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for name in stdlib:
+        shutil.copy(os.path.join(sysconfig.get_paths()["stdlib"], name), tree / name)
+    known = stdlib[:5]
+    listing = tmp_path / "known.md5"
+    listing.write_text("".join(
+        hashlib.md5((tree / n).read_bytes()).hexdigest() + "  " + n + "\n"
+        for n in known))
+    ds = tmp_path / "known.hlds"
+    assert main(["build", "-o", str(ds), f"police={listing}", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["scan", str(ds), str(tree), "--format", "jsonl", "--quiet"]) == 1
+    hits = [_json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert sorted(os.path.basename(h["path"]) for h in hits) == sorted(known)
+    assert all(h["labels"] == ["source:police"] for h in hits)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["scan", str(ds), str(empty), "--quiet"]) == 0
+    assert main(["scan", str(tmp_path / "missing.hlds"), str(tree)]) == 2
