@@ -10,7 +10,6 @@ cdef extern from "hl_common.h" nogil:
         HL_EHEX
         HL_ELENGTH
         HL_ENOSPACE
-        HL_EMIXED
         HL_ENOMEM
         HL_ETOOLONG
     int HL_MAX_WIDTH

@@ -37,9 +37,8 @@ typedef enum hl_status {
     HL_EHEX = 3,       /* a character is not a hex digit */
     HL_ELENGTH = 4,    /* a token has the wrong length */
     HL_ENOSPACE = 5,   /* an output buffer is full */
-    HL_EMIXED = 6,     /* digests of different lengths in one input */
-    HL_ENOMEM = 7,     /* a scratch allocation failed */
-    HL_ETOOLONG = 8    /* a text line exceeds the allowed length */
+    HL_ENOMEM = 6,     /* a scratch allocation failed */
+    HL_ETOOLONG = 7    /* a text line exceeds the allowed length */
 } hl_status;
 
 /* Explicit little-endian loads: the file format is little-endian and a

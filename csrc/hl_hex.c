@@ -72,7 +72,8 @@ hl_status hl_parse_lines(const uint8_t *buf, size_t len, size_t width,
     while (pos < len) {
         const size_t start = pos;
         size_t i = pos;
-        size_t tok = 0, t = 0, next = 0;
+        size_t tok = 0, toklen = 0, t = 0, next = 0;
+        hl_status st = HL_OK;
         while (i < len && hl_is_blank(buf[i])) i++;
         if (i == len || buf[i] == '\n') { /* blank line */
             if (HL_UNLIKELY(i - start > max_line)) goto too_long;
@@ -117,41 +118,31 @@ hl_status hl_parse_lines(const uint8_t *buf, size_t len, size_t width,
         }
 
         /* Slow path: a bad line.  Measure the token to say what is wrong. */
-        {
-            tok = i;
-            t = i;
-            while (t < len && buf[t] != '\n' && !hl_is_blank(buf[t])) t++;
-            hl_status st = t - tok == want ? HL_EHEX : HL_ELENGTH;
-            next = hl_line_end(buf, t, len);
-            if (next - start > max_line) goto too_long;
-            if (res->err_status == HL_OK) {
-                res->err_line = line;
-                res->err_offset = tok;
-                res->err_length = t - tok;
-                res->err_status = st;
-            }
-            if (!(flags & HL_PARSE_SKIP_INVALID)) {
-                res->n_lines = line + 1;
-                return st;
-            }
-            res->n_invalid++;
-            pos = next + 1;
-            line++;
-            continue;
-        }
+        t = i;
+        while (t < len && buf[t] != '\n' && !hl_is_blank(buf[t])) t++;
+        next = hl_line_end(buf, t, len);
+        if (next - start > max_line) goto too_long;
+        st = t - i == want ? HL_EHEX : HL_ELENGTH;
+        tok = i;
+        toklen = t - i;
+        goto bad;
 
-    too_long:
-        /* The quoted "token" is the start of the line. */
+    too_long: /* whatever the line holds; the quoted "token" is its start */
         next = hl_line_end(buf, start, len);
+        st = HL_ETOOLONG;
+        tok = start;
+        toklen = next - start;
+
+    bad:
         if (res->err_status == HL_OK) {
             res->err_line = line;
-            res->err_offset = start;
-            res->err_length = next - start;
-            res->err_status = HL_ETOOLONG;
+            res->err_offset = tok;
+            res->err_length = toklen;
+            res->err_status = st;
         }
         if (!(flags & HL_PARSE_SKIP_INVALID)) {
             res->n_lines = line + 1;
-            return HL_ETOOLONG;
+            return st;
         }
         res->n_invalid++;
         pos = next + 1;

@@ -336,6 +336,8 @@ cdef class TableSet:
                              + (f"a str of length {len(digest)}"
                                 if isinstance(digest, str) else f"{n} bytes"))
         if t is None:
+            if self._c_t16 is None and self._c_t20 is None and self._c_t32 is None:
+                raise ValueError("I/O operation on closed dataset")
             return None  # the dataset has no table of this algorithm
         if not t._c_open:
             raise ValueError(_CLOSED)

@@ -122,9 +122,6 @@ class _State:
                                             timezone.utc).isoformat()
         self.filters: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}
 
-    def table_of(self, t: HashIndex) -> str:
-        return t.algorithm
-
     def close(self) -> None:
         for t in getattr(self, "tables", {}).values():
             try:

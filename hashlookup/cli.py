@@ -944,6 +944,9 @@ def _cmd_scan(args: argparse.Namespace, ctx: _Context) -> int:
         if not args.quiet:
             print(f"{PROG}: warning: {path}: {reason}", file=sys.stderr)
 
+    for path in args.paths:  # a mistyped root is a usage error, not a scan error
+        if not os.path.lexists(path):
+            raise CLIError(f"{path}: no such file or directory")
     with open_dataset(args.path) as ds:
         report = scan(ds, args.paths, follow_symlinks=args.follow_symlinks,
                       one_file_system=args.one_file_system,

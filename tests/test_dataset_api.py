@@ -39,3 +39,13 @@ def test_record_filter_is_bitmap_algebra(tmp_path):
     # only in a: a[100:]; a[:100] are also in b; b[100:] only in b
     assert wanted == [False] * 100 + [True] * 200 + [False] * 200
     ds.close()
+
+
+def test_lookup_after_close_raises(tmp_path):
+    import pytest
+
+    ds, a, _, _ = _dataset(tmp_path)
+    ds.close()
+    for digest in (bytes(a[0]), bytes(a[0]).hex(), b"\0" * 20):
+        with pytest.raises(ValueError, match="closed"):
+            ds.lookup(digest)

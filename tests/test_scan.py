@@ -451,3 +451,6 @@ def test_cli_scan_reports_hits_and_exit_codes(tmp_path, capsys):
     empty.mkdir()
     assert main(["scan", str(ds), str(empty), "--quiet"]) == 0
     assert main(["scan", str(tmp_path / "missing.hlds"), str(tree)]) == 2
+    capsys.readouterr()
+    assert main(["scan", str(ds), str(tmp_path / "no-such-dir")]) == 2
+    assert "no-such-dir" in capsys.readouterr().err
