@@ -4,8 +4,12 @@ A temporary file is created in the target's directory (same file system, so
 os.replace is atomic), written, flushed and fsynced, then renamed over the
 target, and the directory is fsynced so the rename survives a crash.  On any
 error, or if the process is interrupted, the target is left as it was and
-the temporary file is removed (a SIGKILL can leave a ".*.tmp" file, never a
-half-written target).
+the temporary file is removed.
+
+A process killed with SIGKILL (or a power loss) cannot remove its temporary
+file.  Such files are named ``.TARGET.PID@HOST.RANDOM.tmp`` (see
+docs/SAFETY.md), so that the next write of the same target on the same host
+removes those whose process is gone, and an operator can see what they are.
 """
 
 from __future__ import annotations
@@ -13,30 +17,92 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Iterator
 from typing import BinaryIO
 
 
+# Errors of the write itself (as opposed to a bad path): worth saying that
+# the target was not touched.
+_WRITE_FAILURES = {errno.ENOSPC, errno.EFBIG, errno.EIO,
+                   getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _host_tag() -> str:
+    """This host's name, reduced to characters that are safe in a file name
+    and cannot be confused with the name's separators."""
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32] or "host"
+
+
+def temp_prefix(base: str, pid: int | None = None) -> str:
+    """Prefix of the temporary files written for target `base` by `pid`."""
+    return f".{base}.{os.getpid() if pid is None else pid}@{_host_tag()}."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def remove_stale_temps(directory: str, base: str) -> list[str]:
+    """Remove temporary files of `base` left by dead processes of this host
+    (a SIGKILLed build); returns their names.  Files of live processes, of
+    other hosts (a shared file system) and anything else are kept."""
+    pattern = re.compile(re.escape(f".{base}.") + r"(\d+)@" +
+                         re.escape(_host_tag()) + r"\.[A-Za-z0-9_]+\.tmp\Z")
+    removed = []
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in entries:
+        m = pattern.match(name)
+        if m is None or _pid_alive(int(m.group(1))):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(directory, name))
+            removed.append(name)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
-    """Yield a binary file; on clean exit it atomically becomes `path`."""
+    """Yield a binary file; on clean exit it atomically becomes `path`.
+
+    An OSError while writing (no space left, file size limit, I/O error) is
+    re-raised with the target's name and the note that it was left unchanged.
+    """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     base = os.path.basename(path)
     if not os.path.isdir(directory):
         raise FileNotFoundError(errno.ENOENT, "output directory does not exist", path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=directory)
+    remove_stale_temps(directory, base)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(base), suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            # mkstemp creates mode 0600; give the file the usual umask mode.
-            umask = os.umask(0)
-            os.umask(umask)
-            os.fchmod(f.fileno(), 0o666 & ~umask)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                yield f
+                f.flush()
+                # mkstemp creates mode 0600; give the file the usual umask mode.
+                umask = os.umask(0)
+                os.umask(umask)
+                os.fchmod(f.fileno(), 0o666 & ~umask)
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as e:
+            if e.errno in _WRITE_FAILURES:
+                raise OSError(e.errno, f"{e.strerror} while writing {path} "
+                              "(nothing was replaced, the temporary file is "
+                              "removed)", path) from e
+            raise
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

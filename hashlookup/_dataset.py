@@ -26,7 +26,7 @@ import numpy as np
 
 from hashlookup import _format
 from hashlookup._core import TableSet
-from hashlookup._index import HashIndex, close_mapping, map_file
+from hashlookup._index import HashIndex, close_mapping, file_identity, map_file
 from hashlookup._labels import LabelStore
 from hashlookup.errors import IndexFormatError
 
@@ -62,7 +62,7 @@ class _State:
     def __init__(self, path: str) -> None:
         mm, header, st = map_file(path)
         self.mm: mmap.mmap | None = mm
-        self.identity = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+        self.identity = file_identity(st)
         try:
             self._load(path, mm, header)
         except BaseException:
@@ -85,7 +85,7 @@ class _State:
                                        f"sha256 tables, not {lay.algorithm}")
             if lay.algorithm in self.tables:
                 raise IndexFormatError(f"{path}: two {lay.algorithm} tables")
-            table = HashIndex._from_mapping(mm, header, path, g)
+            table = HashIndex._from_mapping(mm, header, path, g, self.identity)
             table._ds_state = self
             self.tables[lay.algorithm] = table
             if self.layout is not None:
@@ -383,7 +383,7 @@ class Dataset(TableSet):
             s = os.stat(self.path)
         except FileNotFoundError:
             return False  # being replaced, or removed: keep serving the old one
-        if (s.st_dev, s.st_ino, s.st_mtime_ns, s.st_size) == st.identity:
+        if file_identity(s) == st.identity:
             return False
         with self._lock:
             if self._state is not st:

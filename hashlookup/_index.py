@@ -92,7 +92,7 @@ class HashIndex(KeyTable):
             The file cannot be opened (FileNotFoundError, PermissionError...).
         """
         path = os.fspath(path)
-        mm, header, _ = map_file(path)
+        mm, header, st = map_file(path)
         try:
             groups = _format.table_groups(header)
             if not groups:
@@ -101,7 +101,7 @@ class HashIndex(KeyTable):
                 raise IndexFormatError(
                     f"{path}: a dataset with {len(groups)} key tables; open it with "
                     "hashlookup.open_dataset()")
-            self = cls._from_mapping(mm, header, path, groups[0])
+            self = cls._from_mapping(mm, header, path, groups[0], file_identity(st))
         except BaseException:
             mm.close()
             raise
@@ -110,9 +110,10 @@ class HashIndex(KeyTable):
 
     @classmethod
     def _from_mapping(cls, mm: mmap.mmap, header: _format.Header, path: str,
-                      group: int) -> HashIndex:
+                      group: int, identity: Identity | None = None) -> HashIndex:
         """A table over an already validated mapping (shared with a Dataset,
-        which then owns and closes the mapping)."""
+        which then owns and closes the mapping).  `identity` is the mapped
+        file's (file_identity), for verify()."""
         self = cls.__new__(cls)
         self.path = path
         layout = _format.table_layout(header, path, group)
@@ -129,6 +130,7 @@ class HashIndex(KeyTable):
         self._mmap = mm
         self._owns_mmap = False
         self._header = header
+        self._identity = identity
         self._layout = layout
         self.algorithm = layout.algorithm
         return self
@@ -307,6 +309,10 @@ class HashIndex(KeyTable):
         if self.closed:
             raise ValueError("I/O operation on closed index")
         h = self._header
+        if checksums and self._identity is not None:
+            # Before any page is read: a file truncated under the mapping
+            # would fault (SIGBUS) on the lost pages.
+            check_unchanged(self.path, self._identity)
         view = memoryview(self._mmap)
         try:
             if not checksums:
@@ -340,6 +346,39 @@ class HashIndex(KeyTable):
                                        f"at row {row}")
         return {"path": self.path, "sections": len(h.sections),
                 "bytes": h.file_size, "keys": len(self), "ok": True}
+
+
+Identity = tuple[int, int, int, int]
+
+
+def file_identity(st: os.stat_result) -> Identity:
+    """What tells a file version apart: device, inode, mtime, size."""
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def check_unchanged(path: str, identity: Identity) -> None:
+    """Raise IndexFormatError if the file mapped with `identity` was changed
+    in place since it was opened (same inode, other size or mtime).  A path
+    that now names another file (replaced, the supported way) or none is
+    fine: the mapping still holds the old, immutable file."""
+    try:
+        s = os.stat(path)
+    except OSError:
+        return
+    dev, ino, mtime_ns, size = identity
+    if (s.st_dev, s.st_ino) != (dev, ino):
+        return
+    advice = ("index files must be replaced (os.replace, as hashlookup does), "
+              "never modified in place; reopen it")
+    if s.st_size < size:
+        raise IndexFormatError(
+            f"{path}: truncated on disk after it was opened ({size} bytes mapped, "
+            f"{s.st_size} now; reading the lost pages would crash with SIGBUS): "
+            f"{advice}")
+    if s.st_size != size or s.st_mtime_ns != mtime_ns:
+        raise IndexFormatError(
+            f"{path}: changed on disk after it was opened (modified in place: "
+            f"size {size} -> {s.st_size}, mtime changed): {advice}")
 
 
 def map_file(path: str) -> tuple[mmap.mmap, _format.Header, os.stat_result]:
