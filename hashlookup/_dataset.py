@@ -226,10 +226,13 @@ class Dataset(TableSet):
         rows = np.asarray(rows, dtype=np.int64)
         out = np.full(rows.shape, -1, dtype=np.int64)
         hit = rows >= 0
-        if st.records is None:
+        if st.layout is None:  # a plain index: the row is the record
             out[hit] = rows[hit]
             return out
-        ids = st.rowmaps[table.algorithm][rows[hit]].astype(np.int64)
+        rowmap = st.rowmaps.get(table.algorithm)
+        if rowmap is None:
+            raise ValueError("I/O operation on closed dataset")
+        ids = rowmap[rows[hit]].astype(np.int64)
         if ids.size and int(ids.max()) >= st.count:
             raise IndexFormatError(f"{self.path}: rowmap of {table.algorithm} points "
                                    f"past the {st.count} records")
@@ -272,7 +275,15 @@ class Dataset(TableSet):
         # even if another thread reloaded in between.
         st: _State = table._ds_state
         alg = table.algorithm
-        rid = int(st.rowmaps[alg][row]) if st.records is not None else row
+        if st.layout is None:  # a plain index: the row is the record
+            rid = row
+        else:
+            # One read of the attribute: close() in another thread replaces
+            # the dict, it never empties the one we hold.
+            rowmap = st.rowmaps.get(alg)
+            if rowmap is None:
+                raise ValueError("I/O operation on closed dataset")
+            rid = int(rowmap[row])
         if rid >= st.count:
             raise IndexFormatError(f"{self.path}: rowmap of {alg} row {row} points "
                                    f"past the {st.count} records")
@@ -311,18 +322,18 @@ class Dataset(TableSet):
         return f
 
     def _match(self, st: _State, rid: int, alg: str) -> Match:
-        mm = st.mm
-        if mm is None:
+        mm, spans = st.mm, st.key_spans
+        if mm is None or not spans:
             raise ValueError("I/O operation on closed dataset")
-        if st.records is None:  # plain index: the key is the whole record
-            off, w, _ = st.key_spans[alg]
+        if st.layout is None:  # plain index: the key is the whole record
+            off, w, _ = spans[alg]
             d = {alg: mm[off + rid * w:off + (rid + 1) * w].hex()}
             return Match(rid, alg, d.get("md5"), d.get("sha1"), d.get("sha256"),
                          None, (), st.generation, st.built)
         rows = _format.RECORD.unpack_from(mm, st.rec_offset + rid * _format.RECORD.size)
         d = {}
         for a, row in zip(ALGORITHMS, rows):
-            span = st.key_spans.get(a)
+            span = spans.get(a)
             if row != _format.NO_ROW and span is not None and row < span[2]:
                 off, w, _ = span
                 d[a] = mm[off + row * w:off + (row + 1) * w].hex()
