@@ -14,12 +14,14 @@ from hashlookup._dataset_build import (
     update_dataset,
 )
 from hashlookup._index import HashIndex, open_index
+from hashlookup._signing import generate_signing_key, sign_dataset
 from hashlookup._version import __version__
 from hashlookup.errors import (
     HashLookupError,
     IndexFormatError,
     IndexVersionError,
     InputError,
+    SignatureError,
 )
 
 __all__ = [
@@ -35,11 +37,14 @@ __all__ = [
     "Invalid",
     "UpdateReport",
     "Match",
+    "SignatureError",
     "__version__",
     "build_dataset",
     "build_index",
     "export_bloom",
+    "generate_signing_key",
     "open_dataset",
     "open_index",
+    "sign_dataset",
     "update_dataset",
 ]

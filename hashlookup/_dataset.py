@@ -26,8 +26,15 @@ import numpy as np
 
 from hashlookup import _format
 from hashlookup._core import TableSet
-from hashlookup._index import HashIndex, close_mapping, file_identity, map_file
+from hashlookup._index import (
+    HashIndex,
+    _raw_public_key,
+    close_mapping,
+    file_identity,
+    map_file,
+)
 from hashlookup._labels import LabelStore
+from hashlookup._signing import check_signature, load_public_key, signature_path
 from hashlookup.errors import IndexFormatError
 
 ALGORITHMS = ("md5", "sha1", "sha256")
@@ -59,11 +66,14 @@ class _State:
     """One opened generation of a dataset file: the mapping and everything
     read from it.  Replaced as a whole on reload."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, signature_key: Any = None) -> None:
         mm, header, st = map_file(path)
         self.mm: mmap.mmap | None = mm
         self.identity = file_identity(st)
         try:
+            if signature_key is not None:
+                # Before anything is read from the file (docs/SIGNING.md).
+                check_signature(mm, header, path, signature_key)
             self._load(path, mm, header)
         except BaseException:
             self.close()
@@ -150,7 +160,8 @@ class Dataset(TableSet):
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, suppress: Iterable[str] = (),
-             auto_reload: bool = False, reload_interval: float = 1.0) -> Dataset:
+             auto_reload: bool = False, reload_interval: float = 1.0,
+             require_signature: Any = None) -> Dataset:
         """Map the file at `path` (O(1) apart from reading the JSON label index).
 
         Parameters
@@ -161,13 +172,21 @@ class Dataset(TableSet):
         auto_reload
             Check at most every `reload_interval` seconds (one stat) whether
             the file was replaced, and if so map the new one.
+        require_signature
+            A public key (path of NAME.pub, its bytes, 32 raw bytes or an
+            Ed25519PublicKey): the file, and every generation reloaded
+            later, must carry a valid signature by it (docs/SIGNING.md).
+            A replacement that fails the check is not loaded.
         """
         self = cls.__new__(cls)
         self.path = os.fspath(path)
         self._suppress = tuple(suppress)
         self._lock = threading.Lock()
         self._state: _State | None = None
-        self._install(_State(self.path))
+        self._signature_key = (load_public_key(require_signature)
+                               if require_signature is not None else None)
+        self._rejected: tuple[Any, Exception] | None = None
+        self._install(_State(self.path, self._signature_key))
         if reload_interval <= 0:
             raise ValueError(f"reload_interval must be > 0, got {reload_interval}")
         self._set_auto_reload(auto_reload, reload_interval)
@@ -388,7 +407,10 @@ class Dataset(TableSet):
 
     def reload(self) -> bool:
         """Map the file again if it was replaced; True if it was.  Lookups in
-        flight finish on the old generation; never blocks them."""
+        flight finish on the old generation; never blocks them.  With
+        require_signature, a replacement whose signature fails raises
+        SignatureError and the old generation stays (the same pair of files
+        is not checked twice)."""
         st = self._current()
         try:
             s = os.stat(self.path)
@@ -399,11 +421,30 @@ class Dataset(TableSet):
         with self._lock:
             if self._state is not st:
                 return True  # another thread reloaded meanwhile
-            new = _State(self.path)
+            versions = self._versions(s)
+            rejected = self._rejected
+            if rejected is not None and rejected[0] == versions:
+                raise rejected[1]  # same files as last time: not checked again
+            try:
+                new = _State(self.path, self._signature_key)
+            except IndexFormatError as e:
+                if self._signature_key is not None:
+                    self._rejected = (versions, e)
+                raise
             self._install(new)
         # The old state is not closed here: batch calls in other threads may
         # still run on its tables; its mapping goes when they let go of it.
         return True
+
+    def _versions(self, s: os.stat_result) -> tuple[Any, ...]:
+        """Identity of the data file and (if required) its signature file."""
+        if self._signature_key is None:
+            return (file_identity(s),)
+        try:
+            sig = file_identity(os.stat(signature_path(self.path)))
+        except OSError:
+            sig = None
+        return (file_identity(s), sig)
 
     def _maybe_reload(self) -> None:
         try:
@@ -460,11 +501,13 @@ class Dataset(TableSet):
         self.close()
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_reopen, (self.path, self._suppress))
+        return (_reopen, (self.path, self._suppress,
+                          _raw_public_key(self._signature_key)))
 
 
-def _reopen(path: str, suppress: tuple[str, ...]) -> Dataset:
-    return Dataset.open(path, suppress=suppress)
+def _reopen(path: str, suppress: tuple[str, ...], key: bytes | None = None
+            ) -> Dataset:
+    return Dataset.open(path, suppress=suppress, require_signature=key)
 
 
 def _as_labels(x: Any) -> Sequence[str]:
@@ -476,7 +519,9 @@ def _as_labels(x: Any) -> Sequence[str]:
 
 
 def open_dataset(path: str | os.PathLike[str], *, suppress: Iterable[str] = (),
-                 auto_reload: bool = False, reload_interval: float = 1.0) -> Dataset:
+                 auto_reload: bool = False, reload_interval: float = 1.0,
+                 require_signature: Any = None) -> Dataset:
     """Open a dataset (or single-table index) file; see Dataset.open."""
     return Dataset.open(path, suppress=suppress, auto_reload=auto_reload,
-                        reload_interval=reload_interval)
+                        reload_interval=reload_interval,
+                        require_signature=require_signature)

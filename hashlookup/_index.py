@@ -81,19 +81,35 @@ class HashIndex(KeyTable):
     algorithm: str
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> HashIndex:
+    def open(cls, path: str | os.PathLike[str], *,
+             require_signature: Any = None) -> HashIndex:
         """Map the index file at `path` and validate its header (O(1)).
+
+        Parameters
+        ----------
+        require_signature
+            A public key (path of NAME.pub, its bytes, 32 raw bytes or an
+            Ed25519PublicKey): the file must carry a valid signature by it
+            (docs/SIGNING.md).  Costs one SHA-256 pass over the file.
 
         Raises
         ------
         IndexFormatError
-            The file is not a valid index (IndexVersionError: a newer format).
+            The file is not a valid index (IndexVersionError: a newer format;
+            SignatureError: not signed by the required key, or modified).
         OSError
             The file cannot be opened (FileNotFoundError, PermissionError...).
         """
         path = os.fspath(path)
+        key = None
+        if require_signature is not None:
+            from hashlookup._signing import load_public_key
+            key = load_public_key(require_signature)
         mm, header, st = map_file(path)
         try:
+            if key is not None:
+                from hashlookup._signing import check_signature
+                check_signature(mm, header, path, key)
             groups = _format.table_groups(header)
             if not groups:
                 raise IndexFormatError(f"{path}: no keys section")
@@ -106,6 +122,7 @@ class HashIndex(KeyTable):
             mm.close()
             raise
         self._owns_mmap = True
+        self._signature_key = key
         return self
 
     @classmethod
@@ -131,6 +148,7 @@ class HashIndex(KeyTable):
         self._owns_mmap = False
         self._header = header
         self._identity = identity
+        self._signature_key = None
         self._layout = layout
         self.algorithm = layout.algorithm
         return self
@@ -157,8 +175,9 @@ class HashIndex(KeyTable):
         self.close()
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Pickles by path (e.g. for Dask workers): the receiver maps the file.
-        return (type(self).open, (self.path,))
+        # Pickles by path (e.g. for Dask workers): the receiver maps the file
+        # (and checks its signature again if this handle required one).
+        return (_reopen_index, (self.path, _raw_public_key(self._signature_key)))
 
     def __repr__(self) -> str:
         if self.closed:
@@ -436,6 +455,19 @@ def _check_out(out: np.ndarray | None, n: int, dtype: Any, name: str) -> np.ndar
     return out
 
 
-def open_index(path: str | os.PathLike[str]) -> HashIndex:
+def open_index(path: str | os.PathLike[str], *,
+               require_signature: Any = None) -> HashIndex:
     """Open an index file for lookups (see HashIndex.open)."""
-    return HashIndex.open(path)
+    return HashIndex.open(path, require_signature=require_signature)
+
+
+def _raw_public_key(key: Any) -> bytes | None:
+    """32 raw bytes of an Ed25519 public key (picklable), or None."""
+    if key is None:
+        return None
+    from cryptography.hazmat.primitives import serialization as s
+    return key.public_bytes(s.Encoding.Raw, s.PublicFormat.Raw)
+
+
+def _reopen_index(path: str, key: bytes | None = None) -> HashIndex:
+    return HashIndex.open(path, require_signature=key)

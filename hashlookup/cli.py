@@ -211,11 +211,11 @@ def _csv_rows(rows: Sequence[Sequence[object]]) -> bytes:
     return buf.getvalue().encode("utf-8", "surrogateescape")
 
 
-def _open_index(path: str) -> Any:
+def _open_index(path: str, **open_kwargs: Any) -> Any:
     from . import open_index
 
     try:
-        return open_index(path)
+        return open_index(path, **open_kwargs)
     except OSError as exc:
         if exc.filename is None and exc.errno is not None:  # e.g. mmap of a directory
             raise OSError(exc.errno, exc.strerror, path) from exc
@@ -234,18 +234,20 @@ class _Opened:
     before datasets existed (fixed width, no records, no labels).
     """
 
-    def __init__(self, path: str) -> None:
-        from . import IndexFormatError, open_dataset
+    def __init__(self, path: str, **open_kwargs: Any) -> None:
+        from . import IndexFormatError, SignatureError, open_dataset
 
         self.path = path
         self._owner: Any
         try:
-            ds = open_dataset(path)
+            ds = open_dataset(path, **open_kwargs)
+        except SignatureError:
+            raise
         except IndexFormatError as exc:
             # open_dataset refuses what is not md5/sha1/sha256 (a raw-key index
             # built with the API): such a file still opens as an index.
             try:
-                index = _open_index(path)
+                index = _open_index(path, **open_kwargs)
             except (IndexFormatError, OSError):
                 raise exc from None
             kinds = {s["kind"] for s in index.info()["sections"]}
@@ -278,6 +280,23 @@ class _Opened:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _add_verify_key(p: argparse.ArgumentParser) -> None:
+    """--verify-key, for every command that opens a dataset (docs/SIGNING.md)."""
+    p.add_argument(
+        "--verify-key",
+        metavar="KEY.pub",
+        default=None,
+        help="refuse the file unless it carries a valid signature (FILE.sig) by "
+        "this public key; checks every byte before the first lookup",
+    )
+
+
+def _signature_check(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of open_dataset/open_index for --verify-key."""
+    key = getattr(args, "verify_key", None)
+    return {} if key is None else {"require_signature": key}
 
 
 def _label_filters(
@@ -550,7 +569,7 @@ def _dataset_info(ds: Any) -> dict[str, Any]:
 
 
 def _cmd_info(args: argparse.Namespace, ctx: _Context) -> int:
-    with _Opened(args.path) as opened:
+    with _Opened(args.path, **_signature_check(args)) as opened:
         if opened.dataset is not None:
             info = _dataset_info(opened.dataset)
         else:
@@ -566,7 +585,7 @@ def _cmd_info(args: argparse.Namespace, ctx: _Context) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace, ctx: _Context) -> int:
-    with _Opened(args.path) as opened:
+    with _Opened(args.path, **_signature_check(args)) as opened:
         ds, index = opened.dataset, opened.index
         if ds is not None:
             ds.verify()
@@ -638,7 +657,7 @@ _RECORD_FIELDS = ("record", "md5", "sha1", "sha256", "size", "labels")
 
 
 def _cmd_check(args: argparse.Namespace, ctx: _Context) -> int:
-    with _Opened(args.path) as opened:
+    with _Opened(args.path, **_signature_check(args)) as opened:
         only, exclude = _label_filters(opened, args.only, args.exclude)
         if opened.dataset is None:
             index = opened.index
@@ -805,7 +824,7 @@ def _cmd_match(args: argparse.Namespace, ctx: _Context) -> int:
             else:
                 out.write(_csv_matches(numbers, digests, texts, extras))
 
-    with _Opened(args.path) as opened:
+    with _Opened(args.path, **_signature_check(args)) as opened:
         if args.file == "-":
             run(opened, sys.stdin.buffer, "<stdin>")
         else:
@@ -867,7 +886,7 @@ def _cmd_export_bloom(args: argparse.Namespace, ctx: _Context) -> int:
     except ImportError as exc:
         raise CLIError(f"export-bloom is not available in this installation ({exc})")
 
-    with _Opened(args.path) as opened:
+    with _Opened(args.path, **_signature_check(args)) as opened:
         ds, index = opened.dataset, opened.index
         if ds is not None:
             algorithms: tuple[str, ...] = tuple(ds.algorithms)
@@ -947,7 +966,7 @@ def _cmd_scan(args: argparse.Namespace, ctx: _Context) -> int:
     for path in args.paths:  # a mistyped root is a usage error, not a scan error
         if not os.path.lexists(path):
             raise CLIError(f"{path}: no such file or directory")
-    with open_dataset(args.path) as ds:
+    with open_dataset(args.path, **_signature_check(args)) as ds:
         report = scan(ds, args.paths, follow_symlinks=args.follow_symlinks,
                       one_file_system=args.one_file_system,
                       exclude=args.exclude or (), min_size=args.min_size,
@@ -965,6 +984,28 @@ def _cmd_scan(args: argparse.Namespace, ctx: _Context) -> int:
               f"{r.errors:,} errors, {len(r.hits):,} hits in {r.seconds:.2f} s",
               file=sys.stderr)
     return EXIT_FOUND if report.hits else EXIT_CLEAN
+
+
+def _cmd_keygen(args: argparse.Namespace, ctx: _Context) -> int:
+    from ._signing import generate_signing_key
+
+    pair = generate_signing_key(args.output)
+    ctx.out.line(f"private key: {pair.private_key} (mode 0600, keep it secret)")
+    ctx.out.line(f"public key: {pair.public_key}")
+    ctx.out.line(f"key id: {pair.key_id}")
+    return EXIT_CLEAN
+
+
+def _cmd_sign(args: argparse.Namespace, ctx: _Context) -> int:
+    from ._signing import sign_dataset
+
+    report = sign_dataset(args.path, args.key, output=args.output)
+    ctx.out.line(
+        f"signed: {report.path} ({report.file_size} bytes) -> "
+        f"{report.signature_path}, key id {report.key_id}, "
+        f"{report.seconds:.2f} s"
+    )
+    return EXIT_CLEAN
 
 
 def _cmd_demo(args: argparse.Namespace, ctx: _Context) -> int:
@@ -1155,6 +1196,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_path(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _add_verify_key(p)
     p.set_defaults(func=_cmd_info)
 
     p = add(
@@ -1164,6 +1206,7 @@ def build_parser() -> argparse.ArgumentParser:
         "index. Exit 0 and print OK when it is intact, exit 2 otherwise.",
     )
     add_path(p)
+    _add_verify_key(p)
     p.set_defaults(func=_cmd_verify)
 
     p = add(
@@ -1182,6 +1225,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="output format (default: text)",
     )
     _add_filter_options(p)
+    _add_verify_key(p)
     p.set_defaults(func=_cmd_check)
 
     p = add(
@@ -1240,6 +1284,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="BYTES",
         help="input read size (default: 16 MiB)",
     )
+    _add_verify_key(p)
     p.set_defaults(func=_cmd_match)
 
     p = add(
@@ -1300,6 +1345,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read every file, also those whose size matches no record")
     p.add_argument("--quiet", action="store_true",
                    help="no warnings or summary on stderr")
+    _add_verify_key(p)
     p.set_defaults(func=_cmd_scan)
 
     p = add(
@@ -1348,7 +1394,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-q", "--quiet", action="store_true", help="do not print the summary line"
     )
+    _add_verify_key(p)
     p.set_defaults(func=_cmd_export_bloom)
+
+    p = add(
+        "keygen",
+        "create an Ed25519 key pair for signing datasets",
+        "Write a new Ed25519 private key to NAME (PEM, mode 0600) and its public "
+        "key to NAME.pub. Existing files are never overwritten.",
+    )
+    p.add_argument("-o", "--output", required=True, metavar="NAME",
+                   help="private key file to create (public key: NAME.pub)")
+    p.set_defaults(func=_cmd_keygen)
+
+    p = add(
+        "sign",
+        "sign a dataset or index file",
+        "Verify DATASET completely (every checksum, every structure), then write "
+        "an Ed25519 signature of all its bytes to DATASET.sig (atomically). "
+        "Readers check it with --verify-key / require_signature=.",
+    )
+    add_path(p)
+    p.add_argument("--key", required=True, metavar="NAME",
+                   help="private key file (from hashlookup keygen)")
+    p.add_argument("-o", "--output", default=None, metavar="SIG",
+                   help="signature file to write (default: DATASET.sig)")
+    p.set_defaults(func=_cmd_sign)
 
     p = add(
         "demo",

@@ -23,3 +23,8 @@ class InputError(HashLookupError, ValueError):
 
     The message names the source, the 1-based line number and the text.
     """
+
+
+class SignatureError(IndexFormatError):
+    """A file opened with require_signature= is not signed, or its signature
+    does not verify with the required key (docs/SIGNING.md)."""
