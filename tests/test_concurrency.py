@@ -107,6 +107,21 @@ def _guard(fails: Failures, fn, *args):
     return threading.Thread(target=run)
 
 
+def _run_for(seconds: float, stop: threading.Event, fails: Failures,
+             lookups, openers, writer) -> None:
+    """LOOKUP_THREADS lookups, OPENER_THREADS openers and one writer, for
+    `seconds`, then stop them all."""
+    threads = [_guard(fails, lookups, i) for i in range(LOOKUP_THREADS)]
+    threads += [_guard(fails, openers, 100 + i) for i in range(OPENER_THREADS)]
+    threads.append(_guard(fails, writer))
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join(60)
+
+
 def _check_index(index, gen: int, gens: Generations, rng: random.Random,
                  fails: Failures, batch: bool) -> None:
     truth = gens.oracle(gen)
@@ -161,15 +176,7 @@ def test_index_lookups_while_replaced_opened_and_closed(tmp_path):
             fails.count("replacements")
             time.sleep(0.01)
 
-    threads = [_guard(fails, lookups, i) for i in range(LOOKUP_THREADS)]
-    threads += [_guard(fails, openers, 100 + i) for i in range(OPENER_THREADS)]
-    threads.append(_guard(fails, writer))
-    for t in threads:
-        t.start()
-    time.sleep(RUN_SECONDS)
-    stop.set()
-    for t in threads:
-        t.join(60)
+    _run_for(RUN_SECONDS, stop, fails, lookups, openers, writer)
     shared.close()
     gc.collect()
     print(f"\nindex: {fails.counts}")
@@ -255,15 +262,7 @@ def test_dataset_lookups_while_reloaded_opened_and_closed(tmp_path):
             fails.count("replacements")
             time.sleep(0.02)
 
-    threads = [_guard(fails, lookups, i) for i in range(LOOKUP_THREADS)]
-    threads += [_guard(fails, openers, 100 + i) for i in range(OPENER_THREADS)]
-    threads.append(_guard(fails, writer))
-    for t in threads:
-        t.start()
-    time.sleep(RUN_SECONDS)
-    stop.set()
-    for t in threads:
-        t.join(60)
+    _run_for(RUN_SECONDS, stop, fails, lookups, openers, writer)
     shared.close()
     gc.collect()
     print(f"\ndataset: {fails.counts}, generations answered by the shared "
