@@ -265,7 +265,12 @@ def sign_dataset(path: str | os.PathLike[str], key: str | os.PathLike[str],
     """Verify the file at `path` completely (checksums and structure), then
     write its signature with the private key file `key` to `output`
     (default: path + ".sig"), atomically."""
-    from hashlookup._index import check_unchanged, close_mapping, file_identity, map_file
+    from hashlookup._index import (
+        check_unchanged,
+        close_mapping,
+        file_identity,
+        map_file,
+    )
 
     t0 = time.perf_counter()
     path = os.fspath(path)

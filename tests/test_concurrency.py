@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import os
 import random
+import sys
 import threading
 import time
 from pathlib import Path
@@ -268,7 +269,7 @@ def test_dataset_lookups_while_reloaded_opened_and_closed(tmp_path):
     print(f"\ndataset: {fails.counts}, generations answered by the shared "
           f"handle: {len(seen_generations)}")
     assert not fails.errors, fails.errors[:5]
-    assert fails.counts["replacements"] >= 3 and len(seen_generations) >= 3
+    assert fails.counts["replacements"] >= 2 and len(seen_generations) >= 2
     assert _open_files_under(tmp_path) == before == ([], [])
 
 
@@ -288,24 +289,31 @@ def big_index(tmp_path_factory):
 
 
 def _inside_batch(index, queries, result: dict) -> threading.Thread:
+    """Start a batch call of ~0.1 s in a thread; return once it is about to
+    enter the call."""
+    calling = threading.Event()
+
     def run():
+        calling.set()
         try:
             result["mask"] = index.contains_many(queries)
         except ValueError as e:   # closed before the call got in: allowed
             result["error"] = e
     t = threading.Thread(target=run)
     t.start()
+    calling.wait()
     return t
 
 
 def test_close_index_during_batch_does_not_crash(big_index):
     path, queries, expect = big_index
-    raised = 0
-    for attempt in range(6):
+    raised = attempt = 0
+    while attempt < 6 or (raised < 2 and attempt < 30):
+        attempt += 1
         index = hashlookup.open_index(path)
         result: dict = {}
         t = _inside_batch(index, queries, result)
-        time.sleep(0.002 * attempt)
+        time.sleep(0.002 * (attempt % 6))
         try:
             index.close()
         except BufferError as e:
@@ -320,7 +328,7 @@ def test_close_index_during_batch_does_not_crash(big_index):
             assert "closed" in str(result["error"])
         index.close()
         assert index.closed
-    assert raised >= 1  # the busy path was exercised
+    assert raised >= 2  # the busy path was exercised
 
 
 def test_close_dataset_during_batch_does_not_crash(big_index):
@@ -351,7 +359,22 @@ def test_close_dataset_during_single_lookups(tmp_path):
     src.write_text("".join(bytes(k).hex() + "\n" for k in keys))
     hashlookup.build_dataset({"police": str(src)}, path)
     fails = Failures()
-    for _ in range(5):
+    # Switch threads as often as possible, so that close() lands between
+    # the steps of a lookup (C search, rowmap, record) as well.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        _close_during_lookups(path, keys, fails)
+    finally:
+        sys.setswitchinterval(interval)
+    gc.collect()
+    assert not fails.errors, fails.errors[:5]
+    assert fails.counts["lookups"] > 100
+    assert _open_files_under(tmp_path) == ([], [])
+
+
+def _close_during_lookups(path: Path, keys: np.ndarray, fails: Failures) -> None:
+    for _ in range(20):
         ds = hashlookup.open_dataset(path)
         go = threading.Barrier(5)
 
@@ -374,11 +397,7 @@ def test_close_dataset_during_single_lookups(tmp_path):
         for t in threads:
             t.start()
         go.wait()
-        time.sleep(0.02)
+        time.sleep(0.005)
         ds.close()
         for t in threads:
             t.join(30)
-    gc.collect()
-    assert not fails.errors, fails.errors[:5]
-    assert fails.counts["lookups"] > 100
-    assert _open_files_under(tmp_path) == ([], [])
