@@ -293,6 +293,16 @@ def _add_verify_key(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _note_stale_signature(path: str) -> None:
+    """After a file was rewritten: its old signature no longer applies."""
+    if os.path.exists(path + ".sig"):
+        sys.stderr.write(
+            f"{PROG}: note: {path}.sig signs the previous version of {path}; "
+            f"readers with --verify-key refuse the new one until you run "
+            f"`{PROG} sign {path} --key KEY`\n"
+        )
+
+
 def _signature_check(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments of open_dataset/open_index for --verify-key."""
     key = getattr(args, "verify_key", None)
@@ -422,6 +432,7 @@ def _cmd_build(args: argparse.Namespace, ctx: _Context) -> int:
             generation=args.generation,
             **kwargs,
         )
+    _note_stale_signature(args.output)
     elapsed = float(report.seconds or (time.perf_counter() - started))
     if not args.quiet:
         read = sum(report.inputs.values())
@@ -477,6 +488,7 @@ def _build_index(args: argparse.Namespace) -> int:
         kwargs["bloom_bits_per_key"] = args.bloom_bits_per_key
     started = time.perf_counter()
     report = build_index(source, args.output, **kwargs)
+    _note_stale_signature(args.output)
     elapsed = float(getattr(report, "seconds", 0.0) or (time.perf_counter() - started))
     if not args.quiet:
         sys.stderr.write(
@@ -849,6 +861,7 @@ def _cmd_update(args: argparse.Namespace, ctx: _Context) -> int:
             output=args.output,
             **opts,
         )
+    _note_stale_signature(report.path)
     summary = {
         "path": report.path,
         "source": args.path,

@@ -356,3 +356,18 @@ def test_cli_keygen_sign_and_verify_key(tmp_path):
         assert r.returncode == 2, (args, r.stdout, r.stderr)
         assert "signature" in r.stderr and "Traceback" not in r.stderr, r.stderr
         assert r.stdout == "", r.stdout
+
+
+def test_cli_rewrite_notes_the_stale_signature(tmp_path, keys):
+    path, table = _build(tmp_path, seed=9)
+    extra = tmp_path / "extra.txt"
+    write_text(extra, make_table(10, 79), "md5")
+    r = _cli("update", path, "--add", f"x={extra}")
+    assert r.returncode == 0 and "note" not in r.stderr, r.stderr
+    hashlookup.sign_dataset(path, keys[0].private_key)
+    r = _cli("update", path, "--add", f"y={extra}")
+    assert r.returncode == 0, r.stderr
+    assert "signs the previous version" in r.stderr and "hashlookup sign" in r.stderr
+    r = _cli("verify", path, "--verify-key", keys[0].public_key)
+    assert r.returncode == 2 and "another version" in r.stderr
+
