@@ -357,6 +357,51 @@ def test_file_size_limit_fails_cleanly(tmp_path, inputs, kind, limit):
     assert _stray(tmp_path, target.name) == []
 
 
+_FULL_DISK = """
+import json, os, shutil, subprocess, sys
+directory, old, new_list, kind = sys.argv[1:5]
+subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", directory],
+               check=True)
+target = os.path.join(directory, "known.hlx" if kind == "index" else "known.hlds")
+shutil.copy(old, target)
+args = (["build", "--index", "-q", "-o", target, new_list] if kind == "index"
+        else ["build", "-q", "-o", target, "police=" + new_list])
+p = subprocess.run([sys.executable, "-m", "hashlookup", *args],
+                   capture_output=True, text=True)
+with open(target, "rb") as a, open(old, "rb") as b:
+    same = a.read() == b.read()
+print(json.dumps({"rc": p.returncode, "err": p.stderr, "same": same,
+                  "files": sorted(os.listdir(directory))}))
+"""
+
+
+@pytest.mark.parametrize("kind", ["index", "dataset"])
+def test_full_disk_fails_cleanly(tmp_path, inputs, kind):
+    """A real ENOSPC: a 3 MiB tmpfs in a private user and mount namespace
+    (needs unprivileged user namespaces; the RLIMIT_FSIZE test above is the
+    one that always runs)."""
+    old = tmp_path / "old.file"
+    old.write_bytes(_old_file(kind, tmp_path, inputs))
+    assert old.stat().st_size < 3 << 20  # fits; the new file does not
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    try:
+        proc = subprocess.run(["unshare", "--user", "--map-root-user", "--mount",
+                               PY, "-c", _FULL_DISK, str(mnt), str(old),
+                               str(inputs[kind][1]), kind],
+                              capture_output=True, text=True, timeout=120)
+    except FileNotFoundError:
+        pytest.skip("unshare(1) is not installed")
+    if proc.returncode != 0 or not proc.stdout.strip():
+        pytest.skip(f"no private tmpfs here: {proc.stderr.strip()[:200]}")
+    result = json.loads(proc.stdout)
+    assert result["rc"] == 2, result
+    assert "No space left on device while writing" in result["err"], result
+    assert "nothing was replaced" in result["err"], result
+    assert result["same"], result
+    assert result["files"] == ["known.hlx" if kind == "index" else "known.hlds"]
+
+
 # ---------------------------------------------------------------------------
 # files changed on disk under an open handle (docs/SAFETY.md)
 
