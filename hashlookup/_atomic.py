@@ -37,8 +37,9 @@ def _host_tag() -> str:
 
 
 def temp_prefix(base: str, pid: int | None = None) -> str:
-    """Prefix of the temporary files written for target `base` by `pid`."""
-    return f".{base}.{os.getpid() if pid is None else pid}@{_host_tag()}."
+    """Prefix of the temporary files written for target `base` by `pid`
+    (the name is cut to 120 characters so the whole stays under NAME_MAX)."""
+    return f".{base[:120]}.{os.getpid() if pid is None else pid}@{_host_tag()}."
 
 
 def _pid_alive(pid: int) -> bool:
@@ -55,7 +56,7 @@ def remove_stale_temps(directory: str, base: str) -> list[str]:
     """Remove temporary files of `base` left by dead processes of this host
     (a SIGKILLed build); returns their names.  Files of live processes, of
     other hosts (a shared file system) and anything else are kept."""
-    pattern = re.compile(re.escape(f".{base}.") + r"(\d+)@" +
+    pattern = re.compile(re.escape(f".{base[:120]}.") + r"(\d+)@" +
                          re.escape(_host_tag()) + r"\.[A-Za-z0-9_]+\.tmp\Z")
     removed = []
     try:
