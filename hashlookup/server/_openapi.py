@@ -36,7 +36,8 @@ def _lookup_path(alg: str) -> dict[str, Any]:
         "summary": f"Look up one {_NAMES[alg]} digest (CIRCL hashlookup compatible)",
         "tags": ["CIRCL compatible"],
         "parameters": [{"name": "digest", "in": "path", "required": True,
-                        "schema": {"type": "string"},
+                        "schema": {"type": "string",
+                                   "pattern": f"^[0-9a-fA-F]{{{_HEX[alg]}}}$"},
                         "description": f"{_HEX[alg]} hex characters, any case"}],
         "responses": {
             "200": _json(_ref("CirclRecord"), "the record of the digest"),
@@ -67,9 +68,12 @@ def _bulk_path(alg: str) -> dict[str, Any]:
 
 def openapi(max_batch: int, max_body: int) -> dict[str, Any]:
     """The OpenAPI document for these limits."""
+    # Items are not constrained: a bad item is a per-item "invalid" result
+    # (/v1/check) or skipped (/bulk, as CIRCL's server does); more than
+    # max_batch items get 413.
     hashes = {"type": "object", "required": ["hashes"], "properties": {
-        "hashes": {"type": "array", "maxItems": max_batch,
-                   "items": {"type": "string"}}}}
+        "hashes": {"type": "array", "items": {},
+                   "description": f"hex digests, at most {max_batch}"}}}
     record_props = {
         "MD5": {"type": "string"}, "SHA-1": {"type": "string"},
         "SHA-256": {"type": "string"}, "FileSize": {"type": "string"},
@@ -150,7 +154,8 @@ def openapi(max_batch: int, max_body: int) -> dict[str, Any]:
                 "summary": "DCSO bloom v1 filter of one key table, with ETag",
                 "tags": ["native"],
                 "parameters": [{"name": "algorithm", "in": "path", "required": True,
-                                "schema": {"type": "string"}}],
+                                "schema": {"type": "string",
+                                           "enum": ["md5", "sha1", "sha256"]}}],
                 "responses": {
                     "200": {"description": "the filter", "content": {
                         "application/octet-stream": {
