@@ -360,7 +360,7 @@ class LookupApp:
             return _error(404, f"Non existing {_MISS_NAME[alg]}", query=digest)
         self.metrics.digests(1, 0, 0)
         record = checks.circl_record(m, ds.name)
-        self._audit(scope, [(digest, m)])
+        self._audit(scope, [(digest, m, None)])
         return 200, orjson.dumps(record), JSON, []
 
     async def _json_body(self, scope: Any, receive: Any) -> Any:
@@ -392,7 +392,7 @@ class LookupApp:
         assert ds is not None
         res = checks.check_strings(ds, hashes, algorithm=alg)
         self._count(res)
-        self._audit(scope, [(hashes[i], m) for i, m in res.hits])
+        self._audit(scope, [(hashes[i], m, res.items[i]) for i, m in res.hits])
         name = ds.name
         return 200, orjson.dumps([checks.circl_record(m, name)
                                   for _, m in res.hits]), JSON, []
@@ -443,7 +443,7 @@ class LookupApp:
         self._count(res)
         if res.hits and self.audit is not None:
             self._audit(scope, [(queried[i] if queried is not None
-                                 else _raw_hex(body, i, alg or ""), m)
+                                 else _raw_hex(body, i, alg or ""), m, res.items[i])
                                 for i, m in res.hits])
         return 200, checks.render_check(res, ds), JSON, []
 
@@ -545,13 +545,16 @@ class LookupApp:
     def _count(self, res: checks.CheckResult) -> None:
         self.metrics.digests(len(res.hits), res.misses, res.invalid)
 
-    def _audit(self, scope: Any, hits: list[tuple[str, Any]]) -> None:
+    def _audit(self, scope: Any, hits: list[tuple[str, Any, bytes | None]]) -> None:
+        """Log hits: (digest as asked, Match, native record JSON or None)."""
         if self.audit is None or not hits:
             return
         key: ApiKey | None = scope.get("hashlookup.key")
-        for digest, m in hits:
-            self.audit.hit(key.id if key else None, key.name if key else None,
-                           digest.lower(), checks.native_record(m), m.generation)
+        self.audit.hits(key.id if key else None, key.name if key else None,
+                        [(d.lower(), m.generation,
+                          rec if rec is not None
+                          else orjson.dumps(checks.native_record(m)))
+                         for d, m, rec in hits])
 
 
 def _header(scope: Any, name: bytes) -> bytes | None:
