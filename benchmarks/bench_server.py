@@ -127,8 +127,23 @@ def lua_post(path: Path, url: str, body_file: Path, ctype: str) -> None:
         "end\n")
 
 
-def wrk(url: str, script: Path, token: str, duration: float, conns: int
-        ) -> dict[str, float]:
+def worker_pids(supervisor: int) -> list[int]:
+    text = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text()
+    return [int(x) for x in text.split()]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])    # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url: str, script: Path, token: str, duration: float, conns: int,
+        pids: list[int] | None = None) -> dict[str, float]:
+    cpu0 = cpu_seconds(pids) if pids else 0.0
     out = subprocess.run(
         ["wrk", "-t1", f"-c{conns}", f"-d{duration:g}s", "--latency", "-s", str(script),
          "-H", f"Authorization: Bearer {token}", url],
@@ -143,6 +158,8 @@ def wrk(url: str, script: Path, token: str, duration: float, conns: int
             res[f"p{p}_ms"] = float(m.group(1)) * scale
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     res["non2xx"] = float(bad.group(1)) if bad else 0.0
+    if pids:  # server CPU per completed request: immune to other load
+        res["cpu_us"] = (cpu_seconds(pids) - cpu0) / max(1.0, res["requests"]) * 1e6
     errs = re.search(r"Socket errors:.*", out)
     res["socket_errors"] = errs.group(0) if errs else ""  # type: ignore[assignment]
     return res
@@ -220,10 +237,12 @@ def main() -> int:
         print(f"verified: the server counted {counted:,.0f} digests for "
               f"{sent:,.0f} sent in completed requests", flush=True)
         rounds: list[dict[str, dict[str, float]]] = []
+        pids = worker_pids(proc.pid)
         for r in range(args.rounds):
-            one = {s: wrk(url, d / f"{s}.lua", token, args.duration, args.connections)
+            one = {s: wrk(url, d / f"{s}.lua", token, args.duration, args.connections,
+                          pids)
                    for s in ("ping", "hits", "misses")}
-            one.update({s: wrk(url, d / f"{s}.lua", token, args.duration, 4)
+            one.update({s: wrk(url, d / f"{s}.lua", token, args.duration, 4, pids)
                         for s in ("json", "text", "bin")})
             rounds.append(one)
             print(f"round {r + 1}: " + ", ".join(
@@ -248,13 +267,17 @@ def summarize(rounds: list[dict[str, dict[str, float]]]) -> dict:
     med = statistics.median
     out: dict = {"rounds": rounds}
     for s in ("ping", "hits", "misses"):
-        out[s] = {k: med(r[s][k] for r in rounds) for k in ("rps", "p50_ms", "p99_ms")}
+        out[s] = {k: med(r[s][k] for r in rounds)
+                  for k in ("rps", "p50_ms", "p99_ms", "cpu_us")}
     for s in ("hits", "misses"):
         out[f"{s}_ratio"] = med(r[s]["rps"] / r["ping"]["rps"] for r in rounds)
+        out[f"{s}_cpu_ratio"] = med(r["ping"]["cpu_us"] / r[s]["cpu_us"]
+                                    for r in rounds)
     for s in ("json", "text", "bin"):
         out[s] = {"requests_per_s": med(r[s]["rps"] for r in rounds),
                   "digests_per_s": med(r[s]["rps"] for r in rounds) * 10_000,
-                  "p50_ms": med(r[s]["p50_ms"] for r in rounds)}
+                  "p50_ms": med(r[s]["p50_ms"] for r in rounds),
+                  "cpu_us": med(r[s]["cpu_us"] for r in rounds)}
     return out
 
 
@@ -263,24 +286,30 @@ def report(r: dict) -> str:
         f"\n{r['records']:,} records, {r['workers']} workers, wrk on the same "
         "machine (loopback); medians over rounds",
         "",
-        "| endpoint | requests/s | p50 | p99 | vs constant |",
-        "|---|---:|---:|---:|---:|",
+        "| endpoint | requests/s | p50 | p99 | vs constant (req/s) | server CPU "
+        "per request | vs constant (CPU) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for s, name in (("ping", "GET /v1/ping (constant JSON)"),
                     ("hits", "GET /lookup/md5 (hits)"),
                     ("misses", "GET /lookup/md5 (misses)")):
         v = r[s]
         ratio = "1" if s == "ping" else f"{r[f'{s}_ratio']:.2f}"
+        cpu_ratio = "1" if s == "ping" else f"{r[f'{s}_cpu_ratio']:.2f}"
         lines.append(f"| {name} | {v['rps']:,.0f} | {v['p50_ms']:.2f} ms | "
-                     f"{v['p99_ms']:.2f} ms | {ratio} |")
-    lines += ["", "| POST /v1/check, 10,000 digests | requests/s | digests/s | p50 |",
-              "|---|---:|---:|---:|"]
+                     f"{v['p99_ms']:.2f} ms | {ratio} | {v['cpu_us']:.0f} us | "
+                     f"{cpu_ratio} |")
+    lines += ["", "| POST /v1/check, 10,000 digests | requests/s | digests/s | p50 | "
+              "server CPU per request | digests/s per server core |",
+              "|---|---:|---:|---:|---:|---:|"]
     for s, name in (("json", "JSON (md5/sha1/sha256 mixed, 1% hits)"),
                     ("text", "text/plain (same digests)"),
                     ("bin", "octet-stream (raw md5, 1% hits)")):
         v = r[s]
         lines.append(f"| {name} | {v['requests_per_s']:,.0f} | "
-                     f"{v['digests_per_s'] / 1e6:.2f} M | {v['p50_ms']:.1f} ms |")
+                     f"{v['digests_per_s'] / 1e6:.2f} M | {v['p50_ms']:.1f} ms | "
+                     f"{v['cpu_us'] / 1e3:.2f} ms | "
+                     f"{10_000 / (v['cpu_us'] / 1e6) / 1e6:.2f} M |")
     return "\n".join(lines)
 
 
