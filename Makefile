@@ -32,6 +32,8 @@ test: $(STAMP) $(VENV)/.testdeps
 	cd tests && ../$(VENV)/bin/pytest -q -p no:cacheprovider
 
 bench: $(STAMP) $(VENV)/.testdeps
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(PY) benchmarks/load_server.py
 	$(PY) benchmarks/compare.py
 	cd benchmarks && ../$(VENV)/bin/pytest -q -p no:cacheprovider --benchmark-disable-gc .
 

@@ -1,6 +1,6 @@
 """Load test of the lookup service with wrk (a second process on loopback).
 
-    python benchmarks/bench_server.py [--records N] [--duration S] [--rounds R]
+    python benchmarks/load_server.py [--records N] [--duration S] [--rounds R]
 
 Builds a synthetic dataset (fixed seed; md5, sha1, sha256 and size per
 record, a category label), starts `hashlookup serve` with API keys, the
