@@ -399,27 +399,17 @@ class LookupApp:
         self._audit(scope, [(digest, m, None)])
         return 200, orjson.dumps(record), JSON, []
 
-    async def _json_body(self, scope: Any, receive: Any) -> Any:
+    async def _bulk(self, scope: Any, receive: Any) -> Response:
         ctype = _header(scope, b"content-type")
         body = await self._read_body(scope, receive)
         if isinstance(body, tuple):
             return body
         if ctype is not None and not _is_json(ctype):
-            # CIRCL's server ignores the type; curl -d sends a form type
             return _error(415, "expected Content-Type application/json")
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            return _error(400, f"malformed JSON: {exc}")
-
-    async def _bulk(self, scope: Any, receive: Any) -> Response:
-        doc = await self._json_body(scope, receive)
-        if isinstance(doc, tuple):
-            return doc
-        hashes = doc.get("hashes") if isinstance(doc, dict) else None
-        if not isinstance(hashes, list):
-            return _error(400, "JSON format incorrect. An array of hashes in the "
-                               "key 'hashes' is expected.")
+        hashes = _hashes_of(body, "JSON format incorrect. An array of hashes in the "
+                                  "key 'hashes' is expected.")
+        if isinstance(hashes, tuple):
+            return hashes
         too_large = self._batch_too_large(len(hashes))
         if too_large:
             return too_large
@@ -463,14 +453,10 @@ class LookupApp:
             if ctype == b"text/plain":
                 items: Any = checks.split_text(body)
             else:
-                try:
-                    doc = orjson.loads(body)
-                except orjson.JSONDecodeError as exc:
-                    return _error(400, f"malformed JSON: {exc}")
-                items = doc.get("hashes") if isinstance(doc, dict) else None
-                if not isinstance(items, list):
-                    return _error(400, "expected a JSON object with an array "
-                                       "'hashes'")
+                items = _hashes_of(body, "expected a JSON object with an array "
+                                         "'hashes'")
+                if isinstance(items, tuple):
+                    return items
             too_large = self._batch_too_large(len(items))
             if too_large:
                 return too_large
@@ -618,6 +604,19 @@ def _token(scope: Any) -> str | None:
     except (UnicodeDecodeError, binascii.Error):
         return None
     return None
+
+
+def _hashes_of(body: bytes, message: str) -> list[Any] | Response:
+    """The 'hashes' array of a JSON body, or a 400 response (`message` when
+    the JSON is well-formed but has no such array)."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return _error(400, f"malformed JSON: {exc}")
+    hashes = doc.get("hashes") if isinstance(doc, dict) else None
+    if not isinstance(hashes, list):
+        return _error(400, message)
+    return hashes
 
 
 def _is_json(ctype: bytes) -> bool:
