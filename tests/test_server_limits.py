@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -311,3 +312,35 @@ def test_apikey_command(tmp_path):
                           "--keys", str(keys), "bad name"], capture_output=True,
                          text=True)
     assert bad.returncode == 2 and "invalid key name" in bad.stderr
+
+
+def test_worker_restart_and_clean_stop(data, tmp_path):
+    d, path, oracle = data
+    srv = Server(path, "--no-auth", "--rate-limit", "0", workdir=tmp_path)
+    try:
+        pid = srv.proc.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children")
+        workers = [int(x) for x in children.read_text().split()]
+        assert len(workers) == 2
+        os.kill(workers[0], 9)
+        deadline = time.monotonic() + 20
+        now: list[int] = []
+        while time.monotonic() < deadline:
+            now = [int(x) for x in children.read_text().split()]
+            if len(now) == 2 and workers[0] not in now:
+                break
+            time.sleep(0.1)
+        assert len(now) == 2 and workers[0] not in now and workers[1] in now
+        hit = next(h for h in oracle if len(h) == 64)
+        for _ in range(10):   # new connections reach both workers
+            r = requests.get(f"{srv.url}/lookup/sha256/{hit}",
+                             headers={"Connection": "close"}, timeout=10)
+            assert r.status_code == 200
+        assert "restarting it" in srv.stderr()
+    finally:
+        code = srv.stop()
+    assert code == 0
+    assert "stopped" in srv.stderr()
+    for w in now:   # no orphan left behind
+        stat_file = Path(f"/proc/{w}/stat")
+        assert not stat_file.exists() or stat_file.read_text().split()[2] == "Z"
