@@ -334,3 +334,27 @@ def test_audit_log_has_hits_and_no_misses(env):
     assert miss not in text
     # nothing the clients asked is in the server's own log
     assert miss not in env["srv"].stderr() and hit not in env["srv"].stderr()
+
+
+def test_fast_renderers_match_the_reference(env):
+    """circl_json / native_json (text-built, for speed) give exactly the JSON
+    of circl_record / native_record, also for labels and names that need
+    escaping and for records without some digests or a size."""
+    import orjson
+
+    from hashlookup import Match
+    from hashlookup.server import _check
+
+    ds = env["ds"]
+    matches = [ds.lookup(h) for h in list(env["oracle"])[:300]]
+    matches += [
+        Match(7, "sha1", None, "ab" * 20, None, None, ('quote"d', "back\\slash",
+                                                      "uni\u00e9\u4e2d", "tab\there"),
+              3, "2026-01-01T00:00:00+00:00"),
+        Match(0, "md5", "cd" * 16, None, "ef" * 32, 0, (), 1, "2026-01-01T00:00:00Z"),
+    ]
+    for m in matches:
+        for name in (ds.name, 'na"me\\', "n\u00e4me"):
+            assert orjson.loads(_check.circl_json(m, name)) == \
+                orjson.loads(orjson.dumps(_check.circl_record(m, name)))
+        assert orjson.loads(_check.native_json(m)) == _check.native_record(m)

@@ -395,9 +395,8 @@ class LookupApp:
             self.metrics.digests(0, 1, 0)
             return _error(404, f"Non existing {_MISS_NAME[alg]}", query=digest)
         self.metrics.digests(1, 0, 0)
-        record = checks.circl_record(m, ds.name)
         self._audit(scope, [(digest, m, None)])
-        return 200, orjson.dumps(record), JSON, []
+        return 200, checks.circl_json(m, ds.name), JSON, []
 
     async def _bulk(self, scope: Any, receive: Any) -> Response:
         ctype = _header(scope, b"content-type")
@@ -420,8 +419,8 @@ class LookupApp:
         self._count(res)
         self._audit(scope, [(hashes[i], m, res.items[i]) for i, m in res.hits])
         name = ds.name
-        return 200, orjson.dumps([checks.circl_record(m, name)
-                                  for _, m in res.hits]), JSON, []
+        return 200, b"[" + b",".join([checks.circl_json(m, name)
+                                      for _, m in res.hits]) + b"]", JSON, []
 
     async def _check(self, scope: Any, receive: Any) -> Response:
         ds = self.ds
@@ -574,8 +573,7 @@ class LookupApp:
         key: ApiKey | None = scope.get("hashlookup.key")
         self.audit.hits(key.id if key else None, key.name if key else None,
                         [(d.lower(), m.generation,
-                          rec if rec is not None
-                          else orjson.dumps(checks.native_record(m)))
+                          rec if rec is not None else checks.native_json(m))
                          for d, m, rec in hits])
 
 
