@@ -12,7 +12,6 @@ import os
 import sys
 import time
 from datetime import datetime, timezone
-from typing import Any
 
 
 _FLUSH_BYTES = 1 << 16

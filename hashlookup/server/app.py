@@ -12,8 +12,6 @@ digests); only hits go to the audit log, and the access log is off.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
 import mmap
 import os
@@ -31,6 +29,18 @@ from hashlookup.server import _check as checks
 from hashlookup.server._audit import AuditLog
 from hashlookup.server._bloom import BloomCache
 from hashlookup.server._config import ServerConfig
+from hashlookup.server._http import (
+    JSON,
+    ClientGone,
+    Response,
+    api_token,
+    error,
+    hashes_of,
+    header,
+    is_json,
+    query_param,
+    raw_hex,
+)
 from hashlookup.server._keys import ApiKey, KeyStore
 from hashlookup.server._metrics import Metrics
 from hashlookup.server._openapi import openapi
@@ -38,7 +48,6 @@ from hashlookup.server._ratelimit import RateLimiter, retry_after
 
 log = logging.getLogger("hashlookup.server")
 
-JSON = b"application/json"
 _HEX_LEN = {"md5": 32, "sha1": 40, "sha256": 64}
 _BAD_NAME = {"md5": "MD5", "sha1": "SHA1", "sha256": "SHA256"}
 _MISS_NAME = {"md5": "MD5", "sha1": "SHA-1", "sha256": "SHA-256"}
@@ -59,17 +68,6 @@ _PING = b'{"pong":true}'
 _MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)  # Linux >= 5.14
 _PREFAULT_CHUNK = 64 << 20
 _BLOOM_CHUNK = 1 << 20
-
-Response = tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]
-
-
-class ClientGone(Exception):
-    """The client disconnected while its body was being read."""
-
-
-def _error(status: int, message: str, **extra: Any) -> Response:
-    return status, orjson.dumps({"message": message, **extra}), JSON, []
-
 
 class LookupApp:
     """ASGI callable; the dataset is opened at lifespan startup (in the
@@ -233,7 +231,7 @@ class LookupApp:
         except Exception:  # noqa: BLE001 (never a crash, never the path in logs)
             log.exception("worker %d: internal error in endpoint %s", self.worker,
                           endpoint)
-            resp = _error(500, "internal server error")
+            resp = error(500, "internal server error")
         status, body, ctype, extra = resp
         if status == 200 and ctype == b"bloom":  # a file to stream
             await self._send_file(send, body.decode(), extra)
@@ -281,7 +279,7 @@ class LookupApp:
             method = scope["method"]
             if allowed is not None and method != allowed and not (
                     allowed == "GET" and method == "HEAD"):
-                status, body, ctype, extra = _error(
+                status, body, ctype, extra = error(
                     405, f"method {method} not allowed here; use {allowed}")
                 return status, body, ctype, [(b"allow", allowed.encode())]
             if auth:
@@ -299,7 +297,7 @@ class LookupApp:
             client = scope.get("client")
             who = f"ip:{client[0]}" if client else "ip:?"
         else:
-            token = _token(scope)
+            token = api_token(scope)
             if token is None:
                 return self._unauthorized("an API key is required: "
                                           "Authorization: Bearer TOKEN")
@@ -308,7 +306,7 @@ class LookupApp:
             if state == "unknown":
                 return self._unauthorized("unknown API key")
             if state == "revoked":
-                return _error(403, "this API key was revoked")
+                return error(403, "this API key was revoked")
             assert key is not None
             who = key.id
             scope["hashlookup.key"] = key
@@ -319,7 +317,7 @@ class LookupApp:
         else:
             return None
         if wait:
-            status, body, ctype, _ = _error(
+            status, body, ctype, _ = error(
                 429, "rate limit exceeded", retry_after=float(f"{wait:.3f}"))
             return status, body, ctype, [(b"retry-after",
                                           retry_after(wait).encode())]
@@ -327,18 +325,18 @@ class LookupApp:
 
     @staticmethod
     def _unauthorized(message: str) -> Response:
-        status, body, ctype, _ = _error(401, message)
+        status, body, ctype, _ = error(401, message)
         return status, body, ctype, [(b"www-authenticate",
                                       b'Bearer realm="hashlookup"')]
 
     async def _read_body(self, scope: Any, receive: Any) -> bytes | Response:
         limit = self.config.max_body
-        length = _header(scope, b"content-length")
+        length = header(scope, b"content-length")
         if length is not None:
             try:
                 declared = int(length)
             except ValueError:
-                return _error(400, "invalid Content-Length")
+                return error(400, "invalid Content-Length")
             if declared > limit:
                 return self._too_large(f"request body of {declared} bytes is over "
                                        f"the limit of {limit} bytes")
@@ -359,7 +357,7 @@ class LookupApp:
 
     @staticmethod
     def _too_large(message: str) -> Response:
-        status, body, ctype, _ = _error(413, message)
+        status, body, ctype, _ = error(413, message)
         return status, body, ctype, [(b"connection", b"close")]
 
     def _batch_too_large(self, n: int) -> Response | None:
@@ -375,8 +373,8 @@ class LookupApp:
         alg, _, digest = rest.partition("/")
         want = _HEX_LEN.get(alg)
         if want is None:
-            return _error(404, f"no such lookup: use /lookup/md5/, /lookup/sha1/ "
-                               f"or /lookup/sha256/")
+            return error(404, "no such lookup: use /lookup/md5/, /lookup/sha1/ "
+                              "or /lookup/sha256/")
         ds = self.ds
         assert ds is not None
         m = None
@@ -389,23 +387,23 @@ class LookupApp:
             want = 0
         if not want:
             name = _BAD_NAME[alg]
-            return _error(400, f"{name} value incorrect, expecting a {name} value "
+            return error(400, f"{name} value incorrect, expecting a {name} value "
                                "in hex format")
         if m is None:
             self.metrics.digests(0, 1, 0)
-            return _error(404, f"Non existing {_MISS_NAME[alg]}", query=digest)
+            return error(404, f"Non existing {_MISS_NAME[alg]}", query=digest)
         self.metrics.digests(1, 0, 0)
         self._audit(scope, [(digest, m, None)])
         return 200, checks.circl_json(m, ds.name), JSON, []
 
     async def _bulk(self, scope: Any, receive: Any) -> Response:
-        ctype = _header(scope, b"content-type")
+        ctype = header(scope, b"content-type")
         body = await self._read_body(scope, receive)
         if isinstance(body, tuple):
             return body
-        if ctype is not None and not _is_json(ctype):
-            return _error(415, "expected Content-Type application/json")
-        hashes = _hashes_of(body, "JSON format incorrect. An array of hashes in the "
+        if ctype is not None and not is_json(ctype):
+            return error(415, "expected Content-Type application/json")
+        hashes = hashes_of(body, "JSON format incorrect. An array of hashes in the "
                                   "key 'hashes' is expected.")
         if isinstance(hashes, tuple):
             return hashes
@@ -425,23 +423,23 @@ class LookupApp:
     async def _check(self, scope: Any, receive: Any) -> Response:
         ds = self.ds
         assert ds is not None
-        ctype = (_header(scope, b"content-type") or b"").split(b";")[0].strip().lower()
-        alg = _query_param(scope, b"algorithm")
+        ctype = (header(scope, b"content-type") or b"").split(b";")[0].strip().lower()
+        alg = query_param(scope, b"algorithm")
         if alg is not None and alg not in _HEX_LEN:
-            return _error(400, f"unknown algorithm {alg!r}: use md5, sha1 or sha256")
+            return error(400, f"unknown algorithm {alg!r}: use md5, sha1 or sha256")
         if ctype not in (b"application/json", b"text/plain",
                          b"application/octet-stream"):
-            return _error(415, "expected Content-Type application/json, "
+            return error(415, "expected Content-Type application/json, "
                                "text/plain or application/octet-stream")
         body = await self._read_body(scope, receive)
         if isinstance(body, tuple):
             return body
         if ctype == b"application/octet-stream":
             if alg is None:
-                return _error(400, "raw digests need ?algorithm=md5, sha1 or sha256")
+                return error(400, "raw digests need ?algorithm=md5, sha1 or sha256")
             width = checks.WIDTH[alg]
             if len(body) % width:
-                return _error(400, f"body of {len(body)} bytes is not a whole "
+                return error(400, f"body of {len(body)} bytes is not a whole "
                                    f"number of {width}-byte {alg} digests")
             too_large = self._batch_too_large(len(body) // width)
             if too_large:
@@ -452,7 +450,7 @@ class LookupApp:
             if ctype == b"text/plain":
                 items: Any = checks.split_text(body)
             else:
-                items = _hashes_of(body, "expected a JSON object with an array "
+                items = hashes_of(body, "expected a JSON object with an array "
                                          "'hashes'")
                 if isinstance(items, tuple):
                     return items
@@ -464,7 +462,8 @@ class LookupApp:
         self._count(res)
         if res.hits and self.audit is not None:
             self._audit(scope, [(queried[i] if queried is not None
-                                 else _raw_hex(body, i, alg or ""), m, res.items[i])
+                                 else raw_hex(body, i, checks.WIDTH[alg or "md5"]),
+                                 m, res.items[i])
                                 for i, m in res.hits])
         return 200, checks.render_check(res, ds), JSON, []
 
@@ -516,26 +515,26 @@ class LookupApp:
         return 200, self._openapi_doc, JSON, []
 
     async def _unsupported(self, scope: Any, receive: Any) -> Response:
-        return _error(501, "not supported by this server (hashlookup keeps no "
+        return error(501, "not supported by this server (hashlookup keeps no "
                            "parents, children, sessions or query statistics)")
 
     async def _not_found(self, scope: Any, receive: Any) -> Response:
-        return _error(404, "no such endpoint; see /openapi.json")
+        return error(404, "no such endpoint; see /openapi.json")
 
     async def _bloom(self, scope: Any, receive: Any) -> Response:
         ds = self.ds
         assert ds is not None
         alg = scope["path"][len("/v1/bloom/"):]
         if alg not in _HEX_LEN:
-            return _error(404, "no such filter: use /v1/bloom/md5, sha1 or sha256")
+            return error(404, "no such filter: use /v1/bloom/md5, sha1 or sha256")
         if alg not in ds.algorithms:
-            return _error(404, f"the dataset has no {alg} table")
+            return error(404, f"the dataset has no {alg} table")
         table = ds.table(alg)
         generation = ds.generation
         etag = self.bloom.etag(table, generation, alg)
         quoted = f'"{etag}"'.encode()
         headers = [(b"etag", quoted), (b"cache-control", b"no-cache")]
-        inm = _header(scope, b"if-none-match")
+        inm = header(scope, b"if-none-match")
         if inm is not None and (inm.strip() == b"*" or quoted in
                                 [t.strip().removeprefix(b"W/")
                                  for t in inm.split(b",")]):
@@ -575,65 +574,3 @@ class LookupApp:
                         [(d.lower(), m.generation,
                           rec if rec is not None else checks.native_json(m))
                          for d, m, rec in hits])
-
-
-def _header(scope: Any, name: bytes) -> bytes | None:
-    for k, v in scope["headers"]:
-        if k == name:
-            return v  # type: ignore[no-any-return]
-    return None
-
-
-def _token(scope: Any) -> str | None:
-    """The API key of a request: ``Authorization: Bearer TOKEN``, or Basic
-    credentials whose password is the token (for clients that only take a
-    URL, e.g. ``http://key:TOKEN@host/``)."""
-    value = _header(scope, b"authorization")
-    if value is None:
-        return None
-    scheme, _, cred = value.partition(b" ")
-    scheme = scheme.lower()
-    try:
-        if scheme == b"bearer":
-            return cred.strip().decode("ascii")
-        if scheme == b"basic":
-            text = base64.b64decode(cred.strip(), validate=True).decode("ascii")
-            return text.partition(":")[2]
-    except (UnicodeDecodeError, binascii.Error):
-        return None
-    return None
-
-
-def _hashes_of(body: bytes, message: str) -> list[Any] | Response:
-    """The 'hashes' array of a JSON body, or a 400 response (`message` when
-    the JSON is well-formed but has no such array)."""
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        return _error(400, f"malformed JSON: {exc}")
-    hashes = doc.get("hashes") if isinstance(doc, dict) else None
-    if not isinstance(hashes, list):
-        return _error(400, message)
-    return hashes
-
-
-def _is_json(ctype: bytes) -> bool:
-    """JSON, or the form type that `curl -d` sends (CIRCL's server reads any
-    body as JSON; the documented curl examples rely on it)."""
-    main = ctype.split(b";")[0].strip().lower()
-    return main in (b"application/json", b"application/x-www-form-urlencoded") \
-        or main.endswith(b"+json")
-
-
-def _query_param(scope: Any, name: bytes) -> str | None:
-    qs: bytes = scope.get("query_string", b"")
-    for part in qs.split(b"&"):
-        k, _, v = part.partition(b"=")
-        if k == name:
-            return v.decode("latin-1")
-    return None
-
-
-def _raw_hex(body: bytes, i: int, alg: str) -> str:
-    w = checks.WIDTH[alg]
-    return body[i * w:(i + 1) * w].hex()
