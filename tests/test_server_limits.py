@@ -249,6 +249,20 @@ def test_no_auth_and_readiness(data, tmp_path):
         r = _get(srv, f"/lookup/md5/{hit}")
         assert r.status_code == 200 and r.json()["MD5"] == hit.upper()
         assert _get(srv, "/readyz").status_code == 200
+        # a corrupt replacement: ignored, the old generation keeps answering,
+        # readiness says so as a warning
+        broken = tmp_path / "broken.tmp"
+        broken.write_bytes(path.read_bytes()[:5000])
+        os.replace(broken, copy)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            ready = [_get(srv, "/readyz", headers={"Connection": "close"}).json()
+                     for _ in range(4)]
+            if all(r["warnings"] for r in ready):
+                break
+            time.sleep(0.1)
+        assert all(r["warnings"] and r["status"] == "ready" for r in ready)
+        assert _get(srv, f"/lookup/md5/{hit}").status_code == 200
         os.unlink(copy)   # the file is gone: not ready, but still answering
         r = _get(srv, "/readyz")
         assert r.status_code == 503

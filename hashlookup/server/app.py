@@ -88,6 +88,7 @@ class LookupApp:
         self._gen = b"0"
         self._task: asyncio.Task[None] | None = None
         self._warned: set[str] = set()
+        self._reload_error: str | None = None
         self._build_routes()
 
     # -- lifecycle -----------------------------------------------------------
@@ -167,10 +168,12 @@ class LookupApp:
         try:
             if ds.reload():
                 reloaded = True
+                self._reload_error = None
                 self._dataset_changed()
                 log.warning("worker %d: dataset reloaded, generation %d",
                             self.worker, ds.generation)
         except (OSError, HashLookupError) as exc:
+            self._reload_error = str(exc)
             self._warn_once(f"dataset not reloaded, still serving generation "
                             f"{ds.generation}: {exc}")
         if not self.config.no_auth:
@@ -502,7 +505,10 @@ class LookupApp:
                             f"--max-age of {max_age:g} s")
         doc = {"status": "ready" if not problems else "not ready",
                "generation": ds.generation, "age_seconds": round(age, 3),
-               "problems": problems}
+               "problems": problems,
+               # a replacement that failed to load: still serving the old one
+               "warnings": [f"the replaced dataset file could not be loaded: "
+                            f"{self._reload_error}"] if self._reload_error else []}
         return (503 if problems else 200), orjson.dumps(doc), JSON, []
 
     async def _metrics(self, scope: Any, receive: Any) -> Response:
