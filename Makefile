@@ -14,12 +14,14 @@ $(VENV)/.created:
 
 $(VENV)/.testdeps: $(VENV)/.created Makefile
 	$(PIP) install "pytest>=8" "hypothesis>=6.100" "pytest-timeout>=2.3" "pytest-benchmark==5.2.3" "flor==1.1.3" \
-	    "cryptography>=42"
+	    "cryptography>=42" \
+	    "pyhashlookup==1.2.8" "schemathesis==4.32.5" "requests>=2.32"
 	@touch $@
 
-# Install the package (not an in-place build) so tests run against what users get.
+# Install the package (not an in-place build) so tests run against what users get,
+# with the server extra (the lookup service's tests start real servers).
 $(STAMP): $(VENV)/.created pyproject.toml setup.py $(wildcard csrc/*.c csrc/*.h csrc/*.inc csrc/*.pxd hashlookup/*.py hashlookup/*/*.py hashlookup/*.pyx hashlookup/*.pyi)
-	flock $(VENV)/.lock $(PIP) install --no-build-isolation .
+	flock $(VENV)/.lock $(PIP) install --no-build-isolation ".[server]"
 	@touch $@
 
 install: $(STAMP)
@@ -31,6 +33,8 @@ test: $(STAMP) $(VENV)/.testdeps
 	cd tests && ../$(VENV)/bin/pytest -q -p no:cacheprovider
 
 bench: $(STAMP) $(VENV)/.testdeps
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(PY) benchmarks/load_server.py
 	$(PY) benchmarks/compare.py
 	cd benchmarks && ../$(VENV)/bin/pytest -q -p no:cacheprovider --benchmark-disable-gc .
 

@@ -74,11 +74,14 @@ def remove_stale_temps(directory: str, base: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+def atomic_output(path: str | os.PathLike[str],
+                  mode: int | None = None) -> Iterator[BinaryIO]:
     """Yield a binary file; on clean exit it atomically becomes `path`.
 
-    An OSError while writing (no space left, file size limit, I/O error) is
-    re-raised with the target's name and the note that it was left unchanged.
+    `mode` sets the permission bits (e.g. 0o600 for secrets); by default the
+    usual 0o666 less the umask.  An OSError while writing (no space left, file
+    size limit, I/O error) is re-raised with the target's name and the note
+    that it was left unchanged.
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
@@ -93,9 +96,11 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
                 yield f
                 f.flush()
                 # mkstemp creates mode 0600; give the file the usual umask mode.
-                umask = os.umask(0)
-                os.umask(umask)
-                os.fchmod(f.fileno(), 0o666 & ~umask)
+                if mode is None:
+                    umask = os.umask(0)
+                    os.umask(umask)
+                    mode = 0o666 & ~umask
+                os.fchmod(f.fileno(), mode)
                 os.fsync(f.fileno())
             os.replace(tmp, path)
         except OSError as e:

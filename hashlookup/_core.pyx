@@ -371,6 +371,67 @@ def pack_keys(object keys, size_t width, str what):
     return out
 
 
+cdef enum:
+    _KIND_NOT_STR = 255
+    _KIND_LENGTH = 254
+    _KIND_NOT_HEX = 253
+
+KIND_NOT_STR = _KIND_NOT_STR
+KIND_LENGTH = _KIND_LENGTH
+KIND_NOT_HEX = _KIND_NOT_HEX
+
+
+def pack_any_hex(list items, uint8_t[::1] kinds, uint8_t[::1] out16,
+                 uint8_t[::1] out20, uint8_t[::1] out32):
+    """Sort hex digests of mixed algorithms by their length, in one pass:
+    item i that is a 32, 40 or 64 character hex str is decoded into the
+    next free row of out16, out20 or out32 (each with room for len(items)
+    rows) and kinds[i] is set to 0, 1 or 2; otherwise kinds[i] tells why
+    not: KIND_NOT_STR, KIND_LENGTH or KIND_NOT_HEX.  Returns the rows
+    written to each output.  For the lookup service's batch requests."""
+    cdef Py_ssize_t n = len(items)
+    cdef Py_ssize_t i, length
+    cdef uint64_t counts[3]
+    cdef uint8_t *outs[3]
+    cdef size_t widths[3]
+    cdef size_t bad
+    cdef int k
+    cdef const char *s
+    if kinds.shape[0] < n or out16.shape[0] < n * 16 or out20.shape[0] < n * 20 \
+            or out32.shape[0] < n * 32:
+        raise ValueError("output buffers too small")
+    counts[0] = counts[1] = counts[2] = 0
+    widths[0], widths[1], widths[2] = 16, 20, 32
+    outs[0] = &out16[0] if n else NULL
+    outs[1] = &out20[0] if n else NULL
+    outs[2] = &out32[0] if n else NULL
+    for i in range(n):
+        item = items[i]
+        if not isinstance(item, str):
+            kinds[i] = _KIND_NOT_STR
+            continue
+        if not PyUnicode_IS_ASCII(item):
+            kinds[i] = _KIND_NOT_HEX
+            continue
+        s = PyUnicode_AsUTF8AndSize(item, &length)
+        if length == 32:
+            k = 0
+        elif length == 40:
+            k = 1
+        elif length == 64:
+            k = 2
+        else:
+            kinds[i] = _KIND_LENGTH
+            continue
+        if hl.hl_hex_decode(<const uint8_t *>s, widths[k],
+                            outs[k] + counts[k] * widths[k], &bad) != hl.HL_OK:
+            kinds[i] = _KIND_NOT_HEX
+            continue
+        kinds[i] = k
+        counts[k] += 1
+    return counts[0], counts[1], counts[2]
+
+
 def parse_lines(const uint8_t[::1] buf, size_t width, size_t max_line,
                 uint8_t[::1] out, int64_t[::1] line_index, int64_t[::1] line_offset,
                 bint skip_invalid):

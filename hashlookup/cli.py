@@ -1034,6 +1034,20 @@ def _cmd_demo(args: argparse.Namespace, ctx: _Context) -> int:
     )
 
 
+def _cmd_serve(args: argparse.Namespace, ctx: _Context) -> int:
+    from .server._cli import cmd_serve
+
+    ctx.out.flush()
+    return cmd_serve(args)
+
+
+def _cmd_apikey(args: argparse.Namespace, ctx: _Context) -> int:
+    from .server._cli import cmd_apikey
+
+    ctx.out.flush()
+    return cmd_apikey(args)
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -1467,6 +1481,73 @@ def build_parser() -> argparse.ArgumentParser:
         help="lookup threads (0: one per core; default: 1)",
     )
     p.set_defaults(func=_cmd_demo)
+
+    p = add(
+        "serve",
+        "run the lookup service (HTTP API; needs hashlookup[server])",
+        "Serve DATASET over HTTP: CIRCL hashlookup compatible endpoints, the "
+        "native batch API (/v1/check), Bloom filter export, health, readiness "
+        "and Prometheus metrics; API keys, rate limits, body and batch limits, "
+        "an audit log of hits and hot reload of a replaced dataset. See "
+        "docs/SERVER.md.",
+    )
+    add_path(p)
+    p.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
+    p.add_argument("--port", type=_int_arg(0), default=8080,
+                   help="port, 0 for any free one (default: 8080)")
+    p.add_argument("--workers", type=_int_arg(1), default=None, metavar="N",
+                   help="worker processes (default: one per core)")
+    p.add_argument("--api-keys", metavar="FILE",
+                   help="keys file of 'hashlookup apikey' (required unless --no-auth)")
+    p.add_argument("--no-auth", action="store_true",
+                   help="no API keys (public datasets); rate limits apply per address")
+    p.add_argument("--rate-limit", type=_float_arg(0), default=100.0, metavar="R",
+                   help="requests per second per key (0: unlimited; default: 100)")
+    p.add_argument("--burst", type=_float_arg(1), default=None, metavar="B",
+                   help="token bucket size (default: 2 x rate)")
+    p.add_argument("--max-batch", type=_int_arg(1), default=100_000, metavar="N",
+                   help="most digests per /v1/check or /bulk request (default: 100000)")
+    p.add_argument("--max-body", type=_int_arg(1), default=16 << 20, metavar="BYTES",
+                   help="largest request body (default: 16 MiB)")
+    p.add_argument("--audit-log", default="-", metavar="FILE",
+                   help="JSON lines of every hit ('-': stderr, the default)")
+    p.add_argument("--no-audit-log", action="store_true", help="do not log hits")
+    p.add_argument("--reload-interval", type=_float_arg(0.05), default=1.0,
+                   metavar="S", help="seconds between checks for a replaced "
+                   "dataset or keys file (default: 1)")
+    p.add_argument("--max-age", type=_float_arg(0), default=None, metavar="S",
+                   help="/readyz fails when the dataset was built more than S "
+                   "seconds ago")
+    p.add_argument("--bloom-dir", metavar="DIR",
+                   help="cache of Bloom filter exports (default: a temporary dir)")
+    p.add_argument("--bloom-fpr", type=_float_arg(1e-12, 0.5), default=1e-4,
+                   metavar="P", help="false-positive rate of exported filters")
+    p.add_argument("--log-level", default="warning",
+                   choices=("debug", "info", "warning", "error"))
+    p.set_defaults(func=_cmd_serve)
+
+    p = add(
+        "apikey",
+        "add, revoke or list API keys of the lookup service",
+        "Manage the keys file of 'hashlookup serve --api-keys FILE'. 'add' prints "
+        "the new token once (only a salted hash is stored); 'revoke' revokes "
+        "every active key of NAME (or the key with that id). A running server "
+        "picks up changes within --reload-interval.",
+    )
+    ak = p.add_subparsers(dest="apikey_command", metavar="ACTION", required=True)
+    for action, text in (("add", "create a key and print its token"),
+                         ("revoke", "revoke the keys of NAME (or a key id)"),
+                         ("list", "list keys (never tokens)")):
+        q = ak.add_parser(action, help=text, description=text, allow_abbrev=False)
+        q.add_argument("--keys", required=True, metavar="FILE", help="keys file")
+        if action != "list":
+            q.add_argument("name", metavar="NAME")
+        if action == "add":
+            q.add_argument("--rate", type=_float_arg(0.001), default=None,
+                           help="requests/s for this key (default: the server's)")
+            q.add_argument("--burst", type=_float_arg(1), default=None,
+                           help="bucket size for this key (default: the server's)")
+    p.set_defaults(func=_cmd_apikey)
     return parser
 
 

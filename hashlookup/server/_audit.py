@@ -1,0 +1,81 @@
+"""Audit log of hits: one JSON line per digest found (time, key, digest,
+record).  Misses are never written anywhere: a miss is a private file.
+
+Lines are buffered and written with one os.write on an O_APPEND descriptor
+per flush (at most every second, or when the buffer fills), so the lines
+of several workers appending to one file never interleave within a line.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from datetime import datetime, timezone
+
+
+_FLUSH_BYTES = 1 << 16
+
+
+class AuditLog:
+    """Append hit lines to `path` ("-" for stderr)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        if path == "-":
+            self._fd = sys.stderr.fileno()
+        else:
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._buf: list[bytes] = []
+        self._size = 0
+        self._second = -1
+        self._stamp = ""
+
+    def _now(self) -> str:
+        """ISO 8601 UTC time with milliseconds; the date part is formatted
+        once per second (datetime formatting costs more than a lookup)."""
+        t = time.time()
+        s = int(t)
+        if s != self._second:
+            self._second = s
+            self._stamp = datetime.fromtimestamp(s, timezone.utc).strftime(
+                "%Y-%m-%dT%H:%M:%S")
+        return f"{self._stamp}.{int((t - s) * 1000):03d}Z"
+
+    def hits(self, key_id: str | None, key_name: str | None,
+             entries: list[tuple[str, int, bytes]]) -> None:
+        """Log the hits of one request: (digest, generation, record as JSON
+        bytes) each.  The time, key and name are rendered once per request
+        and the records are the JSON already made for the response."""
+        # key ids and names are [A-Za-z0-9._@+-] (checked when the keys file
+        # is read): no JSON escaping needed
+        head = (f'{{"time":"{self._now()}","key":{_q(key_id)},'
+                f'"name":{_q(key_name)},"digest":"').encode()
+        lines = [b"".join((head, digest.encode("ascii", "replace"),
+                           b'","generation":%d,"record":' % generation, record,
+                           b"}\n"))
+                 for digest, generation, record in entries]
+        self._buf.extend(lines)
+        self._size += sum(map(len, lines))
+        if self._size >= _FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._buf:
+            return
+        data = b"".join(self._buf)
+        self._buf.clear()
+        self._size = 0
+        view = memoryview(data)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+
+    def close(self) -> None:
+        self.flush()
+        if self.path != "-":
+            os.close(self._fd)
+
+
+def _q(text: str | None) -> str:
+    return "null" if text is None else f'"{text}"'

@@ -1,0 +1,287 @@
+"""Batch checks for POST /v1/check and /bulk/*: many digests per request,
+vectorised.
+
+Items are grouped by length (32, 40, 64 hex characters: md5, sha1,
+sha256); each group is packed to raw bytes in C (_core.pack_keys) and
+looked up with one find_many call on the table of its algorithm.  No
+Python object is made per miss: the response starts as n references to
+one constant miss item and only hits and invalid items are rendered.
+Hits go through Dataset._hit, the same code as Dataset.lookup, on the
+table captured at the start of the request, so one request is answered by
+one generation (reloads happen between requests, in the event loop).
+"""
+
+from __future__ import annotations
+
+import binascii
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from hashlookup import _core
+from hashlookup._dataset import ALGORITHMS, Dataset, Match
+from hashlookup._format import NO_ROW
+
+WIDTH = {"md5": 16, "sha1": 20, "sha256": 32}
+_BY_HEX_LEN = {32: "md5", 40: "sha1", 64: "sha256"}
+MISS_ITEM = b'{"status":"miss"}'
+CIRCL_NAMES = {"md5": "MD5", "sha1": "SHA-1", "sha256": "SHA-256"}
+
+
+@dataclass
+class CheckResult:
+    """Per-item outcome of one batch, in input order."""
+
+    n: int
+    items: list[bytes]                   # rendered native items
+    hits: list[tuple[int, Match]] = field(default_factory=list)  # (index, match)
+    invalid: int = 0
+
+    @property
+    def misses(self) -> int:
+        return self.n - len(self.hits) - self.invalid
+
+
+def circl_record(m: Match, dataset: str) -> dict[str, Any]:
+    """A hit in the shape of hashlookup-server 1.2 (CIRCL): uppercase hex
+    under MD5 / SHA-1 / SHA-256, FileSize as a string, our facts under
+    hashlookup: keys.  Digests and sizes the record lacks are left out.
+    (circl_json renders the same, faster; this is the reference.)"""
+    d: dict[str, Any] = {}
+    if m.md5:
+        d["MD5"] = m.md5.upper()
+    if m.sha1:
+        d["SHA-1"] = m.sha1.upper()
+    if m.sha256:
+        d["SHA-256"] = m.sha256.upper()
+    if m.size is not None:
+        d["FileSize"] = str(m.size)
+    d["hashlookup:labels"] = list(m.labels)
+    d["hashlookup:dataset"] = dataset
+    d["hashlookup:generation"] = m.generation
+    d["hashlookup:built"] = m.built
+    return d
+
+
+def native_record(m: Match) -> dict[str, Any]:
+    """A hit of the native API (lowercase hex, size as a number).
+    (native_json renders the same, faster; this is the reference.)"""
+    return {"status": "hit", "algorithm": m.algorithm, "record": m.record_id,
+            "md5": m.md5, "sha1": m.sha1, "sha256": m.sha256, "size": m.size,
+            "labels": list(m.labels)}
+
+
+# JSON of label tuples and dataset names: few distinct values, rendered once.
+_JSON_CACHE: dict[Any, str] = {}
+
+
+def _json_text(value: Any) -> str:
+    text = _JSON_CACHE.get(value)
+    if text is None:
+        if len(_JSON_CACHE) > 4096:
+            _JSON_CACHE.clear()
+        text = _JSON_CACHE[value] = orjson.dumps(
+            list(value) if isinstance(value, tuple) else value).decode()
+    return text
+
+
+def circl_json(m: Match, dataset: str) -> bytes:
+    """orjson.dumps(circl_record(m, dataset)), built as text: every field is
+    hex, a number or an ISO time (no escaping needed) except the labels and
+    the name, whose JSON is cached.  A hit costs a third of the dict path."""
+    parts = []
+    if m.md5:
+        parts.append(f'"MD5":"{m.md5.upper()}"')
+    if m.sha1:
+        parts.append(f'"SHA-1":"{m.sha1.upper()}"')
+    if m.sha256:
+        parts.append(f'"SHA-256":"{m.sha256.upper()}"')
+    if m.size is not None:
+        parts.append(f'"FileSize":"{m.size}"')
+    parts.append(f'"hashlookup:labels":{_json_text(m.labels)},"hashlookup:dataset":'
+                 f'{_json_text(dataset)},"hashlookup:generation":{m.generation},'
+                 f'"hashlookup:built":"{m.built}"')
+    return ("{" + ",".join(parts) + "}").encode()
+
+
+def native_json(m: Match) -> bytes:
+    """orjson.dumps(native_record(m)), built as text (see circl_json)."""
+    return (f'{{"status":"hit","algorithm":"{m.algorithm}","record":{m.record_id},'
+            f'"md5":{_str_or_null(m.md5)},"sha1":{_str_or_null(m.sha1)},'
+            f'"sha256":{_str_or_null(m.sha256)},'
+            f'"size":{"null" if m.size is None else m.size},'
+            f'"labels":{_json_text(m.labels)}}}').encode()
+
+
+def _str_or_null(hex_digest: str | None) -> str:
+    return "null" if hex_digest is None else f'"{hex_digest}"'
+
+
+def _invalid_item(reason: str) -> bytes:
+    return orjson.dumps({"status": "invalid", "reason": reason})
+
+
+def _tables(ds: Dataset) -> dict[str, Any]:
+    return {a: ds.table(a) for a in ds.algorithms}
+
+
+def _record_hits(ds: Dataset, table: Any, rows: np.ndarray, positions: Any,
+                 res: CheckResult) -> None:
+    """Render the hits among `rows` (find_many output for the items at
+    `positions`; None: positions are 0..n-1)."""
+    found = np.flatnonzero(rows >= 0)
+    if not found.size:
+        return
+    where = (found.tolist() if positions is None
+             else np.asarray(positions)[found].tolist())
+    for i, m in zip(where, _matches(ds, table, rows[found])):
+        if m is None:  # dropped by the dataset's suppress labels
+            continue
+        res.hits.append((i, m))
+        res.items[i] = native_json(m)
+
+
+def _matches(ds: Dataset, table: Any, rows: np.ndarray) -> list[Match | None]:
+    """The Match of each found row of `table`, as Dataset._hit gives it, but
+    gathered column by column with numpy (one fancy index per column instead
+    of one record read, three slices and three hex() per hit).  Reads the
+    generation state of the table (Dataset internals, like _hit does)."""
+    st = table._ds_state
+    if (st.records is None or len(rows) < 16
+            or ds.record_filter(table) is not None):
+        return [ds._hit(table, r, None, None) for r in rows.tolist()]
+    rids = ds.record_ids(table, rows)          # checked against the record count
+    recs = st.records[rids]
+    n = len(rids)
+    digests: dict[str, list[str | None]] = {}
+    for a in ALGORITHMS:
+        col: list[str | None] = [None] * n
+        t = st.tables.get(a)
+        if t is not None:
+            r = recs[f"{a}_row"]
+            ok = np.flatnonzero((r != NO_ROW) & (r < len(t)))
+            if ok.size:
+                step = 2 * t.width
+                text = binascii.hexlify(t.keys()[r[ok]].tobytes()).decode("ascii")
+                for j, k in zip(ok.tolist(), range(0, len(text), step)):
+                    col[j] = text[k:k + step]
+        digests[a] = col
+    sizes = recs["size"].tolist()
+    of = st.labels.of if st.labels is not None else (lambda rid: ())
+    alg, gen, built = table.algorithm, st.generation, st.built
+    return [Match(rid, alg, md5, sha1, sha256, size if size >= 0 else None, of(rid),
+                  gen, built)
+            for rid, md5, sha1, sha256, size in zip(
+                rids.tolist(), digests["md5"], digests["sha1"], digests["sha256"],
+                sizes)]
+
+
+def check_strings(ds: Dataset, items: list[Any], *,
+                  algorithm: str | None = None) -> CheckResult:
+    """Check a list of hex digests (any of md5/sha1/sha256 unless
+    `algorithm` is given; other items are invalid with a reason).
+
+    One C pass (_core.pack_any_hex) sorts the items by length and decodes
+    them into one buffer per algorithm; no Python object is made per item."""
+    n = len(items)
+    res = CheckResult(n, [MISS_ITEM] * n)
+    if not n:
+        return res
+    tables = _tables(ds)
+    kinds = np.empty(n, dtype=np.uint8)
+    outs = [np.empty(n * WIDTH[a], dtype=np.uint8) for a in ALGORITHMS]
+    counts = _core.pack_any_hex(items, kinds, *outs)
+    for k, alg in enumerate(ALGORITHMS):
+        if not counts[k]:
+            continue
+        pos = np.flatnonzero(kinds == k)
+        if algorithm is not None and alg != algorithm:
+            for i in pos.tolist():
+                _mark_invalid(res, i, _length_reason(len(items[i]), algorithm))
+            continue
+        table = tables.get(alg)
+        if table is None:
+            continue  # no table of this algorithm: all misses
+        keys = outs[k][:counts[k] * WIDTH[alg]].reshape(-1, WIDTH[alg])
+        _record_hits(ds, table, table.find_many(keys),
+                     None if counts[k] == n else pos, res)
+    if counts[0] + counts[1] + counts[2] < n:
+        for i in np.flatnonzero(kinds > 2).tolist():
+            x = items[i]
+            kind = int(kinds[i])
+            if kind == _core.KIND_NOT_STR:
+                reason = f"expected a hex digest string, got {_json_kind(x)}"
+            elif kind == _core.KIND_LENGTH:
+                reason = _length_reason(len(x), algorithm)
+            elif len(x) in _BY_HEX_LEN:
+                reason = f"not a hex {_BY_HEX_LEN[len(x)]} digest: non-hex character"
+            else:  # non-ASCII text of another length
+                reason = _length_reason(len(x), algorithm)
+            _mark_invalid(res, i, reason)
+    if res.hits:
+        res.hits.sort(key=lambda h: h[0])
+    return res
+
+
+def _mark_invalid(res: CheckResult, i: int, reason: str) -> None:
+    res.items[i] = _invalid_item(reason)
+    res.invalid += 1
+
+
+def _length_reason(length: int, algorithm: str | None) -> str:
+    if algorithm is not None:
+        return (f"expected a {algorithm} digest of {2 * WIDTH[algorithm]} hex "
+                f"characters, got {length} characters")
+    return ("expected an md5, sha1 or sha256 digest (32, 40 or 64 hex "
+            f"characters), got {length} characters")
+
+
+def _json_kind(x: Any) -> str:
+    if x is None:
+        return "null"
+    if isinstance(x, bool):
+        return "a boolean"
+    if isinstance(x, (int, float)):
+        return "a number"
+    if isinstance(x, list):
+        return "an array"
+    if isinstance(x, dict):
+        return "an object"
+    return type(x).__name__
+
+
+def check_raw(ds: Dataset, body: bytes, algorithm: str) -> CheckResult:
+    """Check fixed-width raw digests of one algorithm (len(body) must be a
+    multiple of the width; the caller checks)."""
+    w = WIDTH[algorithm]
+    n = len(body) // w
+    res = CheckResult(n, [MISS_ITEM] * n)
+    if not n or algorithm not in ds.algorithms:
+        return res
+    table = ds.table(algorithm)
+    keys = np.frombuffer(body, dtype=np.uint8).reshape(n, w)
+    _record_hits(ds, table, table.find_many(keys), None, res)
+    return res
+
+
+def split_text(body: bytes) -> list[str]:
+    """Items of a text/plain body: one digest per line, surrounding blanks
+    stripped, blank lines skipped (they are not items)."""
+    text = body.decode("utf-8", "replace")
+    if " " not in text and "\t" not in text:
+        return text.split()   # the same, in C: no blanks inside lines
+    return [s for s in (line.strip() for line in text.split("\n")) if s]
+
+
+def render_check(res: CheckResult, ds: Dataset) -> bytes:
+    """The JSON body of a /v1/check answer."""
+    head = orjson.dumps({"dataset": ds.name, "generation": ds.generation,
+                         "count": res.n, "hits": len(res.hits),
+                         "misses": res.misses, "invalid": res.invalid})
+    return b"".join((head[:-1], b',"results":[', b",".join(res.items), b"]}"))
+
+
+__all__ = ["ALGORITHMS", "CheckResult", "check_raw", "check_strings",
+           "circl_record", "native_record", "render_check", "split_text"]

@@ -1,0 +1,127 @@
+"""Prometheus metrics of the lookup service, summed over the workers.
+
+Each worker counts into its own slot of an anonymous shared mapping made
+by the supervisor before the fork, so no lock is needed (one writer per
+slot) and GET /metrics, served by any worker, adds the slots up.  Counters
+survive the restart of a crashed worker (the slot belongs to the
+supervisor).  Nothing here records which digests were asked.
+"""
+
+from __future__ import annotations
+
+import bisect
+import mmap
+import time
+
+ENDPOINTS = ("lookup", "bulk", "info", "check", "bloom", "ping", "healthz",
+             "readyz", "metrics", "openapi", "unsupported", "other")
+CODES = (200, 304, 400, 401, 403, 404, 405, 413, 415, 429, 431, 500, 501, 503)
+BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+           0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+_E = {e: i for i, e in enumerate(ENDPOINTS)}
+_C = {c: i for i, c in enumerate(CODES)}
+_NB = len(BUCKETS) + 1                      # + the +Inf bucket
+# per worker: requests[endpoint][code] (+1 column for other codes),
+# histogram[endpoint][bucket], sum[endpoint], digests, hits, misses, invalid,
+# generation, dataset build time, started
+_REQ = 0
+_HIST = _REQ + len(ENDPOINTS) * (len(CODES) + 1)
+_SUM = _HIST + len(ENDPOINTS) * _NB
+_DIGESTS = _SUM + len(ENDPOINTS)
+_HITS, _MISSES, _INVALID = _DIGESTS + 1, _DIGESTS + 2, _DIGESTS + 3
+_GEN, _BUILT, _STARTED = _DIGESTS + 4, _DIGESTS + 5, _DIGESTS + 6
+_WIDTH = _STARTED + 1
+
+
+class Metrics:
+    """Shared counters for `workers` worker slots."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._mm = mmap.mmap(-1, max(1, workers) * _WIDTH * 8)
+        self._all = memoryview(self._mm).cast("d")
+        self._base = 0
+
+    def bind(self, worker: int) -> None:
+        """Count into slot `worker` from now on (called in the worker)."""
+        self._base = worker * _WIDTH
+        self._all[self._base + _STARTED] = time.time()
+
+    def request(self, endpoint: str, code: int, seconds: float) -> None:
+        a, b, e = self._all, self._base, _E.get(endpoint, len(ENDPOINTS) - 1)
+        a[b + _REQ + e * (len(CODES) + 1) + _C.get(code, len(CODES))] += 1
+        a[b + _HIST + e * _NB + bisect.bisect_left(BUCKETS, seconds)] += 1
+        a[b + _SUM + e] += seconds
+
+    def digests(self, hits: int, misses: int, invalid: int) -> None:
+        a, b = self._all, self._base
+        a[b + _DIGESTS] += hits + misses + invalid
+        a[b + _HITS] += hits
+        a[b + _MISSES] += misses
+        a[b + _INVALID] += invalid
+
+    def dataset(self, generation: int, built: float) -> None:
+        self._all[self._base + _GEN] = generation
+        self._all[self._base + _BUILT] = built
+
+    def _sum(self, offset: int) -> float:
+        return sum(self._all[w * _WIDTH + offset] for w in range(self.workers))
+
+    def render(self, records: int) -> bytes:
+        """The Prometheus text exposition (format 0.0.4)."""
+        out: list[str] = []
+
+        def head(name: str, kind: str, text: str) -> None:
+            out.append(f"# HELP {name} {text}")
+            out.append(f"# TYPE {name} {kind}")
+
+        head("hashlookup_requests_total", "counter", "HTTP requests by endpoint "
+             "and status code.")
+        for e, ep in enumerate(ENDPOINTS):
+            for c, code in enumerate((*CODES, "other")):
+                v = self._sum(_REQ + e * (len(CODES) + 1) + c)
+                if v:
+                    out.append(f'hashlookup_requests_total{{endpoint="{ep}",'
+                               f'code="{code}"}} {v:.0f}')
+        head("hashlookup_request_duration_seconds", "histogram",
+             "Time from request start to the last byte of the response.")
+        for e, ep in enumerate(ENDPOINTS):
+            counts = [self._sum(_HIST + e * _NB + i) for i in range(_NB)]
+            total = sum(counts)
+            if not total:
+                continue
+            acc = 0.0
+            for bound, n in zip((*BUCKETS, "+Inf"), counts):
+                acc += n
+                out.append(f'hashlookup_request_duration_seconds_bucket{{endpoint='
+                           f'"{ep}",le="{bound}"}} {acc:.0f}')
+            out.append(f'hashlookup_request_duration_seconds_sum{{endpoint="{ep}"}} '
+                       f"{self._sum(_SUM + e):.6f}")
+            out.append(f'hashlookup_request_duration_seconds_count{{endpoint="{ep}"}}'
+                       f" {total:.0f}")
+        for name, off, text in (
+                ("digests_checked", _DIGESTS, "Digests looked up (valid or not)."),
+                ("hits", _HITS, "Digests found in the dataset."),
+                ("misses", _MISSES, "Valid digests not in the dataset."),
+                ("invalid", _INVALID, "Items that were not a digest.")):
+            head(f"hashlookup_{name}_total", "counter", text)
+            out.append(f"hashlookup_{name}_total {self._sum(off):.0f}")
+        now = time.time()
+        gens = [(w, self._all[w * _WIDTH + _GEN], self._all[w * _WIDTH + _BUILT])
+                for w in range(self.workers)
+                if self._all[w * _WIDTH + _STARTED]]
+        head("hashlookup_dataset_generation", "gauge",
+             "Dataset generation each worker serves.")
+        for w, g, _ in gens:
+            out.append(f'hashlookup_dataset_generation{{worker="{w}"}} {g:.0f}')
+        head("hashlookup_dataset_age_seconds", "gauge",
+             "Seconds since the served generation was built.")
+        for w, _, built in gens:
+            out.append(f'hashlookup_dataset_age_seconds{{worker="{w}"}} '
+                       f"{max(0.0, now - built):.3f}")
+        head("hashlookup_dataset_records", "gauge", "Records in the dataset.")
+        out.append(f"hashlookup_dataset_records {records}")
+        head("hashlookup_workers", "gauge", "Worker processes started.")
+        out.append(f"hashlookup_workers {len(gens)}")
+        return ("\n".join(out) + "\n").encode()

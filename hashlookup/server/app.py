@@ -1,0 +1,582 @@
+"""The ASGI application of the lookup service (one instance per worker).
+
+A hand-written ASGI app rather than a framework: the hot path (route,
+authenticate, rate-limit, look up, render, count) is a few dict and string
+operations, so a single GET costs little more than an endpoint that returns
+a constant (see docs/SERVER.md for the figures).
+
+Privacy: no request path, query string or body is ever logged (paths hold
+digests); only hits go to the audit log, and the access log is off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import mmap
+import os
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from hashlookup._dataset import Dataset, open_dataset
+from hashlookup._version import __version__
+from hashlookup.errors import HashLookupError
+from hashlookup.server import _check as checks
+from hashlookup.server._audit import AuditLog
+from hashlookup.server._bloom import BloomCache
+from hashlookup.server._config import ServerConfig
+from hashlookup.server._http import (
+    JSON,
+    ClientGone,
+    Response,
+    api_token,
+    error,
+    hashes_of,
+    header,
+    is_json,
+    query_param,
+    raw_hex,
+)
+from hashlookup.server._keys import ApiKey, KeyStore
+from hashlookup.server._metrics import Metrics
+from hashlookup.server._openapi import openapi
+from hashlookup.server._ratelimit import RateLimiter, retry_after
+
+log = logging.getLogger("hashlookup.server")
+
+_HEX_LEN = {"md5": 32, "sha1": 40, "sha256": 64}
+_BAD_NAME = {"md5": "MD5", "sha1": "SHA1", "sha256": "SHA256"}
+_MISS_NAME = {"md5": "MD5", "sha1": "SHA-1", "sha256": "SHA-256"}
+_UNSUPPORTED = ("/children/", "/parents/", "/session/", "/stats/")
+# path -> (endpoint name for metrics, allowed method, needs a key)
+_ROUTES = {
+    "/info": ("info", "GET", True),
+    "/bulk/md5": ("bulk", "POST", True),
+    "/bulk/sha1": ("bulk", "POST", True),
+    "/v1/check": ("check", "POST", True),
+    "/v1/ping": ("ping", "GET", True),
+    "/healthz": ("healthz", "GET", False),
+    "/readyz": ("readyz", "GET", False),
+    "/metrics": ("metrics", "GET", True),
+    "/openapi.json": ("openapi", "GET", False),
+}
+_PING = b'{"pong":true}'
+_MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)  # Linux >= 5.14
+_PREFAULT_CHUNK = 64 << 20
+_BLOOM_CHUNK = 1 << 20
+
+class LookupApp:
+    """ASGI callable; the dataset is opened at lifespan startup (in the
+    worker process, so every worker has its own mapping)."""
+
+    def __init__(self, config: ServerConfig, metrics: Metrics,
+                 limiter: RateLimiter, worker: int = 0) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.limiter = limiter
+        self.worker = worker
+        self.ds: Dataset | None = None
+        self.keys: KeyStore | None = None
+        self._keys_identity: Any = None
+        self.audit: AuditLog | None = None
+        self.bloom = BloomCache(config.bloom_dir, config.bloom_fpr)
+        self._openapi_doc = orjson.dumps(openapi(config.max_batch, config.max_body))
+        self._gen = b"0"
+        self._task: asyncio.Task[None] | None = None
+        self._warned: set[str] = set()
+        self._reload_error: str | None = None
+        self._build_routes()
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self) -> None:
+        cfg = self.config
+        self.ds = open_dataset(cfg.dataset)
+        if not cfg.no_auth:
+            assert cfg.api_keys is not None
+            self._load_keys()
+        if cfg.audit_log is not None:
+            self.audit = AuditLog(cfg.audit_log)
+        self.metrics.bind(self.worker)
+        self._dataset_changed()
+        for _ in self._prefault_steps():
+            pass
+
+    def _dataset_changed(self) -> None:
+        ds = self.ds
+        assert ds is not None
+        self._gen = str(ds.generation).encode()
+        self.metrics.dataset(ds.generation, datetime.fromisoformat(ds.built)
+                             .timestamp())
+
+    def _prefault_steps(self) -> Any:
+        """Map every page of the dataset into this worker's page table
+        (madvise MADV_POPULATE_READ, 64 MiB at a time, a step each).
+
+        The pages are in the page cache already (shared by the workers), but
+        each worker's first touch of a page is a page fault: without this,
+        the first lookups after start or reload pay several faults each.
+        Costs page-table entries only, no extra memory."""
+        ds = self.ds
+        state = getattr(ds, "_state", None)
+        mm = getattr(state, "mm", None)
+        if mm is None:
+            return
+        size = len(mm)
+        for start in range(0, size, _PREFAULT_CHUNK):
+            try:
+                mm.madvise(_MADV_POPULATE_READ, start,
+                           min(_PREFAULT_CHUNK, size - start))
+            except (OSError, ValueError):
+                return  # an older kernel: pages fault in on first use
+            yield
+
+    async def _prefault(self) -> None:
+        for _ in self._prefault_steps():
+            await asyncio.sleep(0)   # keep answering between chunks
+
+    def _load_keys(self) -> None:
+        path = self.config.api_keys
+        assert path is not None
+        try:
+            st = os.stat(path)
+            identity = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            identity = None
+        if identity == self._keys_identity and self.keys is not None:
+            return
+        self.keys = KeyStore.load(path)
+        self._keys_identity = identity
+
+    async def _maintain(self) -> None:
+        """Every reload_interval: pick up a replaced dataset or keys file,
+        flush the audit log."""
+        while True:
+            await asyncio.sleep(self.config.reload_interval)
+            if self.tick():
+                await self._prefault()
+
+    def tick(self) -> bool:
+        """One maintenance step; True if a new generation was mapped."""
+        ds = self.ds
+        assert ds is not None
+        reloaded = False
+        try:
+            if ds.reload():
+                reloaded = True
+                self._reload_error = None
+                self._dataset_changed()
+                log.warning("worker %d: dataset reloaded, generation %d",
+                            self.worker, ds.generation)
+        except (OSError, HashLookupError) as exc:
+            self._reload_error = str(exc)
+            self._warn_once(f"dataset not reloaded, still serving generation "
+                            f"{ds.generation}: {exc}")
+        if not self.config.no_auth:
+            try:
+                self._load_keys()
+            except (OSError, HashLookupError, ValueError) as exc:
+                self._warn_once(f"keys file not reloaded, keeping the keys "
+                                f"loaded before: {exc}")
+        if self.audit is not None:
+            self.audit.flush()
+        return reloaded
+
+    def _warn_once(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            log.warning("worker %d: %s", self.worker, message)
+
+    def stop(self) -> None:
+        if self.audit is not None:
+            self.audit.close()
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                try:
+                    self.start()
+                except Exception as exc:  # noqa: BLE001 (reported to uvicorn)
+                    await send({"type": "lifespan.startup.failed",
+                                "message": str(exc)})
+                    return
+                self._task = asyncio.get_running_loop().create_task(self._maintain())
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                if self._task is not None:
+                    self._task.cancel()
+                self.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # -- HTTP ----------------------------------------------------------------
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Any, receive: Any, send: Any) -> None:
+        t0 = time.perf_counter()
+        endpoint = "other"
+        try:
+            endpoint, handler = self._route(scope)
+            resp = await handler(scope, receive)
+        except ClientGone:
+            return
+        except Exception:  # noqa: BLE001 (never a crash, never the path in logs)
+            log.exception("worker %d: internal error in endpoint %s", self.worker,
+                          endpoint)
+            resp = error(500, "internal server error")
+        status, body, ctype, extra = resp
+        if status == 200 and ctype == b"bloom":  # a file to stream
+            await self._send_file(send, body.decode(), extra)
+        else:
+            headers = [(b"content-type", ctype),
+                       (b"content-length", str(len(body)).encode()),
+                       (b"x-dataset-version", self._gen),
+                       (b"cache-control", b"no-store"),
+                       (b"x-content-type-options", b"nosniff"), *extra]
+            await send({"type": "http.response.start", "status": status,
+                        "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        self.metrics.request(endpoint, status, time.perf_counter() - t0)
+
+    def _build_routes(self) -> None:
+        """Guarded handlers, made once (not per request)."""
+        g = self._guard
+        self._lookup_route = ("lookup", g("GET", True, self._lookup))
+        self._routes = {path: (name, g(allowed, auth, getattr(self, "_" + name)))
+                        for path, (name, allowed, auth) in _ROUTES.items()}
+        self._bloom_route = ("bloom", g("GET", True, self._bloom))
+        self._unsupported_route = ("unsupported", g(None, True, self._unsupported))
+        self._other_route = ("other", self._not_found)
+
+    def _route(self, scope: Any
+               ) -> tuple[str, Callable[[Any, Any], Awaitable[Response]]]:
+        path: str = scope["path"]
+        if path.startswith("/lookup/"):
+            return self._lookup_route
+        route = self._routes.get(path)
+        if route is not None:
+            return route
+        if path.startswith("/v1/bloom/"):
+            return self._bloom_route
+        if path.startswith(_UNSUPPORTED):
+            return self._unsupported_route
+        return self._other_route
+
+    def _guard(self, allowed: str | None, auth: bool,
+               handler: Callable[[Any, Any], Awaitable[Response]]
+               ) -> Callable[[Any, Any], Awaitable[Response]]:
+        """`handler` behind the method check (allowed None: any method) and,
+        with `auth`, the API key and rate limit checks."""
+        async def run(scope: Any, receive: Any) -> Response:
+            method = scope["method"]
+            if allowed is not None and method != allowed and not (
+                    allowed == "GET" and method == "HEAD"):
+                status, body, ctype, extra = error(
+                    405, f"method {method} not allowed here; use {allowed}")
+                return status, body, ctype, [(b"allow", allowed.encode())]
+            if auth:
+                denied = self._authorize(scope)
+                if denied is not None:
+                    return denied
+            return await handler(scope, receive)
+        return run
+
+    # -- auth and limits -----------------------------------------------------
+
+    def _authorize(self, scope: Any) -> Response | None:
+        key: ApiKey | None = None
+        if self.config.no_auth:
+            client = scope.get("client")
+            who = f"ip:{client[0]}" if client else "ip:?"
+        else:
+            token = api_token(scope)
+            if token is None:
+                return self._unauthorized("an API key is required: "
+                                          "Authorization: Bearer TOKEN")
+            assert self.keys is not None
+            state, key = self.keys.check(token)
+            if state == "unknown":
+                return self._unauthorized("unknown API key")
+            if state == "revoked":
+                return error(403, "this API key was revoked")
+            assert key is not None
+            who = key.id
+            scope["hashlookup.key"] = key
+        if key is not None and key.rate is not None:
+            wait = self.limiter.take(who, key.rate, key.burst)
+        elif self.limiter.enabled:
+            wait = self.limiter.take(who)
+        else:
+            return None
+        if wait:
+            status, body, ctype, _ = error(
+                429, "rate limit exceeded", retry_after=float(f"{wait:.3f}"))
+            return status, body, ctype, [(b"retry-after",
+                                          retry_after(wait).encode())]
+        return None
+
+    @staticmethod
+    def _unauthorized(message: str) -> Response:
+        status, body, ctype, _ = error(401, message)
+        return status, body, ctype, [(b"www-authenticate",
+                                      b'Bearer realm="hashlookup"')]
+
+    async def _read_body(self, scope: Any, receive: Any) -> bytes | Response:
+        limit = self.config.max_body
+        length = header(scope, b"content-length")
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                return error(400, "invalid Content-Length")
+            if declared > limit:
+                return self._too_large(f"request body of {declared} bytes is over "
+                                       f"the limit of {limit} bytes")
+        chunks = []
+        size = 0
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                raise ClientGone
+            chunk = msg.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return self._too_large(f"request body is over the limit of {limit} "
+                                       "bytes")
+            chunks.append(chunk)
+            if not msg.get("more_body"):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    @staticmethod
+    def _too_large(message: str) -> Response:
+        status, body, ctype, _ = error(413, message)
+        return status, body, ctype, [(b"connection", b"close")]
+
+    def _batch_too_large(self, n: int) -> Response | None:
+        if n > self.config.max_batch:
+            return self._too_large(f"{n} items, more than the limit of "
+                                   f"{self.config.max_batch} per request")
+        return None
+
+    # -- endpoints -----------------------------------------------------------
+
+    async def _lookup(self, scope: Any, receive: Any) -> Response:
+        rest = scope["path"][8:]
+        alg, _, digest = rest.partition("/")
+        want = _HEX_LEN.get(alg)
+        if want is None:
+            return error(404, "no such lookup: use /lookup/md5/, /lookup/sha1/ "
+                              "or /lookup/sha256/")
+        ds = self.ds
+        assert ds is not None
+        m = None
+        if len(digest) == want:
+            try:
+                m = ds.lookup(digest)
+            except ValueError:
+                want = 0
+        else:
+            want = 0
+        if not want:
+            name = _BAD_NAME[alg]
+            return error(400, f"{name} value incorrect, expecting a {name} value "
+                               "in hex format")
+        if m is None:
+            self.metrics.digests(0, 1, 0)
+            return error(404, f"Non existing {_MISS_NAME[alg]}", query=digest)
+        self.metrics.digests(1, 0, 0)
+        self._audit(scope, [(digest, m, None)])
+        return 200, checks.circl_json(m, ds.name), JSON, []
+
+    async def _bulk(self, scope: Any, receive: Any) -> Response:
+        ctype = header(scope, b"content-type")
+        body = await self._read_body(scope, receive)
+        if isinstance(body, tuple):
+            return body
+        if ctype is not None and not is_json(ctype):
+            return error(415, "expected Content-Type application/json")
+        hashes = hashes_of(body, "JSON format incorrect. An array of hashes in the "
+                                  "key 'hashes' is expected.")
+        if isinstance(hashes, tuple):
+            return hashes
+        too_large = self._batch_too_large(len(hashes))
+        if too_large:
+            return too_large
+        alg = scope["path"].rsplit("/", 1)[1]
+        ds = self.ds
+        assert ds is not None
+        res = checks.check_strings(ds, hashes, algorithm=alg)
+        self._count(res)
+        self._audit(scope, [(hashes[i], m, res.items[i]) for i, m in res.hits])
+        name = ds.name
+        return 200, b"[" + b",".join([checks.circl_json(m, name)
+                                      for _, m in res.hits]) + b"]", JSON, []
+
+    async def _check(self, scope: Any, receive: Any) -> Response:
+        ds = self.ds
+        assert ds is not None
+        ctype = (header(scope, b"content-type") or b"").split(b";")[0].strip().lower()
+        alg = query_param(scope, b"algorithm")
+        if alg is not None and alg not in _HEX_LEN:
+            return error(400, f"unknown algorithm {alg!r}: use md5, sha1 or sha256")
+        if ctype not in (b"application/json", b"text/plain",
+                         b"application/octet-stream"):
+            return error(415, "expected Content-Type application/json, "
+                               "text/plain or application/octet-stream")
+        body = await self._read_body(scope, receive)
+        if isinstance(body, tuple):
+            return body
+        if ctype == b"application/octet-stream":
+            if alg is None:
+                return error(400, "raw digests need ?algorithm=md5, sha1 or sha256")
+            width = checks.WIDTH[alg]
+            if len(body) % width:
+                return error(400, f"body of {len(body)} bytes is not a whole "
+                                   f"number of {width}-byte {alg} digests")
+            too_large = self._batch_too_large(len(body) // width)
+            if too_large:
+                return too_large
+            res = checks.check_raw(ds, body, alg)
+            queried: Any = None
+        else:
+            if ctype == b"text/plain":
+                items: Any = checks.split_text(body)
+            else:
+                items = hashes_of(body, "expected a JSON object with an array "
+                                         "'hashes'")
+                if isinstance(items, tuple):
+                    return items
+            too_large = self._batch_too_large(len(items))
+            if too_large:
+                return too_large
+            res = checks.check_strings(ds, items, algorithm=alg)
+            queried = items
+        self._count(res)
+        if res.hits and self.audit is not None:
+            self._audit(scope, [(queried[i] if queried is not None
+                                 else raw_hex(body, i, checks.WIDTH[alg or "md5"]),
+                                 m, res.items[i])
+                                for i, m in res.hits])
+        return 200, checks.render_check(res, ds), JSON, []
+
+    async def _info(self, scope: Any, receive: Any) -> Response:
+        ds = self.ds
+        assert ds is not None
+        info = {"hashlookup-version": __version__, "dataset": ds.name,
+                "generation": ds.generation, "built": ds.built,
+                "records": len(ds),
+                "items": {a: len(ds.table(a)) for a in ds.algorithms},
+                "labels": ds.labels()}
+        return 200, orjson.dumps(info), JSON, []
+
+    async def _ping(self, scope: Any, receive: Any) -> Response:
+        return 200, _PING, JSON, []
+
+    async def _healthz(self, scope: Any, receive: Any) -> Response:
+        return 200, b'{"status":"ok"}', JSON, []
+
+    async def _readyz(self, scope: Any, receive: Any) -> Response:
+        ds = self.ds
+        assert ds is not None
+        problems = []
+        try:
+            with open(ds.path, "rb") as f:
+                if not f.read(8):
+                    problems.append("dataset file is empty")
+        except FileNotFoundError:
+            problems.append("dataset file is missing")
+        except OSError as exc:
+            problems.append(f"dataset file is unreadable: {exc.strerror}")
+        age = time.time() - datetime.fromisoformat(ds.built).timestamp()
+        max_age = self.config.max_age
+        if max_age is not None and age > max_age:
+            problems.append(f"dataset is {age:.0f} s old, more than the "
+                            f"--max-age of {max_age:g} s")
+        doc = {"status": "ready" if not problems else "not ready",
+               "generation": ds.generation, "age_seconds": round(age, 3),
+               "problems": problems,
+               # a replacement that failed to load: still serving the old one
+               "warnings": [f"the replaced dataset file could not be loaded: "
+                            f"{self._reload_error}"] if self._reload_error else []}
+        return (503 if problems else 200), orjson.dumps(doc), JSON, []
+
+    async def _metrics(self, scope: Any, receive: Any) -> Response:
+        ds = self.ds
+        assert ds is not None
+        return (200, self.metrics.render(len(ds)),
+                b"text/plain; version=0.0.4; charset=utf-8", [])
+
+    async def _openapi(self, scope: Any, receive: Any) -> Response:
+        return 200, self._openapi_doc, JSON, []
+
+    async def _unsupported(self, scope: Any, receive: Any) -> Response:
+        return error(501, "not supported by this server (hashlookup keeps no "
+                           "parents, children, sessions or query statistics)")
+
+    async def _not_found(self, scope: Any, receive: Any) -> Response:
+        return error(404, "no such endpoint; see /openapi.json")
+
+    async def _bloom(self, scope: Any, receive: Any) -> Response:
+        ds = self.ds
+        assert ds is not None
+        alg = scope["path"][len("/v1/bloom/"):]
+        if alg not in _HEX_LEN:
+            return error(404, "no such filter: use /v1/bloom/md5, sha1 or sha256")
+        if alg not in ds.algorithms:
+            return error(404, f"the dataset has no {alg} table")
+        table = ds.table(alg)
+        generation = ds.generation
+        etag = self.bloom.etag(table, generation, alg)
+        quoted = f'"{etag}"'.encode()
+        headers = [(b"etag", quoted), (b"cache-control", b"no-cache")]
+        inm = header(scope, b"if-none-match")
+        if inm is not None and (inm.strip() == b"*" or quoted in
+                                [t.strip().removeprefix(b"W/")
+                                 for t in inm.split(b",")]):
+            return 304, b"", JSON, headers
+        path = await self.bloom.get(table, alg, etag, {
+            "dataset": ds.name, "generation": generation, "algorithm": alg,
+            "built": ds.built})
+        return 200, path.encode(), b"bloom", headers
+
+    async def _send_file(self, send: Any, path: str,
+                         extra: list[tuple[bytes, bytes]]) -> None:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            await send({"type": "http.response.start", "status": 200, "headers": [
+                (b"content-type", b"application/octet-stream"),
+                (b"content-length", str(size).encode()),
+                (b"x-dataset-version", self._gen), *extra]})
+            while True:
+                chunk = f.read(_BLOOM_CHUNK)
+                if not chunk:
+                    break
+                await send({"type": "http.response.body", "body": chunk,
+                            "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+
+    # -- bookkeeping ---------------------------------------------------------
+
+    def _count(self, res: checks.CheckResult) -> None:
+        self.metrics.digests(len(res.hits), res.misses, res.invalid)
+
+    def _audit(self, scope: Any, hits: list[tuple[str, Any, bytes | None]]) -> None:
+        """Log hits: (digest as asked, Match, native record JSON or None)."""
+        if self.audit is None or not hits:
+            return
+        key: ApiKey | None = scope.get("hashlookup.key")
+        self.audit.hits(key.id if key else None, key.name if key else None,
+                        [(d.lower(), m.generation,
+                          rec if rec is not None else checks.native_json(m))
+                         for d, m, rec in hits])
