@@ -94,7 +94,7 @@ def test_hits_match_oracle(tmp_path, tree):
 def test_dataset_path_single_file_and_one_job(tmp_path, tree):
     files = _files(tree)
     ds_path = _md5_dataset(tmp_path, files)
-    r = scan(ds_path, str(files[0]), jobs=1, batch_size=1)
+    r = scan(ds_path, str(files[0]), jobs=1)
     assert _hits(r) == {(str(files[0]), _md5(files[0]))}
 
 
@@ -314,7 +314,7 @@ def test_suppressed_label_is_a_miss(tmp_path, tree):
 
 def test_bad_arguments(tmp_path, tree):
     ds_path = _md5_dataset(tmp_path, _files(tree))
-    for kw in ({"jobs": 0}, {"chunk_size": 0}, {"batch_size": 0}, {"max_size": -5}):
+    for kw in ({"jobs": 0}, {"chunk_size": 0}, {"max_size": -5}):
         with pytest.raises(ValueError):
             scan(ds_path, [tree], **kw)
 
