@@ -106,12 +106,16 @@ class ScanState:
         for i, raw in enumerate(lines):
             obj = _parse(raw)
             if obj is None:
-                if i == len(lines) - 1:  # torn by a crash during the last write
+                if 0 < i == len(lines) - 1:  # torn by a crash during the last write
                     good_end -= len(raw) + 1
                     break
                 raise HashLookupError(f"{self.path}: line {i + 1} is damaged: not a "
                                       "hashlookup scan state file, or corrupted")
             objs.append(obj)
+        if data and not objs:
+            # Never overwrite a file that is not ours (a mistyped argument).
+            raise HashLookupError(f"{self.path}: line 1 is damaged: not a hashlookup "
+                                  "scan state file, or corrupted")
         if good_end != len(data):
             os.ftruncate(self.fd, good_end)
         if not objs:

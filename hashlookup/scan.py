@@ -124,11 +124,13 @@ class ScanReport:
     algorithms: tuple[str, ...] = ()  # the dataset's: all checked for candidates
     hashed: tuple[str, ...] = ()      # computed for every file read
     resumed_units: int = 0     # directories (units) replayed from the state file
+    resumed_bytes: int = 0     # ... and the bytes they had read (in bytes_read)
 
     @property
     def throughput(self) -> float:
-        """Bytes read per second of the whole scan, in MB/s (10**6 bytes)."""
-        return self.bytes_read / self.seconds / 1e6 if self.seconds > 0 else 0.0
+        """Bytes read per second by this run, in MB/s (10**6 bytes)."""
+        n = self.bytes_read - self.resumed_bytes
+        return n / self.seconds / 1e6 if self.seconds > 0 else 0.0
 
 
 # Per-unit counters, in this order in the state file.
@@ -161,13 +163,15 @@ class _Error:
         self.reason = reason
 
 
-def _reason(e: OSError) -> str:
+def _reason(e: OSError, nofollow: bool = False) -> str:
     if isinstance(e, FileNotFoundError):
         return "vanished or does not exist"
     if isinstance(e, PermissionError):
         return "permission denied"
     if e.errno == errno.ELOOP:
-        return "symbolic link (not followed)"
+        # open(O_NOFOLLOW) of a file replaced by a link after the walk, or a
+        # link pointing (through others) at itself when following links.
+        return "symbolic link (not followed)" if nofollow else "symbolic link loop"
     return e.strerror or type(e).__name__
 
 
@@ -242,6 +246,7 @@ class _Hasher:
         self.tables = [(a, ds.table(a)) for a in cover]
         self.chunk_size = chunk_size
         self.flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+        self.nofollow = not follow_symlinks
         if not follow_symlinks:
             self.flags |= getattr(os, "O_NOFOLLOW", 0)
         self.local = threading.local()
@@ -257,11 +262,11 @@ class _Hasher:
             # wait for a writer; fstat then says it is not a regular file.
             fd = os.open(path, self.flags)
         except OSError as e:
-            return _Error(_reason(e))
+            return _Error(_reason(e, self.nofollow))
         try:
             return self._read(fd, expect)
         except OSError as e:
-            return _Error(_reason(e))
+            return _Error(_reason(e, self.nofollow))
         finally:
             os.close(fd)
 
@@ -416,6 +421,7 @@ class _Scanner:
             r.resumed_units += 1
             for name, n in zip(_STATS, rec["s"]):
                 setattr(r, name, getattr(r, name) + int(n))
+            r.resumed_bytes += int(rec["s"][_BYTES])
             for path, reason in rec["e"]:
                 r.errors += 1
                 if self.on_error is not None:
