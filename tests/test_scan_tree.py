@@ -302,3 +302,34 @@ def test_progress_line():
         assert part in text
     p.clear()
     assert buf.getvalue().endswith("\r\x1b[K") and not p.shown
+
+
+def test_one_file_system_through_a_link_to_another_device(tmp_path):
+    """A bind mount needs privileges a test should not use; a link (followed)
+    to a directory on another file system (/dev/shm is a tmpfs) crosses a
+    device boundary just the same."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("no /dev/shm on another file system than the temp directory")
+    other = Path(tempfile.mkdtemp(dir=shm))
+    try:
+        data = b"on another file system\n"
+        (other / "far.txt").write_bytes(data)
+        tree = tmp_path / "tree"
+        tree.mkdir()
+        (tree / "near.txt").write_bytes(data)
+        (tree / "elsewhere").symlink_to(other)
+        (tree / "far-file").symlink_to(other / "far.txt")
+        lst = tmp_path / "l.txt"
+        lst.write_text(subprocess.run(["md5sum", "-"], input=data, capture_output=True,
+                                      check=True).stdout.decode().split()[0] + "\n")
+        build_dataset([str(lst)], str(tmp_path / "ds.hlds"))
+        ds = tmp_path / "ds.hlds"
+        everywhere = {h.path for h in scan(ds, [tree], follow_symlinks=True).hits}
+        assert everywhere == {str(tree / "near.txt"), str(tree / "elsewhere" / "far.txt"),
+                              str(tree / "far-file")}
+        here = {h.path for h in scan(ds, [tree], follow_symlinks=True,
+                                     one_file_system=True).hits}
+        assert here == {str(tree / "near.txt")}
+    finally:
+        shutil.rmtree(other)
