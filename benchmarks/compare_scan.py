@@ -153,7 +153,7 @@ def main() -> None:
     tree_s = str(tree)
     scan = [hl, "scan", "--quiet", "--read-all", "--jobs", str(os.cpu_count() or 1)]
     tools = {
-        "md5sum (find | xargs -0 md5sum)":
+        "md5sum (find, xargs -0 md5sum)":
             (f"find {tree_s} -type f -print0 | xargs -0 md5sum", True),
         "hashdeep -r -m -k KNOWN (md5+sha256)":
             ([hashdeep, "-r", "-m", "-k", str(md5), tree_s], False),

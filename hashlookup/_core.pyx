@@ -8,8 +8,9 @@ lives in the Python modules above it.
 
 from cpython.buffer cimport (PyBUF_SIMPLE, PyBuffer_Release, PyObject_CheckBuffer,
                              PyObject_GetBuffer)
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
@@ -485,3 +486,67 @@ def hash64(const uint8_t[::1] key, uint64_t seed=0):
 def kernel_name():
     """Which lookup kernels run: "avx2" or "portable"."""
     return hl.hl_cpu_kernel_name().decode()
+
+
+def filehash_available():
+    """True if files can be hashed by hash_files (libcrypto was found)."""
+    return bool(hl.hl_filehash_available())
+
+
+def hash_files(list paths, list expects, unsigned int algorithms, int open_flags,
+               uint8_t[::1] buf):
+    """Read and hash files with the GIL released (see csrc/hl_filehash.h).
+
+    paths: bytes paths; expects: per path None or (st_dev, st_ino) it must
+    still have; algorithms: bit 0 md5, 1 sha1, 2 sha256; buf: read buffer.
+    Returns per path either an int (errno > 0, or a negative HL_FH_* code)
+    or a tuple (size, md5, sha1, sha256) with None for algorithms not asked.
+    """
+    cdef Py_ssize_t n = len(paths), i
+    cdef hl.hl_filejob *jobs
+    cdef hl.hl_status st
+    cdef size_t bufsize = buf.shape[0]
+    if len(expects) != n:
+        raise ValueError("paths and expects differ in length")
+    if bufsize == 0:
+        raise ValueError("empty buffer")
+    if not hl.hl_filehash_available():
+        raise OSError("libcrypto is not available")
+    if n == 0:
+        return []
+    jobs = <hl.hl_filejob *>calloc(n, sizeof(hl.hl_filejob))
+    if jobs == NULL:
+        raise MemoryError()
+    try:
+        for i in range(n):
+            p = paths[i]   # bytes, kept alive by the list
+            if b"\0" in p:
+                raise ValueError("embedded null byte in path")
+            jobs[i].path = PyBytes_AS_STRING(p)
+            e = expects[i]
+            if e is not None:
+                jobs[i].check_inode = 1
+                jobs[i].expect_dev = e[0]
+                jobs[i].expect_ino = e[1]
+        with nogil:
+            st = hl.hl_filehash_batch(jobs, <size_t>n, algorithms, open_flags,
+                                      &buf[0], bufsize)
+        if st == hl.HL_ENOMEM:
+            raise MemoryError()
+        if st != hl.HL_OK:
+            raise ValueError("bad hash_files arguments")
+        out = []
+        for i in range(n):
+            if jobs[i].status != 0:
+                out.append(jobs[i].status)
+            else:
+                out.append((jobs[i].size,
+                            PyBytes_FromStringAndSize(<char *>jobs[i].md5, 16)
+                            if algorithms & 1 else None,
+                            PyBytes_FromStringAndSize(<char *>jobs[i].sha1, 20)
+                            if algorithms & 2 else None,
+                            PyBytes_FromStringAndSize(<char *>jobs[i].sha256, 32)
+                            if algorithms & 4 else None))
+        return out
+    finally:
+        free(jobs)

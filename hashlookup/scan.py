@@ -81,15 +81,25 @@ from typing import Any
 
 import numpy as np
 
-from hashlookup import _format
+from hashlookup import _core, _format
 from hashlookup._dataset import ALGORITHMS, Dataset, open_dataset
 from hashlookup._scan_state import ScanState
 
 _NEW = {"md5": hashlib.md5, "sha1": hashlib.sha1, "sha256": hashlib.sha256}
-_GROUP_FILES = 64          # small files handed to a worker at once
-_GROUP_BYTES = 8 << 20     # ... up to about this many bytes
+_GROUP_FILES = 256         # small files handed to a worker at once
+_GROUP_BYTES = 16 << 20    # ... up to about this many bytes
 _UNKNOWN_SIZE = 64 << 10   # what a file not stat'ed counts towards a group
 _PROGRESS_SECONDS = 0.2
+_BITS = {"md5": 1, "sha1": 2, "sha256": 4}
+_SLOT = {"md5": 1, "sha1": 2, "sha256": 3}   # in the tuples of _core.hash_files
+# Reasons for the negative outcomes of _core.hash_files (see hl_filehash.h).
+_NATIVE_REASONS = {-1: "no longer a regular file", -2: "replaced while scanned",
+                   -3: "file changed size while read", -4: "file changed while read",
+                   -5: "digest computation failed"}
+# Batches of files hashed in C with the GIL released, when libcrypto loads
+# (tests set this to None to exercise the Python path).
+_native: Callable[..., list[Any]] | None = (
+    _core.hash_files if _core.filehash_available() else None)
 
 __all__ = ["ScanHit", "ScanReport", "scan"]
 
@@ -245,6 +255,8 @@ class _Hasher:
         self.rest = tuple(a for a in ds.algorithms if a not in cover)
         self.tables = [(a, ds.table(a)) for a in cover]
         self.fast = (_NEW[cover[0]], self.tables[0][1]) if len(cover) == 1 else None
+        self.bits = sum(_BITS[a] for a in cover)
+        self.probes = [(_SLOT[a], t) for a, t in self.tables]
         self.chunk_size = chunk_size
         self.flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
         self.nofollow = not follow_symlinks
@@ -254,7 +266,49 @@ class _Hasher:
 
     def many(self, files: list[tuple[str, os.stat_result | None, _Unit]]
              ) -> list[int | tuple[int, dict[str, bytes]] | _Error]:
-        return [self(path, st) for path, st, _ in files]
+        native = _native
+        if native is None:
+            return [self(path, st) for path, st, _ in files]
+        buf = getattr(self.local, "buf", None)
+        if buf is None or len(buf) != self.chunk_size:
+            buf = self.local.buf = bytearray(self.chunk_size)
+        fsencode = os.fsencode
+        raw = native([fsencode(p) for p, _, _ in files],
+                     [None if st is None else (st.st_dev, st.st_ino) for _, st, _ in files],
+                     self.bits, self.flags, buf)
+        out: list[int | tuple[int, dict[str, bytes]] | _Error] = []
+        append = out.append
+        probes = self.probes
+        candidates = []
+        for i, res in enumerate(raw):
+            if res.__class__ is int:
+                append(self.native_error(res))
+            elif any(res[slot] in table for slot, table in probes):
+                candidates.append(i)
+                append(res[0])   # replaced below
+            else:
+                append(res[0])
+        if candidates:
+            # Every digest of the candidates (rare): a second read in C,
+            # which must find the same content.
+            bits = self.bits | sum(_BITS[a] for a in self.rest)
+            again = native([fsencode(files[i][0]) for i in candidates],
+                           [None if files[i][1] is None
+                            else (files[i][1].st_dev, files[i][1].st_ino)
+                            for i in candidates], bits, self.flags, buf)
+            for i, res in zip(candidates, again):
+                if res.__class__ is int:
+                    out[i] = self.native_error(res)
+                elif any(res[slot] != raw[i][slot] for slot, _ in probes):
+                    out[i] = _Error("file changed while read")
+                else:
+                    out[i] = (res[0], {a: res[_SLOT[a]] for a in self.cover + self.rest})
+        return out
+
+    def native_error(self, code: int) -> _Error:
+        if code > 0:
+            return _Error(_reason(OSError(code, os.strerror(code)), self.nofollow))
+        return _Error(_NATIVE_REASONS.get(code, f"error {code}"))
 
     def __call__(self, path: str, expect: os.stat_result | None
                  ) -> int | tuple[int, dict[str, bytes]] | _Error:
@@ -393,6 +447,9 @@ class _Scanner:
         self.algorithms = ds.algorithms
         self.known = _known_sizes(ds) if skip_unknown_sizes else None
         cover = _cover(ds)
+        # The tables of the generation current at the start (a reload
+        # during the scan does not mix generations).
+        self.tables = {a: ds.table(a) for a in self.algorithms}
         self.hasher = _Hasher(ds, cover, chunk_size, follow_symlinks)
         self.report = ScanReport(algorithms=self.algorithms, hashed=cover)
 
@@ -614,10 +671,19 @@ class _Scanner:
             digest = digests.get(a)
             if digest is None:
                 continue
-            m = self.ds.lookup(digest)
-            if m is None or m.record_id in records:
-                continue  # a miss, dropped by a label filter, or same record again
-            records.add(m.record_id)
+            table = self.tables[a]
+            row = table.find(digest)
+            if row < 0:
+                continue
+            # The record id first: the full Match is built once per record.
+            state = table._ds_state
+            rid = int(state.rowmaps[a][row]) if state.records is not None else row
+            if rid in records:
+                continue
+            records.add(rid)
+            m = self.ds._hit(table, row, None, None)
+            if m is None:
+                continue  # dropped by a label filter
             mismatch = tuple(b for b in ALGORITHMS
                              if b in digests and getattr(m, b) is not None
                              and getattr(m, b) != digests[b].hex())

@@ -242,22 +242,25 @@ def test_missing_path_and_fifo(tmp_path, tree):
     assert r.files_read == len(files) + 1
 
 
+@pytest.mark.parametrize("native", [True, False])   # hashing in C / in Python
 @pytest.mark.parametrize("min_size", [None, 0])   # walk without / with stat
-def test_vanishing_file_while_queued(tmp_path, tree, monkeypatch, min_size):
+def test_vanishing_file_while_queued(tmp_path, tree, monkeypatch, min_size, native):
     """A file removed between the walk and the read is an error, not a crash."""
     from hashlookup import scan as scan_mod
 
     files = _files(tree)
     ds_path = _md5_dataset(tmp_path, files)
     victim = files[2]
-    real = scan_mod._Hasher.__call__
+    real = scan_mod._Hasher.many
 
-    def racing(self, path, expect):
-        if path == str(victim) and victim.exists():
+    def racing(self, group):
+        if str(victim) in [p for p, _, _ in group] and victim.exists():
             victim.unlink()
-        return real(self, path, expect)
+        return real(self, group)
 
-    monkeypatch.setattr(scan_mod._Hasher, "__call__", racing)
+    monkeypatch.setattr(scan_mod._Hasher, "many", racing)
+    if not native:
+        monkeypatch.setattr(scan_mod, "_native", None)
     errors = []
     r = scan(ds_path, [tree], min_size=min_size,
              on_error=lambda p, why: errors.append((p, why)))
@@ -339,6 +342,7 @@ def test_permission_denied_simulated(tmp_path, tree, monkeypatch, min_size):
             raise PermissionError(13, "Permission denied", path)
         return real_scandir(path)
 
+    monkeypatch.setattr(scan_mod, "_native", None)   # opens in C otherwise
     monkeypatch.setattr(scan_mod.os, "open", fake_open)
     monkeypatch.setattr(scan_mod.os, "scandir", fake_scandir)
     errors = []
@@ -373,6 +377,9 @@ def test_file_changing_while_read(tmp_path, tree, monkeypatch, chunk_size):
                 return os.stat_result(v)
         return st
 
+    from hashlookup import scan as scan_mod
+
+    monkeypatch.setattr(scan_mod, "_native", None)   # fstat in C otherwise
     monkeypatch.setattr(os, "fstat", fake_fstat)
     errors = []
     r = scan(ds_path, [tree], jobs=1, chunk_size=chunk_size,

@@ -27,11 +27,12 @@ from hashlookup.scan import scan
 SLOW = """
 import sys, time
 from hashlookup import scan as s
-real = s._Hasher.__call__
-def slow(self, path, expect):
-    time.sleep(float(sys.argv[1]))
-    return real(self, path, expect)
-s._Hasher.__call__ = slow
+s._GROUP_FILES = 4
+real = s._Hasher.many
+def slow(self, files):
+    time.sleep(float(sys.argv[1]) * len(files))
+    return real(self, files)
+s._Hasher.many = slow
 from hashlookup.cli import main
 sys.exit(main(sys.argv[2:]))
 """

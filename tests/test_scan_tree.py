@@ -129,7 +129,7 @@ def _oracle(ds_path: Path, digests: dict[str, dict[str, str]], files: list[Path]
     return out
 
 
-def _run_scan(ds_path: Path, root: Path, as_user: int | None, **kw
+def _run_scan(ds_path: Path, root: Path, as_user: int | None, hashing: str, **kw
               ) -> tuple[set[tuple[str, str, str]], list[tuple[str, str]], dict]:
     """scan() in a subprocess (optionally as another user); hits, errors,
     counters."""
@@ -140,6 +140,9 @@ def _run_scan(ds_path: Path, root: Path, as_user: int | None, **kw
         "from hashlookup import open_dataset\n"
         "from hashlookup.scan import scan\n"
         f"ds = open_dataset({str(ds_path)!r})\n"
+        "import hashlookup.scan as S\n"
+        "if sys.argv[3] == 'python':\n"
+        "    S._native = None\n"
         "uid = int(sys.argv[2])\n"
         "if uid >= 0:\n"
         "    os.setgroups([]); os.setresgid(uid, uid, uid); os.setresuid(uid, uid, uid)\n"
@@ -151,7 +154,7 @@ def _run_scan(ds_path: Path, root: Path, as_user: int | None, **kw
         "'special': r.special, 'hashed': r.hashed}))\n"
     )
     res = subprocess.run([sys.executable, "-c", code, json.dumps(kw),
-                          str(-1 if as_user is None else as_user)],
+                          str(-1 if as_user is None else as_user), hashing],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
@@ -184,8 +187,9 @@ class Grower:
         self.thread.join()
 
 
+@pytest.mark.parametrize("hashing", ["native", "python"])
 @pytest.mark.parametrize("combined", [False, True], ids=["three-lists", "hashdeep"])
-def test_awkward_tree_against_coreutils(tree, tmp_path, combined):
+def test_awkward_tree_against_coreutils(tree, tmp_path, combined, hashing):
     root = tree
     ds_path = tree.parent / "ds.hlds"
     locked_dir, secret = root / "locked", root / "n2" / "secret.py"
@@ -202,7 +206,7 @@ def test_awkward_tree_against_coreutils(tree, tmp_path, combined):
     expect = _oracle(ds_path, digests, readable)
     assert len(expect) >= 10
     with Grower(growing):
-        hits, errors, out = _run_scan(ds_path, root, as_user)
+        hits, errors, out = _run_scan(ds_path, root, as_user, hashing)
     assert hits == expect
     # The growing file: read past the size fstat gave, or mtime moved.
     changed = {"file changed size while read", "file changed while read"}
@@ -220,7 +224,8 @@ def test_awkward_tree_against_coreutils(tree, tmp_path, combined):
 
     # Following links: the loop is walked once, the self-link is an error.
     with Grower(growing):
-        hits, errors, out = _run_scan(ds_path, root, as_user, follow_symlinks=True)
+        hits, errors, out = _run_scan(ds_path, root, as_user, hashing,
+                                      follow_symlinks=True)
     assert hits == expect
     assert (str(root / "self"), "symbolic link loop") in errors
     assert out["read"] == len(readable)
@@ -241,21 +246,25 @@ def test_fifo_given_as_path_and_swapped_in_does_not_block(tmp_path):
     f = tmp_path / "d" / "file"
     f.parent.mkdir()
     f.write_bytes(b"data")
-    hasher_call = scan_mod._Hasher.__call__
+    many = scan_mod._Hasher.many
 
-    def swap(self, path, expect):
-        os.unlink(path)
-        os.mkfifo(path)
-        return hasher_call(self, path, expect)
+    def swap(self, group):
+        for path, _, _ in group:
+            os.unlink(path)
+            os.mkfifo(path)
+        return many(self, group)
 
-    errors = []
-    scan_mod._Hasher.__call__ = swap
-    try:
-        r = scan(tmp_path / "ds.hlds", [f.parent],
-                 on_error=lambda p, w: errors.append((p, w)))
-    finally:
-        scan_mod._Hasher.__call__ = hasher_call
-    assert errors == [(str(f), "no longer a regular file")]
+    for native in (scan_mod._native, None):
+        f.unlink()
+        f.write_bytes(b"data")
+        errors = []
+        scan_mod._Hasher.many, saved, scan_mod._native = swap, scan_mod._native, native
+        try:
+            r = scan(tmp_path / "ds.hlds", [f.parent],
+                     on_error=lambda p, w: errors.append((p, w)))
+        finally:
+            scan_mod._Hasher.many, scan_mod._native = many, saved
+        assert errors == [(str(f), "no longer a regular file")]
 
 
 def test_cli_report_is_atomic_and_progress_only_when_asked(tree, tmp_path):
@@ -333,3 +342,39 @@ def test_one_file_system_through_a_link_to_another_device(tmp_path):
         assert here == {str(tree / "near.txt")}
     finally:
         shutil.rmtree(other)
+
+
+def test_native_hash_files_against_hashlib(tmp_path):
+    """_core.hash_files (C, GIL released): digests equal hashlib's for sizes
+    around the buffer size; per-file errors as codes."""
+    import hashlib
+
+    from hashlookup import _core
+
+    if not _core.filehash_available():
+        pytest.skip("libcrypto not loadable: scan() hashes in Python (tested)")
+    rng = np.random.default_rng(9)
+    buf = bytearray(4096)
+    paths, datas = [], []
+    for n in (0, 1, 4095, 4096, 4097, 3 * 4096 + 5, 100_000):
+        p = tmp_path / f"f{n}"
+        data = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        p.write_bytes(data)
+        paths.append(os.fsencode(p))
+        datas.append(data)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    st = os.stat(paths[1])
+    extra = [os.fsencode(tmp_path / "missing"), os.fsencode(fifo), paths[2]]
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+    for bits in range(1, 8):
+        out = _core.hash_files(paths + extra, [None] * len(paths)
+                               + [None, None, (st.st_dev, st.st_ino)], bits, flags, buf)
+        for data, res in zip(datas, out):
+            assert res[0] == len(data)
+            for k, a in enumerate(ALGS):
+                want = getattr(hashlib, a)(data).digest() if bits >> k & 1 else None
+                assert res[k + 1] == want
+        assert out[len(paths):] == [2, -1, -2]   # ENOENT, not regular, other inode
+    with pytest.raises(ValueError):
+        _core.hash_files([b"a\0b"], [None], 1, flags, buf)
