@@ -97,9 +97,12 @@ cdef extern from "hl_filehash.h" nogil:
         int check_inode
         int status
         uint64_t size
+        int candidate
         uint8_t md5[16]
         uint8_t sha1[20]
         uint8_t sha256[32]
     int hl_filehash_available() noexcept
     hl_status hl_filehash_batch(hl_filejob *jobs, size_t n, unsigned algorithms,
-                                int open_flags, uint8_t *buf, size_t bufsize) noexcept
+                                int open_flags, uint8_t *buf, size_t bufsize,
+                                const int *stop, const hl_table *const *probe,
+                                unsigned rest) noexcept

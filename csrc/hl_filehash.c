@@ -76,7 +76,9 @@ static int same_time(const struct stat *a, const struct stat *b) {
 
 /* Read and hash one open file; returns its status. */
 static int hash_fd(int fd, hl_filejob *job, HL_EVP_MD_CTX *const ctx[3],
-                   unsigned algorithms, uint8_t *buf, size_t bufsize) {
+                   unsigned algorithms, uint8_t *buf, size_t bufsize,
+                   const volatile int *stop, const hl_table *const probe[3],
+                   unsigned rest) {
     struct stat before, after;
     if (fstat(fd, &before) != 0)
         return errno;
@@ -89,7 +91,10 @@ static int hash_fd(int fd, hl_filejob *job, HL_EVP_MD_CTX *const ctx[3],
         if ((algorithms >> a & 1u) && crypto.init(ctx[a], crypto.md[a], NULL) != 1)
             return HL_FH_CRYPTO;
     uint64_t size = (uint64_t)before.st_size, total = 0;
+    size_t reads = 0;
     for (;;) {
+        if (stop != NULL && *stop)
+            return HL_FH_STOPPED;
         /* Ask one byte more than expected so growth shows in this read; a
          * short read ending exactly at the size is EOF (fstat confirms). */
         uint64_t left = size - total + 1;
@@ -103,6 +108,7 @@ static int hash_fd(int fd, hl_filejob *job, HL_EVP_MD_CTX *const ctx[3],
         if (got == 0)
             break;
         total += (uint64_t)got;
+        reads++;
         if (total > size)
             return HL_FH_SIZE_CHANGED;
         for (size_t a = 0; a < 3; a++)
@@ -125,28 +131,53 @@ static int hash_fd(int fd, hl_filejob *job, HL_EVP_MD_CTX *const ctx[3],
             return HL_FH_CRYPTO;
     }
     job->size = total;
+    job->candidate = 0;
+    for (size_t a = 0; a < 3; a++)
+        if (probe != NULL && probe[a] != NULL && (algorithms >> a & 1u) &&
+            hl_table_find(probe[a], out[a]) >= 0)
+            job->candidate = 1;
+    if (job->candidate && (rest == 0 || reads <= 1)) {
+        /* The whole file is still in buf (one read, or empty). */
+        for (size_t a = 0; a < 3; a++) {
+            unsigned int len = 0;
+            if (!(rest >> a & 1u))
+                continue;
+            if (crypto.init(ctx[a], crypto.md[a], NULL) != 1 ||
+                crypto.update(ctx[a], buf, (size_t)total) != 1 ||
+                crypto.final(ctx[a], out[a], &len) != 1)
+                return HL_FH_CRYPTO;
+        }
+        job->candidate = 2;
+    }
     return HL_FH_OK;
 }
 
 hl_status hl_filehash_batch(hl_filejob *jobs, size_t n, unsigned algorithms,
-                            int open_flags, uint8_t *buf, size_t bufsize) {
+                            int open_flags, uint8_t *buf, size_t bufsize,
+                            const volatile int *stop, const hl_table *const probe[3],
+                            unsigned rest) {
     if (!hl_filehash_available() || bufsize == 0 || buf == NULL ||
-        (algorithms & ~7u) != 0)
+        (algorithms & ~7u) != 0 || (rest & ~7u) != 0 || (rest & algorithms) != 0)
         return HL_EINVAL;
     HL_EVP_MD_CTX *ctx[3] = {NULL, NULL, NULL};
     hl_status st = HL_OK;
     for (size_t a = 0; a < 3; a++)
-        if ((algorithms >> a & 1u) && (ctx[a] = crypto.ctx_new()) == NULL)
+        if (((algorithms | rest) >> a & 1u) && (ctx[a] = crypto.ctx_new()) == NULL)
             st = HL_ENOMEM;
     for (size_t i = 0; i < n && st == HL_OK; i++) {
         hl_filejob *job = &jobs[i];
         job->size = 0;
+        if (stop != NULL && *stop) {
+            job->status = HL_FH_STOPPED;
+            continue;
+        }
         int fd = open(job->path, open_flags);
         if (fd < 0) {
             job->status = errno;
             continue;
         }
-        job->status = hash_fd(fd, job, ctx, algorithms, buf, bufsize);
+        job->status = hash_fd(fd, job, ctx, algorithms, buf, bufsize, stop, probe,
+                              rest);
         close(fd);
     }
     for (size_t a = 0; a < 3; a++)

@@ -65,6 +65,7 @@ Resuming
 
 from __future__ import annotations
 
+import array
 import collections
 import concurrent.futures
 import errno
@@ -95,7 +96,7 @@ _SLOT = {"md5": 1, "sha1": 2, "sha256": 3}   # in the tuples of _core.hash_files
 # Reasons for the negative outcomes of _core.hash_files (see hl_filehash.h).
 _NATIVE_REASONS = {-1: "no longer a regular file", -2: "replaced while scanned",
                    -3: "file changed size while read", -4: "file changed while read",
-                   -5: "digest computation failed"}
+                   -5: "digest computation failed", -6: "scan stopped"}
 # Batches of files hashed in C with the GIL released, when libcrypto loads
 # (tests set this to None to exercise the Python path).
 _native: Callable[..., list[Any]] | None = (
@@ -258,13 +259,17 @@ class _Hasher:
         self.tables = [(a, ds.table(a)) for a in cover]
         self.fast = (_NEW[cover[0]], self.tables[0][1]) if len(cover) == 1 else None
         self.bits = sum(_BITS[a] for a in cover)
-        self.probes = [(_SLOT[a], t) for a, t in self.tables]
+        self.rest_bits = sum(_BITS[a] for a in self.rest)
+        by_alg = dict(self.tables)
+        self.probe = tuple(by_alg.get(a) for a in ALGORITHMS)
         self.chunk_size = chunk_size
         self.flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
         self.nofollow = not follow_symlinks
         if not follow_symlinks:
             self.flags |= getattr(os, "O_NOFOLLOW", 0)
         self.local = threading.local()
+        # Set when the scan is stopped: workers abandon the file they read.
+        self.stop = array.array("i", [0])
 
     def many(self, files: list[tuple[str, os.stat_result | None, _Unit]]
              ) -> list[int | tuple[int, dict[str, bytes]] | _Error]:
@@ -277,34 +282,36 @@ class _Hasher:
         fsencode = os.fsencode
         raw = native([fsencode(p) for p, _, _ in files],
                      [None if st is None else (st.st_dev, st.st_ino) for _, st, _ in files],
-                     self.bits, self.flags, buf)
+                     self.bits, self.flags, buf, self.stop, self.probe, self.rest_bits)
         out: list[int | tuple[int, dict[str, bytes]] | _Error] = []
         append = out.append
-        probes = self.probes
-        candidates = []
+        every = self.cover + self.rest
+        again = []
         for i, res in enumerate(raw):
             if res.__class__ is int:
                 append(self.native_error(res))
-            elif any(res[slot] in table for slot, table in probes):
-                candidates.append(i)
-                append(res[0])   # replaced below
-            else:
+            elif not res[4]:
                 append(res[0])
-        if candidates:
-            # Every digest of the candidates (rare): a second read in C,
-            # which must find the same content.
-            bits = self.bits | sum(_BITS[a] for a in self.rest)
-            again = native([fsencode(files[i][0]) for i in candidates],
-                           [None if files[i][1] is None
-                            else (files[i][1].st_dev, files[i][1].st_ino)
-                            for i in candidates], bits, self.flags, buf)
-            for i, res in zip(candidates, again):
+            elif res[4] == 2:  # a candidate with every digest (it fitted in buf)
+                append((res[0], {a: res[_SLOT[a]] for a in every}))
+            else:
+                again.append(i)
+                append(res[0])   # replaced below
+        if again:
+            # Large candidates (rare): every digest by a second read, which
+            # must find the same content.
+            bits = self.bits | self.rest_bits
+            redo = native([fsencode(files[i][0]) for i in again],
+                          [None if files[i][1] is None
+                           else (files[i][1].st_dev, files[i][1].st_ino)
+                           for i in again], bits, self.flags, buf, self.stop)
+            for i, res in zip(again, redo):
                 if res.__class__ is int:
                     out[i] = self.native_error(res)
-                elif any(res[slot] != raw[i][slot] for slot, _ in probes):
+                elif any(res[_SLOT[a]] != raw[i][_SLOT[a]] for a in self.cover):
                     out[i] = _Error("file changed while read")
                 else:
-                    out[i] = (res[0], {a: res[_SLOT[a]] for a in self.cover + self.rest})
+                    out[i] = (res[0], {a: res[_SLOT[a]] for a in every})
         return out
 
     def native_error(self, code: int) -> _Error:
@@ -401,6 +408,8 @@ class _Hasher:
         with memoryview(buf) as view, open(fd, "rb", buffering=0, closefd=False) as f:
             readinto = f.readinto
             while True:
+                if self.stop[0]:
+                    return _Error("scan stopped")
                 n = readinto(view)
                 if not n:
                     break
@@ -757,6 +766,7 @@ class _Scanner:
             if self.state is not None:
                 self.state.finish()
         finally:
+            self.hasher.stop[0] = 1   # no-op after a complete scan; else stop reading
             for _, fut in inflight:
                 fut.cancel()
             pool.shutdown(wait=True, cancel_futures=True)

@@ -228,3 +228,43 @@ def test_state_locked_while_in_use(setup, tmp_path):
     finally:
         held.close()
     ScanState(state, {"x": 1}).close()
+
+
+def test_ctrl_c_does_not_wait_for_a_huge_file(tmp_path):
+    """A 64 GiB sparse file takes many seconds to read; SIGINT must stop the
+    worker in the middle of it (stop flag polled between reads)."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    with open(tree / "huge.img", "wb") as f:
+        f.truncate(64 << 30)
+    lst = tmp_path / "l.txt"
+    lst.write_text("00" * 16 + "\n")
+    ds = tmp_path / "ds.hlds"
+    build_dataset([str(lst)], str(ds))
+    p = subprocess.Popen([sys.executable, "-m", "hashlookup", "scan", str(ds), str(tree),
+                          "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    assert p.poll() is None, "the scan ended before the signal"
+    t = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 130, err
+    assert time.monotonic() - t < 5
+
+
+def test_native_stop_flag(tmp_path):
+    import array
+
+    from hashlookup import _core
+
+    if not _core.filehash_available():
+        pytest.skip("libcrypto not loadable")
+    f = tmp_path / "f"
+    f.write_bytes(b"x" * 10000)
+    stop = array.array("i", [1])
+    buf = bytearray(1024)
+    assert _core.hash_files([os.fsencode(f)] * 2, [None] * 2, 1, os.O_RDONLY, buf,
+                            stop) == [-6, -6]
+    stop[0] = 0
+    assert _core.hash_files([os.fsencode(f)], [None], 1, os.O_RDONLY, buf,
+                            stop)[0][0] == 10000

@@ -378,3 +378,32 @@ def test_native_hash_files_against_hashlib(tmp_path):
         assert out[len(paths):] == [2, -1, -2]   # ENOENT, not regular, other inode
     with pytest.raises(ValueError):
         _core.hash_files([b"a\0b"], [None], 1, flags, buf)
+
+
+def test_native_candidates_get_every_digest(tmp_path):
+    """probe/rest of _core.hash_files: a file whose md5 is in the table gets
+    sha1 and sha256 from the buffer (candidate 2), or is flagged for a
+    second read when it did not fit (candidate 1)."""
+    import hashlib
+
+    from hashlookup import _core
+
+    if not _core.filehash_available():
+        pytest.skip("libcrypto not loadable")
+    small, large, other = (tmp_path / n for n in ("small", "large", "other"))
+    small.write_bytes(b"s" * 1000)
+    large.write_bytes(b"l" * 10000)
+    other.write_bytes(b"o" * 1000)
+    lst = tmp_path / "l.txt"
+    lst.write_text("".join(hashlib.md5(p.read_bytes()).hexdigest() + "\n"
+                           for p in (small, large)))
+    build_dataset([str(lst)], str(tmp_path / "ds.hlds"))
+    with open_dataset(tmp_path / "ds.hlds") as ds:
+        out = _core.hash_files([os.fsencode(p) for p in (small, large, other)],
+                               [None] * 3, 1, os.O_RDONLY, bytearray(4096), None,
+                               (ds.table("md5"), None, None), 6)
+    s = small.read_bytes()
+    assert out[0] == (1000, hashlib.md5(s).digest(), hashlib.sha1(s).digest(),
+                      hashlib.sha256(s).digest(), 2)
+    assert out[1][1:] == (hashlib.md5(large.read_bytes()).digest(), None, None, 1)
+    assert out[2][2:] == (None, None, 0)
