@@ -61,7 +61,7 @@ class Progress:
         rate = r.bytes_read / r.seconds / 1e6 if r.seconds > 0 else 0.0
         text = (f"scanning: {r.files_read:,} files read of {r.files_seen:,} seen, "
                 f"{_human(r.bytes_read)}, {len(r.hits):,} hits, {r.errors:,} errors, "
-                f"{rate:,.0f} MB/s, {r.seconds:,.0f} s")
+                f"{rate:,.0f} MB/s, {r.seconds:,.1f} s")
         width = shutil.get_terminal_size((80, 24)).columns - 1
         with self.lock:
             self.stream.write("\r" + text[:width] + "\x1b[K")
