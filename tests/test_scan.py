@@ -461,3 +461,28 @@ def test_cli_scan_reports_hits_and_exit_codes(tmp_path, capsys):
     capsys.readouterr()
     assert main(["scan", str(ds), str(tmp_path / "no-such-dir")]) == 2
     assert "no-such-dir" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_record_pairing_other_content_is_a_flagged_hit(tmp_path, tree, monkeypatch,
+                                                       native):
+    """A record whose md5 and sha1 are a file's but whose sha256 is another
+    content's: still a hit (the digests are listed), flagged as a mismatch."""
+    from hashlookup import scan as scan_mod
+    from hashlookup._scan_cli import format_hit
+
+    if not native:
+        monkeypatch.setattr(scan_mod, "_native", None)
+    files = _files(tree)
+    a, b = files[0].read_bytes(), b"something else"
+    src = tmp_path / "odd.hashdeep"
+    src.write_text("%%%% HASHDEEP-1.0\n%%%% md5,sha1,sha256,filename\n##\n"
+                   f"{hashlib.md5(a).hexdigest()},{hashlib.sha1(a).hexdigest()},"
+                   f"{hashlib.sha256(b).hexdigest()},odd\n")
+    build_dataset({"odd": str(src)}, str(tmp_path / "odd.hlds"))
+    r = scan(tmp_path / "odd.hlds", [files[0]])
+    assert len(r.hashed) == 1
+    assert [(h.algorithm, h.digest, h.mismatch) for h in r.hits] == [
+        ("md5", hashlib.md5(a).hexdigest(), ("sha256",))]
+    assert format_hit(r.hits[0], "text").endswith(b"\tmismatch:sha256\n")
+    assert b'"mismatch": ["sha256"]' in format_hit(r.hits[0], "jsonl")
