@@ -36,6 +36,7 @@ bench: $(STAMP) $(VENV)/.testdeps
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) benchmarks/load_server.py
 	$(PY) benchmarks/compare.py
+	$(PY) benchmarks/compare_scan.py
 	cd benchmarks && ../$(VENV)/bin/pytest -q -p no:cacheprovider --benchmark-disable-gc .
 
 # Whole test suite against an ASan/UBSan build of the extension, built from a

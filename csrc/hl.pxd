@@ -84,3 +84,25 @@ cdef extern from "hl_sort.h" nogil:
 
 cdef extern from "hl_cpu.h" nogil:
     const char *hl_cpu_kernel_name() noexcept
+
+
+cdef extern from "hl_filehash.h" nogil:
+    unsigned HL_FH_MD5
+    unsigned HL_FH_SHA1
+    unsigned HL_FH_SHA256
+    ctypedef struct hl_filejob:
+        const char *path
+        uint64_t expect_dev
+        uint64_t expect_ino
+        int check_inode
+        int status
+        uint64_t size
+        int candidate
+        uint8_t md5[16]
+        uint8_t sha1[20]
+        uint8_t sha256[32]
+    int hl_filehash_available() noexcept
+    hl_status hl_filehash_batch(hl_filejob *jobs, size_t n, unsigned algorithms,
+                                int open_flags, uint8_t *buf, size_t bufsize,
+                                const int *stop, const hl_table *const *probe,
+                                unsigned rest) noexcept

@@ -8,8 +8,9 @@ lives in the Python modules above it.
 
 from cpython.buffer cimport (PyBUF_SIMPLE, PyBuffer_Release, PyObject_CheckBuffer,
                              PyObject_GetBuffer)
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
@@ -546,3 +547,103 @@ def hash64(const uint8_t[::1] key, uint64_t seed=0):
 def kernel_name():
     """Which lookup kernels run: "avx2" or "portable"."""
     return hl.hl_cpu_kernel_name().decode()
+
+
+def filehash_available():
+    """True if files can be hashed by hash_files (libcrypto was found)."""
+    return bool(hl.hl_filehash_available())
+
+
+def hash_files(list paths, list expects, unsigned int algorithms, int open_flags,
+               uint8_t[::1] buf, int[::1] stop=None, tuple probe=None,
+               unsigned int rest=0):
+    """Read and hash files with the GIL released (see csrc/hl_filehash.h).
+
+    paths: bytes paths; expects: per path None or (st_dev, st_ino) it must
+    still have; algorithms: bit 0 md5, 1 sha1, 2 sha256; buf: read buffer.
+    stop: an optional int array; setting stop[0] from another thread makes
+    the remaining files (and the one being read) come back as -6.
+    probe: optional (md5, sha1, sha256) KeyTables or None: a file whose
+    digest is in one is a candidate, and gets the `rest` algorithms too
+    when it fitted in buf.
+    Returns per path either an int (errno > 0, or a negative HL_FH_* code)
+    or a tuple (size, md5, sha1, sha256, candidate) with None for digests
+    not computed; candidate is 0, 1 (rest not computed) or 2.
+    """
+    cdef Py_ssize_t n = len(paths), i
+    cdef hl.hl_filejob *jobs
+    cdef hl.hl_status st
+    cdef size_t bufsize = buf.shape[0]
+    cdef const int *stop_ptr = NULL
+    cdef const hl.hl_table *tables[3]
+    cdef const hl.hl_table **probe_ptr = NULL
+    cdef unsigned int done
+    cdef KeyTable kt
+    held = []
+    if stop is not None:
+        if stop.shape[0] < 1:
+            raise ValueError("empty stop array")
+        stop_ptr = &stop[0]
+    if len(expects) != n:
+        raise ValueError("paths and expects differ in length")
+    if bufsize == 0:
+        raise ValueError("empty buffer")
+    if not hl.hl_filehash_available():
+        raise OSError("libcrypto is not available")
+    if probe is not None:
+        if len(probe) != 3:
+            raise ValueError("probe must hold 3 tables or None")
+        for i in range(3):
+            tables[i] = NULL
+            if probe[i] is not None:
+                kt = probe[i]
+                kt._ensure_open()
+                if kt._c_table.width != (16, 20, 32)[i]:
+                    raise ValueError("probe table of the wrong width")
+                tables[i] = &kt._c_table
+                held.append(kt)
+        probe_ptr = tables
+    if n == 0:
+        return []
+    jobs = <hl.hl_filejob *>calloc(n, sizeof(hl.hl_filejob))
+    if jobs == NULL:
+        raise MemoryError()
+    for kt in held:
+        kt._c_busy += 1
+    try:
+        for i in range(n):
+            p = paths[i]   # bytes, kept alive by the list
+            if b"\0" in p:
+                raise ValueError("embedded null byte in path")
+            jobs[i].path = PyBytes_AS_STRING(p)
+            e = expects[i]
+            if e is not None:
+                jobs[i].check_inode = 1
+                jobs[i].expect_dev = e[0]
+                jobs[i].expect_ino = e[1]
+        with nogil:
+            st = hl.hl_filehash_batch(jobs, <size_t>n, algorithms, open_flags,
+                                      &buf[0], bufsize, stop_ptr, probe_ptr, rest)
+        if st == hl.HL_ENOMEM:
+            raise MemoryError()
+        if st != hl.HL_OK:
+            raise ValueError("bad hash_files arguments")
+        out = []
+        for i in range(n):
+            if jobs[i].status != 0:
+                out.append(jobs[i].status)
+                continue
+            done = algorithms | (rest if jobs[i].candidate == 2 else 0)
+            out.append((jobs[i].size,
+                        PyBytes_FromStringAndSize(<char *>jobs[i].md5, 16)
+                        if done & 1 else None,
+                        PyBytes_FromStringAndSize(<char *>jobs[i].sha1, 20)
+                        if done & 2 else None,
+                        PyBytes_FromStringAndSize(<char *>jobs[i].sha256, 32)
+                        if done & 4 else None,
+                        jobs[i].candidate))
+        return out
+    finally:
+        for kt in held:
+            kt._c_busy -= 1
+        free(jobs)

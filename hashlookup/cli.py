@@ -952,51 +952,9 @@ def _cmd_export_bloom(args: argparse.Namespace, ctx: _Context) -> int:
 
 
 def _cmd_scan(args: argparse.Namespace, ctx: _Context) -> int:
-    from . import open_dataset
-    from .scan import scan
+    from ._scan_cli import run
 
-    out = ctx.out
-    fmt = args.format
-    if fmt == "csv":
-        out.write(_csv_rows([["path", "algorithm", "digest", "record", "labels"]]))
-
-    def on_hit(hit: Any) -> None:
-        ctx.found = True
-        if fmt == "text":
-            out.line(f"{hit.path}\t{hit.algorithm}\t{hit.digest}\t{';'.join(hit.labels)}")
-        elif fmt == "jsonl":
-            out.line(json.dumps({"path": hit.path, "algorithm": hit.algorithm,
-                                 "digest": hit.digest, "record": hit.record_id,
-                                 "labels": list(hit.labels)}))
-        else:
-            out.write(_csv_rows([[hit.path, hit.algorithm, hit.digest, hit.record_id,
-                                  ";".join(hit.labels)]]))
-
-    def on_error(path: str, reason: str) -> None:
-        if not args.quiet:
-            print(f"{PROG}: warning: {path}: {reason}", file=sys.stderr)
-
-    for path in args.paths:  # a mistyped root is a usage error, not a scan error
-        if not os.path.lexists(path):
-            raise CLIError(f"{path}: no such file or directory")
-    with open_dataset(args.path, **_signature_check(args)) as ds:
-        report = scan(ds, args.paths, follow_symlinks=args.follow_symlinks,
-                      one_file_system=args.one_file_system,
-                      exclude=args.exclude or (), min_size=args.min_size,
-                      max_size=args.max_size, jobs=args.jobs,
-                      skip_unknown_sizes=not args.read_all, on_hit=on_hit,
-                      on_error=on_error)
-    out.flush()
-    if not args.quiet:
-        r = report
-        mb = r.bytes_read / 1e6
-        rate = mb / r.seconds if r.seconds > 0 else 0.0
-        print(f"{PROG}: scanned {r.files_seen:,} files: {r.files_read:,} read "
-              f"({mb:,.1f} MB, {rate:,.0f} MB/s), {r.skipped_size:,} skipped by size, "
-              f"{r.skipped_excluded:,} excluded, {r.special:,} special, "
-              f"{r.errors:,} errors, {len(r.hits):,} hits in {r.seconds:.2f} s",
-              file=sys.stderr)
-    return EXIT_FOUND if report.hits else EXIT_CLEAN
+    return run(args, ctx)
 
 
 def _cmd_keygen(args: argparse.Namespace, ctx: _Context) -> int:
@@ -1370,8 +1328,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not cross into other file systems")
     p.add_argument("--read-all", action="store_true",
                    help="read every file, also those whose size matches no record")
+    p.add_argument("--report", metavar="FILE",
+                   help="write the hits to FILE (atomically, at the end) instead of "
+                   "stdout; an interrupted scan leaves FILE.partial")
+    p.add_argument("--resume", metavar="STATE",
+                   help="state file: record finished directories; if it exists, "
+                   "continue the interrupted scan it describes")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="status line on stderr (default: when stderr is a terminal)")
     p.add_argument("--quiet", action="store_true",
-                   help="no warnings or summary on stderr")
+                   help="no warnings, progress or summary on stderr")
     _add_verify_key(p)
     p.set_defaults(func=_cmd_scan)
 

@@ -1,10 +1,10 @@
 """Scanning file trees against a dataset.
 
 ``scan(dataset, paths)`` walks files and directories, reads every regular
-file once, computes each digest the dataset has a table for (md5, sha1,
-sha256: all updated from the same buffer) on a thread pool, and looks the
-digests up in batches.  Nothing is logged: digests and paths only reach the
-caller, through the returned :class:`ScanReport` and the callbacks.
+file once on a thread pool (hashlib releases the GIL) and reports the files
+whose digests are in the dataset.  Nothing is logged: digests and paths only
+reach the caller, through the returned :class:`ScanReport` and the
+callbacks.  docs/SCAN.md has the reasons behind the rules below.
 
 Walking
     Iterative ``os.scandir`` (no recursion limit).  Symbolic links are not
@@ -16,6 +16,17 @@ Walking
     found under.  ``exclude`` patterns (``fnmatch`` globs) are matched
     against the whole path and against the base name; an excluded directory
     is not entered and counts once in ``skipped_excluded``.
+
+Digests
+    Every file is hashed with the cheapest set of the dataset's algorithms
+    that covers every record (measured once per process: with SHA-NI, sha1
+    or sha256 beats md5).  When all records have, say, a sha1, a file whose
+    sha1 is in no record cannot be a hit.  A file whose digest is found (a
+    candidate) gets every other algorithm of the dataset computed too (from
+    the buffer already read for small files, by a second read for large
+    ones) and every digest is looked up, as if all had been computed for
+    every file; a record whose other digests disagree with the file's is
+    still a hit, flagged in ``ScanHit.mismatch`` (a collision or a bad list).
 
 Size pre-filter
     A file whose size is outside ``[min_size, max_size]`` is not read.  If
@@ -31,7 +42,8 @@ Size pre-filter
 
 Errors
     Permission denied, files or directories that vanish, unreadable
-    directories, files that change while they are read, dangling symbolic
+    directories, files that change while they are read (size or mtime
+    differ after the read: no hit is reported for them), dangling symbolic
     links (when following them) and the like are reported as
     ``on_error(path, reason)`` and counted in ``errors``; they never stop
     the scan.  Exceptions raised by the callbacks do.
@@ -39,18 +51,27 @@ Errors
 Hits
     One :class:`ScanHit` per (file, record): if several digests of a file
     find the same record, the first in md5, sha1, sha256 order is reported.
-    ``on_hit(hit)`` is called (in the calling thread) as hits are found:
-    lookups are batched, so a hit is reported at most ``batch_size`` files
-    or about half a second after its file was read.
+    ``on_hit(hit)`` is called in the calling thread as soon as the file is
+    hashed.
+
+Resuming
+    With ``resume=STATE``, each finished unit of work (the files directly in
+    one directory) is appended to the state file with its hits, errors and
+    counters (see hashlookup/_scan_state.py).  A later call with the same
+    parameters replays those (``on_error`` and ``on_hit`` are called for
+    them first) and hashes only what was not finished, so its report equals
+    that of one uninterrupted scan.
 """
 
 from __future__ import annotations
 
+import array
 import collections
 import concurrent.futures
 import errno
 import fnmatch
 import hashlib
+import itertools
 import os
 import stat
 import threading
@@ -61,13 +82,25 @@ from typing import Any
 
 import numpy as np
 
+from hashlookup import _core, _format
 from hashlookup._dataset import ALGORITHMS, Dataset, open_dataset
+from hashlookup._scan_state import ScanState
 
-_WIDTHS = {"md5": 16, "sha1": 20, "sha256": 32}
-_FLUSH_SECONDS = 0.5
-_GROUP_FILES = 64          # small files handed to a worker at once
-_GROUP_BYTES = 8 << 20     # ... up to about this many bytes
+_NEW = {"md5": hashlib.md5, "sha1": hashlib.sha1, "sha256": hashlib.sha256}
+_GROUP_FILES = 256         # small files handed to a worker at once
+_GROUP_BYTES = 16 << 20    # ... up to about this many bytes
 _UNKNOWN_SIZE = 64 << 10   # what a file not stat'ed counts towards a group
+_PROGRESS_SECONDS = 0.2
+_BITS = {"md5": 1, "sha1": 2, "sha256": 4}
+_SLOT = {"md5": 1, "sha1": 2, "sha256": 3}   # in the tuples of _core.hash_files
+# Reasons for the negative outcomes of _core.hash_files (see hl_filehash.h).
+_NATIVE_REASONS = {-1: "no longer a regular file", -2: "replaced while scanned",
+                   -3: "file changed size while read", -4: "file changed while read",
+                   -5: "digest computation failed", -6: "scan stopped"}
+# Batches of files hashed in C with the GIL released, when libcrypto loads
+# (tests set this to None to exercise the Python path).
+_native: Callable[..., list[Any]] | None = (
+    _core.hash_files if _core.filehash_available() else None)
 
 __all__ = ["ScanHit", "ScanReport", "scan"]
 
@@ -81,11 +114,14 @@ class ScanHit:
     digest: str               # lowercase hex
     record_id: int
     labels: tuple[str, ...]
+    # Algorithms for which the record holds a digest that differs from the
+    # file's (normally empty: a collision, or a list pairing digests wrongly).
+    mismatch: tuple[str, ...] = ()
 
 
 @dataclass
 class ScanReport:
-    """What scan() did."""
+    """What scan() did (with resume: earlier runs' finished work included)."""
 
     files_seen: int = 0        # regular files found (not excluded)
     files_read: int = 0        # regular files read and hashed completely
@@ -95,13 +131,40 @@ class ScanReport:
     errors: int = 0            # reported through on_error
     bytes_read: int = 0
     hits: list[ScanHit] = field(default_factory=list)
-    seconds: float = 0.0
-    algorithms: tuple[str, ...] = ()
+    seconds: float = 0.0       # this run only
+    algorithms: tuple[str, ...] = ()  # the dataset's: all checked for candidates
+    hashed: tuple[str, ...] = ()      # computed for every file read
+    resumed_units: int = 0     # directories (units) replayed from the state file
+    resumed_bytes: int = 0     # ... and the bytes they had read (in bytes_read)
 
     @property
     def throughput(self) -> float:
-        """Bytes read per second of the whole scan, in MB/s (10**6 bytes)."""
-        return self.bytes_read / self.seconds / 1e6 if self.seconds > 0 else 0.0
+        """Bytes read per second by this run, in MB/s (10**6 bytes)."""
+        n = self.bytes_read - self.resumed_bytes
+        return n / self.seconds / 1e6 if self.seconds > 0 else 0.0
+
+
+# Per-unit counters, in this order in the state file.
+_STATS = ("files_seen", "files_read", "skipped_size", "skipped_excluded", "special",
+          "bytes_read")
+_SEEN, _READ, _SIZE, _EXCL, _SPECIAL, _BYTES = range(len(_STATS))
+
+
+class _Unit:
+    """The files directly in one directory (or what one root produced): the
+    granule of resumption.  Finished when listed and every file is hashed."""
+
+    __slots__ = ("root", "dir", "pending", "listed", "done", "stats", "errors", "hits")
+
+    def __init__(self, root: int, directory: str | None, done: bool) -> None:
+        self.root = root
+        self.dir = directory
+        self.pending = 0
+        self.listed = False
+        self.done = done          # finished in an earlier run: nothing to do
+        self.stats = [0] * len(_STATS)
+        self.errors: list[tuple[str, str]] = []
+        self.hits: list[ScanHit] = []
 
 
 class _Error:
@@ -111,13 +174,15 @@ class _Error:
         self.reason = reason
 
 
-def _reason(e: OSError) -> str:
+def _reason(e: OSError, nofollow: bool = False) -> str:
     if isinstance(e, FileNotFoundError):
         return "vanished or does not exist"
     if isinstance(e, PermissionError):
         return "permission denied"
     if e.errno == errno.ELOOP:
-        return "symbolic link (not followed)"
+        # open(O_NOFOLLOW) of a file replaced by a link after the walk, or a
+        # link pointing (through others) at itself when following links.
+        return "symbolic link (not followed)" if nofollow else "symbolic link loop"
     return e.strerror or type(e).__name__
 
 
@@ -130,99 +195,266 @@ def _known_sizes(ds: Dataset) -> np.ndarray | None:
     sizes = records["size"]
     if len(sizes) and int(sizes.min()) < 0:
         return None
-    return np.unique(sizes)
+    # sort + drop repeats: np.unique's hash path is slower on this input
+    s = np.sort(sizes)
+    return s[np.concatenate(([True], s[1:] != s[:-1]))] if len(s) else s
 
 
-def _size_known(known: np.ndarray, size: int) -> bool:
-    i = int(np.searchsorted(known, size))
-    return i < len(known) and int(known[i]) == size
+_SIZE_SET_LIMIT = 2_000_000   # distinct sizes kept in a Python set (~100 MB at most)
+
+
+def _size_test(known: np.ndarray) -> Callable[[int], bool]:
+    """size -> is it the size of a record: a set lookup (0.05 us) when the
+    sizes are few enough, else a binary search (a numpy call, ~2 us)."""
+    if len(known) <= _SIZE_SET_LIMIT:
+        return frozenset(known.tolist()).__contains__
+
+    def search(size: int) -> bool:
+        i = int(np.searchsorted(known, size))
+        return i < len(known) and int(known[i]) == size
+    return search
+
+
+_costs: dict[str, float] = {}
+
+
+def _hash_costs() -> dict[str, float]:
+    """Seconds to hash 1 MiB with each algorithm on this machine (best of 3,
+    measured once per process, a few milliseconds)."""
+    if not _costs:
+        data = bytes(256 << 10)
+        for a, new in _NEW.items():
+            best = float("inf")
+            for _ in range(3):
+                t = time.perf_counter()
+                new(data).digest()
+                best = min(best, time.perf_counter() - t)
+            _costs[a] = best * 4
+    return _costs
+
+
+def _cover(ds: Dataset) -> tuple[str, ...]:
+    """The cheapest set of the dataset's algorithms such that every record
+    has a digest of one of them (for a plain index: its one table)."""
+    st = ds._current()
+    algs = ds.algorithms
+    if st.records is None or len(algs) == 1:
+        return algs
+    present = np.zeros(len(st.records), dtype=np.uint8)
+    for bit, a in enumerate(algs):
+        present |= (st.records[f"{a}_row"] != _format.NO_ROW).astype(np.uint8) << bit
+    kinds = [k for k, n in enumerate(np.bincount(present, minlength=8).tolist()) if n]
+    costs = _hash_costs()
+    best: tuple[float, tuple[str, ...]] = (float("inf"), algs)
+    for n in range(1, len(algs) + 1):
+        for subset in itertools.combinations(range(len(algs)), n):
+            mask = sum(1 << i for i in subset)
+            if all(k & mask for k in kinds):
+                cost = sum(costs[algs[i]] for i in subset)
+                best = min(best, (cost, tuple(algs[i] for i in subset)))
+    return best[1]
 
 
 class _Hasher:
-    """Reads one file and computes its digests (runs in worker threads)."""
+    """Reads one file and computes its digests (runs in worker threads).
 
-    def __init__(self, algorithms: tuple[str, ...], chunk_size: int,
+    Returns an _Error, the size (the file is no candidate: none of its cover
+    digests is in the dataset), or (size, {algorithm: digest}) with every
+    algorithm of the dataset for a candidate."""
+
+    def __init__(self, ds: Dataset, cover: tuple[str, ...], chunk_size: int,
                  follow_symlinks: bool) -> None:
-        self.algorithms = algorithms
+        self.cover = cover
+        self.rest = tuple(a for a in ds.algorithms if a not in cover)
+        self.tables = [(a, ds.table(a)) for a in cover]
+        self.fast = (_NEW[cover[0]], self.tables[0][1]) if len(cover) == 1 else None
+        self.bits = sum(_BITS[a] for a in cover)
+        self.rest_bits = sum(_BITS[a] for a in self.rest)
+        by_alg = dict(self.tables)
+        self.probe = tuple(by_alg.get(a) for a in ALGORITHMS)
         self.chunk_size = chunk_size
         self.flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+        self.nofollow = not follow_symlinks
         if not follow_symlinks:
             self.flags |= getattr(os, "O_NOFOLLOW", 0)
         self.local = threading.local()
+        # Set when the scan is stopped: workers abandon the file they read.
+        self.stop = array.array("i", [0])
 
-    def many(self, files: list[tuple[str, os.stat_result | None]]
-             ) -> list[tuple[int, list[bytes]] | _Error]:
-        return [self(path, st) for path, st in files]
+    def many(self, files: list[tuple[str, os.stat_result | None, _Unit]]
+             ) -> list[int | tuple[int, dict[str, bytes]] | _Error]:
+        native = _native
+        if native is None:
+            return [self(path, st) for path, st, _ in files]
+        buf = getattr(self.local, "buf", None)
+        if buf is None or len(buf) != self.chunk_size:
+            buf = self.local.buf = bytearray(self.chunk_size)
+        fsencode = os.fsencode
+        raw = native([fsencode(p) for p, _, _ in files],
+                     [None if st is None else (st.st_dev, st.st_ino) for _, st, _ in files],
+                     self.bits, self.flags, buf, self.stop, self.probe, self.rest_bits)
+        out: list[int | tuple[int, dict[str, bytes]] | _Error] = []
+        append = out.append
+        every = self.cover + self.rest
+        again = []
+        for i, res in enumerate(raw):
+            if res.__class__ is int:
+                append(self.native_error(res))
+            elif not res[4]:
+                append(res[0])
+            elif res[4] == 2:  # a candidate with every digest (it fitted in buf)
+                append((res[0], {a: res[_SLOT[a]] for a in every}))
+            else:
+                again.append(i)
+                append(res[0])   # replaced below
+        if again:
+            # Large candidates (rare): every digest by a second read, which
+            # must find the same content.
+            bits = self.bits | self.rest_bits
+            redo = native([fsencode(files[i][0]) for i in again],
+                          [None if files[i][1] is None
+                           else (files[i][1].st_dev, files[i][1].st_ino)
+                           for i in again], bits, self.flags, buf, self.stop)
+            for i, res in zip(again, redo):
+                if res.__class__ is int:
+                    out[i] = self.native_error(res)
+                elif any(res[_SLOT[a]] != raw[i][_SLOT[a]] for a in self.cover):
+                    out[i] = _Error("file changed while read")
+                else:
+                    out[i] = (res[0], {a: res[_SLOT[a]] for a in every})
+        return out
+
+    def native_error(self, code: int) -> _Error:
+        if code > 0:
+            return _Error(_reason(OSError(code, os.strerror(code)), self.nofollow))
+        return _Error(_NATIVE_REASONS.get(code, f"error {code}"))
 
     def __call__(self, path: str, expect: os.stat_result | None
-                 ) -> tuple[int, list[bytes]] | _Error:
+                 ) -> int | tuple[int, dict[str, bytes]] | _Error:
         try:
+            # O_NONBLOCK: opening a FIFO (swapped in after the walk) must not
+            # wait for a writer; fstat then says it is not a regular file.
             fd = os.open(path, self.flags)
         except OSError as e:
-            return _Error(_reason(e))
+            return _Error(_reason(e, self.nofollow))
         try:
-            return self._read(fd, expect)
+            before = os.fstat(fd)
+            fast = self.fast
+            # The common case inline (a small unchanged regular file, one
+            # algorithm, not in the dataset): per-file Python time holds the
+            # GIL, so it bounds the scan rate of trees of small files.
+            if (fast is not None and before.st_size <= self.chunk_size
+                    and stat.S_ISREG(before.st_mode)
+                    and (expect is None or (before.st_ino == expect.st_ino
+                                            and before.st_dev == expect.st_dev))):
+                size = before.st_size
+                data = os.read(fd, size + 1)
+                if len(data) == size and fast[0](data).digest() not in fast[1]:
+                    after = os.fstat(fd)
+                    if (after.st_size == size
+                            and after.st_mtime_ns == before.st_mtime_ns):
+                        return size
+                os.lseek(fd, 0, os.SEEK_SET)
+            return self._read(fd, expect, before)
         except OSError as e:
-            return _Error(_reason(e))
+            return _Error(_reason(e, self.nofollow))
         finally:
             os.close(fd)
 
-    def _read(self, fd: int, expect: os.stat_result | None
-              ) -> tuple[int, list[bytes]] | _Error:
-        before = os.fstat(fd)
+    def _candidate(self, digests: dict[str, bytes]) -> bool:
+        return any(digests[a] in t for a, t in self.tables)
+
+    def _read(self, fd: int, expect: os.stat_result | None, before: os.stat_result
+              ) -> int | tuple[int, dict[str, bytes]] | _Error:
         if not stat.S_ISREG(before.st_mode):
             return _Error("no longer a regular file")
         if expect is not None and (before.st_dev, before.st_ino) != (expect.st_dev,
                                                                      expect.st_ino):
             return _Error("replaced while scanned")
         size = before.st_size
-        hashers = [hashlib.new(a) for a in self.algorithms]
         if size <= self.chunk_size:
-            # Small file: read whole (+1 byte to see growth).
+            # Small file: read whole (+1 byte to see growth), hash from memory.
             data = os.read(fd, size + 1)
             while 0 < len(data) < size:  # a short read (network file systems)
                 more = os.read(fd, size + 1 - len(data))
                 if not more:
                     break
                 data += more
-            total = len(data)
-            if total == size:
-                for h in hashers:
-                    h.update(data)
-            else:
+            if len(data) != size:
                 return _Error("file changed size while read")
+            digests = {a: _NEW[a](data).digest() for a in self.cover}
+            candidate = self._candidate(digests)
+            if candidate:
+                for a in self.rest:
+                    digests[a] = _NEW[a](data).digest()
         else:
-            buf = getattr(self.local, "buf", None)
-            if buf is None or len(buf) != self.chunk_size:
-                buf = self.local.buf = bytearray(self.chunk_size)
-            view = memoryview(buf)
-            total = 0
-            with open(fd, "rb", buffering=0, closefd=False) as f:
-                while True:
-                    n = f.readinto(view)
-                    if not n:
-                        break
-                    total += n
-                    if total > size:
-                        break
-                    chunk = view[:n]
-                    for h in hashers:
-                        h.update(chunk)
-            view.release()
-            if total != size:
-                return _Error("file changed size while read")
+            got = self._stream(fd, size, self.cover)
+            if isinstance(got, _Error):
+                return got
+            digests = got
+            candidate = self._candidate(digests)
+            if candidate and self.rest:
+                # A rare large candidate: read it again for every digest.
+                again = self._stream(fd, size, self.cover + self.rest)
+                if isinstance(again, _Error):
+                    return again
+                if any(again[a] != digests[a] for a in self.cover):
+                    return _Error("file changed while read")
+                digests = again
         after = os.fstat(fd)
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
             return _Error("file changed while read")
-        return total, [h.digest() for h in hashers]
+        return (size, digests) if candidate else size
+
+    def _stream(self, fd: int, size: int, algorithms: tuple[str, ...]
+                ) -> dict[str, bytes] | _Error:
+        buf = getattr(self.local, "buf", None)
+        if buf is None or len(buf) != self.chunk_size:
+            buf = self.local.buf = bytearray(self.chunk_size)
+        hashers = [_NEW[a]() for a in algorithms]
+        updates = [h.update for h in hashers]
+        total = 0
+        os.lseek(fd, 0, os.SEEK_SET)
+        with memoryview(buf) as view, open(fd, "rb", buffering=0, closefd=False) as f:
+            readinto = f.readinto
+            while True:
+                if self.stop[0]:
+                    return _Error("scan stopped")
+                n = readinto(view)
+                if not n:
+                    break
+                total += n
+                if total > size:
+                    break
+                if n == len(view):
+                    for u in updates:
+                        u(view)
+                else:
+                    with view[:n] as chunk:
+                        for u in updates:
+                            u(chunk)
+        if total != size:
+            return _Error("file changed size while read")
+        return {a: h.digest() for a, h in zip(algorithms, hashers)}
+
+
+def _hit_record(hit: ScanHit) -> list[Any]:
+    return [hit.path, hit.algorithm, hit.digest, hit.record_id, list(hit.labels),
+            list(hit.mismatch)]
+
+
+def _hit_from(rec: list[Any]) -> ScanHit:
+    path, alg, digest, rid, labels, mismatch = rec
+    return ScanHit(path, alg, digest, int(rid), tuple(labels), tuple(mismatch))
 
 
 class _Scanner:
     def __init__(self, ds: Dataset, *, follow_symlinks: bool, one_file_system: bool,
                  exclude: tuple[str, ...], min_size: int | None, max_size: int | None,
                  jobs: int, skip_unknown_sizes: bool, chunk_size: int,
-                 batch_size: int, on_hit: Callable[[ScanHit], Any] | None,
-                 on_error: Callable[[str, str], Any] | None) -> None:
+                 on_hit: Callable[[ScanHit], Any] | None,
+                 on_error: Callable[[str, str], Any] | None,
+                 state: ScanState | None) -> None:
         self.ds = ds
         self.follow = follow_symlinks
         self.one_fs = one_file_system
@@ -230,23 +462,77 @@ class _Scanner:
         self.min_size = min_size
         self.max_size = max_size
         self.jobs = jobs
-        self.batch_size = batch_size
         self.on_hit = on_hit
         self.on_error = on_error
-        self.algorithms = tuple(a for a in ALGORITHMS if a in ds.algorithms)
-        self.known = _known_sizes(ds) if skip_unknown_sizes else None
-        self.hasher = _Hasher(self.algorithms, chunk_size, follow_symlinks)
-        self.report = ScanReport(algorithms=self.algorithms)
-        self.batch_paths: list[str] = []
-        self.batch_digests: dict[str, bytearray] = {a: bytearray() for a in self.algorithms}
-        self.last_flush = time.monotonic()
+        self.state = state
+        self.algorithms = ds.algorithms
+        sizes = _known_sizes(ds) if skip_unknown_sizes else None
+        self.known = _size_test(sizes) if sizes is not None else None
+        cover = _cover(ds)
+        # The tables of the generation current at the start (a reload
+        # during the scan does not mix generations).
+        self.tables = {a: ds.table(a) for a in self.algorithms}
+        self.hasher = _Hasher(ds, cover, chunk_size, follow_symlinks)
+        self.report = ScanReport(algorithms=self.algorithms, hashed=cover)
 
-    # -- walking -------------------------------------------------------------
+    # -- accounting ----------------------------------------------------------
 
-    def error(self, path: str, reason: str) -> None:
+    def count(self, unit: _Unit, what: int, n: int = 1) -> None:
+        unit.stats[what] += n
+        r = self.report
+        name = _STATS[what]
+        setattr(r, name, getattr(r, name) + n)
+
+    def error(self, unit: _Unit, path: str, reason: str) -> None:
+        if unit.done:
+            return  # replayed from the state file already
+        unit.errors.append((path, reason))
         self.report.errors += 1
         if self.on_error is not None:
             self.on_error(path, reason)
+
+    def hit(self, unit: _Unit, hit: ScanHit) -> None:
+        unit.hits.append(hit)
+        self.report.hits.append(hit)
+        if self.on_hit is not None:
+            self.on_hit(hit)
+
+    def listed(self, unit: _Unit) -> None:
+        unit.listed = True
+        self.maybe_finished(unit)
+
+    def maybe_finished(self, unit: _Unit) -> None:
+        if unit.listed and unit.pending == 0 and not unit.done:
+            unit.done = True
+            if self.state is not None:
+                self.state.add(unit.root, unit.dir, unit.stats,
+                               [list(e) for e in unit.errors],
+                               [_hit_record(h) for h in unit.hits])
+
+    def replay(self) -> None:
+        """Report what earlier runs finished, in the order they finished it."""
+        assert self.state is not None
+        r = self.report
+        for rec in self.state.units.values():
+            r.resumed_units += 1
+            for name, n in zip(_STATS, rec["s"]):
+                setattr(r, name, getattr(r, name) + int(n))
+            r.resumed_bytes += int(rec["s"][_BYTES])
+            for path, reason in rec["e"]:
+                r.errors += 1
+                if self.on_error is not None:
+                    self.on_error(path, reason)
+            for h in rec["h"]:
+                hit = _hit_from(h)
+                r.hits.append(hit)
+                if self.on_hit is not None:
+                    self.on_hit(hit)
+
+    def unit(self, root: int, directory: str | None) -> _Unit:
+        done = self.state is not None and (root, directory) in self.state.units
+        return _Unit(root, directory, done)
+
+    # -- walking -------------------------------------------------------------
 
     def excluded(self, path: str) -> bool:
         if not self.exclude:
@@ -255,64 +541,79 @@ class _Scanner:
         return any(fnmatch.fnmatch(path, p) or fnmatch.fnmatch(base, p)
                    for p in self.exclude)
 
-    def files(self, roots: Iterable[str | os.PathLike[str]]
-              ) -> Iterator[tuple[str, os.stat_result | None]]:
-        """Regular files to read, with their stat; counts everything else."""
-        r = self.report
-        for root in roots:
-            root = os.fspath(root)
+    def files(self, roots: list[str]
+              ) -> Iterator[tuple[str, os.stat_result | None, _Unit]]:
+        """Regular files to read, with their stat and unit; counts the rest."""
+        for i, root in enumerate(roots):
+            unit = self.unit(i, None)
+            if unit.done:
+                # Finished earlier; if it is a directory, its subdirectories
+                # are units of their own, maybe not finished.
+                try:
+                    st = os.stat(root, follow_symlinks=self.follow)
+                except OSError:
+                    continue
+                if stat.S_ISDIR(st.st_mode) and not self.excluded(root):
+                    yield from self.walk(i, root, st)
+                continue
             if self.excluded(root):
-                r.skipped_excluded += 1
-                continue
-            try:
-                st = os.stat(root, follow_symlinks=self.follow)
-            except FileNotFoundError:
-                if self.follow and os.path.islink(root):
-                    self.error(root, "dangling symbolic link")
-                else:
-                    self.error(root, "vanished or does not exist")
-                continue
-            except OSError as e:
-                self.error(root, _reason(e))
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                yield from self.walk(root, st)
+                self.count(unit, _EXCL)
             else:
-                yield from self.leaf(root, st)
+                try:
+                    st = os.stat(root, follow_symlinks=self.follow)
+                except FileNotFoundError:
+                    if self.follow and os.path.islink(root):
+                        self.error(unit, root, "dangling symbolic link")
+                    else:
+                        self.error(unit, root, "vanished or does not exist")
+                except OSError as e:
+                    self.error(unit, root, _reason(e))
+                else:
+                    if stat.S_ISDIR(st.st_mode):
+                        yield from self.walk(i, root, st)
+                    else:
+                        yield from self.leaf(unit, root, st)
+            self.listed(unit)
 
-    def leaf(self, path: str, st: os.stat_result) -> Iterator[tuple[str, os.stat_result]]:
-        r = self.report
-        if not stat.S_ISREG(st.st_mode):
-            r.special += 1
+    def leaf(self, unit: _Unit, path: str, st: os.stat_result
+             ) -> Iterator[tuple[str, os.stat_result, _Unit]]:
+        if unit.done:
             return
-        r.files_seen += 1
+        if not stat.S_ISREG(st.st_mode):
+            self.count(unit, _SPECIAL)
+            return
+        self.count(unit, _SEEN)
         size = st.st_size
         if ((self.min_size is not None and size < self.min_size)
                 or (self.max_size is not None and size > self.max_size)
-                or (self.known is not None and not _size_known(self.known, size))):
-            r.skipped_size += 1
+                or (self.known is not None and not self.known(size))):
+            self.count(unit, _SIZE)
             return
-        yield path, st
+        unit.pending += 1
+        yield path, st, unit
 
-    def walk(self, top: str, top_st: os.stat_result
-             ) -> Iterator[tuple[str, os.stat_result | None]]:
-        r = self.report
+    def walk(self, root: int, top: str, top_st: os.stat_result
+             ) -> Iterator[tuple[str, os.stat_result | None, _Unit]]:
         # Without size filters, st_dev checks or links to follow, the entry
         # types from readdir suffice: no stat per file in this (the one
         # walking) thread; the worker's fstat checks the file is regular.
         need_stat = (self.one_fs or self.follow or self.known is not None
                      or self.min_size is not None or self.max_size is not None)
         dev = top_st.st_dev
+        r = self.report
+        exclude = self.exclude
         seen: set[tuple[int, int]] = {(top_st.st_dev, top_st.st_ino)}
         stack = [top]
         while stack:
             d = stack.pop()
+            unit = self.unit(root, d)
+            subdirs: list[str] = []
             try:
                 it = os.scandir(d)
             except OSError as e:
-                self.error(d, _reason(e))
+                self.error(unit, d, _reason(e))
+                self.listed(unit)
                 continue
-            subdirs: list[str] = []
             with it:
                 while True:
                     try:
@@ -320,34 +621,39 @@ class _Scanner:
                     except StopIteration:
                         break
                     except OSError as e:  # error while reading the directory
-                        self.error(d, _reason(e))
+                        self.error(unit, d, _reason(e))
                         break
                     path = entry.path
-                    if self.excluded(path):
-                        r.skipped_excluded += 1
+                    if exclude and self.excluded(path):
+                        if not unit.done:
+                            self.count(unit, _EXCL)
                         continue
                     if not need_stat:
                         try:
                             if entry.is_dir(follow_symlinks=False):
                                 subdirs.append(path)
+                            elif unit.done:
+                                pass
                             elif entry.is_file(follow_symlinks=False):
+                                unit.stats[_SEEN] += 1
                                 r.files_seen += 1
-                                yield path, None
+                                unit.pending += 1
+                                yield path, None, unit
                             else:
-                                r.special += 1
+                                self.count(unit, _SPECIAL)
                         except OSError as e:  # DT_UNKNOWN and lstat failed
-                            self.error(path, _reason(e))
+                            self.error(unit, path, _reason(e))
                         continue
                     try:
                         st = entry.stat(follow_symlinks=self.follow)
                     except FileNotFoundError:
                         if self.follow and entry.is_symlink():
-                            self.error(path, "dangling symbolic link")
+                            self.error(unit, path, "dangling symbolic link")
                         else:
-                            self.error(path, "vanished or does not exist")
+                            self.error(unit, path, "vanished or does not exist")
                         continue
                     except OSError as e:
-                        self.error(path, _reason(e))
+                        self.error(unit, path, _reason(e))
                         continue
                     if self.one_fs and st.st_dev != dev:
                         continue
@@ -358,57 +664,76 @@ class _Scanner:
                         seen.add(key)
                         subdirs.append(path)
                     else:
-                        yield from self.leaf(path, st)
+                        yield from self.leaf(unit, path, st)
+            self.listed(unit)
             # Sorted, reversed onto the stack: directories in name order.
             stack.extend(sorted(subdirs, reverse=True))
 
-    # -- hashing and lookups -------------------------------------------------
+    # -- results -------------------------------------------------------------
 
-    def add(self, path: str, result: tuple[int, list[bytes]] | _Error) -> None:
+    def add(self, path: str, unit: _Unit,
+            result: int | tuple[int, dict[str, bytes]] | _Error) -> None:
+        unit.pending -= 1
         if isinstance(result, _Error):
-            self.error(path, result.reason)
-            return
-        n, digests = result
-        self.report.files_read += 1
-        self.report.bytes_read += n
-        self.batch_paths.append(path)
-        for a, d in zip(self.algorithms, digests):
-            self.batch_digests[a] += d
-        if (len(self.batch_paths) >= self.batch_size
-                or time.monotonic() - self.last_flush > _FLUSH_SECONDS):
-            self.flush()
+            self.error(unit, path, result.reason)
+        elif isinstance(result, int):
+            self.count(unit, _READ)
+            self.count(unit, _BYTES, result)
+        else:
+            n, digests = result
+            self.count(unit, _READ)
+            self.count(unit, _BYTES, n)
+            self.lookup(unit, path, digests)
+        self.maybe_finished(unit)
 
-    def flush(self) -> None:
-        self.last_flush = time.monotonic()
-        paths = self.batch_paths
-        if not paths:
-            return
-        n = len(paths)
-        found: dict[int, list[tuple[str, bytes]]] = {}
-        for a in self.algorithms:
-            w = _WIDTHS[a]
-            keys = np.frombuffer(bytes(self.batch_digests[a]), dtype=np.uint8).reshape(n, w)
-            for i in np.flatnonzero(self.ds.table(a).contains_many(keys)).tolist():
-                found.setdefault(i, []).append((a, keys[i].tobytes()))
-        self.batch_paths = []
-        self.batch_digests = {a: bytearray() for a in self.algorithms}
-        for i in sorted(found):
-            records: set[int] = set()
-            for a, digest in found[i]:
-                m = self.ds.lookup(digest)
-                if m is None or m.record_id in records:
-                    continue  # dropped by a label filter, or same record again
-                records.add(m.record_id)
-                hit = ScanHit(paths[i], a, digest.hex(), m.record_id, m.labels)
-                self.report.hits.append(hit)
-                if self.on_hit is not None:
-                    self.on_hit(hit)
+    def lookup(self, unit: _Unit, path: str, digests: dict[str, bytes]) -> None:
+        """Every digest of a candidate file, in md5, sha1, sha256 order."""
+        records: set[int] = set()
+        for a in ALGORITHMS:
+            digest = digests.get(a)
+            if digest is None:
+                continue
+            table = self.tables[a]
+            row = table.find(digest)
+            if row < 0:
+                continue
+            # The record id first: the full Match is built once per record.
+            state = table._ds_state
+            rid = int(state.rowmaps[a][row]) if state.records is not None else row
+            if rid in records:
+                continue
+            records.add(rid)
+            m = self.ds._hit(table, row, None, None)
+            if m is None:
+                continue  # dropped by a label filter
+            mismatch = tuple(b for b in ALGORITHMS
+                             if b in digests and getattr(m, b) is not None
+                             and getattr(m, b) != digests[b].hex())
+            self.hit(unit, ScanHit(path, a, digest.hex(), m.record_id, m.labels,
+                                   mismatch))
 
-    def run(self, roots: Iterable[str | os.PathLike[str]]) -> ScanReport:
+    def run(self, roots: list[str],
+            progress: Callable[[ScanReport], Any] | None) -> ScanReport:
         t0 = time.perf_counter()
+        if self.state is not None:
+            self.replay()
+            if self.state.finished:
+                self.report.seconds = time.perf_counter() - t0
+                return self.report
+        stop = threading.Event()
+        ticker = None
+        if progress is not None:
+            def tick() -> None:
+                while not stop.wait(_PROGRESS_SECONDS):
+                    self.report.seconds = time.perf_counter() - t0
+                    progress(self.report)
+            ticker = threading.Thread(target=tick, name="hashlookup-scan-progress",
+                                      daemon=True)
+            ticker.start()
         # Small files go to the workers in groups (fewer futures, less
         # main-thread overhead); a group is also closed at GROUP_BYTES.
-        inflight: collections.deque[tuple[list[str], concurrent.futures.Future[Any]]] = \
+        Group = list[tuple[str, os.stat_result | None, _Unit]]
+        inflight: collections.deque[tuple[Group, concurrent.futures.Future[Any]]] = \
             collections.deque()
         limit = self.jobs * 4
         group_bytes = max(self.hasher.chunk_size, _GROUP_BYTES)
@@ -416,34 +741,64 @@ class _Scanner:
                                                      thread_name_prefix="hashlookup-scan")
 
         def collect(block: bool) -> None:
+            # In submission order: units finish in walk order.
             while inflight and (block or len(inflight) >= limit or inflight[0][1].done()):
-                paths, fut = inflight.popleft()
-                for p, res in zip(paths, fut.result()):
-                    self.add(p, res)
+                group, fut = inflight.popleft()
+                r = self.report
+                for (p, _, unit), res in zip(group, fut.result()):
+                    if res.__class__ is int:  # the common case, inline
+                        unit.pending -= 1
+                        stats = unit.stats
+                        stats[_READ] += 1
+                        stats[_BYTES] += res
+                        r.files_read += 1
+                        r.bytes_read += res
+                        if unit.pending == 0 and unit.listed:
+                            self.maybe_finished(unit)
+                    else:
+                        self.add(p, unit, res)
                 block = False
 
         try:
-            group: list[tuple[str, os.stat_result | None]] = []
+            group: Group = []
             size = 0
-            for path, st in self.files(roots):
-                group.append((path, st))
+            for item in self.files(roots):
+                group.append(item)
+                st = item[1]
                 size += st.st_size if st is not None else _UNKNOWN_SIZE
                 if len(group) >= _GROUP_FILES or size >= group_bytes:
-                    inflight.append(([p for p, _ in group],
-                                     pool.submit(self.hasher.many, group)))
+                    inflight.append((group, pool.submit(self.hasher.many, group)))
                     group, size = [], 0
                     collect(False)
             if group:
-                inflight.append(([p for p, _ in group], pool.submit(self.hasher.many, group)))
+                inflight.append((group, pool.submit(self.hasher.many, group)))
             while inflight:
                 collect(True)
-            self.flush()
+            if self.state is not None:
+                self.state.finish()
         finally:
+            self.hasher.stop[0] = 1   # no-op after a complete scan; else stop reading
             for _, fut in inflight:
                 fut.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
+            stop.set()
+            if ticker is not None:
+                ticker.join()
             self.report.seconds = time.perf_counter() - t0
         return self.report
+
+
+def _state_params(ds: Dataset, roots: list[str], **options: Any) -> dict[str, Any]:
+    """What decides the result of a scan: a state file is only resumed by a
+    scan with the same."""
+    return {
+        "dataset": {"name": ds.name, "generation": ds.generation, "built": ds.built,
+                    "records": len(ds), "algorithms": list(ds.algorithms),
+                    "suppress": sorted(ds._suppress)},
+        "roots": roots,
+        "cwd": os.getcwd() if any(not os.path.isabs(r) for r in roots) else None,
+        **options,
+    }
 
 
 def scan(dataset: Dataset | str | os.PathLike[str],
@@ -452,54 +807,69 @@ def scan(dataset: Dataset | str | os.PathLike[str],
          exclude: Iterable[str] = (), min_size: int | None = None,
          max_size: int | None = None, jobs: int | None = None,
          skip_unknown_sizes: bool = True, chunk_size: int = 1 << 20,
-         batch_size: int = 1024,
+         resume: str | os.PathLike[str] | None = None,
          on_hit: Callable[[ScanHit], Any] | None = None,
-         on_error: Callable[[str, str], Any] | None = None) -> ScanReport:
+         on_error: Callable[[str, str], Any] | None = None,
+         progress: Callable[[ScanReport], Any] | None = None) -> ScanReport:
     """Hash every regular file under `paths` and look it up in `dataset`.
 
     `dataset` is an open :class:`Dataset` (left open) or a path (opened and
     closed here).  `paths` are files and directories (a single str or path
-    is taken as one path).  See the module docstring for the walking, size
-    pre-filter, error and hit rules.
+    is taken as one path).  See the module docstring for the walking,
+    digest, size pre-filter, error, hit and resume rules.
 
     Parameters
     ----------
     jobs
         Threads reading and hashing files (default ``os.cpu_count()``).
     chunk_size
-        Files smaller than this are read with one call; larger ones are
+        Files up to this size are read with one call; larger ones are
         streamed in chunks of this many bytes.
-    batch_size
-        Files whose digests are looked up together.
+    resume
+        A state file: created if missing; otherwise what it says is finished
+        is replayed and not hashed again.  Refused (HashLookupError) if it
+        was made with other parameters (dataset generation, paths, options).
     on_hit, on_error
         ``on_hit(ScanHit)`` and ``on_error(path, reason)``, called in the
         calling thread as hits and errors are found.
+    progress
+        ``progress(report)`` called about 5 times a second from another
+        thread while the scan runs (read the report, do not change it).
     """
     if isinstance(exclude, str):
         exclude = (exclude,)
     if isinstance(paths, (str, os.PathLike)):
         paths = (paths,)
+    roots = [os.fspath(p) for p in paths]
+    exclude = tuple(exclude)
     if jobs is None:
         jobs = os.cpu_count() or 1
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     for name, v in (("min_size", min_size), ("max_size", max_size)):
         if v is not None and v < 0:
             raise ValueError(f"{name} must be >= 0, got {v}")
     own = not isinstance(dataset, Dataset)
     ds = open_dataset(dataset) if own else dataset
     assert isinstance(ds, Dataset)
+    state = None
     try:
+        if resume is not None:
+            state = ScanState(resume, _state_params(
+                ds, roots, follow_symlinks=follow_symlinks,
+                one_file_system=one_file_system, exclude=list(exclude),
+                min_size=min_size, max_size=max_size,
+                skip_unknown_sizes=skip_unknown_sizes))
         scanner = _Scanner(ds, follow_symlinks=follow_symlinks,
-                           one_file_system=one_file_system, exclude=tuple(exclude),
+                           one_file_system=one_file_system, exclude=exclude,
                            min_size=min_size, max_size=max_size, jobs=jobs,
                            skip_unknown_sizes=skip_unknown_sizes, chunk_size=chunk_size,
-                           batch_size=batch_size, on_hit=on_hit, on_error=on_error)
-        return scanner.run(paths)
+                           on_hit=on_hit, on_error=on_error, state=state)
+        return scanner.run(roots, progress)
     finally:
+        if state is not None:
+            state.close()
         if own:
             ds.close()

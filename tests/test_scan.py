@@ -94,7 +94,7 @@ def test_hits_match_oracle(tmp_path, tree):
 def test_dataset_path_single_file_and_one_job(tmp_path, tree):
     files = _files(tree)
     ds_path = _md5_dataset(tmp_path, files)
-    r = scan(ds_path, str(files[0]), jobs=1, batch_size=1)
+    r = scan(ds_path, str(files[0]), jobs=1)
     assert _hits(r) == {(str(files[0]), _md5(files[0]))}
 
 
@@ -242,22 +242,25 @@ def test_missing_path_and_fifo(tmp_path, tree):
     assert r.files_read == len(files) + 1
 
 
+@pytest.mark.parametrize("native", [True, False])   # hashing in C / in Python
 @pytest.mark.parametrize("min_size", [None, 0])   # walk without / with stat
-def test_vanishing_file_while_queued(tmp_path, tree, monkeypatch, min_size):
+def test_vanishing_file_while_queued(tmp_path, tree, monkeypatch, min_size, native):
     """A file removed between the walk and the read is an error, not a crash."""
     from hashlookup import scan as scan_mod
 
     files = _files(tree)
     ds_path = _md5_dataset(tmp_path, files)
     victim = files[2]
-    real = scan_mod._Hasher.__call__
+    real = scan_mod._Hasher.many
 
-    def racing(self, path, expect):
-        if path == str(victim) and victim.exists():
+    def racing(self, group):
+        if str(victim) in [p for p, _, _ in group] and victim.exists():
             victim.unlink()
-        return real(self, path, expect)
+        return real(self, group)
 
-    monkeypatch.setattr(scan_mod._Hasher, "__call__", racing)
+    monkeypatch.setattr(scan_mod._Hasher, "many", racing)
+    if not native:
+        monkeypatch.setattr(scan_mod, "_native", None)
     errors = []
     r = scan(ds_path, [tree], min_size=min_size,
              on_error=lambda p, why: errors.append((p, why)))
@@ -314,7 +317,7 @@ def test_suppressed_label_is_a_miss(tmp_path, tree):
 
 def test_bad_arguments(tmp_path, tree):
     ds_path = _md5_dataset(tmp_path, _files(tree))
-    for kw in ({"jobs": 0}, {"chunk_size": 0}, {"batch_size": 0}, {"max_size": -5}):
+    for kw in ({"jobs": 0}, {"chunk_size": 0}, {"max_size": -5}):
         with pytest.raises(ValueError):
             scan(ds_path, [tree], **kw)
 
@@ -339,6 +342,7 @@ def test_permission_denied_simulated(tmp_path, tree, monkeypatch, min_size):
             raise PermissionError(13, "Permission denied", path)
         return real_scandir(path)
 
+    monkeypatch.setattr(scan_mod, "_native", None)   # opens in C otherwise
     monkeypatch.setattr(scan_mod.os, "open", fake_open)
     monkeypatch.setattr(scan_mod.os, "scandir", fake_scandir)
     errors = []
@@ -373,6 +377,9 @@ def test_file_changing_while_read(tmp_path, tree, monkeypatch, chunk_size):
                 return os.stat_result(v)
         return st
 
+    from hashlookup import scan as scan_mod
+
+    monkeypatch.setattr(scan_mod, "_native", None)   # fstat in C otherwise
     monkeypatch.setattr(os, "fstat", fake_fstat)
     errors = []
     r = scan(ds_path, [tree], jobs=1, chunk_size=chunk_size,
@@ -454,3 +461,28 @@ def test_cli_scan_reports_hits_and_exit_codes(tmp_path, capsys):
     capsys.readouterr()
     assert main(["scan", str(ds), str(tmp_path / "no-such-dir")]) == 2
     assert "no-such-dir" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_record_pairing_other_content_is_a_flagged_hit(tmp_path, tree, monkeypatch,
+                                                       native):
+    """A record whose md5 and sha1 are a file's but whose sha256 is another
+    content's: still a hit (the digests are listed), flagged as a mismatch."""
+    from hashlookup import scan as scan_mod
+    from hashlookup._scan_cli import format_hit
+
+    if not native:
+        monkeypatch.setattr(scan_mod, "_native", None)
+    files = _files(tree)
+    a, b = files[0].read_bytes(), b"something else"
+    src = tmp_path / "odd.hashdeep"
+    src.write_text("%%%% HASHDEEP-1.0\n%%%% md5,sha1,sha256,filename\n##\n"
+                   f"{hashlib.md5(a).hexdigest()},{hashlib.sha1(a).hexdigest()},"
+                   f"{hashlib.sha256(b).hexdigest()},odd\n")
+    build_dataset({"odd": str(src)}, str(tmp_path / "odd.hlds"))
+    r = scan(tmp_path / "odd.hlds", [files[0]])
+    assert len(r.hashed) == 1
+    assert [(h.algorithm, h.digest, h.mismatch) for h in r.hits] == [
+        ("md5", hashlib.md5(a).hexdigest(), ("sha256",))]
+    assert format_hit(r.hits[0], "text").endswith(b"\tmismatch:sha256\n")
+    assert b'"mismatch": ["sha256"]' in format_hit(r.hits[0], "jsonl")

@@ -1,0 +1,180 @@
+"""The state file of a resumable scan (``scan(..., resume=PATH)``).
+
+A journal of text lines, each ``<crc32 of the JSON, 8 hex digits> TAB <JSON>``:
+
+* line 1, the header: ``{"format": "hashlookup-scan-state", "version": 1,
+  "params": {...}}`` with everything that decides the result of the scan
+  (dataset identity and generation, roots, walking options).  A scan resumed
+  with other parameters is refused: its hits would not be those of one
+  uninterrupted scan.
+* one line per finished unit of work, in the order they finished: ``{"r":
+  root index, "d": directory path or null, "s": counters, "e": errors,
+  "h": hits}``.  A unit is the files directly in one directory (its
+  subdirectories are units of their own), or, with ``"d": null``, what a
+  root given as a file (or missing, excluded...) produced.
+* ``{"end": true}`` once the whole scan finished.
+
+Each line is appended with one ``write()`` as soon as its unit is finished,
+so it survives the death of the process (SIGKILL included: the data is in
+the kernel).  ``fsync`` runs at most once a second and when the file is
+closed, so a power loss costs at most about a second of work.  On loading, a
+torn last line (no newline, or a bad checksum) is what a crash in the middle
+of a write leaves: it is dropped and the file truncated before appending.  A
+bad line anywhere else means the file is not what we wrote: an error.
+
+An exclusive ``flock`` keeps two scans from using one state file at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+import zlib
+from typing import Any
+
+from hashlookup.errors import HashLookupError
+
+FORMAT = "hashlookup-scan-state"
+VERSION = 1
+_FSYNC_SECONDS = 1.0
+
+
+def _line(obj: dict[str, Any]) -> bytes:
+    text = json.dumps(obj, separators=(",", ":")).encode()
+    return b"%08x\t%s\n" % (zlib.crc32(text), text)
+
+
+def _parse(raw: bytes) -> dict[str, Any] | None:
+    """The JSON object of one complete line, or None if it is damaged."""
+    crc, sep, text = raw.partition(b"\t")
+    if not sep or len(crc) != 8:
+        return None
+    try:
+        if int(crc, 16) != zlib.crc32(text):
+            return None
+        obj = json.loads(text)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k} was {a!r}, now {b!r}")
+    return out
+
+
+class ScanState:
+    """An open state file: what earlier runs finished, and the journal to
+    append this run's finished units to."""
+
+    def __init__(self, path: str | os.PathLike[str], params: dict[str, Any]) -> None:
+        self.path = os.fspath(path)
+        self.units: dict[tuple[int, str | None], dict[str, Any]] = {}
+        self.finished = False
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        self.fd = os.open(self.path, flags, 0o666)
+        try:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise HashLookupError(f"{self.path}: state file in use by another "
+                                      "scan") from None
+            self._load(params)
+        except BaseException:
+            os.close(self.fd)
+            raise
+        self.last_sync = time.monotonic()
+
+    def _load(self, params: dict[str, Any]) -> None:
+        # Normalise through JSON so that tuples and lists compare equal.
+        params = json.loads(json.dumps(params))
+        with open(self.fd, "rb", closefd=False) as f:
+            data = f.read()
+        lines = data.split(b"\n")
+        tail = lines.pop()           # after the last newline: b"" unless torn
+        good_end = len(data) - len(tail)
+        objs: list[dict[str, Any]] = []
+        for i, raw in enumerate(lines):
+            obj = _parse(raw)
+            if obj is None:
+                if 0 < i == len(lines) - 1:  # torn by a crash during the last write
+                    good_end -= len(raw) + 1
+                    break
+                raise HashLookupError(f"{self.path}: line {i + 1} is damaged: not a "
+                                      "hashlookup scan state file, or corrupted")
+            objs.append(obj)
+        if data and not objs:
+            # Never overwrite a file that is not ours (a mistyped argument).
+            raise HashLookupError(f"{self.path}: line 1 is damaged: not a hashlookup "
+                                  "scan state file, or corrupted")
+        if good_end != len(data):
+            os.ftruncate(self.fd, good_end)
+        if not objs:
+            os.ftruncate(self.fd, 0)
+            self._write(_line({"format": FORMAT, "version": VERSION, "params": params}))
+            os.fsync(self.fd)
+            return
+        head = objs[0]
+        if head.get("format") != FORMAT:
+            raise HashLookupError(f"{self.path}: not a hashlookup scan state file")
+        if head.get("version") != VERSION:
+            raise HashLookupError(f"{self.path}: scan state version "
+                                  f"{head.get('version')!r}, this build reads {VERSION}")
+        old = head.get("params")
+        if old != params:
+            diff = _differences(old if isinstance(old, dict) else {}, params)
+            raise HashLookupError(
+                f"{self.path}: was made by a scan with other parameters "
+                f"({'; '.join(diff)}); resume with the same ones, or use a new "
+                "state file")
+        for n, obj in enumerate(objs[1:], start=2):
+            if obj.get("end") is True:
+                self.finished = True
+                continue
+            try:
+                key = (int(obj["r"]), obj["d"])
+                obj["s"], obj["e"], obj["h"]  # noqa: B018 (presence check)
+            except (KeyError, TypeError, ValueError):
+                raise HashLookupError(f"{self.path}: line {n}: not a finished "
+                                      "unit record") from None
+            self.units[key] = obj
+
+    def _write(self, data: bytes) -> None:
+        os.lseek(self.fd, 0, os.SEEK_END)
+        view = memoryview(data)
+        while view:
+            n = os.write(self.fd, view)
+            view = view[n:]
+
+    def add(self, root: int, directory: str | None, stats: list[int],
+            errors: list[tuple[str, str]], hits: list[list[Any]]) -> None:
+        """Record a finished unit (one write; fsync at most once a second)."""
+        self._write(_line({"r": root, "d": directory, "s": stats, "e": errors,
+                           "h": hits}))
+        now = time.monotonic()
+        if now - self.last_sync >= _FSYNC_SECONDS:
+            os.fsync(self.fd)
+            self.last_sync = now
+
+    def finish(self) -> None:
+        self._write(_line({"end": True}))
+        self.finished = True
+
+    def close(self) -> None:
+        if self.fd < 0:
+            return
+        fd, self.fd = self.fd, -1
+        try:
+            with contextlib.suppress(OSError):
+                os.fsync(fd)
+        finally:
+            os.close(fd)
