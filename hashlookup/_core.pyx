@@ -408,6 +408,23 @@ def parse_lines(const uint8_t[::1] buf, size_t width, size_t max_line,
             res.err_offset, res.err_length, <int>res.err_status)
 
 
+def decode_hex(const uint8_t[::1] text, uint8_t[::1] out):
+    """Decode len(out) bytes from the 2 * len(out) hex characters of text (any
+    case, no separators), e.g. the data buffer of an Arrow string column whose
+    cells all have one digest's length.  Returns -1, or the index in text of
+    the first non-hex character (out is then partly written)."""
+    cdef size_t n = out.shape[0]
+    cdef size_t bad = 0
+    cdef hl.hl_status st
+    if <size_t>text.shape[0] != 2 * n:
+        raise ValueError(f"need {2 * n} hex characters, got {text.shape[0]}")
+    if n == 0:
+        return -1
+    with nogil:
+        st = hl.hl_hex_decode(&text[0], n, &out[0], &bad)
+    return -1 if st == hl.HL_OK else <Py_ssize_t>bad
+
+
 def locator_bits_for(uint64_t n, size_t width):
     return hl.hl_locator_bits_for(n, width)
 

@@ -1,0 +1,804 @@
+"""Inventories to match: text digest lists, CSV/TSV and Parquet files.
+
+Every input is cut into *pieces* (a chunk of text, a batch of table rows) by
+the reader in the calling thread; each piece is then decoded and looked up by
+:func:`match_piece`, which does its heavy work in C without the GIL (line
+parser or hex decoder, then the batch lookup kernel) so that pieces of one
+file, or of several files, run in parallel on a thread pool.  The pieces come
+back in input order (see :func:`match_inventory`), so the output does not
+depend on the number of threads.
+
+Where the issue was silent, decided here (see docs/CLI.md "match"):
+
+* text pieces are the existing format (``hashlookup._parse``): one digest or
+  one md5sum line per line; they are numbered by **line** (1-based);
+* table cells hold one digest as hex (any case, surrounding blanks ignored), or
+  raw digest bytes in a binary Parquet column; empty and null cells are skipped
+  and counted (``stats.empty``), like blank lines; table rows are numbered by
+  **row** (1-based, the CSV header is not a row);
+* CSV is read with pyarrow's streaming reader when pyarrow is installed (all
+  columns as strings, quoted fields with newlines allowed), else with the
+  standard ``csv`` module (the same results, slower).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from hashlookup import _core
+from hashlookup._format import ALGORITHM_BY_WIDTH
+from hashlookup._match import KeyMatcher
+from hashlookup._parse import (
+    CHUNK_SIZE,
+    MAX_LINE,
+    _invalid_message,
+    _quote,
+    _too_long,
+    detect_width,
+)
+from hashlookup.errors import InputError
+
+__all__ = [
+    "Inventory",
+    "InventoryStats",
+    "Piece",
+    "detect_kind",
+    "match_inventory",
+]
+
+#: Rows per batch of a table input (pyarrow batches may be smaller).
+TABLE_BATCH_ROWS = 1 << 18
+_HEX_WIDTHS = {32: 16, 40: 20, 64: 32}
+_KINDS = ("text", "csv", "tsv", "parquet")
+T = TypeVar("T")
+
+
+def detect_kind(path: str) -> str:
+    """Input kind from the file name: ``.csv``, ``.tsv``/``.tab``, ``.parquet``/
+    ``.pq``, anything else (and standard input) is text."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".csv":
+        return "csv"
+    if ext in (".tsv", ".tab"):
+        return "tsv"
+    if ext in (".parquet", ".pq"):
+        return "parquet"
+    return "text"
+
+
+@dataclass
+class Inventory:
+    """One input to match: a path (or ``-``/a binary stream for text)."""
+
+    path: str
+    kind: str = "auto"
+    column: str | None = None
+    delimiter: str | None = None
+    stream: BinaryIO | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind == "auto":
+            self.kind = detect_kind(self.path) if self.stream is None else "text"
+            if self.kind == "text" and self.column is not None:
+                self.kind = "csv"
+        if self.kind not in _KINDS:
+            raise ValueError(f"unknown input kind {self.kind!r} (one of {_KINDS})")
+        if self.kind != "text" and not self.column:
+            raise InputError(f"{self.path}: {self.kind} input needs a column name "
+                             "(--column NAME)")
+        if self.delimiter is None:
+            self.delimiter = "\t" if self.kind == "tsv" else ","
+        if len(self.delimiter) != 1:
+            raise ValueError(f"delimiter must be one character, got "
+                             f"{self.delimiter!r}")
+
+    @property
+    def name(self) -> str:
+        return "<stdin>" if self.path == "-" else self.path
+
+    @property
+    def is_table(self) -> bool:
+        return self.kind != "text"
+
+
+@dataclass
+class InventoryStats:
+    """Counters of one input (or of all: see :meth:`add`)."""
+
+    bytes: int = 0
+    """Text bytes read (text inputs)."""
+    units: int = 0
+    """Lines (text) or rows (tables) read."""
+    keys: int = 0
+    """Digests looked up."""
+    hits: int = 0
+    """Digests found (after label filters)."""
+    invalid: int = 0
+    """Invalid lines or cells skipped (``skip_invalid``)."""
+    empty: int = 0
+    """Empty or null digest cells of table inputs (skipped)."""
+    filtered: int = 0
+    """Hits dropped by ``only``/``exclude`` (counted as misses)."""
+    algorithm: str = ""
+
+    def add(self, piece: Piece) -> None:
+        self.bytes += piece.nbytes
+        self.units += piece.units
+        self.keys += int(piece.keys.shape[0])
+        self.hits += piece.hits
+        self.invalid += piece.invalid
+        self.empty += piece.empty
+        self.filtered += piece.filtered
+
+    @property
+    def misses(self) -> int:
+        return self.keys - self.hits
+
+
+@dataclass(repr=False)
+class Piece:
+    """A looked-up piece of one input: keys in input order, their line (text)
+    or row (table) numbers, the lookup result, and what is needed to show the
+    input lines or rows of any of them."""
+
+    inventory: Inventory
+    keys: npt.NDArray[np.uint8]
+    numbers: npt.NDArray[np.int64]
+    found: npt.NDArray[np.bool_]
+    record_ids: npt.NDArray[np.int64] | None
+    filtered: int = 0
+    units: int = 0
+    invalid: int = 0
+    empty: int = 0
+    nbytes: int = 0
+    first: int = 1
+    """Number of the piece's first line or row."""
+    text: bytes | bytearray | None = None
+    """Text pieces: the chunk (complete lines; only ``text[:nbytes]`` is data)."""
+    offsets: npt.NDArray[np.int64] | None = None
+    """Text pieces: offset in ``text`` of each key's line."""
+    batch: Any = None
+    """Table pieces: the rows (a pyarrow RecordBatch, or a list of lists)."""
+    relative: bool = False
+    """Text pieces parsed in parallel: ``numbers`` and ``first`` count from 0
+    until :meth:`place` gives them the line the piece starts on."""
+    error: Callable[[int], Exception] | None = None
+    """A bad line, raised by :meth:`place` (it needs the piece's first line)."""
+    hits: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.hits = int(np.count_nonzero(self.found))
+
+    def __repr__(self) -> str:
+        return (f"<Piece {self.inventory.name} from {self.first}: "
+                f"{self.keys.shape[0]} keys, {self.hits} hits>")
+
+    def place(self, line: int) -> None:
+        """Number the lines of a relative piece: ``line`` is the number of the
+        first line after the previous piece.  Raises a deferred error."""
+        if self.error is not None:
+            raise self.error(line)
+        if self.relative:
+            self.numbers += line
+            self.first += line
+            self.relative = False
+
+    def select(self, invert: bool = False) -> npt.NDArray[np.intp]:
+        return np.flatnonzero(~self.found if invert else self.found)
+
+    def hex_digests(self, indices: npt.NDArray[np.intp]) -> list[str]:
+        step = 2 * int(self.keys.shape[1])
+        text = np.ascontiguousarray(self.keys[indices]).tobytes().hex()
+        return [text[j:j + step] for j in range(0, len(text), step)]
+
+    def lines(self, indices: npt.NDArray[np.intp]) -> list[bytearray]:
+        """Text pieces: the input lines (without line ends) of the keys.
+
+        A key's line ends just before the next key's line when that is the
+        next line (the usual case, found for all hits with numpy); otherwise
+        the end is searched for."""
+        buf, end = self.text, self.nbytes
+        offsets = self.offsets
+        assert buf is not None and offsets is not None
+        if indices.size == 0:
+            return []
+        starts = offsets[indices]
+        nxt = np.minimum(indices + 1, len(offsets) - 1)
+        adjacent = (indices + 1 < len(offsets)) & (
+            self.numbers[nxt] == self.numbers[indices] + 1)
+        stops = np.where(adjacent, offsets[nxt] - 1, -1)
+        for j in np.flatnonzero(~adjacent).tolist():
+            stop = buf.find(b"\n", int(starts[j]), end)
+            stops[j] = end if stop < 0 else stop
+        view = np.frombuffer(buf, dtype=np.uint8, count=end)
+        crlf = (stops > starts) & (view[np.maximum(stops - 1, 0)] == 0x0D)
+        stops -= crlf
+        return [buf[a:b] for a, b in zip(starts.tolist(), stops.tolist(), strict=True)]
+
+
+# --------------------------------------------------------------------------
+# running pieces in order on a thread pool
+# --------------------------------------------------------------------------
+
+def _ordered(tasks: Iterator[Callable[[], T]], jobs: int) -> Iterator[T]:
+    """Run tasks on ``jobs`` threads (inline for 1), yield results in order.
+    At most ``2 * jobs`` tasks are in flight, which bounds memory."""
+    if jobs <= 1:
+        for task in tasks:
+            yield task()
+        return
+    pending: deque[Future[T]] = deque()
+    with ThreadPoolExecutor(jobs, thread_name_prefix="hashlookup-match") as pool:
+        try:
+            for task in tasks:
+                pending.append(pool.submit(task))
+                if len(pending) >= 2 * jobs:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:  # an error or an abandoned iterator: drop what is queued
+            for fut in pending:
+                fut.cancel()
+
+
+def match_inventory(
+    matcher_for: Callable[[Inventory], KeyMatcher],
+    inventories: Sequence[Inventory],
+    *,
+    jobs: int = 1,
+    skip_invalid: bool = False,
+    chunk_size: int = CHUNK_SIZE,
+    whole_rows: bool = False,
+    engine: str = "auto",
+) -> Iterator[Piece]:
+    """Yield the looked-up pieces of every input, file by file in the given
+    order, each file's pieces in input order.
+
+    ``matcher_for(inventory)`` gives the :class:`KeyMatcher` of an input (one
+    per input, so that a dataset can use its md5 table for one file and its
+    sha256 table for another).  ``whole_rows`` keeps every column of table
+    inputs (to show or annotate rows), otherwise only the digest column is
+    read.  ``engine`` (``auto``, ``pyarrow``, ``python``) chooses the CSV reader.
+    """
+    def tasks() -> Iterator[Callable[[], Piece]]:
+        for inv in inventories:
+            matcher = matcher_for(inv)
+            if inv.kind == "text":
+                yield from _text_tasks(inv, matcher, skip_invalid, chunk_size)
+            elif inv.kind == "parquet":
+                yield from _parquet_tasks(inv, matcher, skip_invalid, whole_rows)
+            else:
+                yield from _csv_tasks(inv, matcher, skip_invalid, whole_rows, engine)
+
+    def placed() -> Iterator[Piece]:
+        current: Inventory | None = None
+        line = 1
+        for piece in _ordered(tasks(), jobs):
+            if piece.inventory is not current:
+                current, line = piece.inventory, 1
+            if piece.relative:  # text: all its pieces are numbered here
+                piece.place(line)
+                line += piece.units
+            yield piece
+
+    return placed()
+
+
+# --------------------------------------------------------------------------
+# text
+# --------------------------------------------------------------------------
+
+def _read_chunks(f: BinaryIO, chunk_size: int, skip_invalid: bool
+                 ) -> Iterator[tuple[bytearray, int, int, bool]]:
+    """``(buffer, length, dropped, too_long)``: a fresh buffer per chunk (pieces
+    are parsed concurrently) holding complete lines in ``buffer[:length]``,
+    filled with ``readinto`` (one copy from the page cache).  ``dropped`` lines
+    longer than MAX_LINE were skipped just before it (with ``skip_invalid``);
+    without it such a line ends the stream with ``too_long`` set.  Lines are
+    not counted here: the parser counts them, in parallel."""
+    tail = b""
+    dropped = 0
+    eof = False
+    while not eof:
+        size = max(chunk_size, 2 * len(tail))
+        buf = bytearray(size)
+        buf[:len(tail)] = tail
+        filled = len(tail)
+        view = memoryview(buf)
+        while filled < size:
+            n = f.readinto(view[filled:])  # type: ignore[attr-defined]
+            if not n:
+                eof = True
+                break
+            filled += n
+        view.release()
+        cut = filled if eof else buf.rfind(b"\n", 0, filled) + 1
+        if cut:
+            tail = bytes(buf[cut:filled])
+            yield buf, cut, dropped, False
+            dropped = 0
+        else:  # no line end in the whole buffer
+            tail = bytes(buf[:filled])
+        if len(tail) > MAX_LINE:
+            if not skip_invalid:
+                yield bytearray(), 0, dropped, True
+                return
+            rest = _skip_line(f)
+            dropped += 1
+            eof = rest is None
+            tail = rest or b""
+    if dropped:
+        yield bytearray(), 0, dropped, False
+
+
+def _skip_line(f: BinaryIO) -> bytes | None:
+    """Read past the end of the current line; return what follows its '\\n'
+    in the last block read, or None at the end of the input."""
+    while True:
+        block = f.read(1 << 20)
+        if not block:
+            return None
+        nl = block.find(b"\n")
+        if nl >= 0:
+            return block[nl + 1:]
+
+
+def _first_key_line(buf: bytearray, length: int) -> int:
+    """0-based index of the first line of buf that is neither blank nor a
+    comment."""
+    pos = index = 0
+    while pos < length:
+        end = buf.find(b"\n", pos, length)
+        end = length if end < 0 else end
+        token = bytes(buf[pos:end]).strip(b" \t\r\v\f")
+        if token and not token.startswith(b"#"):
+            return index
+        pos, index = end + 1, index + 1
+    return 0
+
+
+def _text_tasks(inv: Inventory, matcher: KeyMatcher, skip_invalid: bool,
+                chunk_size: int) -> Iterator[Callable[[], Piece]]:
+    f = inv.stream if inv.stream is not None else open(inv.path, "rb")
+    name = inv.name
+    empty_keys = np.empty((0, matcher.width or 0), np.uint8)
+    try:
+        line = 1  # known only until the width is: then pieces are relative
+        width = matcher.width
+        for buf, length, dropped, too_long in _read_chunks(f, chunk_size,
+                                                           skip_invalid):
+            if too_long:
+                yield _constant(Piece(inv, empty_keys, np.empty(0, np.int64),
+                                      np.empty(0, bool), None, first=dropped,
+                                      relative=True, error=_too_long_error(name, dropped)))
+                return
+            if width is None and length:
+                first = line + dropped
+                data = bytes(buf[:length])
+                width = detect_width(data, name, first, skip_invalid)
+                if width is not None:
+                    matcher.bind(width, f"{name}:{first + _first_key_line(buf, length)}")
+                else:  # nothing but blank, comment or (skipped) bad lines
+                    lines = data.count(b"\n") + (not data.endswith(b"\n"))
+                    line = first + lines
+                    yield _constant(Piece(
+                        inv, empty_keys, np.empty(0, np.int64), np.empty(0, bool),
+                        None, units=lines + dropped,
+                        invalid=dropped + _count_data_lines(buf, length),
+                        nbytes=length, first=dropped, relative=True))
+                    continue
+            if not length:  # only dropped lines at the end
+                yield _constant(Piece(inv, empty_keys, np.empty(0, np.int64),
+                                      np.empty(0, bool), None, units=dropped,
+                                      invalid=dropped, first=dropped, relative=True))
+                continue
+            yield _bind_text(inv, matcher, buf, length, dropped, skip_invalid)
+    finally:
+        if inv.stream is None:
+            f.close()
+
+
+def _too_long_error(name: str, dropped: int) -> Callable[[int], Exception]:
+    return lambda line: InputError(f"{name}:{line + dropped}: {_too_long()}")
+
+
+def _constant(piece: Piece) -> Callable[[], Piece]:
+    return lambda: piece
+
+
+def _count_data_lines(buf: bytearray, length: int) -> int:
+    count = 0
+    for raw in bytes(buf[:length]).split(b"\n"):
+        token = raw.strip(b" \t\r\v\f")
+        if token and not token.startswith(b"#"):
+            count += 1
+    return count
+
+
+def _bind_text(inv: Inventory, matcher: KeyMatcher, buf: bytearray, length: int,
+               dropped: int, skip_invalid: bool) -> Callable[[], Piece]:
+    """Task: parse and look up one chunk.  Its line numbers count from 0 (the
+    lines before it are still being parsed); ``Piece.place`` fixes them."""
+    def run() -> Piece:
+        width = int(matcher.width)  # type: ignore[arg-type]
+        cap = length // (2 * width + 1) + 1
+        keys = np.empty((cap, width), dtype=np.uint8)
+        numbers = np.empty(cap, dtype=np.int64)
+        offsets = np.empty(cap, dtype=np.int64)
+        data = memoryview(buf)[:length]
+        (status, n, lines, invalid, err_line, err_off, err_len,
+         _err) = _core.parse_lines(data, width, MAX_LINE, keys.reshape(-1), numbers,
+                                   offsets, skip_invalid)
+        error = None
+        if status != _core.OK:
+            if status == _core.ETOOLONG:
+                text = _too_long()
+            else:
+                token = bytes(buf[err_off:err_off + err_len])
+                text = _invalid_message(token, width, matcher.algorithm)
+            where = dropped + int(err_line)
+            error = lambda first: InputError(  # noqa: E731
+                f"{inv.name}:{first + where}: {text}")
+            n = 0
+        keys = keys[:n]
+        numbers = numbers[:n] + dropped
+        found, record_ids, filtered = matcher.lookup(keys)
+        return Piece(inv, keys, numbers, found, record_ids, filtered,
+                     int(lines) + dropped, int(invalid) + dropped, 0, length, dropped,
+                     buf, offsets[:n], relative=True, error=error)
+    return run
+
+
+# --------------------------------------------------------------------------
+# table cells -> keys
+# --------------------------------------------------------------------------
+
+def _cell_error(inv: Inventory, row: int, what: str) -> InputError:
+    where = f"{inv.name}: row {row}"
+    line = _csv_line_of_row(inv, row) if inv.kind in ("csv", "tsv") else None
+    if line is not None:
+        where = f"{inv.name}:{line}: row {row}"
+    return InputError(f"{where}: column {inv.column!r}: {what}")
+
+
+def _csv_line_of_row(inv: Inventory, row: int) -> int | None:
+    """Line on which data row ``row`` starts (error path only: rereads the
+    file with the csv module, which counts quoted newlines)."""
+    try:
+        with open(inv.path, newline="", encoding="utf-8",
+                  errors="surrogateescape") as f:
+            reader = csv.reader(f, delimiter=inv.delimiter or ",")
+            line = 1
+            for i, _ in enumerate(reader):
+                if i == row:
+                    return line
+                line = reader.line_num + 1
+    except (OSError, csv.Error):
+        return None
+    return None
+
+
+def _bind_width(inv: Inventory, matcher: KeyMatcher, cells: Sequence[Any],
+                first_row: int, skip_invalid: bool) -> bool:
+    """Bind the matcher to the width of the first non-empty cell; False if the
+    batch has none."""
+    for i, cell in enumerate(cells):
+        if cell is None:
+            continue
+        if isinstance(cell, (bytes, bytearray)) and len(cell) in (16, 20, 32) \
+                and not _looks_hex(cell):
+            width = len(cell)
+        else:
+            token = cell.strip() if isinstance(cell, str) else \
+                bytes(cell).decode("ascii", "replace").strip()
+            if not token:
+                continue
+            width = _HEX_WIDTHS.get(len(token), 0)
+            if not width or not _looks_hex(token):
+                if skip_invalid:
+                    continue
+                raise _cell_error(
+                    inv, first_row + i,
+                    "expected a hex md5, sha1 or sha256 digest (32, 40 or 64 hex "
+                    f"characters), got {_quote(token.encode('utf-8', 'replace'))}")
+        matcher.bind(width, f"{inv.name}: row {first_row + i}")
+        return True
+    return False
+
+
+def _looks_hex(token: str | bytes) -> bool:
+    try:
+        bytes.fromhex(token if isinstance(token, str) else token.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return True
+
+
+def _cells_to_keys(inv: Inventory, matcher: KeyMatcher, cells: Sequence[Any],
+                   first_row: int, skip_invalid: bool
+                   ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], int, int]:
+    """Slow path (any cell): ``(keys, rows, invalid, empty)``."""
+    width = int(matcher.width)  # type: ignore[arg-type]
+    want = 2 * width
+    out = bytearray()
+    rows: list[int] = []
+    invalid = empty = 0
+    for i, cell in enumerate(cells):
+        if cell is None:
+            empty += 1
+            continue
+        if isinstance(cell, (bytes, bytearray)) and len(cell) == width:
+            out += cell
+            rows.append(first_row + i)
+            continue
+        token = cell.strip() if isinstance(cell, str) else \
+            bytes(cell).decode("utf-8", "replace").strip()
+        if not token:
+            empty += 1
+            continue
+        if len(token) == want:
+            try:
+                out += bytes.fromhex(token)
+                rows.append(first_row + i)
+                continue
+            except ValueError:
+                pass
+        if skip_invalid:
+            invalid += 1
+            continue
+        raise _cell_error(inv, first_row + i, _invalid_message(
+            token.encode("utf-8", "surrogateescape"), width, matcher.algorithm))
+    keys = np.frombuffer(bytes(out), dtype=np.uint8).reshape(-1, width)
+    return keys, np.asarray(rows, dtype=np.int64), invalid, empty
+
+
+def _arrow_keys(inv: Inventory, matcher: KeyMatcher, arr: Any, first_row: int,
+                skip_invalid: bool
+                ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], int, int]:
+    """Keys of an Arrow string/binary column.  Fast path: no nulls and every
+    cell exactly one digest long, so the data buffer is one run of hex (or raw
+    bytes) decoded with a single C call; anything else takes the cell path."""
+    import pyarrow as pa
+
+    n = len(arr)
+    width = int(matcher.width)  # type: ignore[arg-type]
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    t = arr.type
+    if arr.null_count == 0 and n and (
+            pa.types.is_string(t) or pa.types.is_binary(t)
+            or pa.types.is_large_string(t) or pa.types.is_large_binary(t)):
+        bufs = arr.buffers()
+        otype = np.int64 if (pa.types.is_large_string(t)
+                             or pa.types.is_large_binary(t)) else np.int32
+        offs = np.frombuffer(bufs[1], dtype=otype)[arr.offset:arr.offset + n + 1]
+        lengths = np.diff(offs)
+        data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else \
+            np.empty(0, np.uint8)
+        span = data[int(offs[0]):int(offs[-1])]
+        rows = np.arange(first_row, first_row + n, dtype=np.int64)
+        if bool((lengths == 2 * width).all()):
+            keys = np.empty((n, width), dtype=np.uint8)
+            if _core.decode_hex(span, keys.reshape(-1)) < 0:
+                return keys, rows, 0, 0
+        elif pa.types.is_binary(t) and bool((lengths == width).all()):
+            return span.reshape(n, width).copy(), rows, 0, 0
+    elif pa.types.is_fixed_size_binary(t) and t.byte_width == width and n:
+        if arr.null_count == 0:
+            raw = np.frombuffer(arr.buffers()[1], dtype=np.uint8)
+            raw = raw[arr.offset * width:(arr.offset + n) * width]
+            rows = np.arange(first_row, first_row + n, dtype=np.int64)
+            return raw.reshape(n, width).copy(), rows, 0, 0
+    return _cells_to_keys(inv, matcher, arr.to_pylist(), first_row, skip_invalid)
+
+
+def _have_pyarrow() -> bool:
+    try:
+        import pyarrow.csv  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------
+# CSV / TSV
+# --------------------------------------------------------------------------
+
+def _csv_header(inv: Inventory) -> list[str]:
+    with open(inv.path, newline="", encoding="utf-8", errors="surrogateescape") as f:
+        try:
+            header = next(csv.reader(f, delimiter=inv.delimiter or ","))
+        except StopIteration:
+            raise InputError(f"{inv.name}: empty file (no header row)") from None
+        except csv.Error as exc:
+            raise InputError(f"{inv.name}:1: header row: {exc}") from None
+    return header
+
+
+def _check_column(inv: Inventory, names: Sequence[str]) -> None:
+    if inv.column not in names:
+        shown = ", ".join(repr(n) for n in names[:20])
+        more = ", ..." if len(names) > 20 else ""
+        raise InputError(f"{inv.name}: no column {inv.column!r} (columns: "
+                         f"{shown}{more})")
+    if list(names).count(inv.column) > 1:
+        raise InputError(f"{inv.name}: column {inv.column!r} appears more than once")
+
+
+def _csv_tasks(inv: Inventory, matcher: KeyMatcher, skip_invalid: bool,
+               whole_rows: bool, engine: str) -> Iterator[Callable[[], Piece]]:
+    names = _csv_header(inv)
+    _check_column(inv, names)
+    use_arrow = engine == "pyarrow" or (engine == "auto" and _have_pyarrow())
+    batches = (_arrow_csv_batches(inv, names, whole_rows) if use_arrow
+               else _python_csv_batches(inv, names, whole_rows))
+    yield from _table_tasks(inv, matcher, batches, skip_invalid)
+
+
+def _arrow_csv_batches(inv: Inventory, names: list[str], whole_rows: bool
+                       ) -> Iterator[tuple[Any, Any]]:
+    """``(digest column, batch or None)`` per batch of rows, all as strings."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    columns = names if whole_rows else [inv.column]
+    try:
+        reader = pacsv.open_csv(
+            inv.path,
+            read_options=pacsv.ReadOptions(block_size=CHUNK_SIZE, use_threads=True),
+            parse_options=pacsv.ParseOptions(delimiter=inv.delimiter,
+                                              newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=columns,
+                column_types={c: pa.string() for c in names},
+                strings_can_be_null=False, quoted_strings_can_be_null=False),
+        )
+        for batch in reader:
+            col = batch.column(batch.schema.get_field_index(inv.column))
+            yield col, (batch if whole_rows else None)
+    except pa.ArrowInvalid as exc:
+        raise InputError(f"{inv.name}: {exc}") from None
+
+
+def _python_csv_batches(inv: Inventory, names: list[str], whole_rows: bool
+                        ) -> Iterator[tuple[Any, Any]]:
+    index = names.index(inv.column)  # type: ignore[arg-type]
+    with open(inv.path, newline="", encoding="utf-8", errors="surrogateescape") as f:
+        reader = csv.reader(f, delimiter=inv.delimiter or ",")
+        next(reader)
+        rows: list[list[str]] = []
+        try:
+            for row in reader:
+                if len(row) != len(names):
+                    raise InputError(
+                        f"{inv.name}:{reader.line_num}: expected {len(names)} "
+                        f"fields, got {len(row)}")
+                rows.append(row)
+                if len(rows) == TABLE_BATCH_ROWS:
+                    yield [r[index] for r in rows], (rows if whole_rows else None)
+                    rows = []
+        except csv.Error as exc:
+            raise InputError(f"{inv.name}:{reader.line_num}: {exc}") from None
+        if rows:
+            yield [r[index] for r in rows], (rows if whole_rows else None)
+
+
+def _table_tasks(inv: Inventory, matcher: KeyMatcher,
+                 batches: Iterator[tuple[Any, Any]], skip_invalid: bool
+                 ) -> Iterator[Callable[[], Piece]]:
+    row = 1
+    for cells, batch in batches:
+        n = len(cells)
+        if not n:
+            continue
+        first = row
+        row += n
+        if not matcher.bound:
+            sample = cells.to_pylist() if hasattr(cells, "to_pylist") else cells
+            if not _bind_width(inv, matcher, sample, first, skip_invalid):
+                empty = sum(1 for c in sample if c is None or
+                            (isinstance(c, str) and not c.strip()))
+                yield _constant(Piece(inv, np.empty((0, 0), np.uint8),
+                                      np.empty(0, np.int64), np.empty(0, bool), None,
+                                      units=n, invalid=n - empty, empty=empty,
+                                      first=first, batch=batch))
+                continue
+        yield _bind_table(inv, matcher, cells, batch, first, n, skip_invalid)
+
+
+def _bind_table(inv: Inventory, matcher: KeyMatcher, cells: Any, batch: Any,
+                first: int, n: int, skip_invalid: bool) -> Callable[[], Piece]:
+    def run() -> Piece:
+        if isinstance(cells, list):
+            keys, rows, invalid, empty = _cells_to_keys(inv, matcher, cells, first,
+                                                        skip_invalid)
+        else:
+            keys, rows, invalid, empty = _arrow_keys(inv, matcher, cells, first,
+                                                     skip_invalid)
+        found, record_ids, filtered = matcher.lookup(keys)
+        return Piece(inv, keys, rows, found, record_ids, filtered, n, invalid, empty,
+                     0, first, batch=batch)
+    return run
+
+
+# --------------------------------------------------------------------------
+# Parquet
+# --------------------------------------------------------------------------
+
+def _parquet_tasks(inv: Inventory, matcher: KeyMatcher, skip_invalid: bool,
+                   whole_rows: bool) -> Iterator[Callable[[], Piece]]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InputError(f"{inv.name}: reading Parquet needs pyarrow "
+                         "(pip install 'hashlookup[dask]')") from None
+    import pyarrow as pa
+
+    try:
+        pf = pq.ParquetFile(inv.path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{inv.name}: not a readable Parquet file: {exc}") from None
+    _check_column(inv, pf.schema_arrow.names)
+    cols = None if whole_rows else [inv.column]
+
+    def batches() -> Iterator[tuple[Any, Any]]:
+        try:
+            for batch in pf.iter_batches(batch_size=TABLE_BATCH_ROWS, columns=cols):
+                col = batch.column(batch.schema.get_field_index(inv.column))
+                yield col, (batch if whole_rows else None)
+        except pa.ArrowInvalid as exc:
+            raise InputError(f"{inv.name}: {exc}") from None
+        finally:
+            pf.close()
+
+    yield from _table_tasks(inv, matcher, batches(), skip_invalid)
+
+
+def render_rows(piece: Piece, indices: npt.NDArray[np.intp], *, header: bool,
+                extra: dict[str, Sequence[Any]] | None = None) -> bytes:
+    """The table rows of ``indices`` (row positions in the piece's batch) as
+    CSV text (the input's delimiter; comma for Parquet), with ``extra``
+    columns appended; ``header`` writes the column names first."""
+    inv = piece.inventory
+    delim = inv.delimiter if inv.kind in ("csv", "tsv") else ","
+    batch = piece.batch
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delim or ",", lineterminator="\n")
+    if isinstance(batch, list):
+        names = _csv_header(inv)
+        if header:
+            writer.writerow([*names, *(extra or {})])
+        cols = list((extra or {}).values())
+        for j, i in enumerate(indices.tolist()):
+            writer.writerow([*batch[i], *(c[j] for c in cols)])
+        return out.getvalue().encode("utf-8", "surrogateescape")
+    names = batch.schema.names
+    if header:
+        writer.writerow([*names, *(extra or {})])
+    columns = [batch.column(k).take(indices).to_pylist() for k in range(len(names))]
+    columns += [list(c) for c in (extra or {}).values()]
+    for row in zip(*columns, strict=True):
+        writer.writerow(["" if v is None else _cell_text(v) for v in row])
+    return out.getvalue().encode("utf-8", "surrogateescape")
+
+
+def _cell_text(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).hex()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def algorithm_of(width: int) -> str:
+    return ALGORITHM_BY_WIDTH[width]
