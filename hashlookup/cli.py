@@ -736,19 +736,19 @@ class _RecordLabels:
 
 
 def _cmd_match(args: argparse.Namespace, ctx: _Context) -> int:
-    if args.workers is not None or args.scheduler is not None:
-        from ._dask_cli import run_dask_match
+    with _Opened(args.path) as opened:
+        only, exclude = _label_filters(opened, args.only, args.exclude)
+        if args.workers is not None or args.scheduler is not None:
+            from ._dask_cli import run_dask_match
 
-        found = run_dask_match(args, ctx, CLIError)
-    else:
-        from ._match_cli import run_match
+            found = run_dask_match(args, ctx, CLIError, only, exclude)
+        else:
+            from ._match_cli import run_match
 
-        with _Opened(args.path) as opened:
-            only, exclude = _label_filters(opened, args.only, args.exclude)
             stats = run_match(args, ctx, opened, only, exclude, CLIError)
-        if args.count:
-            ctx.out.line(str(stats.misses if args.invert else stats.hits))
-        found = stats.hits > 0
+            if args.count:
+                ctx.out.line(str(stats.misses if args.invert else stats.hits))
+            found = stats.hits > 0
     ctx.found = found
     return EXIT_FOUND if found else EXIT_CLEAN
 
