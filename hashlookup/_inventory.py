@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -174,6 +175,8 @@ class Piece:
     until :meth:`place` gives them the line the piece starts on."""
     error: Callable[[int], Exception] | None = None
     """A bad line, raised by :meth:`place` (it needs the piece's first line)."""
+    slab: dict[str, Any] | None = None
+    """Text pieces: the recycled memory they live in (``recycle=True``)."""
     hits: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -251,6 +254,46 @@ def _ordered(tasks: Iterator[Callable[[], T]], jobs: int) -> Iterator[T]:
                 fut.cancel()
 
 
+class _Slabs:
+    """Free chunk buffers and parser output arrays, handed back when the
+    consumer has finished with a piece (``recycle=True``): a fresh 16 MiB
+    buffer per chunk costs page faults and zeroing, about as much CPU as the
+    parse itself."""
+
+    def __init__(self, limit: int) -> None:
+        self._free: list[dict[str, Any]] = []
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> dict[str, Any]:
+        with self._lock:
+            for i, slab in enumerate(self._free):
+                if len(slab["buf"]) == size:
+                    return self._free.pop(i)
+        return {"buf": bytearray(size)}
+
+    def give(self, slab: dict[str, Any] | None) -> None:
+        if slab is not None:
+            with self._lock:
+                if len(self._free) < self._limit:
+                    self._free.append(slab)
+
+
+def _arrays(slab: dict[str, Any] | None, cap: int, width: int
+            ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64],
+                       npt.NDArray[np.int64]]:
+    """Parser output arrays for ``cap`` keys, from the slab when it has them."""
+    if slab is not None:
+        arrays = slab.get("arrays")
+        if arrays is not None and arrays[0].shape == (cap, width):
+            return arrays  # type: ignore[no-any-return]
+    arrays = (np.empty((cap, width), dtype=np.uint8), np.empty(cap, dtype=np.int64),
+              np.empty(cap, dtype=np.int64))
+    if slab is not None:
+        slab["arrays"] = arrays
+    return arrays
+
+
 def match_inventory(
     matcher_for: Callable[[Inventory], KeyMatcher],
     inventories: Sequence[Inventory],
@@ -260,6 +303,7 @@ def match_inventory(
     chunk_size: int = CHUNK_SIZE,
     whole_rows: bool = False,
     engine: str = "auto",
+    recycle: bool = False,
 ) -> Iterator[Piece]:
     """Yield the looked-up pieces of every input, file by file in the given
     order, each file's pieces in input order.
@@ -269,12 +313,17 @@ def match_inventory(
     sha256 table for another).  ``whole_rows`` keeps every column of table
     inputs (to show or annotate rows), otherwise only the digest column is
     read.  ``engine`` (``auto``, ``pyarrow``, ``python``) chooses the CSV reader.
+    With ``recycle`` the memory of a text piece is reused as soon as the
+    consumer asks for the next piece: the consumer must not keep pieces.
     """
+    slabs = _Slabs(2 * jobs + 4) if recycle else None
+
     def tasks() -> Iterator[Callable[[], Piece]]:
         for inv in inventories:
             matcher = matcher_for(inv)
             if inv.kind == "text":
-                yield from _text_tasks(inv, matcher, skip_invalid, chunk_size)
+                yield from _text_tasks(inv, matcher, skip_invalid, chunk_size,
+                                      slabs)
             elif inv.kind == "parquet":
                 yield from _parquet_tasks(inv, matcher, skip_invalid, whole_rows)
             else:
@@ -290,6 +339,8 @@ def match_inventory(
                 piece.place(line)
                 line += piece.units
             yield piece
+            if slabs is not None:
+                slabs.give(piece.slab)
 
     return placed()
 
@@ -298,10 +349,11 @@ def match_inventory(
 # text
 # --------------------------------------------------------------------------
 
-def _read_chunks(f: BinaryIO, chunk_size: int, skip_invalid: bool
-                 ) -> Iterator[tuple[bytearray, int, int, bool]]:
-    """``(buffer, length, dropped, too_long)``: a fresh buffer per chunk (pieces
-    are parsed concurrently) holding complete lines in ``buffer[:length]``,
+def _read_chunks(f: BinaryIO, chunk_size: int, skip_invalid: bool,
+                 slabs: _Slabs | None = None
+                 ) -> Iterator[tuple[dict[str, Any], int, int, bool]]:
+    """``(slab, length, dropped, too_long)``: a buffer per chunk (pieces are
+    parsed concurrently) holding complete lines in ``slab["buf"][:length]``,
     filled with ``readinto`` (one copy from the page cache).  ``dropped`` lines
     longer than MAX_LINE were skipped just before it (with ``skip_invalid``);
     without it such a line ends the stream with ``too_long`` set.  Lines are
@@ -311,7 +363,8 @@ def _read_chunks(f: BinaryIO, chunk_size: int, skip_invalid: bool
     eof = False
     while not eof:
         size = max(chunk_size, 2 * len(tail))
-        buf = bytearray(size)
+        slab = slabs.take(size) if slabs is not None else {"buf": bytearray(size)}
+        buf = slab["buf"]
         buf[:len(tail)] = tail
         filled = len(tail)
         view = memoryview(buf)
@@ -325,20 +378,20 @@ def _read_chunks(f: BinaryIO, chunk_size: int, skip_invalid: bool
         cut = filled if eof else buf.rfind(b"\n", 0, filled) + 1
         if cut:
             tail = bytes(buf[cut:filled])
-            yield buf, cut, dropped, False
+            yield slab, cut, dropped, False
             dropped = 0
         else:  # no line end in the whole buffer
             tail = bytes(buf[:filled])
         if len(tail) > MAX_LINE:
             if not skip_invalid:
-                yield bytearray(), 0, dropped, True
+                yield {"buf": bytearray()}, 0, dropped, True
                 return
             rest = _skip_line(f)
             dropped += 1
             eof = rest is None
             tail = rest or b""
     if dropped:
-        yield bytearray(), 0, dropped, False
+        yield {"buf": bytearray()}, 0, dropped, False
 
 
 def _skip_line(f: BinaryIO) -> bytes | None:
@@ -368,15 +421,17 @@ def _first_key_line(buf: bytearray, length: int) -> int:
 
 
 def _text_tasks(inv: Inventory, matcher: KeyMatcher, skip_invalid: bool,
-                chunk_size: int) -> Iterator[Callable[[], Piece]]:
+                chunk_size: int, slabs: _Slabs | None = None
+                ) -> Iterator[Callable[[], Piece]]:
     f = inv.stream if inv.stream is not None else open(inv.path, "rb")
     name = inv.name
     empty_keys = np.empty((0, matcher.width or 0), np.uint8)
     try:
         line = 1  # known only until the width is: then pieces are relative
         width = matcher.width
-        for buf, length, dropped, too_long in _read_chunks(f, chunk_size,
-                                                           skip_invalid):
+        for slab, length, dropped, too_long in _read_chunks(f, chunk_size,
+                                                            skip_invalid, slabs):
+            buf = slab["buf"]
             if too_long:
                 yield _constant(Piece(inv, empty_keys, np.empty(0, np.int64),
                                       np.empty(0, bool), None, first=dropped,
@@ -402,7 +457,8 @@ def _text_tasks(inv: Inventory, matcher: KeyMatcher, skip_invalid: bool,
                                       np.empty(0, bool), None, units=dropped,
                                       invalid=dropped, first=dropped, relative=True))
                 continue
-            yield _bind_text(inv, matcher, buf, length, dropped, skip_invalid)
+            yield _bind_text(inv, matcher, slab if slabs is not None else None, buf,
+                             length, dropped, skip_invalid)
     finally:
         if inv.stream is None:
             f.close()
@@ -425,16 +481,15 @@ def _count_data_lines(buf: bytearray, length: int) -> int:
     return count
 
 
-def _bind_text(inv: Inventory, matcher: KeyMatcher, buf: bytearray, length: int,
-               dropped: int, skip_invalid: bool) -> Callable[[], Piece]:
+def _bind_text(inv: Inventory, matcher: KeyMatcher, slab: dict[str, Any] | None,
+               buf: bytearray, length: int, dropped: int, skip_invalid: bool
+               ) -> Callable[[], Piece]:
     """Task: parse and look up one chunk.  Its line numbers count from 0 (the
     lines before it are still being parsed); ``Piece.place`` fixes them."""
     def run() -> Piece:
         width = int(matcher.width)  # type: ignore[arg-type]
         cap = length // (2 * width + 1) + 1
-        keys = np.empty((cap, width), dtype=np.uint8)
-        numbers = np.empty(cap, dtype=np.int64)
-        offsets = np.empty(cap, dtype=np.int64)
+        keys, numbers, offsets = _arrays(slab, cap, width)
         data = memoryview(buf)[:length]
         (status, n, lines, invalid, err_line, err_off, err_len,
          _err) = _core.parse_lines(data, width, MAX_LINE, keys.reshape(-1), numbers,
@@ -451,11 +506,12 @@ def _bind_text(inv: Inventory, matcher: KeyMatcher, buf: bytearray, length: int,
                 f"{inv.name}:{first + where}: {text}")
             n = 0
         keys = keys[:n]
-        numbers = numbers[:n] + dropped
+        numbers = numbers[:n]
+        numbers += dropped
         found, record_ids, filtered = matcher.lookup(keys)
         return Piece(inv, keys, numbers, found, record_ids, filtered,
                      int(lines) + dropped, int(invalid) + dropped, 0, length, dropped,
-                     buf, offsets[:n], relative=True, error=error)
+                     buf, offsets[:n], relative=True, error=error, slab=slab)
     return run
 
 

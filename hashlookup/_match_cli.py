@@ -88,7 +88,7 @@ def run_match(args: argparse.Namespace, ctx: Any, opened: Any, only: Any,
     jobs = args.jobs or default_jobs()
     pieces = match_inventory(
         matcher_for, invs, jobs=jobs, skip_invalid=args.skip_invalid,
-        chunk_size=args.chunk_size,
+        chunk_size=args.chunk_size, recycle=True,
         whole_rows=tables and (args.annotate or (fmt == "text" and not args.count)),
     )
     out = ctx.out
