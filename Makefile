@@ -32,6 +32,7 @@ test: $(STAMP) $(VENV)/.testdeps
 
 bench: $(STAMP) $(VENV)/.testdeps
 	$(PY) benchmarks/compare.py
+	$(PY) benchmarks/compare_match.py
 	cd benchmarks && ../$(VENV)/bin/pytest -q -p no:cacheprovider --benchmark-disable-gc .
 
 # Whole test suite against an ASan/UBSan build of the extension, built from a

@@ -507,7 +507,8 @@ def _bind_text(inv: Inventory, matcher: KeyMatcher, slab: dict[str, Any] | None,
             n = 0
         keys = keys[:n]
         numbers = numbers[:n]
-        numbers += dropped
+        if dropped:
+            numbers += dropped
         found, record_ids, filtered = matcher.lookup(keys)
         return Piece(inv, keys, numbers, found, record_ids, filtered,
                      int(lines) + dropped, int(invalid) + dropped, 0, length, dropped,
