@@ -44,8 +44,9 @@ def inventories_from_args(args: argparse.Namespace, error: Any) -> list[Inventor
     for path in files:
         kind = args.input_format
         if path == "-":
-            if kind not in ("auto", "text"):
-                raise error(f"{kind} input must be a file, not standard input")
+            if kind not in ("auto", "text") or args.column is not None:
+                raise error("standard input is read as a text digest list: CSV/TSV "
+                            "and Parquet inputs (--column) must be files")
             invs.append(Inventory("-", "text", stream=sys.stdin.buffer))
             continue
         invs.append(Inventory(path, kind, column=args.column,

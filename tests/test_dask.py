@@ -178,3 +178,24 @@ def test_cli_workers(data: Data, capsys: pytest.CaptureFixture[str],
         (f, r, d) for f, r, d, _ in data.oracle()]
     assert main([*args[:-2], "--count", "--scheduler", address]) == 1
     assert capsys.readouterr().out.strip() == str(len(data.oracle()))
+
+
+def test_cli_local_cluster_and_errors(data: Data, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """`--workers 1` starts its own LocalCluster (processes) for the run."""
+    path = data.files[0]
+    args = ["match", data.dataset, path, "--column", "md5", "--format", "csv"]
+    assert main(args) == 1
+    single = capsys.readouterr().out
+    assert main([*args, "--workers", "1"]) == 1
+    assert capsys.readouterr().out == single
+    # usage errors are found before any cluster starts
+    text = tmp_path / "list.txt"
+    text.write_text(data.known[0] + "\n")
+    for bad, fragment in ([[text, "--column", "md5"], "Parquet"],
+                          [[path], "--column"],
+                          [[path, "--column", "md5", "--annotate"], "--annotate"],
+                          [[tmp_path / "none.parquet", "--column", "md5"], "none"]):
+        assert main(["match", data.dataset, *map(str, bad), "--workers", "1"]) == 2
+        err = capsys.readouterr().err
+        assert fragment in err and err.startswith("hashlookup: error: "), err
