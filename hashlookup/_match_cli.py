@@ -18,13 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from hashlookup._inventory import (
-    Inventory,
-    InventoryStats,
-    Piece,
-    match_inventory,
-    render_rows,
-)
+from hashlookup._inventory import Inventory, InventoryStats, Piece, match_inventory
+from hashlookup._tables import render_rows
 from hashlookup._match import KeyMatcher
 
 
@@ -190,14 +185,14 @@ def _records(fmt: str, name: str | None, where: str, numbers: list[int],
 
 
 def _annotated_header(inv: Inventory) -> bytes:
-    from hashlookup._inventory import _csv_header
+    from hashlookup._tables import csv_header
 
     if inv.kind == "parquet":
         import pyarrow.parquet as pq
 
         names = pq.ParquetFile(inv.path).schema_arrow.names
     else:
-        names = _csv_header(inv)
+        names = csv_header(inv)
     delim = inv.delimiter if inv.kind in ("csv", "tsv") else ","
     import csv
     import io

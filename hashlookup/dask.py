@@ -21,14 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from hashlookup._inventory import (
-    Inventory,
-    _arrow_keys,
-    _bind_width,
-    _check_column,
-    _csv_header,
-    detect_kind,
-)
+from hashlookup._inventory import Inventory, detect_kind
+from hashlookup._tables import arrow_keys, bind_width, check_column, csv_header
 from hashlookup._match import KeyMatcher
 
 __all__ = ["OUTPUT_COLUMNS", "match", "open_cached"]
@@ -85,12 +79,12 @@ def _match_arrow(column: Any, dataset_path: str, name: str, column_name: str,
     empty = np.empty(0, np.int64)
     if len(column) == 0:
         return empty, [], empty, []
-    if not _bind_width(inv, matcher, column.slice(0, 4096).to_pylist(), first_row,
+    if not bind_width(inv, matcher, column.slice(0, 4096).to_pylist(), first_row,
                        skip_invalid):
-        if len(column) <= 4096 or not _bind_width(
+        if len(column) <= 4096 or not bind_width(
                 inv, matcher, column.to_pylist(), first_row, skip_invalid):
             return empty, [], empty, []  # no digest at all
-    keys, rows, _invalid, _empty = _arrow_keys(inv, matcher, column, first_row,
+    keys, rows, _invalid, _empty = arrow_keys(inv, matcher, column, first_row,
                                                skip_invalid)
     found, record_ids, _filtered = matcher.lookup(keys)
     sel = np.flatnonzero(found)
@@ -153,7 +147,7 @@ def _read_piece(piece: _Piece, column: str) -> Any:
     import pyarrow.csv as pacsv
 
     inv = Inventory(piece.path, piece.kind, column=column, delimiter=piece.delimiter)
-    names = _csv_header(inv)
+    names = csv_header(inv)
     return pacsv.read_csv(
         piece.path,
         parse_options=pacsv.ParseOptions(delimiter=piece.delimiter,
@@ -214,7 +208,7 @@ def _pieces(paths: list[str], column: str, delimiter: str | None
         if kind == "parquet":
             with pq.ParquetFile(path) as pf:
                 inv = Inventory(path, kind, column=column)
-                _check_column(inv, pf.schema_arrow.names)
+                check_column(inv, pf.schema_arrow.names)
                 schema = schema or pf.schema_arrow
                 row = 1
                 for g in range(pf.metadata.num_row_groups):
@@ -222,8 +216,8 @@ def _pieces(paths: list[str], column: str, delimiter: str | None
                     row += pf.metadata.row_group(g).num_rows
         elif kind in ("csv", "tsv"):
             inv = Inventory(path, kind, column=column, delimiter=delimiter)
-            names = _csv_header(inv)
-            _check_column(inv, names)
+            names = csv_header(inv)
+            check_column(inv, names)
             schema = schema or pa.schema([(n, pa.string()) for n in names])
             pieces.append(_Piece(path, kind, 0, 1, inv.delimiter or ","))
         else:

@@ -311,9 +311,9 @@ def test_csv_bad_digest(data: Data, tmp_path: Path, engine: str,
                         capsys: pytest.CaptureFixture[str],
                         monkeypatch: pytest.MonkeyPatch) -> None:
     if engine == "python":
-        import hashlookup._inventory as inventory
+        import hashlookup._tables as tables
 
-        monkeypatch.setattr(inventory, "_have_pyarrow", lambda: False)
+        monkeypatch.setattr(tables, "_have_pyarrow", lambda: False)
     rows = [["a", data.known[1], "1"], ["b\nc", data.others[2], "2"],
             ["d", data.known[3][:-1] + "g", "3"], ["e", data.known[4], "4"]]
     path = tmp_path / "bad.csv"
