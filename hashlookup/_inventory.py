@@ -148,6 +148,7 @@ class Piece:
     inventory: Inventory
     keys: npt.NDArray[np.uint8]
     numbers: npt.NDArray[np.int64]
+    """Line or row number of each key, minus ``base`` (see number_list)."""
     found: npt.NDArray[np.bool_]
     record_ids: npt.NDArray[np.int64] | None
     filtered: int = 0
@@ -168,6 +169,7 @@ class Piece:
     until :meth:`place` gives them the line the piece starts on."""
     error: Callable[[int], Exception] | None = None
     """A bad line, raised by :meth:`place` (it needs the piece's first line)."""
+    base: int = 0
     slab: dict[str, Any] | None = None
     """Text pieces: the recycled memory they live in (``recycle=True``)."""
     hits: int = field(init=False)
@@ -181,13 +183,26 @@ class Piece:
 
     def place(self, line: int) -> None:
         """Number the lines of a relative piece: ``line`` is the number of the
-        first line after the previous piece.  Raises a deferred error."""
+        first line after the previous piece.  Raises a deferred error.  (The
+        numbers array is not rewritten: ``base`` is added when numbers are
+        asked for, which is only for the hits.)"""
         if self.error is not None:
             raise self.error(line)
         if self.relative:
-            self.numbers += line
+            self.base = line
             self.first += line
             self.relative = False
+
+    def number_list(self, indices: npt.NDArray[np.intp]) -> list[int]:
+        """Line (text) or row (table) numbers of the keys at ``indices``."""
+        return (self.numbers[indices] + self.base).tolist()  # type: ignore[no-any-return]
+
+    def positions(self, indices: npt.NDArray[np.intp] | None = None
+                  ) -> npt.NDArray[np.int64]:
+        """0-based line/row of the keys (all, or at ``indices``) within the
+        piece."""
+        numbers = self.numbers if indices is None else self.numbers[indices]
+        return numbers + (self.base - self.first)
 
     def select(self, invert: bool = False) -> npt.NDArray[np.intp]:
         return np.flatnonzero(~self.found if invert else self.found)

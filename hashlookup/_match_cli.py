@@ -115,7 +115,7 @@ def run_match(args: argparse.Namespace, ctx: Any, opened: Any, only: Any,
         name = piece.inventory.name
         if fmt == "text":
             if tables:
-                data = render_rows(piece, piece.numbers[sel] - piece.first,
+                data = render_rows(piece, piece.positions(sel),
                                    header=False)
                 if multi:
                     prefix = name.encode("utf-8", "surrogateescape") + b":"
@@ -131,7 +131,7 @@ def run_match(args: argparse.Namespace, ctx: Any, opened: Any, only: Any,
             out.write(b"\n".join(lines))
             continue
         digests = piece.hex_digests(sel)
-        numbers = piece.numbers[sel].tolist()
+        numbers = piece.number_list(sel)
         extras: list[str] | None = None
         if labels_of is not None:
             assert piece.record_ids is not None
@@ -210,7 +210,7 @@ def _annotated(piece: Piece, header: bool) -> bytes:
     n_rows = piece.units
     if piece.inventory.is_table:
         values = np.full(n_rows, "", dtype=object)
-        pos = piece.numbers - piece.first
+        pos = piece.positions()
         values[pos] = np.where(piece.found, "true", "false")
         return render_rows(piece, np.arange(n_rows), header=header,
                            extra={"match": values.tolist()})
@@ -219,7 +219,7 @@ def _annotated(piece: Piece, header: bool) -> bytes:
     lines = bytes(piece.text[:piece.nbytes]).split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
-    rel = (piece.numbers - piece.first).tolist()
+    rel = piece.positions().tolist()
     for i, hit in zip(rel, piece.found.tolist(), strict=True):
         line = lines[i]
         if line.endswith(b"\r"):

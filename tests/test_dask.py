@@ -129,7 +129,7 @@ def test_dataframe_input_matches_single_machine(client, data: Data,
                                      jobs=2):
             sel = piece.select()
             single += [(piece.inventory.path, n, d) for n, d in zip(
-                piece.numbers[sel].tolist(), piece.hex_digests(sel), strict=True)]
+                piece.number_list(sel), piece.hex_digests(sel), strict=True)]
     finally:
         ds.close()
     assert single == [(f, r, d) for f, r, d, _ in data.oracle()]
