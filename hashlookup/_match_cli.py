@@ -20,7 +20,7 @@ import numpy as np
 
 from hashlookup._inventory import Inventory, InventoryStats, Piece, match_inventory
 from hashlookup._tables import render_rows
-from hashlookup._match import KeyMatcher
+from hashlookup._match import KeyMatcher, record_labels
 
 
 def default_jobs() -> int:
@@ -58,7 +58,7 @@ def run_match(args: argparse.Namespace, ctx: Any, opened: Any, only: Any,
               exclude: Any, error: Any) -> InventoryStats:
     """Match the inventories of ``args`` against ``opened`` (cli._Opened) and
     write the output to ``ctx.out``; returns the totals."""
-    from hashlookup.cli import _csv_field, _csv_matches, _jsonl_matches, _RecordLabels
+    from hashlookup.cli import _csv_field, _csv_matches, _jsonl_matches
 
     invs = inventories_from_args(args, error)
     fmt: str = args.format
@@ -74,7 +74,6 @@ def run_match(args: argparse.Namespace, ctx: Any, opened: Any, only: Any,
     ds = opened.dataset
     with_records = ds is not None and fmt != "text" and not args.count \
         and not args.annotate
-    labels_of = _RecordLabels(ds) if with_records else None
     target = ds if ds is not None else opened.index
 
     def matcher_for(_inv: Inventory) -> KeyMatcher:
@@ -133,10 +132,10 @@ def run_match(args: argparse.Namespace, ctx: Any, opened: Any, only: Any,
         digests = piece.hex_digests(sel)
         numbers = piece.number_list(sel)
         extras: list[str] | None = None
-        if labels_of is not None:
+        if with_records:
             assert piece.record_ids is not None
             rids = piece.record_ids[sel].tolist()
-            labels = [labels_of(r) for r in rids]
+            labels = record_labels(ds, piece.record_ids[sel])
             if fmt == "jsonl":
                 extras = [f', "record": {r if r >= 0 else "null"}, "labels": '
                           f"{json.dumps(list(ls), ensure_ascii=False)}"

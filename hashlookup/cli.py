@@ -717,24 +717,6 @@ def _csv_field(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
-class _RecordLabels:
-    """Labels of hit records, looked up once per record."""
-
-    def __init__(self, ds: Any) -> None:
-        self._ds = ds
-        self._cache: dict[int, tuple[str, ...]] = {}
-
-    def __call__(self, record_id: int) -> tuple[str, ...]:
-        if record_id < 0:
-            return ()
-        labels = self._cache.get(record_id)
-        if labels is None:
-            labels = tuple(self._ds.record(record_id).labels)
-            if len(self._cache) < 100_000:
-                self._cache[record_id] = labels
-        return labels
-
-
 def _cmd_match(args: argparse.Namespace, ctx: _Context) -> int:
     with _Opened(args.path) as opened:
         only, exclude = _label_filters(opened, args.only, args.exclude)

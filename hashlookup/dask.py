@@ -23,7 +23,7 @@ import numpy as np
 
 from hashlookup._inventory import Inventory, detect_kind
 from hashlookup._tables import arrow_keys, bind_width, check_column, csv_header
-from hashlookup._match import KeyMatcher
+from hashlookup._match import KeyMatcher, record_labels
 
 __all__ = ["OUTPUT_COLUMNS", "match", "open_cached"]
 
@@ -57,15 +57,8 @@ def open_cached(path: str, suppress: Sequence[str] = ()) -> Any:
         return ds
 
 
-def _labels_of(ds: Any, record_ids: list[int]) -> list[str]:
-    cache: dict[int, str] = {}
-    out = []
-    for rid in record_ids:
-        text = cache.get(rid)
-        if text is None:
-            text = cache[rid] = ";".join(ds.record(rid).labels)
-        out.append(text)
-    return out
+def _labels_of(ds: Any, record_ids: np.ndarray) -> list[str]:
+    return [";".join(labels) for labels in record_labels(ds, record_ids)]
 
 
 def _match_arrow(column: Any, dataset_path: str, name: str, column_name: str,
@@ -93,7 +86,7 @@ def _match_arrow(column: Any, dataset_path: str, name: str, column_name: str,
     step = 2 * keys.shape[1]
     digests = [hit_keys[j:j + step] for j in range(0, len(hit_keys), step)]
     rids = record_ids[sel]
-    return rows[sel] - first_row, digests, rids, _labels_of(ds, rids.tolist())
+    return rows[sel] - first_row, digests, rids, _labels_of(ds, rids)
 
 
 def _with_hits(frame: Any, positions: np.ndarray, digests: list[str],

@@ -368,3 +368,22 @@ def test_parquet_nulls_and_binary(data: Data, tmp_path: Path,
     code, _, err = _run(["match", data.dataset, bad, "--column", "md5"], capsys)
     assert code == 2
     _error_line(err, f"{bad}: row 2: column 'md5'")
+
+
+def test_record_labels_vectorised(tmp_path: Path) -> None:
+    """record_labels agrees with Dataset.record(id).labels, merged records
+    (several labels) and misses (-1) included."""
+    from hashlookup._match import record_labels
+
+    rng = np.random.default_rng(SEED + 7)
+    hexes = [bytes(k).hex() for k in rng.integers(0, 256, (900, 16), dtype=np.uint8)]
+    for name, part in (("x", hexes[:500]), ("y", hexes[300:800]), ("z", hexes[700:])):
+        (tmp_path / f"{name}.txt").write_text("".join(h + "\n" for h in part))
+    path = tmp_path / "multi.hlx"
+    hashlookup.build_dataset({n: str(tmp_path / f"{n}.txt") for n in "xyz"}, str(path))
+    with hashlookup.open_dataset(str(path)) as ds:
+        rids = np.concatenate([rng.integers(0, len(ds), 400), [-1, 0, -1]])
+        want = [() if r < 0 else tuple(ds.record(int(r)).labels) for r in rids]
+        assert record_labels(ds, rids) == want
+        assert {len(w) for w in want} == {0, 1, 2}
+        assert record_labels(ds, np.empty(0, np.int64)) == []
