@@ -35,7 +35,8 @@ import numpy as np
 import numpy.typing as npt
 
 from hashlookup import _core
-from hashlookup._match import KeyMatcher
+from hashlookup._format import ALGORITHM_BY_WIDTH
+from hashlookup._match import KeyMatcher, MatchStats
 from hashlookup._parse import (
     CHUNK_SIZE,
     MAX_LINE,
@@ -106,37 +107,23 @@ class Inventory:
 
 
 @dataclass
-class InventoryStats:
-    """Counters of one input (or of all: see :meth:`add`)."""
+class InventoryStats(MatchStats):
+    """:class:`MatchStats` of inventories: ``lines`` counts lines (text) or rows
+    (tables), ``chunks`` pieces; ``empty`` counts empty or null table cells."""
 
-    bytes: int = 0
-    """Text bytes read (text inputs)."""
-    units: int = 0
-    """Lines (text) or rows (tables) read."""
-    keys: int = 0
-    """Digests looked up."""
-    hits: int = 0
-    """Digests found (after label filters)."""
-    invalid: int = 0
-    """Invalid lines or cells skipped (``skip_invalid``)."""
     empty: int = 0
-    """Empty or null digest cells of table inputs (skipped)."""
-    filtered: int = 0
-    """Hits dropped by ``only``/``exclude`` (counted as misses)."""
-    algorithm: str = ""
 
     def add(self, piece: Piece) -> None:
         self.bytes += piece.nbytes
-        self.units += piece.units
+        self.lines += piece.units
+        self.chunks += 1
         self.keys += int(piece.keys.shape[0])
         self.hits += piece.hits
         self.invalid += piece.invalid
         self.empty += piece.empty
         self.filtered += piece.filtered
-
-    @property
-    def misses(self) -> int:
-        return self.keys - self.hits
+        if not self.algorithm and piece.keys.shape[0]:
+            self.algorithm = ALGORITHM_BY_WIDTH[int(piece.keys.shape[1])]
 
 
 @dataclass(repr=False)

@@ -99,9 +99,6 @@ def run_match(args: argparse.Namespace, ctx: Any, opened: Any, only: Any,
         total.add(piece)
         if piece.hits:
             ctx.found = True
-        if not total.algorithm and piece.keys.shape[1]:
-            total.algorithm = {16: "md5", 20: "sha1", 32: "sha256"}.get(
-                int(piece.keys.shape[1]), "")
         if args.count:
             continue
         if args.annotate:
