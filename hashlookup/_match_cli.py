@@ -111,13 +111,8 @@ def run_match(args: argparse.Namespace, ctx: Any, opened: Any, only: Any,
         name = piece.inventory.name
         if fmt == "text":
             if tables:
-                data = render_rows(piece, piece.positions(sel),
-                                   header=False)
-                if multi:
-                    prefix = name.encode("utf-8", "surrogateescape") + b":"
-                    data = b"".join(prefix + row + b"\n"
-                                    for row in data.split(b"\n")[:-1])
-                out.write(data)
+                out.write(render_rows(piece, piece.positions(sel), header=False,
+                                      prefix=f"{name}:" if multi else ""))
                 continue
             lines = piece.lines(sel)
             if multi:

@@ -398,30 +398,33 @@ def _row_group_task(inv: Inventory, matcher: KeyMatcher, read: Callable[[], Any]
 
 
 def render_rows(piece: Piece, indices: npt.NDArray[np.intp], *, header: bool,
-                extra: dict[str, Sequence[Any]] | None = None) -> bytes:
+                extra: dict[str, Sequence[Any]] | None = None,
+                prefix: str = "") -> bytes:
     """The table rows of ``indices`` (row positions in the piece's batch) as
     CSV text (the input's delimiter; comma for Parquet), with ``extra``
-    columns appended; ``header`` writes the column names first."""
+    columns appended; ``header`` writes the column names first; ``prefix``
+    (e.g. ``"FILE:"``) starts every row, also rows with quoted newlines."""
     inv = piece.inventory
     delim = inv.delimiter if inv.kind in ("csv", "tsv") else ","
     batch = piece.batch
     out = io.StringIO()
     writer = csv.writer(out, delimiter=delim or ",", lineterminator="\n")
+    extra = extra or {}
     if isinstance(batch, list):
         names = csv_header(inv)
-        if header:
-            writer.writerow([*names, *(extra or {})])
-        cols = list((extra or {}).values())
-        for j, i in enumerate(indices.tolist()):
-            writer.writerow([*batch[i], *(c[j] for c in cols)])
-        return out.getvalue().encode("utf-8", "surrogateescape")
-    names = batch.schema.names
+        rows: Iterator[list[Any]] = (batch[i] for i in indices.tolist())
+    else:
+        names = batch.schema.names
+        columns = [batch.column(k).take(indices).to_pylist()
+                   for k in range(len(names))]
+        rows = (["" if v is None else _cell_text(v) for v in row]
+                for row in zip(*columns, strict=True))
     if header:
-        writer.writerow([*names, *(extra or {})])
-    columns = [batch.column(k).take(indices).to_pylist() for k in range(len(names))]
-    columns += [list(c) for c in (extra or {}).values()]
-    for row in zip(*columns, strict=True):
-        writer.writerow(["" if v is None else _cell_text(v) for v in row])
+        writer.writerow([*names, *extra])
+    cols = list(extra.values())
+    for j, row in enumerate(rows):
+        out.write(prefix)
+        writer.writerow([*row, *(c[j] for c in cols)])
     return out.getvalue().encode("utf-8", "surrogateescape")
 
 

@@ -272,6 +272,19 @@ def test_csv_cli_outputs(data: Data, tmp_path: Path,
     # text: the hit rows themselves, as CSV
     code, out, _ = _run(["match", data.dataset, path, "--column", "md5"], capsys)
     assert list(csv.reader(io.StringIO(out))) == [rows[i - 1] for i, _ in hits]
+    # several files: every row (quoted newlines included) gets a FILE: prefix
+    second = tmp_path / "inv2.csv"
+    _write_csv(second, rows[:50])
+    code, out, _ = _run(["match", data.dataset, path, second, "--column", "md5"],
+                        capsys)
+    expect = io.StringIO()
+    writer = csv.writer(expect, lineterminator="\n")
+    for name, count in ((path, len(rows)), (second, 50)):
+        for i, _ in hits:
+            if i <= count:
+                expect.write(f"{name}:")
+                writer.writerow(rows[i - 1])
+    assert out == expect.getvalue()
     # annotate: every row plus a match column
     code, out, _ = _run(["match", data.dataset, path, "--column", "md5", "--annotate"],
                         capsys)
