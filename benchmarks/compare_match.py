@@ -194,7 +194,7 @@ def dask_part(work: Path, n_known: int, n_rows: int, files: int) -> tuple[list[s
     for workers in (1, 2):
         t = time.perf_counter()
         cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
-                                           processes=True, dashboard_address=None)
+                                           processes=True, dashboard_address=":0")
         client = distributed.Client(cluster)
         start_s = time.perf_counter() - t
         try:

@@ -47,7 +47,7 @@ def run_dask_match(args: argparse.Namespace, ctx: Any, error: Any, only: Any,
         else:
             cluster = stack.enter_context(LocalCluster(
                 n_workers=args.workers, threads_per_worker=1, processes=True,
-                dashboard_address=None))
+                dashboard_address=":0"))
             client = stack.enter_context(Client(cluster))
         frame = client.compute(hits).result()
     order = {p: i for i, p in enumerate(paths)}

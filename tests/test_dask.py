@@ -24,11 +24,18 @@ from hashlookup.cli import main
 
 SEED = 0x444B  # "DK"
 
+# Benign notices of distributed on a loaded machine (warnings are errors in
+# this project's pytest configuration).
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Creating scratch directories:UserWarning"),
+    pytest.mark.filterwarnings("ignore:Port .* is already in use:UserWarning"),
+]
+
 
 @pytest.fixture(scope="module")
 def client():
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1,
-                                       processes=True, dashboard_address=None)
+                                       processes=True, dashboard_address=":0")
     c = distributed.Client(cluster)
     try:
         yield c
