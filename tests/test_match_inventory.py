@@ -400,3 +400,30 @@ def test_record_labels_vectorised(tmp_path: Path) -> None:
         assert record_labels(ds, rids) == want
         assert {len(w) for w in want} == {0, 1, 2}
         assert record_labels(ds, np.empty(0, np.int64)) == []
+
+
+def test_parquet_annotate_invert_and_missing_table(
+        data: Data, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    digests = data.digests(1500, hit=0.3)
+    cells = [None if i % 9 == 4 else h for i, h in enumerate(digests)]
+    path = tmp_path / "inv.parquet"
+    pq.write_table(pa.table({"n": list(range(len(cells))), "md5": cells}), path,
+                   row_group_size=400)
+    code, out, err = _run(["match", data.dataset, path, "--column", "md5",
+                           "--annotate", "-j", 3], capsys)
+    assert code == 1, err
+    table = list(csv.reader(io.StringIO(out)))
+    assert table[0] == ["n", "md5", "match"]
+    want = [[str(i), c or "", "" if c is None else
+             ("true" if c in data.known_set else "false")] for i, c in enumerate(cells)]
+    assert table[1:] == want
+    misses = sum(1 for c in cells if c is not None and c not in data.known_set)
+    code, out, _ = _run(["match", data.dataset, path, "--column", "md5", "--invert",
+                         "--count"], capsys)
+    assert code == 1 and out.strip() == str(misses)
+    sha1 = tmp_path / "sha1.csv"
+    _write_csv(sha1, [["a", "", "1"], ["b", "ab" * 20, "2"]],
+               header=("name", "sha1", "size"))
+    code, _, err = _run(["match", data.dataset, sha1, "--column", "sha1"], capsys)
+    assert code == 2
+    _error_line(err, f"{sha1}: row 2", "sha1 digests", "no sha1 table")
