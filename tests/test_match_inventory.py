@@ -236,11 +236,22 @@ def _oracle_rows(data: Data, rows: list[list[str]], col: int = 1
 @pytest.mark.parametrize("engine", ["pyarrow", "python"])
 @pytest.mark.parametrize("suffix,delimiter,crlf", [(".csv", ",", False),
                                                    (".tsv", "\t", True)])
+@pytest.mark.parametrize("plain", [False, True])
 def test_csv_engines_match_oracle(data: Data, tmp_path: Path, engine: str,
-                                  suffix: str, delimiter: str, crlf: bool) -> None:
+                                  suffix: str, delimiter: str, crlf: bool,
+                                  plain: bool) -> None:
+    """Quoting edge cases (csv module path without pyarrow), and files without
+    a single quote and with empty lines (the plain split path)."""
     rows = _tricky_rows(data, 3000)
     path = tmp_path / f"inv{suffix}"
+    if plain:
+        rows = [[f"name{i}", cell, size] for i, (_, cell, size) in enumerate(rows)]
     _write_csv(path, rows, delimiter, crlf=crlf)
+    if plain:  # empty lines are not rows (pyarrow skips them too)
+        text = path.read_bytes().replace(b"\nname7" + delimiter.encode(),
+                                         b"\n\nname7" + delimiter.encode())
+        path.write_bytes(text + b"\n")
+        assert b'"' not in text
     inv = Inventory(str(path), column="md5")
     ds = hashlookup.open_dataset(str(data.dataset))
     try:
@@ -427,3 +438,45 @@ def test_parquet_annotate_invert_and_missing_table(
     code, _, err = _run(["match", data.dataset, sha1, "--column", "sha1"], capsys)
     assert code == 2
     _error_line(err, f"{sha1}: row 2", "sha1 digests", "no sha1 table")
+
+
+def test_plain_csv_path_errors(data: Data, tmp_path: Path,
+                               monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Without pyarrow, a quote-free CSV takes the numpy/C path; its errors
+    name the same line and row as the other readers."""
+    import hashlookup._tables as tables
+
+    monkeypatch.setattr(tables, "_have_pyarrow", lambda: False)
+    path = tmp_path / "plain.csv"
+    good = [data.known[5], data.others[6], data.known[7]]
+    path.write_text("name;md5\n" + "a;" + good[0] + "\n\n" + "b;" + good[1] + "\n"
+                    + "c;" + good[2][:-2] + "xx\n" + "d;" + good[2] + "\n")
+    code, _, err = _run(["match", data.dataset, path, "--column", "md5",
+                         "--delimiter", ";"], capsys)
+    assert code == 2
+    _error_line(err, f"{path}:5: row 3: column 'md5'", "non-hex")
+    code, out, _ = _run(["match", data.dataset, path, "--column", "md5",
+                         "--delimiter", ";", "--skip-invalid", "--format", "jsonl"],
+                        capsys)
+    assert [json.loads(x)["row"] for x in out.splitlines()] == [1, 4]
+    path.write_text("name;md5\na;" + good[0] + "\nb;c;" + good[1] + "\n")
+    code, _, err = _run(["match", data.dataset, path, "--column", "md5",
+                         "--delimiter", ";"], capsys)
+    assert code == 2
+    _error_line(err, f"{path}:3: expected 2 fields, got 3")
+
+
+def test_decode_hex_at() -> None:
+    from hashlookup import _core
+
+    text = b"xx" + b"0f" * 16 + b"," + b"A0" * 16
+    out = np.empty(32, np.uint8)
+    starts = np.array([2, 35], dtype=np.int64)
+    assert _core.decode_hex_at(text, starts, 16, out) == -1
+    assert out.tobytes() == b"\x0f" * 16 + b"\xa0" * 16
+    assert _core.decode_hex_at(text, np.array([35, 0], dtype=np.int64), 16, out) == 1
+    with pytest.raises(ValueError, match="past the text"):
+        _core.decode_hex_at(text, np.array([40, 2], dtype=np.int64), 16, out)
+    with pytest.raises(ValueError, match="past the text"):
+        _core.decode_hex_at(text, np.array([-1, 2], dtype=np.int64), 16, out)
