@@ -43,7 +43,7 @@ sanitize:
 	test -d $(ASAN_VENV) || $(PYTHON) -m venv $(ASAN_VENV)
 	$(ASAN_VENV)/bin/python -m pip -q install "setuptools>=77" "Cython>=3.1" wheel \
 	    numpy xxhash pyroaring "pytest>=8" "hypothesis>=6.100" "pytest-timeout>=2.3" \
-	    "flor==1.1.3"
+	    "flor==1.1.3" "dask[dataframe]>=2024.8" "distributed>=2024.8" "pyarrow>=15"
 	rm -rf $(ASAN_VENV)/src && mkdir -p $(ASAN_VENV)/src
 	git ls-files -co --exclude-standard | tar -cf - -T - | tar -xf - -C $(ASAN_VENV)/src
 	cd $(ASAN_VENV)/src && HASHLOOKUP_SANITIZE=1 HASHLOOKUP_DEBUG=1 \
