@@ -203,7 +203,10 @@ def _have_pyarrow() -> bool:
 # --------------------------------------------------------------------------
 
 def csv_header(inv: Inventory) -> list[str]:
-    with open(inv.path, newline="", encoding="utf-8", errors="surrogateescape") as f:
+    """Column names (a UTF-8 byte order mark, as spreadsheets write, is not
+    part of the first name; pyarrow drops it too)."""
+    with open(inv.path, newline="", encoding="utf-8-sig",
+              errors="surrogateescape") as f:
         try:
             header = next(csv.reader(f, delimiter=inv.delimiter or ","))
         except StopIteration:

@@ -480,3 +480,23 @@ def test_decode_hex_at() -> None:
         _core.decode_hex_at(text, np.array([40, 2], dtype=np.int64), 16, out)
     with pytest.raises(ValueError, match="past the text"):
         _core.decode_hex_at(text, np.array([-1, 2], dtype=np.int64), 16, out)
+
+
+@pytest.mark.parametrize("engine", ["auto", "python"])
+def test_csv_byte_order_mark(data: Data, tmp_path: Path, engine: str,
+                             capsys: pytest.CaptureFixture[str],
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A UTF-8 BOM (spreadsheets' "CSV UTF-8") is not part of the first name."""
+    if engine == "python":
+        import hashlookup._tables as tables
+
+        monkeypatch.setattr(tables, "_have_pyarrow", lambda: False)
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbfmd5,n\r\n" + data.known[3].encode() + b",1\r\n")
+    code, out, err = _run(["match", data.dataset, bom, "--column", "md5",
+                           "--format", "jsonl"], capsys)
+    assert code == 1, err
+    assert json.loads(out)["row"] == 1
+    code, out, err = _run(["match", data.dataset, bom, "--column", "md5",
+                           "--annotate"], capsys)
+    assert out.splitlines()[0] == "md5,n,match"
