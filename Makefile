@@ -15,7 +15,8 @@ $(VENV)/.created:
 $(VENV)/.testdeps: $(VENV)/.created Makefile
 	$(PIP) install "pytest>=8" "hypothesis>=6.100" "pytest-timeout>=2.3" "pytest-benchmark==5.2.3" "flor==1.1.3" \
 	    "cryptography>=42" \
-	    "pyhashlookup==1.2.8" "schemathesis==4.32.5" "requests>=2.32"
+	    "pyhashlookup==1.2.8" "schemathesis==4.32.5" "requests>=2.32" \
+	    "dask[dataframe]>=2024.8" "distributed>=2024.8" "pyarrow>=15"
 	@touch $@
 
 # Install the package (not an in-place build) so tests run against what users get,
@@ -37,6 +38,7 @@ bench: $(STAMP) $(VENV)/.testdeps
 	$(PY) benchmarks/load_server.py
 	$(PY) benchmarks/compare.py
 	$(PY) benchmarks/compare_scan.py
+	$(PY) benchmarks/compare_match.py
 	cd benchmarks && ../$(VENV)/bin/pytest -q -p no:cacheprovider --benchmark-disable-gc .
 
 # Whole test suite against an ASan/UBSan build of the extension, built from a
@@ -47,7 +49,8 @@ sanitize:
 	test -d $(ASAN_VENV) || $(PYTHON) -m venv $(ASAN_VENV)
 	$(ASAN_VENV)/bin/python -m pip -q install "setuptools>=77" "Cython>=3.1" wheel \
 	    numpy xxhash pyroaring "pytest>=8" "hypothesis>=6.100" "pytest-timeout>=2.3" \
-	    "flor==1.1.3" "cryptography>=42"
+	    "flor==1.1.3" "cryptography>=42" \
+	    "dask[dataframe]>=2024.8" "distributed>=2024.8" "pyarrow>=15"
 	rm -rf $(ASAN_VENV)/src && mkdir -p $(ASAN_VENV)/src
 	git ls-files -co --exclude-standard | tar -cf - -T - | tar -xf - -C $(ASAN_VENV)/src
 	cd $(ASAN_VENV)/src && HASHLOOKUP_SANITIZE=1 HASHLOOKUP_DEBUG=1 \

@@ -66,6 +66,9 @@ setup(
             sources=["hashlookup/_core.pyx"],
             include_dirs=["csrc"],
             libraries=["hlcore"],
+            # Relink when the C core changes: build_ext does not know that the
+            # static library is an input, and would keep a stale extension.
+            depends=sorted(glob.glob("csrc/hl_*.[ch]") + glob.glob("csrc/*.inc")),
             extra_compile_args=common,
             extra_link_args=link,
         )],

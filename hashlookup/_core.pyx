@@ -470,6 +470,52 @@ def parse_lines(const uint8_t[::1] buf, size_t width, size_t max_line,
             res.err_offset, res.err_length, <int>res.err_status)
 
 
+def decode_hex(const uint8_t[::1] text, uint8_t[::1] out):
+    """Decode len(out) bytes from the 2 * len(out) hex characters of text (any
+    case, no separators), e.g. the data buffer of an Arrow string column whose
+    cells all have one digest's length.  Returns -1, or the index in text of
+    the first non-hex character (out is then partly written)."""
+    cdef size_t n = out.shape[0]
+    cdef size_t bad = 0
+    cdef hl.hl_status st
+    if <size_t>text.shape[0] != 2 * n:
+        raise ValueError(f"need {2 * n} hex characters, got {text.shape[0]}")
+    if n == 0:
+        return -1
+    with nogil:
+        st = hl.hl_hex_decode(&text[0], n, &out[0], &bad)
+    return -1 if st == hl.HL_OK else <Py_ssize_t>bad
+
+
+def decode_hex_at(const uint8_t[::1] text, const int64_t[::1] starts, size_t width,
+                  uint8_t[::1] out):
+    """Decode one digest of ``width`` bytes from the 2 * width hex characters at
+    each offset of ``starts`` in ``text`` (e.g. the digest cells of a CSV chunk)
+    into the rows of ``out`` (len(starts) * width bytes).  Returns -1, or the
+    index of the first cell that is not hex (out is then partly written)."""
+    cdef Py_ssize_t n = starts.shape[0]
+    cdef Py_ssize_t i
+    cdef Py_ssize_t bad_cell = -1
+    cdef size_t bad = 0
+    cdef int64_t length = text.shape[0]
+    if width == 0 or width > <size_t>hl.HL_MAX_WIDTH:
+        raise ValueError(f"key width must be 1..{hl.HL_MAX_WIDTH}, got {width}")
+    if <size_t>out.shape[0] != <size_t>n * width:
+        raise ValueError("out must hold len(starts) * width bytes")
+    for i in range(n):
+        if starts[i] < 0 or starts[i] + <int64_t>(2 * width) > length:
+            raise ValueError(f"cell {i} at {starts[i]} runs past the text")
+    if n == 0:
+        return -1
+    with nogil:
+        for i in range(n):
+            if hl.hl_hex_decode(&text[starts[i]], width, &out[i * width],
+                                &bad) != hl.HL_OK:
+                bad_cell = i
+                break
+    return bad_cell
+
+
 def locator_bits_for(uint64_t n, size_t width):
     return hl.hl_locator_bits_for(n, width)
 

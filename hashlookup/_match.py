@@ -53,8 +53,9 @@ __all__ = [
 #: Bytes read per chunk (the chunk actually parsed ends at the last newline).
 DEFAULT_CHUNK_SIZE = CHUNK_SIZE
 
-# From this many selected lines on, line ends are found with one numpy pass
-# over the chunk instead of one bytes.find per line.
+# From this many selected lines on (and when they are dense: more than one per
+# 256 bytes), line ends are found with one numpy pass over the chunk instead of
+# one bytes.find per line; sparse hits are cheaper to find one by one.
 _VECTOR_LINES = 2048
 
 
@@ -148,7 +149,7 @@ class ChunkMatch:
         offsets = self.line_offsets
         if offsets is None:
             raise ValueError("lines were not kept (want_lines=False)")
-        if len(indices) < _VECTOR_LINES:
+        if len(indices) < _VECTOR_LINES or len(indices) * 256 < len(self.buf):
             return [self.line_bytes(i) for i in indices.tolist()]
         # many lines: find all their ends at once
         buf = self.buf
@@ -197,12 +198,6 @@ def _record_map(table: Any) -> tuple[npt.NDArray[np.uint32] | None, int]:
     return rowmap, int(state.count)
 
 
-def _record_filter(dataset: Any, table: Any, only: Any, exclude: Any) -> Any:
-    """Predicate record id -> wanted, from the dataset's label bitmaps
-    (``Dataset.record_filter``, cached per generation), or None."""
-    return dataset.record_filter(table, only, exclude)
-
-
 def _first_digest_line(data: bytes, first_line: int) -> int:
     """Number of the first non-blank, non-comment line of ``data``."""
     line = first_line
@@ -212,6 +207,146 @@ def _first_digest_line(data: bytes, first_line: int) -> int:
             return line
         line += 1
     return first_line
+
+
+def record_labels(dataset: Any, record_ids: npt.NDArray[np.int64]
+                  ) -> list[tuple[str, ...]]:
+    """Sorted labels of each record id (-1: none), as ``dataset.record(id).labels``
+    but vectorised: one bitmap intersection per label, then one tuple per
+    distinct label combination.  ``record()`` costs tens of microseconds per
+    call, which a batch job with 10^5-10^6 hits cannot afford."""
+    rids = np.asarray(record_ids, dtype=np.int64)
+    if rids.size == 0:
+        return []
+    names = sorted(dataset.labels())
+    valid = rids >= 0
+    if not names or not valid.any():
+        return [()] * int(rids.size)
+    from pyroaring import BitMap
+
+    wanted = BitMap(np.unique(rids[valid]).astype(np.uint32))
+    codes = np.zeros((rids.size, (len(names) + 63) // 64), dtype=np.uint64)
+    for j, name in enumerate(names):
+        have = dataset.records_with(name) & wanted
+        if have:
+            members = np.frombuffer(have.to_array(), dtype=np.uint32).astype(np.int64)
+            hit = np.isin(rids, members) & valid
+            codes[hit, j // 64] |= np.uint64(1) << np.uint64(j % 64)
+    combos, inverse = np.unique(codes, axis=0, return_inverse=True)
+    tuples = [tuple(name for j, name in enumerate(names)
+                    if int(combo[j // 64]) >> (j % 64) & 1) for combo in combos]
+    return [tuples[i] for i in inverse.reshape(-1).tolist()]
+
+
+class KeyMatcher:
+    """Batch lookups of parsed keys in an index or a dataset: the one kernel
+    every matcher (text, CSV, Parquet, Dask partitions) goes through.
+
+    With a dataset the key table is chosen by :meth:`bind` from the keys' width
+    (the first digest of an input decides); with an index the width is fixed.
+    :meth:`lookup` may be called from several threads at once: the C kernels
+    release the GIL, only the per-hit label filter runs under it.
+    """
+
+    def __init__(
+        self,
+        index: Any,
+        *,
+        want_records: bool = False,
+        only: Any = None,
+        exclude: Any = None,
+        threads: int = 1,
+    ) -> None:
+        if threads < 0:
+            raise ValueError(f"threads must be >= 0, got {threads}")
+        self.dataset: Any = None
+        self.table: Any = None
+        self.width: int | None = None
+        self.algorithm = ""
+        self.want_records = want_records
+        self.threads = threads
+        self._only, self._exclude = only, exclude
+        self._rowmap: npt.NDArray[np.uint32] | None = None
+        self._records = 0
+        self._keep: Any = None
+        if hasattr(index, "width"):  # a HashIndex: one fixed width
+            if only is not None or exclude is not None:
+                raise ValueError(
+                    "only= and exclude= need a Dataset (labels), not an index"
+                )
+            self.table = index
+            self.width = int(index.width)
+            self.algorithm = str(index.algorithm)
+        elif hasattr(index, "table"):
+            self.dataset = index
+        else:
+            raise TypeError(
+                f"expected a HashIndex or a Dataset, got {type(index).__name__}"
+            )
+
+    @property
+    def bound(self) -> bool:
+        return self.table is not None
+
+    def bind(self, width: int, where: str) -> None:
+        """Choose the dataset's key table for digests of ``width`` bytes;
+        ``where`` ("file:line") names the first such digest in errors."""
+        if self.table is not None:
+            return
+        alg = ALGORITHM_BY_WIDTH[width]
+        ds = self.dataset
+        if alg not in ds.algorithms:
+            raise InputError(
+                f"{where}: {alg} digests, but {ds.path} has no {alg} "
+                f"table (it has {', '.join(ds.algorithms)})"
+            )
+        table = ds.table(alg)
+        self._rowmap, self._records = _record_map(table)
+        self._keep = ds.record_filter(table, self._only, self._exclude)
+        self.width = width
+        self.algorithm = alg
+        self.table = table
+
+    def lookup(
+        self, keys: npt.NDArray[np.uint8]
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64] | None, int]:
+        """``(found, record_ids, filtered)`` for keys of shape ``(n, width)``:
+        record ids (-1 for misses) only with ``want_records`` or a label filter;
+        ``filtered`` counts the hits dropped by the filter (they are misses)."""
+        table = self.table
+        n = int(keys.shape[0])
+        keep = self._keep
+        if not (self.want_records or keep is not None):
+            return table.contains_many(keys, threads=self.threads), None, 0
+        rows = table.find_many(keys, threads=self.threads)
+        found = rows >= 0
+        hits = np.flatnonzero(found)
+        record_ids = np.full(n, -1, dtype=np.int64)
+        filtered = 0
+        if hits.size:
+            hit_rows = rows[hits]
+            rowmap = self._rowmap
+            if rowmap is not None:
+                hit_ids = rowmap[hit_rows]
+                if int(hit_ids.max()) >= self._records:  # a corrupt rowmap
+                    raise IndexFormatError(
+                        f"{table.path}: rowmap of {table.algorithm} row "
+                        f"{int(hit_rows[np.argmax(hit_ids)])} points past the "
+                        f"{self._records} records"
+                    )
+                record_ids[hits] = hit_ids
+            else:
+                record_ids[hits] = hit_rows
+            if keep is not None:
+                wanted = np.fromiter(
+                    map(keep, record_ids[hits].tolist()), dtype=bool, count=hits.size
+                )
+                if not wanted.all():
+                    dropped = hits[~wanted]
+                    found[dropped] = False
+                    record_ids[dropped] = -1
+                    filtered = int(dropped.size)
+        return found, record_ids, filtered
 
 
 def match_chunks(
@@ -252,35 +387,18 @@ def match_chunks(
     dataset was opened with ``suppress=`` are always excluded.  Dropped hits
     count as misses (``found`` is False for them) and in ``stats.filtered``.
     """
-    if threads < 0:
-        raise ValueError(f"threads must be >= 0, got {threads}")
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     st = stats if stats is not None else MatchStats()
-    dataset: Any = None
-    table: Any = None
-    width: int | None = None
-    algorithm: str | None = None
-    if hasattr(index, "width"):  # a HashIndex: one fixed width
-        if only is not None or exclude is not None:
-            raise ValueError("only= and exclude= need a Dataset (labels), not an index")
-        table = index
-        width = int(index.width)
-        algorithm = str(index.algorithm)
-        st.algorithm = algorithm
-    elif hasattr(index, "table"):
-        dataset = index
-    else:
-        raise TypeError(
-            f"expected a HashIndex or a Dataset, got {type(index).__name__}"
-        )
-    rowmap: npt.NDArray[np.uint32] | None = None
-    records = 0
-    keep: Any = None
+    matcher = KeyMatcher(
+        index, want_records=want_records, only=only, exclude=exclude, threads=threads
+    )
+    if matcher.bound:
+        st.algorithm = matcher.algorithm
     for parsed in iter_parsed(
         binary_file,
-        width,
-        algorithm=algorithm,
+        matcher.width,
+        algorithm=matcher.algorithm or None,
         name=name,
         skip_invalid=skip_invalid,
         want_lines=want_lines,
@@ -294,54 +412,16 @@ def match_chunks(
         n = int(keys.shape[0])
         if n == 0:
             continue
-        if table is None:  # dataset: the first digest decides the table
-            alg = ALGORITHM_BY_WIDTH[int(keys.shape[1])]
-            if alg not in dataset.algorithms:
-                line = (
-                    int(parsed.line_numbers[0])
-                    if parsed.line_numbers is not None
-                    else _first_digest_line(parsed.data, parsed.first_line)
-                )
-                raise InputError(
-                    f"{name}:{line}: {alg} digests, but {dataset.path} has no {alg} "
-                    f"table (it has {', '.join(dataset.algorithms)})"
-                )
-            table = dataset.table(alg)
-            st.algorithm = alg
-            rowmap, records = _record_map(table)
-            keep = _record_filter(dataset, table, only, exclude)
-        record_ids: npt.NDArray[np.int64] | None = None
-        if want_records or keep is not None:
-            rows = table.find_many(keys, threads=threads)
-            found = rows >= 0
-            hits = np.flatnonzero(found)
-            record_ids = np.full(n, -1, dtype=np.int64)
-            if hits.size:
-                hit_rows = rows[hits]
-                if rowmap is not None:
-                    hit_ids = rowmap[hit_rows]
-                    if int(hit_ids.max()) >= records:  # a corrupt rowmap
-                        raise IndexFormatError(
-                            f"{table.path}: rowmap of {table.algorithm} row "
-                            f"{int(hit_rows[np.argmax(hit_ids)])} points past the "
-                            f"{records} records"
-                        )
-                    record_ids[hits] = hit_ids
-                else:
-                    record_ids[hits] = hit_rows
-                if keep is not None:
-                    wanted = np.fromiter(
-                        map(keep, record_ids[hits].tolist()),
-                        dtype=bool,
-                        count=hits.size,
-                    )
-                    if not wanted.all():
-                        dropped = hits[~wanted]
-                        found[dropped] = False
-                        record_ids[dropped] = -1
-                        st.filtered += int(dropped.size)
-        else:
-            found = table.contains_many(keys, threads=threads)
+        if not matcher.bound:  # dataset: the first digest decides the table
+            line = (
+                int(parsed.line_numbers[0])
+                if parsed.line_numbers is not None
+                else _first_digest_line(parsed.data, parsed.first_line)
+            )
+            matcher.bind(int(keys.shape[1]), f"{name}:{line}")
+            st.algorithm = matcher.algorithm
+        found, record_ids, filtered = matcher.lookup(keys)
+        st.filtered += filtered
         st.keys += n
         st.hits += int(np.count_nonzero(found))
         yield ChunkMatch(

@@ -748,104 +748,22 @@ def _csv_field(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
-class _RecordLabels:
-    """Labels of hit records, looked up once per record."""
-
-    def __init__(self, ds: Any) -> None:
-        self._ds = ds
-        self._cache: dict[int, tuple[str, ...]] = {}
-
-    def __call__(self, record_id: int) -> tuple[str, ...]:
-        if record_id < 0:
-            return ()
-        labels = self._cache.get(record_id)
-        if labels is None:
-            labels = tuple(self._ds.record(record_id).labels)
-            if len(self._cache) < 100_000:
-                self._cache[record_id] = labels
-        return labels
-
-
 def _cmd_match(args: argparse.Namespace, ctx: _Context) -> int:
-    from ._match import MatchStats, match_chunks
-
-    stats = MatchStats()
-    out = ctx.out
-    fmt: str = args.format
-    invert: bool = args.invert
-
-    def run(opened: _Opened, stream: BinaryIO, name: str) -> None:
-        ds = opened.dataset
-        only, exclude = _label_filters(opened, args.only, args.exclude)
-        with_records = ds is not None and fmt != "text" and not args.count
-        labels_of = _RecordLabels(ds) if with_records else None
-        chunks = match_chunks(
-            ds if ds is not None else opened.index,
-            stream,
-            skip_invalid=args.skip_invalid,
-            name=name,
-            chunk_size=args.chunk_size,
-            threads=args.threads,
-            want_lines=not args.count,
-            stats=stats,
-            want_records=with_records,
-            only=only,
-            exclude=exclude,
-        )
-        if fmt == "csv" and not args.count:
-            out.write(
-                b"line,digest,text,record,labels\n"
-                if with_records
-                else b"line,digest,text\n"
-            )
-        for chunk in chunks:
-            if stats.hits:
-                ctx.found = True
-            if args.count:
-                continue
-            sel = chunk.select(invert)
-            if sel.size == 0:
-                continue
-            lines = chunk.lines(sel)
-            if fmt == "text":
-                lines.append(b"")
-                out.write(b"\n".join(lines))
-                continue
-            assert chunk.line_numbers is not None
-            digests = chunk.hex_digests(sel)
-            numbers = chunk.line_numbers[sel].tolist()
-            texts = [line.decode("utf-8", "surrogateescape") for line in lines]
-            extras: list[str] | None = None
-            if labels_of is not None:
-                assert chunk.record_ids is not None
-                rids = chunk.record_ids[sel].tolist()
-                labels = [labels_of(r) for r in rids]
-                if fmt == "jsonl":
-                    extras = [
-                        f', "record": {r if r >= 0 else "null"}, "labels": '
-                        f"{json.dumps(list(ls), ensure_ascii=False)}"
-                        for r, ls in zip(rids, labels, strict=True)
-                    ]
-                else:
-                    extras = [
-                        f",{r if r >= 0 else ''},{_csv_field(';'.join(ls))}"
-                        for r, ls in zip(rids, labels, strict=True)
-                    ]
-            if fmt == "jsonl":
-                out.write(_jsonl_matches(numbers, digests, texts, extras))
-            else:
-                out.write(_csv_matches(numbers, digests, texts, extras))
-
     with _Opened(args.path, **_signature_check(args)) as opened:
-        if args.file == "-":
-            run(opened, sys.stdin.buffer, "<stdin>")
+        only, exclude = _label_filters(opened, args.only, args.exclude)
+        if args.workers is not None or args.scheduler is not None:
+            from ._dask_cli import run_dask_match
+
+            found = run_dask_match(args, ctx, CLIError, only, exclude)
         else:
-            with open(args.file, "rb") as stream:
-                run(opened, stream, args.file)
-    if args.count:
-        out.line(str(stats.misses if invert else stats.hits))
-    ctx.found = stats.hits > 0
-    return EXIT_FOUND if ctx.found else EXIT_CLEAN
+            from ._match_cli import run_match
+
+            stats = run_match(args, ctx, opened, only, exclude, CLIError)
+            if args.count:
+                ctx.out.line(str(stats.misses if args.invert else stats.hits))
+            found = stats.hits > 0
+    ctx.found = found
+    return EXIT_FOUND if found else EXIT_CLEAN
 
 
 def _cmd_update(args: argparse.Namespace, ctx: _Context) -> int:
@@ -1091,6 +1009,31 @@ def _add_filter_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_match_inventory_options(p: argparse.ArgumentParser) -> None:
+    """Options of `match` for CSV/Parquet inventories, parallelism and Dask
+    (implemented in _match_cli.py, _inventory.py and _dask_cli.py)."""
+    p.add_argument("--column", metavar="NAME", default=None,
+                   help="column holding the digests (CSV/TSV/Parquet inputs)")
+    p.add_argument("--input-format", choices=("auto", "text", "csv", "tsv", "parquet"),
+                   default="auto",
+                   help="input kind (default: from the extension: .csv, .tsv/.tab, "
+                   ".parquet/.pq; else text, or csv when --column is given)")
+    p.add_argument("--delimiter", metavar="CHAR", default=None,
+                   help="CSV field delimiter (default: ',' or a tab for .tsv)")
+    p.add_argument("--annotate", action="store_true",
+                   help="write every input line/row with a match column (true/false) "
+                   "instead of the hits")
+    p.add_argument("--jobs", "-j", type=_int_arg(0), default=0, metavar="N",
+                   help="threads decoding and looking up pieces of the inputs "
+                   "(0: one per core, at most 8; default: 0)")
+    p.add_argument("--workers", type=_int_arg(1), default=None, metavar="N",
+                   help="match on a local Dask cluster of N worker processes "
+                   "(needs hashlookup[dask])")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="match on the Dask cluster at ADDRESS; DATASET and the inputs "
+                   "must be readable at the same paths on every worker")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of the ``hashlookup`` command."""
     parser = argparse.ArgumentParser(
@@ -1216,26 +1159,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "match",
         "report the lines of a digest list found in a dataset",
-        "Stream a digest list (hex digests one per line, or md5sum/sha1sum/"
-        "sha256sum output) and print the lines whose digest is in the dataset. "
-        "The first digest's length picks the md5, sha1 or sha256 table. "
+        "Stream inventories of digests (hex digests one per line, md5sum/sha1sum/"
+        "sha256sum output, or a named column of CSV/TSV/Parquet files) and print "
+        "the lines or rows whose digest is in the dataset, file by file in input "
+        "order. The first digest's length picks the md5, sha1 or sha256 table. "
         "Exit 1 if any digest was found (also with --invert/--count), 0 if "
         "none, 2 on error.",
     )
     add_path(p)
     p.add_argument(
-        "file",
-        nargs="?",
-        default="-",
-        metavar="FILE",
-        help="digest list to read (default or '-': standard input)",
+        "files",
+        nargs="*",
+        metavar="INPUT",
+        help="digest lists, .csv/.tsv or .parquet files (none or '-': standard "
+        "input, text); several are matched in parallel (--jobs)",
     )
     p.add_argument(
         "--format",
         choices=_FORMATS,
         default="text",
-        help="text: the input lines; jsonl: {line, digest, text[, record, labels]} "
-        "objects; csv: line,digest,text[,record,labels] (default: text)",
+        help="text: the input lines (CSV rows for tables); jsonl: {line|row, "
+        "digest[, text, record, labels]} objects; csv: the same columns; a file "
+        "member/column is added with several inputs (default: text)",
     )
     p.add_argument(
         "-c",
@@ -1269,6 +1214,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="BYTES",
         help="input read size (default: 16 MiB)",
     )
+    _add_match_inventory_options(p)
     _add_verify_key(p)
     p.set_defaults(func=_cmd_match)
 
