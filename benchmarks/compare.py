@@ -351,6 +351,9 @@ def memory_child(idx_path: str, keys_npy: str, q1_npy: str, qall_npy: str) -> No
     # Touch everything allocated before the "before" reading.
     o1[:] = True
     o2[:] = True
+    # Open and close once so that modules imported lazily by the first open
+    # are already resident: the measured growth is then the mapping alone.
+    hashlookup.open_index(idx_path).close()
     gc.collect()
     before = proc_status()
     index = hashlookup.open_index(idx_path)
@@ -562,8 +565,13 @@ def main(argv: list[str] | None = None) -> int:
             }, RB)
             mks = {k: q / v / 1e6 for k, v in t.items()}
             batch[label] = mks
+            # The 50 M/s and 20x-searchsorted targets are for 1 % hits;
+            # for all-hit batches only ">= 8x the set" applies.
+            one_pct = label.startswith("1")
             table.add(f"`contains_many`, {label}, 1 thread (M keys/s)",
-                      fmt_num(mks["hl"]), "", "", ">= 50 M/s", mks["hl"] >= 50)
+                      fmt_num(mks["hl"]), "", "",
+                      ">= 50 M/s" if one_pct else "info",
+                      mks["hl"] >= 50 if one_pct else None)
             r = mks["hl"] / mks["set_intersection"]
             table.add(f"`contains_many` vs `set.intersection`, {label} (M keys/s)",
                       fmt_num(mks["hl"]), fmt_num(mks["set_intersection"]),
@@ -571,7 +579,8 @@ def main(argv: list[str] | None = None) -> int:
             r = mks["hl"] / mks["searchsorted"]
             table.add(f"`contains_many` vs numpy searchsorted, {label} (M keys/s)",
                       fmt_num(mks["hl"]), fmt_num(mks["searchsorted"]),
-                      f"{r:.1f}x", ">= 20x", r >= 20)
+                      f"{r:.1f}x", ">= 20x" if one_pct else "info",
+                      r >= 20 if one_pct else None)
             r = mks["hl_threads2"] / mks["hl"]
             table.add(f"`contains_many(threads=2)`, {label} (M keys/s)",
                       fmt_num(mks["hl_threads2"]), f"{fmt_num(mks['hl'])} (1 thread)",
