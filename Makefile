@@ -13,7 +13,8 @@ $(VENV)/.created:
 	@touch $@
 
 $(VENV)/.testdeps: $(VENV)/.created Makefile
-	$(PIP) install "pytest>=8" "hypothesis>=6.100" "pytest-timeout>=2.3" "pytest-benchmark==5.2.3" "flor==1.1.3"
+	$(PIP) install "pytest>=8" "hypothesis>=6.100" "pytest-timeout>=2.3" "pytest-benchmark==5.2.3" "flor==1.1.3" \
+	    "atheris==3.0.0"
 	@touch $@
 
 # Install the package (not an in-place build) so tests run against what users get.
