@@ -296,8 +296,14 @@ ROWS = [
     Row("stdin-huge-line", lambda e: e.cli("match", e.dataset_path,
                                             stdin=b"a" * (2 << 20)),
         2, "line longer than"),
-    Row("stdin-build-bad-line", lambda e: e.cli(
-        "build", "--index", "-o", e.out(), "-", stdin=b"zz\n"), 2, ":1:"),
+    Row("stdin-build-index-bad-line", lambda e: e.cli(
+        "build", "--index", "-o", e.out(), "-", stdin=b"zz\n"), 2,
+        ":1: expected a hex md5"),   # in-process stdin is named <stream>
+    Row("stdin-build-dataset-bad-line", lambda e: e.cli(
+        "build", "-o", e.out(".hlds"), "-", stdin=b"zz\n"), 2,
+        "error: <stdin>:1: expected a hex md5"),
+    Row("cli-chunk-size-zero", lambda e: e.cli("match", e.dataset_path,
+                                                "--chunk-size", "0"), 2, ">= 1"),
 ]
 
 
