@@ -158,12 +158,16 @@ def exercise_index(idx: hashlookup.HashIndex) -> None:
     assert idx.contains_many(probes).tolist() == expect
 
 
+def _fuzz_file(data: bytes, name: str, opener: Callable[[str], Any],
+               exercise: Callable[[Any], None]) -> None:
+    path = _file(data, name)
+    if path is not None:
+        with opener(path) as opened:
+            exercise(opened)
+
+
 def fuzz_index(data: bytes) -> None:
-    path = _file(data, "index.hlx")
-    if path is None:
-        return
-    with hashlookup.open_index(path) as idx:
-        exercise_index(idx)
+    _fuzz_file(data, "index.hlx", hashlookup.open_index, exercise_index)
 
 
 def exercise_dataset(ds: hashlookup.Dataset) -> None:
@@ -215,11 +219,7 @@ def exercise_dataset(ds: hashlookup.Dataset) -> None:
 
 
 def fuzz_dataset(data: bytes) -> None:
-    path = _file(data, "dataset.hlds")
-    if path is None:
-        return
-    with hashlookup.open_dataset(path) as ds:
-        exercise_dataset(ds)
+    _fuzz_file(data, "dataset.hlds", hashlookup.open_dataset, exercise_dataset)
 
 
 # ---------------------------------------------------------------------------
@@ -227,12 +227,13 @@ def fuzz_dataset(data: bytes) -> None:
 
 _EXT = {"text": "txt", "hashdeep": "hashdeep", "csv": "csv", "vics": "json",
         "sqlite": "sqlite"}
+_WIDTHS = {"md5": 16, "sha1": 20, "sha256": 32}
 
 
 def check_batch(b: Any) -> None:
     n = len(b)
     assert n > 0
-    for algo, w in ImportedWidths.items():
+    for algo, w in _WIDTHS.items():
         arr, has = b.digests(algo)
         assert arr.shape == (n, w) and arr.dtype == np.uint8, algo
         assert has.shape == (n,) and has.dtype == np.bool_, algo
@@ -243,9 +244,6 @@ def check_batch(b: Any) -> None:
         assert isinstance(label, str) and label
         assert rows.dtype == np.int64 and len(rows)
         assert rows.min() >= 0 and rows.max() < n and (np.diff(rows) > 0).all()
-
-
-ImportedWidths = {"md5": 16, "sha1": 20, "sha256": 32}
 
 
 def importer(fmt: str) -> Callable[[bytes], None]:
