@@ -99,6 +99,48 @@ def _nsrl(env: Env, text_value: bytes) -> str:
     return str(path)
 
 
+def _damaged_dataset(env: Env, edit: Callable[[list[list[int]]], None]) -> str:
+    """A copy of the dataset whose record table was edited, with every
+    checksum recomputed: only verify()'s structural checks can tell."""
+    from hashlookup import _format
+
+    data = bytearray(env.dataset_path.read_bytes())
+    header = _format.read_header(data, len(data), "x")
+    rec = next(s for s in header.sections if s.kind == _format.KIND_RECORDS)
+    n = rec.length // _format.RECORD.size
+    rows = [list(_format.RECORD.unpack_from(data, rec.offset + i * _format.RECORD.size))
+            for i in range(n)]
+    edit(rows)
+    for i, r in enumerate(rows):
+        _format.RECORD.pack_into(data, rec.offset + i * _format.RECORD.size, *r)
+    for i, s in enumerate(header.sections):
+        at = _format.HEADER.size + i * _format.SECTION.size + 32
+        body = bytes(data[s.offset:s.offset + s.length])
+        data[at:at + 8] = _format.section_checksum(body).to_bytes(8, "little")
+    at = _format.HEADER_CHECKSUM_OFFSET
+    data[at:at + 8] = _format.header_checksum(
+        data[:header.header_size]).to_bytes(8, "little")
+    return env.new(bytes(data), ".hlds")
+
+
+def _swap_sha1_rows(rows: list[list[int]]) -> None:
+    rows[0][1], rows[1][1] = rows[1][1], rows[0][1]
+
+
+def _drop_digests(rows: list[list[int]]) -> None:
+    rows[0][:3] = [0xFFFFFFFF] * 3
+
+
+def _verify(path: str) -> Any:
+    with hashlookup.open_dataset(path) as ds:
+        return ds.verify()
+
+
+def _record0(path: str) -> Any:
+    with hashlookup.open_dataset(path) as ds:
+        return ds.record(0)
+
+
 def _records(path: str, **kw: Any) -> int:
     return sum(len(b) for b in iter_records(path, **kw))
 
@@ -120,6 +162,13 @@ ROWS = [
         IndexFormatError, "not a hashlookup index"),
     Row("file-dataset-as-index", lambda e: hashlookup.open_index(e.dataset_path),
         IndexFormatError, "open_dataset"),
+    Row("file-records-crossed", lambda e: _verify(_damaged_dataset(
+        e, _swap_sha1_rows)), IndexFormatError,
+        "record 0 points at sha1 row .*, which maps to another record"),
+    Row("file-record-without-digest", lambda e: _verify(_damaged_dataset(
+        e, _drop_digests)), IndexFormatError, "which has no sha1 digest"),
+    Row("file-record-without-digest-record", lambda e: _record0(_damaged_dataset(
+        e, _drop_digests)), IndexFormatError, "record 0 has no digest"),
     Row("file-path-none", lambda e: hashlookup.open_index(None), TypeError, "NoneType"),
     Row("file-path-nul", lambda e: hashlookup.open_dataset("a\0b"), ValueError,
         "null"),
