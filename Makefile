@@ -5,18 +5,23 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench install clean sanitize
+.PHONY: demo test bench install clean sanitize ctest ctest-asan fuzz
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install "setuptools>=77" "Cython>=3.1" wheel
 	@touch $@
 
+# Test dependencies (also pyproject's [dependency-groups] test) and the
+# server extra's packages, shared by `make test` and `make sanitize`.
+TEST_DEPS := "pytest>=8" "hypothesis>=6.100" "pytest-timeout>=2.3" "pytest-benchmark==5.2.3" \
+	"flor==1.1.3" "cryptography>=42" "atheris==3.0.0" \
+	"pyhashlookup==1.2.8" "schemathesis==4.32.5" "requests>=2.32" \
+	"dask[dataframe]>=2024.8" "distributed>=2024.8" "pyarrow>=15"
+SERVER_DEPS := "uvicorn>=0.30" "httptools>=0.6" "uvloop>=0.19" "orjson>=3.9"
+
 $(VENV)/.testdeps: $(VENV)/.created Makefile
-	$(PIP) install "pytest>=8" "hypothesis>=6.100" "pytest-timeout>=2.3" "pytest-benchmark==5.2.3" "flor==1.1.3" \
-	    "cryptography>=42" \
-	    "pyhashlookup==1.2.8" "schemathesis==4.32.5" "requests>=2.32" \
-	    "dask[dataframe]>=2024.8" "distributed>=2024.8" "pyarrow>=15"
+	$(PIP) install $(TEST_DEPS)
 	@touch $@
 
 # Install the package (not an in-place build) so tests run against what users get,
@@ -30,8 +35,49 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/hashlookup demo --dir demo
 
-test: $(STAMP) $(VENV)/.testdeps
+# The C core's own tests (ASan/UBSan build, both kernel sets: a few
+# seconds) run first; the pytest suite includes the fuzz regression corpus
+# and a short fuzzing pass per target (tests/test_fuzz.py).
+test: $(STAMP) $(VENV)/.testdeps ctest-asan
 	cd tests && ../$(VENV)/bin/pytest -q -p no:cacheprovider
+
+# C core tested directly against brute-force references (csrc/tests/):
+# under -fsanitize=address,undefined, then under valgrind memcheck; each
+# once with the portable kernels and once with AVX2 where the CPU has it.
+CTEST_DIR := build/ctest
+CTEST_SRC := $(sort $(wildcard csrc/hl_*.c)) csrc/tests/test_core.c
+CTEST_DEPS := $(CTEST_SRC) $(wildcard csrc/*.h csrc/*.inc)
+CTEST_CFLAGS := -std=c11 -g -Wall -Wextra -Werror -Icsrc
+CPU_KERNEL = $$(grep -qw avx2 /proc/cpuinfo && echo avx2 || echo portable)
+
+$(CTEST_DIR)/test_core_asan: $(CTEST_DEPS)
+	mkdir -p $(CTEST_DIR)
+	$(CC) $(CTEST_CFLAGS) -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
+	    -fno-omit-frame-pointer $(CTEST_SRC) -lm -o $@
+
+$(CTEST_DIR)/test_core: $(CTEST_DEPS)
+	mkdir -p $(CTEST_DIR)
+	$(CC) $(CTEST_CFLAGS) -O2 $(CTEST_SRC) -lm -o $@
+
+ctest-asan: $(CTEST_DIR)/test_core_asan
+	HASHLOOKUP_DISABLE_SIMD=1 $< portable
+	$< $(CPU_KERNEL)
+
+ctest: ctest-asan $(CTEST_DIR)/test_core
+	command -v valgrind >/dev/null || \
+	    (apt-get update -qq && apt-get install -y -qq valgrind)
+	HASHLOOKUP_DISABLE_SIMD=1 valgrind -q --error-exitcode=99 --leak-check=full \
+	    --errors-for-leak-kinds=definite $(CTEST_DIR)/test_core portable
+	valgrind -q --error-exitcode=99 --leak-check=full \
+	    --errors-for-leak-kinds=definite $(CTEST_DIR)/test_core $(CPU_KERNEL)
+
+# Every fuzz target for FUZZ_SECONDS each (tests/fuzz/run.py); the corpus
+# grows in build/fuzz-corpus between runs, findings land in
+# tests/fuzz/regressions/<target>/ (replayed by make test).
+FUZZ_SECONDS ?= 120
+fuzz: $(STAMP) $(VENV)/.testdeps
+	cd tests && ../$(PY) fuzz/run.py --seconds $(FUZZ_SECONDS) \
+	    --corpus ../build/fuzz-corpus
 
 bench: $(STAMP) $(VENV)/.testdeps
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
@@ -48,9 +94,7 @@ ASAN_VENV := .venv-asan
 sanitize:
 	test -d $(ASAN_VENV) || $(PYTHON) -m venv $(ASAN_VENV)
 	$(ASAN_VENV)/bin/python -m pip -q install "setuptools>=77" "Cython>=3.1" wheel \
-	    numpy xxhash pyroaring "pytest>=8" "hypothesis>=6.100" "pytest-timeout>=2.3" \
-	    "flor==1.1.3" "cryptography>=42" \
-	    "dask[dataframe]>=2024.8" "distributed>=2024.8" "pyarrow>=15"
+	    numpy xxhash pyroaring $(TEST_DEPS) $(SERVER_DEPS)
 	rm -rf $(ASAN_VENV)/src && mkdir -p $(ASAN_VENV)/src
 	git ls-files -co --exclude-standard | tar -cf - -T - | tar -xf - -C $(ASAN_VENV)/src
 	cd $(ASAN_VENV)/src && HASHLOOKUP_SANITIZE=1 HASHLOOKUP_DEBUG=1 \
@@ -58,7 +102,7 @@ sanitize:
 	cd tests && LD_PRELOAD="$$(gcc -print-file-name=libasan.so)" \
 	    ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 PYTHONMALLOC=malloc \
-	    ../$(ASAN_VENV)/bin/pytest -q -p no:cacheprovider -x
+	    ../$(ASAN_VENV)/bin/pytest -q -p no:cacheprovider -x -k "not short_fuzz_run"
 
 clean:
 	rm -rf $(VENV) $(ASAN_VENV) build dist *.egg-info hashlookup/_core.c hashlookup/*.so demo

@@ -63,6 +63,9 @@ cdef int _check(hl.hl_status st) except -1:
     raise ValueError(f"C core returned status {<int>st}")
 
 
+_DIGEST_NAMES = {16: "an md5 digest", 20: "a sha1 digest", 32: "a sha256 digest"}
+
+
 cdef str _kind(object key):
     return type(key).__name__
 
@@ -106,7 +109,18 @@ cdef int _load_key(object key, size_t width, uint8_t *buf, const uint8_t **out,
     if not PyObject_CheckBuffer(key):
         raise TypeError(f"expected {what} as bytes or hex str, got "
                         f"{_kind(key)}{_where(item)}")
-    PyObject_GetBuffer(key, &view, PyBUF_SIMPLE)
+    try:
+        PyObject_GetBuffer(key, &view, PyBUF_SIMPLE)
+    except BufferError:
+        # A strided buffer (a memoryview slice, a numpy view): its bytes in
+        # order, through a copy.
+        key = memoryview(key).tobytes()
+        if <size_t>len(key) != width:
+            raise ValueError(f"expected {what}: {width} raw bytes or {2 * width} hex "
+                             f"characters, got {len(key)} bytes{_where(item)}")
+        memcpy(buf, PyBytes_AS_STRING(key), width)
+        out[0] = buf
+        return 0
     try:
         if <size_t>view.len != width:
             raise ValueError(f"expected {what}: {width} raw bytes or {2 * width} hex "
@@ -339,7 +353,10 @@ cdef class TableSet:
         if t is None:
             if self._c_t16 is None and self._c_t20 is None and self._c_t32 is None:
                 raise ValueError("I/O operation on closed dataset")
-            return None  # the dataset has no table of this algorithm
+            # The dataset has no table of this algorithm: a miss, but only
+            # for a well-formed digest (bad ones raise as for any table).
+            _load_key(digest, n, buf, &p, _DIGEST_NAMES[n], None)
+            return None
         if not t._c_open:
             raise ValueError(_CLOSED)
         _load_key(digest, t._c_table.width, buf, &p, t._c_what, None)

@@ -369,8 +369,12 @@ class Dataset(TableSet):
         alg = next(iter(st.tables))
         if st.records is not None:
             r = st.records[record_id]
-            alg = next(a for a in ALGORITHMS
-                       if int(r[f"{a}_row"]) != _format.NO_ROW and a in st.tables)
+            present = [a for a in ALGORITHMS
+                       if int(r[f"{a}_row"]) != _format.NO_ROW and a in st.tables]
+            if not present:
+                raise IndexFormatError(f"{self.path}: record {record_id} has no "
+                                       "digest")
+            alg = present[0]
         return self._match(st, record_id, alg)
 
     def lookup_many(self, digests: Any, *, only: Any = None, exclude: Any = None
@@ -474,19 +478,45 @@ class Dataset(TableSet):
                 if len(rm) and int(rm.max()) >= st.count:
                     raise IndexFormatError(f"{self.path}: rowmap of {a} points past "
                                            f"the {st.count} records")
+            anything = np.zeros(st.count, dtype=bool)
             for a in ALGORITHMS:
                 col = st.records[f"{a}_row"]  # noqa: verify() may use numpy
                 present = col != _format.NO_ROW
+                anything |= present
                 t = st.tables.get(a)
                 n = len(t) if t is not None else 0
                 if np.any(col[present] >= n):
                     raise IndexFormatError(f"{self.path}: a record points past the "
                                            f"{a} table")
+                if a in st.rowmaps:
+                    self._verify_links(a, col, present, st.rowmaps[a])
+            if not anything.all():
+                raise IndexFormatError(f"{self.path}: record "
+                                       f"{int(np.argmin(anything))} has no digest")
             if st.labels is not None:
                 for name in st.labels.names():
                     st.labels.bitmap(name)
         return {"path": self.path, "records": st.count, "ok": True,
                 "tables": list(st.tables)}
+
+    def _verify_links(self, alg: str, col: np.ndarray, present: np.ndarray,
+                      rowmap: np.ndarray) -> None:
+        """Rows and records agree: every row of the alg table maps to a
+        record that has an alg digest, and the row a record shows maps back
+        to that record (a merged record may own several rows of one table;
+        it shows the first).  Without this a lookup could answer with a
+        record whose digests lead to another file."""
+        bad = np.flatnonzero(col[rowmap] == _format.NO_ROW)
+        if bad.size:
+            r = int(bad[0])
+            raise IndexFormatError(f"{self.path}: {alg} row {r} maps to record "
+                                   f"{int(rowmap[r])}, which has no {alg} digest")
+        ids = np.flatnonzero(present)
+        bad = np.flatnonzero(rowmap[col[present]] != ids)
+        if bad.size:
+            rid = int(ids[bad[0]])
+            raise IndexFormatError(f"{self.path}: record {rid} points at {alg} row "
+                                   f"{int(col[rid])}, which maps to another record")
 
     def close(self) -> None:
         st, self._state = self._state, None

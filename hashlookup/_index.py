@@ -232,6 +232,8 @@ class HashIndex(KeyTable):
 
     def _run(self, kernel: Any, flat: Any, out: np.ndarray, n: int,
              threads: int) -> None:
+        if not isinstance(threads, int) or isinstance(threads, bool):
+            raise TypeError(f"threads must be an int, got {type(threads).__name__}")
         if threads < 0:
             raise ValueError(f"threads must be >= 0, got {threads}")
         if threads == 0:

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from json.encoder import encode_basestring as _encode_basestring
 from json.encoder import encode_basestring_ascii as _encode_basestring_ascii
 from typing import Any, BinaryIO, TextIO
@@ -371,11 +371,23 @@ def _dataset_inputs(
             path = os.path.join(tmpdir, "stdin")
             with open(path, "wb") as spool:
                 shutil.copyfileobj(sys.stdin.buffer, spool, 1 << 20)
+            stack.enter_context(_name_stdin_in_errors(path))
             name = name or "stdin"
         elif name is None:
             name = os.path.splitext(os.path.basename(path))[0] or path
         items.append((name, path))
     return items
+
+
+@contextlib.contextmanager
+def _name_stdin_in_errors(spool: str) -> Iterator[None]:
+    """Input errors quote '<stdin>', not the temporary copy of it."""
+    from .errors import InputError
+
+    try:
+        yield
+    except InputError as exc:
+        raise InputError(str(exc).replace(spool, "<stdin>")) from None
 
 
 def _mapping(

@@ -349,6 +349,8 @@ def normalise_name(name: str) -> str:
 
 
 def split_header(line: str, delimiter: str) -> list[str]:
+    """Fields of a header line.  Raises csv.Error for a line the csv module
+    cannot read (a bare CR inside an unquoted field)."""
     return next(csv.reader([line], delimiter=delimiter), [])
 
 
@@ -360,7 +362,10 @@ def csv_header_delimiter(line: str, wanted: list[str] | None = None) -> str | No
     best = None
     best_fields = 0
     for d in DELIMITERS:
-        fields = [f.strip() for f in split_header(line, d)]
+        try:
+            fields = [f.strip() for f in split_header(line, d)]
+        except csv.Error:
+            continue    # not a CSV header with this delimiter
         if wanted:
             low = {f.lower() for f in fields}
             ok = all(w in fields or w.lower() in low for w in wanted)

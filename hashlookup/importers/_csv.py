@@ -220,6 +220,11 @@ def _header_line(f: io.TextIOWrapper) -> tuple[str | None, int]:
 def _delimiter(opts: _Options, header: str, line: int) -> tuple[str, list[str]]:
     wanted = list((opts.columns or {}).values()) + \
         list((opts.label_columns or {}).values())
+    try:
+        split_header(header, ",")
+    except csv.Error as e:
+        raise InputError(f"{opts.name}:{line}: unreadable CSV header "
+                         f"{quote(header)}: {e}") from None
     delimiter = csv_header_delimiter(header, wanted or None)
     if delimiter is None and wanted:
         # Say which column is missing, with the most plausible split.

@@ -40,11 +40,19 @@ def read(opts: _Options) -> Iterator[RecordBatch]:
         con = sqlite3.connect(uri, uri=True)
     except sqlite3.Error as e:
         raise InputError(f"{name}: cannot open the SQLite database: {e}") from None
+    # Text that is not UTF-8 (a damaged or foreign database) is read with
+    # replacement characters, so it is reported like any other bad value
+    # instead of escaping as UnicodeDecodeError.
+    con.text_factory = _decode_text
     try:
         yield from _read(con, opts)
     except sqlite3.Error as e:
         raise InputError(f"{name}: SQLite error: {e} (a damaged or foreign "
                          f"database?)") from None
+    except UnicodeDecodeError:
+        # SQLite's own message quotes the damaged schema text.
+        raise InputError(f"{name}: SQLite error with a message that is not UTF-8 "
+                         f"(a damaged or foreign database?)") from None
     finally:
         con.close()
 
@@ -105,6 +113,10 @@ def _read(con: sqlite3.Connection, opts: _Options) -> Iterator[RecordBatch]:
             lo = hi
         else:   # a gap in the rowids
             lo = con.execute(next_row, (hi,)).fetchone()[0]
+
+
+def _decode_text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
 
 
 def _q(name: str) -> str:

@@ -1,0 +1,576 @@
+/*
+ * test_core.c - the C core tested directly, without Python, against
+ * brute-force references: search kernels (every width class, with and
+ * without Bloom filter, corrupt locators), Bloom build/probe, the stable
+ * hash, sort/dedupe, row narrowing, hex decoding and the line parser.
+ *
+ * Built and run by `make ctest` under -fsanitize=address,undefined and
+ * under valgrind memcheck; run once with HASHLOOKUP_DISABLE_SIMD=1 for the
+ * portable kernels and once without for AVX2 (where the CPU has it).
+ * Usage: test_core [portable|avx2]  (checks which kernel set is in use).
+ * Every input comes from a fixed-seed xorshift generator.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hl_bloom.h"
+#include "hl_cpu.h"
+#include "hl_hash.h"
+#include "hl_hex.h"
+#include "hl_search.h"
+#include "hl_sort.h"
+
+static unsigned long failures, checks;
+
+#define CHECK(cond, ...)                                              \
+    do {                                                              \
+        checks++;                                                     \
+        if (!(cond)) {                                                \
+            if (failures++ < 20) {                                    \
+                fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, \
+                        __LINE__, #cond);                             \
+                fprintf(stderr, __VA_ARGS__);                         \
+                fputc('\n', stderr);                                  \
+            }                                                         \
+        }                                                             \
+    } while (0)
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
+
+static uint64_t rnd(void) {
+    uint64_t x = rng_state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return rng_state = x;
+}
+
+static size_t rnd_below(size_t n) { return n ? (size_t)(rnd() % n) : 0; }
+
+static void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        perror("malloc");
+        exit(2);
+    }
+    return p;
+}
+
+/* ------------------------------------------------------------------ */
+/* References                                                          */
+/* ------------------------------------------------------------------ */
+
+static size_t ref_width; /* for qsort's comparator */
+
+static int ref_cmp(const void *a, const void *b) { return memcmp(a, b, ref_width); }
+
+/* Sorted unique copy of keys: qsort plus a linear dedupe. */
+static uint64_t ref_sort_unique(uint8_t *keys, uint64_t n, size_t width) {
+    if (n == 0) return 0;
+    ref_width = width;
+    qsort(keys, n, width, ref_cmp);
+    uint64_t u = 1;
+    for (uint64_t i = 1; i < n; i++)
+        if (memcmp(keys + i * width, keys + (u - 1) * width, width) != 0)
+            memmove(keys + u++ * width, keys + i * width, width);
+    return u;
+}
+
+/* Row of key in sorted unique keys, or -1: a linear scan for small
+ * tables, libc bsearch (over the qsort-checked order) for larger ones. */
+static int64_t ref_find(const uint8_t *keys, uint64_t n, size_t width,
+                        const uint8_t *key) {
+    if (n > 64) {
+        ref_width = width;
+        const uint8_t *hit = bsearch(key, keys, n, width, ref_cmp);
+        return hit ? (int64_t)((uint64_t)(hit - keys) / width) : -1;
+    }
+    for (uint64_t r = 0; r < n; r++)
+        if (memcmp(keys + r * width, key, width) == 0) return (int64_t)r;
+    return -1;
+}
+
+/* hl_hash64 spelled out byte by byte from docs/FORMAT.md. */
+static uint64_t ref_hash(const uint8_t *key, size_t width, uint64_t seed) {
+    uint64_t h = seed ^ ((uint64_t)width * HL_HASH_M1);
+    for (size_t i = 0, word = 1; i < width; i += 8, word++) {
+        uint64_t v = 0;
+        for (size_t j = 0; j < 8 && i + j < width; j++)
+            v |= (uint64_t)key[i + j] << (8 * j);
+        uint64_t m = (v ^ (word * HL_HASH_M3)) * HL_HASH_M2;
+        h ^= (m << 31) | (m >> 33);
+    }
+    h ^= h >> 33;
+    h *= HL_HASH_F1;
+    h ^= h >> 33;
+    h *= HL_HASH_F2;
+    h ^= h >> 33;
+    return h;
+}
+
+/* ------------------------------------------------------------------ */
+/* Key sets                                                            */
+/* ------------------------------------------------------------------ */
+
+/* n random keys; with skew, a quarter share all but their last byte and
+ * another quarter their first 8 bytes (long locator runs, deep radix). */
+static void fill_keys(uint8_t *keys, uint64_t n, size_t width, int skew) {
+    for (uint64_t i = 0; i < n * width; i++) keys[i] = (uint8_t)rnd();
+    if (!skew || n < 8) return;
+    for (uint64_t i = 1; i < n / 4; i++)
+        memcpy(keys + i * width, keys, width > 1 ? width - 1 : 1);
+    size_t pre = width < 8 ? width / 2 : 8;
+    for (uint64_t i = n / 4 + 1; i < n / 2; i++)
+        memcpy(keys + i * width, keys + (n / 4) * width, pre);
+}
+
+/* ------------------------------------------------------------------ */
+/* Sort and dedupe                                                     */
+/* ------------------------------------------------------------------ */
+
+static void test_sort(void) {
+    static const size_t widths[] = {1, 2, 3, 8, 16, 20, 32, 33, 64};
+    static const uint64_t sizes[] = {0, 1, 2, 3, 31, 33, 100, 2000, 10000};
+    for (size_t wi = 0; wi < sizeof widths / sizeof *widths; wi++) {
+        for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+            for (int skew = 0; skew < 2; skew++) {
+                size_t w = widths[wi];
+                uint64_t n = sizes[si];
+                uint8_t *keys = xmalloc(n * w), *ref = xmalloc(n * w),
+                        *tmp = xmalloc(n * w);
+                fill_keys(keys, n, w, skew);
+                /* duplicates: copy some rows over others */
+                for (uint64_t i = 0; n > 1 && i < n / 3; i++)
+                    memcpy(keys + rnd_below(n) * w, keys + rnd_below(n) * w, w);
+                memcpy(ref, keys, n * w);
+                uint64_t got = 0, want = ref_sort_unique(ref, n, w);
+                hl_status st = hl_sort_unique(keys, n, w, tmp, &got);
+                CHECK(st == HL_OK, "status %d", st);
+                CHECK(got == want, "width %zu n %llu: %llu unique, want %llu", w,
+                      (unsigned long long)n, (unsigned long long)got,
+                      (unsigned long long)want);
+                CHECK(got != want || memcmp(keys, ref, want * w) == 0,
+                      "width %zu n %llu: wrong order", w, (unsigned long long)n);
+                free(keys);
+                free(ref);
+                free(tmp);
+            }
+        }
+    }
+    uint64_t out;
+    uint8_t b[4];
+    CHECK(hl_sort_unique(b, 1, 0, b, &out) == HL_EINVAL, "width 0");
+    CHECK(hl_sort_unique(b, 1, HL_MAX_WIDTH + 1, b, &out) == HL_EINVAL, "width 65");
+
+    /* narrowing: row i keeps its first to bytes */
+    uint8_t rows[40 * 7], want[40 * 3];
+    for (size_t i = 0; i < sizeof rows; i++) rows[i] = (uint8_t)rnd();
+    for (size_t i = 0; i < 40; i++) memcpy(want + 3 * i, rows + 7 * i, 3);
+    hl_rows_narrow(rows, 40, 7, 3);
+    CHECK(memcmp(rows, want, sizeof want) == 0, "narrow 7 -> 3");
+}
+
+/* ------------------------------------------------------------------ */
+/* Hash and Bloom filter                                               */
+/* ------------------------------------------------------------------ */
+
+static void test_hash_and_bloom(void) {
+    uint8_t key[HL_MAX_WIDTH];
+    for (size_t w = 1; w <= HL_MAX_WIDTH; w++) {
+        for (int i = 0; i < 20; i++) {
+            for (size_t j = 0; j < w; j++) key[j] = (uint8_t)rnd();
+            uint64_t seed = rnd();
+            CHECK(hl_hash64(key, w, seed) == ref_hash(key, w, seed), "hash width %zu",
+                  w);
+        }
+    }
+    /* Every inserted key passes its block test, for every k; the AVX2
+     * 8-probe test agrees with the portable one. */
+    const uint64_t n = 3000;
+    const size_t w = 20;
+    uint8_t *keys = xmalloc(n * w);
+    fill_keys(keys, n, w, 0);
+    for (uint32_t k = 1; k <= HL_BLOOM_MAX_K; k++) {
+        uint64_t nblocks = hl_bloom_blocks_for(n, 10.0), seed = rnd();
+        uint8_t *bits = calloc(nblocks, HL_BLOOM_BLOCK);
+        CHECK(hl_bloom_build(bits, nblocks, k, seed, keys, n, w) == HL_OK, "build");
+        uint64_t missing = 0, fp = 0;
+        for (uint64_t r = 0; r < n; r++) {
+            uint64_t h = hl_hash64(keys + r * w, w, seed);
+            const uint8_t *blk = bits + hl_bloom_block_index(h, nblocks) * HL_BLOOM_BLOCK;
+            missing += !hl_bloom_block_test(blk, h, k);
+            uint8_t other[20];
+            for (size_t j = 0; j < w; j++) other[j] = (uint8_t)rnd();
+            uint64_t h2 = hl_hash64(other, w, seed);
+            const uint8_t *b2 = bits + hl_bloom_block_index(h2, nblocks) * HL_BLOOM_BLOCK;
+            fp += (uint64_t)hl_bloom_block_test(b2, h2, k);
+#if HL_HAVE_AVX2
+            if (k == 8 && hl_cpu_has_avx2()) {
+                CHECK(hl_bloom_test8_avx2(blk, h) == hl_bloom_block_test(blk, h, 8),
+                      "avx2 member");
+                CHECK(hl_bloom_test8_avx2(b2, h2) == hl_bloom_block_test(b2, h2, 8),
+                      "avx2 other");
+            }
+#endif
+        }
+        CHECK(missing == 0, "k %u: %llu inserted keys fail the filter", k,
+              (unsigned long long)missing);
+        /* 10 bits per key, k >= 8: about 1-2 %.  (With k < 8 only k of
+         * the 8 lanes of a block are probed, so the rate is much higher:
+         * the builder's default is 8.) */
+        if (k >= 8)
+            CHECK(fp < n / 20, "k %u: %llu false positives of %llu", k,
+                  (unsigned long long)fp, (unsigned long long)n);
+        free(bits);
+    }
+    free(keys);
+    uint8_t blk[64];
+    CHECK(hl_bloom_build(blk, 0, 8, 0, blk, 0, 16) == HL_EINVAL, "0 blocks");
+    CHECK(hl_bloom_build(blk, 1, 0, 0, blk, 0, 16) == HL_EINVAL, "k 0");
+    CHECK(hl_bloom_build(blk, 1, HL_BLOOM_MAX_K + 1, 0, blk, 0, 16) == HL_EINVAL, "k 17");
+    CHECK(hl_bloom_blocks_for(0, 12.0) == 1, "blocks for 0 keys");
+    CHECK(hl_bloom_blocks_for(1000, 0.0 / 0.0) == 1, "blocks for NaN bits");
+    CHECK(hl_bloom_blocks_for(~0ULL, 1e9) == HL_BLOOM_MAX_BLOCKS, "blocks capped");
+}
+
+/* ------------------------------------------------------------------ */
+/* Search kernels                                                      */
+/* ------------------------------------------------------------------ */
+
+typedef struct table_fixture {
+    uint8_t *keys, *loc, *bloom;
+    uint64_t n, nblocks;
+    size_t width;
+    uint32_t loc_bits, k;
+    hl_table t;
+} table_fixture;
+
+static void make_table(table_fixture *f, uint64_t n, size_t width, int skew,
+                       int bloom, uint32_t k, int loc_delta) {
+    memset(f, 0, sizeof(*f));
+    uint8_t *raw = xmalloc(n * width), *tmp = xmalloc(n * width);
+    fill_keys(raw, n, width, skew);
+    uint64_t u = 0;
+    CHECK(hl_sort_unique(raw, n, width, tmp, &u) == HL_OK, "sort");
+    free(tmp);
+    f->keys = raw;
+    f->n = u;
+    f->width = width;
+    int bits = (int)hl_locator_bits_for(u, width) + loc_delta;
+    if (bits < 0) bits = 0;
+    if (bits > 20) bits = 20;
+    if ((size_t)bits > 8 * width) bits = (int)(8 * width);
+    f->loc_bits = (uint32_t)bits;
+    f->loc = xmalloc(4 * ((1ULL << bits) + 1));
+    CHECK(hl_locator_build(f->loc, f->loc_bits, raw, u, width) == HL_OK, "locator");
+    f->k = k;
+    if (bloom) {
+        f->nblocks = hl_bloom_blocks_for(u, 12.0);
+        f->bloom = calloc(f->nblocks, HL_BLOOM_BLOCK);
+        CHECK(hl_bloom_build(f->bloom, f->nblocks, k, 42, raw, u, width) == HL_OK,
+              "bloom");
+    }
+    CHECK(hl_table_init(&f->t, u ? raw : NULL, u, width, f->loc, f->loc_bits,
+                        f->bloom, f->nblocks, k, 42) == HL_OK,
+          "init");
+}
+
+static void free_table(table_fixture *f) {
+    free(f->keys);
+    free(f->loc);
+    free(f->bloom);
+}
+
+/* Queries: every key, near misses (one byte changed), random keys, keys
+ * just below/above table keys; checked by scalar and both batch kernels
+ * against the linear-scan reference. */
+static void check_queries(table_fixture *f, int exact) {
+    const size_t w = f->width;
+    const uint64_t nq = 2 * f->n + 50;
+    uint8_t *q = xmalloc(nq * w);
+    for (uint64_t i = 0; i < nq; i++) {
+        uint8_t *dst = q + i * w;
+        if (f->n && i < f->n) {
+            memcpy(dst, f->keys + i * w, w);
+        } else if (f->n && i < 2 * f->n) {
+            memcpy(dst, f->keys + rnd_below(f->n) * w, w);
+            dst[rnd_below(w)] ^= (uint8_t)(1u << rnd_below(8));
+        } else {
+            for (size_t j = 0; j < w; j++) dst[j] = (uint8_t)rnd();
+        }
+    }
+    int64_t *rows = xmalloc(nq * sizeof(int64_t));
+    uint8_t *mask = xmalloc(nq);
+    hl_table_find_many(&f->t, q, nq, rows);
+    hl_table_contains_many(&f->t, q, nq, mask);
+    for (uint64_t i = 0; i < nq; i++) {
+        const uint8_t *key = q + i * w;
+        int64_t one = hl_table_find(&f->t, key);
+        CHECK(one == rows[i], "width %zu: scalar %lld, batch %lld", w, (long long)one,
+              (long long)rows[i]);
+        CHECK(mask[i] == (rows[i] >= 0), "width %zu: mask vs rows", w);
+        /* whatever the locator holds: a row answered holds the key */
+        CHECK(rows[i] < 0 || ((uint64_t)rows[i] < f->n &&
+                              memcmp(f->keys + rows[i] * w, key, w) == 0),
+              "width %zu: row %lld does not hold the key", w, (long long)rows[i]);
+        if (exact) {
+            int64_t want = ref_find(f->keys, f->n, w, key);
+            CHECK(rows[i] == want, "width %zu n %llu bits %u bloom %llu k %u: row %lld, "
+                  "want %lld", w, (unsigned long long)f->n, f->loc_bits,
+                  (unsigned long long)f->nblocks, f->k, (long long)rows[i],
+                  (long long)want);
+        }
+    }
+    free(q);
+    free(rows);
+    free(mask);
+}
+
+static void test_search(void) {
+    static const size_t widths[] = {1, 2, 3, 7, 8, 9, 15, 16, 17, 20, 24, 31, 32, 33, 64};
+    static const uint64_t sizes[] = {0, 1, 2, 17, 300, 1000};
+    for (size_t wi = 0; wi < sizeof widths / sizeof *widths; wi++) {
+        for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+            for (int variant = 0; variant < 6; variant++) {
+                size_t w = widths[wi];
+                int bloom = variant % 3 != 0;
+                uint32_t k = variant % 3 == 2 ? 3 : 8;
+                int skew = variant >= 3;
+                int loc_delta = variant == 4 ? -3 : variant == 5 ? 3 : 0;
+                table_fixture f;
+                make_table(&f, sizes[si], w, skew, bloom, k, loc_delta);
+                uint64_t bad = 0;
+                CHECK(hl_table_check_sorted(f.keys, f.n, w, &bad) == HL_OK, "sorted");
+                CHECK(hl_table_check_locator(&f.t, &bad) == HL_OK, "locator ok");
+                check_queries(&f, 1);
+                /* a corrupt locator: wrong answers allowed, no stray reads */
+                uint64_t slots = (1ULL << f.loc_bits) + 1;
+                for (uint64_t s = 0; s < slots; s++)
+                    hl_store_le32(f.loc + 4 * s, (uint32_t)rnd());
+                if (f.n) {
+                    CHECK(hl_table_check_locator(&f.t, &bad) == HL_EFORMAT,
+                          "corrupt locator not detected");
+                }
+                check_queries(&f, 0);
+                free_table(&f);
+            }
+        }
+    }
+    /* unsorted keys are reported at the first bad row */
+    uint8_t k3[3 * 4] = {0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 1};
+    uint64_t bad = 0;
+    CHECK(hl_table_check_sorted(k3, 3, 4, &bad) == HL_EFORMAT && bad == 2, "unsorted");
+    hl_table t;
+    uint8_t loc[8] = {0};
+    CHECK(hl_table_init(&t, k3, 3, 0, loc, 0, NULL, 0, 0, 0) == HL_EINVAL, "width 0");
+    CHECK(hl_table_init(&t, k3, 3, 65, loc, 0, NULL, 0, 0, 0) == HL_EINVAL, "width 65");
+    CHECK(hl_table_init(&t, NULL, 3, 4, loc, 0, NULL, 0, 0, 0) == HL_EINVAL, "no keys");
+    CHECK(hl_table_init(&t, k3, 3, 1, loc, 9, NULL, 0, 0, 0) == HL_EINVAL, "bits > 8w");
+    CHECK(hl_table_init(&t, k3, 3, 4, loc, 0, loc, 1, 0, 0) == HL_EINVAL, "bloom k 0");
+    CHECK(hl_table_init(&t, k3, 3, 4, loc, 0, NULL, 1, 8, 0) == HL_EINVAL, "no bloom");
+}
+
+/* ------------------------------------------------------------------ */
+/* Hex decoding and the line parser                                    */
+/* ------------------------------------------------------------------ */
+
+static int hexval(int c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+static int is_blank(int c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
+
+static void test_hex_decode(void) {
+    uint8_t hex[2], out[1];
+    for (int a = 0; a < 256; a++) {
+        for (int b = 0; b < 256; b++) {
+            hex[0] = (uint8_t)a;
+            hex[1] = (uint8_t)b;
+            size_t bad = 99;
+            hl_status st = hl_hex_decode(hex, 1, out, &bad);
+            int ok = hexval(a) >= 0 && hexval(b) >= 0;
+            CHECK((st == HL_OK) == ok, "decode %02x %02x", a, b);
+            if (ok) CHECK(out[0] == hexval(a) * 16 + hexval(b), "value %02x %02x", a, b);
+            else CHECK(bad == (hexval(a) < 0 ? 0u : 1u), "bad pos %02x %02x", a, b);
+        }
+    }
+}
+
+typedef struct ref_result {
+    hl_status status;
+    uint64_t n_keys, n_lines, n_invalid, err_line, err_offset, err_length;
+    hl_status err_status;
+} ref_result;
+
+/* The grammar of hl_hex.h, one line at a time. */
+static ref_result ref_parse(const uint8_t *buf, size_t len, size_t width,
+                            size_t max_line, int skip, uint8_t *keys,
+                            int64_t *lines, int64_t *offsets) {
+    ref_result r;
+    memset(&r, 0, sizeof r);
+    size_t pos = 0;
+    uint64_t line = 0;
+    while (pos < len) {
+        size_t end = pos;
+        while (end < len && buf[end] != '\n') end++;
+        size_t i = pos;
+        while (i < end && is_blank(buf[i])) i++;
+        hl_status bad = HL_OK;
+        size_t tok = pos, toklen = end - pos;
+        if (max_line && end - pos > max_line) {
+            bad = HL_ETOOLONG;
+        } else if (i < end && buf[i] != '#') {
+            if (buf[i] == '\\') i++;
+            size_t t = i;
+            while (t < end && !is_blank(buf[t])) t++;
+            int hex = t - i == 2 * width;
+            for (size_t j = i; hex && j < t; j++) hex = hexval(buf[j]) >= 0;
+            if (hex) {
+                for (size_t j = 0; j < width; j++)
+                    keys[r.n_keys * width + j] =
+                        (uint8_t)(hexval(buf[i + 2 * j]) * 16 + hexval(buf[i + 2 * j + 1]));
+                lines[r.n_keys] = (int64_t)line;
+                offsets[r.n_keys] = (int64_t)pos;
+                r.n_keys++;
+            } else {
+                bad = t - i == 2 * width ? HL_EHEX : HL_ELENGTH;
+                tok = i;
+                toklen = t - i;
+            }
+        }
+        if (bad != HL_OK) {
+            if (r.err_status == HL_OK) {
+                r.err_status = bad;
+                r.err_line = line;
+                r.err_offset = tok;
+                r.err_length = toklen;
+            }
+            if (!skip) {
+                r.status = bad;
+                r.n_lines = line + 1;
+                return r;
+            }
+            r.n_invalid++;
+        }
+        pos = end + 1;
+        line++;
+    }
+    r.n_lines = line;
+    return r;
+}
+
+/* A random buffer of digest-list-like lines. */
+static size_t make_text(uint8_t *buf, size_t cap, size_t width) {
+    static const char *names[] = {"  file name", " *bin", "\tx", "", "  \r"};
+    static const char noise[] = "0123456789abcdefABCDEFxyz #\\\t\r\v\f \0\xff-";
+    size_t len = 0;
+    int lines = (int)rnd_below(30);
+    for (int l = 0; l < lines && len + 300 < cap; l++) {
+        int kind = (int)rnd_below(10);
+        if (rnd_below(4) == 0) buf[len++] = " \t"[rnd_below(2)];
+        if (kind < 5) { /* a digest, maybe escaped, maybe with a name */
+            if (kind == 4) buf[len++] = '\\';
+            for (size_t j = 0; j < 2 * width; j++)
+                buf[len++] = (uint8_t)"0123456789abcdefABCDEF"[rnd_below(22)];
+            const char *nm = names[rnd_below(5)];
+            memcpy(buf + len, nm, strlen(nm));
+            len += strlen(nm);
+        } else if (kind == 5) { /* a comment */
+            memcpy(buf + len, "# note", 6);
+            len += 6;
+        } else if (kind == 6) { /* blank */
+        } else { /* noise of any length, maybe a digest with one bad char */
+            size_t n = kind == 7 ? 2 * width : rnd_below(2 * width + 20);
+            for (size_t j = 0; j < n; j++)
+                buf[len++] = (uint8_t)noise[rnd_below(sizeof noise - 1)];
+        }
+        if (rnd_below(5) == 0) buf[len++] = '\r';
+        if (l + 1 < lines || rnd_below(2)) buf[len++] = '\n';
+    }
+    return len;
+}
+
+static void test_parse_lines(void) {
+    enum { CAP = 20000 };
+    uint8_t *buf = xmalloc(CAP);
+    for (int iter = 0; iter < 1500; iter++) {
+        size_t width = 1 + rnd_below(HL_MAX_WIDTH);
+        if (iter % 3 == 0) width = (size_t[]){16, 20, 32}[rnd_below(3)];
+        size_t len = make_text(buf, CAP, width);
+        size_t max_line = (size_t[]){0, 0, 2 * width, 2 * width + 3, 10}[rnd_below(5)];
+        int skip = (int)rnd_below(2);
+        uint64_t cap = len / (2 * width + 1) + 1;
+        /* exact-size heap buffers, so ASan/valgrind see any overrun */
+        uint8_t *keys = xmalloc(cap * width), *rkeys = xmalloc(cap * width);
+        int64_t *li = xmalloc(cap * 8), *lo = xmalloc(cap * 8);
+        int64_t *rli = xmalloc(cap * 8), *rlo = xmalloc(cap * 8);
+        uint8_t *text = xmalloc(len);
+        memcpy(text, buf, len);
+        hl_parse_result res;
+        hl_status st = hl_parse_lines(text, len, width, max_line, keys, cap, li, lo,
+                                      skip ? HL_PARSE_SKIP_INVALID : 0, &res);
+        ref_result want = ref_parse(text, len, width, max_line, skip, rkeys, rli, rlo);
+        CHECK(st == want.status, "iter %d: status %d, want %d", iter, st, want.status);
+        CHECK(res.n_keys == want.n_keys && res.n_lines == want.n_lines &&
+                  res.n_invalid == want.n_invalid,
+              "iter %d: keys/lines/invalid %llu/%llu/%llu, want %llu/%llu/%llu", iter,
+              (unsigned long long)res.n_keys, (unsigned long long)res.n_lines,
+              (unsigned long long)res.n_invalid, (unsigned long long)want.n_keys,
+              (unsigned long long)want.n_lines, (unsigned long long)want.n_invalid);
+        CHECK(res.err_status == want.err_status && res.err_line == want.err_line &&
+                  res.err_offset == want.err_offset && res.err_length == want.err_length,
+              "iter %d: error %d line %llu at %llu+%llu, want %d line %llu at %llu+%llu",
+              iter, res.err_status, (unsigned long long)res.err_line,
+              (unsigned long long)res.err_offset, (unsigned long long)res.err_length,
+              want.err_status, (unsigned long long)want.err_line,
+              (unsigned long long)want.err_offset, (unsigned long long)want.err_length);
+        uint64_t n = res.n_keys < want.n_keys ? res.n_keys : want.n_keys;
+        CHECK(memcmp(keys, rkeys, n * width) == 0 &&
+                  memcmp(li, rli, n * 8) == 0 && memcmp(lo, rlo, n * 8) == 0,
+              "iter %d: keys or their lines differ", iter);
+        /* one key less room than needed: HL_ENOSPACE, never an overrun */
+        if (want.status == HL_OK && want.n_keys > 0) {
+            st = hl_parse_lines(text, len, width, max_line, keys, want.n_keys - 1, NULL,
+                                NULL, skip ? HL_PARSE_SKIP_INVALID : 0, &res);
+            CHECK(st == HL_ENOSPACE && res.n_keys == want.n_keys - 1,
+                  "iter %d: status %d with too little room", iter, st);
+        }
+        free(keys);
+        free(rkeys);
+        free(li);
+        free(lo);
+        free(rli);
+        free(rlo);
+        free(text);
+    }
+    free(buf);
+    hl_parse_result res;
+    uint8_t out[1];
+    CHECK(hl_parse_lines((const uint8_t *)"ab\n", 3, 0, 0, out, 1, NULL, NULL, 0,
+                         &res) == HL_EINVAL, "width 0");
+    CHECK(hl_parse_lines(NULL, 0, 16, 0, NULL, 0, NULL, NULL, 0, &res) == HL_OK &&
+              res.n_lines == 0, "empty buffer");
+}
+
+int main(int argc, char **argv) {
+    const char *kernel = hl_cpu_kernel_name();
+    if (argc > 1 && strcmp(argv[1], kernel) != 0) {
+        fprintf(stderr, "test_core: kernel set %s in use, expected %s\n", kernel,
+                argv[1]);
+        return 1;
+    }
+    test_sort();
+    test_hash_and_bloom();
+    test_search();
+    test_hex_decode();
+    test_parse_lines();
+    printf("test_core (%s kernels): %lu checks, %lu failed\n", kernel, checks,
+           failures);
+    return failures ? 1 : 0;
+}
