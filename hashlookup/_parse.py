@@ -164,6 +164,11 @@ def detect_width(data: bytes, name: str, first_line: int,
         end = data.find(b"\n", pos)
         end = len(data) if end < 0 else end
         raw, pos = data[pos:end], end + 1
+        if len(raw) > MAX_LINE:  # the parser says the same of this line
+            if not skip_invalid:
+                raise InputError(f"{name}:{line_no}: {_too_long()}")
+            line_no += 1
+            continue
         token = raw.strip(b" \t\r\v\f")
         if token and not token.startswith(b"#"):
             token = token.split()[0]
