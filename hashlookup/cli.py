@@ -1448,6 +1448,7 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="P", help="false-positive rate of exported filters")
     p.add_argument("--log-level", default="warning",
                    choices=("debug", "info", "warning", "error"))
+    _add_verify_key(p)
     p.set_defaults(func=_cmd_serve)
 
     p = add(

@@ -360,3 +360,57 @@ def test_worker_restart_and_clean_stop(data, tmp_path):
     for w in now:   # no orphan left behind
         stat_file = Path(f"/proc/{w}/stat")
         assert not stat_file.exists() or stat_file.read_text().split()[2] == "Z"
+
+
+def test_no_auth_warns_off_loopback(data, tmp_path):
+    d, path, _ = data
+    with Server(path, "--no-auth", "--host", "0.0.0.0", workers=1,
+                workdir=tmp_path) as srv:
+        assert _get(srv, "/v1/ping").status_code == 200
+    assert "warning: --no-auth on 0.0.0.0" in srv.stderr()
+
+
+def test_verify_key(data, tmp_path):
+    """--verify-key: a dataset signed by the key is served; one signed by
+    another key, or unsigned, is refused at start (exit 2); an unsigned
+    replacement is not loaded and the signed generation keeps answering."""
+    import hashlookup
+
+    d, path, oracle = data
+    copy = tmp_path / "signed.hlds"
+    copy.write_bytes(path.read_bytes())
+    hashlookup.generate_signing_key(tmp_path / "hotline")
+    hashlookup.generate_signing_key(tmp_path / "other")
+    hashlookup.sign_dataset(copy, tmp_path / "hotline")
+    pub = str(tmp_path / "hotline.pub")
+
+    def serve(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "hashlookup", "serve", *args,
+                               "--no-auth", "--port", "0"],
+                              capture_output=True, text=True, timeout=60)
+
+    r = serve(str(copy), "--verify-key", str(tmp_path / "other.pub"))
+    assert r.returncode == 2 and "not by the required key" in r.stderr
+    r = serve(str(path), "--verify-key", pub)          # no .sig at all
+    assert r.returncode == 2 and "signature" in r.stderr.lower()
+
+    hit = next(h for h in oracle if len(h) == 32)
+    with Server(copy, "--no-auth", "--verify-key", pub, "--reload-interval", "0.1",
+                workers=1, workdir=tmp_path) as srv:
+        r = _get(srv, f"/lookup/md5/{hit}")
+        assert r.status_code == 200
+        generation = r.headers["X-Dataset-Version"]
+        # an unsigned replacement (same content, new file: the .sig names the
+        # old version) must not be loaded
+        fresh = tmp_path / "fresh.tmp"
+        hashlookup.update_dataset(copy, output=fresh)
+        os.replace(fresh, copy)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            ready = _get(srv, "/readyz").json()
+            if ready["warnings"]:
+                break
+            time.sleep(0.1)
+        assert ready["warnings"], ready
+        r = _get(srv, f"/lookup/md5/{hit}")
+        assert r.status_code == 200 and r.headers["X-Dataset-Version"] == generation

@@ -37,7 +37,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         audit_log=None if args.no_audit_log else args.audit_log,
         reload_interval=args.reload_interval, max_age=args.max_age,
         bloom_dir=args.bloom_dir or "", bloom_fpr=args.bloom_fpr,
-        log_level=args.log_level)
+        log_level=args.log_level, verify_key=args.verify_key)
     return serve(cfg)
 
 

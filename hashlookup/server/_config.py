@@ -32,3 +32,9 @@ class ServerConfig:
     bloom_dir: str = ""              # cache of bloom exports
     bloom_fpr: float = 1e-4
     log_level: str = "warning"
+    verify_key: str | None = None    # public key: the dataset must be signed by it
+
+    def open_options(self) -> dict[str, str]:
+        """open_dataset keywords: with verify_key every generation, the first
+        and each reloaded one, must carry a valid signature by that key."""
+        return {} if self.verify_key is None else {"require_signature": self.verify_key}

@@ -61,7 +61,8 @@ def _say(message: str) -> None:
 
 def serve(cfg: ServerConfig) -> int:
     """Run the service until SIGTERM/SIGINT; returns the exit status."""
-    with open_dataset(cfg.dataset) as ds:   # fail early on a bad dataset
+    # fail early on a bad (or, with --verify-key, unsigned) dataset
+    with open_dataset(cfg.dataset, **cfg.open_options()) as ds:
         facts = f"{ds.name}, generation {ds.generation}, {len(ds):,} records"
     if not cfg.no_auth:
         if cfg.api_keys is None:

@@ -95,7 +95,7 @@ class LookupApp:
 
     def start(self) -> None:
         cfg = self.config
-        self.ds = open_dataset(cfg.dataset)
+        self.ds = open_dataset(cfg.dataset, **cfg.open_options())
         if not cfg.no_auth:
             assert cfg.api_keys is not None
             self._load_keys()
