@@ -1220,7 +1220,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_int_arg(1),
         default=None,
         metavar="BYTES",
-        help="input read size (default: 16 MiB)",
+        help="input read size (default: 4 MiB)",
     )
     _add_match_inventory_options(p)
     _add_verify_key(p)
