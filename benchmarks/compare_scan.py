@@ -40,10 +40,12 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-# `python -m hashlookup`, not the venv's `hashlookup` script: the test
+# `python -I -m hashlookup`, not the venv's `hashlookup` script: the test
 # dependencies include the PyPI client pyhashlookup, whose console script is
-# also named `hashlookup` and replaces ours when installed after it.
-HL = [sys.executable, "-m", "hashlookup"]
+# also named `hashlookup` and replaces ours when installed after it.  -I keeps
+# the current directory (the source tree, without the compiled core) off
+# sys.path.
+HL = [sys.executable, "-I", "-m", "hashlookup"]
 
 
 def ensure_hashdeep() -> str:
