@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import resource
 import shutil
 import site
 import statistics
@@ -39,7 +40,12 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-VENV_BIN = Path(sys.executable).parent
+# `python -I -m hashlookup`, not the venv's `hashlookup` script: the test
+# dependencies include the PyPI client pyhashlookup, whose console script is
+# also named `hashlookup` and replaces ours when installed after it.  -I keeps
+# the current directory (the source tree, without the compiled core) off
+# sys.path.
+HL = [sys.executable, "-I", "-m", "hashlookup"]
 
 
 def ensure_hashdeep() -> str:
@@ -120,14 +126,24 @@ def known_lists(work: Path, files: list[str]) -> tuple[Path, Path, set[str]]:
     return full, md5, listed_md5
 
 
-def timed(cmd: list[str] | str, shell: bool = False) -> tuple[float, str]:
+def cpu_children() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def timed(cmd: list[str] | str, shell: bool = False) -> tuple[float, float, str]:
+    """(wall s, CPU s, stdout).  CPU: user + system of the command and every
+    process it waited for (find, xargs, md5sum), the steadier figure on a
+    shared machine."""
+    c = cpu_children()
     t = time.perf_counter()
     res = subprocess.run(cmd, shell=shell, capture_output=True, text=True,
                          errors="surrogateescape")
     dt = time.perf_counter() - t
+    cpu = cpu_children() - c
     if res.returncode not in (0, 1):
         sys.exit(f"{cmd} failed ({res.returncode}): {res.stderr[-2000:]}")
-    return dt, res.stdout
+    return dt, cpu, res.stdout
 
 
 def main() -> None:
@@ -137,7 +153,6 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     hashdeep = ensure_hashdeep()
-    hl = str(VENV_BIN / "hashlookup")
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     tree = build_tree(work, int(args.target_bytes))
@@ -145,13 +160,13 @@ def main() -> None:
     total = sum(os.path.getsize(p) for p in files)
     full, md5, listed = known_lists(work, files)
     for name, src in (("full", full), ("md5", md5)):
-        subprocess.run([hl, "build", "-o", str(work / f"{name}.hlds"),
+        subprocess.run([*HL, "build", "-o", str(work / f"{name}.hlds"),
                         f"known={src}", "--quiet"], check=True)
     for p in files:  # warm the page cache
         Path(p).read_bytes()
 
     tree_s = str(tree)
-    scan = [hl, "scan", "--quiet", "--read-all", "--jobs", str(os.cpu_count() or 1)]
+    scan = [*HL, "scan", "--quiet", "--read-all", "--jobs", str(os.cpu_count() or 1)]
     tools = {
         "md5sum (find, xargs -0 md5sum)":
             (f"find {tree_s} -type f -print0 | xargs -0 md5sum", True),
@@ -165,11 +180,18 @@ def main() -> None:
             (scan + [str(work / "full.hlds"), tree_s], False),
     }
     times: dict[str, list[float]] = {k: [] for k in tools}
+    cpus: dict[str, list[float]] = {k: [] for k in tools}
     hits: dict[str, set[str]] = {}
-    for _ in range(args.rounds):
-        for name, (cmd, shell) in tools.items():
-            dt, out = timed(cmd, shell)
+    names = list(tools)
+    for r in range(args.rounds):
+        # the order rotates: no tool always runs right after the same one
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            cmd, shell = tools[name]
+            dt, cpu, out = timed(cmd, shell)
             times[name].append(dt)
+            cpus[name].append(cpu)
+            print(f"round {r + 1}: {name}: {dt:.2f} s, CPU {cpu:.2f} s",
+                  file=sys.stderr, flush=True)
             if name.startswith("md5sum"):
                 got = {line[34:] for line in out.splitlines() if line[:32] in listed}
             elif name.startswith("hashdeep"):
@@ -181,24 +203,31 @@ def main() -> None:
             if got != hits[name] or got != first:
                 sys.exit(f"{name}: hits differ from the others: "
                          f"{sorted(got ^ first)[:5]}")
-    dt_sized, out = timed([hl, "scan", "--quiet", str(work / "full.hlds"), tree_s])
+    dt_sized, _cpu, out = timed([*HL, "scan", "--quiet", str(work / "full.hlds"), tree_s])
     assert {line.split("\t", 1)[0] for line in out.splitlines()} == next(iter(hits.values()))
 
     med = {k: statistics.median(v) for k, v in times.items()}
     best = {k: min(v) for k, v in times.items()}
+    cpu = {k: statistics.median(v) for k, v in cpus.items()}
     print(f"\nTree: {len(files):,} files, {total / 1e6:,.0f} MB ({tree}); "
           f"{len(next(iter(hits.values()))):,} hits, identical for every tool; "
           f"{args.rounds} rounds, warm page cache, {os.cpu_count()} cores.\n")
     a = "hashlookup scan, md5 dataset"
     b = "hashlookup scan, md5+sha1+sha256 dataset"
-    print("| tool | median s | MB/s (median) | MB/s (best) | hashlookup md5 dataset: "
-          "x faster | hashlookup md5+sha1+sha256: x faster |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| tool | median s | MB/s (median) | MB/s (best) | median CPU s | "
+          "MB per CPU s | hashlookup md5 dataset: x faster (median / best / CPU) | "
+          "hashlookup md5+sha1+sha256: x faster (median / best / CPU) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for k in tools:
         print(f"| {k} | {med[k]:.2f} | {total / med[k] / 1e6:,.0f} | "
-              f"{total / best[k] / 1e6:,.0f} | {med[k] / med[a]:.2f} | "
-              f"{med[k] / med[b]:.2f} |")
-    print("\n(x faster: the tool's median time over hashlookup's.)")
+              f"{total / best[k] / 1e6:,.0f} | {cpu[k]:.2f} | "
+              f"{total / cpu[k] / 1e6:,.0f} | {med[k] / med[a]:.2f} / "
+              f"{best[k] / best[a]:.2f} / {cpu[k] / cpu[a]:.2f} | "
+              f"{med[k] / med[b]:.2f} / {best[k] / best[b]:.2f} / "
+              f"{cpu[k] / cpu[b]:.2f} |")
+    print("\n(x faster: the tool's time over hashlookup's; CPU: user + system "
+          "seconds, a measure of work that other load on the machine distorts "
+          "less than wall time.)")
     print(f"\nWith the size pre-filter (no --read-all, md5+sha1+sha256 dataset): "
           f"{dt_sized:.2f} s (files whose size is in no record are not read).")
 

@@ -4,10 +4,13 @@
 #define _GNU_SOURCE
 #include "hl_filehash.h"
 
+#include "hl_md5x8.h"
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -74,19 +77,64 @@ static int same_time(const struct stat *a, const struct stat *b) {
            a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
+/* Before a file is read: a regular file, the one the walk saw. */
+static int check_before(int fd, const hl_filejob *job, struct stat *before) {
+    if (fstat(fd, before) != 0)
+        return errno;
+    if (!S_ISREG(before->st_mode))
+        return HL_FH_NOT_REGULAR;
+    if (job->check_inode && ((uint64_t)before->st_dev != job->expect_dev ||
+                             (uint64_t)before->st_ino != job->expect_ino))
+        return HL_FH_REPLACED;
+    return HL_FH_OK;
+}
+
+/* After it was read: same size and mtime as before. */
+static int check_after(int fd, const struct stat *before) {
+    struct stat after;
+    if (fstat(fd, &after) != 0)
+        return errno;
+    if (after.st_size != before->st_size || !same_time(before, &after))
+        return HL_FH_CHANGED;
+    return HL_FH_OK;
+}
+
+/* Probe the digests of a hashed file: job->candidate is 0 if no probe table
+ * has one of them, else 2 when the digests of the `rest` algorithms could be
+ * computed too (data holds the whole file, or there is no rest), else 1. */
+static int finish_candidate(hl_filejob *job, HL_EVP_MD_CTX *const ctx[3],
+                            const uint8_t *data, unsigned algorithms,
+                            const hl_table *const probe[3], unsigned rest) {
+    uint8_t *out[3] = {job->md5, job->sha1, job->sha256};
+    job->candidate = 0;
+    for (size_t a = 0; a < 3; a++)
+        if (probe != NULL && probe[a] != NULL && (algorithms >> a & 1u) &&
+            hl_table_find(probe[a], out[a]) >= 0)
+            job->candidate = 1;
+    if (!job->candidate || (rest != 0 && data == NULL))
+        return HL_FH_OK;
+    for (size_t a = 0; a < 3; a++) {
+        unsigned int len = 0;
+        if (!(rest >> a & 1u))
+            continue;
+        if (crypto.init(ctx[a], crypto.md[a], NULL) != 1 ||
+            crypto.update(ctx[a], data, (size_t)job->size) != 1 ||
+            crypto.final(ctx[a], out[a], &len) != 1)
+            return HL_FH_CRYPTO;
+    }
+    job->candidate = 2;
+    return HL_FH_OK;
+}
+
 /* Read and hash one open file; returns its status. */
 static int hash_fd(int fd, hl_filejob *job, HL_EVP_MD_CTX *const ctx[3],
                    unsigned algorithms, uint8_t *buf, size_t bufsize,
                    const volatile int *stop, const hl_table *const probe[3],
                    unsigned rest) {
-    struct stat before, after;
-    if (fstat(fd, &before) != 0)
-        return errno;
-    if (!S_ISREG(before.st_mode))
-        return HL_FH_NOT_REGULAR;
-    if (job->check_inode && ((uint64_t)before.st_dev != job->expect_dev ||
-                             (uint64_t)before.st_ino != job->expect_ino))
-        return HL_FH_REPLACED;
+    struct stat before;
+    int status = check_before(fd, job, &before);
+    if (status != HL_FH_OK)
+        return status;
     for (size_t a = 0; a < 3; a++)
         if ((algorithms >> a & 1u) && crypto.init(ctx[a], crypto.md[a], NULL) != 1)
             return HL_FH_CRYPTO;
@@ -120,10 +168,8 @@ static int hash_fd(int fd, hl_filejob *job, HL_EVP_MD_CTX *const ctx[3],
     }
     if (total != size)
         return HL_FH_SIZE_CHANGED;
-    if (fstat(fd, &after) != 0)
-        return errno;
-    if (after.st_size != before.st_size || !same_time(&before, &after))
-        return HL_FH_CHANGED;
+    if ((status = check_after(fd, &before)) != HL_FH_OK)
+        return status;
     uint8_t *out[3] = {job->md5, job->sha1, job->sha256};
     for (size_t a = 0; a < 3; a++) {
         unsigned int len = 0;
@@ -131,25 +177,108 @@ static int hash_fd(int fd, hl_filejob *job, HL_EVP_MD_CTX *const ctx[3],
             return HL_FH_CRYPTO;
     }
     job->size = total;
-    job->candidate = 0;
-    for (size_t a = 0; a < 3; a++)
-        if (probe != NULL && probe[a] != NULL && (algorithms >> a & 1u) &&
-            hl_table_find(probe[a], out[a]) >= 0)
-            job->candidate = 1;
-    if (job->candidate && (rest == 0 || reads <= 1)) {
-        /* The whole file is still in buf (one read, or empty). */
-        for (size_t a = 0; a < 3; a++) {
-            unsigned int len = 0;
-            if (!(rest >> a & 1u))
+    /* After one read (or none) the whole file is still in buf. */
+    return finish_candidate(job, ctx, reads <= 1 ? buf : NULL, algorithms, probe,
+                            rest);
+}
+
+/* Read an open small file whole into dst (cap bytes, more than its size)
+ * with the checks of hash_fd; the file's size goes to job->size.  Returns
+ * its status, or HL_FH_LARGE (then nothing was read: hash it with hash_fd). */
+#define HL_FH_LARGE (-100)
+static int read_small(int fd, hl_filejob *job, uint8_t *dst, size_t cap) {
+    struct stat before;
+    int status = check_before(fd, job, &before);
+    if (status != HL_FH_OK)
+        return status;
+    uint64_t size = (uint64_t)before.st_size, total = 0;
+    if (size >= cap)
+        return HL_FH_LARGE;
+    for (;;) {  /* up to size + 1 bytes: growth shows as one byte too many */
+        ssize_t got = read(fd, dst + total, (size_t)(size + 1 - total));
+        if (got < 0) {
+            if (errno == EINTR)
                 continue;
-            if (crypto.init(ctx[a], crypto.md[a], NULL) != 1 ||
-                crypto.update(ctx[a], buf, (size_t)total) != 1 ||
-                crypto.final(ctx[a], out[a], &len) != 1)
-                return HL_FH_CRYPTO;
+            return errno;
         }
-        job->candidate = 2;
+        if (got == 0)
+            break;
+        total += (uint64_t)got;
+        if (total > size)
+            return HL_FH_SIZE_CHANGED;
     }
+    if (total != size)
+        return HL_FH_SIZE_CHANGED;
+    if ((status = check_after(fd, &before)) != HL_FH_OK)
+        return status;
+    job->size = total;
     return HL_FH_OK;
+}
+
+/* Hash until some lanes are done; finish their files (digest, then the
+ * candidate probe: the file is still in the lane's part of buf).  Returns
+ * the lanes freed. */
+static unsigned lanes_done(hl_md5x8 *mx, hl_filejob *const lane_job[8],
+                           HL_EVP_MD_CTX *const ctx[3], const hl_table *const probe[3],
+                           unsigned rest) {
+    unsigned done = hl_md5x8_run(mx);
+    for (unsigned l = 0; l < 8; l++) {
+        if (!(done >> l & 1u))
+            continue;
+        hl_filejob *job = lane_job[l];
+        const uint8_t *data = mx->msg[l];
+        hl_md5x8_take(mx, l, job->md5);
+        job->status = finish_candidate(job, ctx, data, HL_FH_MD5, probe, rest);
+    }
+    return done;
+}
+
+/* md5 only, AVX2: buf is cut in nine parts of bufsize / 9 bytes.  Small
+ * files are read whole into the first eight, one per lane, and hashed
+ * eight at a time (hl_md5x8.h); a lane is refilled with the next file as
+ * soon as its file is done.  Larger files go through hash_fd in the ninth
+ * part meanwhile. */
+static void batch_md5x8(hl_filejob *jobs, size_t n, int open_flags, uint8_t *buf,
+                        size_t bufsize, const volatile int *stop,
+                        const hl_table *const probe[3], unsigned rest,
+                        HL_EVP_MD_CTX *const ctx[3]) {
+    size_t cap = bufsize / 9;
+    uint8_t *big = buf + 8 * cap;
+    hl_md5x8 mx;
+    hl_md5x8_init(&mx);
+    hl_filejob *lane_job[8] = {NULL};
+    unsigned free_lanes = 0xffu;
+    for (size_t i = 0; i < n; i++) {
+        hl_filejob *job = &jobs[i];
+        job->size = 0;
+        if (stop != NULL && *stop) {
+            job->status = HL_FH_STOPPED;
+            continue;
+        }
+        while (free_lanes == 0)  /* wait for a lane */
+            free_lanes |= lanes_done(&mx, lane_job, ctx, probe, rest);
+        unsigned lane = (unsigned)__builtin_ctz(free_lanes);
+        int fd = open(job->path, open_flags);
+        if (fd < 0) {
+            job->status = errno;
+            continue;
+        }
+        uint8_t *dst = buf + lane * cap;
+        int status = read_small(fd, job, dst, cap);
+        if (status == HL_FH_OK) {  /* its status is set when its lane is done */
+            close(fd);
+            hl_md5x8_start(&mx, lane, dst, job->size);
+            lane_job[lane] = job;
+            free_lanes &= ~(1u << lane);
+            continue;
+        }
+        if (status == HL_FH_LARGE)
+            status = hash_fd(fd, job, ctx, HL_FH_MD5, big, cap, stop, probe, rest);
+        close(fd);
+        job->status = status;
+    }
+    while (free_lanes != 0xffu)
+        free_lanes |= lanes_done(&mx, lane_job, ctx, probe, rest);
 }
 
 hl_status hl_filehash_batch(hl_filejob *jobs, size_t n, unsigned algorithms,
@@ -164,6 +293,11 @@ hl_status hl_filehash_batch(hl_filejob *jobs, size_t n, unsigned algorithms,
     for (size_t a = 0; a < 3; a++)
         if (((algorithms | rest) >> a & 1u) && (ctx[a] = crypto.ctx_new()) == NULL)
             st = HL_ENOMEM;
+    if (st == HL_OK && algorithms == HL_FH_MD5 && bufsize >= 9 * 4096 &&
+        hl_md5x8_available()) {
+        batch_md5x8(jobs, n, open_flags, buf, bufsize, stop, probe, rest, ctx);
+        n = 0;
+    }
     for (size_t i = 0; i < n && st == HL_OK; i++) {
         hl_filejob *job = &jobs[i];
         job->size = 0;

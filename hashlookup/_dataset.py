@@ -34,7 +34,6 @@ from hashlookup._index import (
     map_file,
 )
 from hashlookup._labels import LabelStore
-from hashlookup._signing import check_signature, load_public_key, signature_path
 from hashlookup.errors import IndexFormatError
 
 ALGORITHMS = ("md5", "sha1", "sha256")
@@ -72,6 +71,10 @@ class _State:
         self.identity = file_identity(st)
         try:
             if signature_key is not None:
+                # Imported here: files opened without a key need no signing
+                # code (start-up time of the CLI).
+                from hashlookup._signing import check_signature
+
                 # Before anything is read from the file (docs/SIGNING.md).
                 check_signature(mm, header, path, signature_key)
             self._load(path, mm, header)
@@ -183,8 +186,11 @@ class Dataset(TableSet):
         self._suppress = tuple(suppress)
         self._lock = threading.Lock()
         self._state: _State | None = None
-        self._signature_key = (load_public_key(require_signature)
-                               if require_signature is not None else None)
+        self._signature_key = None
+        if require_signature is not None:
+            from hashlookup._signing import load_public_key
+
+            self._signature_key = load_public_key(require_signature)
         self._rejected: tuple[Any, Exception] | None = None
         self._install(_State(self.path, self._signature_key))
         if reload_interval <= 0:
@@ -444,6 +450,8 @@ class Dataset(TableSet):
         """Identity of the data file and (if required) its signature file."""
         if self._signature_key is None:
             return (file_identity(s),)
+        from hashlookup._signing import signature_path
+
         try:
             sig = file_identity(os.stat(signature_path(self.path)))
         except OSError:

@@ -36,7 +36,7 @@ import numpy.typing as npt
 
 from hashlookup import _core
 from hashlookup._format import ALGORITHM_BY_WIDTH
-from hashlookup._match import KeyMatcher, MatchStats
+from hashlookup._match import DEFAULT_CHUNK_SIZE, KeyMatcher, MatchStats
 from hashlookup._parse import (
     CHUNK_SIZE,
     MAX_LINE,
@@ -251,7 +251,7 @@ def _ordered(tasks: Iterator[Callable[[], T]], jobs: int) -> Iterator[T]:
 
 class _Slabs:
     """Free chunk buffers and parser output arrays, handed back when the
-    consumer has finished with a piece (``recycle=True``): a fresh 16 MiB
+    consumer has finished with a piece (``recycle=True``): a fresh 4 MiB
     buffer per chunk costs page faults and zeroing, about as much CPU as the
     parse itself."""
 
@@ -295,7 +295,7 @@ def match_inventory(
     *,
     jobs: int = 1,
     skip_invalid: bool = False,
-    chunk_size: int = CHUNK_SIZE,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
     whole_rows: bool = False,
     engine: str = "auto",
     recycle: bool = False,

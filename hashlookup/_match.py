@@ -38,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hashlookup._format import ALGORITHM_BY_WIDTH
-from hashlookup._parse import CHUNK_SIZE, iter_parsed
+from hashlookup._parse import iter_parsed
 from hashlookup.errors import IndexFormatError, InputError
 
 __all__ = [
@@ -51,7 +51,11 @@ __all__ = [
 ]
 
 #: Bytes read per chunk (the chunk actually parsed ends at the last newline).
-DEFAULT_CHUNK_SIZE = CHUNK_SIZE
+#: Smaller than the builder's CHUNK_SIZE: each chunk in flight has its own
+#: buffer and key arrays, and with 4 MiB chunks the few of them fit in cache
+#: and cost fewer fresh pages (measured: 16 MiB chunks take ~8 % more CPU for
+#: a 330 MB inventory, 2 MiB no less than 4 MiB).
+DEFAULT_CHUNK_SIZE = 4 << 20
 
 # From this many selected lines on (and when they are dense: more than one per
 # 256 bytes), line ends are found with one numpy pass over the chunk instead of

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from hashlookup._inventory import Inventory, InventoryStats, Piece, match_inventory
-from hashlookup._tables import render_rows
 from hashlookup._match import KeyMatcher, record_labels
 
 
@@ -111,6 +110,8 @@ def run_match(args: argparse.Namespace, ctx: Any, opened: Any, only: Any,
         name = piece.inventory.name
         if fmt == "text":
             if tables:
+                from hashlookup._tables import render_rows
+
                 out.write(render_rows(piece, piece.positions(sel), header=False,
                                       prefix=f"{name}:" if multi else ""))
                 continue
@@ -200,6 +201,8 @@ def _annotated(piece: Piece, header: bool) -> bytes:
     text lines without a digest (blank, comments, skipped) are copied as-is."""
     n_rows = piece.units
     if piece.inventory.is_table:
+        from hashlookup._tables import render_rows
+
         values = np.full(n_rows, "", dtype=object)
         pos = piece.positions()
         values[pos] = np.where(piece.found, "true", "false")

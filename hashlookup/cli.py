@@ -14,9 +14,7 @@ import io
 import json
 import os
 import re
-import shutil
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -24,7 +22,14 @@ from json.encoder import encode_basestring as _encode_basestring
 from json.encoder import encode_basestring_ascii as _encode_basestring_ascii
 from typing import Any, BinaryIO, TextIO
 
-import numpy as np
+# numpy's OpenBLAS starts one spinning thread per core when numpy is imported;
+# no command does linear algebra, and on a busy machine those threads take CPU
+# from the matching and scanning threads (about 5 % of a `hashlookup match`).
+# Only the command line sets this (before numpy is first imported), and only
+# when the user did not choose.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 
 from ._version import __version__
 
@@ -365,6 +370,9 @@ def _dataset_inputs(
             if stdin_used:
                 raise CLIError("'-' (standard input) can be given only once")
             stdin_used = True
+            import shutil
+            import tempfile
+
             tmpdir = stack.enter_context(
                 tempfile.TemporaryDirectory(prefix="hashlookup-")
             )
@@ -1224,7 +1232,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_int_arg(1),
         default=None,
         metavar="BYTES",
-        help="input read size (default: 16 MiB)",
+        help="input read size (default: 4 MiB)",
     )
     _add_match_inventory_options(p)
     _add_verify_key(p)

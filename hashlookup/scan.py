@@ -273,6 +273,11 @@ class _Hasher:
         by_alg = dict(self.tables)
         self.probe = tuple(by_alg.get(a) for a in ALGORITHMS)
         self.chunk_size = chunk_size
+        # md5 only: the C reader puts small files in eight lanes of its
+        # buffer and hashes them eight at a time (csrc/hl_md5x8.h), large
+        # ones in a ninth part: parts of chunk_size bytes let files up to
+        # chunk_size take the 8-lane path.
+        self.native_buf = chunk_size * (9 if cover == ("md5",) else 1)
         self.flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
         self.nofollow = not follow_symlinks
         if not follow_symlinks:
@@ -286,9 +291,9 @@ class _Hasher:
         native = _native
         if native is None:
             return [self(path, st) for path, st, _ in files]
-        buf = getattr(self.local, "buf", None)
-        if buf is None or len(buf) != self.chunk_size:
-            buf = self.local.buf = bytearray(self.chunk_size)
+        buf = getattr(self.local, "native_buf", None)
+        if buf is None or len(buf) != self.native_buf:
+            buf = self.local.native_buf = bytearray(self.native_buf)
         fsencode = os.fsencode
         raw = native([fsencode(p) for p, _, _ in files],
                      [None if st is None else (st.st_dev, st.st_ino) for _, st, _ in files],
