@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from hashlookup import _format
-from hashlookup._core import TableSet
+from hashlookup._core import RecordTable, TableSet
 from hashlookup._index import (
     HashIndex,
     _raw_public_key,
@@ -38,6 +38,7 @@ from hashlookup._signing import check_signature, load_public_key, signature_path
 from hashlookup.errors import IndexFormatError
 
 ALGORITHMS = ("md5", "sha1", "sha256")
+_ALG_INDEX = {a: i for i, a in enumerate(ALGORITHMS)}
 _BY_WIDTH = {16: "md5", 20: "sha1", 32: "sha256"}
 
 
@@ -102,6 +103,7 @@ class _State:
                 s = self.layout.rowmaps[g]
                 self.rowmaps[lay.algorithm] = np.frombuffer(
                     mm, dtype="<u4", count=lay.count, offset=s.offset)
+        self.reader: RecordTable | None = None
         if self.layout is None:  # a plain index: one record per key
             self.records = None
             self.count = len(next(iter(self.tables.values())))
@@ -112,6 +114,14 @@ class _State:
                                          count=self.layout.count, offset=rec.offset)
             self.rec_offset = rec.offset
             self.count = self.layout.count
+            # A hit's digests and size in one C call (see Dataset._hit).
+            spans = {a: (t._layout.keys.offset, t.width, len(t))
+                     for a, t in self.tables.items()}
+            groups_of = {lay.algorithm: g for g, lay in layouts.items()}
+            self.reader = RecordTable(
+                mm, rec.offset, self.count, [spans.get(a) for a in ALGORITHMS],
+                [self.layout.rowmaps[groups_of[a]].offset if a in groups_of else None
+                 for a in ALGORITHMS], path)
             self.labels = None
             if self.layout.label_index is not None:
                 assert self.layout.label_bitmaps is not None
@@ -140,6 +150,9 @@ class _State:
                 pass  # a batch in another thread still uses it; GC unmaps later
         self.rowmaps = {}
         self.records = None
+        reader = getattr(self, "reader", None)
+        if reader is not None:
+            reader._detach()  # before the unmap: it holds a buffer export
         self.key_spans = {}
         self.keys = {}
         if self.mm is not None:
@@ -294,21 +307,21 @@ class Dataset(TableSet):
         # even if another thread reloaded in between.
         st: _State = table._ds_state
         alg = table.algorithm
-        if st.layout is None:  # a plain index: the row is the record
-            rid = row
-        else:
-            # One read of the attribute: close() in another thread replaces
-            # the dict, it never empties the one we hold.
-            rowmap = st.rowmaps.get(alg)
-            if rowmap is None:
-                raise ValueError("I/O operation on closed dataset")
-            rid = int(rowmap[row])
-        if rid >= st.count:
-            raise IndexFormatError(f"{self.path}: rowmap of {alg} row {row} points "
-                                   f"past the {st.count} records")
-        if not self._allowed(st, rid, only, exclude):
+        reader = st.reader
+        if reader is None:  # a plain index: the row is the record
+            if not self._allowed(st, row, only, exclude):
+                return None
+            return self._match(st, row, alg)
+        # rowmap, record, digests as hex and size in one C call (it raises
+        # ValueError once the generation is closed, IndexFormatError if the
+        # rowmap points past the records)
+        rid, md5, sha1, sha256, size = reader.hit(_ALG_INDEX[alg], row)
+        if (only is not None or exclude is not None or self._suppress) and \
+                not self._filter(st, only, exclude)(rid):
             return None
-        return self._match(st, rid, alg)
+        return tuple.__new__(Match, (rid, alg, md5, sha1, sha256, size,
+                                     st.labels.of(rid) if st.labels is not None
+                                     else (), st.generation, st.built))
 
     def _allowed(self, st: _State, rid: int, only: Any, exclude: Any) -> bool:
         if only is None and exclude is None and not self._suppress:
@@ -349,17 +362,11 @@ class Dataset(TableSet):
             d = {alg: mm[off + rid * w:off + (rid + 1) * w].hex()}
             return Match(rid, alg, d.get("md5"), d.get("sha1"), d.get("sha256"),
                          None, (), st.generation, st.built)
-        rows = _format.RECORD.unpack_from(mm, st.rec_offset + rid * _format.RECORD.size)
-        d = {}
-        for a, row in zip(ALGORITHMS, rows):
-            span = spans.get(a)
-            if row != _format.NO_ROW and span is not None and row < span[2]:
-                off, w, _ = span
-                d[a] = mm[off + row * w:off + (row + 1) * w].hex()
-        size = rows[4]
+        assert st.reader is not None
+        md5, sha1, sha256, size = st.reader.read(rid)
         labels = st.labels.of(rid) if st.labels is not None else ()
-        return Match(rid, alg, d.get("md5"), d.get("sha1"), d.get("sha256"),
-                     size if size >= 0 else None, labels, st.generation, st.built)
+        return Match(rid, alg, md5, sha1, sha256, size, labels, st.generation,
+                     st.built)
 
     def record(self, record_id: int) -> Match:
         """The record with this id (algorithm field: its first known digest)."""

@@ -54,6 +54,8 @@ class LabelStore:
         self._name = name
         self._records = records
         self._cache: dict[str, FrozenBitMap] = {}
+        self._pairs: tuple[tuple[str, FrozenBitMap], ...] | None = None
+        self._interned: dict[tuple[str, ...], tuple[str, ...]] = {}
         self.entries: dict[str, tuple[int, int, int]] = {}
         if not isinstance(index, dict) or not isinstance(index.get("labels"), list):
             raise IndexFormatError(f"{name}: label index is not {{'labels': [...]}}")
@@ -95,12 +97,25 @@ class LabelStore:
         return bm
 
     def of(self, record_id: int) -> tuple[str, ...]:
-        """Labels of one record, sorted by name."""
-        if len(self._cache) < len(self.entries):
-            for name in self.entries:
-                self.bitmap(name)
-        cache = self._cache
-        return tuple([name for name in self.entries if record_id in cache[name]])
+        """Labels of one record, sorted by name.
+
+        One membership test per label (pyroaring, ~50 ns each), so a hit's
+        labels cost O(labels).  A per-record table would make it O(1) but
+        costs memory and open time O(records); datasets carry few labels
+        (sources, categories), see docs/DATASETS.md.  The same label tuples
+        come back again and again: they are interned, so that callers that
+        cache something per tuple (the server's JSON) find them by identity."""
+        pairs = self._pairs
+        if pairs is None:
+            pairs = self._pairs = tuple((name, self.bitmap(name))
+                                        for name in self.entries)
+        found = tuple([name for name, bm in pairs if record_id in bm])
+        seen = self._interned.get(found)
+        if seen is None:
+            if len(self._interned) >= 4096:  # bounded: many labels combine
+                return found
+            seen = self._interned[found] = found
+        return seen
 
     def union(self, labels: tuple[str, ...]) -> FrozenBitMap:
         """Records carrying any of labels (unknown labels match nothing)."""
