@@ -113,6 +113,11 @@ def circl_json(m: Match, dataset: str) -> bytes:
 
 def native_json(m: Match) -> bytes:
     """orjson.dumps(native_record(m)), built as text (see circl_json)."""
+    md5, sha1, sha256, size = m.md5, m.sha1, m.sha256, m.size
+    if md5 and sha1 and sha256 and size is not None:  # the usual record
+        return (f'{{"status":"hit","algorithm":"{m.algorithm}","record":'
+                f'{m.record_id},"md5":"{md5}","sha1":"{sha1}","sha256":"{sha256}",'
+                f'"size":{size},"labels":{_json_text(m.labels)}}}').encode()
     return (f'{{"status":"hit","algorithm":"{m.algorithm}","record":{m.record_id},'
             f'"md5":{_str_or_null(m.md5)},"sha1":{_str_or_null(m.sha1)},'
             f'"sha256":{_str_or_null(m.sha256)},'

@@ -396,7 +396,10 @@ class LookupApp:
             self.metrics.digests(0, 1, 0)
             return error(404, f"Non existing {_MISS_NAME[alg]}", query=digest)
         self.metrics.digests(1, 0, 0)
-        self._audit(scope, [(digest, m, None)])
+        if self.audit is not None:
+            key: ApiKey | None = scope.get("hashlookup.key")
+            self.audit.hits(key.id if key else None, key.name if key else None,
+                            [(digest.lower(), m.generation, checks.native_json(m))])
         return 200, checks.circl_json(m, ds.name), JSON, []
 
     async def _bulk(self, scope: Any, receive: Any) -> Response:
