@@ -829,3 +829,23 @@ cdef class RecordTable:
         if record_id < 0 or <uint64_t>record_id >= self._c_count:
             raise IndexError(f"record id {record_id} out of range")
         return self._fields(record_id)
+
+
+def labels_of(object record_id, tuple pairs, dict interned):
+    """Names of the (name, bitmap) pairs whose bitmap holds record_id, as a
+    tuple in pair order; equal tuples come back as one object, kept in
+    `interned` (at most 4096 of them).  For LabelStore.of: the loop costs
+    one membership test per label and no Python frame."""
+    cdef list found = []
+    cdef tuple pair
+    for pair in pairs:
+        if record_id in pair[1]:
+            found.append(pair[0])
+    cdef tuple key = tuple(found)
+    cdef object seen = interned.get(key)
+    if seen is None:
+        if len(interned) >= 4096:   # bounded: many labels combine
+            return key
+        interned[key] = key
+        return key
+    return seen

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from pyroaring import BitMap, FrozenBitMap
 
+from hashlookup._core import labels_of
 from hashlookup.errors import IndexFormatError
 
 LABEL_RE = re.compile(r"^[^\x00-\x1f]{1,200}$")
@@ -109,13 +110,7 @@ class LabelStore:
         if pairs is None:
             pairs = self._pairs = tuple((name, self.bitmap(name))
                                         for name in self.entries)
-        found = tuple([name for name, bm in pairs if record_id in bm])
-        seen = self._interned.get(found)
-        if seen is None:
-            if len(self._interned) >= 4096:  # bounded: many labels combine
-                return found
-            seen = self._interned[found] = found
-        return seen
+        return labels_of(record_id, pairs, self._interned)
 
     def union(self, labels: tuple[str, ...]) -> FrozenBitMap:
         """Records carrying any of labels (unknown labels match nothing)."""

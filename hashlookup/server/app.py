@@ -393,9 +393,9 @@ class LookupApp:
             return error(400, f"{name} value incorrect, expecting a {name} value "
                                "in hex format")
         if m is None:
-            self.metrics.digests(0, 1, 0)
+            self.metrics.miss()
             return error(404, f"Non existing {_MISS_NAME[alg]}", query=digest)
-        self.metrics.digests(1, 0, 0)
+        self.metrics.hit()
         if self.audit is not None:
             key: ApiKey | None = scope.get("hashlookup.key")
             self.audit.hits(key.id if key else None, key.name if key else None,
