@@ -103,6 +103,10 @@ class _State:
                 s = self.layout.rowmaps[g]
                 self.rowmaps[lay.algorithm] = np.frombuffer(
                     mm, dtype="<u4", count=lay.count, offset=s.offset)
+        # Where each table's keys are (offset, width, count): a hit's digests
+        # are read off the map from there.
+        self.key_spans = {a: (t._layout.keys.offset, t.width, len(t))
+                          for a, t in self.tables.items()}
         self.reader: RecordTable | None = None
         if self.layout is None:  # a plain index: one record per key
             self.records = None
@@ -115,11 +119,9 @@ class _State:
             self.rec_offset = rec.offset
             self.count = self.layout.count
             # A hit's digests and size in one C call (see Dataset._hit).
-            spans = {a: (t._layout.keys.offset, t.width, len(t))
-                     for a, t in self.tables.items()}
             groups_of = {lay.algorithm: g for g, lay in layouts.items()}
             self.reader = RecordTable(
-                mm, rec.offset, self.count, [spans.get(a) for a in ALGORITHMS],
+                mm, rec.offset, self.count, [self.key_spans.get(a) for a in ALGORITHMS],
                 [self.layout.rowmaps[groups_of[a]].offset if a in groups_of else None
                  for a in ALGORITHMS], path)
             self.labels = None
@@ -130,10 +132,6 @@ class _State:
                 b = self.layout.label_bitmaps
                 self.labels = LabelStore(mm, b.offset, b.length, index, self.count,
                                          path)
-        # Where each table's keys are, to slice a hit's digests off the map
-        # (one struct unpack and three slices per hit, no numpy scalars).
-        self.key_spans = {a: (t._layout.keys.offset, t.width, len(t))
-                          for a, t in self.tables.items()}
         ds = self.meta.get("dataset", {}) if isinstance(self.meta, dict) else {}
         self.name = str(ds.get("name") or os.path.splitext(os.path.basename(path))[0])
         gen = ds.get("generation", 0)
