@@ -69,6 +69,8 @@ cdef extern from "hl_hex.h" nogil:
 
     hl_status hl_hex_decode(const uint8_t *hex, size_t width, uint8_t *out,
                             size_t *bad_pos) noexcept
+    void hl_hex_encode(const uint8_t *inp, size_t width, uint8_t *out,
+                       int upper) noexcept
     hl_status hl_parse_lines(const uint8_t *buf, size_t len, size_t width,
                              size_t max_line, uint8_t *out, uint64_t cap,
                              int64_t *line_index, int64_t *line_offset,

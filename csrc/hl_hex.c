@@ -84,6 +84,14 @@ hl_status hl_hex_decode(const uint8_t *hex, size_t width, uint8_t *out,
     return HL_EHEX;
 }
 
+void hl_hex_encode(const uint8_t *in, size_t width, uint8_t *out, int upper) {
+    const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+    for (size_t i = 0; i < width; i++) {
+        out[2 * i] = (uint8_t)digits[in[i] >> 4];
+        out[2 * i + 1] = (uint8_t)digits[in[i] & 0x0F];
+    }
+}
+
 HL_INLINE int hl_is_blank(uint8_t c) {
     return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
 }

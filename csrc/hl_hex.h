@@ -26,6 +26,10 @@
 hl_status hl_hex_decode(const uint8_t *hex, size_t width, uint8_t *out,
                         size_t *bad_pos);
 
+/* Encode width bytes as 2*width hex characters (lowercase, upper != 0:
+ * uppercase) into out; no terminating NUL. */
+void hl_hex_encode(const uint8_t *in, size_t width, uint8_t *out, int upper);
+
 /* Flags for hl_parse_lines. */
 #define HL_PARSE_SKIP_INVALID 1u  /* count bad lines instead of stopping */
 

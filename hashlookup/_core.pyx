@@ -710,3 +710,159 @@ def hash_files(list paths, list expects, unsigned int algorithms, int open_flags
         for kt in held:
             kt._c_busy -= 1
         free(jobs)
+
+
+cdef extern from "Python.h":
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+    void *PyUnicode_DATA(object s)
+
+
+cdef inline object _hex_str(const uint8_t *p, size_t width):
+    """A lowercase hex str of width bytes, written in place (no bytes
+    object and no .hex() call in between)."""
+    cdef object s = PyUnicode_New(<Py_ssize_t>(2 * width), 127)
+    hl.hl_hex_encode(p, width, <uint8_t *>PyUnicode_DATA(s), 0)
+    return s
+
+
+cdef class RecordTable:
+    """The records of a dataset inside its mapping: per record the rows of
+    its md5, sha1 and sha256 in their key tables (NO_ROW if it has none)
+    and its size, plus each table's rowmap (row -> record id).
+
+    A hit's digests and size come out of one call (hit / read) instead of a
+    struct unpack, three slices and three .hex() in Python.  Like KeyTable
+    it only holds pointers into a buffer that `_owner` keeps alive; offsets
+    are validated by hashlookup._format and re-checked here."""
+    cdef const uint8_t[::1] _c_view
+    cdef object _owner
+    cdef const uint8_t *_c_recs
+    cdef uint64_t _c_count
+    cdef const uint8_t *_c_keys[3]
+    cdef uint64_t _c_nkeys[3]
+    cdef size_t _c_width[3]
+    cdef const uint8_t *_c_rowmap[3]
+    cdef bint _c_open
+    cdef str _c_what
+    cdef tuple _c_algs
+
+    def __init__(self, object buffer, Py_ssize_t rec_off, uint64_t count,
+                 list keys, list rowmaps, str what):
+        """keys: per algorithm (md5, sha1, sha256) None or (offset, width,
+        count) of its key table; rowmaps: None or the offset of its rowmap
+        (count uint32 record ids)."""
+        cdef const uint8_t[::1] view = buffer
+        cdef uint64_t size = <uint64_t>view.shape[0]
+        cdef const uint8_t *base = &view[0] if size > 0 else NULL
+        cdef int a
+        cdef Py_ssize_t off, width, n
+        self._c_algs = ("md5", "sha1", "sha256")
+        if len(keys) != 3 or len(rowmaps) != 3:
+            raise ValueError("expected key spans and rowmaps of md5, sha1, sha256")
+        if rec_off < 0 or <uint64_t>rec_off + count * 24 > size:
+            raise IndexFormatError(f"{what}: record table outside the file")
+        self._c_recs = base + rec_off
+        self._c_count = count
+        for a in range(3):
+            self._c_keys[a] = NULL
+            self._c_nkeys[a] = 0
+            self._c_width[a] = 0
+            self._c_rowmap[a] = NULL
+            if keys[a] is None:
+                continue
+            off, width, n = keys[a]
+            if (off < 0 or width <= 0 or width > hl.HL_MAX_WIDTH or n < 0
+                    or <uint64_t>off + <uint64_t>n * <uint64_t>width > size):
+                raise IndexFormatError(f"{what}: {self._c_algs[a]} keys outside "
+                                       "the file")
+            self._c_keys[a] = base + off
+            self._c_nkeys[a] = n
+            self._c_width[a] = width
+            if rowmaps[a] is not None:
+                off = rowmaps[a]
+                if off < 0 or <uint64_t>off + 4 * <uint64_t>n > size:
+                    raise IndexFormatError(f"{what}: {self._c_algs[a]} rowmap "
+                                           "outside the file")
+                self._c_rowmap[a] = base + off
+        self._c_view = view
+        self._owner = buffer
+        self._c_what = what
+        self._c_open = True
+
+    def _detach(self):
+        """Drop the pointers and the buffer (the dataset is being closed)."""
+        self._c_open = False
+        self._c_recs = NULL
+        for a in range(3):
+            self._c_keys[a] = NULL
+            self._c_rowmap[a] = NULL
+        self._c_view = None
+        self._owner = None
+
+    cdef inline uint32_t _u32(self, const uint8_t *p) noexcept:
+        return (<uint32_t>p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16)
+                | (<uint32_t>p[3] << 24))
+
+    cdef tuple _fields(self, uint64_t rid):
+        cdef const uint8_t *rec = self._c_recs + rid * 24
+        cdef uint32_t row
+        cdef int64_t size = 0
+        cdef int a, i
+        cdef list out = [None, None, None, None]
+        for a in range(3):
+            row = self._u32(rec + 4 * a)
+            if (row != 0xFFFFFFFFu and self._c_keys[a] != NULL
+                    and row < self._c_nkeys[a]):
+                out[a] = _hex_str(self._c_keys[a] + <uint64_t>row * self._c_width[a],
+                                  self._c_width[a])
+        for i in range(8):
+            size |= <int64_t>(<uint64_t>rec[16 + i] << (8 * i))
+        if size >= 0:
+            out[3] = size
+        return tuple(out)
+
+    def hit(self, int algorithm, int64_t row):
+        """(record id, md5, sha1, sha256, size) of row `row` of the key table
+        of `algorithm` (0 md5, 1 sha1, 2 sha256): hex str or None for each
+        digest the record lacks, size None if unknown."""
+        cdef uint32_t rid
+        if not self._c_open:
+            raise ValueError("I/O operation on closed dataset")
+        if (algorithm < 0 or algorithm > 2 or self._c_rowmap[algorithm] == NULL
+                or row < 0 or <uint64_t>row >= self._c_nkeys[algorithm]):
+            raise IndexError(f"no row {row} in the key table of algorithm "
+                             f"{algorithm}")
+        rid = self._u32(self._c_rowmap[algorithm] + 4 * <uint64_t>row)
+        if rid >= self._c_count:
+            raise IndexFormatError(f"{self._c_what}: rowmap of "
+                                   f"{self._c_algs[algorithm]} row {row} points "
+                                   f"past the {self._c_count} records")
+        return (rid,) + self._fields(rid)
+
+    def read(self, int64_t record_id):
+        """(md5, sha1, sha256, size) of one record, as in hit()."""
+        if not self._c_open:
+            raise ValueError("I/O operation on closed dataset")
+        if record_id < 0 or <uint64_t>record_id >= self._c_count:
+            raise IndexError(f"record id {record_id} out of range")
+        return self._fields(record_id)
+
+
+def labels_of(object record_id, tuple pairs, dict interned):
+    """Names of the (name, bitmap) pairs whose bitmap holds record_id, as a
+    tuple in pair order; equal tuples come back as one object, kept in
+    `interned` (at most 4096 of them).  For LabelStore.of: the loop costs
+    one membership test per label and no Python frame."""
+    cdef list found = []
+    cdef tuple pair
+    for pair in pairs:
+        if record_id in pair[1]:
+            found.append(pair[0])
+    cdef tuple key = tuple(found)
+    cdef object seen = interned.get(key)
+    if seen is None:
+        if len(interned) >= 4096:   # bounded: many labels combine
+            return key
+        interned[key] = key
+        return key
+    return seen

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from hashlookup import _format
-from hashlookup._core import TableSet
+from hashlookup._core import RecordTable, TableSet
 from hashlookup._index import (
     HashIndex,
     _raw_public_key,
@@ -37,6 +37,7 @@ from hashlookup._labels import LabelStore
 from hashlookup.errors import IndexFormatError
 
 ALGORITHMS = ("md5", "sha1", "sha256")
+_ALG_INDEX = {a: i for i, a in enumerate(ALGORITHMS)}
 _BY_WIDTH = {16: "md5", 20: "sha1", 32: "sha256"}
 
 
@@ -105,6 +106,11 @@ class _State:
                 s = self.layout.rowmaps[g]
                 self.rowmaps[lay.algorithm] = np.frombuffer(
                     mm, dtype="<u4", count=lay.count, offset=s.offset)
+        # Where each table's keys are (offset, width, count): a hit's digests
+        # are read off the map from there.
+        self.key_spans = {a: (t._layout.keys.offset, t.width, len(t))
+                          for a, t in self.tables.items()}
+        self.reader: RecordTable | None = None
         if self.layout is None:  # a plain index: one record per key
             self.records = None
             self.count = len(next(iter(self.tables.values())))
@@ -115,6 +121,12 @@ class _State:
                                          count=self.layout.count, offset=rec.offset)
             self.rec_offset = rec.offset
             self.count = self.layout.count
+            # A hit's digests and size in one C call (see Dataset._hit).
+            groups_of = {lay.algorithm: g for g, lay in layouts.items()}
+            self.reader = RecordTable(
+                mm, rec.offset, self.count, [self.key_spans.get(a) for a in ALGORITHMS],
+                [self.layout.rowmaps[groups_of[a]].offset if a in groups_of else None
+                 for a in ALGORITHMS], path)
             self.labels = None
             if self.layout.label_index is not None:
                 assert self.layout.label_bitmaps is not None
@@ -123,10 +135,6 @@ class _State:
                 b = self.layout.label_bitmaps
                 self.labels = LabelStore(mm, b.offset, b.length, index, self.count,
                                          path)
-        # Where each table's keys are, to slice a hit's digests off the map
-        # (one struct unpack and three slices per hit, no numpy scalars).
-        self.key_spans = {a: (t._layout.keys.offset, t.width, len(t))
-                          for a, t in self.tables.items()}
         ds = self.meta.get("dataset", {}) if isinstance(self.meta, dict) else {}
         self.name = str(ds.get("name") or os.path.splitext(os.path.basename(path))[0])
         gen = ds.get("generation", 0)
@@ -143,6 +151,9 @@ class _State:
                 pass  # a batch in another thread still uses it; GC unmaps later
         self.rowmaps = {}
         self.records = None
+        reader = getattr(self, "reader", None)
+        if reader is not None:
+            reader._detach()  # before the unmap: it holds a buffer export
         self.key_spans = {}
         self.keys = {}
         if self.mm is not None:
@@ -300,21 +311,21 @@ class Dataset(TableSet):
         # even if another thread reloaded in between.
         st: _State = table._ds_state
         alg = table.algorithm
-        if st.layout is None:  # a plain index: the row is the record
-            rid = row
-        else:
-            # One read of the attribute: close() in another thread replaces
-            # the dict, it never empties the one we hold.
-            rowmap = st.rowmaps.get(alg)
-            if rowmap is None:
-                raise ValueError("I/O operation on closed dataset")
-            rid = int(rowmap[row])
-        if rid >= st.count:
-            raise IndexFormatError(f"{self.path}: rowmap of {alg} row {row} points "
-                                   f"past the {st.count} records")
-        if not self._allowed(st, rid, only, exclude):
+        reader = st.reader
+        if reader is None:  # a plain index: the row is the record
+            if not self._allowed(st, row, only, exclude):
+                return None
+            return self._match(st, row, alg)
+        # rowmap, record, digests as hex and size in one C call (it raises
+        # ValueError once the generation is closed, IndexFormatError if the
+        # rowmap points past the records)
+        rid, md5, sha1, sha256, size = reader.hit(_ALG_INDEX[alg], row)
+        if (only is not None or exclude is not None or self._suppress) and \
+                not self._filter(st, only, exclude)(rid):
             return None
-        return self._match(st, rid, alg)
+        return tuple.__new__(Match, (rid, alg, md5, sha1, sha256, size,
+                                     st.labels.of(rid) if st.labels is not None
+                                     else (), st.generation, st.built))
 
     def _allowed(self, st: _State, rid: int, only: Any, exclude: Any) -> bool:
         if only is None and exclude is None and not self._suppress:
@@ -355,17 +366,11 @@ class Dataset(TableSet):
             d = {alg: mm[off + rid * w:off + (rid + 1) * w].hex()}
             return Match(rid, alg, d.get("md5"), d.get("sha1"), d.get("sha256"),
                          None, (), st.generation, st.built)
-        rows = _format.RECORD.unpack_from(mm, st.rec_offset + rid * _format.RECORD.size)
-        d = {}
-        for a, row in zip(ALGORITHMS, rows):
-            span = spans.get(a)
-            if row != _format.NO_ROW and span is not None and row < span[2]:
-                off, w, _ = span
-                d[a] = mm[off + row * w:off + (row + 1) * w].hex()
-        size = rows[4]
+        assert st.reader is not None
+        md5, sha1, sha256, size = st.reader.read(rid)
         labels = st.labels.of(rid) if st.labels is not None else ()
-        return Match(rid, alg, d.get("md5"), d.get("sha1"), d.get("sha256"),
-                     size if size >= 0 else None, labels, st.generation, st.built)
+        return Match(rid, alg, md5, sha1, sha256, size, labels, st.generation,
+                     st.built)
 
     def record(self, record_id: int) -> Match:
         """The record with this id (algorithm field: its first known digest)."""

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from pyroaring import BitMap, FrozenBitMap
 
+from hashlookup._core import labels_of
 from hashlookup.errors import IndexFormatError
 
 LABEL_RE = re.compile(r"^[^\x00-\x1f]{1,200}$")
@@ -54,6 +55,8 @@ class LabelStore:
         self._name = name
         self._records = records
         self._cache: dict[str, FrozenBitMap] = {}
+        self._pairs: tuple[tuple[str, FrozenBitMap], ...] | None = None
+        self._interned: dict[tuple[str, ...], tuple[str, ...]] = {}
         self.entries: dict[str, tuple[int, int, int]] = {}
         if not isinstance(index, dict) or not isinstance(index.get("labels"), list):
             raise IndexFormatError(f"{name}: label index is not {{'labels': [...]}}")
@@ -95,12 +98,19 @@ class LabelStore:
         return bm
 
     def of(self, record_id: int) -> tuple[str, ...]:
-        """Labels of one record, sorted by name."""
-        if len(self._cache) < len(self.entries):
-            for name in self.entries:
-                self.bitmap(name)
-        cache = self._cache
-        return tuple([name for name in self.entries if record_id in cache[name]])
+        """Labels of one record, sorted by name.
+
+        One membership test per label (pyroaring, ~50 ns each), so a hit's
+        labels cost O(labels).  A per-record table would make it O(1) but
+        costs memory and open time O(records); datasets carry few labels
+        (sources, categories), see docs/DATASETS.md.  The same label tuples
+        come back again and again: they are interned, so that callers that
+        cache something per tuple (the server's JSON) find them by identity."""
+        pairs = self._pairs
+        if pairs is None:
+            pairs = self._pairs = tuple((name, self.bitmap(name))
+                                        for name in self.entries)
+        return labels_of(record_id, pairs, self._interned)
 
     def union(self, labels: tuple[str, ...]) -> FrozenBitMap:
         """Records carrying any of labels (unknown labels match nothing)."""

@@ -29,35 +29,45 @@ class AuditLog:
         self._buf: list[bytes] = []
         self._size = 0
         self._second = -1
-        self._stamp = ""
+        self._stamp = b""
+        self._who: dict[tuple[str | None, str | None], bytes] = {}
 
-    def _now(self) -> str:
-        """ISO 8601 UTC time with milliseconds; the date part is formatted
-        once per second (datetime formatting costs more than a lookup)."""
+    def _now(self) -> tuple[bytes, int]:
+        """'{"time":"YYYY-MM-DDTHH:MM:SS.' (UTC) and the milliseconds; the
+        date part is formatted once per second (datetime formatting costs
+        more than a lookup)."""
         t = time.time()
         s = int(t)
         if s != self._second:
             self._second = s
             self._stamp = datetime.fromtimestamp(s, timezone.utc).strftime(
-                "%Y-%m-%dT%H:%M:%S")
-        return f"{self._stamp}.{int((t - s) * 1000):03d}Z"
+                '{"time":"%Y-%m-%dT%H:%M:%S.').encode()
+        return self._stamp, int((t - s) * 1000)
 
     def hits(self, key_id: str | None, key_name: str | None,
              entries: list[tuple[str, int, bytes]]) -> None:
         """Log the hits of one request: (digest, generation, record as JSON
-        bytes) each.  The time, key and name are rendered once per request
-        and the records are the JSON already made for the response."""
-        # key ids and names are [A-Za-z0-9._@+-] (checked when the keys file
-        # is read): no JSON escaping needed
-        head = (f'{{"time":"{self._now()}","key":{_q(key_id)},'
-                f'"name":{_q(key_name)},"digest":"').encode()
-        lines = [b"".join((head, digest.encode("ascii", "replace"),
-                           b'","generation":%d,"record":' % generation, record,
-                           b"}\n"))
-                 for digest, generation, record in entries]
-        self._buf.extend(lines)
-        self._size += sum(map(len, lines))
-        if self._size >= _FLUSH_BYTES:
+        bytes) each.  The time is rendered once per request, the key part
+        once per key, and the records are the JSON already made for the
+        response: a line is one bytes formatting."""
+        who = self._who.get((key_id, key_name))
+        if who is None:
+            # key ids and names are [A-Za-z0-9._@+-] (checked when the keys
+            # file is read): no JSON escaping needed
+            if len(self._who) > 1024:
+                self._who.clear()
+            who = self._who[(key_id, key_name)] = (
+                f'Z","key":{_q(key_id)},"name":{_q(key_name)},"digest":"').encode()
+        stamp, ms = self._now()
+        size = self._size
+        buf = self._buf
+        for digest, generation, record in entries:
+            line = b'%s%03d%s%s","generation":%d,"record":%s}\n' % (
+                stamp, ms, who, digest.encode("ascii", "replace"), generation, record)
+            buf.append(line)
+            size += len(line)
+        self._size = size
+        if size >= _FLUSH_BYTES:
             self.flush()
 
     def flush(self) -> None:

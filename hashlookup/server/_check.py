@@ -13,7 +13,6 @@ one generation (reloads happen between requests, in the event loop).
 
 from __future__ import annotations
 
-import binascii
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +21,6 @@ import orjson
 
 from hashlookup import _core
 from hashlookup._dataset import ALGORITHMS, Dataset, Match
-from hashlookup._format import NO_ROW
 
 WIDTH = {"md5": 16, "sha1": 20, "sha256": 32}
 _BY_HEX_LEN = {32: "md5", 40: "sha1", 64: "sha256"}
@@ -38,6 +36,7 @@ class CheckResult:
     items: list[bytes]                   # rendered native items
     hits: list[tuple[int, Match]] = field(default_factory=list)  # (index, match)
     invalid: int = 0
+    marked: list[int] = field(default_factory=list)  # indices of non-miss items
 
     @property
     def misses(self) -> int:
@@ -91,6 +90,13 @@ def circl_json(m: Match, dataset: str) -> bytes:
     """orjson.dumps(circl_record(m, dataset)), built as text: every field is
     hex, a number or an ISO time (no escaping needed) except the labels and
     the name, whose JSON is cached.  A hit costs a third of the dict path."""
+    md5, sha1, sha256, size = m.md5, m.sha1, m.sha256, m.size
+    if md5 and sha1 and sha256 and size is not None:  # the usual record
+        return (f'{{"MD5":"{md5.upper()}","SHA-1":"{sha1.upper()}","SHA-256":'
+                f'"{sha256.upper()}","FileSize":"{size}","hashlookup:labels":'
+                f'{_json_text(m.labels)},"hashlookup:dataset":{_json_text(dataset)},'
+                f'"hashlookup:generation":{m.generation},"hashlookup:built":'
+                f'"{m.built}"}}').encode()
     parts = []
     if m.md5:
         parts.append(f'"MD5":"{m.md5.upper()}"')
@@ -108,6 +114,11 @@ def circl_json(m: Match, dataset: str) -> bytes:
 
 def native_json(m: Match) -> bytes:
     """orjson.dumps(native_record(m)), built as text (see circl_json)."""
+    md5, sha1, sha256, size = m.md5, m.sha1, m.sha256, m.size
+    if md5 and sha1 and sha256 and size is not None:  # the usual record
+        return (f'{{"status":"hit","algorithm":"{m.algorithm}","record":'
+                f'{m.record_id},"md5":"{md5}","sha1":"{sha1}","sha256":"{sha256}",'
+                f'"size":{size},"labels":{_json_text(m.labels)}}}').encode()
     return (f'{{"status":"hit","algorithm":"{m.algorithm}","record":{m.record_id},'
             f'"md5":{_str_or_null(m.md5)},"sha1":{_str_or_null(m.sha1)},'
             f'"sha256":{_str_or_null(m.sha256)},'
@@ -141,41 +152,15 @@ def _record_hits(ds: Dataset, table: Any, rows: np.ndarray, positions: Any,
             continue
         res.hits.append((i, m))
         res.items[i] = native_json(m)
+        res.marked.append(i)
 
 
 def _matches(ds: Dataset, table: Any, rows: np.ndarray) -> list[Match | None]:
-    """The Match of each found row of `table`, as Dataset._hit gives it, but
-    gathered column by column with numpy (one fancy index per column instead
-    of one record read, three slices and three hex() per hit).  Reads the
-    generation state of the table (Dataset internals, like _hit does)."""
-    st = table._ds_state
-    if (st.records is None or len(rows) < 16
-            or ds.record_filter(table) is not None):
-        return [ds._hit(table, r, None, None) for r in rows.tolist()]
-    rids = ds.record_ids(table, rows)          # checked against the record count
-    recs = st.records[rids]
-    n = len(rids)
-    digests: dict[str, list[str | None]] = {}
-    for a in ALGORITHMS:
-        col: list[str | None] = [None] * n
-        t = st.tables.get(a)
-        if t is not None:
-            r = recs[f"{a}_row"]
-            ok = np.flatnonzero((r != NO_ROW) & (r < len(t)))
-            if ok.size:
-                step = 2 * t.width
-                text = binascii.hexlify(t.keys()[r[ok]].tobytes()).decode("ascii")
-                for j, k in zip(ok.tolist(), range(0, len(text), step)):
-                    col[j] = text[k:k + step]
-        digests[a] = col
-    sizes = recs["size"].tolist()
-    of = st.labels.of if st.labels is not None else (lambda rid: ())
-    alg, gen, built = table.algorithm, st.generation, st.built
-    return [Match(rid, alg, md5, sha1, sha256, size if size >= 0 else None, of(rid),
-                  gen, built)
-            for rid, md5, sha1, sha256, size in zip(
-                rids.tolist(), digests["md5"], digests["sha1"], digests["sha256"],
-                sizes)]
+    """The Match of each found row of `table`, by Dataset._hit (one C call
+    per hit for its record, see RecordTable): the same answer as
+    Dataset.lookup, from the generation the table belongs to."""
+    hit = ds._hit
+    return [hit(table, r, None, None) for r in rows.tolist()]
 
 
 def check_strings(ds: Dataset, items: list[Any], *,
@@ -227,6 +212,7 @@ def check_strings(ds: Dataset, items: list[Any], *,
 
 def _mark_invalid(res: CheckResult, i: int, reason: str) -> None:
     res.items[i] = _invalid_item(reason)
+    res.marked.append(i)
     res.invalid += 1
 
 
@@ -280,7 +266,31 @@ def render_check(res: CheckResult, ds: Dataset) -> bytes:
     head = orjson.dumps({"dataset": ds.name, "generation": ds.generation,
                          "count": res.n, "hits": len(res.hits),
                          "misses": res.misses, "invalid": res.invalid})
-    return b"".join((head[:-1], b',"results":[', b",".join(res.items), b"]}"))
+    return b"".join((head[:-1], b',"results":[', _results_json(res), b"]}"))
+
+
+_MISS_COMMA = MISS_ITEM + b","
+
+
+def _results_json(res: CheckResult) -> bytes:
+    """b",".join(res.items), but the runs of misses between the marked
+    items (hits, invalid) are one bytes repetition each: with 99% misses a
+    10,000-item answer is a join of a few hundred pieces, not 10,000."""
+    if not res.n:
+        return b""
+    parts = []
+    items = res.items
+    prev = 0
+    for i in sorted(res.marked):
+        if i > prev:
+            parts.append(_MISS_COMMA * (i - prev))
+        parts.append(items[i])
+        parts.append(b",")
+        prev = i + 1
+    if prev < res.n:
+        parts.append(_MISS_COMMA * (res.n - prev))
+    parts[-1] = parts[-1][:-1]  # no comma after the last item
+    return b"".join(parts)
 
 
 __all__ = ["ALGORITHMS", "CheckResult", "check_raw", "check_strings",

@@ -61,6 +61,18 @@ class Metrics:
         a[b + _MISSES] += misses
         a[b + _INVALID] += invalid
 
+    def hit(self) -> None:
+        """digests(1, 0, 0) for a single lookup, with half the updates."""
+        a, b = self._all, self._base
+        a[b + _DIGESTS] += 1
+        a[b + _HITS] += 1
+
+    def miss(self) -> None:
+        """digests(0, 1, 0) for a single lookup."""
+        a, b = self._all, self._base
+        a[b + _DIGESTS] += 1
+        a[b + _MISSES] += 1
+
     def dataset(self, generation: int, built: float) -> None:
         self._all[self._base + _GEN] = generation
         self._all[self._base + _BUILT] = built

@@ -86,6 +86,7 @@ class LookupApp:
         self.bloom = BloomCache(config.bloom_dir, config.bloom_fpr)
         self._openapi_doc = orjson.dumps(openapi(config.max_batch, config.max_body))
         self._gen = b"0"
+        self._name = ""
         self._task: asyncio.Task[None] | None = None
         self._warned: set[str] = set()
         self._reload_error: str | None = None
@@ -110,6 +111,7 @@ class LookupApp:
         ds = self.ds
         assert ds is not None
         self._gen = str(ds.generation).encode()
+        self._name = ds.name  # read per hit: not through the property
         self.metrics.dataset(ds.generation, datetime.fromisoformat(ds.built)
                              .timestamp())
 
@@ -393,11 +395,14 @@ class LookupApp:
             return error(400, f"{name} value incorrect, expecting a {name} value "
                                "in hex format")
         if m is None:
-            self.metrics.digests(0, 1, 0)
+            self.metrics.miss()
             return error(404, f"Non existing {_MISS_NAME[alg]}", query=digest)
-        self.metrics.digests(1, 0, 0)
-        self._audit(scope, [(digest, m, None)])
-        return 200, checks.circl_json(m, ds.name), JSON, []
+        self.metrics.hit()
+        if self.audit is not None:
+            key: ApiKey | None = scope.get("hashlookup.key")
+            self.audit.hits(key.id if key else None, key.name if key else None,
+                            [(digest.lower(), m.generation, checks.native_json(m))])
+        return 200, checks.circl_json(m, self._name), JSON, []
 
     async def _bulk(self, scope: Any, receive: Any) -> Response:
         ctype = header(scope, b"content-type")
