@@ -69,11 +69,11 @@ def make_dataset(d: Path, n: int, seed: int = 2026) -> Path:
 def start_server(path: Path, d: Path, workers: int) -> tuple[subprocess.Popen, str,
                                                              str]:
     keys = d / "keys.json"
-    token = subprocess.run([sys.executable, "-m", "hashlookup", "apikey", "add",
+    token = subprocess.run([sys.executable, "-I", "-m", "hashlookup", "apikey", "add",
                             "--keys", str(keys), "bench"], capture_output=True,
                            text=True, check=True).stdout.strip()
     err = open(d / "serve.err", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "hashlookup", "serve", str(path),
+    proc = subprocess.Popen([sys.executable, "-I", "-m", "hashlookup", "serve", str(path),
                              "--port", "0", "--workers", str(workers),
                              "--api-keys", str(keys), "--rate-limit", "0",
                              "--audit-log", str(d / "audit.jsonl")],
