@@ -32,10 +32,11 @@ $(STAMP): $(VENV)/.created pyproject.toml setup.py $(wildcard csrc/*.c csrc/*.h 
 
 install: $(STAMP)
 
-# `python -m hashlookup`, not .venv/bin/hashlookup: the test dependency
-# pyhashlookup (the CIRCL client) installs a script of the same name.
+# `python -I -m hashlookup`, not .venv/bin/hashlookup: the test dependency
+# pyhashlookup (the CIRCL client) installs a script of the same name; -I keeps
+# the source tree (which has no compiled extension) off sys.path.
 demo: $(STAMP)
-	$(PY) -m hashlookup demo --dir demo
+	$(PY) -I -m hashlookup demo --dir demo
 
 # The C core's own tests (ASan/UBSan build, both kernel sets: a few
 # seconds) run first; the pytest suite includes the fuzz regression corpus
