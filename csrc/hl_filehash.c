@@ -78,6 +78,15 @@ static int same_time(const struct stat *a, const struct stat *b) {
 }
 
 /* Before a file is read: a regular file, the one the walk saw. */
+/* read(2), retried when a signal interrupts it before any byte arrived. */
+static ssize_t read_retry(int fd, void *buf, size_t n) {
+    ssize_t got;
+    do
+        got = read(fd, buf, n);
+    while (got < 0 && errno == EINTR);
+    return got;
+}
+
 static int check_before(int fd, const hl_filejob *job, struct stat *before) {
     if (fstat(fd, before) != 0)
         return errno;
@@ -147,12 +156,9 @@ static int hash_fd(int fd, hl_filejob *job, HL_EVP_MD_CTX *const ctx[3],
          * short read ending exactly at the size is EOF (fstat confirms). */
         uint64_t left = size - total + 1;
         size_t want = left < bufsize ? (size_t)left : bufsize;
-        ssize_t got = read(fd, buf, want);
-        if (got < 0) {
-            if (errno == EINTR)
-                continue;
+        ssize_t got = read_retry(fd, buf, want);
+        if (got < 0)
             return errno;
-        }
         if (got == 0)
             break;
         total += (uint64_t)got;
@@ -195,12 +201,9 @@ static int read_small(int fd, hl_filejob *job, uint8_t *dst, size_t cap) {
     if (size >= cap)
         return HL_FH_LARGE;
     for (;;) {  /* up to size + 1 bytes: growth shows as one byte too many */
-        ssize_t got = read(fd, dst + total, (size_t)(size + 1 - total));
-        if (got < 0) {
-            if (errno == EINTR)
-                continue;
+        ssize_t got = read_retry(fd, dst + total, (size_t)(size + 1 - total));
+        if (got < 0)
             return errno;
-        }
         if (got == 0)
             break;
         total += (uint64_t)got;
