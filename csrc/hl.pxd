@@ -66,6 +66,7 @@ cdef extern from "hl_hex.h" nogil:
         uint64_t err_offset
         uint64_t err_length
         hl_status err_status
+        uint64_t end
 
     hl_status hl_hex_decode(const uint8_t *hex, size_t width, uint8_t *out,
                             size_t *bad_pos) noexcept
@@ -75,6 +76,19 @@ cdef extern from "hl_hex.h" nogil:
                              size_t max_line, uint8_t *out, uint64_t cap,
                              int64_t *line_index, int64_t *line_offset,
                              unsigned flags, hl_parse_result *res) noexcept
+
+
+cdef extern from "hl_linematch.h" nogil:
+    unsigned HL_MATCH_INVERT
+    unsigned HL_MATCH_COUNT
+    ctypedef struct hl_match_result:
+        hl_parse_result parse
+        uint64_t n_found
+        uint64_t n_selected
+        size_t out_len
+    hl_status hl_match_lines(const hl_table *t, const uint8_t *buf, size_t len,
+                             size_t max_line, unsigned flags, uint8_t *out,
+                             hl_match_result *res) noexcept
 
 
 cdef extern from "hl_sort.h" nogil:

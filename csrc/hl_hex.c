@@ -59,10 +59,11 @@ HL_INLINE int hl_hex32_sse2(const uint8_t *hex, uint8_t *out) {
 }
 #endif
 
-hl_status hl_hex_decode(const uint8_t *hex, size_t width, uint8_t *out,
-                        size_t *bad_pos) {
+/* Decode without looking for the bad character: 1 if every character is
+ * a hex digit.  Inlined into the line parser, where it runs once per line. */
+HL_INLINE int hl_hex_decode_ok(const uint8_t *hex, size_t width, uint8_t *out) {
     /* Branch-free inner loop: invalid digits set 0xF0 bits in `bad`,
-     * checked once per key; the position is searched only on error. */
+     * checked once per key. */
     unsigned bad = 0;
     size_t i = 0;
 #if defined(__SSE2__)
@@ -74,7 +75,13 @@ hl_status hl_hex_decode(const uint8_t *hex, size_t width, uint8_t *out,
         bad |= hi | lo;
         out[i] = (uint8_t)((hi << 4) | (lo & 0x0F));
     }
-    if (HL_LIKELY(bad < 16)) return HL_OK;
+    return bad < 16;
+}
+
+hl_status hl_hex_decode(const uint8_t *hex, size_t width, uint8_t *out,
+                        size_t *bad_pos) {
+    if (HL_LIKELY(hl_hex_decode_ok(hex, width, out))) return HL_OK;
+    /* the position is searched only on error */
     for (size_t j = 0; j < 2 * width; j++) {
         if (hl_hexval[hex[j]] > 15) {
             *bad_pos = j;
@@ -102,12 +109,13 @@ HL_INLINE size_t hl_line_end(const uint8_t *buf, size_t p, size_t len) {
     return nl ? (size_t)(nl - buf) : len;
 }
 
-hl_status hl_parse_lines(const uint8_t *buf, size_t len, size_t width,
-                         size_t max_line, uint8_t *out, uint64_t cap,
-                         int64_t *line_index, int64_t *line_offset, unsigned flags,
-                         hl_parse_result *res) {
-    memset(res, 0, sizeof(*res));
-    if (width == 0 || width > HL_MAX_WIDTH) return HL_EINVAL;
+/* The parser, inlined once per common digest width below so that the hex
+ * decoding of a line is straight-line code (measured: 6.5 -> 5.3 ns/line for
+ * md5 lines). */
+HL_INLINE hl_status hl_parse_lines_w(const uint8_t *buf, size_t len, size_t width,
+                                     size_t max_line, uint8_t *out, uint64_t cap,
+                                     int64_t *line_index, int64_t *line_offset,
+                                     unsigned flags, hl_parse_result *res) {
     const size_t want = 2 * width;
     if (max_line == 0) max_line = SIZE_MAX;
     size_t pos = 0;
@@ -140,12 +148,12 @@ hl_status hl_parse_lines(const uint8_t *buf, size_t len, size_t width,
         if (HL_LIKELY(len - i >= want)) {
             if (HL_UNLIKELY(res->n_keys >= cap)) {
                 res->n_lines = line;
+                res->end = start;
                 return HL_ENOSPACE;
             }
             const size_t j = i + want;
             uint8_t *dst = out + res->n_keys * width;
-            size_t bad;
-            if (HL_LIKELY(hl_hex_decode(buf + i, width, dst, &bad) == HL_OK)) {
+            if (HL_LIKELY(hl_hex_decode_ok(buf + i, width, dst))) {
                 if (j == len || buf[j] == '\n')
                     next = j;
                 else if (hl_is_blank(buf[j]))
@@ -189,6 +197,7 @@ hl_status hl_parse_lines(const uint8_t *buf, size_t len, size_t width,
         }
         if (!(flags & HL_PARSE_SKIP_INVALID)) {
             res->n_lines = line + 1;
+            res->end = next < len ? next + 1 : len;
             return st;
         }
         res->n_invalid++;
@@ -196,5 +205,28 @@ hl_status hl_parse_lines(const uint8_t *buf, size_t len, size_t width,
         line++;
     }
     res->n_lines = line;
+    res->end = len;
     return HL_OK;
+}
+
+hl_status hl_parse_lines(const uint8_t *buf, size_t len, size_t width,
+                         size_t max_line, uint8_t *out, uint64_t cap,
+                         int64_t *line_index, int64_t *line_offset, unsigned flags,
+                         hl_parse_result *res) {
+    memset(res, 0, sizeof(*res));
+    if (width == 0 || width > HL_MAX_WIDTH) return HL_EINVAL;
+    switch (width) { /* md5, sha1, sha256 */
+    case 16:
+        return hl_parse_lines_w(buf, len, 16, max_line, out, cap, line_index,
+                                line_offset, flags, res);
+    case 20:
+        return hl_parse_lines_w(buf, len, 20, max_line, out, cap, line_index,
+                                line_offset, flags, res);
+    case 32:
+        return hl_parse_lines_w(buf, len, 32, max_line, out, cap, line_index,
+                                line_offset, flags, res);
+    default:
+        return hl_parse_lines_w(buf, len, width, max_line, out, cap, line_index,
+                                line_offset, flags, res);
+    }
 }

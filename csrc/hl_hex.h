@@ -41,6 +41,9 @@ typedef struct hl_parse_result {
     uint64_t err_offset;   /* byte offset of its token in buf */
     uint64_t err_length;   /* length of its token */
     hl_status err_status;  /* why it is bad: HL_EHEX or HL_ELENGTH */
+    uint64_t end;          /* byte offset where parsing stopped: len, or with
+                            * HL_ENOSPACE the start of the first line not
+                            * parsed (parse buf + end to go on) */
 } hl_parse_result;
 
 /* Parse every line of buf[0:len) (the last line may lack its '\n').  Keys

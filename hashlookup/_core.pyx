@@ -258,6 +258,42 @@ cdef class KeyTable:
         finally:
             self._c_busy -= 1
 
+    def _match_lines(self, const uint8_t[::1] buf, size_t max_line, bint skip_invalid,
+                     bint invert, uint8_t[::1] out):
+        """Parse the digest lines of buf, look them up and copy the lines whose
+        digest is found (not found with invert) to out, each ending in '\\n'
+        (csrc/hl_linematch.h).  out must hold len(buf) + 1 bytes, or be None to
+        count only.  Returns (status, n_keys, n_lines, n_invalid, n_found,
+        n_selected, out_len, err_line, err_offset, err_length)."""
+        cdef hl.hl_match_result res
+        cdef hl.hl_status st
+        cdef size_t length = buf.shape[0]
+        cdef unsigned flags = ((hl.HL_PARSE_SKIP_INVALID if skip_invalid else 0)
+                               | (hl.HL_MATCH_INVERT if invert else 0))
+        cdef uint8_t *dst = NULL
+        cdef const uint8_t *src = &buf[0] if length else NULL
+        self._ensure_open()
+        if out is None:
+            flags |= hl.HL_MATCH_COUNT
+        else:
+            if <size_t>out.shape[0] < length + 1:
+                raise ValueError(f"out must hold len(buf) + 1 = {length + 1} bytes")
+            dst = &out[0]
+        self._c_busy += 1
+        try:
+            with nogil:
+                st = hl.hl_match_lines(&self._c_table, src, length, max_line, flags,
+                                       dst, &res)
+        finally:
+            self._c_busy -= 1
+        if st == hl.HL_ENOMEM:
+            raise MemoryError()
+        if st == hl.HL_EINVAL:
+            raise ValueError("bad arguments to hl_match_lines")
+        return (<int>st, res.parse.n_keys, res.parse.n_lines, res.parse.n_invalid,
+                res.n_found, res.n_selected, res.out_len, res.parse.err_line,
+                res.parse.err_offset, res.parse.err_length)
+
     def _check_structure(self):
         """O(n) checks for verify(): keys sorted and unique, locator exact.
         Returns None, or (what, position) of the first problem."""

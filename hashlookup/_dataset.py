@@ -20,9 +20,12 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from hashlookup._lazy import numpy as np
 
 from hashlookup import _format
 from hashlookup._core import RecordTable, TableSet
@@ -92,7 +95,12 @@ class _State:
         self.layout = _format.dataset_layout(header, layouts, path)
         self.meta = _format.read_metadata(mm, header, path)
         self.tables: dict[str, HashIndex] = {}
-        self.rowmaps: dict[str, np.ndarray] = {}
+        # Sections viewed as numpy arrays only when asked for (rowmaps,
+        # records): opening needs no numpy (see hashlookup._lazy).
+        self._rowmap_spans: dict[str, tuple[int, int]] = {}
+        self._rowmaps: dict[str, np.ndarray] | None = None
+        self._records_span: tuple[int, int] | None = None
+        self._records: np.ndarray | None = None
         for g, lay in layouts.items():
             if lay.algorithm not in ALGORITHMS:
                 raise IndexFormatError(f"{path}: a dataset holds md5, sha1 and "
@@ -103,22 +111,19 @@ class _State:
             table._ds_state = self
             self.tables[lay.algorithm] = table
             if self.layout is not None:
-                s = self.layout.rowmaps[g]
-                self.rowmaps[lay.algorithm] = np.frombuffer(
-                    mm, dtype="<u4", count=lay.count, offset=s.offset)
+                self._rowmap_spans[lay.algorithm] = (self.layout.rowmaps[g].offset,
+                                                     lay.count)
         # Where each table's keys are (offset, width, count): a hit's digests
         # are read off the map from there.
         self.key_spans = {a: (t._layout.keys.offset, t.width, len(t))
                           for a, t in self.tables.items()}
         self.reader: RecordTable | None = None
         if self.layout is None:  # a plain index: one record per key
-            self.records = None
             self.count = len(next(iter(self.tables.values())))
             self.labels = None
         else:
             rec = self.layout.records
-            self.records = np.frombuffer(mm, dtype=_format.RECORD_DTYPE,
-                                         count=self.layout.count, offset=rec.offset)
+            self._records_span = (rec.offset, self.layout.count)
             self.rec_offset = rec.offset
             self.count = self.layout.count
             # A hit's digests and size in one C call (see Dataset._hit).
@@ -143,14 +148,43 @@ class _State:
                                             timezone.utc).isoformat()
         self.filters: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}
 
+    @property
+    def is_dataset(self) -> bool:
+        """False for a plain index file (no records)."""
+        return self._records_span is not None
+
+    @property
+    def rowmaps(self) -> dict[str, np.ndarray]:
+        """Algorithm -> uint32 record id of each row of its key table (empty
+        for a plain index)."""
+        if self._rowmaps is None:
+            mm = self.mm
+            if mm is None:
+                return {}
+            self._rowmaps = {a: np.frombuffer(mm, dtype="<u4", count=count,
+                                              offset=offset)
+                             for a, (offset, count) in self._rowmap_spans.items()}
+        return self._rowmaps
+
+    @property
+    def records(self) -> np.ndarray | None:
+        """The record table (RECORD_DTYPE), None for a plain index."""
+        if self._records is None and self._records_span is not None \
+                and self.mm is not None:
+            offset, count = self._records_span
+            self._records = np.frombuffer(self.mm, dtype=_format.RECORD_DTYPE,
+                                          count=count, offset=offset)
+        return self._records
+
     def close(self) -> None:
         for t in getattr(self, "tables", {}).values():
             try:
                 t.close()
             except BufferError:
                 pass  # a batch in another thread still uses it; GC unmaps later
-        self.rowmaps = {}
-        self.records = None
+        self._rowmaps = {}
+        self._records = None
+        self._records_span = None
         reader = getattr(self, "reader", None)
         if reader is not None:
             reader._detach()  # before the unmap: it holds a buffer export
@@ -474,7 +508,7 @@ class Dataset(TableSet):
     def info(self) -> dict[str, Any]:
         st = self._current()
         return {
-            "path": self.path, "kind": "dataset" if st.records is not None else "index",
+            "path": self.path, "kind": "dataset" if st.is_dataset else "index",
             "name": st.name, "generation": st.generation, "built": st.built,
             "records": st.count, "file_size": st.header.file_size,
             "tables": {a: t.info() for a, t in st.tables.items()},

@@ -17,9 +17,12 @@ import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from hashlookup._lazy import numpy as np
 
 from hashlookup import _format
 from hashlookup._core import KeyTable, kernel_name

@@ -28,11 +28,14 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, BinaryIO, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+else:
+    from hashlookup._lazy import numpy as np
 
 from hashlookup import _core
 from hashlookup._format import ALGORITHM_BY_WIDTH
@@ -117,13 +120,13 @@ class InventoryStats(MatchStats):
         self.bytes += piece.nbytes
         self.lines += piece.units
         self.chunks += 1
-        self.keys += int(piece.keys.shape[0])
+        self.keys += piece.n_keys
         self.hits += piece.hits
         self.invalid += piece.invalid
         self.empty += piece.empty
         self.filtered += piece.filtered
-        if not self.algorithm and piece.keys.shape[0]:
-            self.algorithm = ALGORITHM_BY_WIDTH[int(piece.keys.shape[1])]
+        if not self.algorithm and piece.n_keys:
+            self.algorithm = ALGORITHM_BY_WIDTH[piece.key_width]
 
 
 @dataclass(repr=False)
@@ -133,10 +136,11 @@ class Piece:
     input lines or rows of any of them."""
 
     inventory: Inventory
-    keys: npt.NDArray[np.uint8]
-    numbers: npt.NDArray[np.int64]
+    keys: npt.NDArray[np.uint8] | None
+    """The digests, shape ``(n, width)`` (None when ``rendered``)."""
+    numbers: npt.NDArray[np.int64] | None
     """Line or row number of each key, minus ``base`` (see number_list)."""
-    found: npt.NDArray[np.bool_]
+    found: npt.NDArray[np.bool_] | None
     record_ids: npt.NDArray[np.int64] | None
     filtered: int = 0
     units: int = 0
@@ -159,14 +163,28 @@ class Piece:
     base: int = 0
     slab: dict[str, Any] | None = None
     """Text pieces: the recycled memory they live in (``recycle=True``)."""
-    hits: int = field(init=False)
+    rendered: memoryview | None = None
+    """Text pieces matched with ``render`` (see :func:`match_inventory`): the
+    selected lines, each ending in ``\\n`` (empty for ``"count"``);
+    ``keys``, ``numbers`` and ``found`` are then None (so that this path
+    needs no numpy) and ``n_keys``, ``hits`` and ``key_width`` are given."""
+    n_keys: int = -1
+    """Digests looked up (``len(keys)`` unless rendered)."""
+    hits: int = -1
+    """Digests found (``found.sum()`` unless rendered)."""
+    key_width: int = 0
+    """Bytes per digest (``keys.shape[1]`` unless rendered)."""
 
     def __post_init__(self) -> None:
-        self.hits = int(np.count_nonzero(self.found))
+        if self.keys is not None:
+            self.n_keys = int(self.keys.shape[0])
+            self.key_width = int(self.keys.shape[1])
+        if self.found is not None:
+            self.hits = int(np.count_nonzero(self.found))
 
     def __repr__(self) -> str:
         return (f"<Piece {self.inventory.name} from {self.first}: "
-                f"{self.keys.shape[0]} keys, {self.hits} hits>")
+                f"{self.n_keys} keys, {self.hits} hits>")
 
     def place(self, line: int) -> None:
         """Number the lines of a relative piece: ``line`` is the number of the
@@ -299,6 +317,7 @@ def match_inventory(
     whole_rows: bool = False,
     engine: str = "auto",
     recycle: bool = False,
+    render: str | None = None,
 ) -> Iterator[Piece]:
     """Yield the looked-up pieces of every input, file by file in the given
     order, each file's pieces in input order.
@@ -310,7 +329,15 @@ def match_inventory(
     read.  ``engine`` (``auto``, ``pyarrow``, ``python``) chooses the CSV reader.
     With ``recycle`` the memory of a text piece is reused as soon as the
     consumer asks for the next piece: the consumer must not keep pieces.
+
+    ``render`` (``"hits"``, ``"misses"`` or ``"count"``) asks for text inputs
+    to be matched by the one-pass C path (``KeyTable._match_lines``) where the
+    matcher allows it (no records wanted, no label filter): such pieces carry
+    the selected lines in ``Piece.rendered`` (``"count"``: nothing) instead of
+    keys and answers.  Table inputs and filtered lookups ignore it.
     """
+    if render not in (None, "hits", "misses", "count"):
+        raise ValueError(f"render must be hits, misses or count, got {render!r}")
     slabs = _Slabs(2 * jobs + 4) if recycle else None
 
     def tasks() -> Iterator[Callable[[], Piece]]:
@@ -318,7 +345,7 @@ def match_inventory(
             matcher = matcher_for(inv)
             if inv.kind == "text":
                 yield from _text_tasks(inv, matcher, skip_invalid, chunk_size,
-                                      slabs)
+                                      slabs, render)
             else:  # tables: see _tables.py
                 from hashlookup._tables import table_tasks
 
@@ -417,11 +444,11 @@ def _first_key_line(buf: bytearray, length: int) -> int:
 
 
 def _text_tasks(inv: Inventory, matcher: KeyMatcher, skip_invalid: bool,
-                chunk_size: int, slabs: _Slabs | None = None
-                ) -> Iterator[Callable[[], Piece]]:
+                chunk_size: int, slabs: _Slabs | None = None,
+                render: str | None = None) -> Iterator[Callable[[], Piece]]:
     f = inv.stream if inv.stream is not None else open(inv.path, "rb")
     name = inv.name
-    empty_keys = np.empty((0, matcher.width or 0), np.uint8)
+    key_width = matcher.width or 0
     try:
         line = 1  # known only until the width is: then pieces are relative
         width = matcher.width
@@ -429,8 +456,8 @@ def _text_tasks(inv: Inventory, matcher: KeyMatcher, skip_invalid: bool,
                                                             skip_invalid, slabs):
             buf = slab["buf"]
             if too_long:
-                yield _constant(Piece(inv, empty_keys, np.empty(0, np.int64),
-                                      np.empty(0, bool), None, first=dropped,
+                yield _constant(Piece(inv, *_nothing(key_width),
+                                      None, first=dropped,
                                       relative=True, error=_too_long_error(name, dropped)))
                 return
             if width is None and length:
@@ -443,21 +470,31 @@ def _text_tasks(inv: Inventory, matcher: KeyMatcher, skip_invalid: bool,
                     lines = data.count(b"\n") + (not data.endswith(b"\n"))
                     line = first + lines
                     yield _constant(Piece(
-                        inv, empty_keys, np.empty(0, np.int64), np.empty(0, bool),
-                        None, units=lines + dropped,
+                        inv, *_nothing(key_width), None, units=lines + dropped,
                         invalid=dropped + _count_data_lines(buf, length),
                         nbytes=length, first=dropped, relative=True))
                     continue
             if not length:  # only dropped lines at the end
-                yield _constant(Piece(inv, empty_keys, np.empty(0, np.int64),
-                                      np.empty(0, bool), None, units=dropped,
+                yield _constant(Piece(inv, *_nothing(key_width),
+                                      None, units=dropped,
                                       invalid=dropped, first=dropped, relative=True))
                 continue
-            yield _bind_text(inv, matcher, slab if slabs is not None else None, buf,
-                             length, dropped, skip_invalid)
+            if render is not None and matcher.renders_lines:
+                yield _bind_rendered(inv, matcher, slab if slabs is not None else None,
+                                     buf, length, dropped, skip_invalid, render)
+            else:
+                yield _bind_text(inv, matcher, slab if slabs is not None else None,
+                                 buf, length, dropped, skip_invalid)
     finally:
         if inv.stream is None:
             f.close()
+
+
+def _nothing(width: int) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64],
+                                  npt.NDArray[np.bool_]]:
+    """Keys, numbers and answers of a piece without digests."""
+    return (np.empty((0, width), np.uint8), np.empty(0, np.int64),
+            np.empty(0, bool))
 
 
 def _too_long_error(name: str, dropped: int) -> Callable[[int], Exception]:
@@ -477,6 +514,52 @@ def _count_data_lines(buf: bytearray, length: int) -> int:
     return count
 
 
+def _line_error(inv: Inventory, matcher: KeyMatcher, buf: bytearray, status: int,
+                err_line: int, err_off: int, err_len: int, dropped: int
+                ) -> Callable[[int], Exception]:
+    """The deferred error of a piece's first bad line (``Piece.place`` gives
+    it the piece's first line number)."""
+    if status == _core.ETOOLONG:
+        text = _too_long()
+    else:
+        token = bytes(buf[err_off:err_off + err_len])
+        text = _invalid_message(token, int(matcher.width or 0), matcher.algorithm)
+    where = dropped + int(err_line)
+    return lambda first: InputError(f"{inv.name}:{first + where}: {text}")
+
+
+def _bind_rendered(inv: Inventory, matcher: KeyMatcher, slab: dict[str, Any] | None,
+                   buf: bytearray, length: int, dropped: int, skip_invalid: bool,
+                   render: str) -> Callable[[], Piece]:
+    """Task: parse, look up and select the lines of one chunk in one C call
+    (``KeyTable._match_lines``); numbered later by ``Piece.place`` like
+    :func:`_bind_text`'s pieces."""
+    def run() -> Piece:
+        out = None
+        if render != "count":
+            out = slab.get("out") if slab is not None else None
+            if out is None or len(out) < length + 1:
+                out = bytearray(length + 1)
+                if slab is not None:
+                    slab["out"] = out
+        (status, n, lines, invalid, found, _selected, out_len, err_line, err_off,
+         err_len) = matcher.table._match_lines(memoryview(buf)[:length], MAX_LINE,
+                                               skip_invalid, render == "misses", out)
+        error = None
+        if status != _core.OK:
+            error = _line_error(inv, matcher, buf, status, err_line, err_off,
+                                err_len, dropped)
+            n = found = out_len = 0
+        return Piece(inv, None, None, None, None, 0, int(lines) + dropped,
+                     int(invalid) + dropped, 0, length, dropped, relative=True,
+                     error=error, slab=slab,
+                     rendered=memoryview(out)[:out_len] if out is not None
+                     else memoryview(b""),
+                     n_keys=int(n), hits=int(found),
+                     key_width=int(matcher.width))  # type: ignore[arg-type]
+    return run
+
+
 def _bind_text(inv: Inventory, matcher: KeyMatcher, slab: dict[str, Any] | None,
                buf: bytearray, length: int, dropped: int, skip_invalid: bool
                ) -> Callable[[], Piece]:
@@ -492,14 +575,8 @@ def _bind_text(inv: Inventory, matcher: KeyMatcher, slab: dict[str, Any] | None,
                                    offsets, skip_invalid)
         error = None
         if status != _core.OK:
-            if status == _core.ETOOLONG:
-                text = _too_long()
-            else:
-                token = bytes(buf[err_off:err_off + err_len])
-                text = _invalid_message(token, width, matcher.algorithm)
-            where = dropped + int(err_line)
-            error = lambda first: InputError(  # noqa: E731
-                f"{inv.name}:{first + where}: {text}")
+            error = _line_error(inv, matcher, buf, status, err_line, err_off,
+                                err_len, dropped)
             n = 0
         keys = keys[:n]
         numbers = numbers[:n]

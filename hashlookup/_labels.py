@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from hashlookup._lazy import numpy as np
 from pyroaring import BitMap, FrozenBitMap
 
 from hashlookup._core import labels_of

@@ -32,10 +32,13 @@ from __future__ import annotations
 import binascii
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+else:
+    from hashlookup._lazy import numpy as np
 
 from hashlookup._format import ALGORITHM_BY_WIDTH
 from hashlookup._parse import iter_parsed
@@ -292,6 +295,14 @@ class KeyMatcher:
     def bound(self) -> bool:
         return self.table is not None
 
+    @property
+    def renders_lines(self) -> bool:
+        """True when lines can be selected by the table alone
+        (``KeyTable._match_lines``): bound, and neither records nor a label
+        filter (the dataset's suppressed labels included) are wanted."""
+        return (self.table is not None and not self.want_records
+                and self._keep is None and hasattr(self.table, "_match_lines"))
+
     def bind(self, width: int, where: str) -> None:
         """Choose the dataset's key table for digests of ``width`` bytes;
         ``where`` ("file:line") names the first such digest in errors."""
@@ -305,8 +316,9 @@ class KeyMatcher:
                 f"table (it has {', '.join(ds.algorithms)})"
             )
         table = ds.table(alg)
-        self._rowmap, self._records = _record_map(table)
         self._keep = ds.record_filter(table, self._only, self._exclude)
+        if self.want_records or self._keep is not None:  # else never read
+            self._rowmap, self._records = _record_map(table)
         self.width = width
         self.algorithm = alg
         self.table = table

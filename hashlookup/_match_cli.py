@@ -14,9 +14,12 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from hashlookup._lazy import numpy as np
 
 from hashlookup._inventory import Inventory, InventoryStats, Piece, match_inventory
 from hashlookup._match import KeyMatcher, record_labels
@@ -80,9 +83,14 @@ def run_match(args: argparse.Namespace, ctx: Any, opened: Any, only: Any,
                           exclude=exclude, threads=args.threads)
 
     jobs = args.jobs or default_jobs()
+    # Text lines printed as text (or only counted): selected in C, chunk by
+    # chunk, without per-line work here (see _inventory.match_inventory).
+    render = None
+    if not tables and not args.annotate and (fmt == "text" or args.count):
+        render = "count" if args.count else "misses" if invert else "hits"
     pieces = match_inventory(
         matcher_for, invs, jobs=jobs, skip_invalid=args.skip_invalid,
-        chunk_size=args.chunk_size, recycle=True,
+        chunk_size=args.chunk_size, recycle=True, render=render,
         whole_rows=tables and (args.annotate or (fmt == "text" and not args.count)),
     )
     out = ctx.out
@@ -103,6 +111,14 @@ def run_match(args: argparse.Namespace, ctx: Any, opened: Any, only: Any,
         if args.annotate:
             out.write(_annotated(piece, header=not header_done))
             header_done = True
+            continue
+        if piece.rendered is not None:
+            if multi and piece.rendered:
+                prefix = piece.inventory.name.encode("utf-8", "surrogateescape") + b":"
+                out.write(prefix + bytes(piece.rendered[:-1]).replace(
+                    b"\n", b"\n" + prefix) + b"\n")
+            else:
+                out.write(piece.rendered)
             continue
         sel = piece.select(invert)
         if sel.size == 0:

@@ -15,9 +15,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from hashlookup._lazy import numpy as np
 
 from hashlookup import _core, _format
 from hashlookup.errors import InputError

@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from json.encoder import encode_basestring as _encode_basestring
 from json.encoder import encode_basestring_ascii as _encode_basestring_ascii
-from typing import Any, BinaryIO, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 # numpy's OpenBLAS starts one spinning thread per core when numpy is imported;
 # no command does linear algebra, and on a busy machine those threads take CPU
@@ -29,7 +29,10 @@ from typing import Any, BinaryIO, TextIO
 # when the user did not choose.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from hashlookup._lazy import numpy as np  # noqa: E402
 
 from ._version import __version__
 

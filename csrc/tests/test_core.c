@@ -18,6 +18,7 @@
 #include "hl_cpu.h"
 #include "hl_hash.h"
 #include "hl_hex.h"
+#include "hl_linematch.h"
 #include "hl_search.h"
 #include "hl_sort.h"
 
@@ -538,8 +539,14 @@ static void test_parse_lines(void) {
         if (want.status == HL_OK && want.n_keys > 0) {
             st = hl_parse_lines(text, len, width, max_line, keys, want.n_keys - 1, NULL,
                                 NULL, skip ? HL_PARSE_SKIP_INVALID : 0, &res);
-            CHECK(st == HL_ENOSPACE && res.n_keys == want.n_keys - 1,
-                  "iter %d: status %d with too little room", iter, st);
+            /* it stops at the start of a line after the last key it took,
+             * at the latest at the key that did not fit */
+            CHECK(st == HL_ENOSPACE && res.n_keys == want.n_keys - 1 &&
+                      res.end <= (uint64_t)rlo[want.n_keys - 1] &&
+                      (want.n_keys < 2 || res.end > (uint64_t)rlo[want.n_keys - 2]) &&
+                      (res.end == 0 || text[res.end - 1] == '\n'),
+                  "iter %d: status %d, end %llu with too little room", iter, st,
+                  (unsigned long long)res.end);
         }
         free(keys);
         free(rkeys);
@@ -558,6 +565,98 @@ static void test_parse_lines(void) {
               res.n_lines == 0, "empty buffer");
 }
 
+/* hl_match_lines against ref_parse + ref_find + a line copy, on texts of up
+ * to a few thousand lines (several of its 1,024-key blocks), with a table
+ * holding about half of the text's keys and an output buffer of exactly
+ * HL_MATCH_OUT_CAP(len) bytes. */
+static void test_match_lines(void) {
+    enum { CAP = 400000 };
+    uint8_t *buf = xmalloc(CAP);
+    for (int iter = 0; iter < 300; iter++) {
+        size_t width = (size_t[]){16, 20, 32, 1 + rnd_below(HL_MAX_WIDTH)}[rnd_below(4)];
+        size_t len = 0;
+        int parts = iter % 10 == 0 ? 250 : 1 + (int)rnd_below(4);
+        for (int p = 0; p < parts && len + 20000 < CAP; p++) {
+            len += make_text(buf + len, CAP - len, width);
+            if (len && buf[len - 1] != '\n' && p + 1 < parts) buf[len++] = '\n';
+        }
+        int skip = (int)rnd_below(4) != 0;
+        unsigned flags = (skip ? HL_PARSE_SKIP_INVALID : 0) |
+                         (rnd_below(2) ? HL_MATCH_INVERT : 0);
+        uint64_t cap = len / (2 * width + 1) + 1;
+        uint8_t *rkeys = xmalloc(cap * width);
+        int64_t *rli = xmalloc(cap * 8), *rlo = xmalloc(cap * 8);
+        uint8_t *text = xmalloc(len ? len : 1);
+        memcpy(text, buf, len);
+        ref_result want = ref_parse(text, len, width, 0, skip, rkeys, rli, rlo);
+        /* the table: every other parsed key, plus random ones */
+        uint64_t nt = want.n_keys / 2 + 5, u = 0;
+        uint8_t *tk = xmalloc(nt * width), *tmp = xmalloc(nt * width);
+        for (uint64_t i = 0; i < nt; i++) {
+            if (2 * i < want.n_keys) memcpy(tk + i * width, rkeys + 2 * i * width, width);
+            else for (size_t j = 0; j < width; j++) tk[i * width + j] = (uint8_t)rnd();
+        }
+        CHECK(hl_sort_unique(tk, nt, width, tmp, &u) == HL_OK, "sort");
+        uint32_t bits = hl_locator_bits_for(u, width);
+        uint8_t *loc = xmalloc(4 * ((1ULL << bits) + 1));
+        CHECK(hl_locator_build(loc, bits, tk, u, width) == HL_OK, "locator");
+        hl_table t;
+        CHECK(hl_table_init(&t, tk, u, width, loc, bits, NULL, 0, 0, 0) == HL_OK, "init");
+        /* expected output */
+        uint8_t *expect = xmalloc(len + 1), *out = xmalloc(len + 1);
+        size_t elen = 0;
+        uint64_t found = 0, selected = 0;
+        for (uint64_t k = 0; k < want.n_keys; k++) {
+            int hit = ref_find(tk, u, width, rkeys + k * width) >= 0;
+            found += (uint64_t)hit;
+            if (hit == !!(flags & HL_MATCH_INVERT)) continue;
+            selected++;
+            size_t a = (size_t)rlo[k], b = a;
+            while (b < len && text[b] != '\n') b++;
+            if (b > a && text[b - 1] == '\r') b--;
+            memcpy(expect + elen, text + a, b - a);
+            elen += b - a;
+            expect[elen++] = '\n';
+        }
+        hl_match_result res;
+        hl_status st = hl_match_lines(&t, text, len, 0, flags, out, &res);
+        CHECK(st == want.status, "match iter %d: status %d, want %d", iter, st,
+              want.status);
+        CHECK(res.parse.n_lines == want.n_lines && res.parse.n_invalid == want.n_invalid &&
+                  res.parse.err_status == want.err_status &&
+                  res.parse.err_line == want.err_line &&
+                  res.parse.err_offset == want.err_offset &&
+                  res.parse.err_length == want.err_length,
+              "match iter %d: lines %llu invalid %llu error %d at line %llu", iter,
+              (unsigned long long)res.parse.n_lines,
+              (unsigned long long)res.parse.n_invalid, res.parse.err_status,
+              (unsigned long long)res.parse.err_line);
+        if (want.status == HL_OK) {
+            CHECK(res.parse.n_keys == want.n_keys && res.n_found == found &&
+                      res.n_selected == selected && res.out_len == elen &&
+                      memcmp(out, expect, elen) == 0,
+                  "match iter %d: keys %llu found %llu selected %llu, %zu bytes; want "
+                  "%llu %llu %llu, %zu", iter, (unsigned long long)res.parse.n_keys,
+                  (unsigned long long)res.n_found, (unsigned long long)res.n_selected,
+                  res.out_len, (unsigned long long)want.n_keys,
+                  (unsigned long long)found, (unsigned long long)selected, elen);
+            st = hl_match_lines(&t, text, len, 0, flags | HL_MATCH_COUNT, NULL, &res);
+            CHECK(st == HL_OK && res.n_selected == selected && res.out_len == 0,
+                  "match iter %d: count only", iter);
+        }
+        free(rkeys);
+        free(rli);
+        free(rlo);
+        free(text);
+        free(tk);
+        free(tmp);
+        free(loc);
+        free(expect);
+        free(out);
+    }
+    free(buf);
+}
+
 int main(int argc, char **argv) {
     const char *kernel = hl_cpu_kernel_name();
     if (argc > 1 && strcmp(argv[1], kernel) != 0) {
@@ -570,6 +669,7 @@ int main(int argc, char **argv) {
     test_search();
     test_hex_decode();
     test_parse_lines();
+    test_match_lines();
     printf("test_core (%s kernels): %lu checks, %lu failed\n", kernel, checks,
            failures);
     return failures ? 1 : 0;

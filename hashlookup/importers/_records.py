@@ -12,8 +12,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+else:  # the command line reads FORMATS without needing numpy
+    from hashlookup._lazy import numpy as np
 
 from hashlookup.errors import InputError
 
