@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
+    from pyroaring import FrozenBitMap
 else:
     from hashlookup._lazy import numpy as np
-from pyroaring import BitMap, FrozenBitMap
 
 from hashlookup._core import labels_of
 from hashlookup.errors import IndexFormatError
@@ -37,6 +37,8 @@ def encode(labels: dict[str, np.ndarray]) -> tuple[bytes, bytes]:
     blobs = []
     entries = []
     offset = 0
+    from pyroaring import BitMap  # ~20 ms to import: only where used
+
     for name in sorted(labels):
         bm = BitMap(np.asarray(labels[name], dtype=np.uint32))
         bm.run_optimize()
@@ -90,6 +92,8 @@ class LabelStore:
         off, length, count = self.entries[label]
         start = self._base + off
         try:
+            from pyroaring import FrozenBitMap
+
             bm = FrozenBitMap.deserialize(bytes(self._buf[start:start + length]))
         except Exception as e:  # pyroaring raises ValueError on bad input
             raise IndexFormatError(f"{self._name}: label {label!r}: corrupt bitmap "
@@ -117,5 +121,7 @@ class LabelStore:
 
     def union(self, labels: tuple[str, ...]) -> FrozenBitMap:
         """Records carrying any of labels (unknown labels match nothing)."""
+        from pyroaring import FrozenBitMap
+
         maps = [self.bitmap(x) for x in labels if x in self.entries]
         return FrozenBitMap.union(FrozenBitMap(), *maps) if maps else FrozenBitMap()
