@@ -356,14 +356,13 @@ cdef class TableSet:
         if self._c_auto_reload:
             self._reload_check()
 
-    def lookup(self, digest, only=None, exclude=None):
-        """The Match of a digest (hex str or raw bytes of an md5, sha1 or
-        sha256), or None.  The algorithm is told by the length."""
+    cdef KeyTable _resolve(self, object digest, uint8_t *buf, const uint8_t **p):
+        """The table of digest's length, with the key decoded into buf (*p
+        points at it); None for a well-formed digest of an algorithm the
+        dataset lacks.  Raises TypeError / ValueError for what is not a
+        digest, as lookup documents."""
         cdef Py_ssize_t n
         cdef KeyTable t
-        cdef uint8_t buf[64]
-        cdef const uint8_t *p
-        cdef int64_t row
         if self._c_auto_reload:
             self._reload_check()
         if type(digest) is bytes:
@@ -391,15 +390,33 @@ cdef class TableSet:
                 raise ValueError("I/O operation on closed dataset")
             # The dataset has no table of this algorithm: a miss, but only
             # for a well-formed digest (bad ones raise as for any table).
-            _load_key(digest, n, buf, &p, _DIGEST_NAMES[n], None)
+            _load_key(digest, n, buf, p, _DIGEST_NAMES[n], None)
             return None
         if not t._c_open:
             raise ValueError(_CLOSED)
-        _load_key(digest, t._c_table.width, buf, &p, t._c_what, None)
-        row = hl.hl_table_find(&t._c_table, p)
+        _load_key(digest, t._c_table.width, buf, p, t._c_what, None)
+        return t
+
+    def lookup(self, digest, only=None, exclude=None):
+        """The Match of a digest (hex str or raw bytes of an md5, sha1 or
+        sha256), or None.  The algorithm is told by the length."""
+        cdef tuple found = self.find_row(digest)
+        if found is None:
+            return None
+        return self._hit(found[0], found[1], only, exclude)
+
+    cpdef tuple find_row(self, digest):
+        """(table, row) of a digest, or None: lookup without building the
+        Match (the lookup service renders its answer from the row)."""
+        cdef uint8_t buf[64]
+        cdef const uint8_t *p
+        cdef KeyTable t = self._resolve(digest, buf, &p)
+        if t is None:
+            return None
+        cdef int64_t row = hl.hl_table_find(&t._c_table, p)
         if row < 0:
             return None
-        return self._hit(t, row, only, exclude)
+        return t, row
 
 
 def pack_keys(object keys, size_t width, str what):
@@ -753,6 +770,14 @@ cdef extern from "Python.h":
     void *PyUnicode_DATA(object s)
 
 
+cdef inline size_t _put(char *out, size_t at, bytes text) noexcept:
+    """Copy text to out + at; the new end.  (RecordTable.render sizes its
+    buffers for the longest record.)"""
+    cdef Py_ssize_t k = PyBytes_GET_SIZE(text)
+    memcpy(out + at, PyBytes_AS_STRING(text), <size_t>k)
+    return at + <size_t>k
+
+
 cdef inline object _hex_str(const uint8_t *p, size_t width):
     """A lowercase hex str of width bytes, written in place (no bytes
     object and no .hex() call in between)."""
@@ -842,8 +867,8 @@ cdef class RecordTable:
     cdef tuple _fields(self, uint64_t rid):
         cdef const uint8_t *rec = self._c_recs + rid * 24
         cdef uint32_t row
-        cdef int64_t size = 0
-        cdef int a, i
+        cdef int64_t size = <int64_t>self._size(rid)
+        cdef int a
         cdef list out = [None, None, None, None]
         for a in range(3):
             row = self._u32(rec + 4 * a)
@@ -851,16 +876,12 @@ cdef class RecordTable:
                     and row < self._c_nkeys[a]):
                 out[a] = _hex_str(self._c_keys[a] + <uint64_t>row * self._c_width[a],
                                   self._c_width[a])
-        for i in range(8):
-            size |= <int64_t>(<uint64_t>rec[16 + i] << (8 * i))
         if size >= 0:
             out[3] = size
         return tuple(out)
 
-    def hit(self, int algorithm, int64_t row):
-        """(record id, md5, sha1, sha256, size) of row `row` of the key table
-        of `algorithm` (0 md5, 1 sha1, 2 sha256): hex str or None for each
-        digest the record lacks, size None if unknown."""
+    cdef uint32_t _record_of(self, int algorithm, int64_t row) except? 0xFFFFFFFF:
+        """Record id of row `row` of the key table of `algorithm`."""
         cdef uint32_t rid
         if not self._c_open:
             raise ValueError("I/O operation on closed dataset")
@@ -873,7 +894,88 @@ cdef class RecordTable:
             raise IndexFormatError(f"{self._c_what}: rowmap of "
                                    f"{self._c_algs[algorithm]} row {row} points "
                                    f"past the {self._c_count} records")
+        return rid
+
+    cdef uint64_t _size(self, uint64_t rid) noexcept:
+        cdef const uint8_t *rec = self._c_recs + rid * 24
+        cdef uint64_t size = 0
+        cdef int i
+        for i in range(8):
+            size |= <uint64_t>rec[16 + i] << (8 * i)
+        return size
+
+    def hit(self, int algorithm, int64_t row):
+        """(record id, md5, sha1, sha256, size) of row `row` of the key table
+        of `algorithm` (0 md5, 1 sha1, 2 sha256): hex str or None for each
+        digest the record lacks, size None if unknown."""
+        cdef uint32_t rid = self._record_of(algorithm, row)
         return (rid,) + self._fields(rid)
+
+    def render(self, int algorithm, int64_t row):
+        """(record id, CIRCL head, native head) of row `row` of the key table
+        of `algorithm`: the lookup service's JSON for a hit up to its labels,
+        written here in one buffer (no str per digest, no .upper()).
+
+        CIRCL head: ``{"MD5":"<HEX>","SHA-1":"<HEX>","SHA-256":"<HEX>",
+        "FileSize":"<n>","hashlookup:labels":`` (uppercase hex; digests and
+        size the record lacks are left out).  Native head: ``{"status":"hit",
+        "algorithm":"<alg>","record":<id>,"md5":"<hex>"|null,"sha1":...,
+        "sha256":...,"size":<n>|null,"labels":``.  The caller appends the
+        labels' JSON and the rest (hashlookup.server._check.render_single;
+        circl_json / native_json render the same from a Match)."""
+        cdef uint32_t rid = self._record_of(algorithm, row)
+        cdef const uint8_t *rec = self._c_recs + <uint64_t>rid * 24
+        # longest: 3 digests of HL_MAX_WIDTH (2 * 64 hex + 14 each) + the
+        # rest (< 120) < 1024
+        cdef char circl[1024]
+        cdef char native[1024]
+        cdef size_t c = 0, n = 0, w
+        cdef uint32_t r
+        cdef int a
+        cdef bint first = True
+        cdef uint64_t size = self._size(rid)
+        cdef bytes alg = (<str>self._c_algs[algorithm]).encode()
+        cdef bytes rid_text = str(rid).encode()
+        cdef bytes size_text = str(<int64_t>size).encode() if <int64_t>size >= 0 else b""
+        c = _put(circl, c, b"{")
+        n = _put(native, n, b'{"status":"hit","algorithm":"')
+        n = _put(native, n, alg)
+        n = _put(native, n, b'","record":')
+        n = _put(native, n, rid_text)
+        for a in range(3):
+            n = _put(native, n, (b',"md5":', b',"sha1":', b',"sha256":')[a])
+            r = self._u32(rec + 4 * a)
+            if r == 0xFFFFFFFFu or self._c_keys[a] == NULL or r >= self._c_nkeys[a]:
+                n = _put(native, n, b"null")
+                continue
+            w = self._c_width[a]
+            if not first:
+                c = _put(circl, c, b",")
+            first = False
+            c = _put(circl, c, (b'"MD5":"', b'"SHA-1":"', b'"SHA-256":"')[a])
+            hl.hl_hex_encode(self._c_keys[a] + <uint64_t>r * w, w,
+                             <uint8_t *>circl + c, 1)
+            c += 2 * w
+            c = _put(circl, c, b'"')
+            native[n] = b'"'
+            hl.hl_hex_encode(self._c_keys[a] + <uint64_t>r * w, w,
+                             <uint8_t *>native + n + 1, 0)
+            n += 2 * w + 1
+            n = _put(native, n, b'"')
+        if size_text:
+            if not first:
+                c = _put(circl, c, b",")
+            c = _put(circl, c, b'"FileSize":"')
+            c = _put(circl, c, size_text)
+            c = _put(circl, c, b'"')
+            n = _put(native, n, b',"size":')
+            n = _put(native, n, size_text)
+        else:
+            n = _put(native, n, b',"size":null')
+        c = _put(circl, c, b',"hashlookup:labels":')
+        n = _put(native, n, b',"labels":')
+        return (rid, PyBytes_FromStringAndSize(circl, <Py_ssize_t>c),
+                PyBytes_FromStringAndSize(native, <Py_ssize_t>n))
 
     def read(self, int64_t record_id):
         """(md5, sha1, sha256, size) of one record, as in hit()."""

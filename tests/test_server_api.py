@@ -336,6 +336,40 @@ def test_audit_log_has_hits_and_no_misses(env):
     assert miss not in env["srv"].stderr() and hit not in env["srv"].stderr()
 
 
+def test_single_hit_rendering_equals_the_match_path(env, tmp_path):
+    """render_single (RecordTable.render + cached labels and tail: the GET
+    /lookup path) gives byte for byte circl_json / native_json of the Match,
+    for every digest of the oracle (records without some digests or a size,
+    several labels, every algorithm); and through the Match for a plain
+    index file."""
+    from hashlookup.server import _check
+
+    ds = env["ds"]
+    for digest in env["oracle"]:
+        m = ds.lookup(digest)
+        table, row = ds.find_row(digest)
+        for name in (ds.name, 'na"me\\'):
+            body, record, gen = _check.render_single(ds, table, row, name)
+            assert body == _check.circl_json(m, name)
+            assert record == _check.native_json(m)
+            assert gen == m.generation
+        assert ds.find_row(digest.upper()) is not None
+    missing = random_misses("sha256", 5, 99)
+    assert all(ds.find_row(h) is None for h in missing)
+    with pytest.raises(ValueError):
+        ds.find_row("xyz")
+    plain = tmp_path / "plain.hli"
+    src = tmp_path / "plain.txt"
+    md5s = [h for h in env["oracle"] if len(h) == 32][:20]
+    src.write_text("".join(h + "\n" for h in md5s))
+    hashlookup.build_index(str(src), str(plain))
+    with hashlookup.open_dataset(str(plain)) as idx:
+        m = idx.lookup(md5s[0])
+        table, row = idx.find_row(md5s[0])
+        assert _check.render_single(idx, table, row, "x") == (
+            _check.circl_json(m, "x"), _check.native_json(m), m.generation)
+
+
 def test_fast_renderers_match_the_reference(env):
     """circl_json / native_json (text-built, for speed) give exactly the JSON
     of circl_record / native_record, also for labels and names that need
@@ -358,3 +392,24 @@ def test_fast_renderers_match_the_reference(env):
             assert orjson.loads(_check.circl_json(m, name)) == \
                 orjson.loads(orjson.dumps(_check.circl_record(m, name)))
         assert orjson.loads(_check.native_json(m)) == _check.native_record(m)
+
+
+def test_plain_index_file_served(tmp_path):
+    """A plain index file (one table, no records) is served too: a hit is
+    its digest alone (no size, no other digests), through the Match path."""
+    md5s = random_misses("md5", 30, seed=77)
+    src = tmp_path / "list.txt"
+    src.write_text("".join(h + "\n" for h in md5s))
+    plain = tmp_path / "plain.hli"
+    hashlookup.build_index(str(src), str(plain))
+    audit = tmp_path / "audit.jsonl"
+    with Server(plain, "--no-auth", "--rate-limit", "0", "--audit-log", str(audit),
+                workdir=tmp_path) as srv:
+        r = requests.get(f"{srv.url}/lookup/md5/{md5s[3].upper()}")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["MD5"] == md5s[3].upper() and "SHA-1" not in body
+        assert "FileSize" not in body and body["hashlookup:labels"] == []
+        miss = random_misses("md5", 1, seed=78)[0]
+        assert requests.get(f"{srv.url}/lookup/md5/{miss}").status_code == 404
+        assert requests.get(f"{srv.url}/lookup/sha1/{'a' * 40}").status_code == 404

@@ -32,6 +32,16 @@ class AuditLog:
         self._stamp = b""
         self._who: dict[tuple[str | None, str | None], bytes] = {}
 
+    def _key_part(self, key_id: str | None, key_name: str | None) -> bytes:
+        """The middle of a line, from the time's "Z" to the digest's quote."""
+        # key ids and names are [A-Za-z0-9._@+-] (checked when the keys
+        # file is read): no JSON escaping needed
+        if len(self._who) > 1024:
+            self._who.clear()
+        who = self._who[(key_id, key_name)] = (
+            f'Z","key":{_q(key_id)},"name":{_q(key_name)},"digest":"').encode()
+        return who
+
     def _now(self) -> tuple[bytes, int]:
         """'{"time":"YYYY-MM-DDTHH:MM:SS.' (UTC) and the milliseconds; the
         date part is formatted once per second (datetime formatting costs
@@ -47,27 +57,24 @@ class AuditLog:
     def hits(self, key_id: str | None, key_name: str | None,
              entries: list[tuple[str, int, bytes]]) -> None:
         """Log the hits of one request: (digest, generation, record as JSON
-        bytes) each.  The time is rendered once per request, the key part
-        once per key, and the records are the JSON already made for the
-        response: a line is one bytes formatting."""
+        bytes) each; see hit()."""
+        for digest, generation, record in entries:
+            self.hit(key_id, key_name, digest, generation, record)
+
+    def hit(self, key_id: str | None, key_name: str | None, digest: str,
+            generation: int, record: bytes) -> None:
+        """Log one hit.  The date and time are rendered once per second, the
+        key part once per key, and the record is the JSON already made for
+        the answer: a line is one bytes formatting."""
         who = self._who.get((key_id, key_name))
         if who is None:
-            # key ids and names are [A-Za-z0-9._@+-] (checked when the keys
-            # file is read): no JSON escaping needed
-            if len(self._who) > 1024:
-                self._who.clear()
-            who = self._who[(key_id, key_name)] = (
-                f'Z","key":{_q(key_id)},"name":{_q(key_name)},"digest":"').encode()
+            who = self._key_part(key_id, key_name)
         stamp, ms = self._now()
-        size = self._size
-        buf = self._buf
-        for digest, generation, record in entries:
-            line = b'%s%03d%s%s","generation":%d,"record":%s}\n' % (
-                stamp, ms, who, digest.encode("ascii", "replace"), generation, record)
-            buf.append(line)
-            size += len(line)
-        self._size = size
-        if size >= _FLUSH_BYTES:
+        line = b'%s%03d%s%s","generation":%d,"record":%s}\n' % (
+            stamp, ms, who, digest.encode("ascii", "replace"), generation, record)
+        self._buf.append(line)
+        self._size += len(line)
+        if self._size >= _FLUSH_BYTES:
             self.flush()
 
     def flush(self) -> None:

@@ -126,6 +126,47 @@ def native_json(m: Match) -> bytes:
             f'"labels":{_json_text(m.labels)}}}').encode()
 
 
+_ALG_INDEX = {"md5": 0, "sha1": 1, "sha256": 2}
+# (labels) -> their JSON as bytes; (generation, built, dataset name) -> the
+# end of a CIRCL record.  Few distinct values: rendered once each.
+_JSON_BYTES: dict[Any, bytes] = {}
+_CIRCL_TAILS: dict[tuple[int, str, str], bytes] = {}
+
+
+def render_single(ds: Dataset, table: Any, row: int, dataset: str
+                  ) -> tuple[bytes, bytes, int] | None:
+    """(CIRCL record, native record, generation) of a digest found by
+    Dataset.find_row, or None if the dataset's suppressed labels drop it.
+    The same bytes as circl_json / native_json of its Match, but from one
+    RecordTable.render call and two cached pieces: the answer of GET
+    /lookup/... and its audit line without a Match, a str per digest or a
+    format per field.  A plain index file (no records) or suppressed labels
+    take the Match path."""
+    st = table._ds_state
+    reader = st.reader
+    if reader is None or ds._suppress:
+        m = ds._hit(table, row, None, None)
+        if m is None:
+            return None
+        return circl_json(m, dataset), native_json(m), m.generation
+    rid, circl_head, native_head = reader.render(_ALG_INDEX[table.algorithm], row)
+    labels = st.labels.of(rid) if st.labels is not None else ()
+    lj = _JSON_BYTES.get(labels)
+    if lj is None:
+        if len(_JSON_BYTES) > 4096:
+            _JSON_BYTES.clear()
+        lj = _JSON_BYTES[labels] = orjson.dumps(list(labels))
+    gen = st.generation
+    tail = _CIRCL_TAILS.get((gen, st.built, dataset))
+    if tail is None:
+        if len(_CIRCL_TAILS) > 64:
+            _CIRCL_TAILS.clear()
+        tail = _CIRCL_TAILS[(gen, st.built, dataset)] = (
+            f',"hashlookup:dataset":{_json_text(dataset)},"hashlookup:generation":'
+            f'{gen},"hashlookup:built":"{st.built}"}}').encode()
+    return circl_head + lj + tail, native_head + lj + b"}", gen
+
+
 def _str_or_null(hex_digest: str | None) -> str:
     return "null" if hex_digest is None else f'"{hex_digest}"'
 

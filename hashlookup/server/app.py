@@ -382,10 +382,10 @@ class LookupApp:
                               "or /lookup/sha256/")
         ds = self.ds
         assert ds is not None
-        m = None
+        found = None
         if len(digest) == want:
             try:
-                m = ds.lookup(digest)
+                found = ds.find_row(digest)
             except ValueError:
                 want = 0
         else:
@@ -394,15 +394,18 @@ class LookupApp:
             name = _BAD_NAME[alg]
             return error(400, f"{name} value incorrect, expecting a {name} value "
                                "in hex format")
-        if m is None:
+        hit = None if found is None else checks.render_single(ds, found[0], found[1],
+                                                               self._name)
+        if hit is None:
             self.metrics.miss()
             return error(404, f"Non existing {_MISS_NAME[alg]}", query=digest)
         self.metrics.hit()
+        body, record, generation = hit
         if self.audit is not None:
             key: ApiKey | None = scope.get("hashlookup.key")
-            self.audit.hits(key.id if key else None, key.name if key else None,
-                            [(digest.lower(), m.generation, checks.native_json(m))])
-        return 200, checks.circl_json(m, self._name), JSON, []
+            self.audit.hit(key.id if key else None, key.name if key else None,
+                           digest.lower(), generation, record)
+        return 200, body, JSON, []
 
     async def _bulk(self, scope: Any, receive: Any) -> Response:
         ctype = header(scope, b"content-type")
