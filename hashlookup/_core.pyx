@@ -770,6 +770,21 @@ cdef extern from "Python.h":
     void *PyUnicode_DATA(object s)
 
 
+cdef inline size_t _decimal(char *out, uint64_t v) noexcept:
+    """Write v in decimal to out (at most 20 characters); the length."""
+    cdef char tmp[20]
+    cdef size_t k = 0, i
+    while True:
+        tmp[k] = <char>(48 + v % 10)
+        k += 1
+        v //= 10
+        if v == 0:
+            break
+    for i in range(k):
+        out[i] = tmp[k - 1 - i]
+    return k
+
+
 cdef inline size_t _put(char *out, size_t at, bytes text) noexcept:
     """Copy text to out + at; the new end.  (RecordTable.render sizes its
     buffers for the longest record.)"""
@@ -934,14 +949,13 @@ cdef class RecordTable:
         cdef int a
         cdef bint first = True
         cdef uint64_t size = self._size(rid)
-        cdef bytes alg = (<str>self._c_algs[algorithm]).encode()
-        cdef bytes rid_text = str(rid).encode()
-        cdef bytes size_text = str(<int64_t>size).encode() if <int64_t>size >= 0 else b""
+        cdef char size_text[24]
+        cdef size_t size_len = _decimal(size_text, size) if <int64_t>size >= 0 else 0
         c = _put(circl, c, b"{")
-        n = _put(native, n, b'{"status":"hit","algorithm":"')
-        n = _put(native, n, alg)
-        n = _put(native, n, b'","record":')
-        n = _put(native, n, rid_text)
+        n = _put(native, n, (b'{"status":"hit","algorithm":"md5","record":',
+                             b'{"status":"hit","algorithm":"sha1","record":',
+                             b'{"status":"hit","algorithm":"sha256","record":')[algorithm])
+        n += _decimal(native + n, rid)
         for a in range(3):
             n = _put(native, n, (b',"md5":', b',"sha1":', b',"sha256":')[a])
             r = self._u32(rec + 4 * a)
@@ -962,14 +976,16 @@ cdef class RecordTable:
                              <uint8_t *>native + n + 1, 0)
             n += 2 * w + 1
             n = _put(native, n, b'"')
-        if size_text:
+        if size_len:
             if not first:
                 c = _put(circl, c, b",")
             c = _put(circl, c, b'"FileSize":"')
-            c = _put(circl, c, size_text)
+            memcpy(circl + c, size_text, size_len)
+            c += size_len
             c = _put(circl, c, b'"')
             n = _put(native, n, b',"size":')
-            n = _put(native, n, size_text)
+            memcpy(native + n, size_text, size_len)
+            n += size_len
         else:
             n = _put(native, n, b',"size":null')
         c = _put(circl, c, b',"hashlookup:labels":')
