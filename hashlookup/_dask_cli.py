@@ -40,7 +40,8 @@ def run_dask_match(args: argparse.Namespace, ctx: Any, error: Any, only: Any,
     # Built before the cluster starts: a missing file or column fails fast.
     hits = hl_dask.match(paths, dataset, column=args.column, only=only,
                          exclude=exclude, skip_invalid=args.skip_invalid,
-                         delimiter=args.delimiter)
+                         delimiter=args.delimiter,
+                         require_signature=getattr(args, "verify_key", None))
     with contextlib.ExitStack() as stack:
         if args.scheduler is not None:
             client = stack.enter_context(Client(args.scheduler))

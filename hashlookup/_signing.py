@@ -131,6 +131,15 @@ def load_private_key(path: str | os.PathLike[str]) -> Any:
     return key
 
 
+def public_key_bytes(spec: PublicKeySpec) -> bytes:
+    """The 32 raw bytes of a public key given as load_public_key takes it:
+    a form that pickles, for processes that check signatures themselves
+    (Dask workers)."""
+    s = _serialization()
+    return bytes(load_public_key(spec).public_bytes(s.Encoding.Raw,
+                                                    s.PublicFormat.Raw))
+
+
 def load_public_key(spec: PublicKeySpec) -> Any:
     """An Ed25519 public key from a path (PEM or OpenSSH ``ssh-ed25519``
     line), from the bytes of such a file, from its 32 raw bytes, or an

@@ -36,24 +36,28 @@ _cache_lock = threading.Lock()
 _cache: dict[tuple[Any, ...], Any] = {}
 
 
-def open_cached(path: str, suppress: Sequence[str] = ()) -> Any:
+def open_cached(path: str, suppress: Sequence[str] = (),
+                require_signature: bytes | None = None) -> Any:
     """The open :class:`hashlookup.Dataset` at ``path``, opened once per process.
 
     Cached by path and file identity (device, inode, size, mtime): a dataset
     replaced by a new generation (written atomically, so a new inode) is opened
-    anew by the next task, while tasks still running keep the old mapping."""
+    anew by the next task, while tasks still running keep the old mapping.
+    ``require_signature`` (the 32 raw bytes of an Ed25519 public key): every
+    file opened must carry a valid signature by it (docs/SIGNING.md)."""
     from hashlookup import open_dataset
 
     st = os.stat(path)
     key = (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
-           tuple(suppress))
+           tuple(suppress), require_signature)
     with _cache_lock:
         ds = _cache.get(key)
         if ds is None:
             stale = [k for k in _cache if k[0] == key[0]]
             for k in stale:  # an older generation of the same path
                 del _cache[k]
-            ds = _cache[key] = open_dataset(path, suppress=suppress)
+            ds = _cache[key] = open_dataset(path, suppress=suppress,
+                                            require_signature=require_signature)
         return ds
 
 
@@ -62,11 +66,12 @@ def _labels_of(ds: Any, record_ids: np.ndarray) -> list[str]:
 
 
 def _match_arrow(column: Any, dataset_path: str, name: str, column_name: str,
-                 first_row: int, only: Any, exclude: Any, skip_invalid: bool
+                 first_row: int, only: Any, exclude: Any, skip_invalid: bool,
+                 key: bytes | None
                  ) -> tuple[np.ndarray, list[str], np.ndarray, list[str]]:
     """``(positions, digests, record_ids, labels)`` of the hits of an Arrow
     digest column (positions count from 0 within the column)."""
-    ds = open_cached(dataset_path)
+    ds = open_cached(dataset_path, require_signature=key)
     matcher = KeyMatcher(ds, want_records=True, only=only, exclude=exclude)
     inv = Inventory(name, "parquet", column=column_name)
     empty = np.empty(0, np.int64)
@@ -101,8 +106,8 @@ def _with_hits(frame: Any, positions: np.ndarray, digests: list[str],
 
 
 def _match_frame(frame: Any, dataset_path: str, column: str, only: Any,
-                 exclude: Any, skip_invalid: bool, partition_info: Any = None
-                 ) -> Any:
+                 exclude: Any, skip_invalid: bool, key: bytes | None,
+                 partition_info: Any = None) -> Any:
     """map_partitions task: the hit rows of one pandas partition."""
     import pyarrow as pa
 
@@ -114,7 +119,7 @@ def _match_frame(frame: Any, dataset_path: str, column: str, only: Any,
         arr = pa.array([None if c is None or c != c else c for c in cells.tolist()])
     positions, digests, rids, labels = _match_arrow(
         arr, dataset_path, f"partition {part}", column, 1, only, exclude,
-        skip_invalid)
+        skip_invalid, key)
     return _with_hits(frame, positions, digests, rids, labels)
 
 
@@ -151,7 +156,7 @@ def _read_piece(piece: _Piece, column: str) -> Any:
 
 
 def _match_piece(piece: _Piece, dataset_path: str, column: str, only: Any,
-                 exclude: Any, skip_invalid: bool) -> Any:
+                 exclude: Any, skip_invalid: bool, key: bytes | None = None) -> Any:
     """from_map task: read one piece with pyarrow, match its digest column,
     convert only the hit rows to pandas."""
     import pyarrow as pa
@@ -159,7 +164,7 @@ def _match_piece(piece: _Piece, dataset_path: str, column: str, only: Any,
     table = _read_piece(piece, column)
     positions, digests, rids, labels = _match_arrow(
         table.column(column), dataset_path, piece.path, column, piece.first_row,
-        only, exclude, skip_invalid)
+        only, exclude, skip_invalid, key)
     hits = table.take(pa.array(positions, type=pa.int64())).to_pandas()
     hits.insert(0, "row", (positions + piece.first_row).astype("int64"))
     hits.insert(0, "file", piece.path)
@@ -235,6 +240,7 @@ def match(
     exclude: str | Sequence[str] | None = None,
     skip_invalid: bool = False,
     delimiter: str | None = None,
+    require_signature: Any = None,
 ) -> Any:
     """Match the digests of ``column`` against the dataset at ``dataset_path``.
 
@@ -256,7 +262,10 @@ def match(
 
     The dataset is opened on the workers, by path, once per worker process
     (:func:`open_cached`): it must be readable at ``dataset_path`` on every
-    worker.
+    worker.  ``require_signature`` (a public key, as for
+    :func:`hashlookup.open_dataset`): the dataset must be signed by it, checked
+    here and again by every worker when it opens the file (a file replaced in
+    between is refused, not matched).
     """
     import dask.dataframe as dd
     import pandas as pd
@@ -264,6 +273,13 @@ def match(
     dataset_path = os.fspath(dataset_path)
     if not os.path.exists(dataset_path):  # a typo is cheaper to catch here
         raise FileNotFoundError(f"dataset not found: {dataset_path}")
+    key = None
+    if require_signature is not None:
+        from hashlookup import open_dataset
+        from hashlookup._signing import public_key_bytes
+
+        key = public_key_bytes(require_signature)
+        open_dataset(dataset_path, require_signature=key).close()  # fail fast
     only_t = (only,) if isinstance(only, str) else (tuple(only) if only else None)
     exclude_t = (exclude,) if isinstance(exclude, str) else (
         tuple(exclude) if exclude else None)
@@ -276,7 +292,7 @@ def match(
                           np.empty(0, np.int64), [])
         return data.map_partitions(
             _match_frame, dataset_path, column, only_t, exclude_t, skip_invalid,
-            meta=meta)
+            key, meta=meta)
     paths = expand_paths(data)
     if not paths:
         raise ValueError("no input files")
@@ -290,5 +306,6 @@ def match(
     empty["labels"] = pd.Series(dtype=object)
     return dd.from_map(
         _match_piece, pieces, dataset_path=dataset_path, column=column,
-        only=only_t, exclude=exclude_t, skip_invalid=skip_invalid, meta=empty,
+        only=only_t, exclude=exclude_t, skip_invalid=skip_invalid, key=key,
+        meta=empty,
         enforce_metadata=False, label="hashlookup-match")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import dask.dataframe as dd
@@ -206,3 +207,30 @@ def test_cli_local_cluster_and_errors(data: Data, tmp_path: Path,
         assert main(["match", data.dataset, *map(str, bad), "--workers", "1"]) == 2
         err = capsys.readouterr().err
         assert fragment in err and err.startswith("hashlookup: error: "), err
+
+
+def test_signed_dataset_checked_on_the_workers(client, data: Data,
+                                               tmp_path: Path) -> None:
+    """require_signature: checked when the graph is built and again by every
+    worker that opens the file; a file replaced in between (not signed by the
+    key) is refused by the workers instead of being matched."""
+    from hashlookup._signing import generate_signing_key, sign_dataset
+
+    signed = tmp_path / "signed.hlx"
+    shutil.copyfile(data.dataset, signed)
+    keys = generate_signing_key(tmp_path / "signer")
+    other = generate_signing_key(tmp_path / "other")
+    sign_dataset(signed, keys.private_key)
+    hits = hl_dask.match(data.files, signed, column="md5",
+                         require_signature=keys.public_key).compute()
+    assert _rows(hits) == sorted(data.oracle())
+    with pytest.raises(hashlookup.SignatureError):
+        hl_dask.match(data.files, signed, column="md5",
+                      require_signature=other.public_key)
+    lazy = hl_dask.match(data.files, signed, column="md5",
+                         require_signature=keys.public_key)
+    fresh = tmp_path / "fresh.hlx"
+    hashlookup.build_dataset({"a": str(data.root / "a.txt")}, str(fresh))
+    os.replace(fresh, signed)  # a new file, the old .sig does not cover it
+    with pytest.raises(hashlookup.SignatureError):
+        lazy.compute()
