@@ -66,8 +66,8 @@ def make_dataset(d: Path, n: int, seed: int = 2026) -> Path:
     return out
 
 
-def start_server(path: Path, d: Path, workers: int) -> tuple[subprocess.Popen, str,
-                                                             str]:
+def start_server(path: Path, d: Path, workers: int, audit: bool = True
+                 ) -> tuple[subprocess.Popen, str, str]:
     keys = d / "keys.json"
     token = subprocess.run([sys.executable, "-I", "-m", "hashlookup", "apikey", "add",
                             "--keys", str(keys), "bench"], capture_output=True,
@@ -76,7 +76,8 @@ def start_server(path: Path, d: Path, workers: int) -> tuple[subprocess.Popen, s
     proc = subprocess.Popen([sys.executable, "-I", "-m", "hashlookup", "serve", str(path),
                              "--port", "0", "--workers", str(workers),
                              "--api-keys", str(keys), "--rate-limit", "0",
-                             "--audit-log", str(d / "audit.jsonl")],
+                             *(["--audit-log", str(d / "audit.jsonl")] if audit
+                               else ["--no-audit-log"])],
                             stderr=err, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -173,6 +174,9 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--json", metavar="FILE", help="also write the results here")
+    ap.add_argument("--no-audit-log", action="store_true",
+                    help="serve without the audit log of hits (default: on, to a "
+                    "file), to see what the audit line costs a hit")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
@@ -220,7 +224,7 @@ def main() -> int:
         lua_post(d / "bin.lua", "/v1/check?algorithm=md5", d / "batch.bin",
                  "application/octet-stream")
 
-        proc, url, token = start_server(path, d, args.workers)
+        proc, url, token = start_server(path, d, args.workers, not args.no_audit_log)
         check = requests.post(url + "/v1/check", data=(d / "batch.json").read_bytes(),
                               headers={"Authorization": f"Bearer {token}",
                                        "Content-Type": "application/json"}).json()
@@ -249,6 +253,7 @@ def main() -> int:
                 f"{s} {v['rps']:,.0f}/s" for s, v in one.items()), flush=True)
         results = summarize(rounds)
         results["records"] = args.records
+        results["audit"] = not args.no_audit_log
         results["workers"] = args.workers
         print(report(results))
         if args.json:
@@ -283,7 +288,8 @@ def summarize(rounds: list[dict[str, dict[str, float]]]) -> dict:
 
 def report(r: dict) -> str:
     lines = [
-        f"\n{r['records']:,} records, {r['workers']} workers, wrk on the same "
+        f"\n{r['records']:,} records, {r['workers']} workers, audit log "
+        f"{'on' if r.get('audit', True) else 'off'}, wrk on the same "
         "machine (loopback); medians over rounds",
         "",
         "| endpoint | requests/s | p50 | p99 | vs constant (req/s) | server CPU "
