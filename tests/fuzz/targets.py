@@ -347,6 +347,47 @@ def fuzz_lines(data: bytes) -> None:
         assert (eline, eoff, elen, estatus) == r_err, (got, r_err)
 
 
+def fuzz_matchlines(data: bytes) -> None:
+    """KeyTable._match_lines (parse, look up and select lines in one C call,
+    the `match` text path) against reference_lines and a set: the same
+    status, counts, first bad line, and exactly the selected lines.  The
+    first bytes pick known digests to put in front, so that there are hits."""
+    if len(data) < 3:
+        return
+    fx = _batch_fixture()
+    flags, picks, rest = data[0], data[1:1 + data[1] % 8], data[1 + data[1] % 8:]
+    skip, invert = bool(flags & 1), bool(flags & 2)
+    max_line = (0, 0, 33, 40, 129)[(flags >> 2) % 5]
+    crlf = b"\r" if flags & 32 else b""
+    buf = b"".join(bytes(fx["keys"][p % 64]).hex().encode() + crlf + b"\n"
+                   for p in picks) + rest
+    out = bytearray(len(buf) + 1)
+    got = fx["index"]._match_lines(buf, max_line, skip, invert, out)
+    status, n, nlines, invalid, found, selected, out_len, eline, eoff, elen = got
+    r_status, r_keys, _r_lines, r_offs, r_nlines, r_invalid, r_err = \
+        reference_lines(buf, 16, max_line, skip)
+    assert status == r_status, (got, r_status)
+    assert nlines == r_nlines and invalid == r_invalid, (got, r_nlines, r_invalid)
+    if r_err is not None:
+        assert (eline, eoff, elen, status if not skip else r_err[3]) == r_err, \
+            (got, r_err)
+    if status != _core.OK:
+        return  # the output of a chunk with a bad line is discarded
+    assert n == len(r_keys)
+    hits = [k in fx["members"] for k in r_keys]
+    assert found == sum(hits)
+    want = []
+    for hit, start in zip(hits, r_offs, strict=True):
+        if hit != invert:
+            end = buf.find(b"\n", start)
+            line = buf[start:len(buf) if end < 0 else end]
+            want.append(line[:-1] if line.endswith(b"\r") else line)
+    assert selected == len(want)
+    assert bytes(out[:out_len]) == b"".join(x + b"\n" for x in want), (got, want)
+    counted = fx["index"]._match_lines(buf, max_line, skip, invert, None)
+    assert counted[:6] == got[:6] and counted[6] == 0
+
+
 def fuzz_build(data: bytes) -> None:
     """build_index over a text list: the index holds exactly the digests
     the grammar finds, or InputError when a line is bad (strict mode)."""
@@ -605,6 +646,7 @@ TARGETS: dict[str, Target] = {
     "build": Target(fuzz_build, (InputError,),
                     lambda: seeds.importer_files("text")[::3], 4096),
     "lines": Target(fuzz_lines, (), seeds.digest_lines, 4096),
+    "matchlines": Target(fuzz_matchlines, (), seeds.digest_lines, 4096),
     "batch": Target(fuzz_batch, (), seeds.batch_programs, 2048),
 }
 
