@@ -50,8 +50,8 @@ hl_status hl_match_lines(const hl_table *t, const uint8_t *buf, size_t len,
     const unsigned parse_flags = flags & HL_PARSE_SKIP_INVALID;
     const uint8_t want = (flags & HL_MATCH_INVERT) ? 0 : 1;
     const int copy = !(flags & HL_MATCH_COUNT);
-    /* Line of a well-formed digest line: digest then '\n'; after a leading
-     * '\\' one byte more.  Used as hl_copy_line's hint. */
+    /* Where a key's line usually ends: right after its digest, when the
+     * digest starts the line (hl_copy_line's hint; checked before use). */
     const size_t digest_chars = 2 * width;
     size_t pos = 0;
     hl_parse_result *total = &res->parse;

@@ -879,18 +879,23 @@ cdef class RecordTable:
         return (<uint32_t>p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16)
                 | (<uint32_t>p[3] << 24))
 
+    cdef const uint8_t *_digest(self, uint64_t rid, int a) noexcept:
+        """The digest of algorithm `a` of record `rid` in its key table, or
+        NULL if the record has none (NO_ROW, no such table, a row past it)."""
+        cdef uint32_t row = self._u32(self._c_recs + rid * 24 + 4 * a)
+        if row == 0xFFFFFFFFu or self._c_keys[a] == NULL or row >= self._c_nkeys[a]:
+            return NULL
+        return self._c_keys[a] + <uint64_t>row * self._c_width[a]
+
     cdef tuple _fields(self, uint64_t rid):
-        cdef const uint8_t *rec = self._c_recs + rid * 24
-        cdef uint32_t row
+        cdef const uint8_t *d
         cdef int64_t size = <int64_t>self._size(rid)
         cdef int a
         cdef list out = [None, None, None, None]
         for a in range(3):
-            row = self._u32(rec + 4 * a)
-            if (row != 0xFFFFFFFFu and self._c_keys[a] != NULL
-                    and row < self._c_nkeys[a]):
-                out[a] = _hex_str(self._c_keys[a] + <uint64_t>row * self._c_width[a],
-                                  self._c_width[a])
+            d = self._digest(rid, a)
+            if d != NULL:
+                out[a] = _hex_str(d, self._c_width[a])
         if size >= 0:
             out[3] = size
         return tuple(out)
@@ -939,13 +944,12 @@ cdef class RecordTable:
         labels' JSON and the rest (hashlookup.server._check.render_single;
         circl_json / native_json render the same from a Match)."""
         cdef uint32_t rid = self._record_of(algorithm, row)
-        cdef const uint8_t *rec = self._c_recs + <uint64_t>rid * 24
+        cdef const uint8_t *d
         # longest: 3 digests of HL_MAX_WIDTH (2 * 64 hex + 14 each) + the
         # rest (< 120) < 1024
         cdef char circl[1024]
         cdef char native[1024]
         cdef size_t c = 0, n = 0, w
-        cdef uint32_t r
         cdef int a
         cdef bint first = True
         cdef uint64_t size = self._size(rid)
@@ -958,8 +962,8 @@ cdef class RecordTable:
         n += _decimal(native + n, rid)
         for a in range(3):
             n = _put(native, n, (b',"md5":', b',"sha1":', b',"sha256":')[a])
-            r = self._u32(rec + 4 * a)
-            if r == 0xFFFFFFFFu or self._c_keys[a] == NULL or r >= self._c_nkeys[a]:
+            d = self._digest(rid, a)
+            if d == NULL:
                 n = _put(native, n, b"null")
                 continue
             w = self._c_width[a]
@@ -967,13 +971,11 @@ cdef class RecordTable:
                 c = _put(circl, c, b",")
             first = False
             c = _put(circl, c, (b'"MD5":"', b'"SHA-1":"', b'"SHA-256":"')[a])
-            hl.hl_hex_encode(self._c_keys[a] + <uint64_t>r * w, w,
-                             <uint8_t *>circl + c, 1)
+            hl.hl_hex_encode(d, w, <uint8_t *>circl + c, 1)
             c += 2 * w
             c = _put(circl, c, b'"')
             native[n] = b'"'
-            hl.hl_hex_encode(self._c_keys[a] + <uint64_t>r * w, w,
-                             <uint8_t *>native + n + 1, 0)
+            hl.hl_hex_encode(d, w, <uint8_t *>native + n + 1, 0)
             n += 2 * w + 1
             n = _put(native, n, b'"')
         if size_len:

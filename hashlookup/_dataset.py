@@ -99,7 +99,6 @@ class _State:
         # records): opening needs no numpy (see hashlookup._lazy).
         self._rowmap_spans: dict[str, tuple[int, int]] = {}
         self._rowmaps: dict[str, np.ndarray] | None = None
-        self._records_span: tuple[int, int] | None = None
         self._records: np.ndarray | None = None
         for g, lay in layouts.items():
             if lay.algorithm not in ALGORITHMS:
@@ -123,7 +122,6 @@ class _State:
             self.labels = None
         else:
             rec = self.layout.records
-            self._records_span = (rec.offset, self.layout.count)
             self.rec_offset = rec.offset
             self.count = self.layout.count
             # A hit's digests and size in one C call (see Dataset._hit).
@@ -151,7 +149,7 @@ class _State:
     @property
     def is_dataset(self) -> bool:
         """False for a plain index file (no records)."""
-        return self._records_span is not None
+        return self.layout is not None
 
     @property
     def rowmaps(self) -> dict[str, np.ndarray]:
@@ -169,11 +167,9 @@ class _State:
     @property
     def records(self) -> np.ndarray | None:
         """The record table (RECORD_DTYPE), None for a plain index."""
-        if self._records is None and self._records_span is not None \
-                and self.mm is not None:
-            offset, count = self._records_span
+        if self._records is None and self.layout is not None and self.mm is not None:
             self._records = np.frombuffer(self.mm, dtype=_format.RECORD_DTYPE,
-                                          count=count, offset=offset)
+                                          count=self.count, offset=self.rec_offset)
         return self._records
 
     def close(self) -> None:
@@ -184,7 +180,6 @@ class _State:
                 pass  # a batch in another thread still uses it; GC unmaps later
         self._rowmaps = {}
         self._records = None
-        self._records_span = None
         reader = getattr(self, "reader", None)
         if reader is not None:
             reader._detach()  # before the unmap: it holds a buffer export

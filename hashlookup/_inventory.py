@@ -479,12 +479,12 @@ def _text_tasks(inv: Inventory, matcher: KeyMatcher, skip_invalid: bool,
                                       None, units=dropped,
                                       invalid=dropped, first=dropped, relative=True))
                 continue
+            own = slab if slabs is not None else None
             if render is not None and matcher.renders_lines:
-                yield _bind_rendered(inv, matcher, slab if slabs is not None else None,
-                                     buf, length, dropped, skip_invalid, render)
+                yield _bind_rendered(inv, matcher, own, buf, length, dropped,
+                                     skip_invalid, render)
             else:
-                yield _bind_text(inv, matcher, slab if slabs is not None else None,
-                                 buf, length, dropped, skip_invalid)
+                yield _bind_text(inv, matcher, own, buf, length, dropped, skip_invalid)
     finally:
         if inv.stream is None:
             f.close()

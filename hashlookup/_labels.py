@@ -34,11 +34,11 @@ def check_label(name: str) -> str:
 
 def encode(labels: dict[str, np.ndarray]) -> tuple[bytes, bytes]:
     """(bitmaps section, index section) for label -> record ids."""
+    from pyroaring import BitMap  # ~20 ms to import: only where used
+
     blobs = []
     entries = []
     offset = 0
-    from pyroaring import BitMap  # ~20 ms to import: only where used
-
     for name in sorted(labels):
         bm = BitMap(np.asarray(labels[name], dtype=np.uint32))
         bm.run_optimize()

@@ -13,6 +13,7 @@ one generation (reloads happen between requests, in the event loop).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 import orjson
 
 from hashlookup import _core
-from hashlookup._dataset import ALGORITHMS, Dataset, Match
+from hashlookup._dataset import _ALG_INDEX, ALGORITHMS, Dataset, Match
 
 WIDTH = {"md5": 16, "sha1": 20, "sha256": 32}
 _BY_HEX_LEN = {32: "md5", 40: "sha1", 64: "sha256"}
@@ -94,9 +95,8 @@ def circl_json(m: Match, dataset: str) -> bytes:
     if md5 and sha1 and sha256 and size is not None:  # the usual record
         return (f'{{"MD5":"{md5.upper()}","SHA-1":"{sha1.upper()}","SHA-256":'
                 f'"{sha256.upper()}","FileSize":"{size}","hashlookup:labels":'
-                f'{_json_text(m.labels)},"hashlookup:dataset":{_json_text(dataset)},'
-                f'"hashlookup:generation":{m.generation},"hashlookup:built":'
-                f'"{m.built}"}}').encode()
+                f'{_json_text(m.labels)}{_circl_tail(m.generation, m.built, dataset)}'
+                ).encode()
     parts = []
     if m.md5:
         parts.append(f'"MD5":"{m.md5.upper()}"')
@@ -106,10 +106,22 @@ def circl_json(m: Match, dataset: str) -> bytes:
         parts.append(f'"SHA-256":"{m.sha256.upper()}"')
     if m.size is not None:
         parts.append(f'"FileSize":"{m.size}"')
-    parts.append(f'"hashlookup:labels":{_json_text(m.labels)},"hashlookup:dataset":'
-                 f'{_json_text(dataset)},"hashlookup:generation":{m.generation},'
-                 f'"hashlookup:built":"{m.built}"')
-    return ("{" + ",".join(parts) + "}").encode()
+    parts.append(f'"hashlookup:labels":{_json_text(m.labels)}')
+    return ("{" + ",".join(parts) + _circl_tail(m.generation, m.built, dataset)
+            ).encode()
+
+
+@functools.lru_cache(maxsize=64)
+def _circl_tail(generation: int, built: str, dataset: str) -> str:
+    """The end of a CIRCL record: our facts of the generation that answered
+    (the same for every hit of a generation, so rendered once)."""
+    return (f',"hashlookup:dataset":{_json_text(dataset)},"hashlookup:generation":'
+            f'{generation},"hashlookup:built":"{built}"}}')
+
+
+@functools.lru_cache(maxsize=64)
+def _circl_tail_bytes(generation: int, built: str, dataset: str) -> bytes:
+    return _circl_tail(generation, built, dataset).encode()
 
 
 def native_json(m: Match) -> bytes:
@@ -126,11 +138,8 @@ def native_json(m: Match) -> bytes:
             f'"labels":{_json_text(m.labels)}}}').encode()
 
 
-_ALG_INDEX = {"md5": 0, "sha1": 1, "sha256": 2}
-# (labels) -> their JSON as bytes; (generation, built, dataset name) -> the
-# end of a CIRCL record.  Few distinct values: rendered once each.
+# label tuples -> _json_text(labels) as bytes (few distinct values)
 _JSON_BYTES: dict[Any, bytes] = {}
-_CIRCL_TAILS: dict[tuple[int, str, str], bytes] = {}
 
 
 def render_single(ds: Dataset, table: Any, row: int, dataset: str
@@ -138,7 +147,8 @@ def render_single(ds: Dataset, table: Any, row: int, dataset: str
     """(CIRCL record, native record, generation) of a digest found by
     Dataset.find_row, or None if the dataset's suppressed labels drop it.
     The same bytes as circl_json / native_json of its Match, but from one
-    RecordTable.render call and two cached pieces: the answer of GET
+    RecordTable.render call and two cached pieces (the labels' JSON and
+    _circl_tail): the answer of GET
     /lookup/... and its audit line without a Match, a str per digest or a
     format per field.  A plain index file (no records) or suppressed labels
     take the Match path."""
@@ -155,16 +165,10 @@ def render_single(ds: Dataset, table: Any, row: int, dataset: str
     if lj is None:
         if len(_JSON_BYTES) > 4096:
             _JSON_BYTES.clear()
-        lj = _JSON_BYTES[labels] = orjson.dumps(list(labels))
+        lj = _JSON_BYTES[labels] = _json_text(labels).encode()
     gen = st.generation
-    tail = _CIRCL_TAILS.get((gen, st.built, dataset))
-    if tail is None:
-        if len(_CIRCL_TAILS) > 64:
-            _CIRCL_TAILS.clear()
-        tail = _CIRCL_TAILS[(gen, st.built, dataset)] = (
-            f',"hashlookup:dataset":{_json_text(dataset)},"hashlookup:generation":'
-            f'{gen},"hashlookup:built":"{st.built}"}}').encode()
-    return circl_head + lj + tail, native_head + lj + b"}", gen
+    return (circl_head + lj + _circl_tail_bytes(gen, st.built, dataset),
+            native_head + lj + b"}", gen)
 
 
 def _str_or_null(hex_digest: str | None) -> str:
