@@ -12,9 +12,10 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from pyroaring import BitMap, FrozenBitMap
+
 if TYPE_CHECKING:
     import numpy as np
-    from pyroaring import FrozenBitMap
 else:
     from hashlookup._lazy import numpy as np
 
@@ -34,8 +35,6 @@ def check_label(name: str) -> str:
 
 def encode(labels: dict[str, np.ndarray]) -> tuple[bytes, bytes]:
     """(bitmaps section, index section) for label -> record ids."""
-    from pyroaring import BitMap  # ~20 ms to import: only where used
-
     blobs = []
     entries = []
     offset = 0
@@ -92,8 +91,6 @@ class LabelStore:
         off, length, count = self.entries[label]
         start = self._base + off
         try:
-            from pyroaring import FrozenBitMap
-
             bm = FrozenBitMap.deserialize(bytes(self._buf[start:start + length]))
         except Exception as e:  # pyroaring raises ValueError on bad input
             raise IndexFormatError(f"{self._name}: label {label!r}: corrupt bitmap "
@@ -121,7 +118,5 @@ class LabelStore:
 
     def union(self, labels: tuple[str, ...]) -> FrozenBitMap:
         """Records carrying any of labels (unknown labels match nothing)."""
-        from pyroaring import FrozenBitMap
-
         maps = [self.bitmap(x) for x in labels if x in self.entries]
         return FrozenBitMap.union(FrozenBitMap(), *maps) if maps else FrozenBitMap()
