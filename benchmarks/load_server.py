@@ -16,6 +16,9 @@ audit log on and the rate limit off, and measures, with wrk:
    sha256 mixed, 1% hits), newline-separated text, and raw 16-byte md5
    digests (application/octet-stream), in digests per second.
 
+With --pin, one worker runs on CPU 0 and wrk on CPU 1: the server is the
+bottleneck, and requests/s ratios follow the server's CPU per request.
+
 wrk must be installed (`make bench` installs it with apt-get if missing).
 """
 
@@ -66,14 +69,15 @@ def make_dataset(d: Path, n: int, seed: int = 2026) -> Path:
     return out
 
 
-def start_server(path: Path, d: Path, workers: int, audit: bool = True
-                 ) -> tuple[subprocess.Popen, str, str]:
+def start_server(path: Path, d: Path, workers: int, audit: bool = True,
+                 pin: list[str] | None = None) -> tuple[subprocess.Popen, str, str]:
     keys = d / "keys.json"
     token = subprocess.run([sys.executable, "-I", "-m", "hashlookup", "apikey", "add",
                             "--keys", str(keys), "bench"], capture_output=True,
                            text=True, check=True).stdout.strip()
     err = open(d / "serve.err", "wb")
-    proc = subprocess.Popen([sys.executable, "-I", "-m", "hashlookup", "serve", str(path),
+    proc = subprocess.Popen([*(pin or []), sys.executable, "-I", "-m", "hashlookup",
+                             "serve", str(path),
                              "--port", "0", "--workers", str(workers),
                              "--api-keys", str(keys), "--rate-limit", "0",
                              *(["--audit-log", str(d / "audit.jsonl")] if audit
@@ -142,12 +146,18 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+# --pin: command prefixes that put the server on CPU 0 and wrk on CPU 1
+SERVER_CPU = ["taskset", "-c", "0"]
+CLIENT_CPU = ["taskset", "-c", "1"]
+_wrk_prefix: list[str] = []
+
+
 def wrk(url: str, script: Path, token: str, duration: float, conns: int,
         pids: list[int] | None = None) -> dict[str, float]:
     cpu0 = cpu_seconds(pids) if pids else 0.0
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{conns}", f"-d{duration:g}s", "--latency", "-s", str(script),
-         "-H", f"Authorization: Bearer {token}", url],
+        [*_wrk_prefix, "wrk", "-t1", f"-c{conns}", f"-d{duration:g}s", "--latency",
+         "-s", str(script), "-H", f"Authorization: Bearer {token}", url],
         capture_output=True, text=True, check=True).stdout
     res: dict[str, float] = {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
@@ -178,7 +188,17 @@ def main() -> int:
     ap.add_argument("--no-audit-log", action="store_true",
                     help="serve without the audit log of hits (default: on, to a "
                     "file), to see what the audit line costs a hit")
+    ap.add_argument("--pin", action="store_true",
+                    help="one worker pinned to CPU 0 and wrk to CPU 1 (taskset): "
+                    "the server is the bottleneck, so requests/s follow its CPU "
+                    "per request and the ratios are steadier than when server, "
+                    "wrk and other load share both cores")
     args = ap.parse_args()
+    if args.pin:
+        if shutil.which("taskset") is None or (os.cpu_count() or 1) < 2:
+            raise SystemExit("--pin needs taskset and 2 CPUs")
+        args.workers = 1
+        _wrk_prefix[:] = CLIENT_CPU
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
     d = Path(tempfile.mkdtemp(prefix="hashlookup-bench-server-"))
@@ -225,7 +245,8 @@ def main() -> int:
         lua_post(d / "bin.lua", "/v1/check?algorithm=md5", d / "batch.bin",
                  "application/octet-stream")
 
-        proc, url, token = start_server(path, d, args.workers, not args.no_audit_log)
+        proc, url, token = start_server(path, d, args.workers, not args.no_audit_log,
+                                        SERVER_CPU if args.pin else None)
         check = requests.post(url + "/v1/check", data=(d / "batch.json").read_bytes(),
                               headers={"Authorization": f"Bearer {token}",
                                        "Content-Type": "application/json"}).json()
@@ -256,6 +277,7 @@ def main() -> int:
         results["records"] = args.records
         results["audit"] = not args.no_audit_log
         results["workers"] = args.workers
+        results["pinned"] = args.pin
         print(report(results))
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1))
@@ -291,7 +313,9 @@ def report(r: dict) -> str:
     lines = [
         f"\n{r['records']:,} records, {r['workers']} workers, audit log "
         f"{'on' if r.get('audit', True) else 'off'}, wrk on the same "
-        "machine (loopback); medians over rounds",
+        "machine (loopback)"
+        + ("; server pinned to CPU 0, wrk to CPU 1" if r.get("pinned") else "")
+        + "; medians over rounds",
         "",
         "| endpoint | requests/s | p50 | p99 | vs constant (req/s) | server CPU "
         "per request | vs constant (CPU) |",

@@ -91,11 +91,39 @@ hl_status hl_hex_decode(const uint8_t *hex, size_t width, uint8_t *out,
     return HL_EHEX;
 }
 
+#if defined(__SSE2__)
+/* 16 bytes -> 32 hex characters: split each byte into its nibbles,
+ * interleave them (high first), then map 0..9 to '0'..'9' and 10..15 to
+ * letters by adding the distance from '9' + 1 to the first letter where the
+ * nibble is over 9.  Measured on the lookup service's hit path: the scalar
+ * loop below was half the time of rendering a record (3 digests, twice). */
+HL_INLINE void hl_hex16_sse2(const uint8_t *in, uint8_t *out, __m128i letter_gap) {
+    const __m128i low4 = _mm_set1_epi8(0x0F);
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)in);
+    __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), low4);
+    __m128i lo = _mm_and_si128(v, low4);
+    __m128i nib[2] = {_mm_unpacklo_epi8(hi, lo), _mm_unpackhi_epi8(hi, lo)};
+    for (int k = 0; k < 2; k++) {
+        __m128i letter = _mm_cmpgt_epi8(nib[k], _mm_set1_epi8(9));
+        __m128i chars = _mm_add_epi8(_mm_add_epi8(nib[k], _mm_set1_epi8('0')),
+                                     _mm_and_si128(letter, letter_gap));
+        _mm_storeu_si128((__m128i *)(void *)(out + 16 * k), chars);
+    }
+}
+#endif
+
 void hl_hex_encode(const uint8_t *in, size_t width, uint8_t *out, int upper) {
     const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
-    for (size_t i = 0; i < width; i++) {
-        out[2 * i] = (uint8_t)digits[in[i] >> 4];
-        out[2 * i + 1] = (uint8_t)digits[in[i] & 0x0F];
+    size_t i = 0;
+#if defined(__SSE2__)
+    const __m128i gap = _mm_set1_epi8((char)((upper ? 'A' : 'a') - '0' - 10));
+    for (; i + 16 <= width; i += 16)
+        hl_hex16_sse2(in + i, out + 2 * i, gap);
+#endif
+    for (; i < width; i++) {
+        uint8_t b = in[i];
+        out[2 * i] = (uint8_t)digits[b >> 4];
+        out[2 * i + 1] = (uint8_t)digits[b & 0x0F];
     }
 }
 

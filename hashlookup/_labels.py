@@ -110,11 +110,15 @@ class LabelStore:
         (sources, categories), see docs/DATASETS.md.  The same label tuples
         come back again and again: they are interned, so that callers that
         cache something per tuple (the server's JSON) find them by identity."""
+        return labels_of(record_id, self.pairs(), self._interned)
+
+    def pairs(self) -> tuple[tuple[str, FrozenBitMap], ...]:
+        """(name, bitmap) of every label, sorted by name (read once)."""
         pairs = self._pairs
         if pairs is None:
             pairs = self._pairs = tuple((name, self.bitmap(name))
                                         for name in self.entries)
-        return labels_of(record_id, pairs, self._interned)
+        return pairs
 
     def union(self, labels: tuple[str, ...]) -> FrozenBitMap:
         """Records carrying any of labels (unknown labels match nothing)."""

@@ -336,38 +336,110 @@ def test_audit_log_has_hits_and_no_misses(env):
     assert miss not in env["srv"].stderr() and hit not in env["srv"].stderr()
 
 
-def test_single_hit_rendering_equals_the_match_path(env, tmp_path):
-    """render_single (RecordTable.render + cached labels and tail: the GET
-    /lookup path) gives byte for byte circl_json / native_json of the Match,
-    for every digest of the oracle (records without some digests or a size,
-    several labels, every algorithm); and through the Match for a plain
-    index file."""
+def _answer_all(single, digests: list[str]) -> list:
+    """(answer, audit line or None) of each digest, spelled as given."""
+    from hashlookup.server._audit import AuditLog
+
+    log = AuditLog("-")   # its key part of a line; nothing is written
+    buf = bytearray()
+    out = []
+    for digest in digests:
+        before = len(buf)
+        got = single.answer(algorithm_of(digest), digest, buf, log.who(None))
+        line = bytes(buf[before:]) or None
+        plain = single.answer(algorithm_of(digest), digest)  # no audit buffer
+        assert plain == got
+        out.append((got, line))
+    return out
+
+
+def _assert_answers_like_match(ds, single, digests: list[str]) -> None:
+    from hashlookup.server import _check
+
+    for digest, (got, line) in zip(digests, _answer_all(single, digests)):
+        m = ds.lookup(digest)
+        if m is None:
+            assert got == _check.MISS and line is None
+            continue
+        assert got == _check.circl_json(m, ds.name)
+        x = json.loads(line)
+        assert line.endswith(b"}\n") and line.count(b"\n") == 1
+        assert line.endswith(b',"record":' + _check.native_json(m) + b"}\n")
+        assert x["digest"] == digest.lower() and x["generation"] == m.generation
+        assert x["key"] is None and x["name"] is None
+        assert time.time() - 5 < _iso_seconds(x["time"]) < time.time() + 5
+
+
+def _iso_seconds(stamp: str) -> float:
+    from datetime import datetime
+
+    assert stamp.endswith("Z") and len(stamp) == 24, stamp
+    return datetime.fromisoformat(stamp[:-1] + "+00:00").timestamp()
+
+
+def test_single_answers_equal_the_match_path(env, tmp_path, monkeypatch):
+    """GET /lookup's renderer (_core.HitRenderer: lookup, CIRCL record and
+    audit line in one C call) gives byte for byte circl_json / native_json
+    of the Match, for every digest of the oracle (records without some
+    digests or a size, several labels, every algorithm, either case), with
+    the label table and with one bitmap test per label; misses, bad digests
+    and unknown algorithms are told apart; a plain index file, suppressed
+    labels and a dataset name that needs JSON escaping are answered alike."""
     from hashlookup.server import _check
 
     ds = env["ds"]
-    for digest in env["oracle"]:
-        m = ds.lookup(digest)
-        table, row = ds.find_row(digest)
-        for name in (ds.name, 'na"me\\'):
-            body, record, gen = _check.render_single(ds, table, row, name)
-            assert body == _check.circl_json(m, name)
-            assert record == _check.native_json(m)
-            assert gen == m.generation
-        assert ds.find_row(digest.upper()) is not None
-    missing = random_misses("sha256", 5, 99)
-    assert all(ds.find_row(h) is None for h in missing)
-    with pytest.raises(ValueError):
-        ds.find_row("xyz")
+    digests = sorted(env["oracle"])
+    digests += [d.upper() for d in digests[::7]]
+    digests += random_misses("sha256", 5, 99) + random_misses("md5", 5, 98)
+    single = _check.SingleHits(ds)
+    single.prepare()
+    assert single.generation == ds.generation
+    _assert_answers_like_match(ds, single, digests)
+    monkeypatch.setattr(_check, "_MASKS_MAX_BYTES", 0)   # bitmap tests instead
+    assert _check.label_masks(ds._state.labels.pairs(), len(ds)) is None
+    single.prepare()
+    _assert_answers_like_match(ds, single, digests[::3])
+    monkeypatch.undo()
+    md5 = digests[0] if len(digests[0]) == 32 else "0" * 32
+    for alg, digest, want in (
+            ("md5", "xyz", _check.INVALID), ("md5", md5[:-1], _check.INVALID),
+            ("md5", md5[:-1] + "g", _check.INVALID),
+            ("md5", md5[:-1] + "\u00e9", _check.INVALID),
+            ("sha1", md5, _check.INVALID), ("md5", "", _check.INVALID),
+            ("md4", md5, _check.UNKNOWN), ("", md5, _check.UNKNOWN),
+            ("MD5", md5, _check.UNKNOWN)):
+        assert single.answer(alg, digest) == want, (alg, digest)
+
+    # suppressed labels drop their records: MISS, as lookup gives None
+    with hashlookup.open_dataset(env["path"], suppress=["category:1"]) as sup:
+        s2 = _check.SingleHits(sup)
+        s2.prepare()
+        _assert_answers_like_match(sup, s2, digests[::2])
+        assert any(sup.lookup(d) is None and env["ds"].lookup(d) is not None
+                   for d in digests)
+
+    # a plain index file (no records): through the Match
     plain = tmp_path / "plain.hli"
     src = tmp_path / "plain.txt"
     md5s = [h for h in env["oracle"] if len(h) == 32][:20]
     src.write_text("".join(h + "\n" for h in md5s))
     hashlookup.build_index(str(src), str(plain))
     with hashlookup.open_dataset(str(plain)) as idx:
-        m = idx.lookup(md5s[0])
-        table, row = idx.find_row(md5s[0])
-        assert _check.render_single(idx, table, row, "x") == (
-            _check.circl_json(m, "x"), _check.native_json(m), m.generation)
+        s3 = _check.SingleHits(idx)
+        s3.prepare()
+        _assert_answers_like_match(idx, s3, md5s + random_misses("md5", 3, 7))
+        assert s3.answer("sha1", "ab" * 20) == _check.MISS   # no such table
+        assert s3.answer("md5", "zz" * 16) == _check.INVALID
+
+    # a name that needs escaping in the CIRCL tail
+    odd, _ = make_dataset(tmp_path / "odd", n=200, name='na"me\\.hlds')
+    with hashlookup.open_dataset(odd) as ods:
+        assert ods.name == 'na"me\\'
+        s4 = _check.SingleHits(ods)
+        s4.prepare()
+        some = [bytes(k).hex() for k in ods.table("md5").keys()[:10]]
+        _assert_answers_like_match(ods, s4, some)
+        assert json.loads(s4.answer("md5", some[0]))["hashlookup:dataset"] == ods.name
 
 
 def test_fast_renderers_match_the_reference(env):

@@ -18,6 +18,7 @@
 #include "hl_cpu.h"
 #include "hl_hash.h"
 #include "hl_hex.h"
+#include "hl_render.h"
 #include "hl_linematch.h"
 #include "hl_search.h"
 #include "hl_sort.h"
@@ -403,6 +404,100 @@ static void test_hex_decode(void) {
     }
 }
 
+/* Every width from 0 to HL_MAX_WIDTH (the SSE2 blocks of 16 bytes and the
+ * scalar tail), both cases, each byte value at each position class, into a
+ * buffer of exactly 2 * width bytes (ASan/valgrind catch an overrun). */
+static void test_hex_encode(void) {
+    for (size_t w = 0; w <= HL_MAX_WIDTH; w++) {
+        for (int round = 0; round < 64; round++) {
+            uint8_t in[HL_MAX_WIDTH + 1];
+            for (size_t i = 0; i < w; i++)
+                in[i] = round < 16 ? (uint8_t)(round * 16 + i) : (uint8_t)rnd();
+            for (int upper = 0; upper < 2; upper++) {
+                uint8_t *out = malloc(2 * w + 1);
+                hl_hex_encode(in, w, out, upper);
+                char want[2 * HL_MAX_WIDTH + 3];
+                for (size_t i = 0; i < w; i++)
+                    snprintf(want + 2 * i, 3, upper ? "%02X" : "%02x", in[i]);
+                CHECK(memcmp(out, want, 2 * w) == 0, "width %zu upper %d round %d",
+                      w, upper, round);
+                free(out);
+            }
+        }
+    }
+}
+
+/* The record heads against hand-written JSON: every digest present or
+ * absent, size known or not, each algorithm. */
+static void test_render(void) {
+    uint8_t md5[16], sha1[20], sha256[32];
+    for (int i = 0; i < 32; i++) {
+        if (i < 16) md5[i] = (uint8_t)(0xA0 + i);
+        if (i < 20) sha1[i] = (uint8_t)(i * 13);
+        sha256[i] = (uint8_t)(255 - i);
+    }
+    char hex[3][2 * 32 + 1], HEX[3][2 * 32 + 1];
+    const uint8_t *d[3] = {md5, sha1, sha256};
+    size_t w[3] = {16, 20, 32};
+    for (int a = 0; a < 3; a++)
+        for (size_t i = 0; i < w[a]; i++) {
+            snprintf(hex[a] + 2 * i, 3, "%02x", d[a][i]);
+            snprintf(HEX[a] + 2 * i, 3, "%02X", d[a][i]);
+        }
+    const char *circl_key[3] = {"MD5", "SHA-1", "SHA-256"};
+    const char *native_key[3] = {"md5", "sha1", "sha256"};
+    for (unsigned present = 0; present < 8; present++) {
+        for (int sized = 0; sized < 2; sized++) {
+            hl_record_view r;
+            for (int a = 0; a < 3; a++) {
+                r.digest[a] = (present >> a & 1) ? d[a] : NULL;
+                r.width[a] = w[a];
+            }
+            r.size = sized ? 18446744073709551614ULL : UINT64_MAX;
+            r.id = 4294967295u;
+            char want[HL_HEAD_MAX], got[HL_HEAD_MAX + 1];
+            size_t at = (size_t)snprintf(want, sizeof want, "{");
+            int first = 1;
+            for (int a = 0; a < 3; a++) {
+                if (!(present >> a & 1)) continue;
+                at += (size_t)snprintf(want + at, sizeof want - at, "%s\"%s\":\"%s\"",
+                                       first ? "" : ",", circl_key[a], HEX[a]);
+                first = 0;
+            }
+            if (sized)
+                at += (size_t)snprintf(want + at, sizeof want - at,
+                                       "%s\"FileSize\":\"18446744073709551614\"",
+                                       first ? "" : ",");
+            at += (size_t)snprintf(want + at, sizeof want - at, ",\"hashlookup:labels\":");
+            size_t n = hl_render_circl_head(&r, got);
+            CHECK(n == at && memcmp(got, want, n) == 0, "circl head %u %d: %.*s", present,
+                  sized, (int)n, got);
+            for (int alg = 0; alg < 3; alg++) {
+                at = (size_t)snprintf(want, sizeof want,
+                                      "{\"status\":\"hit\",\"algorithm\":\"%s\",\"record\":4294967295",
+                                      native_key[alg]);
+                for (int a = 0; a < 3; a++)
+                    at += (size_t)snprintf(want + at, sizeof want - at,
+                                           (present >> a & 1) ? ",\"%s\":\"%s\"" : ",\"%s\":null",
+                                           native_key[a], hex[a]);
+                at += (size_t)snprintf(want + at, sizeof want - at, ",\"size\":%s,\"labels\":",
+                                       sized ? "18446744073709551614" : "null");
+                n = hl_render_native_head(&r, alg, got);
+                CHECK(n == at && memcmp(got, want, n) == 0, "native head %u %d %d: %.*s",
+                      present, sized, alg, (int)n, got);
+            }
+        }
+    }
+    /* the longest head fits: three digests of HL_MAX_WIDTH bytes */
+    static uint8_t big[HL_MAX_WIDTH];
+    hl_record_view r = {{big, big, big}, {HL_MAX_WIDTH, HL_MAX_WIDTH, HL_MAX_WIDTH},
+                        UINT64_MAX - 1, 4294967295u};
+    char *out = malloc(HL_HEAD_MAX);
+    CHECK(hl_render_circl_head(&r, out) <= HL_HEAD_MAX, "circl head too long");
+    CHECK(hl_render_native_head(&r, 2, out) <= HL_HEAD_MAX, "native head too long");
+    free(out);
+}
+
 typedef struct ref_result {
     hl_status status;
     uint64_t n_keys, n_lines, n_invalid, err_line, err_offset, err_length;
@@ -668,6 +763,8 @@ int main(int argc, char **argv) {
     test_hash_and_bloom();
     test_search();
     test_hex_decode();
+    test_hex_encode();
+    test_render();
     test_parse_lines();
     test_match_lines();
     printf("test_core (%s kernels): %lu checks, %lu failed\n", kernel, checks,

@@ -10,15 +10,29 @@ from __future__ import annotations
 
 import os
 import sys
-import time
-from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from hashlookup._core import append_audit_line
+
+if TYPE_CHECKING:
+    from hashlookup.server._keys import ApiKey
 
 
-_FLUSH_BYTES = 1 << 16
+#: The buffer is written out when it holds this much (and every second).
+FLUSH_BYTES = 1 << 16
+
+
+def generation_part(generation: int) -> bytes:
+    """The part of a line between the digest and the record."""
+    return b'","generation":%d,"record":' % generation
 
 
 class AuditLog:
-    """Append hit lines to `path` ("-" for stderr)."""
+    """Append hit lines to `path` ("-" for stderr).
+
+    Lines go to `buffer` (GET /lookup's hits are appended to it by
+    _core.HitRenderer, with `who(key)`; batch hits by hit()); the owner
+    calls flush() every second and when it holds FLUSH_BYTES."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -26,64 +40,52 @@ class AuditLog:
             self._fd = sys.stderr.fileno()
         else:
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        self._buf: list[bytes] = []
-        self._size = 0
-        self._second = -1
-        self._stamp = b""
-        self._who: dict[tuple[str | None, str | None], bytes] = {}
+        self.buffer = bytearray()
+        #: key -> its part of a line (who(key)); keys hash by identity, and a
+        #: reloaded keys file makes new key objects
+        self.whos: dict[ApiKey | None, bytes] = {}
+        self._generation = -1
+        self._generation_part = b""
 
-    def _key_part(self, key_id: str | None, key_name: str | None) -> bytes:
-        """The middle of a line, from the time's "Z" to the digest's quote."""
-        # key ids and names are [A-Za-z0-9._@+-] (checked when the keys
-        # file is read): no JSON escaping needed
-        if len(self._who) > 1024:
-            self._who.clear()
-        who = self._who[(key_id, key_name)] = (
-            f'Z","key":{_q(key_id)},"name":{_q(key_name)},"digest":"').encode()
+    def who(self, key: ApiKey | None) -> bytes:
+        """The part of a line that names the key, from after the time to the
+        digest's opening quote (cached in `whos`)."""
+        who = self.whos.get(key)
+        if who is None:
+            # key ids and names are [A-Za-z0-9._@+-] (checked when the keys
+            # file is read): no JSON escaping needed
+            if len(self.whos) > 1024:
+                self.whos.clear()
+            key_id, name = (key.id, key.name) if key is not None else (None, None)
+            who = self.whos[key] = (f'"key":{_q(key_id)},"name":{_q(name)},'
+                                    f'"digest":"').encode()
         return who
 
-    def _now(self) -> tuple[bytes, int]:
-        """'{"time":"YYYY-MM-DDTHH:MM:SS.' (UTC) and the milliseconds; the
-        date part is formatted once per second (datetime formatting costs
-        more than a lookup)."""
-        t = time.time()
-        s = int(t)
-        if s != self._second:
-            self._second = s
-            self._stamp = datetime.fromtimestamp(s, timezone.utc).strftime(
-                '{"time":"%Y-%m-%dT%H:%M:%S.').encode()
-        return self._stamp, int((t - s) * 1000)
-
-    def hits(self, key_id: str | None, key_name: str | None,
-             entries: list[tuple[str, int, bytes]]) -> None:
+    def hits(self, key: ApiKey | None, entries: list[tuple[str, int, bytes]]) -> None:
         """Log the hits of one request: (digest, generation, record as JSON
         bytes) each; see hit()."""
         for digest, generation, record in entries:
-            self.hit(key_id, key_name, digest, generation, record)
+            self.hit(key, digest, generation, record)
 
-    def hit(self, key_id: str | None, key_name: str | None, digest: str,
-            generation: int, record: bytes) -> None:
-        """Log one hit.  The date and time are rendered once per second, the
-        key part once per key, and the record is the JSON already made for
-        the answer: a line is one bytes formatting."""
-        who = self._who.get((key_id, key_name))
-        if who is None:
-            who = self._key_part(key_id, key_name)
-        stamp, ms = self._now()
-        line = b'%s%03d%s%s","generation":%d,"record":%s}\n' % (
-            stamp, ms, who, digest.encode("ascii", "replace"), generation, record)
-        self._buf.append(line)
-        self._size += len(line)
-        if self._size >= _FLUSH_BYTES:
+    def hit(self, key: ApiKey | None, digest: str, generation: int,
+            record: bytes) -> None:
+        """Log one hit: the API key that asked (None without keys), the
+        digest as asked (written in lowercase), the generation that answered
+        and its record (the JSON already made for the answer)."""
+        if generation != self._generation:
+            self._generation = generation
+            self._generation_part = generation_part(generation)
+        append_audit_line(self.buffer, self.who(key), digest, self._generation_part,
+                          record)
+        if len(self.buffer) >= FLUSH_BYTES:
             self.flush()
 
     def flush(self) -> None:
-        if not self._buf:
+        if not self.buffer:
             return
-        data = b"".join(self._buf)
-        self._buf.clear()
-        self._size = 0
-        view = memoryview(data)
+        # a copy, so that no view pins the buffer (it is resized in C)
+        view = memoryview(bytes(self.buffer))
+        del self.buffer[:]
         while view:
             n = os.write(self._fd, view)
             view = view[n:]

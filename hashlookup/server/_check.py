@@ -21,7 +21,8 @@ import numpy as np
 import orjson
 
 from hashlookup import _core
-from hashlookup._dataset import _ALG_INDEX, ALGORITHMS, Dataset, Match
+from hashlookup._dataset import ALGORITHMS, Dataset, Match
+from hashlookup.server._audit import generation_part
 
 WIDTH = {"md5": 16, "sha1": 20, "sha256": 32}
 _BY_HEX_LEN = {32: "md5", 40: "sha1", 64: "sha256"}
@@ -119,11 +120,6 @@ def _circl_tail(generation: int, built: str, dataset: str) -> str:
             f'{generation},"hashlookup:built":"{built}"}}')
 
 
-@functools.lru_cache(maxsize=64)
-def _circl_tail_bytes(generation: int, built: str, dataset: str) -> bytes:
-    return _circl_tail(generation, built, dataset).encode()
-
-
 def native_json(m: Match) -> bytes:
     """orjson.dumps(native_record(m)), built as text (see circl_json)."""
     md5, sha1, sha256, size = m.md5, m.sha1, m.sha256, m.size
@@ -138,37 +134,106 @@ def native_json(m: Match) -> bytes:
             f'"labels":{_json_text(m.labels)}}}').encode()
 
 
-# label tuples -> _json_text(labels) as bytes (few distinct values)
-_JSON_BYTES: dict[Any, bytes] = {}
+class SingleHits:
+    """The answers of GET /lookup/...: `answer(algorithm, digest[, audit,
+    who])` is, for a hit in the generation prepared last, its CIRCL record
+    (the same bytes as circl_json of its Match), and then, given the audit
+    log's buffer and the key's part of a line, its audit line appended to
+    the buffer (with the native record: native_json of the Match); else
+    MISS (also for a record the dataset's suppressed labels drop), INVALID
+    (not a hex digest of that algorithm) or UNKNOWN (not md5, sha1 or
+    sha256).  The owner prepares every new generation (after a reload).
+
+    `answer` is _core.HitRenderer.answer: decoding, lookup, both records
+    and the audit line in one C call, with no Match, no str per digest, no
+    format per field and no Python frame; the labels' JSON and the CIRCL
+    tail are cached in it.  A plain index file (no records) or a dataset of
+    more than 64 labels is answered through Dataset.find_row and the Match."""
+
+    def __init__(self, ds: Dataset) -> None:
+        self.ds = ds
+        self.generation = 0
+        self.answer: Any = None
+
+    def prepare(self) -> None:
+        """Answer from the dataset's current generation from now on.  (The
+        label table takes a few milliseconds per million records to build:
+        done here, at start and after a reload, not at a first hit.)"""
+        ds = self.ds
+        st = ds.table(ds.algorithms[0])._ds_state
+        self.generation = st.generation
+        pairs = st.labels.pairs() if st.labels is not None else ()
+        if st.reader is None or len(pairs) > 64:
+            self.answer = functools.partial(_answer_by_match, ds, st)
+            return
+        suppressed = set(ds._suppress)
+        drop = sum(1 << i for i, (name, _) in enumerate(pairs) if name in suppressed)
+        tail = _circl_tail(st.generation, st.built, st.name).encode()
+        self.answer = _core.HitRenderer(
+            st.reader, tuple(st.tables.get(a) for a in ALGORITHMS), pairs, drop,
+            _labels_json, tail, generation_part(st.generation),
+            label_masks(pairs, st.count)).answer
 
 
-def render_single(ds: Dataset, table: Any, row: int, dataset: str
-                  ) -> tuple[bytes, bytes, int] | None:
-    """(CIRCL record, native record, generation) of a digest found by
-    Dataset.find_row, or None if the dataset's suppressed labels drop it.
-    The same bytes as circl_json / native_json of its Match, but from one
-    RecordTable.render call and two cached pieces (the labels' JSON and
-    _circl_tail): the answer of GET
-    /lookup/... and its audit line without a Match, a str per digest or a
-    format per field.  A plain index file (no records) or suppressed labels
-    take the Match path."""
-    st = table._ds_state
-    reader = st.reader
-    if reader is None or ds._suppress:
-        m = ds._hit(table, row, None, None)
-        if m is None:
-            return None
-        return circl_json(m, dataset), native_json(m), m.generation
-    rid, circl_head, native_head = reader.render(_ALG_INDEX[table.algorithm], row)
-    labels = st.labels.of(rid) if st.labels is not None else ()
-    lj = _JSON_BYTES.get(labels)
-    if lj is None:
-        if len(_JSON_BYTES) > 4096:
-            _JSON_BYTES.clear()
-        lj = _JSON_BYTES[labels] = _json_text(labels).encode()
-    gen = st.generation
-    return (circl_head + lj + _circl_tail_bytes(gen, st.built, dataset),
-            native_head + lj + b"}", gen)
+MISS, INVALID, UNKNOWN = _core.ANSWER_MISS, _core.ANSWER_INVALID, _core.ANSWER_UNKNOWN
+
+
+def _answer_by_match(ds: Dataset, st: Any, algorithm: str, digest: str,
+                     audit: bytearray | None = None, who: bytes | None = None
+                     ) -> bytes | int:
+    """SingleHits.answer through Dataset.find_row and the Match."""
+    if algorithm not in WIDTH:
+        return UNKNOWN
+    if len(digest) != 2 * WIDTH[algorithm]:
+        return INVALID
+    try:
+        found = ds.find_row(digest)
+    except ValueError:
+        return INVALID
+    if found is None:
+        return MISS
+    m = ds._hit(found[0], found[1], None, None)
+    if m is None:
+        return MISS
+    if audit is not None:
+        assert who is not None
+        _core.append_audit_line(audit, who, digest, generation_part(m.generation),
+                                native_json(m))
+    return circl_json(m, st.name)
+
+
+def _labels_json(labels: tuple[str, ...]) -> bytes:
+    return _json_text(labels).encode()
+
+
+def label_masks(pairs: tuple[tuple[str, Any], ...], records: int) -> Any:
+    """Per record the bit mask of its labels (bit i: label i of `pairs`), in
+    the narrowest unsigned type, or None if that table would take more than
+    _MASKS_MAX_BYTES (the renderer then tests each label's bitmap).
+
+    Why: a hit's labels were one bitmap membership test each, a cache miss
+    each on a busy server (six labels cost more than the rest of a hit's
+    memory reads); the table makes it one read.  Built at the first hit of
+    a generation, from the bitmaps, in a few milliseconds per million
+    records; private memory of each worker."""
+    if not pairs:
+        return None
+    dtype = next(t for t in (np.uint8, np.uint16, np.uint32, np.uint64)
+                 if 8 * np.dtype(t).itemsize >= len(pairs))
+    if records * np.dtype(dtype).itemsize > _MASKS_MAX_BYTES:
+        return None
+    masks = np.zeros(records, dtype=dtype)
+    for i, (_, bitmap) in enumerate(pairs):
+        ids = np.frombuffer(bitmap.to_array(), dtype=np.uint32)
+        masks[ids] |= dtype(1 << i)
+    return masks
+
+
+_MASKS_MAX_BYTES = 64 << 20
+
+
+def _labels_json(labels: tuple[str, ...]) -> bytes:
+    return _json_text(labels).encode()
 
 
 def _str_or_null(hex_digest: str | None) -> str:

@@ -49,9 +49,10 @@ class KeysFileError(HashLookupError, ValueError):
     """The keys file is malformed; the message names the file and entry."""
 
 
-@dataclass
+@dataclass(eq=False)
 class ApiKey:
-    """One entry of the keys file."""
+    """One entry of the keys file.  (Compared and hashed by identity: the
+    audit log caches its line part per key object.)"""
 
     id: str
     name: str

@@ -197,6 +197,7 @@ def exercise_dataset(ds: hashlookup.Dataset) -> None:
             ds.lookup(h, only=[label])
             ds.lookup(h, exclude=label)
     ds.lookup_many(some + ["", "x" * 32, b"\0" * 20, None, 7])
+    _check_single_answers(ds, some[:8] + ["zz" * 16, "AB" * 20])
     try:
         ds.verify()
     except IndexFormatError:
@@ -216,6 +217,24 @@ def exercise_dataset(ds: hashlookup.Dataset) -> None:
                 assert shown is None or ds.lookup(shown).record_id == m.record_id, \
                     f"verified dataset answers a {alg} key with a record whose " \
                     f"{a} digest leads to another record"
+
+
+def _check_single_answers(ds: hashlookup.Dataset, digests: list[str]) -> None:
+    """The lookup service's single-digest path (one C call: decode, look up,
+    render) answers as Dataset.lookup and the reference renderer do."""
+    from hashlookup.server import _check
+
+    single = _check.SingleHits(ds)
+    single.prepare()
+    for h in digests:
+        alg = {32: "md5", 40: "sha1", 64: "sha256"}[len(h)]
+        got = single.answer(alg, h)
+        try:
+            m = ds.lookup(h)
+        except ValueError:
+            assert got == _check.INVALID, (h, got)
+            continue
+        assert got == (_check.circl_json(m, ds.name) if m else _check.MISS), (h, got)
 
 
 def fuzz_dataset(data: bytes) -> None:
