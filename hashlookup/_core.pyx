@@ -26,6 +26,9 @@ cdef extern from "Python.h":
     Py_ssize_t PyByteArray_GET_SIZE(object b)
     int PyByteArray_Resize(object b, Py_ssize_t size) except -1
 
+cdef extern from *:
+    void __builtin_prefetch(const void *addr) noexcept nogil
+
 cdef extern from "<time.h>" nogil:
     ctypedef long time_t
     struct tm:
@@ -918,25 +921,25 @@ cdef class RecordTable:
         cdef uint32_t rid = self._record_of(algorithm, row)
         return (rid,) + self._fields(rid)
 
-    cdef uint32_t _heads(self, int algorithm, int64_t row, char *circl, size_t *c_len,
-                         char *native, size_t *n_len) except? 0xFFFFFFFF:
-        """Write the JSON of row `row` of the key table of `algorithm` up to
-        its labels, in the two forms of the lookup service (hl_render.h),
-        into circl and native (HL_HEAD_MAX bytes each); their lengths go to
-        c_len and n_len.  Returns the record id."""
-        cdef uint32_t rid = self._record_of(algorithm, row)
+    cdef void _heads(self, int algorithm, uint32_t rid, char *circl, size_t *c_len,
+                     char *native, size_t *n_len) noexcept:
+        """Write the JSON of record `rid` (< the record count: from
+        _record_of), found by `algorithm`, up to its labels, in the two
+        forms of the lookup service (hl_render.h), into circl and native
+        (HL_HEAD_MAX bytes each); their lengths go to c_len and n_len."""
         cdef hl.hl_record_view view
         cdef uint64_t size = self._size(rid)
         cdef int a
         for a in range(3):
             view.digest[a] = self._digest(rid, a)
             view.width[a] = self._c_width[a]
+            if view.digest[a] != NULL:   # read in parallel, not one by one
+                __builtin_prefetch(view.digest[a])
         # sizes of 2**63 and more mean "unknown" (as in hit())
         view.size = size if <int64_t>size >= 0 else <uint64_t>0xFFFFFFFFFFFFFFFF
         view.id = rid
         c_len[0] = hl.hl_render_circl_head(&view, circl)
         n_len[0] = hl.hl_render_native_head(&view, algorithm, native)
-        return rid
 
     def read(self, int64_t record_id):
         """(md5, sha1, sha256, size) of one record, as in hit()."""
@@ -1104,7 +1107,11 @@ cdef class HitRenderer:
         cdef char native[hl.HL_HEAD_MAX]
         cdef size_t c, n
         cdef Py_ssize_t i
-        cdef uint32_t rid = self._reader._heads(algorithm, row, circl, &c, native, &n)
+        cdef uint32_t rid = self._reader._record_of(algorithm, row)
+        if self._masks != NULL:
+            # a cache miss of its own: under way while the record is read
+            __builtin_prefetch(self._masks + <size_t>rid * <size_t>self._mask_size)
+        self._reader._heads(algorithm, rid, circl, &c, native, &n)
         cdef uint64_t mask = self._mask_of(rid)
         if mask & self._drop:
             return ANSWER_MISS
