@@ -926,7 +926,8 @@ cdef class RecordTable:
         """Write the JSON of record `rid` (< the record count: from
         _record_of), found by `algorithm`, up to its labels, in the two
         forms of the lookup service (hl_render.h), into circl and native
-        (HL_HEAD_MAX bytes each); their lengths go to c_len and n_len."""
+        (HL_HEAD_MAX bytes each); their lengths go to c_len and n_len.
+        native NULL: the CIRCL form only."""
         cdef hl.hl_record_view view
         cdef uint64_t size = self._size(rid)
         cdef int a
@@ -939,7 +940,8 @@ cdef class RecordTable:
         view.size = size if <int64_t>size >= 0 else <uint64_t>0xFFFFFFFFFFFFFFFF
         view.id = rid
         c_len[0] = hl.hl_render_circl_head(&view, circl)
-        n_len[0] = hl.hl_render_native_head(&view, algorithm, native)
+        if native != NULL:
+            n_len[0] = hl.hl_render_native_head(&view, algorithm, native)
 
     def read(self, int64_t record_id):
         """(md5, sha1, sha256, size) of one record, as in hit()."""
@@ -1111,7 +1113,9 @@ cdef class HitRenderer:
         if self._masks != NULL:
             # a cache miss of its own: under way while the record is read
             __builtin_prefetch(self._masks + <size_t>rid * <size_t>self._mask_size)
-        self._reader._heads(algorithm, rid, circl, &c, native, &n)
+        # the native record is for the audit line only
+        self._reader._heads(algorithm, rid, circl, &c,
+                            native if audit is not None else NULL, &n)
         cdef uint64_t mask = self._mask_of(rid)
         if mask & self._drop:
             return ANSWER_MISS
