@@ -1,5 +1,6 @@
 # Stub for the private Cython extension hashlookup._core (see _core.pyx).
 from typing_extensions import Buffer
+from collections.abc import Callable
 from typing import Any
 
 MAX_WIDTH: int
@@ -68,7 +69,6 @@ class RecordTable:
             ) -> tuple[int, str | None, str | None, str | None, int | None]: ...
     def read(self, record_id: int
              ) -> tuple[str | None, str | None, str | None, int | None]: ...
-    def render(self, algorithm: int, row: int) -> tuple[int, bytes, bytes]: ...
 
 class TableSet:
     def _set_tables(self, t16: KeyTable | None, t20: KeyTable | None,
@@ -77,5 +77,20 @@ class TableSet:
     def _reload_tick(self) -> None: ...
     def lookup(self, digest: Any, only: Any = None, exclude: Any = None) -> Any: ...
     def find_row(self, digest: Any) -> tuple[KeyTable, int] | None: ...
+ANSWER_MISS: int
+ANSWER_INVALID: int
+ANSWER_UNKNOWN: int
+
+class HitRenderer:
+    def __init__(self, reader: RecordTable,
+                 tables: tuple[KeyTable | None, KeyTable | None, KeyTable | None],
+                 labels: tuple[tuple[str, Any], ...], drop: int,
+                 label_json: Callable[[tuple[str, ...]], bytes], tail: bytes,
+                 audit_middle: bytes, masks: Buffer | None = None) -> None: ...
+    def answer(self, algorithm: str, digest: str, audit: bytearray | None = None,
+               who: bytes | None = None) -> bytes | int: ...
+
+def append_audit_line(buf: bytearray, who: bytes, digest: str, middle: bytes,
+                      record: bytes) -> None: ...
 def labels_of(record_id: int, pairs: tuple[tuple[str, Any], ...],
               interned: dict[tuple[str, ...], tuple[str, ...]]) -> tuple[str, ...]: ...

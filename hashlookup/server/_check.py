@@ -213,8 +213,8 @@ def label_masks(pairs: tuple[tuple[str, Any], ...], records: int) -> Any:
 
     Why: a hit's labels were one bitmap membership test each, a cache miss
     each on a busy server (six labels cost more than the rest of a hit's
-    memory reads); the table makes it one read.  Built at the first hit of
-    a generation, from the bitmaps, in a few milliseconds per million
+    memory reads); the table makes it one read.  Built by SingleHits.prepare
+    for each generation, from the bitmaps, in a few milliseconds per million
     records; private memory of each worker."""
     if not pairs:
         return None
@@ -230,10 +230,6 @@ def label_masks(pairs: tuple[tuple[str, Any], ...], records: int) -> Any:
 
 
 _MASKS_MAX_BYTES = 64 << 20
-
-
-def _labels_json(labels: tuple[str, ...]) -> bytes:
-    return _json_text(labels).encode()
 
 
 def _str_or_null(hex_digest: str | None) -> str:
