@@ -414,3 +414,73 @@ def test_verify_key(data, tmp_path):
         assert ready["warnings"], ready
         r = _get(srv, f"/lookup/md5/{hit}")
         assert r.status_code == 200 and r.headers["X-Dataset-Version"] == generation
+
+
+def test_audit_log_write_failure_keeps_serving(data, tmp_path):
+    """An audit log that cannot be written (here /dev/full: ENOSPC) does not
+    fail lookups or stop the maintenance loop: hits are answered, /readyz
+    warns (still 200), the log says it once, and a replaced dataset is still
+    picked up."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    d, path, oracle = data
+    copy = tmp_path / "copy.hlds"
+    copy.write_bytes(path.read_bytes())
+    hits = [h for h in oracle if len(h) == 32][:50]
+    with Server(copy, "--no-auth", "--rate-limit", "0", "--workers", "1",
+                "--reload-interval", "0.1", "--audit-log", "/dev/full",
+                workdir=tmp_path) as srv:
+        gen = _get(srv, "/info").json()["generation"]
+        for h in hits:
+            assert _get(srv, f"/lookup/md5/{h}").status_code == 200
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            ready = _get(srv, "/readyz")
+            if ready.json()["warnings"]:
+                break
+            time.sleep(0.1)
+        assert ready.status_code == 200
+        warning = " ".join(ready.json()["warnings"])
+        assert "audit log" in warning and "No space left" in warning, warning
+        make_dataset(tmp_path, n=300, seed=78, name="copy.hlds", generation=gen + 1)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if _get(srv, "/info").json()["generation"] == gen + 1:
+                break
+            time.sleep(0.1)
+        assert _get(srv, "/info").json()["generation"] == gen + 1
+    err = srv.stderr()
+    assert err.count("hits are kept in memory") == 1, err   # warned once
+    assert "lines not written" in err   # and said again at the stop
+    assert not any(h in err for h in hits)
+
+
+def test_audit_buffer_kept_and_bounded_while_unwritable(tmp_path, monkeypatch):
+    """AuditLog.flush on a failing descriptor keeps the lines (whole lines,
+    at most MAX_PENDING bytes, the oldest dropped and counted) and writes
+    them once the log works again."""
+    from hashlookup.server import _audit
+
+    log = _audit.AuditLog("/dev/full")
+    record = b'{"status":"hit"}'
+    for i in range(10):
+        log.hit(None, f"{i:032x}", 3, record)
+    one = len(log.buffer) // 10
+    log.flush()
+    assert "No space left" in log.problem and len(log.buffer) == 10 * one
+    monkeypatch.setattr(_audit, "MAX_PENDING", 4 * one + 5)
+    log.hit(None, "f" * 32, 3, record)
+    log.flush()   # within the second after a failure: no write, only the bound
+    assert log.dropped == 7 and len(log.buffer) == 4 * one
+    assert log.buffer.startswith(b'{"time":"') and log.buffer.endswith(b"}\n")
+    good = tmp_path / "audit.jsonl"
+    os.close(log._fd)
+    log._fd = os.open(good, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    log.path = str(good)
+    log._retry_at = 0.0
+    log.flush()
+    assert log.problem is None and not log.buffer
+    lines = [json.loads(x) for x in good.read_text().splitlines()]
+    assert [x["digest"] for x in lines] == [f"{i:032x}" for i in (7, 8, 9)] + ["f" * 32]
+    assert all(x["generation"] == 3 and x["key"] is None for x in lines)
+    log.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import TYPE_CHECKING
 
 from hashlookup._core import append_audit_line
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 
 #: The buffer is written out when it holds this much (and every second).
 FLUSH_BYTES = 1 << 16
+#: Lines kept while the log cannot be written (then the oldest are dropped).
+MAX_PENDING = 64 << 20
 
 
 def generation_part(generation: int) -> bytes:
@@ -46,6 +49,11 @@ class AuditLog:
         self.whos: dict[ApiKey | None, bytes] = {}
         self._generation = -1
         self._generation_part = b""
+        #: why the last write failed (None: it did not); see flush()
+        self.problem: str | None = None
+        #: lines dropped, unwritten, to keep the buffer within MAX_PENDING
+        self.dropped = 0
+        self._retry_at = 0.0
 
     def who(self, key: ApiKey | None) -> bytes:
         """The part of a line that names the key, from after the time to the
@@ -81,16 +89,43 @@ class AuditLog:
             self.flush()
 
     def flush(self) -> None:
-        if not self.buffer:
+        """Write the buffer out.  A write that fails (disk full, a vanished
+        mount) does not raise: lookups go on, the lines not written stay in
+        the buffer for the next try (a second later; at most MAX_PENDING
+        bytes, older whole lines beyond that are dropped and counted in
+        `dropped`), and `problem` says what is wrong until a write
+        succeeds."""
+        buf = self.buffer
+        if not buf:
             return
-        # a copy, so that no view pins the buffer (it is resized in C)
-        view = memoryview(bytes(self.buffer))
-        del self.buffer[:]
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
+        if self.problem is not None and time.monotonic() < self._retry_at:
+            self._bound()
+            return
+        data = memoryview(bytes(buf))
+        written = 0
+        try:
+            while written < len(data):
+                written += os.write(self._fd, data[written:])
+        except OSError as exc:
+            self.problem = f"cannot write to {self.path}: {exc.strerror or exc}"
+            self._retry_at = time.monotonic() + 1.0
+        else:
+            self.problem = None
+        del buf[:written]
+        self._bound()
+
+    def _bound(self) -> None:
+        """Drop the oldest whole lines beyond MAX_PENDING bytes."""
+        buf = self.buffer
+        excess = len(buf) - MAX_PENDING
+        if excess <= 0:
+            return
+        cut = buf.find(b"\n", excess - 1) + 1 or len(buf)
+        self.dropped += buf.count(b"\n", 0, cut)
+        del buf[:cut]
 
     def close(self) -> None:
+        self._retry_at = 0.0   # a last try, now
         self.flush()
         if self.path != "-":
             os.close(self._fd)

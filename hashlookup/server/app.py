@@ -187,6 +187,9 @@ class LookupApp:
                                 f"loaded before: {exc}")
         if self.audit is not None:
             self.audit.flush()
+            if self.audit.problem is not None:
+                self._warn_once(f"audit log: {self.audit.problem}; hits are kept "
+                                "in memory and written when it works again")
         return reloaded
 
     def _warn_once(self, message: str) -> None:
@@ -195,8 +198,13 @@ class LookupApp:
             log.warning("worker %d: %s", self.worker, message)
 
     def stop(self) -> None:
-        if self.audit is not None:
-            self.audit.close()
+        audit = self.audit
+        if audit is not None:
+            audit.close()
+            if audit.buffer or audit.dropped:
+                log.error("worker %d: audit log: %s; %d bytes of lines not written, "
+                          "%d lines dropped", self.worker, audit.problem,
+                          len(audit.buffer), audit.dropped)
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
@@ -505,12 +513,18 @@ class LookupApp:
         if max_age is not None and age > max_age:
             problems.append(f"dataset is {age:.0f} s old, more than the "
                             f"--max-age of {max_age:g} s")
+        warnings = []
+        if self._reload_error:   # a replacement that failed: still serving the old
+            warnings.append(f"the replaced dataset file could not be loaded: "
+                            f"{self._reload_error}")
+        audit = self.audit
+        if audit is not None and (audit.problem or audit.dropped):
+            warnings.append(f"audit log: {audit.problem or 'written again'}; "
+                            f"{len(audit.buffer)} bytes of lines waiting, "
+                            f"{audit.dropped} lines dropped")
         doc = {"status": "ready" if not problems else "not ready",
                "generation": ds.generation, "age_seconds": round(age, 3),
-               "problems": problems,
-               # a replacement that failed to load: still serving the old one
-               "warnings": [f"the replaced dataset file could not be loaded: "
-                            f"{self._reload_error}"] if self._reload_error else []}
+               "problems": problems, "warnings": warnings}
         return (503 if problems else 200), orjson.dumps(doc), JSON, []
 
     async def _metrics(self, scope: Any, receive: Any) -> Response:
