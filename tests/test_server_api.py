@@ -485,3 +485,40 @@ def test_plain_index_file_served(tmp_path):
         miss = random_misses("md5", 1, seed=78)[0]
         assert requests.get(f"{srv.url}/lookup/md5/{miss}").status_code == 404
         assert requests.get(f"{srv.url}/lookup/sha1/{'a' * 40}").status_code == 404
+
+
+def test_unreadable_label_bitmap_does_not_stop_the_server(env, tmp_path):
+    """Section bodies are checksummed only by verify(), so a file with a
+    corrupt label bitmap opens.  The worker still starts (the lookup path
+    falls back to the Match, which reports the bitmap per hit, as
+    Dataset.lookup does), misses are answered, and the log says why."""
+    from hashlookup.server import _check
+
+    bad = tmp_path / "bad.hlds"
+    bad.write_bytes(env["path"].read_bytes())
+    with hashlookup.open_dataset(bad) as ds:
+        store = ds._state.labels
+        label = "source:vendor"
+        off, length, _ = store.entries[label]
+        start = store._base + off
+        hit = next(h for h in env["oracle"] if label in env["oracle"][h]["labels"])
+    with open(bad, "r+b") as f:
+        f.seek(start)
+        f.write(b"\xff" * length)
+    miss = random_misses("md5", 1, 4)[0]
+    with hashlookup.open_dataset(bad) as ds:
+        single = _check.SingleHits(ds)
+        single.prepare()
+        assert single.problem and label in single.problem
+        assert single.answer("md5", miss) == _check.MISS
+        with pytest.raises(hashlookup.IndexFormatError):
+            ds.lookup(hit)
+        with pytest.raises(hashlookup.IndexFormatError):
+            single.answer(algorithm_of(hit), hit)
+    with Server(bad, "--no-auth", "--rate-limit", "0", workdir=tmp_path) as srv:
+        assert requests.get(srv.url + "/healthz", timeout=10).status_code == 200
+        assert requests.get(f"{srv.url}/lookup/md5/{miss}", timeout=10).status_code == 404
+        r = requests.get(f"{srv.url}/lookup/{algorithm_of(hit)}/{hit}", timeout=10)
+        assert r.status_code == 500 and hit not in r.text
+    err = srv.stderr()
+    assert "its hits are answered with an error" in err and hit not in err

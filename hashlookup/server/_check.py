@@ -22,6 +22,7 @@ import orjson
 
 from hashlookup import _core
 from hashlookup._dataset import ALGORITHMS, Dataset, Match
+from hashlookup.errors import IndexFormatError
 from hashlookup.server._audit import generation_part
 
 WIDTH = {"md5": 16, "sha1": 20, "sha256": 32}
@@ -154,6 +155,9 @@ class SingleHits:
         self.ds = ds
         self.generation = 0
         self.answer: Any = None
+        #: why the generation prepared last is answered through the Match
+        #: (its labels cannot be read), else None
+        self.problem: str | None = None
 
     def prepare(self) -> None:
         """Answer from the dataset's current generation from now on.  (The
@@ -162,8 +166,16 @@ class SingleHits:
         ds = self.ds
         st = ds.table(ds.algorithms[0])._ds_state
         self.generation = st.generation
-        pairs = st.labels.pairs() if st.labels is not None else ()
-        if st.reader is None or len(pairs) > 64:
+        self.problem = None
+        try:
+            pairs = st.labels.pairs() if st.labels is not None else ()
+        except IndexFormatError as exc:
+            # a label bitmap that cannot be read (section bodies are only
+            # checksummed by verify()): the Match path reports it per hit,
+            # as Dataset.lookup does, and misses are still answered
+            self.problem = str(exc)
+            pairs = None
+        if st.reader is None or pairs is None or len(pairs) > 64:
             self.answer = functools.partial(_answer_by_match, ds, st)
             return
         suppressed = set(ds._suppress)

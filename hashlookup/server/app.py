@@ -113,6 +113,10 @@ class LookupApp:
         assert ds is not None
         self._gen = str(ds.generation).encode()
         self._single.prepare()
+        if self._single.problem is not None:
+            log.error("worker %d: dataset generation %d: %s; its hits are answered "
+                      "with an error until it is replaced", self.worker,
+                      ds.generation, self._single.problem)
         self.metrics.dataset(ds.generation, datetime.fromisoformat(ds.built)
                              .timestamp())
 
