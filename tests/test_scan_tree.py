@@ -164,11 +164,14 @@ def _run_scan(ds_path: Path, root: Path, as_user: int | None, hashing: str, **kw
 
 
 class Grower:
-    """Appends to a file every millisecond while the scan runs."""
+    """Appends to a file every millisecond while the scan runs.  The file
+    is 32 MiB, so that reading it takes tens of milliseconds and some writes
+    fall inside the read even when this process waits for a CPU (with 4 MiB
+    a loaded machine once let the whole read pass between two writes)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.write_bytes(bytes(4 << 20))
+        path.write_bytes(bytes(32 << 20))
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
 
