@@ -8,6 +8,7 @@ of several workers appending to one file never interleave within a line.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -25,6 +26,7 @@ FLUSH_BYTES = 1 << 16
 MAX_PENDING = 64 << 20
 
 
+@functools.lru_cache(maxsize=16)
 def generation_part(generation: int) -> bytes:
     """The part of a line between the digest and the record."""
     return b'","generation":%d,"record":' % generation
@@ -47,8 +49,6 @@ class AuditLog:
         #: key -> its part of a line (who(key)); keys hash by identity, and a
         #: reloaded keys file makes new key objects
         self.whos: dict[ApiKey | None, bytes] = {}
-        self._generation = -1
-        self._generation_part = b""
         #: why the last write failed (None: it did not); see flush()
         self.problem: str | None = None
         #: lines dropped, unwritten, to keep the buffer within MAX_PENDING
@@ -80,11 +80,8 @@ class AuditLog:
         """Log one hit: the API key that asked (None without keys), the
         digest as asked (written in lowercase), the generation that answered
         and its record (the JSON already made for the answer)."""
-        if generation != self._generation:
-            self._generation = generation
-            self._generation_part = generation_part(generation)
-        append_audit_line(self.buffer, self.who(key), digest, self._generation_part,
-                          record)
+        append_audit_line(self.buffer, self.who(key), digest,
+                          generation_part(generation), record)
         if len(self.buffer) >= FLUSH_BYTES:
             self.flush()
 

@@ -164,7 +164,7 @@ class SingleHits:
         label table takes a few milliseconds per million records to build:
         done here, at start and after a reload, not at a first hit.)"""
         ds = self.ds
-        st = ds.table(ds.algorithms[0])._ds_state
+        st = ds._current()
         self.generation = st.generation
         self.problem = None
         try:

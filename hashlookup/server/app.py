@@ -396,7 +396,7 @@ class LookupApp:
             hit = self._single.answer(alg, digest)
         else:
             key = scope.get("hashlookup.key")
-            who = audit.whos.get(key)
+            who = audit.whos.get(key)   # audit.who(key)'s cache, without the call
             hit = self._single.answer(alg, digest, audit.buffer,
                                       who if who is not None else audit.who(key))
         if type(hit) is bytes:
