@@ -163,7 +163,7 @@ cdef class KeyTable:
                 Py_ssize_t loc_off, uint32_t loc_bits, Py_ssize_t bloom_off,
                 uint64_t nblocks, uint32_t bloom_k, uint64_t bloom_seed, str what):
         """Point the table at sections of buffer (offsets already validated by
-        hashlookup._format; re-checked here so a bug there cannot turn into an
+        hashlookup.store.format; re-checked here so a bug there cannot turn into an
         out-of-bounds read)."""
         cdef const uint8_t[::1] view = buffer
         cdef Py_ssize_t size = view.shape[0]
@@ -799,7 +799,7 @@ cdef class RecordTable:
     A hit's digests and size come out of one call (hit / read) instead of a
     struct unpack, three slices and three .hex() in Python.  Like KeyTable
     it only holds pointers into a buffer that `_owner` keeps alive; offsets
-    are validated by hashlookup._format and re-checked here."""
+    are validated by hashlookup.store.format and re-checked here."""
     cdef const uint8_t[::1] _c_view
     cdef object _owner
     cdef const uint8_t *_c_recs

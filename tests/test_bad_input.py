@@ -102,7 +102,7 @@ def _nsrl(env: Env, text_value: bytes) -> str:
 def _damaged_dataset(env: Env, edit: Callable[[list[list[int]]], None]) -> str:
     """A copy of the dataset whose record table was edited, with every
     checksum recomputed: only verify()'s structural checks can tell."""
-    from hashlookup import _format
+    from hashlookup.store import format as _format
 
     data = bytearray(env.dataset_path.read_bytes())
     header = _format.read_header(data, len(data), "x")

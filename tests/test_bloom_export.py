@@ -1,4 +1,4 @@
-"""DCSO bloom v1 export (hashlookup._bloom_export), checked against flor itself.
+"""DCSO bloom v1 export (hashlookup.build.bloom), checked against flor itself.
 
 flor (PyPI ``flor``, DCSO's Python implementation of the format) is the
 reference: it must read every exported file, find every key, agree with our
@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 
 import hashlookup
-from hashlookup import _bloom_export as bx
-from hashlookup._bloom_export import (
+from hashlookup.build import bloom as bx
+from hashlookup.build.bloom import (
     BloomExportWarning,
     dcso_fingerprint,
     dcso_parameters,

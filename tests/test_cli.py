@@ -1,5 +1,5 @@
 """Tests of the command-line interface (hashlookup.cli) and the streaming matcher
-(hashlookup._match).  The CLI runs in-process through ``main(argv)``; a few tests
+(hashlookup.match.keys).  The CLI runs in-process through ``main(argv)``; a few tests
 run ``python -m hashlookup`` to check the entry point and real stdin."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import hashlookup
-from hashlookup._match import MatchStats, match_chunks, match_stream
+from hashlookup.match.keys import MatchStats, match_chunks, match_stream
 from hashlookup.cli import main
 
 SEED = 20240917

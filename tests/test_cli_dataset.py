@@ -34,7 +34,7 @@ import numpy as np
 import pytest
 
 import hashlookup
-from hashlookup._match import MatchStats, match_chunks
+from hashlookup.match.keys import MatchStats, match_chunks
 from hashlookup.cli import main
 
 N_FILES = 200
@@ -996,7 +996,7 @@ def test_update(data: Data, tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 def test_export_bloom(
     data: Data, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bloom = pytest.importorskip("hashlookup._bloom_export")
+    bloom = pytest.importorskip("hashlookup.build.bloom")
     out_path = tmp_path / "sha1.bloom"
     code, out, err = _run(
         [

@@ -21,6 +21,7 @@ import pytest
 
 import hashlookup
 from hashlookup import dask as hl_dask
+from hashlookup.match import dask as match_dask
 from hashlookup.cli import main
 
 SEED = 0x444B  # "DK"
@@ -126,8 +127,8 @@ def test_dataframe_input_matches_single_machine(client, data: Data,
     want = sorted(data.files.index(f) * 10000 + r - 1 for f, r, _, _ in data.oracle())
     assert sorted(frame["id"].tolist()) == want
     # the single-machine matcher over the same files agrees
-    from hashlookup._inventory import Inventory, match_inventory
-    from hashlookup._match import KeyMatcher
+    from hashlookup.match.inventory import Inventory, match_inventory
+    from hashlookup.match.keys import KeyMatcher
 
     ds = hashlookup.open_dataset(data.dataset)
     try:
@@ -148,7 +149,7 @@ def test_cached_open_per_process(client, data: Data) -> None:
     hl_dask.match(data.files, data.dataset, column="md5").compute()
 
     def opened() -> tuple[int, int]:
-        return os.getpid(), len(hl_dask._cache)
+        return os.getpid(), len(match_dask._cache)
 
     counts = client.run(opened)
     assert len(counts) == 2
@@ -214,7 +215,7 @@ def test_signed_dataset_checked_on_the_workers(client, data: Data,
     """require_signature: checked when the graph is built and again by every
     worker that opens the file; a file replaced in between (not signed by the
     key) is refused by the workers instead of being matched."""
-    from hashlookup._signing import generate_signing_key, sign_dataset
+    from hashlookup.build.signing import generate_signing_key, sign_dataset
 
     signed = tmp_path / "signed.hlx"
     shutil.copyfile(data.dataset, signed)

@@ -656,7 +656,7 @@ def test_suppress(built, oracle, suppress):
 
 
 def test_filter_cache_distinguishes_only_star_from_no_only(built, oracle):
-    """BUG (hashlookup/_dataset.py, Dataset._filter): the filter cache key is
+    """BUG (hashlookup/store/dataset.py, Dataset._filter): the filter cache key is
     ``(o or ("*",), x)``, so ``only="*"`` (a label no record has) and
     ``only=None`` share one cache entry: whichever is asked first answers
     for both.  Expected: only="*" matches nothing, and no `only` matches

@@ -1,7 +1,7 @@
 """Generations of a dataset: replacing the file under running lookups,
 reload() and auto_reload, and update_dataset.
 
-What is guaranteed (hashlookup/_dataset.py): reload() maps the new file and
+What is guaranteed (hashlookup/store/dataset.py): reload() maps the new file and
 swaps the dataset's state as one reference; the old state is never closed
 under a running batch.  Hence:
 
@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 
 import hashlookup
-import hashlookup._dataset
+import hashlookup.store.dataset
 from hashlookup import Match
 from importer_data import write_vics
 from test_dataset_oracle import (
@@ -198,7 +198,7 @@ def test_auto_reload_single_lookups(gens, tmp_path):
 
 
 def test_auto_reload_batch_lookups(gens, tmp_path):
-    """BUG (hashlookup/_dataset.py, Dataset.table / Dataset.lookup_many):
+    """BUG (hashlookup/store/dataset.py, Dataset.table / Dataset.lookup_many):
     auto_reload is only checked in TableSet.lookup (a single digest).  A
     reader that only uses batch calls - ``ds.table(alg).contains_many`` or
     ``ds.lookup_many(array)`` - never sees a new generation.  Expected: the
@@ -220,7 +220,7 @@ def test_auto_reload_batch_lookups(gens, tmp_path):
 
 
 def test_reload_identity_race(gens, tmp_path, monkeypatch):
-    """BUG (hashlookup/_dataset.py, _State._load): the identity of the mapped
+    """BUG (hashlookup/store/dataset.py, _State._load): the identity of the mapped
     file (dev, inode, mtime, size) is taken with os.stat(path) *after*
     map_file() opened and mapped it.  If the file is replaced in between, the
     state holds the old contents under the new file's identity, and every
@@ -234,21 +234,21 @@ def test_reload_identity_race(gens, tmp_path, monkeypatch):
     ds = hashlookup.open_dataset(live)
     try:
         _replace(pa, live)          # a new file (same contents, generation 1)
-        real = hashlookup._dataset.map_file
+        real = hashlookup.store.dataset.map_file
         called = []
 
         def racing_map_file(*args, **kwargs):
             called.append(args)
             out = real(*args, **kwargs)
             _replace(pb, live)      # generation 2 lands right after the mapping
-            monkeypatch.setattr(hashlookup._dataset, "map_file", real)
+            monkeypatch.setattr(hashlookup.store.dataset, "map_file", real)
             return out
 
-        monkeypatch.setattr(hashlookup._dataset, "map_file", racing_map_file)
+        monkeypatch.setattr(hashlookup.store.dataset, "map_file", racing_map_file)
         assert ds.reload() is True
         if not called:
             pytest.fail("test hook not reached: _State no longer maps files with "
-                        "hashlookup._dataset.map_file; update this test")
+                        "hashlookup.store.dataset.map_file; update this test")
         assert ds.generation == 1   # the mapping made before the replacement
         ds.reload()                 # the file at `live` is now generation 2
         assert ds.generation == 2
@@ -601,7 +601,7 @@ def test_update_without_changes_keeps_everything(update_case):
 
 
 def test_update_keeps_every_digest_of_a_record(tmp_path):
-    """BUG (hashlookup/_dataset_build.py, dataset_batches): a record that
+    """BUG (hashlookup/build/dataset.py, dataset_batches): a record that
     has several digests of one algorithm (two input rows that share an md5
     but disagree on the sha256) keeps only the one its record points at when
     it is carried into the next generation: the records section holds one
@@ -627,7 +627,7 @@ def test_update_keeps_every_digest_of_a_record(tmp_path):
 
 
 def test_update_changed_counts_only_real_changes(update_case):
-    """BUG (minor; hashlookup/_dataset_build.py, build_dataset's `carried`
+    """BUG (minor; hashlookup/build/dataset.py, build_dataset's `carried`
     counts): UpdateReport.changed is documented as "old records that gained
     digests or labels", but it counts every old record that any added row
     merged into.  Adding again an input the dataset already holds (same

@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import hashlookup
-from hashlookup._inventory import Inventory, match_inventory
-from hashlookup._match import KeyMatcher
+from hashlookup.match.inventory import Inventory, match_inventory
+from hashlookup.match.keys import KeyMatcher
 from hashlookup.cli import main
 
 SEED = 0x4D41  # "MA"
@@ -152,7 +152,7 @@ def test_text_error_line_numbers_across_pieces(
 
 def test_text_over_long_line(data: Data, tmp_path: Path,
                              capsys: pytest.CaptureFixture[str]) -> None:
-    from hashlookup._parse import MAX_LINE
+    from hashlookup.importers.digests import MAX_LINE
 
     lines = data.digests(50, hit=0.5)
     path = tmp_path / "long.txt"
@@ -335,7 +335,7 @@ def test_csv_bad_digest(data: Data, tmp_path: Path, engine: str,
                         capsys: pytest.CaptureFixture[str],
                         monkeypatch: pytest.MonkeyPatch) -> None:
     if engine == "python":
-        import hashlookup._tables as tables
+        import hashlookup.match.tables as tables
 
         monkeypatch.setattr(tables, "_have_pyarrow", lambda: False)
     rows = [["a", data.known[1], "1"], ["b\nc", data.others[2], "2"],
@@ -397,7 +397,7 @@ def test_parquet_nulls_and_binary(data: Data, tmp_path: Path,
 def test_record_labels_vectorised(tmp_path: Path) -> None:
     """record_labels agrees with Dataset.record(id).labels, merged records
     (several labels) and misses (-1) included."""
-    from hashlookup._match import record_labels
+    from hashlookup.match.keys import record_labels
 
     rng = np.random.default_rng(SEED + 7)
     hexes = [bytes(k).hex() for k in rng.integers(0, 256, (900, 16), dtype=np.uint8)]
@@ -445,7 +445,7 @@ def test_plain_csv_path_errors(data: Data, tmp_path: Path,
                                capsys: pytest.CaptureFixture[str]) -> None:
     """Without pyarrow, a quote-free CSV takes the numpy/C path; its errors
     name the same line and row as the other readers."""
-    import hashlookup._tables as tables
+    import hashlookup.match.tables as tables
 
     monkeypatch.setattr(tables, "_have_pyarrow", lambda: False)
     path = tmp_path / "plain.csv"
@@ -488,7 +488,7 @@ def test_csv_byte_order_mark(data: Data, tmp_path: Path, engine: str,
                              monkeypatch: pytest.MonkeyPatch) -> None:
     """A UTF-8 BOM (spreadsheets' "CSV UTF-8") is not part of the first name."""
     if engine == "python":
-        import hashlookup._tables as tables
+        import hashlookup.match.tables as tables
 
         monkeypatch.setattr(tables, "_have_pyarrow", lambda: False)
     bom = tmp_path / "bom.csv"

@@ -26,7 +26,7 @@ from hashlookup.scan import scan
 
 SLOW = """
 import sys, time
-from hashlookup import scan as s
+from hashlookup.scan import tree as s
 s._GROUP_FILES = 4
 real = s._Hasher.many
 def slow(self, files):
@@ -218,7 +218,7 @@ def test_torn_and_damaged_state(setup, tmp_path):
 
 
 def test_state_locked_while_in_use(setup, tmp_path):
-    from hashlookup._scan_state import ScanState
+    from hashlookup.scan.state import ScanState
 
     state = tmp_path / "s.state"
     held = ScanState(state, {"x": 1})

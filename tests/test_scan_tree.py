@@ -237,7 +237,7 @@ def test_awkward_tree_against_coreutils(tree, tmp_path, combined, hashing):
 def test_fifo_given_as_path_and_swapped_in_does_not_block(tmp_path):
     """A FIFO is never opened by the walk; one that replaces a file between
     the walk and the read is opened non-blocking and refused."""
-    from hashlookup import scan as scan_mod
+    from hashlookup.scan import tree as scan_mod
 
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
@@ -299,7 +299,7 @@ def test_cli_report_is_atomic_and_progress_only_when_asked(tree, tmp_path):
 def test_progress_line():
     import io
 
-    from hashlookup._scan_cli import Progress
+    from hashlookup.cli.scan import Progress
     from hashlookup.scan import ScanReport
 
     buf = io.StringIO()

@@ -24,7 +24,7 @@ import xxhash
 from importer_data import make_table, write_hashdeep, write_text
 
 import hashlookup
-from hashlookup import _format
+from hashlookup.store import format as _format
 
 PY = sys.executable
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from hashlookup import _parse
+from hashlookup.importers import digests as _parse
 from hashlookup.errors import InputError
 from hashlookup.importers import _fast
 from hashlookup.importers._common import assemble, quote

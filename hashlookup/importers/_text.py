@@ -1,6 +1,6 @@
 """Format "text": plain digest lists and md5sum/sha1sum/sha256sum output.
 
-Read by the C line parser of hashlookup._parse (one call per 16 MiB chunk,
+Read by the C line parser of hashlookup.importers.digests (one call per 16 MiB chunk,
 no Python object per digest).  One algorithm per file, detected from the
 first digest's length; every record has just that digest and no size.
 """
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from hashlookup import _parse
+from hashlookup.importers import digests as _parse
 from hashlookup.importers._records import ALGORITHMS, RecordBatch, _Options
 
 _ALGO_BY_WIDTH = {w: a for a, w in ALGORITHMS.items()}

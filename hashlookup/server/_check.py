@@ -21,7 +21,7 @@ import numpy as np
 import orjson
 
 from hashlookup import _core
-from hashlookup._dataset import ALGORITHMS, Dataset, Match
+from hashlookup.store.dataset import ALGORITHMS, Dataset, Match
 from hashlookup.errors import IndexFormatError
 from hashlookup.server._audit import generation_part
 

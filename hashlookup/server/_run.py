@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 
-from hashlookup._dataset import open_dataset
+from hashlookup.store.dataset import open_dataset
 from hashlookup.server._config import ServerConfig
 from hashlookup.server._keys import KeyStore
 from hashlookup.server._metrics import Metrics

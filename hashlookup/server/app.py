@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from hashlookup._dataset import Dataset, open_dataset
+from hashlookup.store.dataset import Dataset, open_dataset
 from hashlookup._version import __version__
 from hashlookup.errors import HashLookupError
 from hashlookup.server import _check as checks

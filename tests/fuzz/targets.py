@@ -44,7 +44,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import hashlookup  # noqa: E402
-from hashlookup import IndexFormatError, InputError, _core, _format  # noqa: E402
+from hashlookup import IndexFormatError, InputError, _core  # noqa: E402
+from hashlookup.store import format as _format
 from hashlookup.importers import ImportReport, iter_records  # noqa: E402
 
 from fuzz import seeds  # noqa: E402

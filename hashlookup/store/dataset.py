@@ -27,16 +27,16 @@ if TYPE_CHECKING:
 else:
     from hashlookup._lazy import numpy as np
 
-from hashlookup import _format
+from hashlookup.store import format as _format
 from hashlookup._core import RecordTable, TableSet
-from hashlookup._index import (
+from hashlookup.store.index import (
     HashIndex,
     _raw_public_key,
     close_mapping,
     file_identity,
     map_file,
 )
-from hashlookup._labels import LabelStore
+from hashlookup.store.labels import LabelStore
 from hashlookup.errors import IndexFormatError
 
 ALGORITHMS = ("md5", "sha1", "sha256")
@@ -77,7 +77,7 @@ class _State:
             if signature_key is not None:
                 # Imported here: files opened without a key need no signing
                 # code (start-up time of the CLI).
-                from hashlookup._signing import check_signature
+                from hashlookup.store.signature import check_signature
 
                 # Before anything is read from the file (docs/SIGNING.md).
                 check_signature(mm, header, path, signature_key)
@@ -228,7 +228,7 @@ class Dataset(TableSet):
         self._state: _State | None = None
         self._signature_key = None
         if require_signature is not None:
-            from hashlookup._signing import load_public_key
+            from hashlookup.store.signature import load_public_key
 
             self._signature_key = load_public_key(require_signature)
         self._rejected: tuple[Any, Exception] | None = None
@@ -484,7 +484,7 @@ class Dataset(TableSet):
         """Identity of the data file and (if required) its signature file."""
         if self._signature_key is None:
             return (file_identity(s),)
-        from hashlookup._signing import signature_path
+        from hashlookup.store.signature import signature_path
 
         try:
             sig = file_identity(os.stat(signature_path(self.path)))

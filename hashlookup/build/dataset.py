@@ -24,9 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from hashlookup import _core, _format, _labels
+from hashlookup import _core
+from hashlookup.store import format as _format
+from hashlookup.store import labels as _labels
 from hashlookup._atomic import atomic_output
-from hashlookup._build import (
+from hashlookup.build.index import (
     DEFAULT_BLOOM_BITS_PER_KEY,
     DEFAULT_BLOOM_HASHES,
     check_bloom_params,
@@ -312,7 +314,7 @@ def _allowed_rows(n: int, sorted_digests: dict[str, tuple[np.ndarray, np.ndarray
 
 def _member(keys: np.ndarray, known: np.ndarray) -> np.ndarray:
     """keys[i] in known, via an in-memory key table (no file)."""
-    from hashlookup._build import sort_unique
+    from hashlookup.build.index import sort_unique
     known = sort_unique(known)
     table = memory_table(known)
     out = np.empty(len(keys), dtype=np.uint8)
@@ -333,7 +335,7 @@ def memory_table(keys: np.ndarray) -> Any:
 
 
 def _next_generation(path: str) -> int:
-    from hashlookup._dataset import open_dataset
+    from hashlookup.store.dataset import open_dataset
     try:
         with open_dataset(path) as old:
             return old.generation + 1
@@ -600,7 +602,7 @@ def update_dataset(path: str | os.PathLike[str], *, add: Any = None,
     result replaces `path` atomically (or goes to `output`); readers with
     auto_reload pick it up.
     """
-    from hashlookup._dataset import open_dataset
+    from hashlookup.store.dataset import open_dataset
     t0 = time.perf_counter()
     path = os.fspath(path)
     out = os.fspath(output) if output is not None else path

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 else:
     from hashlookup._lazy import numpy as np
 
-from hashlookup import _core, _format
+from hashlookup import _core
+from hashlookup.store import format as _format
 from hashlookup.errors import InputError
 
 CHUNK_SIZE = 16 << 20

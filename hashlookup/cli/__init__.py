@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 else:
     from hashlookup._lazy import numpy as np  # noqa: E402
 
-from ._version import __version__
+from hashlookup._version import __version__
 
 PROG = "hashlookup"
 EXIT_CLEAN = 0
@@ -220,7 +220,7 @@ def _csv_rows(rows: Sequence[Sequence[object]]) -> bytes:
 
 
 def _open_index(path: str, **open_kwargs: Any) -> Any:
-    from . import open_index
+    from hashlookup import open_index
 
     try:
         return open_index(path, **open_kwargs)
@@ -243,7 +243,7 @@ class _Opened:
     """
 
     def __init__(self, path: str, **open_kwargs: Any) -> None:
-        from . import IndexFormatError, SignatureError, open_dataset
+        from hashlookup import IndexFormatError, SignatureError, open_dataset
 
         self.path = path
         self._owner: Any
@@ -393,7 +393,7 @@ def _dataset_inputs(
 @contextlib.contextmanager
 def _name_stdin_in_errors(spool: str) -> Iterator[None]:
     """Input errors quote '<stdin>', not the temporary copy of it."""
-    from .errors import InputError
+    from hashlookup.errors import InputError
 
     try:
         yield
@@ -439,7 +439,7 @@ def _cmd_build(args: argparse.Namespace, ctx: _Context) -> int:
             "--algorithm applies to --index builds only (a dataset keeps every "
             "algorithm its inputs have)"
         )
-    from . import build_dataset
+    from hashlookup import build_dataset
 
     kwargs = _import_options(args)
     if args.bloom_bits_per_key is not None:
@@ -475,7 +475,7 @@ def _cmd_build(args: argparse.Namespace, ctx: _Context) -> int:
 
 def _build_index(args: argparse.Namespace) -> int:
     """``build --index``: one single-table index file, as before datasets."""
-    from . import build_index
+    from hashlookup import build_index
 
     for option, value in (
         ("--name", args.name),
@@ -775,11 +775,11 @@ def _cmd_match(args: argparse.Namespace, ctx: _Context) -> int:
     with _Opened(args.path, **_signature_check(args)) as opened:
         only, exclude = _label_filters(opened, args.only, args.exclude)
         if args.workers is not None or args.scheduler is not None:
-            from ._dask_cli import run_dask_match
+            from hashlookup.cli.dask import run_dask_match
 
             found = run_dask_match(args, ctx, CLIError, only, exclude)
         else:
-            from ._match_cli import run_match
+            from hashlookup.cli.match import run_match
 
             stats = run_match(args, ctx, opened, only, exclude, CLIError)
             if args.count:
@@ -790,7 +790,7 @@ def _cmd_match(args: argparse.Namespace, ctx: _Context) -> int:
 
 
 def _cmd_update(args: argparse.Namespace, ctx: _Context) -> int:
-    from . import update_dataset
+    from hashlookup import update_dataset
 
     opts = _import_options(args)
     with contextlib.ExitStack() as stack:
@@ -836,7 +836,7 @@ def _cmd_update(args: argparse.Namespace, ctx: _Context) -> int:
 
 def _cmd_export_bloom(args: argparse.Namespace, ctx: _Context) -> int:
     try:
-        from ._bloom_export import export_bloom
+        from hashlookup.build.bloom import export_bloom
     except ImportError as exc:
         raise CLIError(f"export-bloom is not available in this installation ({exc})")
 
@@ -893,13 +893,13 @@ def _cmd_export_bloom(args: argparse.Namespace, ctx: _Context) -> int:
 
 
 def _cmd_scan(args: argparse.Namespace, ctx: _Context) -> int:
-    from ._scan_cli import run
+    from hashlookup.cli.scan import run
 
     return run(args, ctx)
 
 
 def _cmd_keygen(args: argparse.Namespace, ctx: _Context) -> int:
-    from ._signing import generate_signing_key
+    from hashlookup.build.signing import generate_signing_key
 
     pair = generate_signing_key(args.output)
     ctx.out.line(f"private key: {pair.private_key} (mode 0600, keep it secret)")
@@ -909,7 +909,7 @@ def _cmd_keygen(args: argparse.Namespace, ctx: _Context) -> int:
 
 
 def _cmd_sign(args: argparse.Namespace, ctx: _Context) -> int:
-    from ._signing import sign_dataset
+    from hashlookup.build.signing import sign_dataset
 
     report = sign_dataset(args.path, args.key, output=args.output)
     ctx.out.line(
@@ -921,7 +921,7 @@ def _cmd_sign(args: argparse.Namespace, ctx: _Context) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace, ctx: _Context) -> int:
-    from ._demo import run_demo
+    from hashlookup.cli.demo import run_demo
 
     ctx.out.flush()
     return run_demo(
@@ -934,14 +934,14 @@ def _cmd_demo(args: argparse.Namespace, ctx: _Context) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace, ctx: _Context) -> int:
-    from .server._cli import cmd_serve
+    from hashlookup.server._cli import cmd_serve
 
     ctx.out.flush()
     return cmd_serve(args)
 
 
 def _cmd_apikey(args: argparse.Namespace, ctx: _Context) -> int:
-    from .server._cli import cmd_apikey
+    from hashlookup.server._cli import cmd_apikey
 
     ctx.out.flush()
     return cmd_apikey(args)
@@ -984,7 +984,7 @@ def _pair_arg(what: str) -> Callable[[str], tuple[str, str]]:
 
 def _add_import_options(p: argparse.ArgumentParser) -> None:
     """Options of the importers (build and update)."""
-    from .importers import FORMATS
+    from hashlookup.importers import FORMATS
 
     p.add_argument(
         "--input-format",
@@ -1496,11 +1496,11 @@ def main(argv: list[str] | None = None) -> int:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else EXIT_ERROR)
     if getattr(args, "chunk_size", 0) is None:
-        from ._match import DEFAULT_CHUNK_SIZE
+        from hashlookup.match.keys import DEFAULT_CHUNK_SIZE
 
         args.chunk_size = DEFAULT_CHUNK_SIZE
 
-    from . import HashLookupError
+    from hashlookup import HashLookupError
 
     ctx = _Context()
     try:

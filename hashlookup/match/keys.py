@@ -2,7 +2,7 @@
 
 The input is the text format accepted by ``build_index`` (one hex digest per
 line, or ``md5sum``/``sha1sum``/``sha256sum`` output).  It is read by the same
-reader as the builder (``hashlookup._parse.iter_parsed``): large chunks cut
+reader as the builder (``hashlookup.importers.digests.iter_parsed``): large chunks cut
 after their last newline (the incomplete tail is carried over), each parsed in
 C in one call; the keys of a chunk are looked up with one ``contains_many``
 call, so memory stays bounded by the chunk size whatever the input size.
@@ -40,8 +40,8 @@ if TYPE_CHECKING:
 else:
     from hashlookup._lazy import numpy as np
 
-from hashlookup._format import ALGORITHM_BY_WIDTH
-from hashlookup._parse import iter_parsed
+from hashlookup.store.format import ALGORITHM_BY_WIDTH
+from hashlookup.importers.digests import iter_parsed
 from hashlookup.errors import IndexFormatError, InputError
 
 __all__ = [

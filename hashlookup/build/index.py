@@ -14,9 +14,11 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from hashlookup import _core, _format, _parse
+from hashlookup import _core
+from hashlookup.store import format as _format
+from hashlookup.importers import digests as _parse
 from hashlookup._atomic import atomic_output
-from hashlookup._index import _describe
+from hashlookup.store.index import _describe
 from hashlookup._version import __version__
 from hashlookup.errors import InputError
 

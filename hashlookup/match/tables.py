@@ -5,7 +5,7 @@ column whose cells all have a digest's length is one run of hex; a binary
 column of raw digests is used as is), otherwise cell by cell.  CSV is read by
 pyarrow's streaming reader when it is installed (it parses in its own
 threads), else by the standard csv module; Parquet row groups are read inside
-the parallel tasks.  Tasks and pieces are those of ``hashlookup._inventory``.
+the parallel tasks.  Tasks and pieces are those of ``hashlookup.match.inventory``.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import numpy as np
 import numpy.typing as npt
 
 from hashlookup import _core
-from hashlookup._inventory import CHUNK_SIZE, Inventory, Piece, _constant
-from hashlookup._match import KeyMatcher
-from hashlookup._parse import _invalid_message, _quote
+from hashlookup.match.inventory import CHUNK_SIZE, Inventory, Piece, _constant
+from hashlookup.match.keys import KeyMatcher
+from hashlookup.importers.digests import _invalid_message, _quote
 from hashlookup.errors import InputError
 
 #: Rows per batch of a CSV input read with the csv module.
@@ -307,7 +307,7 @@ def _plain_csv_batches(inv: Inventory, names: list[str], whole_rows: bool
     (positions of line ends and delimiters), and when every digest cell has a
     digest's length the cells are gathered into one run of hex for the C
     decoder.  Python objects are made per row only for whole rows."""
-    from hashlookup._inventory import _read_chunks
+    from hashlookup.match.inventory import _read_chunks
 
     index = names.index(inv.column)  # type: ignore[arg-type]
     delim = inv.delimiter or ","

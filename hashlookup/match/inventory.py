@@ -10,7 +10,7 @@ depend on the number of threads.
 
 Where the issue was silent, decided here (see docs/CLI.md "match"):
 
-* text pieces are the existing format (``hashlookup._parse``): one digest or
+* text pieces are the existing format (``hashlookup.importers.digests``): one digest or
   one md5sum line per line; they are numbered by **line** (1-based);
 * table cells hold one digest as hex (any case, surrounding blanks ignored), or
   raw digest bytes in a binary Parquet column; empty and null cells are skipped
@@ -38,9 +38,9 @@ else:
     from hashlookup._lazy import numpy as np
 
 from hashlookup import _core
-from hashlookup._format import ALGORITHM_BY_WIDTH
-from hashlookup._match import DEFAULT_CHUNK_SIZE, KeyMatcher, MatchStats
-from hashlookup._parse import (
+from hashlookup.store.format import ALGORITHM_BY_WIDTH
+from hashlookup.match.keys import DEFAULT_CHUNK_SIZE, KeyMatcher, MatchStats
+from hashlookup.importers.digests import (
     CHUNK_SIZE,
     MAX_LINE,
     _invalid_message,
@@ -347,7 +347,7 @@ def match_inventory(
                 yield from _text_tasks(inv, matcher, skip_invalid, chunk_size,
                                       slabs, render)
             else:  # tables: see _tables.py
-                from hashlookup._tables import table_tasks
+                from hashlookup.match.tables import table_tasks
 
                 yield from table_tasks(inv, matcher, skip_invalid, whole_rows,
                                        engine)

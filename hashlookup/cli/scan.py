@@ -15,15 +15,15 @@ import time
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from ._atomic import atomic_output
-from .scan import ScanHit, ScanReport, scan
+from hashlookup._atomic import atomic_output
+from hashlookup.scan import ScanHit, ScanReport, scan
 
 _CSV_HEADER = ["path", "algorithm", "digest", "record", "labels", "mismatch"]
 
 
 def format_hit(hit: ScanHit, fmt: str) -> bytes:
     """One output line (with its newline) for a hit."""
-    from .cli import _csv_rows
+    from hashlookup.cli import _csv_rows
 
     if fmt == "text":
         line = f"{hit.path}\t{hit.algorithm}\t{hit.digest}\t{';'.join(hit.labels)}"
@@ -94,8 +94,8 @@ def _sigterm_interrupts() -> Iterator[None]:
 
 
 def run(args: argparse.Namespace, ctx: Any) -> int:
-    from . import open_dataset
-    from .cli import EXIT_CLEAN, EXIT_FOUND, PROG, CLIError, _csv_rows, _signature_check
+    from hashlookup import open_dataset
+    from hashlookup.cli import EXIT_CLEAN, EXIT_FOUND, PROG, CLIError, _csv_rows, _signature_check
 
     fmt = args.format
     show = args.progress if args.progress is not None else sys.stderr.isatty()

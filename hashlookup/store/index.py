@@ -13,9 +13,7 @@ import errno
 import mmap
 import os
 import stat
-import threading
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -24,37 +22,13 @@ if TYPE_CHECKING:
 else:
     from hashlookup._lazy import numpy as np
 
-from hashlookup import _format
+from hashlookup.store import format as _format
 from hashlookup._core import KeyTable, kernel_name
+from hashlookup._threads import thread_pool
 from hashlookup.errors import IndexFormatError
 
 # Below this many keys per thread, splitting a batch costs more than it saves.
 _MIN_KEYS_PER_THREAD = 32_768
-
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _forget_pool_after_fork() -> None:
-    # A forked child inherits the executor object but not its threads:
-    # submitting to it would wait forever.  Start a fresh one on demand.
-    global _pool, _pool_lock
-    _pool = None
-    _pool_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool_after_fork)
-
-
-def _thread_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1),
-                                       thread_name_prefix="hashlookup")
-        return _pool
-
 
 def _describe(algorithm: str, width: int) -> str:
     """How error messages name one key, e.g. "an md5 digest"."""
@@ -106,12 +80,12 @@ class HashIndex(KeyTable):
         path = os.fspath(path)
         key = None
         if require_signature is not None:
-            from hashlookup._signing import load_public_key
+            from hashlookup.store.signature import load_public_key
             key = load_public_key(require_signature)
         mm, header, st = map_file(path)
         try:
             if key is not None:
-                from hashlookup._signing import check_signature
+                from hashlookup.store.signature import check_signature
                 check_signature(mm, header, path, key)
             groups = _format.table_groups(header)
             if not groups:
@@ -247,7 +221,7 @@ class HashIndex(KeyTable):
             return
         w = self.width
         bounds = [n * i // threads for i in range(threads + 1)]
-        futures = [_thread_pool().submit(kernel, flat[a * w:b * w], out[a:b])
+        futures = [thread_pool().submit(kernel, flat[a * w:b * w], out[a:b])
                    for a, b in zip(bounds, bounds[1:])]
         for fut in futures:
             fut.result()

@@ -57,7 +57,7 @@ Hits
 Resuming
     With ``resume=STATE``, each finished unit of work (the files directly in
     one directory) is appended to the state file with its hits, errors and
-    counters (see hashlookup/_scan_state.py).  A later call with the same
+    counters (see hashlookup/scan/state.py).  A later call with the same
     parameters replays those (``on_error`` and ``on_hit`` are called for
     them first) and hashes only what was not finished, so its report equals
     that of one uninterrupted scan.
@@ -82,9 +82,10 @@ from typing import Any
 
 import numpy as np
 
-from hashlookup import _core, _format
-from hashlookup._dataset import ALGORITHMS, Dataset, open_dataset
-from hashlookup._scan_state import ScanState
+from hashlookup import _core
+from hashlookup.store import format as _format
+from hashlookup.store.dataset import ALGORITHMS, Dataset, open_dataset
+from hashlookup.scan.state import ScanState
 
 _NEW = {"md5": hashlib.md5, "sha1": hashlib.sha1, "sha256": hashlib.sha256}
 _GROUP_FILES = 256         # small files handed to a worker at once

@@ -287,8 +287,8 @@ def run_demo(
 
     Returns 0 when the matcher found exactly the expected hits, 2 otherwise.
     """
-    from . import build_dataset, open_dataset
-    from ._match import MatchStats, match_chunks
+    from hashlookup import build_dataset, open_dataset
+    from hashlookup.match.keys import MatchStats, match_chunks
 
     if out is None:
         out = sys.stdout

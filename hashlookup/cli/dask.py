@@ -12,7 +12,7 @@ import json
 import os
 from typing import Any
 
-from hashlookup._match_cli import _records
+from hashlookup.cli.match import _records
 
 
 def run_dask_match(args: argparse.Namespace, ctx: Any, error: Any, only: Any,
@@ -21,7 +21,7 @@ def run_dask_match(args: argparse.Namespace, ctx: Any, error: Any, only: Any,
     try:
         from distributed import Client, LocalCluster
 
-        from hashlookup import dask as hl_dask
+        from hashlookup.match import dask as hl_dask
     except ImportError as exc:
         raise error(f"--workers/--scheduler need the dask extra (pip install "
                     f"'hashlookup[dask]'): {exc}") from None

@@ -1,11 +1,11 @@
 """`hashlookup match`: inventories (text, CSV/TSV, Parquet) against a dataset.
 
-The work is done by ``hashlookup._inventory.match_inventory`` (pieces decoded
+The work is done by ``hashlookup.match.inventory.match_inventory`` (pieces decoded
 and looked up on a thread pool, returned in input order); this module turns
 the pieces into output: hit lines/rows as text, JSON lines or CSV, the input
 annotated with a ``match`` column, or a count.  With ``--workers``/
 ``--scheduler`` the inventory is matched on Dask instead
-(``hashlookup._dask_cli``).
+(``hashlookup.cli.dask``).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 else:
     from hashlookup._lazy import numpy as np
 
-from hashlookup._inventory import Inventory, InventoryStats, Piece, match_inventory
-from hashlookup._match import KeyMatcher, record_labels
+from hashlookup.match.inventory import Inventory, InventoryStats, Piece, match_inventory
+from hashlookup.match.keys import KeyMatcher, record_labels
 
 
 def default_jobs() -> int:
@@ -126,7 +126,7 @@ def run_match(args: argparse.Namespace, ctx: Any, opened: Any, only: Any,
         name = piece.inventory.name
         if fmt == "text":
             if tables:
-                from hashlookup._tables import render_rows
+                from hashlookup.match.tables import render_rows
 
                 out.write(render_rows(piece, piece.positions(sel), header=False,
                                       prefix=f"{name}:" if multi else ""))
@@ -193,7 +193,7 @@ def _records(fmt: str, name: str | None, where: str, numbers: list[int],
 
 
 def _annotated_header(inv: Inventory) -> bytes:
-    from hashlookup._tables import csv_header
+    from hashlookup.match.tables import csv_header
 
     if inv.kind == "parquet":
         import pyarrow.parquet as pq
@@ -217,7 +217,7 @@ def _annotated(piece: Piece, header: bool) -> bytes:
     text lines without a digest (blank, comments, skipped) are copied as-is."""
     n_rows = piece.units
     if piece.inventory.is_table:
-        from hashlookup._tables import render_rows
+        from hashlookup.match.tables import render_rows
 
         values = np.full(n_rows, "", dtype=object)
         pos = piece.positions()

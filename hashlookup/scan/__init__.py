@@ -1,0 +1,6 @@
+"""File-tree scans: walk, read every file once, compute each digest the
+dataset holds, look them up (docs/SCAN.md)."""
+
+from hashlookup.scan.tree import ScanHit, ScanReport, scan
+
+__all__ = ["ScanHit", "ScanReport", "scan"]

@@ -1,0 +1,2 @@
+"""Read side: the file format, mapping and validation, the index and the
+dataset (generations, records, labels), signature checks."""
