@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from hashlookup import _core
+from hashlookup import _core, algorithms
 from hashlookup.store import format as _format
 from hashlookup.store import labels as _labels
 from hashlookup._atomic import atomic_output
@@ -37,8 +37,8 @@ from hashlookup.build.index import (
 from hashlookup._version import __version__
 from hashlookup.errors import InputError
 
-ALGORITHMS = ("md5", "sha1", "sha256")
-WIDTHS = {"md5": 16, "sha1": 20, "sha256": 32}
+ALGORITHMS = algorithms.NAMES
+WIDTHS = algorithms.WIDTH
 GROUPS = {"md5": 1, "sha1": 2, "sha256": 3}  # table group = algorithm id
 
 

@@ -16,10 +16,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from hashlookup import algorithms
 from hashlookup.errors import InputError
 from hashlookup.importers._records import ALGORITHMS, RecordBatch, _Options
 
-_ALGO_BY_HEXLEN = {2 * w: a for a, w in ALGORITHMS.items()}
+_ALGO_BY_HEXLEN = algorithms.BY_HEX_LENGTH
 _INT64_MAX = (1 << 63) - 1
 _UNKNOWN = -(1 << 62)     # stands for a null size in the fast path
 _SIZE_TYPES = {int, str, type(None)}

@@ -19,13 +19,14 @@ if TYPE_CHECKING:
 else:  # the command line reads FORMATS without needing numpy
     from hashlookup._lazy import numpy as np
 
+from hashlookup import algorithms
 from hashlookup.errors import InputError
 
 #: every format name, in content-detection order
 FORMATS = ("sqlite", "hashdeep", "vics", "csv", "text")
 
 #: digest width in bytes of each stored algorithm
-ALGORITHMS = {"md5": 16, "sha1": 20, "sha256": 32}
+ALGORITHMS = algorithms.WIDTH
 
 
 @dataclass

@@ -11,10 +11,11 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from hashlookup import algorithms
 from hashlookup.importers import digests as _parse
 from hashlookup.importers._records import ALGORITHMS, RecordBatch, _Options
 
-_ALGO_BY_WIDTH = {w: a for a, w in ALGORITHMS.items()}
+_ALGO_BY_WIDTH = algorithms.BY_WIDTH
 
 
 def read(opts: _Options) -> Iterator[RecordBatch]:

@@ -22,13 +22,13 @@ if TYPE_CHECKING:
 else:
     from hashlookup._lazy import numpy as np
 
-from hashlookup import _core
+from hashlookup import _core, algorithms
 from hashlookup.store import format as _format
 from hashlookup.errors import InputError
 
 CHUNK_SIZE = 16 << 20
 MAX_LINE = 1 << 20  # a "line" longer than this is not a digest list
-_HEX_WIDTHS = {32: 16, 40: 20, 64: 32}
+_HEX_WIDTHS = algorithms.HEX_WIDTH
 
 
 @dataclass

@@ -45,7 +45,7 @@ def open_cached(path: str, suppress: Sequence[str] = (),
     anew by the next task, while tasks still running keep the old mapping.
     ``require_signature`` (the 32 raw bytes of an Ed25519 public key): every
     file opened must carry a valid signature by it (docs/SIGNING.md)."""
-    from hashlookup import open_dataset
+    from hashlookup.store.dataset import open_dataset
 
     st = os.stat(path)
     key = (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
@@ -275,7 +275,7 @@ def match(
         raise FileNotFoundError(f"dataset not found: {dataset_path}")
     key = None
     if require_signature is not None:
-        from hashlookup import open_dataset
+        from hashlookup.store.dataset import open_dataset
         from hashlookup.store.signature import public_key_bytes
 
         key = public_key_bytes(require_signature)

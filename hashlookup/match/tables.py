@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from hashlookup import _core
+from hashlookup import _core, algorithms
 from hashlookup.match.inventory import CHUNK_SIZE, Inventory, Piece, _constant
 from hashlookup.match.keys import KeyMatcher
 from hashlookup.importers.digests import _invalid_message, _quote
@@ -26,7 +26,7 @@ from hashlookup.errors import InputError
 
 #: Rows per batch of a CSV input read with the csv module.
 TABLE_BATCH_ROWS = 1 << 18
-_HEX_WIDTHS = {32: 16, 40: 20, 64: 32}
+_HEX_WIDTHS = algorithms.HEX_WIDTH
 
 
 

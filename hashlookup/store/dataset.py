@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 else:
     from hashlookup._lazy import numpy as np
 
+from hashlookup import algorithms
 from hashlookup.store import format as _format
 from hashlookup._core import RecordTable, TableSet
 from hashlookup.store.index import (
@@ -39,9 +40,9 @@ from hashlookup.store.index import (
 from hashlookup.store.labels import LabelStore
 from hashlookup.errors import IndexFormatError
 
-ALGORITHMS = ("md5", "sha1", "sha256")
+ALGORITHMS = algorithms.NAMES
 _ALG_INDEX = {a: i for i, a in enumerate(ALGORITHMS)}
-_BY_WIDTH = {16: "md5", 20: "sha1", 32: "sha256"}
+_BY_WIDTH = algorithms.BY_WIDTH
 
 
 class Match(NamedTuple):

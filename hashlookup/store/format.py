@@ -19,6 +19,7 @@ from typing import Any
 
 import xxhash
 
+from hashlookup import algorithms
 from hashlookup.errors import IndexFormatError, IndexVersionError
 
 MAGIC = b"\x89HLX\r\n\x1a\n"  # non-ASCII first byte and CR/LF catch text-mode damage
@@ -59,7 +60,8 @@ MAX_RECORDS = 0xFFFFFFFE
 MAX_LABEL_INDEX = 64 << 20
 
 # algorithm name -> (id stored in the keys section, width in bytes or 0)
-ALGORITHMS = {"raw": (0, 0), "md5": (1, 16), "sha1": (2, 20), "sha256": (3, 32)}
+ALGORITHMS = {"raw": (algorithms.RAW_FORMAT_ID, 0),
+              **{a.name: (a.format_id, a.width) for a in algorithms.DIGESTS}}
 ALGORITHM_BY_ID = {aid: name for name, (aid, _) in ALGORITHMS.items()}
 ALGORITHM_BY_WIDTH = {w: name for name, (_, w) in ALGORITHMS.items() if w}
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 else:
     from hashlookup._lazy import numpy as np
 
+from hashlookup import algorithms
 from hashlookup.store import format as _format
 from hashlookup._core import KeyTable, kernel_name
 from hashlookup._threads import thread_pool
@@ -32,9 +33,7 @@ _MIN_KEYS_PER_THREAD = 32_768
 
 def _describe(algorithm: str, width: int) -> str:
     """How error messages name one key, e.g. "an md5 digest"."""
-    names = {"md5": "an md5 digest", "sha1": "a sha1 digest",
-             "sha256": "a sha256 digest"}
-    return names.get(algorithm, f"a {width}-byte raw key")
+    return algorithms.describe(algorithm, width)
 
 
 class HashIndex(KeyTable):
