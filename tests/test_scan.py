@@ -246,19 +246,19 @@ def test_missing_path_and_fifo(tmp_path, tree):
 @pytest.mark.parametrize("min_size", [None, 0])   # walk without / with stat
 def test_vanishing_file_while_queued(tmp_path, tree, monkeypatch, min_size, native):
     """A file removed between the walk and the read is an error, not a crash."""
-    from hashlookup.scan import tree as scan_mod
+    from hashlookup.scan import reader as scan_mod
 
     files = _files(tree)
     ds_path = _md5_dataset(tmp_path, files)
     victim = files[2]
-    real = scan_mod._Hasher.many
+    real = scan_mod.Hasher.many
 
     def racing(self, group):
         if str(victim) in [p for p, _, _ in group] and victim.exists():
             victim.unlink()
         return real(self, group)
 
-    monkeypatch.setattr(scan_mod._Hasher, "many", racing)
+    monkeypatch.setattr(scan_mod.Hasher, "many", racing)
     if not native:
         monkeypatch.setattr(scan_mod, "_native", None)
     errors = []
@@ -325,7 +325,7 @@ def test_bad_arguments(tmp_path, tree):
 @pytest.mark.parametrize("min_size", [None, 0])
 def test_permission_denied_simulated(tmp_path, tree, monkeypatch, min_size):
     """As root chmod cannot deny reading: make open and scandir fail instead."""
-    from hashlookup.scan import tree as scan_mod
+    from hashlookup.scan import reader as scan_mod
 
     files = _files(tree)
     ds_path = _md5_dataset(tmp_path, files)
@@ -377,7 +377,7 @@ def test_file_changing_while_read(tmp_path, tree, monkeypatch, chunk_size):
                 return os.stat_result(v)
         return st
 
-    from hashlookup.scan import tree as scan_mod
+    from hashlookup.scan import reader as scan_mod
 
     monkeypatch.setattr(scan_mod, "_native", None)   # fstat in C otherwise
     monkeypatch.setattr(os, "fstat", fake_fstat)
@@ -468,7 +468,7 @@ def test_record_pairing_other_content_is_a_flagged_hit(tmp_path, tree, monkeypat
                                                        native):
     """A record whose md5 and sha1 are a file's but whose sha256 is another
     content's: still a hit (the digests are listed), flagged as a mismatch."""
-    from hashlookup.scan import tree as scan_mod
+    from hashlookup.scan import reader as scan_mod
     from hashlookup.cli.scan import format_hit
 
     if not native:

@@ -28,11 +28,11 @@ SLOW = """
 import sys, time
 from hashlookup.scan import tree as s
 s._GROUP_FILES = 4
-real = s._Hasher.many
+real = s.Hasher.many
 def slow(self, files):
     time.sleep(float(sys.argv[1]) * len(files))
     return real(self, files)
-s._Hasher.many = slow
+s.Hasher.many = slow
 from hashlookup.cli import main
 sys.exit(main(sys.argv[2:]))
 """

@@ -237,7 +237,7 @@ def test_awkward_tree_against_coreutils(tree, tmp_path, combined, hashing):
 def test_fifo_given_as_path_and_swapped_in_does_not_block(tmp_path):
     """A FIFO is never opened by the walk; one that replaces a file between
     the walk and the read is opened non-blocking and refused."""
-    from hashlookup.scan import tree as scan_mod
+    from hashlookup.scan import reader as scan_mod
 
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
@@ -249,7 +249,7 @@ def test_fifo_given_as_path_and_swapped_in_does_not_block(tmp_path):
     f = tmp_path / "d" / "file"
     f.parent.mkdir()
     f.write_bytes(b"data")
-    many = scan_mod._Hasher.many
+    many = scan_mod.Hasher.many
 
     def swap(self, group):
         for path, _, _ in group:
@@ -261,12 +261,12 @@ def test_fifo_given_as_path_and_swapped_in_does_not_block(tmp_path):
         f.unlink()
         f.write_bytes(b"data")
         errors = []
-        scan_mod._Hasher.many, saved, scan_mod._native = swap, scan_mod._native, native
+        scan_mod.Hasher.many, saved, scan_mod._native = swap, scan_mod._native, native
         try:
             r = scan(tmp_path / "ds.hlds", [f.parent],
                      on_error=lambda p, w: errors.append((p, w)))
         finally:
-            scan_mod._Hasher.many, scan_mod._native = many, saved
+            scan_mod.Hasher.many, scan_mod._native = many, saved
         assert errors == [(str(f), "no longer a regular file")]
 
 

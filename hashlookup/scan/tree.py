@@ -65,84 +65,28 @@ Resuming
 
 from __future__ import annotations
 
-import array
 import collections
 import concurrent.futures
-import errno
 import fnmatch
-import hashlib
-import itertools
 import os
 import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from hashlookup import _core
-from hashlookup.store import format as _format
 from hashlookup.store.dataset import ALGORITHMS, Dataset, open_dataset
+from hashlookup.scan.reader import cheapest_cover, ReadError, Hasher, error_reason
+from hashlookup.scan.report import ScanHit, ScanReport
 from hashlookup.scan.state import ScanState
 
-_NEW = {"md5": hashlib.md5, "sha1": hashlib.sha1, "sha256": hashlib.sha256}
 _GROUP_FILES = 256         # small files handed to a worker at once
 _GROUP_BYTES = 16 << 20    # ... up to about this many bytes
 _UNKNOWN_SIZE = 64 << 10   # what a file not stat'ed counts towards a group
 _PROGRESS_SECONDS = 0.2
-_BITS = {"md5": 1, "sha1": 2, "sha256": 4}
-_SLOT = {"md5": 1, "sha1": 2, "sha256": 3}   # in the tuples of _core.hash_files
-# Reasons for the negative outcomes of _core.hash_files (see hl_filehash.h).
-_NATIVE_REASONS = {-1: "no longer a regular file", -2: "replaced while scanned",
-                   -3: "file changed size while read", -4: "file changed while read",
-                   -5: "digest computation failed", -6: "scan stopped"}
-# Batches of files hashed in C with the GIL released, when libcrypto loads
-# (tests set this to None to exercise the Python path).
-_native: Callable[..., list[Any]] | None = (
-    _core.hash_files if _core.filehash_available() else None)
-
-__all__ = ["ScanHit", "ScanReport", "scan"]
-
-
-@dataclass(frozen=True)
-class ScanHit:
-    """A scanned file whose digest is in the dataset."""
-
-    path: str
-    algorithm: str            # algorithm of the digest that found the record
-    digest: str               # lowercase hex
-    record_id: int
-    labels: tuple[str, ...]
-    # Algorithms for which the record holds a digest that differs from the
-    # file's (normally empty: a collision, or a list pairing digests wrongly).
-    mismatch: tuple[str, ...] = ()
-
-
-@dataclass
-class ScanReport:
-    """What scan() did (with resume: earlier runs' finished work included)."""
-
-    files_seen: int = 0        # regular files found (not excluded)
-    files_read: int = 0        # regular files read and hashed completely
-    skipped_size: int = 0      # not read: outside min/max, or no record has the size
-    skipped_excluded: int = 0  # files and directories matching an exclude pattern
-    special: int = 0           # non-regular, non-directory entries (symlinks not followed, FIFOs...)
-    errors: int = 0            # reported through on_error
-    bytes_read: int = 0
-    hits: list[ScanHit] = field(default_factory=list)
-    seconds: float = 0.0       # this run only
-    algorithms: tuple[str, ...] = ()  # the dataset's: all checked for candidates
-    hashed: tuple[str, ...] = ()      # computed for every file read
-    resumed_units: int = 0     # directories (units) replayed from the state file
-    resumed_bytes: int = 0     # ... and the bytes they had read (in bytes_read)
-
-    @property
-    def throughput(self) -> float:
-        """Bytes read per second by this run, in MB/s (10**6 bytes)."""
-        n = self.bytes_read - self.resumed_bytes
-        return n / self.seconds / 1e6 if self.seconds > 0 else 0.0
+__all__ = ["scan"]
 
 
 # Per-unit counters, in this order in the state file.
@@ -166,25 +110,6 @@ class _Unit:
         self.stats = [0] * len(_STATS)
         self.errors: list[tuple[str, str]] = []
         self.hits: list[ScanHit] = []
-
-
-class _Error:
-    __slots__ = ("reason",)
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-
-def _reason(e: OSError, nofollow: bool = False) -> str:
-    if isinstance(e, FileNotFoundError):
-        return "vanished or does not exist"
-    if isinstance(e, PermissionError):
-        return "permission denied"
-    if e.errno == errno.ELOOP:
-        # open(O_NOFOLLOW) of a file replaced by a link after the walk, or a
-        # link pointing (through others) at itself when following links.
-        return "symbolic link (not followed)" if nofollow else "symbolic link loop"
-    return e.strerror or type(e).__name__
 
 
 def _known_sizes(ds: Dataset) -> np.ndarray | None:
@@ -214,239 +139,6 @@ def _size_test(known: np.ndarray) -> Callable[[int], bool]:
         i = int(np.searchsorted(known, size))
         return i < len(known) and int(known[i]) == size
     return search
-
-
-def _cpu_has_sha_ni() -> bool:
-    """x86 SHA extensions (sha1/sha256 in hardware), from /proc/cpuinfo."""
-    try:
-        with open("/proc/cpuinfo", "rb") as f:  # bytes: no codec lookup
-            for line in f:
-                if line.startswith(b"flags"):
-                    return b"sha_ni" in line.split()
-    except OSError:
-        pass
-    return False
-
-
-def _hash_costs() -> dict[str, float]:
-    """Relative CPU cost per byte of each algorithm.  A fixed table chosen by
-    a CPU feature rather than a timing, so that the algorithms a scan
-    computes (and so its hits, in the one corner SCAN.md describes) never
-    depend on how busy the machine was when the scan started.  Figures:
-    OpenSSL on x86-64 with and without SHA-NI (docs/SCAN.md)."""
-    if _cpu_has_sha_ni():
-        return {"sha1": 1.0, "sha256": 1.3, "md5": 2.5}
-    return {"md5": 1.0, "sha1": 1.4, "sha256": 2.8}
-
-
-def _cover(ds: Dataset) -> tuple[str, ...]:
-    """The cheapest set of the dataset's algorithms such that every record
-    has a digest of one of them (for a plain index: its one table)."""
-    st = ds._current()
-    algs = ds.algorithms
-    if st.records is None or len(algs) == 1:
-        return algs
-    present = np.zeros(len(st.records), dtype=np.uint8)
-    for bit, a in enumerate(algs):
-        present |= (st.records[f"{a}_row"] != _format.NO_ROW).astype(np.uint8) << bit
-    kinds = [k for k, n in enumerate(np.bincount(present, minlength=8).tolist()) if n]
-    costs = _hash_costs()
-    best: tuple[float, tuple[str, ...]] = (float("inf"), algs)
-    for n in range(1, len(algs) + 1):
-        for subset in itertools.combinations(range(len(algs)), n):
-            mask = sum(1 << i for i in subset)
-            if all(k & mask for k in kinds):
-                cost = sum(costs[algs[i]] for i in subset)
-                best = min(best, (cost, tuple(algs[i] for i in subset)))
-    return best[1]
-
-
-class _Hasher:
-    """Reads one file and computes its digests (runs in worker threads).
-
-    Returns an _Error, the size (the file is no candidate: none of its cover
-    digests is in the dataset), or (size, {algorithm: digest}) with every
-    algorithm of the dataset for a candidate."""
-
-    def __init__(self, ds: Dataset, cover: tuple[str, ...], chunk_size: int,
-                 follow_symlinks: bool) -> None:
-        self.cover = cover
-        self.rest = tuple(a for a in ds.algorithms if a not in cover)
-        self.tables = [(a, ds.table(a)) for a in cover]
-        self.fast = (_NEW[cover[0]], self.tables[0][1]) if len(cover) == 1 else None
-        self.bits = sum(_BITS[a] for a in cover)
-        self.rest_bits = sum(_BITS[a] for a in self.rest)
-        by_alg = dict(self.tables)
-        self.probe = tuple(by_alg.get(a) for a in ALGORITHMS)
-        self.chunk_size = chunk_size
-        # md5 only: the C reader puts small files in eight lanes of its
-        # buffer and hashes them eight at a time (csrc/hl_md5x8.h), large
-        # ones in a ninth part: parts of chunk_size bytes let files up to
-        # chunk_size take the 8-lane path.
-        self.native_buf = chunk_size * (9 if cover == ("md5",) else 1)
-        self.flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
-        self.nofollow = not follow_symlinks
-        if not follow_symlinks:
-            self.flags |= getattr(os, "O_NOFOLLOW", 0)
-        self.local = threading.local()
-        # Set when the scan is stopped: workers abandon the file they read.
-        self.stop = array.array("i", [0])
-
-    def many(self, files: list[tuple[str, os.stat_result | None, _Unit]]
-             ) -> list[int | tuple[int, dict[str, bytes]] | _Error]:
-        native = _native
-        if native is None:
-            return [self(path, st) for path, st, _ in files]
-        buf = getattr(self.local, "native_buf", None)
-        if buf is None or len(buf) != self.native_buf:
-            buf = self.local.native_buf = bytearray(self.native_buf)
-        fsencode = os.fsencode
-        raw = native([fsencode(p) for p, _, _ in files],
-                     [None if st is None else (st.st_dev, st.st_ino) for _, st, _ in files],
-                     self.bits, self.flags, buf, self.stop, self.probe, self.rest_bits)
-        out: list[int | tuple[int, dict[str, bytes]] | _Error] = []
-        append = out.append
-        every = self.cover + self.rest
-        again = []
-        for i, res in enumerate(raw):
-            if res.__class__ is int:
-                append(self.native_error(res))
-            elif not res[4]:
-                append(res[0])
-            elif res[4] == 2:  # a candidate with every digest (it fitted in buf)
-                append((res[0], {a: res[_SLOT[a]] for a in every}))
-            else:
-                again.append(i)
-                append(res[0])   # replaced below
-        if again:
-            # Large candidates (rare): every digest by a second read, which
-            # must find the same content.
-            bits = self.bits | self.rest_bits
-            redo = native([fsencode(files[i][0]) for i in again],
-                          [None if files[i][1] is None
-                           else (files[i][1].st_dev, files[i][1].st_ino)
-                           for i in again], bits, self.flags, buf, self.stop)
-            for i, res in zip(again, redo):
-                if res.__class__ is int:
-                    out[i] = self.native_error(res)
-                elif any(res[_SLOT[a]] != raw[i][_SLOT[a]] for a in self.cover):
-                    out[i] = _Error("file changed while read")
-                else:
-                    out[i] = (res[0], {a: res[_SLOT[a]] for a in every})
-        return out
-
-    def native_error(self, code: int) -> _Error:
-        if code > 0:
-            return _Error(_reason(OSError(code, os.strerror(code)), self.nofollow))
-        return _Error(_NATIVE_REASONS.get(code, f"error {code}"))
-
-    def __call__(self, path: str, expect: os.stat_result | None
-                 ) -> int | tuple[int, dict[str, bytes]] | _Error:
-        try:
-            # O_NONBLOCK: opening a FIFO (swapped in after the walk) must not
-            # wait for a writer; fstat then says it is not a regular file.
-            fd = os.open(path, self.flags)
-        except OSError as e:
-            return _Error(_reason(e, self.nofollow))
-        try:
-            before = os.fstat(fd)
-            fast = self.fast
-            # The common case inline (a small unchanged regular file, one
-            # algorithm, not in the dataset): per-file Python time holds the
-            # GIL, so it bounds the scan rate of trees of small files.
-            if (fast is not None and before.st_size <= self.chunk_size
-                    and stat.S_ISREG(before.st_mode)
-                    and (expect is None or (before.st_ino == expect.st_ino
-                                            and before.st_dev == expect.st_dev))):
-                size = before.st_size
-                data = os.read(fd, size + 1)
-                if len(data) == size and fast[0](data).digest() not in fast[1]:
-                    after = os.fstat(fd)
-                    if (after.st_size == size
-                            and after.st_mtime_ns == before.st_mtime_ns):
-                        return size
-                os.lseek(fd, 0, os.SEEK_SET)
-            return self._read(fd, expect, before)
-        except OSError as e:
-            return _Error(_reason(e, self.nofollow))
-        finally:
-            os.close(fd)
-
-    def _candidate(self, digests: dict[str, bytes]) -> bool:
-        return any(digests[a] in t for a, t in self.tables)
-
-    def _read(self, fd: int, expect: os.stat_result | None, before: os.stat_result
-              ) -> int | tuple[int, dict[str, bytes]] | _Error:
-        if not stat.S_ISREG(before.st_mode):
-            return _Error("no longer a regular file")
-        if expect is not None and (before.st_dev, before.st_ino) != (expect.st_dev,
-                                                                     expect.st_ino):
-            return _Error("replaced while scanned")
-        size = before.st_size
-        if size <= self.chunk_size:
-            # Small file: read whole (+1 byte to see growth), hash from memory.
-            data = os.read(fd, size + 1)
-            while 0 < len(data) < size:  # a short read (network file systems)
-                more = os.read(fd, size + 1 - len(data))
-                if not more:
-                    break
-                data += more
-            if len(data) != size:
-                return _Error("file changed size while read")
-            digests = {a: _NEW[a](data).digest() for a in self.cover}
-            candidate = self._candidate(digests)
-            if candidate:
-                for a in self.rest:
-                    digests[a] = _NEW[a](data).digest()
-        else:
-            got = self._stream(fd, size, self.cover)
-            if isinstance(got, _Error):
-                return got
-            digests = got
-            candidate = self._candidate(digests)
-            if candidate and self.rest:
-                # A rare large candidate: read it again for every digest.
-                again = self._stream(fd, size, self.cover + self.rest)
-                if isinstance(again, _Error):
-                    return again
-                if any(again[a] != digests[a] for a in self.cover):
-                    return _Error("file changed while read")
-                digests = again
-        after = os.fstat(fd)
-        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-            return _Error("file changed while read")
-        return (size, digests) if candidate else size
-
-    def _stream(self, fd: int, size: int, algorithms: tuple[str, ...]
-                ) -> dict[str, bytes] | _Error:
-        buf = getattr(self.local, "buf", None)
-        if buf is None or len(buf) != self.chunk_size:
-            buf = self.local.buf = bytearray(self.chunk_size)
-        hashers = [_NEW[a]() for a in algorithms]
-        updates = [h.update for h in hashers]
-        total = 0
-        os.lseek(fd, 0, os.SEEK_SET)
-        with memoryview(buf) as view, open(fd, "rb", buffering=0, closefd=False) as f:
-            readinto = f.readinto
-            while True:
-                if self.stop[0]:
-                    return _Error("scan stopped")
-                n = readinto(view)
-                if not n:
-                    break
-                total += n
-                if total > size:
-                    break
-                if n == len(view):
-                    for u in updates:
-                        u(view)
-                else:
-                    with view[:n] as chunk:
-                        for u in updates:
-                            u(chunk)
-        if total != size:
-            return _Error("file changed size while read")
-        return {a: h.digest() for a, h in zip(algorithms, hashers)}
 
 
 def _hit_record(hit: ScanHit) -> list[Any]:
@@ -479,11 +171,11 @@ class _Scanner:
         self.algorithms = ds.algorithms
         sizes = _known_sizes(ds) if skip_unknown_sizes else None
         self.known = _size_test(sizes) if sizes is not None else None
-        cover = _cover(ds)
+        cover = cheapest_cover(ds)
         # The tables of the generation current at the start (a reload
         # during the scan does not mix generations).
         self.tables = {a: ds.table(a) for a in self.algorithms}
-        self.hasher = _Hasher(ds, cover, chunk_size, follow_symlinks)
+        self.hasher = Hasher(ds, cover, chunk_size, follow_symlinks)
         self.report = ScanReport(algorithms=self.algorithms, hashed=cover)
 
     # -- accounting ----------------------------------------------------------
@@ -578,7 +270,7 @@ class _Scanner:
                     else:
                         self.error(unit, root, "vanished or does not exist")
                 except OSError as e:
-                    self.error(unit, root, _reason(e))
+                    self.error(unit, root, error_reason(e))
                 else:
                     if stat.S_ISDIR(st.st_mode):
                         yield from self.walk(i, root, st)
@@ -622,7 +314,7 @@ class _Scanner:
             try:
                 it = os.scandir(d)
             except OSError as e:
-                self.error(unit, d, _reason(e))
+                self.error(unit, d, error_reason(e))
                 self.listed(unit)
                 continue
             with it:
@@ -632,7 +324,7 @@ class _Scanner:
                     except StopIteration:
                         break
                     except OSError as e:  # error while reading the directory
-                        self.error(unit, d, _reason(e))
+                        self.error(unit, d, error_reason(e))
                         break
                     path = entry.path
                     if exclude and self.excluded(path):
@@ -653,7 +345,7 @@ class _Scanner:
                             else:
                                 self.count(unit, _SPECIAL)
                         except OSError as e:  # DT_UNKNOWN and lstat failed
-                            self.error(unit, path, _reason(e))
+                            self.error(unit, path, error_reason(e))
                         continue
                     try:
                         st = entry.stat(follow_symlinks=self.follow)
@@ -664,7 +356,7 @@ class _Scanner:
                             self.error(unit, path, "vanished or does not exist")
                         continue
                     except OSError as e:
-                        self.error(unit, path, _reason(e))
+                        self.error(unit, path, error_reason(e))
                         continue
                     if self.one_fs and st.st_dev != dev:
                         continue
@@ -683,9 +375,9 @@ class _Scanner:
     # -- results -------------------------------------------------------------
 
     def add(self, path: str, unit: _Unit,
-            result: int | tuple[int, dict[str, bytes]] | _Error) -> None:
+            result: int | tuple[int, dict[str, bytes]] | ReadError) -> None:
         unit.pending -= 1
-        if isinstance(result, _Error):
+        if isinstance(result, ReadError):
             self.error(unit, path, result.reason)
         elif isinstance(result, int):
             self.count(unit, _READ)
