@@ -79,13 +79,6 @@ def circl_expected(rec: dict, dataset: str, generation: int) -> dict:
     return out
 
 
-def digests_of(path: Path) -> dict[str, list[str]]:
-    """Every digest of the dataset at path, per algorithm (lowercase hex)."""
-    with hashlookup.open_dataset(path) as ds:
-        return {a: [bytes(k).hex() for k in ds.table(a).keys()]
-                for a in ds.algorithms}
-
-
 def random_misses(alg: str, n: int, seed: int) -> list[str]:
     rng = np.random.default_rng(seed)
     w = HEX_LEN[alg] // 2

@@ -139,16 +139,6 @@ def _read(path: str, cols: _Columns, source_label: str | None, opts: dict[str, A
     return report
 
 
-def _sort_with_ids(keys: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sort rows of keys (m, w) carrying ids (m,) < 2^32, dropping duplicate
-    (key, id) pairs: returns (sorted keys, their ids)."""
-    m, w = keys.shape
-    aug = np.empty((m, w + 4), dtype=np.uint8)
-    aug[:, :w] = keys
-    aug[:, w:] = ids.astype(">u4").view(np.uint8).reshape(m, 4)
-    return _sort_augmented(aug, w)
-
-
 def _sort_augmented(aug: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
     """Sort rows of digest + 4-byte big-endian id in place, then split them
     without copying the digests (the rows are narrowed in place)."""

@@ -55,10 +55,6 @@ class Text:
             return pos
         return pos[(np.searchsorted(self.qpos, pos) & 1) == 0]
 
-    def quotes_between(self, s: np.ndarray, e: np.ndarray) -> np.ndarray:
-        """Number of quote characters in arr[s:e] for each pair."""
-        return np.searchsorted(self.qpos, e) - np.searchsorted(self.qpos, s)
-
     def bare_cr(self) -> bool:
         """Is there a CR that does not end a line (csv would split there)?"""
         if CR not in self.data:

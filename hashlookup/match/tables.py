@@ -19,9 +19,9 @@ import numpy as np
 import numpy.typing as npt
 
 from hashlookup import _core, algorithms
-from hashlookup.match.inventory import CHUNK_SIZE, Inventory, Piece, _constant
+from hashlookup.match.pieces import Inventory, Piece, constant_task, read_chunks
 from hashlookup.match.keys import KeyMatcher
-from hashlookup.importers.digests import _invalid_message, _quote
+from hashlookup.importers.digests import CHUNK_SIZE, _invalid_message, _quote
 from hashlookup.errors import InputError
 
 #: Rows per batch of a CSV input read with the csv module.
@@ -307,13 +307,11 @@ def _plain_csv_batches(inv: Inventory, names: list[str], whole_rows: bool
     (positions of line ends and delimiters), and when every digest cell has a
     digest's length the cells are gathered into one run of hex for the C
     decoder.  Python objects are made per row only for whole rows."""
-    from hashlookup.match.inventory import _read_chunks
-
     index = names.index(inv.column)  # type: ignore[arg-type]
     delim = inv.delimiter or ","
     line = 0  # lines before the chunk
     with open(inv.path, "rb") as f:
-        for slab, length, _dropped, too_long in _read_chunks(f, CHUNK_SIZE, False):
+        for slab, length, _dropped, too_long in read_chunks(f, CHUNK_SIZE, False):
             if too_long:
                 raise InputError(f"{inv.name}:{line + 1}: line longer than 1 MiB")
             data = bytes(slab["buf"][:length])
@@ -404,7 +402,7 @@ def _table_tasks(inv: Inventory, matcher: KeyMatcher,
                 whole = cells.to_pylist() if hasattr(cells, "to_pylist") else cells
                 if len(whole) <= 4096 or not bind_width(inv, matcher, whole, first,
                                                          skip_invalid):
-                    yield _constant(_no_digest_piece(inv, whole, first, batch))
+                    yield constant_task(_no_digest_piece(inv, whole, first, batch))
                     continue
         yield _bind_table(inv, matcher, cells, batch, first, n, skip_invalid)
 
@@ -462,7 +460,7 @@ def _parquet_tasks(inv: Inventory, matcher: KeyMatcher, skip_invalid: bool,
             read = _row_group_reader(inv, pf, g, cols)
             if not matcher.bound:
                 table = read()
-                read = _constant(table)
+                read = constant_task(table)
                 sample = table.column(inv.column).slice(0, 4096).to_pylist()
                 if not bind_width(inv, matcher, sample, first, skip_invalid) and \
                         not bind_width(inv, matcher,
@@ -471,7 +469,7 @@ def _parquet_tasks(inv: Inventory, matcher: KeyMatcher, skip_invalid: bool,
                     cells = table.column(inv.column).to_pylist()
                     batch = table.combine_chunks().to_batches()[0] if whole_rows \
                         else None
-                    yield _constant(_no_digest_piece(inv, cells, first, batch))
+                    yield constant_task(_no_digest_piece(inv, cells, first, batch))
                     first += n
                     continue
             yield _row_group_task(inv, matcher, read, first, n, skip_invalid,
