@@ -17,30 +17,38 @@ from hashlookup.errors import (
 
 if TYPE_CHECKING:
     from hashlookup.build.bloom import BloomExportReport, export_bloom
-    from hashlookup.build.index import BuildReport, build_index
-    from hashlookup.store.dataset import Dataset, Invalid, Match, open_dataset
     from hashlookup.build.dataset import (
         DatasetReport,
         UpdateReport,
         build_dataset,
         update_dataset,
     )
-    from hashlookup.store.index import HashIndex, open_index
+    from hashlookup.build.index import BuildReport, build_index
     from hashlookup.build.signing import generate_signing_key, sign_dataset
+    from hashlookup.store.dataset import Dataset, Invalid, Match, open_dataset
+    from hashlookup.store.index import HashIndex, open_index
 
 # The public names are imported on first use (PEP 562): a command such as
 # ``hashlookup match`` then imports only the modules it runs (numpy, the
 # core), not the builders, the Bloom exporter or the signing code; start-up
 # time is a visible part of matching a few hundred MB.
 _LAZY = {
-    "BloomExportReport": "build.bloom", "export_bloom": "build.bloom",
-    "BuildReport": "build.index", "build_index": "build.index",
-    "Dataset": "store.dataset", "Invalid": "store.dataset", "Match": "store.dataset",
+    "BloomExportReport": "build.bloom",
+    "export_bloom": "build.bloom",
+    "BuildReport": "build.index",
+    "build_index": "build.index",
+    "Dataset": "store.dataset",
+    "Invalid": "store.dataset",
+    "Match": "store.dataset",
     "open_dataset": "store.dataset",
-    "DatasetReport": "build.dataset", "UpdateReport": "build.dataset",
-    "build_dataset": "build.dataset", "update_dataset": "build.dataset",
-    "HashIndex": "store.index", "open_index": "store.index",
-    "generate_signing_key": "build.signing", "sign_dataset": "build.signing",
+    "DatasetReport": "build.dataset",
+    "UpdateReport": "build.dataset",
+    "build_dataset": "build.dataset",
+    "update_dataset": "build.dataset",
+    "HashIndex": "store.index",
+    "open_index": "store.index",
+    "generate_signing_key": "build.signing",
+    "sign_dataset": "build.signing",
 }
 
 
@@ -70,9 +78,9 @@ __all__ = [
     "IndexVersionError",
     "InputError",
     "Invalid",
-    "UpdateReport",
     "Match",
     "SignatureError",
+    "UpdateReport",
     "__version__",
     "build_dataset",
     "build_index",

@@ -29,7 +29,7 @@ ALGO_WIDTH = {"md5": 16, "sha1": 20, "sha256": 32}
 RAW_WIDTHS = (1, 7, 8, 9, 16, 20, 32, 64)
 
 #: (algorithm, width) for every configuration the lookup tests run on
-CONFIGS: list[tuple[str, int]] = [(a, w) for a, w in ALGO_WIDTH.items()] + [
+CONFIGS: list[tuple[str, int]] = list(ALGO_WIDTH.items()) + [
     ("raw", w) for w in RAW_WIDTHS
 ]
 
@@ -229,8 +229,9 @@ class Match(NamedTuple):
     text: str
 
 
-def match_stream(index: Any, binary_file: BinaryIO, *, invert: bool = False,
-                 **kwargs: Any) -> Iterator[Match]:
+def match_stream(
+    index: Any, binary_file: BinaryIO, *, invert: bool = False, **kwargs: Any
+) -> Iterator[Match]:
     """One :class:`Match` (1-based line number, lowercase hex digest, the line
     without its line end) per input line whose digest is in ``index`` (not in
     it with ``invert=True``), built on ``match_chunks`` (which gets
@@ -241,6 +242,7 @@ def match_stream(index: Any, binary_file: BinaryIO, *, invert: bool = False,
         if sel.size == 0:
             continue
         numbers = chunk.line_numbers[sel].tolist()
-        for number, digest, text in zip(numbers, chunk.hex_digests(sel),
-                                        chunk.lines(sel), strict=True):
+        for number, digest, text in zip(
+            numbers, chunk.hex_digests(sel), chunk.lines(sel), strict=True
+        ):
             yield Match(number, digest, text.decode("utf-8", "surrogateescape"))

@@ -25,17 +25,17 @@ from typing import Any
 import numpy as np
 
 from hashlookup import _core, algorithms
-from hashlookup.store import format as _format
-from hashlookup.store import labels as _labels
 from hashlookup._atomic import atomic_output
+from hashlookup._version import __version__
 from hashlookup.build.index import (
     DEFAULT_BLOOM_BITS_PER_KEY,
     DEFAULT_BLOOM_HASHES,
     check_bloom_params,
     table_sections,
 )
-from hashlookup._version import __version__
 from hashlookup.errors import InputError
+from hashlookup.store import format as _format
+from hashlookup.store import labels as _labels
 
 ALGORITHMS = algorithms.NAMES
 WIDTHS = algorithms.WIDTH
@@ -427,7 +427,7 @@ def build_dataset(inputs: Any, path: str | os.PathLike[str], *,
     if n_old:
         assert links is not None
         carried = {
-            "removed": int(len(np.unique(links[dropped[:n_old]]))),
+            "removed": len(np.unique(links[dropped[:n_old]])),
             "added": int(np.count_nonzero(is_rep[n_old:])),
             "changed": _changed_records(n_old, comp, kept, sorted_digests,
                                         cols.labels),

@@ -25,7 +25,7 @@ from hashlookup.importers._records import (
 FORMATS = ("sqlite", "hashdeep", "vics", "csv", "text")
 
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3", ".db3")
-HEAD_SIZE = 64 * 1024   # bytes detect_format looks at
+HEAD_SIZE = 64 * 1024  # bytes detect_format looks at
 
 
 def detect_format(path: str | os.PathLike) -> str:
@@ -44,42 +44,53 @@ def detect_format(path: str | os.PathLike) -> str:
     if head.startswith(SQLITE_MAGIC):
         return "sqlite"
     if name.lower().endswith(_SQLITE_SUFFIXES):
-        raise InputError(f"{name}: not an SQLite database (no 'SQLite format 3' "
-                         f"header), although named like one")
+        raise InputError(
+            f"{name}: not an SQLite database (no 'SQLite format 3' "
+            f"header), although named like one"
+        )
     encoding, bom = _common.sniff_encoding(head)
     text = head[bom:].decode(encoding, "replace")
     if len(head) == HEAD_SIZE:  # drop a possibly cut last line / character
         cut = text.rfind("\n")
-        text = text[:cut + 1] if cut > 0 else text
+        text = text[: cut + 1] if cut > 0 else text
     stripped = text.lstrip(" \t\r\n\ufeff")
     if stripped.startswith(("{", "[")):
         if stripped.startswith("{") and (
-                '"odata.metadata"' in text or '"@odata.context"' in text):
+            '"odata.metadata"' in text or '"@odata.context"' in text
+        ):
             return "vics"
-        raise InputError(f"{name}: JSON, but not a VICS export (no "
-                         f"\"odata.metadata\" or \"@odata.context\" key near the "
-                         f"start)")
+        raise InputError(
+            f"{name}: JSON, but not a VICS export (no "
+            f'"odata.metadata" or "@odata.context" key near the '
+            f"start)"
+        )
     first = _common.first_line(text)
     if first.startswith("%%%% HASHDEEP"):
         fmt = "hashdeep"
     elif _common.is_digest_line(_common.first_line(text, skip_comments=True)):
         fmt = "text"
-    elif not first.startswith("#") and \
-            _common.csv_header_delimiter(first) is not None:
+    elif not first.startswith("#") and _common.csv_header_delimiter(first) is not None:
         return "csv"
     else:
-        fmt = "text"   # the text reader reports what is wrong with line 1
+        fmt = "text"  # the text reader reports what is wrong with line 1
     if encoding != "utf-8":
-        raise InputError(f"{name}: {encoding.upper()} text is read only for CSV "
-                         f"and VICS JSON; convert this {fmt} file to UTF-8")
+        raise InputError(
+            f"{name}: {encoding.upper()} text is read only for CSV "
+            f"and VICS JSON; convert this {fmt} file to UTF-8"
+        )
     return fmt
 
 
-def iter_records(path: str | os.PathLike, *, input_format: str | None = None,
-                 columns: dict[str, str] | None = None,
-                 label_columns: dict[str, str] | None = None,
-                 skip_invalid: bool = False, batch_size: int = 100_000,
-                 report: ImportReport | None = None) -> Iterator[RecordBatch]:
+def iter_records(
+    path: str | os.PathLike,
+    *,
+    input_format: str | None = None,
+    columns: dict[str, str] | None = None,
+    label_columns: dict[str, str] | None = None,
+    skip_invalid: bool = False,
+    batch_size: int = 100_000,
+    report: ImportReport | None = None,
+) -> Iterator[RecordBatch]:
     """Stream the records of one input file as RecordBatch objects of at most
     batch_size records (never empty).
 
@@ -94,24 +105,31 @@ def iter_records(path: str | os.PathLike, *, input_format: str | None = None,
     report: an ImportReport filled in while the batches are consumed.
     """
     name = os.fspath(path)
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) \
-            or batch_size < 1:
+    if (
+        not isinstance(batch_size, int)
+        or isinstance(batch_size, bool)
+        or batch_size < 1
+    ):
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     fmt = detect_format(name) if input_format is None else input_format
     if fmt not in FORMATS:
-        raise ValueError(f"unknown input_format {fmt!r}; expected one of "
-                         f"{', '.join(FORMATS)}")
+        raise ValueError(
+            f"unknown input_format {fmt!r}; expected one of {', '.join(FORMATS)}"
+        )
     if fmt != "csv" and (columns or label_columns):
-        raise ValueError(f"columns= and label_columns= apply to CSV input only; "
-                         f"{name} is read as {fmt}")
+        raise ValueError(
+            f"columns= and label_columns= apply to CSV input only; "
+            f"{name} is read as {fmt}"
+        )
     _check_mapping(columns, "columns", (*ALGORITHMS, "size"))
     _check_mapping(label_columns, "label_columns", None)
     if report is None:
         report = ImportReport()
     report.format = fmt
     report.path = name
-    opts = _Options(name, name, columns, label_columns, bool(skip_invalid),
-                    batch_size, report)
+    opts = _Options(
+        name, name, columns, label_columns, bool(skip_invalid), batch_size, report
+    )
     read = _reader(fmt)
     for batch in read(opts):
         if len(batch):
@@ -141,11 +159,12 @@ def _check_mapping(mapping: object, what: str, keys: tuple[str, ...] | None) -> 
         raise TypeError(f"{what} must be a dict, got {type(mapping).__name__}")
     for k, v in mapping.items():
         if not isinstance(k, str) or not isinstance(v, str) or not v:
-            raise TypeError(f"{what} maps names to column names (str), got "
-                            f"{k!r}: {v!r}")
+            raise TypeError(
+                f"{what} maps names to column names (str), got {k!r}: {v!r}"
+            )
         if keys is not None and k not in keys:
-            raise ValueError(f"{what}: unknown key {k!r}; expected "
-                             f"{', '.join(keys)}")
+            raise ValueError(f"{what}: unknown key {k!r}; expected {', '.join(keys)}")
         if keys is None and (not k or ":" in k):
-            raise ValueError(f"{what}: a label prefix must be non-empty and "
-                             f"without ':', got {k!r}")
+            raise ValueError(
+                f"{what}: a label prefix must be non-empty and without ':', got {k!r}"
+            )

@@ -27,13 +27,13 @@ ALGORITHMS = algorithms.WIDTH
 class RecordBatch:
     """Columnar batch of records (one record = one file known to a list)."""
 
-    md5: np.ndarray        # (n, 16) uint8, zeros where absent
-    sha1: np.ndarray       # (n, 20) uint8
-    sha256: np.ndarray     # (n, 32) uint8
-    has_md5: np.ndarray    # (n,) bool
-    has_sha1: np.ndarray   # (n,) bool
+    md5: np.ndarray  # (n, 16) uint8, zeros where absent
+    sha1: np.ndarray  # (n, 20) uint8
+    sha256: np.ndarray  # (n, 32) uint8
+    has_md5: np.ndarray  # (n,) bool
+    has_sha1: np.ndarray  # (n,) bool
     has_sha256: np.ndarray  # (n,) bool
-    size: np.ndarray       # (n,) int64, -1 = unknown
+    size: np.ndarray  # (n,) int64, -1 = unknown
     labels: dict[str, np.ndarray]  # label name (e.g. "category:1") -> int64 row
     #                                indices within this batch (sorted, unique)
 
@@ -43,8 +43,10 @@ class RecordBatch:
     def digests(self, algorithm: str) -> tuple[np.ndarray, np.ndarray]:
         """(digests, present) for "md5", "sha1" or "sha256"."""
         if algorithm not in ALGORITHMS:
-            raise ValueError(f"unknown algorithm {algorithm!r}; expected one of "
-                             f"{', '.join(ALGORITHMS)}")
+            raise ValueError(
+                f"unknown algorithm {algorithm!r}; expected one of "
+                f"{', '.join(ALGORITHMS)}"
+            )
         return getattr(self, algorithm), getattr(self, "has_" + algorithm)
 
     @classmethod
@@ -72,19 +74,19 @@ class ImportReport:
     """What one import read.  Pass an instance to iter_records(report=...);
     it is filled in while the batches are consumed."""
 
-    records: int = 0          # records yielded
-    invalid: int = 0          # bad records skipped (skip_invalid=True)
-    format: str = ""          # detected or given format
+    records: int = 0  # records yielded
+    invalid: int = 0  # bad records skipped (skip_invalid=True)
+    format: str = ""  # detected or given format
     path: str = ""
     digests: dict[str, int] = field(default_factory=dict)  # algorithm -> records
     #                           that have that digest
-    sized: int = 0            # records with a known size
-    no_digest: int = 0        # VICS Media / MediaFiles without any digest (not
+    sized: int = 0  # records with a known size
+    no_digest: int = 0  # VICS Media / MediaFiles without any digest (not
     #                           records, not errors)
-    duplicates: int = 0       # VICS MediaFiles dropped as repeats within a Media
-    media: int = 0            # VICS Media objects read
-    version: str = ""         # VICS data model version ("1.3", "2.0", ...)
-    algorithm: str = ""       # "text": the file's one algorithm
+    duplicates: int = 0  # VICS MediaFiles dropped as repeats within a Media
+    media: int = 0  # VICS Media objects read
+    version: str = ""  # VICS data model version ("1.3", "2.0", ...)
+    algorithm: str = ""  # "text": the file's one algorithm
     columns: dict[str, str] = field(default_factory=dict)  # csv, hashdeep,
     #                           sqlite: field -> column used
     examples: list[str] = field(default_factory=list)  # first MAX_EXAMPLES
@@ -110,7 +112,7 @@ class _Options:
     """What every format reader gets (see iter_records)."""
 
     path: str
-    name: str                 # how errors name the file
+    name: str  # how errors name the file
     columns: dict[str, str] | None
     label_columns: dict[str, str] | None
     skip_invalid: bool

@@ -23,13 +23,11 @@ Where the issue was silent, decided here (see docs/CLI.md "match"):
 
 from __future__ import annotations
 
-import os
-import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     import numpy as np
@@ -38,16 +36,14 @@ else:
     from hashlookup._lazy import numpy as np
 
 from hashlookup import _core
-from hashlookup.store.format import ALGORITHM_BY_WIDTH
-from hashlookup.match.keys import DEFAULT_CHUNK_SIZE, KeyMatcher, MatchStats
+from hashlookup.errors import InputError
 from hashlookup.importers.digests import (
-    CHUNK_SIZE,
     MAX_LINE,
     _invalid_message,
     _too_long,
     detect_width,
 )
-from hashlookup.errors import InputError
+from hashlookup.match.keys import DEFAULT_CHUNK_SIZE, KeyMatcher, MatchStats
 from hashlookup.match.pieces import (
     Inventory,
     Piece,
@@ -56,6 +52,7 @@ from hashlookup.match.pieces import (
     detect_kind,
     read_chunks,
 )
+from hashlookup.store.format import ALGORITHM_BY_WIDTH
 
 __all__ = [
     "Inventory",
@@ -210,7 +207,8 @@ def _first_key_line(buf: bytearray, length: int) -> int:
 def _text_tasks(inv: Inventory, matcher: KeyMatcher, skip_invalid: bool,
                 chunk_size: int, slabs: Slabs | None = None,
                 render: str | None = None) -> Iterator[Callable[[], Piece]]:
-    f = inv.stream if inv.stream is not None else open(inv.path, "rb")
+    # closed in the finally below, and only when opened here
+    f = inv.stream if inv.stream is not None else open(inv.path, "rb")  # noqa: SIM115
     name = inv.name
     key_width = matcher.width or 0
     try:
@@ -221,15 +219,16 @@ def _text_tasks(inv: Inventory, matcher: KeyMatcher, skip_invalid: bool,
             buf = slab["buf"]
             if too_long:
                 yield constant_task(Piece(inv, *_nothing(key_width),
-                                      None, first=dropped,
-                                      relative=True, error=_too_long_error(name, dropped)))
+                                          None, first=dropped, relative=True,
+                                          error=_too_long_error(name, dropped)))
                 return
             if width is None and length:
                 first = line + dropped
                 data = bytes(buf[:length])
                 width = detect_width(data, name, first, skip_invalid)
                 if width is not None:
-                    matcher.bind(width, f"{name}:{first + _first_key_line(buf, length)}")
+                    where = first + _first_key_line(buf, length)
+                    matcher.bind(width, f"{name}:{where}")
                 else:  # nothing but blank, comment or (skipped) bad lines
                     lines = data.count(b"\n") + (not data.endswith(b"\n"))
                     line = first + lines
@@ -240,8 +239,8 @@ def _text_tasks(inv: Inventory, matcher: KeyMatcher, skip_invalid: bool,
                     continue
             if not length:  # only dropped lines at the end
                 yield constant_task(Piece(inv, *_nothing(key_width),
-                                      None, units=dropped,
-                                      invalid=dropped, first=dropped, relative=True))
+                                          None, units=dropped, invalid=dropped,
+                                          first=dropped, relative=True))
                 continue
             own = slab if slabs is not None else None
             if render is not None and matcher.renders_lines:

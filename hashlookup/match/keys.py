@@ -27,7 +27,7 @@ from __future__ import annotations
 import binascii
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,9 +35,9 @@ if TYPE_CHECKING:
 else:
     from hashlookup._lazy import numpy as np
 
-from hashlookup.store.format import ALGORITHM_BY_WIDTH
-from hashlookup.importers.digests import iter_parsed
 from hashlookup.errors import IndexFormatError, InputError
+from hashlookup.importers.digests import iter_parsed
+from hashlookup.store.format import ALGORITHM_BY_WIDTH
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",

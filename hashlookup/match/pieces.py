@@ -34,6 +34,7 @@ __all__ = [
 
 _KINDS = ("text", "csv", "tsv", "parquet")
 
+
 def detect_kind(path: str) -> str:
     """Input kind from the file name: ``.csv``, ``.tsv``/``.tab``, ``.parquet``/
     ``.pq``, anything else (and standard input) is text."""
@@ -65,13 +66,13 @@ class Inventory:
         if self.kind not in _KINDS:
             raise ValueError(f"unknown input kind {self.kind!r} (one of {_KINDS})")
         if self.kind != "text" and not self.column:
-            raise InputError(f"{self.path}: {self.kind} input needs a column name "
-                             "(--column NAME)")
+            raise InputError(
+                f"{self.path}: {self.kind} input needs a column name (--column NAME)"
+            )
         if self.delimiter is None:
             self.delimiter = "\t" if self.kind == "tsv" else ","
         if len(self.delimiter) != 1:
-            raise ValueError(f"delimiter must be one character, got "
-                             f"{self.delimiter!r}")
+            raise ValueError(f"delimiter must be one character, got {self.delimiter!r}")
 
     @property
     def name(self) -> str:
@@ -136,8 +137,10 @@ class Piece:
             self.hits = int(np.count_nonzero(self.found))
 
     def __repr__(self) -> str:
-        return (f"<Piece {self.inventory.name} from {self.first}: "
-                f"{self.n_keys} keys, {self.hits} hits>")
+        return (
+            f"<Piece {self.inventory.name} from {self.first}: "
+            f"{self.n_keys} keys, {self.hits} hits>"
+        )
 
     def place(self, line: int) -> None:
         """Number the lines of a relative piece: ``line`` is the number of the
@@ -155,8 +158,9 @@ class Piece:
         """Line (text) or row (table) numbers of the keys at ``indices``."""
         return (self.numbers[indices] + self.base).tolist()  # type: ignore[no-any-return]
 
-    def positions(self, indices: npt.NDArray[np.intp] | None = None
-                  ) -> npt.NDArray[np.int64]:
+    def positions(
+        self, indices: npt.NDArray[np.intp] | None = None
+    ) -> npt.NDArray[np.int64]:
         """0-based line/row of the keys (all, or at ``indices``) within the
         piece."""
         numbers = self.numbers if indices is None else self.numbers[indices]
@@ -168,7 +172,7 @@ class Piece:
     def hex_digests(self, indices: npt.NDArray[np.intp]) -> list[str]:
         step = 2 * int(self.keys.shape[1])
         text = np.ascontiguousarray(self.keys[indices]).tobytes().hex()
-        return [text[j:j + step] for j in range(0, len(text), step)]
+        return [text[j : j + step] for j in range(0, len(text), step)]
 
     def lines(self, indices: npt.NDArray[np.intp]) -> list[bytearray]:
         """Text pieces: the input lines (without line ends) of the keys.
@@ -184,7 +188,8 @@ class Piece:
         starts = offsets[indices]
         nxt = np.minimum(indices + 1, len(offsets) - 1)
         adjacent = (indices + 1 < len(offsets)) & (
-            self.numbers[nxt] == self.numbers[indices] + 1)
+            self.numbers[nxt] == self.numbers[indices] + 1
+        )
         stops = np.where(adjacent, offsets[nxt] - 1, -1)
         for j in np.flatnonzero(~adjacent).tolist():
             stop = buf.find(b"\n", int(starts[j]), end)
@@ -220,9 +225,9 @@ class Slabs:
                     self._free.append(slab)
 
 
-def read_chunks(f: BinaryIO, chunk_size: int, skip_invalid: bool,
-                 slabs: Slabs | None = None
-                 ) -> Iterator[tuple[dict[str, Any], int, int, bool]]:
+def read_chunks(
+    f: BinaryIO, chunk_size: int, skip_invalid: bool, slabs: Slabs | None = None
+) -> Iterator[tuple[dict[str, Any], int, int, bool]]:
     """``(slab, length, dropped, too_long)``: a buffer per chunk (pieces are
     parsed concurrently) holding complete lines in ``slab["buf"][:length]``,
     filled with ``readinto`` (one copy from the page cache).  ``dropped`` lines
@@ -236,7 +241,7 @@ def read_chunks(f: BinaryIO, chunk_size: int, skip_invalid: bool,
         size = max(chunk_size, 2 * len(tail))
         slab = slabs.take(size) if slabs is not None else {"buf": bytearray(size)}
         buf = slab["buf"]
-        buf[:len(tail)] = tail
+        buf[: len(tail)] = tail
         filled = len(tail)
         view = memoryview(buf)
         while filled < size:
@@ -274,7 +279,7 @@ def _skip_line(f: BinaryIO) -> bytes | None:
             return None
         nl = block.find(b"\n")
         if nl >= 0:
-            return block[nl + 1:]
+            return block[nl + 1 :]
 
 
 def constant_task(piece: Piece) -> Callable[[], Piece]:

@@ -19,10 +19,10 @@ import numpy as np
 import numpy.typing as npt
 
 from hashlookup import _core, algorithms
-from hashlookup.match.pieces import Inventory, Piece, constant_task, read_chunks
-from hashlookup.match.keys import KeyMatcher
-from hashlookup.importers.digests import CHUNK_SIZE, _invalid_message, _quote
 from hashlookup.errors import InputError
+from hashlookup.importers.digests import CHUNK_SIZE, _invalid_message, _quote
+from hashlookup.match.keys import KeyMatcher
+from hashlookup.match.pieces import Inventory, Piece, constant_task, read_chunks
 
 #: Rows per batch of a CSV input read with the csv module.
 TABLE_BATCH_ROWS = 1 << 18
