@@ -65,7 +65,7 @@ def remove_stale_temps(directory: str, base: str) -> list[str]:
         + re.escape(_host_tag())
         + r"\.[A-Za-z0-9_]+\.tmp\Z"
     )
-    removed = []
+    removed: list[str] = []
     try:
         entries = os.listdir(directory)
     except OSError:

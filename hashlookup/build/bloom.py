@@ -279,7 +279,7 @@ def _map_chunks(
     with ThreadPoolExecutor(
         max_workers=threads, thread_name_prefix="bloom-export"
     ) as ex:
-        pending: deque[Future] = deque()
+        pending: deque[Future[tuple[int, np.ndarray, np.ndarray]]] = deque()
         try:
             for s in starts:
                 pending.append(
@@ -444,7 +444,7 @@ def export_bloom(
     *,
     fpr: float = 1e-4,
     capacity: int | None = None,
-    metadata: dict | bytes | str | None = None,
+    metadata: dict[str, Any] | bytes | str | None = None,
     threads: int | None = None,
 ) -> BloomExportReport:
     """Write keys as a DCSO bloom v1 filter, readable by flor and DCSO bloom.

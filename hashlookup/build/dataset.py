@@ -200,7 +200,8 @@ def _sorted_digests(cols: _Columns) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 def _same_as_previous(keys: np.ndarray) -> np.ndarray:
     """keys[i + 1] == keys[i] for each i, without an (m, w) temporary."""
     v = keys.view(f"V{keys.shape[1]}").ravel()
-    return v[1:] == v[:-1]
+    same: np.ndarray = v[1:] == v[:-1]
+    return same
 
 
 def _equal_runs(same: np.ndarray, srows: np.ndarray

@@ -8,7 +8,7 @@ import itertools
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -215,7 +215,7 @@ def _collect(source: Source, c: _Collector, skip_invalid: bool) -> None:
         raise TypeError(f"cannot read digests from {type(source).__name__}")
 
 
-def _are_paths(items: list[Any]) -> bool:
+def _are_paths(items: Sequence[Any]) -> bool:
     """A list holds paths if every entry is os.PathLike or a str naming an
     existing file; otherwise its str entries are digests.  (Stops at the
     first entry that is neither, so a long digest list costs one stat.)"""

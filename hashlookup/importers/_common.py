@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,7 @@ def hex_problem(value: str, algorithm: str) -> str:
 
 
 def decode_hex(
-    values: list, algorithm: str, what: str, bad: dict[int, str]
+    values: Sequence[Any], algorithm: str, what: str, bad: dict[int, str]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decode a column of hex digests.
 
@@ -105,7 +106,7 @@ def decode_hex(
 
 
 def _decode_hex_slow(
-    values: list, algorithm: str, what: str, bad: dict[int, str]
+    values: Sequence[Any], algorithm: str, what: str, bad: dict[int, str]
 ) -> tuple[np.ndarray, np.ndarray]:
     width = ALGORITHMS[algorithm]
     n = len(values)
@@ -141,7 +142,7 @@ def _decode_hex_slow(
     return out, present
 
 
-def decode_sizes(values: list, what: str, bad: dict[int, str]) -> np.ndarray:
+def decode_sizes(values: Sequence[Any], what: str, bad: dict[int, str]) -> np.ndarray:
     """Decode a column of sizes: int, decimal text (str or bytes, blanks
     around it ignored), None or "" (unknown: -1).  Negative, fractional or
     non-numeric values are bad."""
@@ -210,8 +211,8 @@ def _one_size(v: object) -> int | None:
 def assemble(
     opts: _Options,
     n: int,
-    hexcols: dict[str, tuple[list, str]],
-    sizes: tuple[list, str] | None = None,
+    hexcols: Mapping[str, tuple[Sequence[Any], str]],
+    sizes: tuple[Sequence[Any], str] | None = None,
     labels: dict[str, list[int]] | None = None,
     bad: dict[int, str] | None = None,
     where: Callable[[int], str] = lambda i: f": record {i}",
@@ -291,7 +292,7 @@ def bad_label(label: str) -> str | None:
 
 
 def label_rows(
-    values: list, prefix: str, what: str, bad: dict[int, str]
+    values: Sequence[Any], prefix: str, what: str, bad: dict[int, str]
 ) -> dict[str, list[int]]:
     """Label column -> {"prefix:value": rows}; blanks around a value are
     stripped, empty values give no label; a value that makes no valid label

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from operator import itemgetter
 from typing import BinaryIO
 
@@ -272,22 +272,22 @@ def _columns(opts: _Options, fields: list[str], line: int) -> dict[str, int]:
         for key, name in opts.columns.items():
             found[key] = _find(opts, fields, name, key, line)
     for j, name in enumerate(fields):
-        key = AUTO_NAMES.get(normalise_name(name))
+        auto = AUTO_NAMES.get(normalise_name(name))
         if (
-            key is None
-            or (opts.columns and key != "size")
+            auto is None
+            or (opts.columns and auto != "size")
             or (opts.columns and "size" in opts.columns)
         ):
             continue
-        if key in found:
-            if key == "size":
+        if auto in found:
+            if auto == "size":
                 continue  # the first size-like column wins
             raise InputError(
-                f"{opts.name}:{line}: columns {fields[found[key]]!r} "
-                f"and {name!r} both look like the {key} column; "
-                f"choose one with columns={{{key!r}: ...}}"
+                f"{opts.name}:{line}: columns {fields[found[auto]]!r} "
+                f"and {name!r} both look like the {auto} column; "
+                f"choose one with columns={{{auto!r}: ...}}"
             )
-        found[key] = j
+        found[auto] = j
     if not any(k in ALGORITHMS for k in found):
         raise InputError(
             f"{opts.name}:{line}: no column named md5, sha1 or sha256 (or SHA-1, "
@@ -348,7 +348,7 @@ def _rows_batch(
 
 def _where_factory(
     rows: list[list[str]], first: int, positions: list[int] | None, lines_exact: bool
-):
+) -> Callable[[int], str]:
     """where(i) for record i: its line number (computed on demand when rows
     span several lines because of quoted newlines)."""
     starts: list[int] = []

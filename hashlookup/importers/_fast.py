@@ -53,7 +53,8 @@ class Text:
         """The positions in pos that are outside quotes."""
         if self.qpos is None:
             return pos
-        return pos[(np.searchsorted(self.qpos, pos) & 1) == 0]
+        inside: np.ndarray = pos[(np.searchsorted(self.qpos, pos) & 1) == 0]
+        return inside
 
     def bare_cr(self) -> bool:
         """Is there a CR that does not end a line (csv would split there)?"""
@@ -116,6 +117,7 @@ def _simple_quotes(t: Text, lo: int, hi: int) -> bool:
     end), in pairs?  Then every field holds no quote or is exactly '"..."'
     with none inside, and the csv module reads the same fields."""
     q = t.qpos
+    assert q is not None  # called only for text with quotes
     q = q[np.searchsorted(q, lo) : np.searchsorted(q, hi)]
     if len(q) % 2:
         return False

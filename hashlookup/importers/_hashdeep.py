@@ -18,7 +18,7 @@ starts a new column layout.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -79,10 +79,12 @@ class _Layout:
         return rows
 
     def _split_middle(self, line: bytes) -> list[bytes]:
-        left = line.split(b",", self.fname)
-        if len(left) <= self.fname:
+        fname = self.fname
+        assert fname is not None  # split() calls this only with a file name column
+        left = line.split(b",", fname)
+        if len(left) <= fname:
             return left
-        right = left.pop().rsplit(b",", self.ncols - 1 - self.fname)
+        right = left.pop().rsplit(b",", self.ncols - 1 - fname)
         return left + right
 
 
@@ -148,7 +150,7 @@ class _Reader:
             t = _fast.Text(data)
             keep = self._plain_lines(t)
             if keep is not None:
-                yield from self._fast(t, keep, first)
+                yield from self._read_fast(t, keep, first)
                 return
         yield from self._slow(data, first)
 
@@ -172,7 +174,7 @@ class _Reader:
                 keep[i] = False
         return np.flatnonzero(keep)
 
-    def _fast(
+    def _read_fast(
         self, t: _fast.Text, keep: np.ndarray, first: int
     ) -> Iterator[RecordBatch]:
         layout = self.layout
@@ -267,7 +269,7 @@ class _Reader:
         t = _fast.Text(data)
         keep = self._plain_lines(t)
         if keep is not None:
-            yield from self._fast(t, keep, first)
+            yield from self._read_fast(t, keep, first)
         else:
             yield from self._slow(data, first)
 
@@ -323,6 +325,7 @@ class _Reader:
                 (cols[layout.size], "column size") if layout.size is not None else None
             )
             base = first + start
+            where: Callable[[int], str]
             if idx is None:
 
                 def where(i: int, base: int = base) -> str:

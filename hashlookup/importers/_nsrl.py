@@ -11,8 +11,9 @@ no labels (the dataset builder labels the source).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -143,7 +144,9 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _fast_batch(got: tuple, algos: list[str], has_size: bool) -> RecordBatch | None:
+def _fast_batch(
+    got: tuple[Any, ...], algos: list[str], has_size: bool
+) -> RecordBatch | None:
     """The batch from one aggregate row (count, hex|hex|..., ..., sizes), or
     None if any value is NULL, of another length, not hex or not a
     non-negative integer."""
@@ -216,11 +219,11 @@ def _by_row(
 def _rows_batch(
     opts: _Options,
     table: str,
-    rows: list[tuple],
+    rows: list[tuple[Any, ...]],
     algos: list[str],
     columns: dict[str, str],
     has_size: bool,
-    where,
+    where: Callable[..., str],
 ) -> RecordBatch:
     """Records of (rowid, digests..., size) rows."""
     cols = list(zip(*rows, strict=False))

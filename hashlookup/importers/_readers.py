@@ -28,7 +28,7 @@ _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3", ".db3")
 HEAD_SIZE = 64 * 1024  # bytes detect_format looks at
 
 
-def detect_format(path: str | os.PathLike) -> str:
+def detect_format(path: str | os.PathLike[str]) -> str:
     """The format of the file at path, from its content: "sqlite", "hashdeep",
     "vics", "csv" or "text" (see docs/IMPORTERS.md for the rules).
 
@@ -82,7 +82,7 @@ def detect_format(path: str | os.PathLike) -> str:
 
 
 def iter_records(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     *,
     input_format: str | None = None,
     columns: dict[str, str] | None = None,

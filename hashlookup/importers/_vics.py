@@ -20,6 +20,7 @@ import json
 import json.scanner
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,7 @@ CHUNK_CHARS = 4 << 20  # characters read at a time
 MAX_VALUE = 64 << 20  # largest single JSON value (a Media with its files)
 SURE_ERROR = 1 << 20  # a syntax error this far before the buffer end is
 #                            real, not the buffer cutting a value short
-_WS = re.compile(r"[ \t\n\r]*")
+_WS = re.compile(r"[ \t\n\r]*")  # matches anywhere: .match() is never None
 _VERSION = re.compile(r"DataModels/(\d+(?:\.\d+)*)")
 
 LABEL_DISTRIBUTED = "vics:distributed"
@@ -58,7 +59,8 @@ class _Stream:
         self.eof = False
         self.line = 1  # line number of buf[0]
         self.col = 1  # column of buf[0]
-        self.scan = json.scanner.make_scanner(json.JSONDecoder())
+        # typeshed types the context as a scanner; it is the decoder
+        self.scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
     def more(self) -> bool:
         """Append text to the buffer (dropping what was consumed); False at
@@ -92,7 +94,7 @@ class _Stream:
     def peek(self) -> str:
         """The next non-blank character ("" at the end of the file)."""
         while True:
-            self.pos = _WS.match(self.buf, self.pos).end()
+            self.pos = _WS.match(self.buf, self.pos).end()  # type: ignore[union-attr]
             if self.pos < len(self.buf) or not self.more():
                 return self.buf[self.pos] if self.pos < len(self.buf) else ""
 
@@ -118,7 +120,7 @@ class _Stream:
         """Decode the JSON value that starts at the next non-blank char
         (context: how errors name it; an int i means "value[i]")."""
         buf = self.buf
-        pos = _WS.match(buf, self.pos).end()
+        pos = _WS.match(buf, self.pos).end()  # type: ignore[union-attr]
         if pos < len(buf) and buf[pos] == "{":  # the usual case: a Media
             try:
                 obj, end = self.scan(buf, pos)
@@ -247,7 +249,7 @@ def _same(a: object, b: object) -> bool:
     )
 
 
-def _covered(new: tuple, old: tuple) -> bool:
+def _covered(new: tuple[object, ...], old: tuple[object, ...]) -> bool:
     """Does record `old` have every digest that `new` has, same values?"""
     for a, b in zip(new, old, strict=False):
         if _present(a) and not (_present(b) and _same(a, b)):
@@ -266,14 +268,21 @@ class _Accumulator:
 
     def _reset(self) -> None:
         self.rows: list[tuple[int, object, int]] = []  # (index, MediaID, file)
-        self.md5: list = []
-        self.sha1: list = []
-        self.sha256: list = []
-        self.size: list = []
+        self.md5: list[Any] = []
+        self.sha1: list[Any] = []
+        self.sha256: list[Any] = []
+        self.size: list[Any] = []
         self.labels: dict[str, list[int]] = {}
         self.bad: dict[int, str] = {}
 
-    def _add(self, where: tuple[int, object, int], md5, sha1, sha256, size) -> None:
+    def _add(
+        self,
+        where: tuple[int, object, int],
+        md5: Any,
+        sha1: Any,
+        sha256: Any,
+        size: Any,
+    ) -> None:
         # None -> "" keeps the hex columns all-str for the vectorised decoder.
         self.rows.append(where)
         self.md5.append("" if md5 is None else md5)
@@ -368,7 +377,7 @@ class _Accumulator:
             got.extend(range(first, end))
 
     def _media_file(
-        self, mf: object, here: tuple[int, object, int], emitted: list[tuple]
+        self, mf: object, here: tuple[int, object, int], emitted: list[tuple[Any, ...]]
     ) -> None:
         if type(mf) is not dict:
             self._bad(

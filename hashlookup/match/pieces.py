@@ -156,40 +156,45 @@ class Piece:
 
     def number_list(self, indices: npt.NDArray[np.intp]) -> list[int]:
         """Line (text) or row (table) numbers of the keys at ``indices``."""
-        return (self.numbers[indices] + self.base).tolist()  # type: ignore[no-any-return]
+        assert self.numbers is not None  # not a rendered piece
+        numbers: list[int] = (self.numbers[indices] + self.base).tolist()
+        return numbers
 
     def positions(
         self, indices: npt.NDArray[np.intp] | None = None
     ) -> npt.NDArray[np.int64]:
         """0-based line/row of the keys (all, or at ``indices``) within the
         piece."""
+        assert self.numbers is not None  # not a rendered piece
         numbers = self.numbers if indices is None else self.numbers[indices]
         return numbers + (self.base - self.first)
 
     def select(self, invert: bool = False) -> npt.NDArray[np.intp]:
+        """Indices of the hits (or of the misses with ``invert=True``)."""
+        assert self.found is not None  # not a rendered piece
         return np.flatnonzero(~self.found if invert else self.found)
 
     def hex_digests(self, indices: npt.NDArray[np.intp]) -> list[str]:
+        """Lowercase hex digests of the keys at ``indices``."""
+        assert self.keys is not None  # not a rendered piece
         step = 2 * int(self.keys.shape[1])
         text = np.ascontiguousarray(self.keys[indices]).tobytes().hex()
         return [text[j : j + step] for j in range(0, len(text), step)]
 
-    def lines(self, indices: npt.NDArray[np.intp]) -> list[bytearray]:
+    def lines(self, indices: npt.NDArray[np.intp]) -> list[bytes | bytearray]:
         """Text pieces: the input lines (without line ends) of the keys.
 
         A key's line ends just before the next key's line when that is the
         next line (the usual case, found for all hits with numpy); otherwise
         the end is searched for."""
         buf, end = self.text, self.nbytes
-        offsets = self.offsets
-        assert buf is not None and offsets is not None
+        offsets, numbers = self.offsets, self.numbers
+        assert buf is not None and offsets is not None and numbers is not None
         if indices.size == 0:
             return []
         starts = offsets[indices]
         nxt = np.minimum(indices + 1, len(offsets) - 1)
-        adjacent = (indices + 1 < len(offsets)) & (
-            self.numbers[nxt] == self.numbers[indices] + 1
-        )
+        adjacent = (indices + 1 < len(offsets)) & (numbers[nxt] == numbers[indices] + 1)
         stops = np.where(adjacent, offsets[nxt] - 1, -1)
         for j in np.flatnonzero(~adjacent).tolist():
             stop = buf.find(b"\n", int(starts[j]), end)

@@ -94,7 +94,7 @@ def bind_width(inv: Inventory, matcher: KeyMatcher, cells: Sequence[Any],
     return False
 
 
-def _looks_hex(token: str | bytes) -> bool:
+def _looks_hex(token: str | bytes | bytearray) -> bool:
     try:
         bytes.fromhex(token if isinstance(token, str) else token.decode("ascii"))
     except (UnicodeDecodeError, ValueError):
@@ -116,8 +116,8 @@ def _cells_to_keys(inv: Inventory, matcher: KeyMatcher, cells: Sequence[Any],
         if text:
             keys = np.empty((len(cells), width), dtype=np.uint8)
             if _core.decode_hex(text, keys.reshape(-1)) < 0:
-                rows = np.arange(first_row, first_row + len(cells), dtype=np.int64)
-                return keys, rows, 0, 0
+                return keys, np.arange(first_row, first_row + len(cells),
+                                       dtype=np.int64), 0, 0
     out = bytearray()
     rows: list[int] = []
     invalid = empty = 0
@@ -222,7 +222,7 @@ def check_column(inv: Inventory, names: Sequence[str]) -> None:
         more = ", ..." if len(names) > 20 else ""
         raise InputError(f"{inv.name}: no column {inv.column!r} (columns: "
                          f"{shown}{more})")
-    if list(names).count(inv.column) > 1:
+    if list(names).count(inv.column) > 1:  # type: ignore[arg-type]  # a str here
         raise InputError(f"{inv.name}: column {inv.column!r} appears more than once")
 
 
@@ -410,7 +410,8 @@ def _table_tasks(inv: Inventory, matcher: KeyMatcher,
 def _bind_table(inv: Inventory, matcher: KeyMatcher, cells: Any, batch: Any,
                 first: int, n: int, skip_invalid: bool) -> Callable[[], Piece]:
     def run() -> Piece:
-        fast = cells.keys(int(matcher.width)) if isinstance(cells, _PlainCells) \
+        width = int(matcher.width)  # type: ignore[arg-type]  # bound by now
+        fast = cells.keys(width) if isinstance(cells, _PlainCells) \
             else None
         if fast is not None:
             keys, invalid, empty = fast, 0, 0

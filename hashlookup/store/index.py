@@ -57,6 +57,12 @@ class HashIndex(KeyTable):
 
     path: str
     algorithm: str
+    _mmap: mmap.mmap | None
+    _owns_mmap: bool
+    _header: _format.Header
+    _identity: Identity | None
+    _signature_key: Any
+    _layout: _format.TableLayout
 
     @classmethod
     def open(
@@ -160,7 +166,7 @@ class HashIndex(KeyTable):
             return
         view = self._detach()
         view.release()
-        if self._owns_mmap:
+        if self._owns_mmap and self._mmap is not None:
             close_mapping(self._mmap)
         self._mmap = None
 
@@ -184,7 +190,8 @@ class HashIndex(KeyTable):
 
     def keys(self) -> np.ndarray:
         """The sorted keys as a read-only (n, width) uint8 array over the map."""
-        n, w = len(self), self.width
+        n, w = len(self), self.width  # len() raises ValueError once closed
+        assert self._mmap is not None
         return np.frombuffer(
             self._mmap, dtype=np.uint8, count=n * w, offset=self._layout.keys.offset
         ).reshape(n, w)
@@ -255,6 +262,7 @@ class HashIndex(KeyTable):
         if self.closed:
             raise ValueError("I/O operation on closed index")
         w = self.width
+        flat: np.ndarray | memoryview
         if isinstance(keys, np.ndarray):
             arr = keys
             if arr.dtype.kind in "SV" and arr.dtype.itemsize == w:
@@ -276,10 +284,10 @@ class HashIndex(KeyTable):
                 )
             flat = np.ascontiguousarray(arr).reshape(-1)
         elif isinstance(keys, (bytes, bytearray, memoryview)):
-            flat = memoryview(keys)
-            if not flat.c_contiguous:
-                flat = memoryview(flat.tobytes())
-            flat = flat.cast("B")
+            view = memoryview(keys)
+            if not view.c_contiguous:
+                view = memoryview(view.tobytes())
+            flat = view.cast("B")
         elif isinstance(keys, str):
             raise TypeError(
                 "expected a sequence of keys, got a single str "
@@ -353,6 +361,7 @@ class HashIndex(KeyTable):
             # Before any page is read: a file truncated under the mapping
             # would fault (SIGBUS) on the lost pages.
             check_unchanged(self.path, self._identity)
+        assert self._mmap is not None
         view = memoryview(self._mmap)
         try:
             if not checksums:
@@ -503,7 +512,8 @@ def _raw_public_key(key: Any) -> bytes | None:
         return None
     from cryptography.hazmat.primitives import serialization as s
 
-    return key.public_bytes(s.Encoding.Raw, s.PublicFormat.Raw)
+    raw: bytes = key.public_bytes(s.Encoding.Raw, s.PublicFormat.Raw)
+    return raw
 
 
 def _reopen_index(path: str, key: bytes | None = None) -> HashIndex:
