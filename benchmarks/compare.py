@@ -85,7 +85,7 @@ def fresh_list(buf: bytes, width: int = WIDTH) -> list[bytes]:
 
 
 def loop_in(container, queries) -> None:
-    # The exact loop the brief asks for; the same function times both sides.
+    # The plain `k in container` loop; the same function times both sides.
     for k in queries:
         k in container  # noqa: B015
 
@@ -686,7 +686,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             mks = {k: q / v / 1e6 for k, v in t.items()}
             batch[label] = mks
-            # The 50 M/s and 20x-searchsorted targets are for 1 % hits;
+            # The 50 M/s and 20x-searchsorted targets are for 1 % hits;
             # for all-hit batches only ">= 8x the set" applies.
             one_pct = label.startswith("1")
             table.add(

@@ -1,14 +1,16 @@
 """Inventories to match: text digest lists, CSV/TSV and Parquet files.
 
-Every input is cut into *pieces* (a chunk of text, a batch of table rows) by
-the reader in the calling thread; each piece is then decoded and looked up by
-:func:`match_piece`, which does its heavy work in C without the GIL (line
-parser or hex decoder, then the batch lookup kernel) so that pieces of one
-file, or of several files, run in parallel on a thread pool.  The pieces come
+Every input is cut into *pieces* (a chunk of text, a batch of table rows;
+see ``hashlookup.match.pieces``) by the reader in the calling thread; each
+piece is then decoded and looked up by a task (``_bind_text`` here,
+``_bind_table`` in ``hashlookup.match.tables``), which does its heavy work in
+C without the GIL (line parser or hex decoder, then the batch lookup kernel)
+so that pieces of one file, or of several files, run in parallel on a thread
+pool.  The pieces come
 back in input order (see :func:`match_inventory`), so the output does not
 depend on the number of threads.
 
-Where the issue was silent, decided here (see docs/CLI.md "match"):
+How inputs are read (see also docs/CLI.md "match"):
 
 * text pieces are the existing format (``hashlookup.importers.digests``): one digest or
   one md5sum line per line; they are numbered by **line** (1-based);
