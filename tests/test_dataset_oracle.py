@@ -13,7 +13,7 @@ as a dict oracle built from the same inputs:
 * a record's digests: the digests of its rows (when a record has several
   digests of one algorithm, e.g. two rows that share an md5 but disagree on
   the sha256, the Match shows one of them);
-* size: the largest known size of its rows (``_dataset_build`` takes
+* size: the largest known size of its rows (``hashlookup.build.dataset`` takes
   ``np.maximum`` over the rows, -1 = unknown), None when none is known;
 * labels: ``source:NAME`` of every input with a row of the record, plus the
   labels the importer gave the rows (VICS: ``category:N``,
@@ -101,7 +101,7 @@ class DatasetOracle:
         first: dict[Key, int] = {}
         for i, r in enumerate(self.rows):
             assert r.digests, "a row needs a digest"
-            for k in r:
+            for k in r.keys():
                 j = first.setdefault(k, i)
                 a, b = find(i), find(j)
                 if a != b:
@@ -121,12 +121,14 @@ class DatasetOracle:
                 rec.size = max(rec.size, r.size)
                 rec.labels |= r.labels
                 rec.labels.add(f"source:{r.source}")
-            if any(k in self.allow for k in rec):
+            if any(k in self.allow for k in rec.keys()):
                 self.dropped.append(rec)
             else:
                 self.records.append(rec)
-        self.by_key: dict[Key, Rec] = {k: rec for rec in self.records for k in rec}
-        self.dropped_keys = {k for rec in self.dropped for k in rec}
+        self.by_key: dict[Key, Rec] = {
+            k: rec for rec in self.records for k in rec.keys()
+        }
+        self.dropped_keys = {k for rec in self.dropped for k in rec.keys()}
         self.label_recs: dict[str, list[Rec]] = {}
         for rec in self.records:
             for label in rec.labels:
@@ -143,7 +145,7 @@ class DatasetOracle:
 
     def all_keys(self) -> list[Key]:
         """Every digest of the inputs (kept or dropped)."""
-        return sorted({k for r in self.rows for k in r})
+        return sorted({k for r in self.rows for k in r.keys()})
 
     def keys_of(self, alg: str) -> set[bytes]:
         return {d for (a, d) in self.by_key if a == alg}
@@ -209,7 +211,7 @@ def record_ids(ds, oracle: DatasetOracle) -> dict[int, int]:
     record give the same id and different records different ids."""
     out: dict[int, int] = {}
     for rec in oracle.records:
-        ids = {ds.lookup(d).record_id for (_, d) in rec}
+        ids = {ds.lookup(d).record_id for (_, d) in rec.keys()}
         assert len(ids) == 1, f"digests of one record give records {ids}"
         out[id(rec)] = ids.pop()
     assert sorted(out.values()) == list(range(len(oracle.records)))
@@ -460,7 +462,7 @@ def make_inputs(
 
     # -- misses: unlisted files' digests and near misses of listed ones ------
     misses: list[Key] = [(a, files[i][a]) for i in range(n_files, n) for a in ALGS]
-    listed = {k for r in rows for k in r}
+    listed = {k for r in rows for k in r.keys()}
     for a, dig in sorted(listed)[::37]:
         b = bytearray(dig)
         b[-1] ^= 1

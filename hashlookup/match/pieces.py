@@ -206,10 +206,17 @@ class Piece:
 
 
 class Slabs:
-    """Free chunk buffers and parser output arrays, handed back when the
-    consumer has finished with a piece (``recycle=True``): a fresh 4 MiB
-    buffer per chunk costs page faults and zeroing, about as much CPU as the
-    parse itself."""
+    """Free chunk buffers and parser output arrays, for reuse.
+
+    A slab is handed back when the consumer has finished with its piece
+    (``recycle=True``): a fresh 4 MiB buffer per chunk costs page faults and
+    zeroing, about as much CPU as the parse itself.
+
+    Parameters
+    ----------
+    limit
+        Most slabs kept for reuse; more are left to the garbage collector.
+    """
 
     def __init__(self, limit: int) -> None:
         self._free: list[dict[str, Any]] = []
@@ -217,6 +224,8 @@ class Slabs:
         self._lock = threading.Lock()
 
     def take(self, size: int) -> dict[str, Any]:
+        """A free slab whose buffer (``slab["buf"]``) has ``size`` bytes, or a
+        new one."""
         with self._lock:
             for i, slab in enumerate(self._free):
                 if len(slab["buf"]) == size:
@@ -224,6 +233,7 @@ class Slabs:
         return {"buf": bytearray(size)}
 
     def give(self, slab: dict[str, Any] | None) -> None:
+        """Hand back ``slab`` (None: nothing) once its piece is consumed."""
         if slab is not None:
             with self._lock:
                 if len(self._free) < self._limit:
@@ -233,12 +243,33 @@ class Slabs:
 def read_chunks(
     f: BinaryIO, chunk_size: int, skip_invalid: bool, slabs: Slabs | None = None
 ) -> Iterator[tuple[dict[str, Any], int, int, bool]]:
-    """``(slab, length, dropped, too_long)``: a buffer per chunk (pieces are
-    parsed concurrently) holding complete lines in ``slab["buf"][:length]``,
-    filled with ``readinto`` (one copy from the page cache).  ``dropped`` lines
-    longer than MAX_LINE were skipped just before it (with ``skip_invalid``);
-    without it such a line ends the stream with ``too_long`` set.  Lines are
-    not counted here: the parser counts them, in parallel."""
+    """Read a binary stream as chunks of complete lines.
+
+    Each chunk gets its own buffer (pieces are parsed concurrently), filled
+    with ``readinto`` (one copy from the page cache).  Lines are not counted
+    here: the parser counts them, in parallel.
+
+    Parameters
+    ----------
+    f
+        The input, read to its end.
+    chunk_size
+        Bytes read per chunk (more when a line does not fit).
+    skip_invalid
+        Skip lines longer than MAX_LINE (counted in ``dropped``) instead of
+        ending the stream at the first one.
+    slabs
+        Where buffers are taken from (and later given back to); None: a new
+        buffer per chunk.
+
+    Yields
+    ------
+    tuple
+        ``(slab, length, dropped, too_long)``: complete lines in
+        ``slab["buf"][:length]``; ``dropped`` over-long lines were skipped
+        just before them; ``too_long`` is set (on an empty last chunk) when
+        an over-long line ends the stream without ``skip_invalid``.
+    """
     tail = b""
     dropped = 0
     eof = False
