@@ -1,8 +1,7 @@
 # Stub for the private Cython extension hashlookup._core (see _core.pyx).
+from typing_extensions import Buffer
 from collections.abc import Callable
 from typing import Any
-
-from typing_extensions import Buffer
 
 MAX_WIDTH: int
 BLOOM_MAX_K: int
@@ -21,131 +20,77 @@ class KeyTable:
     def __len__(self) -> int: ...
     def __contains__(self, key: object) -> bool: ...
     def find(self, key: Buffer | str) -> int: ...
-    def _attach(
-        self,
-        buffer: Buffer,
-        keys_off: int,
-        n: int,
-        width: int,
-        loc_off: int,
-        loc_bits: int,
-        bloom_off: int,
-        nblocks: int,
-        bloom_k: int,
-        bloom_seed: int,
-        what: str,
-    ) -> None: ...
+    def _attach(self, buffer: Buffer, keys_off: int, n: int, width: int,
+                loc_off: int, loc_bits: int, bloom_off: int, nblocks: int,
+                bloom_k: int, bloom_seed: int, what: str) -> None: ...
     def _detach(self) -> Any: ...
     def _contains_into(self, keys: Buffer, out: Buffer) -> None: ...
     def _find_into(self, keys: Buffer, out: Buffer) -> None: ...
-    def _match_lines(
-        self,
-        buf: Buffer,
-        max_line: int,
-        skip_invalid: bool,
-        invert: bool,
-        out: Buffer | None,
-    ) -> tuple[int, int, int, int, int, int, int, int, int, int]: ...
+    def _match_lines(self, buf: Buffer, max_line: int, skip_invalid: bool,
+                     invert: bool, out: Buffer | None
+                     ) -> tuple[int, int, int, int, int, int, int, int, int, int]: ...
     def _check_structure(self) -> tuple[str, int] | None: ...
 
 def pack_keys(keys: Any, width: int, what: str) -> bytearray: ...
-def pack_any_hex(
-    items: list[Any], kinds: Any, out16: Any, out20: Any, out32: Any
-) -> tuple[int, int, int]: ...
+def pack_any_hex(items: list[Any], kinds: Any, out16: Any, out20: Any,
+                 out32: Any) -> tuple[int, int, int]: ...
 
 KIND_NOT_STR: int
 KIND_LENGTH: int
 KIND_NOT_HEX: int
-
-def parse_lines(
-    buf: Buffer,
-    width: int,
-    max_line: int,
-    out: Buffer,
-    line_index: Buffer | None,
-    line_offset: Buffer | None,
-    skip_invalid: bool,
-) -> tuple[int, int, int, int, int, int, int, int]: ...
+def parse_lines(buf: Buffer, width: int, max_line: int, out: Buffer, line_index: Buffer | None,
+                line_offset: Buffer | None, skip_invalid: bool
+                ) -> tuple[int, int, int, int, int, int, int, int]: ...
 def decode_hex(text: Buffer, out: Buffer) -> int: ...
 def decode_hex_at(text: Buffer, starts: Buffer, width: int, out: Buffer) -> int: ...
 def locator_bits_for(n: int, width: int) -> int: ...
 def bloom_blocks_for(n: int, bits_per_key: float) -> int: ...
 def build_locator(keys: Buffer, n: int, width: int, bits: int, out: Buffer) -> None: ...
-def build_bloom(
-    keys: Buffer, n: int, width: int, nblocks: int, k: int, seed: int, out: Buffer
-) -> None: ...
+def build_bloom(keys: Buffer, n: int, width: int, nblocks: int, k: int, seed: int,
+                out: Buffer) -> None: ...
 def sort_unique(keys: Buffer, width: int) -> int: ...
 def narrow_rows(buf: Buffer, n: int, from_width: int, to_width: int) -> None: ...
 def hash64(key: Buffer, seed: int = 0) -> int: ...
 def kernel_name() -> str: ...
+
 def filehash_available() -> bool: ...
-def hash_files(
-    paths: list[bytes],
-    expects: list[tuple[int, int] | None],
-    algorithms: int,
-    open_flags: int,
-    buf: Buffer,
-    stop: Buffer | None = None,
-    probe: tuple[KeyTable | None, KeyTable | None, KeyTable | None] | None = None,
-    rest: int = 0,
-) -> list[int | tuple[int, bytes | None, bytes | None, bytes | None, int]]: ...
+def hash_files(paths: list[bytes], expects: list[tuple[int, int] | None],
+               algorithms: int, open_flags: int, buf: Buffer, stop: Buffer | None = None,
+               probe: tuple[KeyTable | None, KeyTable | None, KeyTable | None] | None = None,
+               rest: int = 0
+               ) -> list[int | tuple[int, bytes | None, bytes | None, bytes | None, int]]: ...
 
 class RecordTable:
-    def __init__(
-        self,
-        buffer: Buffer,
-        rec_off: int,
-        count: int,
-        keys: list[tuple[int, int, int] | None],
-        rowmaps: list[int | None],
-        what: str,
-    ) -> None: ...
+    def __init__(self, buffer: Buffer, rec_off: int, count: int,
+                 keys: list[tuple[int, int, int] | None],
+                 rowmaps: list[int | None], what: str) -> None: ...
     def _detach(self) -> None: ...
-    def hit(
-        self, algorithm: int, row: int
-    ) -> tuple[int, str | None, str | None, str | None, int | None]: ...
-    def read(
-        self, record_id: int
-    ) -> tuple[str | None, str | None, str | None, int | None]: ...
+    def hit(self, algorithm: int, row: int
+            ) -> tuple[int, str | None, str | None, str | None, int | None]: ...
+    def read(self, record_id: int
+             ) -> tuple[str | None, str | None, str | None, int | None]: ...
 
 class TableSet:
-    def _set_tables(
-        self, t16: KeyTable | None, t20: KeyTable | None, t32: KeyTable | None
-    ) -> None: ...
+    def _set_tables(self, t16: KeyTable | None, t20: KeyTable | None,
+                    t32: KeyTable | None) -> None: ...
     def _set_auto_reload(self, enabled: bool, interval: float) -> None: ...
     def _reload_tick(self) -> None: ...
     def lookup(self, digest: Any, only: Any = None, exclude: Any = None) -> Any: ...
     def find_row(self, digest: Any) -> tuple[KeyTable, int] | None: ...
-
 ANSWER_MISS: int
 ANSWER_INVALID: int
 ANSWER_UNKNOWN: int
 
 class HitRenderer:
-    def __init__(
-        self,
-        reader: RecordTable,
-        tables: tuple[KeyTable | None, KeyTable | None, KeyTable | None],
-        labels: tuple[tuple[str, Any], ...],
-        drop: int,
-        label_json: Callable[[tuple[str, ...]], bytes],
-        tail: bytes,
-        audit_middle: bytes,
-        masks: Buffer | None = None,
-    ) -> None: ...
-    def answer(
-        self,
-        algorithm: str,
-        digest: str,
-        audit: bytearray | None = None,
-        who: bytes | None = None,
-    ) -> bytes | int: ...
+    def __init__(self, reader: RecordTable,
+                 tables: tuple[KeyTable | None, KeyTable | None, KeyTable | None],
+                 labels: tuple[tuple[str, Any], ...], drop: int,
+                 label_json: Callable[[tuple[str, ...]], bytes], tail: bytes,
+                 audit_middle: bytes, masks: Buffer | None = None) -> None: ...
+    def answer(self, algorithm: str, digest: str, audit: bytearray | None = None,
+               who: bytes | None = None) -> bytes | int: ...
 
-def append_audit_line(
-    buf: bytearray, who: bytes, digest: str, middle: bytes, record: bytes
-) -> None: ...
-def labels_of(
-    record_id: int,
-    pairs: tuple[tuple[str, Any], ...],
-    interned: dict[tuple[str, ...], tuple[str, ...]],
-) -> tuple[str, ...]: ...
+def append_audit_line(buf: bytearray, who: bytes, digest: str, middle: bytes,
+                      record: bytes) -> None: ...
+def labels_of(record_id: int, pairs: tuple[tuple[str, Any], ...],
+              interned: dict[tuple[str, ...], tuple[str, ...]]) -> tuple[str, ...]: ...

@@ -158,7 +158,7 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-@pytest.mark.xfail(strict=True, reason="cli, importers and match cycles: being removed")
+@pytest.mark.xfail(strict=True, reason="the cli cycle: being removed")
 def test_no_import_cycles() -> None:
     cycle = find_cycle(graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
