@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench install clean sanitize ctest ctest-asan fuzz
+.PHONY: demo test lint bench install clean sanitize ctest ctest-asan fuzz
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -26,11 +26,33 @@ $(VENV)/.testdeps: $(VENV)/.created Makefile
 
 # Install the package (not an in-place build) so tests run against what users get,
 # with the server extra (the lookup service's tests start real servers).
-$(STAMP): $(VENV)/.created pyproject.toml setup.py $(wildcard csrc/*.c csrc/*.h csrc/*.inc csrc/*.pxd hashlookup/*.py hashlookup/*/*.py hashlookup/*.pyx hashlookup/*.pyi)
+$(STAMP): $(VENV)/.created pyproject.toml setup.py $(wildcard csrc/*.c csrc/*.h csrc/*.inc csrc/*.pxd hashlookup/*.py hashlookup/*/*.py hashlookup/*.pyx hashlookup/*.pyi hashlookup/*/*.pyx hashlookup/*/*.pyi hashlookup/*/*.pxd)
 	flock $(VENV)/.lock $(PIP) install --no-build-isolation ".[server]"
 	@touch $@
 
 install: $(STAMP)
+
+# Linters and checkers, pinned (also pyproject's [dependency-groups] lint);
+# their configuration is in pyproject.toml and tools/.
+LINT_DEPS := "ruff==0.17.6" "mypy==2.4.1" "cython-lint==0.22.1"
+LINT_PATHS := hashlookup tests benchmarks tools
+
+$(VENV)/.lintdeps: $(VENV)/.created Makefile
+	$(PIP) install $(LINT_DEPS)
+	@touch $@
+
+# Python style and errors (ruff), formatting (ruff format), types (mypy,
+# which also needs the test dependencies' types: dask, cryptography),
+# Cython (cython-lint; it runs pycodestyle from PATH), the C core's
+# style (tools/check_c_style.py) and the extensions' stubs against the
+# installed package (tools/check_stubs.py, mypy's stubtest).
+lint: $(STAMP) $(VENV)/.testdeps $(VENV)/.lintdeps
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/mypy
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/cython-lint hashlookup csrc
+	$(PY) tools/check_c_style.py csrc
+	$(PY) tools/check_stubs.py
 
 # `python -I -m hashlookup`, not .venv/bin/hashlookup: the test dependency
 # pyhashlookup (the CIRCL client) installs a script of the same name; -I keeps
@@ -38,10 +60,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -I -m hashlookup demo --dir demo
 
-# The C core's own tests (ASan/UBSan build, both kernel sets: a few
-# seconds) run first; the pytest suite includes the fuzz regression corpus
+# `make lint` runs first, then the C core's own tests (ASan/UBSan build,
+# both kernel sets: a few seconds); the pytest suite includes the fuzz regression corpus
 # and a short fuzzing pass per target (tests/test_fuzz.py).
-test: $(STAMP) $(VENV)/.testdeps ctest-asan
+test: lint $(STAMP) $(VENV)/.testdeps ctest-asan
 	cd tests && ../$(VENV)/bin/pytest -q -p no:cacheprovider
 
 # C core tested directly against brute-force references (csrc/tests/):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from conftest import BATCH_SIZES, HIT_RATIOS, SIZES, Dataset, size_id
 
 # Single `in` loops over the batch in Python; a million iterations per round
@@ -71,6 +72,7 @@ def _check(d: Dataset, hit: float, batch: int, got: np.ndarray) -> None:
 # single `in`
 # --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(("n", "hit", "batch", "threads"), combos(SINGLE_BATCHES))
 def test_in(benchmark, bench_data, n, hit, batch, threads):
     d = bench_data(n)
@@ -94,8 +96,10 @@ def test_in_set_baseline(benchmark, bench_data, n, hit, batch, threads):
 # batch
 # --------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("n", "hit", "batch", "threads"),
-                         combos(BATCH_SIZES, threads=(1, 2)))
+
+@pytest.mark.parametrize(
+    ("n", "hit", "batch", "threads"), combos(BATCH_SIZES, threads=(1, 2))
+)
 def test_contains_many(benchmark, bench_data, n, hit, batch, threads):
     d = bench_data(n)
     q = d.queries(batch, hit)
@@ -119,8 +123,9 @@ def test_find_many(benchmark, bench_data, n, hit, batch, threads):
     assert np.array_equal(d.index.keys()[res[hits]], q[hits])
 
 
-@pytest.mark.parametrize(("n", "hit", "batch", "threads"),
-                         combos(tuple(b for b in BATCH_SIZES if b >= 1000)))
+@pytest.mark.parametrize(
+    ("n", "hit", "batch", "threads"), combos(tuple(b for b in BATCH_SIZES if b >= 1000))
+)
 def test_set_intersection_baseline(benchmark, bench_data, n, hit, batch, threads):
     d = bench_data(n)
     lst = d.query_list(batch, hit)
@@ -130,8 +135,9 @@ def test_set_intersection_baseline(benchmark, bench_data, n, hit, batch, threads
     benchmark(s.intersection, lst)
 
 
-@pytest.mark.parametrize(("n", "hit", "batch", "threads"),
-                         combos(tuple(b for b in BATCH_SIZES if b >= 1000)))
+@pytest.mark.parametrize(
+    ("n", "hit", "batch", "threads"), combos(tuple(b for b in BATCH_SIZES if b >= 1000))
+)
 def test_searchsorted_baseline(benchmark, bench_data, n, hit, batch, threads):
     d = bench_data(n)
     q = d.queries(batch, hit)
@@ -146,6 +152,7 @@ def test_searchsorted_baseline(benchmark, bench_data, n, hit, batch, threads):
 # --------------------------------------------------------------------------
 # open and build
 # --------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("n", SIZES, ids=size_id)
 def test_open_index(benchmark, bench_data, hashlookup_module, n):
@@ -171,6 +178,10 @@ def test_build_index(benchmark, bench_data, hashlookup_module, n, tmp_path):
     out = tmp_path / "built.hlx"
     benchmark.group = "build_index (hex text file)"
     benchmark.extra_info["keys_per_call"] = n
-    rep = benchmark.pedantic(hashlookup_module.build_index, args=(str(d.txt), str(out)),
-                             rounds=BUILD_ROUNDS.get(n, 1), warmup_rounds=0)
+    rep = benchmark.pedantic(
+        hashlookup_module.build_index,
+        args=(str(d.txt), str(out)),
+        rounds=BUILD_ROUNDS.get(n, 1),
+        warmup_rounds=0,
+    )
     assert rep.unique_keys == n

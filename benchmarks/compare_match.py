@@ -30,8 +30,8 @@ import argparse
 import binascii
 import os
 import resource
-import statistics
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,7 +50,7 @@ HL = [sys.executable, "-I", "-m", "hashlookup"]
 SEED = 0x4D42  # "MB"
 
 AWK = "NR==FNR{a[$1];next} ($1 in a)"
-SET_SCRIPT = '''import sys
+SET_SCRIPT = """import sys
 known = set()
 with open(sys.argv[1]) as f:
     for line in f:
@@ -60,7 +60,7 @@ with open(sys.argv[2]) as f:
     for line in f:
         if line.split()[0].lower() in known:
             write(line)
-'''
+"""
 
 
 def log(*a: object) -> None:
@@ -77,8 +77,9 @@ def hex_lines(keys: np.ndarray) -> bytes:
     return out.tobytes()
 
 
-def inventory(rng: np.random.Generator, known: np.ndarray, n: int,
-              hit: float) -> np.ndarray:
+def inventory(
+    rng: np.random.Generator, known: np.ndarray, n: int, hit: float
+) -> np.ndarray:
     q = rng.integers(0, 256, size=(n, known.shape[1]), dtype=np.uint8)
     rows = rng.choice(n, int(n * hit), replace=False)
     q[rows] = known[rng.integers(0, len(known), len(rows))]
@@ -101,12 +102,16 @@ def timed(cmd: list[str], out: Path) -> tuple[float, float]:
         dt = time.perf_counter() - t
         cpu = cpu_children() - c
     if proc.returncode not in (0, 1):
-        raise SystemExit(f"{cmd[0]} failed ({proc.returncode}): "
-                         f"{proc.stderr.decode(errors='replace')}")
+        raise SystemExit(
+            f"{cmd[0]} failed ({proc.returncode}): "
+            f"{proc.stderr.decode(errors='replace')}"
+        )
     return dt, cpu
 
 
-def text_part(work: Path, n_known: int, n_input: int, rounds: int) -> tuple[list[str], bool]:
+def text_part(
+    work: Path, n_known: int, n_input: int, rounds: int
+) -> tuple[list[str], bool]:
     rng = np.random.default_rng(SEED)
     known = rng.integers(0, 256, size=(n_known, 16), dtype=np.uint8)
     known_txt, input_txt = work / "known.txt", work / "input.txt"
@@ -115,24 +120,38 @@ def text_part(work: Path, n_known: int, n_input: int, rounds: int) -> tuple[list
     size = input_txt.stat().st_size
     dataset = work / "known.hlx"
     t = time.perf_counter()
-    subprocess.run([*HL, "build", str(known_txt), "-o", str(dataset), "--quiet"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*HL, "build", str(known_txt), "-o", str(dataset), "--quiet"],
+        check=True,
+        capture_output=True,
+    )
     build_s = time.perf_counter() - t
     script = work / "set_match.py"
     script.write_text(SET_SCRIPT)
     awk = shutil.which("awk") or "awk"
     contenders = {
         "hashlookup match": [*HL, "match", str(dataset), str(input_txt)],
-        "hashlookup match -j 1": [*HL, "match", str(dataset), str(input_txt), "-j", "1"],
-        "Python set script": [sys.executable, str(script), str(known_txt),
-                              str(input_txt)],
+        "hashlookup match -j 1": [
+            *HL,
+            "match",
+            str(dataset),
+            str(input_txt),
+            "-j",
+            "1",
+        ],
+        "Python set script": [
+            sys.executable,
+            str(script),
+            str(known_txt),
+            str(input_txt),
+        ],
         "awk": [awk, AWK, str(known_txt), str(input_txt)],
     }
     walls: dict[str, list[float]] = {k: [] for k in contenders}
     cpus: dict[str, list[float]] = {k: [] for k in contenders}
     names = list(contenders)
     for r in range(rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             dt, cpu = timed(contenders[name], work / f"out-{len(name)}.txt")
             walls[name].append(dt)
@@ -161,24 +180,34 @@ def text_part(work: Path, n_known: int, n_input: int, rounds: int) -> tuple[list
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name in names:
-        rows.append(f"| {name} | {best[name]:.2f} | {med[name]:.2f} | "
-                    f"{size / best[name] / 1e6:.0f} | {size / med[name] / 1e6:.0f} | "
-                    f"{cpu_med[name]:.2f} | {ratio(name, best, ours)} | "
-                    f"{ratio(name, med, ours_med)} | {ratio(name, cpu_med, ours_cpu)} |")
+        rows.append(
+            f"| {name} | {best[name]:.2f} | {med[name]:.2f} | "
+            f"{size / best[name] / 1e6:.0f} | {size / med[name] / 1e6:.0f} | "
+            f"{cpu_med[name]:.2f} | {ratio(name, best, ours)} | "
+            f"{ratio(name, med, ours_med)} | {ratio(name, cpu_med, ours_cpu)} |"
+        )
     rows.append("")
     py, awk = "Python set script", "awk"
-    rows.append(f"Identical output (same lines, same order) from every contender: "
-                f"{'yes' if same else 'NO'}.  Targets (best / median / CPU): >= 10x "
-                f"awk ({best[awk] / ours:.1f}x / {med[awk] / ours_med:.1f}x / "
-                f"{cpu_med[awk] / ours_cpu:.1f}x), >= 20x the Python set script "
-                f"({best[py] / ours:.1f}x / {med[py] / ours_med:.1f}x / "
-                f"{cpu_med[py] / ours_cpu:.1f}x), 300 MB/s ({size / ours / 1e6:.0f} / "
-                f"{size / ours_med / 1e6:.0f} MB/s).")
+    rows.append(
+        f"Identical output (same lines, same order) from every contender: "
+        f"{'yes' if same else 'NO'}.  Targets (best / median / CPU): >= 10x "
+        f"awk ({best[awk] / ours:.1f}x / {med[awk] / ours_med:.1f}x / "
+        f"{cpu_med[awk] / ours_cpu:.1f}x), >= 20x the Python set script "
+        f"({best[py] / ours:.1f}x / {med[py] / ours_med:.1f}x / "
+        f"{cpu_med[py] / ours_cpu:.1f}x), 300 MB/s ({size / ours / 1e6:.0f} / "
+        f"{size / ours_med / 1e6:.0f} MB/s)."
+    )
     return rows, same
 
 
-def write_parquet(work: Path, known: np.ndarray, rng: np.random.Generator,
-                  rows: int, files: int, groups: int) -> list[str]:
+def write_parquet(
+    work: Path,
+    known: np.ndarray,
+    rng: np.random.Generator,
+    rows: int,
+    files: int,
+    groups: int,
+) -> list[str]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -188,16 +217,23 @@ def write_parquet(work: Path, known: np.ndarray, rng: np.random.Generator,
         q = inventory(rng, known, per_file, 0.01)
         text = binascii.hexlify(q.tobytes())
         offsets = np.arange(0, 32 * (per_file + 1), 32, dtype=np.int32)
-        col = pa.StringArray.from_buffers(per_file, pa.py_buffer(offsets.tobytes()),
-                                          pa.py_buffer(text))
+        col = pa.StringArray.from_buffers(
+            per_file, pa.py_buffer(offsets.tobytes()), pa.py_buffer(text)
+        )
         path = work / f"inv{k:02d}.parquet"
-        pq.write_table(pa.table({"md5": col}), path,
-                       row_group_size=-(-per_file // groups), compression="none")
+        pq.write_table(
+            pa.table({"md5": col}),
+            path,
+            row_group_size=-(-per_file // groups),
+            compression="none",
+        )
         paths.append(str(path))
     return paths
 
 
-def dask_part(work: Path, n_known: int, n_rows: int, files: int) -> tuple[list[str], bool]:
+def dask_part(
+    work: Path, n_known: int, n_rows: int, files: int
+) -> tuple[list[str], bool]:
     import distributed
 
     from hashlookup import dask as hl_dask
@@ -207,25 +243,37 @@ def dask_part(work: Path, n_known: int, n_rows: int, files: int) -> tuple[list[s
     known_txt = work / "dknown.txt"
     known_txt.write_bytes(hex_lines(known))
     dataset = work / "dknown.hlx"
-    subprocess.run([*HL, "build", str(known_txt), "-o", str(dataset), "--quiet"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*HL, "build", str(known_txt), "-o", str(dataset), "--quiet"],
+        check=True,
+        capture_output=True,
+    )
     log(f"writing {n_rows:,} digests to {files} Parquet files")
     paths = write_parquet(work, known, rng, n_rows, files, 5)
     size = sum(os.path.getsize(p) for p in paths)
 
     out = work / "single.csv"
     t = time.perf_counter()
-    subprocess.run([*HL, "match", str(dataset), *paths, "--column", "md5",
-                    "--format", "csv"], stdout=open(out, "wb"), check=False)
+    with open(out, "wb") as f:
+        subprocess.run(
+            [*HL, "match", str(dataset), *paths, "--column", "md5", "--format", "csv"],
+            stdout=f,
+            check=False,
+        )
     single_s = time.perf_counter() - t
-    single = sorted(tuple(line.split(",")[:3]) for line in
-                    out.read_text().splitlines()[1:])
+    single = sorted(
+        tuple(line.split(",")[:3]) for line in out.read_text().splitlines()[1:]
+    )
     results = {}
     same = True
     for workers in (1, 2):
         t = time.perf_counter()
-        cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
-                                           processes=True, dashboard_address=":0")
+        cluster = distributed.LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+        )
         client = distributed.Client(cluster)
         start_s = time.perf_counter() - t
         try:
@@ -235,8 +283,9 @@ def dask_part(work: Path, n_known: int, n_rows: int, files: int) -> tuple[list[s
         finally:
             client.close()
             cluster.close()
-        got = sorted(zip(frame["file"], frame["row"].astype(str), frame["digest"],
-                         strict=True))
+        got = sorted(
+            zip(frame["file"], frame["row"].astype(str), frame["digest"], strict=True)
+        )
         same &= got == single
         results[workers] = (start_s, run_s, len(frame))
         log(f"dask {workers} worker(s): start {start_s:.1f} s, match {run_s:.2f} s")
@@ -251,21 +300,28 @@ def dask_part(work: Path, n_known: int, n_rows: int, files: int) -> tuple[list[s
         f"{n_rows / single_s / 1e6:.1f} M | {size / single_s / 1e6:.0f} |",
     ]
     for workers, (start_s, run_s, _n) in results.items():
-        rows.append(f"| Dask LocalCluster, {workers} worker process"
-                    f"{'es' if workers > 1 else ''} (start-up {start_s:.1f} s not "
-                    f"counted) | {run_s:.2f} | {n_rows / run_s / 1e6:.1f} M | "
-                    f"{size / run_s / 1e6:.0f} |")
+        rows.append(
+            f"| Dask LocalCluster, {workers} worker process"
+            f"{'es' if workers > 1 else ''} (start-up {start_s:.1f} s not "
+            f"counted) | {run_s:.2f} | {n_rows / run_s / 1e6:.1f} M | "
+            f"{size / run_s / 1e6:.0f} |"
+        )
     rows.append("")
-    rows.append(f"Hits: {len(single):,}; identical (file, row, digest) sets from the "
-                f"single-machine match and both clusters: {'yes' if same else 'NO'}."
-                f"  2 vs 1 workers: {results[1][1] / results[2][1]:.2f}x.")
+    rows.append(
+        f"Hits: {len(single):,}; identical (file, row, digest) sets from the "
+        f"single-machine match and both clusters: {'yes' if same else 'NO'}."
+        f"  2 vs 1 workers: {results[1][1] / results[2][1]:.2f}x."
+    )
     return rows, same
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true",
-                    help="small inputs (1 M lines, 5 M Parquet rows), 1 round")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="small inputs (1 M lines, 5 M Parquet rows), 1 round",
+    )
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-dask", action="store_true")
     ap.add_argument("--dask-rows", type=int, default=50_000_000)
@@ -279,16 +335,24 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tmp)
     try:
         text_rows, ok = text_part(work, 1_400_000, n_input, rounds)
-        report = ["## Batch matching (`benchmarks/compare_match.py`)", "",
-                  "### Text inventory vs awk and a Python set script", "",
-                  *text_rows]
+        report = [
+            "## Batch matching (`benchmarks/compare_match.py`)",
+            "",
+            "### Text inventory vs awk and a Python set script",
+            "",
+            *text_rows,
+        ]
         if not args.no_dask:
             for f in work.glob("*.txt"):
                 f.unlink()
             dask_rows_md, ok_dask = dask_part(work, 1_400_000, dask_rows, 10)
             ok &= ok_dask
-            report += ["", "### Dask: Parquet partitions, 1 and 2 workers", "",
-                       *dask_rows_md]
+            report += [
+                "",
+                "### Dask: Parquet partitions, 1 and 2 workers",
+                "",
+                *dask_rows_md,
+            ]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     text = "\n".join(report) + "\n"

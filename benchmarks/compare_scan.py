@@ -55,8 +55,9 @@ def ensure_hashdeep() -> str:
     sudo = [] if os.geteuid() == 0 else ["sudo"]
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     subprocess.run(sudo + ["apt-get", "update", "-q"], check=True, env=env)
-    subprocess.run(sudo + ["apt-get", "install", "-y", "-q", "hashdeep"], check=True,
-                   env=env)
+    subprocess.run(
+        sudo + ["apt-get", "install", "-y", "-q", "hashdeep"], check=True, env=env
+    )
     exe = shutil.which("hashdeep")
     if not exe:
         sys.exit("hashdeep not found after apt-get install hashdeep")
@@ -78,8 +79,12 @@ def build_tree(work: Path, target: int) -> Path:
     while total < target and copy < 8:
         for i, src in enumerate(sources):
             dst = tree / f"copy{copy}" / f"{i}-{src.name}"
-            shutil.copytree(src, dst, symlinks=True,
-                            ignore=shutil.ignore_patterns("hashlookup-scan-bench*"))
+            shutil.copytree(
+                src,
+                dst,
+                symlinks=True,
+                ignore=shutil.ignore_patterns("hashlookup-scan-bench*"),
+            )
         copy += 1
         total = 0
         for dirpath, _, files in os.walk(tree):
@@ -110,19 +115,36 @@ def known_lists(work: Path, files: list[str]) -> tuple[Path, Path, set[str]]:
         data = Path(p).read_bytes()
         m = hashlib.md5(data).hexdigest()
         listed_md5.add(m)
-        rows.append((len(data), m, hashlib.sha1(data).hexdigest(),
-                     hashlib.sha256(data).hexdigest(), p))
+        rows.append(
+            (
+                len(data),
+                m,
+                hashlib.sha1(data).hexdigest(),
+                hashlib.sha256(data).hexdigest(),
+                p,
+            )
+        )
     n = 200_000
     sizes = rng.integers(1, 10**7, n)
     keys = [rng.integers(0, 256, (n, w), dtype=np.uint8) for w in (16, 20, 32)]
     for i in range(n):
-        rows.append((int(sizes[i]), keys[0][i].tobytes().hex(), keys[1][i].tobytes().hex(),
-                     keys[2][i].tobytes().hex(), f"/synthetic/{i}"))
+        rows.append(
+            (
+                int(sizes[i]),
+                keys[0][i].tobytes().hex(),
+                keys[1][i].tobytes().hex(),
+                keys[2][i].tobytes().hex(),
+                f"/synthetic/{i}",
+            )
+        )
     head = "%%%% HASHDEEP-1.0\n%%%% size,{cols},filename\n## synthetic\n##\n"
-    full.write_text(head.format(cols="md5,sha1,sha256")
-                    + "".join(f"{s},{a},{b},{c},{p}\n" for s, a, b, c, p in rows))
-    md5.write_text(head.format(cols="md5")
-                   + "".join(f"{s},{a},{p}\n" for s, a, _, _, p in rows))
+    full.write_text(
+        head.format(cols="md5,sha1,sha256")
+        + "".join(f"{s},{a},{b},{c},{p}\n" for s, a, b, c, p in rows)
+    )
+    md5.write_text(
+        head.format(cols="md5") + "".join(f"{s},{a},{p}\n" for s, a, _, _, p in rows)
+    )
     return full, md5, listed_md5
 
 
@@ -137,8 +159,9 @@ def timed(cmd: list[str] | str, shell: bool = False) -> tuple[float, float, str]
     shared machine."""
     c = cpu_children()
     t = time.perf_counter()
-    res = subprocess.run(cmd, shell=shell, capture_output=True, text=True,
-                         errors="surrogateescape")
+    res = subprocess.run(
+        cmd, shell=shell, capture_output=True, text=True, errors="surrogateescape"
+    )
     dt = time.perf_counter() - t
     cpu = cpu_children() - c
     if res.returncode not in (0, 1):
@@ -160,24 +183,36 @@ def main() -> None:
     total = sum(os.path.getsize(p) for p in files)
     full, md5, listed = known_lists(work, files)
     for name, src in (("full", full), ("md5", md5)):
-        subprocess.run([*HL, "build", "-o", str(work / f"{name}.hlds"),
-                        f"known={src}", "--quiet"], check=True)
+        subprocess.run(
+            [*HL, "build", "-o", str(work / f"{name}.hlds"), f"known={src}", "--quiet"],
+            check=True,
+        )
     for p in files:  # warm the page cache
         Path(p).read_bytes()
 
     tree_s = str(tree)
     scan = [*HL, "scan", "--quiet", "--read-all", "--jobs", str(os.cpu_count() or 1)]
     tools = {
-        "md5sum (find, xargs -0 md5sum)":
-            (f"find {tree_s} -type f -print0 | xargs -0 md5sum", True),
-        "hashdeep -r -m -k KNOWN (md5+sha256)":
-            ([hashdeep, "-r", "-m", "-k", str(md5), tree_s], False),
-        "hashdeep -c md5 -r -m -k KNOWN":
-            ([hashdeep, "-c", "md5", "-r", "-m", "-k", str(md5), tree_s], False),
-        "hashlookup scan, md5 dataset":
-            (scan + [str(work / "md5.hlds"), tree_s], False),
-        "hashlookup scan, md5+sha1+sha256 dataset":
-            (scan + [str(work / "full.hlds"), tree_s], False),
+        "md5sum (find, xargs -0 md5sum)": (
+            f"find {tree_s} -type f -print0 | xargs -0 md5sum",
+            True,
+        ),
+        "hashdeep -r -m -k KNOWN (md5+sha256)": (
+            [hashdeep, "-r", "-m", "-k", str(md5), tree_s],
+            False,
+        ),
+        "hashdeep -c md5 -r -m -k KNOWN": (
+            [hashdeep, "-c", "md5", "-r", "-m", "-k", str(md5), tree_s],
+            False,
+        ),
+        "hashlookup scan, md5 dataset": (
+            scan + [str(work / "md5.hlds"), tree_s],
+            False,
+        ),
+        "hashlookup scan, md5+sha1+sha256 dataset": (
+            scan + [str(work / "full.hlds"), tree_s],
+            False,
+        ),
     }
     times: dict[str, list[float]] = {k: [] for k in tools}
     cpus: dict[str, list[float]] = {k: [] for k in tools}
@@ -185,13 +220,16 @@ def main() -> None:
     names = list(tools)
     for r in range(args.rounds):
         # the order rotates: no tool always runs right after the same one
-        for name in names[r % len(names):] + names[:r % len(names)]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             cmd, shell = tools[name]
             dt, cpu, out = timed(cmd, shell)
             times[name].append(dt)
             cpus[name].append(cpu)
-            print(f"round {r + 1}: {name}: {dt:.2f} s, CPU {cpu:.2f} s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"round {r + 1}: {name}: {dt:.2f} s, CPU {cpu:.2f} s",
+                file=sys.stderr,
+                flush=True,
+            )
             if name.startswith("md5sum"):
                 got = {line[34:] for line in out.splitlines() if line[:32] in listed}
             elif name.startswith("hashdeep"):
@@ -201,35 +239,50 @@ def main() -> None:
             hits.setdefault(name, got)
             first = next(iter(hits.values()))
             if got != hits[name] or got != first:
-                sys.exit(f"{name}: hits differ from the others: "
-                         f"{sorted(got ^ first)[:5]}")
-    dt_sized, _cpu, out = timed([*HL, "scan", "--quiet", str(work / "full.hlds"), tree_s])
-    assert {line.split("\t", 1)[0] for line in out.splitlines()} == next(iter(hits.values()))
+                sys.exit(
+                    f"{name}: hits differ from the others: {sorted(got ^ first)[:5]}"
+                )
+    dt_sized, _cpu, out = timed(
+        [*HL, "scan", "--quiet", str(work / "full.hlds"), tree_s]
+    )
+    assert {line.split("\t", 1)[0] for line in out.splitlines()} == next(
+        iter(hits.values())
+    )
 
     med = {k: statistics.median(v) for k, v in times.items()}
     best = {k: min(v) for k, v in times.items()}
     cpu = {k: statistics.median(v) for k, v in cpus.items()}
-    print(f"\nTree: {len(files):,} files, {total / 1e6:,.0f} MB ({tree}); "
-          f"{len(next(iter(hits.values()))):,} hits, identical for every tool; "
-          f"{args.rounds} rounds, warm page cache, {os.cpu_count()} cores.\n")
+    print(
+        f"\nTree: {len(files):,} files, {total / 1e6:,.0f} MB ({tree}); "
+        f"{len(next(iter(hits.values()))):,} hits, identical for every tool; "
+        f"{args.rounds} rounds, warm page cache, {os.cpu_count()} cores.\n"
+    )
     a = "hashlookup scan, md5 dataset"
     b = "hashlookup scan, md5+sha1+sha256 dataset"
-    print("| tool | median s | MB/s (median) | MB/s (best) | median CPU s | "
-          "MB per CPU s | hashlookup md5 dataset: x faster (median / best / CPU) | "
-          "hashlookup md5+sha1+sha256: x faster (median / best / CPU) |")
+    print(
+        "| tool | median s | MB/s (median) | MB/s (best) | median CPU s | "
+        "MB per CPU s | hashlookup md5 dataset: x faster (median / best / CPU) | "
+        "hashlookup md5+sha1+sha256: x faster (median / best / CPU) |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for k in tools:
-        print(f"| {k} | {med[k]:.2f} | {total / med[k] / 1e6:,.0f} | "
-              f"{total / best[k] / 1e6:,.0f} | {cpu[k]:.2f} | "
-              f"{total / cpu[k] / 1e6:,.0f} | {med[k] / med[a]:.2f} / "
-              f"{best[k] / best[a]:.2f} / {cpu[k] / cpu[a]:.2f} | "
-              f"{med[k] / med[b]:.2f} / {best[k] / best[b]:.2f} / "
-              f"{cpu[k] / cpu[b]:.2f} |")
-    print("\n(x faster: the tool's time over hashlookup's; CPU: user + system "
-          "seconds, a measure of work that other load on the machine distorts "
-          "less than wall time.)")
-    print(f"\nWith the size pre-filter (no --read-all, md5+sha1+sha256 dataset): "
-          f"{dt_sized:.2f} s (files whose size is in no record are not read).")
+        print(
+            f"| {k} | {med[k]:.2f} | {total / med[k] / 1e6:,.0f} | "
+            f"{total / best[k] / 1e6:,.0f} | {cpu[k]:.2f} | "
+            f"{total / cpu[k] / 1e6:,.0f} | {med[k] / med[a]:.2f} / "
+            f"{best[k] / best[a]:.2f} / {cpu[k] / cpu[a]:.2f} | "
+            f"{med[k] / med[b]:.2f} / {best[k] / best[b]:.2f} / "
+            f"{cpu[k] / cpu[b]:.2f} |"
+        )
+    print(
+        "\n(x faster: the tool's time over hashlookup's; CPU: user + system "
+        "seconds, a measure of work that other load on the machine distorts "
+        "less than wall time.)"
+    )
+    print(
+        f"\nWith the size pre-filter (no --read-all, md5+sha1+sha256 dataset): "
+        f"{dt_sized:.2f} s (files whose size is in no record are not read)."
+    )
 
 
 if __name__ == "__main__":

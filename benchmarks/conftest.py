@@ -35,8 +35,11 @@ def size_id(n: int) -> str:
 # bench_*.py files are not matched by the project's default python_files
 # (test_*.py); collect them here without touching the project's pytest config.
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):
-    if (file_path.suffix == ".py" and file_path.name.startswith("bench_")
-            and not parent.session.isinitpath(file_path)):
+    if (
+        file_path.suffix == ".py"
+        and file_path.name.startswith("bench_")
+        and not parent.session.isinitpath(file_path)
+    ):
         return pytest.Module.from_parent(parent, path=file_path)
     return None
 
@@ -64,7 +67,7 @@ class Dataset:
         self.txt = root / f"keys-{n}.txt"
         hx = np.frombuffer(self.keys.tobytes().hex().encode("ascii"), np.uint8)
         lines = np.empty((len(self.keys), 2 * WIDTH + 1), np.uint8)
-        lines[:, :2 * WIDTH] = hx.reshape(-1, 2 * WIDTH)
+        lines[:, : 2 * WIDTH] = hx.reshape(-1, 2 * WIDTH)
         lines[:, 2 * WIDTH] = ord("\n")
         self.txt.write_bytes(lines.tobytes())
         del hx, lines
@@ -83,7 +86,7 @@ class Dataset:
     def key_set(self) -> frozenset[bytes]:
         if self._set is None:
             b = self.keys.tobytes()
-            self._set = frozenset(b[i:i + WIDTH] for i in range(0, len(b), WIDTH))
+            self._set = frozenset(b[i : i + WIDTH] for i in range(0, len(b), WIDTH))
         return self._set
 
     @property
@@ -116,7 +119,7 @@ class Dataset:
         key = (batch, hit_ratio)
         if key not in self._lists:
             b = self.queries(batch, hit_ratio).tobytes()
-            self._lists[key] = [b[i:i + WIDTH] for i in range(0, len(b), WIDTH)]
+            self._lists[key] = [b[i : i + WIDTH] for i in range(0, len(b), WIDTH)]
         return self._lists[key]
 
     def close(self) -> None:

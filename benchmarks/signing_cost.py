@@ -48,8 +48,9 @@ def main() -> int:
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as d:
-        keys = np.random.default_rng(1400).integers(0, 256, (args.keys, 16),
-                                                    dtype=np.uint8)
+        keys = np.random.default_rng(1400).integers(
+            0, 256, (args.keys, 16), dtype=np.uint8
+        )
         src = os.path.join(d, "police.md5")
         with open(src, "w") as f:
             f.write("\n".join(bytes(k).hex() for k in keys) + "\n")
@@ -75,30 +76,37 @@ def main() -> int:
             with open(path, "rb") as f:
                 hashlib.sha256(f.read()).digest()
 
-        cases = {"open_dataset (no check)": plain,
-                 "open_dataset(require_signature=...)": signed,
-                 "Dataset.verify() (xxh3 + structure)": verify,
-                 "hashlib.sha256 of the file, 1 thread": sha256_one_thread}
+        cases = {
+            "open_dataset (no check)": plain,
+            "open_dataset(require_signature=...)": signed,
+            "Dataset.verify() (xxh3 + structure)": verify,
+            "hashlib.sha256 of the file, 1 thread": sha256_one_thread,
+        }
         times = {name: float("inf") for name in cases}
         for r in range(args.repeat):  # interleaved, rotating order
             names = list(cases)
-            names = names[r % len(names):] + names[:r % len(names)]
+            names = names[r % len(names) :] + names[: r % len(names)]
             for name in names:
                 times[name] = min(times[name], _best(cases[name], 1))
 
     mb = size / 1e6
-    print(f"Dataset: {args.keys:,} md5 digests, file {mb:.1f} MB; "
-          f"`hashlookup sign` {sign_s:.2f} s (includes a full verify).\n")
+    print(
+        f"Dataset: {args.keys:,} md5 digests, file {mb:.1f} MB; "
+        f"`hashlookup sign` {sign_s:.2f} s (includes a full verify).\n"
+    )
     print("| operation | time | throughput |")
     print("|---|---:|---:|")
     for name, s in times.items():
         rate = f"{mb / s:,.0f} MB/s" if "no check" not in name else ""
         print(f"| {name} | {s * 1000:.1f} ms | {rate} |")
-    extra = times["open_dataset(require_signature=...)"] - \
-        times["open_dataset (no check)"]
-    print(f"\nSignature check adds {extra * 1000:.1f} ms per open "
-          f"({extra / times['Dataset.verify() (xxh3 + structure)']:.2f}x a full "
-          f"verify()).")
+    extra = (
+        times["open_dataset(require_signature=...)"] - times["open_dataset (no check)"]
+    )
+    print(
+        f"\nSignature check adds {extra * 1000:.1f} ms per open "
+        f"({extra / times['Dataset.verify() (xxh3 + structure)']:.2f}x a full "
+        f"verify())."
+    )
     return 0
 
 

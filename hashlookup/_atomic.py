@@ -23,11 +23,14 @@ import tempfile
 from collections.abc import Iterator
 from typing import BinaryIO
 
-
 # Errors of the write itself (as opposed to a bad path): worth saying that
 # the target was not touched.
-_WRITE_FAILURES = {errno.ENOSPC, errno.EFBIG, errno.EIO,
-                   getattr(errno, "EDQUOT", errno.ENOSPC)}
+_WRITE_FAILURES = {
+    errno.ENOSPC,
+    errno.EFBIG,
+    errno.EIO,
+    getattr(errno, "EDQUOT", errno.ENOSPC),
+}
 
 
 def _host_tag() -> str:
@@ -56,9 +59,13 @@ def remove_stale_temps(directory: str, base: str) -> list[str]:
     """Remove temporary files of `base` left by dead processes of this host
     (a SIGKILLed build); returns their names.  Files of live processes, of
     other hosts (a shared file system) and anything else are kept."""
-    pattern = re.compile(re.escape(f".{base[:120]}.") + r"(\d+)@" +
-                         re.escape(_host_tag()) + r"\.[A-Za-z0-9_]+\.tmp\Z")
-    removed = []
+    pattern = re.compile(
+        re.escape(f".{base[:120]}.")
+        + r"(\d+)@"
+        + re.escape(_host_tag())
+        + r"\.[A-Za-z0-9_]+\.tmp\Z"
+    )
+    removed: list[str] = []
     try:
         entries = os.listdir(directory)
     except OSError:
@@ -74,8 +81,9 @@ def remove_stale_temps(directory: str, base: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str],
-                  mode: int | None = None) -> Iterator[BinaryIO]:
+def atomic_output(
+    path: str | os.PathLike[str], mode: int | None = None
+) -> Iterator[BinaryIO]:
     """Yield a binary file; on clean exit it atomically becomes `path`.
 
     `mode` sets the permission bits (e.g. 0o600 for secrets); by default the
@@ -105,9 +113,13 @@ def atomic_output(path: str | os.PathLike[str],
             os.replace(tmp, path)
         except OSError as e:
             if e.errno in _WRITE_FAILURES:
-                raise OSError(e.errno, f"{e.strerror} while writing {path} "
-                              "(nothing was replaced, the temporary file is "
-                              "removed)", path) from e
+                raise OSError(
+                    e.errno,
+                    f"{e.strerror} while writing {path} "
+                    "(nothing was replaced, the temporary file is "
+                    "removed)",
+                    path,
+                ) from e
             raise
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

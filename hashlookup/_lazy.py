@@ -11,9 +11,9 @@ The modules on those paths take ``np`` from here::
         from hashlookup._lazy import numpy as np
 
 What single lookups and the text match need is loaded when a file is
-opened; numpy is imported by the first batch call.  A process that opens a file and then drops privileges
-to a user who cannot read the installation must import numpy before, if it
-uses batch calls.
+opened; numpy is imported by the first batch call.  A process that opens a
+file and then drops privileges to a user who cannot read the installation
+must import numpy before, if it uses batch calls.
 
 The first attribute read imports numpy and copies its namespace into the
 stand-in, so later reads are plain module-attribute lookups.  Concurrent

@@ -27,6 +27,7 @@ def thread_pool() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1),
-                                       thread_name_prefix="hashlookup")
+            _pool = ThreadPoolExecutor(
+                max_workers=max(2, os.cpu_count() or 1), thread_name_prefix="hashlookup"
+            )
         return _pool

@@ -8,9 +8,9 @@ from typing import Final, NamedTuple
 
 
 class Algorithm(NamedTuple):
-    name: str       # "sha1": the name in the API, the CLI and the file format
-    width: int      # raw digest bytes
-    display: str    # "SHA-1": CIRCL's JSON keys, human-facing text
+    name: str  # "sha1": the name in the API, the CLI and the file format
+    width: int  # raw digest bytes
+    display: str  # "SHA-1": CIRCL's JSON keys, human-facing text
     format_id: int  # stored in a key table's section (docs/FORMAT.md)
 
     @property

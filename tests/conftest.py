@@ -48,22 +48,3 @@ def build_index(tmp_path):
         )
 
     return _build
-
-
-@pytest.fixture
-def open_built(build_index):
-    """``open_built(keys, algorithm=None, width=None, **kw) -> HashIndex`` (open).
-
-    Every index opened through this fixture is closed at teardown."""
-    import hashlookup
-
-    opened = []
-
-    def _open(keys, algorithm=None, width=None, **kw):
-        idx = hashlookup.open_index(build_index(keys, algorithm, width, **kw))
-        opened.append(idx)
-        return idx
-
-    yield _open
-    for idx in opened:
-        idx.close()

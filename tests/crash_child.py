@@ -79,6 +79,7 @@ def _hooked(fn, before=True, after=False):
         if after:
             _step()
         return r
+
     return call
 
 
@@ -102,7 +103,7 @@ def _child(request: dict) -> int:
     global _kill_at, _count
     _kill_at, _count = request["step"], 0
     devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1):   # the protocol pipe is the parent's, not the build's
+    for fd in (0, 1):  # the protocol pipe is the parent's, not the build's
         os.dup2(devnull, fd)
     try:
         code = cli.main(request["args"])
@@ -136,8 +137,9 @@ def main() -> int:
         if done == 0:
             _, status = os.waitpid(pid, 0)
         elapsed = time.perf_counter() - start
-        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) \
-            else os.WEXITSTATUS(status)
+        code = (
+            -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        )
         print(f"{code} {elapsed:.6f} {pid}", flush=True)
     return 0
 

@@ -50,11 +50,15 @@ def records_of(batches: Iterable) -> list[Record]:
             for r in rows.tolist():
                 labels[r].add(label)
         for i in range(n):
-            out.append(Record(
-                b.md5[i].tobytes() if b.has_md5[i] else None,
-                b.sha1[i].tobytes() if b.has_sha1[i] else None,
-                b.sha256[i].tobytes() if b.has_sha256[i] else None,
-                int(b.size[i]), frozenset(labels[i])))
+            out.append(
+                Record(
+                    b.md5[i].tobytes() if b.has_md5[i] else None,
+                    b.sha1[i].tobytes() if b.has_sha1[i] else None,
+                    b.sha256[i].tobytes() if b.has_sha256[i] else None,
+                    int(b.size[i]),
+                    frozenset(labels[i]),
+                )
+            )
     return out
 
 
@@ -83,27 +87,46 @@ def check_batch(b) -> None:
 class Table:
     """Columns of n synthetic records."""
 
-    digests: dict[str, np.ndarray]     # algo -> (n, width) uint8
-    present: dict[str, np.ndarray]     # algo -> (n,) bool
-    size: np.ndarray                   # int64, -1 unknown
-    category: np.ndarray               # int64, -1 none
-    names: list[str] = field(default_factory=list)   # file names
+    digests: dict[str, np.ndarray]  # algo -> (n, width) uint8
+    present: dict[str, np.ndarray]  # algo -> (n,) bool
+    size: np.ndarray  # int64, -1 unknown
+    category: np.ndarray  # int64, -1 none
+    names: list[str] = field(default_factory=list)  # file names
 
     def __len__(self) -> int:
         return len(self.size)
 
-    def records(self, algos: Sequence[str] = ALGOS, sizes: bool = True,
-                category_prefix: str | None = "category") -> list[Record]:
+    def records(
+        self,
+        algos: Sequence[str] = ALGOS,
+        sizes: bool = True,
+        category_prefix: str | None = "category",
+    ) -> list[Record]:
         out = []
         cols = {a: (self.digests[a].tobytes(), WIDTH[a]) for a in algos}
         for i in range(len(self)):
-            d = {a: (cols[a][0][i * cols[a][1]:(i + 1) * cols[a][1]]
-                     if self.present[a][i] else None) for a in algos}
+            d = {
+                a: (
+                    cols[a][0][i * cols[a][1] : (i + 1) * cols[a][1]]
+                    if self.present[a][i]
+                    else None
+                )
+                for a in algos
+            }
             labels = frozenset(
                 [f"{category_prefix}:{self.category[i]}"]
-                if category_prefix and self.category[i] >= 0 else [])
-            out.append(Record(d.get("md5"), d.get("sha1"), d.get("sha256"),
-                              int(self.size[i]) if sizes else -1, labels))
+                if category_prefix and self.category[i] >= 0
+                else []
+            )
+            out.append(
+                Record(
+                    d.get("md5"),
+                    d.get("sha1"),
+                    d.get("sha256"),
+                    int(self.size[i]) if sizes else -1,
+                    labels,
+                )
+            )
         return out
 
     def hex(self, algo: str, upper: bool = False) -> list[str]:
@@ -116,17 +139,24 @@ class Table:
         return [x if p else "" for x, p in zip(arr, self.present[algo].tolist())]
 
 
-def make_table(n: int, seed: int, algos: Sequence[str] = ALGOS,
-               missing: float = 0.0, categories: int = 0,
-               unknown_size: float = 0.0) -> Table:
+def make_table(
+    n: int,
+    seed: int,
+    algos: Sequence[str] = ALGOS,
+    missing: float = 0.0,
+    categories: int = 0,
+    unknown_size: float = 0.0,
+) -> Table:
     """n records with random digests of `algos` (each absent with probability
     `missing`, but every record has one), sizes (unknown with probability
     unknown_size), categories 0..categories-1 (none if 0; else -1 with
     probability 0.2) and file names with commas and spaces."""
     rng = np.random.default_rng(seed)
     digests = {a: rng.integers(0, 256, (n, WIDTH[a]), dtype=np.uint8) for a in ALGOS}
-    present = {a: (rng.random(n) >= missing) if a in algos else np.zeros(n, bool)
-               for a in ALGOS}
+    present = {
+        a: (rng.random(n) >= missing) if a in algos else np.zeros(n, bool)
+        for a in ALGOS
+    }
     anyp = np.zeros(n, bool)
     for a in algos:
         anyp |= present[a]
@@ -148,16 +178,23 @@ def make_table(n: int, seed: int, algos: Sequence[str] = ALGOS,
 # writers
 
 
-def write_text(path: Path, table: Table, algo: str, *, style: str = "plain",
-               newline: str = "\n", upper: bool = False,
-               comments: bool = False) -> list[Record]:
+def write_text(
+    path: Path,
+    table: Table,
+    algo: str,
+    *,
+    style: str = "plain",
+    newline: str = "\n",
+    upper: bool = False,
+    comments: bool = False,
+) -> list[Record]:
     """A digest list ("plain"), md5sum text mode ("sum") or binary mode
     ("binsum", "<hex> *name") of one algorithm's column."""
     hexes = table.hex(algo, upper)
     lines = []
     if comments:
         lines += ["# synthetic list", ""]
-    hexes = [h for h in hexes if h]    # absent digests are left out
+    hexes = [h for h in hexes if h]  # absent digests are left out
     for h, name in zip(hexes, table.names):
         if style == "plain":
             lines.append(h)
@@ -168,14 +205,24 @@ def write_text(path: Path, table: Table, algo: str, *, style: str = "plain",
         if comments and len(lines) % 5 == 0:
             lines.append("# comment " + name)
     path.write_bytes((newline.join(lines) + newline).encode())
-    return [Record(**{**{a: None for a in ALGOS},
-                      algo: bytes.fromhex(h)}, size=-1, labels=frozenset())
-            for h in hexes]
+    return [
+        Record(
+            **{**dict.fromkeys(ALGOS), algo: bytes.fromhex(h)},
+            size=-1,
+            labels=frozenset(),
+        )
+        for h in hexes
+    ]
 
 
-def write_hashdeep(path: Path, table: Table,
-                   columns: Sequence[str] = ("size", "md5", "sha256", "filename"),
-                   *, newline: str = "\n", upper: bool = False) -> list[Record]:
+def write_hashdeep(
+    path: Path,
+    table: Table,
+    columns: Sequence[str] = ("size", "md5", "sha256", "filename"),
+    *,
+    newline: str = "\n",
+    upper: bool = False,
+) -> list[Record]:
     """hashdeep output with the given columns (tiger and whirlpool get random
     hex).  Records of absent digests are written with empty cells."""
     rng = np.random.default_rng(len(table))
@@ -187,23 +234,36 @@ def write_hashdeep(path: Path, table: Table,
             cols[c] = [str(s) for s in table.size.tolist()]
         elif c == "filename":
             cols[c] = table.names
-        else:   # tiger (24 bytes), whirlpool (64 bytes)
+        else:  # tiger (24 bytes), whirlpool (64 bytes)
             w = 24 if c == "tiger" else 64
             raw = rng.integers(0, 256, (len(table), w), dtype=np.uint8)
             cols[c] = [bytes(r).hex() for r in raw]
-    lines = ["%%%% HASHDEEP-1.0", "%%%% " + ",".join(columns),
-             "## Invoked from: /synthetic", "## $ hashdeep -r .", "##"]
+    lines = [
+        "%%%% HASHDEEP-1.0",
+        "%%%% " + ",".join(columns),
+        "## Invoked from: /synthetic",
+        "## $ hashdeep -r .",
+        "##",
+    ]
     lines += [",".join(row) for row in zip(*(cols[c] for c in columns))]
     path.write_bytes((newline.join(lines) + newline).encode())
     algos = [a for a in ALGOS if a in columns]
     return table.records(algos, sizes="size" in columns, category_prefix=None)
 
 
-def write_csv(path: Path, table: Table, *,
-              names: dict[str, str] | None = None, delimiter: str = ",",
-              size_name: str | None = "Size", category_name: str | None = None,
-              newline: str = "\n", upper: bool = True, encoding: str = "utf-8",
-              bom: bool = False) -> list[Record]:
+def write_csv(
+    path: Path,
+    table: Table,
+    *,
+    names: dict[str, str] | None = None,
+    delimiter: str = ",",
+    size_name: str | None = "Size",
+    category_name: str | None = None,
+    newline: str = "\n",
+    upper: bool = True,
+    encoding: str = "utf-8",
+    bom: bool = False,
+) -> list[Record]:
     """CSV with a header; `names` maps algorithm -> column name (default
     MD5, SHA1, SHA256 for the algorithms present); a quoted file name column
     (with commas, quotes) comes first."""
@@ -227,25 +287,40 @@ def write_csv(path: Path, table: Table, *,
         w.writerow(row)
     data = buf.getvalue().encode(encoding)
     if bom:
-        data = ("\ufeff".encode(encoding) if encoding.startswith("utf-16")
-                else b"\xef\xbb\xbf") + data
+        data = (
+            "\ufeff".encode(encoding)
+            if encoding.startswith("utf-16")
+            else b"\xef\xbb\xbf"
+        ) + data
     path.write_bytes(data)
-    return table.records(list(names), sizes=bool(size_name),
-                         category_prefix="category" if category_name else None)
+    return table.records(
+        list(names),
+        sizes=bool(size_name),
+        category_prefix="category" if category_name else None,
+    )
 
 
-def write_nsrl(path: Path, table: Table, *, extra_tables: bool = True,
-               not_null: bool = True) -> list[Record]:
+def write_nsrl(
+    path: Path, table: Table, *, extra_tables: bool = True, not_null: bool = True
+) -> list[Record]:
     """An NSRL RDSv3-like SQLite file: table FILE with upper-case hex."""
     con = sqlite3.connect(path)
     nn = " NOT NULL" if not_null else ""
-    con.execute(f"CREATE TABLE FILE (sha256 TEXT{nn}, sha1 TEXT{nn}, md5 TEXT{nn}, "
-                f"crc32 TEXT, file_name TEXT, file_size INTEGER, package_id INTEGER)")
+    con.execute(
+        f"CREATE TABLE FILE (sha256 TEXT{nn}, sha1 TEXT{nn}, md5 TEXT{nn}, "
+        f"crc32 TEXT, file_name TEXT, file_size INTEGER, package_id INTEGER)"
+    )
     if extra_tables:
         con.execute("CREATE TABLE PKG (package_id INTEGER, name TEXT)")
-    rows = zip(table.hex("sha256", True), table.hex("sha1", True),
-               table.hex("md5", True), ["00000000"] * len(table), table.names,
-               table.size.tolist(), [1] * len(table))
+    rows = zip(
+        table.hex("sha256", True),
+        table.hex("sha1", True),
+        table.hex("md5", True),
+        ["00000000"] * len(table),
+        table.names,
+        table.size.tolist(),
+        [1] * len(table),
+    )
     con.executemany("INSERT INTO FILE VALUES (?,?,?,?,?,?,?)", rows)
     con.commit()
     con.close()
@@ -257,10 +332,14 @@ def write_nsrl(path: Path, table: Table, *, extra_tables: bool = True,
 
 
 VICS_CONTEXT = {
-    "1.3": ("odata.metadata",
-            "http://github.com/ICMEC/ProjectVic/DataModels/1.3.xml#Media"),
-    "2.0": ("@odata.context",
-            "http://github.com/ICMEC/ProjectVic/DataModels/2.0.xml/$metadata#Media"),
+    "1.3": (
+        "odata.metadata",
+        "http://github.com/ICMEC/ProjectVic/DataModels/1.3.xml#Media",
+    ),
+    "2.0": (
+        "@odata.context",
+        "http://github.com/ICMEC/ProjectVic/DataModels/2.0.xml/$metadata#Media",
+    ),
 }
 
 
@@ -270,13 +349,23 @@ def _vics_bool(value: bool, style: str, rng: np.random.Generator) -> object:
     if style == "str":
         return "true" if value else "false"
     # mixed: JSON booleans and strings in several spellings
-    return [value, "true" if value else "false", "True" if value else "False",
-            "TRUE" if value else "FALSE"][int(rng.integers(4))]
+    return [
+        value,
+        "true" if value else "false",
+        "True" if value else "False",
+        "TRUE" if value else "FALSE",
+    ][int(rng.integers(4))]
 
 
-def make_vics(n_media: int, seed: int, *, version: str = "1.3",
-              bools: str = "json", files: bool = True,
-              sha256: bool = False) -> tuple[list[dict], list[Record]]:
+def make_vics(
+    n_media: int,
+    seed: int,
+    *,
+    version: str = "1.3",
+    bools: str = "json",
+    files: bool = True,
+    sha256: bool = False,
+) -> tuple[list[dict], list[Record]]:
     """Media objects and the records expected from them.
 
     Per Media: MD5 and SHA1 (sometimes one absent, null or empty; 5% have
@@ -336,7 +425,7 @@ def make_vics(n_media: int, seed: int, *, version: str = "1.3",
         if pre:
             labels.add("vics:precategorized")
         m["DateUpdated"] = "2024-01-02T03:04:05.0000Z"
-        m["Comments"] = {"nested": [1, 2, {"x": "y"}]}   # ignored
+        m["Comments"] = {"nested": [1, 2, {"x": "y"}]}  # ignored
         lab = frozenset(labels)
         own = any(v is not None for v in d.values())
         if own:
@@ -355,12 +444,18 @@ def make_vics(n_media: int, seed: int, *, version: str = "1.3",
                         mf[a.upper()] = d[a].hex()
                     mf["FileSize"] = size
                 elif kind < 0.85:
-                    fd = {"md5": digest("md5"), "sha1": digest("sha1"),
-                          "sha256": digest("sha256") if sha256 else None}
+                    fd = {
+                        "md5": digest("md5"),
+                        "sha1": digest("sha1"),
+                        "sha256": digest("sha256") if sha256 else None,
+                    }
                     if rng.random() < 0.2:
                         fd["sha1"] = None
-                    for a, key in (("md5", "MD5"), ("sha1", "SHA1"),
-                                   ("sha256", "SHA256")):
+                    for a, key in (
+                        ("md5", "MD5"),
+                        ("sha1", "SHA1"),
+                        ("sha256", "SHA256"),
+                    ):
                         if fd[a] is not None:
                             mf[key] = hexed(fd[a])
                     fsize = int(rng.integers(0, 1 << 32))
@@ -369,10 +464,11 @@ def make_vics(n_media: int, seed: int, *, version: str = "1.3",
                     else:
                         fsize = -1
                     emitted.append(fd)
-                    expected.append(Record(fd["md5"], fd["sha1"], fd["sha256"],
-                                           fsize, lab))
+                    expected.append(
+                        Record(fd["md5"], fd["sha1"], fd["sha256"], fsize, lab)
+                    )
                 else:
-                    mf["MD5"] = None     # no digests: not a record
+                    mf["MD5"] = None  # no digests: not a record
                 mfs.append(mf)
             if mfs or rng.random() < 0.5:
                 m["MediaFiles"] = mfs
@@ -380,9 +476,15 @@ def make_vics(n_media: int, seed: int, *, version: str = "1.3",
     return media, expected
 
 
-def write_vics(path: Path, media: Iterable[dict], *, version: str = "1.3",
-               indent: int | None = None, newline: str = "\n",
-               extra: dict | None = None) -> None:
+def write_vics(
+    path: Path,
+    media: Iterable[dict],
+    *,
+    version: str = "1.3",
+    indent: int | None = None,
+    newline: str = "\n",
+    extra: dict | None = None,
+) -> None:
     """A VICS export, written incrementally (so large files need no whole
     document in memory)."""
     key, url = VICS_CONTEXT[version]
@@ -421,14 +523,22 @@ def _bench(n: int, directory: Path) -> None:
         files.append((label, p, kw))
 
     add("text (md5)", "list.md5", lambda p: write_text(p, t, "md5"))
-    add("text (sha256sum)", "list.sha256",
-        lambda p: write_text(p, t, "sha256", style="sum"))
-    add("hashdeep (size,md5,sha1,sha256,filename)", "list.hashdeep",
-        lambda p: write_hashdeep(p, t, ("size", "md5", "sha1", "sha256",
-                                        "filename")))
-    add("csv (name,md5,sha1,sha256,size,category)", "list.csv",
+    add(
+        "text (sha256sum)",
+        "list.sha256",
+        lambda p: write_text(p, t, "sha256", style="sum"),
+    )
+    add(
+        "hashdeep (size,md5,sha1,sha256,filename)",
+        "list.hashdeep",
+        lambda p: write_hashdeep(p, t, ("size", "md5", "sha1", "sha256", "filename")),
+    )
+    add(
+        "csv (name,md5,sha1,sha256,size,category)",
+        "list.csv",
         lambda p: write_csv(p, t, category_name="Category"),
-        label_columns={"category": "Category"})
+        label_columns={"category": "Category"},
+    )
     add("sqlite (NSRL RDSv3)", "list.db", lambda p: write_nsrl(p, t))
 
     def vics(p: Path) -> None:
@@ -437,10 +547,11 @@ def _bench(n: int, directory: Path) -> None:
             for s in range(0, n, step):
                 ms, _ = make_vics(min(step, n - s), 1000 + s, files=True)
                 yield from ms
+
         write_vics(p, gen())
+
     add("vics 1.3 (Media with MediaFiles)", "list.json", vics)
-    print(f"{'format':45} {'records':>10} {'seconds':>8} {'records/s':>12}"
-          f" {'MB/s':>7}")
+    print(f"{'format':45} {'records':>10} {'seconds':>8} {'records/s':>12} {'MB/s':>7}")
     for label, p, kw in files:
         rep = ImportReport()
         t0 = time.perf_counter()
@@ -448,8 +559,10 @@ def _bench(n: int, directory: Path) -> None:
             pass
         dt = time.perf_counter() - t0
         mb = p.stat().st_size / 1e6
-        print(f"{label:45} {rep.records:>10} {dt:8.2f} {rep.records / dt:12,.0f}"
-              f" {mb / dt:7.0f}")
+        print(
+            f"{label:45} {rep.records:>10} {dt:8.2f} {rep.records / dt:12,.0f}"
+            f" {mb / dt:7.0f}"
+        )
 
 
 if __name__ == "__main__":

@@ -20,9 +20,13 @@ ALGS = ("md5", "sha1", "sha256")
 HEX_LEN = {"md5": 32, "sha1": 40, "sha256": 64}
 
 
-def make_dataset(directory: Path, n: int = 3000, seed: int = 5150,
-                 name: str = "known.hlds", generation: int | None = None
-                 ) -> tuple[Path, dict[str, dict]]:
+def make_dataset(
+    directory: Path,
+    n: int = 3000,
+    seed: int = 5150,
+    name: str = "known.hlds",
+    generation: int | None = None,
+) -> tuple[Path, dict[str, dict]]:
     """A dataset of two sources: a CSV with md5/sha1/sha256 (some absent),
     size and category, and a plain md5 list; built into directory/name
     (atomically replacing an existing file).
@@ -38,10 +42,12 @@ def make_dataset(directory: Path, n: int = 3000, seed: int = 5150,
     txt_path = directory / f"police-{seed}.txt"
     write_csv(csv_path, table, category_name="Category")
     write_text(txt_path, extra, "md5")
-    hashlookup.build_dataset({"vendor": str(csv_path), "police": str(txt_path)},
-                             str(directory / name),
-                             label_columns={"category": "Category"},
-                             generation=generation)
+    hashlookup.build_dataset(
+        {"vendor": str(csv_path), "police": str(txt_path)},
+        str(directory / name),
+        label_columns={"category": "Category"},
+        generation=generation,
+    )
     oracle: dict[str, dict] = {}
     hexes = {a: table.hex(a) for a in ALGS}
     for i in range(n):
@@ -49,14 +55,20 @@ def make_dataset(directory: Path, n: int = 3000, seed: int = 5150,
         size = int(table.size[i])
         cat = int(table.category[i])
         rec["size"] = size if size >= 0 else None
-        rec["labels"] = sorted(["source:vendor"] + ([f"category:{cat}"]
-                                                     if cat >= 0 else []))
+        rec["labels"] = sorted(
+            ["source:vendor"] + ([f"category:{cat}"] if cat >= 0 else [])
+        )
         for a in ALGS:
             if rec[a]:
                 oracle[rec[a]] = rec
     for h in extra.hex("md5"):
-        oracle[h] = {"md5": h, "sha1": None, "sha256": None, "size": None,
-                     "labels": ["source:police"]}
+        oracle[h] = {
+            "md5": h,
+            "sha1": None,
+            "sha256": None,
+            "size": None,
+            "labels": ["source:police"],
+        }
     return directory / name, oracle
 
 
@@ -79,13 +91,6 @@ def circl_expected(rec: dict, dataset: str, generation: int) -> dict:
     return out
 
 
-def digests_of(path: Path) -> dict[str, list[str]]:
-    """Every digest of the dataset at path, per algorithm (lowercase hex)."""
-    with hashlookup.open_dataset(path) as ds:
-        return {a: [bytes(k).hex() for k in ds.table(a).keys()]
-                for a in ds.algorithms}
-
-
 def random_misses(alg: str, n: int, seed: int) -> list[str]:
     rng = np.random.default_rng(seed)
     w = HEX_LEN[alg] // 2
@@ -96,14 +101,26 @@ class Server:
     """`hashlookup serve DATASET --port 0 ...` in a subprocess; stderr goes to
     a file (read for the port and checked for leaks)."""
 
-    def __init__(self, dataset: Path, *args: str, workdir: Path,
-                 workers: int = 2) -> None:
+    def __init__(
+        self, dataset: Path, *args: str, workdir: Path, workers: int = 2
+    ) -> None:
         self.stderr_path = workdir / f"serve-{time.monotonic_ns()}.err"
-        self._err = open(self.stderr_path, "wb")
-        cmd = [sys.executable, "-m", "hashlookup", "serve", str(dataset),
-               "--port", "0", "--workers", str(workers), *args]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
-                                     stderr=self._err, cwd=workdir)
+        self._err = open(self.stderr_path, "wb")  # noqa: SIM115 (closed by stop())
+        cmd = [
+            sys.executable,
+            "-m",
+            "hashlookup",
+            "serve",
+            str(dataset),
+            "--port",
+            "0",
+            "--workers",
+            str(workers),
+            *args,
+        ]
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=self._err, cwd=workdir
+        )
         self.url = self._wait_for_port()
         self._wait_healthy()
 
@@ -114,8 +131,9 @@ class Server:
             if m:
                 return m.group(1)
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited {self.proc.returncode}:\n"
-                                   f"{self.stderr()}")
+                raise RuntimeError(
+                    f"server exited {self.proc.returncode}:\n{self.stderr()}"
+                )
             time.sleep(0.05)
         raise RuntimeError(f"server did not start:\n{self.stderr()}")
 
@@ -153,9 +171,22 @@ class Server:
 
 def add_key(keys: Path, name: str, *extra: str) -> str:
     """`hashlookup apikey add`; returns the printed token."""
-    out = subprocess.run([sys.executable, "-m", "hashlookup", "apikey", "add",
-                          "--keys", str(keys), name, *extra],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hashlookup",
+            "apikey",
+            "add",
+            "--keys",
+            str(keys),
+            name,
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return out.stdout.strip()
 
 

@@ -71,9 +71,8 @@ def test_wrong_width_bytes(index):
 
 def test_wrong_width_message_is_helpful(tmp_path):
     path = build(tmp_path, to_list(random_keys(10, 16, 2)), algorithm="md5")
-    with hashlookup.open_index(path) as idx:
-        with pytest.raises(ValueError) as ei:
-            idx.find(bytes(15))
+    with hashlookup.open_index(path) as idx, pytest.raises(ValueError) as ei:
+        idx.find(bytes(15))
     msg = str(ei.value)
     assert "md5" in msg and "16" in msg and "32" in msg and "15" in msg, msg
 
@@ -115,9 +114,8 @@ def test_hex_of_bytes_is_not_hex_str(tmp_path):
     """32 ASCII hex bytes are 32 raw bytes, not an md5 in hex: wrong length."""
     keys = to_list(random_keys(10, 16, 3))
     path = build(tmp_path, keys, algorithm="md5")
-    with hashlookup.open_index(path) as idx:
-        with pytest.raises(ValueError):
-            keys[0].hex().encode() in idx  # noqa: B015
+    with hashlookup.open_index(path) as idx, pytest.raises(ValueError):
+        keys[0].hex().encode() in idx  # noqa: B015
 
 
 # ---------------------------------------------------------------------------
@@ -305,9 +303,8 @@ def test_with_closes(tmp_path):
         with pytest.raises(ValueError, match=re.escape(CLOSED)):
             use()
     # with closes on error too
-    with pytest.raises(RuntimeError):
-        with hashlookup.HashIndex.open(path) as idx2:
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), hashlookup.HashIndex.open(path) as idx2:
+        raise RuntimeError("boom")
     with pytest.raises(ValueError, match=re.escape(CLOSED)):
         keys[0] in idx2  # noqa: B015
 

@@ -93,8 +93,17 @@ def sha1_index(tmp_path_factory):
 # hashing and parameters: reference == flor, vectorised == reference
 
 
-@pytest.mark.parametrize("n,p", [(1, 0.5), (1000, 0.01), (120_000, 1e-4),
-                                 (1_400_000, 1e-4), (10_000_000, 1e-6), (7, 0.3)])
+@pytest.mark.parametrize(
+    "n,p",
+    [
+        (1, 0.5),
+        (1000, 0.01),
+        (120_000, 1e-4),
+        (1_400_000, 1e-4),
+        (10_000_000, 1e-6),
+        (7, 0.3),
+    ],
+)
 def test_parameters_match_flor(n, p):
     f = flor.BloomFilter(n=n, p=p) if n < 2_000_000 else None
     m, k = dcso_parameters(n, p)
@@ -114,7 +123,8 @@ def test_reference_fingerprint_matches_flor():
             for v in values:
                 assert dcso_fingerprint(v, f.k, f.m) == f.fingerprint(v)
     assert flor.fnv_1(b"D41D8CD98F00B204E9800998ECF8427E") == bx._fnv1_64(
-        b"D41D8CD98F00B204E9800998ECF8427E")
+        b"D41D8CD98F00B204E9800998ECF8427E"
+    )
 
 
 @pytest.mark.parametrize("width", [1, 7, 16, 20, 32, 64])
@@ -135,19 +145,22 @@ def test_index_rounds_wrap_and_reduce_like_flor():
     g, M = bx.DCSO_MULTIPLIER, bx.DCSO_MODULUS
     g_inv = pow(g, -1, 1 << 64)
     hashes = [0, 1, M - 1, M, M + 1, MASK64, MASK64 - 1]
-    hashes += [((M + j) * g_inv) & MASK64 for j in range(59)]        # round 1 >= M
+    hashes += [((M + j) * g_inv) & MASK64 for j in range(59)]  # round 1 >= M
     hashes += [((((M + j) * g_inv) & MASK64) * g_inv) & MASK64 for j in (0, 58)]
-    hashes += list(np.random.default_rng(3).integers(0, MASK64, size=200,
-                                                     dtype=np.uint64, endpoint=True))
+    hashes += list(
+        np.random.default_rng(3).integers(
+            0, MASK64, size=200, dtype=np.uint64, endpoint=True
+        )
+    )
     hashes = [int(h) for h in hashes]
     k = 5
     for m in (3, 1 << 20, 1 << 63, M - 1):
         got = bx._index_rounds(np.array(hashes, dtype=np.uint64), k, m)
         for j, h0 in enumerate(hashes):
-            hn = h0 % M                                   # flor: fnv_1(value) % m
+            hn = h0 % M  # flor: fnv_1(value) % m
             want = []
             for _ in range(k):
-                hn = (hn * g & MASK64) % M                # flor: (hn*g & MASK) % m
+                hn = (hn * g & MASK64) % M  # flor: (hn*g & MASK) % m
                 want.append(hn % m)
             assert got[:, j].tolist() == want, (h0, m)
     # the wrap matters: an exact modular product gives other indexes
@@ -167,24 +180,28 @@ def test_reduce_modulus_boundaries():
 # byte-for-byte identity with flor
 
 
-@pytest.mark.parametrize("chunk,threads,fpr,width", [
-    (1 << 16, 1, 0.01, 16),     # one chunk
-    (1024, 1, 0.01, 20),        # many chunks, counts carried across them
-    (256, 3, 0.2, 16),          # worker threads; many keys add no new bit
-    (4096, 2, 1e-4, 32),
-])
-def test_file_is_byte_identical_to_flor(tmp_path, monkeypatch, chunk, threads, fpr,
-                                        width):
+@pytest.mark.parametrize(
+    "chunk,threads,fpr,width",
+    [
+        (1 << 16, 1, 0.01, 16),  # one chunk
+        (1024, 1, 0.01, 20),  # many chunks, counts carried across them
+        (256, 3, 0.2, 16),  # worker threads; many keys add no new bit
+        (4096, 2, 1e-4, 32),
+    ],
+)
+def test_file_is_byte_identical_to_flor(
+    tmp_path, monkeypatch, chunk, threads, fpr, width
+):
     monkeypatch.setattr(bx, "_CHUNK", chunk)
     keys = random_keys(chunk + width, 12_000, width)
-    keys[5000:5100] = keys[100:200]                       # duplicates add no new bit
+    keys[5000:5100] = keys[100:200]  # duplicates add no new bit
     out = tmp_path / "f.bloom"
     meta = {"source": "synthetic", "n": 12_000}
     rep = export_bloom(keys, out, fpr=fpr, metadata=meta, threads=threads)
     data = json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
     want = flor_build(hex_upper(keys), rep.n, fpr, data=data)
     got = out.read_bytes()
-    assert got[:48] == want[:48]                           # header, N included
+    assert got[:48] == want[:48]  # header, N included
     assert got == want
     assert rep.elements <= rep.keys - 100
     assert rep.file_size == len(got)
@@ -212,13 +229,14 @@ def check_header(path, rep, data: bytes):
     assert (n, p, k, m, count) == (rep.n, rep.fpr, rep.k, rep.m, rep.elements)
     assert (m, k) == dcso_parameters(n, p)
     assert len(raw) == rep.file_size == 48 + math.ceil(m / 64) * 8 + len(data)
-    assert raw[48 + math.ceil(m / 64) * 8:] == data
+    assert raw[48 + math.ceil(m / 64) * 8 :] == data
     f = flor_read(path)
     assert (f.n, f.p, f.k, f.m, f.N, bytes(f.data)) == (n, p, k, m, count, data)
-    assert f.M == math.ceil(m / 64) * 8
+    assert math.ceil(m / 64) * 8 == f.M
     # bits past m in the last word are zero
-    bits = np.unpackbits(np.frombuffer(raw[48:48 + f.M], dtype=np.uint8),
-                         bitorder="little")
+    bits = np.unpackbits(
+        np.frombuffer(raw[48 : 48 + f.M], dtype=np.uint8), bitorder="little"
+    )
     assert not bits[m:].any()
 
 
@@ -231,8 +249,8 @@ def test_md5_index_members_found_by_flor(tmp_path, md5_index):
     f = flor_read(out)
     values = hex_upper(md5_index.keys())
     assert values[0] == md5_index.keys()[0].tobytes().hex().upper().encode()
-    assert all(v in f for v in values)                      # flor: every member
-    assert read_bloom(out).contains_many(md5_index).all()   # vectorised: every member
+    assert all(v in f for v in values)  # flor: every member
+    assert read_bloom(out).contains_many(md5_index).all()  # vectorised: every member
 
 
 @pytest.mark.parametrize("fpr", [1e-3, 1e-4])
@@ -260,8 +278,7 @@ def test_md5_false_positive_rate(tmp_path, md5_index, fpr):
 
 def test_sha1_index(tmp_path, sha1_index):
     out = tmp_path / "sha1.bloom"
-    meta = {"algorithm": sha1_index.algorithm, "keys": len(sha1_index),
-            "note": "Grüße"}
+    meta = {"algorithm": sha1_index.algorithm, "keys": len(sha1_index), "note": "Grüße"}
     rep = export_bloom(sha1_index, out, fpr=1e-3, metadata=meta)
     data = json.dumps(meta, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     check_header(out, rep, data.encode("utf-8"))
@@ -342,8 +359,9 @@ def test_empty_and_single_key(tmp_path):
     assert rep.keys == 0 and rep.elements == 0 and rep.n >= 1
     f = flor_read(out)
     assert b"D41D8CD98F00B204E9800998ECF8427E" not in f
-    one = np.frombuffer(bytes.fromhex("d41d8cd98f00b204e9800998ecf8427e"),
-                        dtype=np.uint8).reshape(1, 16)
+    one = np.frombuffer(
+        bytes.fromhex("d41d8cd98f00b204e9800998ecf8427e"), dtype=np.uint8
+    ).reshape(1, 16)
     rep = export_bloom(one, out, fpr=0.01)
     assert rep.elements == 1
     f = flor_read(out)
@@ -355,12 +373,15 @@ def test_empty_and_single_key(tmp_path):
 # metadata and atomic writes
 
 
-@pytest.mark.parametrize("metadata,data", [
-    (None, b""),
-    (b"\x00raw\xffbytes\n", b"\x00raw\xffbytes\n"),
-    ("line one\nline two\n", b"line one\nline two\n"),
-    ({"b": [1, 2], "a": "x"}, b'{"a":"x","b":[1,2]}'),
-])
+@pytest.mark.parametrize(
+    "metadata,data",
+    [
+        (None, b""),
+        (b"\x00raw\xffbytes\n", b"\x00raw\xffbytes\n"),
+        ("line one\nline two\n", b"line one\nline two\n"),
+        ({"b": [1, 2], "a": "x"}, b'{"a":"x","b":[1,2]}'),
+    ],
+)
 def test_metadata_round_trip(tmp_path, metadata, data):
     out = tmp_path / "m.bloom"
     rep = export_bloom(random_keys(1, 100, 16), out, fpr=0.01, metadata=metadata)
@@ -376,20 +397,23 @@ def only_file(directory) -> list[str]:
     return sorted(os.listdir(directory))
 
 
-@pytest.mark.parametrize("kwargs,exc", [
-    ({"fpr": 0.0}, ValueError),
-    ({"fpr": 1.0}, ValueError),
-    ({"fpr": -0.1}, ValueError),
-    ({"fpr": float("nan")}, ValueError),
-    ({"fpr": "0.01"}, TypeError),
-    ({"fpr": True}, TypeError),
-    ({"capacity": 99}, ValueError),          # fewer than the 100 keys
-    ({"capacity": 0}, ValueError),
-    ({"capacity": 2.5}, TypeError),
-    ({"metadata": {"x": object()}}, TypeError),
-    ({"metadata": 12}, TypeError),
-    ({"threads": 0}, ValueError),
-])
+@pytest.mark.parametrize(
+    "kwargs,exc",
+    [
+        ({"fpr": 0.0}, ValueError),
+        ({"fpr": 1.0}, ValueError),
+        ({"fpr": -0.1}, ValueError),
+        ({"fpr": float("nan")}, ValueError),
+        ({"fpr": "0.01"}, TypeError),
+        ({"fpr": True}, TypeError),
+        ({"capacity": 99}, ValueError),  # fewer than the 100 keys
+        ({"capacity": 0}, ValueError),
+        ({"capacity": 2.5}, TypeError),
+        ({"metadata": {"x": object()}}, TypeError),
+        ({"metadata": 12}, TypeError),
+        ({"threads": 0}, ValueError),
+    ],
+)
 def test_invalid_arguments_leave_existing_file_untouched(tmp_path, kwargs, exc):
     out = tmp_path / "keep.bloom"
     out.write_bytes(b"previous contents")
@@ -399,13 +423,16 @@ def test_invalid_arguments_leave_existing_file_untouched(tmp_path, kwargs, exc):
     assert only_file(tmp_path) == ["keep.bloom"]
 
 
-@pytest.mark.parametrize("keys", [
-    [b"\x00" * 16],
-    np.zeros((3, 16), dtype=np.int64),
-    np.zeros(16, dtype=np.uint8),
-    np.zeros((3, 0), dtype=np.uint8),
-    "d41d8cd98f00b204e9800998ecf8427e",
-])
+@pytest.mark.parametrize(
+    "keys",
+    [
+        [b"\x00" * 16],
+        np.zeros((3, 16), dtype=np.int64),
+        np.zeros(16, dtype=np.uint8),
+        np.zeros((3, 0), dtype=np.uint8),
+        "d41d8cd98f00b204e9800998ecf8427e",
+    ],
+)
 def test_invalid_keys(tmp_path, keys):
     out = tmp_path / "keep.bloom"
     out.write_bytes(b"previous contents")
@@ -464,7 +491,7 @@ def test_read_bloom_rejects_bad_files(tmp_path):
         path.write_bytes(content)
         with pytest.raises(ValueError):
             read_bloom(path)
-        with pytest.raises(IOError):    # flor refuses them too
+        with pytest.raises(IOError):  # flor refuses them too
             flor_read(path)
     # flags: only the low byte is the version
     path = tmp_path / "flags.bloom"
@@ -482,8 +509,9 @@ def dcso_bloom_cli() -> str | None:
     if exe is None:
         return None
     try:
-        out = subprocess.run([exe, "--help"], capture_output=True, text=True,
-                             check=False, timeout=30)
+        out = subprocess.run(
+            [exe, "--help"], capture_output=True, text=True, check=False, timeout=30
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return exe if "Bloom Filter" in out.stdout and "set-data" in out.stdout else None
@@ -494,8 +522,14 @@ def test_dcso_go_tool(tmp_path, sha1_index):
     exe = dcso_bloom_cli()
 
     def bloom(*args: str, stdin: str | None = None) -> str:
-        return subprocess.run([exe, *args], input=stdin, capture_output=True,
-                              text=True, check=True, timeout=120).stdout
+        return subprocess.run(
+            [exe, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        ).stdout
 
     out = tmp_path / "ours.bloom"
     rep = export_bloom(sha1_index, out, fpr=1e-3, metadata=b"synthetic keys")
@@ -512,8 +546,9 @@ def test_dcso_go_tool(tmp_path, sha1_index):
 
     probes = non_members(sha1_index, 404, 100_000)
     hits = read_bloom(out).contains_many(probes)
-    go_hits = bloom("check", str(out),
-                    stdin="".join(v.decode() + "\n" for v in hex_upper(probes)))
+    go_hits = bloom(
+        "check", str(out), stdin="".join(v.decode() + "\n" for v in hex_upper(probes))
+    )
     want = sorted(v.decode() for v in hex_upper(probes[hits]))
     assert sorted(go_hits.split()) == want
 

@@ -332,7 +332,7 @@ def _forms(tmp_path: Path, keys: list[bytes]):
         "pathlib": lambda: p,
         "list_of_paths": lambda: [p1, p2],
         "tuple_of_str_paths": lambda: (str(p1), str(p2)),
-        "binary_file": lambda: open(p, "rb"),  # noqa: SIM115 - closed below
+        "binary_file": lambda: open(p, "rb"),
         "bytesio": lambda: io.BytesIO(text.encode()),
         "iter_str": lambda: iter([k.hex() for k in keys]),
         "list_str_upper": lambda: [k.hex().upper() for k in keys],

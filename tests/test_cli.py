@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 import hashlookup
-from hashlookup.match.keys import MatchStats, match_chunks, match_stream
 from hashlookup.cli import main
+from hashlookup.match.keys import MatchStats, match_chunks
+from utils import match_stream
 
 SEED = 20240917
 N_MEMBERS = 3000

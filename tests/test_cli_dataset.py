@@ -34,8 +34,8 @@ import numpy as np
 import pytest
 
 import hashlookup
-from hashlookup.match.keys import MatchStats, match_chunks
 from hashlookup.cli import main
+from hashlookup.match.keys import MatchStats, match_chunks
 
 N_FILES = 200
 ALLOWED = 100

@@ -24,8 +24,8 @@ import hashlookup
 LOOKUP_THREADS = 8
 OPENER_THREADS = 2
 RUN_SECONDS = 4.0
-CORE = 4000      # digests in every generation
-PER_GEN = 6000   # digests of one generation only
+CORE = 4000  # digests in every generation
+PER_GEN = 6000  # digests of one generation only
 
 
 def _digests(seed: int, n: int) -> np.ndarray:
@@ -80,8 +80,7 @@ class Generations:
         for _ in range(n // 2):
             parts.append(rng.choice(own)[rng.randrange(PER_GEN)])
         miss = np.frombuffer(rng.randbytes(16 * (n - len(parts))), dtype=np.uint8)
-        return np.concatenate([np.array(parts).reshape(-1, 16),
-                               miss.reshape(-1, 16)])
+        return np.concatenate([np.array(parts).reshape(-1, 16), miss.reshape(-1, 16)])
 
 
 class Failures:
@@ -103,13 +102,15 @@ def _guard(fails: Failures, fn, *args):
     def run():
         try:
             fn(*args)
-        except BaseException as e:  # noqa: BLE001 (reported as a test failure)
+        except BaseException as e:
             fails.fail(f"{fn.__name__}: {type(e).__name__}: {e}")
+
     return threading.Thread(target=run)
 
 
-def _run_for(seconds: float, stop: threading.Event, fails: Failures,
-             lookups, openers, writer) -> None:
+def _run_for(
+    seconds: float, stop: threading.Event, fails: Failures, lookups, openers, writer
+) -> None:
     """LOOKUP_THREADS lookups, OPENER_THREADS openers and one writer, for
     `seconds`, then stop them all."""
     threads = [_guard(fails, lookups, i) for i in range(LOOKUP_THREADS)]
@@ -123,8 +124,9 @@ def _run_for(seconds: float, stop: threading.Event, fails: Failures,
         t.join(60)
 
 
-def _check_index(index, gen: int, gens: Generations, rng: random.Random,
-                 fails: Failures, batch: bool) -> None:
+def _check_index(
+    index, gen: int, gens: Generations, rng: random.Random, fails: Failures, batch: bool
+) -> None:
     truth = gens.oracle(gen)
     q = gens.queries(rng, 64 if batch else 8)
     expect = np.array([bytes(k) in truth for k in q])
@@ -154,7 +156,7 @@ def test_index_lookups_while_replaced_opened_and_closed(tmp_path):
     before = _open_files_under(tmp_path)
     fails = Failures()
     stop = threading.Event()
-    shared = hashlookup.open_index(path)   # generation 0 for its whole life
+    shared = hashlookup.open_index(path)  # generation 0 for its whole life
 
     def lookups(seed: int) -> None:
         rng = random.Random(seed)
@@ -205,8 +207,11 @@ def test_dataset_lookups_while_reloaded_opened_and_closed(tmp_path):
     seen_generations: set[int] = set()
 
     def check_match(m, q: bytes, fails: Failures) -> None:
-        if m.md5 != q.hex() or q not in gens.oracle(m.generation) or \
-                m.labels != ("source:police",):
+        if (
+            m.md5 != q.hex()
+            or q not in gens.oracle(m.generation)
+            or m.labels != ("source:police",)
+        ):
             fails.fail(f"wrong match for a digest of generation {m.generation}")
 
     def lookups(seed: int) -> None:
@@ -222,8 +227,9 @@ def test_dataset_lookups_while_reloaded_opened_and_closed(tmp_path):
                 expect = np.array([bytes(k) in truth for k in q])
                 rows = t.find_many(q)
                 ids = shared.record_ids(t, rows)
-                if not np.array_equal(rows >= 0, expect) or \
-                        not np.array_equal(ids >= 0, expect):
+                if not np.array_equal(rows >= 0, expect) or not np.array_equal(
+                    ids >= 0, expect
+                ):
                     fails.fail(f"table batch differs from generation {gen}")
                 fails.count("batch lookups", len(q))
             else:
@@ -251,8 +257,9 @@ def test_dataset_lookups_while_reloaded_opened_and_closed(tmp_path):
                 for k in gens.queries(rng, 16):
                     m = ds.lookup(bytes(k))
                     if (m is not None) != (bytes(k) in truth):
-                        fails.fail(f"fresh handle differs from generation "
-                                   f"{ds.generation}")
+                        fails.fail(
+                            f"fresh handle differs from generation {ds.generation}"
+                        )
             fails.count("opens")
 
     def writer() -> None:
@@ -266,8 +273,10 @@ def test_dataset_lookups_while_reloaded_opened_and_closed(tmp_path):
     _run_for(RUN_SECONDS, stop, fails, lookups, openers, writer)
     shared.close()
     gc.collect()
-    print(f"\ndataset: {fails.counts}, generations answered by the shared "
-          f"handle: {len(seen_generations)}")
+    print(
+        f"\ndataset: {fails.counts}, generations answered by the shared "
+        f"handle: {len(seen_generations)}"
+    )
     assert not fails.errors, fails.errors[:5]
     assert fails.counts["replacements"] >= 2 and len(seen_generations) >= 2
     assert _open_files_under(tmp_path) == before == ([], [])
@@ -297,8 +306,9 @@ def _inside_batch(index, queries, result: dict) -> threading.Thread:
         calling.set()
         try:
             result["mask"] = index.contains_many(queries)
-        except ValueError as e:   # closed before the call got in: allowed
+        except ValueError as e:  # closed before the call got in: allowed
             result["error"] = e
+
     t = threading.Thread(target=run)
     t.start()
     calling.wait()
@@ -339,7 +349,7 @@ def test_close_dataset_during_batch_does_not_crash(big_index):
         result: dict = {}
         t = _inside_batch(table, queries, result)
         time.sleep(0.002 * attempt)
-        ds.close()            # never raises: the table goes when the batch ends
+        ds.close()  # never raises: the table goes when the batch ends
         with pytest.raises(ValueError, match="closed"):
             ds.lookup(bytes(16))
         t.join()
@@ -378,7 +388,9 @@ def _close_during_lookups(path: Path, keys: np.ndarray, fails: Failures) -> None
         ds = hashlookup.open_dataset(path)
         go = threading.Barrier(5)
 
-        def hammer(seed: int) -> None:
+        def hammer(
+            seed: int, ds: hashlookup.Dataset = ds, go: threading.Barrier = go
+        ) -> None:
             rng = random.Random(seed)
             go.wait()
             while True:

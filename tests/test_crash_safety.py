@@ -42,8 +42,10 @@ PY = sys.executable
 CHILD = str(Path(__file__).with_name("crash_child.py"))
 # Imports everything first, says so, then runs the CLI: timed kills are
 # measured from "ready", so that they land in the build, not in start-up.
-READY_CHILD = ("import sys, hashlookup.cli; sys.stdout.write('ready\\n'); "
-               "sys.stdout.flush(); sys.exit(hashlookup.cli.main(sys.argv[1:]))")
+READY_CHILD = (
+    "import sys, hashlookup.cli; sys.stdout.write('ready\\n'); "
+    "sys.stdout.flush(); sys.exit(hashlookup.cli.main(sys.argv[1:]))"
+)
 WORKERS = 3
 TIMED_INDEX_KILLS = 40
 CLI_KILLS = 6
@@ -80,8 +82,11 @@ def _build_args(kind: str, target: Path, src: Path) -> list[str]:
 
 
 def _stray(directory: Path, base: str) -> list[str]:
-    return [n for n in os.listdir(directory)
-            if n.startswith(f".{base}.") and n.endswith(".tmp")]
+    return [
+        n
+        for n in os.listdir(directory)
+        if n.startswith(f".{base}.") and n.endswith(".tmp")
+    ]
 
 
 class _Target:
@@ -96,7 +101,7 @@ class _Target:
         self.old = old_bytes
         self.path = self.dir / ("known.hlx" if kind == "index" else "known.hlds")
         self.killed: list[int] = []  # pids killed here (their temp files may stay
-                                     # until a build gets as far as writing)
+        # until a build gets as far as writing)
         self.server = _Server(self.dir)
 
     def reset(self) -> None:
@@ -110,14 +115,20 @@ class _Target:
         if pid is not None:
             self.killed.append(pid)
         leftovers = _stray(self.dir, self.path.name)
-        patterns = [re.compile(re.escape(temp_prefix(self.path.name, p)) +
-                               r"[a-z0-9_]+\.tmp\Z") for p in self.killed]
+        patterns = [
+            re.compile(re.escape(temp_prefix(self.path.name, p)) + r"[a-z0-9_]+\.tmp\Z")
+            for p in self.killed
+        ]
         for name in leftovers:
-            assert any(p.match(name) for p in patterns), \
+            assert any(p.match(name) for p in patterns), (
                 f"unexpected leftover {name} (killed: {self.killed})"
+            )
         data = self.path.read_bytes()
-        tag = "+tmp" if pid is not None and \
-            any(patterns[-1].match(n) for n in leftovers) else ""
+        tag = (
+            "+tmp"
+            if pid is not None and any(patterns[-1].match(n) for n in leftovers)
+            else ""
+        )
         if data == self.old:
             return "old" + tag
         if self.kind == "index":
@@ -148,16 +159,30 @@ class _Server:
 
     def __init__(self, directory: Path) -> None:
         self.log = open(directory / "server.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen([PY, CHILD], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self.log,
-                                     text=True, bufsize=1)
+        self.proc = subprocess.Popen(
+            [PY, CHILD],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            bufsize=1,
+        )
 
-    def run(self, step: int, delay: float, step_file: Path, args: list[str]
-            ) -> tuple[int, float, int]:
+    def run(
+        self, step: int, delay: float, step_file: Path, args: list[str]
+    ) -> tuple[int, float, int]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps({"step": step, "delay": delay,
-                                          "step_file": str(step_file),
-                                          "args": args}) + "\n")
+        self.proc.stdin.write(
+            json.dumps(
+                {
+                    "step": step,
+                    "delay": delay,
+                    "step_file": str(step_file),
+                    "args": args,
+                }
+            )
+            + "\n"
+        )
         self.proc.stdin.flush()
         code, elapsed, pid = self.proc.stdout.readline().split()
         return int(code), float(elapsed), int(pid)
@@ -172,8 +197,9 @@ class _Server:
 
 def _run_step_kill(t: _Target, step: int) -> str:
     t.reset()
-    code, _, pid = t.server.run(step, -1.0, t.dir / "steps",
-                                _build_args(t.kind, t.path, t.src))
+    code, _, pid = t.server.run(
+        step, -1.0, t.dir / "steps", _build_args(t.kind, t.path, t.src)
+    )
     if step > 0:
         assert code == -signal.SIGKILL, (step, code)
         return t.check(pid)
@@ -188,8 +214,9 @@ def _run_timed_kill(t: _Target, delay: float) -> tuple[str, float]:
     is checked, then run again with a shorter delay (at most 4 times)."""
     for _ in range(4):
         t.reset()
-        code, elapsed, pid = t.server.run(0, delay, t.dir / "steps",
-                                          _build_args(t.kind, t.path, t.src))
+        code, elapsed, pid = t.server.run(
+            0, delay, t.dir / "steps", _build_args(t.kind, t.path, t.src)
+        )
         if code != 0:
             break
         assert t.check(None) == "new"
@@ -206,9 +233,11 @@ def _run_cli_kill(t: _Target, delay: float) -> str:
     """The same with `python -m hashlookup build` started from scratch: the
     kill lands `delay` seconds after its imports are done."""
     t.reset()
-    proc = subprocess.Popen([PY, "-c", READY_CHILD,
-                             *_build_args(t.kind, t.path, t.src)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [PY, "-c", READY_CHILD, *_build_args(t.kind, t.path, t.src)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline() == b"ready\n"
@@ -228,8 +257,9 @@ def _run_cli_kill(t: _Target, delay: float) -> str:
     return t.check(proc.pid)
 
 
-def _kill_campaign(kind: str, root: Path, inputs, timed_kills: int,
-                   stride: int = 1) -> dict[str, int]:
+def _kill_campaign(
+    kind: str, root: Path, inputs, timed_kills: int, stride: int = 1
+) -> dict[str, int]:
     old = _old_file(kind, root, inputs)
     targets = [_Target(root, kind, inputs, old, f"w{i}") for i in range(WORKERS)]
     # One unkilled run of each kind: the number of write steps, the build time.
@@ -238,18 +268,22 @@ def _kill_campaign(kind: str, root: Path, inputs, timed_kills: int,
     assert steps >= 10
     # Build time under the same load as the kills (WORKERS at once).
     with ThreadPoolExecutor(WORKERS) as pool:
-        build_time = max(e for _, e in pool.map(
-            lambda t: _run_timed_kill(t, -1.0), targets))
+        build_time = max(
+            e for _, e in pool.map(lambda t: _run_timed_kill(t, -1.0), targets)
+        )
     jobs = [("step", k) for k in range(1, steps + 1, stride)]
     if (steps - 1) % stride:
         jobs.append(("step", steps))  # the very last step (after the replace)
     # Delays from 0 to 110% of the build time, finely spaced.
-    jobs += [("timed", 1.1 * build_time * (i + 0.5) / timed_kills)
-             for i in range(timed_kills)]
+    jobs += [
+        ("timed", 1.1 * build_time * (i + 0.5) / timed_kills)
+        for i in range(timed_kills)
+    ]
 
     # A few kills of `python -m hashlookup build` started from scratch.
-    jobs += [("cli", 1.1 * build_time * (i + 0.5) / CLI_KILLS)
-             for i in range(CLI_KILLS)]
+    jobs += [
+        ("cli", 1.1 * build_time * (i + 0.5) / CLI_KILLS) for i in range(CLI_KILLS)
+    ]
 
     def worker(w: int) -> list[str]:
         out = []
@@ -264,8 +298,7 @@ def _kill_campaign(kind: str, root: Path, inputs, timed_kills: int,
 
     try:
         with ThreadPoolExecutor(WORKERS) as pool:
-            outcomes = [o for part in pool.map(worker, range(WORKERS))
-                        for o in part]
+            outcomes = [o for part in pool.map(worker, range(WORKERS)) for o in part]
     finally:
         for t in targets:
             t.server.close()
@@ -276,16 +309,20 @@ def _kill_campaign(kind: str, root: Path, inputs, timed_kills: int,
     # those of dead processes and leaves exactly the new file.
     for t in targets:
         t.reset()
-        proc = subprocess.run([PY, "-m", "hashlookup",
-                               *_build_args(t.kind, t.path, t.src)],
-                              capture_output=True, timeout=120)
+        proc = subprocess.run(
+            [PY, "-m", "hashlookup", *_build_args(t.kind, t.path, t.src)],
+            capture_output=True,
+            timeout=120,
+        )
         assert proc.returncode == 0, proc.stderr
         assert _stray(t.dir, t.path.name) == []
         assert t.check(None) == "new"
-    print(f"\n{kind}: {len(outcomes)} kill points "
-          f"({len(jobs) - timed_kills - CLI_KILLS} of {steps} write steps, "
-          f"{CLI_KILLS} of whole CLI processes, "
-          f"{timed_kills} timed over {build_time * 1000:.0f} ms): {summary}")
+    print(
+        f"\n{kind}: {len(outcomes)} kill points "
+        f"({len(jobs) - timed_kills - CLI_KILLS} of {steps} write steps, "
+        f"{CLI_KILLS} of whole CLI processes, "
+        f"{timed_kills} timed over {build_time * 1000:.0f} ms): {summary}"
+    )
     return summary
 
 
@@ -301,8 +338,9 @@ def test_sigkill_during_index_build(tmp_path, inputs):
 
 @pytest.mark.timeout(300)
 def test_sigkill_during_dataset_build(tmp_path, inputs):
-    summary = _kill_campaign("dataset", tmp_path, inputs, TIMED_DATASET_KILLS,
-                             DATASET_STEP_STRIDE)
+    summary = _kill_campaign(
+        "dataset", tmp_path, inputs, TIMED_DATASET_KILLS, DATASET_STEP_STRIDE
+    )
     killed = sum(v for k, v in summary.items() if "completed" not in k)
     assert killed >= 50
     assert summary.get("step:old+tmp", 0) and summary.get("step:new", 0)
@@ -311,8 +349,9 @@ def test_sigkill_during_dataset_build(tmp_path, inputs):
 def test_stale_temp_files_of_live_processes_and_other_hosts_are_kept(tmp_path):
     target = tmp_path / "known.hlx"
     hashlookup.build_index(["d41d8cd98f00b204e9800998ecf8427e"], target)
-    dead = subprocess.run([PY, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True).stdout.strip()
+    dead = subprocess.run(
+        [PY, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
     mine = tmp_path / f"{temp_prefix(target.name)}abc123.tmp"
     gone = tmp_path / f"{temp_prefix(target.name, int(dead))}abc123.tmp"
     other_host = tmp_path / f".known.hlx.{dead}@elsewhere-host.abc123.tmp"
@@ -334,6 +373,7 @@ def _limit_file_size(limit: int):
         # limit fails with EFBIG instead of killing the process.
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
     return apply
 
 
@@ -343,10 +383,13 @@ def test_file_size_limit_fails_cleanly(tmp_path, inputs, kind, limit):
     old = _old_file(kind, tmp_path, inputs)
     target = tmp_path / ("known.hlx" if kind == "index" else "known.hlds")
     target.write_bytes(old)
-    proc = subprocess.run([PY, "-m", "hashlookup",
-                           *_build_args(kind, target, inputs[kind][1])],
-                          capture_output=True, text=True, timeout=120,
-                          preexec_fn=_limit_file_size(limit))
+    proc = subprocess.run(
+        [PY, "-m", "hashlookup", *_build_args(kind, target, inputs[kind][1])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_limit_file_size(limit),
+    )
     assert proc.returncode == 2, proc.stderr
     err = proc.stderr.strip()
     assert err.startswith("hashlookup: error:"), err
@@ -386,10 +429,24 @@ def test_full_disk_fails_cleanly(tmp_path, inputs, kind):
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     try:
-        proc = subprocess.run(["unshare", "--user", "--map-root-user", "--mount",
-                               PY, "-c", _FULL_DISK, str(mnt), str(old),
-                               str(inputs[kind][1]), kind],
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [
+                "unshare",
+                "--user",
+                "--map-root-user",
+                "--mount",
+                PY,
+                "-c",
+                _FULL_DISK,
+                str(mnt),
+                str(old),
+                str(inputs[kind][1]),
+                kind,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     except FileNotFoundError:
         pytest.skip("unshare(1) is not installed")
     if proc.returncode != 0 or not proc.stdout.strip():
@@ -420,20 +477,22 @@ def test_verify_detects_in_place_modification_of_open_index(tmp_path):
         index.verify()
         ds.verify()
         size = path.stat().st_size
-        for pos in (20, 4096 + 7, size - 3):   # header, keys, metadata
-            with open(path, "r+b") as f:        # what operators must not do
+        for pos in (20, 4096 + 7, size - 3):  # header, keys, metadata
+            with open(path, "r+b") as f:  # what operators must not do
                 f.seek(pos)
                 b = f.read(1)
                 f.seek(pos)
                 f.write(bytes([b[0] ^ 0x40]))
-            with pytest.raises(hashlookup.IndexFormatError,
-                               match="changed on disk after it was opened"):
+            with pytest.raises(
+                hashlookup.IndexFormatError, match="changed on disk after it was opened"
+            ):
                 index.verify()
-            with pytest.raises(hashlookup.IndexFormatError,
-                               match="changed on disk after it was opened"):
+            with pytest.raises(
+                hashlookup.IndexFormatError, match="changed on disk after it was opened"
+            ):
                 ds.verify()
-            with open(path, "r+b") as f:        # undo; the checksums pass again,
-                f.seek(pos)                     # but the file was still modified
+            with open(path, "r+b") as f:  # undo; the checksums pass again,
+                f.seek(pos)  # but the file was still modified
                 f.write(b)
             with pytest.raises(hashlookup.IndexFormatError, match="changed on disk"):
                 index.verify()
@@ -461,8 +520,7 @@ for h in (index, ds):
     else:
         print("not detected")
 """
-    proc = subprocess.run([PY, "-c", code], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, (proc.returncode, proc.stderr)
     lines = proc.stdout.splitlines()
     assert len(lines) == 2

@@ -21,8 +21,8 @@ import pytest
 
 import hashlookup
 from hashlookup import dask as hl_dask
-from hashlookup.match import dask as match_dask
 from hashlookup.cli import main
+from hashlookup.match import dask as match_dask
 
 SEED = 0x444B  # "DK"
 
@@ -36,8 +36,9 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1,
-                                       processes=True, dashboard_address=":0")
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    )
     c = distributed.Client(cluster)
     try:
         yield c
@@ -74,8 +75,11 @@ class Data:
                 else:
                     cells.append(h)
             path = root / f"part{k}.parquet"
-            pq.write_table(pa.table({"id": np.arange(3000) + 10000 * k, "md5": cells}),
-                           path, row_group_size=1000)
+            pq.write_table(
+                pa.table({"id": np.arange(3000) + 10000 * k, "md5": cells}),
+                path,
+                row_group_size=1000,
+            )
             self.files.append(str(path))
             self.cells[str(path)] = cells
 
@@ -98,29 +102,44 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Data:
 
 def _rows(frame: pd.DataFrame) -> list[tuple[str, int, str, str]]:
     frame = frame.sort_values(["file", "row"])
-    return list(zip(frame["file"], frame["row"].astype(int), frame["digest"],
-                    frame["labels"], strict=True))
+    return list(
+        zip(
+            frame["file"],
+            frame["row"].astype(int),
+            frame["digest"],
+            frame["labels"],
+            strict=True,
+        )
+    )
 
 
 def test_paths_match_oracle(client, data: Data) -> None:
     hits = hl_dask.match(data.files, data.dataset, column="md5")
     assert hits.npartitions == 9  # one per row group
     frame = hits.compute()
-    assert list(frame.columns) == ["file", "row", "id", "md5", "digest", "record",
-                                   "labels"]
+    assert list(frame.columns) == [
+        "file",
+        "row",
+        "id",
+        "md5",
+        "digest",
+        "record",
+        "labels",
+    ]
     assert _rows(frame) == sorted(data.oracle())
     # the input columns of each hit are its own row
-    for path, row, ident in zip(frame["file"], frame["row"], frame["id"],
-                                strict=True):
+    for path, row, ident in zip(frame["file"], frame["row"], frame["id"], strict=True):
         assert ident == data.files.index(path) * 10000 + row - 1
     # labels filter on the workers as in Dataset.lookup
-    only_b = hl_dask.match(data.root / "part*.parquet", data.dataset, column="md5",
-                           only="source:b").compute()
+    only_b = hl_dask.match(
+        data.root / "part*.parquet", data.dataset, column="md5", only="source:b"
+    ).compute()
     assert _rows(only_b) == sorted(h for h in data.oracle() if h[3] == "source:b")
 
 
-def test_dataframe_input_matches_single_machine(client, data: Data,
-                                                tmp_path: Path) -> None:
+def test_dataframe_input_matches_single_machine(
+    client, data: Data, tmp_path: Path
+) -> None:
     ddf = dd.read_parquet(data.files)
     frame = hl_dask.match(ddf, data.dataset, column="md5").compute()
     assert list(frame.columns) == ["id", "md5", "digest", "record", "labels"]
@@ -133,12 +152,18 @@ def test_dataframe_input_matches_single_machine(client, data: Data,
     ds = hashlookup.open_dataset(data.dataset)
     try:
         single = []
-        for piece in match_inventory(lambda _i: KeyMatcher(ds),
-                                     [Inventory(f, column="md5") for f in data.files],
-                                     jobs=2):
+        for piece in match_inventory(
+            lambda _i: KeyMatcher(ds),
+            [Inventory(f, column="md5") for f in data.files],
+            jobs=2,
+        ):
             sel = piece.select()
-            single += [(piece.inventory.path, n, d) for n, d in zip(
-                piece.number_list(sel), piece.hex_digests(sel), strict=True)]
+            single += [
+                (piece.inventory.path, n, d)
+                for n, d in zip(
+                    piece.number_list(sel), piece.hex_digests(sel), strict=True
+                )
+            ]
     finally:
         ds.close()
     assert single == [(f, r, d) for f, r, d, _ in data.oracle()]
@@ -159,10 +184,13 @@ def test_cached_open_per_process(client, data: Data) -> None:
 def test_errors(client, data: Data, tmp_path: Path) -> None:
     bad = tmp_path / "bad.parquet"
     pq.write_table(pa.table({"md5": [data.known[0], "nothex" * 5 + "zz", None]}), bad)
-    with pytest.raises(hashlookup.InputError, match=r"bad\.parquet: row 2: column 'md5'"):
+    with pytest.raises(
+        hashlookup.InputError, match=r"bad\.parquet: row 2: column 'md5'"
+    ):
         hl_dask.match(str(bad), data.dataset, column="md5").compute()
-    frame = hl_dask.match(str(bad), data.dataset, column="md5",
-                          skip_invalid=True).compute()
+    frame = hl_dask.match(
+        str(bad), data.dataset, column="md5", skip_invalid=True
+    ).compute()
     assert frame["row"].tolist() == [1]
     with pytest.raises(hashlookup.InputError, match="no column 'sha1'"):
         hl_dask.match(data.files, data.dataset, column="sha1")
@@ -170,8 +198,7 @@ def test_errors(client, data: Data, tmp_path: Path) -> None:
         hl_dask.match(data.files, str(tmp_path / "missing.hlx"), column="md5")
 
 
-def test_cli_workers(data: Data, capsys: pytest.CaptureFixture[str],
-                     client) -> None:
+def test_cli_workers(data: Data, capsys: pytest.CaptureFixture[str], client) -> None:
     """`--scheduler` on the module's cluster gives the single-machine output."""
     address = client.scheduler.address
     args = ["match", data.dataset, *data.files, "--column", "md5", "--format", "jsonl"]
@@ -184,13 +211,15 @@ def test_cli_workers(data: Data, capsys: pytest.CaptureFixture[str],
     assert distributed_out == single
     got = [json.loads(line) for line in single.splitlines()]
     assert [(g["file"], g["row"], g["digest"]) for g in got] == [
-        (f, r, d) for f, r, d, _ in data.oracle()]
+        (f, r, d) for f, r, d, _ in data.oracle()
+    ]
     assert main([*args[:-2], "--count", "--scheduler", address]) == 1
     assert capsys.readouterr().out.strip() == str(len(data.oracle()))
 
 
-def test_cli_local_cluster_and_errors(data: Data, tmp_path: Path,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_local_cluster_and_errors(
+    data: Data, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`--workers 1` starts its own LocalCluster (processes) for the run."""
     path = data.files[0]
     args = ["match", data.dataset, path, "--column", "md5", "--format", "csv"]
@@ -201,17 +230,20 @@ def test_cli_local_cluster_and_errors(data: Data, tmp_path: Path,
     # usage errors are found before any cluster starts
     text = tmp_path / "list.txt"
     text.write_text(data.known[0] + "\n")
-    for bad, fragment in ([[text, "--column", "md5"], "Parquet"],
-                          [[path], "--column"],
-                          [[path, "--column", "md5", "--annotate"], "--annotate"],
-                          [[tmp_path / "none.parquet", "--column", "md5"], "none"]):
+    for bad, fragment in (
+        [[text, "--column", "md5"], "Parquet"],
+        [[path], "--column"],
+        [[path, "--column", "md5", "--annotate"], "--annotate"],
+        [[tmp_path / "none.parquet", "--column", "md5"], "none"],
+    ):
         assert main(["match", data.dataset, *map(str, bad), "--workers", "1"]) == 2
         err = capsys.readouterr().err
         assert fragment in err and err.startswith("hashlookup: error: "), err
 
 
-def test_signed_dataset_checked_on_the_workers(client, data: Data,
-                                               tmp_path: Path) -> None:
+def test_signed_dataset_checked_on_the_workers(
+    client, data: Data, tmp_path: Path
+) -> None:
     """require_signature: checked when the graph is built and again by every
     worker that opens the file; a file replaced in between (not signed by the
     key) is refused by the workers instead of being matched."""
@@ -222,14 +254,17 @@ def test_signed_dataset_checked_on_the_workers(client, data: Data,
     keys = generate_signing_key(tmp_path / "signer")
     other = generate_signing_key(tmp_path / "other")
     sign_dataset(signed, keys.private_key)
-    hits = hl_dask.match(data.files, signed, column="md5",
-                         require_signature=keys.public_key).compute()
+    hits = hl_dask.match(
+        data.files, signed, column="md5", require_signature=keys.public_key
+    ).compute()
     assert _rows(hits) == sorted(data.oracle())
     with pytest.raises(hashlookup.SignatureError):
-        hl_dask.match(data.files, signed, column="md5",
-                      require_signature=other.public_key)
-    lazy = hl_dask.match(data.files, signed, column="md5",
-                         require_signature=keys.public_key)
+        hl_dask.match(
+            data.files, signed, column="md5", require_signature=other.public_key
+        )
+    lazy = hl_dask.match(
+        data.files, signed, column="md5", require_signature=keys.public_key
+    )
     fresh = tmp_path / "fresh.hlx"
     hashlookup.build_dataset({"a": str(data.root / "a.txt")}, str(fresh))
     os.replace(fresh, signed)  # a new file, the old .sig does not cover it

@@ -13,8 +13,9 @@ def _dataset(tmp_path):
     (tmp_path / "a.txt").write_text("".join(bytes(r).hex() + "\n" for r in a))
     both = np.concatenate([a[:100], b])
     (tmp_path / "b.txt").write_text("".join(bytes(r).hex() + "\n" for r in both))
-    hashlookup.build_dataset([("a", tmp_path / "a.txt"), ("b", tmp_path / "b.txt")],
-                             tmp_path / "d.hlds")
+    hashlookup.build_dataset(
+        [("a", tmp_path / "a.txt"), ("b", tmp_path / "b.txt")], tmp_path / "d.hlds"
+    )
     return hashlookup.open_dataset(tmp_path / "d.hlds"), a, b, rng
 
 

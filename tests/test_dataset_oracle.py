@@ -13,7 +13,7 @@ as a dict oracle built from the same inputs:
 * a record's digests: the digests of its rows (when a record has several
   digests of one algorithm, e.g. two rows that share an md5 but disagree on
   the sha256, the Match shows one of them);
-* size: the largest known size of its rows (``_dataset_build`` takes
+* size: the largest known size of its rows (``hashlookup.build.dataset`` takes
   ``np.maximum`` over the rows, -1 = unknown), None when none is known;
 * labels: ``source:NAME`` of every input with a row of the record, plus the
   labels the importer gave the rows (VICS: ``category:N``,
@@ -46,7 +46,7 @@ from importer_data import write_vics
 ALGS = ("md5", "sha1", "sha256")
 WIDTH = {"md5": 16, "sha1": 20, "sha256": 32}
 VICS_KEY = {"md5": "MD5", "sha1": "SHA1", "sha256": "SHA256"}
-Key = tuple[str, bytes]          # (algorithm, raw digest)
+Key = tuple[str, bytes]  # (algorithm, raw digest)
 
 
 # ---------------------------------------------------------------------------
@@ -58,8 +58,8 @@ class Row:
     """One input record as the importer should read it."""
 
     source: str
-    digests: dict[str, bytes]          # algorithm -> raw digest (non-empty)
-    size: int = -1                     # -1 = unknown
+    digests: dict[str, bytes]  # algorithm -> raw digest (non-empty)
+    size: int = -1  # -1 = unknown
     labels: frozenset[str] = frozenset()
 
     def keys(self) -> list[Key]:
@@ -72,7 +72,8 @@ class Rec:
 
     rows: list[int]
     digests: dict[str, set[bytes]] = field(
-        default_factory=lambda: {a: set() for a in ALGS})
+        default_factory=lambda: {a: set() for a in ALGS}
+    )
     size: int = -1
     labels: set[str] = field(default_factory=set)
 
@@ -83,8 +84,9 @@ class Rec:
 class DatasetOracle:
     """Expected records, labels and lookups of build_dataset(rows' inputs)."""
 
-    def __init__(self, rows: Sequence[Row], sources: Sequence[str],
-                 allow: Iterable[Key] = ()) -> None:
+    def __init__(
+        self, rows: Sequence[Row], sources: Sequence[str], allow: Iterable[Key] = ()
+    ) -> None:
         self.rows = list(rows)
         self.sources = list(sources)
         n = len(self.rows)
@@ -108,7 +110,7 @@ class DatasetOracle:
         for i in range(n):
             groups.setdefault(find(i), []).append(i)
         self.allow = set(allow)
-        self.records: list[Rec] = []       # kept, in order of their first row
+        self.records: list[Rec] = []  # kept, in order of their first row
         self.dropped: list[Rec] = []
         for root in sorted(groups):
             rec = Rec(groups[root])
@@ -123,18 +125,21 @@ class DatasetOracle:
                 self.dropped.append(rec)
             else:
                 self.records.append(rec)
-        self.by_key: dict[Key, Rec] = {k: rec for rec in self.records
-                                        for k in rec.keys()}
+        self.by_key: dict[Key, Rec] = {
+            k: rec for rec in self.records for k in rec.keys()
+        }
         self.dropped_keys = {k for rec in self.dropped for k in rec.keys()}
         self.label_recs: dict[str, list[Rec]] = {}
         for rec in self.records:
             for label in rec.labels:
                 self.label_recs.setdefault(label, []).append(rec)
-        dropped_rows = Counter(self.rows[i].source for rec in self.dropped
-                               for i in rec.rows)
+        dropped_rows = Counter(
+            self.rows[i].source for rec in self.dropped for i in rec.rows
+        )
         # build_dataset reports per-source counts only when given an allow-list
-        self.suppressed = ({s: dropped_rows.get(s, 0) for s in self.sources}
-                           if self.allow else {})
+        self.suppressed = (
+            {s: dropped_rows.get(s, 0) for s in self.sources} if self.allow else {}
+        )
 
     # -- expectations --------------------------------------------------------
 
@@ -146,8 +151,9 @@ class DatasetOracle:
         return {d for (a, d) in self.by_key if a == alg}
 
     def input_labels(self) -> set[str]:
-        return ({f"source:{s}" for s in self.sources}
-                | {x for r in self.rows for x in r.labels})
+        return {f"source:{s}" for s in self.sources} | {
+            x for r in self.rows for x in r.labels
+        }
 
     @staticmethod
     def passes(rec: Rec, only=None, exclude=None, suppress=()) -> bool:
@@ -172,8 +178,13 @@ def _labels(x) -> tuple[str, ...]:
     return tuple(x)
 
 
-def assert_match(m, rec: Rec | None, alg: str, digest: bytes | None = None,
-                 generation: int | None = None) -> None:
+def assert_match(
+    m,
+    rec: Rec | None,
+    alg: str,
+    digest: bytes | None = None,
+    generation: int | None = None,
+) -> None:
     """m is the Match the oracle expects (rec), or None when rec is None."""
     if rec is None:
         assert m is None, f"expected a miss, got {m}"
@@ -207,8 +218,9 @@ def record_ids(ds, oracle: DatasetOracle) -> dict[int, int]:
     return out
 
 
-def check_all(ds, oracle: DatasetOracle, misses: Sequence[Key] = (),
-              generation: int | None = None) -> None:
+def check_all(
+    ds, oracle: DatasetOracle, misses: Sequence[Key] = (), generation: int | None = None
+) -> None:
     """Every digest of the inputs (and the given misses) looked up by hex and
     raw bytes; records_with(), labels() and len() against the oracle."""
     assert len(ds) == len(oracle.records)
@@ -216,7 +228,7 @@ def check_all(ds, oracle: DatasetOracle, misses: Sequence[Key] = (),
         rec = oracle.expect((alg, d))
         assert_match(ds.lookup(d.hex()), rec, alg, d, generation)
         assert_match(ds.lookup(d), rec, alg, d, generation)
-    for alg, d in misses:
+    for _alg, d in misses:
         assert ds.lookup(d) is None and ds.lookup(d.hex()) is None
     check_labels(ds, oracle)
 
@@ -250,8 +262,13 @@ def _hex(d: bytes, upper: bool) -> str:
 
 def write_hashdeep_rows(path: Path, rows: Sequence[Row], rng) -> None:
     """hashdeep with columns size,md5,sha256,filename (empty cell = absent)."""
-    lines = ["%%%% HASHDEEP-1.0", "%%%% size,md5,sha256,filename",
-             "## Invoked from: /synthetic", "## $ hashdeep -c md5,sha256 -r .", "##"]
+    lines = [
+        "%%%% HASHDEEP-1.0",
+        "%%%% size,md5,sha256,filename",
+        "## Invoked from: /synthetic",
+        "## $ hashdeep -c md5,sha256 -r .",
+        "##",
+    ]
     for i, r in enumerate(rows):
         assert set(r.digests) <= {"md5", "sha256"} and r.size >= 0
         cells = [str(r.size)]
@@ -267,16 +284,23 @@ def write_nsrl_rows(path: Path, rows: Sequence[Row]) -> None:
     """NSRL RDSv3 schema: FILE(sha256, sha1, md5, ..., file_size, ...)."""
     con = sqlite3.connect(path)
     try:
-        con.execute("CREATE TABLE FILE (sha256 TEXT NOT NULL, sha1 TEXT NOT NULL, "
-                    "md5 TEXT NOT NULL, crc32 TEXT, file_name TEXT, "
-                    "file_size INTEGER, package_id INTEGER)")
+        con.execute(
+            "CREATE TABLE FILE (sha256 TEXT NOT NULL, sha1 TEXT NOT NULL, "
+            "md5 TEXT NOT NULL, crc32 TEXT, file_name TEXT, "
+            "file_size INTEGER, package_id INTEGER)"
+        )
         con.execute("CREATE TABLE PKG (package_id INTEGER, name TEXT)")
         con.executemany(
             "INSERT INTO FILE VALUES (?,?,?,?,?,?,?)",
-            [tuple(r.digests[a].hex().upper() if a in r.digests else ""
-                   for a in ("sha256", "sha1", "md5"))
-             + ("00000000", f"f{i}.dll", r.size if r.size >= 0 else None, 7)
-             for i, r in enumerate(rows)])
+            [
+                tuple(
+                    r.digests[a].hex().upper() if a in r.digests else ""
+                    for a in ("sha256", "sha1", "md5")
+                )
+                + ("00000000", f"f{i}.dll", r.size if r.size >= 0 else None, 7)
+                for i, r in enumerate(rows)
+            ],
+        )
         con.commit()
     finally:
         con.close()
@@ -299,21 +323,29 @@ def write_text_rows(path: Path, rows: Sequence[Row], rng, comments=True) -> None
 
 @dataclass
 class Inputs:
-    paths: dict[str, Path]         # source name -> file
+    paths: dict[str, Path]  # source name -> file
     rows: list[Row]
     misses: list[Key]
     allow_paths: list[Path]
     allow_keys: set[Key]
-    md5_only: list[bytes]          # for the plain-index test
+    md5_only: list[bytes]  # for the plain-index test
 
 
-SUBSETS = [("md5", "sha1"), ("md5",), ("sha1",), ("md5", "sha1", "sha256"),
-           ("sha256",), ("md5", "sha256"), ("sha1", "sha256")]
+SUBSETS = [
+    ("md5", "sha1"),
+    ("md5",),
+    ("sha1",),
+    ("md5", "sha1", "sha256"),
+    ("sha256",),
+    ("md5", "sha256"),
+    ("sha1", "sha256"),
+]
 SUBSET_P = [0.5, 0.1, 0.1, 0.15, 0.05, 0.05, 0.05]
 
 
-def make_inputs(d: Path, seed: int = 20240601, n_files: int = 2400,
-                n_unlisted: int = 300) -> Inputs:
+def make_inputs(
+    d: Path, seed: int = 20240601, n_files: int = 2400, n_unlisted: int = 300
+) -> Inputs:
     rng = np.random.default_rng(seed)
     n = n_files + n_unlisted
     raw = {a: rng.integers(0, 256, (n, WIDTH[a]), dtype=np.uint8) for a in ALGS}
@@ -349,7 +381,7 @@ def make_inputs(d: Path, seed: int = 20240601, n_files: int = 2400,
         if dist:
             labels.add("vics:distributed")
         lab = frozenset(labels)
-        own = rng.random() >= 0.03           # 3%: a Media without digests
+        own = rng.random() >= 0.03  # 3%: a Media without digests
         if own:
             sub = subset()
             for a in sub:
@@ -389,18 +421,24 @@ def make_inputs(d: Path, seed: int = 20240601, n_files: int = 2400,
             size += int(rng.integers(1, 1000)) * (1 if rng.random() < 0.5 else -1)
             size = max(size, 0)
         hd_rows.append(Row("hashdeep", {a: files[i][a] for a in sub}, size))
-    for _ in range(6):   # conflicting rows: md5 of one file, sha256 of another
+    for _ in range(6):  # conflicting rows: md5 of one file, sha256 of another
         x, y = pick(2)
-        hd_rows.append(Row("hashdeep", {"md5": files[x]["md5"],
-                                        "sha256": files[y]["sha256"]},
-                           int(true_size[x])))
+        hd_rows.append(
+            Row(
+                "hashdeep",
+                {"md5": files[x]["md5"], "sha256": files[y]["sha256"]},
+                int(true_size[x]),
+            )
+        )
     rows += hd_rows
 
     # -- NSRL SQLite: sha256, sha1, md5, file_size ---------------------------
     ns_rows = []
     for i in pick(900):
-        sub = subset([ALGS, ("md5", "sha1"), ("sha1", "sha256"), ("md5", "sha256")],
-                     [0.85, 0.05, 0.05, 0.05])
+        sub = subset(
+            [ALGS, ("md5", "sha1"), ("sha1", "sha256"), ("md5", "sha256")],
+            [0.85, 0.05, 0.05, 0.05],
+        )
         size = int(true_size[i]) if rng.random() < 0.9 else -1
         ns_rows.append(Row("nsrl", {a: files[i][a] for a in sub}, size))
     rows += ns_rows
@@ -411,8 +449,12 @@ def make_inputs(d: Path, seed: int = 20240601, n_files: int = 2400,
     md_rows = [Row("md5s", {"md5": files[i]["md5"]}) for i in md_idx]
     rows += md_rows
 
-    paths = {"vics": d / "export.json", "hashdeep": d / "hashes.hashdeep",
-             "nsrl": d / "NSRLFile.db", "md5s": d / "list.md5"}
+    paths = {
+        "vics": d / "export.json",
+        "hashdeep": d / "hashes.hashdeep",
+        "nsrl": d / "NSRLFile.db",
+        "md5s": d / "list.md5",
+    }
     write_vics(paths["vics"], media, version="2.0")
     write_hashdeep_rows(paths["hashdeep"], hd_rows, rng)
     write_nsrl_rows(paths["nsrl"], ns_rows)
@@ -428,16 +470,21 @@ def make_inputs(d: Path, seed: int = 20240601, n_files: int = 2400,
     misses = [k for k in misses if k not in listed]
 
     # -- allow-lists: an md5 list and sha256sum output -----------------------
-    allow_md5 = [files[i]["md5"] for i in pick(40)] + \
-        [files[i]["md5"] for i in range(n_files, n_files + 5)]
+    allow_md5 = [files[i]["md5"] for i in pick(40)] + [
+        files[i]["md5"] for i in range(n_files, n_files + 5)
+    ]
     allow_sha256 = [files[i]["sha256"] for i in pick(40)]
     p1, p2 = d / "allow.md5", d / "allow.sha256"
     p1.write_text("".join(f"{x.hex()}\n" for x in allow_md5))
-    p2.write_text("".join(f"{x.hex().upper()}  ./ok {k}.css\n"
-                          for k, x in enumerate(allow_sha256)))
+    p2.write_text(
+        "".join(
+            f"{x.hex().upper()}  ./ok {k}.css\n" for k, x in enumerate(allow_sha256)
+        )
+    )
     allow_keys = {("md5", x) for x in allow_md5} | {("sha256", x) for x in allow_sha256}
-    return Inputs(paths, rows, misses, [p1, p2], allow_keys,
-                  [files[i]["md5"] for i in md_idx])
+    return Inputs(
+        paths, rows, misses, [p1, p2], allow_keys, [files[i]["md5"] for i in md_idx]
+    )
 
 
 SOURCES = ["vics", "hashdeep", "nsrl", "md5s"]
@@ -469,25 +516,31 @@ def ds(built):
 def test_oracle_has_the_intended_overlaps(oracle):
     """The generated inputs exercise what the test is about."""
     recs = oracle.records
-    multi_source = [r for r in recs if len({x for x in r.labels
-                                            if x.startswith("source:")}) >= 3]
+    multi_source = [
+        r for r in recs if len({x for x in r.labels if x.startswith("source:")}) >= 3
+    ]
     assert len(multi_source) > 50
     # merged through a digest that not every row has (transitive merges)
-    assert any(len(r.rows) >= 3 and not all(
-        set(oracle.rows[r.rows[0]].digests) & set(oracle.rows[i].digests)
-        for i in r.rows) for r in recs)
-    assert any(len(r.digests["sha256"]) > 1 for r in recs)   # conflicting rows
+    assert any(
+        len(r.rows) >= 3
+        and not all(
+            set(oracle.rows[r.rows[0]].digests) & set(oracle.rows[i].digests)
+            for i in r.rows
+        )
+        for r in recs
+    )
+    assert any(len(r.digests["sha256"]) > 1 for r in recs)  # conflicting rows
     assert any(r.size == -1 for r in recs) and any(r.size == 0 for r in recs)
     sizes = Counter()
     for r in recs:
         known = {oracle.rows[i].size for i in r.rows} - {-1}
         sizes[len(known) > 1] += 1
-    assert sizes[True] > 5                                     # size conflicts
+    assert sizes[True] > 5  # size conflicts
     assert {"category:0", "category:3", "vics:distributed"} <= set(oracle.label_recs)
 
 
 def test_report_and_info(built, oracle, inputs, ds):
-    path, rep = built
+    _path, rep = built
     assert rep.records == len(oracle.records) == len(ds)
     assert rep.keys == {a: len(oracle.keys_of(a)) for a in ALGS}
     assert rep.inputs == Counter(r.source for r in oracle.rows)
@@ -500,7 +553,11 @@ def test_report_and_info(built, oracle, inputs, ds):
     build = info["metadata"]["build"]
     assert {s: v["records"] for s, v in build["sources"].items()} == rep.inputs
     assert {s: v["format"] for s, v in build["sources"].items()} == {
-        "vics": "vics", "hashdeep": "hashdeep", "nsrl": "sqlite", "md5s": "text"}
+        "vics": "vics",
+        "hashdeep": "hashdeep",
+        "nsrl": "sqlite",
+        "md5s": "text",
+    }
     assert ds.algorithms == ALGS
     for a in ALGS:
         assert len(ds.table(a)) == len(oracle.keys_of(a))
@@ -515,8 +572,14 @@ def test_case_and_buffer_types(ds, oracle):
     keys = oracle.all_keys()[::7]
     for alg, d in keys:
         rec = oracle.expect((alg, d))
-        for q in (d.hex().upper(), d.hex(), d, bytearray(d), memoryview(d),
-                  np.frombuffer(d, np.uint8)):
+        for q in (
+            d.hex().upper(),
+            d.hex(),
+            d,
+            bytearray(d),
+            memoryview(d),
+            np.frombuffer(d, np.uint8),
+        ):
             assert_match(ds.lookup(q), rec, alg, d)
 
 
@@ -549,8 +612,22 @@ def test_tables_agree_with_the_oracle(ds, oracle, inputs):
 
 
 INVALID_ITEMS = [
-    "", "xyz", "0" * 31, "0" * 33, "0" * 48, "g" * 32, "é" * 32, " " + "0" * 31,
-    b"", b"\x00" * 15, b"\x00" * 64, 12345, None, 1.5, ["0" * 32], {"md5": 1},
+    "",
+    "xyz",
+    "0" * 31,
+    "0" * 33,
+    "0" * 48,
+    "g" * 32,
+    "é" * 32,
+    " " + "0" * 31,
+    b"",
+    b"\x00" * 15,
+    b"\x00" * 64,
+    12345,
+    None,
+    1.5,
+    ["0" * 32],
+    {"md5": 1},
 ]
 
 
@@ -625,13 +702,14 @@ def test_only_exclude(ds, oracle, inputs, kw):
     if "no-such-label" in _labels(kw.get("only")) and len(_labels(kw["only"])) == 1:
         assert n_hits == 0
     else:
-        assert 0 < n_hits
+        assert n_hits > 0
     sample = keys[::5]
-    got = ds.lookup_many([d for _, d in sample] + [m for _, m in inputs.misses[:50]],
-                         **kw)
+    got = ds.lookup_many(
+        [d for _, d in sample] + [m for _, m in inputs.misses[:50]], **kw
+    )
     for (alg, d), m in zip(sample, got):
         assert_match(m, oracle.expect((alg, d), **kw), alg, d)
-    assert got[len(sample):] == [None] * 50
+    assert got[len(sample) :] == [None] * 50
     for a in ALGS:
         qs = [d for alg, d in keys if alg == a]
         arr = np.frombuffer(b"".join(qs), np.uint8).reshape(len(qs), WIDTH[a])
@@ -639,20 +717,23 @@ def test_only_exclude(ds, oracle, inputs, kw):
             assert_match(m, oracle.expect((a, d), **kw), a, d)
 
 
-@pytest.mark.parametrize("suppress", [["source:nsrl"],
-                                      ["category:2", "vics:distributed"]])
+@pytest.mark.parametrize(
+    "suppress", [["source:nsrl"], ["category:2", "vics:distributed"]]
+)
 def test_suppress(built, oracle, suppress):
     with hashlookup.open_dataset(built[0], suppress=suppress) as ds:
         for alg, d in oracle.all_keys():
-            assert_match(ds.lookup(d), oracle.expect((alg, d), suppress=suppress),
-                         alg, d)
+            assert_match(
+                ds.lookup(d), oracle.expect((alg, d), suppress=suppress), alg, d
+            )
         for kw in FILTERS[:7]:
             for alg, d in oracle.all_keys()[::9]:
                 want = oracle.expect((alg, d), suppress=suppress, **kw)
                 assert_match(ds.lookup(d, **kw), want, alg, d)
         # suppress filters matches, not the label directory
         assert {k: v for k, v in ds.labels().items() if v} == {
-            label: len(r) for label, r in oracle.label_recs.items()}
+            label: len(r) for label, r in oracle.label_recs.items()
+        }
 
 
 def test_filter_cache_distinguishes_only_star_from_no_only(built, oracle):
@@ -661,8 +742,9 @@ def test_filter_cache_distinguishes_only_star_from_no_only(built, oracle):
     ``only=None`` share one cache entry: whichever is asked first answers
     for both.  Expected: only="*" matches nothing, and no `only` matches
     everything not excluded."""
-    (alg, d), rec = next(((k, r) for k, r in oracle.by_key.items()
-                          if "source:nsrl" not in r.labels))
+    (alg, d), rec = next(
+        ((k, r) for k, r in oracle.by_key.items() if "source:nsrl" not in r.labels)
+    )
     with hashlookup.open_dataset(built[0], suppress=["source:nsrl"]) as ds:
         assert ds.lookup(d, only="*") is None
         assert_match(ds.lookup(d), rec, alg, d)
@@ -678,8 +760,9 @@ def test_filter_cache_distinguishes_only_star_from_no_only(built, oracle):
 @pytest.fixture(scope="module")
 def allowed(inputs, tmp_path_factory):
     path = tmp_path_factory.mktemp("ds_allow") / "allowed.hld"
-    rep = hashlookup.build_dataset(inputs.paths, path,
-                                   allow=[str(p) for p in inputs.allow_paths])
+    rep = hashlookup.build_dataset(
+        inputs.paths, path, allow=[str(p) for p in inputs.allow_paths]
+    )
     return path, rep, DatasetOracle(inputs.rows, SOURCES, inputs.allow_keys)
 
 
@@ -701,7 +784,8 @@ def test_allow_list_drops_exactly_the_oracle_records(allowed, inputs):
         assert meta["suppressed"] == orc.suppressed
         assert meta["allow_lists"] == ["allow.md5", "allow.sha256"]
         assert meta["merged"] == sum(len(r.rows) for r in orc.records) - len(
-            orc.records)
+            orc.records
+        )
         for a in ALGS:
             t = ds.table(a)
             qs = sorted(d for (alg, d) in orc.dropped_keys if alg == a)
@@ -728,12 +812,15 @@ def test_input_forms_give_the_same_dataset(inputs, oracle, tmp_path):
         for alg, d in oracle.all_keys()[::11]:
             assert_match(ds.lookup(d), oracle.expect((alg, d)), alg, d)
     # a list of paths: the source names are the file stems
-    stems = hashlookup.build_dataset([str(p) for _, p in pairs],
-                                     tmp_path / "stems.hld")
+    stems = hashlookup.build_dataset([str(p) for _, p in pairs], tmp_path / "stems.hld")
     assert set(stems.inputs) == {"export", "hashes", "NSRLFile", "list"}
     with hashlookup.open_dataset(tmp_path / "stems.hld") as ds:
-        assert set(ds.labels()) >= {"source:export", "source:hashes",
-                                    "source:NSRLFile", "source:list"}
+        assert set(ds.labels()) >= {
+            "source:export",
+            "source:hashes",
+            "source:NSRLFile",
+            "source:list",
+        }
         assert len(ds) == len(oracle.records)
 
 
@@ -762,7 +849,13 @@ def test_plain_index_as_dataset(inputs, tmp_path):
                 m = ds.lookup(q)
                 assert isinstance(m, Match)
                 assert (m.algorithm, m.md5, m.sha1, m.sha256, m.size, m.labels) == (
-                    "md5", k.hex(), None, None, None, ())
+                    "md5",
+                    k.hex(),
+                    None,
+                    None,
+                    None,
+                    (),
+                )
                 assert m.generation == 0
             seen.add(m.record_id)
             assert ds.record(m.record_id) == m
@@ -770,7 +863,7 @@ def test_plain_index_as_dataset(inputs, tmp_path):
             assert ds.lookup(k, exclude="source:plain") == m
         assert seen == set(range(len(uniq)))
         for _, d in inputs.misses[:200]:
-            assert ds.lookup(d) is None          # misses, sha1 and sha256 too
+            assert ds.lookup(d) is None  # misses, sha1 and sha256 too
         arr = np.frombuffer(b"".join(uniq), np.uint8).reshape(-1, 16)
         assert [m.md5 for m in ds.lookup_many(arr)] == [k.hex() for k in uniq]
         got = ds.lookup_many([uniq[0], "zz", inputs.misses[0][1]])
@@ -794,12 +887,15 @@ def test_raw_index_is_not_a_dataset(tmp_path):
 
 # A few digests per algorithm, so that random rows overlap a lot.
 _POOL_RNG = np.random.default_rng(77)
-POOL = {a: [_POOL_RNG.integers(0, 256, WIDTH[a], dtype=np.uint8).tobytes()
-            for _ in range(7)] for a in ALGS}
-POOL_MISSES = {a: POOL[a][5:] for a in ALGS}   # never used in rows
+POOL = {
+    a: [
+        _POOL_RNG.integers(0, 256, WIDTH[a], dtype=np.uint8).tobytes() for _ in range(7)
+    ]
+    for a in ALGS
+}
+POOL_MISSES = {a: POOL[a][5:] for a in ALGS}  # never used in rows
 POOL = {a: POOL[a][:5] for a in ALGS}
-FORMAT_ALGS = {"hashdeep": ("md5", "sha256"), "nsrl": ALGS, "vics": ALGS,
-               "text": ALGS}
+FORMAT_ALGS = {"hashdeep": ("md5", "sha256"), "nsrl": ALGS, "vics": ALGS, "text": ALGS}
 
 
 @st.composite
@@ -815,8 +911,7 @@ def sources_strategy(draw):
             if fmt == "text":
                 algs = [text_alg]
             else:
-                algs = draw(st.lists(st.sampled_from(allowed), min_size=1,
-                                     unique=True))
+                algs = draw(st.lists(st.sampled_from(allowed), min_size=1, unique=True))
             digests = {a: POOL[a][draw(st.integers(0, 4))] for a in algs}
             if fmt == "text":
                 size = -1
@@ -859,15 +954,28 @@ def _write_source(d: Path, fmt: str, rows: list[Row], rng) -> Path:
     return p
 
 
-@given(sources=sources_strategy(),
-       allow=st.lists(st.tuples(st.sampled_from(ALGS), st.integers(0, 4)),
-                      max_size=3),
-       only=st.one_of(st.none(), st.lists(st.sampled_from(
-           ["source:s0", "source:s1", "category:0", "category:1", "nope"]),
-           min_size=1, max_size=2)),
-       exclude=st.one_of(st.none(), st.lists(st.sampled_from(
-           ["source:s0", "source:s2", "category:2", "nope"]), min_size=1,
-           max_size=2)))
+@given(
+    sources=sources_strategy(),
+    allow=st.lists(st.tuples(st.sampled_from(ALGS), st.integers(0, 4)), max_size=3),
+    only=st.one_of(
+        st.none(),
+        st.lists(
+            st.sampled_from(
+                ["source:s0", "source:s1", "category:0", "category:1", "nope"]
+            ),
+            min_size=1,
+            max_size=2,
+        ),
+    ),
+    exclude=st.one_of(
+        st.none(),
+        st.lists(
+            st.sampled_from(["source:s0", "source:s2", "category:2", "nope"]),
+            min_size=1,
+            max_size=2,
+        ),
+    ),
+)
 def test_property_random_overlaps(sources, allow, only, exclude):
     rows = [r for _, _, rs in sources for r in rs]
     allow_keys = {(a, POOL[a][i]) for a, i in allow}

@@ -25,27 +25,33 @@ def built(tmp_path_factory):
     records = []
     for i in range(N):
         md5 = rng.integers(0, 256, 16, dtype=np.uint8).tobytes().hex()
-        sha1 = (rng.integers(0, 256, 20, dtype=np.uint8).tobytes().hex()
-                if i % 5 else "")
-        sha256 = (rng.integers(0, 256, 32, dtype=np.uint8).tobytes().hex()
-                  if i % 7 else "")
+        sha1 = rng.integers(0, 256, 20, dtype=np.uint8).tobytes().hex() if i % 5 else ""
+        sha256 = (
+            rng.integers(0, 256, 32, dtype=np.uint8).tobytes().hex() if i % 7 else ""
+        )
         size = "" if i % 6 == 0 else str(int(rng.integers(0, 1 << 40)))
         cat = str(int(rng.integers(0, CATEGORIES)))
-        sources = sorted({int(x) for x in rng.integers(0, SOURCES,
-                                                       int(rng.integers(1, 4)))})
+        sources = sorted(
+            {int(x) for x in rng.integers(0, SOURCES, int(rng.integers(1, 4)))}
+        )
         records.append((md5, sha1, sha256, size, cat, sources))
     inputs = {}
     for s in range(SOURCES):
         p = d / f"s{s}.csv"
-        p.write_text("MD5,SHA1,SHA256,Size,Category\n" + "".join(
-            f"{r[0]},{r[1]},{r[2]},{r[3]},{r[4]}\n" for r in records if s in r[5]))
+        p.write_text(
+            "MD5,SHA1,SHA256,Size,Category\n"
+            + "".join(
+                f"{r[0]},{r[1]},{r[2]},{r[3]},{r[4]}\n" for r in records if s in r[5]
+            )
+        )
         inputs[f"s{s:02d}"] = str(p)
     path = d / "r.hlds"
     hashlookup.build_dataset(inputs, path, label_columns={"category": "Category"})
     oracle = {}
     for md5, sha1, sha256, size, cat, sources in records:
-        labels = tuple(sorted([f"category:{cat}"] + [f"source:s{s:02d}"
-                                                      for s in sources]))
+        labels = tuple(
+            sorted([f"category:{cat}"] + [f"source:s{s:02d}" for s in sources])
+        )
         rec = (md5, sha1 or None, sha256 or None, int(size) if size else None, labels)
         for alg, h in (("md5", md5), ("sha1", sha1), ("sha256", sha256)):
             if h:
@@ -60,8 +66,11 @@ def _reference(ds, rid):
     out = []
     for a, row in zip(("md5", "sha1", "sha256"), rows):
         off, w, n = st.key_spans[a]
-        out.append(st.mm[off + row * w:off + (row + 1) * w].hex()
-                   if row != 0xFFFFFFFF and row < n else None)
+        out.append(
+            st.mm[off + row * w : off + (row + 1) * w].hex()
+            if row != 0xFFFFFFFF and row < n
+            else None
+        )
     labels = tuple(sorted(n for n in ds.labels() if rid in ds.records_with(n)))
     return (*out, rows[4] if rows[4] >= 0 else None, labels)
 
@@ -137,8 +146,7 @@ def test_reader_rejects_sections_outside_the_buffer():
     with pytest.raises(IndexFormatError, match="md5 keys outside"):
         _core.RecordTable(buf, 0, 1, [(900, 16, 10), None, None], none3, "x")
     with pytest.raises(IndexFormatError, match="sha1 rowmap outside"):
-        _core.RecordTable(buf, 0, 1, [None, (0, 20, 10), None], [None, 980, None],
-                          "x")
+        _core.RecordTable(buf, 0, 1, [None, (0, 20, 10), None], [None, 980, None], "x")
 
 
 def test_rowmap_past_the_records_is_a_format_error():
@@ -147,11 +155,14 @@ def test_rowmap_past_the_records_is_a_format_error():
     buf[0:24] = struct.pack("<IIIIq", 0, 0xFFFFFFFF, 0xFFFFFFFF, 0, 12)
     buf[24:40] = bytes(range(16))
     buf[40:44] = struct.pack("<I", 5)
-    reader = _core.RecordTable(buf, 0, 1, [(24, 16, 1), None, None],
-                               [40, None, None], "f.hlds")
+    reader = _core.RecordTable(
+        buf, 0, 1, [(24, 16, 1), None, None], [40, None, None], "f.hlds"
+    )
     assert reader.read(0) == (bytes(range(16)).hex(), None, None, 12)
-    with pytest.raises(IndexFormatError, match="f.hlds: rowmap of md5 row 0 points "
-                                               "past the 1 records"):
+    with pytest.raises(
+        IndexFormatError,
+        match=r"f\.hlds: rowmap of md5 row 0 points past the 1 records",
+    ):
         reader.hit(0, 0)
     buf[40:44] = struct.pack("<I", 0)
     assert reader.hit(0, 0) == (0, bytes(range(16)).hex(), None, None, 12)

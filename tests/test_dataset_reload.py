@@ -70,22 +70,45 @@ def _vics(path: Path, rows: list[Row]) -> None:
     write_vics(path, media)
 
 
-def write_generation(d: Path, files, sizes, spans: dict[str, range], size_bump: int,
-                     cat_shift: int, seed: int) -> tuple[dict[str, Path], list[Row]]:
+def write_generation(
+    d: Path,
+    files,
+    sizes,
+    spans: dict[str, range],
+    size_bump: int,
+    cat_shift: int,
+    seed: int,
+) -> tuple[dict[str, Path], list[Row]]:
     """Sources of one generation: which files each lists (spans), with sizes
     and categories that differ between generations."""
     rng = np.random.default_rng(seed)
     d.mkdir(parents=True, exist_ok=True)
     rows: dict[str, list[Row]] = {}
-    rows["hd"] = [Row("hd", {"md5": files[i]["md5"], "sha256": files[i]["sha256"]},
-                      int(sizes[i]) + size_bump) for i in spans["hd"]]
+    rows["hd"] = [
+        Row(
+            "hd",
+            {"md5": files[i]["md5"], "sha256": files[i]["sha256"]},
+            int(sizes[i]) + size_bump,
+        )
+        for i in spans["hd"]
+    ]
     rows["ns"] = [Row("ns", dict(files[i]), int(sizes[i])) for i in spans["ns"]]
     rows["md"] = [Row("md", {"md5": files[i]["md5"]}) for i in spans["md"]]
-    rows["vics"] = [Row("vics", {"md5": files[i]["md5"], "sha1": files[i]["sha1"]},
-                        int(sizes[i]), frozenset({f"category:{(i + cat_shift) % 3}"}))
-                    for i in spans["vics"]]
-    paths = {"hd": d / "hd.txt", "ns": d / "ns.db", "md": d / "md.txt",
-             "vics": d / "vics.json"}
+    rows["vics"] = [
+        Row(
+            "vics",
+            {"md5": files[i]["md5"], "sha1": files[i]["sha1"]},
+            int(sizes[i]),
+            frozenset({f"category:{(i + cat_shift) % 3}"}),
+        )
+        for i in spans["vics"]
+    ]
+    paths = {
+        "hd": d / "hd.txt",
+        "ns": d / "ns.db",
+        "md": d / "md.txt",
+        "vics": d / "vics.json",
+    }
     write_hashdeep_rows(paths["hd"], rows["hd"], rng)
     write_nsrl_rows(paths["ns"], rows["ns"])
     write_text_rows(paths["md"], rows["md"], rng)
@@ -94,10 +117,18 @@ def write_generation(d: Path, files, sizes, spans: dict[str, range], size_bump: 
 
 
 N_FILES = 1600
-SPANS_A = {"hd": range(0, 800), "ns": range(400, 1000), "md": range(200, 600),
-           "vics": range(0, 300)}
-SPANS_B = {"hd": range(300, 1100), "ns": range(700, 1300), "md": range(500, 900),
-           "vics": range(100, 400)}
+SPANS_A = {
+    "hd": range(800),
+    "ns": range(400, 1000),
+    "md": range(200, 600),
+    "vics": range(300),
+}
+SPANS_B = {
+    "hd": range(300, 1100),
+    "ns": range(700, 1300),
+    "md": range(500, 900),
+    "vics": range(100, 400),
+}
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +143,7 @@ def gens(tmp_path_factory):
     hashlookup.build_dataset(pb, d / "B.hld", name="live", generation=2)
     oa = DatasetOracle(rows_a, list(pa))
     ob = DatasetOracle(rows_b, list(pb))
-    for o in (oa, ob):   # no conflicting digests: every answer is exact
+    for o in (oa, ob):  # no conflicting digests: every answer is exact
         assert all(len(r.digests[a]) <= 1 for r in o.records for a in ALGS)
     universe = [(a, f[a]) for f in files for a in ALGS]
     return d / "A.hld", d / "B.hld", oa, ob, universe
@@ -131,7 +162,7 @@ def _answer(m) -> list | None:
 
 def test_generations_match_their_oracles(gens):
     pa, pb, oa, ob, universe = gens
-    keys = {k for k in universe}
+    keys = set(universe)
     for path, o, g in ((pa, oa, 1), (pb, ob, 2)):
         with hashlookup.open_dataset(path) as ds:
             check_all(ds, o, sorted(keys - set(o.by_key)), generation=g)
@@ -143,7 +174,7 @@ def test_reload_switches_generation(gens, tmp_path):
     _replace(pa, live)
     with hashlookup.open_dataset(live) as ds:
         assert ds.generation == 1
-        assert ds.reload() is False                   # unchanged file
+        assert ds.reload() is False  # unchanged file
         old_tables = {a: ds.table(a) for a in ALGS}
         _replace(pb, live)
         # no auto_reload: still the old generation until reload()
@@ -152,8 +183,9 @@ def test_reload_switches_generation(gens, tmp_path):
         assert ds.reload() is True
         assert ds.reload() is False
         assert ds.generation == 2
-        check_all(ds, ob, [k for k in universe if k not in ob.by_key][::5],
-                  generation=2)
+        check_all(
+            ds, ob, [k for k in universe if k not in ob.by_key][::5], generation=2
+        )
         # a table taken before the reload still answers for its generation
         for a, t in old_tables.items():
             qs = [d for alg, d in universe if alg == a]
@@ -203,7 +235,7 @@ def test_auto_reload_batch_lookups(gens, tmp_path):
     reader that only uses batch calls - ``ds.table(alg).contains_many`` or
     ``ds.lookup_many(array)`` - never sees a new generation.  Expected: the
     batch entry points check too (at most every reload_interval)."""
-    pa, pb, oa, ob, universe = gens
+    pa, pb, _oa, ob, universe = gens
     live = tmp_path / "live.hld"
     _replace(pa, live)
     qs = [d for alg, d in universe if alg == "md5"]
@@ -228,29 +260,31 @@ def test_reload_identity_race(gens, tmp_path, monkeypatch):
     generation.  Expected: reload() maps the new file.  Fix: take the
     identity from os.fstat() of the descriptor that was mapped (map_file
     already calls it; return it)."""
-    pa, pb, oa, ob, universe = gens
+    pa, pb, _oa, _ob, _universe = gens
     live = tmp_path / "live.hld"
     _replace(pa, live)
     ds = hashlookup.open_dataset(live)
     try:
-        _replace(pa, live)          # a new file (same contents, generation 1)
+        _replace(pa, live)  # a new file (same contents, generation 1)
         real = hashlookup.store.dataset.map_file
         called = []
 
         def racing_map_file(*args, **kwargs):
             called.append(args)
             out = real(*args, **kwargs)
-            _replace(pb, live)      # generation 2 lands right after the mapping
+            _replace(pb, live)  # generation 2 lands right after the mapping
             monkeypatch.setattr(hashlookup.store.dataset, "map_file", real)
             return out
 
         monkeypatch.setattr(hashlookup.store.dataset, "map_file", racing_map_file)
         assert ds.reload() is True
         if not called:
-            pytest.fail("test hook not reached: _State no longer maps files with "
-                        "hashlookup.store.dataset.map_file; update this test")
-        assert ds.generation == 1   # the mapping made before the replacement
-        ds.reload()                 # the file at `live` is now generation 2
+            pytest.fail(
+                "test hook not reached: _State no longer maps files with "
+                "hashlookup.store.dataset.map_file; update this test"
+            )
+        assert ds.generation == 1  # the mapping made before the replacement
+        ds.reload()  # the file at `live` is now generation 2
         assert ds.generation == 2
     finally:
         ds.close()
@@ -433,12 +467,20 @@ def threaded_spec(gens, tmp_path_factory):
         with hashlookup.open_dataset(path) as ds:
             aexp[g] = {a: [_answer(ds.lookup(bytes(x))) for x in q[a]] for a in ALGS}
             lexp[g] = [_answer(ds.lookup(x)) for x in lq]
-    for a in ALGS:   # the generations differ on every table
+    for a in ALGS:  # the generations differ on every table
         assert contains["1"][a] != contains["2"][a]
     probe = next(i for i, x in enumerate(lexp["2"]) if x is not None)
-    return {"A": str(pa), "B": str(pb), "q": q, "contains": contains,
-            "aexp": aexp, "lq": lq, "lexp": lexp, "probe": probe,
-            "cycles": 40}, d
+    return {
+        "A": str(pa),
+        "B": str(pb),
+        "q": q,
+        "contains": contains,
+        "aexp": aexp,
+        "lq": lq,
+        "lexp": lexp,
+        "probe": probe,
+        "cycles": 40,
+    }, d
 
 
 @pytest.mark.parametrize("mode", ["reload", "auto"])
@@ -473,13 +515,30 @@ def update_case(tmp_path):
     files, sizes = _files(900, 5)
     rng = np.random.default_rng(6)
     old_rows = (
-        [Row("vics", {"md5": files[i]["md5"], "sha1": files[i]["sha1"]},
-             int(sizes[i]), frozenset({f"category:{i % 3}"})) for i in range(0, 200)]
-        + [Row("hd", {"md5": files[i]["md5"], "sha256": files[i]["sha256"]},
-               int(sizes[i])) for i in range(150, 400)]
-        + [Row("md", {"md5": files[i]["md5"]}) for i in range(350, 500)])
-    paths = {"vics": tmp_path / "vics.json", "hd": tmp_path / "hd.txt",
-             "md": tmp_path / "md.txt"}
+        [
+            Row(
+                "vics",
+                {"md5": files[i]["md5"], "sha1": files[i]["sha1"]},
+                int(sizes[i]),
+                frozenset({f"category:{i % 3}"}),
+            )
+            for i in range(200)
+        ]
+        + [
+            Row(
+                "hd",
+                {"md5": files[i]["md5"], "sha256": files[i]["sha256"]},
+                int(sizes[i]),
+            )
+            for i in range(150, 400)
+        ]
+        + [Row("md", {"md5": files[i]["md5"]}) for i in range(350, 500)]
+    )
+    paths = {
+        "vics": tmp_path / "vics.json",
+        "hd": tmp_path / "hd.txt",
+        "md": tmp_path / "md.txt",
+    }
     _vics(paths["vics"], [r for r in old_rows if r.source == "vics"])
     write_hashdeep_rows(paths["hd"], [r for r in old_rows if r.source == "hd"], rng)
     write_text_rows(paths["md"], [r for r in old_rows if r.source == "md"], rng)
@@ -488,42 +547,61 @@ def update_case(tmp_path):
     # additions: new files 600..699 (nsrl), new sha256 + bigger size for old
     # md-only files 450..499, and one row linking two old records
     new_rows = [Row("nsrl", dict(files[i]), int(sizes[i])) for i in range(600, 700)]
-    new_rows += [Row("nsrl", {"md5": files[i]["md5"], "sha256": files[i]["sha256"]},
-                     int(sizes[i])) for i in range(450, 500)]
-    new_rows.append(Row("nsrl", {"md5": files[10]["md5"],
-                                 "sha256": files[300]["sha256"]}, 1))
+    new_rows += [
+        Row(
+            "nsrl",
+            {"md5": files[i]["md5"], "sha256": files[i]["sha256"]},
+            int(sizes[i]),
+        )
+        for i in range(450, 500)
+    ]
+    new_rows.append(
+        Row("nsrl", {"md5": files[10]["md5"], "sha256": files[300]["sha256"]}, 1)
+    )
     add = tmp_path / "nsrl.db"
     write_nsrl_rows(add, new_rows)
     # removals: old records (by any digest), new records, and unknown digests
-    remove_keys = ({("md5", files[i]["md5"]) for i in range(20, 30)}
-                   | {("sha256", files[i]["sha256"]) for i in range(380, 390)}
-                   | {("sha1", files[i]["sha1"]) for i in range(600, 605)}
-                   | {("md5", files[i]["md5"]) for i in range(800, 805)})
+    remove_keys = (
+        {("md5", files[i]["md5"]) for i in range(20, 30)}
+        | {("sha256", files[i]["sha256"]) for i in range(380, 390)}
+        | {("sha1", files[i]["sha1"]) for i in range(600, 605)}
+        | {("md5", files[i]["md5"]) for i in range(800, 805)}
+    )
     rm = tmp_path / "remove.txt"
     lines = [f"{d.hex()}" for a, d in sorted(remove_keys) if a == "md5"]
     rm.write_text("\n".join(lines) + "\n")
     rm2 = tmp_path / "remove.hashdeep"
-    write_hashdeep_rows(rm2, [Row("x", {"sha256": d}, 0) for a, d in
-                              sorted(remove_keys) if a == "sha256"], rng)
+    write_hashdeep_rows(
+        rm2,
+        [Row("x", {"sha256": d}, 0) for a, d in sorted(remove_keys) if a == "sha256"],
+        rng,
+    )
     rm3 = tmp_path / "remove.sha1"
-    rm3.write_text("".join(f"{d.hex()}  f\n" for a, d in sorted(remove_keys)
-                           if a == "sha1"))
-    return dict(path=path, old_rows=old_rows, sources=list(paths), new_rows=new_rows,
-                add=add, remove=[str(rm), str(rm2), str(rm3)],
-                remove_keys=remove_keys, files=files)
+    rm3.write_text(
+        "".join(f"{d.hex()}  f\n" for a, d in sorted(remove_keys) if a == "sha1")
+    )
+    return dict(
+        path=path,
+        old_rows=old_rows,
+        sources=list(paths),
+        new_rows=new_rows,
+        add=add,
+        remove=[str(rm), str(rm2), str(rm3)],
+        remove_keys=remove_keys,
+        files=files,
+    )
 
 
 def _expected_update(old: DatasetOracle, new_rows, remove_keys):
     """The next generation's oracle and the UpdateReport counts."""
-    base = [old.rows[i] for r in old.records for i in r.rows]   # kept rows
+    base = [old.rows[i] for r in old.records for i in r.rows]  # kept rows
     n_old = len(base)
-    o2 = DatasetOracle(base + list(new_rows), list(dict.fromkeys(old.sources
-                                                                 + ["nsrl"])),
-                       remove_keys)
+    o2 = DatasetOracle(
+        base + list(new_rows), list(dict.fromkeys(old.sources + ["nsrl"])), remove_keys
+    )
     removed = sum(1 for r in old.records if r.keys()[0] in o2.dropped_keys)
     added = sum(1 for r in o2.records if min(r.rows) >= n_old)
-    changed = sum(1 for r in o2.records
-                  if min(r.rows) < n_old and max(r.rows) >= n_old)
+    changed = sum(1 for r in o2.records if min(r.rows) < n_old and max(r.rows) >= n_old)
     return o2, added, removed, changed
 
 
@@ -536,8 +614,9 @@ def test_update_dataset(update_case):
     try:
         check_all(reader, o1, generation=1)
         old_ids = record_ids(reader, o1)
-        rep = hashlookup.update_dataset(c["path"], add={"nsrl": c["add"]},
-                                        remove=c["remove"])
+        rep = hashlookup.update_dataset(
+            c["path"], add={"nsrl": c["add"]}, remove=c["remove"]
+        )
         assert rep.generation == 2
         assert rep.records_before == len(o1.records)
         assert rep.records_after == len(o2.records)
@@ -547,15 +626,18 @@ def test_update_dataset(update_case):
         assert reader.generation == 1
         check_all(reader, o1, generation=1)
         assert reader.reload() is True
-        check_all(reader, o2, generation=2)   # labels and sizes carried over
+        check_all(reader, o2, generation=2)  # labels and sizes carried over
         assert reader.labels()["category:0"] == len(o2.label_recs["category:0"])
         # the old records that stay (and are not merged with another old
         # record) keep their order
         new_ids = record_ids(reader, o2)
         into = {id(r): o2.by_key.get(r.keys()[0]) for r in o1.records}
         hits = Counter(id(r2) for r2 in into.values() if r2 is not None)
-        pairs = sorted((old_ids[k], new_ids[id(r2)]) for k, r2 in into.items()
-                       if r2 is not None and hits[id(r2)] == 1)
+        pairs = sorted(
+            (old_ids[k], new_ids[id(r2)])
+            for k, r2 in into.items()
+            if r2 is not None and hits[id(r2)] == 1
+        )
         assert len(pairs) > len(o1.records) - 30
         assert [b for _, b in pairs] == sorted(b for _, b in pairs)
         assert reader.verify()["ok"]
@@ -574,12 +656,13 @@ def test_update_dataset(update_case):
     rm_sha1 = c["path"].with_name("rm2.sha1")
     rm_sha1.write_text(c["files"][10]["sha1"].hex() + "\n")
     o3, added3, removed3, changed3 = _expected_update(o2, [], rk)
-    rep = hashlookup.update_dataset(c["path"], remove=[str(rm), str(rm_sha1)],
-                                    output=out)
+    rep = hashlookup.update_dataset(
+        c["path"], remove=[str(rm), str(rm_sha1)], output=out
+    )
     assert c["path"].read_bytes() == before
     assert (rep.generation, rep.path) == (3, str(out))
     assert (rep.records_before, rep.records_after) == (len(o2.records), len(o3.records))
-    assert removed3 == 6      # 600..604 went with the first update
+    assert removed3 == 6  # 600..604 went with the first update
     assert (rep.added, rep.removed, rep.changed) == (added3, removed3, changed3)
     assert (added3, changed3) == (0, 0)
     with hashlookup.open_dataset(out) as ds:
@@ -597,7 +680,8 @@ def test_update_without_changes_keeps_everything(update_case):
     with hashlookup.open_dataset(c["path"]) as ds:
         check_all(ds, o1, generation=2)
         assert {r.record_id for r in (ds.record(i) for i in range(len(ds)))} == set(
-            range(len(ds)))
+            range(len(ds))
+        )
 
 
 def test_update_keeps_every_digest_of_a_record(tmp_path):
@@ -612,8 +696,10 @@ def test_update_keeps_every_digest_of_a_record(tmp_path):
     table's rowmap and union carried rows by their old record id)."""
     x, y, z = "11" * 16, "22" * 32, "33" * 32
     p = tmp_path / "c.hashdeep"
-    p.write_text("%%%% HASHDEEP-1.0\n%%%% size,md5,sha256,filename\n##\n"
-                 f"5,{x},{y},a\n6,{x},{z},b\n")
+    p.write_text(
+        "%%%% HASHDEEP-1.0\n%%%% size,md5,sha256,filename\n##\n"
+        f"5,{x},{y},a\n6,{x},{z},b\n"
+    )
     path = tmp_path / "ds.hld"
     hashlookup.build_dataset({"c": p}, path)
     with hashlookup.open_dataset(path) as ds:
@@ -659,7 +745,7 @@ def test_update_a_plain_index(tmp_path):
 
 
 def test_rebuild_at_the_same_path_is_the_next_generation(gens, tmp_path):
-    pa, pb, oa, ob, universe = gens
+    pa, _pb, _oa, _ob, universe = gens
     live = tmp_path / "live.hld"
     _replace(pa, live)
     src = tmp_path / "one.md5"

@@ -18,8 +18,11 @@ import pytest
 from fuzz import run, targets
 
 REGRESSIONS = Path(run.REGRESSIONS)
-CASES = sorted((p.parent.name, p.name) for p in REGRESSIONS.glob("*/*")
-               if p.is_file() and not p.name.startswith("."))
+CASES = sorted(
+    (p.parent.name, p.name)
+    for p in REGRESSIONS.glob("*/*")
+    if p.is_file() and not p.name.startswith(".")
+)
 SECONDS = float(os.environ.get("FUZZ_TEST_SECONDS", 3))
 
 
@@ -41,13 +44,14 @@ def test_seeds_are_valid_inputs(target):
     seeds = t.seeds()
     assert seeds
     for data in seeds:
-        t.run(data)   # no exception at all, documented or not
+        t.run(data)  # no exception at all, documented or not
 
 
 @pytest.mark.parametrize("target", sorted(targets.TARGETS))
 @pytest.mark.timeout(180)
 def test_short_fuzz_run(target):
     result = run.run_target(target, SECONDS, seed=1)
-    assert result["returncode"] == 0 and not result["artifacts"], \
-        result["output"][-4000:]
+    assert result["returncode"] == 0 and not result["artifacts"], result["output"][
+        -4000:
+    ]
     assert result["executions"] > 10, result["output"][-2000:]

@@ -12,6 +12,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from hashlookup import InputError
+from hashlookup.importers import (
+    FORMATS,
+    ImportReport,
+    RecordBatch,
+    _csv,
+    _hashdeep,
+    _vics,
+    detect_format,
+    iter_records,
+)
 from importer_data import (
     ALGOS,
     Record,
@@ -24,18 +36,6 @@ from importer_data import (
     write_nsrl,
     write_text,
     write_vics,
-)
-
-from hashlookup import InputError
-from hashlookup.importers import (
-    FORMATS,
-    ImportReport,
-    RecordBatch,
-    _csv,
-    _hashdeep,
-    _vics,
-    detect_format,
-    iter_records,
 )
 
 MD5 = "0123456789abcdef0123456789abcdef"
@@ -67,8 +67,13 @@ def raises(path, message: str, **kw) -> InputError:
 
 def rec(md5=None, sha1=None, sha256=None, size=-1, labels=()) -> Record:
     h = bytes.fromhex
-    return Record(h(md5) if md5 else None, h(sha1) if sha1 else None,
-                  h(sha256) if sha256 else None, size, frozenset(labels))
+    return Record(
+        h(md5) if md5 else None,
+        h(sha1) if sha1 else None,
+        h(sha256) if sha256 else None,
+        size,
+        frozenset(labels),
+    )
 
 
 def write(path: Path, text: str | bytes) -> Path:
@@ -85,8 +90,15 @@ def write(path: Path, text: str | bytes) -> Path:
 def test_text_roundtrip(tmp_path, algo, style):
     t = make_table(300, 1, algos=[algo])
     p = tmp_path / "list.txt"
-    expected = write_text(p, t, algo, style=style, upper=style == "sum",
-                          comments=True, newline="\r\n" if style == "binsum" else "\n")
+    expected = write_text(
+        p,
+        t,
+        algo,
+        style=style,
+        upper=style == "sum",
+        comments=True,
+        newline="\r\n" if style == "binsum" else "\n",
+    )
     assert detect_format(p) == "text"
     got, rep = read(p)
     assert got == expected
@@ -95,11 +107,11 @@ def test_text_roundtrip(tmp_path, algo, style):
 
 
 HASHDEEP_LAYOUTS = [
-    ("size", "md5", "sha256", "filename"),                    # hashdeep's default
+    ("size", "md5", "sha256", "filename"),  # hashdeep's default
     ("size", "md5", "sha1", "sha256", "tiger", "whirlpool", "filename"),
-    ("md5", "filename", "size", "sha1"),                      # name in the middle
+    ("md5", "filename", "size", "sha1"),  # name in the middle
     ("filename", "sha256"),
-    ("sha1", "size"),                                         # no file name
+    ("sha1", "size"),  # no file name
 ]
 
 
@@ -117,75 +129,110 @@ def test_hashdeep_roundtrip(tmp_path, columns, newline):
 
 
 def test_hashdeep_filenames_with_commas(tmp_path):
-    p = write(tmp_path / "h.txt",
-              "%%%% HASHDEEP-1.0\n%%%% size,md5,filename\n## comment\n"
-              f"12,{MD5},./a,b,,c.jpg\n"
-              f"0,{MD5B},,\n"                      # a file name of one comma
-              f"7,{MD5},\n")                      # an empty file name
+    p = write(
+        tmp_path / "h.txt",
+        "%%%% HASHDEEP-1.0\n%%%% size,md5,filename\n## comment\n"
+        f"12,{MD5},./a,b,,c.jpg\n"
+        f"0,{MD5B},,\n"  # a file name of one comma
+        f"7,{MD5},\n",
+    )  # an empty file name
     got, _ = read(p)
     assert got == [rec(MD5, size=12), rec(MD5B, size=0), rec(MD5, size=7)]
 
 
 def test_hashdeep_concatenated_outputs(tmp_path):
-    p = write(tmp_path / "h.txt",
-              "%%%% HASHDEEP-1.0\n%%%% size,md5,filename\n"
-              f"1,{MD5},a\n\n"
-              "%%%% HASHDEEP-1.0\n%%%% sha1,size,filename\n## again\n"
-              f"{SHA1},2,b\n")
+    p = write(
+        tmp_path / "h.txt",
+        "%%%% HASHDEEP-1.0\n%%%% size,md5,filename\n"
+        f"1,{MD5},a\n\n"
+        "%%%% HASHDEEP-1.0\n%%%% sha1,size,filename\n## again\n"
+        f"{SHA1},2,b\n",
+    )
     got, _ = read(p)
     assert got == [rec(MD5, size=1), rec(sha1=SHA1, size=2)]
 
 
-@pytest.mark.parametrize("delimiter", [",", "\t", ";"],
-                         ids=["comma", "tab", "semicolon"])
+@pytest.mark.parametrize(
+    "delimiter", [",", "\t", ";"], ids=["comma", "tab", "semicolon"]
+)
 @pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["lf", "crlf"])
 def test_csv_roundtrip(tmp_path, delimiter, newline):
     t = make_table(300, 3, missing=0.3, categories=4, unknown_size=0.2)
     p = tmp_path / "list.csv"
-    expected = write_csv(p, t, delimiter=delimiter, newline=newline,
-                         category_name="Category", upper=delimiter == ",")
+    expected = write_csv(
+        p,
+        t,
+        delimiter=delimiter,
+        newline=newline,
+        category_name="Category",
+        upper=delimiter == ",",
+    )
     assert detect_format(p) == "csv"
     got, rep = read(p, label_columns={"category": "Category"})
     assert got == expected
-    assert rep.columns == {"md5": "MD5", "sha1": "SHA1", "sha256": "SHA256",
-                           "size": "Size", "label:category": "Category"}
+    assert rep.columns == {
+        "md5": "MD5",
+        "sha1": "SHA1",
+        "sha256": "SHA256",
+        "size": "Size",
+        "label:category": "Category",
+    }
     assert rep.sized == sum(r.size >= 0 for r in expected)
 
 
 def test_csv_named_columns(tmp_path):
     t = make_table(100, 4, categories=3)
     p = tmp_path / "list.csv"
-    expected = write_csv(p, t, names={"md5": "Hash (MD5)", "sha256": "Digest 2"},
-                         size_name="Bytes", category_name="Cat", upper=False)
+    expected = write_csv(
+        p,
+        t,
+        names={"md5": "Hash (MD5)", "sha256": "Digest 2"},
+        size_name="Bytes",
+        category_name="Cat",
+        upper=False,
+    )
     cols = {"md5": "Hash (MD5)", "sha256": "digest 2", "size": "Bytes"}
     got, _ = read(p, columns=cols, label_columns={"cls": "Cat"})
-    expected = [r._replace(labels=frozenset(x.replace("category:", "cls:")
-                                            for x in r.labels)) for r in expected]
+    expected = [
+        r._replace(labels=frozenset(x.replace("category:", "cls:") for x in r.labels))
+        for r in expected
+    ]
     assert got == expected
 
 
 def test_csv_auto_names(tmp_path):
-    p = write(tmp_path / "a.csv",
-              f"Name,SHA-1,sha_256,File Size,md5\n"
-              f"x,{SHA1},{SHA256},12,{MD5.upper()}\n"
-              f"y,,, ,{MD5B}\n")
+    p = write(
+        tmp_path / "a.csv",
+        f"Name,SHA-1,sha_256,File Size,md5\n"
+        f"x,{SHA1},{SHA256},12,{MD5.upper()}\n"
+        f"y,,, ,{MD5B}\n",
+    )
     got, rep = read(p)
     assert got == [rec(MD5, SHA1, SHA256, 12), rec(MD5B)]
-    assert rep.columns == {"sha1": "SHA-1", "sha256": "sha_256", "size": "File Size",
-                           "md5": "md5"}
+    assert rep.columns == {
+        "sha1": "SHA-1",
+        "sha256": "sha_256",
+        "size": "File Size",
+        "md5": "md5",
+    }
 
 
 def test_csv_quoting(tmp_path):
     # Quoted digests, a quoted field with a newline and a delimiter, escaped
     # quotes: the fast reader hands such batches to the csv module.
-    p = write(tmp_path / "q.csv",
-              'md5,name,category\n'
-              f'"{MD5}","a, ""b""",1\n'
-              f'{MD5B},"line\none",\n'
-              f'"{MD5}",plain,"2"\n')
+    p = write(
+        tmp_path / "q.csv",
+        "md5,name,category\n"
+        f'"{MD5}","a, ""b""",1\n'
+        f'{MD5B},"line\none",\n'
+        f'"{MD5}",plain,"2"\n',
+    )
     got, _ = read(p, label_columns={"category": "category"})
-    assert got == [rec(MD5, labels=["category:1"]), rec(MD5B),
-                   rec(MD5, labels=["category:2"])]
+    assert got == [
+        rec(MD5, labels=["category:1"]),
+        rec(MD5B),
+        rec(MD5, labels=["category:2"]),
+    ]
 
 
 def test_csv_bom_and_utf16(tmp_path):
@@ -195,25 +242,34 @@ def test_csv_bom_and_utf16(tmp_path):
     assert detect_format(p) == "csv"
     assert read(p, label_columns={"category": "Category"})[0] == expected
     p = tmp_path / "utf16.csv"
-    expected = write_csv(p, t, delimiter="\t", encoding="utf-16-le", bom=True,
-                         newline="\r\n", category_name="Category")
+    expected = write_csv(
+        p,
+        t,
+        delimiter="\t",
+        encoding="utf-16-le",
+        bom=True,
+        newline="\r\n",
+        category_name="Category",
+    )
     assert detect_format(p) == "csv"
     assert read(p, label_columns={"category": "Category"})[0] == expected
 
 
 def test_csv_labels_stripped_and_non_ascii(tmp_path):
-    p = write(tmp_path / "l.csv",
-              f"md5,tag\n{MD5}, vip \n{MD5B},\n{MD5},Ünïcode\n{MD5B},vip\n")
+    p = write(
+        tmp_path / "l.csv",
+        f"md5,tag\n{MD5}, vip \n{MD5B},\n{MD5},Ünïcode\n{MD5B},vip\n",
+    )
     got, _ = read(p, label_columns={"tag": "tag"})
-    assert [r.labels for r in got] == [{"tag:vip"}, set(), {"tag:Ünïcode"},
-                                       {"tag:vip"}]
+    assert [r.labels for r in got] == [{"tag:vip"}, set(), {"tag:Ünïcode"}, {"tag:vip"}]
 
 
 @pytest.mark.parametrize("version", ["1.3", "2.0"])
 @pytest.mark.parametrize("bools", ["json", "str", "mixed"])
 def test_vics_roundtrip(tmp_path, version, bools):
-    media, expected = make_vics(150, 6, version=version, bools=bools,
-                                sha256=version == "2.0")
+    media, expected = make_vics(
+        150, 6, version=version, bools=bools, sha256=version == "2.0"
+    )
     p = tmp_path / "vics.json"
     write_vics(p, media, version=version)
     assert detect_format(p) == "vics"
@@ -228,55 +284,89 @@ def test_vics_roundtrip(tmp_path, version, bools):
 def test_vics_pretty_printed_crlf_bom(tmp_path):
     media, expected = make_vics(30, 7)
     p = tmp_path / "vics.json"
-    write_vics(p, media, indent=2, newline="\r\n",
-               extra={"odata.count": 30, "Other": {"a": [1, 2]}})
+    write_vics(
+        p,
+        media,
+        indent=2,
+        newline="\r\n",
+        extra={"odata.count": 30, "Other": {"a": [1, 2]}},
+    )
     p.write_bytes(b"\xef\xbb\xbf" + p.read_bytes())
     assert detect_format(p) == "vics"
     assert read(p)[0] == expected
 
 
 def test_vics_media_files_dedupe(tmp_path):
-    media = [{
-        "MediaID": 7, "Category": 2, "MD5": MD5.upper(), "SHA1": SHA1,
-        "MediaSize": "100", "IsDistributed": "True",
-        "MediaFiles": [
-            {"MD5": MD5, "SHA1": SHA1.upper(), "FileSize": 100},   # same: dropped
-            {"MD5": f" {MD5} "},                                   # subset: dropped
-            {"MD5": MD5B, "FileSize": 5},                          # another file
-            {"MD5": MD5B.upper()},                                 # repeats it
-            {"MD5": MD5, "SHA256": SHA256},    # a digest the Media lacks: kept
-            {"FileName": "no digests"},                            # not a record
-        ]}, {
-        "MediaID": 8, "Category": None, "MD5": "", "SHA1": None,  # no own digests
-        "IsPrecategorized": False,
-        "MediaFiles": [{"SHA1": SHA1}, {"SHA1": SHA1}],
-    }]
+    media = [
+        {
+            "MediaID": 7,
+            "Category": 2,
+            "MD5": MD5.upper(),
+            "SHA1": SHA1,
+            "MediaSize": "100",
+            "IsDistributed": "True",
+            "MediaFiles": [
+                {"MD5": MD5, "SHA1": SHA1.upper(), "FileSize": 100},  # same: dropped
+                {"MD5": f" {MD5} "},  # subset: dropped
+                {"MD5": MD5B, "FileSize": 5},  # another file
+                {"MD5": MD5B.upper()},  # repeats it
+                {"MD5": MD5, "SHA256": SHA256},  # a digest the Media lacks: kept
+                {"FileName": "no digests"},  # not a record
+            ],
+        },
+        {
+            "MediaID": 8,
+            "Category": None,
+            "MD5": "",
+            "SHA1": None,  # no own digests
+            "IsPrecategorized": False,
+            "MediaFiles": [{"SHA1": SHA1}, {"SHA1": SHA1}],
+        },
+    ]
     p = tmp_path / "v.json"
     write_vics(p, media)
     got, rep = read(p)
     labels = ["category:2", "vics:distributed"]
-    assert got == [rec(MD5, SHA1, size=100, labels=labels),
-                   rec(MD5B, size=5, labels=labels),
-                   rec(MD5, sha256=SHA256, labels=labels),
-                   rec(sha1=SHA1)]
+    assert got == [
+        rec(MD5, SHA1, size=100, labels=labels),
+        rec(MD5B, size=5, labels=labels),
+        rec(MD5, sha256=SHA256, labels=labels),
+        rec(sha1=SHA1),
+    ]
     assert rep.duplicates == 4 and rep.no_digest == 2 and rep.media == 2
 
 
-@pytest.mark.parametrize("value, labels", [
-    (True, ["vics:distributed"]), (False, []), ("true", ["vics:distributed"]),
-    ("False", []), ("TRUE", ["vics:distributed"]), ("", []), (1, ["vics:distributed"]),
-    (0, []), (None, []),
-])
+@pytest.mark.parametrize(
+    "value, labels",
+    [
+        (True, ["vics:distributed"]),
+        (False, []),
+        ("true", ["vics:distributed"]),
+        ("False", []),
+        ("TRUE", ["vics:distributed"]),
+        ("", []),
+        (1, ["vics:distributed"]),
+        (0, []),
+        (None, []),
+    ],
+)
 def test_vics_booleans(tmp_path, value, labels):
     p = tmp_path / "v.json"
     write_vics(p, [{"MediaID": 1, "MD5": MD5, "IsDistributed": value}])
     assert read(p)[0] == [rec(MD5, labels=labels)]
 
 
-@pytest.mark.parametrize("value, label", [
-    (3, "category:3"), ("3", "category:3"), (" 03 ", "category:3"), ("", None),
-    (None, None), (-1, "category:-1"),
-])
+@pytest.mark.parametrize(
+    "value, label",
+    [
+        (3, "category:3"),
+        ("3", "category:3"),
+        (" 03 ", "category:3"),
+        ("", None),
+        (None, None),
+        (-1, "category:-1"),
+    ],
+)
 def test_vics_categories(tmp_path, value, label):
     p = tmp_path / "v.json"
     write_vics(p, [{"MediaID": 1, "MD5": MD5, "Category": value}])
@@ -291,8 +381,12 @@ def test_nsrl_roundtrip(tmp_path):
     got, rep = read(p)
     assert got == expected
     assert got[0].labels == frozenset()
-    assert rep.columns == {"md5": "md5", "sha1": "sha1", "sha256": "sha256",
-                           "size": "file_size"}
+    assert rep.columns == {
+        "md5": "md5",
+        "sha1": "sha1",
+        "sha256": "sha256",
+        "size": "file_size",
+    }
 
 
 def test_nsrl_irregular_rows(tmp_path):
@@ -300,19 +394,25 @@ def test_nsrl_irregular_rows(tmp_path):
     p = tmp_path / "x.sqlite"
     con = sqlite3.connect(p)
     con.execute("CREATE TABLE file (SHA256 TEXT, SHA1 TEXT, MD5 TEXT, file_size)")
-    con.executemany("INSERT INTO file (rowid, SHA256, SHA1, MD5, file_size) "
-                    "VALUES (?,?,?,?,?)", [
-                        (1, SHA256, SHA1, MD5, 10),
-                        (2, None, SHA1.upper(), None, "11"),
-                        (50, SHA256, "", MD5B, None),
-                        (10**12, None, None, MD5, 12.0),
-                    ])
+    con.executemany(
+        "INSERT INTO file (rowid, SHA256, SHA1, MD5, file_size) VALUES (?,?,?,?,?)",
+        [
+            (1, SHA256, SHA1, MD5, 10),
+            (2, None, SHA1.upper(), None, "11"),
+            (50, SHA256, "", MD5B, None),
+            (10**12, None, None, MD5, 12.0),
+        ],
+    )
     con.commit()
     con.close()
     for bs in (1, 2, 100):
         got, _ = read(p, batch_size=bs)
-        assert got == [rec(MD5, SHA1, SHA256, 10), rec(sha1=SHA1, size=11),
-                       rec(MD5B, sha256=SHA256), rec(MD5, size=12)]
+        assert got == [
+            rec(MD5, SHA1, SHA256, 10),
+            rec(sha1=SHA1, size=11),
+            rec(MD5B, sha256=SHA256),
+            rec(MD5, size=12),
+        ]
 
 
 def test_nsrl_view_without_rowid(tmp_path):
@@ -375,15 +475,20 @@ def test_vics_value_longer_than_limit(tmp_path, monkeypatch):
     monkeypatch.setattr(_vics, "CHUNK_CHARS", 100)
     assert read(p)[0] == [rec(MD5)]
     monkeypatch.setattr(_vics, "MAX_VALUE", 1000)
-    with pytest.raises(InputError, match=r"v\.json: value\[0\]: a JSON value longer "
-                                         r"than"):
+    with pytest.raises(
+        InputError,
+        match=r"v\.json: value\[0\]: a JSON value longer "
+        r"than",
+    ):
         list(iter_records(p))
 
 
 def test_vics_numbers_cut_by_the_buffer(tmp_path, monkeypatch):
-    p = write(tmp_path / "v.json",
-              '{"odata.metadata": "x/DataModels/1.3.xml", "odata.count": 1234567,'
-              f' "value": [{{"MD5": "{MD5}", "MediaSize": 123456789}}]}}')
+    p = write(
+        tmp_path / "v.json",
+        '{"odata.metadata": "x/DataModels/1.3.xml", "odata.count": 1234567,'
+        f' "value": [{{"MD5": "{MD5}", "MediaSize": 123456789}}]}}',
+    )
     monkeypatch.setattr(_vics, "CHUNK_CHARS", 3)
     assert read(p)[0] == [rec(MD5, size=123456789)]
 
@@ -394,37 +499,51 @@ def test_vics_numbers_cut_by_the_buffer(tmp_path, monkeypatch):
 
 def test_detect_each_format(tmp_path):
     for path, _ in _all_formats(tmp_path):
-        want = {".txt": "text", ".hd": "hashdeep", ".csv": "csv", ".json": "vics",
-                ".db": "sqlite"}[path.suffix]
+        want = {
+            ".txt": "text",
+            ".hd": "hashdeep",
+            ".csv": "csv",
+            ".json": "vics",
+            ".db": "sqlite",
+        }[path.suffix]
         assert detect_format(path) == want
         assert detect_format(str(path)) == want
 
 
-@pytest.mark.parametrize("text, fmt", [
-    (f"{MD5}  md5sums.md5\n", "text"),            # 'md5' in a file name
-    (f"# md5, sha1 list\n{MD5}\n", "text"),       # ... or in a comment
-    (f"\\{MD5}  a\\nb\n", "text"),
-    (f"\n\n  {SHA256}\n", "text"),
-    ("", "text"),
-    ("MD5\n" + MD5 + "\n", "csv"),                # a one-column CSV
-    ("name;SHA-256 hash;x\n", "csv"),
-    ("a\tb\tsha1\n", "csv"),
-    ("%%%% HASHDEEP-1.0\n", "hashdeep"),
-    ('  {"@odata.context": "x", "value": []}', "vics"),
-    ("not a digest\n", "text"),                   # the text reader says what's wrong
-])
+@pytest.mark.parametrize(
+    "text, fmt",
+    [
+        (f"{MD5}  md5sums.md5\n", "text"),  # 'md5' in a file name
+        (f"# md5, sha1 list\n{MD5}\n", "text"),  # ... or in a comment
+        (f"\\{MD5}  a\\nb\n", "text"),
+        (f"\n\n  {SHA256}\n", "text"),
+        ("", "text"),
+        ("MD5\n" + MD5 + "\n", "csv"),  # a one-column CSV
+        ("name;SHA-256 hash;x\n", "csv"),
+        ("a\tb\tsha1\n", "csv"),
+        ("%%%% HASHDEEP-1.0\n", "hashdeep"),
+        ('  {"@odata.context": "x", "value": []}', "vics"),
+        ("not a digest\n", "text"),  # the text reader says what's wrong
+    ],
+)
 def test_detect_content(tmp_path, text, fmt):
     assert detect_format(write(tmp_path / "f", text)) == fmt
 
 
-@pytest.mark.parametrize("name, data, message", [
-    ("x.db", b"hello", "not an SQLite database"),
-    ("x.sqlite", b"", "not an SQLite database"),
-    ("x.json", b'{"value": []}', "JSON, but not a VICS export"),
-    ("x.json", b"[1, 2]", "JSON, but not a VICS export"),
-    ("x.txt", "\ufeff".encode("utf-16-le") + f"{MD5}\n".encode("utf-16-le"),
-     "UTF-16-LE text is read only for CSV and VICS JSON"),
-])
+@pytest.mark.parametrize(
+    "name, data, message",
+    [
+        ("x.db", b"hello", "not an SQLite database"),
+        ("x.sqlite", b"", "not an SQLite database"),
+        ("x.json", b'{"value": []}', "JSON, but not a VICS export"),
+        ("x.json", b"[1, 2]", "JSON, but not a VICS export"),
+        (
+            "x.txt",
+            "\ufeff".encode("utf-16-le") + f"{MD5}\n".encode("utf-16-le"),
+            "UTF-16-LE text is read only for CSV and VICS JSON",
+        ),
+    ],
+)
 def test_detect_refuses(tmp_path, name, data, message):
     p = write(tmp_path / name, data)
     with pytest.raises(InputError, match=re.escape(f"{p}: {message}")):
@@ -444,8 +563,7 @@ def test_detect_missing_file(tmp_path):
 
 def test_text_errors(tmp_path):
     p = write(tmp_path / "l.txt", f"{MD5}\n# c\n{MD5[:-1]}x\n{MD5}\n{SHA1}\n")
-    raises(p, f":3: expected 32 hex characters (md5), got non-hex text "
-              f"'{MD5[:-1]}x'")
+    raises(p, f":3: expected 32 hex characters (md5), got non-hex text '{MD5[:-1]}x'")
     got, rep = read(p, skip_invalid=True)
     assert got == [rec(MD5), rec(MD5)] and rep.invalid == 2
 
@@ -455,39 +573,43 @@ def test_text_errors(tmp_path):
 
 
 def test_csv_bad_values(tmp_path):
-    p = write(tmp_path / "list.csv",
-              f"MD5,SHA1,Size\n"
-              f"{MD5},{SHA1},1\n"
-              f"xyz,{SHA1},2\n"                       # line 3: bad hex length
-              f"{MD5},{MD5},3\n"                       # line 4: md5 in SHA1
-              f"{MD5[:-1]}g,,4\n"                      # line 5: non-hex
-              f"{MD5},,-5\n"                           # line 6: negative size
-              f"{MD5},,1.5\n"                          # line 7: not an integer
-              f",,8\n"                                 # line 8: no digest
-              f"{MD5},{SHA1}\n"                        # line 9: too few fields
-              f"{MD5},{SHA1},1,2\n"                    # line 10: too many
-              f"{MD5B},,\n")
+    p = write(
+        tmp_path / "list.csv",
+        f"MD5,SHA1,Size\n"
+        f"{MD5},{SHA1},1\n"
+        f"xyz,{SHA1},2\n"  # line 3: bad hex length
+        f"{MD5},{MD5},3\n"  # line 4: md5 in SHA1
+        f"{MD5[:-1]}g,,4\n"  # line 5: non-hex
+        f"{MD5},,-5\n"  # line 6: negative size
+        f"{MD5},,1.5\n"  # line 7: not an integer
+        f",,8\n"  # line 8: no digest
+        f"{MD5},{SHA1}\n"  # line 9: too few fields
+        f"{MD5},{SHA1},1,2\n"  # line 10: too many
+        f"{MD5B},,\n",
+    )
     raises(p, ":3: column MD5: expected 32 hex characters (md5), got 'xyz'")
     got, rep = read(p, skip_invalid=True)
     assert got == [rec(MD5, SHA1, size=1), rec(MD5B)]
     assert rep.invalid == 8
-    assert rep.examples == [f"{p}{m}" for m in [
-        ":3: column MD5: expected 32 hex characters (md5), got 'xyz'",
-        f":4: column SHA1: expected 40 hex characters (sha1), got 32 (an md5 "
-        f"digest?) '{MD5}'",
-        f":5: column MD5: expected 32 hex characters (md5), got non-hex text "
-        f"'{MD5[:-1]}g'",
-        ":6: column Size: expected a non-negative integer, got '-5'",
-        ":7: column Size: expected a non-negative integer, got '1.5'",
-        ":8: no digest (column MD5, column SHA1: all empty)",
-        ":9: expected 3 fields as in the header, got 2",
-        ":10: expected 3 fields as in the header, got 4",
-    ]]
+    assert rep.examples == [
+        f"{p}{m}"
+        for m in [
+            ":3: column MD5: expected 32 hex characters (md5), got 'xyz'",
+            f":4: column SHA1: expected 40 hex characters (sha1), got 32 (an md5 "
+            f"digest?) '{MD5}'",
+            f":5: column MD5: expected 32 hex characters (md5), got non-hex text "
+            f"'{MD5[:-1]}g'",
+            ":6: column Size: expected a non-negative integer, got '-5'",
+            ":7: column Size: expected a non-negative integer, got '1.5'",
+            ":8: no digest (column MD5, column SHA1: all empty)",
+            ":9: expected 3 fields as in the header, got 2",
+            ":10: expected 3 fields as in the header, got 4",
+        ]
+    ]
 
 
 def test_csv_error_line_numbers_after_quoted_newlines(tmp_path):
-    p = write(tmp_path / "q.csv",
-              f'name,md5\n"a\nb\nc",{MD5}\n\n"d",{MD5}x\n')
+    p = write(tmp_path / "q.csv", f'name,md5\n"a\nb\nc",{MD5}\n\n"d",{MD5}x\n')
     raises(p, f":6: column md5: expected 32 hex characters (md5), got '{MD5}x'")
 
 
@@ -498,25 +620,41 @@ def test_csv_first_error_in_file_order(tmp_path):
     lines[15] = "zz,1"
     p = write(tmp_path / "o.csv", "md5,size\n" + "\n".join(lines) + "\n")
     for bs in (3, 100):
-        raises(p, ":6: column size: expected a non-negative integer, got 'x'",
-               batch_size=bs)
+        raises(
+            p,
+            ":6: column size: expected a non-negative integer, got 'x'",
+            batch_size=bs,
+        )
 
 
 def test_csv_missing_columns(tmp_path):
     p = write(tmp_path / "c.csv", f"Name,MD5\nx,{MD5}\n")
-    raises(p, ":1: column 'Nope' (md5) is not in the CSV header ['Name', 'MD5']",
-           columns={"md5": "Nope"})
-    raises(p, ":1: column 'Cat' (label 'category') is not in the CSV header "
-              "['Name', 'MD5']", label_columns={"category": "Cat"})
+    raises(
+        p,
+        ":1: column 'Nope' (md5) is not in the CSV header ['Name', 'MD5']",
+        columns={"md5": "Nope"},
+    )
+    raises(
+        p,
+        ":1: column 'Cat' (label 'category') is not in the CSV header ['Name', 'MD5']",
+        label_columns={"category": "Cat"},
+    )
     p = write(tmp_path / "d.csv", f"Name,Hash\nx,{MD5}\n")
-    raises(p, ":1: no md5, sha1 or sha256 column in the CSV header 'Name,Hash'; "
-              "name the columns with columns={'md5': ...}", input_format="csv")
+    raises(
+        p,
+        ":1: no md5, sha1 or sha256 column in the CSV header 'Name,Hash'; "
+        "name the columns with columns={'md5': ...}",
+        input_format="csv",
+    )
     assert read(p, input_format="csv", columns={"md5": "Hash"})[0] == [rec(MD5)]
     p = write(tmp_path / "e.csv", f"md5 hash,MD5\nx,{MD5}\n")
-    assert read(p)[0] == [rec(MD5)]   # only 'MD5' is an exact name
+    assert read(p)[0] == [rec(MD5)]  # only 'MD5' is an exact name
     p = write(tmp_path / "f.csv", f"MD5,md-5\n{MD5},{MD5}\n")
-    raises(p, ":1: columns 'MD5' and 'md-5' both look like the md5 column; choose "
-              "one with columns={'md5': ...}")
+    raises(
+        p,
+        ":1: columns 'MD5' and 'md-5' both look like the md5 column; choose "
+        "one with columns={'md5': ...}",
+    )
 
 
 def test_csv_header_and_blank_lines_only(tmp_path):
@@ -532,20 +670,21 @@ HD = "%%%% HASHDEEP-1.0\n%%%% size,md5,sha1,filename\n## x\n"
 
 
 def test_hashdeep_bad_lines(tmp_path):
-    p = write(tmp_path / "h.txt",
-              HD +
-              f"1,{MD5},{SHA1},ok\n"                  # line 4
-              f"2,{MD5}0,{SHA1},a\n"                  # 5: md5 too long
-              f"x,{MD5},{SHA1},b\n"                   # 6: bad size
-              f"3,{MD5}\n"                            # 7: too few fields
-              f"4,,,c\n"                              # 8: no digest
-              f"5,{MD5},{SHA1[:-1]}Z,d\n"             # 9: non-hex sha1
-              f" 6,{MD5B},,e\n")                      # 10: blanks are fine
+    p = write(
+        tmp_path / "h.txt",
+        HD + f"1,{MD5},{SHA1},ok\n"  # line 4
+        f"2,{MD5}0,{SHA1},a\n"  # 5: md5 too long
+        f"x,{MD5},{SHA1},b\n"  # 6: bad size
+        f"3,{MD5}\n"  # 7: too few fields
+        f"4,,,c\n"  # 8: no digest
+        f"5,{MD5},{SHA1[:-1]}Z,d\n"  # 9: non-hex sha1
+        f" 6,{MD5B},,e\n",
+    )  # 10: blanks are fine
     raises(p, f":5: column md5: expected 32 hex characters (md5), got '{MD5}0'")
     got, rep = read(p, skip_invalid=True)
     assert got == [rec(MD5, SHA1, size=1), rec(MD5B, size=6)]
     assert rep.invalid == 5
-    assert [e[len(str(p)):] for e in rep.examples] == [
+    assert [e[len(str(p)) :] for e in rep.examples] == [
         f":5: column md5: expected 32 hex characters (md5), got '{MD5}0'",
         ":6: column size: expected a non-negative integer, got 'x'",
         f":7: expected 4 fields (size,md5,sha1,filename), got 2: '3,{MD5}'",
@@ -563,25 +702,41 @@ def test_hashdeep_error_lines_in_later_chunks(tmp_path, monkeypatch):
     raises(p, ":37: column sha1: expected 40 hex characters (sha1), got 'bad'")
 
 
-@pytest.mark.parametrize("text, message", [
-    ("%%%% HASHDEEP-1.0\n", ":1: truncated hashdeep header: no '%%%% <columns>' "
-                            "line after '%%%% HASHDEEP-1.0'"),
-    (f"%%%% HASHDEEP-1.0\n## c\n1,{MD5},x\n",
-     f":1: truncated hashdeep header: no '%%%% <columns>' line after "
-     f"'%%%% HASHDEEP-1.0' (line 3 is '1,{MD5},x')"),
-    (f"%%%% size,md5,filename\n1,{MD5},x\n",
-     ":1: expected the hashdeep header '%%%% HASHDEEP-1.0', got "
-     "'%%%% size,md5,filename'"),
-    ("%%%% HASHDEEP-1.0\n%%%% size,tiger,filename\n",
-     ":2: hashdeep column line '%%%% size,tiger,filename' declares no md5, sha1 "
-     "or sha256 column"),
-    ("%%%% HASHDEEP-1.0\n%%%% size,md5,md5\n",
-     ":2: bad hashdeep column line '%%%% size,md5,md5' (empty or repeated column "
-     "names)"),
-    (HD + f"1,{MD5},{SHA1},a\n%%%% size,md5\n",
-     ":5: unexpected hashdeep header line '%%%% size,md5' (expected "
-     "'%%%% HASHDEEP-1.0' to start a new header)"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "%%%% HASHDEEP-1.0\n",
+            ":1: truncated hashdeep header: no '%%%% <columns>' "
+            "line after '%%%% HASHDEEP-1.0'",
+        ),
+        (
+            f"%%%% HASHDEEP-1.0\n## c\n1,{MD5},x\n",
+            f":1: truncated hashdeep header: no '%%%% <columns>' line after "
+            f"'%%%% HASHDEEP-1.0' (line 3 is '1,{MD5},x')",
+        ),
+        (
+            f"%%%% size,md5,filename\n1,{MD5},x\n",
+            ":1: expected the hashdeep header '%%%% HASHDEEP-1.0', got "
+            "'%%%% size,md5,filename'",
+        ),
+        (
+            "%%%% HASHDEEP-1.0\n%%%% size,tiger,filename\n",
+            ":2: hashdeep column line '%%%% size,tiger,filename' declares no md5, sha1 "
+            "or sha256 column",
+        ),
+        (
+            "%%%% HASHDEEP-1.0\n%%%% size,md5,md5\n",
+            ":2: bad hashdeep column line '%%%% size,md5,md5' (empty or repeated "
+            "column names)",
+        ),
+        (
+            HD + f"1,{MD5},{SHA1},a\n%%%% size,md5\n",
+            ":5: unexpected hashdeep header line '%%%% size,md5' (expected "
+            "'%%%% HASHDEEP-1.0' to start a new header)",
+        ),
+    ],
+)
 def test_hashdeep_bad_headers(tmp_path, text, message):
     p = write(tmp_path / "h.txt", text)
     raises(p, message, input_format="hashdeep")
@@ -613,19 +768,25 @@ def test_vics_bad_records(tmp_path):
         {"MediaID": 11, "SHA1": SHA1, "MediaSize": 3},
     ]
     p = _vics_file(tmp_path, media)
-    raises(p, ": value[1] (MediaID 2): MD5: expected 32 hex characters (md5), got "
-              "'xyz'")
+    raises(
+        p, ": value[1] (MediaID 2): MD5: expected 32 hex characters (md5), got 'xyz'"
+    )
     got, rep = read(p, skip_invalid=True)
-    assert got == [rec(MD5), rec(MD5), rec(sha1=SHA1), rec(MD5), rec(MD5),
-                   rec(sha1=SHA1, size=3)]
+    assert got == [
+        rec(MD5),
+        rec(MD5),
+        rec(sha1=SHA1),
+        rec(MD5),
+        rec(MD5),
+        rec(sha1=SHA1, size=3),
+    ]
     assert rep.invalid == 9
-    assert [e[len(str(p)):] for e in rep.examples] == [
+    assert [e[len(str(p)) :] for e in rep.examples] == [
         ": value[1] (MediaID 2): MD5: expected 32 hex characters (md5), got 'xyz'",
         f": value[2] (MediaID 3) MediaFiles[1]: SHA1: expected 40 hex characters "
         f"(sha1), got 32 (an md5 digest?) '{MD5}'",
         ": value[3] (MediaID 4): Category: expected an integer, got str 'high'",
-        ": value[4] (MediaID 5): IsDistributed: expected true or false, got str "
-        "'yes'",
+        ": value[4] (MediaID 5): IsDistributed: expected true or false, got str 'yes'",
         ": value[5]: expected a Media object, got list ['not', 'a', 'Media']",
         ": value[6] (MediaID 7): MediaFiles: expected an array, got dict "
         f"{{'MD5': '{MD5}'}}",
@@ -637,39 +798,73 @@ def test_vics_bad_records(tmp_path):
 
 
 _V = '{"odata.metadata": "x", "value": ['
-_M = '{"MD5": "%s"}' % MD5
+_M = f'{{"MD5": "{MD5}"}}'
 
 
-@pytest.mark.parametrize("text, message", [
-    # malformed JSON (columns are 1-based; the end of the file is one past)
-    (_V + _M + " " + _M + "]}", f": malformed JSON at line 1 column "
-     f"{len(_V + _M) + 2}: expected ',' or ']' after value[0], got "
-     f"'{{\"MD5\": \"0123456789a'"),
-    (_V + _M + ", " + _M[:-1] + ",}]}", f": value[1]: malformed JSON at line 1 "
-     f"column {len(_V + _M + _M) + 3}: Expecting property name enclosed in double "
-     f"quotes"),
-    (_V + _M + ', {"MD5": "0123', f": value[1]: malformed JSON at line 1 column "
-     f"{len(_V + _M) + 11}: Unterminated string starting at"),
-    (_V + _M + "]", f": malformed JSON at line 1 column {len(_V + _M) + 2}: "
-     f"expected ',' or '}}', got the end of the file"),
-    (_V + _M + "\n]}\n[]", ": malformed JSON at line 3 column 1: data after the "
-     "end of the JSON document"),
-    (_V + _M + ", tru]}", f": value[1]: malformed JSON at line 1 column "
-     f"{len(_V + _M) + 3}: expected a value"),
-    # wrong shape
-    ('{"odata.metadata": "x", "value": {"MD5": "x"}}',
-     ": malformed JSON at line 1 column 34: expected the \"value\" array ('[')"),
-    ('{"odata.metadata": "x", "values": []}',
-     ": no \"value\" array of Media in the JSON object (not a VICS export?)"),
-    ('{"odata.metadata": "x", "value": [], "value": []}', ': repeated "value" array'),
-    ('["odata.metadata"]', ": malformed JSON at line 1 column 1: expected a JSON "
-     "object (a VICS export) at the top level, got '[\"odata.metadata\"]'"),
-    ('{"odata.metadata": "x", 12: []}', ": malformed JSON at line 1 column 25: "
-     "expected a property name in double quotes"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        # malformed JSON (columns are 1-based; the end of the file is one past)
+        (
+            _V + _M + " " + _M + "]}",
+            f": malformed JSON at line 1 column "
+            f"{len(_V + _M) + 2}: expected ',' or ']' after value[0], got "
+            f'\'{{"MD5": "0123456789a\'',
+        ),
+        (
+            _V + _M + ", " + _M[:-1] + ",}]}",
+            f": value[1]: malformed JSON at line 1 "
+            f"column {len(_V + _M + _M) + 3}: Expecting property name enclosed in "
+            f"double quotes",
+        ),
+        (
+            _V + _M + ', {"MD5": "0123',
+            f": value[1]: malformed JSON at line 1 column "
+            f"{len(_V + _M) + 11}: Unterminated string starting at",
+        ),
+        (
+            _V + _M + "]",
+            f": malformed JSON at line 1 column {len(_V + _M) + 2}: "
+            f"expected ',' or '}}', got the end of the file",
+        ),
+        (
+            _V + _M + "\n]}\n[]",
+            ": malformed JSON at line 3 column 1: data after the "
+            "end of the JSON document",
+        ),
+        (
+            _V + _M + ", tru]}",
+            f": value[1]: malformed JSON at line 1 column "
+            f"{len(_V + _M) + 3}: expected a value",
+        ),
+        # wrong shape
+        (
+            '{"odata.metadata": "x", "value": {"MD5": "x"}}',
+            ": malformed JSON at line 1 column 34: expected the \"value\" array ('[')",
+        ),
+        (
+            '{"odata.metadata": "x", "values": []}',
+            ': no "value" array of Media in the JSON object (not a VICS export?)',
+        ),
+        (
+            '{"odata.metadata": "x", "value": [], "value": []}',
+            ': repeated "value" array',
+        ),
+        (
+            '["odata.metadata"]',
+            ": malformed JSON at line 1 column 1: expected a JSON "
+            "object (a VICS export) at the top level, got '[\"odata.metadata\"]'",
+        ),
+        (
+            '{"odata.metadata": "x", 12: []}',
+            ": malformed JSON at line 1 column 25: "
+            "expected a property name in double quotes",
+        ),
+    ],
+)
 def test_vics_broken_documents(tmp_path, text, message):
     p = write(tmp_path / "v.json", text)
-    for skip in (False, True):   # the document cannot be read on: fatal
+    for skip in (False, True):  # the document cannot be read on: fatal
         raises(p, message, input_format="vics", skip_invalid=skip)
 
 
@@ -682,18 +877,25 @@ def test_vics_syntax_error_line_and_column(tmp_path):
     text = text[:pos] + text[pos:].replace(",", ";", 1)
     p.write_text(text)
     line = text[:pos].count("\n") + 1
-    with pytest.raises(InputError, match=re.escape(
+    with pytest.raises(
+        InputError,
+        match=re.escape(
             f"{p}: value[10]: malformed JSON at line {line} column 17: Expecting "
-            f"',' delimiter")):
+            f"',' delimiter"
+        ),
+    ):
         list(iter_records(p))
 
 
 def test_vics_earlier_bad_record_before_syntax_error(tmp_path):
-    p = write(tmp_path / "v.json",
-              '{"odata.metadata": "x", "value": [{"MediaID": 1, "MD5": "bad"}, '
-              '{"MD5": 1 2}]}')
-    raises(p, ": value[0] (MediaID 1): MD5: expected 32 hex characters (md5), got "
-              "'bad'")
+    p = write(
+        tmp_path / "v.json",
+        '{"odata.metadata": "x", "value": [{"MediaID": 1, "MD5": "bad"}, '
+        '{"MD5": 1 2}]}',
+    )
+    raises(
+        p, ": value[0] (MediaID 1): MD5: expected 32 hex characters (md5), got 'bad'"
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -702,10 +904,16 @@ def test_vics_earlier_bad_record_before_syntax_error(tmp_path):
 
 def test_sqlite_bad_files(tmp_path):
     p = write(tmp_path / "x.db", "MD5\n")
-    raises(p, ": not an SQLite database (no 'SQLite format 3' header), although "
-              "named like one")
-    raises(p, ": not an SQLite database (no 'SQLite format 3' header)",
-           input_format="sqlite")
+    raises(
+        p,
+        ": not an SQLite database (no 'SQLite format 3' header), although "
+        "named like one",
+    )
+    raises(
+        p,
+        ": not an SQLite database (no 'SQLite format 3' header)",
+        input_format="sqlite",
+    )
     p = write(tmp_path / "y.db", b"SQLite format 3\x00" + b"\x07" * 2000)
     with pytest.raises(InputError, match=re.escape(f"{p}: ")):
         list(iter_records(p))
@@ -716,15 +924,19 @@ def test_sqlite_bad_files(tmp_path):
     con.commit()
     con.close()
     raises(p, ": no FILE table (not an NSRL RDSv3 database?); tables: OS, PKG")
-    raises(p, ": no FILE table (not an NSRL RDSv3 database?); tables: OS, PKG",
-           skip_invalid=True)
+    raises(
+        p,
+        ": no FILE table (not an NSRL RDSv3 database?); tables: OS, PKG",
+        skip_invalid=True,
+    )
     p = tmp_path / "w.db"
     con = sqlite3.connect(p)
     con.execute("CREATE TABLE FILE (crc32 TEXT, file_name TEXT)")
     con.commit()
     con.close()
-    raises(p, ": table FILE has no sha256, sha1 or md5 column (columns: crc32, "
-              "file_name)")
+    raises(
+        p, ": table FILE has no sha256, sha1 or md5 column (columns: crc32, file_name)"
+    )
 
 
 def test_sqlite_bad_rows(tmp_path):
@@ -734,18 +946,21 @@ def test_sqlite_bad_rows(tmp_path):
     con = sqlite3.connect(p)
     con.execute("UPDATE FILE SET md5 = 'XYZ' WHERE rowid = 5")
     con.execute("UPDATE FILE SET file_size = -3 WHERE rowid = 17")
-    con.execute("UPDATE FILE SET sha256 = NULL, sha1 = NULL, md5 = NULL "
-                "WHERE rowid = 20")
+    con.execute(
+        "UPDATE FILE SET sha256 = NULL, sha1 = NULL, md5 = NULL WHERE rowid = 20"
+    )
     con.commit()
     con.close()
-    raises(p, ": FILE rowid 5: column md5: expected 32 hex characters (md5), got "
-              "'XYZ'")
+    raises(p, ": FILE rowid 5: column md5: expected 32 hex characters (md5), got 'XYZ'")
     got, rep = read(p, skip_invalid=True, batch_size=8)
-    want = [r for i, r in enumerate(t.records(ALGOS, category_prefix=None), 1)
-            if i not in (5, 17, 20)]
+    want = [
+        r
+        for i, r in enumerate(t.records(ALGOS, category_prefix=None), 1)
+        if i not in (5, 17, 20)
+    ]
     assert got == want
     assert rep.invalid == 3
-    assert [e[len(str(p)):] for e in rep.examples] == [
+    assert [e[len(str(p)) :] for e in rep.examples] == [
         ": FILE rowid 5: column md5: expected 32 hex characters (md5), got 'XYZ'",
         ": FILE rowid 17: column file_size: expected a non-negative integer, got -3",
         ": FILE rowid 20: no digest (column md5, column sha1, column sha256: all "
@@ -774,8 +989,11 @@ def test_empty_containers(tmp_path):
     write_nsrl(p, make_table(0, 1))
     assert read(p)[0] == []
     p = write(tmp_path / "e.db", b"")
-    raises(p, ": not an SQLite database (no 'SQLite format 3' header), although "
-              "named like one")
+    raises(
+        p,
+        ": not an SQLite database (no 'SQLite format 3' header), although "
+        "named like one",
+    )
 
 
 def test_arguments(tmp_path):
@@ -820,8 +1038,9 @@ def test_digests_any_case_raw_output(tmp_path):
     p = write(tmp_path / "c.csv", f"md5\n{MD5.upper()}\n{MD5}\n{mixed}\n")
     got, _ = read(p)
     assert got == [rec(MD5)] * 3
-    assert np.array_equal(next(iter_records(p)).md5[0],
-                          np.frombuffer(bytes.fromhex(MD5), np.uint8))
+    assert np.array_equal(
+        next(iter_records(p)).md5[0], np.frombuffer(bytes.fromhex(MD5), np.uint8)
+    )
 
 
 def test_vics_json_module_agrees(tmp_path):
@@ -939,8 +1158,10 @@ def test_fast_readers_agree_with_slow(tmp_path, monkeypatch, seed):
     rng = np.random.default_rng(1000 + seed)
     csv_path = write(tmp_path / "m.csv", _messy_csv(rng, 300))
     hd_path = write(tmp_path / "m.hd", _messy_hashdeep(rng, 300))
-    cases = [(csv_path, {"label_columns": {"cat": "Cat"}, "batch_size": bs})
-             for bs in (3, 1000)] + [(hd_path, {"batch_size": bs}) for bs in (3, 1000)]
+    cases = [
+        (csv_path, {"label_columns": {"cat": "Cat"}, "batch_size": bs})
+        for bs in (3, 1000)
+    ] + [(hd_path, {"batch_size": bs}) for bs in (3, 1000)]
     fast = [_outcome(p, **kw) for p, kw in cases]
     monkeypatch.setattr(_csv, "CHUNK_SIZE", int(rng.integers(50, 5000)))
     monkeypatch.setattr(_hashdeep, "CHUNK_SIZE", int(rng.integers(50, 5000)))
@@ -976,16 +1197,23 @@ def test_sqlite_fast_reader_agrees_with_slow(tmp_path, monkeypatch):
 
 def test_csv_labels_that_cannot_be_labels(tmp_path):
     long = "x" * 200
-    p = write(tmp_path / "l.csv",
-              f'md5,tag\n{MD5},ok\n{MD5},"two\nlines"\n{MD5},{long}\n'
-              f'{MD5},\x07\n{MD5B},ok\n')
-    raises(p, ":3: column tag: label 'tag:two\\nlines': expected at most 200 "
-              "printable characters", label_columns={"tag": "tag"})
+    p = write(
+        tmp_path / "l.csv",
+        f'md5,tag\n{MD5},ok\n{MD5},"two\nlines"\n{MD5},{long}\n{MD5},\x07\n{MD5B},ok\n',
+    )
+    raises(
+        p,
+        ":3: column tag: label 'tag:two\\nlines': expected at most 200 "
+        "printable characters",
+        label_columns={"tag": "tag"},
+    )
     got, rep = read(p, label_columns={"tag": "tag"}, skip_invalid=True)
     assert got == [rec(MD5, labels=["tag:ok"]), rec(MD5B, labels=["tag:ok"])]
     assert rep.invalid == 3
-    assert rep.examples[1] == (f"{p}:5: column tag: label 'tag:{'x' * 76}...': "
-                               f"expected at most 200 printable characters")
+    assert rep.examples[1] == (
+        f"{p}:5: column tag: label 'tag:{'x' * 76}...': "
+        f"expected at most 200 printable characters"
+    )
 
 
 def test_vics_utf16(tmp_path):
@@ -998,9 +1226,14 @@ def test_vics_utf16(tmp_path):
 
 
 def test_hashdeep_overlong_line(tmp_path):
-    p = write(tmp_path / "h.txt",
-              HD + f"1,{MD5},{SHA1},a\n" + f"2,{MD5},{SHA1}," + "n" * (1 << 20)
-              + f"\n3,{MD5B},{SHA1},c\n")
+    p = write(
+        tmp_path / "h.txt",
+        HD
+        + f"1,{MD5},{SHA1},a\n"
+        + f"2,{MD5},{SHA1},"
+        + "n" * (1 << 20)
+        + f"\n3,{MD5B},{SHA1},c\n",
+    )
     raises(p, ":5: line longer than 1048576 bytes")
     got, rep = read(p, skip_invalid=True)
     assert got == [rec(MD5, SHA1, size=1), rec(MD5B, SHA1, size=3)]

@@ -18,7 +18,8 @@ ARCHITECTURE = ROOT / "docs" / "ARCHITECTURE.md"
 # `from a.b import c` / `import a.b` / `cimport` in a .pyx or .pxd file.
 _PYX_IMPORT = re.compile(
     r"^\s*(?:from\s+([\w.]+)\s+c?import\s+\(?([\w\s,]+?)\)?|c?import\s+([\w.]+))\s*(?:#.*)?$",
-    re.M)
+    re.M,
+)
 
 
 def read_layers() -> list[tuple[str, list[str]]]:
@@ -44,8 +45,11 @@ def module_name(path: Path) -> str:
 
 
 def all_modules() -> dict[str, Path]:
-    return {module_name(p): p for p in sorted(PACKAGE.rglob("*"))
-            if p.suffix in (".py", ".pyx") and "__pycache__" not in p.parts}
+    return {
+        module_name(p): p
+        for p in sorted(PACKAGE.rglob("*"))
+        if p.suffix in (".py", ".pyx") and "__pycache__" not in p.parts
+    }
 
 
 def _resolve(name: str, modules: dict[str, Path]) -> str | None:
@@ -67,7 +71,9 @@ def imports_of(mod: str, path: Path, modules: dict[str, Path]) -> set[str]:
             if plain:
                 targets.append(plain)
             else:
-                targets += [f"{base}.{n.strip()}" for n in names.split(",") if n.strip()]
+                targets += [
+                    f"{base}.{n.strip()}" for n in names.split(",") if n.strip()
+                ]
                 targets.append(base)
     else:
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -119,14 +125,15 @@ def test_imports_point_down() -> None:
         for dep in sorted(deps):
             theirs = layer_of(dep, layers)
             if theirs < mine:
-                upward.append(f"{mod} ({layers[mine][0]}) imports {dep} "
-                              f"({layers[theirs][0]})")
+                upward.append(
+                    f"{mod} ({layers[mine][0]}) imports {dep} ({layers[theirs][0]})"
+                )
     assert not upward, "imports up the layer order:\n" + "\n".join(upward)
 
 
 def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
     """One import cycle as [a, b, ..., a], or None."""
-    state: dict[str, int] = {}   # 1 on the stack, 2 done
+    state: dict[str, int] = {}  # 1 on the stack, 2 done
     stack: list[str] = []
 
     def visit(node: str) -> list[str] | None:
@@ -134,7 +141,7 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(edges.get(node, ())):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state:
                 found = visit(nxt)
                 if found:
@@ -151,7 +158,7 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-@pytest.mark.xfail(strict=True, reason="cli, importers and match cycles: being removed")
+@pytest.mark.xfail(strict=True, reason="the cli cycle: being removed")
 def test_no_import_cycles() -> None:
     cycle = find_cycle(graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])

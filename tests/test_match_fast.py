@@ -33,18 +33,23 @@ N_KNOWN = 400
 class Data:
     def __init__(self, root: Path) -> None:
         rng = np.random.default_rng(SEED)
-        md5 = [bytes(k).hex() for k in rng.integers(0, 256, (2 * N_KNOWN, 16),
-                                                    dtype=np.uint8)]
-        sha = [bytes(k).hex() for k in rng.integers(0, 256, (2 * N_KNOWN, 32),
-                                                    dtype=np.uint8)]
+        md5 = [
+            bytes(k).hex()
+            for k in rng.integers(0, 256, (2 * N_KNOWN, 16), dtype=np.uint8)
+        ]
+        sha = [
+            bytes(k).hex()
+            for k in rng.integers(0, 256, (2 * N_KNOWN, 32), dtype=np.uint8)
+        ]
         self.known = {16: md5[:N_KNOWN], 32: sha[:N_KNOWN]}
         self.others = {16: md5[N_KNOWN:], 32: sha[N_KNOWN:]}
         self.known_set = set(md5[:N_KNOWN]) | set(sha[:N_KNOWN])
         (root / "md5.txt").write_text("".join(h + "\n" for h in md5[:N_KNOWN]))
         (root / "sha.txt").write_text("".join(h + "\n" for h in sha[:N_KNOWN]))
         self.dataset = root / "known.hlx"
-        hashlookup.build_dataset({"a": str(root / "md5.txt"), "b": str(root / "sha.txt")},
-                                 str(self.dataset))
+        hashlookup.build_dataset(
+            {"a": str(root / "md5.txt"), "b": str(root / "sha.txt")}, str(self.dataset)
+        )
         self.index = root / "known.hli"
         hashlookup.build_index(str(root / "md5.txt"), str(self.index))
 
@@ -55,12 +60,32 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Data:
 
 
 def _line(draw: st.DrawFn, data: Data, width: int, bad: bool) -> str:
-    kind = draw(st.sampled_from(
-        ["hit", "miss", "hit", "miss", "name", "star", "escaped", "blanks", "crlf",
-         "upper", "comment", "blank", "spaces"] + (["bad"] if bad else [])))
-    pool = data.known[width] if kind in ("hit", "name", "star", "escaped",
-                                         "blanks", "crlf", "upper") \
-        and draw(st.booleans()) else data.others[width]
+    kind = draw(
+        st.sampled_from(
+            [
+                "hit",
+                "miss",
+                "hit",
+                "miss",
+                "name",
+                "star",
+                "escaped",
+                "blanks",
+                "crlf",
+                "upper",
+                "comment",
+                "blank",
+                "spaces",
+            ]
+            + (["bad"] if bad else [])
+        )
+    )
+    pool = (
+        data.known[width]
+        if kind in ("hit", "name", "star", "escaped", "blanks", "crlf", "upper")
+        and draw(st.booleans())
+        else data.others[width]
+    )
     h = pool[draw(st.integers(0, len(pool) - 1))]
     if kind == "name":
         return f"{h}  dir/file name {draw(st.integers(0, 99))}"
@@ -81,8 +106,11 @@ def _line(draw: st.DrawFn, data: Data, width: int, bad: bool) -> str:
     if kind == "spaces":
         return "  \r"
     if kind == "bad":
-        return draw(st.sampled_from([h[:-1], h + "0", "x" + h[1:], "not a digest",
-                                     h[:10] + " " + h[10:]]))
+        return draw(
+            st.sampled_from(
+                [h[:-1], h + "0", "x" + h[1:], "not a digest", h[:10] + " " + h[10:]]
+            )
+        )
     return h
 
 
@@ -94,8 +122,9 @@ def inputs(draw: st.DrawFn, data: Data, bad: bool) -> tuple[int, list[str], bool
     return width, lines, draw(st.booleans())
 
 
-def _oracle(known: set[str], lines: list[str], width: int, invert: bool
-            ) -> tuple[bytes, int]:
+def _oracle(
+    known: set[str], lines: list[str], width: int, invert: bool
+) -> tuple[bytes, int]:
     """(selected lines without a CR before the line end, each + '\\n'; hits)."""
     out = []
     hits = 0
@@ -104,8 +133,7 @@ def _oracle(known: set[str], lines: list[str], width: int, invert: bool
         if not token or token.startswith("#"):
             continue
         digest = token.split()[0].lstrip("\\").lower()
-        if len(digest) != 2 * width or any(c not in "0123456789abcdef"
-                                              for c in digest):
+        if len(digest) != 2 * width or any(c not in "0123456789abcdef" for c in digest):
             continue  # a bad line (skipped)
         hit = digest in known
         hits += hit
@@ -114,19 +142,26 @@ def _oracle(known: set[str], lines: list[str], width: int, invert: bool
     return "".join(out).encode(), hits
 
 
-def _run(argv: list[object], capsysbinary: pytest.CaptureFixture[bytes]
-         ) -> tuple[int, bytes, str]:
+def _run(
+    argv: list[object], capsysbinary: pytest.CaptureFixture[bytes]
+) -> tuple[int, bytes, str]:
     code = main([str(a) for a in argv])
     cap = capsysbinary.readouterr()
     return code, cap.out, cap.err.decode()
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(st.data())
-def test_fast_path_matches_set_oracle(data: Data, tmp_path: Path,
-                                      capsysbinary: pytest.CaptureFixture[bytes],
-                                      draw: st.DataObject) -> None:
+def test_fast_path_matches_set_oracle(
+    data: Data,
+    tmp_path: Path,
+    capsysbinary: pytest.CaptureFixture[bytes],
+    draw: st.DataObject,
+) -> None:
     width, lines, final_newline = draw.draw(inputs(data, bad=True))
     invert = draw.draw(st.booleans())
     chunk = draw.draw(st.sampled_from([1, 7, 33, 65, 100, 257, 4096]))
@@ -144,19 +179,26 @@ def test_fast_path_matches_set_oracle(data: Data, tmp_path: Path,
     code, out, err = _run([*base, "-c", *(["-v"] if invert else [])], capsysbinary)
     assert out.decode().strip() == str(selected), err
     # the general path (JSON lines) agrees on which lines were selected
-    code, out, err = _run([*base, "--format", "jsonl", *(["-v"] if invert else [])],
-                          capsysbinary)
+    code, out, err = _run(
+        [*base, "--format", "jsonl", *(["-v"] if invert else [])], capsysbinary
+    )
     texts = [json.loads(x)["text"] + "\n" for x in out.decode().splitlines()]
     assert "".join(texts).encode() == want, err
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(st.data())
 def test_fast_path_errors_equal_general_path(
-        data: Data, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes],
-        draw: st.DataObject) -> None:
-    width, lines, final_newline = draw.draw(inputs(data, bad=True))
+    data: Data,
+    tmp_path: Path,
+    capsysbinary: pytest.CaptureFixture[bytes],
+    draw: st.DataObject,
+) -> None:
+    _width, lines, final_newline = draw.draw(inputs(data, bad=True))
     chunk = draw.draw(st.sampled_from([1, 40, 200, 4096]))
     path = tmp_path / "in.txt"
     path.write_bytes(("\n".join(lines) + ("\n" if final_newline else "")).encode())
@@ -169,9 +211,9 @@ def test_fast_path_errors_equal_general_path(
         assert fast[2].startswith(f"hashlookup: error: {path}:")
 
 
-def test_fast_path_line_numbers_of_errors(data: Data, tmp_path: Path,
-                                          capsysbinary: pytest.CaptureFixture[bytes]
-                                          ) -> None:
+def test_fast_path_line_numbers_of_errors(
+    data: Data, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
     """The first bad line is named by its number, across chunk and block
     boundaries (blocks of 1,024 keys inside a chunk)."""
     good = data.others[16]
@@ -180,14 +222,16 @@ def test_fast_path_line_numbers_of_errors(data: Data, tmp_path: Path,
     path = tmp_path / "bad.txt"
     path.write_text("# header\n" + "\n".join(lines) + "\n")
     for chunk in (1000, 1 << 20):
-        code, out, err = _run(["match", data.dataset, path, "--chunk-size", chunk],
-                              capsysbinary)
+        code, out, err = _run(
+            ["match", data.dataset, path, "--chunk-size", chunk], capsysbinary
+        )
         assert code == 2 and out == b""
         assert err.startswith(f"hashlookup: error: {path}:2502: "), err
 
 
 def test_fast_path_long_input_and_several_files(
-        data: Data, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    data: Data, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
     """Many blocks per chunk, several inputs (file-name prefixes, input order)."""
     rng = np.random.default_rng(SEED + 1)
     files = []
@@ -199,8 +243,9 @@ def test_fast_path_long_input_and_several_files(
         path.write_text("".join(x + "\n" for x in lines))
         files.append(path)
         want += [f"{path}:{x}\n" for x in lines if x in data.known_set]
-    code, out, err = _run(["match", data.dataset, *files, "-j", 3,
-                           "--chunk-size", 20000], capsysbinary)
+    code, out, err = _run(
+        ["match", data.dataset, *files, "-j", 3, "--chunk-size", 20000], capsysbinary
+    )
     assert code == 1 and out.decode() == "".join(want), err
 
 
@@ -213,7 +258,8 @@ def test_match_lines_core_api(data: Data) -> None:
         buf = f"{hit}\n\n#c\n{miss}  name\r\n{hit.upper()}\r".encode()
         out = bytearray(len(buf) + 1)
         st, keys, lines, invalid, found, selected, n, *_ = table._match_lines(
-            buf, 1 << 20, False, False, out)
+            buf, 1 << 20, False, False, out
+        )
         assert (st, keys, lines, invalid, found, selected) == (0, 3, 5, 0, 2, 2)
         assert bytes(out[:n]) == f"{hit}\n{hit.upper()}\n".encode()
         st, *counts = table._match_lines(buf, 1 << 20, False, True, None)
@@ -221,11 +267,13 @@ def test_match_lines_core_api(data: Data) -> None:
         with pytest.raises(ValueError, match="len"):
             table._match_lines(buf, 1 << 20, False, False, bytearray(len(buf)))
         bad = f"{hit}\nxyz\n{hit}\n".encode()
-        st, keys, lines, invalid, found, selected, n, eline, eoff, elen = \
+        st, keys, lines, invalid, found, selected, n, eline, eoff, elen = (
             table._match_lines(bad, 1 << 20, False, False, bytearray(len(bad) + 1))
+        )
         assert st == _core.ELENGTH and (eline, eoff, elen) == (1, 33, 3)
         st, keys, lines, invalid, *_ = table._match_lines(
-            bad, 1 << 20, True, False, bytearray(len(bad) + 1))
+            bad, 1 << 20, True, False, bytearray(len(bad) + 1)
+        )
         assert (st, keys, lines, invalid) == (0, 2, 3, 1)
     finally:
         ds.close()
@@ -244,7 +292,12 @@ def test_text_match_does_not_import_numpy(data: Data, tmp_path: Path) -> None:
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'numpy')\n"
         "print(len(loaded))\n"
     )
-    proc = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True,
-                          text=True, check=False, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [data.known[16][0], "0"], proc.stdout

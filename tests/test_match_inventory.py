@@ -18,9 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import hashlookup
+from hashlookup.cli import main
 from hashlookup.match.inventory import Inventory, match_inventory
 from hashlookup.match.keys import KeyMatcher
-from hashlookup.cli import main
 
 SEED = 0x4D41  # "MA"
 N_KNOWN = 3000
@@ -43,7 +43,8 @@ class Data:
         self.dataset = root / "known.hlx"
         hashlookup.build_dataset(
             {"md5list": str(root / "known.txt"), "shalist": str(root / "known.sha256")},
-            str(self.dataset))
+            str(self.dataset),
+        )
         self.rng = np.random.default_rng(SEED + 1)
 
     def digests(self, n: int, hit: float = 0.1) -> list[str]:
@@ -118,14 +119,27 @@ def test_text_pieces_in_parallel_match_oracle(
         files.append(path)
         expected += [(str(path), *hit) for hit in _oracle_text(data.known_set, lines)]
     # small chunks: every file is cut into many pieces matched concurrently
-    code, out, err = _run(["match", data.dataset, *files, "--format", "jsonl",
-                           "--jobs", jobs, "--chunk-size", 3000], capsys)
+    code, out, err = _run(
+        [
+            "match",
+            data.dataset,
+            *files,
+            "--format",
+            "jsonl",
+            "--jobs",
+            jobs,
+            "--chunk-size",
+            3000,
+        ],
+        capsys,
+    )
     assert code == 1, err
     got = [json.loads(line) for line in out.splitlines()]
     assert [(g["file"], g["line"], g["digest"], g["text"]) for g in got] == expected
     assert all(g["labels"] == ["source:md5list"] for g in got)
-    code, out, _ = _run(["match", data.dataset, *files, "--jobs", jobs,
-                         "--chunk-size", 3000], capsys)
+    code, out, _ = _run(
+        ["match", data.dataset, *files, "--jobs", jobs, "--chunk-size", 3000], capsys
+    )
     assert out.splitlines() == [f"{f}:{text}" for f, _, _, text in expected]
     code, out, _ = _run(["match", data.dataset, *files, "--count", "-j", jobs], capsys)
     assert out.strip() == str(len(expected))
@@ -139,42 +153,72 @@ def test_text_error_line_numbers_across_pieces(
     lines[2700] = "x" * 40
     path = tmp_path / "bad.txt"
     path.write_text("\n".join(lines) + "\n")
-    code, _, err = _run(["match", data.dataset, path, "-j", 3, "--chunk-size", 2000],
-                        capsys)
+    code, _, err = _run(
+        ["match", data.dataset, path, "-j", 3, "--chunk-size", 2000], capsys
+    )
     assert code == 2
     _error_line(err, f"{path}:2501:", "'not-a-digest'")
-    code, out, err = _run(["match", data.dataset, path, "-j", 3, "--chunk-size", 2000,
-                           "--skip-invalid", "--format", "jsonl"], capsys)
+    code, out, err = _run(
+        [
+            "match",
+            data.dataset,
+            path,
+            "-j",
+            3,
+            "--chunk-size",
+            2000,
+            "--skip-invalid",
+            "--format",
+            "jsonl",
+        ],
+        capsys,
+    )
     assert code == 1, err
     numbers = [json.loads(line)["line"] for line in out.splitlines()]
     assert numbers == [i + 1 for i, h in enumerate(lines) if h in data.known_set]
 
 
-def test_text_over_long_line(data: Data, tmp_path: Path,
-                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_text_over_long_line(
+    data: Data, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from hashlookup.importers.digests import MAX_LINE
 
     lines = data.digests(50, hit=0.5)
     path = tmp_path / "long.txt"
     path.write_text("\n".join(lines[:20] + ["a" * (MAX_LINE + 10)] + lines[20:]) + "\n")
-    code, _, err = _run(["match", data.dataset, path, "--chunk-size", 4096, "-j", 2],
-                        capsys)
+    code, _, err = _run(
+        ["match", data.dataset, path, "--chunk-size", 4096, "-j", 2], capsys
+    )
     assert code == 2
     _error_line(err, f"{path}:21:", "longer than")
-    code, out, err = _run(["match", data.dataset, path, "--chunk-size", 4096,
-                           "--skip-invalid", "--format", "jsonl"], capsys)
+    code, out, err = _run(
+        [
+            "match",
+            data.dataset,
+            path,
+            "--chunk-size",
+            4096,
+            "--skip-invalid",
+            "--format",
+            "jsonl",
+        ],
+        capsys,
+    )
     numbers = [json.loads(line)["line"] for line in out.splitlines()]
     expect = [i + 1 + (i >= 20) for i, h in enumerate(lines) if h in data.known_set]
     assert numbers == expect
 
 
-def test_text_annotate(data: Data, tmp_path: Path,
-                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_text_annotate(
+    data: Data, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     lines = ["# header", *data.digests(300), "", "ABC" * 0]
     path = tmp_path / "a.txt"
     path.write_text("\n".join(lines) + "\n")
-    code, out, err = _run(["match", data.dataset, path, "--annotate",
-                           "--chunk-size", 1000, "-j", 2], capsys)
+    code, out, err = _run(
+        ["match", data.dataset, path, "--annotate", "--chunk-size", 1000, "-j", 2],
+        capsys,
+    )
     assert code == 1, err
     expect = []
     for line in lines:
@@ -184,8 +228,9 @@ def test_text_annotate(data: Data, tmp_path: Path,
     assert out.split("\n")[:-1] == expect
 
 
-def test_algorithm_per_file(data: Data, tmp_path: Path,
-                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_algorithm_per_file(
+    data: Data, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     md5 = tmp_path / "m.txt"
     md5.write_text(data.known[0] + "\n" + data.others[0] + "\n")
     sha = tmp_path / "s.txt"
@@ -196,7 +241,8 @@ def test_algorithm_per_file(data: Data, tmp_path: Path,
     assert rows[0] == ["file", "line", "digest", "text", "record", "labels"]
     assert [(r[0], r[2], r[5]) for r in rows[1:]] == [
         (str(md5), data.known[0], "source:md5list"),
-        (str(sha), data.sha256[7], "source:shalist")]
+        (str(sha), data.sha256[7], "source:shalist"),
+    ]
 
 
 # ---------------------------------------------------------------- CSV / TSV
@@ -205,8 +251,14 @@ def test_algorithm_per_file(data: Data, tmp_path: Path,
 def _tricky_rows(data: Data, n: int) -> list[list[str]]:
     rows = []
     for i, h in enumerate(data.digests(n, hit=0.2)):
-        name = [f"plain{i}", f"with, comma {i}", f'say "hi" {i}', f"two\nlines {i}",
-                f"tab\there {i}", ""][i % 6]
+        name = [
+            f"plain{i}",
+            f"with, comma {i}",
+            f'say "hi" {i}',
+            f"two\nlines {i}",
+            f"tab\there {i}",
+            "",
+        ][i % 6]
         cell = [h, h.upper(), f"  {h} ", h][i % 4]
         if i % 37 == 5:
             cell = ""
@@ -214,17 +266,22 @@ def _tricky_rows(data: Data, n: int) -> list[list[str]]:
     return rows
 
 
-def _write_csv(path: Path, rows: list[list[str]], delimiter: str = ",",
-               header: tuple[str, ...] = ("name", "md5", "size"),
-               crlf: bool = False) -> None:
+def _write_csv(
+    path: Path,
+    rows: list[list[str]],
+    delimiter: str = ",",
+    header: tuple[str, ...] = ("name", "md5", "size"),
+    crlf: bool = False,
+) -> None:
     with open(path, "w", newline="") as f:
         w = csv.writer(f, delimiter=delimiter, lineterminator="\r\n" if crlf else "\n")
         w.writerow(header)
         w.writerows(rows)
 
 
-def _oracle_rows(data: Data, rows: list[list[str]], col: int = 1
-                 ) -> list[tuple[int, str]]:
+def _oracle_rows(
+    data: Data, rows: list[list[str]], col: int = 1
+) -> list[tuple[int, str]]:
     out = []
     for i, row in enumerate(rows, 1):
         cell = row[col].strip().lower()
@@ -234,12 +291,19 @@ def _oracle_rows(data: Data, rows: list[list[str]], col: int = 1
 
 
 @pytest.mark.parametrize("engine", ["pyarrow", "python"])
-@pytest.mark.parametrize("suffix,delimiter,crlf", [(".csv", ",", False),
-                                                   (".tsv", "\t", True)])
+@pytest.mark.parametrize(
+    "suffix,delimiter,crlf", [(".csv", ",", False), (".tsv", "\t", True)]
+)
 @pytest.mark.parametrize("plain", [False, True])
-def test_csv_engines_match_oracle(data: Data, tmp_path: Path, engine: str,
-                                  suffix: str, delimiter: str, crlf: bool,
-                                  plain: bool) -> None:
+def test_csv_engines_match_oracle(
+    data: Data,
+    tmp_path: Path,
+    engine: str,
+    suffix: str,
+    delimiter: str,
+    crlf: bool,
+    plain: bool,
+) -> None:
     """Quoting edge cases (csv module path without pyarrow), and files without
     a single quote and with empty lines (the plain split path)."""
     rows = _tricky_rows(data, 3000)
@@ -248,15 +312,17 @@ def test_csv_engines_match_oracle(data: Data, tmp_path: Path, engine: str,
         rows = [[f"name{i}", cell, size] for i, (_, cell, size) in enumerate(rows)]
     _write_csv(path, rows, delimiter, crlf=crlf)
     if plain:  # empty lines are not rows (pyarrow skips them too)
-        text = path.read_bytes().replace(b"\nname7" + delimiter.encode(),
-                                         b"\n\nname7" + delimiter.encode())
+        text = path.read_bytes().replace(
+            b"\nname7" + delimiter.encode(), b"\n\nname7" + delimiter.encode()
+        )
         path.write_bytes(text + b"\n")
         assert b'"' not in text
     inv = Inventory(str(path), column="md5")
     ds = hashlookup.open_dataset(str(data.dataset))
     try:
-        pieces = list(match_inventory(lambda _i: KeyMatcher(ds), [inv], jobs=2,
-                                      engine=engine))
+        pieces = list(
+            match_inventory(lambda _i: KeyMatcher(ds), [inv], jobs=2, engine=engine)
+        )
     finally:
         ds.close()
     got = []
@@ -269,14 +335,16 @@ def test_csv_engines_match_oracle(data: Data, tmp_path: Path, engine: str,
     assert sum(p.units for p in pieces) == len(rows)
 
 
-def test_csv_cli_outputs(data: Data, tmp_path: Path,
-                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_csv_cli_outputs(
+    data: Data, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     rows = _tricky_rows(data, 600)
     path = tmp_path / "inv.csv"
     _write_csv(path, rows)
     hits = _oracle_rows(data, rows)
-    code, out, err = _run(["match", data.dataset, path, "--column", "md5",
-                           "--format", "jsonl"], capsys)
+    code, out, err = _run(
+        ["match", data.dataset, path, "--column", "md5", "--format", "jsonl"], capsys
+    )
     assert code == 1, err
     got = [json.loads(line) for line in out.splitlines()]
     assert [(g["row"], g["digest"]) for g in got] == hits
@@ -286,8 +354,9 @@ def test_csv_cli_outputs(data: Data, tmp_path: Path,
     # several files: every row (quoted newlines included) gets a FILE: prefix
     second = tmp_path / "inv2.csv"
     _write_csv(second, rows[:50])
-    code, out, _ = _run(["match", data.dataset, path, second, "--column", "md5"],
-                        capsys)
+    code, out, _ = _run(
+        ["match", data.dataset, path, second, "--column", "md5"], capsys
+    )
     expect = io.StringIO()
     writer = csv.writer(expect, lineterminator="\n")
     for name, count in ((path, len(rows)), (second, 50)):
@@ -297,8 +366,9 @@ def test_csv_cli_outputs(data: Data, tmp_path: Path,
                 writer.writerow(rows[i - 1])
     assert out == expect.getvalue()
     # annotate: every row plus a match column
-    code, out, _ = _run(["match", data.dataset, path, "--column", "md5", "--annotate"],
-                        capsys)
+    code, out, _ = _run(
+        ["match", data.dataset, path, "--column", "md5", "--annotate"], capsys
+    )
     table = list(csv.reader(io.StringIO(out)))
     assert table[0] == ["name", "md5", "size", "match"]
     hit_rows = {i for i, _ in hits}
@@ -308,13 +378,25 @@ def test_csv_cli_outputs(data: Data, tmp_path: Path,
     # an explicit delimiter and input format on a file without extension
     other = tmp_path / "inv.data"
     _write_csv(other, rows, ";")
-    code, out, _ = _run(["match", data.dataset, other, "--column", "md5",
-                         "--delimiter", ";", "--count"], capsys)
+    code, out, _ = _run(
+        [
+            "match",
+            data.dataset,
+            other,
+            "--column",
+            "md5",
+            "--delimiter",
+            ";",
+            "--count",
+        ],
+        capsys,
+    )
     assert out.strip() == str(len(hits))
 
 
-def test_csv_column_errors(data: Data, tmp_path: Path,
-                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_csv_column_errors(
+    data: Data, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "inv.csv"
     _write_csv(path, [["a", data.known[0], "1"]])
     code, _, err = _run(["match", data.dataset, path, "--column", "sha"], capsys)
@@ -331,30 +413,50 @@ def test_csv_column_errors(data: Data, tmp_path: Path,
 
 
 @pytest.mark.parametrize("engine", ["auto", "python"])
-def test_csv_bad_digest(data: Data, tmp_path: Path, engine: str,
-                        capsys: pytest.CaptureFixture[str],
-                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_csv_bad_digest(
+    data: Data,
+    tmp_path: Path,
+    engine: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     if engine == "python":
         import hashlookup.match.tables as tables
 
         monkeypatch.setattr(tables, "_have_pyarrow", lambda: False)
-    rows = [["a", data.known[1], "1"], ["b\nc", data.others[2], "2"],
-            ["d", data.known[3][:-1] + "g", "3"], ["e", data.known[4], "4"]]
+    rows = [
+        ["a", data.known[1], "1"],
+        ["b\nc", data.others[2], "2"],
+        ["d", data.known[3][:-1] + "g", "3"],
+        ["e", data.known[4], "4"],
+    ]
     path = tmp_path / "bad.csv"
     _write_csv(path, rows)
     code, _, err = _run(["match", data.dataset, path, "--column", "md5"], capsys)
     assert code == 2
     # row 3 starts on line 5: the quoted newline of row 2 takes a line
     _error_line(err, f"{path}:5: row 3: column 'md5'", "non-hex")
-    code, out, err = _run(["match", data.dataset, path, "--column", "md5",
-                           "--skip-invalid", "--format", "jsonl"], capsys)
+    code, out, err = _run(
+        [
+            "match",
+            data.dataset,
+            path,
+            "--column",
+            "md5",
+            "--skip-invalid",
+            "--format",
+            "jsonl",
+        ],
+        capsys,
+    )
     assert code == 1, err
     assert [json.loads(line)["row"] for line in out.splitlines()] == [1, 4]
     inv = Inventory(str(path), column="md5")
     ds = hashlookup.open_dataset(str(data.dataset))
     try:
-        pieces = list(match_inventory(lambda _i: KeyMatcher(ds), [inv],
-                                      skip_invalid=True))
+        pieces = list(
+            match_inventory(lambda _i: KeyMatcher(ds), [inv], skip_invalid=True)
+        )
     finally:
         ds.close()
     assert sum(p.invalid for p in pieces) == 1
@@ -363,27 +465,38 @@ def test_csv_bad_digest(data: Data, tmp_path: Path, engine: str,
 # ---------------------------------------------------------------- Parquet
 
 
-def test_parquet_nulls_and_binary(data: Data, tmp_path: Path,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_parquet_nulls_and_binary(
+    data: Data, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     digests = data.digests(2000, hit=0.2)
-    cells: list[str | None] = [None if i % 11 == 0 else h
-                               for i, h in enumerate(digests)]
+    cells: list[str | None] = [
+        None if i % 11 == 0 else h for i, h in enumerate(digests)
+    ]
     path = tmp_path / "inv.parquet"
-    pq.write_table(pa.table({"id": list(range(len(cells))), "md5": cells,
-                             "raw": [None if c is None else bytes.fromhex(c)
-                                     for c in cells]}),
-                   path, row_group_size=700)
-    hits = [(i + 1, c) for i, c in enumerate(cells)
-            if c is not None and c in data.known_set]
+    pq.write_table(
+        pa.table(
+            {
+                "id": list(range(len(cells))),
+                "md5": cells,
+                "raw": [None if c is None else bytes.fromhex(c) for c in cells],
+            }
+        ),
+        path,
+        row_group_size=700,
+    )
+    hits = [
+        (i + 1, c) for i, c in enumerate(cells) if c is not None and c in data.known_set
+    ]
     for column in ("md5", "raw"):
-        code, out, err = _run(["match", data.dataset, path, "--column", column,
-                               "--format", "jsonl"], capsys)
+        code, out, err = _run(
+            ["match", data.dataset, path, "--column", column, "--format", "jsonl"],
+            capsys,
+        )
         assert code == 1, err
         got = [json.loads(line) for line in out.splitlines()]
         assert [(g["row"], g["digest"]) for g in got] == hits
     code, out, _ = _run(["match", data.dataset, path, "--column", "md5"], capsys)
-    assert [r[0] for r in csv.reader(io.StringIO(out))] == [str(i - 1)
-                                                              for i, _ in hits]
+    assert [r[0] for r in csv.reader(io.StringIO(out))] == [str(i - 1) for i, _ in hits]
     code, _, err = _run(["match", data.dataset, path, "--column", "sha1"], capsys)
     assert code == 2
     _error_line(err, str(path), "no column 'sha1'", "'md5'")
@@ -414,35 +527,49 @@ def test_record_labels_vectorised(tmp_path: Path) -> None:
 
 
 def test_parquet_annotate_invert_and_missing_table(
-        data: Data, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data: Data, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     digests = data.digests(1500, hit=0.3)
     cells = [None if i % 9 == 4 else h for i, h in enumerate(digests)]
     path = tmp_path / "inv.parquet"
-    pq.write_table(pa.table({"n": list(range(len(cells))), "md5": cells}), path,
-                   row_group_size=400)
-    code, out, err = _run(["match", data.dataset, path, "--column", "md5",
-                           "--annotate", "-j", 3], capsys)
+    pq.write_table(
+        pa.table({"n": list(range(len(cells))), "md5": cells}), path, row_group_size=400
+    )
+    code, out, err = _run(
+        ["match", data.dataset, path, "--column", "md5", "--annotate", "-j", 3], capsys
+    )
     assert code == 1, err
     table = list(csv.reader(io.StringIO(out)))
     assert table[0] == ["n", "md5", "match"]
-    want = [[str(i), c or "", "" if c is None else
-             ("true" if c in data.known_set else "false")] for i, c in enumerate(cells)]
+    want = [
+        [
+            str(i),
+            c or "",
+            "" if c is None else ("true" if c in data.known_set else "false"),
+        ]
+        for i, c in enumerate(cells)
+    ]
     assert table[1:] == want
     misses = sum(1 for c in cells if c is not None and c not in data.known_set)
-    code, out, _ = _run(["match", data.dataset, path, "--column", "md5", "--invert",
-                         "--count"], capsys)
+    code, out, _ = _run(
+        ["match", data.dataset, path, "--column", "md5", "--invert", "--count"], capsys
+    )
     assert code == 1 and out.strip() == str(misses)
     sha1 = tmp_path / "sha1.csv"
-    _write_csv(sha1, [["a", "", "1"], ["b", "ab" * 20, "2"]],
-               header=("name", "sha1", "size"))
+    _write_csv(
+        sha1, [["a", "", "1"], ["b", "ab" * 20, "2"]], header=("name", "sha1", "size")
+    )
     code, _, err = _run(["match", data.dataset, sha1, "--column", "sha1"], capsys)
     assert code == 2
     _error_line(err, f"{sha1}: row 2", "sha1 digests", "no sha1 table")
 
 
-def test_plain_csv_path_errors(data: Data, tmp_path: Path,
-                               monkeypatch: pytest.MonkeyPatch,
-                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_plain_csv_path_errors(
+    data: Data,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """Without pyarrow, a quote-free CSV takes the numpy/C path; its errors
     name the same line and row as the other readers."""
     import hashlookup.match.tables as tables
@@ -450,19 +577,46 @@ def test_plain_csv_path_errors(data: Data, tmp_path: Path,
     monkeypatch.setattr(tables, "_have_pyarrow", lambda: False)
     path = tmp_path / "plain.csv"
     good = [data.known[5], data.others[6], data.known[7]]
-    path.write_text("name;md5\n" + "a;" + good[0] + "\n\n" + "b;" + good[1] + "\n"
-                    + "c;" + good[2][:-2] + "xx\n" + "d;" + good[2] + "\n")
-    code, _, err = _run(["match", data.dataset, path, "--column", "md5",
-                         "--delimiter", ";"], capsys)
+    path.write_text(
+        "name;md5\n"
+        + "a;"
+        + good[0]
+        + "\n\n"
+        + "b;"
+        + good[1]
+        + "\n"
+        + "c;"
+        + good[2][:-2]
+        + "xx\n"
+        + "d;"
+        + good[2]
+        + "\n"
+    )
+    code, _, err = _run(
+        ["match", data.dataset, path, "--column", "md5", "--delimiter", ";"], capsys
+    )
     assert code == 2
     _error_line(err, f"{path}:5: row 3: column 'md5'", "non-hex")
-    code, out, _ = _run(["match", data.dataset, path, "--column", "md5",
-                         "--delimiter", ";", "--skip-invalid", "--format", "jsonl"],
-                        capsys)
+    code, out, _ = _run(
+        [
+            "match",
+            data.dataset,
+            path,
+            "--column",
+            "md5",
+            "--delimiter",
+            ";",
+            "--skip-invalid",
+            "--format",
+            "jsonl",
+        ],
+        capsys,
+    )
     assert [json.loads(x)["row"] for x in out.splitlines()] == [1, 4]
     path.write_text("name;md5\na;" + good[0] + "\nb;c;" + good[1] + "\n")
-    code, _, err = _run(["match", data.dataset, path, "--column", "md5",
-                         "--delimiter", ";"], capsys)
+    code, _, err = _run(
+        ["match", data.dataset, path, "--column", "md5", "--delimiter", ";"], capsys
+    )
     assert code == 2
     _error_line(err, f"{path}:3: expected 2 fields, got 3")
 
@@ -483,9 +637,13 @@ def test_decode_hex_at() -> None:
 
 
 @pytest.mark.parametrize("engine", ["auto", "python"])
-def test_csv_byte_order_mark(data: Data, tmp_path: Path, engine: str,
-                             capsys: pytest.CaptureFixture[str],
-                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_csv_byte_order_mark(
+    data: Data,
+    tmp_path: Path,
+    engine: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A UTF-8 BOM (spreadsheets' "CSV UTF-8") is not part of the first name."""
     if engine == "python":
         import hashlookup.match.tables as tables
@@ -493,10 +651,12 @@ def test_csv_byte_order_mark(data: Data, tmp_path: Path, engine: str,
         monkeypatch.setattr(tables, "_have_pyarrow", lambda: False)
     bom = tmp_path / "bom.csv"
     bom.write_bytes(b"\xef\xbb\xbfmd5,n\r\n" + data.known[3].encode() + b",1\r\n")
-    code, out, err = _run(["match", data.dataset, bom, "--column", "md5",
-                           "--format", "jsonl"], capsys)
+    code, out, err = _run(
+        ["match", data.dataset, bom, "--column", "md5", "--format", "jsonl"], capsys
+    )
     assert code == 1, err
     assert json.loads(out)["row"] == 1
-    code, out, err = _run(["match", data.dataset, bom, "--column", "md5",
-                           "--annotate"], capsys)
+    code, out, err = _run(
+        ["match", data.dataset, bom, "--column", "md5", "--annotate"], capsys
+    )
     assert out.splitlines()[0] == "md5,n,match"

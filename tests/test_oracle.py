@@ -8,6 +8,7 @@ bytes/bytearray/memoryview/hex (both cases); ``find`` rows; ``contains_many`` an
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 import threading
 
@@ -19,13 +20,13 @@ from hypothesis import strategies as st
 import hashlookup
 from utils import (
     ALGO_WIDTH,
-    run_in_subprocess,
     CONFIG_IDS,
     CONFIGS,
     Oracle,
     build,
     near_misses,
     random_keys,
+    run_in_subprocess,
     to_array,
     to_list,
     unique_random_keys,
@@ -579,7 +580,7 @@ def test_concurrent_lookups_from_threads(tmp_path):
                         assert np.array_equal(idx.find_many(queries), exp_f)
                     sample = q_list[k::50]
                     assert [q in idx for q in sample] == list(exp_c[k::50])
-            except BaseException as e:  # noqa: BLE001 - reported below
+            except BaseException as e:
                 errors.append(e)
 
         threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
@@ -629,11 +630,11 @@ def test_info_sections_are_sane(tmp_path):
     for s in sections:
         assert {"kind", "offset", "length"} <= set(s)
         assert isinstance(s["kind"], str) and s["kind"]
-        assert 0 <= s["offset"] and 0 <= s["length"]
+        assert s["offset"] >= 0 and s["length"] >= 0
         assert s["offset"] + s["length"] <= size, s
         spans.append((s["offset"], s["offset"] + s["length"]))
     spans.sort()
-    for (_a0, a1), (b0, _b1) in zip(spans, spans[1:]):
+    for (_a0, a1), (b0, _b1) in itertools.pairwise(spans):
         assert a1 <= b0, f"sections overlap: {spans}"
     kinds = " ".join(s["kind"].lower() for s in sections)
     assert "key" in kinds

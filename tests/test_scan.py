@@ -17,9 +17,20 @@ from hashlookup import build_dataset, open_dataset
 from hashlookup.scan import ScanReport, scan
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
-SOURCES = ["json/__init__.py", "json/decoder.py", "json/encoder.py",
-           "json/scanner.py", "json/tool.py", "os.py", "fnmatch.py",
-           "string.py", "textwrap.py", "this.py", "shutil.py", "typing.py"]
+SOURCES = [
+    "json/__init__.py",
+    "json/decoder.py",
+    "json/encoder.py",
+    "json/scanner.py",
+    "json/tool.py",
+    "os.py",
+    "fnmatch.py",
+    "string.py",
+    "textwrap.py",
+    "this.py",
+    "shutil.py",
+    "typing.py",
+]
 
 
 def _md5(p: Path) -> str:
@@ -75,9 +86,14 @@ def test_hits_match_oracle(tmp_path, tree):
     ds_path = _md5_dataset(tmp_path, files[::2])
     seen, errors = [], []
     with open_dataset(ds_path) as ds:
-        r = scan(ds, [tree], jobs=2, on_hit=seen.append,
-                 on_error=lambda p, why: errors.append((p, why)))
-        assert ds.algorithms == ("md5",)   # left open
+        r = scan(
+            ds,
+            [tree],
+            jobs=2,
+            on_hit=seen.append,
+            on_error=lambda p, why: errors.append((p, why)),
+        )
+        assert ds.algorithms == ("md5",)  # left open
     assert errors == [] and r.errors == 0
     expect = _oracle(files, _listed(ds_path))
     assert len(expect) >= 6
@@ -105,15 +121,18 @@ def test_all_digests_and_one_hit_per_record(tmp_path, tree):
     lines = ["%%%% HASHDEEP-1.0", "%%%% size,md5,sha1,sha256,filename", "##"]
     for p in files[:5]:
         b = p.read_bytes()
-        lines.append(f"{len(b)},{hashlib.md5(b).hexdigest()},"
-                     f"{hashlib.sha1(b).hexdigest()},{hashlib.sha256(b).hexdigest()},"
-                     f"./{p.name}")
+        lines.append(
+            f"{len(b)},{hashlib.md5(b).hexdigest()},"
+            f"{hashlib.sha1(b).hexdigest()},{hashlib.sha256(b).hexdigest()},"
+            f"./{p.name}"
+        )
     src = tmp_path / "list.hashdeep"
     src.write_text("\n".join(lines) + "\n")
     build_dataset({"hd": str(src)}, str(tmp_path / "hd.hlx"))
     r = scan(tmp_path / "hd.hlx", [tree])
     want = {str(p) for p in files[:5]} | {
-        str(p) for p in files if _md5(p) in {_md5(q) for q in files[:5]}}
+        str(p) for p in files if _md5(p) in {_md5(q) for q in files[:5]}
+    }
     assert sorted(h.path for h in r.hits) == sorted(want)
     assert {h.algorithm for h in r.hits} == {"md5"}
     assert r.algorithms == ("md5", "sha1", "sha256")
@@ -128,7 +147,7 @@ def test_symlinks(tmp_path, tree):
     (tree / "link-dir").symlink_to(outside)
     (tree / "link-file").symlink_to(tree / "os-copy.py")
     (tree / "dangling").symlink_to(tmp_path / "nowhere")
-    (tree / "d0" / "loop").symlink_to(tree)           # a cycle when followed
+    (tree / "d0" / "loop").symlink_to(tree)  # a cycle when followed
 
     r = scan(ds_path, [tree])
     assert r.special == 4 and r.errors == 0
@@ -136,8 +155,12 @@ def test_symlinks(tmp_path, tree):
     assert not any("link" in os.path.relpath(h.path, tree) for h in r.hits)
 
     errors = []
-    r = scan(ds_path, [tree], follow_symlinks=True,
-             on_error=lambda p, why: errors.append((p, why)))
+    r = scan(
+        ds_path,
+        [tree],
+        follow_symlinks=True,
+        on_error=lambda p, why: errors.append((p, why)),
+    )
     assert errors == [(str(tree / "dangling"), "dangling symbolic link")]
     paths = {h.path for h in r.hits}
     assert str(tree / "link-dir" / "linked-this.py") in paths
@@ -159,13 +182,17 @@ def test_exclude(tmp_path, tree):
     files = _files(tree)
     ds_path = _md5_dataset(tmp_path, files)
     r = scan(ds_path, [tree], exclude=["json_*.py", str(tree / "d1")])
-    kept = [p for p in files if not p.name.startswith("json_")
-            and tree / "d1" not in p.parents]
+    kept = [
+        p
+        for p in files
+        if not p.name.startswith("json_") and tree / "d1" not in p.parents
+    ]
     assert _hits(r) == _oracle(kept, _listed(ds_path))
     assert r.files_read == len(kept)
-    n_json_outside_d1 = sum(1 for p in files if p.name.startswith("json_")
-                            and tree / "d1" not in p.parents)
-    assert r.skipped_excluded == n_json_outside_d1 + 1   # + the d1 directory
+    n_json_outside_d1 = sum(
+        1 for p in files if p.name.startswith("json_") and tree / "d1" not in p.parents
+    )
+    assert r.skipped_excluded == n_json_outside_d1 + 1  # + the d1 directory
     assert scan(ds_path, [tree], exclude="tree").skipped_excluded == 1
 
 
@@ -187,11 +214,15 @@ def _hashdeep_dataset(tmp_path: Path, listed: list[Path], sizes: bool = True) ->
     cols = "size,md5,filename" if sizes else "md5,filename"
     lines = ["%%%% HASHDEEP-1.0", f"%%%% {cols}", "## synthetic", "##"]
     for p in listed:
-        lines.append((f"{p.stat().st_size}," if sizes else "") + f"{_md5(p)},./{p.name}")
+        lines.append(
+            (f"{p.stat().st_size}," if sizes else "") + f"{_md5(p)},./{p.name}"
+        )
     for i, h in enumerate(_random_hex(300, 16, seed=3)):
         # Synthetic sizes far from every real file's size.
-        lines.append((f"{int(rng.integers(10**9, 10**10))}," if sizes else "")
-                     + f"{h},./synthetic{i}")
+        lines.append(
+            (f"{int(rng.integers(10**9, 10**10))}," if sizes else "")
+            + f"{h},./synthetic{i}"
+        )
     src = tmp_path / "sizes.hashdeep"
     src.write_text("\n".join(lines) + "\n")
     out = tmp_path / ("sized.hlx" if sizes else "unsized.hlx")
@@ -235,15 +266,16 @@ def test_missing_path_and_fifo(tmp_path, tree):
     os.mkfifo(fifo)
     errors = []
     gone = tmp_path / "vanished.bin"
-    r = scan(ds_path, [gone, tree, files[0]],
-             on_error=lambda p, why: errors.append((p, why)))
+    r = scan(
+        ds_path, [gone, tree, files[0]], on_error=lambda p, why: errors.append((p, why))
+    )
     assert errors == [(str(gone), "vanished or does not exist")]
     assert r.errors == 1 and r.special == 1
     assert r.files_read == len(files) + 1
 
 
-@pytest.mark.parametrize("native", [True, False])   # hashing in C / in Python
-@pytest.mark.parametrize("min_size", [None, 0])   # walk without / with stat
+@pytest.mark.parametrize("native", [True, False])  # hashing in C / in Python
+@pytest.mark.parametrize("min_size", [None, 0])  # walk without / with stat
 def test_vanishing_file_while_queued(tmp_path, tree, monkeypatch, min_size, native):
     """A file removed between the walk and the read is an error, not a crash."""
     from hashlookup.scan import reader as scan_mod
@@ -262,8 +294,12 @@ def test_vanishing_file_while_queued(tmp_path, tree, monkeypatch, min_size, nati
     if not native:
         monkeypatch.setattr(scan_mod, "_native", None)
     errors = []
-    r = scan(ds_path, [tree], min_size=min_size,
-             on_error=lambda p, why: errors.append((p, why)))
+    r = scan(
+        ds_path,
+        [tree],
+        min_size=min_size,
+        on_error=lambda p, why: errors.append((p, why)),
+    )
     assert errors == [(str(victim), "vanished or does not exist")]
     assert r.files_read == len(files) - 1
 
@@ -279,8 +315,12 @@ def test_permission_denied(tmp_path, tree):
             pytest.skip("running as root: chmod 000 does not block reading")
         errors = []
         r = scan(ds_path, [tree], on_error=lambda p, why: errors.append((p, why)))
-        assert sorted(errors) == sorted([(str(locked_file), "permission denied"),
-                                         (str(locked_dir), "permission denied")])
+        assert sorted(errors) == sorted(
+            [
+                (str(locked_file), "permission denied"),
+                (str(locked_dir), "permission denied"),
+            ]
+        )
         assert r.errors == 2
     finally:
         locked_file.chmod(0o644)
@@ -289,8 +329,11 @@ def test_permission_denied(tmp_path, tree):
 
 @pytest.mark.parametrize("chunk_size", [1, 4096, 1 << 20])
 def test_large_file_streamed(tmp_path, chunk_size):
-    data = np.random.default_rng(5).integers(0, 256, 3 * 65536 + 123,
-                                             dtype=np.uint8).tobytes()
+    data = (
+        np.random.default_rng(5)
+        .integers(0, 256, 3 * 65536 + 123, dtype=np.uint8)
+        .tobytes()
+    )
     big = tmp_path / "files" / "big.bin"
     big.parent.mkdir()
     big.write_bytes(data)
@@ -304,7 +347,8 @@ def test_large_file_streamed(tmp_path, chunk_size):
     # md5 and sha256 name two records (nothing connects them): two hits.
     assert sorted((h.algorithm, h.digest) for h in r.hits) == [
         ("md5", hashlib.md5(data).hexdigest()),
-        ("sha256", hashlib.sha256(data).hexdigest())]
+        ("sha256", hashlib.sha256(data).hexdigest()),
+    ]
 
 
 def test_suppressed_label_is_a_miss(tmp_path, tree):
@@ -342,19 +386,25 @@ def test_permission_denied_simulated(tmp_path, tree, monkeypatch, min_size):
             raise PermissionError(13, "Permission denied", path)
         return real_scandir(path)
 
-    monkeypatch.setattr(scan_mod, "_native", None)   # opens in C otherwise
+    monkeypatch.setattr(scan_mod, "_native", None)  # opens in C otherwise
     monkeypatch.setattr(scan_mod.os, "open", fake_open)
     monkeypatch.setattr(scan_mod.os, "scandir", fake_scandir)
     errors = []
-    r = scan(ds_path, [tree], min_size=min_size,
-             on_error=lambda p, why: errors.append((p, why)))
+    r = scan(
+        ds_path,
+        [tree],
+        min_size=min_size,
+        on_error=lambda p, why: errors.append((p, why)),
+    )
     monkeypatch.undo()
-    assert sorted(errors) == sorted([(locked_file, "permission denied"),
-                                     (locked_dir, "permission denied")])
+    assert sorted(errors) == sorted(
+        [(locked_file, "permission denied"), (locked_dir, "permission denied")]
+    )
     in_d2 = [p for p in files if tree / "d2" in p.parents]
     assert r.errors == 2 and r.files_read == len(files) - len(in_d2) - 1
-    assert _hits(r) == _oracle([p for p in files if str(p) != locked_file
-                                and p not in in_d2], _listed(ds_path))
+    assert _hits(r) == _oracle(
+        [p for p in files if str(p) != locked_file and p not in in_d2], _listed(ds_path)
+    )
 
 
 @pytest.mark.parametrize("chunk_size", [64, 1 << 20])
@@ -379,11 +429,16 @@ def test_file_changing_while_read(tmp_path, tree, monkeypatch, chunk_size):
 
     from hashlookup.scan import reader as scan_mod
 
-    monkeypatch.setattr(scan_mod, "_native", None)   # fstat in C otherwise
+    monkeypatch.setattr(scan_mod, "_native", None)  # fstat in C otherwise
     monkeypatch.setattr(os, "fstat", fake_fstat)
     errors = []
-    r = scan(ds_path, [tree], jobs=1, chunk_size=chunk_size,
-             on_error=lambda p, why: errors.append((p, why)))
+    r = scan(
+        ds_path,
+        [tree],
+        jobs=1,
+        chunk_size=chunk_size,
+        on_error=lambda p, why: errors.append((p, why)),
+    )
     monkeypatch.undo()
     assert errors == [(str(victim), "file changed while read")]
     assert r.files_read == len(files) - 1
@@ -436,17 +491,21 @@ def test_cli_scan_reports_hits_and_exit_codes(tmp_path, capsys):
 
     from hashlookup.cli import main
 
-    stdlib = sorted(p for p in os.listdir(sysconfig.get_paths()["stdlib"])
-                    if p.endswith(".py"))[:20]
+    stdlib = sorted(
+        p for p in os.listdir(sysconfig.get_paths()["stdlib"]) if p.endswith(".py")
+    )[:20]
     tree = tmp_path / "tree"
     tree.mkdir()
     for name in stdlib:
         shutil.copy(os.path.join(sysconfig.get_paths()["stdlib"], name), tree / name)
     known = stdlib[:5]
     listing = tmp_path / "known.md5"
-    listing.write_text("".join(
-        hashlib.md5((tree / n).read_bytes()).hexdigest() + "  " + n + "\n"
-        for n in known))
+    listing.write_text(
+        "".join(
+            hashlib.md5((tree / n).read_bytes()).hexdigest() + "  " + n + "\n"
+            for n in known
+        )
+    )
     ds = tmp_path / "known.hlds"
     assert main(["build", "-o", str(ds), f"police={listing}", "--quiet"]) == 0
     capsys.readouterr()
@@ -464,25 +523,29 @@ def test_cli_scan_reports_hits_and_exit_codes(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("native", [True, False])
-def test_record_pairing_other_content_is_a_flagged_hit(tmp_path, tree, monkeypatch,
-                                                       native):
+def test_record_pairing_other_content_is_a_flagged_hit(
+    tmp_path, tree, monkeypatch, native
+):
     """A record whose md5 and sha1 are a file's but whose sha256 is another
     content's: still a hit (the digests are listed), flagged as a mismatch."""
-    from hashlookup.scan import reader as scan_mod
     from hashlookup.cli.scan import format_hit
+    from hashlookup.scan import reader as scan_mod
 
     if not native:
         monkeypatch.setattr(scan_mod, "_native", None)
     files = _files(tree)
     a, b = files[0].read_bytes(), b"something else"
     src = tmp_path / "odd.hashdeep"
-    src.write_text("%%%% HASHDEEP-1.0\n%%%% md5,sha1,sha256,filename\n##\n"
-                   f"{hashlib.md5(a).hexdigest()},{hashlib.sha1(a).hexdigest()},"
-                   f"{hashlib.sha256(b).hexdigest()},odd\n")
+    src.write_text(
+        "%%%% HASHDEEP-1.0\n%%%% md5,sha1,sha256,filename\n##\n"
+        f"{hashlib.md5(a).hexdigest()},{hashlib.sha1(a).hexdigest()},"
+        f"{hashlib.sha256(b).hexdigest()},odd\n"
+    )
     build_dataset({"odd": str(src)}, str(tmp_path / "odd.hlds"))
     r = scan(tmp_path / "odd.hlds", [files[0]])
     assert len(r.hashed) == 1
     assert [(h.algorithm, h.digest, h.mismatch) for h in r.hits] == [
-        ("md5", hashlib.md5(a).hexdigest(), ("sha256",))]
+        ("md5", hashlib.md5(a).hexdigest(), ("sha256",))
+    ]
     assert format_hit(r.hits[0], "text").endswith(b"\tmismatch:sha256\n")
     assert b'"mismatch": ["sha256"]' in format_hit(r.hits[0], "jsonl")

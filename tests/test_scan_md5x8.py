@@ -19,9 +19,10 @@ from hashlookup.scan import scan
 
 # Around every MD5 padding boundary (55/56/64 bytes) and a few blocks more,
 # then random lengths up to several lanes of the test's chunk size.
-LENGTHS = (list(range(0, 200)) + list(range(440, 460))
-           + [8191, 8192, 8193, 16384, 65536 + 55])
-CHUNK = 8192   # lanes of 8 KiB: longer files take the libcrypto path
+LENGTHS = (
+    list(range(200)) + list(range(440, 460)) + [8191, 8192, 8193, 16384, 65536 + 55]
+)
+CHUNK = 8192  # lanes of 8 KiB: longer files take the libcrypto path
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +61,13 @@ def test_every_digest_agrees_with_hashlib(tmp_path, tree):
     listed = [p for i, p in enumerate(files) if i % 7]
     ds = _dataset(tmp_path, listed)
     errors: list[tuple[str, str]] = []
-    r = scan(ds, [root], jobs=2, chunk_size=CHUNK,
-             on_error=lambda p, why: errors.append((p, why)))
+    r = scan(
+        ds,
+        [root],
+        jobs=2,
+        chunk_size=CHUNK,
+        on_error=lambda p, why: errors.append((p, why)),
+    )
     assert errors == []
     assert r.files_read == len(files)
     assert r.bytes_read == sum(p.stat().st_size for p in files)
@@ -74,9 +80,23 @@ def test_every_digest_agrees_with_hashlib(tmp_path, tree):
 
 def _cli_hits(ds: Path, root: Path, env: dict[str, str]) -> list[str]:
     out = subprocess.run(
-        [sys.executable, "-m", "hashlookup", "scan", "--quiet", "--read-all",
-         "--jobs", "2", str(ds), str(root)],
-        capture_output=True, text=True, env=env, check=False)
+        [
+            sys.executable,
+            "-m",
+            "hashlookup",
+            "scan",
+            "--quiet",
+            "--read-all",
+            "--jobs",
+            "2",
+            str(ds),
+            str(root),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert out.returncode in (0, 1), out.stderr
     return sorted(out.stdout.splitlines())
 

@@ -52,12 +52,16 @@ def setup(tmp_path_factory):
             d = d / "deeper"
         d.mkdir(parents=True)
         for j in range(int(rng.integers(0, 5))):
-            data = rng.integers(0, 256, int(rng.integers(0, 9000)), dtype=np.uint8).tobytes()
+            data = rng.integers(
+                0, 256, int(rng.integers(0, 9000)), dtype=np.uint8
+            ).tobytes()
             p = d / f"f{j}.bin"
             p.write_bytes(data)
             if rng.random() < 0.35:
                 listed.append(hashlib.md5(data).hexdigest())
-    synthetic = [bytes(r).hex() for r in rng.integers(0, 256, (300, 16), dtype=np.uint8)]
+    synthetic = [
+        bytes(r).hex() for r in rng.integers(0, 256, (300, 16), dtype=np.uint8)
+    ]
     lst = base / "known.md5"
     lst.write_text("\n".join(listed + synthetic) + "\n")
     ds = base / "known.hlds"
@@ -78,8 +82,9 @@ def _units(state: Path) -> int:
         return 0
 
 
-def _stop_at(cmd: list[str], state: Path, units: int, sig: int, cwd: Path
-             ) -> subprocess.CompletedProcess[bytes]:
+def _stop_at(
+    cmd: list[str], state: Path, units: int, sig: int, cwd: Path
+) -> subprocess.CompletedProcess[bytes]:
     """Start cmd, send `sig` once the state file holds `units` finished units."""
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd)
     deadline = time.monotonic() + 60
@@ -91,23 +96,28 @@ def _stop_at(cmd: list[str], state: Path, units: int, sig: int, cwd: Path
 
 
 def test_uninterrupted_equals_api(setup):
-    base, tree, ds, script, n_listed = setup
+    _base, tree, ds, _script, n_listed = setup
     r = scan(ds, [tree])
     assert len(r.hits) >= n_listed > 20
 
 
-@pytest.mark.parametrize("stops", [
-    [(3, signal.SIGINT)],
-    [(25, signal.SIGINT), (70, signal.SIGINT)],
-    [(40, signal.SIGTERM)],
-    [(15, signal.SIGKILL), (60, signal.SIGINT)],
-], ids=["sigint-early", "sigint-twice", "sigterm", "sigkill-then-sigint"])
+@pytest.mark.parametrize(
+    "stops",
+    [
+        [(3, signal.SIGINT)],
+        [(25, signal.SIGINT), (70, signal.SIGINT)],
+        [(40, signal.SIGTERM)],
+        [(15, signal.SIGKILL), (60, signal.SIGINT)],
+    ],
+    ids=["sigint-early", "sigint-twice", "sigterm", "sigkill-then-sigint"],
+)
 def test_interrupted_and_resumed_equals_uninterrupted(setup, tmp_path, stops):
-    base, tree, ds, script, _ = setup
+    _base, tree, ds, script, _ = setup
     full = tmp_path / "full.txt"
     args = [str(ds), str(tree), "--jobs", "2", "--no-progress", "--format", "jsonl"]
-    done = subprocess.run(_cmd(script, 0, *args, "--report", str(full)),
-                          capture_output=True, cwd=tmp_path)
+    done = subprocess.run(
+        _cmd(script, 0, *args, "--report", str(full)), capture_output=True, cwd=tmp_path
+    )
     assert done.returncode == 1, done.stderr
     expect = full.read_bytes()
     assert expect.count(b"\n") > 20
@@ -137,15 +147,18 @@ def test_interrupted_and_resumed_equals_uninterrupted(setup, tmp_path, stops):
     res = subprocess.run(cmd + ["--format", "jsonl"], capture_output=True, cwd=tmp_path)
     assert res.returncode == 1 and report.read_bytes() == expect
     # stdout instead of a report: the same lines
-    res = subprocess.run(_cmd(script, 0, *args, "--resume", str(state)),
-                         capture_output=True, cwd=tmp_path)
+    res = subprocess.run(
+        _cmd(script, 0, *args, "--resume", str(state)),
+        capture_output=True,
+        cwd=tmp_path,
+    )
     assert res.stdout == expect
 
 
 def test_resumed_api_report_equals_uninterrupted(setup, tmp_path):
     """In-process: stop scan() from its own hit callback (like Ctrl-C at
     that moment), resume, compare hits, errors and counters."""
-    base, tree, ds, script, _ = setup
+    _base, tree, ds, _script, _ = setup
     full = scan(ds, [tree], jobs=2)
     state = tmp_path / "s.state"
 
@@ -166,17 +179,28 @@ def test_resumed_api_report_equals_uninterrupted(setup, tmp_path):
     r = scan(ds, [tree], jobs=2, resume=state, on_hit=seen.append)
     assert r.hits == full.hits == seen
     assert r.resumed_units > 0
-    for f in ("files_seen", "files_read", "skipped_size", "skipped_excluded",
-              "special", "errors", "bytes_read"):
+    for f in (
+        "files_seen",
+        "files_read",
+        "skipped_size",
+        "skipped_excluded",
+        "special",
+        "errors",
+        "bytes_read",
+    ):
         assert getattr(r, f) == getattr(full, f), f
 
 
 def test_state_refused_with_other_parameters(setup, tmp_path):
-    base, tree, ds, script, _ = setup
+    _base, tree, ds, script, _ = setup
     state = tmp_path / "s.state"
     scan(ds, [tree / "a1"], resume=state)
-    for kw in ({"paths": [tree / "a2"]}, {"exclude": ["*.bin"]},
-               {"min_size": 10}, {"follow_symlinks": True}):
+    for kw in (
+        {"paths": [tree / "a2"]},
+        {"exclude": ["*.bin"]},
+        {"min_size": 10},
+        {"follow_symlinks": True},
+    ):
         paths = kw.pop("paths", [tree / "a1"])
         with pytest.raises(HashLookupError, match="other parameters"):
             scan(ds, paths, resume=state, **kw)
@@ -187,14 +211,16 @@ def test_state_refused_with_other_parameters(setup, tmp_path):
     build_dataset({"police": str(lst)}, str(other))
     with pytest.raises(HashLookupError, match="dataset"):
         scan(other, [tree / "a1"], resume=state)
-    res = subprocess.run(_cmd(script, 0, str(ds), str(tree / "a2"), "--resume", str(state)),
-                         capture_output=True)
+    res = subprocess.run(
+        _cmd(script, 0, str(ds), str(tree / "a2"), "--resume", str(state)),
+        capture_output=True,
+    )
     assert res.returncode == 2
     assert b"other parameters" in res.stderr and b"roots" in res.stderr
 
 
 def test_torn_and_damaged_state(setup, tmp_path):
-    base, tree, ds, script, _ = setup
+    _base, tree, ds, _script, _ = setup
     state = tmp_path / "s.state"
     full = scan(ds, [tree], resume=state)
     lines = state.read_bytes().splitlines(keepends=True)
@@ -211,7 +237,7 @@ def test_torn_and_damaged_state(setup, tmp_path):
     with pytest.raises(Exception, match="line 2 is damaged"):
         scan(ds, [tree], resume=state)
     for foreign in (b"hello\n", b"hello", b'{"format": 1}\n'):
-        state.write_bytes(foreign)   # not ours: refused and left as it was
+        state.write_bytes(foreign)  # not ours: refused and left as it was
         with pytest.raises(Exception, match="line 1 is damaged"):
             scan(ds, [tree], resume=state)
         assert state.read_bytes() == foreign
@@ -241,13 +267,24 @@ def test_ctrl_c_does_not_wait_for_a_huge_file(tmp_path):
     lst.write_text("00" * 16 + "\n")
     ds = tmp_path / "ds.hlds"
     build_dataset([str(lst)], str(ds))
-    p = subprocess.Popen([sys.executable, "-m", "hashlookup", "scan", str(ds), str(tree),
-                          "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hashlookup",
+            "scan",
+            str(ds),
+            str(tree),
+            "--no-progress",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     time.sleep(1.5)
     assert p.poll() is None, "the scan ended before the signal"
     t = time.monotonic()
     p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=30)
+    _out, err = p.communicate(timeout=30)
     assert p.returncode == 130, err
     assert time.monotonic() - t < 5
 
@@ -263,8 +300,11 @@ def test_native_stop_flag(tmp_path):
     f.write_bytes(b"x" * 10000)
     stop = array.array("i", [1])
     buf = bytearray(1024)
-    assert _core.hash_files([os.fsencode(f)] * 2, [None] * 2, 1, os.O_RDONLY, buf,
-                            stop) == [-6, -6]
+    assert _core.hash_files(
+        [os.fsencode(f)] * 2, [None] * 2, 1, os.O_RDONLY, buf, stop
+    ) == [-6, -6]
     stop[0] = 0
-    assert _core.hash_files([os.fsencode(f)], [None], 1, os.O_RDONLY, buf,
-                            stop)[0][0] == 10000
+    assert (
+        _core.hash_files([os.fsencode(f)], [None], 1, os.O_RDONLY, buf, stop)[0][0]
+        == 10000
+    )

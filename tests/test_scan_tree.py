@@ -35,8 +35,12 @@ def _tool_digests(files: list[Path]) -> dict[str, dict[str, str]]:
     """{algorithm: {path: hex}} from coreutils' md5sum/sha1sum/sha256sum."""
     out: dict[str, dict[str, str]] = {}
     for a in ALGS:
-        res = subprocess.run([f"{a}sum", "--", *map(str, files)], check=True,
-                             capture_output=True, text=True)
+        res = subprocess.run(
+            [f"{a}sum", "--", *map(str, files)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         out[a] = {}
         for line in res.stdout.splitlines():
             digest, path = line.split("  ", 1)
@@ -58,17 +62,17 @@ def tree():
         d.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, d / src.name)
     big = rng.integers(0, 256, 3 * (1 << 20) + 77, dtype=np.uint8).tobytes()
-    (root / "n1" / "big.bin").write_bytes(big)          # streamed in chunks
+    (root / "n1" / "big.bin").write_bytes(big)  # streamed in chunks
     (root / "n2" / "copy-of-big.bin").write_bytes(big)  # same content elsewhere
     (root / "empty").write_bytes(b"")
-    (root / "n0" / "loop").symlink_to(root)               # cycle when following
-    (root / "self").symlink_to(root / "self")             # ELOOP when following
+    (root / "n0" / "loop").symlink_to(root)  # cycle when following
+    (root / "self").symlink_to(root / "self")  # ELOOP when following
     os.mkfifo(root / "n3" / "fifo")
     locked = root / "locked"
     locked.mkdir()
     shutil.copyfile(srcs[0], locked / "hidden.py")
     (root / "n2" / "secret.py").write_bytes(b"unreadable\n" * 100)
-    for dirpath, dirnames, filenames in os.walk(top):
+    for dirpath, _dirnames, filenames in os.walk(top):
         os.chmod(dirpath, 0o755)
         for f in filenames:
             p = os.path.join(dirpath, f)
@@ -83,19 +87,26 @@ def _regular(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-def _dataset(path: Path, digests: dict[str, dict[str, str]], files: list[Path],
-             combined: bool) -> None:
+def _dataset(
+    path: Path, digests: dict[str, dict[str, str]], files: list[Path], combined: bool
+) -> None:
     """combined: one hashdeep record (md5+sha1+sha256) per listed file;
     otherwise three lists, one algorithm each (records never merge)."""
     rng = np.random.default_rng(4)
     listed = files[::3]
     if combined:
         lines = ["%%%% HASHDEEP-1.0", "%%%% md5,sha1,sha256,filename", "##"]
-        lines += [",".join(digests[a][str(p)] for a in ALGS) + f",{p.name}"
-                  for p in listed]
+        lines += [
+            ",".join(digests[a][str(p)] for a in ALGS) + f",{p.name}" for p in listed
+        ]
         for i in range(200):
-            lines.append(",".join(bytes(rng.integers(0, 256, w, dtype=np.uint8)).hex()
-                                  for w in (16, 20, 32)) + f",synthetic{i}")
+            lines.append(
+                ",".join(
+                    bytes(rng.integers(0, 256, w, dtype=np.uint8)).hex()
+                    for w in (16, 20, 32)
+                )
+                + f",synthetic{i}"
+            )
         src = path.with_suffix(".hashdeep")
         src.write_text("\n".join(lines) + "\n")
         build_dataset({"hd": str(src)}, str(path))
@@ -111,8 +122,9 @@ def _dataset(path: Path, digests: dict[str, dict[str, str]], files: list[Path],
     build_dataset(sources, str(path))
 
 
-def _oracle(ds_path: Path, digests: dict[str, dict[str, str]], files: list[Path]
-            ) -> set[tuple[str, str, str]]:
+def _oracle(
+    ds_path: Path, digests: dict[str, dict[str, str]], files: list[Path]
+) -> set[tuple[str, str, str]]:
     """(path, algorithm, digest) of the first digest (md5, sha1, sha256 order)
     finding each record, straight from the tools' digests."""
     out = set()
@@ -129,8 +141,9 @@ def _oracle(ds_path: Path, digests: dict[str, dict[str, str]], files: list[Path]
     return out
 
 
-def _run_scan(ds_path: Path, root: Path, as_user: int | None, hashing: str, **kw
-              ) -> tuple[set[tuple[str, str, str]], list[tuple[str, str]], dict]:
+def _run_scan(
+    ds_path: Path, root: Path, as_user: int | None, hashing: str, **kw
+) -> tuple[set[tuple[str, str, str]], list[tuple[str, str]], dict]:
     """scan() in a subprocess (optionally as another user); hits, errors,
     counters."""
     # As root, the child opens the dataset, then drops to `as_user` for good
@@ -145,7 +158,9 @@ def _run_scan(ds_path: Path, root: Path, as_user: int | None, hashing: str, **kw
         "    S._native = None\n"
         "uid = int(sys.argv[2])\n"
         "if uid >= 0:\n"
-        "    os.setgroups([]); os.setresgid(uid, uid, uid); os.setresuid(uid, uid, uid)\n"
+        "    os.setgroups([])\n"
+        "    os.setresgid(uid, uid, uid)\n"
+        "    os.setresuid(uid, uid, uid)\n"
         "errors = []\n"
         f"r = scan(ds, [{str(root)!r}], jobs=2, "
         "on_error=lambda p, w: errors.append((p, w)), **json.loads(sys.argv[1]))\n"
@@ -153,9 +168,19 @@ def _run_scan(ds_path: Path, root: Path, as_user: int | None, hashing: str, **kw
         " for h in r.hits], 'errors': errors, 'read': r.files_read, "
         "'special': r.special, 'hashed': r.hashed}))\n"
     )
-    res = subprocess.run([sys.executable, "-c", code, json.dumps(kw),
-                          str(-1 if as_user is None else as_user), hashing],
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            json.dumps(kw),
+            str(-1 if as_user is None else as_user),
+            hashing,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert all(h[3] == [] for h in out["hits"])
@@ -213,22 +238,24 @@ def test_awkward_tree_against_coreutils(tree, tmp_path, combined, hashing):
     assert hits == expect
     # The growing file: read past the size fstat gave, or mtime moved.
     changed = {"file changed size while read", "file changed while read"}
-    assert [w for p, w in errors if p == str(growing)][0] in changed
-    assert sorted(e for e in errors if e[0] != str(growing)) == sorted([
-        (str(locked_dir), "permission denied"), (str(secret), "permission denied")])
+    assert next(w for p, w in errors if p == str(growing)) in changed
+    assert sorted(e for e in errors if e[0] != str(growing)) == sorted(
+        [(str(locked_dir), "permission denied"), (str(secret), "permission denied")]
+    )
     assert len(errors) == 3
     # empty file, big file (3 MiB, streamed) and its copy were all read
     assert out["read"] == len(readable)
-    assert out["special"] == 3            # the two links and the FIFO
-    if combined:                          # one cheapest algorithm covers all records
+    assert out["special"] == 3  # the two links and the FIFO
+    if combined:  # one cheapest algorithm covers all records
         assert len(out["hashed"]) == 1
     else:
         assert out["hashed"] == list(ALGS)
 
     # Following links: the loop is walked once, the self-link is an error.
     with Grower(growing):
-        hits, errors, out = _run_scan(ds_path, root, as_user, hashing,
-                                      follow_symlinks=True)
+        hits, errors, out = _run_scan(
+            ds_path, root, as_user, hashing, follow_symlinks=True
+        )
     assert hits == expect
     assert (str(root / "self"), "symbolic link loop") in errors
     assert out["read"] == len(readable)
@@ -263,8 +290,11 @@ def test_fifo_given_as_path_and_swapped_in_does_not_block(tmp_path):
         errors = []
         scan_mod.Hasher.many, saved, scan_mod._native = swap, scan_mod._native, native
         try:
-            r = scan(tmp_path / "ds.hlds", [f.parent],
-                     on_error=lambda p, w: errors.append((p, w)))
+            r = scan(
+                tmp_path / "ds.hlds",
+                [f.parent],
+                on_error=lambda p, w: errors.append((p, w)),  # noqa: B023 (called here)
+            )
         finally:
             scan_mod.Hasher.many, scan_mod._native = many, saved
         assert errors == [(str(f), "no longer a regular file")]
@@ -279,16 +309,28 @@ def test_cli_report_is_atomic_and_progress_only_when_asked(tree, tmp_path):
     build_dataset({"k": str(lst)}, str(ds))
     report = tmp_path / "hits.csv"
     report.write_text("old\n")
-    cmd = [sys.executable, "-m", "hashlookup", "scan", str(ds), str(tree),
-           "--format", "csv", "--report", str(report)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "hashlookup",
+        "scan",
+        str(ds),
+        str(tree),
+        "--format",
+        "csv",
+        "--report",
+        str(report),
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True)
     assert res.returncode == 1, res.stderr
-    assert res.stdout == ""                     # hits in the report only
-    assert "\x1b[K" not in res.stderr           # stderr is a pipe: no progress
+    assert res.stdout == ""  # hits in the report only
+    assert "\x1b[K" not in res.stderr  # stderr is a pipe: no progress
     rows = report.read_text().splitlines()
     assert rows[0] == "path,algorithm,digest,record,labels,mismatch"
-    assert {r.split(",")[2] for r in rows[1:]} >= {digests["md5"][str(p)] for p in files[:6]}
-    assert not list(tmp_path.glob(".hits.csv.*"))   # no temporary left
+    assert {r.split(",")[2] for r in rows[1:]} >= {
+        digests["md5"][str(p)] for p in files[:6]
+    }
+    assert not list(tmp_path.glob(".hits.csv.*"))  # no temporary left
     res = subprocess.run(cmd + ["--progress"], capture_output=True, text=True)
     assert res.returncode == 1
     # forced on: every line drawn is erased before the summary
@@ -305,9 +347,12 @@ def test_progress_line():
     buf = io.StringIO()
     p = Progress(buf)
     p.clear()
-    assert buf.getvalue() == ""           # nothing shown, nothing to erase
-    p.update(ScanReport(files_seen=12, files_read=10, bytes_read=5_000_000,
-                        errors=1, seconds=2.0))
+    assert buf.getvalue() == ""  # nothing shown, nothing to erase
+    p.update(
+        ScanReport(
+            files_seen=12, files_read=10, bytes_read=5_000_000, errors=1, seconds=2.0
+        )
+    )
     text = buf.getvalue()
     assert text.startswith("\r") and text.endswith("\x1b[K")
     for part in ("10 files read of 12 seen", "5.0 MB", "0 hits", "1 errors", "2 MB/s"):
@@ -333,15 +378,24 @@ def test_one_file_system_through_a_link_to_another_device(tmp_path):
         (tree / "elsewhere").symlink_to(other)
         (tree / "far-file").symlink_to(other / "far.txt")
         lst = tmp_path / "l.txt"
-        lst.write_text(subprocess.run(["md5sum", "-"], input=data, capture_output=True,
-                                      check=True).stdout.decode().split()[0] + "\n")
+        lst.write_text(
+            subprocess.run(["md5sum", "-"], input=data, capture_output=True, check=True)
+            .stdout.decode()
+            .split()[0]
+            + "\n"
+        )
         build_dataset([str(lst)], str(tmp_path / "ds.hlds"))
         ds = tmp_path / "ds.hlds"
         everywhere = {h.path for h in scan(ds, [tree], follow_symlinks=True).hits}
-        assert everywhere == {str(tree / "near.txt"), str(tree / "elsewhere" / "far.txt"),
-                              str(tree / "far-file")}
-        here = {h.path for h in scan(ds, [tree], follow_symlinks=True,
-                                     one_file_system=True).hits}
+        assert everywhere == {
+            str(tree / "near.txt"),
+            str(tree / "elsewhere" / "far.txt"),
+            str(tree / "far-file"),
+        }
+        here = {
+            h.path
+            for h in scan(ds, [tree], follow_symlinks=True, one_file_system=True).hits
+        }
         assert here == {str(tree / "near.txt")}
     finally:
         shutil.rmtree(other)
@@ -371,14 +425,19 @@ def test_native_hash_files_against_hashlib(tmp_path):
     extra = [os.fsencode(tmp_path / "missing"), os.fsencode(fifo), paths[2]]
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
     for bits in range(1, 8):
-        out = _core.hash_files(paths + extra, [None] * len(paths)
-                               + [None, None, (st.st_dev, st.st_ino)], bits, flags, buf)
+        out = _core.hash_files(
+            paths + extra,
+            [None] * len(paths) + [None, None, (st.st_dev, st.st_ino)],
+            bits,
+            flags,
+            buf,
+        )
         for data, res in zip(datas, out):
             assert res[0] == len(data)
             for k, a in enumerate(ALGS):
                 want = getattr(hashlib, a)(data).digest() if bits >> k & 1 else None
                 assert res[k + 1] == want
-        assert out[len(paths):] == [2, -1, -2]   # ENOENT, not regular, other inode
+        assert out[len(paths) :] == [2, -1, -2]  # ENOENT, not regular, other inode
     with pytest.raises(ValueError):
         _core.hash_files([b"a\0b"], [None], 1, flags, buf)
 
@@ -398,15 +457,28 @@ def test_native_candidates_get_every_digest(tmp_path):
     large.write_bytes(b"l" * 10000)
     other.write_bytes(b"o" * 1000)
     lst = tmp_path / "l.txt"
-    lst.write_text("".join(hashlib.md5(p.read_bytes()).hexdigest() + "\n"
-                           for p in (small, large)))
+    lst.write_text(
+        "".join(hashlib.md5(p.read_bytes()).hexdigest() + "\n" for p in (small, large))
+    )
     build_dataset([str(lst)], str(tmp_path / "ds.hlds"))
     with open_dataset(tmp_path / "ds.hlds") as ds:
-        out = _core.hash_files([os.fsencode(p) for p in (small, large, other)],
-                               [None] * 3, 1, os.O_RDONLY, bytearray(4096), None,
-                               (ds.table("md5"), None, None), 6)
+        out = _core.hash_files(
+            [os.fsencode(p) for p in (small, large, other)],
+            [None] * 3,
+            1,
+            os.O_RDONLY,
+            bytearray(4096),
+            None,
+            (ds.table("md5"), None, None),
+            6,
+        )
     s = small.read_bytes()
-    assert out[0] == (1000, hashlib.md5(s).digest(), hashlib.sha1(s).digest(),
-                      hashlib.sha256(s).digest(), 2)
+    assert out[0] == (
+        1000,
+        hashlib.md5(s).digest(),
+        hashlib.sha1(s).digest(),
+        hashlib.sha256(s).digest(),
+        2,
+    )
     assert out[1][1:] == (hashlib.md5(large.read_bytes()).digest(), None, None, 1)
     assert out[2][2:] == (None, None, 0)

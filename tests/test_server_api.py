@@ -39,12 +39,29 @@ def env(tmp_path_factory):
     keys = d / "keys.json"
     token = add_key(keys, "acme")
     audit = d / "audit.jsonl"
-    with Server(path, "--api-keys", str(keys), "--rate-limit", "0",
-                "--audit-log", str(audit), "--reload-interval", "0.2",
-                workdir=d) as srv:
+    with Server(
+        path,
+        "--api-keys",
+        str(keys),
+        "--rate-limit",
+        "0",
+        "--audit-log",
+        str(audit),
+        "--reload-interval",
+        "0.2",
+        workdir=d,
+    ) as srv:
         ds = hashlookup.open_dataset(path)
-        yield {"srv": srv, "url": srv.url, "token": token, "oracle": oracle,
-               "ds": ds, "audit": audit, "path": path, "dir": d}
+        yield {
+            "srv": srv,
+            "url": srv.url,
+            "token": token,
+            "oracle": oracle,
+            "ds": ds,
+            "audit": audit,
+            "path": path,
+            "dir": d,
+        }
         ds.close()
 
 
@@ -78,7 +95,7 @@ def test_pyhashlookup_single_lookups(env, client, alg):
         for spelled in (digest, digest.upper()):
             got = lookup(spelled)
             assert got == _expect(env, digest)
-            m = env["ds"].lookup(digest)   # the library agrees
+            m = env["ds"].lookup(digest)  # the library agrees
             assert got["hashlookup:labels"] == list(m.labels)
             assert got.get("FileSize") == (None if m.size is None else str(m.size))
         assert client.lookup(digest) == _expect(env, digest)
@@ -98,10 +115,11 @@ def test_pyhashlookup_bulk(env, client, alg):
     query = [mixed[i] for i in order]
     expected = [_expect(env, h) for h in query if h in env["oracle"]]
     assert getattr(client, f"{alg}_bulk_lookup")(query) == expected
-    assert client.lookup(query) == expected           # lookup(list) picks bulk
+    assert client.lookup(query) == expected  # lookup(list) picks bulk
     # invalid items are skipped like misses (as CIRCL's server does)
-    assert getattr(client, f"{alg}_bulk_lookup")(["xyz", query[0].upper()]) == \
-        [_expect(env, query[0])] * (query[0] in env["oracle"])
+    assert getattr(client, f"{alg}_bulk_lookup")(["xyz", query[0].upper()]) == [
+        _expect(env, query[0])
+    ] * (query[0] in env["oracle"])
 
 
 def test_pyhashlookup_info(env, client):
@@ -111,20 +129,29 @@ def test_pyhashlookup_info(env, client):
     assert info["generation"] == ds.generation
     assert info["built"] == ds.built
     assert info["records"] == len(ds)
-    assert info["items"] == {a: len({h for h in env["oracle"]
-                                     if algorithm_of(h) == a}) for a in ALGS}
+    assert info["items"] == {
+        a: len({h for h in env["oracle"] if algorithm_of(h) == a}) for a in ALGS
+    }
     assert info["labels"] == ds.labels()
 
 
 def test_invalid_digests_get_400(env):
-    msgs = {"md5": "MD5 value incorrect, expecting a MD5 value in hex format",
-            "sha1": "SHA1 value incorrect, expecting a SHA1 value in hex format",
-            "sha256": "SHA256 value incorrect, expecting a SHA256 value in hex "
-                      "format"}
+    msgs = {
+        "md5": "MD5 value incorrect, expecting a MD5 value in hex format",
+        "sha1": "SHA1 value incorrect, expecting a SHA1 value in hex format",
+        "sha256": "SHA256 value incorrect, expecting a SHA256 value in hex format",
+    }
     h = bearer(env["token"])
     for alg, n in (("md5", 32), ("sha1", 40), ("sha256", 64)):
-        for bad in ("", "a", "g" * n, "0" * (n - 1), "0" * (n + 1), "0" * (n - 2) + "%20",
-                    "0" * 40 if n != 40 else "0" * 32):
+        for bad in (
+            "",
+            "a",
+            "g" * n,
+            "0" * (n - 1),
+            "0" * (n + 1),
+            "0" * (n - 2) + "%20",
+            "0" * 40 if n != 40 else "0" * 32,
+        ):
             r = requests.get(f"{env['url']}/lookup/{alg}/{bad}", headers=h)
             assert r.status_code == 400, (alg, bad)
             assert r.json() == {"message": msgs[alg]}
@@ -134,8 +161,13 @@ def test_invalid_digests_get_400(env):
 
 def test_unsupported_and_unknown_endpoints(env):
     h = bearer(env["token"])
-    for path in ("/children/" + "0" * 40 + "/100/0", "/parents/" + "0" * 40 + "/10/0",
-                 "/session/create/x", "/session/get/x", "/stats/top"):
+    for path in (
+        "/children/" + "0" * 40 + "/100/0",
+        "/parents/" + "0" * 40 + "/10/0",
+        "/session/create/x",
+        "/session/get/x",
+        "/stats/top",
+    ):
         r = requests.get(env["url"] + path, headers=h)
         assert r.status_code == 501, path
         assert "not supported" in r.json()["message"]
@@ -158,8 +190,19 @@ def _mixed_items(env, seed: int) -> list:
         items += random_misses(alg, 50, seed=seed + 100 + len(items))
     items = [items[i] for i in rng.permutation(len(items))]
     items[3] = items[3].upper()
-    bad = ["", "abc", "0" * 31, "z" * 32, "0" * 39 + "g", 17, None, ["x"],
-           {"a": 1}, True, " " + "0" * 32]
+    bad = [
+        "",
+        "abc",
+        "0" * 31,
+        "z" * 32,
+        "0" * 39 + "g",
+        17,
+        None,
+        ["x"],
+        {"a": 1},
+        True,
+        " " + "0" * 32,
+    ]
     for b in bad:
         items.insert(int(rng.integers(0, len(items) + 1)), b)
     return items
@@ -181,8 +224,11 @@ def _check_results(env, items: list, body: dict) -> None:
             assert r["size"] == rec["size"] and r["labels"] == rec["labels"]
             assert r["algorithm"] == algorithm_of(key)
             assert r["record"] == m.record_id
-        elif isinstance(x, str) and len(x) in (32, 40, 64) and \
-                all(c in "0123456789abcdefABCDEF" for c in x):
+        elif (
+            isinstance(x, str)
+            and len(x) in (32, 40, 64)
+            and all(c in "0123456789abcdefABCDEF" for c in x)
+        ):
             misses += 1
             assert r == {"status": "miss"}, x
             assert m is None
@@ -195,8 +241,9 @@ def _check_results(env, items: list, body: dict) -> None:
 
 def test_check_json(env):
     items = _mixed_items(env, 10)
-    r = requests.post(env["url"] + "/v1/check", json={"hashes": items},
-                      headers=bearer(env["token"]))
+    r = requests.post(
+        env["url"] + "/v1/check", json={"hashes": items}, headers=bearer(env["token"])
+    )
     assert r.status_code == 200
     assert r.headers["x-dataset-version"] == str(env["ds"].generation)
     _check_results(env, items, r.json())
@@ -205,8 +252,11 @@ def test_check_json(env):
 def test_check_text(env):
     items = [x for x in _mixed_items(env, 20) if isinstance(x, str) and x.strip()]
     body = "\r\n".join(items) + "\n\n  \n"
-    r = requests.post(env["url"] + "/v1/check", data=body.encode(),
-                      headers={**bearer(env["token"]), "Content-Type": "text/plain"})
+    r = requests.post(
+        env["url"] + "/v1/check",
+        data=body.encode(),
+        headers={**bearer(env["token"]), "Content-Type": "text/plain"},
+    )
     assert r.status_code == 200
     _check_results(env, [x.strip() for x in items], r.json())
 
@@ -214,10 +264,11 @@ def test_check_text(env):
 @pytest.mark.parametrize("alg", ALGS)
 def test_check_binary(env, alg):
     digests = _by_alg(env["oracle"], alg, 30, 30) + random_misses(alg, 30, 31)
-    r = requests.post(env["url"] + f"/v1/check?algorithm={alg}",
-                      data=b"".join(bytes.fromhex(x) for x in digests),
-                      headers={**bearer(env["token"]),
-                               "Content-Type": "application/octet-stream"})
+    r = requests.post(
+        env["url"] + f"/v1/check?algorithm={alg}",
+        data=b"".join(bytes.fromhex(x) for x in digests),
+        headers={**bearer(env["token"]), "Content-Type": "application/octet-stream"},
+    )
     assert r.status_code == 200
     _check_results(env, digests, r.json())
 
@@ -225,14 +276,18 @@ def test_check_binary(env, alg):
 def test_check_algorithm_filter_and_big_batch(env):
     md5s = _by_alg(env["oracle"], "md5", 20, 40)
     sha1 = _by_alg(env["oracle"], "sha1", 1, 41)
-    r = requests.post(env["url"] + "/v1/check?algorithm=md5",
-                      json={"hashes": md5s + sha1}, headers=bearer(env["token"]))
+    r = requests.post(
+        env["url"] + "/v1/check?algorithm=md5",
+        json={"hashes": md5s + sha1},
+        headers=bearer(env["token"]),
+    )
     res = r.json()["results"]
     assert [x["status"] for x in res] == ["hit"] * 20 + ["invalid"]
     # a 10,000-digest batch: the vectorised path agrees with the oracle
     items = _by_alg(env["oracle"], "md5", 500, 42) + random_misses("md5", 9500, 43)
-    r = requests.post(env["url"] + "/v1/check", json={"hashes": items},
-                      headers=bearer(env["token"]))
+    r = requests.post(
+        env["url"] + "/v1/check", json={"hashes": items}, headers=bearer(env["token"])
+    )
     _check_results(env, items, r.json())
 
 
@@ -253,9 +308,9 @@ def test_bloom_export_and_etag(env, alg, tmp_path):
     keys = env["ds"].table(alg).keys()
     assert bf.contains_many(keys).all()
     assert json.loads(bf.data)["algorithm"] == alg
-    misses = np.frombuffer(b"".join(bytes.fromhex(x) for x in
-                                    random_misses(alg, 2000, 50)),
-                           dtype=np.uint8).reshape(2000, -1)
+    misses = np.frombuffer(
+        b"".join(bytes.fromhex(x) for x in random_misses(alg, 2000, 50)), dtype=np.uint8
+    ).reshape(2000, -1)
     assert bf.contains_many(misses).mean() < 0.01
     again = requests.get(url, headers={**h, "If-None-Match": etag})
     assert again.status_code == 304 and again.content == b""
@@ -274,34 +329,53 @@ def test_health_ready_metrics(env):
 
     def counters() -> dict[str, float]:
         text = requests.get(env["url"] + "/metrics", headers=h).text
-        return {line.split(" ")[0]: float(line.split(" ")[1])
-                for line in text.splitlines() if line and not line.startswith("#")}
+        return {
+            line.split(" ")[0]: float(line.split(" ")[1])
+            for line in text.splitlines()
+            if line and not line.startswith("#")
+        }
 
     before = counters()
     hits = _by_alg(env["oracle"], "sha256", 7, 60)
     items = hits + random_misses("sha1", 5, 61) + ["nope"]
-    assert requests.post(env["url"] + "/v1/check", json={"hashes": items},
-                         headers=h).status_code == 200
+    assert (
+        requests.post(
+            env["url"] + "/v1/check", json={"hashes": items}, headers=h
+        ).status_code
+        == 200
+    )
     after = counters()
-    for name, delta in (("hits", 7), ("misses", 5), ("invalid", 1),
-                        ("digests_checked", 13)):
-        assert after[f"hashlookup_{name}_total"] - \
-            before[f"hashlookup_{name}_total"] == delta
+    for name, delta in (
+        ("hits", 7),
+        ("misses", 5),
+        ("invalid", 1),
+        ("digests_checked", 13),
+    ):
+        assert (
+            after[f"hashlookup_{name}_total"] - before[f"hashlookup_{name}_total"]
+            == delta
+        )
     key = 'hashlookup_requests_total{endpoint="check",code="200"}'
     assert after[key] - before.get(key, 0) == 1
     assert after["hashlookup_dataset_records"] == len(env["ds"])
     gens = [v for k, v in after.items() if k.startswith("hashlookup_dataset_gen")]
     assert gens and all(g == env["ds"].generation for g in gens)
     assert any(k.startswith("hashlookup_dataset_age_seconds") for k in after)
-    assert any(k.startswith("hashlookup_request_duration_seconds_bucket")
-               for k in after)
+    assert any(
+        k.startswith("hashlookup_request_duration_seconds_bucket") for k in after
+    )
 
 
 def test_every_response_names_the_generation(env):
     gen = str(env["ds"].generation)
     h = bearer(env["token"])
-    for method, path in (("GET", "/info"), ("GET", "/nope"), ("GET", "/lookup/md5/x"),
-                         ("GET", "/healthz"), ("POST", "/v1/check")):
+    for method, path in (
+        ("GET", "/info"),
+        ("GET", "/nope"),
+        ("GET", "/lookup/md5/x"),
+        ("GET", "/healthz"),
+        ("POST", "/v1/check"),
+    ):
         r = requests.request(method, env["url"] + path, headers=h, data=b"{}")
         assert r.headers["x-dataset-version"] == gen, path
     assert "access-control-allow-origin" not in {k.lower() for k in r.headers}
@@ -313,8 +387,9 @@ def test_audit_log_has_hits_and_no_misses(env):
     miss = random_misses("md5", 1, 71)[0]
     requests.get(f"{env['url']}/lookup/sha1/{hit}", headers=h)
     requests.get(f"{env['url']}/lookup/md5/{miss}", headers=h)
-    requests.post(env["url"] + "/v1/check", json={"hashes": [miss, hit.upper()]},
-                  headers=h)
+    requests.post(
+        env["url"] + "/v1/check", json={"hashes": [miss, hit.upper()]}, headers=h
+    )
     deadline = time.monotonic() + 10
     lines: list[dict] = []
     while time.monotonic() < deadline:
@@ -340,7 +415,7 @@ def _answer_all(single, digests: list[str]) -> list:
     """(answer, audit line or None) of each digest, spelled as given."""
     from hashlookup.server._audit import AuditLog
 
-    log = AuditLog("-")   # its key part of a line; nothing is written
+    log = AuditLog("-")  # its key part of a line; nothing is written
     buf = bytearray()
     out = []
     for digest in digests:
@@ -395,19 +470,23 @@ def test_single_answers_equal_the_match_path(env, tmp_path, monkeypatch):
     single.prepare()
     assert single.generation == ds.generation
     _assert_answers_like_match(ds, single, digests)
-    monkeypatch.setattr(_check, "_MASKS_MAX_BYTES", 0)   # bitmap tests instead
+    monkeypatch.setattr(_check, "_MASKS_MAX_BYTES", 0)  # bitmap tests instead
     assert _check.label_masks(ds._state.labels.pairs(), len(ds)) is None
     single.prepare()
     _assert_answers_like_match(ds, single, digests[::3])
     monkeypatch.undo()
     md5 = digests[0] if len(digests[0]) == 32 else "0" * 32
     for alg, digest, want in (
-            ("md5", "xyz", _check.INVALID), ("md5", md5[:-1], _check.INVALID),
-            ("md5", md5[:-1] + "g", _check.INVALID),
-            ("md5", md5[:-1] + "\u00e9", _check.INVALID),
-            ("sha1", md5, _check.INVALID), ("md5", "", _check.INVALID),
-            ("md4", md5, _check.UNKNOWN), ("", md5, _check.UNKNOWN),
-            ("MD5", md5, _check.UNKNOWN)):
+        ("md5", "xyz", _check.INVALID),
+        ("md5", md5[:-1], _check.INVALID),
+        ("md5", md5[:-1] + "g", _check.INVALID),
+        ("md5", md5[:-1] + "\u00e9", _check.INVALID),
+        ("sha1", md5, _check.INVALID),
+        ("md5", "", _check.INVALID),
+        ("md4", md5, _check.UNKNOWN),
+        ("", md5, _check.UNKNOWN),
+        ("MD5", md5, _check.UNKNOWN),
+    ):
         assert single.answer(alg, digest) == want, (alg, digest)
 
     # suppressed labels drop their records: MISS, as lookup gives None
@@ -415,8 +494,9 @@ def test_single_answers_equal_the_match_path(env, tmp_path, monkeypatch):
         s2 = _check.SingleHits(sup)
         s2.prepare()
         _assert_answers_like_match(sup, s2, digests[::2])
-        assert any(sup.lookup(d) is None and env["ds"].lookup(d) is not None
-                   for d in digests)
+        assert any(
+            sup.lookup(d) is None and env["ds"].lookup(d) is not None for d in digests
+        )
 
     # a plain index file (no records): through the Match
     plain = tmp_path / "plain.hli"
@@ -428,7 +508,7 @@ def test_single_answers_equal_the_match_path(env, tmp_path, monkeypatch):
         s3 = _check.SingleHits(idx)
         s3.prepare()
         _assert_answers_like_match(idx, s3, md5s + random_misses("md5", 3, 7))
-        assert s3.answer("sha1", "ab" * 20) == _check.MISS   # no such table
+        assert s3.answer("sha1", "ab" * 20) == _check.MISS  # no such table
         assert s3.answer("md5", "zz" * 16) == _check.INVALID
 
     # a name that needs escaping in the CIRCL tail
@@ -454,15 +534,24 @@ def test_fast_renderers_match_the_reference(env):
     ds = env["ds"]
     matches = [ds.lookup(h) for h in list(env["oracle"])[:300]]
     matches += [
-        Match(7, "sha1", None, "ab" * 20, None, None, ('quote"d', "back\\slash",
-                                                      "uni\u00e9\u4e2d", "tab\there"),
-              3, "2026-01-01T00:00:00+00:00"),
+        Match(
+            7,
+            "sha1",
+            None,
+            "ab" * 20,
+            None,
+            None,
+            ('quote"d', "back\\slash", "uni\u00e9\u4e2d", "tab\there"),
+            3,
+            "2026-01-01T00:00:00+00:00",
+        ),
         Match(0, "md5", "cd" * 16, None, "ef" * 32, 0, (), 1, "2026-01-01T00:00:00Z"),
     ]
     for m in matches:
         for name in (ds.name, 'na"me\\', "n\u00e4me"):
-            assert orjson.loads(_check.circl_json(m, name)) == \
-                orjson.loads(orjson.dumps(_check.circl_record(m, name)))
+            assert orjson.loads(_check.circl_json(m, name)) == orjson.loads(
+                orjson.dumps(_check.circl_record(m, name))
+            )
         assert orjson.loads(_check.native_json(m)) == _check.native_record(m)
 
 
@@ -475,8 +564,15 @@ def test_plain_index_file_served(tmp_path):
     plain = tmp_path / "plain.hli"
     hashlookup.build_index(str(src), str(plain))
     audit = tmp_path / "audit.jsonl"
-    with Server(plain, "--no-auth", "--rate-limit", "0", "--audit-log", str(audit),
-                workdir=tmp_path) as srv:
+    with Server(
+        plain,
+        "--no-auth",
+        "--rate-limit",
+        "0",
+        "--audit-log",
+        str(audit),
+        workdir=tmp_path,
+    ) as srv:
         r = requests.get(f"{srv.url}/lookup/md5/{md5s[3].upper()}")
         assert r.status_code == 200, r.text
         body = r.json()
@@ -517,7 +613,9 @@ def test_unreadable_label_bitmap_does_not_stop_the_server(env, tmp_path):
             single.answer(algorithm_of(hit), hit)
     with Server(bad, "--no-auth", "--rate-limit", "0", workdir=tmp_path) as srv:
         assert requests.get(srv.url + "/healthz", timeout=10).status_code == 200
-        assert requests.get(f"{srv.url}/lookup/md5/{miss}", timeout=10).status_code == 404
+        assert (
+            requests.get(f"{srv.url}/lookup/md5/{miss}", timeout=10).status_code == 404
+        )
         r = requests.get(f"{srv.url}/lookup/{algorithm_of(hit)}/{hit}", timeout=10)
         assert r.status_code == 500 and hit not in r.text
     err = srv.stderr()

@@ -21,12 +21,11 @@ pytestmark = pytest.mark.timeout(300)
 
 def test_replace_dataset_during_load(tmp_path):
     path, old = make_dataset(tmp_path, n=1500, seed=101, generation=1)
-    _, new = make_dataset(tmp_path, n=1500, seed=202, name="next.hlds",
-                          generation=2)
+    _, new = make_dataset(tmp_path, n=1500, seed=202, name="next.hlds", generation=2)
     oracles = {1: old, 2: new}
     only_old = [h for h in old if h not in new]
     only_new = [h for h in new if h not in old]
-    probe = only_old[:40] + only_new[:40]   # each hits in exactly one generation
+    probe = only_old[:40] + only_new[:40]  # each hits in exactly one generation
     keys = tmp_path / "keys.json"
     token = add_key(keys, "load")
     failures: list[str] = []
@@ -38,8 +37,9 @@ def test_replace_dataset_during_load(tmp_path):
         gen = int(r.headers["x-dataset-version"])
         want = digest in oracles[gen]
         if r.status_code != (200 if want else 404):
-            failures.append(f"lookup gen {gen}: {r.status_code} for a "
-                            f"{'hit' if want else 'miss'}")
+            failures.append(
+                f"lookup gen {gen}: {r.status_code} for a {'hit' if want else 'miss'}"
+            )
         elif want and r.json()["hashlookup:generation"] != gen:
             failures.append("record generation differs from the header")
         with lock:
@@ -67,22 +67,31 @@ def test_replace_dataset_during_load(tmp_path):
             while not stop.is_set():
                 try:
                     if i % 5 == 0:
-                        batch = probe[i % 7:] + probe[:i % 7]
-                        r = s.post(srv.url + "/v1/check", json={"hashes": batch},
-                                   timeout=30)
+                        batch = probe[i % 7 :] + probe[: i % 7]
+                        r = s.post(
+                            srv.url + "/v1/check", json={"hashes": batch}, timeout=30
+                        )
                         check_batch(r, batch)
                     else:
                         digest = probe[i % len(probe)]
                         alg = {32: "md5", 40: "sha1", 64: "sha256"}[len(digest)]
                         r = s.get(f"{srv.url}/lookup/{alg}/{digest}", timeout=30)
                         check_lookup(r, digest)
-                except Exception as exc:  # noqa: BLE001 (every failure counts)
+                except Exception as exc:
                     failures.append(f"{type(exc).__name__}: {exc}")
                 i += 1
 
-    with Server(path, "--api-keys", str(keys), "--rate-limit", "0",
-                "--reload-interval", "0.1", "--no-audit-log", workdir=tmp_path
-                ) as srv:
+    with Server(
+        path,
+        "--api-keys",
+        str(keys),
+        "--rate-limit",
+        "0",
+        "--reload-interval",
+        "0.1",
+        "--no-audit-log",
+        workdir=tmp_path,
+    ) as srv:
         threads = [threading.Thread(target=client, args=(w,)) for w in range(4)]
         for t in threads:
             t.start()
@@ -99,9 +108,14 @@ def test_replace_dataset_during_load(tmp_path):
                     mark = seen[2]
                 time.sleep(0.5)
                 # every worker answers from generation 2 now
-                gens = {int(requests.get(srv.url + "/v1/ping", headers=bearer(token)
-                                         ).headers["x-dataset-version"])
-                        for _ in range(12)}
+                gens = {
+                    int(
+                        requests.get(
+                            srv.url + "/v1/ping", headers=bearer(token)
+                        ).headers["x-dataset-version"]
+                    )
+                    for _ in range(12)
+                }
                 switched = gens == {2} and seen[2] > mark
         finally:
             stop.set()
@@ -113,6 +127,9 @@ def test_replace_dataset_during_load(tmp_path):
     assert before[1] > 20 and before[2] == 0
     assert switched and seen[2] > 20
     assert info["generation"] == 2 and info["records"] > 0
-    gens = [line for line in metrics.splitlines()
-            if line.startswith("hashlookup_dataset_generation{")]
+    gens = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("hashlookup_dataset_generation{")
+    ]
     assert gens and all(line.endswith(" 2") for line in gens)

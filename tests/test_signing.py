@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xxhash
-from importer_data import make_table, write_hashdeep, write_text
 
 import hashlookup
 from hashlookup.store import format as _format
+from importer_data import make_table, write_hashdeep, write_text
 
 PY = sys.executable
 
@@ -40,12 +40,15 @@ def keys(tmp_path_factory):
 def _build(directory, seed=1, n=600):
     """A dataset with md5, sha1 and sha256 tables, sizes and labels."""
     table = make_table(n, seed)
-    write_hashdeep(directory / "a.hashdeep", table,
-                   ("size", "md5", "sha1", "sha256", "filename"))
+    write_hashdeep(
+        directory / "a.hashdeep", table, ("size", "md5", "sha1", "sha256", "filename")
+    )
     write_text(directory / "b.txt", make_table(n // 2, seed + 100), "md5")
     path = directory / "d.hlds"
-    hashlookup.build_dataset({"police": str(directory / "a.hashdeep"),
-                              "hotline": str(directory / "b.txt")}, path)
+    hashlookup.build_dataset(
+        {"police": str(directory / "a.hashdeep"), "hotline": str(directory / "b.txt")},
+        path,
+    )
     return path, table
 
 
@@ -69,21 +72,36 @@ def _positions(data: bytes) -> list[tuple[str, int]]:
     header = _format.read_header(data, len(data), "x")
     rng = np.random.default_rng(99)
     pos: list[tuple[str, int]] = []
-    fields = ["magic", "version", "endian", "header_size", "count", "created",
-              "file_size", "flags", "reserved", "checksum"]
+    fields = [
+        "magic",
+        "version",
+        "endian",
+        "header_size",
+        "count",
+        "created",
+        "file_size",
+        "flags",
+        "reserved",
+        "checksum",
+    ]
     offsets = [0, 8, 12, 16, 20, 24, 32, 40, 48, 56]
     pos += [(f"header {f}", o) for f, o in zip(fields, offsets)]
     pos += [("header magic last", 7), ("header checksum last", 63)]
     for i in range(len(header.sections)):
         base = _format.HEADER.size + i * _format.SECTION.size
-        pos += [(f"table entry {i} kind", base), (f"table entry {i} offset", base + 17),
-                (f"table entry {i} length", base + 24),
-                (f"table entry {i} checksum", base + 32),
-                (f"table entry {i} param", base + 40)]
-    pos += [("header page padding", header.header_size),
-            ("header page padding", 4095)]
-    spans = sorted((s.offset, s.length, i, s.name)
-                   for i, s in enumerate(header.sections) if s.length)
+        pos += [
+            (f"table entry {i} kind", base),
+            (f"table entry {i} offset", base + 17),
+            (f"table entry {i} length", base + 24),
+            (f"table entry {i} checksum", base + 32),
+            (f"table entry {i} param", base + 40),
+        ]
+    pos += [("header page padding", header.header_size), ("header page padding", 4095)]
+    spans = sorted(
+        (s.offset, s.length, i, s.name)
+        for i, s in enumerate(header.sections)
+        if s.length
+    )
     for off, length, i, name in spans:
         where = f"section {i} ({name})"
         picks = {off, off + length // 2, off + length - 1}
@@ -100,6 +118,7 @@ def test_signed_dataset_opens_with_every_key_form(signed, keys):
     good = keys[0]
     pem = Path(good.public_key).read_bytes()
     from cryptography.hazmat.primitives import serialization as s
+
     obj = s.load_pem_public_key(pem)
     raw = obj.public_bytes(s.Encoding.Raw, s.PublicFormat.Raw)
     ssh = obj.public_bytes(s.Encoding.OpenSSH, s.PublicFormat.OpenSSH)
@@ -155,7 +174,7 @@ def test_changed_byte_of_a_signed_index_is_refused(tmp_path, keys):
     with hashlookup.open_index(path, require_signature=keys[0].public_key) as index:
         assert index.contains_many(k).all()
     original = path.read_bytes()
-    for where, p in _positions(original):
+    for _where, p in _positions(original):
         data = bytearray(original)
         data[p] ^= 0x10
         _replace_bytes(path, bytes(data))
@@ -166,27 +185,37 @@ def test_changed_byte_of_a_signed_index_is_refused(tmp_path, keys):
 def test_forged_checksums_are_refused(signed, keys):
     """Change a record (its file size) and fix up the section's xxh3 checksum
     and the header checksum: the file passes verify() but not the signature."""
-    path, table = signed
+    path, _table = signed
     data = bytearray(path.read_bytes())
     header = _format.read_header(bytes(data), len(data), "x")
-    i, s = next((i, s) for i, s in enumerate(header.sections)
-                if s.kind == _format.KIND_RECORDS)
+    i, s = next(
+        (i, s) for i, s in enumerate(header.sections) if s.kind == _format.KIND_RECORDS
+    )
     struct.pack_into("<q", data, s.offset + 16, 123456)
-    new = xxhash.xxh3_64_intdigest(bytes(data[s.offset:s.offset + s.length]))
+    new = xxhash.xxh3_64_intdigest(bytes(data[s.offset : s.offset + s.length]))
     entry = _format.HEADER.size + i * _format.SECTION.size
     struct.pack_into("<Q", data, entry + 32, new)
-    struct.pack_into("<Q", data, _format.HEADER_CHECKSUM_OFFSET,
-                     _format.header_checksum(data[:header.header_size]))
+    struct.pack_into(
+        "<Q",
+        data,
+        _format.HEADER_CHECKSUM_OFFSET,
+        _format.header_checksum(data[: header.header_size]),
+    )
     _replace_bytes(path, bytes(data))
-    with hashlookup.open_dataset(path) as ds:   # unsigned use: looks fine
+    with hashlookup.open_dataset(path) as ds:  # unsigned use: looks fine
         ds.verify()
     with pytest.raises(hashlookup.SignatureError, match="another version"):
         hashlookup.open_dataset(path, require_signature=keys[0].public_key)
     # ...and with the signature file's header checksum fixed up as well.
     sig_path = str(path) + ".sig"
-    text = Path(sig_path).read_text().replace(
-        f"header-xxh3 {header.checksum:016x}",
-        f"header-xxh3 {struct.unpack_from('<Q', data, 56)[0]:016x}")
+    text = (
+        Path(sig_path)
+        .read_text()
+        .replace(
+            f"header-xxh3 {header.checksum:016x}",
+            f"header-xxh3 {struct.unpack_from('<Q', data, 56)[0]:016x}",
+        )
+    )
     Path(sig_path).write_text(text)
     with pytest.raises(hashlookup.SignatureError, match="signature check failed"):
         hashlookup.open_dataset(path, require_signature=keys[0].public_key)
@@ -199,7 +228,8 @@ def test_wrong_key_missing_and_tampered_signature(signed, keys):
         hashlookup.open_dataset(path, require_signature=other.public_key)
     with pytest.raises(hashlookup.SignatureError, match="signed by key"):
         hashlookup.open_dataset(
-            path, require_signature=Path(other.public_key).read_bytes())
+            path, require_signature=Path(other.public_key).read_bytes()
+        )
     sig_path = str(path) + ".sig"
     sig = Path(sig_path).read_bytes()
     # Every byte of the signature file, changed one at a time.
@@ -210,8 +240,14 @@ def test_wrong_key_missing_and_tampered_signature(signed, keys):
             f.write(bad)
         with pytest.raises(hashlookup.SignatureError):
             hashlookup.open_dataset(path, require_signature=good.public_key)
-    for bad in (b"", sig + b"\n", sig[:-1], sig + b"x", b"\xff" * 10,
-                sig.replace(b"\n", b"\r\n")):
+    for bad in (
+        b"",
+        sig + b"\n",
+        sig[:-1],
+        sig + b"x",
+        b"\xff" * 10,
+        sig.replace(b"\n", b"\r\n"),
+    ):
         with open(sig_path, "wb") as f:
             f.write(bad)
         with pytest.raises(hashlookup.SignatureError):
@@ -253,12 +289,12 @@ def test_sign_refuses_a_corrupt_file(tmp_path, keys):
 
 def test_reload_checks_every_generation(tmp_path, keys):
     good = keys[0]
-    path, table = _build(tmp_path, seed=5)
+    path, _table = _build(tmp_path, seed=5)
     hashlookup.sign_dataset(path, good.private_key)
     extra = tmp_path / "extra.txt"
     new_keys = make_table(50, 77)
     write_text(extra, new_keys, "md5")
-    new_md5 = [h for h in new_keys.hex("md5") if h][0]
+    new_md5 = next(h for h in new_keys.hex("md5") if h)
     with hashlookup.open_dataset(path, require_signature=good.public_key) as ds:
         assert ds.generation == 1
         hashlookup.update_dataset(path, add={"extra": str(extra)})
@@ -266,7 +302,7 @@ def test_reload_checks_every_generation(tmp_path, keys):
         # the verified generation keeps answering.
         with pytest.raises(hashlookup.SignatureError, match="another version"):
             ds.reload()
-        with pytest.raises(hashlookup.SignatureError):   # not re-hashed, same error
+        with pytest.raises(hashlookup.SignatureError):  # not re-hashed, same error
             ds.reload()
         assert ds.generation == 1 and ds.lookup(new_md5) is None
         hashlookup.sign_dataset(path, good.private_key)
@@ -285,16 +321,18 @@ def test_reload_checks_every_generation(tmp_path, keys):
 
 def test_auto_reload_keeps_the_verified_generation(tmp_path, keys):
     import time
+
     good = keys[0]
-    path, table = _build(tmp_path, seed=6)
+    path, _table = _build(tmp_path, seed=6)
     hashlookup.sign_dataset(path, good.private_key)
     extra = tmp_path / "extra.txt"
     write_text(extra, make_table(20, 78), "md5")
-    with hashlookup.open_dataset(path, require_signature=good.public_key,
-                                 auto_reload=True, reload_interval=0.01) as ds:
+    with hashlookup.open_dataset(
+        path, require_signature=good.public_key, auto_reload=True, reload_interval=0.01
+    ) as ds:
         hashlookup.update_dataset(path, add={"extra": str(extra)})
         time.sleep(0.05)
-        assert ds.lookup("00" * 16) is None   # no exception: keeps generation 1
+        assert ds.lookup("00" * 16) is None  # no exception: keeps generation 1
         assert ds.generation == 1
         hashlookup.sign_dataset(path, good.private_key)
         time.sleep(0.05)
@@ -319,8 +357,13 @@ def test_pickled_handles_check_the_signature_again(signed, keys):
 
 
 def _cli(*args, cwd=None):
-    return subprocess.run([PY, "-m", "hashlookup", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [PY, "-m", "hashlookup", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
 
 
 def test_cli_keygen_sign_and_verify_key(tmp_path):
@@ -335,9 +378,13 @@ def test_cli_keygen_sign_and_verify_key(tmp_path):
     assert r.returncode == 0, r.stderr
     assert os.path.exists(str(path) + ".sig")
     pub = tmp_path / "k.pub"
-    md5 = [h for h in table.hex("md5") if h][0]
-    for args, code in ((("verify", path), 0), (("info", path), 0),
-                       (("check", path, md5), 1), (("check", path, "0" * 32), 0)):
+    md5 = next(h for h in table.hex("md5") if h)
+    for args, code in (
+        (("verify", path), 0),
+        (("info", path), 0),
+        (("check", path, md5), 1),
+        (("check", path, "0" * 32), 0),
+    ):
         r = _cli(*args, "--verify-key", pub)
         assert r.returncode == code, (args, r.stderr)
     (tmp_path / "list.txt").write_text(md5 + "\n")
@@ -349,9 +396,13 @@ def test_cli_keygen_sign_and_verify_key(tmp_path):
     data = bytearray(path.read_bytes())
     data[len(data) - 10] ^= 1
     _replace_bytes(path, bytes(data))
-    for args in (("verify", path), ("info", path), ("check", path, md5),
-                 ("match", path, tmp_path / "list.txt"),
-                 ("scan", path, tmp_path / "list.txt")):
+    for args in (
+        ("verify", path),
+        ("info", path),
+        ("check", path, md5),
+        ("match", path, tmp_path / "list.txt"),
+        ("scan", path, tmp_path / "list.txt"),
+    ):
         r = _cli(*args, "--verify-key", pub)
         assert r.returncode == 2, (args, r.stdout, r.stderr)
         assert "signature" in r.stderr and "Traceback" not in r.stderr, r.stderr
@@ -359,7 +410,7 @@ def test_cli_keygen_sign_and_verify_key(tmp_path):
 
 
 def test_cli_rewrite_notes_the_stale_signature(tmp_path, keys):
-    path, table = _build(tmp_path, seed=9)
+    path, _table = _build(tmp_path, seed=9)
     extra = tmp_path / "extra.txt"
     write_text(extra, make_table(10, 79), "md5")
     r = _cli("update", path, "--add", f"x={extra}")
@@ -370,4 +421,3 @@ def test_cli_rewrite_notes_the_stale_signature(tmp_path, keys):
     assert "signs the previous version" in r.stderr and "hashlookup sign" in r.stderr
     r = _cli("verify", path, "--verify-key", keys[0].public_key)
     assert r.returncode == 2 and "another version" in r.stderr
-

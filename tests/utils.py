@@ -10,12 +10,14 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
 
 import hashlookup
+from hashlookup.match.keys import match_chunks
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -27,7 +29,7 @@ ALGO_WIDTH = {"md5": 16, "sha1": 20, "sha256": 32}
 RAW_WIDTHS = (1, 7, 8, 9, 16, 20, 32, 64)
 
 #: (algorithm, width) for every configuration the lookup tests run on
-CONFIGS: list[tuple[str, int]] = [(a, w) for a, w in ALGO_WIDTH.items()] + [
+CONFIGS: list[tuple[str, int]] = list(ALGO_WIDTH.items()) + [
     ("raw", w) for w in RAW_WIDTHS
 ]
 
@@ -217,3 +219,30 @@ def run_in_subprocess(
             f"--- last stdout lines ---\n{tail_out}\n--- stderr ---\n{tail_err}"
         )
     return proc.returncode, proc.stdout, proc.stderr
+
+
+class Match(NamedTuple):
+    """One reported input line of :func:`match_stream`."""
+
+    line: int
+    digest: str
+    text: str
+
+
+def match_stream(
+    index: Any, binary_file: BinaryIO, *, invert: bool = False, **kwargs: Any
+) -> Iterator[Match]:
+    """One :class:`Match` (1-based line number, lowercase hex digest, the line
+    without its line end) per input line whose digest is in ``index`` (not in
+    it with ``invert=True``), built on ``match_chunks`` (which gets
+    ``kwargs``): a line-by-line view to check the chunked matcher against."""
+    for chunk in match_chunks(index, binary_file, **kwargs):
+        assert chunk.line_numbers is not None
+        sel = chunk.select(invert)
+        if sel.size == 0:
+            continue
+        numbers = chunk.line_numbers[sel].tolist()
+        for number, digest, text in zip(
+            numbers, chunk.hex_digests(sel), chunk.lines(sel), strict=True
+        ):
+            yield Match(number, digest, text.decode("utf-8", "surrogateescape"))

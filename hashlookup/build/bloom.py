@@ -182,8 +182,8 @@ def _hex_upper_chars(keys_t: np.ndarray) -> np.ndarray:
     np.right_shift(keys_t, 4, out=digits[:, 0])
     np.bitwise_and(keys_t, 15, out=digits[:, 1])
     letters = digits > 9
-    digits += 48                                  # '0'..'9'
-    digits += letters * np.uint8(7)               # 10..15 -> 'A'..'F'
+    digits += 48  # '0'..'9'
+    digits += letters * np.uint8(7)  # 10..15 -> 'A'..'F'
     return digits.reshape(2 * width, c)
 
 
@@ -220,7 +220,7 @@ def _index_rounds(h: np.ndarray, k: int, m: int) -> np.ndarray:
     q = np.empty(c, dtype=np.uint64)
     m64 = np.uint64(m)
     for i in range(k):
-        np.multiply(h, _U64_MULT, out=h)       # wraps at 2**64, like Go and flor
+        np.multiply(h, _U64_MULT, out=h)  # wraps at 2**64, like Go and flor
         _reduce_modulus(h, scratch)
         # h % m as h - (h // m) * m: numpy divides by a scalar with libdivide,
         # several times faster than its remainder
@@ -239,8 +239,9 @@ def _fingerprints(chunk: np.ndarray, k: int, m: int) -> np.ndarray:
 # building the bit array
 
 
-def _chunk_entries(chunk: np.ndarray, k: int, m: int,
-                   rows: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+def _chunk_entries(
+    chunk: np.ndarray, k: int, m: int, rows: np.ndarray
+) -> tuple[int, np.ndarray, np.ndarray]:
     """The distinct bits a chunk of keys sets, and the first key setting each.
 
     Depends on the chunk only, so it runs in worker threads.  Returns
@@ -250,9 +251,9 @@ def _chunk_entries(chunk: np.ndarray, k: int, m: int,
     gives both (``rows`` is arange(chunk size), a power of two)."""
     c = chunk.shape[0]
     shift = rows.size.bit_length() - 1
-    fp = _fingerprints(chunk, k, m).view(np.int64)     # every value < m < 2**63
+    fp = _fingerprints(chunk, k, m).view(np.int64)  # every value < m < 2**63
     pair = np.left_shift(fp, shift, out=fp)
-    pair |= rows[:c]                                   # broadcast over the k rounds
+    pair |= rows[:c]  # broadcast over the k rounds
     pair = pair.reshape(-1)
     pair.sort()
     pos = pair >> shift
@@ -264,22 +265,26 @@ def _chunk_entries(chunk: np.ndarray, k: int, m: int,
     return c, pos[first], first_row
 
 
-def _map_chunks(keys: np.ndarray, k: int, m: int, chunk: int,
-                threads: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+def _map_chunks(
+    keys: np.ndarray, k: int, m: int, chunk: int, threads: int
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """_chunk_entries of every chunk, in row order; with threads > 1
     computed ahead by worker threads (numpy releases the GIL in its loops)."""
     starts = range(0, keys.shape[0], chunk)
     rows = np.arange(chunk, dtype=np.int64)
     if threads <= 1 or len(starts) < 2:
         for s in starts:
-            yield _chunk_entries(keys[s:s + chunk], k, m, rows)
+            yield _chunk_entries(keys[s : s + chunk], k, m, rows)
         return
-    with ThreadPoolExecutor(max_workers=threads,
-                            thread_name_prefix="bloom-export") as ex:
-        pending: deque[Future] = deque()
+    with ThreadPoolExecutor(
+        max_workers=threads, thread_name_prefix="bloom-export"
+    ) as ex:
+        pending: deque[Future[tuple[int, np.ndarray, np.ndarray]]] = deque()
         try:
             for s in starts:
-                pending.append(ex.submit(_chunk_entries, keys[s:s + chunk], k, m, rows))
+                pending.append(
+                    ex.submit(_chunk_entries, keys[s : s + chunk], k, m, rows)
+                )
                 if len(pending) > threads:
                     yield pending.popleft().result()
             while pending:
@@ -289,8 +294,9 @@ def _map_chunks(keys: np.ndarray, k: int, m: int, chunk: int,
                 f.cancel()
 
 
-def _build_bits(keys: np.ndarray, k: int, m: int,
-                threads: int) -> tuple[np.ndarray, int]:
+def _build_bits(
+    keys: np.ndarray, k: int, m: int, threads: int
+) -> tuple[np.ndarray, int]:
     """Set the bits of every key; returns (one bool per bit, element count N).
 
     N is counted like flor's ``add()``: keys (in row order) that set at least
@@ -303,7 +309,7 @@ def _build_bits(keys: np.ndarray, k: int, m: int,
     chunk = _CHUNK
     if chunk < 1 or chunk & (chunk - 1):
         raise AssertionError("_CHUNK must be a power of two")
-    if m >= 1 << (63 - (chunk.bit_length() - 1)):      # (bit, row) in one int64
+    if m >= 1 << (63 - (chunk.bit_length() - 1)):  # (bit, row) in one int64
         raise ValueError(f"filter too large: {m} bits")
     bits = np.zeros(-(-m // 64) * 64, dtype=np.bool_)
     count = 0
@@ -335,8 +341,11 @@ def _key_array(keys: Any) -> np.ndarray:
             f"not {type(keys).__name__}"
         )
     if not isinstance(arr, np.ndarray) or arr.dtype != np.uint8 or arr.ndim != 2:
-        got = (f"a {arr.dtype} array of shape {arr.shape}"
-               if isinstance(arr, np.ndarray) else type(arr).__name__)
+        got = (
+            f"a {arr.dtype} array of shape {arr.shape}"
+            if isinstance(arr, np.ndarray)
+            else type(arr).__name__
+        )
         raise TypeError(f"keys must be an (n, width) numpy uint8 array, got {got}")
     if arr.shape[1] < 1:
         raise ValueError("keys must be at least 1 byte wide")
@@ -345,7 +354,8 @@ def _key_array(keys: Any) -> np.ndarray:
 
 def _check_fpr(fpr: Any) -> float:
     if isinstance(fpr, (bool, np.bool_)) or not isinstance(
-            fpr, (int, float, np.integer, np.floating)):
+        fpr, (int, float, np.integer, np.floating)
+    ):
         raise TypeError(f"fpr must be a float, not {type(fpr).__name__}")
     p = float(fpr)
     if not 0.0 < p < 1.0:  # also rejects NaN
@@ -355,9 +365,11 @@ def _check_fpr(fpr: Any) -> float:
 
 def _check_capacity(capacity: Any, count: int) -> int:
     if isinstance(capacity, (bool, np.bool_)) or not isinstance(
-            capacity, (int, np.integer)):
+        capacity, (int, np.integer)
+    ):
         raise TypeError(
-            f"capacity must be an int or None, not {type(capacity).__name__}")
+            f"capacity must be an int or None, not {type(capacity).__name__}"
+        )
     n = int(capacity)
     if n < 1:
         raise ValueError(f"capacity must be at least 1, got {n}")
@@ -389,8 +401,13 @@ def _metadata_bytes(metadata: Any) -> bytes:
         return b""
     if isinstance(metadata, dict):
         try:
-            text = json.dumps(metadata, sort_keys=True, separators=(",", ":"),
-                              ensure_ascii=False, allow_nan=False)
+            text = json.dumps(
+                metadata,
+                sort_keys=True,
+                separators=(",", ":"),
+                ensure_ascii=False,
+                allow_nan=False,
+            )
         except (TypeError, ValueError) as e:
             raise TypeError(f"metadata dict is not JSON-serialisable: {e}") from None
         return text.encode("utf-8")
@@ -398,8 +415,9 @@ def _metadata_bytes(metadata: Any) -> bytes:
         return metadata.encode("utf-8")
     if isinstance(metadata, (bytes, bytearray, memoryview)):
         return bytes(metadata)
-    raise TypeError("metadata must be a dict, bytes, str or None, "
-                    f"not {type(metadata).__name__}")
+    raise TypeError(
+        f"metadata must be a dict, bytes, str or None, not {type(metadata).__name__}"
+    )
 
 
 def _check_threads(threads: Any, count: int) -> int:
@@ -420,10 +438,15 @@ def _check_threads(threads: Any, count: int) -> int:
 # export
 
 
-def export_bloom(keys: Any, path: str | os.PathLike[str], *, fpr: float = 1e-4,
-                 capacity: int | None = None,
-                 metadata: dict | bytes | str | None = None,
-                 threads: int | None = None) -> BloomExportReport:
+def export_bloom(
+    keys: Any,
+    path: str | os.PathLike[str],
+    *,
+    fpr: float = 1e-4,
+    capacity: int | None = None,
+    metadata: dict[str, Any] | bytes | str | None = None,
+    threads: int | None = None,
+) -> BloomExportReport:
     """Write keys as a DCSO bloom v1 filter, readable by flor and DCSO bloom.
 
     Parameters
@@ -472,19 +495,22 @@ def export_bloom(keys: Any, path: str | os.PathLike[str], *, fpr: float = 1e-4,
     nthreads = _check_threads(threads, count)
     m, k = dcso_parameters(n, p)
     if not 1 <= m < 1 << 64 or k < 1:
-        raise ValueError(f"fpr={p!r} and capacity={n} give an unusable filter "
-                         f"(m={m}, k={k})")
+        raise ValueError(
+            f"fpr={p!r} and capacity={n} give an unusable filter (m={m}, k={k})"
+        )
     if _unevenly_hashed(n, m):
         warnings.warn(
             f"m={m} bits = {m // (m & -m)} * 2**{(m & -m).bit_length() - 1}: "
             "with DCSO's hashing the false-positive rate of this filter will be "
             f"well above fpr={p} (DCSO/bloom issue #19); use another capacity, "
             "e.g. the default",
-            BloomExportWarning, stacklevel=2)
+            BloomExportWarning,
+            stacklevel=2,
+        )
 
     bits, elements = _build_bits(arr, k, m, nthreads)
     del arr  # no view of a HashIndex mapping may outlive this call
-    packed = np.packbits(bits, bitorder="little")     # ceil(m/64) * 8 bytes
+    packed = np.packbits(bits, bitorder="little")  # ceil(m/64) * 8 bytes
     del bits
     header = HEADER.pack(DCSO_VERSION, n, p, k, m, elements)
     with atomic_output(path) as f:
@@ -493,10 +519,15 @@ def export_bloom(keys: Any, path: str | os.PathLike[str], *, fpr: float = 1e-4,
         f.write(data)
     path_str = os.fspath(path)
     return BloomExportReport(
-        path=path_str, n=n, m=m, k=k, fpr=p,
+        path=path_str,
+        n=n,
+        m=m,
+        k=k,
+        fpr=p,
         file_size=os.stat(path_str).st_size,
         seconds=time.perf_counter() - t0,
-        keys=count, elements=elements,
+        keys=count,
+        elements=elements,
     )
 
 
@@ -530,11 +561,11 @@ class DcsoBloomFilter:
         seven = np.uint64(7)
         three = np.uint64(3)
         for start in range(0, arr.shape[0], _CHUNK):
-            chunk = arr[start:start + _CHUNK]
-            fp = _fingerprints(chunk, self.k, self.m)       # (k, c)
+            chunk = arr[start : start + _CHUNK]
+            fp = _fingerprints(chunk, self.k, self.m)  # (k, c)
             byte = self.bits[fp >> three]
             byte >>= (fp & seven).astype(np.uint8)
-            out[start:start + chunk.shape[0]] = (byte & np.uint8(1)).all(axis=0)
+            out[start : start + chunk.shape[0]] = (byte & np.uint8(1)).all(axis=0)
         return out
 
     def __contains__(self, value: bytes | str) -> bool:
@@ -542,8 +573,10 @@ class DcsoBloomFilter:
         case) or the exact bytes that were added."""
         if isinstance(value, str):
             value = value.upper().encode("ascii")
-        return all((self.bits[i >> 3] >> (i & 7)) & 1
-                   for i in dcso_fingerprint(bytes(value), self.k, self.m))
+        return all(
+            (self.bits[i >> 3] >> (i & 7)) & 1
+            for i in dcso_fingerprint(bytes(value), self.k, self.m)
+        )
 
 
 def read_bloom(path: str | os.PathLike[str]) -> DcsoBloomFilter:
@@ -555,11 +588,13 @@ def read_bloom(path: str | os.PathLike[str]) -> DcsoBloomFilter:
         head = f.read(HEADER.size)
         if len(head) != HEADER.size:
             raise ValueError(
-                f"{name}: not a DCSO bloom filter (shorter than the header)")
+                f"{name}: not a DCSO bloom filter (shorter than the header)"
+            )
         flags, n, p, k, m, count = HEADER.unpack(head)
         if flags & 0xFF != DCSO_VERSION:
             raise ValueError(
-                f"{name}: invalid version flag {flags & 0xFF} (expected 1)")
+                f"{name}: invalid version flag {flags & 0xFF} (expected 1)"
+            )
         if m < 1:
             raise ValueError(f"{name}: filter has no bits (m=0)")
         nbytes = math.ceil(m / 64.0) * 8
@@ -567,5 +602,13 @@ def read_bloom(path: str | os.PathLike[str]) -> DcsoBloomFilter:
         if len(raw) != nbytes:
             raise ValueError(f"{name}: expected {nbytes} bytes of bits, got {len(raw)}")
         data = f.read()
-    return DcsoBloomFilter(flags=flags, n=n, p=p, k=k, m=m, N=count,
-                           bits=np.frombuffer(raw, dtype=np.uint8), data=data)
+    return DcsoBloomFilter(
+        flags=flags,
+        n=n,
+        p=p,
+        k=k,
+        m=m,
+        N=count,
+        bits=np.frombuffer(raw, dtype=np.uint8),
+        data=data,
+    )

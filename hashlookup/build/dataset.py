@@ -25,17 +25,17 @@ from typing import Any
 import numpy as np
 
 from hashlookup import _core, algorithms
-from hashlookup.store import format as _format
-from hashlookup.store import labels as _labels
 from hashlookup._atomic import atomic_output
+from hashlookup._version import __version__
 from hashlookup.build.index import (
     DEFAULT_BLOOM_BITS_PER_KEY,
     DEFAULT_BLOOM_HASHES,
     check_bloom_params,
     table_sections,
 )
-from hashlookup._version import __version__
 from hashlookup.errors import InputError
+from hashlookup.store import format as _format
+from hashlookup.store import labels as _labels
 
 ALGORITHMS = algorithms.NAMES
 WIDTHS = algorithms.WIDTH
@@ -139,16 +139,6 @@ def _read(path: str, cols: _Columns, source_label: str | None, opts: dict[str, A
     return report
 
 
-def _sort_with_ids(keys: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sort rows of keys (m, w) carrying ids (m,) < 2^32, dropping duplicate
-    (key, id) pairs: returns (sorted keys, their ids)."""
-    m, w = keys.shape
-    aug = np.empty((m, w + 4), dtype=np.uint8)
-    aug[:, :w] = keys
-    aug[:, w:] = ids.astype(">u4").view(np.uint8).reshape(m, 4)
-    return _sort_augmented(aug, w)
-
-
 def _sort_augmented(aug: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
     """Sort rows of digest + 4-byte big-endian id in place, then split them
     without copying the digests (the rows are narrowed in place)."""
@@ -210,7 +200,8 @@ def _sorted_digests(cols: _Columns) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 def _same_as_previous(keys: np.ndarray) -> np.ndarray:
     """keys[i + 1] == keys[i] for each i, without an (m, w) temporary."""
     v = keys.view(f"V{keys.shape[1]}").ravel()
-    return v[1:] == v[:-1]
+    same: np.ndarray = v[1:] == v[:-1]
+    return same
 
 
 def _equal_runs(same: np.ndarray, srows: np.ndarray
@@ -437,7 +428,7 @@ def build_dataset(inputs: Any, path: str | os.PathLike[str], *,
     if n_old:
         assert links is not None
         carried = {
-            "removed": int(len(np.unique(links[dropped[:n_old]]))),
+            "removed": len(np.unique(links[dropped[:n_old]])),
             "added": int(np.count_nonzero(is_rep[n_old:])),
             "changed": _changed_records(n_old, comp, kept, sorted_digests,
                                         cols.labels),

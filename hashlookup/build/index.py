@@ -8,19 +8,19 @@ import itertools
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import numpy as np
 
 from hashlookup import _core
-from hashlookup.store import format as _format
-from hashlookup.importers import digests as _parse
 from hashlookup._atomic import atomic_output
-from hashlookup.store.index import _describe
 from hashlookup._version import __version__
 from hashlookup.errors import InputError
+from hashlookup.importers import digests as _parse
+from hashlookup.store import format as _format
+from hashlookup.store.index import _describe
 
 # Defaults chosen by benchmarks/compare.py --sweep (see docs/BENCHMARKS.md).
 DEFAULT_BLOOM_BITS_PER_KEY = 12.0
@@ -38,10 +38,10 @@ class BuildReport:
     path: str
     algorithm: str
     width: int
-    input_keys: int   # valid digests read (duplicates included)
+    input_keys: int  # valid digests read (duplicates included)
     unique_keys: int
     duplicates: int
-    invalid: int      # bad entries skipped (skip_invalid=True)
+    invalid: int  # bad entries skipped (skip_invalid=True)
     file_size: int
     seconds: float
 
@@ -63,11 +63,14 @@ class _Collector:
                 if width not in _format.ALGORITHM_BY_WIDTH:
                     raise InputError(
                         f"{origin}: cannot tell the algorithm from {width}-byte keys; "
-                        "pass algorithm='raw' with width=")
+                        "pass algorithm='raw' with width="
+                    )
                 self.algorithm = _format.ALGORITHM_BY_WIDTH[width]
         elif width != self.width:
-            raise InputError(f"{origin}: {width}-byte keys, but earlier input has "
-                             f"{self.width}-byte keys ({self.algorithm})")
+            raise InputError(
+                f"{origin}: {width}-byte keys, but earlier input has "
+                f"{self.width}-byte keys ({self.algorithm})"
+            )
 
     def add(self, keys: np.ndarray, origin: str) -> None:
         if len(keys):
@@ -75,33 +78,44 @@ class _Collector:
             self.blocks.append(keys)
 
 
-def _resolve_algorithm(algorithm: str | None, width: int | None
-                       ) -> tuple[str | None, int | None]:
+def _resolve_algorithm(
+    algorithm: str | None, width: int | None
+) -> tuple[str | None, int | None]:
     if algorithm is None:
         if width is not None:
             raise ValueError("width= needs algorithm='raw'")
         return None, None
     if algorithm not in _format.ALGORITHMS:
-        raise ValueError(f"unknown algorithm {algorithm!r}; expected one of "
-                         f"{', '.join(_format.ALGORITHMS)}")
+        raise ValueError(
+            f"unknown algorithm {algorithm!r}; expected one of "
+            f"{', '.join(_format.ALGORITHMS)}"
+        )
     fixed = _format.ALGORITHMS[algorithm][1]
     if fixed:
         if width is not None and width != fixed:
             raise ValueError(f"{algorithm} keys are {fixed} bytes, not {width}")
         return algorithm, fixed
     if width is None or not 1 <= width <= _format.MAX_WIDTH:
-        raise ValueError(f"algorithm='raw' needs width= between 1 and "
-                         f"{_format.MAX_WIDTH}, got {width}")
+        raise ValueError(
+            f"algorithm='raw' needs width= between 1 and "
+            f"{_format.MAX_WIDTH}, got {width}"
+        )
     return algorithm, width
 
 
 def _read_stream(f: BinaryIO, name: str, c: _Collector, skip_invalid: bool) -> None:
-    for chunk in _parse.iter_parsed(f, c.width, algorithm=c.algorithm, name=name,
-                                    skip_invalid=skip_invalid):
+    for chunk in _parse.iter_parsed(
+        f, c.width, algorithm=c.algorithm, name=name, skip_invalid=skip_invalid
+    ):
         c.invalid += chunk.invalid
         if len(chunk.keys):
-            c.add(chunk.keys.copy() if chunk.keys.base is not None and
-                  chunk.keys.base.size > 2 * chunk.keys.size else chunk.keys, name)
+            c.add(
+                chunk.keys.copy()
+                if chunk.keys.base is not None
+                and chunk.keys.base.size > 2 * chunk.keys.size
+                else chunk.keys,
+                name,
+            )
 
 
 def _read_sequence(items: Iterable[Any], c: _Collector, skip_invalid: bool) -> None:
@@ -120,16 +134,22 @@ def _read_sequence(items: Iterable[Any], c: _Collector, skip_invalid: bool) -> N
                 continue
             c.set_width(w, name)
         assert c.width is not None and c.algorithm is not None
-        keys, bad = _parse.pack_sequence(batch, c.width,
-                                         _describe(c.algorithm, c.width), name=name,
-                                         first_index=index, skip_invalid=skip_invalid)
+        keys, bad = _parse.pack_sequence(
+            batch,
+            c.width,
+            _describe(c.algorithm, c.width),
+            name=name,
+            first_index=index,
+            skip_invalid=skip_invalid,
+        )
         c.invalid += bad
         c.add(keys, name)
         index += len(batch)
 
 
-def _detect_item_width(batch: list[Any], index: int, name: str,
-                       skip_invalid: bool) -> int | None:
+def _detect_item_width(
+    batch: list[Any], index: int, name: str, skip_invalid: bool
+) -> int | None:
     """Key width of the first valid digest item (hex str of 32/40/64
     characters, or 16/20/32 raw bytes).  Without skip_invalid the first item
     must be one."""
@@ -145,19 +165,26 @@ def _detect_item_width(batch: list[Any], index: int, name: str,
         if width is not None:
             return width
         if not skip_invalid:
-            shown = repr(item[:80]) if isinstance(item, (str, bytes)) \
+            shown = (
+                repr(item[:80])
+                if isinstance(item, (str, bytes))
                 else type(item).__name__
-            raise InputError(f"{name}: item {index + i}: expected a hex md5, sha1 or "
-                             f"sha256 digest (32, 40 or 64 hex characters) or "
-                             f"16, 20 or 32 raw bytes, got {shown}")
+            )
+            raise InputError(
+                f"{name}: item {index + i}: expected a hex md5, sha1 or "
+                f"sha256 digest (32, 40 or 64 hex characters) or "
+                f"16, 20 or 32 raw bytes, got {shown}"
+            )
     return None
 
 
 def _collect(source: Source, c: _Collector, skip_invalid: bool) -> None:
     if isinstance(source, np.ndarray):
         if source.dtype != np.uint8 or source.ndim != 2:
-            raise TypeError("expected a uint8 array of shape (n, width), got "
-                            f"dtype {source.dtype} with {source.ndim} dimensions")
+            raise TypeError(
+                "expected a uint8 array of shape (n, width), got "
+                f"dtype {source.dtype} with {source.ndim} dimensions"
+            )
         c.sources.append("<array>")
         c.set_width(source.shape[1], "<array>")
         c.add(np.ascontiguousarray(source), "<array>")
@@ -172,8 +199,10 @@ def _collect(source: Source, c: _Collector, skip_invalid: bool) -> None:
         c.sources.append(os.path.basename(name))
         _read_stream(source, name, c, skip_invalid)
     elif isinstance(source, (bytes, bytearray, memoryview)):
-        raise TypeError("a single bytes object is ambiguous as a source; pass a "
-                        "list of digests, a path or a binary stream")
+        raise TypeError(
+            "a single bytes object is ambiguous as a source; pass a "
+            "list of digests, a path or a binary stream"
+        )
     elif isinstance(source, Iterable):
         items = source if isinstance(source, (list, tuple)) else list(source)
         if items and _are_paths(items):
@@ -186,7 +215,7 @@ def _collect(source: Source, c: _Collector, skip_invalid: bool) -> None:
         raise TypeError(f"cannot read digests from {type(source).__name__}")
 
 
-def _are_paths(items: list[Any]) -> bool:
+def _are_paths(items: Sequence[Any]) -> bool:
     """A list holds paths if every entry is os.PathLike or a str naming an
     existing file; otherwise its str entries are digests.  (Stops at the
     first entry that is neither, so a long digest list costs one stat.)"""
@@ -209,9 +238,13 @@ def sort_unique(keys: np.ndarray) -> np.ndarray:
     return work[:unique]
 
 
-def table_sections(keys: np.ndarray, algorithm: str, group: int,
-                   bloom_bits_per_key: float, bloom_hashes: int
-                   ) -> list[_format.SectionData]:
+def table_sections(
+    keys: np.ndarray,
+    algorithm: str,
+    group: int,
+    bloom_bits_per_key: float,
+    bloom_hashes: int,
+) -> list[_format.SectionData]:
     """Keys, locator and (unless bloom_bits_per_key is 0) Bloom sections of
     one key table, from sorted unique keys (n, width)."""
     n, width = keys.shape
@@ -222,33 +255,51 @@ def table_sections(keys: np.ndarray, algorithm: str, group: int,
     locator = np.zeros(4 * ((1 << bits) + 1), dtype=np.uint8)
     _core.build_locator(flat, n, width, bits, locator)
     alg_id = _format.ALGORITHMS[algorithm][0]
-    parts = [_format.SectionData(_format.KIND_KEYS, flat, group=group,
-                                 params=(alg_id, width, n)),
-             _format.SectionData(_format.KIND_LOCATOR, locator, group=group,
-                                 params=(bits, 4, 0))]
+    parts = [
+        _format.SectionData(
+            _format.KIND_KEYS, flat, group=group, params=(alg_id, width, n)
+        ),
+        _format.SectionData(
+            _format.KIND_LOCATOR, locator, group=group, params=(bits, 4, 0)
+        ),
+    ]
     if bloom_bits_per_key > 0:
         blocks = _core.bloom_blocks_for(n, float(bloom_bits_per_key))
         bloom = np.zeros(blocks * _format.BLOOM_BLOCK, dtype=np.uint8)
         _core.build_bloom(flat, n, width, blocks, bloom_hashes, BLOOM_SEED, bloom)
-        parts.append(_format.SectionData(_format.KIND_BLOOM, bloom, group=group,
-                                         params=(blocks, bloom_hashes, BLOOM_SEED)))
+        parts.append(
+            _format.SectionData(
+                _format.KIND_BLOOM,
+                bloom,
+                group=group,
+                params=(blocks, bloom_hashes, BLOOM_SEED),
+            )
+        )
     return parts
 
 
 def check_bloom_params(bloom_bits_per_key: float, bloom_hashes: int) -> None:
     if not 0 <= bloom_bits_per_key <= 64:
-        raise ValueError(f"bloom_bits_per_key must be in 0..64, got {bloom_bits_per_key}")
+        raise ValueError(
+            f"bloom_bits_per_key must be in 0..64, got {bloom_bits_per_key}"
+        )
     if not 1 <= bloom_hashes <= _format.MAX_BLOOM_K:
-        raise ValueError(f"bloom_hashes must be in 1..{_format.MAX_BLOOM_K}, "
-                         f"got {bloom_hashes}")
+        raise ValueError(
+            f"bloom_hashes must be in 1..{_format.MAX_BLOOM_K}, got {bloom_hashes}"
+        )
 
 
-def build_index(source: Source, path: str | os.PathLike[str], *,
-                algorithm: str | None = None, width: int | None = None,
-                skip_invalid: bool = False,
-                bloom_bits_per_key: float = DEFAULT_BLOOM_BITS_PER_KEY,
-                bloom_hashes: int = DEFAULT_BLOOM_HASHES,
-                metadata: dict[str, Any] | None = None) -> BuildReport:
+def build_index(
+    source: Source,
+    path: str | os.PathLike[str],
+    *,
+    algorithm: str | None = None,
+    width: int | None = None,
+    skip_invalid: bool = False,
+    bloom_bits_per_key: float = DEFAULT_BLOOM_BITS_PER_KEY,
+    bloom_hashes: int = DEFAULT_BLOOM_HASHES,
+    metadata: dict[str, Any] | None = None,
+) -> BuildReport:
     """Build an index file at `path` from `source` (see docs/API.md).
 
     Parameters
@@ -285,8 +336,9 @@ def build_index(source: Source, path: str | os.PathLike[str], *,
     _collect(source, c, skip_invalid)
     if c.width is None:
         if alg is None:
-            raise InputError("no digests in the input: cannot detect the algorithm; "
-                             "pass algorithm=")
+            raise InputError(
+                "no digests in the input: cannot detect the algorithm; pass algorithm="
+            )
         c.width = w
     assert c.width is not None and c.algorithm is not None
     width_ = c.width
@@ -307,18 +359,33 @@ def build_index(source: Source, path: str | os.PathLike[str], *,
         "algorithm": c.algorithm,
         "width": width_,
         "count": n,
-        "build": {"input_keys": input_keys, "duplicates": input_keys - n,
-                  "invalid": c.invalid, "sources": c.sources,
-                  "bloom_bits_per_key": bloom_bits_per_key,
-                  "bloom_hashes": bloom_hashes if bloom_bits_per_key > 0 else 0,
-                  "locator_bits": bits},
+        "build": {
+            "input_keys": input_keys,
+            "duplicates": input_keys - n,
+            "invalid": c.invalid,
+            "sources": c.sources,
+            "bloom_bits_per_key": bloom_bits_per_key,
+            "bloom_hashes": bloom_hashes if bloom_bits_per_key > 0 else 0,
+            "locator_bits": bits,
+        },
     }
     if user_meta is not None:
         meta["user"] = user_meta
-    parts.append(_format.SectionData(_format.KIND_METADATA,
-                                     json.dumps(meta, sort_keys=True).encode(),
-                                     flags=0))
+    parts.append(
+        _format.SectionData(
+            _format.KIND_METADATA, json.dumps(meta, sort_keys=True).encode(), flags=0
+        )
+    )
     with atomic_output(path) as f:
         size = _format.write_file(f, parts, created_ns)
-    return BuildReport(os.fspath(path), c.algorithm, width_, input_keys, n,
-                       input_keys - n, c.invalid, size, time.perf_counter() - t0)
+    return BuildReport(
+        os.fspath(path),
+        c.algorithm,
+        width_,
+        input_keys,
+        n,
+        input_keys - n,
+        c.invalid,
+        size,
+        time.perf_counter() - t0,
+    )

@@ -11,14 +11,8 @@ Formats: "sqlite" (NSRL RDSv3), "hashdeep", "vics" (Project VIC JSON),
 "csv", "text" (digest lists, md5sum output).  See docs/IMPORTERS.md.
 """
 
-from hashlookup.importers._records import (
-    ALGORITHMS,
-    FORMATS,
-    ImportReport,
-    RecordBatch,
-    detect_format,
-    iter_records,
-)
+from hashlookup.importers._readers import FORMATS, detect_format, iter_records
+from hashlookup.importers._records import ALGORITHMS, ImportReport, RecordBatch
 
 __all__ = [
     "ALGORITHMS",

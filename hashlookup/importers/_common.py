@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from hashlookup.importers._records import ALGORITHMS, RecordBatch, _Options
 
 _ALGO_BY_HEXLEN = algorithms.BY_HEX_LENGTH
 _INT64_MAX = (1 << 63) - 1
-_UNKNOWN = -(1 << 62)     # stands for a null size in the fast path
+_UNKNOWN = -(1 << 62)  # stands for a null size in the fast path
 _SIZE_TYPES = {int, str, type(None)}
 
 
@@ -55,8 +56,7 @@ def hex_problem(value: str, algorithm: str) -> str:
     if len(value) == want:
         return f"expected {label}, got non-hex text {quote(value)}"
     if other and _is_hex(value):
-        return (f"expected {label}, got {len(value)} (an {other} digest?) "
-                f"{quote(value)}")
+        return f"expected {label}, got {len(value)} (an {other} digest?) {quote(value)}"
     return f"expected {label}, got {quote(value)}"
 
 
@@ -64,8 +64,9 @@ def hex_problem(value: str, algorithm: str) -> str:
 # column decoding
 
 
-def decode_hex(values: list, algorithm: str, what: str,
-               bad: dict[int, str]) -> tuple[np.ndarray, np.ndarray]:
+def decode_hex(
+    values: Sequence[Any], algorithm: str, what: str, bad: dict[int, str]
+) -> tuple[np.ndarray, np.ndarray]:
     """Decode a column of hex digests.
 
     values: str or bytes (hex, any case), None or "" for absent; anything
@@ -76,7 +77,7 @@ def decode_hex(values: list, algorithm: str, what: str,
     n = len(values)
     try:
         lens = np.fromiter(map(len, values), np.int64, n)
-    except TypeError:       # None or a non-string value: per-value pass
+    except TypeError:  # None or a non-string value: per-value pass
         lens = None
     if lens is not None:
         full = lens == 2 * width
@@ -104,8 +105,9 @@ def decode_hex(values: list, algorithm: str, what: str,
     return _decode_hex_slow(values, algorithm, what, bad)
 
 
-def _decode_hex_slow(values: list, algorithm: str, what: str,
-                     bad: dict[int, str]) -> tuple[np.ndarray, np.ndarray]:
+def _decode_hex_slow(
+    values: Sequence[Any], algorithm: str, what: str, bad: dict[int, str]
+) -> tuple[np.ndarray, np.ndarray]:
     width = ALGORITHMS[algorithm]
     n = len(values)
     out = np.zeros((n, width), np.uint8)
@@ -119,8 +121,9 @@ def _decode_hex_slow(values: list, algorithm: str, what: str,
             v = bytes(v).decode("utf-8", "replace")
         if not isinstance(v, str):
             if i not in bad:
-                bad[i] = (f"{what}: expected a hex string, got "
-                          f"{type(v).__name__} {quote(v)}")
+                bad[i] = (
+                    f"{what}: expected a hex string, got {type(v).__name__} {quote(v)}"
+                )
             continue
         s = v.strip()
         if not s:
@@ -132,13 +135,14 @@ def _decode_hex_slow(values: list, algorithm: str, what: str,
             bad[i] = f"{what}: {hex_problem(s, algorithm)}"
     if rows:
         idx = np.array(rows, np.int64)
-        out[idx] = np.frombuffer(bytes.fromhex("".join(chunks)),
-                                 np.uint8).reshape(-1, width)
+        out[idx] = np.frombuffer(bytes.fromhex("".join(chunks)), np.uint8).reshape(
+            -1, width
+        )
         present[idx] = True
     return out, present
 
 
-def decode_sizes(values: list, what: str, bad: dict[int, str]) -> np.ndarray:
+def decode_sizes(values: Sequence[Any], what: str, bad: dict[int, str]) -> np.ndarray:
     """Decode a column of sizes: int, decimal text (str or bytes, blanks
     around it ignored), None or "" (unknown: -1).  Negative, fractional or
     non-numeric values are bad."""
@@ -150,9 +154,10 @@ def decode_sizes(values: list, what: str, bad: dict[int, str]) -> np.ndarray:
             arr = np.array(values, np.int64) if n else np.empty(0, np.int64)
         elif types <= {str} or types <= {bytes}:
             arr = np.array(list(map(int, values)), np.int64)
-        elif types <= _SIZE_TYPES:   # JSON: ints, decimal strings, nulls
-            arr = np.array([_UNKNOWN if v is None else int(v) for v in values],
-                           np.int64)
+        elif types <= _SIZE_TYPES:  # JSON: ints, decimal strings, nulls
+            arr = np.array(
+                [_UNKNOWN if v is None else int(v) for v in values], np.int64
+            )
             unknown = arr == _UNKNOWN
             if unknown.any():
                 arr[unknown] = 0
@@ -170,8 +175,7 @@ def decode_sizes(values: list, what: str, bad: dict[int, str]) -> np.ndarray:
         size = _one_size(v)
         if size is None:
             if i not in bad:
-                bad[i] = (f"{what}: expected a non-negative integer, got "
-                          f"{quote(v)}")
+                bad[i] = f"{what}: expected a non-negative integer, got {quote(v)}"
         else:
             out[i] = size
     return out
@@ -204,12 +208,15 @@ def _one_size(v: object) -> int | None:
 # batches
 
 
-def assemble(opts: _Options, n: int, hexcols: dict[str, tuple[list, str]],
-             sizes: tuple[list, str] | None = None,
-             labels: dict[str, list[int]] | None = None,
-             bad: dict[int, str] | None = None,
-             where: Callable[[int], str] = lambda i: f": record {i}") \
-        -> RecordBatch:
+def assemble(
+    opts: _Options,
+    n: int,
+    hexcols: Mapping[str, tuple[Sequence[Any], str]],
+    sizes: tuple[Sequence[Any], str] | None = None,
+    labels: dict[str, list[int]] | None = None,
+    bad: dict[int, str] | None = None,
+    where: Callable[[int], str] = lambda i: f": record {i}",
+) -> RecordBatch:
     """Build a RecordBatch from n records' raw values.
 
     hexcols: algorithm -> (values, how messages name the field, e.g.
@@ -243,8 +250,9 @@ def assemble(opts: _Options, n: int, hexcols: dict[str, tuple[list, str]],
     if not opts.skip_invalid:
         i = rows[0]
         raise InputError(f"{opts.name}{where(i)}: {bad[i]}")
-    opts.report._skip(len(rows), [f"{opts.name}{where(i)}: {bad[i]}"
-                                  for i in rows[:10]])
+    opts.report._skip(
+        len(rows), [f"{opts.name}{where(i)}: {bad[i]}" for i in rows[:10]]
+    )
     return drop_rows(batch, np.array(rows, np.int64))
 
 
@@ -260,26 +268,32 @@ def drop_rows(batch: RecordBatch, rows: np.ndarray) -> RecordBatch:
         if len(idx):
             labels[label] = newpos[idx]
     return RecordBatch(
-        md5=batch.md5[keep], sha1=batch.sha1[keep], sha256=batch.sha256[keep],
-        has_md5=batch.has_md5[keep], has_sha1=batch.has_sha1[keep],
-        has_sha256=batch.has_sha256[keep], size=batch.size[keep], labels=labels)
+        md5=batch.md5[keep],
+        sha1=batch.sha1[keep],
+        sha256=batch.sha256[keep],
+        has_md5=batch.has_md5[keep],
+        has_sha1=batch.has_sha1[keep],
+        has_sha256=batch.has_sha256[keep],
+        size=batch.size[keep],
+        labels=labels,
+    )
 
 
 #: what a label may be (as the dataset format stores them)
 MAX_LABEL = 200
-_LABEL_RE = re.compile(r"^[^\x00-\x1f]{1,%d}$" % MAX_LABEL)
+_LABEL_RE = re.compile(rf"^[^\x00-\x1f]{{1,{MAX_LABEL}}}$")
 
 
 def bad_label(label: str) -> str | None:
     """Why `label` cannot be a label, or None if it can."""
     if _LABEL_RE.match(label):
         return None
-    return (f"label {quote(label)}: expected at most {MAX_LABEL} printable "
-            f"characters")
+    return f"label {quote(label)}: expected at most {MAX_LABEL} printable characters"
 
 
-def label_rows(values: list, prefix: str, what: str,
-               bad: dict[int, str]) -> dict[str, list[int]]:
+def label_rows(
+    values: Sequence[Any], prefix: str, what: str, bad: dict[int, str]
+) -> dict[str, list[int]]:
     """Label column -> {"prefix:value": rows}; blanks around a value are
     stripped, empty values give no label; a value that makes no valid label
     (control characters, too long) makes its row bad."""
@@ -366,7 +380,7 @@ def csv_header_delimiter(line: str, wanted: list[str] | None = None) -> str | No
         try:
             fields = [f.strip() for f in split_header(line, d)]
         except csv.Error:
-            continue    # not a CSV header with this delimiter
+            continue  # not a CSV header with this delimiter
         if wanted:
             low = {f.lower() for f in fields}
             ok = all(w in fields or w.lower() in low for w in wanted)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from operator import itemgetter
 from typing import BinaryIO
 
@@ -32,11 +32,16 @@ from hashlookup.importers._common import (
 from hashlookup.importers._records import ALGORITHMS, RecordBatch, _Options
 
 #: normalised header name -> field, for auto-detection
-AUTO_NAMES = {"md5": "md5", "sha1": "sha1", "sha256": "sha256",
-              "size": "size", "filesize": "size"}
+AUTO_NAMES = {
+    "md5": "md5",
+    "sha1": "sha1",
+    "sha256": "sha256",
+    "size": "size",
+    "filesize": "size",
+}
 
 CHUNK_SIZE = 8 << 20
-MAX_RECORD = 64 << 20   # longest run of text without a line end outside quotes
+MAX_RECORD = 64 << 20  # longest run of text without a line end outside quotes
 
 # Cells up to 16 MiB (the csv module's default limit is 128 KiB).
 FIELD_LIMIT = 16 << 20
@@ -53,16 +58,17 @@ def read(opts: _Options) -> Iterator[RecordBatch]:
         f = io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline="")
         header, header_line = _header_line(f)
         if header is None:
-            return   # an empty file: no records
+            return  # an empty file: no records
         layout = _Layout(opts, header, header_line)
         reader = csv.reader(f, delimiter=layout.delimiter)
         while True:
-            first = header_line + reader.line_num + 1   # line of the first row
+            first = header_line + reader.line_num + 1  # line of the first row
             try:
                 rows = list(itertools.islice(reader, opts.batch_size))
             except csv.Error as e:
-                raise InputError(f"{opts.name}:{header_line + reader.line_num}: "
-                                 f"{e}") from None
+                raise InputError(
+                    f"{opts.name}:{header_line + reader.line_num}: {e}"
+                ) from None
             if not rows:
                 return
             exact = header_line + reader.line_num - first + 1 == len(rows)
@@ -78,12 +84,15 @@ class _Layout:
         self.delimiter, self.fields = _delimiter(opts, header, line)
         self.ncols = len(self.fields)
         self.columns = _columns(opts, self.fields, line)
-        self.labels = {prefix: _find(opts, self.fields, col, f"label {prefix!r}", line)
-                       for prefix, col in (opts.label_columns or {}).items()}
+        self.labels = {
+            prefix: _find(opts, self.fields, col, f"label {prefix!r}", line)
+            for prefix, col in (opts.label_columns or {}).items()
+        }
         report = opts.report
         report.columns = {k: self.fields[j] for k, j in self.columns.items()}
-        report.columns.update({f"label:{k}": self.fields[j]
-                               for k, j in self.labels.items()})
+        report.columns.update(
+            {f"label:{k}": self.fields[j] for k, j in self.labels.items()}
+        )
 
 
 def _read_bytes(opts: _Options, raw: BinaryIO) -> Iterator[RecordBatch]:
@@ -101,11 +110,11 @@ def _read_bytes(opts: _Options, raw: BinaryIO) -> Iterator[RecordBatch]:
             buf += more
             continue
         head = buf if nl < 0 else buf[:nl]
-        buf = b"" if nl < 0 else buf[nl + 1:]
+        buf = b"" if nl < 0 else buf[nl + 1 :]
         if head.strip():
             break
         if nl < 0:
-            return   # blank lines only: no records
+            return  # blank lines only: no records
         line += 1
     layout = _Layout(opts, head.decode("utf-8", "replace").rstrip("\r\n"), line)
     line += 1
@@ -124,11 +133,13 @@ def _read_bytes(opts: _Options, raw: BinaryIO) -> Iterator[RecordBatch]:
             # Up to the last line end outside quotes; the rest waits for more.
             nlines = t.complete
             cut = int(t.line_ends[-1]) + 1 - _fast.PAD
-        else:    # no line end outside quotes yet
+        else:  # no line end outside quotes yet
             if len(buf) > MAX_RECORD:
-                raise InputError(f"{opts.name}:{line}: a quoted field runs on for "
-                                 f"more than {MAX_RECORD >> 20} MiB (an unbalanced "
-                                 f"quote?)")
+                raise InputError(
+                    f"{opts.name}:{line}: a quoted field runs on for "
+                    f"more than {MAX_RECORD >> 20} MiB (an unbalanced "
+                    f"quote?)"
+                )
             more = raw.read(CHUNK_SIZE)
             eof = not more
             buf += more
@@ -138,25 +149,26 @@ def _read_bytes(opts: _Options, raw: BinaryIO) -> Iterator[RecordBatch]:
         buf = buf[cut:]
 
 
-def _chunk(opts: _Options, layout: _Layout, t: _fast.Text, nlines: int,
-           first: int) -> Iterator[RecordBatch]:
+def _chunk(
+    opts: _Options, layout: _Layout, t: _fast.Text, nlines: int, first: int
+) -> Iterator[RecordBatch]:
     """The records of the first nlines lines of t (line `first` first)."""
     bs = opts.batch_size
     if t.bare_cr():
         keep = None
         starts = t.starts[:nlines]
     else:
-        keep = np.flatnonzero(t.ends[:nlines] > t.starts[:nlines])   # not blank
+        keep = np.flatnonzero(t.ends[:nlines] > t.starts[:nlines])  # not blank
         starts = t.starts[keep]
     n = len(starts)
     for b in range(0, n, bs):
         s0 = int(starts[b])
         last = min(b + bs, n) - 1
         if keep is not None:
-            idx = keep[b:b + bs]
+            idx = keep[b : b + bs]
             s, e = t.starts[idx], t.ends[idx]
             batch = None
-            if int((e - s).max()) <= FIELD_LIMIT:   # else the csv module's error
+            if int((e - s).max()) <= FIELD_LIMIT:  # else the csv module's error
                 batch = _fast_batch(t, layout, s, e)
             if batch is not None:
                 yield batch
@@ -165,21 +177,21 @@ def _chunk(opts: _Options, layout: _Layout, t: _fast.Text, nlines: int,
         else:
             stop = int(t.ends[last])
         # The csv module on the same lines (exact messages, odd quoting).
-        text = t.data[s0 - _fast.PAD:stop - _fast.PAD].decode("utf-8", "replace")
+        text = t.data[s0 - _fast.PAD : stop - _fast.PAD].decode("utf-8", "replace")
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=layout.delimiter)
         line = t.line_number(first, s0)
         try:
             rows = list(reader)
         except csv.Error as e:
-            raise InputError(f"{opts.name}:{line + reader.line_num - 1}: {e}") \
-                from None
+            raise InputError(f"{opts.name}:{line + reader.line_num - 1}: {e}") from None
         batch = _rows_batch(opts, layout, rows, line, reader.line_num == len(rows))
         if batch is not None:
             yield batch
 
 
-def _fast_batch(t: _fast.Text, layout: _Layout, s: np.ndarray,
-                e: np.ndarray) -> RecordBatch | None:
+def _fast_batch(
+    t: _fast.Text, layout: _Layout, s: np.ndarray, e: np.ndarray
+) -> RecordBatch | None:
     fields = _fast.split_fields(t, s, e, ord(layout.delimiter), layout.ncols, None)
     if fields is None:
         return None
@@ -218,34 +230,39 @@ def _header_line(f: io.TextIOWrapper) -> tuple[str | None, int]:
 
 
 def _delimiter(opts: _Options, header: str, line: int) -> tuple[str, list[str]]:
-    wanted = list((opts.columns or {}).values()) + \
-        list((opts.label_columns or {}).values())
+    wanted = list((opts.columns or {}).values()) + list(
+        (opts.label_columns or {}).values()
+    )
     try:
         split_header(header, ",")
     except csv.Error as e:
-        raise InputError(f"{opts.name}:{line}: unreadable CSV header "
-                         f"{quote(header)}: {e}") from None
+        raise InputError(
+            f"{opts.name}:{line}: unreadable CSV header {quote(header)}: {e}"
+        ) from None
     delimiter = csv_header_delimiter(header, wanted or None)
     if delimiter is None and wanted:
         # Say which column is missing, with the most plausible split.
         delimiter = csv_header_delimiter(header) or max(
-            ",\t;", key=lambda d: len(split_header(header, d)))
+            ",\t;", key=lambda d: len(split_header(header, d))
+        )
     if delimiter is None:
         raise InputError(
             f"{opts.name}:{line}: no md5, sha1 or sha256 column in the CSV header "
-            f"{quote(header)}; name the columns with columns={{'md5': ...}}")
+            f"{quote(header)}; name the columns with columns={{'md5': ...}}"
+        )
     return delimiter, [c.strip() for c in split_header(header, delimiter)]
 
 
-def _find(opts: _Options, fields: list[str], name: str, what: str,
-          line: int) -> int:
+def _find(opts: _Options, fields: list[str], name: str, what: str, line: int) -> int:
     if name in fields:
         return fields.index(name)
     folded = [f.lower() for f in fields]
     if folded.count(name.lower()) == 1:
         return folded.index(name.lower())
-    raise InputError(f"{opts.name}:{line}: column {name!r} ({what}) is not in the "
-                     f"CSV header {fields}")
+    raise InputError(
+        f"{opts.name}:{line}: column {name!r} ({what}) is not in the "
+        f"CSV header {fields}"
+    )
 
 
 def _columns(opts: _Options, fields: list[str], line: int) -> dict[str, int]:
@@ -255,27 +272,38 @@ def _columns(opts: _Options, fields: list[str], line: int) -> dict[str, int]:
         for key, name in opts.columns.items():
             found[key] = _find(opts, fields, name, key, line)
     for j, name in enumerate(fields):
-        key = AUTO_NAMES.get(normalise_name(name))
-        if key is None or (opts.columns and key != "size") or \
-                (opts.columns and "size" in opts.columns):
+        auto = AUTO_NAMES.get(normalise_name(name))
+        if (
+            auto is None
+            or (opts.columns and auto != "size")
+            or (opts.columns and "size" in opts.columns)
+        ):
             continue
-        if key in found:
-            if key == "size":
-                continue   # the first size-like column wins
-            raise InputError(f"{opts.name}:{line}: columns {fields[found[key]]!r} "
-                             f"and {name!r} both look like the {key} column; "
-                             f"choose one with columns={{{key!r}: ...}}")
-        found[key] = j
+        if auto in found:
+            if auto == "size":
+                continue  # the first size-like column wins
+            raise InputError(
+                f"{opts.name}:{line}: columns {fields[found[auto]]!r} "
+                f"and {name!r} both look like the {auto} column; "
+                f"choose one with columns={{{auto!r}: ...}}"
+            )
+        found[auto] = j
     if not any(k in ALGORITHMS for k in found):
         raise InputError(
             f"{opts.name}:{line}: no column named md5, sha1 or sha256 (or SHA-1, "
             f"SHA-256; any case) in the CSV header {fields}; name the columns "
-            f"with columns={{'md5': ...}}")
+            f"with columns={{'md5': ...}}"
+        )
     return found
 
 
-def _rows_batch(opts: _Options, layout: _Layout, rows: list[list[str]], first: int,
-                lines_exact: bool) -> RecordBatch | None:
+def _rows_batch(
+    opts: _Options,
+    layout: _Layout,
+    rows: list[list[str]],
+    first: int,
+    lines_exact: bool,
+) -> RecordBatch | None:
     """The records of csv rows (the first on line `first`), None if there
     are none (blank lines only)."""
     ncols = layout.ncols
@@ -287,10 +315,11 @@ def _rows_batch(opts: _Options, layout: _Layout, rows: list[list[str]], first: i
         records, positions = [], []
         for i, r in enumerate(rows):
             if not r:
-                continue   # a blank line
+                continue  # a blank line
             if len(r) != ncols:
-                bad[len(records)] = (f"expected {ncols} fields as in the "
-                                     f"header, got {len(r)}")
+                bad[len(records)] = (
+                    f"expected {ncols} fields as in the header, got {len(r)}"
+                )
                 r = [""] * ncols
             positions.append(i)
             records.append(r)
@@ -298,21 +327,28 @@ def _rows_batch(opts: _Options, layout: _Layout, rows: list[list[str]], first: i
             return None
     where = _where_factory(rows, first, positions, lines_exact)
     fields = layout.fields
-    hexcols = {k: (list(map(itemgetter(j), records)), f"column {fields[j]}")
-               for k, j in layout.columns.items() if k in ALGORITHMS}
+    hexcols = {
+        k: (list(map(itemgetter(j), records)), f"column {fields[j]}")
+        for k, j in layout.columns.items()
+        if k in ALGORITHMS
+    }
     sizes = None
     if "size" in layout.columns:
         j = layout.columns["size"]
         sizes = (list(map(itemgetter(j), records)), f"column {fields[j]}")
     label_map: dict[str, list[int]] = {}
     for prefix, j in layout.labels.items():
-        label_map.update(label_rows(list(map(itemgetter(j), records)), prefix,
-                                    f"column {fields[j]}", bad))
+        label_map.update(
+            label_rows(
+                list(map(itemgetter(j), records)), prefix, f"column {fields[j]}", bad
+            )
+        )
     return assemble(opts, len(records), hexcols, sizes, label_map, bad, where)
 
 
-def _where_factory(rows: list[list[str]], first: int, positions: list[int] | None,
-                   lines_exact: bool):
+def _where_factory(
+    rows: list[list[str]], first: int, positions: list[int] | None, lines_exact: bool
+) -> Callable[[int], str]:
     """where(i) for record i: its line number (computed on demand when rows
     span several lines because of quoted newlines)."""
     starts: list[int] = []
@@ -325,8 +361,9 @@ def _where_factory(rows: list[list[str]], first: int, positions: list[int] | Non
             line = first
             for r in rows:
                 starts.append(line)
-                line += 1 + sum(c.count("\n") + c.count("\r") - c.count("\r\n")
-                                for c in r)
+                line += 1 + sum(
+                    c.count("\n") + c.count("\r") - c.count("\r\n") for c in r
+                )
         return f":{starts[row]}"
 
     return where

@@ -17,7 +17,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from hashlookup.importers._common import bad_label
 
-PAD = 32            # zero bytes around the data, so windows never run off
+PAD = 32  # zero bytes around the data, so windows never run off
 _POW10 = 10 ** np.arange(17, -1, -1, dtype=np.int64)
 _MAX_SIZE_DIGITS = 18
 NL, CR, QUOTE = 10, 13, 34
@@ -32,39 +32,36 @@ class Text:
         self.end = PAD + len(data)
         arr = self.arr
         self.delim = 0
-        self.qpos = None               # positions of quote characters
-        if quotes and QUOTE in data:   # (int in bytes: a byte search)
+        self.qpos = None  # positions of quote characters
+        if quotes and QUOTE in data:  # (int in bytes: a byte search)
             self.qpos = np.flatnonzero(arr == QUOTE)
-        self.newlines = np.flatnonzero(arr == NL)   # every newline
-        pos = self.outside(self.newlines)             # the line ends
-        self.complete = len(pos)      # lines ended by a newline (outside quotes)
+        self.newlines = np.flatnonzero(arr == NL)  # every newline
+        pos = self.outside(self.newlines)  # the line ends
+        self.complete = len(pos)  # lines ended by a newline (outside quotes)
         self.line_ends = pos
         starts = np.concatenate(([PAD], pos + 1))
         ends = np.concatenate((pos, [self.end]))
-        if starts[-1] == self.end:     # text ends with a newline
+        if starts[-1] == self.end:  # text ends with a newline
             starts, ends = starts[:-1], ends[:-1]
         if CR in data:
             cr = (ends > starts) & (arr[ends - 1] == CR)
             ends = ends - cr
-        self.starts = starts           # line i is arr[starts[i]:ends[i]]
+        self.starts = starts  # line i is arr[starts[i]:ends[i]]
         self.ends = ends
 
     def outside(self, pos: np.ndarray) -> np.ndarray:
         """The positions in pos that are outside quotes."""
         if self.qpos is None:
             return pos
-        return pos[(np.searchsorted(self.qpos, pos) & 1) == 0]
-
-    def quotes_between(self, s: np.ndarray, e: np.ndarray) -> np.ndarray:
-        """Number of quote characters in arr[s:e] for each pair."""
-        return np.searchsorted(self.qpos, e) - np.searchsorted(self.qpos, s)
+        inside: np.ndarray = pos[(np.searchsorted(self.qpos, pos) & 1) == 0]
+        return inside
 
     def bare_cr(self) -> bool:
         """Is there a CR that does not end a line (csv would split there)?"""
         if CR not in self.data:
             return False
         arr = self.arr
-        pos = np.flatnonzero(arr[:self.end] == CR)
+        pos = np.flatnonzero(arr[: self.end] == CR)
         return bool((arr[pos + 1] != NL).any())
 
     def line_number(self, first_line: int, pos: int) -> int:
@@ -75,8 +72,14 @@ class Text:
 Bounds = tuple[np.ndarray, np.ndarray]
 
 
-def split_fields(t: Text, starts: np.ndarray, ends: np.ndarray, delim: int,
-                 ncols: int, free: int | None) -> list[Bounds] | None:
+def split_fields(
+    t: Text,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    delim: int,
+    ncols: int,
+    free: int | None,
+) -> list[Bounds] | None:
     """(start, end) arrays of every field of the given lines, or None if a
     line has the wrong number of fields.  `free` is the column (a file name)
     that takes up extra delimiters; the fields after it are found from the
@@ -114,7 +117,8 @@ def _simple_quotes(t: Text, lo: int, hi: int) -> bool:
     end), in pairs?  Then every field holds no quote or is exactly '"..."'
     with none inside, and the csv module reads the same fields."""
     q = t.qpos
-    q = q[np.searchsorted(q, lo):np.searchsorted(q, hi)]
+    assert q is not None  # called only for text with quotes
+    q = q[np.searchsorted(q, lo) : np.searchsorted(q, hi)]
     if len(q) % 2:
         return False
     arr = t.arr
@@ -134,8 +138,9 @@ def unquote(t: Text, s: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return s + quoted, e - quoted
 
 
-def hex_column(t: Text, s: np.ndarray, e: np.ndarray,
-               width: int) -> tuple[np.ndarray, np.ndarray] | None:
+def hex_column(
+    t: Text, s: np.ndarray, e: np.ndarray, width: int
+) -> tuple[np.ndarray, np.ndarray] | None:
     """(digests, present) of hex fields (empty = absent), or None if a field
     is not exactly 2*width hex characters or empty."""
     length = e - s
@@ -170,7 +175,7 @@ def size_column(t: Text, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
     if int(length.max()) > _MAX_SIZE_DIGITS:
         return None
     w = _MAX_SIZE_DIGITS
-    mat = sliding_window_view(t.arr, w)[e - w]          # the w bytes before e
+    mat = sliding_window_view(t.arr, w)[e - w]  # the w bytes before e
     mask = np.arange(w) >= (w - length)[:, None]
     digits = mat - np.uint8(48)
     if ((digits > 9) & mask).any():
@@ -181,8 +186,9 @@ def size_column(t: Text, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
     return out
 
 
-def label_column(t: Text, s: np.ndarray, e: np.ndarray,
-                 prefix: str) -> dict[str, np.ndarray] | None:
+def label_column(
+    t: Text, s: np.ndarray, e: np.ndarray, prefix: str
+) -> dict[str, np.ndarray] | None:
     """{"prefix:value": rows} of a label column (values stripped; empty = no
     label), or None if a value holds a quote or is long (> 64 bytes)."""
     n = len(s)
@@ -202,12 +208,14 @@ def label_column(t: Text, s: np.ndarray, e: np.ndarray,
     order = np.argsort(inverse, kind="stable")
     bounds = np.cumsum(np.bincount(inverse, minlength=len(uniq)))[:-1]
     groups: dict[str, list[np.ndarray]] = {}
-    for u, rows in zip(uniq.tolist(), np.split(order, bounds)):
+    for u, rows in zip(uniq.tolist(), np.split(order, bounds), strict=True):
         v = u.decode("utf-8", "replace").strip()
         if v:
             label = f"{prefix}:{v}"
             if bad_label(label):
-                return None   # the exact reader names the row
+                return None  # the exact reader names the row
             groups.setdefault(label, []).append(rows)
-    return {k: (v[0] if len(v) == 1 else np.sort(np.concatenate(v))).astype(np.int64)
-            for k, v in groups.items()}
+    return {
+        k: (v[0] if len(v) == 1 else np.sort(np.concatenate(v))).astype(np.int64)
+        for k, v in groups.items()
+    }

@@ -18,19 +18,19 @@ starts a new column layout.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from hashlookup.importers import digests as _parse
 from hashlookup.errors import InputError
 from hashlookup.importers import _fast
+from hashlookup.importers import digests as _parse
 from hashlookup.importers._common import assemble, quote
 from hashlookup.importers._records import ALGORITHMS, RecordBatch, _Options
 
 CHUNK_SIZE = 8 << 20
 MAGIC = b"%%%% HASHDEEP-"
-_SPECIAL = b"#% \t\r\v\f"      # first bytes of lines that need a closer look
+_SPECIAL = b"#% \t\r\v\f"  # first bytes of lines that need a closer look
 _BLANKS = np.frombuffer(b" \t\r\v\f", np.uint8)
 
 
@@ -42,16 +42,19 @@ class _Layout:
         self.names = [c.strip().lower() for c in text.split(",")]
         self.text = ",".join(self.names)
         if len(set(self.names)) != len(self.names) or "" in self.names:
-            raise InputError(f"{where}: bad hashdeep column line {quote(line)} "
-                             f"(empty or repeated column names)")
+            raise InputError(
+                f"{where}: bad hashdeep column line {quote(line)} "
+                f"(empty or repeated column names)"
+            )
         self.ncols = len(self.names)
         self.algos = {a: self.names.index(a) for a in ALGORITHMS if a in self.names}
         if not self.algos:
-            raise InputError(f"{where}: hashdeep column line {quote(line)} declares "
-                             f"no md5, sha1 or sha256 column")
+            raise InputError(
+                f"{where}: hashdeep column line {quote(line)} declares "
+                f"no md5, sha1 or sha256 column"
+            )
         self.size = self.names.index("size") if "size" in self.names else None
-        self.fname = (self.names.index("filename") if "filename" in self.names
-                      else None)
+        self.fname = self.names.index("filename") if "filename" in self.names else None
 
     def split(self, lines: list[bytes], bad: dict[int, str]) -> list[list[bytes]]:
         """Fields of each line; lines with the wrong count go to bad and get
@@ -67,16 +70,21 @@ class _Layout:
         if counts != {n}:
             for i, r in enumerate(rows):
                 if len(r) != n:
-                    bad.setdefault(i, f"expected {n} fields ({self.text}), got "
-                                      f"{len(r)}: {quote(lines[i])}")
+                    bad.setdefault(
+                        i,
+                        f"expected {n} fields ({self.text}), got "
+                        f"{len(r)}: {quote(lines[i])}",
+                    )
                     rows[i] = [b""] * n
         return rows
 
     def _split_middle(self, line: bytes) -> list[bytes]:
-        left = line.split(b",", self.fname)
-        if len(left) <= self.fname:
+        fname = self.fname
+        assert fname is not None  # split() calls this only with a file name column
+        left = line.split(b",", fname)
+        if len(left) <= fname:
             return left
-        right = left.pop().rsplit(b",", self.ncols - 1 - self.fname)
+        right = left.pop().rsplit(b",", self.ncols - 1 - fname)
         return left + right
 
 
@@ -85,16 +93,19 @@ def read(opts: _Options) -> Iterator[RecordBatch]:
     with open(opts.path, "rb") as f:
         if f.read(3) != b"\xef\xbb\xbf":
             f.seek(0)
-        chunks = _parse.iter_line_chunks(f, opts.name, CHUNK_SIZE,
-                                         skip_long=opts.skip_invalid)
+        chunks = _parse.iter_line_chunks(
+            f, opts.name, CHUNK_SIZE, skip_long=opts.skip_invalid
+        )
         while True:
             try:
                 data = next(chunks)
             except StopIteration:
                 break
             except _parse.LineTooLong:
-                raise InputError(f"{opts.name}:{reader.line}: line longer than "
-                                 f"{_parse.MAX_LINE} bytes") from None
+                raise InputError(
+                    f"{opts.name}:{reader.line}: line longer than "
+                    f"{_parse.MAX_LINE} bytes"
+                ) from None
             if isinstance(data, bytes):
                 yield from reader.chunk(data)
             else:  # an over-long line skipped (skip_invalid)
@@ -105,8 +116,8 @@ def read(opts: _Options) -> Iterator[RecordBatch]:
 class _Reader:
     def __init__(self, opts: _Options):
         self.opts = opts
-        self.line = 1            # number of the next line
-        self.state = "start"     # -> "columns" -> "data"
+        self.line = 1  # number of the next line
+        self.state = "start"  # -> "columns" -> "data"
         self.layout: _Layout | None = None
         self.header_line = 0
 
@@ -115,17 +126,22 @@ class _Reader:
 
     def dropped_line(self) -> None:
         if self.state != "data":
-            raise InputError(f"{self._where(self.line)}: line longer than "
-                             f"{_parse.MAX_LINE} bytes in the hashdeep header")
-        self.opts.report._skip(1, [f"{self._where(self.line)}: line longer than "
-                                   f"{_parse.MAX_LINE} bytes"])
+            raise InputError(
+                f"{self._where(self.line)}: line longer than "
+                f"{_parse.MAX_LINE} bytes in the hashdeep header"
+            )
+        self.opts.report._skip(
+            1, [f"{self._where(self.line)}: line longer than {_parse.MAX_LINE} bytes"]
+        )
         self.line += 1
 
     def finish(self) -> None:
         if self.state == "columns":
-            raise InputError(f"{self._where(self.header_line)}: truncated hashdeep "
-                             f"header: no '%%%% <columns>' line after "
-                             f"'%%%% HASHDEEP-1.0'")
+            raise InputError(
+                f"{self._where(self.header_line)}: truncated hashdeep "
+                f"header: no '%%%% <columns>' line after "
+                f"'%%%% HASHDEEP-1.0'"
+            )
 
     def chunk(self, data: bytes) -> Iterator[RecordBatch]:
         first = self.line
@@ -134,7 +150,7 @@ class _Reader:
             t = _fast.Text(data)
             keep = self._plain_lines(t)
             if keep is not None:
-                yield from self._fast(t, keep, first)
+                yield from self._read_fast(t, keep, first)
                 return
         yield from self._slow(data, first)
 
@@ -151,34 +167,38 @@ class _Reader:
         keep = nonempty & (first != ord("#"))
         # Lines with blanks first: classified like the line-by-line reader.
         for i in np.flatnonzero(nonempty & np.isin(first, _BLANKS)).tolist():
-            line = t.data[starts[i] - _fast.PAD:ends[i] - _fast.PAD].strip()
+            line = t.data[starts[i] - _fast.PAD : ends[i] - _fast.PAD].strip()
             if line.startswith(b"%"):
                 return None
             if not line or line.startswith(b"#"):
                 keep[i] = False
         return np.flatnonzero(keep)
 
-    def _fast(self, t: _fast.Text, keep: np.ndarray,
-              first: int) -> Iterator[RecordBatch]:
+    def _read_fast(
+        self, t: _fast.Text, keep: np.ndarray, first: int
+    ) -> Iterator[RecordBatch]:
         layout = self.layout
         assert layout is not None
         bs = self.opts.batch_size
         for b in range(0, len(keep), bs):
-            idx = keep[b:b + bs]
+            idx = keep[b : b + bs]
             s, e = t.starts[idx], t.ends[idx]
             batch = None
             if len(s) and int((e - s).max()) <= _parse.MAX_LINE:
                 batch = self._fast_batch(t, s, e, layout)
-            if batch is None:   # something irregular: the exact reader
-                lines = [t.data[i - _fast.PAD:j - _fast.PAD]
-                         for i, j in zip(s.tolist(), e.tolist())]
+            if batch is None:  # something irregular: the exact reader
+                lines = [
+                    t.data[i - _fast.PAD : j - _fast.PAD]
+                    for i, j in zip(s.tolist(), e.tolist(), strict=True)
+                ]
                 yield from self._rows(lines, first, idx)
             else:
                 yield batch
 
     @staticmethod
-    def _fast_batch(t: _fast.Text, s: np.ndarray, e: np.ndarray,
-                    layout: _Layout) -> RecordBatch | None:
+    def _fast_batch(
+        t: _fast.Text, s: np.ndarray, e: np.ndarray, layout: _Layout
+    ) -> RecordBatch | None:
         fields = _fast.split_fields(t, s, e, ord(","), layout.ncols, layout.fname)
         if fields is None:
             return None
@@ -212,7 +232,7 @@ class _Reader:
         for s in special + [len(lines)]:
             if self.state == "data":
                 run.extend(range(prev, s))
-            elif s > prev:   # a data line before the header is complete
+            elif s > prev:  # a data line before the header is complete
                 self._header_error(first + prev, lines[prev])
             if s == len(lines):
                 break
@@ -221,33 +241,35 @@ class _Reader:
             stripped = ln.strip()
             if not stripped or stripped.startswith(b"#"):
                 continue
-            if not stripped.startswith(b"%%%%"):   # a data line with blanks first
+            if not stripped.startswith(b"%%%%"):  # a data line with blanks first
                 if self.state != "data":
                     self._header_error(first + s, ln)
                 run.append(s)
                 continue
             # A header line: finish the run read with the previous layout.
             if run:
-                yield from self._rows([lines[i] for i in run], first,
-                                      np.array(run, np.int64))
+                yield from self._rows(
+                    [lines[i] for i in run], first, np.array(run, np.int64)
+                )
                 run = []
             self._header(stripped, first + s)
             if self.state == "data" and not run:
                 # The rest of the chunk without header lines: vectorised.
-                offset = sum(map(len, lines[:s + 1])) + s + 1
+                offset = sum(map(len, lines[: s + 1])) + s + 1
                 rest = data[offset:]
                 if not rest.startswith(b"%") and b"\n%" not in rest:
                     yield from self.chunk_rest(rest, first + s + 1)
                     return
         if run:
-            yield from self._rows([lines[i] for i in run], first,
-                                  np.array(run, np.int64))
+            yield from self._rows(
+                [lines[i] for i in run], first, np.array(run, np.int64)
+            )
 
     def chunk_rest(self, data: bytes, first: int) -> Iterator[RecordBatch]:
         t = _fast.Text(data)
         keep = self._plain_lines(t)
         if keep is not None:
-            yield from self._fast(t, keep, first)
+            yield from self._read_fast(t, keep, first)
         else:
             yield from self._slow(data, first)
 
@@ -258,46 +280,59 @@ class _Reader:
         elif self.state == "columns":
             self.layout = _Layout(line, self._where(line_no))
             self.opts.report.columns = {
-                k: k for k in self.layout.names if k in ALGORITHMS or k == "size"}
+                k: k for k in self.layout.names if k in ALGORITHMS or k == "size"
+            }
             self.state = "data"
         elif self.state == "start":
             self._header_error(line_no, line)
         else:
-            raise InputError(f"{self._where(line_no)}: unexpected hashdeep header "
-                             f"line {quote(line)} (expected '%%%% HASHDEEP-1.0' to "
-                             f"start a new header)")
+            raise InputError(
+                f"{self._where(line_no)}: unexpected hashdeep header "
+                f"line {quote(line)} (expected '%%%% HASHDEEP-1.0' to "
+                f"start a new header)"
+            )
 
     def _header_error(self, line_no: int, line: bytes) -> None:
         if self.state == "start":
-            raise InputError(f"{self._where(line_no)}: expected the hashdeep header "
-                             f"'%%%% HASHDEEP-1.0', got {quote(line)}")
-        raise InputError(f"{self._where(self.header_line)}: truncated hashdeep "
-                         f"header: no '%%%% <columns>' line after "
-                         f"'%%%% HASHDEEP-1.0' (line {line_no} is {quote(line)})")
+            raise InputError(
+                f"{self._where(line_no)}: expected the hashdeep header "
+                f"'%%%% HASHDEEP-1.0', got {quote(line)}"
+            )
+        raise InputError(
+            f"{self._where(self.header_line)}: truncated hashdeep "
+            f"header: no '%%%% <columns>' line after "
+            f"'%%%% HASHDEEP-1.0' (line {line_no} is {quote(line)})"
+        )
 
-    def _rows(self, lines: list[bytes], first: int,
-              idx: np.ndarray | None) -> Iterator[RecordBatch]:
+    def _rows(
+        self, lines: list[bytes], first: int, idx: np.ndarray | None
+    ) -> Iterator[RecordBatch]:
         """Records of data lines (idx: their positions in the chunk, None if
         lines is the whole chunk); first: the chunk's first line number."""
         layout = self.layout
         assert layout is not None
         bs = self.opts.batch_size
         for start in range(0, len(lines), bs):
-            part = lines[start:start + bs]
+            part = lines[start : start + bs]
             bad: dict[int, str] = {}
             for i, line in enumerate(part):
-                if len(line) > _parse.MAX_LINE:   # as if it crossed a chunk end
+                if len(line) > _parse.MAX_LINE:  # as if it crossed a chunk end
                     bad[i] = f"line longer than {_parse.MAX_LINE} bytes"
             rows = layout.split(part, bad)
-            cols = list(zip(*rows))
+            cols = list(zip(*rows, strict=False))
             hexcols = {a: (cols[j], f"column {a}") for a, j in layout.algos.items()}
-            sizes = ((cols[layout.size], "column size") if layout.size is not None
-                     else None)
+            sizes = (
+                (cols[layout.size], "column size") if layout.size is not None else None
+            )
             base = first + start
+            where: Callable[[int], str]
             if idx is None:
+
                 def where(i: int, base: int = base) -> str:
                     return f":{base + i}"
             else:
-                def where(i: int, pos: np.ndarray = idx[start:start + bs]) -> str:
+
+                def where(i: int, pos: np.ndarray = idx[start : start + bs]) -> str:
                     return f":{first + int(pos[i])}"
+
             yield assemble(self.opts, len(part), hexcols, sizes, None, bad, where)

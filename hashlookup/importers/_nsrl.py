@@ -11,8 +11,9 @@ no labels (the dataset builder labels the source).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,8 +34,9 @@ def read(opts: _Options) -> Iterator[RecordBatch]:
     name = opts.name
     with open(opts.path, "rb") as f:
         if not f.read(len(SQLITE_MAGIC)).startswith(SQLITE_MAGIC):
-            raise InputError(f"{name}: not an SQLite database (no 'SQLite format 3' "
-                             f"header)")
+            raise InputError(
+                f"{name}: not an SQLite database (no 'SQLite format 3' header)"
+            )
     uri = Path(opts.path).resolve().as_uri() + "?mode=ro"
     try:
         con = sqlite3.connect(uri, uri=True)
@@ -47,31 +49,41 @@ def read(opts: _Options) -> Iterator[RecordBatch]:
     try:
         yield from _read(con, opts)
     except sqlite3.Error as e:
-        raise InputError(f"{name}: SQLite error: {e} (a damaged or foreign "
-                         f"database?)") from None
+        raise InputError(
+            f"{name}: SQLite error: {e} (a damaged or foreign database?)"
+        ) from None
     except UnicodeDecodeError:
         # SQLite's own message quotes the damaged schema text.
-        raise InputError(f"{name}: SQLite error with a message that is not UTF-8 "
-                         f"(a damaged or foreign database?)") from None
+        raise InputError(
+            f"{name}: SQLite error with a message that is not UTF-8 "
+            f"(a damaged or foreign database?)"
+        ) from None
     finally:
         con.close()
 
 
 def _read(con: sqlite3.Connection, opts: _Options) -> Iterator[RecordBatch]:
     name = opts.name
-    tables = {n.upper(): n for (n,) in con.execute(
-        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
+    tables = {
+        n.upper(): n
+        for (n,) in con.execute(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"
+        )
+    }
     table = tables.get(TABLE)
     if table is None:
         shown = ", ".join(sorted(tables.values())[:20]) or "none"
-        raise InputError(f"{name}: no {TABLE} table (not an NSRL RDSv3 database?); "
-                         f"tables: {shown}")
+        raise InputError(
+            f"{name}: no {TABLE} table (not an NSRL RDSv3 database?); tables: {shown}"
+        )
     quoted = '"' + table.replace('"', '""') + '"'
     columns = {r[1].lower(): r[1] for r in con.execute(f"PRAGMA table_info({quoted})")}
     algos = [a for a in ALGORITHMS if a in columns]
     if not algos:
-        raise InputError(f"{name}: table {table} has no sha256, sha1 or md5 column "
-                         f"(columns: {', '.join(columns.values())})")
+        raise InputError(
+            f"{name}: table {table} has no sha256, sha1 or md5 column "
+            f"(columns: {', '.join(columns.values())})"
+        )
     wanted = [columns[a] for a in algos]
     has_size = SIZE_COLUMN in columns
     if has_size:
@@ -82,7 +94,7 @@ def _read(con: sqlite3.Connection, opts: _Options) -> Iterator[RecordBatch]:
     select = ", ".join(_q(c) for c in wanted)
     try:
         lo = con.execute(f"SELECT min(rowid) FROM {quoted}").fetchone()[0]
-    except sqlite3.OperationalError:   # a WITHOUT ROWID table
+    except sqlite3.OperationalError:  # a WITHOUT ROWID table
         lo = None
     if lo is None and con.execute(f"SELECT 1 FROM {quoted} LIMIT 1").fetchone():
         # No usable rowid (a view: rowids are NULL): in query order.
@@ -93,11 +105,13 @@ def _read(con: sqlite3.Connection, opts: _Options) -> Iterator[RecordBatch]:
     # not regular is read again row by row, for exact messages.
     aggregate = ", ".join(
         [f"group_concat({_q(columns[a])}, '|')" for a in algos]
-        + ([f"group_concat({_q(columns[SIZE_COLUMN])}, ',')"] if has_size else []))
-    fast = (f"SELECT count(*), {aggregate} FROM {quoted} "
-            f"WHERE rowid >= ? AND rowid < ?")
-    slow = (f"SELECT rowid, {select} FROM {quoted} WHERE rowid >= ? AND rowid < ? "
-            f"ORDER BY rowid")
+        + ([f"group_concat({_q(columns[SIZE_COLUMN])}, ',')"] if has_size else [])
+    )
+    fast = f"SELECT count(*), {aggregate} FROM {quoted} WHERE rowid >= ? AND rowid < ?"
+    slow = (
+        f"SELECT rowid, {select} FROM {quoted} WHERE rowid >= ? AND rowid < ? "
+        f"ORDER BY rowid"
+    )
     next_row = f"SELECT min(rowid) FROM {quoted} WHERE rowid >= ?"
     bs = opts.batch_size
     while lo is not None:
@@ -107,11 +121,18 @@ def _read(con: sqlite3.Connection, opts: _Options) -> Iterator[RecordBatch]:
             batch = _fast_batch(got, algos, has_size)
             if batch is None:
                 rows = con.execute(slow, (lo, hi)).fetchall()
-                batch = _rows_batch(opts, table, rows, algos, columns, has_size,
-                                    lambda i, rows=rows: f"rowid {rows[i][0]}")
+                batch = _rows_batch(
+                    opts,
+                    table,
+                    rows,
+                    algos,
+                    columns,
+                    has_size,
+                    lambda i, rows=rows: f"rowid {rows[i][0]}",
+                )
             yield batch
             lo = hi
-        else:   # a gap in the rowids
+        else:  # a gap in the rowids
             lo = con.execute(next_row, (hi,)).fetchone()[0]
 
 
@@ -123,7 +144,9 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _fast_batch(got: tuple, algos: list[str], has_size: bool) -> RecordBatch | None:
+def _fast_batch(
+    got: tuple[Any, ...], algos: list[str], has_size: bool
+) -> RecordBatch | None:
     """The batch from one aggregate row (count, hex|hex|..., ..., sizes), or
     None if any value is NULL, of another length, not hex or not a
     non-negative integer."""
@@ -139,7 +162,7 @@ def _fast_batch(got: tuple, algos: list[str], has_size: bool) -> RecordBatch | N
         except UnicodeEncodeError:
             return None
         if n > 1:
-            seps = np.frombuffer(raw, np.uint8)[w::w + 1]
+            seps = np.frombuffer(raw, np.uint8)[w :: w + 1]
             if not (seps == ord("|")).all():
                 return None
         try:
@@ -164,9 +187,16 @@ def _fast_batch(got: tuple, algos: list[str], has_size: bool) -> RecordBatch | N
     return batch
 
 
-def _by_row(con: sqlite3.Connection, opts: _Options, table: str, quoted: str,
-            select: str, algos: list[str], columns: dict[str, str],
-            has_size: bool) -> Iterator[RecordBatch]:
+def _by_row(
+    con: sqlite3.Connection,
+    opts: _Options,
+    table: str,
+    quoted: str,
+    select: str,
+    algos: list[str],
+    columns: dict[str, str],
+    has_size: bool,
+) -> Iterator[RecordBatch]:
     cur = con.execute(f"SELECT {select} FROM {quoted}")
     count = 0
     while True:
@@ -174,16 +204,31 @@ def _by_row(con: sqlite3.Connection, opts: _Options, table: str, quoted: str,
         if not rows:
             return
         rows = [(None, *r) for r in rows]
-        yield _rows_batch(opts, table, rows, algos, columns, has_size,
-                          lambda i, base=count: f"row {base + i + 1}")
+        yield _rows_batch(
+            opts,
+            table,
+            rows,
+            algos,
+            columns,
+            has_size,
+            lambda i, base=count: f"row {base + i + 1}",
+        )
         count += len(rows)
 
 
-def _rows_batch(opts: _Options, table: str, rows: list[tuple], algos: list[str],
-                columns: dict[str, str], has_size: bool, where) -> RecordBatch:
+def _rows_batch(
+    opts: _Options,
+    table: str,
+    rows: list[tuple[Any, ...]],
+    algos: list[str],
+    columns: dict[str, str],
+    has_size: bool,
+    where: Callable[..., str],
+) -> RecordBatch:
     """Records of (rowid, digests..., size) rows."""
-    cols = list(zip(*rows))
+    cols = list(zip(*rows, strict=False))
     hexcols = {a: (cols[1 + k], f"column {columns[a]}") for k, a in enumerate(algos)}
     sizes = (cols[-1], f"column {columns[SIZE_COLUMN]}") if has_size else None
-    return assemble(opts, len(rows), hexcols, sizes, None, None,
-                    lambda i: f": {table} {where(i)}")
+    return assemble(
+        opts, len(rows), hexcols, sizes, None, None, lambda i: f": {table} {where(i)}"
+    )

@@ -13,7 +13,7 @@ import numpy as np
 
 from hashlookup import algorithms
 from hashlookup.importers import digests as _parse
-from hashlookup.importers._records import ALGORITHMS, RecordBatch, _Options
+from hashlookup.importers._records import RecordBatch, _Options
 
 _ALGO_BY_WIDTH = algorithms.BY_WIDTH
 
@@ -23,8 +23,9 @@ def read(opts: _Options) -> Iterator[RecordBatch]:
     with open(opts.path, "rb") as f:
         if f.read(3) != b"\xef\xbb\xbf":  # a UTF-8 byte-order mark is skipped
             f.seek(0)
-        for chunk in _parse.iter_parsed(f, None, name=opts.name,
-                                        skip_invalid=opts.skip_invalid):
+        for chunk in _parse.iter_parsed(
+            f, None, name=opts.name, skip_invalid=opts.skip_invalid
+        ):
             if chunk.invalid:
                 report.invalid += chunk.invalid
             keys = chunk.keys
@@ -34,7 +35,7 @@ def read(opts: _Options) -> Iterator[RecordBatch]:
             algo = _ALGO_BY_WIDTH[keys.shape[1]]
             report.algorithm = algo
             for start in range(0, n, opts.batch_size):
-                part = keys[start:start + opts.batch_size]
+                part = keys[start : start + opts.batch_size]
                 batch = RecordBatch.empty(part.shape[0])
                 setattr(batch, algo, part)
                 setattr(batch, "has_" + algo, np.ones(part.shape[0], bool))

@@ -20,6 +20,7 @@ import json
 import json.scanner
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -27,17 +28,19 @@ from hashlookup.errors import InputError
 from hashlookup.importers._common import assemble, quote, sniff_encoding
 from hashlookup.importers._records import RecordBatch, _Options
 
-CHUNK_CHARS = 4 << 20      # characters read at a time
-MAX_VALUE = 64 << 20       # largest single JSON value (a Media with its files)
-SURE_ERROR = 1 << 20       # a syntax error this far before the buffer end is
+CHUNK_CHARS = 4 << 20  # characters read at a time
+MAX_VALUE = 64 << 20  # largest single JSON value (a Media with its files)
+SURE_ERROR = 1 << 20  # a syntax error this far before the buffer end is
 #                            real, not the buffer cutting a value short
-_WS = re.compile(r"[ \t\n\r]*")
+_WS = re.compile(r"[ \t\n\r]*")  # matches anywhere: .match() is never None
 _VERSION = re.compile(r"DataModels/(\d+(?:\.\d+)*)")
 
 LABEL_DISTRIBUTED = "vics:distributed"
 LABEL_PRECATEGORIZED = "vics:precategorized"
-_BOOL_LABELS = (("IsDistributed", LABEL_DISTRIBUTED),
-                ("IsPrecategorized", LABEL_PRECATEGORIZED))
+_BOOL_LABELS = (
+    ("IsDistributed", LABEL_DISTRIBUTED),
+    ("IsPrecategorized", LABEL_PRECATEGORIZED),
+)
 _TRUE = {"true": True, "1": True, "false": False, "0": False, "": False}
 
 
@@ -54,9 +57,10 @@ class _Stream:
         self.buf = ""
         self.pos = 0
         self.eof = False
-        self.line = 1       # line number of buf[0]
-        self.col = 1        # column of buf[0]
-        self.scan = json.scanner.make_scanner(json.JSONDecoder())
+        self.line = 1  # line number of buf[0]
+        self.col = 1  # column of buf[0]
+        # typeshed types the context as a scanner; it is the decoder
+        self.scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
     def more(self) -> bool:
         """Append text to the buffer (dropping what was consumed); False at
@@ -70,7 +74,7 @@ class _Stream:
                 self.col = self.pos - self.buf.rfind("\n", 0, self.pos)
             else:
                 self.col += self.pos
-            self.buf = self.buf[self.pos:]
+            self.buf = self.buf[self.pos :]
             self.pos = 0
         new = self.f.read(max(CHUNK_CHARS, len(self.buf)))
         if not new:
@@ -90,30 +94,34 @@ class _Stream:
     def peek(self) -> str:
         """The next non-blank character ("" at the end of the file)."""
         while True:
-            self.pos = _WS.match(self.buf, self.pos).end()
+            self.pos = _WS.match(self.buf, self.pos).end()  # type: ignore[union-attr]
             if self.pos < len(self.buf) or not self.more():
                 return self.buf[self.pos] if self.pos < len(self.buf) else ""
 
     def expect(self, chars: str, what: str) -> str:
         c = self.peek()
         if not c or c not in chars:
-            got = (quote(self.buf[self.pos:self.pos + 20]) if c
-                   else "the end of the file")
+            got = (
+                quote(self.buf[self.pos : self.pos + 20])
+                if c
+                else "the end of the file"
+            )
             self.fail(f"expected {what}, got {got}", self.pos)
         self.pos += 1
         return c
 
     def fail(self, msg: str, pos: int, context: str = "") -> None:
         context = f" {context}:" if context else ""
-        raise _Fatal(f"{self.name}:{context} malformed JSON at {self.where(pos)}: "
-                     f"{msg}")
+        raise _Fatal(
+            f"{self.name}:{context} malformed JSON at {self.where(pos)}: {msg}"
+        )
 
     def value(self, context: str | int) -> object:
         """Decode the JSON value that starts at the next non-blank char
         (context: how errors name it; an int i means "value[i]")."""
         buf = self.buf
-        pos = _WS.match(buf, self.pos).end()
-        if pos < len(buf) and buf[pos] == "{":   # the usual case: a Media
+        pos = _WS.match(buf, self.pos).end()  # type: ignore[union-attr]
+        if pos < len(buf) and buf[pos] == "{":  # the usual case: a Media
             try:
                 obj, end = self.scan(buf, pos)
                 if end < len(buf):
@@ -140,9 +148,11 @@ class _Stream:
             if err is not None and (len(self.buf) - err[1] > SURE_ERROR or self.eof):
                 self.fail(err[0], err[1], context)
             if len(self.buf) - self.pos > MAX_VALUE:
-                raise _Fatal(f"{self.name}: {context}: a JSON value longer than "
-                             f"{MAX_VALUE >> 20} MiB characters (starting at "
-                             f"{self.where(self.pos)})")
+                raise _Fatal(
+                    f"{self.name}: {context}: a JSON value longer than "
+                    f"{MAX_VALUE >> 20} MiB characters (starting at "
+                    f"{self.where(self.pos)})"
+                )
             # Read on (at the end of the file this sets eof, and the value is
             # scanned once more so that positions refer to the new buffer).
             self.more()
@@ -169,7 +179,7 @@ def read(opts: _Options) -> Iterator[RecordBatch]:
 def _document(s: _Stream, acc: _Accumulator) -> Iterator[RecordBatch]:
     first = s.peek()
     if not first:
-        return   # an empty (or blank) file: no records
+        return  # an empty (or blank) file: no records
     if first != "{":
         s.expect("{", "a JSON object (a VICS export) at the top level")
     s.pos += 1
@@ -186,7 +196,7 @@ def _document(s: _Stream, acc: _Accumulator) -> Iterator[RecordBatch]:
             s.expect(":", "':'")
             if key == "value":
                 if seen_value:
-                    raise _Fatal(f"{s.name}: repeated \"value\" array")
+                    raise _Fatal(f'{s.name}: repeated "value" array')
                 seen_value = True
                 yield from _media_array(s, acc)
             else:
@@ -199,8 +209,10 @@ def _document(s: _Stream, acc: _Accumulator) -> Iterator[RecordBatch]:
     if s.peek():
         s.fail("data after the end of the JSON document", s.pos)
     if not seen_value:
-        raise _Fatal(f"{s.name}: no \"value\" array of Media in the JSON object "
-                     f"(not a VICS export?)")
+        raise _Fatal(
+            f'{s.name}: no "value" array of Media in the JSON object '
+            f"(not a VICS export?)"
+        )
 
 
 def _media_array(s: _Stream, acc: _Accumulator) -> Iterator[RecordBatch]:
@@ -232,13 +244,14 @@ def _present(v: object) -> bool:
 
 def _same(a: object, b: object) -> bool:
     """Do two given digest fields hold the same digest (any case)?"""
-    return a == b or (type(a) is str and type(b) is str
-                      and a.strip().lower() == b.strip().lower())
+    return a == b or (
+        type(a) is str and type(b) is str and a.strip().lower() == b.strip().lower()
+    )
 
 
-def _covered(new: tuple, old: tuple) -> bool:
+def _covered(new: tuple[object, ...], old: tuple[object, ...]) -> bool:
     """Does record `old` have every digest that `new` has, same values?"""
-    for a, b in zip(new, old):
+    for a, b in zip(new, old, strict=False):
         if _present(a) and not (_present(b) and _same(a, b)):
             return False
     return True
@@ -255,14 +268,21 @@ class _Accumulator:
 
     def _reset(self) -> None:
         self.rows: list[tuple[int, object, int]] = []  # (index, MediaID, file)
-        self.md5: list = []
-        self.sha1: list = []
-        self.sha256: list = []
-        self.size: list = []
+        self.md5: list[Any] = []
+        self.sha1: list[Any] = []
+        self.sha256: list[Any] = []
+        self.size: list[Any] = []
         self.labels: dict[str, list[int]] = {}
         self.bad: dict[int, str] = {}
 
-    def _add(self, where: tuple[int, object, int], md5, sha1, sha256, size) -> None:
+    def _add(
+        self,
+        where: tuple[int, object, int],
+        md5: Any,
+        sha1: Any,
+        sha256: Any,
+        size: Any,
+    ) -> None:
         # None -> "" keeps the hex columns all-str for the vectorised decoder.
         self.rows.append(where)
         self.md5.append("" if md5 is None else md5)
@@ -279,8 +299,10 @@ class _Accumulator:
         report = self.report
         report.media += 1
         if type(obj) is not dict:
-            self._bad((index, None, -1), f"expected a Media object, got "
-                      f"{type(obj).__name__} {quote(obj)}")
+            self._bad(
+                (index, None, -1),
+                f"expected a Media object, got {type(obj).__name__} {quote(obj)}",
+            )
             return
         get = obj.get
         mid = get("MediaID")
@@ -298,8 +320,11 @@ class _Accumulator:
         files = get("MediaFiles")
         if files:
             if type(files) is not list:
-                self._bad((index, mid, -1), f"MediaFiles: expected an array, got "
-                          f"{type(files).__name__} {quote(files)}")
+                self._bad(
+                    (index, mid, -1),
+                    f"MediaFiles: expected an array, got "
+                    f"{type(files).__name__} {quote(files)}",
+                )
             else:
                 emitted = [(md5, sha1, sha256)] if own else []
                 for j, mf in enumerate(files):
@@ -315,8 +340,10 @@ class _Accumulator:
             if label is None:
                 label = _category(cat)
                 if label is None:
-                    problem = (f"Category: expected an integer, got "
-                               f"{type(cat).__name__} {quote(cat)}")
+                    problem = (
+                        f"Category: expected an integer, got "
+                        f"{type(cat).__name__} {quote(cat)}"
+                    )
                 else:
                     self.categories[cat] = label
             if label:
@@ -328,8 +355,10 @@ class _Accumulator:
             if v is not True:
                 flag = _flag(v)
                 if flag is None:
-                    problem = problem or (f"{field}: expected true or false, got "
-                                          f"{type(v).__name__} {quote(v)}")
+                    problem = problem or (
+                        f"{field}: expected true or false, got "
+                        f"{type(v).__name__} {quote(v)}"
+                    )
                     continue
                 if not flag:
                     continue
@@ -347,11 +376,14 @@ class _Accumulator:
         else:
             got.extend(range(first, end))
 
-    def _media_file(self, mf: object, here: tuple[int, object, int],
-                    emitted: list[tuple]) -> None:
+    def _media_file(
+        self, mf: object, here: tuple[int, object, int], emitted: list[tuple[Any, ...]]
+    ) -> None:
         if type(mf) is not dict:
-            self._bad(here, f"expected a MediaFile object, got "
-                      f"{type(mf).__name__} {quote(mf)}")
+            self._bad(
+                here,
+                f"expected a MediaFile object, got {type(mf).__name__} {quote(mf)}",
+            )
             return
         get = mf.get
         md5, sha1, sha256 = get("MD5"), get("SHA1"), get("SHA256")
@@ -360,7 +392,7 @@ class _Accumulator:
         if sha256 is None:
             sha256 = get("SHA-256")
         key = (md5, sha1, sha256)
-        if emitted and key == emitted[0]:   # the usual repeat of the Media
+        if emitted and key == emitted[0]:  # the usual repeat of the Media
             self.report.duplicates += 1
             return
         if not (_present(md5) or _present(sha1) or _present(sha256)):
@@ -387,10 +419,19 @@ class _Accumulator:
                 text += f" (MediaID {mid})"
             return text + (f" MediaFiles[{j}]" if j >= 0 else "")
 
-        batch = assemble(self.opts, len(rows),
-                         {"md5": (self.md5, "MD5"), "sha1": (self.sha1, "SHA1"),
-                          "sha256": (self.sha256, "SHA256")},
-                         (self.size, "size"), self.labels, self.bad, where)
+        batch = assemble(
+            self.opts,
+            len(rows),
+            {
+                "md5": (self.md5, "MD5"),
+                "sha1": (self.sha1, "SHA1"),
+                "sha256": (self.sha256, "SHA256"),
+            },
+            (self.size, "size"),
+            self.labels,
+            self.bad,
+            where,
+        )
         self._reset()
         return split(batch, self.opts.batch_size)
 
@@ -406,7 +447,7 @@ def _flag(v: object) -> bool | None:
 
 
 def _category(cat: object) -> str | None:
-    """"category:N" for an integer or decimal text, "" for empty text, None
+    """ "category:N" for an integer or decimal text, "" for empty text, None
     if bad."""
     if type(cat) is int:
         return f"category:{cat}"
@@ -434,8 +475,12 @@ def split(batch: RecordBatch, size: int) -> Iterator[RecordBatch]:
             if hi > lo:
                 labels[label] = idx[lo:hi] - start
         yield RecordBatch(
-            md5=batch.md5[start:stop], sha1=batch.sha1[start:stop],
-            sha256=batch.sha256[start:stop], has_md5=batch.has_md5[start:stop],
+            md5=batch.md5[start:stop],
+            sha1=batch.sha1[start:stop],
+            sha256=batch.sha256[start:stop],
+            has_md5=batch.has_md5[start:stop],
             has_sha1=batch.has_sha1[start:stop],
-            has_sha256=batch.has_sha256[start:stop], size=batch.size[start:stop],
-            labels=labels)
+            has_sha256=batch.has_sha256[start:stop],
+            size=batch.size[start:stop],
+            labels=labels,
+        )

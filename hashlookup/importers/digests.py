@@ -23,8 +23,8 @@ else:
     from hashlookup._lazy import numpy as np
 
 from hashlookup import _core, algorithms
-from hashlookup.store import format as _format
 from hashlookup.errors import InputError
+from hashlookup.store import format as _format
 
 CHUNK_SIZE = 16 << 20
 MAX_LINE = 1 << 20  # a "line" longer than this is not a digest list
@@ -33,13 +33,13 @@ _HEX_WIDTHS = algorithms.HEX_WIDTH
 
 @dataclass
 class ParsedChunk:
-    keys: np.ndarray          # (n, width) uint8
+    keys: np.ndarray  # (n, width) uint8
     line_numbers: np.ndarray | None  # int64, 1-based line of each key
     line_offsets: np.ndarray | None  # int64, offset of each key's line in data
-    data: bytes               # the chunk's text (complete lines)
-    first_line: int           # 1-based number of the chunk's first line
-    lines: int                # lines in the chunk
-    invalid: int              # bad lines skipped
+    data: bytes  # the chunk's text (complete lines)
+    first_line: int  # 1-based number of the chunk's first line
+    lines: int  # lines in the chunk
+    invalid: int  # bad lines skipped
 
 
 class LineTooLong(InputError):
@@ -61,8 +61,10 @@ def _invalid_message(token: bytes, width: int, algorithm: str) -> str:
         other = _HEX_WIDTHS.get(len(stripped))
         if other and _is_hex(stripped):
             name = _format.ALGORITHM_BY_WIDTH[other]
-            return (f"mixed digest lengths: expected {label} like the first "
-                    f"digest, got {len(stripped)} ({name}) {_quote(token)}")
+            return (
+                f"mixed digest lengths: expected {label} like the first "
+                f"digest, got {len(stripped)} ({name}) {_quote(token)}"
+            )
         return f"expected {label}, got {_quote(token)}"
     return f"expected {label}, got non-hex text {_quote(token)}"
 
@@ -75,9 +77,16 @@ def _is_hex(b: bytes) -> bool:
     return len(b) % 2 == 0
 
 
-def parse_chunk(data: bytes, width: int, *, algorithm: str = "raw",
-                skip_invalid: bool = False, first_line: int = 1,
-                name: str = "<input>", want_lines: bool = False) -> ParsedChunk:
+def parse_chunk(
+    data: bytes,
+    width: int,
+    *,
+    algorithm: str = "raw",
+    skip_invalid: bool = False,
+    first_line: int = 1,
+    name: str = "<input>",
+    want_lines: bool = False,
+) -> ParsedChunk:
     """Parse complete lines of digest text.
 
     Raises InputError "name:line: message" at the first bad line unless
@@ -88,19 +97,30 @@ def parse_chunk(data: bytes, width: int, *, algorithm: str = "raw",
     out = np.empty((cap, width), dtype=np.uint8)
     idx = np.empty(cap, dtype=np.int64) if want_lines else None
     offs = np.empty(cap, dtype=np.int64) if want_lines else None
-    (status, n, lines, invalid, err_line, err_off, err_len,
-     _err_status) = _core.parse_lines(data, width, MAX_LINE, out.reshape(-1), idx,
-                                      offs, skip_invalid)
+    (status, n, lines, invalid, err_line, err_off, err_len, _err_status) = (
+        _core.parse_lines(
+            data, width, MAX_LINE, out.reshape(-1), idx, offs, skip_invalid
+        )
+    )
     if status == _core.ETOOLONG:
         raise InputError(f"{name}:{first_line + err_line}: {_too_long()}")
     if status != _core.OK:
-        token = data[err_off:err_off + err_len]
-        raise InputError(f"{name}:{first_line + err_line}: "
-                         f"{_invalid_message(token, width, algorithm)}")
+        token = data[err_off : err_off + err_len]
+        raise InputError(
+            f"{name}:{first_line + err_line}: "
+            f"{_invalid_message(token, width, algorithm)}"
+        )
     if idx is not None:
         idx = idx[:n] + first_line
-    return ParsedChunk(out[:n], idx, offs[:n] if offs is not None else None, data,
-                       first_line, lines, invalid)
+    return ParsedChunk(
+        out[:n],
+        idx,
+        offs[:n] if offs is not None else None,
+        data,
+        first_line,
+        lines,
+        invalid,
+    )
 
 
 def _too_long() -> str:
@@ -114,8 +134,9 @@ class _DroppedLine:
 DROPPED_LINE = _DroppedLine()
 
 
-def iter_line_chunks(f: BinaryIO, name: str, chunk_size: int = CHUNK_SIZE, *,
-                     skip_long: bool = False) -> Iterator[bytes | _DroppedLine]:
+def iter_line_chunks(
+    f: BinaryIO, name: str, chunk_size: int = CHUNK_SIZE, *, skip_long: bool = False
+) -> Iterator[bytes | _DroppedLine]:
     """Yield the stream's content in pieces that end at line boundaries.
 
     A line longer than MAX_LINE is never held in memory whole: it raises
@@ -128,8 +149,9 @@ def iter_line_chunks(f: BinaryIO, name: str, chunk_size: int = CHUNK_SIZE, *,
     while True:
         block = f.read(chunk_size)
         if not isinstance(block, (bytes, bytearray)):
-            raise TypeError(f"{name}: expected a binary stream, read "
-                            f"{type(block).__name__}")
+            raise TypeError(
+                f"{name}: expected a binary stream, read {type(block).__name__}"
+            )
         if not block:
             if dropping:
                 yield DROPPED_LINE
@@ -142,7 +164,7 @@ def iter_line_chunks(f: BinaryIO, name: str, chunk_size: int = CHUNK_SIZE, *,
                 continue
             dropping = False
             yield DROPPED_LINE
-            block = block[nl + 1:]
+            block = block[nl + 1 :]
         data = tail + block if tail else bytes(block)
         cut = data.rfind(b"\n") + 1
         if cut == 0:
@@ -157,8 +179,9 @@ def iter_line_chunks(f: BinaryIO, name: str, chunk_size: int = CHUNK_SIZE, *,
             dropping = True
 
 
-def detect_width(data: bytes, name: str, first_line: int,
-                 skip_invalid: bool) -> int | None:
+def detect_width(
+    data: bytes, name: str, first_line: int, skip_invalid: bool
+) -> int | None:
     """Width of the first digest in data (16, 20 or 32), or None if data
     holds no digest line.  A first data line that is no digest is an error
     unless skip_invalid."""
@@ -184,15 +207,22 @@ def detect_width(data: bytes, name: str, first_line: int,
             if not skip_invalid:
                 raise InputError(
                     f"{name}:{line_no}: expected a hex md5, sha1 or sha256 digest "
-                    f"(32, 40 or 64 hex characters), got {_quote(token)}")
+                    f"(32, 40 or 64 hex characters), got {_quote(token)}"
+                )
         line_no += 1
     return None
 
 
-def iter_parsed(f: BinaryIO, width: int | None, *, algorithm: str | None = None,
-                name: str = "<input>", skip_invalid: bool = False,
-                want_lines: bool = False,
-                chunk_size: int = CHUNK_SIZE) -> Iterator[ParsedChunk]:
+def iter_parsed(
+    f: BinaryIO,
+    width: int | None,
+    *,
+    algorithm: str | None = None,
+    name: str = "<input>",
+    skip_invalid: bool = False,
+    want_lines: bool = False,
+    chunk_size: int = CHUNK_SIZE,
+) -> Iterator[ParsedChunk]:
     """Parse a text stream chunk by chunk.  With width None the width is
     detected from the first digest line."""
     line = 1
@@ -205,8 +235,9 @@ def iter_parsed(f: BinaryIO, width: int | None, *, algorithm: str | None = None,
         except LineTooLong:
             raise InputError(f"{name}:{line}: {_too_long()}") from None
         if isinstance(data, _DroppedLine):
-            yield ParsedChunk(np.empty((0, width or 0), np.uint8), None, None, b"",
-                              line, 1, 1)
+            yield ParsedChunk(
+                np.empty((0, width or 0), np.uint8), None, None, b"", line, 1, 1
+            )
             line += 1
             continue
         if width is None:
@@ -214,14 +245,27 @@ def iter_parsed(f: BinaryIO, width: int | None, *, algorithm: str | None = None,
             if width is None:  # only blank/comment/invalid lines so far
                 chunk_lines = data.count(b"\n") + (not data.endswith(b"\n"))
                 invalid = _count_data_lines(data)
-                yield ParsedChunk(np.empty((0, 0), np.uint8), None, None, data,
-                                  line, chunk_lines, invalid)
+                yield ParsedChunk(
+                    np.empty((0, 0), np.uint8),
+                    None,
+                    None,
+                    data,
+                    line,
+                    chunk_lines,
+                    invalid,
+                )
                 line += chunk_lines
                 continue
             algorithm = algorithm or _format.ALGORITHM_BY_WIDTH[width]
-        chunk = parse_chunk(data, width, algorithm=algorithm or "raw",
-                            skip_invalid=skip_invalid, first_line=line, name=name,
-                            want_lines=want_lines)
+        chunk = parse_chunk(
+            data,
+            width,
+            algorithm=algorithm or "raw",
+            skip_invalid=skip_invalid,
+            first_line=line,
+            name=name,
+            want_lines=want_lines,
+        )
         line += chunk.lines
         yield chunk
 
@@ -236,8 +280,15 @@ def _count_data_lines(data: bytes) -> int:
     return count
 
 
-def pack_sequence(items: list[object], width: int, what: str, *, name: str,
-                  first_index: int, skip_invalid: bool) -> tuple[np.ndarray, int]:
+def pack_sequence(
+    items: list[object],
+    width: int,
+    what: str,
+    *,
+    name: str,
+    first_index: int,
+    skip_invalid: bool,
+) -> tuple[np.ndarray, int]:
     """Pack raw bytes / hex str items into an (n, width) array.
 
     Returns (keys, invalid).  Errors name the 0-based item index.
@@ -247,8 +298,9 @@ def pack_sequence(items: list[object], width: int, what: str, *, name: str,
         return np.frombuffer(packed, dtype=np.uint8).reshape(-1, width), 0
     except (TypeError, ValueError) as e:
         if not skip_invalid:
-            raise InputError(f"{name}: {_renumber(str(e), items, first_index)}") \
-                from None
+            raise InputError(
+                f"{name}: {_renumber(str(e), items, first_index)}"
+            ) from None
     good = []
     invalid = 0
     for item in items:
@@ -273,4 +325,4 @@ def _renumber(msg: str, items: list[object], first_index: int) -> str:
         shown = f": {_quote(item.encode('utf-8', 'backslashreplace'))}"
     elif isinstance(item, (bytes, bytearray)):
         shown = f": {bytes(item[:40])!r}"
-    return f"item {i + first_index}: {msg[:m.start()]}{shown}"
+    return f"item {i + first_index}: {msg[: m.start()]}{shown}"

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from hashlookup.match.inventory import Inventory, detect_kind
-from hashlookup.match.tables import arrow_keys, bind_width, check_column, csv_header
 from hashlookup.match.keys import KeyMatcher, record_labels
+from hashlookup.match.tables import arrow_keys, bind_width, check_column, csv_header
 
 __all__ = ["OUTPUT_COLUMNS", "match", "open_cached"]
 

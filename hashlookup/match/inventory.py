@@ -1,14 +1,16 @@
 """Inventories to match: text digest lists, CSV/TSV and Parquet files.
 
-Every input is cut into *pieces* (a chunk of text, a batch of table rows) by
-the reader in the calling thread; each piece is then decoded and looked up by
-:func:`match_piece`, which does its heavy work in C without the GIL (line
-parser or hex decoder, then the batch lookup kernel) so that pieces of one
-file, or of several files, run in parallel on a thread pool.  The pieces come
+Every input is cut into *pieces* (a chunk of text, a batch of table rows;
+see ``hashlookup.match.pieces``) by the reader in the calling thread; each
+piece is then decoded and looked up by a task (``_bind_text`` here,
+``_bind_table`` in ``hashlookup.match.tables``), which does its heavy work in
+C without the GIL (line parser or hex decoder, then the batch lookup kernel)
+so that pieces of one file, or of several files, run in parallel on a thread
+pool.  The pieces come
 back in input order (see :func:`match_inventory`), so the output does not
 depend on the number of threads.
 
-Where the issue was silent, decided here (see docs/CLI.md "match"):
+How inputs are read (see also docs/CLI.md "match"):
 
 * text pieces are the existing format (``hashlookup.importers.digests``): one digest or
   one md5sum line per line; they are numbered by **line** (1-based);
@@ -23,13 +25,11 @@ Where the issue was silent, decided here (see docs/CLI.md "match"):
 
 from __future__ import annotations
 
-import os
-import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     import numpy as np
@@ -38,16 +38,23 @@ else:
     from hashlookup._lazy import numpy as np
 
 from hashlookup import _core
-from hashlookup.store.format import ALGORITHM_BY_WIDTH
-from hashlookup.match.keys import DEFAULT_CHUNK_SIZE, KeyMatcher, MatchStats
+from hashlookup.errors import InputError
 from hashlookup.importers.digests import (
-    CHUNK_SIZE,
     MAX_LINE,
     _invalid_message,
     _too_long,
     detect_width,
 )
-from hashlookup.errors import InputError
+from hashlookup.match.keys import DEFAULT_CHUNK_SIZE, KeyMatcher, MatchStats
+from hashlookup.match.pieces import (
+    Inventory,
+    Piece,
+    Slabs,
+    constant_task,
+    detect_kind,
+    read_chunks,
+)
+from hashlookup.store.format import ALGORITHM_BY_WIDTH
 
 __all__ = [
     "Inventory",
@@ -57,56 +64,7 @@ __all__ = [
     "match_inventory",
 ]
 
-_KINDS = ("text", "csv", "tsv", "parquet")
 T = TypeVar("T")
-
-
-def detect_kind(path: str) -> str:
-    """Input kind from the file name: ``.csv``, ``.tsv``/``.tab``, ``.parquet``/
-    ``.pq``, anything else (and standard input) is text."""
-    ext = os.path.splitext(path)[1].lower()
-    if ext == ".csv":
-        return "csv"
-    if ext in (".tsv", ".tab"):
-        return "tsv"
-    if ext in (".parquet", ".pq"):
-        return "parquet"
-    return "text"
-
-
-@dataclass
-class Inventory:
-    """One input to match: a path (or ``-``/a binary stream for text)."""
-
-    path: str
-    kind: str = "auto"
-    column: str | None = None
-    delimiter: str | None = None
-    stream: BinaryIO | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind == "auto":
-            self.kind = detect_kind(self.path) if self.stream is None else "text"
-            if self.kind == "text" and self.column is not None:
-                self.kind = "csv"
-        if self.kind not in _KINDS:
-            raise ValueError(f"unknown input kind {self.kind!r} (one of {_KINDS})")
-        if self.kind != "text" and not self.column:
-            raise InputError(f"{self.path}: {self.kind} input needs a column name "
-                             "(--column NAME)")
-        if self.delimiter is None:
-            self.delimiter = "\t" if self.kind == "tsv" else ","
-        if len(self.delimiter) != 1:
-            raise ValueError(f"delimiter must be one character, got "
-                             f"{self.delimiter!r}")
-
-    @property
-    def name(self) -> str:
-        return "<stdin>" if self.path == "-" else self.path
-
-    @property
-    def is_table(self) -> bool:
-        return self.kind != "text"
 
 
 @dataclass
@@ -127,119 +85,6 @@ class InventoryStats(MatchStats):
         self.filtered += piece.filtered
         if not self.algorithm and piece.n_keys:
             self.algorithm = ALGORITHM_BY_WIDTH[piece.key_width]
-
-
-@dataclass(repr=False)
-class Piece:
-    """A looked-up piece of one input: keys in input order, their line (text)
-    or row (table) numbers, the lookup result, and what is needed to show the
-    input lines or rows of any of them."""
-
-    inventory: Inventory
-    keys: npt.NDArray[np.uint8] | None
-    """The digests, shape ``(n, width)`` (None when ``rendered``)."""
-    numbers: npt.NDArray[np.int64] | None
-    """Line or row number of each key, minus ``base`` (see number_list)."""
-    found: npt.NDArray[np.bool_] | None
-    record_ids: npt.NDArray[np.int64] | None
-    filtered: int = 0
-    units: int = 0
-    invalid: int = 0
-    empty: int = 0
-    nbytes: int = 0
-    first: int = 1
-    """Number of the piece's first line or row."""
-    text: bytes | bytearray | None = None
-    """Text pieces: the chunk (complete lines; only ``text[:nbytes]`` is data)."""
-    offsets: npt.NDArray[np.int64] | None = None
-    """Text pieces: offset in ``text`` of each key's line."""
-    batch: Any = None
-    """Table pieces: the rows (a pyarrow RecordBatch, or a list of lists)."""
-    relative: bool = False
-    """Text pieces parsed in parallel: ``numbers`` and ``first`` count from 0
-    until :meth:`place` gives them the line the piece starts on."""
-    error: Callable[[int], Exception] | None = None
-    """A bad line, raised by :meth:`place` (it needs the piece's first line)."""
-    base: int = 0
-    slab: dict[str, Any] | None = None
-    """Text pieces: the recycled memory they live in (``recycle=True``)."""
-    rendered: memoryview | None = None
-    """Text pieces matched with ``render`` (see :func:`match_inventory`): the
-    selected lines, each ending in ``\\n`` (empty for ``"count"``);
-    ``keys``, ``numbers`` and ``found`` are then None (so that this path
-    needs no numpy) and ``n_keys``, ``hits`` and ``key_width`` are given."""
-    n_keys: int = -1
-    """Digests looked up (``len(keys)`` unless rendered)."""
-    hits: int = -1
-    """Digests found (``found.sum()`` unless rendered)."""
-    key_width: int = 0
-    """Bytes per digest (``keys.shape[1]`` unless rendered)."""
-
-    def __post_init__(self) -> None:
-        if self.keys is not None:
-            self.n_keys = int(self.keys.shape[0])
-            self.key_width = int(self.keys.shape[1])
-        if self.found is not None:
-            self.hits = int(np.count_nonzero(self.found))
-
-    def __repr__(self) -> str:
-        return (f"<Piece {self.inventory.name} from {self.first}: "
-                f"{self.n_keys} keys, {self.hits} hits>")
-
-    def place(self, line: int) -> None:
-        """Number the lines of a relative piece: ``line`` is the number of the
-        first line after the previous piece.  Raises a deferred error.  (The
-        numbers array is not rewritten: ``base`` is added when numbers are
-        asked for, which is only for the hits.)"""
-        if self.error is not None:
-            raise self.error(line)
-        if self.relative:
-            self.base = line
-            self.first += line
-            self.relative = False
-
-    def number_list(self, indices: npt.NDArray[np.intp]) -> list[int]:
-        """Line (text) or row (table) numbers of the keys at ``indices``."""
-        return (self.numbers[indices] + self.base).tolist()  # type: ignore[no-any-return]
-
-    def positions(self, indices: npt.NDArray[np.intp] | None = None
-                  ) -> npt.NDArray[np.int64]:
-        """0-based line/row of the keys (all, or at ``indices``) within the
-        piece."""
-        numbers = self.numbers if indices is None else self.numbers[indices]
-        return numbers + (self.base - self.first)
-
-    def select(self, invert: bool = False) -> npt.NDArray[np.intp]:
-        return np.flatnonzero(~self.found if invert else self.found)
-
-    def hex_digests(self, indices: npt.NDArray[np.intp]) -> list[str]:
-        step = 2 * int(self.keys.shape[1])
-        text = np.ascontiguousarray(self.keys[indices]).tobytes().hex()
-        return [text[j:j + step] for j in range(0, len(text), step)]
-
-    def lines(self, indices: npt.NDArray[np.intp]) -> list[bytearray]:
-        """Text pieces: the input lines (without line ends) of the keys.
-
-        A key's line ends just before the next key's line when that is the
-        next line (the usual case, found for all hits with numpy); otherwise
-        the end is searched for."""
-        buf, end = self.text, self.nbytes
-        offsets = self.offsets
-        assert buf is not None and offsets is not None
-        if indices.size == 0:
-            return []
-        starts = offsets[indices]
-        nxt = np.minimum(indices + 1, len(offsets) - 1)
-        adjacent = (indices + 1 < len(offsets)) & (
-            self.numbers[nxt] == self.numbers[indices] + 1)
-        stops = np.where(adjacent, offsets[nxt] - 1, -1)
-        for j in np.flatnonzero(~adjacent).tolist():
-            stop = buf.find(b"\n", int(starts[j]), end)
-            stops[j] = end if stop < 0 else stop
-        view = np.frombuffer(buf, dtype=np.uint8, count=end)
-        crlf = (stops > starts) & (view[np.maximum(stops - 1, 0)] == 0x0D)
-        stops -= crlf
-        return [buf[a:b] for a, b in zip(starts.tolist(), stops.tolist(), strict=True)]
 
 
 # --------------------------------------------------------------------------
@@ -265,31 +110,6 @@ def _ordered(tasks: Iterator[Callable[[], T]], jobs: int) -> Iterator[T]:
         finally:  # an error or an abandoned iterator: drop what is queued
             for fut in pending:
                 fut.cancel()
-
-
-class _Slabs:
-    """Free chunk buffers and parser output arrays, handed back when the
-    consumer has finished with a piece (``recycle=True``): a fresh 4 MiB
-    buffer per chunk costs page faults and zeroing, about as much CPU as the
-    parse itself."""
-
-    def __init__(self, limit: int) -> None:
-        self._free: list[dict[str, Any]] = []
-        self._limit = limit
-        self._lock = threading.Lock()
-
-    def take(self, size: int) -> dict[str, Any]:
-        with self._lock:
-            for i, slab in enumerate(self._free):
-                if len(slab["buf"]) == size:
-                    return self._free.pop(i)
-        return {"buf": bytearray(size)}
-
-    def give(self, slab: dict[str, Any] | None) -> None:
-        if slab is not None:
-            with self._lock:
-                if len(self._free) < self._limit:
-                    self._free.append(slab)
 
 
 def _arrays(slab: dict[str, Any] | None, cap: int, width: int
@@ -338,7 +158,7 @@ def match_inventory(
     """
     if render not in (None, "hits", "misses", "count"):
         raise ValueError(f"render must be hits, misses or count, got {render!r}")
-    slabs = _Slabs(2 * jobs + 4) if recycle else None
+    slabs = Slabs(2 * jobs + 4) if recycle else None
 
     def tasks() -> Iterator[Callable[[], Piece]]:
         for inv in inventories:
@@ -346,7 +166,7 @@ def match_inventory(
             if inv.kind == "text":
                 yield from _text_tasks(inv, matcher, skip_invalid, chunk_size,
                                       slabs, render)
-            else:  # tables: see _tables.py
+            else:  # tables: see tables.py (imported when a table is read)
                 from hashlookup.match.tables import table_tasks
 
                 yield from table_tasks(inv, matcher, skip_invalid, whole_rows,
@@ -372,63 +192,6 @@ def match_inventory(
 # text
 # --------------------------------------------------------------------------
 
-def _read_chunks(f: BinaryIO, chunk_size: int, skip_invalid: bool,
-                 slabs: _Slabs | None = None
-                 ) -> Iterator[tuple[dict[str, Any], int, int, bool]]:
-    """``(slab, length, dropped, too_long)``: a buffer per chunk (pieces are
-    parsed concurrently) holding complete lines in ``slab["buf"][:length]``,
-    filled with ``readinto`` (one copy from the page cache).  ``dropped`` lines
-    longer than MAX_LINE were skipped just before it (with ``skip_invalid``);
-    without it such a line ends the stream with ``too_long`` set.  Lines are
-    not counted here: the parser counts them, in parallel."""
-    tail = b""
-    dropped = 0
-    eof = False
-    while not eof:
-        size = max(chunk_size, 2 * len(tail))
-        slab = slabs.take(size) if slabs is not None else {"buf": bytearray(size)}
-        buf = slab["buf"]
-        buf[:len(tail)] = tail
-        filled = len(tail)
-        view = memoryview(buf)
-        while filled < size:
-            n = f.readinto(view[filled:])  # type: ignore[attr-defined]
-            if not n:
-                eof = True
-                break
-            filled += n
-        view.release()
-        cut = filled if eof else buf.rfind(b"\n", 0, filled) + 1
-        if cut:
-            tail = bytes(buf[cut:filled])
-            yield slab, cut, dropped, False
-            dropped = 0
-        else:  # no line end in the whole buffer
-            tail = bytes(buf[:filled])
-        if len(tail) > MAX_LINE:
-            if not skip_invalid:
-                yield {"buf": bytearray()}, 0, dropped, True
-                return
-            rest = _skip_line(f)
-            dropped += 1
-            eof = rest is None
-            tail = rest or b""
-    if dropped:
-        yield {"buf": bytearray()}, 0, dropped, False
-
-
-def _skip_line(f: BinaryIO) -> bytes | None:
-    """Read past the end of the current line; return what follows its '\\n'
-    in the last block read, or None at the end of the input."""
-    while True:
-        block = f.read(1 << 20)
-        if not block:
-            return None
-        nl = block.find(b"\n")
-        if nl >= 0:
-            return block[nl + 1:]
-
-
 def _first_key_line(buf: bytearray, length: int) -> int:
     """0-based index of the first line of buf that is neither blank nor a
     comment."""
@@ -444,40 +207,42 @@ def _first_key_line(buf: bytearray, length: int) -> int:
 
 
 def _text_tasks(inv: Inventory, matcher: KeyMatcher, skip_invalid: bool,
-                chunk_size: int, slabs: _Slabs | None = None,
+                chunk_size: int, slabs: Slabs | None = None,
                 render: str | None = None) -> Iterator[Callable[[], Piece]]:
-    f = inv.stream if inv.stream is not None else open(inv.path, "rb")
+    # closed in the finally below, and only when opened here
+    f = inv.stream if inv.stream is not None else open(inv.path, "rb")  # noqa: SIM115
     name = inv.name
     key_width = matcher.width or 0
     try:
         line = 1  # known only until the width is: then pieces are relative
         width = matcher.width
-        for slab, length, dropped, too_long in _read_chunks(f, chunk_size,
+        for slab, length, dropped, too_long in read_chunks(f, chunk_size,
                                                             skip_invalid, slabs):
             buf = slab["buf"]
             if too_long:
-                yield _constant(Piece(inv, *_nothing(key_width),
-                                      None, first=dropped,
-                                      relative=True, error=_too_long_error(name, dropped)))
+                yield constant_task(Piece(inv, *_nothing(key_width),
+                                          None, first=dropped, relative=True,
+                                          error=_too_long_error(name, dropped)))
                 return
             if width is None and length:
                 first = line + dropped
                 data = bytes(buf[:length])
                 width = detect_width(data, name, first, skip_invalid)
                 if width is not None:
-                    matcher.bind(width, f"{name}:{first + _first_key_line(buf, length)}")
+                    where = first + _first_key_line(buf, length)
+                    matcher.bind(width, f"{name}:{where}")
                 else:  # nothing but blank, comment or (skipped) bad lines
                     lines = data.count(b"\n") + (not data.endswith(b"\n"))
                     line = first + lines
-                    yield _constant(Piece(
+                    yield constant_task(Piece(
                         inv, *_nothing(key_width), None, units=lines + dropped,
                         invalid=dropped + _count_data_lines(buf, length),
                         nbytes=length, first=dropped, relative=True))
                     continue
             if not length:  # only dropped lines at the end
-                yield _constant(Piece(inv, *_nothing(key_width),
-                                      None, units=dropped,
-                                      invalid=dropped, first=dropped, relative=True))
+                yield constant_task(Piece(inv, *_nothing(key_width),
+                                          None, units=dropped, invalid=dropped,
+                                          first=dropped, relative=True))
                 continue
             own = slab if slabs is not None else None
             if render is not None and matcher.renders_lines:
@@ -499,10 +264,6 @@ def _nothing(width: int) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64],
 
 def _too_long_error(name: str, dropped: int) -> Callable[[int], Exception]:
     return lambda line: InputError(f"{name}:{line + dropped}: {_too_long()}")
-
-
-def _constant(piece: Piece) -> Callable[[], Piece]:
-    return lambda: piece
 
 
 def _count_data_lines(buf: bytearray, length: int) -> int:

@@ -7,18 +7,13 @@ after their last newline (the incomplete tail is carried over), each parsed in
 C in one call; the keys of a chunk are looked up with one ``contains_many``
 call, so memory stays bounded by the chunk size whatever the input size.
 
-Two levels are offered:
+:func:`match_chunks` yields one :class:`ChunkMatch` per chunk: the parsed keys,
+the boolean result per key, and the means to recover the input lines.  It does
+no per-line Python work.  It fills an optional :class:`MatchStats` with counts
+as it goes, so callers can tell, after consuming the iterator, how many input
+digests were in the index.
 
-* :func:`match_chunks` yields one :class:`ChunkMatch` per chunk: the parsed keys,
-  the boolean result per key, and the means to recover the input lines.  It does
-  no per-line Python work and is what the CLI and batch jobs use.
-* :func:`match_stream` yields one :class:`Match` per hit (or per miss with
-  ``invert=True``): line number, lowercase hex digest and the input line.
-
-Both fill an optional :class:`MatchStats` with counts as they go, so callers can
-tell, after consuming the iterator, how many input digests were in the index.
-
-Both also take an open :class:`hashlookup.Dataset` instead of an index: the
+It also takes an open :class:`hashlookup.Dataset` instead of an index: the
 algorithm (md5, sha1 or sha256) is then detected from the first digest line of the
 input, as the builder does, and the matching key table of the dataset is used.
 With a dataset, ``want_records=True`` gives the record id of every hit
@@ -32,7 +27,7 @@ from __future__ import annotations
 import binascii
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 if TYPE_CHECKING:
     import numpy as np
@@ -40,17 +35,15 @@ if TYPE_CHECKING:
 else:
     from hashlookup._lazy import numpy as np
 
-from hashlookup.store.format import ALGORITHM_BY_WIDTH
-from hashlookup.importers.digests import iter_parsed
 from hashlookup.errors import IndexFormatError, InputError
+from hashlookup.importers.digests import iter_parsed
+from hashlookup.store.format import ALGORITHM_BY_WIDTH
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "ChunkMatch",
-    "Match",
     "MatchStats",
     "match_chunks",
-    "match_stream",
 ]
 
 #: Bytes read per chunk (the chunk actually parsed ends at the last newline).
@@ -64,19 +57,6 @@ DEFAULT_CHUNK_SIZE = 4 << 20
 # 256 bytes), line ends are found with one numpy pass over the chunk instead of
 # one bytes.find per line; sparse hits are cheaper to find one by one.
 _VECTOR_LINES = 2048
-
-
-class Match(NamedTuple):
-    """One reported input line."""
-
-    line: int
-    """1-based line number in the input."""
-    digest: str
-    """The line's digest as lowercase hex."""
-    text: str
-    """The input line without its line ending (``\\n`` or ``\\r\\n``), decoded as
-    UTF-8 with ``surrogateescape`` (``text.encode("utf-8", "surrogateescape")``
-    gives back the original bytes)."""
 
 
 @dataclass
@@ -175,20 +155,6 @@ class ChunkMatch:
         joined = binascii.hexlify(np.ascontiguousarray(self.keys[indices]).tobytes())
         text = joined.decode("ascii")
         return [text[j : j + step] for j in range(0, len(text), step)]
-
-    def matches(self, invert: bool = False) -> Iterator[Match]:
-        """:class:`Match` records for the hits (or misses with ``invert=True``)."""
-        if self.line_numbers is None:
-            raise ValueError("lines were not kept (want_lines=False)")
-        sel = self.select(invert)
-        if sel.size == 0:
-            return
-        digests = self.hex_digests(sel)
-        numbers = self.line_numbers[sel].tolist()
-        texts = self.lines(sel)
-        for number, digest, text in zip(numbers, digests, texts, strict=True):
-            yield Match(number, digest, text.decode("utf-8", "surrogateescape"))
-
 
 def _record_map(table: Any) -> tuple[npt.NDArray[np.uint32] | None, int]:
     """``(rowmap, records)`` of a dataset's key table: the rowmap maps a row to its
@@ -448,39 +414,3 @@ def match_chunks(
             parsed.line_offsets,
             record_ids,
         )
-
-
-def match_stream(
-    index: Any,
-    binary_file: BinaryIO,
-    *,
-    skip_invalid: bool = False,
-    name: str = "<stdin>",
-    invert: bool = False,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
-    threads: int = 1,
-    stats: MatchStats | None = None,
-    only: Any = None,
-    exclude: Any = None,
-) -> Iterator[Match]:
-    """Yield a :class:`Match` for every input line whose digest is in ``index``.
-
-    With ``invert=True`` the lines whose digest is *not* in the index are yielded
-    instead.  Blank and ``#`` comment lines are never yielded.  See
-    :func:`match_chunks` for the other parameters (``index`` may be a Dataset;
-    ``only``/``exclude`` filter its hits by label); ``stats`` (if given) is
-    updated as chunks are consumed, ``stats.hits`` always counts the digests found
-    in the index (also with ``invert=True``).
-    """
-    for chunk in match_chunks(
-        index,
-        binary_file,
-        skip_invalid=skip_invalid,
-        name=name,
-        chunk_size=chunk_size,
-        threads=threads,
-        stats=stats,
-        only=only,
-        exclude=exclude,
-    ):
-        yield from chunk.matches(invert)

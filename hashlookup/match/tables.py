@@ -19,10 +19,10 @@ import numpy as np
 import numpy.typing as npt
 
 from hashlookup import _core, algorithms
-from hashlookup.match.inventory import CHUNK_SIZE, Inventory, Piece, _constant
-from hashlookup.match.keys import KeyMatcher
-from hashlookup.importers.digests import _invalid_message, _quote
 from hashlookup.errors import InputError
+from hashlookup.importers.digests import CHUNK_SIZE, _invalid_message, _quote
+from hashlookup.match.keys import KeyMatcher
+from hashlookup.match.pieces import Inventory, Piece, constant_task, read_chunks
 
 #: Rows per batch of a CSV input read with the csv module.
 TABLE_BATCH_ROWS = 1 << 18
@@ -94,7 +94,7 @@ def bind_width(inv: Inventory, matcher: KeyMatcher, cells: Sequence[Any],
     return False
 
 
-def _looks_hex(token: str | bytes) -> bool:
+def _looks_hex(token: str | bytes | bytearray) -> bool:
     try:
         bytes.fromhex(token if isinstance(token, str) else token.decode("ascii"))
     except (UnicodeDecodeError, ValueError):
@@ -116,8 +116,8 @@ def _cells_to_keys(inv: Inventory, matcher: KeyMatcher, cells: Sequence[Any],
         if text:
             keys = np.empty((len(cells), width), dtype=np.uint8)
             if _core.decode_hex(text, keys.reshape(-1)) < 0:
-                rows = np.arange(first_row, first_row + len(cells), dtype=np.int64)
-                return keys, rows, 0, 0
+                return keys, np.arange(first_row, first_row + len(cells),
+                                       dtype=np.int64), 0, 0
     out = bytearray()
     rows: list[int] = []
     invalid = empty = 0
@@ -222,7 +222,7 @@ def check_column(inv: Inventory, names: Sequence[str]) -> None:
         more = ", ..." if len(names) > 20 else ""
         raise InputError(f"{inv.name}: no column {inv.column!r} (columns: "
                          f"{shown}{more})")
-    if list(names).count(inv.column) > 1:
+    if list(names).count(inv.column) > 1:  # type: ignore[arg-type]  # a str here
         raise InputError(f"{inv.name}: column {inv.column!r} appears more than once")
 
 
@@ -307,13 +307,11 @@ def _plain_csv_batches(inv: Inventory, names: list[str], whole_rows: bool
     (positions of line ends and delimiters), and when every digest cell has a
     digest's length the cells are gathered into one run of hex for the C
     decoder.  Python objects are made per row only for whole rows."""
-    from hashlookup.match.inventory import _read_chunks
-
     index = names.index(inv.column)  # type: ignore[arg-type]
     delim = inv.delimiter or ","
     line = 0  # lines before the chunk
     with open(inv.path, "rb") as f:
-        for slab, length, _dropped, too_long in _read_chunks(f, CHUNK_SIZE, False):
+        for slab, length, _dropped, too_long in read_chunks(f, CHUNK_SIZE, False):
             if too_long:
                 raise InputError(f"{inv.name}:{line + 1}: line longer than 1 MiB")
             data = bytes(slab["buf"][:length])
@@ -404,7 +402,7 @@ def _table_tasks(inv: Inventory, matcher: KeyMatcher,
                 whole = cells.to_pylist() if hasattr(cells, "to_pylist") else cells
                 if len(whole) <= 4096 or not bind_width(inv, matcher, whole, first,
                                                          skip_invalid):
-                    yield _constant(_no_digest_piece(inv, whole, first, batch))
+                    yield constant_task(_no_digest_piece(inv, whole, first, batch))
                     continue
         yield _bind_table(inv, matcher, cells, batch, first, n, skip_invalid)
 
@@ -412,7 +410,8 @@ def _table_tasks(inv: Inventory, matcher: KeyMatcher,
 def _bind_table(inv: Inventory, matcher: KeyMatcher, cells: Any, batch: Any,
                 first: int, n: int, skip_invalid: bool) -> Callable[[], Piece]:
     def run() -> Piece:
-        fast = cells.keys(int(matcher.width)) if isinstance(cells, _PlainCells) \
+        width = int(matcher.width)  # type: ignore[arg-type]  # bound by now
+        fast = cells.keys(width) if isinstance(cells, _PlainCells) \
             else None
         if fast is not None:
             keys, invalid, empty = fast, 0, 0
@@ -462,7 +461,7 @@ def _parquet_tasks(inv: Inventory, matcher: KeyMatcher, skip_invalid: bool,
             read = _row_group_reader(inv, pf, g, cols)
             if not matcher.bound:
                 table = read()
-                read = _constant(table)
+                read = constant_task(table)
                 sample = table.column(inv.column).slice(0, 4096).to_pylist()
                 if not bind_width(inv, matcher, sample, first, skip_invalid) and \
                         not bind_width(inv, matcher,
@@ -471,7 +470,7 @@ def _parquet_tasks(inv: Inventory, matcher: KeyMatcher, skip_invalid: bool,
                     cells = table.column(inv.column).to_pylist()
                     batch = table.combine_chunks().to_batches()[0] if whole_rows \
                         else None
-                    yield _constant(_no_digest_piece(inv, cells, first, batch))
+                    yield constant_task(_no_digest_piece(inv, cells, first, batch))
                     first += n
                     continue
             yield _row_group_task(inv, matcher, read, first, n, skip_invalid,

@@ -12,6 +12,7 @@ body before its bounds were checked.
 
 from __future__ import annotations
 
+import itertools
 import json
 import struct
 from dataclasses import dataclass, field
@@ -41,27 +42,40 @@ KIND_KEYS = 1
 KIND_LOCATOR = 2
 KIND_BLOOM = 3
 KIND_METADATA = 4
-KIND_ROWMAP = 5         # per key table: uint32 record id of every row
-KIND_RECORDS = 6        # dataset: one 24-byte entry per record
+KIND_ROWMAP = 5  # per key table: uint32 record id of every row
+KIND_RECORDS = 6  # dataset: one 24-byte entry per record
 KIND_LABEL_BITMAPS = 7  # dataset: serialized roaring bitmaps, back to back
-KIND_LABEL_INDEX = 8    # dataset: JSON directory of the bitmaps
-KIND_NAMES = {KIND_KEYS: "keys", KIND_LOCATOR: "locator", KIND_BLOOM: "bloom",
-              KIND_METADATA: "metadata", KIND_ROWMAP: "rowmap",
-              KIND_RECORDS: "records", KIND_LABEL_BITMAPS: "label bitmaps",
-              KIND_LABEL_INDEX: "label index"}
+KIND_LABEL_INDEX = 8  # dataset: JSON directory of the bitmaps
+KIND_NAMES = {
+    KIND_KEYS: "keys",
+    KIND_LOCATOR: "locator",
+    KIND_BLOOM: "bloom",
+    KIND_METADATA: "metadata",
+    KIND_ROWMAP: "rowmap",
+    KIND_RECORDS: "records",
+    KIND_LABEL_BITMAPS: "label bitmaps",
+    KIND_LABEL_INDEX: "label index",
+}
 
 # A record: rows of its md5, sha1 and sha256 digests in their key tables
 # (NO_ROW if unknown), flags (0), file size (-1 if unknown).
 RECORD = struct.Struct("<IIIIq")
-RECORD_DTYPE = [("md5_row", "<u4"), ("sha1_row", "<u4"), ("sha256_row", "<u4"),
-                ("flags", "<u4"), ("size", "<i8")]
+RECORD_DTYPE = [
+    ("md5_row", "<u4"),
+    ("sha1_row", "<u4"),
+    ("sha256_row", "<u4"),
+    ("flags", "<u4"),
+    ("size", "<i8"),
+]
 NO_ROW = 0xFFFFFFFF
 MAX_RECORDS = 0xFFFFFFFE
 MAX_LABEL_INDEX = 64 << 20
 
 # algorithm name -> (id stored in the keys section, width in bytes or 0)
-ALGORITHMS = {"raw": (algorithms.RAW_FORMAT_ID, 0),
-              **{a.name: (a.format_id, a.width) for a in algorithms.DIGESTS}}
+ALGORITHMS = {
+    "raw": (algorithms.RAW_FORMAT_ID, 0),
+    **{a.name: (a.format_id, a.width) for a in algorithms.DIGESTS},
+}
 ALGORITHM_BY_ID = {aid: name for name, (aid, _) in ALGORITHMS.items()}
 ALGORITHM_BY_WIDTH = {w: name for name, (_, w) in ALGORITHMS.items() if w}
 
@@ -91,9 +105,15 @@ class Section:
         return KIND_NAMES.get(self.kind, f"kind {self.kind}")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.name, "kind_id": self.kind, "offset": self.offset,
-                "length": self.length, "checksum": f"{self.checksum:016x}",
-                "required": bool(self.flags & SECTION_REQUIRED), "group": self.group}
+        return {
+            "kind": self.name,
+            "kind_id": self.kind,
+            "offset": self.offset,
+            "length": self.length,
+            "checksum": f"{self.checksum:016x}",
+            "required": bool(self.flags & SECTION_REQUIRED),
+            "group": self.group,
+        }
 
 
 @dataclass
@@ -126,7 +146,7 @@ class TableLayout:
 def header_checksum(header_bytes: bytes | bytearray | memoryview) -> int:
     """xxh3-64 of the header bytes with the checksum field taken as zero."""
     b = bytearray(header_bytes)
-    b[HEADER_CHECKSUM_OFFSET:HEADER_CHECKSUM_OFFSET + 8] = bytes(8)
+    b[HEADER_CHECKSUM_OFFSET : HEADER_CHECKSUM_OFFSET + 8] = bytes(8)
     return xxhash.xxh3_64_intdigest(bytes(b))
 
 
@@ -141,6 +161,7 @@ def align_up(n: int) -> int:
 # --------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------
+
 
 @dataclass
 class SectionData:
@@ -159,15 +180,25 @@ def write_file(f: Any, parts: list[SectionData], created_ns: int) -> int:
     offset = ALIGN
     for p in parts:
         mv = _byte_view(p.data)
-        sections.append(Section(p.kind, offset, mv.nbytes, section_checksum(mv),
-                                p.flags, p.group, p.params))
+        sections.append(
+            Section(
+                p.kind,
+                offset,
+                mv.nbytes,
+                section_checksum(mv),
+                p.flags,
+                p.group,
+                p.params,
+            )
+        )
         offset = align_up(offset + mv.nbytes) if mv.nbytes else offset
-    file_size = max(ALIGN, sections[-1].offset + sections[-1].length) if sections \
-        else ALIGN
+    file_size = (
+        max(ALIGN, sections[-1].offset + sections[-1].length) if sections else ALIGN
+    )
     header = encode_header(sections, created_ns, file_size)
     f.write(header.ljust(ALIGN, b"\0"))
     pos = ALIGN
-    for p, s in zip(parts, sections):
+    for p, s in zip(parts, sections, strict=True):
         if s.offset > pos:
             f.write(bytes(s.offset - pos))
             pos = s.offset
@@ -192,11 +223,33 @@ def _byte_view(data: Any) -> memoryview:
 def encode_header(sections: list[Section], created_ns: int, file_size: int) -> bytes:
     header_size = HEADER.size + SECTION.size * len(sections)
     buf = bytearray(header_size)
-    HEADER.pack_into(buf, 0, MAGIC, FORMAT_VERSION, ENDIAN_MARK, header_size,
-                     len(sections), created_ns, file_size, 0, 0, 0)
+    HEADER.pack_into(
+        buf,
+        0,
+        MAGIC,
+        FORMAT_VERSION,
+        ENDIAN_MARK,
+        header_size,
+        len(sections),
+        created_ns,
+        file_size,
+        0,
+        0,
+        0,
+    )
     for i, s in enumerate(sections):
-        SECTION.pack_into(buf, HEADER.size + i * SECTION.size, s.kind, s.flags,
-                          s.group, 0, s.offset, s.length, s.checksum, *s.params)
+        SECTION.pack_into(
+            buf,
+            HEADER.size + i * SECTION.size,
+            s.kind,
+            s.flags,
+            s.group,
+            0,
+            s.offset,
+            s.length,
+            s.checksum,
+            *s.params,
+        )
     struct.pack_into("<Q", buf, HEADER_CHECKSUM_OFFSET, header_checksum(buf))
     return bytes(buf)
 
@@ -205,34 +258,50 @@ def encode_header(sections: list[Section], created_ns: int, file_size: int) -> b
 # Reading
 # --------------------------------------------------------------------------
 
+
 def read_header(buf: Any, file_size: int, name: str) -> Header:
     """Parse and validate the header and section table of buf (the whole file).
 
     Raises IndexFormatError (IndexVersionError for newer versions) naming the
     file and the field at fault.
     """
+
     def fail(msg: str) -> IndexFormatError:
         return IndexFormatError(f"{name}: {msg}")
 
     if file_size == 0:
         raise fail("empty file, not a hashlookup index")
-    if file_size < len(MAGIC) or bytes(buf[:len(MAGIC)]) != MAGIC:
+    if file_size < len(MAGIC) or bytes(buf[: len(MAGIC)]) != MAGIC:
         raise fail("not a hashlookup index (bad magic bytes)")
     if file_size < HEADER.size:
-        raise fail(f"truncated: {file_size} bytes, smaller than the "
-                   f"{HEADER.size}-byte header")
-    (_, version, endian, header_size, count, created_ns, declared_size, flags,
-     _reserved, checksum) = HEADER.unpack_from(buf, 0)
+        raise fail(
+            f"truncated: {file_size} bytes, smaller than the {HEADER.size}-byte header"
+        )
+    (
+        _,
+        version,
+        endian,
+        header_size,
+        count,
+        created_ns,
+        declared_size,
+        flags,
+        _reserved,
+        checksum,
+    ) = HEADER.unpack_from(buf, 0)
     if version > FORMAT_VERSION:
         raise IndexVersionError(
             f"{name}: format version {version} is newer than this hashlookup "
-            f"supports (version {FORMAT_VERSION}); upgrade hashlookup")
+            f"supports (version {FORMAT_VERSION}); upgrade hashlookup"
+        )
     if version == 0:
         raise fail("format version 0 is invalid")
     if endian != ENDIAN_MARK:
         if endian == int.from_bytes(ENDIAN_MARK.to_bytes(4, "little"), "big"):
-            raise fail("endianness marker says big-endian; format version 1 "
-                       "files are little-endian")
+            raise fail(
+                "endianness marker says big-endian; format version 1 "
+                "files are little-endian"
+            )
         raise fail(f"bad endianness marker 0x{endian:08x}")
     if count > MAX_SECTIONS:
         raise fail(f"section count {count} exceeds the maximum {MAX_SECTIONS}")
@@ -247,30 +316,42 @@ def read_header(buf: Any, file_size: int, name: str) -> Header:
     if declared_size != file_size:
         if file_size < declared_size:
             raise fail(f"truncated: {file_size} bytes, header says {declared_size}")
-        raise fail(f"{file_size - declared_size} bytes of trailing data after the "
-                   f"{declared_size} bytes the header declares")
+        raise fail(
+            f"{file_size - declared_size} bytes of trailing data after the "
+            f"{declared_size} bytes the header declares"
+        )
 
     header = Header(version, header_size, created_ns, declared_size, flags, checksum)
     for i in range(count):
-        (kind, sflags, group, _r, offset, length, schecksum, p0, p1,
-         p2) = SECTION.unpack_from(buf, HEADER.size + i * SECTION.size)
+        (kind, sflags, group, _r, offset, length, schecksum, p0, p1, p2) = (
+            SECTION.unpack_from(buf, HEADER.size + i * SECTION.size)
+        )
         s = Section(kind, offset, length, schecksum, sflags, group, (p0, p1, p2))
         where = f"section {i} ({s.name})"
         if offset % ALIGN or offset < ALIGN:
-            raise fail(f"{where}: offset {offset} is not a {ALIGN}-byte aligned "
-                       "position after the header")
+            raise fail(
+                f"{where}: offset {offset} is not a {ALIGN}-byte aligned "
+                "position after the header"
+            )
         if offset + length > file_size:
-            raise fail(f"{where}: ends at {offset + length}, past the end of the "
-                       f"file ({file_size} bytes)")
+            raise fail(
+                f"{where}: ends at {offset + length}, past the end of the "
+                f"file ({file_size} bytes)"
+            )
         if sflags & ~SECTION_REQUIRED:
             raise fail(f"{where}: unknown section flags 0x{sflags:x}")
         if kind not in KIND_NAMES and sflags & SECTION_REQUIRED:
-            raise fail(f"{where}: required section kind {kind} is not supported "
-                       "by this version of hashlookup")
+            raise fail(
+                f"{where}: required section kind {kind} is not supported "
+                "by this version of hashlookup"
+            )
         header.sections.append(s)
-    spans = sorted((s.offset, s.offset + s.length, i)
-                   for i, s in enumerate(header.sections) if s.length)
-    for (_, end, i), (start, _, j) in zip(spans, spans[1:]):
+    spans = sorted(
+        (s.offset, s.offset + s.length, i)
+        for i, s in enumerate(header.sections)
+        if s.length
+    )
+    for (_, end, i), (start, _, j) in itertools.pairwise(spans):
         if start < end:
             raise fail(f"sections {i} and {j} overlap")
     return header
@@ -278,6 +359,7 @@ def read_header(buf: Any, file_size: int, name: str) -> Header:
 
 def table_layout(header: Header, name: str, group: int = 0) -> TableLayout:
     """Find and validate the key table of `group`: keys, locator, Bloom."""
+
     def fail(msg: str) -> IndexFormatError:
         return IndexFormatError(f"{name}: {msg}")
 
@@ -301,25 +383,30 @@ def table_layout(header: Header, name: str, group: int = 0) -> TableLayout:
     algorithm = ALGORITHM_BY_ID[alg_id]
     expected_width = ALGORITHMS[algorithm][1]
     if expected_width and width != expected_width:
-        raise fail(f"keys section: {algorithm} keys are {expected_width} bytes, "
-                   f"header says {width}")
+        raise fail(
+            f"keys section: {algorithm} keys are {expected_width} bytes, "
+            f"header says {width}"
+        )
     if not 1 <= width <= MAX_WIDTH:
         raise fail(f"keys section: key width {width} outside 1..{MAX_WIDTH}")
     if count > MAX_KEYS:
         raise fail(f"keys section: {count} keys exceeds the maximum {MAX_KEYS}")
     if keys.length != count * width:
-        raise fail(f"keys section: length {keys.length} is not {count} keys of "
-                   f"{width} bytes")
+        raise fail(
+            f"keys section: length {keys.length} is not {count} keys of {width} bytes"
+        )
 
     bits, entry_size, _ = loc.params
     if bits > min(MAX_LOCATOR_BITS, 8 * width):
-        raise fail(f"locator section: {bits} prefix bits out of range for "
-                   f"{width}-byte keys")
+        raise fail(
+            f"locator section: {bits} prefix bits out of range for {width}-byte keys"
+        )
     if entry_size != 4:
         raise fail(f"locator section: entry size {entry_size}, expected 4")
     if loc.length != 4 * ((1 << bits) + 1):
-        raise fail(f"locator section: length {loc.length} does not match "
-                   f"{bits} prefix bits")
+        raise fail(
+            f"locator section: length {loc.length} does not match {bits} prefix bits"
+        )
 
     bloom = found.get(KIND_BLOOM)
     blocks = k = seed = 0
@@ -330,10 +417,11 @@ def table_layout(header: Header, name: str, group: int = 0) -> TableLayout:
         if not 1 <= k <= MAX_BLOOM_K:
             raise fail(f"bloom section: {k} probes per key, expected 1..{MAX_BLOOM_K}")
         if bloom.length != blocks * BLOOM_BLOCK:
-            raise fail(f"bloom section: length {bloom.length} is not {blocks} "
-                       f"blocks of {BLOOM_BLOCK} bytes")
-    return TableLayout(algorithm, width, count, keys, loc, bits, bloom, blocks, k,
-                       seed)
+            raise fail(
+                f"bloom section: length {bloom.length} is not {blocks} "
+                f"blocks of {BLOOM_BLOCK} bytes"
+            )
+    return TableLayout(algorithm, width, count, keys, loc, bits, bloom, blocks, k, seed)
 
 
 def find_sections(header: Header, kind: int) -> list[Section]:
@@ -351,29 +439,34 @@ class DatasetLayout:
 
     records: Section
     count: int
-    rowmaps: dict[int, Section]          # group -> rowmap section
+    rowmaps: dict[int, Section]  # group -> rowmap section
     label_bitmaps: Section | None
     label_index: Section | None
 
 
-def dataset_layout(header: Header, tables: dict[int, TableLayout],
-                   name: str) -> DatasetLayout | None:
+def dataset_layout(
+    header: Header, tables: dict[int, TableLayout], name: str
+) -> DatasetLayout | None:
     """Validate the record sections of a dataset; None for a plain index."""
+
     def fail(msg: str) -> IndexFormatError:
         return IndexFormatError(f"{name}: {msg}")
 
     records = find_sections(header, KIND_RECORDS)
     if not records:
-        if any(s.kind in (KIND_ROWMAP, KIND_LABEL_BITMAPS, KIND_LABEL_INDEX)
-               for s in header.sections):
+        if any(
+            s.kind in (KIND_ROWMAP, KIND_LABEL_BITMAPS, KIND_LABEL_INDEX)
+            for s in header.sections
+        ):
             raise fail("record-level sections without a records section")
         return None
     if len(records) > 1:
         raise fail("more than one records section")
     rec = records[0]
     if rec.length % RECORD.size:
-        raise fail(f"records section: length {rec.length} is not a multiple of "
-                   f"{RECORD.size}")
+        raise fail(
+            f"records section: length {rec.length} is not a multiple of {RECORD.size}"
+        )
     count = rec.length // RECORD.size
     if count != rec.params[0]:
         raise fail(f"records section: {count} entries, header says {rec.params[0]}")
@@ -386,8 +479,10 @@ def dataset_layout(header: Header, tables: dict[int, TableLayout],
         if s.group in rowmaps:
             raise fail(f"two rowmap sections for table {s.group}")
         if s.length != 4 * tables[s.group].count:
-            raise fail(f"rowmap section of table {s.group}: length {s.length} is "
-                       f"not 4 x {tables[s.group].count} rows")
+            raise fail(
+                f"rowmap section of table {s.group}: length {s.length} is "
+                f"not 4 x {tables[s.group].count} rows"
+            )
         rowmaps[s.group] = s
     for g in tables:
         if g not in rowmaps:
@@ -398,17 +493,23 @@ def dataset_layout(header: Header, tables: dict[int, TableLayout],
         raise fail("label sections must come as one bitmaps and one index section")
     if index and index[0].length > MAX_LABEL_INDEX:
         raise fail("label index section too large")
-    return DatasetLayout(rec, count, rowmaps, bitmaps[0] if bitmaps else None,
-                         index[0] if index else None)
+    return DatasetLayout(
+        rec,
+        count,
+        rowmaps,
+        bitmaps[0] if bitmaps else None,
+        index[0] if index else None,
+    )
 
 
 def read_json_section(buf: Any, s: Section, name: str, what: str) -> Any:
-    raw = bytes(buf[s.offset:s.offset + s.length])
+    raw = bytes(buf[s.offset : s.offset + s.length])
     try:
         return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
-        raise IndexFormatError(f"{name}: {what} section is not valid JSON ({e})") \
-            from None
+        raise IndexFormatError(
+            f"{name}: {what} section is not valid JSON ({e})"
+        ) from None
 
 
 def read_metadata(buf: Any, header: Header, name: str) -> dict[str, Any]:
@@ -416,16 +517,17 @@ def read_metadata(buf: Any, header: Header, name: str) -> dict[str, Any]:
     for s in header.sections:
         if s.kind == KIND_METADATA:
             if s.length > MAX_METADATA:
-                raise IndexFormatError(f"{name}: metadata section larger than "
-                                       f"{MAX_METADATA} bytes")
-            raw = bytes(buf[s.offset:s.offset + s.length])
+                raise IndexFormatError(
+                    f"{name}: metadata section larger than {MAX_METADATA} bytes"
+                )
+            raw = bytes(buf[s.offset : s.offset + s.length])
             try:
                 value = json.loads(raw.decode("utf-8"))
             except (UnicodeDecodeError, ValueError) as e:
-                raise IndexFormatError(f"{name}: metadata section is not valid "
-                                       f"JSON ({e})") from None
+                raise IndexFormatError(
+                    f"{name}: metadata section is not valid JSON ({e})"
+                ) from None
             if not isinstance(value, dict):
-                raise IndexFormatError(f"{name}: metadata section is not a JSON "
-                                       "object")
+                raise IndexFormatError(f"{name}: metadata section is not a JSON object")
             return value
     return {}

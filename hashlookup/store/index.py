@@ -10,6 +10,7 @@ readers holding the old mapping keep working on the old file.
 from __future__ import annotations
 
 import errno
+import itertools
 import mmap
 import os
 import stat
@@ -23,13 +24,14 @@ else:
     from hashlookup._lazy import numpy as np
 
 from hashlookup import algorithms
-from hashlookup.store import format as _format
 from hashlookup._core import KeyTable, kernel_name
 from hashlookup._threads import thread_pool
 from hashlookup.errors import IndexFormatError
+from hashlookup.store import format as _format
 
 # Below this many keys per thread, splitting a batch costs more than it saves.
 _MIN_KEYS_PER_THREAD = 32_768
+
 
 def _describe(algorithm: str, width: int) -> str:
     """How error messages name one key, e.g. "an md5 digest"."""
@@ -55,10 +57,17 @@ class HashIndex(KeyTable):
 
     path: str
     algorithm: str
+    _mmap: mmap.mmap | None
+    _owns_mmap: bool
+    _header: _format.Header
+    _identity: Identity | None
+    _signature_key: Any
+    _layout: _format.TableLayout
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *,
-             require_signature: Any = None) -> HashIndex:
+    def open(
+        cls, path: str | os.PathLike[str], *, require_signature: Any = None
+    ) -> HashIndex:
         """Map the index file at `path` and validate its header (O(1)).
 
         Parameters
@@ -80,11 +89,13 @@ class HashIndex(KeyTable):
         key = None
         if require_signature is not None:
             from hashlookup.store.signature import load_public_key
+
             key = load_public_key(require_signature)
         mm, header, st = map_file(path)
         try:
             if key is not None:
                 from hashlookup.store.signature import check_signature
+
                 check_signature(mm, header, path, key)
             groups = _format.table_groups(header)
             if not groups:
@@ -92,7 +103,8 @@ class HashIndex(KeyTable):
             if len(groups) != 1:
                 raise IndexFormatError(
                     f"{path}: a dataset with {len(groups)} key tables; open it with "
-                    "hashlookup.open_dataset()")
+                    "hashlookup.open_dataset()"
+                )
             self = cls._from_mapping(mm, header, path, groups[0], file_identity(st))
         except BaseException:
             mm.close()
@@ -102,8 +114,14 @@ class HashIndex(KeyTable):
         return self
 
     @classmethod
-    def _from_mapping(cls, mm: mmap.mmap, header: _format.Header, path: str,
-                      group: int, identity: Identity | None = None) -> HashIndex:
+    def _from_mapping(
+        cls,
+        mm: mmap.mmap,
+        header: _format.Header,
+        path: str,
+        group: int,
+        identity: Identity | None = None,
+    ) -> HashIndex:
         """A table over an already validated mapping (shared with a Dataset,
         which then owns and closes the mapping).  `identity` is the mapped
         file's (file_identity), for verify()."""
@@ -112,11 +130,19 @@ class HashIndex(KeyTable):
         layout = _format.table_layout(header, path, group)
         view = memoryview(mm)
         try:
-            self._attach(view, layout.keys.offset, layout.count, layout.width,
-                         layout.locator.offset, layout.locator_bits,
-                         layout.bloom.offset if layout.bloom else 0,
-                         layout.bloom_blocks, layout.bloom_k, layout.bloom_seed,
-                         _describe(layout.algorithm, layout.width))
+            self._attach(
+                view,
+                layout.keys.offset,
+                layout.count,
+                layout.width,
+                layout.locator.offset,
+                layout.locator_bits,
+                layout.bloom.offset if layout.bloom else 0,
+                layout.bloom_blocks,
+                layout.bloom_k,
+                layout.bloom_seed,
+                _describe(layout.algorithm, layout.width),
+            )
         except BaseException:
             view.release()
             raise
@@ -140,7 +166,7 @@ class HashIndex(KeyTable):
             return
         view = self._detach()
         view.release()
-        if self._owns_mmap:
+        if self._owns_mmap and self._mmap is not None:
             close_mapping(self._mmap)
         self._mmap = None
 
@@ -158,29 +184,31 @@ class HashIndex(KeyTable):
     def __repr__(self) -> str:
         if self.closed:
             return f"<HashIndex {self.path!r} (closed)>"
-        return (f"<HashIndex {self.path!r} {self.algorithm} "
-                f"{len(self):,} keys>")
+        return f"<HashIndex {self.path!r} {self.algorithm} {len(self):,} keys>"
 
     # -- iteration ----------------------------------------------------------
 
     def keys(self) -> np.ndarray:
         """The sorted keys as a read-only (n, width) uint8 array over the map."""
-        n, w = len(self), self.width
-        return np.frombuffer(self._mmap, dtype=np.uint8, count=n * w,
-                             offset=self._layout.keys.offset).reshape(n, w)
+        n, w = len(self), self.width  # len() raises ValueError once closed
+        assert self._mmap is not None
+        return np.frombuffer(
+            self._mmap, dtype=np.uint8, count=n * w, offset=self._layout.keys.offset
+        ).reshape(n, w)
 
     def __iter__(self) -> Iterator[bytes]:
         keys = self.keys()
         for start in range(0, len(keys), 65536):
-            block = keys[start:start + 65536].tobytes()
+            block = keys[start : start + 65536].tobytes()
             w = self.width
             for i in range(0, len(block), w):
-                yield block[i:i + w]
+                yield block[i : i + w]
 
     # -- batch lookups ------------------------------------------------------
 
-    def contains_many(self, keys: Any, out: np.ndarray | None = None,
-                      threads: int = 1) -> np.ndarray:
+    def contains_many(
+        self, keys: Any, out: np.ndarray | None = None, threads: int = 1
+    ) -> np.ndarray:
         """Membership of every key: a bool array in input order.
 
         Parameters
@@ -198,16 +226,18 @@ class HashIndex(KeyTable):
         self._run(self._contains_into, flat, out.view(np.uint8), n, threads)
         return out
 
-    def find_many(self, keys: Any, out: np.ndarray | None = None,
-                  threads: int = 1) -> np.ndarray:
+    def find_many(
+        self, keys: Any, out: np.ndarray | None = None, threads: int = 1
+    ) -> np.ndarray:
         """Row of every key in the sorted table, -1 for misses (int64 array)."""
         flat, n = self._key_buffer(keys)
         out = _check_out(out, n, np.int64, "int64")
         self._run(self._find_into, flat, out, n, threads)
         return out
 
-    def _run(self, kernel: Any, flat: Any, out: np.ndarray, n: int,
-             threads: int) -> None:
+    def _run(
+        self, kernel: Any, flat: Any, out: np.ndarray, n: int, threads: int
+    ) -> None:
         if not isinstance(threads, int) or isinstance(threads, bool):
             raise TypeError(f"threads must be an int, got {type(threads).__name__}")
         if threads < 0:
@@ -220,8 +250,10 @@ class HashIndex(KeyTable):
             return
         w = self.width
         bounds = [n * i // threads for i in range(threads + 1)]
-        futures = [thread_pool().submit(kernel, flat[a * w:b * w], out[a:b])
-                   for a, b in zip(bounds, bounds[1:])]
+        futures = [
+            thread_pool().submit(kernel, flat[a * w : b * w], out[a:b])
+            for a, b in itertools.pairwise(bounds)
+        ]
         for fut in futures:
             fut.result()
 
@@ -230,38 +262,50 @@ class HashIndex(KeyTable):
         if self.closed:
             raise ValueError("I/O operation on closed index")
         w = self.width
+        flat: np.ndarray | memoryview
         if isinstance(keys, np.ndarray):
             arr = keys
             if arr.dtype.kind in "SV" and arr.dtype.itemsize == w:
                 arr = np.ascontiguousarray(arr).view(np.uint8).reshape(-1, w)
             if arr.dtype != np.uint8:
-                raise TypeError(f"expected a uint8 array of shape (n, {w}), got "
-                                f"dtype {arr.dtype}")
+                raise TypeError(
+                    f"expected a uint8 array of shape (n, {w}), got dtype {arr.dtype}"
+                )
             if arr.ndim == 2:
                 if arr.shape[1] != w:
-                    raise ValueError(f"expected a uint8 array of shape (n, {w}), "
-                                     f"got shape {arr.shape}")
+                    raise ValueError(
+                        f"expected a uint8 array of shape (n, {w}), "
+                        f"got shape {arr.shape}"
+                    )
             elif arr.ndim != 1:
-                raise ValueError(f"expected a uint8 array of shape (n, {w}), got "
-                                 f"{arr.ndim} dimensions")
+                raise ValueError(
+                    f"expected a uint8 array of shape (n, {w}), got "
+                    f"{arr.ndim} dimensions"
+                )
             flat = np.ascontiguousarray(arr).reshape(-1)
         elif isinstance(keys, (bytes, bytearray, memoryview)):
-            flat = memoryview(keys)
-            if not flat.c_contiguous:
-                flat = memoryview(flat.tobytes())
-            flat = flat.cast("B")
+            view = memoryview(keys)
+            if not view.c_contiguous:
+                view = memoryview(view.tobytes())
+            flat = view.cast("B")
         elif isinstance(keys, str):
-            raise TypeError("expected a sequence of keys, got a single str "
-                            "(use `key in index` for one key)")
+            raise TypeError(
+                "expected a sequence of keys, got a single str "
+                "(use `key in index` for one key)"
+            )
         elif isinstance(keys, Iterable):
             flat = memoryview(_pack(keys, w, self._what()))
         else:
-            raise TypeError("expected a uint8 array, a bytes-like object or a "
-                            f"sequence of keys, got {type(keys).__name__}")
+            raise TypeError(
+                "expected a uint8 array, a bytes-like object or a "
+                f"sequence of keys, got {type(keys).__name__}"
+            )
         size = len(flat) if not isinstance(flat, np.ndarray) else flat.size
         if size % w:
-            raise ValueError(f"flat key buffer of {size} bytes is not a multiple "
-                             f"of the key width {w}")
+            raise ValueError(
+                f"flat key buffer of {size} bytes is not a multiple "
+                f"of the key width {w}"
+            )
         return flat, size // w
 
     def _what(self) -> str:
@@ -283,15 +327,22 @@ class HashIndex(KeyTable):
             "file_size": h.file_size,
             "key_bytes": lay.keys.length,
             "header_size": h.header_size,
-            "created": datetime.fromtimestamp(h.created_ns / 1e9, timezone.utc)
-                               .isoformat(),
+            "created": datetime.fromtimestamp(
+                h.created_ns / 1e9, timezone.utc
+            ).isoformat(),
             "locator_bits": lay.locator_bits,
             "kernel": kernel_name(),
-            "bloom": None if lay.bloom is None else {
-                "blocks": lay.bloom_blocks, "hashes": lay.bloom_k,
-                "seed": lay.bloom_seed, "bytes": lay.bloom.length,
-                "bits_per_key": (lay.bloom.length * 8 / lay.count) if lay.count
-                else None},
+            "bloom": None
+            if lay.bloom is None
+            else {
+                "blocks": lay.bloom_blocks,
+                "hashes": lay.bloom_k,
+                "seed": lay.bloom_seed,
+                "bytes": lay.bloom.length,
+                "bits_per_key": (lay.bloom.length * 8 / lay.count)
+                if lay.count
+                else None,
+            },
             "sections": [s.as_dict() for s in h.sections],
             "metadata": _format.read_metadata(self._mmap, h, self.path),
         }
@@ -310,18 +361,20 @@ class HashIndex(KeyTable):
             # Before any page is read: a file truncated under the mapping
             # would fault (SIGBUS) on the lost pages.
             check_unchanged(self.path, self._identity)
+        assert self._mmap is not None
         view = memoryview(self._mmap)
         try:
             if not checksums:
                 return self._verify_structure(h)
-            if _format.header_checksum(view[:h.header_size]) != h.checksum:
+            if _format.header_checksum(view[: h.header_size]) != h.checksum:
                 raise IndexFormatError(f"{self.path}: header checksum mismatch")
             for i, s in enumerate(h.sections):
-                got = _format.section_checksum(view[s.offset:s.offset + s.length])
+                got = _format.section_checksum(view[s.offset : s.offset + s.length])
                 if got != s.checksum:
                     raise IndexFormatError(
                         f"{self.path}: checksum mismatch in section {i} ({s.name}): "
-                        f"expected {s.checksum:016x}, got {got:016x}")
+                        f"expected {s.checksum:016x}, got {got:016x}"
+                    )
         finally:
             view.release()
         return self._verify_structure(h)
@@ -339,10 +392,16 @@ class HashIndex(KeyTable):
             missing = ~self.contains_many(self.keys())
             if missing.any():
                 row = int(np.flatnonzero(missing)[0])
-                raise IndexFormatError(f"{self.path}: bloom section rejects the key "
-                                       f"at row {row}")
-        return {"path": self.path, "sections": len(h.sections),
-                "bytes": h.file_size, "keys": len(self), "ok": True}
+                raise IndexFormatError(
+                    f"{self.path}: bloom section rejects the key at row {row}"
+                )
+        return {
+            "path": self.path,
+            "sections": len(h.sections),
+            "bytes": h.file_size,
+            "keys": len(self),
+            "ok": True,
+        }
 
 
 Identity = tuple[int, int, int, int]
@@ -365,17 +424,21 @@ def check_unchanged(path: str, identity: Identity) -> None:
     dev, ino, mtime_ns, size = identity
     if (s.st_dev, s.st_ino) != (dev, ino):
         return
-    advice = ("index files must be replaced (os.replace, as hashlookup does), "
-              "never modified in place; reopen it")
+    advice = (
+        "index files must be replaced (os.replace, as hashlookup does), "
+        "never modified in place; reopen it"
+    )
     if s.st_size < size:
         raise IndexFormatError(
             f"{path}: truncated on disk after it was opened ({size} bytes mapped, "
             f"{s.st_size} now; reading the lost pages would crash with SIGBUS): "
-            f"{advice}")
+            f"{advice}"
+        )
     if s.st_size != size or s.st_mtime_ns != mtime_ns:
         raise IndexFormatError(
             f"{path}: changed on disk after it was opened (modified in place: "
-            f"size {size} -> {s.st_size}, mtime changed): {advice}")
+            f"size {size} -> {s.st_size}, mtime changed): {advice}"
+        )
 
 
 def map_file(path: str) -> tuple[mmap.mmap, _format.Header, os.stat_result]:
@@ -388,8 +451,10 @@ def map_file(path: str) -> tuple[mmap.mmap, _format.Header, os.stat_result]:
         if stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError(errno.EISDIR, "is a directory, not an index", path)
         if not stat.S_ISREG(st.st_mode):
-            raise IndexFormatError(f"{path}: not a regular file (an index must be a "
-                                   "file that can be memory-mapped)")
+            raise IndexFormatError(
+                f"{path}: not a regular file (an index must be a "
+                "file that can be memory-mapped)"
+            )
         size = st.st_size
         if size == 0:
             _format.read_header(b"", 0, path)  # raises "empty file"
@@ -416,6 +481,7 @@ def close_mapping(mm: mmap.mmap) -> None:
 
 def _pack(keys: Iterable[Any], width: int, what: str) -> bytearray:
     from hashlookup._core import pack_keys
+
     return pack_keys(keys, width, what)
 
 
@@ -433,8 +499,9 @@ def _check_out(out: np.ndarray | None, n: int, dtype: Any, name: str) -> np.ndar
     return out
 
 
-def open_index(path: str | os.PathLike[str], *,
-               require_signature: Any = None) -> HashIndex:
+def open_index(
+    path: str | os.PathLike[str], *, require_signature: Any = None
+) -> HashIndex:
     """Open an index file for lookups (see HashIndex.open)."""
     return HashIndex.open(path, require_signature=require_signature)
 
@@ -444,7 +511,9 @@ def _raw_public_key(key: Any) -> bytes | None:
     if key is None:
         return None
     from cryptography.hazmat.primitives import serialization as s
-    return key.public_bytes(s.Encoding.Raw, s.PublicFormat.Raw)
+
+    raw: bytes = key.public_bytes(s.Encoding.Raw, s.PublicFormat.Raw)
+    return raw
 
 
 def _reopen_index(path: str, key: bytes | None = None) -> HashIndex:

@@ -28,8 +28,10 @@ LABEL_RE = re.compile(r"^[^\x00-\x1f]{1,200}$")
 def check_label(name: str) -> str:
     """A label is 1..200 printable characters, e.g. "source:police-nl"."""
     if not isinstance(name, str) or not LABEL_RE.match(name):
-        raise ValueError(f"invalid label {name!r}: expected 1 to 200 printable "
-                         "characters such as 'category:1'")
+        raise ValueError(
+            f"invalid label {name!r}: expected 1 to 200 printable "
+            "characters such as 'category:1'"
+        )
     return name
 
 
@@ -52,8 +54,15 @@ def encode(labels: dict[str, np.ndarray]) -> tuple[bytes, bytes]:
 class LabelStore:
     """Read side: the label directory of one mapped dataset."""
 
-    def __init__(self, buf: Any, bitmaps_offset: int, bitmaps_length: int,
-                 index: Any, records: int, name: str) -> None:
+    def __init__(
+        self,
+        buf: Any,
+        bitmaps_offset: int,
+        bitmaps_length: int,
+        index: Any,
+        records: int,
+        name: str,
+    ) -> None:
         self._buf = buf
         self._base = bitmaps_offset
         self._name = name
@@ -65,16 +74,22 @@ class LabelStore:
         if not isinstance(index, dict) or not isinstance(index.get("labels"), list):
             raise IndexFormatError(f"{name}: label index is not {{'labels': [...]}}")
         for i, e in enumerate(index["labels"]):
-            if (not isinstance(e, list) or len(e) != 4 or not isinstance(e[0], str)
-                    or not all(isinstance(x, int) and x >= 0 for x in e[1:])):
+            if (
+                not isinstance(e, list)
+                or len(e) != 4
+                or not isinstance(e[0], str)
+                or not all(isinstance(x, int) and x >= 0 for x in e[1:])
+            ):
                 raise IndexFormatError(f"{name}: label index entry {i} is malformed")
             label, off, length, count = e
             if off + length > bitmaps_length:
-                raise IndexFormatError(f"{name}: label {label!r} lies outside the "
-                                       "label bitmaps section")
+                raise IndexFormatError(
+                    f"{name}: label {label!r} lies outside the label bitmaps section"
+                )
             if count > records:
-                raise IndexFormatError(f"{name}: label {label!r} has more records "
-                                       "than the dataset")
+                raise IndexFormatError(
+                    f"{name}: label {label!r} has more records than the dataset"
+                )
             self.entries[label] = (off, length, count)
 
     def names(self) -> list[str]:
@@ -91,13 +106,15 @@ class LabelStore:
         off, length, count = self.entries[label]
         start = self._base + off
         try:
-            bm = FrozenBitMap.deserialize(bytes(self._buf[start:start + length]))
+            bm = FrozenBitMap.deserialize(bytes(self._buf[start : start + length]))
         except Exception as e:  # pyroaring raises ValueError on bad input
-            raise IndexFormatError(f"{self._name}: label {label!r}: corrupt bitmap "
-                                   f"({e})") from None
+            raise IndexFormatError(
+                f"{self._name}: label {label!r}: corrupt bitmap ({e})"
+            ) from None
         if len(bm) != count or (count and bm.max() >= self._records):
-            raise IndexFormatError(f"{self._name}: label {label!r}: bitmap does not "
-                                   "match the label index")
+            raise IndexFormatError(
+                f"{self._name}: label {label!r}: bitmap does not match the label index"
+            )
         self._cache[label] = bm
         return bm
 
@@ -116,8 +133,9 @@ class LabelStore:
         """(name, bitmap) of every label, sorted by name (read once)."""
         pairs = self._pairs
         if pairs is None:
-            pairs = self._pairs = tuple((name, self.bitmap(name))
-                                        for name in self.entries)
+            pairs = self._pairs = tuple(
+                (name, self.bitmap(name)) for name in self.entries
+            )
         return pairs
 
     def union(self, labels: tuple[str, ...]) -> FrozenBitMap:

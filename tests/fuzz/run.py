@@ -32,7 +32,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REGRESSIONS = HERE / "regressions"
-HANG_SECONDS = 10     # one input running longer than this is a hang
+HANG_SECONDS = 10  # one input running longer than this is a hang
 RSS_LIMIT_MB = 2048
 
 
@@ -41,7 +41,7 @@ def _worker(name: str, seconds: float, corpus: str, seed: int | None) -> None:
 
     sys.path.insert(0, str(HERE.parent))
     with atheris.instrument_imports(include=["hashlookup"]):
-        import hashlookup  # noqa: F401
+        import hashlookup
         import hashlookup.importers  # noqa: F401
     from fuzz import targets
 
@@ -53,10 +53,16 @@ def _worker(name: str, seconds: float, corpus: str, seed: int | None) -> None:
             f.write(data)
     artifacts = REGRESSIONS / name
     artifacts.mkdir(parents=True, exist_ok=True)
-    argv = [sys.argv[0], corpus, f"-max_total_time={max(1, int(seconds))}",
-            f"-timeout={HANG_SECONDS}", f"-rss_limit_mb={RSS_LIMIT_MB}",
-            f"-max_len={target.max_len}", "-print_final_stats=1",
-            f"-artifact_prefix={artifacts}/"]
+    argv = [
+        sys.argv[0],
+        corpus,
+        f"-max_total_time={max(1, int(seconds))}",
+        f"-timeout={HANG_SECONDS}",
+        f"-rss_limit_mb={RSS_LIMIT_MB}",
+        f"-max_len={target.max_len}",
+        "-print_final_stats=1",
+        f"-artifact_prefix={artifacts}/",
+    ]
     if seed is not None:
         argv.append(f"-seed={seed}")
 
@@ -67,32 +73,51 @@ def _worker(name: str, seconds: float, corpus: str, seed: int | None) -> None:
     atheris.Fuzz()
 
 
-def run_target(name: str, seconds: float, corpus: str | None = None,
-               seed: int | None = None) -> dict:
+def run_target(
+    name: str, seconds: float, corpus: str | None = None, seed: int | None = None
+) -> dict:
     """Fuzz one target in a subprocess; returns its summary."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, str(HERE / "run.py"), "--one", name,
-               "--seconds", str(seconds), "--corpus", corpus or tmp]
+        cmd = [
+            sys.executable,
+            str(HERE / "run.py"),
+            "--one",
+            name,
+            "--seconds",
+            str(seconds),
+            "--corpus",
+            corpus or tmp,
+        ]
         if seed is not None:
             cmd += ["--seed", str(seed)]
         t0 = time.monotonic()
         # Generous outer limit: seeds, start-up and libFuzzer's own timeout.
-        proc = subprocess.run(cmd, capture_output=True, text=True,
-                              errors="replace", timeout=seconds + 120 + HANG_SECONDS)
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=seconds + 120 + HANG_SECONDS,
+        )
     out = proc.stdout + proc.stderr
     execs = re.findall(r"stat::number_of_executed_units:\s*(\d+)", out)
     artifacts = re.findall(r"(?:Test unit|artifact) written to (\S+)", out)
-    return {"target": name, "returncode": proc.returncode,
-            "executions": int(execs[-1]) if execs else 0,
-            "seconds": round(time.monotonic() - t0, 1), "artifacts": artifacts,
-            "output": out}
+    return {
+        "target": name,
+        "returncode": proc.returncode,
+        "executions": int(execs[-1]) if execs else 0,
+        "seconds": round(time.monotonic() - t0, 1),
+        "artifacts": artifacts,
+        "output": out,
+    }
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("targets", nargs="*")
-    p.add_argument("--seconds", type=float,
-                   default=float(os.environ.get("FUZZ_SECONDS", 180)))
+    p.add_argument(
+        "--seconds", type=float, default=float(os.environ.get("FUZZ_SECONDS", 180))
+    )
     p.add_argument("--corpus", help="corpus directory (kept between runs)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--one", help=argparse.SUPPRESS)
@@ -115,8 +140,11 @@ def main() -> int:
         r = run_target(name, args.seconds, corpus, args.seed)
         ok = r["returncode"] == 0 and not r["artifacts"]
         total += r["executions"]
-        print(f"{name:10} {r['executions']:>12} {r['seconds']:>8}  "
-              f"{'ok' if ok else 'FINDING ' + ' '.join(r['artifacts'])}", flush=True)
+        print(
+            f"{name:10} {r['executions']:>12} {r['seconds']:>8}  "
+            f"{'ok' if ok else 'FINDING ' + ' '.join(r['artifacts'])}",
+            flush=True,
+        )
         if not ok:
             failed += 1
             sys.stderr.write(r["output"][-6000:] + "\n")

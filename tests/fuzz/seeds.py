@@ -17,9 +17,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import importer_data as data  # noqa: E402  (tests/importer_data.py)
-
-import hashlookup  # noqa: E402
+import hashlookup
+import importer_data as data
 
 # Flag bits of the index and dataset targets (targets.py).
 FIX_HEADER = 1
@@ -38,20 +37,31 @@ def index_files() -> list[bytes]:
     """Small index files of every algorithm, raw widths, with and without a
     Bloom filter, empty and not."""
     out = []
-    configs = [("md5", 16), ("sha1", 20), ("sha256", 32), ("raw", 1), ("raw", 5),
-               ("raw", 8), ("raw", 64)]
+    configs = [
+        ("md5", 16),
+        ("sha1", 20),
+        ("sha256", 32),
+        ("raw", 1),
+        ("raw", 5),
+        ("raw", 8),
+        ("raw", 64),
+    ]
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "seed.hlx"
         for i, (alg, width) in enumerate(configs):
-            for n, bloom in ((0, 12.0), (1, 12.0), (40, 12.0), (300, 0.0),
-                             (300, 4.0)):
+            for n, bloom in ((0, 12.0), (1, 12.0), (40, 12.0), (300, 0.0), (300, 4.0)):
                 if alg == "raw" and width == 1:
                     n = min(n, 200)
                 kw = {"width": width} if alg == "raw" else {}
-                hashlookup.build_index(_keys(n, width, 100 * i + n), path,
-                                       algorithm=alg, bloom_bits_per_key=bloom,
-                                       bloom_hashes=8 if i % 2 else 3,
-                                       metadata={"seed": i}, **kw)
+                hashlookup.build_index(
+                    _keys(n, width, 100 * i + n),
+                    path,
+                    algorithm=alg,
+                    bloom_bits_per_key=bloom,
+                    bloom_hashes=8 if i % 2 else 3,
+                    metadata={"seed": i},
+                    **kw,
+                )
                 out.append(path.read_bytes())
     return out
 
@@ -70,14 +80,20 @@ def dataset_files() -> list[bytes]:
         allow = d / "allow.txt"
         allow.write_text(table.hex("md5")[0] or table.hex("sha1")[0])
         ds = d / "seed.hlds"
-        hashlookup.build_dataset({"cat": str(d / "cat.csv"),
-                                  "police": str(d / "police.md5"),
-                                  "vics": str(d / "vics.json")}, ds,
-                                 allow=[str(allow)],
-                                 label_columns={"category": "Category"})
+        hashlookup.build_dataset(
+            {
+                "cat": str(d / "cat.csv"),
+                "police": str(d / "police.md5"),
+                "vics": str(d / "vics.json"),
+            },
+            ds,
+            allow=[str(allow)],
+            label_columns={"category": "Category"},
+        )
         out.append(ds.read_bytes())
-        hashlookup.build_dataset({"police": str(d / "police.md5")}, ds,
-                                 bloom_bits_per_key=0)
+        hashlookup.build_dataset(
+            {"police": str(d / "police.md5")}, ds, bloom_bits_per_key=0
+        )
         out.append(ds.read_bytes())
         one = data.make_table(5, seed=10, algos=("sha1",))
         data.write_text(d / "one.sha1", one, "sha1")
@@ -88,8 +104,9 @@ def dataset_files() -> list[bytes]:
 
 def with_flags(files: list[bytes]) -> list[bytes]:
     """Each file once as is and once with its checksums to be fixed up."""
-    return [bytes([0]) + f for f in files] + \
-        [bytes([FIX_HEADER | FIX_SECTIONS]) + f for f in files]
+    return [bytes([0]) + f for f in files] + [
+        bytes([FIX_HEADER | FIX_SECTIONS]) + f for f in files
+    ]
 
 
 def importer_files(fmt: str) -> list[bytes]:
@@ -100,17 +117,20 @@ def importer_files(fmt: str) -> list[bytes]:
         t = data.make_table(6, seed=11, missing=0.3, categories=2)
         if fmt == "text":
             for algo, style, nl, upper, comments in (
-                    ("md5", "plain", "\n", False, True),
-                    ("sha1", "sum", "\r\n", True, False),
-                    ("sha256", "binsum", "\n", False, True)):
-                data.write_text(p, t, algo, style=style, newline=nl, upper=upper,
-                                comments=comments)
+                ("md5", "plain", "\n", False, True),
+                ("sha1", "sum", "\r\n", True, False),
+                ("sha256", "binsum", "\n", False, True),
+            ):
+                data.write_text(
+                    p, t, algo, style=style, newline=nl, upper=upper, comments=comments
+                )
                 files.append(p.read_bytes())
             files.append(b"\\" + t.hex("md5")[0].encode() + b"  a\\nb\n")
         elif fmt == "hashdeep":
-            for cols in (("size", "md5", "sha256", "filename"),
-                         ("size", "md5", "sha1", "sha256", "tiger", "whirlpool",
-                          "filename")):
+            for cols in (
+                ("size", "md5", "sha256", "filename"),
+                ("size", "md5", "sha1", "sha256", "tiger", "whirlpool", "filename"),
+            ):
                 data.write_hashdeep(p, t, cols, upper=len(cols) > 4)
                 files.append(p.read_bytes())
         elif fmt == "csv":
@@ -119,14 +139,22 @@ def importer_files(fmt: str) -> list[bytes]:
             data.write_csv(p, t, delimiter=";", size_name=None, newline="\r\n")
             files.append(p.read_bytes())
             full = data.make_table(4, seed=12, algos=("md5", "sha1"))
-            data.write_csv(p, full, names={"md5": "hash_md5", "sha1": "SHA-1"},
-                           encoding="utf-16-le", bom=True)
+            data.write_csv(
+                p,
+                full,
+                names={"md5": "hash_md5", "sha1": "SHA-1"},
+                encoding="utf-16-le",
+                bom=True,
+            )
             files.append(p.read_bytes())
         elif fmt == "vics":
-            for version, bools, sha256 in (("1.3", "mixed", False),
-                                           ("2.0", "str", True)):
-                media, _ = data.make_vics(4, seed=12, version=version, bools=bools,
-                                          sha256=sha256)
+            for version, bools, sha256 in (
+                ("1.3", "mixed", False),
+                ("2.0", "str", True),
+            ):
+                media, _ = data.make_vics(
+                    4, seed=12, version=version, bools=bools, sha256=sha256
+                )
                 data.write_vics(p, media, version=version, indent=1)
                 files.append(p.read_bytes())
         elif fmt == "sqlite":
@@ -160,7 +188,8 @@ def digest_lines() -> list[bytes]:
 def batch_programs() -> list[bytes]:
     """Byte strings for the FuzzedDataProvider of the batch target."""
     rng = np.random.default_rng(14)
-    out = [rng.integers(0, 256, n, dtype=np.uint8).tobytes()
-           for n in (8, 64, 256, 1024)]
+    out = [
+        rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in (8, 64, 256, 1024)
+    ]
     out.append(json.dumps({"x": "d41d8cd98f00b204e9800998ecf8427e"}).encode() * 4)
     return out

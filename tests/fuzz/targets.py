@@ -43,12 +43,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import hashlookup  # noqa: E402
-from hashlookup import IndexFormatError, InputError, _core  # noqa: E402
+import hashlookup
+from fuzz import seeds
+from hashlookup import IndexFormatError, InputError, _core
+from hashlookup.importers import ImportReport, iter_records
 from hashlookup.store import format as _format
-from hashlookup.importers import ImportReport, iter_records  # noqa: E402
-
-from fuzz import seeds  # noqa: E402
 
 
 class Target(NamedTuple):
@@ -67,8 +66,11 @@ _scratch: str | None = None
 def scratch(name: str) -> str:
     global _scratch
     if _scratch is None:
-        base = "/dev/shm" if os.path.isdir("/dev/shm") and \
-            os.access("/dev/shm", os.W_OK) else None
+        base = (
+            "/dev/shm"
+            if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK)
+            else None
+        )
         _scratch = tempfile.mkdtemp(prefix="hashlookup-fuzz-", dir=base)
         atexit.register(shutil.rmtree, _scratch, True)
     return os.path.join(_scratch, name)
@@ -83,6 +85,7 @@ def write(name: str, data: bytes) -> str:
 
 # ---------------------------------------------------------------------------
 # index and dataset files
+
 
 def fix_checksums(b: bytearray, flags: int) -> None:
     """Make a mutated file pass the cheap checks of open: declared size,
@@ -101,10 +104,18 @@ def fix_checksums(b: bytearray, flags: int) -> None:
             at = H.size + i * S.size
             offset, length = struct.unpack_from("<QQ", b, at + 16)
             if offset + length <= len(b):
-                struct.pack_into("<Q", b, at + 32, _format.section_checksum(
-                    bytes(b[offset:offset + length])))
-    struct.pack_into("<Q", b, _format.HEADER_CHECKSUM_OFFSET,
-                     _format.header_checksum(b[:header_size]))
+                struct.pack_into(
+                    "<Q",
+                    b,
+                    at + 32,
+                    _format.section_checksum(bytes(b[offset : offset + length])),
+                )
+    struct.pack_into(
+        "<Q",
+        b,
+        _format.HEADER_CHECKSUM_OFFSET,
+        _format.header_checksum(b[:header_size]),
+    )
 
 
 def _file(data: bytes, name: str) -> str | None:
@@ -128,8 +139,9 @@ def _check_rows(keys: np.ndarray, probes: np.ndarray, rows: np.ndarray) -> None:
     """A row returned for a probe must hold exactly that probe, whatever
     state the file is in (the search compares before it answers)."""
     for p, r in zip(probes, rows.tolist()):
-        assert r == -1 or (0 <= r < len(keys) and bytes(keys[r]) == bytes(p)), \
+        assert r == -1 or (0 <= r < len(keys) and bytes(keys[r]) == bytes(p)), (
             f"find returned row {r} for a key that is not there"
+        )
 
 
 def exercise_index(idx: hashlookup.HashIndex) -> None:
@@ -159,8 +171,12 @@ def exercise_index(idx: hashlookup.HashIndex) -> None:
     assert idx.contains_many(probes).tolist() == expect
 
 
-def _fuzz_file(data: bytes, name: str, opener: Callable[[str], Any],
-               exercise: Callable[[Any], None]) -> None:
+def _fuzz_file(
+    data: bytes,
+    name: str,
+    opener: Callable[[str], Any],
+    exercise: Callable[[Any], None],
+) -> None:
     path = _file(data, name)
     if path is not None:
         with opener(path) as opened:
@@ -189,8 +205,7 @@ def exercise_dataset(ds: hashlookup.Dataset) -> None:
         assert ((ids >= 0) == (rows >= 0)).all() and (ids < n).all()
         for p in probes[:4]:
             m = ds.lookup(bytes(p))
-            assert m is None or getattr(m, alg) == bytes(p).hex() or \
-                m.algorithm == alg
+            assert m is None or getattr(m, alg) == bytes(p).hex() or m.algorithm == alg
             some.append(bytes(p).hex())
     for label in list(labels)[:3]:
         ds.records_with(label)
@@ -215,9 +230,10 @@ def exercise_dataset(ds: hashlookup.Dataset) -> None:
             assert m == ds.record(m.record_id)._replace(algorithm=alg)
             for a in ds.algorithms:
                 shown = getattr(m, a)
-                assert shown is None or ds.lookup(shown).record_id == m.record_id, \
-                    f"verified dataset answers a {alg} key with a record whose " \
+                assert shown is None or ds.lookup(shown).record_id == m.record_id, (
+                    f"verified dataset answers a {alg} key with a record whose "
                     f"{a} digest leads to another record"
+                )
 
 
 def _check_single_answers(ds: hashlookup.Dataset, digests: list[str]) -> None:
@@ -245,8 +261,13 @@ def fuzz_dataset(data: bytes) -> None:
 # ---------------------------------------------------------------------------
 # importers
 
-_EXT = {"text": "txt", "hashdeep": "hashdeep", "csv": "csv", "vics": "json",
-        "sqlite": "sqlite"}
+_EXT = {
+    "text": "txt",
+    "hashdeep": "hashdeep",
+    "csv": "csv",
+    "vics": "json",
+    "sqlite": "sqlite",
+}
 _WIDTHS = {"md5": 16, "sha1": 20, "sha256": 32}
 
 
@@ -278,12 +299,18 @@ def importer(fmt: str) -> Callable[[bytes], None]:
             kw["label_columns"] = {"category": "Category"}
         report = ImportReport()
         total = 0
-        for batch in iter_records(path, input_format=None if detect else fmt,
-                                  skip_invalid=bool(flags & 1), batch_size=4,
-                                  report=report, **kw):
+        for batch in iter_records(
+            path,
+            input_format=None if detect else fmt,
+            skip_invalid=bool(flags & 1),
+            batch_size=4,
+            report=report,
+            **kw,
+        ):
             check_batch(batch)
             total += len(batch)
         assert report.records == total
+
     return run
 
 
@@ -294,9 +321,11 @@ _BLANK = b" \t\r\v\f"
 _HEXDIGITS = frozenset(b"0123456789abcdefABCDEF")
 
 
-def reference_lines(buf: bytes, width: int, max_line: int, skip: bool
-                    ) -> tuple[int, list[bytes], list[int], list[int], int, int,
-                               tuple[int, int, int, int] | None]:
+def reference_lines(
+    buf: bytes, width: int, max_line: int, skip: bool
+) -> tuple[
+    int, list[bytes], list[int], list[int], int, int, tuple[int, int, int, int] | None
+]:
     """Plain Python reading of digest lines: (status, keys, key lines, key
     line offsets, lines, invalid, (err_line, err_offset, err_length,
     err_status) of the first bad line or None)."""
@@ -328,8 +357,11 @@ def reference_lines(buf: bytes, width: int, max_line: int, skip: bool
                 lines.append(line)
                 offsets.append(pos)
             else:
-                bad = (_core.EHEX if len(tok) == want else _core.ELENGTH,
-                       pos + i, len(tok))
+                bad = (
+                    _core.EHEX if len(tok) == want else _core.ELENGTH,
+                    pos + i,
+                    len(tok),
+                )
         if bad is not None:
             if err is None:
                 err = (line, bad[1], bad[2], bad[0])
@@ -356,11 +388,12 @@ def fuzz_lines(data: bytes) -> None:
         return
     got = _core.parse_lines(buf, width, max_line, out, idx, offs, skip)
     status, n, nlines, invalid, eline, eoff, elen, estatus = got
-    r_status, r_keys, r_lines, r_offs, r_nlines, r_invalid, r_err = \
-        reference_lines(buf, width, max_line, skip)
+    r_status, r_keys, r_lines, r_offs, r_nlines, r_invalid, r_err = reference_lines(
+        buf, width, max_line, skip
+    )
     assert status == r_status, (got, r_status)
     assert n == len(r_keys), (n, len(r_keys))
-    assert out[:n * width].tobytes() == b"".join(r_keys)
+    assert out[: n * width].tobytes() == b"".join(r_keys)
     assert idx[:n].tolist() == r_lines and offs[:n].tolist() == r_offs
     assert nlines == r_nlines and invalid == r_invalid, (got, r_nlines, r_invalid)
     if r_err is not None:
@@ -375,22 +408,27 @@ def fuzz_matchlines(data: bytes) -> None:
     if len(data) < 3:
         return
     fx = _batch_fixture()
-    flags, picks, rest = data[0], data[1:1 + data[1] % 8], data[1 + data[1] % 8:]
+    flags, picks, rest = data[0], data[1 : 1 + data[1] % 8], data[1 + data[1] % 8 :]
     skip, invert = bool(flags & 1), bool(flags & 2)
     max_line = (0, 0, 33, 40, 129)[(flags >> 2) % 5]
     crlf = b"\r" if flags & 32 else b""
-    buf = b"".join(bytes(fx["keys"][p % 64]).hex().encode() + crlf + b"\n"
-                   for p in picks) + rest
+    buf = (
+        b"".join(bytes(fx["keys"][p % 64]).hex().encode() + crlf + b"\n" for p in picks)
+        + rest
+    )
     out = bytearray(len(buf) + 1)
     got = fx["index"]._match_lines(buf, max_line, skip, invert, out)
     status, n, nlines, invalid, found, selected, out_len, eline, eoff, elen = got
-    r_status, r_keys, _r_lines, r_offs, r_nlines, r_invalid, r_err = \
-        reference_lines(buf, 16, max_line, skip)
+    r_status, r_keys, _r_lines, r_offs, r_nlines, r_invalid, r_err = reference_lines(
+        buf, 16, max_line, skip
+    )
     assert status == r_status, (got, r_status)
     assert nlines == r_nlines and invalid == r_invalid, (got, r_nlines, r_invalid)
     if r_err is not None:
-        assert (eline, eoff, elen, status if not skip else r_err[3]) == r_err, \
-            (got, r_err)
+        assert (eline, eoff, elen, status if not skip else r_err[3]) == r_err, (
+            got,
+            r_err,
+        )
     if status != _core.OK:
         return  # the output of a chunk with a bad line is discarded
     assert n == len(r_keys)
@@ -400,7 +438,7 @@ def fuzz_matchlines(data: bytes) -> None:
     for hit, start in zip(hits, r_offs, strict=True):
         if hit != invert:
             end = buf.find(b"\n", start)
-            line = buf[start:len(buf) if end < 0 else end]
+            line = buf[start : len(buf) if end < 0 else end]
             want.append(line[:-1] if line.endswith(b"\r") else line)
     assert selected == len(want)
     assert bytes(out[:out_len]) == b"".join(x + b"\n" for x in want), (got, want)
@@ -430,8 +468,9 @@ def fuzz_build(data: bytes) -> None:
         bad_first = True
         if not skip:
             break
-    status, keys = (_core.OK, []) if width is None else \
-        reference_lines(text, width, 0, skip)[:2]
+    status, keys = (
+        (_core.OK, []) if width is None else reference_lines(text, width, 0, skip)[:2]
+    )
     strict_bad = not skip and (bad_first or status != _core.OK)
     try:
         report = hashlookup.build_index(src, out, skip_invalid=skip)
@@ -465,9 +504,13 @@ def _batch_fixture() -> dict[str, Any]:
         ds_path = scratch("batch.hlds")
         hashlookup.build_dataset({"a": src}, ds_path)
         _fixture.update(
-            index=hashlookup.open_index(path), members=set(map(bytes, keys)),
-            keys=keys, ds=hashlookup.open_dataset(ds_path),
-            ds_members=set(map(bytes, sha1)), sha1=sha1)
+            index=hashlookup.open_index(path),
+            members=set(map(bytes, keys)),
+            keys=keys,
+            ds=hashlookup.open_dataset(ds_path),
+            ds_members=set(map(bytes, sha1)),
+            sha1=sha1,
+        )
     return _fixture
 
 
@@ -499,8 +542,7 @@ def _as_key(item: Any, width: int) -> bytes | None:
     """What the library should read item as for a table of `width` bytes
     (None: not a key of that table)."""
     if isinstance(item, str):
-        if len(item) == 2 * width and all(c in "0123456789abcdefABCDEF"
-                                           for c in item):
+        if len(item) == 2 * width and all(c in "0123456789abcdefABCDEF" for c in item):
             return bytes.fromhex(item)
         return None
     try:
@@ -519,11 +561,12 @@ def _digest_width(item: Any) -> int:
 
 
 def _odd_array(fdp: Any) -> np.ndarray:
-    dtype = (np.uint8, np.int8, np.uint16, np.bool_, "S16", "V16", np.float32,
-             "S8")[fdp.ConsumeIntInRange(0, 7)]
+    dtype = (np.uint8, np.int8, np.uint16, np.bool_, "S16", "V16", np.float32, "S8")[
+        fdp.ConsumeIntInRange(0, 7)
+    ]
     raw = fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 400))
     item = np.dtype(dtype).itemsize
-    arr = np.frombuffer(raw[:len(raw) // item * item], dtype)
+    arr = np.frombuffer(raw[: len(raw) // item * item], dtype)
     shape = fdp.ConsumeIntInRange(0, 4)
     if shape == 1 and arr.size % 16 == 0:
         arr = arr.reshape(-1, 16)
@@ -532,7 +575,7 @@ def _odd_array(fdp: Any) -> np.ndarray:
     elif shape == 3 and arr.size % 32 == 0:
         arr = arr.reshape(-1, 2, 16)
     elif shape == 4 and arr.size % 32 == 0:
-        arr = arr.reshape(-1, 32)[:, ::2]    # not contiguous
+        arr = arr.reshape(-1, 32)[:, ::2]  # not contiguous
     return arr
 
 
@@ -542,19 +585,19 @@ def _array_rows(arr: np.ndarray, width: int) -> list[bytes] | None:
         flat = np.ascontiguousarray(arr).tobytes()
     elif arr.dtype != np.uint8:
         return None
-    elif (arr.ndim == 2 and arr.shape[1] == width) or \
-            (arr.ndim == 1 and arr.size % width == 0):
+    elif (arr.ndim == 2 and arr.shape[1] == width) or (
+        arr.ndim == 1 and arr.size % width == 0
+    ):
         flat = np.ascontiguousarray(arr).tobytes()
     else:
         return None
-    return [flat[i:i + width] for i in range(0, len(flat), width)]
+    return [flat[i : i + width] for i in range(0, len(flat), width)]
 
 
 REFUSED = object()
 
 
-def _expect(valid: bool | None, fn: Callable[..., Any], *args: Any,
-            **kw: Any) -> Any:
+def _expect(valid: bool | None, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
     """Call fn; a TypeError/ValueError with a message is the documented
     refusal of a bad argument, and must happen exactly when valid is False
     (None: either is fine)."""
@@ -575,8 +618,12 @@ def fuzz_batch(data: bytes) -> None:
 
     fdp = atheris.FuzzedDataProvider(data)
     fx = _batch_fixture()
-    idx, members, ds, ds_members = (fx["index"], fx["members"], fx["ds"],
-                                    fx["ds_members"])
+    idx, members, ds, ds_members = (
+        fx["index"],
+        fx["members"],
+        fx["ds"],
+        fx["ds_members"],
+    )
     for _ in range(fdp.ConsumeIntInRange(1, 6)):
         op = fdp.ConsumeIntInRange(0, 6)
         if op == 0:
@@ -590,8 +637,9 @@ def fuzz_batch(data: bytes) -> None:
             items = [_odd_key(fdp, fx) for _ in range(fdp.ConsumeIntInRange(0, 9))]
             want = [_as_key(x, 16) for x in items]
             threads = fdp.ConsumeIntInRange(-1, 3)
-            rows = _expect(None not in want and threads >= 0, idx.find_many, items,
-                           threads=threads)
+            rows = _expect(
+                None not in want and threads >= 0, idx.find_many, items, threads=threads
+            )
             if rows is not REFUSED:
                 assert (rows >= 0).tolist() == [k in members for k in want]
                 assert idx.contains_many(items).tolist() == (rows >= 0).tolist()
@@ -600,16 +648,19 @@ def fuzz_batch(data: bytes) -> None:
             buf = (bytes, bytearray, memoryview)[fdp.ConsumeIntInRange(0, 2)](flat)
             mask = _expect(len(flat) % 16 == 0, idx.contains_many, buf)
             if mask is not REFUSED:
-                assert mask.tolist() == [flat[i:i + 16] in members
-                                         for i in range(0, len(flat), 16)]
+                assert mask.tolist() == [
+                    flat[i : i + 16] in members for i in range(0, len(flat), 16)
+                ]
         elif op == 3:
             arr = _odd_array(fdp)
             want = _array_rows(arr, 16)
             out = None
             valid = want is not None
             if fdp.ConsumeBool():
-                out = np.zeros(fdp.ConsumeIntInRange(0, 30),
-                               (np.bool_, np.int64)[fdp.ConsumeIntInRange(0, 1)])
+                out = np.zeros(
+                    fdp.ConsumeIntInRange(0, 30),
+                    (np.bool_, np.int64)[fdp.ConsumeIntInRange(0, 1)],
+                )
                 valid = valid and out.dtype == np.bool_ and len(out) == len(want)
             mask = _expect(valid, idx.contains_many, arr, out=out)
             if mask is not REFUSED:
@@ -641,30 +692,54 @@ def fuzz_batch(data: bytes) -> None:
             items = [_odd_key(fdp, fx) for _ in range(fdp.ConsumeIntInRange(0, 5))]
             width = fdp.ConsumeIntInRange(0, 70)
             want = [_as_key(x, width) for x in items]
-            packed = _expect(None not in want and 1 <= width <= 64, _core.pack_keys,
-                             items, width, "a key")
+            packed = _expect(
+                None not in want and 1 <= width <= 64,
+                _core.pack_keys,
+                items,
+                width,
+                "a key",
+            )
             if packed is not REFUSED:
                 assert bytes(packed) == b"".join(want)
 
 
 TARGETS: dict[str, Target] = {
-    "index": Target(fuzz_index, (IndexFormatError,),
-                    lambda: seeds.with_flags(seeds.index_files()), 1 << 16),
-    "dataset": Target(fuzz_dataset, (IndexFormatError,),
-                      lambda: seeds.with_flags(seeds.dataset_files()
-                                               + seeds.index_files()[:6]), 1 << 16),
-    "text": Target(importer("text"), (InputError,),
-                   lambda: seeds.importer_files("text"), 4096),
-    "hashdeep": Target(importer("hashdeep"), (InputError,),
-                       lambda: seeds.importer_files("hashdeep"), 4096),
-    "csv": Target(importer("csv"), (InputError,),
-                  lambda: seeds.importer_files("csv"), 4096),
-    "vics": Target(importer("vics"), (InputError,),
-                   lambda: seeds.importer_files("vics"), 8192),
-    "sqlite": Target(importer("sqlite"), (InputError,),
-                     lambda: seeds.importer_files("sqlite"), 1 << 15),
-    "build": Target(fuzz_build, (InputError,),
-                    lambda: seeds.importer_files("text")[::3], 4096),
+    "index": Target(
+        fuzz_index,
+        (IndexFormatError,),
+        lambda: seeds.with_flags(seeds.index_files()),
+        1 << 16,
+    ),
+    "dataset": Target(
+        fuzz_dataset,
+        (IndexFormatError,),
+        lambda: seeds.with_flags(seeds.dataset_files() + seeds.index_files()[:6]),
+        1 << 16,
+    ),
+    "text": Target(
+        importer("text"), (InputError,), lambda: seeds.importer_files("text"), 4096
+    ),
+    "hashdeep": Target(
+        importer("hashdeep"),
+        (InputError,),
+        lambda: seeds.importer_files("hashdeep"),
+        4096,
+    ),
+    "csv": Target(
+        importer("csv"), (InputError,), lambda: seeds.importer_files("csv"), 4096
+    ),
+    "vics": Target(
+        importer("vics"), (InputError,), lambda: seeds.importer_files("vics"), 8192
+    ),
+    "sqlite": Target(
+        importer("sqlite"),
+        (InputError,),
+        lambda: seeds.importer_files("sqlite"),
+        1 << 15,
+    ),
+    "build": Target(
+        fuzz_build, (InputError,), lambda: seeds.importer_files("text")[::3], 4096
+    ),
     "lines": Target(fuzz_lines, (), seeds.digest_lines, 4096),
     "matchlines": Target(fuzz_matchlines, (), seeds.digest_lines, 4096),
     "batch": Target(fuzz_batch, (), seeds.batch_programs, 2048),
