@@ -39,6 +39,7 @@ point of the demo.
 
 from __future__ import annotations
 
+import argparse
 import binascii
 import hashlib
 import os
@@ -51,6 +52,17 @@ from typing import TextIO
 
 import numpy as np
 import numpy.typing as npt
+
+from hashlookup.cli._common import Context
+from hashlookup.cli._options import int_arg
+
+DESCRIPTION = (
+    "Build a dataset from three synthetic known-hash lists (a plain md5 list, "
+    "hashdeep output, a CSV with categories) that also list ~300 Python "
+    "standard library files, with an allow-list; then match an inventory of "
+    "all the standard library's .py files and random digests against it, "
+    "printing a summary and timings."
+)
 
 SEED = 20240601
 DIGEST_WIDTH = 16  # md5 (the inventory's algorithm)
@@ -514,3 +526,42 @@ def run_demo(
         "because it found hits."
     )
     return 0
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Register the options of ``demo``."""
+    p.add_argument("--dir", default="demo", help="working directory (default: ./demo)")
+    p.add_argument(
+        "--keys",
+        type=int_arg(0),
+        default=1_400_000,
+        metavar="N",
+        help="synthetic digests on the police list; the hotline and partner lists "
+        "get N/4 and N/28 (default: 1400000)",
+    )
+    p.add_argument(
+        "--inventory",
+        type=int_arg(0),
+        default=1_000_000,
+        metavar="N",
+        help="random non-member digests in the inventory (default: 1000000)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int_arg(0),
+        default=1,
+        metavar="N",
+        help="lookup threads (0: one per core; default: 1)",
+    )
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    """Run the demo in ``--dir``, its report on stdout."""
+    ctx.out.flush()
+    return run_demo(
+        args.dir,
+        keys=args.keys,
+        inventory=args.inventory,
+        threads=args.threads,
+        out=sys.stdout,
+    )

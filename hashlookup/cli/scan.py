@@ -1,5 +1,5 @@
-"""`hashlookup scan`: the command over hashlookup.scan() (output formats,
---report, progress line, signals).  Kept out of cli.py, which only parses."""
+"""``hashlookup scan``: the command over hashlookup.scan() (output formats,
+--report, progress line, signals)."""
 
 from __future__ import annotations
 
@@ -16,15 +16,24 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from hashlookup._atomic import atomic_output
+from hashlookup.cli._common import EXIT_CLEAN, EXIT_FOUND, PROG, CLIError, Context
+from hashlookup.cli._options import FORMATS, add_path, add_verify_key, signature_check
+from hashlookup.cli._output import csv_rows
 from hashlookup.scan import ScanHit, ScanReport, scan
+
+DESCRIPTION = (
+    "Walk PATHs (directories recursively, symbolic links not followed unless "
+    "asked), read each regular file once computing every digest the dataset "
+    "has, and print the files found in it. Unreadable, vanished or changing "
+    "files are reported on stderr and counted, never fatal. Files whose size "
+    "matches no record are skipped unread when every record has a size."
+)
 
 _CSV_HEADER = ["path", "algorithm", "digest", "record", "labels", "mismatch"]
 
 
 def format_hit(hit: ScanHit, fmt: str) -> bytes:
     """One output line (with its newline) for a hit."""
-    from hashlookup.cli import _csv_rows
-
     if fmt == "text":
         line = f"{hit.path}\t{hit.algorithm}\t{hit.digest}\t{';'.join(hit.labels)}"
         if hit.mismatch:
@@ -35,7 +44,7 @@ def format_hit(hit: ScanHit, fmt: str) -> bytes:
                            "digest": hit.digest, "record": hit.record_id,
                            "labels": list(hit.labels),
                            "mismatch": list(hit.mismatch)}).encode() + b"\n"
-    return _csv_rows([[hit.path, hit.algorithm, hit.digest, hit.record_id,
+    return csv_rows([[hit.path, hit.algorithm, hit.digest, hit.record_id,
                        ";".join(hit.labels), ";".join(hit.mismatch)]])
 
 
@@ -93,15 +102,47 @@ def _sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old)
 
 
-def run(args: argparse.Namespace, ctx: Any) -> int:
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Register the options of ``scan``."""
+    add_path(p)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="file or directory")
+    p.add_argument("--format", choices=FORMATS, default="text",
+                   help="hit output: text (path, algorithm, digest, labels), jsonl, csv")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="reader/hasher threads (default: number of cores)")
+    p.add_argument("--exclude", action="append", metavar="GLOB",
+                   help="skip paths or names matching GLOB (repeatable)")
+    p.add_argument("--min-size", type=int, default=None, metavar="BYTES")
+    p.add_argument("--max-size", type=int, default=None, metavar="BYTES")
+    p.add_argument("--follow-symlinks", action="store_true")
+    p.add_argument("--one-file-system", action="store_true",
+                   help="do not cross into other file systems")
+    p.add_argument("--read-all", action="store_true",
+                   help="read every file, also those whose size matches no record")
+    p.add_argument("--report", metavar="FILE",
+                   help="write the hits to FILE (atomically, at the end) instead of "
+                   "stdout; an interrupted scan leaves FILE.partial")
+    p.add_argument("--resume", metavar="STATE",
+                   help="state file: record finished directories; if it exists, "
+                   "continue the interrupted scan it describes")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="status line on stderr (default: when stderr is a terminal)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no warnings, progress or summary on stderr")
+    add_verify_key(p)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    """Scan the trees; hits on stdout (or --report), a summary on stderr."""
+    # scan() needs a Dataset (records, every digest of a hit), so the file
+    # is opened as open_dataset opens it: an index of raw keys is refused.
     from hashlookup import open_dataset
-    from hashlookup.cli import EXIT_CLEAN, EXIT_FOUND, PROG, CLIError, _csv_rows, _signature_check
 
     fmt = args.format
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     progress = Progress(sys.stderr) if show and not args.quiet else None
     report_lines: list[bytes] = []
-    header = _csv_rows([_CSV_HEADER]) if fmt == "csv" else b""
+    header = csv_rows([_CSV_HEADER]) if fmt == "csv" else b""
     to_tty = args.report is None and sys.stdout.isatty()
     if args.report is not None:
         directory = os.path.dirname(os.path.abspath(args.report))
@@ -138,7 +179,7 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
             raise CLIError(f"{path}: no such file or directory")
     t0 = time.perf_counter()
     try:
-        with _sigterm_interrupts(), open_dataset(args.path, **_signature_check(args)) as ds:
+        with _sigterm_interrupts(), open_dataset(args.path, **signature_check(args)) as ds:
             report = scan(ds, args.paths, follow_symlinks=args.follow_symlinks,
                           one_file_system=args.one_file_system,
                           exclude=args.exclude or (), min_size=args.min_size,

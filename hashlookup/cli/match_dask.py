@@ -1,4 +1,4 @@
-"""`hashlookup match --workers N | --scheduler ADDRESS`: the inventory is
+"""``hashlookup match --workers N | --scheduler ADDRESS``: the inventory is
 matched on Dask (``hashlookup.dask.match``) and the hits are written in the
 formats of the single-machine `match` for tables (see docs/DASK.md)."""
 
@@ -12,29 +12,32 @@ import json
 import os
 from typing import Any
 
-from hashlookup.cli.match import _records
+from hashlookup.cli._common import CLIError, Context
+from hashlookup.cli._output import csv_field, match_records
 
 
-def run_dask_match(args: argparse.Namespace, ctx: Any, error: Any, only: Any,
-                   exclude: Any) -> bool:
-    """Run the match on a cluster; returns whether anything was found."""
+def run_dask_match(args: argparse.Namespace, ctx: Context,
+                   only: tuple[str, ...] | None, exclude: tuple[str, ...] | None
+                   ) -> bool:
+    """Run the match on a cluster and write the hits; returns whether
+    anything was found."""
     try:
         from distributed import Client, LocalCluster
 
         from hashlookup.match import dask as hl_dask
     except ImportError as exc:
-        raise error(f"--workers/--scheduler need the dask extra (pip install "
+        raise CLIError(f"--workers/--scheduler need the dask extra (pip install "
                     f"'hashlookup[dask]'): {exc}") from None
     if args.workers is not None and args.scheduler is not None:
-        raise error("give --workers N or --scheduler ADDRESS, not both")
+        raise CLIError("give --workers N or --scheduler ADDRESS, not both")
     if args.annotate or args.invert:
-        raise error("--annotate and --invert are not available with Dask")
+        raise CLIError("--annotate and --invert are not available with Dask")
     if not args.files or "-" in args.files:
-        raise error("with Dask the inputs must be files (Parquet, CSV or TSV)")
+        raise CLIError("with Dask the inputs must be files (Parquet, CSV or TSV)")
     if args.column is None:
-        raise error("with Dask give the digest column: --column NAME")
+        raise CLIError("with Dask give the digest column: --column NAME")
     if args.input_format not in ("auto", "csv", "tsv", "parquet"):
-        raise error("with Dask the inputs must be Parquet, CSV or TSV files")
+        raise CLIError("with Dask the inputs must be Parquet, CSV or TSV files")
     dataset = os.path.abspath(args.path)
     paths = [os.path.abspath(p) for p in hl_dask.expand_paths(args.files)]
     # Built before the cluster starts: a missing file or column fails fast.
@@ -58,7 +61,7 @@ def run_dask_match(args: argparse.Namespace, ctx: Any, error: Any, only: Any,
     return len(frame) > 0
 
 
-def write_hits(frame: Any, args: argparse.Namespace, ctx: Any, paths: list[str]
+def write_hits(frame: Any, args: argparse.Namespace, ctx: Context, paths: list[str]
                ) -> None:
     """Hits of hashlookup.dask.match as the single-machine `match` writes
     table hits: text = the input rows as CSV, jsonl/csv = row, digest,
@@ -93,14 +96,12 @@ def write_hits(frame: Any, args: argparse.Namespace, ctx: Any, paths: list[str]
         extras = [f', "record": {r}, "labels": {json.dumps(ls, ensure_ascii=False)}'
                   for r, ls in zip(rids, labels, strict=True)]
     else:
-        from hashlookup.cli import _csv_field
-
-        extras = [f",{r},{_csv_field(';'.join(ls))}"
+        extras = [f",{r},{csv_field(';'.join(ls))}"
                   for r, ls in zip(rids, labels, strict=True)]
         cols = (["file"] if multi else []) + ["row", "digest", "record", "labels"]
         out.write((",".join(cols) + "\n").encode())
     if not multi:
-        data = _records(args.format, None, "row", frame["row"].tolist(),
+        data = match_records(args.format, None, "row", frame["row"].tolist(),
                         frame["digest"].tolist(), None, extras)
         out.write(data)
         return
@@ -108,5 +109,5 @@ def write_hits(frame: Any, args: argparse.Namespace, ctx: Any, paths: list[str]
         mask = [n == name for n in names]
         part = frame[mask]
         sub = [x for x, m in zip(extras, mask, strict=True) if m]
-        out.write(_records(args.format, name, "row", part["row"].tolist(),
+        out.write(match_records(args.format, name, "row", part["row"].tolist(),
                            part["digest"].tolist(), None, sub))
