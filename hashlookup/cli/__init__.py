@@ -27,8 +27,8 @@ from typing import Final, NamedTuple
 # when the user did not choose.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from hashlookup._version import __version__  # noqa: E402
-from hashlookup.cli._common import (  # noqa: E402
+from hashlookup._version import __version__
+from hashlookup.cli._common import (
     EXIT_ERROR,
     EXIT_FOUND,
     EXIT_INTERRUPTED,
@@ -38,7 +38,7 @@ from hashlookup.cli._common import (  # noqa: E402
     describe,
     print_error,
 )
-from hashlookup.errors import HashLookupError  # noqa: E402
+from hashlookup.errors import HashLookupError
 
 __all__ = ["COMMANDS", "CLIError", "Command", "build_parser", "main"]
 

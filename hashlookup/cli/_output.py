@@ -41,12 +41,12 @@ class Output:
         self._buffer: BinaryIO | None = getattr(stream, "buffer", None)
         stream.flush()
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         """Write ``data`` as it is."""
         if self._buffer is not None:
             self._buffer.write(data)
         else:
-            self._stream.write(data.decode("utf-8", "surrogateescape"))
+            self._stream.write(bytes(data).decode("utf-8", "surrogateescape"))
 
     def line(self, text: str) -> None:
         """Write ``text`` and a newline."""

@@ -20,18 +20,28 @@ DESCRIPTION = (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Register the actions of ``apikey`` and their options."""
     ak = p.add_subparsers(dest="apikey_command", metavar="ACTION", required=True)
-    for action, text in (("add", "create a key and print its token"),
-                         ("revoke", "revoke the keys of NAME (or a key id)"),
-                         ("list", "list keys (never tokens)")):
+    for action, text in (
+        ("add", "create a key and print its token"),
+        ("revoke", "revoke the keys of NAME (or a key id)"),
+        ("list", "list keys (never tokens)"),
+    ):
         q = ak.add_parser(action, help=text, description=text, allow_abbrev=False)
         q.add_argument("--keys", required=True, metavar="FILE", help="keys file")
         if action != "list":
             q.add_argument("name", metavar="NAME")
         if action == "add":
-            q.add_argument("--rate", type=float_arg(0.001), default=None,
-                           help="requests/s for this key (default: the server's)")
-            q.add_argument("--burst", type=float_arg(1), default=None,
-                           help="bucket size for this key (default: the server's)")
+            q.add_argument(
+                "--rate",
+                type=float_arg(0.001),
+                default=None,
+                help="requests/s for this key (default: the server's)",
+            )
+            q.add_argument(
+                "--burst",
+                type=float_arg(1),
+                default=None,
+                help="bucket size for this key (default: the server's)",
+            )
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -42,8 +52,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.apikey_command == "add":
         token, key = add_key(args.keys, args.name, rate=args.rate, burst=args.burst)
         print(token)
-        print(f"{PROG}: key {key.id} ({key.name}) added to {args.keys}; the "
-              "token above is shown only now", file=sys.stderr)
+        print(
+            f"{PROG}: key {key.id} ({key.name}) added to {args.keys}; the "
+            "token above is shown only now",
+            file=sys.stderr,
+        )
         return EXIT_CLEAN
     if args.apikey_command == "revoke":
         try:

@@ -9,7 +9,13 @@ import sys
 import time
 from typing import Any
 
-from hashlookup.cli._common import EXIT_CLEAN, PROG, CLIError, Context, note_stale_signature
+from hashlookup.cli._common import (
+    EXIT_CLEAN,
+    PROG,
+    CLIError,
+    Context,
+    note_stale_signature,
+)
 from hashlookup.cli._inputs import dataset_inputs, import_options, named_input
 from hashlookup.cli._options import (
     add_algorithm,

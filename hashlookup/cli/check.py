@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, Any
 from hashlookup import algorithms
 from hashlookup.cli._common import EXIT_CLEAN, EXIT_FOUND, CLIError, Context
 from hashlookup.cli._open import Opened
-from hashlookup.cli._options import add_filter_options, add_format, add_path, add_verify_key
+from hashlookup.cli._options import (
+    add_filter_options,
+    add_format,
+    add_path,
+    add_verify_key,
+)
 from hashlookup.cli._output import csv_rows, json_line
 
 DESCRIPTION = (
@@ -122,14 +127,9 @@ def _jsonl(hexes: list[str], results: Results) -> bytes:
     for h, (found, m) in zip(hexes, results, strict=True):
         rec: dict[str, Any] = {"digest": h, "found": bool(found)}
         if m is not None:
-            rec.update(
-                record=m.record_id,
-                md5=m.md5,
-                sha1=m.sha1,
-                sha256=m.sha256,
-                size=m.size,
-                labels=list(m.labels),
-            )
+            rec["record"] = m.record_id
+            rec.update((a, getattr(m, a)) for a in algorithms.NAMES)
+            rec.update(size=m.size, labels=list(m.labels))
         records.append(json_line(rec))
     return b"".join(records)
 
@@ -147,9 +147,7 @@ def _csv(hexes: list[str], results: Results, is_dataset: bool) -> bytes:
             else:
                 row += [
                     m.record_id,
-                    m.md5 or "",
-                    m.sha1 or "",
-                    m.sha256 or "",
+                    *(getattr(m, a) or "" for a in algorithms.NAMES),
                     "" if m.size is None else m.size,
                     ";".join(m.labels),
                 ]

@@ -53,6 +53,7 @@ from typing import TextIO
 import numpy as np
 import numpy.typing as npt
 
+from hashlookup.algorithms import MD5, SHA1, SHA256
 from hashlookup.cli._common import Context
 from hashlookup.cli._options import int_arg
 
@@ -65,7 +66,7 @@ DESCRIPTION = (
 )
 
 SEED = 20240601
-DIGEST_WIDTH = 16  # md5 (the inventory's algorithm)
+DIGEST_WIDTH = MD5.width  # the inventory's algorithm
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,7 @@ def write_police(
         f.write(b"# police list (hashlookup demo): synthetic digests + stdlib files\n")
         f.write(_digest_lines(synthetic))
         if files:
-            f.write(_digest_lines(_stack([x.md5 for x in files], 16)))
+            f.write(_digest_lines(_stack([x.md5 for x in files], MD5.width)))
 
 
 def write_hotline(
@@ -336,18 +337,18 @@ def run_demo(
     shared = known[third : 2 * third]
     allowed = next((x for x in shared if x.size and md5_count[x.md5] == 1), None)
 
-    police_keys = _random_keys(rng, keys, 16)
+    police_keys = _random_keys(rng, keys, MD5.width)
     n_hotline = keys // 4
-    hotline_md5 = _random_keys(rng, n_hotline, 16)
+    hotline_md5 = _random_keys(rng, n_hotline, MD5.width)
     overlap = n_hotline // 2
     if overlap:
         hotline_md5[:overlap] = police_keys[
             np.sort(rng.choice(keys, size=overlap, replace=False))
         ]
-    hotline_sha256 = _random_keys(rng, n_hotline, 32)
+    hotline_sha256 = _random_keys(rng, n_hotline, SHA256.width)
     hotline_sizes = rng.integers(10**7, 10**8, size=n_hotline, dtype=np.int64)
     n_partner = keys // 28
-    partner_sha1 = _random_keys(rng, n_partner, 20)
+    partner_sha1 = _random_keys(rng, n_partner, SHA1.width)
     partner_categories = rng.integers(1, 4, size=n_partner, dtype=np.int64)
 
     write_police(police_path, police_keys, police_files)

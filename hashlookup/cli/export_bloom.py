@@ -70,7 +70,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     try:
         from hashlookup.build.bloom import export_bloom
     except ImportError as exc:
-        raise CLIError(f"export-bloom is not available in this installation ({exc})")
+        raise CLIError(
+            f"export-bloom is not available in this installation ({exc})"
+        ) from None
 
     with Opened(args.path, args.verify_key) as opened:
         algorithms = opened.algorithms

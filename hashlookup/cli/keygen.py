@@ -14,8 +14,13 @@ DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Register the options of ``keygen``."""
-    p.add_argument("-o", "--output", required=True, metavar="NAME",
-                   help="private key file to create (public key: NAME.pub)")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="NAME",
+        help="private key file to create (public key: NAME.pub)",
+    )
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:

@@ -98,26 +98,55 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _add_inventory_options(p: argparse.ArgumentParser) -> None:
     """CSV/Parquet inventories, parallelism and Dask."""
-    p.add_argument("--column", metavar="NAME", default=None,
-                   help="column holding the digests (CSV/TSV/Parquet inputs)")
-    p.add_argument("--input-format", choices=("auto", "text", "csv", "tsv", "parquet"),
-                   default="auto",
-                   help="input kind (default: from the extension: .csv, .tsv/.tab, "
-                   ".parquet/.pq; else text, or csv when --column is given)")
-    p.add_argument("--delimiter", metavar="CHAR", default=None,
-                   help="CSV field delimiter (default: ',' or a tab for .tsv)")
-    p.add_argument("--annotate", action="store_true",
-                   help="write every input line/row with a match column (true/false) "
-                   "instead of the hits")
-    p.add_argument("--jobs", "-j", type=int_arg(0), default=0, metavar="N",
-                   help="threads decoding and looking up pieces of the inputs "
-                   "(0: one per core, at most 8; default: 0)")
-    p.add_argument("--workers", type=int_arg(1), default=None, metavar="N",
-                   help="match on a local Dask cluster of N worker processes "
-                   "(needs hashlookup[dask])")
-    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                   help="match on the Dask cluster at ADDRESS; DATASET and the inputs "
-                   "must be readable at the same paths on every worker")
+    p.add_argument(
+        "--column",
+        metavar="NAME",
+        default=None,
+        help="column holding the digests (CSV/TSV/Parquet inputs)",
+    )
+    p.add_argument(
+        "--input-format",
+        choices=("auto", "text", "csv", "tsv", "parquet"),
+        default="auto",
+        help="input kind (default: from the extension: .csv, .tsv/.tab, "
+        ".parquet/.pq; else text, or csv when --column is given)",
+    )
+    p.add_argument(
+        "--delimiter",
+        metavar="CHAR",
+        default=None,
+        help="CSV field delimiter (default: ',' or a tab for .tsv)",
+    )
+    p.add_argument(
+        "--annotate",
+        action="store_true",
+        help="write every input line/row with a match column (true/false) "
+        "instead of the hits",
+    )
+    p.add_argument(
+        "--jobs",
+        "-j",
+        type=int_arg(0),
+        default=0,
+        metavar="N",
+        help="threads decoding and looking up pieces of the inputs "
+        "(0: one per core, at most 8; default: 0)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int_arg(1),
+        default=None,
+        metavar="N",
+        help="match on a local Dask cluster of N worker processes "
+        "(needs hashlookup[dask])",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="match on the Dask cluster at ADDRESS; DATASET and the inputs "
+        "must be readable at the same paths on every worker",
+    )
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -159,23 +188,30 @@ def inventories_from_args(args: argparse.Namespace) -> list[Inventory]:
         kind = args.input_format
         if path == "-":
             if kind not in ("auto", "text") or args.column is not None:
-                raise CLIError("standard input is read as a text digest list: CSV/TSV "
-                            "and Parquet inputs (--column) must be files")
+                raise CLIError(
+                    "standard input is read as a text digest list: CSV/TSV "
+                    "and Parquet inputs (--column) must be files"
+                )
             invs.append(Inventory("-", "text", stream=sys.stdin.buffer))
             continue
-        invs.append(Inventory(path, kind, column=args.column,
-                              delimiter=args.delimiter))
+        invs.append(Inventory(path, kind, column=args.column, delimiter=args.delimiter))
     if len({inv.is_table for inv in invs}) > 1:
-        raise CLIError("text digest lists and CSV/Parquet inputs cannot be mixed in "
-                    "one run (their outputs have different columns)")
+        raise CLIError(
+            "text digest lists and CSV/Parquet inputs cannot be mixed in "
+            "one run (their outputs have different columns)"
+        )
     if sum(1 for inv in invs if inv.path == "-") > 1:
         raise CLIError("standard input ('-') can be read only once")
     return invs
 
 
-def run_match(args: argparse.Namespace, ctx: Context, opened: Opened,
-              only: tuple[str, ...] | None, exclude: tuple[str, ...] | None
-              ) -> InventoryStats:
+def run_match(
+    args: argparse.Namespace,
+    ctx: Context,
+    opened: Opened,
+    only: tuple[str, ...] | None,
+    exclude: tuple[str, ...] | None,
+) -> InventoryStats:
     """Match the inventories of ``args`` against ``opened`` on this machine
     and write the output to ``ctx.out``; returns the totals."""
     invs = inventories_from_args(args)
@@ -187,36 +223,52 @@ def run_match(args: argparse.Namespace, ctx: Context, opened: Opened,
         if multi:
             raise CLIError("--annotate takes one input file")
         if fmt != "text" or args.count or invert:
-            raise CLIError("--annotate writes the input with a match column: it does "
-                        "not combine with --format, --count or --invert")
+            raise CLIError(
+                "--annotate writes the input with a match column: it does "
+                "not combine with --format, --count or --invert"
+            )
     ds = opened.dataset
     # Index files have no records: their hits are written as before datasets.
-    with_records = opened.is_dataset and fmt != "text" and not args.count \
-        and not args.annotate
+    with_records = (
+        opened.is_dataset and fmt != "text" and not args.count and not args.annotate
+    )
     target = opened.matcher_target
 
     def matcher_for(_inv: Inventory) -> KeyMatcher:
-        return KeyMatcher(target, want_records=with_records, only=only,
-                          exclude=exclude, threads=args.threads)
+        return KeyMatcher(
+            target,
+            want_records=with_records,
+            only=only,
+            exclude=exclude,
+            threads=args.threads,
+        )
 
     jobs = args.jobs or default_jobs()
     # Text lines printed as text (or only counted): selected in C, chunk by
-    # chunk, without per-line work here (see hashlookup.match.inventory.match_inventory).
+    # chunk, without per-line work here (see match_inventory).
     render = None
     if not tables and not args.annotate and (fmt == "text" or args.count):
         render = "count" if args.count else "misses" if invert else "hits"
     pieces = match_inventory(
-        matcher_for, invs, jobs=jobs, skip_invalid=args.skip_invalid,
-        chunk_size=args.chunk_size, recycle=True, render=render,
+        matcher_for,
+        invs,
+        jobs=jobs,
+        skip_invalid=args.skip_invalid,
+        chunk_size=args.chunk_size,
+        recycle=True,
+        render=render,
         whole_rows=tables and (args.annotate or (fmt == "text" and not args.count)),
     )
     out = ctx.out
     total = InventoryStats()
     where = "row" if tables else "line"
     if fmt == "csv" and not args.count:
-        cols = (["file"] if multi else []) + [where, "digest"] \
-            + ([] if tables else ["text"]) + (["record", "labels"] if with_records
-                                               else [])
+        cols = (
+            (["file"] if multi else [])
+            + [where, "digest"]
+            + ([] if tables else ["text"])
+            + (["record", "labels"] if with_records else [])
+        )
         out.write((",".join(cols) + "\n").encode())
     header_done = False
     for piece in pieces:
@@ -232,8 +284,11 @@ def run_match(args: argparse.Namespace, ctx: Context, opened: Opened,
         if piece.rendered is not None:
             if multi and piece.rendered:
                 prefix = piece.inventory.name.encode("utf-8", "surrogateescape") + b":"
-                out.write(prefix + bytes(piece.rendered[:-1]).replace(
-                    b"\n", b"\n" + prefix) + b"\n")
+                out.write(
+                    prefix
+                    + bytes(piece.rendered[:-1]).replace(b"\n", b"\n" + prefix)
+                    + b"\n"
+                )
             else:
                 out.write(piece.rendered)
             continue
@@ -245,15 +300,22 @@ def run_match(args: argparse.Namespace, ctx: Context, opened: Opened,
             if tables:
                 from hashlookup.match.tables import render_rows
 
-                out.write(render_rows(piece, piece.positions(sel), header=False,
-                                      prefix=f"{name}:" if multi else ""))
+                out.write(
+                    render_rows(
+                        piece,
+                        piece.positions(sel),
+                        header=False,
+                        prefix=f"{name}:" if multi else "",
+                    )
+                )
                 continue
             lines = piece.lines(sel)
             if multi:
                 prefix = name.encode("utf-8", "surrogateescape") + b":"
-                lines = [prefix + line for line in lines]
-            lines.append(b"")
-            out.write(b"\n".join(lines))
+                out.write(b"".join(prefix + line + b"\n" for line in lines))
+            else:
+                lines.append(bytearray())
+                out.write(b"\n".join(lines))
             continue
         digests = piece.hex_digests(sel)
         numbers = piece.number_list(sel)
@@ -263,24 +325,41 @@ def run_match(args: argparse.Namespace, ctx: Context, opened: Opened,
             rids = piece.record_ids[sel].tolist()
             labels = record_labels(ds, piece.record_ids[sel])
             if fmt == "jsonl":
-                extras = [f', "record": {r if r >= 0 else "null"}, "labels": '
-                          f"{json.dumps(list(ls), ensure_ascii=False)}"
-                          for r, ls in zip(rids, labels, strict=True)]
+                extras = [
+                    f', "record": {r if r >= 0 else "null"}, "labels": '
+                    f"{json.dumps(list(ls), ensure_ascii=False)}"
+                    for r, ls in zip(rids, labels, strict=True)
+                ]
             else:
-                extras = [f",{r if r >= 0 else ''},{csv_field(';'.join(ls))}"
-                          for r, ls in zip(rids, labels, strict=True)]
+                extras = [
+                    f",{r if r >= 0 else ''},{csv_field(';'.join(ls))}"
+                    for r, ls in zip(rids, labels, strict=True)
+                ]
         if not tables and not multi:  # the format from before inventories
-            texts = [line.decode("utf-8", "surrogateescape")
-                     for line in piece.lines(sel)]
+            texts = [
+                line.decode("utf-8", "surrogateescape") for line in piece.lines(sel)
+            ]
             if fmt == "jsonl":
                 out.write(jsonl_matches(numbers, digests, texts, extras))
             else:
                 out.write(csv_matches(numbers, digests, texts, extras))
             continue
-        texts = [line.decode("utf-8", "surrogateescape")
-                 for line in piece.lines(sel)] if not tables else None
-        out.write(match_records(fmt, name if multi else None, where, numbers, digests,
-                           texts, extras))
+        row_texts = (
+            [line.decode("utf-8", "surrogateescape") for line in piece.lines(sel)]
+            if not tables
+            else None
+        )
+        out.write(
+            match_records(
+                fmt,
+                name if multi else None,
+                where,
+                numbers,
+                digests,
+                row_texts,
+                extras,
+            )
+        )
     if args.annotate and not header_done and tables:
         # no piece at all (a header-only CSV): still write the header
         out.write(_annotated_header(invs[0]))
@@ -302,7 +381,8 @@ def _annotated_header(inv: Inventory) -> bytes:
 
     buf = io.StringIO()
     csv.writer(buf, delimiter=delim or ",", lineterminator="\n").writerow(
-        [*names, "match"])
+        [*names, "match"]
+    )
     return buf.getvalue().encode("utf-8", "surrogateescape")
 
 
@@ -311,17 +391,19 @@ def _annotated(piece: Piece, header: bool) -> bytes:
     ``true``/``false`` for digests, empty for empty or invalid (skipped) cells;
     text lines without a digest (blank, comments, skipped) are copied as-is."""
     n_rows = piece.units
+    assert piece.found is not None  # looked up, not rendered
     if piece.inventory.is_table:
         from hashlookup.match.tables import render_rows
 
         values = np.full(n_rows, "", dtype=object)
         pos = piece.positions()
         values[pos] = np.where(piece.found, "true", "false")
-        return render_rows(piece, np.arange(n_rows), header=header,
-                           extra={"match": values.tolist()})
+        return render_rows(
+            piece, np.arange(n_rows), header=header, extra={"match": values.tolist()}
+        )
     if piece.text is None or piece.nbytes == 0:
         return b""
-    lines = bytes(piece.text[:piece.nbytes]).split(b"\n")
+    lines = bytes(piece.text[: piece.nbytes]).split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
     rel = piece.positions().tolist()

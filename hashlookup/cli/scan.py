@@ -40,12 +40,31 @@ def format_hit(hit: ScanHit, fmt: str) -> bytes:
             line += f"\tmismatch:{','.join(hit.mismatch)}"
         return line.encode("utf-8", "surrogateescape") + b"\n"
     if fmt == "jsonl":
-        return json.dumps({"path": hit.path, "algorithm": hit.algorithm,
-                           "digest": hit.digest, "record": hit.record_id,
-                           "labels": list(hit.labels),
-                           "mismatch": list(hit.mismatch)}).encode() + b"\n"
-    return csv_rows([[hit.path, hit.algorithm, hit.digest, hit.record_id,
-                       ";".join(hit.labels), ";".join(hit.mismatch)]])
+        return (
+            json.dumps(
+                {
+                    "path": hit.path,
+                    "algorithm": hit.algorithm,
+                    "digest": hit.digest,
+                    "record": hit.record_id,
+                    "labels": list(hit.labels),
+                    "mismatch": list(hit.mismatch),
+                }
+            ).encode()
+            + b"\n"
+        )
+    return csv_rows(
+        [
+            [
+                hit.path,
+                hit.algorithm,
+                hit.digest,
+                hit.record_id,
+                ";".join(hit.labels),
+                ";".join(hit.mismatch),
+            ]
+        ]
+    )
 
 
 def _human(n: float) -> str:
@@ -68,9 +87,11 @@ class Progress:
 
     def update(self, r: ScanReport) -> None:
         rate = r.bytes_read / r.seconds / 1e6 if r.seconds > 0 else 0.0
-        text = (f"scanning: {r.files_read:,} files read of {r.files_seen:,} seen, "
-                f"{_human(r.bytes_read)}, {len(r.hits):,} hits, {r.errors:,} errors, "
-                f"{rate:,.0f} MB/s, {r.seconds:,.1f} s")
+        text = (
+            f"scanning: {r.files_read:,} files read of {r.files_seen:,} seen, "
+            f"{_human(r.bytes_read)}, {len(r.hits):,} hits, {r.errors:,} errors, "
+            f"{rate:,.0f} MB/s, {r.seconds:,.1f} s"
+        )
         width = shutil.get_terminal_size((80, 24)).columns - 1
         with self.lock:
             self.stream.write("\r" + text[:width] + "\x1b[K")
@@ -88,6 +109,7 @@ class Progress:
 @contextlib.contextmanager
 def _sigterm_interrupts() -> Iterator[None]:
     """SIGTERM stops the scan like Ctrl-C (state saved, partial report)."""
+
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
@@ -106,29 +128,61 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """Register the options of ``scan``."""
     add_path(p)
     p.add_argument("paths", nargs="+", metavar="PATH", help="file or directory")
-    p.add_argument("--format", choices=FORMATS, default="text",
-                   help="hit output: text (path, algorithm, digest, labels), jsonl, csv")
-    p.add_argument("--jobs", type=int, default=None, metavar="N",
-                   help="reader/hasher threads (default: number of cores)")
-    p.add_argument("--exclude", action="append", metavar="GLOB",
-                   help="skip paths or names matching GLOB (repeatable)")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="text",
+        help="hit output: text (path, algorithm, digest, labels), jsonl, csv",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="reader/hasher threads (default: number of cores)",
+    )
+    p.add_argument(
+        "--exclude",
+        action="append",
+        metavar="GLOB",
+        help="skip paths or names matching GLOB (repeatable)",
+    )
     p.add_argument("--min-size", type=int, default=None, metavar="BYTES")
     p.add_argument("--max-size", type=int, default=None, metavar="BYTES")
     p.add_argument("--follow-symlinks", action="store_true")
-    p.add_argument("--one-file-system", action="store_true",
-                   help="do not cross into other file systems")
-    p.add_argument("--read-all", action="store_true",
-                   help="read every file, also those whose size matches no record")
-    p.add_argument("--report", metavar="FILE",
-                   help="write the hits to FILE (atomically, at the end) instead of "
-                   "stdout; an interrupted scan leaves FILE.partial")
-    p.add_argument("--resume", metavar="STATE",
-                   help="state file: record finished directories; if it exists, "
-                   "continue the interrupted scan it describes")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="status line on stderr (default: when stderr is a terminal)")
-    p.add_argument("--quiet", action="store_true",
-                   help="no warnings, progress or summary on stderr")
+    p.add_argument(
+        "--one-file-system",
+        action="store_true",
+        help="do not cross into other file systems",
+    )
+    p.add_argument(
+        "--read-all",
+        action="store_true",
+        help="read every file, also those whose size matches no record",
+    )
+    p.add_argument(
+        "--report",
+        metavar="FILE",
+        help="write the hits to FILE (atomically, at the end) instead of "
+        "stdout; an interrupted scan leaves FILE.partial",
+    )
+    p.add_argument(
+        "--resume",
+        metavar="STATE",
+        help="state file: record finished directories; if it exists, "
+        "continue the interrupted scan it describes",
+    )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="status line on stderr (default: when stderr is a terminal)",
+    )
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no warnings, progress or summary on stderr",
+    )
     add_verify_key(p)
 
 
@@ -179,14 +233,25 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             raise CLIError(f"{path}: no such file or directory")
     t0 = time.perf_counter()
     try:
-        with _sigterm_interrupts(), open_dataset(args.path, **signature_check(args)) as ds:
-            report = scan(ds, args.paths, follow_symlinks=args.follow_symlinks,
-                          one_file_system=args.one_file_system,
-                          exclude=args.exclude or (), min_size=args.min_size,
-                          max_size=args.max_size, jobs=args.jobs,
-                          skip_unknown_sizes=not args.read_all, resume=args.resume,
-                          on_hit=on_hit, on_error=on_error,
-                          progress=progress.update if progress is not None else None)
+        with (
+            _sigterm_interrupts(),
+            open_dataset(args.path, **signature_check(args)) as ds,
+        ):
+            report = scan(
+                ds,
+                args.paths,
+                follow_symlinks=args.follow_symlinks,
+                one_file_system=args.one_file_system,
+                exclude=args.exclude or (),
+                min_size=args.min_size,
+                max_size=args.max_size,
+                jobs=args.jobs,
+                skip_unknown_sizes=not args.read_all,
+                resume=args.resume,
+                on_hit=on_hit,
+                on_error=on_error,
+                progress=progress.update if progress is not None else None,
+            )
     except KeyboardInterrupt:
         if progress is not None:
             progress.clear()
@@ -196,8 +261,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             with contextlib.suppress(OSError):
                 write_report(args.report + ".partial")
         if args.resume is not None and not args.quiet:
-            print(f"{PROG}: run the same command again to resume from "
-                  f"{args.resume}", file=sys.stderr)
+            print(
+                f"{PROG}: run the same command again to resume from {args.resume}",
+                file=sys.stderr,
+            )
         raise
     finally:
         if progress is not None:
@@ -211,11 +278,17 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         r = report
         mb = r.bytes_read / 1e6
         secs = time.perf_counter() - t0
-        resumed = (f" (resumed: {r.resumed_units:,} directories from {args.resume})"
-                   if r.resumed_units else "")
-        print(f"{PROG}: scanned {r.files_seen:,} files: {r.files_read:,} read "
-              f"({mb:,.1f} MB, {r.throughput:,.0f} MB/s, {'+'.join(r.hashed)}), "
-              f"{r.skipped_size:,} skipped by size, {r.skipped_excluded:,} excluded, "
-              f"{r.special:,} special, {r.errors:,} errors, {len(r.hits):,} hits "
-              f"in {secs:.2f} s{resumed}", file=sys.stderr)
+        resumed = (
+            f" (resumed: {r.resumed_units:,} directories from {args.resume})"
+            if r.resumed_units
+            else ""
+        )
+        print(
+            f"{PROG}: scanned {r.files_seen:,} files: {r.files_read:,} read "
+            f"({mb:,.1f} MB, {r.throughput:,.0f} MB/s, {'+'.join(r.hashed)}), "
+            f"{r.skipped_size:,} skipped by size, {r.skipped_excluded:,} excluded, "
+            f"{r.special:,} special, {r.errors:,} errors, {len(r.hits):,} hits "
+            f"in {secs:.2f} s{resumed}",
+            file=sys.stderr,
+        )
     return EXIT_FOUND if report.hits else EXIT_CLEAN

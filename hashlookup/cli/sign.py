@@ -17,10 +17,19 @@ DESCRIPTION = (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Register the options of ``sign``."""
     add_path(p)
-    p.add_argument("--key", required=True, metavar="NAME",
-                   help="private key file (from hashlookup keygen)")
-    p.add_argument("-o", "--output", default=None, metavar="SIG",
-                   help="signature file to write (default: DATASET.sig)")
+    p.add_argument(
+        "--key",
+        required=True,
+        metavar="NAME",
+        help="private key file (from hashlookup keygen)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        metavar="SIG",
+        help="signature file to write (default: DATASET.sig)",
+    )
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
