@@ -75,8 +75,17 @@ COMMANDS: Final = {
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argparse parser of ``hashlookup``, with the options of ``command``.
 
-    Every command is listed (for ``--help`` and usage errors); only the
-    module of ``command`` is imported, to register its options.
+    Parameters
+    ----------
+    command
+        A name of :data:`COMMANDS`, or None.  Every command is listed (for
+        ``--help`` and usage errors); only the module of ``command`` is
+        imported, to register its options (and its ``run`` as ``args.run``).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The parser; its usage errors exit with status 2.
     """
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -109,7 +118,19 @@ def _command_of(argv: Sequence[object]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line ``argv`` (default ``sys.argv[1:]``); return the status."""
+    """Run a command line.
+
+    Parameters
+    ----------
+    argv
+        The arguments after the program name (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status: 0 nothing found, 1 found, 2 error (one line on
+        stderr), 130 interrupted.
+    """
     if argv is None:
         argv = sys.argv[1:]
     parser = build_parser(_command_of(argv))

@@ -66,7 +66,9 @@ class Opened:
             # API); such a file still opens as an index, as it always did.
             self._raw = _open_raw_index(path, kwargs, exc)
         except OSError as exc:
-            raise _with_path(exc, path) from exc
+            if exc.filename is None and exc.errno is not None:  # e.g. mmap of a dir
+                raise OSError(exc.errno, exc.strerror, path) from exc
+            raise
         try:
             if self.dataset is not None:
                 self.is_dataset = self.dataset.info()["kind"] == "dataset"
@@ -153,13 +155,6 @@ class Opened:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _with_path(exc: OSError, path: str) -> OSError:
-    """``exc``, naming ``path`` if it names no file (e.g. mmap of a directory)."""
-    if exc.filename is None and exc.errno is not None:
-        return OSError(exc.errno, exc.strerror, path)
-    return exc
 
 
 def _open_raw_index(path: str, kwargs: dict[str, Any], refused: Exception) -> HashIndex:

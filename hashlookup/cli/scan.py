@@ -17,7 +17,12 @@ from typing import Any, TextIO
 
 from hashlookup._atomic import atomic_output
 from hashlookup.cli._common import EXIT_CLEAN, EXIT_FOUND, PROG, CLIError, Context
-from hashlookup.cli._options import FORMATS, add_path, add_verify_key, signature_check
+from hashlookup.cli._options import (
+    add_format,
+    add_path,
+    add_verify_key,
+    signature_check,
+)
 from hashlookup.cli._output import csv_rows
 from hashlookup.scan import ScanHit, ScanReport, scan
 
@@ -128,12 +133,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """Register the options of ``scan``."""
     add_path(p)
     p.add_argument("paths", nargs="+", metavar="PATH", help="file or directory")
-    p.add_argument(
-        "--format",
-        choices=FORMATS,
-        default="text",
-        help="hit output: text (path, algorithm, digest, labels), jsonl, csv",
-    )
+    add_format(p, "hit output: text (path, algorithm, digest, labels), jsonl, csv")
     p.add_argument(
         "--jobs",
         type=int,
