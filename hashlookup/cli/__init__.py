@@ -18,7 +18,7 @@ import io
 import os
 import sys
 from collections.abc import Sequence
-from typing import Final, NamedTuple
+from typing import Final
 
 # numpy's OpenBLAS starts one spinning thread per core when numpy is imported;
 # no command does linear algebra, and on a busy machine those threads take CPU
@@ -40,35 +40,25 @@ from hashlookup.cli._common import (
 )
 from hashlookup.errors import HashLookupError
 
-__all__ = ["COMMANDS", "CLIError", "Command", "build_parser", "main"]
+__all__ = ["COMMANDS", "CLIError", "build_parser", "main"]
 
 
-class Command(NamedTuple):
-    """One entry of the command table."""
-
-    module: str  # hashlookup.cli.<module>
-    help: str  # the line of `hashlookup --help`
-
-
-#: Command name -> its module and one-line help, in the order of ``--help``.
-COMMANDS: Final = {
-    "build": Command("build", "build a dataset (or an index) from hash lists"),
-    "info": Command("info", "describe a dataset or index"),
-    "verify": Command("verify", "check a file's integrity"),
-    "check": Command("check", "look up digests given as arguments"),
-    "match": Command("match", "report the lines of a digest list found in a dataset"),
-    "update": Command("update", "write the next generation of a dataset"),
-    "scan": Command("scan", "hash every file under PATHs and report the known ones"),
-    "export-bloom": Command(
-        "export_bloom", "export one key table as a DCSO bloom v1 filter"
-    ),
-    "keygen": Command("keygen", "create an Ed25519 key pair for signing datasets"),
-    "sign": Command("sign", "sign a dataset or index file"),
-    "demo": Command("demo", "run an end-to-end demo on synthetic data"),
-    "serve": Command(
-        "serve", "run the lookup service (HTTP API; needs hashlookup[server])"
-    ),
-    "apikey": Command("apikey", "add, revoke or list API keys of the lookup service"),
+#: Command name -> (its module in hashlookup.cli, its line in ``--help``), in
+#: the order of ``--help``.  (Plain tuples: a NamedTuple class costs start-up.)
+COMMANDS: Final[dict[str, tuple[str, str]]] = {
+    "build": ("build", "build a dataset (or an index) from hash lists"),
+    "info": ("info", "describe a dataset or index"),
+    "verify": ("verify", "check a file's integrity"),
+    "check": ("check", "look up digests given as arguments"),
+    "match": ("match", "report the lines of a digest list found in a dataset"),
+    "update": ("update", "write the next generation of a dataset"),
+    "scan": ("scan", "hash every file under PATHs and report the known ones"),
+    "export-bloom": ("export_bloom", "export one key table as a DCSO bloom v1 filter"),
+    "keygen": ("keygen", "create an Ed25519 key pair for signing datasets"),
+    "sign": ("sign", "sign a dataset or index file"),
+    "demo": ("demo", "run an end-to-end demo on synthetic data"),
+    "serve": ("serve", "run the lookup service (HTTP API; needs hashlookup[server])"),
+    "apikey": ("apikey", "add, revoke or list API keys of the lookup service"),
 }
 
 
@@ -98,10 +88,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "--version", action="version", version=f"%(prog)s {__version__}"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, entry in COMMANDS.items():
-        p = sub.add_parser(name, help=entry.help, allow_abbrev=False)
+    for name, (module_name, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, allow_abbrev=False)
         if name == command:
-            module = importlib.import_module(f"{__name__}.{entry.module}")
+            module = importlib.import_module(f"{__name__}.{module_name}")
             p.description = module.DESCRIPTION
             module.add_arguments(p)
             p.set_defaults(run=module.run)

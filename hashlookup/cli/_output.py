@@ -8,14 +8,9 @@ produces bytes (undecodable input bytes travel as lone surrogates from
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 import re
 from collections.abc import Sequence
-from json.encoder import encode_basestring as _encode_basestring
-from json.encoder import encode_basestring_ascii as _encode_basestring_ascii
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 if TYPE_CHECKING:
@@ -24,6 +19,10 @@ else:
     from hashlookup._lazy import numpy as np
 
 _CSV_SPECIAL = re.compile(r'[",\r\n]')
+
+# json and csv are imported by the functions that use them: every command
+# imports this module (through the Context), few write JSON or CSV, and
+# `hashlookup --help` should not pay for them.
 
 
 class Output:
@@ -88,6 +87,8 @@ def json_default(obj: Any) -> Any:
 def json_line(record: dict[str, Any]) -> bytes:
     """One JSON object and a newline, UTF-8 (``\\udcXX`` escapes for
     undecodable input bytes)."""
+    import json
+
     text = json.dumps(record, ensure_ascii=False, default=json_default)
     try:
         return text.encode("utf-8") + b"\n"
@@ -98,11 +99,13 @@ def json_line(record: dict[str, Any]) -> bytes:
 def json_str(text: str) -> str:
     """JSON string literal of ``text``; undecodable input bytes (lone surrogates
     from ``surrogateescape``) are written as ``\\udcXX`` escapes."""
-    quoted: str = _encode_basestring(text)
+    from json.encoder import encode_basestring, encode_basestring_ascii
+
+    quoted: str = encode_basestring(text)
     try:
         quoted.encode("utf-8")
     except UnicodeEncodeError:
-        quoted = _encode_basestring_ascii(text)
+        quoted = encode_basestring_ascii(text)
     return quoted
 
 
@@ -115,6 +118,9 @@ def csv_field(text: str) -> str:
 
 def csv_rows(rows: Sequence[Sequence[object]]) -> bytes:
     """Rows written by csv.writer, newline-terminated, as bytes."""
+    import csv
+    import io
+
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(rows)
     return buf.getvalue().encode("utf-8", "surrogateescape")
@@ -129,9 +135,11 @@ def jsonl_matches(
     """``{"line": N, "digest": "...", "text": "..."}`` lines (as json.dumps);
     ``extras[i]`` (pre-rendered ``, "key": value`` members) is appended to the
     i-th object."""
+    from json.encoder import encode_basestring
+
     tails = extras if extras is not None else [""] * len(numbers)
     records = [
-        f'{{"line": {n}, "digest": "{d}", "text": {_encode_basestring(t)}{x}}}\n'
+        f'{{"line": {n}, "digest": "{d}", "text": {encode_basestring(t)}{x}}}\n'
         for n, d, t, x in zip(numbers, digests, texts, tails, strict=True)
     ]
     try:
