@@ -39,6 +39,7 @@ point of the demo.
 
 from __future__ import annotations
 
+import argparse
 import binascii
 import hashlib
 import os
@@ -52,8 +53,20 @@ from typing import TextIO
 import numpy as np
 import numpy.typing as npt
 
+from hashlookup.algorithms import MD5, SHA1, SHA256
+from hashlookup.cli._common import Context
+from hashlookup.cli._options import int_arg
+
+DESCRIPTION = (
+    "Build a dataset from three synthetic known-hash lists (a plain md5 list, "
+    "hashdeep output, a CSV with categories) that also list ~300 Python "
+    "standard library files, with an allow-list; then match an inventory of "
+    "all the standard library's .py files and random digests against it, "
+    "printing a summary and timings."
+)
+
 SEED = 20240601
-DIGEST_WIDTH = 16  # md5 (the inventory's algorithm)
+DIGEST_WIDTH = MD5.width  # the inventory's algorithm
 
 
 @dataclass(frozen=True)
@@ -173,7 +186,7 @@ def write_police(
         f.write(b"# police list (hashlookup demo): synthetic digests + stdlib files\n")
         f.write(_digest_lines(synthetic))
         if files:
-            f.write(_digest_lines(_stack([x.md5 for x in files], 16)))
+            f.write(_digest_lines(_stack([x.md5 for x in files], MD5.width)))
 
 
 def write_hotline(
@@ -324,18 +337,18 @@ def run_demo(
     shared = known[third : 2 * third]
     allowed = next((x for x in shared if x.size and md5_count[x.md5] == 1), None)
 
-    police_keys = _random_keys(rng, keys, 16)
+    police_keys = _random_keys(rng, keys, MD5.width)
     n_hotline = keys // 4
-    hotline_md5 = _random_keys(rng, n_hotline, 16)
+    hotline_md5 = _random_keys(rng, n_hotline, MD5.width)
     overlap = n_hotline // 2
     if overlap:
         hotline_md5[:overlap] = police_keys[
             np.sort(rng.choice(keys, size=overlap, replace=False))
         ]
-    hotline_sha256 = _random_keys(rng, n_hotline, 32)
+    hotline_sha256 = _random_keys(rng, n_hotline, SHA256.width)
     hotline_sizes = rng.integers(10**7, 10**8, size=n_hotline, dtype=np.int64)
     n_partner = keys // 28
-    partner_sha1 = _random_keys(rng, n_partner, 20)
+    partner_sha1 = _random_keys(rng, n_partner, SHA1.width)
     partner_categories = rng.integers(1, 4, size=n_partner, dtype=np.int64)
 
     write_police(police_path, police_keys, police_files)
@@ -514,3 +527,42 @@ def run_demo(
         "because it found hits."
     )
     return 0
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Register the options of ``demo``."""
+    p.add_argument("--dir", default="demo", help="working directory (default: ./demo)")
+    p.add_argument(
+        "--keys",
+        type=int_arg(0),
+        default=1_400_000,
+        metavar="N",
+        help="synthetic digests on the police list; the hotline and partner lists "
+        "get N/4 and N/28 (default: 1400000)",
+    )
+    p.add_argument(
+        "--inventory",
+        type=int_arg(0),
+        default=1_000_000,
+        metavar="N",
+        help="random non-member digests in the inventory (default: 1000000)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int_arg(0),
+        default=1,
+        metavar="N",
+        help="lookup threads (0: one per core; default: 1)",
+    )
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    """Run the demo in ``--dir``, its report on stdout."""
+    ctx.out.flush()
+    return run_demo(
+        args.dir,
+        keys=args.keys,
+        inventory=args.inventory,
+        threads=args.threads,
+        out=sys.stdout,
+    )

@@ -1,11 +1,11 @@
-"""`hashlookup match`: inventories (text, CSV/TSV, Parquet) against a dataset.
+"""``hashlookup match``: inventories (text, CSV/TSV, Parquet) against a dataset.
 
 The work is done by ``hashlookup.match.inventory.match_inventory`` (pieces decoded
 and looked up on a thread pool, returned in input order); this module turns
 the pieces into output: hit lines/rows as text, JSON lines or CSV, the input
 annotated with a ``match`` column, or a count.  With ``--workers``/
 ``--scheduler`` the inventory is matched on Dask instead
-(``hashlookup.cli.dask``).
+(``hashlookup.cli.match_dask``).
 """
 
 from __future__ import annotations
@@ -14,15 +14,160 @@ import argparse
 import json
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy as np
 else:
     from hashlookup._lazy import numpy as np
 
+from hashlookup.cli._common import EXIT_CLEAN, EXIT_FOUND, CLIError, Context
+from hashlookup.cli._open import Opened
+from hashlookup.cli._options import (
+    add_filter_options,
+    add_format,
+    add_path,
+    add_verify_key,
+    int_arg,
+)
+from hashlookup.cli._output import csv_field, csv_matches, jsonl_matches, match_records
 from hashlookup.match.inventory import Inventory, InventoryStats, Piece, match_inventory
 from hashlookup.match.keys import KeyMatcher, record_labels
+
+DESCRIPTION = (
+    "Stream inventories of digests (hex digests one per line, md5sum/sha1sum/"
+    "sha256sum output, or a named column of CSV/TSV/Parquet files) and print "
+    "the lines or rows whose digest is in the dataset, file by file in input "
+    "order. The first digest's length picks the md5, sha1 or sha256 table. "
+    "Exit 1 if any digest was found (also with --invert/--count), 0 if "
+    "none, 2 on error."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Register the options of ``match``."""
+    add_path(p)
+    p.add_argument(
+        "files",
+        nargs="*",
+        metavar="INPUT",
+        help="digest lists, .csv/.tsv or .parquet files (none or '-': standard "
+        "input, text); several are matched in parallel (--jobs)",
+    )
+    add_format(
+        p,
+        "text: the input lines (CSV rows for tables); jsonl: {line|row, "
+        "digest[, text, record, labels]} objects; csv: the same columns; a file "
+        "member/column is added with several inputs (default: text)",
+    )
+    p.add_argument(
+        "-c",
+        "--count",
+        action="store_true",
+        help="print only the number of matching (or with --invert, non-matching) lines",
+    )
+    p.add_argument(
+        "-v",
+        "--invert",
+        action="store_true",
+        help="print the lines whose digest is NOT in the dataset",
+    )
+    p.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="skip invalid lines instead of failing",
+    )
+    add_filter_options(p)
+    p.add_argument(
+        "--threads",
+        type=int_arg(0),
+        default=1,
+        metavar="N",
+        help="lookup threads (0: one per core; default: 1)",
+    )
+    p.add_argument(
+        "--chunk-size",
+        type=int_arg(1),
+        default=None,
+        metavar="BYTES",
+        help="input read size (default: 4 MiB)",
+    )
+    _add_inventory_options(p)
+    add_verify_key(p)
+
+
+def _add_inventory_options(p: argparse.ArgumentParser) -> None:
+    """CSV/Parquet inventories, parallelism and Dask."""
+    p.add_argument(
+        "--column",
+        metavar="NAME",
+        default=None,
+        help="column holding the digests (CSV/TSV/Parquet inputs)",
+    )
+    p.add_argument(
+        "--input-format",
+        choices=("auto", "text", "csv", "tsv", "parquet"),
+        default="auto",
+        help="input kind (default: from the extension: .csv, .tsv/.tab, "
+        ".parquet/.pq; else text, or csv when --column is given)",
+    )
+    p.add_argument(
+        "--delimiter",
+        metavar="CHAR",
+        default=None,
+        help="CSV field delimiter (default: ',' or a tab for .tsv)",
+    )
+    p.add_argument(
+        "--annotate",
+        action="store_true",
+        help="write every input line/row with a match column (true/false) "
+        "instead of the hits",
+    )
+    p.add_argument(
+        "--jobs",
+        "-j",
+        type=int_arg(0),
+        default=0,
+        metavar="N",
+        help="threads decoding and looking up pieces of the inputs "
+        "(0: one per core, at most 8; default: 0)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int_arg(1),
+        default=None,
+        metavar="N",
+        help="match on a local Dask cluster of N worker processes "
+        "(needs hashlookup[dask])",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="match on the Dask cluster at ADDRESS; DATASET and the inputs "
+        "must be readable at the same paths on every worker",
+    )
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    """Match and write the hits (or the count, or the annotated input)."""
+    if args.chunk_size is None:
+        from hashlookup.match.keys import DEFAULT_CHUNK_SIZE
+
+        args.chunk_size = DEFAULT_CHUNK_SIZE
+    with Opened(args.path, args.verify_key) as opened:
+        only, exclude = opened.label_filters(args.only, args.exclude)
+        if args.workers is not None or args.scheduler is not None:
+            from hashlookup.cli.match_dask import run_dask_match
+
+            found = run_dask_match(args, ctx, only, exclude)
+        else:
+            stats = run_match(args, ctx, opened, only, exclude)
+            if args.count:
+                ctx.out.line(str(stats.misses if args.invert else stats.hits))
+            found = stats.hits > 0
+    ctx.found = found
+    return EXIT_FOUND if found else EXIT_CLEAN
 
 
 def default_jobs() -> int:
@@ -35,71 +180,95 @@ def default_jobs() -> int:
     return max(1, min(cores, 8))
 
 
-def inventories_from_args(args: argparse.Namespace, error: Any) -> list[Inventory]:
+def inventories_from_args(args: argparse.Namespace) -> list[Inventory]:
+    """The inputs of ``match`` (standard input when none), checked."""
     files = list(args.files) or ["-"]
     invs = []
     for path in files:
         kind = args.input_format
         if path == "-":
             if kind not in ("auto", "text") or args.column is not None:
-                raise error("standard input is read as a text digest list: CSV/TSV "
-                            "and Parquet inputs (--column) must be files")
+                raise CLIError(
+                    "standard input is read as a text digest list: CSV/TSV "
+                    "and Parquet inputs (--column) must be files"
+                )
             invs.append(Inventory("-", "text", stream=sys.stdin.buffer))
             continue
-        invs.append(Inventory(path, kind, column=args.column,
-                              delimiter=args.delimiter))
+        invs.append(Inventory(path, kind, column=args.column, delimiter=args.delimiter))
     if len({inv.is_table for inv in invs}) > 1:
-        raise error("text digest lists and CSV/Parquet inputs cannot be mixed in "
-                    "one run (their outputs have different columns)")
+        raise CLIError(
+            "text digest lists and CSV/Parquet inputs cannot be mixed in "
+            "one run (their outputs have different columns)"
+        )
     if sum(1 for inv in invs if inv.path == "-") > 1:
-        raise error("standard input ('-') can be read only once")
+        raise CLIError("standard input ('-') can be read only once")
     return invs
 
 
-def run_match(args: argparse.Namespace, ctx: Any, opened: Any, only: Any,
-              exclude: Any, error: Any) -> InventoryStats:
-    """Match the inventories of ``args`` against ``opened`` (cli._Opened) and
-    write the output to ``ctx.out``; returns the totals."""
-    from hashlookup.cli import _csv_field, _csv_matches, _jsonl_matches
-
-    invs = inventories_from_args(args, error)
+def run_match(
+    args: argparse.Namespace,
+    ctx: Context,
+    opened: Opened,
+    only: tuple[str, ...] | None,
+    exclude: tuple[str, ...] | None,
+) -> InventoryStats:
+    """Match the inventories of ``args`` against ``opened`` on this machine
+    and write the output to ``ctx.out``; returns the totals."""
+    invs = inventories_from_args(args)
     fmt: str = args.format
     invert: bool = args.invert
     tables = invs[0].is_table
     multi = len(invs) > 1
     if args.annotate:
         if multi:
-            raise error("--annotate takes one input file")
+            raise CLIError("--annotate takes one input file")
         if fmt != "text" or args.count or invert:
-            raise error("--annotate writes the input with a match column: it does "
-                        "not combine with --format, --count or --invert")
+            raise CLIError(
+                "--annotate writes the input with a match column: it does "
+                "not combine with --format, --count or --invert"
+            )
     ds = opened.dataset
-    with_records = ds is not None and fmt != "text" and not args.count \
-        and not args.annotate
-    target = ds if ds is not None else opened.index
+    # Index files have no records: their hits are written as before datasets.
+    with_records = (
+        opened.is_dataset and fmt != "text" and not args.count and not args.annotate
+    )
+    target = opened.matcher_target
 
     def matcher_for(_inv: Inventory) -> KeyMatcher:
-        return KeyMatcher(target, want_records=with_records, only=only,
-                          exclude=exclude, threads=args.threads)
+        return KeyMatcher(
+            target,
+            want_records=with_records,
+            only=only,
+            exclude=exclude,
+            threads=args.threads,
+        )
 
     jobs = args.jobs or default_jobs()
     # Text lines printed as text (or only counted): selected in C, chunk by
-    # chunk, without per-line work here (see _inventory.match_inventory).
+    # chunk, without per-line work here (see match_inventory).
     render = None
     if not tables and not args.annotate and (fmt == "text" or args.count):
         render = "count" if args.count else "misses" if invert else "hits"
     pieces = match_inventory(
-        matcher_for, invs, jobs=jobs, skip_invalid=args.skip_invalid,
-        chunk_size=args.chunk_size, recycle=True, render=render,
+        matcher_for,
+        invs,
+        jobs=jobs,
+        skip_invalid=args.skip_invalid,
+        chunk_size=args.chunk_size,
+        recycle=True,
+        render=render,
         whole_rows=tables and (args.annotate or (fmt == "text" and not args.count)),
     )
     out = ctx.out
     total = InventoryStats()
     where = "row" if tables else "line"
     if fmt == "csv" and not args.count:
-        cols = (["file"] if multi else []) + [where, "digest"] \
-            + ([] if tables else ["text"]) + (["record", "labels"] if with_records
-                                               else [])
+        cols = (
+            (["file"] if multi else [])
+            + [where, "digest"]
+            + ([] if tables else ["text"])
+            + (["record", "labels"] if with_records else [])
+        )
         out.write((",".join(cols) + "\n").encode())
     header_done = False
     for piece in pieces:
@@ -115,8 +284,11 @@ def run_match(args: argparse.Namespace, ctx: Any, opened: Any, only: Any,
         if piece.rendered is not None:
             if multi and piece.rendered:
                 prefix = piece.inventory.name.encode("utf-8", "surrogateescape") + b":"
-                out.write(prefix + bytes(piece.rendered[:-1]).replace(
-                    b"\n", b"\n" + prefix) + b"\n")
+                out.write(
+                    prefix
+                    + bytes(piece.rendered[:-1]).replace(b"\n", b"\n" + prefix)
+                    + b"\n"
+                )
             else:
                 out.write(piece.rendered)
             continue
@@ -128,15 +300,22 @@ def run_match(args: argparse.Namespace, ctx: Any, opened: Any, only: Any,
             if tables:
                 from hashlookup.match.tables import render_rows
 
-                out.write(render_rows(piece, piece.positions(sel), header=False,
-                                      prefix=f"{name}:" if multi else ""))
+                out.write(
+                    render_rows(
+                        piece,
+                        piece.positions(sel),
+                        header=False,
+                        prefix=f"{name}:" if multi else "",
+                    )
+                )
                 continue
             lines = piece.lines(sel)
             if multi:
                 prefix = name.encode("utf-8", "surrogateescape") + b":"
-                lines = [prefix + line for line in lines]
-            lines.append(b"")
-            out.write(b"\n".join(lines))
+                out.write(b"".join(prefix + line + b"\n" for line in lines))
+            else:
+                lines.append(bytearray())
+                out.write(b"\n".join(lines))
             continue
         digests = piece.hex_digests(sel)
         numbers = piece.number_list(sel)
@@ -146,50 +325,45 @@ def run_match(args: argparse.Namespace, ctx: Any, opened: Any, only: Any,
             rids = piece.record_ids[sel].tolist()
             labels = record_labels(ds, piece.record_ids[sel])
             if fmt == "jsonl":
-                extras = [f', "record": {r if r >= 0 else "null"}, "labels": '
-                          f"{json.dumps(list(ls), ensure_ascii=False)}"
-                          for r, ls in zip(rids, labels, strict=True)]
+                extras = [
+                    f', "record": {r if r >= 0 else "null"}, "labels": '
+                    f"{json.dumps(list(ls), ensure_ascii=False)}"
+                    for r, ls in zip(rids, labels, strict=True)
+                ]
             else:
-                extras = [f",{r if r >= 0 else ''},{_csv_field(';'.join(ls))}"
-                          for r, ls in zip(rids, labels, strict=True)]
+                extras = [
+                    f",{r if r >= 0 else ''},{csv_field(';'.join(ls))}"
+                    for r, ls in zip(rids, labels, strict=True)
+                ]
         if not tables and not multi:  # the format from before inventories
-            texts = [line.decode("utf-8", "surrogateescape")
-                     for line in piece.lines(sel)]
+            texts = [
+                line.decode("utf-8", "surrogateescape") for line in piece.lines(sel)
+            ]
             if fmt == "jsonl":
-                out.write(_jsonl_matches(numbers, digests, texts, extras))
+                out.write(jsonl_matches(numbers, digests, texts, extras))
             else:
-                out.write(_csv_matches(numbers, digests, texts, extras))
+                out.write(csv_matches(numbers, digests, texts, extras))
             continue
-        texts = [line.decode("utf-8", "surrogateescape")
-                 for line in piece.lines(sel)] if not tables else None
-        out.write(_records(fmt, name if multi else None, where, numbers, digests,
-                           texts, extras))
+        row_texts = (
+            [line.decode("utf-8", "surrogateescape") for line in piece.lines(sel)]
+            if not tables
+            else None
+        )
+        out.write(
+            match_records(
+                fmt,
+                name if multi else None,
+                where,
+                numbers,
+                digests,
+                row_texts,
+                extras,
+            )
+        )
     if args.annotate and not header_done and tables:
         # no piece at all (a header-only CSV): still write the header
         out.write(_annotated_header(invs[0]))
     return total
-
-
-def _records(fmt: str, name: str | None, where: str, numbers: list[int],
-             digests: list[str], texts: list[str] | None,
-             extras: list[str] | None) -> bytes:
-    """jsonl objects / csv rows with a file member (several inputs) and/or a
-    row number (tables)."""
-    from hashlookup.cli import _csv_field, _json_str
-
-    tails = extras if extras is not None else [""] * len(numbers)
-    parts = []
-    if fmt == "jsonl":
-        head = f'{{"file": {_json_str(name)}, ' if name is not None else "{"
-        for i, (n, d, x) in enumerate(zip(numbers, digests, tails, strict=True)):
-            text = f', "text": {_json_str(texts[i])}' if texts is not None else ""
-            parts.append(f'{head}"{where}": {n}, "digest": "{d}"{text}{x}}}\n')
-    else:
-        head = f"{_csv_field(name)}," if name is not None else ""
-        for i, (n, d, x) in enumerate(zip(numbers, digests, tails, strict=True)):
-            text = f",{_csv_field(texts[i])}" if texts is not None else ""
-            parts.append(f"{head}{n},{d}{text}{x}\n")
-    return "".join(parts).encode("utf-8", "surrogateescape")
 
 
 def _annotated_header(inv: Inventory) -> bytes:
@@ -207,7 +381,8 @@ def _annotated_header(inv: Inventory) -> bytes:
 
     buf = io.StringIO()
     csv.writer(buf, delimiter=delim or ",", lineterminator="\n").writerow(
-        [*names, "match"])
+        [*names, "match"]
+    )
     return buf.getvalue().encode("utf-8", "surrogateescape")
 
 
@@ -216,17 +391,19 @@ def _annotated(piece: Piece, header: bool) -> bytes:
     ``true``/``false`` for digests, empty for empty or invalid (skipped) cells;
     text lines without a digest (blank, comments, skipped) are copied as-is."""
     n_rows = piece.units
+    assert piece.found is not None  # looked up, not rendered
     if piece.inventory.is_table:
         from hashlookup.match.tables import render_rows
 
         values = np.full(n_rows, "", dtype=object)
         pos = piece.positions()
         values[pos] = np.where(piece.found, "true", "false")
-        return render_rows(piece, np.arange(n_rows), header=header,
-                           extra={"match": values.tolist()})
+        return render_rows(
+            piece, np.arange(n_rows), header=header, extra={"match": values.tolist()}
+        )
     if piece.text is None or piece.nbytes == 0:
         return b""
-    lines = bytes(piece.text[:piece.nbytes]).split(b"\n")
+    lines = bytes(piece.text[: piece.nbytes]).split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
     rel = piece.positions().tolist()

@@ -1,5 +1,5 @@
-"""`hashlookup scan`: the command over hashlookup.scan() (output formats,
---report, progress line, signals).  Kept out of cli.py, which only parses."""
+"""``hashlookup scan``: the command over hashlookup.scan() (output formats,
+--report, progress line, signals)."""
 
 from __future__ import annotations
 
@@ -16,27 +16,60 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from hashlookup._atomic import atomic_output
+from hashlookup.cli._common import EXIT_CLEAN, EXIT_FOUND, PROG, CLIError, Context
+from hashlookup.cli._options import (
+    add_format,
+    add_path,
+    add_verify_key,
+    signature_check,
+)
+from hashlookup.cli._output import csv_rows
 from hashlookup.scan import ScanHit, ScanReport, scan
+
+DESCRIPTION = (
+    "Walk PATHs (directories recursively, symbolic links not followed unless "
+    "asked), read each regular file once computing every digest the dataset "
+    "has, and print the files found in it. Unreadable, vanished or changing "
+    "files are reported on stderr and counted, never fatal. Files whose size "
+    "matches no record are skipped unread when every record has a size."
+)
 
 _CSV_HEADER = ["path", "algorithm", "digest", "record", "labels", "mismatch"]
 
 
 def format_hit(hit: ScanHit, fmt: str) -> bytes:
     """One output line (with its newline) for a hit."""
-    from hashlookup.cli import _csv_rows
-
     if fmt == "text":
         line = f"{hit.path}\t{hit.algorithm}\t{hit.digest}\t{';'.join(hit.labels)}"
         if hit.mismatch:
             line += f"\tmismatch:{','.join(hit.mismatch)}"
         return line.encode("utf-8", "surrogateescape") + b"\n"
     if fmt == "jsonl":
-        return json.dumps({"path": hit.path, "algorithm": hit.algorithm,
-                           "digest": hit.digest, "record": hit.record_id,
-                           "labels": list(hit.labels),
-                           "mismatch": list(hit.mismatch)}).encode() + b"\n"
-    return _csv_rows([[hit.path, hit.algorithm, hit.digest, hit.record_id,
-                       ";".join(hit.labels), ";".join(hit.mismatch)]])
+        return (
+            json.dumps(
+                {
+                    "path": hit.path,
+                    "algorithm": hit.algorithm,
+                    "digest": hit.digest,
+                    "record": hit.record_id,
+                    "labels": list(hit.labels),
+                    "mismatch": list(hit.mismatch),
+                }
+            ).encode()
+            + b"\n"
+        )
+    return csv_rows(
+        [
+            [
+                hit.path,
+                hit.algorithm,
+                hit.digest,
+                hit.record_id,
+                ";".join(hit.labels),
+                ";".join(hit.mismatch),
+            ]
+        ]
+    )
 
 
 def _human(n: float) -> str:
@@ -59,9 +92,11 @@ class Progress:
 
     def update(self, r: ScanReport) -> None:
         rate = r.bytes_read / r.seconds / 1e6 if r.seconds > 0 else 0.0
-        text = (f"scanning: {r.files_read:,} files read of {r.files_seen:,} seen, "
-                f"{_human(r.bytes_read)}, {len(r.hits):,} hits, {r.errors:,} errors, "
-                f"{rate:,.0f} MB/s, {r.seconds:,.1f} s")
+        text = (
+            f"scanning: {r.files_read:,} files read of {r.files_seen:,} seen, "
+            f"{_human(r.bytes_read)}, {len(r.hits):,} hits, {r.errors:,} errors, "
+            f"{rate:,.0f} MB/s, {r.seconds:,.1f} s"
+        )
         width = shutil.get_terminal_size((80, 24)).columns - 1
         with self.lock:
             self.stream.write("\r" + text[:width] + "\x1b[K")
@@ -79,6 +114,7 @@ class Progress:
 @contextlib.contextmanager
 def _sigterm_interrupts() -> Iterator[None]:
     """SIGTERM stops the scan like Ctrl-C (state saved, partial report)."""
+
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
@@ -93,15 +129,74 @@ def _sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old)
 
 
-def run(args: argparse.Namespace, ctx: Any) -> int:
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Register the options of ``scan``."""
+    add_path(p)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="file or directory")
+    add_format(p, "hit output: text (path, algorithm, digest, labels), jsonl, csv")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="reader/hasher threads (default: number of cores)",
+    )
+    p.add_argument(
+        "--exclude",
+        action="append",
+        metavar="GLOB",
+        help="skip paths or names matching GLOB (repeatable)",
+    )
+    p.add_argument("--min-size", type=int, default=None, metavar="BYTES")
+    p.add_argument("--max-size", type=int, default=None, metavar="BYTES")
+    p.add_argument("--follow-symlinks", action="store_true")
+    p.add_argument(
+        "--one-file-system",
+        action="store_true",
+        help="do not cross into other file systems",
+    )
+    p.add_argument(
+        "--read-all",
+        action="store_true",
+        help="read every file, also those whose size matches no record",
+    )
+    p.add_argument(
+        "--report",
+        metavar="FILE",
+        help="write the hits to FILE (atomically, at the end) instead of "
+        "stdout; an interrupted scan leaves FILE.partial",
+    )
+    p.add_argument(
+        "--resume",
+        metavar="STATE",
+        help="state file: record finished directories; if it exists, "
+        "continue the interrupted scan it describes",
+    )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="status line on stderr (default: when stderr is a terminal)",
+    )
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no warnings, progress or summary on stderr",
+    )
+    add_verify_key(p)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    """Scan the trees; hits on stdout (or --report), a summary on stderr."""
+    # scan() needs a Dataset (records, every digest of a hit), so the file
+    # is opened as open_dataset opens it: an index of raw keys is refused.
     from hashlookup import open_dataset
-    from hashlookup.cli import EXIT_CLEAN, EXIT_FOUND, PROG, CLIError, _csv_rows, _signature_check
 
     fmt = args.format
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     progress = Progress(sys.stderr) if show and not args.quiet else None
     report_lines: list[bytes] = []
-    header = _csv_rows([_CSV_HEADER]) if fmt == "csv" else b""
+    header = csv_rows([_CSV_HEADER]) if fmt == "csv" else b""
     to_tty = args.report is None and sys.stdout.isatty()
     if args.report is not None:
         directory = os.path.dirname(os.path.abspath(args.report))
@@ -138,14 +233,25 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
             raise CLIError(f"{path}: no such file or directory")
     t0 = time.perf_counter()
     try:
-        with _sigterm_interrupts(), open_dataset(args.path, **_signature_check(args)) as ds:
-            report = scan(ds, args.paths, follow_symlinks=args.follow_symlinks,
-                          one_file_system=args.one_file_system,
-                          exclude=args.exclude or (), min_size=args.min_size,
-                          max_size=args.max_size, jobs=args.jobs,
-                          skip_unknown_sizes=not args.read_all, resume=args.resume,
-                          on_hit=on_hit, on_error=on_error,
-                          progress=progress.update if progress is not None else None)
+        with (
+            _sigterm_interrupts(),
+            open_dataset(args.path, **signature_check(args)) as ds,
+        ):
+            report = scan(
+                ds,
+                args.paths,
+                follow_symlinks=args.follow_symlinks,
+                one_file_system=args.one_file_system,
+                exclude=args.exclude or (),
+                min_size=args.min_size,
+                max_size=args.max_size,
+                jobs=args.jobs,
+                skip_unknown_sizes=not args.read_all,
+                resume=args.resume,
+                on_hit=on_hit,
+                on_error=on_error,
+                progress=progress.update if progress is not None else None,
+            )
     except KeyboardInterrupt:
         if progress is not None:
             progress.clear()
@@ -155,8 +261,10 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
             with contextlib.suppress(OSError):
                 write_report(args.report + ".partial")
         if args.resume is not None and not args.quiet:
-            print(f"{PROG}: run the same command again to resume from "
-                  f"{args.resume}", file=sys.stderr)
+            print(
+                f"{PROG}: run the same command again to resume from {args.resume}",
+                file=sys.stderr,
+            )
         raise
     finally:
         if progress is not None:
@@ -170,11 +278,17 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
         r = report
         mb = r.bytes_read / 1e6
         secs = time.perf_counter() - t0
-        resumed = (f" (resumed: {r.resumed_units:,} directories from {args.resume})"
-                   if r.resumed_units else "")
-        print(f"{PROG}: scanned {r.files_seen:,} files: {r.files_read:,} read "
-              f"({mb:,.1f} MB, {r.throughput:,.0f} MB/s, {'+'.join(r.hashed)}), "
-              f"{r.skipped_size:,} skipped by size, {r.skipped_excluded:,} excluded, "
-              f"{r.special:,} special, {r.errors:,} errors, {len(r.hits):,} hits "
-              f"in {secs:.2f} s{resumed}", file=sys.stderr)
+        resumed = (
+            f" (resumed: {r.resumed_units:,} directories from {args.resume})"
+            if r.resumed_units
+            else ""
+        )
+        print(
+            f"{PROG}: scanned {r.files_seen:,} files: {r.files_read:,} read "
+            f"({mb:,.1f} MB, {r.throughput:,.0f} MB/s, {'+'.join(r.hashed)}), "
+            f"{r.skipped_size:,} skipped by size, {r.skipped_excluded:,} excluded, "
+            f"{r.special:,} special, {r.errors:,} errors, {len(r.hits):,} hits "
+            f"in {secs:.2f} s{resumed}",
+            file=sys.stderr,
+        )
     return EXIT_FOUND if report.hits else EXIT_CLEAN

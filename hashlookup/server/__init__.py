@@ -7,8 +7,8 @@ hot reload.  Run it with ``hashlookup serve DATASET``; see docs/SERVER.md.
 Modules: app (the ASGI application), _run (pre-fork supervisor running
 uvicorn workers), _check (vectorised batch checks), _keys (API keys file),
 _ratelimit and _metrics (memory shared by the workers), _audit (hit log),
-_bloom (DCSO filter cache), _protocol (bounded request heads), _openapi,
-_cli (the serve and apikey commands).
+_bloom (DCSO filter cache), _protocol (bounded request heads), _openapi.
+The serve and apikey commands are hashlookup.cli.serve and .apikey.
 """
 
 from hashlookup.server._config import ServerConfig

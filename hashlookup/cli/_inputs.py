@@ -1,0 +1,99 @@
+"""Known-hash list inputs of ``build`` and ``update``: ``NAME=PATH`` source
+names, standard input, and the importer options."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from hashlookup.cli._common import CLIError
+
+
+def named_input(text: str) -> tuple[str | None, str]:
+    """``(source name, path)`` of an INPUT: ``NAME=PATH`` when the text before the
+    first ``=`` is a plausible name (non-empty, no path separator) and the whole
+    text is not an existing file; otherwise ``(None, text)``."""
+    if text == "-" or "=" not in text:
+        return None, text
+    name, _, path = text.partition("=")
+    seps = {"/", os.sep} | ({os.altsep} if os.altsep else set())
+    if not name or any(sep in name for sep in seps) or os.path.exists(text):
+        return None, text
+    if not path:
+        raise CLIError(f"input {text!r}: no path after '=' (write NAME=PATH)")
+    return name, path
+
+
+def dataset_inputs(
+    texts: Sequence[str], stack: contextlib.ExitStack[Any]
+) -> list[tuple[str, str]]:
+    """``[(source name, path)]`` for build_dataset/update_dataset.  Standard
+    input (``-`` or ``NAME=-``, default name ``stdin``) is copied to a temporary
+    file first: the importers detect the format from the content and may read a
+    file more than once."""
+    items: list[tuple[str, str]] = []
+    stdin_used = False
+    for text in texts:
+        name, path = named_input(text)
+        if path == "-":
+            if stdin_used:
+                raise CLIError("'-' (standard input) can be given only once")
+            stdin_used = True
+            import shutil
+            import tempfile
+
+            tmpdir = stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="hashlookup-")
+            )
+            path = os.path.join(tmpdir, "stdin")
+            with open(path, "wb") as spool:
+                shutil.copyfileobj(sys.stdin.buffer, spool, 1 << 20)
+            stack.enter_context(_name_stdin_in_errors(path))
+            name = name or "stdin"
+        elif name is None:
+            name = os.path.splitext(os.path.basename(path))[0] or path
+        items.append((name, path))
+    return items
+
+
+@contextlib.contextmanager
+def _name_stdin_in_errors(spool: str) -> Iterator[None]:
+    """Input errors quote '<stdin>', not the temporary copy of it."""
+    from hashlookup.errors import InputError
+
+    try:
+        yield
+    except InputError as exc:
+        raise InputError(str(exc).replace(spool, "<stdin>")) from None
+
+
+def _mapping(
+    pairs: Sequence[tuple[str, str]] | None, option: str
+) -> dict[str, str] | None:
+    if not pairs:
+        return None
+    out: dict[str, str] = {}
+    for key, value in pairs:
+        if key in out:
+            raise CLIError(f"{option} {key}=...: given twice")
+        out[key] = value
+    return out
+
+
+def import_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of build_dataset/update_dataset from the importer
+    options (``_options.add_import_options``)."""
+    opts: dict[str, Any] = {"skip_invalid": args.skip_invalid}
+    if args.input_format is not None:
+        opts["input_format"] = args.input_format
+    columns = _mapping(args.column, "--column")
+    if columns is not None:
+        opts["columns"] = columns
+    label_columns = _mapping(args.label_column, "--label-column")
+    if label_columns is not None:
+        opts["label_columns"] = label_columns
+    return opts

@@ -1,0 +1,164 @@
+"""Option groups several commands share, each a function that adds its
+options to a command's parser, and the argument types they use.
+
+The parser of a command is built only when that command runs (or shows its
+help), so what an option group needs (e.g. the importers' format names) is
+imported here inside the function.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any, Final
+
+from hashlookup import algorithms
+
+#: Output formats of check, match and scan.
+FORMATS: Final = ("text", "jsonl", "csv")
+
+
+def int_arg(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a decimal integer >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer, got {text!r}"
+            ) from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def float_arg(minimum: float, maximum: float | None = None) -> Callable[[str], float]:
+    """An argparse type: a number in ``minimum..maximum``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a number, got {text!r}"
+            ) from None
+        if not value >= minimum or (maximum is not None and not value <= maximum):
+            bound = (
+                f"in {minimum:g}..{maximum:g}"
+                if maximum is not None
+                else (f">= {minimum:g}")
+            )
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def pair_arg(what: str) -> Callable[[str], tuple[str, str]]:
+    """An argparse type: ``KEY=VALUE`` (``what`` names it in errors)."""
+
+    def parse(text: str) -> tuple[str, str]:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip() or not value:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return key.strip(), value
+
+    parse.__name__ = what
+    return parse
+
+
+def add_path(p: argparse.ArgumentParser) -> None:
+    """The DATASET argument of the commands that open a file."""
+    p.add_argument("path", metavar="DATASET", help="dataset or index file")
+
+
+def add_algorithm(p: argparse.ArgumentParser, help_text: str) -> None:
+    """``--algorithm`` (one of the digest algorithms, default None)."""
+    p.add_argument(
+        "--algorithm", choices=algorithms.NAMES, default=None, help=help_text
+    )
+
+
+def add_format(p: argparse.ArgumentParser, help_text: str) -> None:
+    """``--format text|jsonl|csv`` (default text)."""
+    p.add_argument("--format", choices=FORMATS, default="text", help=help_text)
+
+
+def add_verify_key(p: argparse.ArgumentParser) -> None:
+    """``--verify-key``, for every command that opens a dataset (docs/SIGNING.md)."""
+    p.add_argument(
+        "--verify-key",
+        metavar="KEY.pub",
+        default=None,
+        help="refuse the file unless it carries a valid signature (FILE.sig) by "
+        "this public key; checks every byte before the first lookup",
+    )
+
+
+def signature_check(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of open_dataset/open_index for ``--verify-key``."""
+    key = getattr(args, "verify_key", None)
+    return {} if key is None else {"require_signature": key}
+
+
+def add_filter_options(p: argparse.ArgumentParser) -> None:
+    """``--only`` / ``--exclude`` LABEL (check, match)."""
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="LABEL",
+        help="report only hits whose record has this label (repeatable: any of "
+        "them), e.g. source:police",
+    )
+    p.add_argument(
+        "--exclude",
+        action="append",
+        metavar="LABEL",
+        help="do not report hits whose record has this label (repeatable)",
+    )
+
+
+def add_import_options(p: argparse.ArgumentParser) -> None:
+    """Options of the importers (build and update)."""
+    from hashlookup.importers import FORMATS as INPUT_FORMATS
+
+    p.add_argument(
+        "--input-format",
+        choices=INPUT_FORMATS,
+        default=None,
+        help="read every input as this format (default: detected from each "
+        "file's content)",
+    )
+    p.add_argument(
+        "--column",
+        type=pair_arg("ALGORITHM=COLUMN"),
+        action="append",
+        metavar="ALG=COLUMN",
+        help="CSV inputs: column of md5, sha1, sha256 or size (repeatable; "
+        "default: found by header name)",
+    )
+    p.add_argument(
+        "--label-column",
+        type=pair_arg("PREFIX=COLUMN"),
+        action="append",
+        metavar="PREFIX=COLUMN",
+        help="CSV inputs: a cell value V of COLUMN becomes label PREFIX:V "
+        "(repeatable), e.g. category=Category",
+    )
+    p.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="skip (and count) invalid lines/records instead of failing",
+    )
+
+
+def add_quiet(p: argparse.ArgumentParser) -> None:
+    """``-q``/``--quiet`` of the commands that print a summary line."""
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="do not print the summary line"
+    )

@@ -1,0 +1,155 @@
+"""``hashlookup serve``: the lookup service over one dataset (needs the
+server extra; see docs/SERVER.md)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from hashlookup.cli._common import EXIT_ERROR, PROG, Context
+from hashlookup.cli._options import add_path, add_verify_key, float_arg, int_arg
+
+DESCRIPTION = (
+    "Serve DATASET over HTTP: CIRCL hashlookup compatible endpoints, the "
+    "native batch API (/v1/check), Bloom filter export, health, readiness "
+    "and Prometheus metrics; API keys, rate limits, body and batch limits, "
+    "an audit log of hits and hot reload of a replaced dataset. See "
+    "docs/SERVER.md."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Register the options of ``serve``."""
+    add_path(p)
+    p.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
+    p.add_argument(
+        "--port",
+        type=int_arg(0),
+        default=8080,
+        help="port, 0 for any free one (default: 8080)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int_arg(1),
+        default=None,
+        metavar="N",
+        help="worker processes (default: one per core)",
+    )
+    p.add_argument(
+        "--api-keys",
+        metavar="FILE",
+        help="keys file of 'hashlookup apikey' (required unless --no-auth)",
+    )
+    p.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="no API keys (public datasets); rate limits apply per address",
+    )
+    p.add_argument(
+        "--rate-limit",
+        type=float_arg(0),
+        default=100.0,
+        metavar="R",
+        help="requests per second per key (0: unlimited; default: 100)",
+    )
+    p.add_argument(
+        "--burst",
+        type=float_arg(1),
+        default=None,
+        metavar="B",
+        help="token bucket size (default: 2 x rate)",
+    )
+    p.add_argument(
+        "--max-batch",
+        type=int_arg(1),
+        default=100_000,
+        metavar="N",
+        help="most digests per /v1/check or /bulk request (default: 100000)",
+    )
+    p.add_argument(
+        "--max-body",
+        type=int_arg(1),
+        default=16 << 20,
+        metavar="BYTES",
+        help="largest request body (default: 16 MiB)",
+    )
+    p.add_argument(
+        "--audit-log",
+        default="-",
+        metavar="FILE",
+        help="JSON lines of every hit ('-': stderr, the default)",
+    )
+    p.add_argument("--no-audit-log", action="store_true", help="do not log hits")
+    p.add_argument(
+        "--reload-interval",
+        type=float_arg(0.05),
+        default=1.0,
+        metavar="S",
+        help="seconds between checks for a replaced dataset or keys file (default: 1)",
+    )
+    p.add_argument(
+        "--max-age",
+        type=float_arg(0),
+        default=None,
+        metavar="S",
+        help="/readyz fails when the dataset was built more than S seconds ago",
+    )
+    p.add_argument(
+        "--bloom-dir",
+        metavar="DIR",
+        help="cache of Bloom filter exports (default: a temporary dir)",
+    )
+    p.add_argument(
+        "--bloom-fpr",
+        type=float_arg(1e-12, 0.5),
+        default=1e-4,
+        metavar="P",
+        help="false-positive rate of exported filters",
+    )
+    p.add_argument(
+        "--log-level", default="warning", choices=("debug", "info", "warning", "error")
+    )
+    add_verify_key(p)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    """Run the service until it is stopped."""
+    ctx.out.flush()
+    try:
+        import httptools  # noqa: F401
+        import orjson  # noqa: F401
+        import uvicorn  # noqa: F401
+        import uvloop  # noqa: F401
+    except ImportError as exc:
+        print(
+            f"{PROG}: error: the lookup service needs the server extra "
+            f"(pip install 'hashlookup[server]'): {exc}",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    from hashlookup.server import ServerConfig
+    from hashlookup.server._run import serve
+
+    if args.no_auth and args.api_keys:
+        raise ValueError("--no-auth and --api-keys exclude each other")
+    cfg = ServerConfig(
+        dataset=args.path,
+        host=args.host,
+        port=args.port,
+        workers=args.workers or os.cpu_count() or 1,
+        api_keys=args.api_keys,
+        no_auth=args.no_auth,
+        rate=args.rate_limit,
+        burst=args.burst or max(1.0, 2 * args.rate_limit),
+        max_batch=args.max_batch,
+        max_body=args.max_body,
+        audit_log=None if args.no_audit_log else args.audit_log,
+        reload_interval=args.reload_interval,
+        max_age=args.max_age,
+        bloom_dir=args.bloom_dir or "",
+        bloom_fpr=args.bloom_fpr,
+        log_level=args.log_level,
+        verify_key=args.verify_key,
+    )
+    return int(serve(cfg))
