@@ -22,15 +22,22 @@ from hashlookup.store.dataset import ALGORITHMS, Dataset
 
 _NEW = {"md5": hashlib.md5, "sha1": hashlib.sha1, "sha256": hashlib.sha256}
 _BITS = {"md5": 1, "sha1": 2, "sha256": 4}
-_SLOT = {"md5": 1, "sha1": 2, "sha256": 3}   # in the tuples of _core.hash_files
+_SLOT = {"md5": 1, "sha1": 2, "sha256": 3}  # in the tuples of _core.hash_files
 # Reasons for the negative outcomes of _core.hash_files (see hl_filehash.h).
-_NATIVE_REASONS = {-1: "no longer a regular file", -2: "replaced while scanned",
-                   -3: "file changed size while read", -4: "file changed while read",
-                   -5: "digest computation failed", -6: "scan stopped"}
+_NATIVE_REASONS = {
+    -1: "no longer a regular file",
+    -2: "replaced while scanned",
+    -3: "file changed size while read",
+    -4: "file changed while read",
+    -5: "digest computation failed",
+    -6: "scan stopped",
+}
 # Batches of files hashed in C with the GIL released, when libcrypto loads
 # (tests set this to None to exercise the Python path).
 _native: Callable[..., list[Any]] | None = (
-    _core.hash_files if _core.filehash_available() else None)
+    _core.hash_files if _core.filehash_available() else None
+)
+
 
 class ReadError:
     __slots__ = ("reason",)
@@ -96,6 +103,11 @@ def cheapest_cover(ds: Dataset) -> tuple[str, ...]:
     return best[1]
 
 
+def _identity(st: os.stat_result | None) -> tuple[int, int] | None:
+    """(device, inode) the walk saw, which the reader must find again."""
+    return None if st is None else (st.st_dev, st.st_ino)
+
+
 class Hasher:
     """Reads one file and computes its digests (runs in worker threads).
 
@@ -103,8 +115,13 @@ class Hasher:
     digests is in the dataset), or (size, {algorithm: digest}) with every
     algorithm of the dataset for a candidate."""
 
-    def __init__(self, ds: Dataset, cover: tuple[str, ...], chunk_size: int,
-                 follow_symlinks: bool) -> None:
+    def __init__(
+        self,
+        ds: Dataset,
+        cover: tuple[str, ...],
+        chunk_size: int,
+        follow_symlinks: bool,
+    ) -> None:
         self.cover = cover
         self.rest = tuple(a for a in ds.algorithms if a not in cover)
         self.tables = [(a, ds.table(a)) for a in cover]
@@ -119,7 +136,9 @@ class Hasher:
         # ones in a ninth part: parts of chunk_size bytes let files up to
         # chunk_size take the 8-lane path.
         self.native_buf = chunk_size * (9 if cover == ("md5",) else 1)
-        self.flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+        self.flags = (
+            os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+        )
         self.nofollow = not follow_symlinks
         if not follow_symlinks:
             self.flags |= getattr(os, "O_NOFOLLOW", 0)
@@ -127,8 +146,9 @@ class Hasher:
         # Set when the scan is stopped: workers abandon the file they read.
         self.stop = array.array("i", [0])
 
-    def many(self, files: list[tuple[str, os.stat_result | None, Any]]
-             ) -> list[int | tuple[int, dict[str, bytes]] | ReadError]:
+    def many(
+        self, files: list[tuple[str, os.stat_result | None, Any]]
+    ) -> list[int | tuple[int, dict[str, bytes]] | ReadError]:
         # files: (path, stat from the walk or None, the caller's unit)
         native = _native
         if native is None:
@@ -137,9 +157,16 @@ class Hasher:
         if buf is None or len(buf) != self.native_buf:
             buf = self.local.native_buf = bytearray(self.native_buf)
         fsencode = os.fsencode
-        raw = native([fsencode(p) for p, _, _ in files],
-                     [None if st is None else (st.st_dev, st.st_ino) for _, st, _ in files],
-                     self.bits, self.flags, buf, self.stop, self.probe, self.rest_bits)
+        raw = native(
+            [fsencode(p) for p, _, _ in files],
+            [_identity(st) for _, st, _ in files],
+            self.bits,
+            self.flags,
+            buf,
+            self.stop,
+            self.probe,
+            self.rest_bits,
+        )
         out: list[int | tuple[int, dict[str, bytes]] | ReadError] = []
         append = out.append
         every = self.cover + self.rest
@@ -153,16 +180,20 @@ class Hasher:
                 append((res[0], {a: res[_SLOT[a]] for a in every}))
             else:
                 again.append(i)
-                append(res[0])   # replaced below
+                append(res[0])  # replaced below
         if again:
             # Large candidates (rare): every digest by a second read, which
             # must find the same content.
             bits = self.bits | self.rest_bits
-            redo = native([fsencode(files[i][0]) for i in again],
-                          [None if files[i][1] is None
-                           else (files[i][1].st_dev, files[i][1].st_ino)
-                           for i in again], bits, self.flags, buf, self.stop)
-            for i, res in zip(again, redo):
+            redo = native(
+                [fsencode(files[i][0]) for i in again],
+                [_identity(files[i][1]) for i in again],
+                bits,
+                self.flags,
+                buf,
+                self.stop,
+            )
+            for i, res in zip(again, redo, strict=True):
                 if res.__class__ is int:
                     out[i] = self.native_error(res)
                 elif any(res[_SLOT[a]] != raw[i][_SLOT[a]] for a in self.cover):
@@ -173,11 +204,14 @@ class Hasher:
 
     def native_error(self, code: int) -> ReadError:
         if code > 0:
-            return ReadError(error_reason(OSError(code, os.strerror(code)), self.nofollow))
+            return ReadError(
+                error_reason(OSError(code, os.strerror(code)), self.nofollow)
+            )
         return ReadError(_NATIVE_REASONS.get(code, f"error {code}"))
 
-    def __call__(self, path: str, expect: os.stat_result | None
-                 ) -> int | tuple[int, dict[str, bytes]] | ReadError:
+    def __call__(
+        self, path: str, expect: os.stat_result | None
+    ) -> int | tuple[int, dict[str, bytes]] | ReadError:
         try:
             # O_NONBLOCK: opening a FIFO (swapped in after the walk) must not
             # wait for a writer; fstat then says it is not a regular file.
@@ -190,16 +224,26 @@ class Hasher:
             # The common case inline (a small unchanged regular file, one
             # algorithm, not in the dataset): per-file Python time holds the
             # GIL, so it bounds the scan rate of trees of small files.
-            if (fast is not None and before.st_size <= self.chunk_size
-                    and stat.S_ISREG(before.st_mode)
-                    and (expect is None or (before.st_ino == expect.st_ino
-                                            and before.st_dev == expect.st_dev))):
+            if (
+                fast is not None
+                and before.st_size <= self.chunk_size
+                and stat.S_ISREG(before.st_mode)
+                and (
+                    expect is None
+                    or (
+                        before.st_ino == expect.st_ino
+                        and before.st_dev == expect.st_dev
+                    )
+                )
+            ):
                 size = before.st_size
                 data = os.read(fd, size + 1)
                 if len(data) == size and fast[0](data).digest() not in fast[1]:
                     after = os.fstat(fd)
-                    if (after.st_size == size
-                            and after.st_mtime_ns == before.st_mtime_ns):
+                    if (
+                        after.st_size == size
+                        and after.st_mtime_ns == before.st_mtime_ns
+                    ):
                         return size
                 os.lseek(fd, 0, os.SEEK_SET)
             return self._read(fd, expect, before)
@@ -211,12 +255,15 @@ class Hasher:
     def _candidate(self, digests: dict[str, bytes]) -> bool:
         return any(digests[a] in t for a, t in self.tables)
 
-    def _read(self, fd: int, expect: os.stat_result | None, before: os.stat_result
-              ) -> int | tuple[int, dict[str, bytes]] | ReadError:
+    def _read(
+        self, fd: int, expect: os.stat_result | None, before: os.stat_result
+    ) -> int | tuple[int, dict[str, bytes]] | ReadError:
         if not stat.S_ISREG(before.st_mode):
             return ReadError("no longer a regular file")
-        if expect is not None and (before.st_dev, before.st_ino) != (expect.st_dev,
-                                                                     expect.st_ino):
+        if expect is not None and (before.st_dev, before.st_ino) != (
+            expect.st_dev,
+            expect.st_ino,
+        ):
             return ReadError("replaced while scanned")
         size = before.st_size
         if size <= self.chunk_size:
@@ -253,8 +300,9 @@ class Hasher:
             return ReadError("file changed while read")
         return (size, digests) if candidate else size
 
-    def _stream(self, fd: int, size: int, algorithms: tuple[str, ...]
-                ) -> dict[str, bytes] | ReadError:
+    def _stream(
+        self, fd: int, size: int, algorithms: tuple[str, ...]
+    ) -> dict[str, bytes] | ReadError:
         buf = getattr(self.local, "buf", None)
         if buf is None or len(buf) != self.chunk_size:
             buf = self.local.buf = bytearray(self.chunk_size)
@@ -282,4 +330,4 @@ class Hasher:
                             u(chunk)
         if total != size:
             return ReadError("file changed size while read")
-        return {a: h.digest() for a, h in zip(algorithms, hashers)}
+        return {a: h.digest() for a, h in zip(algorithms, hashers, strict=True)}

@@ -61,7 +61,9 @@ def _parse(raw: bytes) -> dict[str, Any] | None:
     return obj if isinstance(obj, dict) else None
 
 
-def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+def _differences(
+    old: dict[str, Any], new: dict[str, Any], prefix: str = ""
+) -> list[str]:
     out = []
     for k in sorted(set(old) | set(new)):
         a, b = old.get(k), new.get(k)
@@ -86,8 +88,9 @@ class ScanState:
             try:
                 fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise HashLookupError(f"{self.path}: state file in use by another "
-                                      "scan") from None
+                raise HashLookupError(
+                    f"{self.path}: state file in use by another scan"
+                ) from None
             self._load(params)
         except BaseException:
             os.close(self.fd)
@@ -100,7 +103,7 @@ class ScanState:
         with open(self.fd, "rb", closefd=False) as f:
             data = f.read()
         lines = data.split(b"\n")
-        tail = lines.pop()           # after the last newline: b"" unless torn
+        tail = lines.pop()  # after the last newline: b"" unless torn
         good_end = len(data) - len(tail)
         objs: list[dict[str, Any]] = []
         for i, raw in enumerate(lines):
@@ -109,13 +112,17 @@ class ScanState:
                 if 0 < i == len(lines) - 1:  # torn by a crash during the last write
                     good_end -= len(raw) + 1
                     break
-                raise HashLookupError(f"{self.path}: line {i + 1} is damaged: not a "
-                                      "hashlookup scan state file, or corrupted")
+                raise HashLookupError(
+                    f"{self.path}: line {i + 1} is damaged: not a "
+                    "hashlookup scan state file, or corrupted"
+                )
             objs.append(obj)
         if data and not objs:
             # Never overwrite a file that is not ours (a mistyped argument).
-            raise HashLookupError(f"{self.path}: line 1 is damaged: not a hashlookup "
-                                  "scan state file, or corrupted")
+            raise HashLookupError(
+                f"{self.path}: line 1 is damaged: not a hashlookup "
+                "scan state file, or corrupted"
+            )
         if good_end != len(data):
             os.ftruncate(self.fd, good_end)
         if not objs:
@@ -127,25 +134,29 @@ class ScanState:
         if head.get("format") != FORMAT:
             raise HashLookupError(f"{self.path}: not a hashlookup scan state file")
         if head.get("version") != VERSION:
-            raise HashLookupError(f"{self.path}: scan state version "
-                                  f"{head.get('version')!r}, this build reads {VERSION}")
+            raise HashLookupError(
+                f"{self.path}: scan state version "
+                f"{head.get('version')!r}, this build reads {VERSION}"
+            )
         old = head.get("params")
         if old != params:
             diff = _differences(old if isinstance(old, dict) else {}, params)
             raise HashLookupError(
                 f"{self.path}: was made by a scan with other parameters "
                 f"({'; '.join(diff)}); resume with the same ones, or use a new "
-                "state file")
+                "state file"
+            )
         for n, obj in enumerate(objs[1:], start=2):
             if obj.get("end") is True:
                 self.finished = True
                 continue
             try:
                 key = (int(obj["r"]), obj["d"])
-                obj["s"], obj["e"], obj["h"]  # noqa: B018 (presence check)
+                obj["s"], obj["e"], obj["h"]
             except (KeyError, TypeError, ValueError):
-                raise HashLookupError(f"{self.path}: line {n}: not a finished "
-                                      "unit record") from None
+                raise HashLookupError(
+                    f"{self.path}: line {n}: not a finished unit record"
+                ) from None
             self.units[key] = obj
 
     def _write(self, data: bytes) -> None:
@@ -155,11 +166,18 @@ class ScanState:
             n = os.write(self.fd, view)
             view = view[n:]
 
-    def add(self, root: int, directory: str | None, stats: list[int],
-            errors: list[tuple[str, str]], hits: list[list[Any]]) -> None:
+    def add(
+        self,
+        root: int,
+        directory: str | None,
+        stats: list[int],
+        errors: list[tuple[str, str]],
+        hits: list[list[Any]],
+    ) -> None:
         """Record a finished unit (one write; fsync at most once a second)."""
-        self._write(_line({"r": root, "d": directory, "s": stats, "e": errors,
-                           "h": hits}))
+        self._write(
+            _line({"r": root, "d": directory, "s": stats, "e": errors, "h": hits})
+        )
         now = time.monotonic()
         if now - self.last_sync >= _FSYNC_SECONDS:
             os.fsync(self.fd)

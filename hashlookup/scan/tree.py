@@ -77,21 +77,27 @@ from typing import Any
 
 import numpy as np
 
-from hashlookup.store.dataset import ALGORITHMS, Dataset, open_dataset
-from hashlookup.scan.reader import cheapest_cover, ReadError, Hasher, error_reason
+from hashlookup.scan.reader import Hasher, ReadError, cheapest_cover, error_reason
 from hashlookup.scan.report import ScanHit, ScanReport
 from hashlookup.scan.state import ScanState
+from hashlookup.store.dataset import ALGORITHMS, Dataset, open_dataset
 
-_GROUP_FILES = 256         # small files handed to a worker at once
-_GROUP_BYTES = 16 << 20    # ... up to about this many bytes
-_UNKNOWN_SIZE = 64 << 10   # what a file not stat'ed counts towards a group
+_GROUP_FILES = 256  # small files handed to a worker at once
+_GROUP_BYTES = 16 << 20  # ... up to about this many bytes
+_UNKNOWN_SIZE = 64 << 10  # what a file not stat'ed counts towards a group
 _PROGRESS_SECONDS = 0.2
 __all__ = ["scan"]
 
 
 # Per-unit counters, in this order in the state file.
-_STATS = ("files_seen", "files_read", "skipped_size", "skipped_excluded", "special",
-          "bytes_read")
+_STATS = (
+    "files_seen",
+    "files_read",
+    "skipped_size",
+    "skipped_excluded",
+    "special",
+    "bytes_read",
+)
 _SEEN, _READ, _SIZE, _EXCL, _SPECIAL, _BYTES = range(len(_STATS))
 
 
@@ -99,14 +105,14 @@ class _Unit:
     """The files directly in one directory (or what one root produced): the
     granule of resumption.  Finished when listed and every file is hashed."""
 
-    __slots__ = ("root", "dir", "pending", "listed", "done", "stats", "errors", "hits")
+    __slots__ = ("dir", "done", "errors", "hits", "listed", "pending", "root", "stats")
 
     def __init__(self, root: int, directory: str | None, done: bool) -> None:
         self.root = root
         self.dir = directory
         self.pending = 0
         self.listed = False
-        self.done = done          # finished in an earlier run: nothing to do
+        self.done = done  # finished in an earlier run: nothing to do
         self.stats = [0] * len(_STATS)
         self.errors: list[tuple[str, str]] = []
         self.hits: list[ScanHit] = []
@@ -116,7 +122,7 @@ def _known_sizes(ds: Dataset) -> np.ndarray | None:
     """Sorted unique sizes of the records if every record has one, else None."""
     st = ds._current()
     records = st.records
-    if records is None:          # single-table index: no sizes
+    if records is None:  # single-table index: no sizes
         return None
     sizes = records["size"]
     if len(sizes) and int(sizes.min()) < 0:
@@ -126,7 +132,7 @@ def _known_sizes(ds: Dataset) -> np.ndarray | None:
     return s[np.concatenate(([True], s[1:] != s[:-1]))] if len(s) else s
 
 
-_SIZE_SET_LIMIT = 2_000_000   # distinct sizes kept in a Python set (~100 MB at most)
+_SIZE_SET_LIMIT = 2_000_000  # distinct sizes kept in a Python set (~100 MB at most)
 
 
 def _size_test(known: np.ndarray) -> Callable[[int], bool]:
@@ -138,12 +144,19 @@ def _size_test(known: np.ndarray) -> Callable[[int], bool]:
     def search(size: int) -> bool:
         i = int(np.searchsorted(known, size))
         return i < len(known) and int(known[i]) == size
+
     return search
 
 
 def _hit_record(hit: ScanHit) -> list[Any]:
-    return [hit.path, hit.algorithm, hit.digest, hit.record_id, list(hit.labels),
-            list(hit.mismatch)]
+    return [
+        hit.path,
+        hit.algorithm,
+        hit.digest,
+        hit.record_id,
+        list(hit.labels),
+        list(hit.mismatch),
+    ]
 
 
 def _hit_from(rec: list[Any]) -> ScanHit:
@@ -152,12 +165,22 @@ def _hit_from(rec: list[Any]) -> ScanHit:
 
 
 class _Scanner:
-    def __init__(self, ds: Dataset, *, follow_symlinks: bool, one_file_system: bool,
-                 exclude: tuple[str, ...], min_size: int | None, max_size: int | None,
-                 jobs: int, skip_unknown_sizes: bool, chunk_size: int,
-                 on_hit: Callable[[ScanHit], Any] | None,
-                 on_error: Callable[[str, str], Any] | None,
-                 state: ScanState | None) -> None:
+    def __init__(
+        self,
+        ds: Dataset,
+        *,
+        follow_symlinks: bool,
+        one_file_system: bool,
+        exclude: tuple[str, ...],
+        min_size: int | None,
+        max_size: int | None,
+        jobs: int,
+        skip_unknown_sizes: bool,
+        chunk_size: int,
+        on_hit: Callable[[ScanHit], Any] | None,
+        on_error: Callable[[str, str], Any] | None,
+        state: ScanState | None,
+    ) -> None:
         self.ds = ds
         self.follow = follow_symlinks
         self.one_fs = one_file_system
@@ -208,9 +231,13 @@ class _Scanner:
         if unit.listed and unit.pending == 0 and not unit.done:
             unit.done = True
             if self.state is not None:
-                self.state.add(unit.root, unit.dir, unit.stats,
-                               [list(e) for e in unit.errors],
-                               [_hit_record(h) for h in unit.hits])
+                self.state.add(
+                    unit.root,
+                    unit.dir,
+                    unit.stats,
+                    unit.errors,
+                    [_hit_record(h) for h in unit.hits],
+                )
 
     def replay(self) -> None:
         """Report what earlier runs finished, in the order they finished it."""
@@ -218,7 +245,7 @@ class _Scanner:
         r = self.report
         for rec in self.state.units.values():
             r.resumed_units += 1
-            for name, n in zip(_STATS, rec["s"]):
+            for name, n in zip(_STATS, rec["s"], strict=False):
                 setattr(r, name, getattr(r, name) + int(n))
             r.resumed_bytes += int(rec["s"][_BYTES])
             for path, reason in rec["e"]:
@@ -241,11 +268,13 @@ class _Scanner:
         if not self.exclude:
             return False
         base = os.path.basename(path.rstrip(os.sep)) or path
-        return any(fnmatch.fnmatch(path, p) or fnmatch.fnmatch(base, p)
-                   for p in self.exclude)
+        return any(
+            fnmatch.fnmatch(path, p) or fnmatch.fnmatch(base, p) for p in self.exclude
+        )
 
-    def files(self, roots: list[str]
-              ) -> Iterator[tuple[str, os.stat_result | None, _Unit]]:
+    def files(
+        self, roots: list[str]
+    ) -> Iterator[tuple[str, os.stat_result | None, _Unit]]:
         """Regular files to read, with their stat and unit; counts the rest."""
         for i, root in enumerate(roots):
             unit = self.unit(i, None)
@@ -278,8 +307,9 @@ class _Scanner:
                         yield from self.leaf(unit, root, st)
             self.listed(unit)
 
-    def leaf(self, unit: _Unit, path: str, st: os.stat_result
-             ) -> Iterator[tuple[str, os.stat_result, _Unit]]:
+    def leaf(
+        self, unit: _Unit, path: str, st: os.stat_result
+    ) -> Iterator[tuple[str, os.stat_result, _Unit]]:
         if unit.done:
             return
         if not stat.S_ISREG(st.st_mode):
@@ -287,21 +317,29 @@ class _Scanner:
             return
         self.count(unit, _SEEN)
         size = st.st_size
-        if ((self.min_size is not None and size < self.min_size)
-                or (self.max_size is not None and size > self.max_size)
-                or (self.known is not None and not self.known(size))):
+        if (
+            (self.min_size is not None and size < self.min_size)
+            or (self.max_size is not None and size > self.max_size)
+            or (self.known is not None and not self.known(size))
+        ):
             self.count(unit, _SIZE)
             return
         unit.pending += 1
         yield path, st, unit
 
-    def walk(self, root: int, top: str, top_st: os.stat_result
-             ) -> Iterator[tuple[str, os.stat_result | None, _Unit]]:
+    def walk(
+        self, root: int, top: str, top_st: os.stat_result
+    ) -> Iterator[tuple[str, os.stat_result | None, _Unit]]:
         # Without size filters, st_dev checks or links to follow, the entry
         # types from readdir suffice: no stat per file in this (the one
         # walking) thread; the worker's fstat checks the file is regular.
-        need_stat = (self.one_fs or self.follow or self.known is not None
-                     or self.min_size is not None or self.max_size is not None)
+        need_stat = (
+            self.one_fs
+            or self.follow
+            or self.known is not None
+            or self.min_size is not None
+            or self.max_size is not None
+        )
         dev = top_st.st_dev
         r = self.report
         exclude = self.exclude
@@ -374,8 +412,12 @@ class _Scanner:
 
     # -- results -------------------------------------------------------------
 
-    def add(self, path: str, unit: _Unit,
-            result: int | tuple[int, dict[str, bytes]] | ReadError) -> None:
+    def add(
+        self,
+        path: str,
+        unit: _Unit,
+        result: int | tuple[int, dict[str, bytes]] | ReadError,
+    ) -> None:
         unit.pending -= 1
         if isinstance(result, ReadError):
             self.error(unit, path, result.reason)
@@ -409,14 +451,20 @@ class _Scanner:
             m = self.ds._hit(table, row, None, None)
             if m is None:
                 continue  # dropped by a label filter
-            mismatch = tuple(b for b in ALGORITHMS
-                             if b in digests and getattr(m, b) is not None
-                             and getattr(m, b) != digests[b].hex())
-            self.hit(unit, ScanHit(path, a, digest.hex(), m.record_id, m.labels,
-                                   mismatch))
+            mismatch = tuple(
+                b
+                for b in ALGORITHMS
+                if b in digests
+                and getattr(m, b) is not None
+                and getattr(m, b) != digests[b].hex()
+            )
+            self.hit(
+                unit, ScanHit(path, a, digest.hex(), m.record_id, m.labels, mismatch)
+            )
 
-    def run(self, roots: list[str],
-            progress: Callable[[ScanReport], Any] | None) -> ScanReport:
+    def run(
+        self, roots: list[str], progress: Callable[[ScanReport], Any] | None
+    ) -> ScanReport:
         t0 = time.perf_counter()
         if self.state is not None:
             self.replay()
@@ -426,29 +474,36 @@ class _Scanner:
         stop = threading.Event()
         ticker = None
         if progress is not None:
+
             def tick() -> None:
                 while not stop.wait(_PROGRESS_SECONDS):
                     self.report.seconds = time.perf_counter() - t0
                     progress(self.report)
-            ticker = threading.Thread(target=tick, name="hashlookup-scan-progress",
-                                      daemon=True)
+
+            ticker = threading.Thread(
+                target=tick, name="hashlookup-scan-progress", daemon=True
+            )
             ticker.start()
         # Small files go to the workers in groups (fewer futures, less
         # main-thread overhead); a group is also closed at GROUP_BYTES.
         Group = list[tuple[str, os.stat_result | None, _Unit]]
-        inflight: collections.deque[tuple[Group, concurrent.futures.Future[Any]]] = \
+        inflight: collections.deque[tuple[Group, concurrent.futures.Future[Any]]] = (
             collections.deque()
+        )
         limit = self.jobs * 4
         group_bytes = max(self.hasher.chunk_size, _GROUP_BYTES)
-        pool = concurrent.futures.ThreadPoolExecutor(self.jobs,
-                                                     thread_name_prefix="hashlookup-scan")
+        pool = concurrent.futures.ThreadPoolExecutor(
+            self.jobs, thread_name_prefix="hashlookup-scan"
+        )
 
         def collect(block: bool) -> None:
             # In submission order: units finish in walk order.
-            while inflight and (block or len(inflight) >= limit or inflight[0][1].done()):
+            while inflight and (
+                block or len(inflight) >= limit or inflight[0][1].done()
+            ):
                 group, fut = inflight.popleft()
                 r = self.report
-                for (p, _, unit), res in zip(group, fut.result()):
+                for (p, _, unit), res in zip(group, fut.result(), strict=True):
                     if res.__class__ is int:  # the common case, inline
                         unit.pending -= 1
                         stats = unit.stats
@@ -480,7 +535,7 @@ class _Scanner:
             if self.state is not None:
                 self.state.finish()
         finally:
-            self.hasher.stop[0] = 1   # no-op after a complete scan; else stop reading
+            self.hasher.stop[0] = 1  # no-op after a complete scan; else stop reading
             for _, fut in inflight:
                 fut.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
@@ -495,25 +550,37 @@ def _state_params(ds: Dataset, roots: list[str], **options: Any) -> dict[str, An
     """What decides the result of a scan: a state file is only resumed by a
     scan with the same."""
     return {
-        "dataset": {"name": ds.name, "generation": ds.generation, "built": ds.built,
-                    "records": len(ds), "algorithms": list(ds.algorithms),
-                    "suppress": sorted(ds._suppress)},
+        "dataset": {
+            "name": ds.name,
+            "generation": ds.generation,
+            "built": ds.built,
+            "records": len(ds),
+            "algorithms": list(ds.algorithms),
+            "suppress": sorted(ds._suppress),
+        },
         "roots": roots,
         "cwd": os.getcwd() if any(not os.path.isabs(r) for r in roots) else None,
         **options,
     }
 
 
-def scan(dataset: Dataset | str | os.PathLike[str],
-         paths: Iterable[str | os.PathLike[str]], *,
-         follow_symlinks: bool = False, one_file_system: bool = False,
-         exclude: Iterable[str] = (), min_size: int | None = None,
-         max_size: int | None = None, jobs: int | None = None,
-         skip_unknown_sizes: bool = True, chunk_size: int = 1 << 20,
-         resume: str | os.PathLike[str] | None = None,
-         on_hit: Callable[[ScanHit], Any] | None = None,
-         on_error: Callable[[str, str], Any] | None = None,
-         progress: Callable[[ScanReport], Any] | None = None) -> ScanReport:
+def scan(
+    dataset: Dataset | str | os.PathLike[str],
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    follow_symlinks: bool = False,
+    one_file_system: bool = False,
+    exclude: Iterable[str] = (),
+    min_size: int | None = None,
+    max_size: int | None = None,
+    jobs: int | None = None,
+    skip_unknown_sizes: bool = True,
+    chunk_size: int = 1 << 20,
+    resume: str | os.PathLike[str] | None = None,
+    on_hit: Callable[[ScanHit], Any] | None = None,
+    on_error: Callable[[str, str], Any] | None = None,
+    progress: Callable[[ScanReport], Any] | None = None,
+) -> ScanReport:
     """Hash every regular file under `paths` and look it up in `dataset`.
 
     `dataset` is an open :class:`Dataset` (left open) or a path (opened and
@@ -554,22 +621,38 @@ def scan(dataset: Dataset | str | os.PathLike[str],
     for name, v in (("min_size", min_size), ("max_size", max_size)):
         if v is not None and v < 0:
             raise ValueError(f"{name} must be >= 0, got {v}")
-    own = not isinstance(dataset, Dataset)
-    ds = open_dataset(dataset) if own else dataset
-    assert isinstance(ds, Dataset)
+    ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
+    own = ds is not dataset
     state = None
     try:
         if resume is not None:
-            state = ScanState(resume, _state_params(
-                ds, roots, follow_symlinks=follow_symlinks,
-                one_file_system=one_file_system, exclude=list(exclude),
-                min_size=min_size, max_size=max_size,
-                skip_unknown_sizes=skip_unknown_sizes))
-        scanner = _Scanner(ds, follow_symlinks=follow_symlinks,
-                           one_file_system=one_file_system, exclude=exclude,
-                           min_size=min_size, max_size=max_size, jobs=jobs,
-                           skip_unknown_sizes=skip_unknown_sizes, chunk_size=chunk_size,
-                           on_hit=on_hit, on_error=on_error, state=state)
+            state = ScanState(
+                resume,
+                _state_params(
+                    ds,
+                    roots,
+                    follow_symlinks=follow_symlinks,
+                    one_file_system=one_file_system,
+                    exclude=list(exclude),
+                    min_size=min_size,
+                    max_size=max_size,
+                    skip_unknown_sizes=skip_unknown_sizes,
+                ),
+            )
+        scanner = _Scanner(
+            ds,
+            follow_symlinks=follow_symlinks,
+            one_file_system=one_file_system,
+            exclude=exclude,
+            min_size=min_size,
+            max_size=max_size,
+            jobs=jobs,
+            skip_unknown_sizes=skip_unknown_sizes,
+            chunk_size=chunk_size,
+            on_hit=on_hit,
+            on_error=on_error,
+            state=state,
+        )
         return scanner.run(roots, progress)
     finally:
         if state is not None:
