@@ -552,7 +552,7 @@ def dataset_batches(ds: Any, batch_size: int = 1_000_000) -> Iterable[Any]:
     row for every further key a record owns (a record may own several keys
     of one algorithm); update_dataset links rows by their record ids."""
     from hashlookup.importers import RecordBatch
-    st = ds._current()
+    st = ds.current()
     n = st.count
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)

@@ -18,7 +18,7 @@ from hashlookup import _core
 from hashlookup.store import format as _format
 from hashlookup.importers import digests as _parse
 from hashlookup._atomic import atomic_output
-from hashlookup.store.index import _describe
+from hashlookup.algorithms import describe as _describe
 from hashlookup._version import __version__
 from hashlookup.errors import InputError
 

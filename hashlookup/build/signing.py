@@ -12,7 +12,7 @@ from typing import Any
 from hashlookup._atomic import atomic_output
 from hashlookup.errors import SignatureError
 from hashlookup.store import format as _format
-from hashlookup.store.dataset import _State
+from hashlookup.store.generation import Generation
 from hashlookup.store.index import (
     HashIndex,
     check_unchanged,
@@ -125,19 +125,15 @@ def _verify_mapping(mm: Any, header: _format.Header, path: str) -> None:
     """Full verify() of an index or dataset over an existing mapping."""
     groups = _format.table_groups(header)
     if len(groups) == 1 and not _format.find_sections(header, _format.KIND_RECORDS):
-        table = HashIndex._from_mapping(mm, header, path, groups[0])
+        table = HashIndex.over_mapping(mm, header, path, groups[0])
         try:
             table.verify()
         finally:
             table.close()
         return
-    state = _State.__new__(_State)
-    state.mm = None  # not owned: the caller closes mm
-    state.identity = None
+    generation = Generation.over_mapping(path, mm, header)
     try:
-        state._load(path, mm, header)
-        tables = list(state.tables.values())
-        for i, t in enumerate(tables):
+        for i, t in enumerate(generation.tables.values()):
             t.verify(checksums=i == 0)
     finally:
-        state.close()
+        generation.close()

@@ -190,21 +190,6 @@ class ChunkMatch:
             yield Match(number, digest, text.decode("utf-8", "surrogateescape"))
 
 
-def _record_map(table: Any) -> tuple[npt.NDArray[np.uint32] | None, int]:
-    """``(rowmap, records)`` of a dataset's key table: the rowmap maps a row to its
-    record id; it is None when row numbers are record ids (a single-table index
-    file, a bare HashIndex).
-
-    Uses the table's generation state (``table._ds_state``), so that the ids
-    belong to the generation the rows came from even across a reload.
-    """
-    state = getattr(table, "_ds_state", None)
-    if state is None or getattr(state, "records", None) is None:
-        return None, len(table)
-    rowmap: npt.NDArray[np.uint32] = state.rowmaps[table.algorithm]
-    return rowmap, int(state.count)
-
-
 def _first_digest_line(data: bytes, first_line: int) -> int:
     """Number of the first non-blank, non-comment line of ``data``."""
     line = first_line
@@ -315,10 +300,14 @@ class KeyMatcher:
                 f"{where}: {alg} digests, but {ds.path} has no {alg} "
                 f"table (it has {', '.join(ds.algorithms)})"
             )
-        table = ds.table(alg)
-        self._keep = ds.record_filter(table, self._only, self._exclude)
+        # One generation for the table, its rowmap and the filter, so that
+        # the ids belong to the generation the rows come from across a reload.
+        generation = ds.current()
+        table = generation.tables[alg]
+        self._keep = generation.record_filter(self._only, self._exclude)
         if self.want_records or self._keep is not None:  # else never read
-            self._rowmap, self._records = _record_map(table)
+            self._rowmap = generation.rowmaps[alg] if generation.is_dataset else None
+            self._records = generation.count
         self.width = width
         self.algorithm = alg
         self.table = table

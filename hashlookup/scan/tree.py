@@ -189,7 +189,7 @@ def _reason(e: OSError, nofollow: bool = False) -> str:
 
 def _known_sizes(ds: Dataset) -> np.ndarray | None:
     """Sorted unique sizes of the records if every record has one, else None."""
-    st = ds._current()
+    st = ds.current()
     records = st.records
     if records is None:          # single-table index: no sizes
         return None
@@ -242,7 +242,7 @@ def _hash_costs() -> dict[str, float]:
 def _cover(ds: Dataset) -> tuple[str, ...]:
     """The cheapest set of the dataset's algorithms such that every record
     has a digest of one of them (for a plain index: its one table)."""
-    st = ds._current()
+    st = ds.current()
     algs = ds.algorithms
     if st.records is None or len(algs) == 1:
         return algs
@@ -476,13 +476,14 @@ class _Scanner:
         self.on_hit = on_hit
         self.on_error = on_error
         self.state = state
-        self.algorithms = ds.algorithms
+        # The generation current at the start (a reload during the scan
+        # does not mix generations).
+        self.generation = ds.current()
+        self.algorithms = self.generation.algorithms
         sizes = _known_sizes(ds) if skip_unknown_sizes else None
         self.known = _size_test(sizes) if sizes is not None else None
         cover = _cover(ds)
-        # The tables of the generation current at the start (a reload
-        # during the scan does not mix generations).
-        self.tables = {a: ds.table(a) for a in self.algorithms}
+        self.tables = {a: self.generation.tables[a] for a in self.algorithms}
         self.hasher = _Hasher(ds, cover, chunk_size, follow_symlinks)
         self.report = ScanReport(algorithms=self.algorithms, hashed=cover)
 
@@ -709,12 +710,11 @@ class _Scanner:
             if row < 0:
                 continue
             # The record id first: the full Match is built once per record.
-            state = table._ds_state
-            rid = int(state.rowmaps[a][row]) if state.records is not None else row
+            rid = self.generation.record_id(a, row)
             if rid in records:
                 continue
             records.add(rid)
-            m = self.ds._hit(table, row, None, None)
+            m = self.generation.match(a, row)
             if m is None:
                 continue  # dropped by a label filter
             mismatch = tuple(b for b in ALGORITHMS
@@ -805,7 +805,7 @@ def _state_params(ds: Dataset, roots: list[str], **options: Any) -> dict[str, An
     return {
         "dataset": {"name": ds.name, "generation": ds.generation, "built": ds.built,
                     "records": len(ds), "algorithms": list(ds.algorithms),
-                    "suppress": sorted(ds._suppress)},
+                    "suppress": sorted(ds.suppress)},
         "roots": roots,
         "cwd": os.getcwd() if any(not os.path.isabs(r) for r in roots) else None,
         **options,

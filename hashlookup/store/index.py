@@ -93,7 +93,7 @@ class HashIndex(KeyTable):
                 raise IndexFormatError(
                     f"{path}: a dataset with {len(groups)} key tables; open it with "
                     "hashlookup.open_dataset()")
-            self = cls._from_mapping(mm, header, path, groups[0], file_identity(st))
+            self = cls.over_mapping(mm, header, path, groups[0], file_identity(st))
         except BaseException:
             mm.close()
             raise
@@ -102,11 +102,22 @@ class HashIndex(KeyTable):
         return self
 
     @classmethod
-    def _from_mapping(cls, mm: mmap.mmap, header: _format.Header, path: str,
-                      group: int, identity: Identity | None = None) -> HashIndex:
-        """A table over an already validated mapping (shared with a Dataset,
-        which then owns and closes the mapping).  `identity` is the mapped
-        file's (file_identity), for verify()."""
+    def over_mapping(cls, mm: mmap.mmap, header: _format.Header, path: str,
+                     group: int, identity: Identity | None = None) -> HashIndex:
+        """A table over a mapping someone else owns and closes (a dataset
+        generation, or a caller of map_file), after closing the table.
+
+        Parameters
+        ----------
+        mm, header
+            The mapping and its validated header (map_file).
+        path
+            The mapped file, for error messages.
+        group
+            The table's section group (``format.table_groups(header)``).
+        identity
+            The mapped file's file_identity, for verify().
+        """
         self = cls.__new__(cls)
         self.path = path
         layout = _format.table_layout(header, path, group)
