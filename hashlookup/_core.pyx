@@ -342,6 +342,7 @@ cdef tuple _ALG_NAMES = tuple(a.name for a in DIGESTS)
 cdef size_t _ALG_WIDTH[3]
 for _i, _a in enumerate(DIGESTS):
     _ALG_WIDTH[_i] = _a.width
+del _i, _a
 
 
 def _either(values):
@@ -576,6 +577,8 @@ cdef class TableSet:
         alg[0] = a
         t = self._table(a)
         if t is None:
+            if self._c_t0 is None and self._c_t1 is None and self._c_t2 is None:
+                raise ValueError(_DATASET_CLOSED)   # _NO_TABLES
             # The generation has no table of this algorithm: a miss, but
             # only for a well-formed digest (bad ones raise as for any table).
             _load_key(digest, n, buf, p, _DIGEST_NAMES[n], None)
@@ -651,8 +654,9 @@ cdef class TableSet:
 
     cdef object _record_match(self, int a, object rid, tuple fields):
         labels = self._c_labels._of(rid) if self._c_labels is not None else ()
-        return tuple.__new__(self._c_match, (rid, _ALG_NAMES[a]) + fields
-                             + (labels, self._c_generation, self._c_built))
+        return tuple.__new__(self._c_match, (rid, _ALG_NAMES[a], fields[0], fields[1],
+                                             fields[2], fields[3], labels,
+                                             self._c_generation, self._c_built))
 
     cdef object _plain_match(self, int a, int64_t row):
         cdef KeyTable t = self._table(a)
@@ -702,6 +706,11 @@ cdef class TableSet:
         return f
 
 
+# What a closed dataset answers from: digests are checked as ever, then
+# ValueError("I/O operation on closed dataset").
+cdef TableSet _NO_TABLES = TableSet((None, None, None), None, None, (), 0, "", tuple)
+
+
 cdef class TableSetRef:
     """The TableSet of the current generation, swapped whole on reload (a
     lookup finishes on the generation it started on), and the auto-reload
@@ -710,15 +719,18 @@ cdef class TableSetRef:
     calls no method of a subclass: with auto-reload on, the one Python call
     it makes is the function given to _set_auto_reload, at most once per
     interval."""
-    cdef TableSet _c_set
+    cdef TableSet _c_set            # never None (_NO_TABLES when closed)
     cdef bint _c_auto_reload
     cdef double _c_reload_interval
     cdef double _c_next_check
     cdef object _c_on_interval
 
+    def __cinit__(self):
+        self._c_set = _NO_TABLES
+
     def _set_current(self, TableSet tables):
         """Answer from `tables` from now on (None: closed)."""
-        self._c_set = tables
+        self._c_set = tables if tables is not None else _NO_TABLES
 
     def _set_auto_reload(self, bint enabled, double interval, object on_interval):
         """With enabled: on_interval(self) is called by lookups (and by
@@ -749,8 +761,6 @@ cdef class TableSetRef:
             if now >= self._c_next_check:
                 self._c_next_check = now + self._c_reload_interval
                 self._c_on_interval(self)
-        if self._c_set is None:
-            raise ValueError(_DATASET_CLOSED)
         return self._c_set
 
     def lookup(self, digest, only=None, exclude=None):

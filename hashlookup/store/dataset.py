@@ -97,7 +97,7 @@ class Dataset(TableSetRef):
         self._state = generation
         self._set_current(generation.lookups)
 
-    def _generation(self) -> Generation:
+    def _live(self) -> Generation:
         st = self._state
         if st is None:
             raise ValueError("I/O operation on closed dataset")
@@ -116,7 +116,7 @@ class Dataset(TableSetRef):
         """
         if self._reload_due():
             self._maybe_reload()
-        return self._generation()
+        return self._live()
 
     # -- facts ---------------------------------------------------------------
 
@@ -128,26 +128,26 @@ class Dataset(TableSetRef):
     @property
     def name(self) -> str:
         """The dataset's name."""
-        return self._generation().name
+        return self._live().name
 
     @property
     def generation(self) -> int:
         """The current generation's version number."""
-        return self._generation().generation
+        return self._live().generation
 
     @property
     def built(self) -> str:
         """Build time of the current generation (ISO 8601, UTC)."""
-        return self._generation().built
+        return self._live().built
 
     @property
     def algorithms(self) -> tuple[str, ...]:
         """Algorithms of the key tables, in md5, sha1, sha256 order."""
-        return self._generation().algorithms
+        return self._live().algorithms
 
     def __len__(self) -> int:
         """Number of records."""
-        return self._generation().count
+        return self._live().count
 
     def table(self, algorithm: str) -> HashIndex:
         """The key table of one algorithm ("md5", "sha1" or "sha256").
@@ -189,14 +189,14 @@ class Dataset(TableSetRef):
 
     def labels(self) -> dict[str, int]:
         """Every label with its number of records."""
-        st = self._generation()
+        st = self._live()
         if st.labels is None:
             return {}
         return {n: st.labels.count(n) for n in st.labels.names()}
 
     def records_with(self, label: str) -> Any:
         """Record ids carrying `label`, as a pyroaring FrozenBitMap."""
-        st = self._generation()
+        st = self._live()
         if st.labels is None or label not in st.labels.entries:
             raise KeyError(f"{self.path}: no label {label!r}")
         return st.labels.bitmap(label)
@@ -211,7 +211,7 @@ class Dataset(TableSetRef):
 
     def record(self, record_id: int) -> Match:
         """The record with this id (algorithm field: its first known digest)."""
-        return self._generation().record(record_id)
+        return self._live().record(record_id)
 
     def lookup_many(self, digests: Any, *, only: Any = None, exclude: Any = None
                     ) -> list[Match | Invalid | None]:
@@ -250,7 +250,7 @@ class Dataset(TableSetRef):
         require_signature, a replacement whose signature fails raises
         SignatureError and the old generation stays (the same pair of files
         is not checked twice)."""
-        st = self._generation()
+        st = self._live()
         try:
             s = os.stat(self.path)
         except FileNotFoundError:
@@ -298,7 +298,7 @@ class Dataset(TableSetRef):
 
     def info(self) -> dict[str, Any]:
         """The file's facts: kind, name, generation, sizes, tables, labels."""
-        st = self._generation()
+        st = self._live()
         return {
             "path": self.path, "kind": "dataset" if st.is_dataset else "index",
             "name": st.name, "generation": st.generation, "built": st.built,
@@ -309,7 +309,7 @@ class Dataset(TableSetRef):
 
     def verify(self) -> dict[str, Any]:
         """Every checksum, every table's structure, rowmaps and records."""
-        st = self._generation()
+        st = self._live()
         st.verify()
         return {"path": self.path, "records": st.count, "ok": True,
                 "tables": list(st.tables)}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import mmap
 import os
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -21,7 +22,7 @@ else:
     from hashlookup._lazy import numpy as np
 
 from hashlookup import algorithms
-from hashlookup._core import LabelFilter, RecordTable, TableSet
+from hashlookup._core import RecordTable, TableSet
 from hashlookup.errors import IndexFormatError
 from hashlookup.store import format as _format
 from hashlookup.store.index import HashIndex, Identity, close_mapping, file_identity, map_file
@@ -301,7 +302,7 @@ class Generation:
         return self.lookups.match(_ALG_INDEX[alg], record_id)
 
     def record_filter(self, only: Any = None, exclude: Any = None
-                      ) -> LabelFilter | Any | None:
+                      ) -> Callable[[int], bool] | None:
         """Predicate record id -> wanted (label bitmap algebra, cached), or
         None when nothing is filtered.  `only`, `exclude`: a label or labels;
         the dataset's suppressed labels are always excluded."""

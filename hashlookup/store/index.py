@@ -55,6 +55,9 @@ class HashIndex(KeyTable):
 
     path: str
     algorithm: str
+    #: the dataset generation (hashlookup.store.generation) the table belongs
+    #: to, set by it; absent for an index opened on its own
+    _generation: Any
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *,
