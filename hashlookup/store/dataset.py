@@ -90,7 +90,7 @@ class Dataset(TableSetRef):
         self._install(Generation(self.path, self._signature_key, self._suppress))
         if reload_interval <= 0:
             raise ValueError(f"reload_interval must be > 0, got {reload_interval}")
-        self._set_auto_reload(auto_reload, reload_interval, Dataset._maybe_reload)
+        self._set_auto_reload(auto_reload, reload_interval, _reload_quietly)
         return self
 
     def _install(self, generation: Generation) -> None:
@@ -115,7 +115,7 @@ class Dataset(TableSetRef):
             The dataset is closed.
         """
         if self._reload_due():
-            self._maybe_reload()
+            _reload_quietly(self)
         return self._live()
 
     # -- facts ---------------------------------------------------------------
@@ -287,13 +287,6 @@ class Dataset(TableSetRef):
             sig = None
         return (file_identity(s), sig)
 
-    def _maybe_reload(self) -> None:
-        """The auto-reload step (TableSetRef calls it once per interval)."""
-        try:
-            self.reload()
-        except (OSError, IndexFormatError):
-            pass  # a broken replacement: keep answering from what we have
-
     # -- lifecycle -----------------------------------------------------------
 
     def info(self) -> dict[str, Any]:
@@ -330,6 +323,16 @@ class Dataset(TableSetRef):
     def __reduce__(self) -> tuple[Any, ...]:
         return (_reopen, (self.path, self._suppress,
                           _raw_public_key(self._signature_key)))
+
+
+def _reload_quietly(ds: Dataset) -> None:
+    """The auto-reload step: given to TableSetRef, which calls it at most
+    once per reload interval from lookup and find_row (current() calls it
+    itself)."""
+    try:
+        ds.reload()
+    except (OSError, IndexFormatError):
+        pass  # a broken replacement: keep answering from what we have
 
 
 def _reopen(path: str, suppress: tuple[str, ...], key: bytes | None = None
