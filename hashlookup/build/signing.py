@@ -22,9 +22,9 @@ from hashlookup.store.index import (
 )
 from hashlookup.store.signature import (
     SignatureFile,
-    _crypto,
-    _serialization,
+    ed25519_module,
     key_id,
+    serialization_module,
     signature_path,
     signed_message,
 )
@@ -43,8 +43,8 @@ def generate_signing_key(path: str | os.PathLike[str]) -> KeyPair:
     """Write a new Ed25519 private key to `path` (PEM PKCS#8, mode 0600) and
     its public key to `path`.pub (PEM).  Existing files are never
     overwritten (FileExistsError)."""
-    ed = _crypto()
-    s = _serialization()
+    ed = ed25519_module()
+    s = serialization_module()
     path = os.fspath(path)
     pub_path = path + ".pub"
     if os.path.lexists(pub_path):
@@ -71,8 +71,8 @@ def generate_signing_key(path: str | os.PathLike[str]) -> KeyPair:
 
 
 def load_private_key(path: str | os.PathLike[str]) -> Any:
-    ed = _crypto()
-    s = _serialization()
+    ed = ed25519_module()
+    s = serialization_module()
     path = os.fspath(path)
     with open(path, "rb") as f:
         data = f.read(1 << 16)
