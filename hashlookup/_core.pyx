@@ -16,7 +16,7 @@ from posix.time cimport CLOCK_MONOTONIC, CLOCK_REALTIME, clock_gettime, timespec
 
 cimport hl
 
-from hashlookup.algorithms import DIGESTS, describe
+from hashlookup.algorithms import DIGESTS as _DIGESTS, describe as _describe
 from hashlookup.errors import IndexFormatError
 
 
@@ -77,7 +77,7 @@ cdef int _check(hl.hl_status st) except -1:
     raise ValueError(f"C core returned status {<int>st}")
 
 
-_DIGEST_NAMES = {a.width: describe(a.name, a.width) for a in DIGESTS}
+_DIGEST_NAMES = {a.width: _describe(a.name, a.width) for a in _DIGESTS}
 
 
 cdef str _kind(object key):
@@ -338,9 +338,9 @@ cdef double _monotonic() noexcept nogil:
 
 # The digest algorithms, by index (0 md5, 1 sha1, 2 sha256: the order of a
 # record's rows, hashlookup.algorithms.DIGESTS); a digest's length picks one.
-cdef tuple _ALG_NAMES = tuple(a.name for a in DIGESTS)
+cdef tuple _ALG_NAMES = tuple(a.name for a in _DIGESTS)
 cdef size_t _ALG_WIDTH[3]
-for _i, _a in enumerate(DIGESTS):
+for _i, _a in enumerate(_DIGESTS):
     _ALG_WIDTH[_i] = _a.width
 del _i, _a
 
@@ -353,8 +353,8 @@ def _either(values):
 
 
 _LENGTHS_HELP = (f"expected an {_either(_ALG_NAMES)} digest: "
-                 f"{_either([a.hex_length for a in DIGESTS])} hex characters "
-                 f"or {_either([a.width for a in DIGESTS])} raw bytes, got ")
+                 f"{_either([a.hex_length for a in _DIGESTS])} hex characters "
+                 f"or {_either([a.width for a in _DIGESTS])} raw bytes, got ")
 _DATASET_CLOSED = "I/O operation on closed dataset"
 
 # What a label filter lets through (see TableSet.record_filter).

@@ -38,7 +38,7 @@ def test_generation_facts_and_hits(tmp_path):
         table = gen.tables["md5"]
         assert table is ds.table("md5")
         rows = table.find_many(np.concatenate([a, b]))
-        for row, digest in zip(rows.tolist(), np.concatenate([a, b])):
+        for row, digest in zip(rows.tolist(), np.concatenate([a, b]), strict=True):
             m = gen.match("md5", row)
             assert m == ds.lookup(bytes(digest)) == gen.lookup(bytes(digest).hex())
             assert gen.record_id("md5", row) == m.record_id \

@@ -260,7 +260,7 @@ def _record_hits(gen: Generation, algorithm: str, rows: np.ndarray, positions: A
         return
     where = (found.tolist() if positions is None
              else np.asarray(positions)[found].tolist())
-    for i, m in zip(where, _matches(gen, algorithm, rows[found])):
+    for i, m in zip(where, _matches(gen, algorithm, rows[found]), strict=True):
         if m is None:  # dropped by the dataset's suppress labels
             continue
         res.hits.append((i, m))

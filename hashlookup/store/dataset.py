@@ -55,6 +55,11 @@ class Dataset(TableSetRef):
     """
 
     path: str
+    _suppress: tuple[str, ...]
+    _lock: threading.Lock
+    _state: Generation | None
+    _signature_key: Any
+    _rejected: tuple[Any, Exception] | None
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, suppress: Iterable[str] = (),
@@ -80,13 +85,13 @@ class Dataset(TableSetRef):
         self.path = os.fspath(path)
         self._suppress = tuple(suppress)
         self._lock = threading.Lock()
-        self._state: Generation | None = None
+        self._state = None
         self._signature_key = None
         if require_signature is not None:
             from hashlookup.store.signature import load_public_key
 
             self._signature_key = load_public_key(require_signature)
-        self._rejected: tuple[Any, Exception] | None = None
+        self._rejected = None
         self._install(Generation(self.path, self._signature_key, self._suppress))
         if reload_interval <= 0:
             raise ValueError(f"reload_interval must be > 0, got {reload_interval}")
@@ -347,3 +352,6 @@ def open_dataset(path: str | os.PathLike[str], *, suppress: Iterable[str] = (),
     return Dataset.open(path, suppress=suppress, auto_reload=auto_reload,
                         reload_interval=reload_interval,
                         require_signature=require_signature)
+
+
+__all__ = ["ALGORITHMS", "Dataset", "Generation", "Invalid", "Match", "open_dataset"]

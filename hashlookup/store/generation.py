@@ -25,7 +25,13 @@ from hashlookup import algorithms
 from hashlookup._core import RecordTable, TableSet
 from hashlookup.errors import IndexFormatError
 from hashlookup.store import format as _format
-from hashlookup.store.index import HashIndex, Identity, close_mapping, file_identity, map_file
+from hashlookup.store.index import (
+    HashIndex,
+    Identity,
+    close_mapping,
+    file_identity,
+    map_file,
+)
 from hashlookup.store.labels import LabelStore
 
 ALGORITHMS = algorithms.NAMES
@@ -94,6 +100,10 @@ class Generation:
         The file's JSON metadata.
     identity : tuple or None
         (device, inode, mtime, size) of the mapped file.
+    key_spans : dict[str, tuple[int, int, int]]
+        Algorithm -> (offset, width, count) of its keys in the mapping.
+    records_offset : int
+        Where the record table is in the mapping (0 for a plain index).
     """
 
     def __init__(self, path: str, signature_key: Any = None,
@@ -197,9 +207,9 @@ class Generation:
         self.generation = gen if isinstance(gen, int) else 0
         self.built = datetime.fromtimestamp(header.created_ns / 1e9,
                                             timezone.utc).isoformat()
-        self.lookups = TableSet(tuple(self.tables.get(a) for a in ALGORITHMS),
-                                self.record_table, self.labels, tuple(suppress),
-                                self.generation, self.built, Match)
+        md5, sha1, sha256 = (self.tables.get(a) for a in ALGORITHMS)
+        self.lookups = TableSet((md5, sha1, sha256), self.record_table, self.labels,
+                                tuple(suppress), self.generation, self.built, Match)
 
     # -- facts ---------------------------------------------------------------
 
@@ -231,8 +241,9 @@ class Generation:
         """The record table as a numpy array of ``format.RECORD_DTYPE`` (the
         rows of each digest, ``NO_ROW`` where none, and the size), None for a
         plain index."""
-        if self._records is None and self.layout is not None and self.mapping is not None:
-            self._records = np.frombuffer(self.mapping, dtype=_format.RECORD_DTYPE,
+        mm = self.mapping
+        if self._records is None and self.layout is not None and mm is not None:
+            self._records = np.frombuffer(mm, dtype=_format.RECORD_DTYPE,
                                           count=self.count, offset=self.records_offset)
         return self._records
 
@@ -286,7 +297,8 @@ class Generation:
             `record_id` is out of range.
         """
         if not 0 <= record_id < self.count:
-            raise IndexError(f"record id {record_id} out of range (0..{self.count - 1})")
+            raise IndexError(f"record id {record_id} out of range "
+                             f"(0..{self.count - 1})")
         alg = next(iter(self.tables))
         records = self.records
         if records is not None:
@@ -318,8 +330,8 @@ class Generation:
         IndexFormatError
             What is wrong, and where.
         """
-        for i, t in enumerate(self.tables.values()):
-            t.verify(checksums=i == 0)  # the file's checksums once, every table
+        for i, table in enumerate(self.tables.values()):
+            table.verify(checksums=i == 0)  # the file's checksums once, every table
         records = self.records
         if records is None:
             return

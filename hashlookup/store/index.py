@@ -55,6 +55,7 @@ class HashIndex(KeyTable):
 
     path: str
     algorithm: str
+    _layout: _format.TableLayout
     #: the dataset generation (hashlookup.store.generation) the table belongs
     #: to, set by it; absent for an index opened on its own
     _generation: Any
