@@ -346,8 +346,8 @@ del _i, _a
 
 
 def _either(values):
-    """"a, b or c" (no negative indexing: the module is compiled with
-    wraparound off)."""
+    """The values as "a, b or c" (no negative indexing: the module is
+    compiled with wraparound off)."""
     values = [str(v) for v in values]
     return ", ".join(values[:len(values) - 1]) + " or " + values[len(values) - 1]
 
