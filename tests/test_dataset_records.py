@@ -61,13 +61,13 @@ def built(tmp_path_factory):
 
 def _reference(ds, rid):
     """The record as the Python code before RecordTable read it."""
-    st = ds._state
-    rows = struct.unpack_from("<IIIIq", st.mm, st.rec_offset + 24 * rid)
+    st = ds.current()
+    rows = struct.unpack_from("<IIIIq", st.mapping, st.records_offset + 24 * rid)
     out = []
     for a, row in zip(("md5", "sha1", "sha256"), rows):
         off, w, n = st.key_spans[a]
         out.append(
-            st.mm[off + row * w : off + (row + 1) * w].hex()
+            st.mapping[off + row * w : off + (row + 1) * w].hex()
             if row != 0xFFFFFFFF and row < n
             else None
         )
@@ -93,7 +93,7 @@ def test_every_lookup_matches_the_oracle(built):
 def test_records_and_reader_agree_with_the_reference(built):
     path, _ = built
     with hashlookup.open_dataset(path) as ds:
-        reader = ds._state.reader
+        reader = ds.current().record_table
         rng = np.random.default_rng(7)
         for rid in rng.permutation(N)[:150].tolist():
             ref = _reference(ds, rid)
@@ -121,7 +121,7 @@ def test_label_tuples_are_interned(built):
 def test_reader_bounds_and_close(built):
     path, _ = built
     ds = hashlookup.open_dataset(path)
-    reader = ds._state.reader
+    reader = ds.current().record_table
     n_md5 = len(ds.table("md5"))
     for bad in (-1, n_md5):
         with pytest.raises(IndexError):

@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 
 import hashlookup
-import hashlookup.store.dataset
+import hashlookup.store.generation
 from hashlookup import Match
 from importer_data import write_vics
 from test_dataset_oracle import (
@@ -266,22 +266,22 @@ def test_reload_identity_race(gens, tmp_path, monkeypatch):
     ds = hashlookup.open_dataset(live)
     try:
         _replace(pa, live)  # a new file (same contents, generation 1)
-        real = hashlookup.store.dataset.map_file
+        real = hashlookup.store.generation.map_file
         called = []
 
         def racing_map_file(*args, **kwargs):
             called.append(args)
             out = real(*args, **kwargs)
             _replace(pb, live)  # generation 2 lands right after the mapping
-            monkeypatch.setattr(hashlookup.store.dataset, "map_file", real)
+            monkeypatch.setattr(hashlookup.store.generation, "map_file", real)
             return out
 
-        monkeypatch.setattr(hashlookup.store.dataset, "map_file", racing_map_file)
+        monkeypatch.setattr(hashlookup.store.generation, "map_file", racing_map_file)
         assert ds.reload() is True
         if not called:
             pytest.fail(
                 "test hook not reached: _State no longer maps files with "
-                "hashlookup.store.dataset.map_file; update this test"
+                "hashlookup.store.generation.map_file; update this test"
             )
         assert ds.generation == 1  # the mapping made before the replacement
         ds.reload()  # the file at `live` is now generation 2

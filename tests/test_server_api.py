@@ -596,7 +596,7 @@ def test_unreadable_label_bitmap_does_not_stop_the_server(env, tmp_path):
         store = ds._state.labels
         label = "source:vendor"
         off, length, _ = store.entries[label]
-        start = store._base + off
+        start = ds.current().layout.label_bitmaps.offset + off
         hit = next(h for h in env["oracle"] if label in env["oracle"][h]["labels"])
     with open(bad, "r+b") as f:
         f.seek(start)

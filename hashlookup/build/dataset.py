@@ -49,11 +49,11 @@ class DatasetReport:
     path: str
     name: str
     generation: int
-    records: int                       # records in the dataset
-    keys: dict[str, int]               # algorithm -> unique digests
-    inputs: dict[str, int]             # source name -> records read
-    invalid: int                       # bad records skipped
-    merged: int                        # input records merged into others
+    records: int  # records in the dataset
+    keys: dict[str, int]  # algorithm -> unique digests
+    inputs: dict[str, int]  # source name -> records read
+    invalid: int  # bad records skipped
+    merged: int  # input records merged into others
     suppressed: dict[str, int] = field(default_factory=dict)  # source -> records
     file_size: int = 0
     seconds: float = 0.0
@@ -66,9 +66,11 @@ class _Columns:
     """All records read so far, as growing lists of column blocks."""
 
     digests: dict[str, list[np.ndarray]] = field(
-        default_factory=lambda: {a: [] for a in ALGORITHMS})
+        default_factory=lambda: {a: [] for a in ALGORITHMS}
+    )
     present: dict[str, list[np.ndarray]] = field(
-        default_factory=lambda: {a: [] for a in ALGORITHMS})
+        default_factory=lambda: {a: [] for a in ALGORITHMS}
+    )
     sizes: list[np.ndarray] = field(default_factory=list)
     labels: dict[str, list[np.ndarray]] = field(default_factory=dict)
     n: int = 0
@@ -87,10 +89,12 @@ class _Columns:
         self.sizes.append(batch.size)
         for name, rows in batch.labels.items():
             self.labels.setdefault(_labels.check_label(name), []).append(
-                np.asarray(rows, dtype=np.int64) + self.n)
+                np.asarray(rows, dtype=np.int64) + self.n
+            )
         if source_label is not None:
             self.labels.setdefault(source_label, []).append(
-                np.arange(self.n, self.n + m, dtype=np.int64))
+                np.arange(self.n, self.n + m, dtype=np.int64)
+            )
         self.n += m
 
     def column(self, a: str) -> tuple[np.ndarray, np.ndarray]:
@@ -116,8 +120,10 @@ def normalize_inputs(inputs: Any) -> list[tuple[str, str]]:
             elif isinstance(x, tuple) and len(x) == 2:
                 items.append((str(x[0]), os.fspath(x[1])))
             else:
-                raise TypeError("inputs must be paths, (name, path) pairs or a "
-                                f"{{name: path}} mapping, got {type(x).__name__}")
+                raise TypeError(
+                    "inputs must be paths, (name, path) pairs or a "
+                    f"{{name: path}} mapping, got {type(x).__name__}"
+                )
     seen = set()
     for name, _ in items:
         _labels.check_label(f"source:{name}")
@@ -127,9 +133,11 @@ def normalize_inputs(inputs: Any) -> list[tuple[str, str]]:
     return [(n, os.fspath(p)) for n, p in items]
 
 
-def _read(path: str, cols: _Columns, source_label: str | None, opts: dict[str, Any]
-          ) -> Any:
+def _read(
+    path: str, cols: _Columns, source_label: str | None, opts: dict[str, Any]
+) -> Any:
     from hashlookup.importers import ImportReport, detect_format, iter_records
+
     report = ImportReport()
     fmt = opts.get("input_format") or detect_format(path)
     if fmt != "csv":  # column options are for the CSV inputs of a mixed build
@@ -147,7 +155,7 @@ def _sort_augmented(aug: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
     u = _core.sort_unique(flat, w + 4) if m > 1 else m
     ids = np.ascontiguousarray(aug[:u, w:]).view(">u4").ravel().astype(np.int64)
     _core.narrow_rows(flat, u, w + 4, w)
-    return flat[:u * w].reshape(u, w), ids
+    return flat[: u * w].reshape(u, w), ids
 
 
 def _release_memory() -> None:
@@ -158,6 +166,7 @@ def _release_memory() -> None:
     if _malloc_trim is None:
         try:
             import ctypes
+
             _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
         except (OSError, AttributeError):
             _malloc_trim = False
@@ -184,9 +193,10 @@ def _sorted_digests(cols: _Columns) -> dict[str, tuple[np.ndarray, np.ndarray]]:
             d, p = blocks.pop(0), present.pop(0)
             rows = np.flatnonzero(p)
             k = len(rows)
-            aug[pos:pos + k, :w] = d[rows]
-            aug[pos:pos + k, w:] = (rows + base).astype(">u4").view(
-                np.uint8).reshape(k, 4)
+            aug[pos : pos + k, :w] = d[rows]
+            aug[pos : pos + k, w:] = (
+                (rows + base).astype(">u4").view(np.uint8).reshape(k, 4)
+            )
             pos += k
             base += len(p)
             del d, p
@@ -204,8 +214,9 @@ def _same_as_previous(keys: np.ndarray) -> np.ndarray:
     return same
 
 
-def _equal_runs(same: np.ndarray, srows: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def _equal_runs(
+    same: np.ndarray, srows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Groups of rows with equal keys, given rows in key order and whether
     each key equals the previous one: (rows, group starts, group of row),
     keeping only groups of two or more."""
@@ -221,8 +232,11 @@ def _equal_runs(same: np.ndarray, srows: np.ndarray
     return g_rows, g_starts, g_index
 
 
-def _components(n: int, sorted_digests: dict[str, tuple[np.ndarray, np.ndarray]],
-                links: np.ndarray | None = None) -> np.ndarray:
+def _components(
+    n: int,
+    sorted_digests: dict[str, tuple[np.ndarray, np.ndarray]],
+    links: np.ndarray | None = None,
+) -> np.ndarray:
     """For every row, the smallest row index of the records it shares a digest
     with, transitively (connected components by label propagation).  Rows
     0..len(links)-1 with equal `links` values (record ids carried over from an
@@ -257,9 +271,13 @@ def _components(n: int, sorted_digests: dict[str, tuple[np.ndarray, np.ndarray]]
     return comp
 
 
-def _changed_records(n_old: int, comp: np.ndarray, kept: np.ndarray,
-                     sorted_digests: dict[str, tuple[np.ndarray, np.ndarray]],
-                     labels: dict[str, list[np.ndarray]]) -> int:
+def _changed_records(
+    n_old: int,
+    comp: np.ndarray,
+    kept: np.ndarray,
+    sorted_digests: dict[str, tuple[np.ndarray, np.ndarray]],
+    labels: dict[str, list[np.ndarray]],
+) -> int:
     """Old records that gained a digest or a label from new rows."""
     n = len(comp)
     is_new_kept = np.zeros(n, dtype=bool)
@@ -286,13 +304,21 @@ def _changed_records(n_old: int, comp: np.ndarray, kept: np.ndarray,
     return int(np.count_nonzero(changed))
 
 
-def _allowed_rows(n: int, sorted_digests: dict[str, tuple[np.ndarray, np.ndarray]],
-                  allow: list[str], opts: dict[str, Any]) -> np.ndarray:
+def _allowed_rows(
+    n: int,
+    sorted_digests: dict[str, tuple[np.ndarray, np.ndarray]],
+    allow: list[str],
+    opts: dict[str, Any],
+) -> np.ndarray:
     """Rows with a digest on the allow-list (any format the importers read)."""
     allow_cols = _Columns()
     for path in allow:
-        _read(path, allow_cols, None, {k: v for k, v in opts.items()
-                                       if k == "skip_invalid"})
+        _read(
+            path,
+            allow_cols,
+            None,
+            {k: v for k, v in opts.items() if k == "skip_invalid"},
+        )
     hit = np.zeros(n, dtype=bool)
     for a in ALGORITHMS:
         ad, ap = allow_cols.column(a)
@@ -306,6 +332,7 @@ def _allowed_rows(n: int, sorted_digests: dict[str, tuple[np.ndarray, np.ndarray
 def _member(keys: np.ndarray, known: np.ndarray) -> np.ndarray:
     """keys[i] in known, via an in-memory key table (no file)."""
     from hashlookup.build.index import sort_unique
+
     known = sort_unique(known)
     table = memory_table(known)
     out = np.empty(len(keys), dtype=np.uint8)
@@ -327,6 +354,7 @@ def memory_table(keys: np.ndarray) -> Any:
 
 def _next_generation(path: str) -> int:
     from hashlookup.store.dataset import open_dataset
+
     try:
         with open_dataset(path) as old:
             return old.generation + 1
@@ -334,17 +362,22 @@ def _next_generation(path: str) -> int:
         return 1
 
 
-def build_dataset(inputs: Any, path: str | os.PathLike[str], *,
-                  name: str | None = None, allow: Iterable[str] | None = None,
-                  input_format: str | None = None,
-                  columns: dict[str, str] | None = None,
-                  label_columns: dict[str, str] | None = None,
-                  skip_invalid: bool = False,
-                  bloom_bits_per_key: float = DEFAULT_BLOOM_BITS_PER_KEY,
-                  bloom_hashes: int = DEFAULT_BLOOM_HASHES,
-                  generation: int | None = None,
-                  metadata: dict[str, Any] | None = None,
-                  _records: Iterable[Any] = ()) -> DatasetReport:
+def build_dataset(
+    inputs: Any,
+    path: str | os.PathLike[str],
+    *,
+    name: str | None = None,
+    allow: Iterable[str] | None = None,
+    input_format: str | None = None,
+    columns: dict[str, str] | None = None,
+    label_columns: dict[str, str] | None = None,
+    skip_invalid: bool = False,
+    bloom_bits_per_key: float = DEFAULT_BLOOM_BITS_PER_KEY,
+    bloom_hashes: int = DEFAULT_BLOOM_HASHES,
+    generation: int | None = None,
+    metadata: dict[str, Any] | None = None,
+    _records: Iterable[Any] = (),
+) -> DatasetReport:
     """Build a dataset file at `path` from one or more hash lists.
 
     Parameters
@@ -385,7 +418,7 @@ def build_dataset(inputs: Any, path: str | os.PathLike[str], *,
     cols = _Columns()
     old_ids = []
     for batch, ids in _records:  # records carried over by update_dataset:
-        cols.add(batch, None)    # first, so that they keep their order
+        cols.add(batch, None)  # first, so that they keep their order
         old_ids.append(np.asarray(ids, dtype=np.int64))
     n_old = cols.n
     links = np.concatenate(old_ids) if old_ids else None
@@ -397,8 +430,12 @@ def build_dataset(inputs: Any, path: str | os.PathLike[str], *,
         rep = _read(p, cols, f"source:{src}", opts)
         read[src] = cols.n - before
         invalid += rep.invalid
-        source_meta[src] = {"file": os.path.basename(p), "format": rep.format,
-                            "records": cols.n - before, "invalid": rep.invalid}
+        source_meta[src] = {
+            "file": os.path.basename(p),
+            "format": rep.format,
+            "records": cols.n - before,
+            "invalid": rep.invalid,
+        }
     if cols.n > _format.MAX_RECORDS:
         raise ValueError(f"{cols.n} input records exceed {_format.MAX_RECORDS}")
 
@@ -412,8 +449,11 @@ def build_dataset(inputs: Any, path: str | os.PathLike[str], *,
         bad_comp[comp[_allowed_rows(cols.n, sorted_digests, allow, opts)]] = True
         dropped = bad_comp[comp]
         for src, _ in sources:
-            rows = np.concatenate(cols.labels[f"source:{src}"]) \
-                if f"source:{src}" in cols.labels else np.empty(0, np.int64)
+            rows = (
+                np.concatenate(cols.labels[f"source:{src}"])
+                if f"source:{src}" in cols.labels
+                else np.empty(0, np.int64)
+            )
             suppressed[src] = int(np.count_nonzero(dropped[rows]))
     kept = np.flatnonzero(~dropped)
     # Records are numbered in input order of their first row: a row is its
@@ -430,8 +470,7 @@ def build_dataset(inputs: Any, path: str | os.PathLike[str], *,
         carried = {
             "removed": len(np.unique(links[dropped[:n_old]])),
             "added": int(np.count_nonzero(is_rep[n_old:])),
-            "changed": _changed_records(n_old, comp, kept, sorted_digests,
-                                        cols.labels),
+            "changed": _changed_records(n_old, comp, kept, sorted_digests, cols.labels),
         }
 
     del is_rep, rank, comp  # no longer needed: free before the tables
@@ -470,15 +509,20 @@ def build_dataset(inputs: Any, path: str | os.PathLike[str], *,
         key_counts[a] = len(keys)
         group = GROUPS[a]
         parts += table_sections(keys, a, group, bloom_bits_per_key, bloom_hashes)
-        parts.append(_format.SectionData(_format.KIND_ROWMAP,
-                                         ids.astype("<u4").view(np.uint8),
-                                         group=group))
+        parts.append(
+            _format.SectionData(
+                _format.KIND_ROWMAP, ids.astype("<u4").view(np.uint8), group=group
+            )
+        )
         first_row = np.full(n_records, np.iinfo(np.int64).max, dtype=np.int64)
         np.minimum.at(first_row, ids, np.arange(len(ids), dtype=np.int64))
         has = first_row != np.iinfo(np.int64).max
         records[f"{a}_row"][has] = first_row[has]
-    parts.append(_format.SectionData(_format.KIND_RECORDS, records.view(np.uint8),
-                                     params=(n_records, 0, 0)))
+    parts.append(
+        _format.SectionData(
+            _format.KIND_RECORDS, records.view(np.uint8), params=(n_records, 0, 0)
+        )
+    )
 
     label_rids = {}
     mark = np.zeros(n_records, dtype=bool)
@@ -488,10 +532,14 @@ def build_dataset(inputs: Any, path: str | os.PathLike[str], *,
         label_rids[label] = np.flatnonzero(mark).astype(np.uint32)
         mark[:] = False
     bitmaps, index = _labels.encode(label_rids)
-    parts.append(_format.SectionData(_format.KIND_LABEL_BITMAPS,
-                                     np.frombuffer(bitmaps, np.uint8)))
-    parts.append(_format.SectionData(_format.KIND_LABEL_INDEX,
-                                     np.frombuffer(index, np.uint8)))
+    parts.append(
+        _format.SectionData(
+            _format.KIND_LABEL_BITMAPS, np.frombuffer(bitmaps, np.uint8)
+        )
+    )
+    parts.append(
+        _format.SectionData(_format.KIND_LABEL_INDEX, np.frombuffer(index, np.uint8))
+    )
 
     if generation is None:
         generation = _next_generation(path)
@@ -499,27 +547,51 @@ def build_dataset(inputs: Any, path: str | os.PathLike[str], *,
     meta = {
         "format": "hashlookup-dataset",
         "hashlookup_version": __version__,
-        "dataset": {"name": name, "generation": int(generation),
-                    "records": n_records, "keys": key_counts},
-        "build": {"sources": source_meta, "invalid": invalid,
-                  "merged": int(len(kept) - n_records), "suppressed": suppressed,
-                  "allow_lists": [os.path.basename(x) for x in allow],
-                  "bloom_bits_per_key": bloom_bits_per_key,
-                  "bloom_hashes": bloom_hashes if bloom_bits_per_key > 0 else 0},
+        "dataset": {
+            "name": name,
+            "generation": int(generation),
+            "records": n_records,
+            "keys": key_counts,
+        },
+        "build": {
+            "sources": source_meta,
+            "invalid": invalid,
+            "merged": int(len(kept) - n_records),
+            "suppressed": suppressed,
+            "allow_lists": [os.path.basename(x) for x in allow],
+            "bloom_bits_per_key": bloom_bits_per_key,
+            "bloom_hashes": bloom_hashes if bloom_bits_per_key > 0 else 0,
+        },
     }
     if metadata is not None:
         meta["user"] = metadata
     import json
-    parts.append(_format.SectionData(
-        _format.KIND_METADATA, json.dumps(meta, sort_keys=True).encode(), flags=0))
+
+    parts.append(
+        _format.SectionData(
+            _format.KIND_METADATA, json.dumps(meta, sort_keys=True).encode(), flags=0
+        )
+    )
     if not parts or not key_counts:
-        raise InputError("no digests in the inputs" +
-                         (" after the allow-list" if allow else ""))
+        raise InputError(
+            "no digests in the inputs" + (" after the allow-list" if allow else "")
+        )
     with atomic_output(path) as f:
         size = _format.write_file(f, parts, created_ns)
-    return DatasetReport(path, name, int(generation), n_records, key_counts, read,
-                         invalid, int(len(kept) - n_records), suppressed, size,
-                         time.perf_counter() - t0, carried)
+    return DatasetReport(
+        path,
+        name,
+        int(generation),
+        n_records,
+        key_counts,
+        read,
+        invalid,
+        int(len(kept) - n_records),
+        suppressed,
+        size,
+        time.perf_counter() - t0,
+        carried,
+    )
 
 
 @dataclass
@@ -527,12 +599,12 @@ class UpdateReport:
     """What update_dataset changed between two generations."""
 
     path: str
-    generation: int          # the new generation
+    generation: int  # the new generation
     records_before: int
     records_after: int
-    added: int               # records whose digests were all new
-    removed: int             # old records dropped by the removal lists
-    changed: int             # old records that gained digests or labels
+    added: int  # records whose digests were all new
+    removed: int  # old records dropped by the removal lists
+    changed: int  # old records that gained digests or labels
     file_size: int
     seconds: float
 
@@ -543,7 +615,8 @@ def dataset_batches(ds: Any, batch_size: int = 1_000_000) -> Iterable[Any]:
     row for every further key a record owns (a record may own several keys
     of one algorithm); update_dataset links rows by their record ids."""
     from hashlookup.importers import RecordBatch
-    st = ds._current()
+
+    st = ds.current()
     n = st.count
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
@@ -563,8 +636,7 @@ def dataset_batches(ds: Any, batch_size: int = 1_000_000) -> Iterable[Any]:
             b.size[:] = rec["size"]
             if st.labels is not None:
                 for label in st.labels.names():
-                    ids = np.asarray(st.labels.bitmap(label).to_array(),
-                                     dtype=np.int64)
+                    ids = np.asarray(st.labels.bitmap(label).to_array(), dtype=np.int64)
                     ids = ids[(ids >= start) & (ids < stop)] - start
                     if len(ids):
                         b.labels[label] = ids
@@ -576,17 +648,21 @@ def dataset_batches(ds: Any, batch_size: int = 1_000_000) -> Iterable[Any]:
         primary = st.records[f"{a}_row"].astype(np.int64)
         extra = np.flatnonzero(primary[rowmap] != np.arange(len(rowmap)))
         for i in range(0, len(extra), batch_size):
-            rows = extra[i:i + batch_size]
+            rows = extra[i : i + batch_size]
             b = RecordBatch.empty(len(rows))
             getattr(b, a)[:] = table.keys()[rows]
             getattr(b, "has_" + a)[:] = True
             yield b, rowmap[rows]
 
 
-def update_dataset(path: str | os.PathLike[str], *, add: Any = None,
-                   remove: Iterable[str] | None = None,
-                   output: str | os.PathLike[str] | None = None,
-                   **build_options: Any) -> UpdateReport:
+def update_dataset(
+    path: str | os.PathLike[str],
+    *,
+    add: Any = None,
+    remove: Iterable[str] | None = None,
+    output: str | os.PathLike[str] | None = None,
+    **build_options: Any,
+) -> UpdateReport:
     """Write the next generation of the dataset at `path`: its records plus
     the records of `add` (inputs as for build_dataset, tagged source:NAME),
     minus every record with a digest in one of the `remove` lists.  The
@@ -594,15 +670,30 @@ def update_dataset(path: str | os.PathLike[str], *, add: Any = None,
     auto_reload pick it up.
     """
     from hashlookup.store.dataset import open_dataset
+
     t0 = time.perf_counter()
     path = os.fspath(path)
     out = os.fspath(output) if output is not None else path
     with open_dataset(path) as old:
         before = len(old)
-        rep = build_dataset(add or [], out, name=old.name, allow=remove,
-                            generation=old.generation + 1,
-                            _records=dataset_batches(old), **build_options)
+        rep = build_dataset(
+            add or [],
+            out,
+            name=old.name,
+            allow=remove,
+            generation=old.generation + 1,
+            _records=dataset_batches(old),
+            **build_options,
+        )
     c = rep.carried
-    return UpdateReport(out, rep.generation, before, rep.records, c.get("added", 0),
-                        c.get("removed", 0), c.get("changed", 0), rep.file_size,
-                        time.perf_counter() - t0)
+    return UpdateReport(
+        out,
+        rep.generation,
+        before,
+        rep.records,
+        c.get("added", 0),
+        c.get("removed", 0),
+        c.get("changed", 0),
+        rep.file_size,
+        time.perf_counter() - t0,
+    )

@@ -17,10 +17,10 @@ import numpy as np
 from hashlookup import _core
 from hashlookup._atomic import atomic_output
 from hashlookup._version import __version__
+from hashlookup.algorithms import describe as _describe
 from hashlookup.errors import InputError
 from hashlookup.importers import digests as _parse
 from hashlookup.store import format as _format
-from hashlookup.store.index import _describe
 
 # Defaults chosen by benchmarks/compare.py --sweep (see docs/BENCHMARKS.md).
 DEFAULT_BLOOM_BITS_PER_KEY = 12.0

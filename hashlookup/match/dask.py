@@ -36,8 +36,9 @@ _cache_lock = threading.Lock()
 _cache: dict[tuple[Any, ...], Any] = {}
 
 
-def open_cached(path: str, suppress: Sequence[str] = (),
-                require_signature: bytes | None = None) -> Any:
+def open_cached(
+    path: str, suppress: Sequence[str] = (), require_signature: bytes | None = None
+) -> Any:
     """The open :class:`hashlookup.Dataset` at ``path``, opened once per process.
 
     Cached by path and file identity (device, inode, size, mtime): a dataset
@@ -48,16 +49,24 @@ def open_cached(path: str, suppress: Sequence[str] = (),
     from hashlookup.store.dataset import open_dataset
 
     st = os.stat(path)
-    key = (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
-           tuple(suppress), require_signature)
+    key = (
+        os.path.abspath(path),
+        st.st_dev,
+        st.st_ino,
+        st.st_size,
+        st.st_mtime_ns,
+        tuple(suppress),
+        require_signature,
+    )
     with _cache_lock:
         ds = _cache.get(key)
         if ds is None:
             stale = [k for k in _cache if k[0] == key[0]]
             for k in stale:  # an older generation of the same path
                 del _cache[k]
-            ds = _cache[key] = open_dataset(path, suppress=suppress,
-                                            require_signature=require_signature)
+            ds = _cache[key] = open_dataset(
+                path, suppress=suppress, require_signature=require_signature
+            )
         return ds
 
 
@@ -65,10 +74,17 @@ def _labels_of(ds: Any, record_ids: np.ndarray) -> list[str]:
     return [";".join(labels) for labels in record_labels(ds, record_ids)]
 
 
-def _match_arrow(column: Any, dataset_path: str, name: str, column_name: str,
-                 first_row: int, only: Any, exclude: Any, skip_invalid: bool,
-                 key: bytes | None
-                 ) -> tuple[np.ndarray, list[str], np.ndarray, list[str]]:
+def _match_arrow(
+    column: Any,
+    dataset_path: str,
+    name: str,
+    column_name: str,
+    first_row: int,
+    only: Any,
+    exclude: Any,
+    skip_invalid: bool,
+    key: bytes | None,
+) -> tuple[np.ndarray, list[str], np.ndarray, list[str]]:
     """``(positions, digests, record_ids, labels)`` of the hits of an Arrow
     digest column (positions count from 0 within the column)."""
     ds = open_cached(dataset_path, require_signature=key)
@@ -77,25 +93,33 @@ def _match_arrow(column: Any, dataset_path: str, name: str, column_name: str,
     empty = np.empty(0, np.int64)
     if len(column) == 0:
         return empty, [], empty, []
-    if not bind_width(inv, matcher, column.slice(0, 4096).to_pylist(), first_row,
-                       skip_invalid):
+    if not bind_width(
+        inv, matcher, column.slice(0, 4096).to_pylist(), first_row, skip_invalid
+    ):
         if len(column) <= 4096 or not bind_width(
-                inv, matcher, column.to_pylist(), first_row, skip_invalid):
+            inv, matcher, column.to_pylist(), first_row, skip_invalid
+        ):
             return empty, [], empty, []  # no digest at all
-    keys, rows, _invalid, _empty = arrow_keys(inv, matcher, column, first_row,
-                                               skip_invalid)
+    keys, rows, _invalid, _empty = arrow_keys(
+        inv, matcher, column, first_row, skip_invalid
+    )
     found, record_ids, _filtered = matcher.lookup(keys)
     sel = np.flatnonzero(found)
     assert record_ids is not None
     hit_keys = np.ascontiguousarray(keys[sel]).tobytes().hex()
     step = 2 * keys.shape[1]
-    digests = [hit_keys[j:j + step] for j in range(0, len(hit_keys), step)]
+    digests = [hit_keys[j : j + step] for j in range(0, len(hit_keys), step)]
     rids = record_ids[sel]
     return rows[sel] - first_row, digests, rids, _labels_of(ds, rids)
 
 
-def _with_hits(frame: Any, positions: np.ndarray, digests: list[str],
-               record_ids: np.ndarray, labels: list[str]) -> Any:
+def _with_hits(
+    frame: Any,
+    positions: np.ndarray,
+    digests: list[str],
+    record_ids: np.ndarray,
+    labels: list[str],
+) -> Any:
     import pandas as pd
 
     hits = frame.iloc[positions].copy()
@@ -105,9 +129,16 @@ def _with_hits(frame: Any, positions: np.ndarray, digests: list[str],
     return hits
 
 
-def _match_frame(frame: Any, dataset_path: str, column: str, only: Any,
-                 exclude: Any, skip_invalid: bool, key: bytes | None,
-                 partition_info: Any = None) -> Any:
+def _match_frame(
+    frame: Any,
+    dataset_path: str,
+    column: str,
+    only: Any,
+    exclude: Any,
+    skip_invalid: bool,
+    key: bytes | None,
+    partition_info: Any = None,
+) -> Any:
     """map_partitions task: the hit rows of one pandas partition."""
     import pyarrow as pa
 
@@ -118,8 +149,16 @@ def _match_frame(frame: Any, dataset_path: str, column: str, only: Any,
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         arr = pa.array([None if c is None or c != c else c for c in cells.tolist()])
     positions, digests, rids, labels = _match_arrow(
-        arr, dataset_path, f"partition {part}", column, 1, only, exclude,
-        skip_invalid, key)
+        arr,
+        dataset_path,
+        f"partition {part}",
+        column,
+        1,
+        only,
+        exclude,
+        skip_invalid,
+        key,
+    )
     return _with_hits(frame, positions, digests, rids, labels)
 
 
@@ -127,8 +166,9 @@ class _Piece:
     """A part of an input file read by one task: a Parquet row group or a
     whole CSV/TSV file."""
 
-    def __init__(self, path: str, kind: str, row_group: int, first_row: int,
-                 delimiter: str) -> None:
+    def __init__(
+        self, path: str, kind: str, row_group: int, first_row: int, delimiter: str
+    ) -> None:
         self.path, self.kind = path, kind
         self.row_group, self.first_row = row_group, first_row
         self.delimiter = delimiter
@@ -148,23 +188,42 @@ def _read_piece(piece: _Piece, column: str) -> Any:
     names = csv_header(inv)
     return pacsv.read_csv(
         piece.path,
-        parse_options=pacsv.ParseOptions(delimiter=piece.delimiter,
-                                          newlines_in_values=True),
+        parse_options=pacsv.ParseOptions(
+            delimiter=piece.delimiter, newlines_in_values=True
+        ),
         convert_options=pacsv.ConvertOptions(
             column_types={c: pa.string() for c in names},
-            strings_can_be_null=False, quoted_strings_can_be_null=False))
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
 
 
-def _match_piece(piece: _Piece, dataset_path: str, column: str, only: Any,
-                 exclude: Any, skip_invalid: bool, key: bytes | None = None) -> Any:
+def _match_piece(
+    piece: _Piece,
+    dataset_path: str,
+    column: str,
+    only: Any,
+    exclude: Any,
+    skip_invalid: bool,
+    key: bytes | None = None,
+) -> Any:
     """from_map task: read one piece with pyarrow, match its digest column,
     convert only the hit rows to pandas."""
     import pyarrow as pa
 
     table = _read_piece(piece, column)
     positions, digests, rids, labels = _match_arrow(
-        table.column(column), dataset_path, piece.path, column, piece.first_row,
-        only, exclude, skip_invalid, key)
+        table.column(column),
+        dataset_path,
+        piece.path,
+        column,
+        piece.first_row,
+        only,
+        exclude,
+        skip_invalid,
+        key,
+    )
     hits = table.take(pa.array(positions, type=pa.int64())).to_pandas()
     hits.insert(0, "row", (positions + piece.first_row).astype("int64"))
     hits.insert(0, "file", piece.path)
@@ -192,8 +251,9 @@ def expand_paths(paths: str | os.PathLike[str] | Sequence[Any]) -> list[str]:
     return out
 
 
-def _pieces(paths: list[str], column: str, delimiter: str | None
-            ) -> tuple[list[_Piece], Any]:
+def _pieces(
+    paths: list[str], column: str, delimiter: str | None
+) -> tuple[list[_Piece], Any]:
     """Pieces of every file (Parquet: one per row group) and the pyarrow
     schema of the first file."""
     import pyarrow as pa
@@ -219,16 +279,20 @@ def _pieces(paths: list[str], column: str, delimiter: str | None
             schema = schema or pa.schema([(n, pa.string()) for n in names])
             pieces.append(_Piece(path, kind, 0, 1, inv.delimiter or ","))
         else:
-            raise ValueError(f"{path}: hashlookup.dask.match reads Parquet and "
-                             "CSV/TSV files (.parquet, .pq, .csv, .tsv, .tab)")
+            raise ValueError(
+                f"{path}: hashlookup.dask.match reads Parquet and "
+                "CSV/TSV files (.parquet, .pq, .csv, .tsv, .tab)"
+            )
     return pieces, schema
 
 
 def _check_names(names: Sequence[str], column: str, reserved: Sequence[str]) -> None:
     for name in reserved:
         if name in names and name != column:
-            raise ValueError(f"the input already has a column {name!r}, which the "
-                             "hits add: rename it first")
+            raise ValueError(
+                f"the input already has a column {name!r}, which the "
+                "hits add: rename it first"
+            )
 
 
 def match(
@@ -281,18 +345,31 @@ def match(
         key = public_key_bytes(require_signature)
         open_dataset(dataset_path, require_signature=key).close()  # fail fast
     only_t = (only,) if isinstance(only, str) else (tuple(only) if only else None)
-    exclude_t = (exclude,) if isinstance(exclude, str) else (
-        tuple(exclude) if exclude else None)
+    exclude_t = (
+        (exclude,)
+        if isinstance(exclude, str)
+        else (tuple(exclude) if exclude else None)
+    )
     if isinstance(data, dd.DataFrame):
         if column not in data.columns:
-            raise ValueError(f"no column {column!r} in the DataFrame (columns: "
-                             f"{', '.join(map(str, data.columns))})")
+            raise ValueError(
+                f"no column {column!r} in the DataFrame (columns: "
+                f"{', '.join(map(str, data.columns))})"
+            )
         _check_names(list(data.columns), column, OUTPUT_COLUMNS)
-        meta = _with_hits(data._meta.iloc[:0], np.empty(0, np.int64), [],
-                          np.empty(0, np.int64), [])
+        meta = _with_hits(
+            data._meta.iloc[:0], np.empty(0, np.int64), [], np.empty(0, np.int64), []
+        )
         return data.map_partitions(
-            _match_frame, dataset_path, column, only_t, exclude_t, skip_invalid,
-            key, meta=meta)
+            _match_frame,
+            dataset_path,
+            column,
+            only_t,
+            exclude_t,
+            skip_invalid,
+            key,
+            meta=meta,
+        )
     paths = expand_paths(data)
     if not paths:
         raise ValueError("no input files")
@@ -305,7 +382,15 @@ def match(
     empty["record"] = pd.Series(dtype="int64")
     empty["labels"] = pd.Series(dtype=object)
     return dd.from_map(
-        _match_piece, pieces, dataset_path=dataset_path, column=column,
-        only=only_t, exclude=exclude_t, skip_invalid=skip_invalid, key=key,
+        _match_piece,
+        pieces,
+        dataset_path=dataset_path,
+        column=column,
+        only=only_t,
+        exclude=exclude_t,
+        skip_invalid=skip_invalid,
+        key=key,
         meta=empty,
-        enforce_metadata=False, label="hashlookup-match")
+        enforce_metadata=False,
+        label="hashlookup-match",
+    )

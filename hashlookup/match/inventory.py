@@ -91,6 +91,7 @@ class InventoryStats(MatchStats):
 # running pieces in order on a thread pool
 # --------------------------------------------------------------------------
 
+
 def _ordered(tasks: Iterator[Callable[[], T]], jobs: int) -> Iterator[T]:
     """Run tasks on ``jobs`` threads (inline for 1), yield results in order.
     At most ``2 * jobs`` tasks are in flight, which bounds memory."""
@@ -112,16 +113,19 @@ def _ordered(tasks: Iterator[Callable[[], T]], jobs: int) -> Iterator[T]:
                 fut.cancel()
 
 
-def _arrays(slab: dict[str, Any] | None, cap: int, width: int
-            ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64],
-                       npt.NDArray[np.int64]]:
+def _arrays(
+    slab: dict[str, Any] | None, cap: int, width: int
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Parser output arrays for ``cap`` keys, from the slab when it has them."""
     if slab is not None:
         arrays = slab.get("arrays")
         if arrays is not None and arrays[0].shape == (cap, width):
             return arrays  # type: ignore[no-any-return]
-    arrays = (np.empty((cap, width), dtype=np.uint8), np.empty(cap, dtype=np.int64),
-              np.empty(cap, dtype=np.int64))
+    arrays = (
+        np.empty((cap, width), dtype=np.uint8),
+        np.empty(cap, dtype=np.int64),
+        np.empty(cap, dtype=np.int64),
+    )
     if slab is not None:
         slab["arrays"] = arrays
     return arrays
@@ -164,13 +168,13 @@ def match_inventory(
         for inv in inventories:
             matcher = matcher_for(inv)
             if inv.kind == "text":
-                yield from _text_tasks(inv, matcher, skip_invalid, chunk_size,
-                                      slabs, render)
+                yield from _text_tasks(
+                    inv, matcher, skip_invalid, chunk_size, slabs, render
+                )
             else:  # tables: see tables.py (imported when a table is read)
                 from hashlookup.match.tables import table_tasks
 
-                yield from table_tasks(inv, matcher, skip_invalid, whole_rows,
-                                       engine)
+                yield from table_tasks(inv, matcher, skip_invalid, whole_rows, engine)
 
     def placed() -> Iterator[Piece]:
         current: Inventory | None = None
@@ -192,6 +196,7 @@ def match_inventory(
 # text
 # --------------------------------------------------------------------------
 
+
 def _first_key_line(buf: bytearray, length: int) -> int:
     """0-based index of the first line of buf that is neither blank nor a
     comment."""
@@ -206,9 +211,14 @@ def _first_key_line(buf: bytearray, length: int) -> int:
     return 0
 
 
-def _text_tasks(inv: Inventory, matcher: KeyMatcher, skip_invalid: bool,
-                chunk_size: int, slabs: Slabs | None = None,
-                render: str | None = None) -> Iterator[Callable[[], Piece]]:
+def _text_tasks(
+    inv: Inventory,
+    matcher: KeyMatcher,
+    skip_invalid: bool,
+    chunk_size: int,
+    slabs: Slabs | None = None,
+    render: str | None = None,
+) -> Iterator[Callable[[], Piece]]:
     # closed in the finally below, and only when opened here
     f = inv.stream if inv.stream is not None else open(inv.path, "rb")  # noqa: SIM115
     name = inv.name
@@ -216,13 +226,21 @@ def _text_tasks(inv: Inventory, matcher: KeyMatcher, skip_invalid: bool,
     try:
         line = 1  # known only until the width is: then pieces are relative
         width = matcher.width
-        for slab, length, dropped, too_long in read_chunks(f, chunk_size,
-                                                            skip_invalid, slabs):
+        for slab, length, dropped, too_long in read_chunks(
+            f, chunk_size, skip_invalid, slabs
+        ):
             buf = slab["buf"]
             if too_long:
-                yield constant_task(Piece(inv, *_nothing(key_width),
-                                          None, first=dropped, relative=True,
-                                          error=_too_long_error(name, dropped)))
+                yield constant_task(
+                    Piece(
+                        inv,
+                        *_nothing(key_width),
+                        None,
+                        first=dropped,
+                        relative=True,
+                        error=_too_long_error(name, dropped),
+                    )
+                )
                 return
             if width is None and length:
                 first = line + dropped
@@ -234,20 +252,37 @@ def _text_tasks(inv: Inventory, matcher: KeyMatcher, skip_invalid: bool,
                 else:  # nothing but blank, comment or (skipped) bad lines
                     lines = data.count(b"\n") + (not data.endswith(b"\n"))
                     line = first + lines
-                    yield constant_task(Piece(
-                        inv, *_nothing(key_width), None, units=lines + dropped,
-                        invalid=dropped + _count_data_lines(buf, length),
-                        nbytes=length, first=dropped, relative=True))
+                    yield constant_task(
+                        Piece(
+                            inv,
+                            *_nothing(key_width),
+                            None,
+                            units=lines + dropped,
+                            invalid=dropped + _count_data_lines(buf, length),
+                            nbytes=length,
+                            first=dropped,
+                            relative=True,
+                        )
+                    )
                     continue
             if not length:  # only dropped lines at the end
-                yield constant_task(Piece(inv, *_nothing(key_width),
-                                          None, units=dropped, invalid=dropped,
-                                          first=dropped, relative=True))
+                yield constant_task(
+                    Piece(
+                        inv,
+                        *_nothing(key_width),
+                        None,
+                        units=dropped,
+                        invalid=dropped,
+                        first=dropped,
+                        relative=True,
+                    )
+                )
                 continue
             own = slab if slabs is not None else None
             if render is not None and matcher.renders_lines:
-                yield _bind_rendered(inv, matcher, own, buf, length, dropped,
-                                     skip_invalid, render)
+                yield _bind_rendered(
+                    inv, matcher, own, buf, length, dropped, skip_invalid, render
+                )
             else:
                 yield _bind_text(inv, matcher, own, buf, length, dropped, skip_invalid)
     finally:
@@ -255,11 +290,11 @@ def _text_tasks(inv: Inventory, matcher: KeyMatcher, skip_invalid: bool,
             f.close()
 
 
-def _nothing(width: int) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64],
-                                  npt.NDArray[np.bool_]]:
+def _nothing(
+    width: int,
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
     """Keys, numbers and answers of a piece without digests."""
-    return (np.empty((0, width), np.uint8), np.empty(0, np.int64),
-            np.empty(0, bool))
+    return (np.empty((0, width), np.uint8), np.empty(0, np.int64), np.empty(0, bool))
 
 
 def _too_long_error(name: str, dropped: int) -> Callable[[int], Exception]:
@@ -275,26 +310,41 @@ def _count_data_lines(buf: bytearray, length: int) -> int:
     return count
 
 
-def _line_error(inv: Inventory, matcher: KeyMatcher, buf: bytearray, status: int,
-                err_line: int, err_off: int, err_len: int, dropped: int
-                ) -> Callable[[int], Exception]:
+def _line_error(
+    inv: Inventory,
+    matcher: KeyMatcher,
+    buf: bytearray,
+    status: int,
+    err_line: int,
+    err_off: int,
+    err_len: int,
+    dropped: int,
+) -> Callable[[int], Exception]:
     """The deferred error of a piece's first bad line (``Piece.place`` gives
     it the piece's first line number)."""
     if status == _core.ETOOLONG:
         text = _too_long()
     else:
-        token = bytes(buf[err_off:err_off + err_len])
+        token = bytes(buf[err_off : err_off + err_len])
         text = _invalid_message(token, int(matcher.width or 0), matcher.algorithm)
     where = dropped + int(err_line)
     return lambda first: InputError(f"{inv.name}:{first + where}: {text}")
 
 
-def _bind_rendered(inv: Inventory, matcher: KeyMatcher, slab: dict[str, Any] | None,
-                   buf: bytearray, length: int, dropped: int, skip_invalid: bool,
-                   render: str) -> Callable[[], Piece]:
+def _bind_rendered(
+    inv: Inventory,
+    matcher: KeyMatcher,
+    slab: dict[str, Any] | None,
+    buf: bytearray,
+    length: int,
+    dropped: int,
+    skip_invalid: bool,
+    render: str,
+) -> Callable[[], Piece]:
     """Task: parse, look up and select the lines of one chunk in one C call
     (``KeyTable._match_lines``); numbered later by ``Piece.place`` like
     :func:`_bind_text`'s pieces."""
+
     def run() -> Piece:
         out = None
         if render != "count":
@@ -303,48 +353,100 @@ def _bind_rendered(inv: Inventory, matcher: KeyMatcher, slab: dict[str, Any] | N
                 out = bytearray(length + 1)
                 if slab is not None:
                     slab["out"] = out
-        (status, n, lines, invalid, found, _selected, out_len, err_line, err_off,
-         err_len) = matcher.table._match_lines(memoryview(buf)[:length], MAX_LINE,
-                                               skip_invalid, render == "misses", out)
+        (
+            status,
+            n,
+            lines,
+            invalid,
+            found,
+            _selected,
+            out_len,
+            err_line,
+            err_off,
+            err_len,
+        ) = matcher.table._match_lines(
+            memoryview(buf)[:length], MAX_LINE, skip_invalid, render == "misses", out
+        )
         error = None
         if status != _core.OK:
-            error = _line_error(inv, matcher, buf, status, err_line, err_off,
-                                err_len, dropped)
+            error = _line_error(
+                inv, matcher, buf, status, err_line, err_off, err_len, dropped
+            )
             n = found = out_len = 0
-        return Piece(inv, None, None, None, None, 0, int(lines) + dropped,
-                     int(invalid) + dropped, 0, length, dropped, relative=True,
-                     error=error, slab=slab,
-                     rendered=memoryview(out)[:out_len] if out is not None
-                     else memoryview(b""),
-                     n_keys=int(n), hits=int(found),
-                     key_width=int(matcher.width))  # type: ignore[arg-type]
+        return Piece(
+            inv,
+            None,
+            None,
+            None,
+            None,
+            0,
+            int(lines) + dropped,
+            int(invalid) + dropped,
+            0,
+            length,
+            dropped,
+            relative=True,
+            error=error,
+            slab=slab,
+            rendered=memoryview(out)[:out_len] if out is not None else memoryview(b""),
+            n_keys=int(n),
+            hits=int(found),
+            key_width=int(matcher.width),  # type: ignore[arg-type]
+        )
+
     return run
 
 
-def _bind_text(inv: Inventory, matcher: KeyMatcher, slab: dict[str, Any] | None,
-               buf: bytearray, length: int, dropped: int, skip_invalid: bool
-               ) -> Callable[[], Piece]:
+def _bind_text(
+    inv: Inventory,
+    matcher: KeyMatcher,
+    slab: dict[str, Any] | None,
+    buf: bytearray,
+    length: int,
+    dropped: int,
+    skip_invalid: bool,
+) -> Callable[[], Piece]:
     """Task: parse and look up one chunk.  Its line numbers count from 0 (the
     lines before it are still being parsed); ``Piece.place`` fixes them."""
+
     def run() -> Piece:
         width = int(matcher.width)  # type: ignore[arg-type]
         cap = length // (2 * width + 1) + 1
         keys, numbers, offsets = _arrays(slab, cap, width)
         data = memoryview(buf)[:length]
-        (status, n, lines, invalid, err_line, err_off, err_len,
-         _err) = _core.parse_lines(data, width, MAX_LINE, keys.reshape(-1), numbers,
-                                   offsets, skip_invalid)
+        (status, n, lines, invalid, err_line, err_off, err_len, _err) = (
+            _core.parse_lines(
+                data, width, MAX_LINE, keys.reshape(-1), numbers, offsets, skip_invalid
+            )
+        )
         error = None
         if status != _core.OK:
-            error = _line_error(inv, matcher, buf, status, err_line, err_off,
-                                err_len, dropped)
+            error = _line_error(
+                inv, matcher, buf, status, err_line, err_off, err_len, dropped
+            )
             n = 0
         keys = keys[:n]
         numbers = numbers[:n]
         if dropped:
             numbers += dropped
         found, record_ids, filtered = matcher.lookup(keys)
-        return Piece(inv, keys, numbers, found, record_ids, filtered,
-                     int(lines) + dropped, int(invalid) + dropped, 0, length, dropped,
-                     buf, offsets[:n], relative=True, error=error, slab=slab)
+        return Piece(
+            inv,
+            keys,
+            numbers,
+            found,
+            record_ids,
+            filtered,
+            int(lines) + dropped,
+            int(invalid) + dropped,
+            0,
+            length,
+            dropped,
+            buf,
+            offsets[:n],
+            relative=True,
+            error=error,
+            slab=slab,
+        )
+
     return run

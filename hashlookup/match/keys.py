@@ -156,20 +156,6 @@ class ChunkMatch:
         text = joined.decode("ascii")
         return [text[j : j + step] for j in range(0, len(text), step)]
 
-def _record_map(table: Any) -> tuple[npt.NDArray[np.uint32] | None, int]:
-    """``(rowmap, records)`` of a dataset's key table: the rowmap maps a row to its
-    record id; it is None when row numbers are record ids (a single-table index
-    file, a bare HashIndex).
-
-    Uses the table's generation state (``table._ds_state``), so that the ids
-    belong to the generation the rows came from even across a reload.
-    """
-    state = getattr(table, "_ds_state", None)
-    if state is None or getattr(state, "records", None) is None:
-        return None, len(table)
-    rowmap: npt.NDArray[np.uint32] = state.rowmaps[table.algorithm]
-    return rowmap, int(state.count)
-
 
 def _first_digest_line(data: bytes, first_line: int) -> int:
     """Number of the first non-blank, non-comment line of ``data``."""
@@ -182,8 +168,9 @@ def _first_digest_line(data: bytes, first_line: int) -> int:
     return first_line
 
 
-def record_labels(dataset: Any, record_ids: npt.NDArray[np.int64]
-                  ) -> list[tuple[str, ...]]:
+def record_labels(
+    dataset: Any, record_ids: npt.NDArray[np.int64]
+) -> list[tuple[str, ...]]:
     """Sorted labels of each record id (-1: none), as ``dataset.record(id).labels``
     but vectorised: one bitmap intersection per label, then one tuple per
     distinct label combination.  ``record()`` costs tens of microseconds per
@@ -206,8 +193,12 @@ def record_labels(dataset: Any, record_ids: npt.NDArray[np.int64]
             hit = np.isin(rids, members) & valid
             codes[hit, j // 64] |= np.uint64(1) << np.uint64(j % 64)
     combos, inverse = np.unique(codes, axis=0, return_inverse=True)
-    tuples = [tuple(name for j, name in enumerate(names)
-                    if int(combo[j // 64]) >> (j % 64) & 1) for combo in combos]
+    tuples = [
+        tuple(
+            name for j, name in enumerate(names) if int(combo[j // 64]) >> (j % 64) & 1
+        )
+        for combo in combos
+    ]
     return [tuples[i] for i in inverse.reshape(-1).tolist()]
 
 
@@ -266,8 +257,12 @@ class KeyMatcher:
         """True when lines can be selected by the table alone
         (``KeyTable._match_lines``): bound, and neither records nor a label
         filter (the dataset's suppressed labels included) are wanted."""
-        return (self.table is not None and not self.want_records
-                and self._keep is None and hasattr(self.table, "_match_lines"))
+        return (
+            self.table is not None
+            and not self.want_records
+            and self._keep is None
+            and hasattr(self.table, "_match_lines")
+        )
 
     def bind(self, width: int, where: str) -> None:
         """Choose the dataset's key table for digests of ``width`` bytes;
@@ -281,10 +276,14 @@ class KeyMatcher:
                 f"{where}: {alg} digests, but {ds.path} has no {alg} "
                 f"table (it has {', '.join(ds.algorithms)})"
             )
-        table = ds.table(alg)
-        self._keep = ds.record_filter(table, self._only, self._exclude)
+        # One generation for the table, its rowmap and the filter, so that
+        # the ids belong to the generation the rows come from across a reload.
+        generation = ds.current()
+        table = generation.tables[alg]
+        self._keep = generation.record_filter(self._only, self._exclude)
         if self.want_records or self._keep is not None:  # else never read
-            self._rowmap, self._records = _record_map(table)
+            self._rowmap = generation.rowmaps[alg] if generation.is_dataset else None
+            self._records = generation.count
         self.width = width
         self.algorithm = alg
         self.table = table

@@ -84,7 +84,7 @@ def _hash_costs() -> dict[str, float]:
 def cheapest_cover(ds: Dataset) -> tuple[str, ...]:
     """The cheapest set of the dataset's algorithms such that every record
     has a digest of one of them (for a plain index: its one table)."""
-    st = ds._current()
+    st = ds.current()
     algs = ds.algorithms
     if st.records is None or len(algs) == 1:
         return algs

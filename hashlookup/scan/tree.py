@@ -120,7 +120,7 @@ class _Unit:
 
 def _known_sizes(ds: Dataset) -> np.ndarray | None:
     """Sorted unique sizes of the records if every record has one, else None."""
-    st = ds._current()
+    st = ds.current()
     records = st.records
     if records is None:  # single-table index: no sizes
         return None
@@ -191,7 +191,10 @@ class _Scanner:
         self.on_hit = on_hit
         self.on_error = on_error
         self.state = state
-        self.algorithms = ds.algorithms
+        # The generation current at the start (a reload during the scan
+        # does not mix generations).
+        self.generation = ds.current()
+        self.algorithms = self.generation.algorithms
         sizes = _known_sizes(ds) if skip_unknown_sizes else None
         self.known = _size_test(sizes) if sizes is not None else None
         cover = cheapest_cover(ds)
@@ -443,12 +446,11 @@ class _Scanner:
             if row < 0:
                 continue
             # The record id first: the full Match is built once per record.
-            state = table._ds_state
-            rid = int(state.rowmaps[a][row]) if state.records is not None else row
+            rid = self.generation.record_id(a, row)
             if rid in records:
                 continue
             records.add(rid)
-            m = self.ds._hit(table, row, None, None)
+            m = self.generation.match(a, row)
             if m is None:
                 continue  # dropped by a label filter
             mismatch = tuple(

@@ -6,9 +6,9 @@ sha256); each group is packed to raw bytes in C (_core.pack_keys) and
 looked up with one find_many call on the table of its algorithm.  No
 Python object is made per miss: the response starts as n references to
 one constant miss item and only hits and invalid items are rendered.
-Hits go through Dataset._hit, the same code as Dataset.lookup, on the
-table captured at the start of the request, so one request is answered by
-one generation (reloads happen between requests, in the event loop).
+Hits go through Generation.match, the same code as Dataset.lookup, on the
+generation captured at the start of the request, so one request is answered
+by one generation (reloads happen between requests, in the event loop).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 import orjson
 
 from hashlookup import _core
-from hashlookup.store.dataset import ALGORITHMS, Dataset, Match
+from hashlookup.store.dataset import ALGORITHMS, Dataset, Generation, Match
 from hashlookup.errors import IndexFormatError
 from hashlookup.server._audit import generation_part
 
@@ -149,7 +149,7 @@ class SingleHits:
     and the audit line in one C call, with no Match, no str per digest, no
     format per field and no Python frame; the labels' JSON and the CIRCL
     tail are cached in it.  A plain index file (no records) or a dataset of
-    more than 64 labels is answered through Dataset.find_row and the Match."""
+    more than 64 labels is answered through Generation.lookup and the Match."""
 
     def __init__(self, ds: Dataset) -> None:
         self.ds = ds
@@ -164,7 +164,7 @@ class SingleHits:
         label table takes a few milliseconds per million records to build:
         done here, at start and after a reload, not at a first hit.)"""
         ds = self.ds
-        st = ds._current()
+        st = ds.current()
         self.generation = st.generation
         self.problem = None
         try:
@@ -175,14 +175,14 @@ class SingleHits:
             # as Dataset.lookup does, and misses are still answered
             self.problem = str(exc)
             pairs = None
-        if st.reader is None or pairs is None or len(pairs) > 64:
-            self.answer = functools.partial(_answer_by_match, ds, st)
+        if st.record_table is None or pairs is None or len(pairs) > 64:
+            self.answer = functools.partial(_answer_by_match, st)
             return
-        suppressed = set(ds._suppress)
+        suppressed = set(ds.suppress)
         drop = sum(1 << i for i, (name, _) in enumerate(pairs) if name in suppressed)
         tail = _circl_tail(st.generation, st.built, st.name).encode()
         self.answer = _core.HitRenderer(
-            st.reader, tuple(st.tables.get(a) for a in ALGORITHMS), pairs, drop,
+            st.record_table, tuple(st.tables.get(a) for a in ALGORITHMS), pairs, drop,
             _labels_json, tail, generation_part(st.generation),
             label_masks(pairs, st.count)).answer
 
@@ -190,21 +190,20 @@ class SingleHits:
 MISS, INVALID, UNKNOWN = _core.ANSWER_MISS, _core.ANSWER_INVALID, _core.ANSWER_UNKNOWN
 
 
-def _answer_by_match(ds: Dataset, st: Any, algorithm: str, digest: str,
+def _answer_by_match(st: Generation, algorithm: str, digest: str,
                      audit: bytearray | None = None, who: bytes | None = None
                      ) -> bytes | int:
-    """SingleHits.answer through Dataset.find_row and the Match."""
+    """SingleHits.answer through Generation.lookup and the Match."""
     if algorithm not in WIDTH:
         return UNKNOWN
     if len(digest) != 2 * WIDTH[algorithm]:
         return INVALID
     try:
-        found = ds.find_row(digest)
-    except ValueError:
+        m = st.lookup(digest)
+    except ValueError as exc:
+        if isinstance(exc, IndexFormatError):
+            raise   # a record or label bitmap that cannot be read
         return INVALID
-    if found is None:
-        return MISS
-    m = ds._hit(found[0], found[1], None, None)
     if m is None:
         return MISS
     if audit is not None:
@@ -252,11 +251,7 @@ def _invalid_item(reason: str) -> bytes:
     return orjson.dumps({"status": "invalid", "reason": reason})
 
 
-def _tables(ds: Dataset) -> dict[str, Any]:
-    return {a: ds.table(a) for a in ds.algorithms}
-
-
-def _record_hits(ds: Dataset, table: Any, rows: np.ndarray, positions: Any,
+def _record_hits(gen: Generation, algorithm: str, rows: np.ndarray, positions: Any,
                  res: CheckResult) -> None:
     """Render the hits among `rows` (find_many output for the items at
     `positions`; None: positions are 0..n-1)."""
@@ -265,7 +260,7 @@ def _record_hits(ds: Dataset, table: Any, rows: np.ndarray, positions: Any,
         return
     where = (found.tolist() if positions is None
              else np.asarray(positions)[found].tolist())
-    for i, m in zip(where, _matches(ds, table, rows[found])):
+    for i, m in zip(where, _matches(gen, algorithm, rows[found]), strict=True):
         if m is None:  # dropped by the dataset's suppress labels
             continue
         res.hits.append((i, m))
@@ -273,12 +268,13 @@ def _record_hits(ds: Dataset, table: Any, rows: np.ndarray, positions: Any,
         res.marked.append(i)
 
 
-def _matches(ds: Dataset, table: Any, rows: np.ndarray) -> list[Match | None]:
-    """The Match of each found row of `table`, by Dataset._hit (one C call
-    per hit for its record, see RecordTable): the same answer as
-    Dataset.lookup, from the generation the table belongs to."""
-    hit = ds._hit
-    return [hit(table, r, None, None) for r in rows.tolist()]
+def _matches(gen: Generation, algorithm: str, rows: np.ndarray
+             ) -> list[Match | None]:
+    """The Match of each found row of the `algorithm` table of `gen`, by
+    Generation.match (one C call per hit for its record and labels): the
+    same answer as Dataset.lookup."""
+    match = gen.match
+    return [match(algorithm, r) for r in rows.tolist()]
 
 
 def check_strings(ds: Dataset, items: list[Any], *,
@@ -292,7 +288,8 @@ def check_strings(ds: Dataset, items: list[Any], *,
     res = CheckResult(n, [MISS_ITEM] * n)
     if not n:
         return res
-    tables = _tables(ds)
+    gen = ds.current()
+    tables = gen.tables
     kinds = np.empty(n, dtype=np.uint8)
     outs = [np.empty(n * WIDTH[a], dtype=np.uint8) for a in ALGORITHMS]
     counts = _core.pack_any_hex(items, kinds, *outs)
@@ -308,7 +305,7 @@ def check_strings(ds: Dataset, items: list[Any], *,
         if table is None:
             continue  # no table of this algorithm: all misses
         keys = outs[k][:counts[k] * WIDTH[alg]].reshape(-1, WIDTH[alg])
-        _record_hits(ds, table, table.find_many(keys),
+        _record_hits(gen, alg, table.find_many(keys),
                      None if counts[k] == n else pos, res)
     if counts[0] + counts[1] + counts[2] < n:
         for i in np.flatnonzero(kinds > 2).tolist():
@@ -362,11 +359,14 @@ def check_raw(ds: Dataset, body: bytes, algorithm: str) -> CheckResult:
     w = WIDTH[algorithm]
     n = len(body) // w
     res = CheckResult(n, [MISS_ITEM] * n)
-    if not n or algorithm not in ds.algorithms:
+    if not n:
         return res
-    table = ds.table(algorithm)
+    gen = ds.current()
+    table = gen.tables.get(algorithm)
+    if table is None:
+        return res
     keys = np.frombuffer(body, dtype=np.uint8).reshape(n, w)
-    _record_hits(ds, table, table.find_many(keys), None, res)
+    _record_hits(gen, algorithm, table.find_many(keys), None, res)
     return res
 
 

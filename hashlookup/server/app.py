@@ -129,8 +129,10 @@ class LookupApp:
         the first lookups after start or reload pay several faults each.
         Costs page-table entries only, no extra memory."""
         ds = self.ds
-        state = getattr(ds, "_state", None)
-        mm = getattr(state, "mm", None)
+        try:
+            mm = ds.current().mapping if ds is not None else None
+        except ValueError:   # closed
+            return
         if mm is None:
             return
         size = len(mm)

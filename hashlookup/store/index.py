@@ -63,6 +63,9 @@ class HashIndex(KeyTable):
     _identity: Identity | None
     _signature_key: Any
     _layout: _format.TableLayout
+    #: the dataset generation (hashlookup.store.generation) the table belongs
+    #: to, set by it; absent for an index opened on its own
+    _generation: Any
 
     @classmethod
     def open(
@@ -105,7 +108,7 @@ class HashIndex(KeyTable):
                     f"{path}: a dataset with {len(groups)} key tables; open it with "
                     "hashlookup.open_dataset()"
                 )
-            self = cls._from_mapping(mm, header, path, groups[0], file_identity(st))
+            self = cls.over_mapping(mm, header, path, groups[0], file_identity(st))
         except BaseException:
             mm.close()
             raise
@@ -114,7 +117,7 @@ class HashIndex(KeyTable):
         return self
 
     @classmethod
-    def _from_mapping(
+    def over_mapping(
         cls,
         mm: mmap.mmap,
         header: _format.Header,
@@ -122,9 +125,20 @@ class HashIndex(KeyTable):
         group: int,
         identity: Identity | None = None,
     ) -> HashIndex:
-        """A table over an already validated mapping (shared with a Dataset,
-        which then owns and closes the mapping).  `identity` is the mapped
-        file's (file_identity), for verify()."""
+        """A table over a mapping someone else owns and closes (a dataset
+        generation, or a caller of map_file), after closing the table.
+
+        Parameters
+        ----------
+        mm, header
+            The mapping and its validated header (map_file).
+        path
+            The mapped file, for error messages.
+        group
+            The table's section group (``format.table_groups(header)``).
+        identity
+            The mapped file's file_identity, for verify().
+        """
         self = cls.__new__(cls)
         self.path = path
         layout = _format.table_layout(header, path, group)

@@ -12,14 +12,14 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from pyroaring import BitMap, FrozenBitMap
+from pyroaring import BitMap
 
 if TYPE_CHECKING:
     import numpy as np
 else:
     from hashlookup._lazy import numpy as np
 
-from hashlookup._core import labels_of
+from hashlookup._core import LabelSet
 from hashlookup.errors import IndexFormatError
 
 LABEL_RE = re.compile(r"^[^\x00-\x1f]{1,200}$")
@@ -51,8 +51,27 @@ def encode(labels: dict[str, np.ndarray]) -> tuple[bytes, bytes]:
     return b"".join(blobs), index
 
 
-class LabelStore:
-    """Read side: the label directory of one mapped dataset."""
+class LabelStore(LabelSet):
+    """Read side: the label directory of one mapped dataset.
+
+    The bitmaps themselves (read on first use, membership of a record) are
+    hashlookup._core.LabelSet's, so that a lookup reads a hit's labels
+    without leaving C.
+
+    Parameters
+    ----------
+    buf
+        The mapping the sections are in.
+    bitmaps_offset, bitmaps_length
+        Where the label bitmaps section is in `buf`.
+    index
+        The parsed JSON label index ``{"labels": [[name, offset, length,
+        cardinality], ...]}``.
+    records
+        The dataset's record count (every record id is below it).
+    name
+        The file, for error messages.
+    """
 
     def __init__(
         self,
@@ -63,14 +82,7 @@ class LabelStore:
         records: int,
         name: str,
     ) -> None:
-        self._buf = buf
-        self._base = bitmaps_offset
-        self._name = name
-        self._records = records
-        self._cache: dict[str, FrozenBitMap] = {}
-        self._pairs: tuple[tuple[str, FrozenBitMap], ...] | None = None
-        self._interned: dict[tuple[str, ...], tuple[str, ...]] = {}
-        self.entries: dict[str, tuple[int, int, int]] = {}
+        entries: dict[str, tuple[int, int, int]] = {}
         if not isinstance(index, dict) or not isinstance(index.get("labels"), list):
             raise IndexFormatError(f"{name}: label index is not {{'labels': [...]}}")
         for i, e in enumerate(index["labels"]):
@@ -90,55 +102,13 @@ class LabelStore:
                 raise IndexFormatError(
                     f"{name}: label {label!r} has more records than the dataset"
                 )
-            self.entries[label] = (off, length, count)
+            entries[label] = (off, length, count)
+        self._set_entries(buf, bitmaps_offset, records, name, entries)
 
     def names(self) -> list[str]:
+        """Every label's name, sorted."""
         return list(self.entries)
 
     def count(self, label: str) -> int:
+        """Number of records carrying `label` (KeyError if there is none)."""
         return self.entries[label][2]
-
-    def bitmap(self, label: str) -> FrozenBitMap:
-        """Record ids carrying label (KeyError if the dataset has no such label)."""
-        bm = self._cache.get(label)
-        if bm is not None:
-            return bm
-        off, length, count = self.entries[label]
-        start = self._base + off
-        try:
-            bm = FrozenBitMap.deserialize(bytes(self._buf[start : start + length]))
-        except Exception as e:  # pyroaring raises ValueError on bad input
-            raise IndexFormatError(
-                f"{self._name}: label {label!r}: corrupt bitmap ({e})"
-            ) from None
-        if len(bm) != count or (count and bm.max() >= self._records):
-            raise IndexFormatError(
-                f"{self._name}: label {label!r}: bitmap does not match the label index"
-            )
-        self._cache[label] = bm
-        return bm
-
-    def of(self, record_id: int) -> tuple[str, ...]:
-        """Labels of one record, sorted by name.
-
-        One membership test per label (pyroaring, ~50 ns each), so a hit's
-        labels cost O(labels).  A per-record table would make it O(1) but
-        costs memory and open time O(records); datasets carry few labels
-        (sources, categories), see docs/DATASETS.md.  The same label tuples
-        come back again and again: they are interned, so that callers that
-        cache something per tuple (the server's JSON) find them by identity."""
-        return labels_of(record_id, self.pairs(), self._interned)
-
-    def pairs(self) -> tuple[tuple[str, FrozenBitMap], ...]:
-        """(name, bitmap) of every label, sorted by name (read once)."""
-        pairs = self._pairs
-        if pairs is None:
-            pairs = self._pairs = tuple(
-                (name, self.bitmap(name)) for name in self.entries
-            )
-        return pairs
-
-    def union(self, labels: tuple[str, ...]) -> FrozenBitMap:
-        """Records carrying any of labels (unknown labels match nothing)."""
-        maps = [self.bitmap(x) for x in labels if x in self.entries]
-        return FrozenBitMap.union(FrozenBitMap(), *maps) if maps else FrozenBitMap()

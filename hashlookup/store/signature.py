@@ -46,7 +46,14 @@ _FIELDS = (
 PublicKeySpec = Any  # str | os.PathLike | bytes | Ed25519PublicKey
 
 
-def _crypto() -> Any:
+def ed25519_module() -> Any:
+    """The ``cryptography`` package's Ed25519 module (imported on first use).
+
+    Raises
+    ------
+    HashLookupError
+        ``cryptography`` is not installed (the ``signing`` extra).
+    """
     try:
         from cryptography.hazmat.primitives.asymmetric import ed25519
     except ImportError as e:
@@ -57,8 +64,10 @@ def _crypto() -> Any:
     return ed25519
 
 
-def _serialization() -> Any:
-    _crypto()
+def serialization_module() -> Any:
+    """The ``cryptography`` package's key serialization module (raises as
+    ed25519_module when it is not installed)."""
+    ed25519_module()
     from cryptography.hazmat.primitives import serialization
 
     return serialization
@@ -67,7 +76,7 @@ def _serialization() -> Any:
 def key_id(public_key: Any) -> str:
     """Short fingerprint of a public key: first 8 bytes of the SHA-256 of
     its 32 raw bytes, in hex."""
-    s = _serialization()
+    s = serialization_module()
     raw = public_key.public_bytes(s.Encoding.Raw, s.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]
 
@@ -85,7 +94,7 @@ def public_key_bytes(spec: PublicKeySpec) -> bytes:
     """The 32 raw bytes of a public key given as load_public_key takes it:
     a form that pickles, for processes that check signatures themselves
     (Dask workers)."""
-    s = _serialization()
+    s = serialization_module()
     return bytes(load_public_key(spec).public_bytes(s.Encoding.Raw, s.PublicFormat.Raw))
 
 
@@ -93,8 +102,8 @@ def load_public_key(spec: PublicKeySpec) -> Any:
     """An Ed25519 public key from a path (PEM or OpenSSH ``ssh-ed25519``
     line), from the bytes of such a file, from its 32 raw bytes, or an
     Ed25519PublicKey object."""
-    ed = _crypto()
-    s = _serialization()
+    ed = ed25519_module()
+    s = serialization_module()
     if isinstance(spec, ed.Ed25519PublicKey):
         return spec
     if isinstance(spec, (str, os.PathLike)):

@@ -1,0 +1,451 @@
+"""Generation: one opened version of a dataset (or plain index) file.
+
+Everything read from one mapping of the file: its key tables, records,
+rowmaps, labels and facts, and the native TableSet that answers single
+lookups from them.  A Dataset hands out its current generation
+(Dataset.current()); a reload makes a new one and swaps it in whole, so
+code that holds a generation keeps answering from the file it was opened
+on (its mapping goes when the last holder lets go).
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from hashlookup._lazy import numpy as np
+
+from hashlookup import algorithms
+from hashlookup._core import RecordTable, TableSet
+from hashlookup.errors import IndexFormatError
+from hashlookup.store import format as _format
+from hashlookup.store.index import (
+    HashIndex,
+    Identity,
+    close_mapping,
+    file_identity,
+    map_file,
+)
+from hashlookup.store.labels import LabelStore
+
+ALGORITHMS = algorithms.NAMES
+_ALG_INDEX = {a: i for i, a in enumerate(ALGORITHMS)}
+
+
+class Match(NamedTuple):
+    """A digest found in a dataset: the whole record of the file."""
+
+    record_id: int
+    algorithm: str  # algorithm of the digest that was looked up
+    md5: str | None  # lowercase hex, None if the record has none
+    sha1: str | None
+    sha256: str | None
+    size: int | None  # bytes, None if unknown
+    labels: tuple[str, ...]  # e.g. ("category:1", "source:police-nl")
+    generation: int  # dataset version that answered
+    built: str  # dataset build time (ISO 8601, UTC)
+
+
+class Generation:
+    """One opened generation of a dataset or plain index file.
+
+    Made by :class:`hashlookup.Dataset` (``Dataset.current()``); immutable
+    until closed.  A plain index file is a generation of one table whose
+    rows are its records (no record table, no labels, no sizes).
+
+    Parameters
+    ----------
+    path
+        The file to map.
+    signature_key
+        A loaded public key (``hashlookup.store.signature.load_public_key``):
+        the file must carry a valid signature by it, checked before anything
+        else is read.
+    suppress
+        Labels whose records never match (the dataset's).
+
+    Attributes
+    ----------
+    path : str
+        The file.
+    name : str
+        The dataset's name (metadata, else the file's stem).
+    generation : int
+        The version number stored in the file (0 if none).
+    built : str
+        Build time of the file, ISO 8601 UTC.
+    count : int
+        Number of records (of keys, for a plain index).
+    tables : dict[str, HashIndex]
+        Algorithm -> key table, in the file's order.
+    record_table : RecordTable or None
+        A hit's digests and size in one C call (None for a plain index).
+    labels : LabelStore or None
+        The label bitmaps (None without labels).
+    lookups : TableSet
+        Single-digest lookups of this generation, answered in C.
+    mapping : mmap.mmap or None
+        The file's mapping (None once closed).
+    header : hashlookup.store.format.Header
+        The file's header.
+    layout : hashlookup.store.format.DatasetLayout or None
+        Where the dataset sections are (None for a plain index).
+    metadata : dict
+        The file's JSON metadata.
+    identity : tuple or None
+        (device, inode, mtime, size) of the mapped file.
+    key_spans : dict[str, tuple[int, int, int]]
+        Algorithm -> (offset, width, count) of its keys in the mapping.
+    records_offset : int
+        Where the record table is in the mapping (0 for a plain index).
+    """
+
+    def __init__(
+        self, path: str, signature_key: Any = None, suppress: tuple[str, ...] = ()
+    ) -> None:
+        mm, header, st = map_file(path)
+        self._owns_mapping = True
+        self.mapping: mmap.mmap | None = mm
+        self.identity: Identity | None = file_identity(st)
+        try:
+            if signature_key is not None:
+                # Imported here: files opened without a key need no signing
+                # code (start-up time of the CLI).
+                from hashlookup.store.signature import check_signature
+
+                # Before anything is read from the file (docs/SIGNING.md).
+                check_signature(mm, header, path, signature_key)
+            self._load(path, mm, header, suppress)
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def over_mapping(
+        cls, path: str, mm: mmap.mmap, header: _format.Header
+    ) -> Generation:
+        """A generation over a mapping the caller owns (and closes after
+        closing the generation), e.g. to verify a file about to be signed.
+
+        Parameters
+        ----------
+        path
+            The mapped file, for error messages.
+        mm, header
+            Its mapping and validated header (``hashlookup.store.index.map_file``).
+        """
+        self = cls.__new__(cls)
+        self._owns_mapping = False
+        self.mapping = mm
+        self.identity = None
+        try:
+            self._load(path, mm, header, ())
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _load(
+        self,
+        path: str,
+        mm: mmap.mmap,
+        header: _format.Header,
+        suppress: tuple[str, ...],
+    ) -> None:
+        self.path = path
+        self.header = header
+        groups = _format.table_groups(header)
+        if not groups:
+            raise IndexFormatError(f"{path}: no keys section")
+        layouts = {g: _format.table_layout(header, path, g) for g in groups}
+        self.layout = _format.dataset_layout(header, layouts, path)
+        self.metadata = _format.read_metadata(mm, header, path)
+        self.tables: dict[str, HashIndex] = {}
+        # Sections viewed as numpy arrays only when asked for (rowmaps,
+        # records): opening needs no numpy (see hashlookup._lazy).
+        self._rowmap_spans: dict[str, tuple[int, int]] = {}
+        self._rowmaps: dict[str, np.ndarray] | None = None
+        self._records: np.ndarray | None = None
+        for g, lay in layouts.items():
+            if lay.algorithm not in ALGORITHMS:
+                raise IndexFormatError(
+                    f"{path}: a dataset holds md5, sha1 and "
+                    f"sha256 tables, not {lay.algorithm}"
+                )
+            if lay.algorithm in self.tables:
+                raise IndexFormatError(f"{path}: two {lay.algorithm} tables")
+            table = HashIndex.over_mapping(mm, header, path, g, self.identity)
+            table._generation = self  # for Dataset.record_ids / record_filter
+            self.tables[lay.algorithm] = table
+            if self.layout is not None:
+                self._rowmap_spans[lay.algorithm] = (
+                    self.layout.rowmaps[g].offset,
+                    lay.count,
+                )
+        # Where each table's keys are in the mapping: (offset, width, count).
+        self.key_spans = {
+            a: (t._layout.keys.offset, t.width, len(t)) for a, t in self.tables.items()
+        }
+        self.record_table: RecordTable | None = None
+        self.labels: LabelStore | None = None
+        if self.layout is None:  # a plain index: one record per key
+            self.count = len(next(iter(self.tables.values())))
+            self.records_offset = 0
+        else:
+            rec = self.layout.records
+            self.records_offset = rec.offset
+            self.count = self.layout.count
+            groups_of = {lay.algorithm: g for g, lay in layouts.items()}
+            self.record_table = RecordTable(
+                mm,
+                rec.offset,
+                self.count,
+                [self.key_spans.get(a) for a in ALGORITHMS],
+                [
+                    self.layout.rowmaps[groups_of[a]].offset if a in groups_of else None
+                    for a in ALGORITHMS
+                ],
+                path,
+            )
+            if self.layout.label_index is not None:
+                assert self.layout.label_bitmaps is not None
+                index = _format.read_json_section(
+                    mm, self.layout.label_index, path, "label index"
+                )
+                b = self.layout.label_bitmaps
+                self.labels = LabelStore(
+                    mm, b.offset, b.length, index, self.count, path
+                )
+        ds = self.metadata.get("dataset", {}) if isinstance(self.metadata, dict) else {}
+        self.name = str(ds.get("name") or os.path.splitext(os.path.basename(path))[0])
+        gen = ds.get("generation", 0)
+        self.generation = gen if isinstance(gen, int) else 0
+        self.built = datetime.fromtimestamp(
+            header.created_ns / 1e9, timezone.utc
+        ).isoformat()
+        md5, sha1, sha256 = (self.tables.get(a) for a in ALGORITHMS)
+        self.lookups = TableSet(
+            (md5, sha1, sha256),
+            self.record_table,
+            self.labels,
+            tuple(suppress),
+            self.generation,
+            self.built,
+            Match,
+        )
+
+    # -- facts ---------------------------------------------------------------
+
+    @property
+    def is_dataset(self) -> bool:
+        """False for a plain index file (no records)."""
+        return self.layout is not None
+
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        """The algorithms of the key tables, in md5, sha1, sha256 order."""
+        return tuple(a for a in ALGORITHMS if a in self.tables)
+
+    @property
+    def rowmaps(self) -> dict[str, np.ndarray]:
+        """Algorithm -> uint32 record id of each row of its key table (empty
+        for a plain index, and once closed)."""
+        if self._rowmaps is None:
+            mm = self.mapping
+            if mm is None:
+                return {}
+            self._rowmaps = {
+                a: np.frombuffer(mm, dtype="<u4", count=count, offset=offset)
+                for a, (offset, count) in self._rowmap_spans.items()
+            }
+        return self._rowmaps
+
+    @property
+    def records(self) -> np.ndarray | None:
+        """The record table as a numpy array of ``format.RECORD_DTYPE`` (the
+        rows of each digest, ``NO_ROW`` where none, and the size), None for a
+        plain index."""
+        mm = self.mapping
+        if self._records is None and self.layout is not None and mm is not None:
+            self._records = np.frombuffer(
+                mm,
+                dtype=_format.RECORD_DTYPE,
+                count=self.count,
+                offset=self.records_offset,
+            )
+        return self._records
+
+    # -- hits ----------------------------------------------------------------
+
+    def record_id(self, algorithm: str, row: int) -> int:
+        """The record id of row `row` of the key table of `algorithm` (the
+        row itself for a plain index)."""
+        if self.layout is None:
+            return row
+        return int(self.rowmaps[algorithm][row])
+
+    def lookup(
+        self, digest: Any, only: Any = None, exclude: Any = None
+    ) -> Match | None:
+        """The Match of a digest in this generation, or None: as
+        ``Dataset.lookup`` (one call into C), without its auto-reload."""
+        found: Match | None = self.lookups.lookup(digest, only, exclude)
+        return found
+
+    def match(
+        self, algorithm: str, row: int, only: Any = None, exclude: Any = None
+    ) -> Match | None:
+        """The Match of row `row` of the key table of `algorithm` (as found by
+        ``tables[algorithm].find`` or ``find_many``), or None if the label
+        filters drop its record.
+
+        Parameters
+        ----------
+        algorithm
+            "md5", "sha1" or "sha256": a table of this generation.
+        row
+            A row of that table.
+        only, exclude
+            Label filters as for ``Dataset.lookup`` (the dataset's suppressed
+            labels always apply).
+
+        Raises
+        ------
+        ValueError
+            The generation is closed.
+        IndexFormatError
+            The row's record cannot be read (a rowmap pointing past the
+            records, a label bitmap that cannot be read).
+        """
+        found: Match | None = self.lookups.hit(
+            _ALG_INDEX[algorithm], row, only, exclude
+        )
+        return found
+
+    def record(self, record_id: int) -> Match:
+        """The record with this id (algorithm field: its first known digest).
+
+        Raises
+        ------
+        IndexError
+            `record_id` is out of range.
+        """
+        if not 0 <= record_id < self.count:
+            raise IndexError(
+                f"record id {record_id} out of range (0..{self.count - 1})"
+            )
+        alg = next(iter(self.tables))
+        records = self.records
+        if records is not None:
+            r = records[record_id]
+            present = [
+                a
+                for a in ALGORITHMS
+                if int(r[f"{a}_row"]) != _format.NO_ROW and a in self.tables
+            ]
+            if not present:
+                raise IndexFormatError(f"{self.path}: record {record_id} has no digest")
+            alg = present[0]
+        elif self.mapping is None:
+            raise ValueError("I/O operation on closed dataset")
+        match: Match = self.lookups.match(_ALG_INDEX[alg], record_id)
+        return match
+
+    def record_filter(
+        self, only: Any = None, exclude: Any = None
+    ) -> Callable[[int], bool] | None:
+        """Predicate record id -> wanted (label bitmap algebra, cached), or
+        None when nothing is filtered.  `only`, `exclude`: a label or labels;
+        the dataset's suppressed labels are always excluded."""
+        return self.lookups.record_filter(only, exclude)
+
+    # -- checks and lifecycle ------------------------------------------------
+
+    def verify(self) -> None:
+        """Every checksum, every table's structure, rowmaps and records.
+
+        Raises
+        ------
+        IndexFormatError
+            What is wrong, and where.
+        """
+        for i, table in enumerate(self.tables.values()):
+            table.verify(checksums=i == 0)  # the file's checksums once, every table
+        records = self.records
+        if records is None:
+            return
+        rowmaps = self.rowmaps
+        for a, rm in rowmaps.items():
+            if len(rm) and int(rm.max()) >= self.count:
+                raise IndexFormatError(
+                    f"{self.path}: rowmap of {a} points past the {self.count} records"
+                )
+        anything = np.zeros(self.count, dtype=bool)
+        for a in ALGORITHMS:
+            col = records[f"{a}_row"]
+            present = col != _format.NO_ROW
+            anything |= present
+            t = self.tables.get(a)
+            n = len(t) if t is not None else 0
+            if np.any(col[present] >= n):
+                raise IndexFormatError(
+                    f"{self.path}: a record points past the {a} table"
+                )
+            if a in rowmaps:
+                self._verify_links(a, col, present, rowmaps[a])
+        if not anything.all():
+            raise IndexFormatError(
+                f"{self.path}: record {int(np.argmin(anything))} has no digest"
+            )
+        if self.labels is not None:
+            for name in self.labels.names():
+                self.labels.bitmap(name)
+
+    def _verify_links(
+        self, alg: str, col: np.ndarray, present: np.ndarray, rowmap: np.ndarray
+    ) -> None:
+        """Rows and records agree: every row of the alg table maps to a
+        record that has an alg digest, and the row a record shows maps back
+        to that record (a merged record may own several rows of one table;
+        it shows the first).  Without this a lookup could answer with a
+        record whose digests lead to another file."""
+        bad = np.flatnonzero(col[rowmap] == _format.NO_ROW)
+        if bad.size:
+            r = int(bad[0])
+            raise IndexFormatError(
+                f"{self.path}: {alg} row {r} maps to record "
+                f"{int(rowmap[r])}, which has no {alg} digest"
+            )
+        ids = np.flatnonzero(present)
+        bad = np.flatnonzero(rowmap[col[present]] != ids)
+        if bad.size:
+            rid = int(ids[bad[0]])
+            raise IndexFormatError(
+                f"{self.path}: record {rid} points at {alg} row "
+                f"{int(col[rid])}, which maps to another record"
+            )
+
+    def close(self) -> None:
+        """Unmap the file (lookups on this generation raise ValueError from
+        now on).  Tables still used by a batch in another thread are left to
+        the garbage collector."""
+        for t in getattr(self, "tables", {}).values():
+            try:
+                t.close()
+            except BufferError:
+                pass  # a batch in another thread still uses it; GC unmaps later
+        self._rowmaps = {}
+        self._records = None
+        record_table = getattr(self, "record_table", None)
+        if record_table is not None:
+            record_table._detach()  # before the unmap: it holds a buffer export
+        self.key_spans = {}
+        mm, self.mapping = self.mapping, None
+        if mm is not None and self._owns_mapping:
+            close_mapping(mm)
