@@ -1,0 +1,1 @@
+"""Write side: index and dataset builders, Bloom filter export, signing."""
