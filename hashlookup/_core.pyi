@@ -2,6 +2,10 @@
 from typing_extensions import Buffer
 from typing import Any
 
+# C functions exported to other Cython modules (_core.pxd: _check), as
+# capsules; not for Python callers.
+__pyx_capi__: dict[str, Any]
+
 MAX_WIDTH: int
 BLOOM_MAX_K: int
 BLOOM_BLOCK: int

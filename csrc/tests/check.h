@@ -4,8 +4,8 @@
  * goes on (one run shows every kind of failure).  main() returns
  * `failures != 0`.  Each test program includes it once.
  */
-#ifndef HL_TEST_CHECK_H
-#define HL_TEST_CHECK_H
+#ifndef CHECK_H
+#define CHECK_H
 
 #include <stdio.h>
 

@@ -61,7 +61,8 @@ static void test_heads(void) {
                   sized, (int)n, got);
             for (int alg = 0; alg < 3; alg++) {
                 at = (size_t)snprintf(want, sizeof want,
-                                      "{\"status\":\"hit\",\"algorithm\":\"%s\",\"record\":4294967295",
+                                      "{\"status\":\"hit\",\"algorithm\":\"%s\","
+                                      "\"record\":4294967295",
                                       native_key[alg]);
                 for (int a = 0; a < 3; a++)
                     at += (size_t)snprintf(want + at, sizeof want - at,

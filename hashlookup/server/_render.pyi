@@ -12,13 +12,25 @@ ANSWER_INVALID: int
 ANSWER_UNKNOWN: int
 
 class HitRenderer:
-    def __init__(self, reader: RecordTable,
-                 tables: tuple[KeyTable | None, KeyTable | None, KeyTable | None],
-                 labels: tuple[tuple[str, Any], ...], drop: int,
-                 label_json: Callable[[tuple[str, ...]], bytes], tail: bytes,
-                 audit_middle: bytes, masks: Buffer | None = None) -> None: ...
-    def answer(self, algorithm: str, digest: str, audit: bytearray | None = None,
-               who: bytes | None = None) -> bytes | int: ...
+    def __init__(
+        self,
+        reader: RecordTable,
+        tables: tuple[KeyTable | None, KeyTable | None, KeyTable | None],
+        labels: tuple[tuple[str, Any], ...],
+        drop: int,
+        label_json: Callable[[tuple[str, ...]], bytes],
+        tail: bytes,
+        audit_middle: bytes,
+        masks: Buffer | None = None,
+    ) -> None: ...
+    def answer(
+        self,
+        algorithm: str,
+        digest: str,
+        audit: bytearray | None = None,
+        who: bytes | None = None,
+    ) -> bytes | int: ...
 
-def append_audit_line(buf: bytearray, who: bytes, digest: str, middle: bytes,
-                      record: bytes) -> None: ...
+def append_audit_line(
+    buf: bytearray, who: bytes, digest: str, middle: bytes, record: bytes
+) -> None: ...
