@@ -55,7 +55,8 @@ test: $(STAMP) $(VENV)/.testdeps ctest-asan
 CTEST_DIR := build/ctest
 CORE_SRC := $(sort $(wildcard csrc/hl_*.c))
 RENDER_SRC := $(sort $(wildcard csrc/server/hl_*.c)) csrc/hl_hex.c
-CTEST_DEPS := $(CORE_SRC) $(RENDER_SRC) $(wildcard csrc/*.h csrc/*.inc csrc/server/*.h csrc/tests/*)
+CTEST_DEPS := $(CORE_SRC) $(RENDER_SRC) \
+	$(wildcard csrc/*.h csrc/*.inc csrc/server/*.h csrc/tests/*)
 CTEST_CFLAGS := -std=c11 -g -Wall -Wextra -Werror -Icsrc -Icsrc/server
 ASAN_CFLAGS := -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 CPU_KERNEL = $$(grep -qw avx2 /proc/cpuinfo && echo avx2 || echo portable)
