@@ -19,6 +19,8 @@ cimport hl
 cimport hl_render
 from hashlookup._core cimport KeyTable, RecordTable
 
+from hashlookup.algorithms import DIGESTS as _DIGESTS
+
 
 cdef extern from "Python.h":
     const char *PyUnicode_AsUTF8AndSize(object s, Py_ssize_t *size) except NULL
@@ -36,6 +38,19 @@ cdef extern from "<time.h>" nogil:
         pass
     tm *gmtime_r(const time_t *timep, tm *result)
     size_t strftime(char *s, size_t maxsize, const char *fmt, const tm *t)
+
+
+# The digest algorithms by index, 0 md5, 1 sha1, 2 sha256: the order of a
+# record's digests (RecordTable, hl_record_view) and of HitRenderer's tables.
+cdef tuple _NAMES = tuple([a.name for a in _DIGESTS])
+cdef size_t _WIDTH[3]
+cdef Py_ssize_t _NAME_LEN[3]   # compared first: a mismatch costs no call
+if len(_DIGESTS) != 3:
+    raise ImportError("hashlookup.server._render renders records of three digests, "
+                      f"hashlookup.algorithms lists {len(_DIGESTS)}")
+for _i, _a in enumerate(_DIGESTS):
+    _WIDTH[_i] = _a.width
+    _NAME_LEN[_i] = len(_a.name)
 
 
 cdef inline void _heads(RecordTable reader, int algorithm, uint32_t rid, char *circl,
@@ -186,14 +201,13 @@ cdef class HitRenderer:
         cdef uint8_t key[64]
         cdef KeyTable t
         cdef int64_t row
-        if algorithm == "md5":
-            a, width = 0, 16
-        elif algorithm == "sha1":
-            a, width = 1, 20
-        elif algorithm == "sha256":
-            a, width = 2, 32
+        cdef Py_ssize_t name_len = len(algorithm) if algorithm is not None else -1
+        for a in range(3):
+            if name_len == _NAME_LEN[a] and algorithm == <str>_NAMES[a]:
+                break
         else:
             return ANSWER_UNKNOWN
+        width = _WIDTH[a]
         if not PyUnicode_IS_ASCII(digest):
             return ANSWER_INVALID
         s = PyUnicode_AsUTF8AndSize(digest, &n)
