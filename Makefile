@@ -26,7 +26,10 @@ $(VENV)/.testdeps: $(VENV)/.created Makefile
 
 # Install the package (not an in-place build) so tests run against what users get,
 # with the server extra (the lookup service's tests start real servers).
-$(STAMP): $(VENV)/.created pyproject.toml setup.py $(wildcard csrc/*.c csrc/*.h csrc/*.inc csrc/*.pxd hashlookup/*.py hashlookup/*/*.py hashlookup/*.pyx hashlookup/*.pyi hashlookup/*/*.pyx hashlookup/*/*.pyi hashlookup/*/*.pxd)
+$(STAMP): $(VENV)/.created pyproject.toml setup.py $(wildcard csrc/*.c csrc/*.h csrc/*.inc \
+	    csrc/*.pxd csrc/server/*.c csrc/server/*.h csrc/server/*.pxd hashlookup/*.py \
+	    hashlookup/*/*.py hashlookup/*.pyx hashlookup/*.pxd hashlookup/*.pyi \
+	    hashlookup/*/*.pyx hashlookup/*/*.pyi)
 	flock $(VENV)/.lock $(PIP) install --no-build-isolation ".[server]"
 	@touch $@
 
@@ -69,32 +72,45 @@ test: lint $(STAMP) $(VENV)/.testdeps ctest-asan
 # C core tested directly against brute-force references (csrc/tests/):
 # under -fsanitize=address,undefined, then under valgrind memcheck; each
 # once with the portable kernels and once with AVX2 where the CPU has it.
+# test_render checks the lookup service's record JSON (csrc/server/), which
+# has no kernel variants: once under each tool.
 CTEST_DIR := build/ctest
-CTEST_SRC := $(sort $(wildcard csrc/hl_*.c)) csrc/tests/test_core.c
-CTEST_DEPS := $(CTEST_SRC) $(wildcard csrc/*.h csrc/*.inc)
-CTEST_CFLAGS := -std=c11 -g -Wall -Wextra -Werror -Icsrc
+CORE_SRC := $(sort $(wildcard csrc/hl_*.c))
+RENDER_SRC := $(sort $(wildcard csrc/server/hl_*.c)) csrc/hl_hex.c
+CTEST_DEPS := $(CORE_SRC) $(RENDER_SRC) \
+	$(wildcard csrc/*.h csrc/*.inc csrc/server/*.h csrc/tests/*)
+CTEST_CFLAGS := -std=c11 -g -Wall -Wextra -Werror -Icsrc -Icsrc/server
+ASAN_CFLAGS := -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 CPU_KERNEL = $$(grep -qw avx2 /proc/cpuinfo && echo avx2 || echo portable)
+VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
 
 $(CTEST_DIR)/test_core_asan: $(CTEST_DEPS)
 	mkdir -p $(CTEST_DIR)
-	$(CC) $(CTEST_CFLAGS) -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
-	    -fno-omit-frame-pointer $(CTEST_SRC) -lm -o $@
+	$(CC) $(CTEST_CFLAGS) $(ASAN_CFLAGS) $(CORE_SRC) csrc/tests/test_core.c -lm -o $@
 
 $(CTEST_DIR)/test_core: $(CTEST_DEPS)
 	mkdir -p $(CTEST_DIR)
-	$(CC) $(CTEST_CFLAGS) -O2 $(CTEST_SRC) -lm -o $@
+	$(CC) $(CTEST_CFLAGS) -O2 $(CORE_SRC) csrc/tests/test_core.c -lm -o $@
 
-ctest-asan: $(CTEST_DIR)/test_core_asan
+$(CTEST_DIR)/test_render_asan: $(CTEST_DEPS)
+	mkdir -p $(CTEST_DIR)
+	$(CC) $(CTEST_CFLAGS) $(ASAN_CFLAGS) $(RENDER_SRC) csrc/tests/test_render.c -o $@
+
+$(CTEST_DIR)/test_render: $(CTEST_DEPS)
+	mkdir -p $(CTEST_DIR)
+	$(CC) $(CTEST_CFLAGS) -O2 $(RENDER_SRC) csrc/tests/test_render.c -o $@
+
+ctest-asan: $(CTEST_DIR)/test_core_asan $(CTEST_DIR)/test_render_asan
 	HASHLOOKUP_DISABLE_SIMD=1 $< portable
 	$< $(CPU_KERNEL)
+	$(CTEST_DIR)/test_render_asan
 
-ctest: ctest-asan $(CTEST_DIR)/test_core
+ctest: ctest-asan $(CTEST_DIR)/test_core $(CTEST_DIR)/test_render
 	command -v valgrind >/dev/null || \
 	    (apt-get update -qq && apt-get install -y -qq valgrind)
-	HASHLOOKUP_DISABLE_SIMD=1 valgrind -q --error-exitcode=99 --leak-check=full \
-	    --errors-for-leak-kinds=definite $(CTEST_DIR)/test_core portable
-	valgrind -q --error-exitcode=99 --leak-check=full \
-	    --errors-for-leak-kinds=definite $(CTEST_DIR)/test_core $(CPU_KERNEL)
+	HASHLOOKUP_DISABLE_SIMD=1 $(VALGRIND) $(CTEST_DIR)/test_core portable
+	$(VALGRIND) $(CTEST_DIR)/test_core $(CPU_KERNEL)
+	$(VALGRIND) $(CTEST_DIR)/test_render
 
 # Every fuzz target for FUZZ_SECONDS each (tests/fuzz/run.py); the corpus
 # grows in build/fuzz-corpus between runs, findings land in
@@ -130,4 +146,5 @@ sanitize:
 	    ../$(ASAN_VENV)/bin/pytest -q -p no:cacheprovider -x -k "not short_fuzz_run"
 
 clean:
-	rm -rf $(VENV) $(ASAN_VENV) build dist *.egg-info hashlookup/_core.c hashlookup/*.so demo
+	rm -rf $(VENV) $(ASAN_VENV) build dist *.egg-info hashlookup/_core.c \
+	    hashlookup/server/_render.c hashlookup/*.so hashlookup/*/*.so demo

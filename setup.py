@@ -54,25 +54,38 @@ directives = {
     "binding": False,
 }
 
+# The generic core (csrc/) and the lookup service's wire format
+# (csrc/server/: record JSON) are separate static libraries, so that
+# hashlookup._core links no service code; the server's extension links both.
+CORE, SERVER = ["csrc"], ["csrc/server", "csrc"]
+CORE_C = sorted(glob.glob("csrc/hl_*.[ch]") + glob.glob("csrc/*.inc"))
+SERVER_C = sorted(glob.glob("csrc/server/hl_*.[ch]"))
+
+
+def _lib(sources: str, include: list[str]) -> dict:
+    return {"sources": sorted(glob.glob(sources)), "include_dirs": include,
+            "cflags": core_cflags + common}
+
+
+def _ext(name: str, libraries: list[str], include: list[str],
+         depends: list[str]) -> Extension:
+    # depends: relink when the C code changes; build_ext does not know that
+    # the static libraries are inputs, and would keep a stale extension.
+    return Extension(name, sources=[name.replace(".", "/") + ".pyx"],
+                     include_dirs=include, libraries=libraries, depends=depends,
+                     extra_compile_args=common, extra_link_args=link)
+
+
 setup(
-    libraries=[("hlcore", {
-        "sources": sorted(glob.glob("csrc/hl_*.c")),
-        "include_dirs": ["csrc"],
-        "cflags": core_cflags + common,
-    })],
+    libraries=[("hlcore", _lib("csrc/hl_*.c", CORE)),
+               ("hlserver", _lib("csrc/server/hl_*.c", SERVER))],
     ext_modules=cythonize(
-        [Extension(
-            "hashlookup._core",
-            sources=["hashlookup/_core.pyx"],
-            include_dirs=["csrc"],
-            libraries=["hlcore"],
-            # Relink when the C core changes: build_ext does not know that the
-            # static library is an input, and would keep a stale extension.
-            depends=sorted(glob.glob("csrc/hl_*.[ch]") + glob.glob("csrc/*.inc")),
-            extra_compile_args=common,
-            extra_link_args=link,
-        )],
+        [_ext("hashlookup._core", ["hlcore"], CORE, CORE_C),
+         # hlserver before hlcore: the linker takes from an archive only what
+         # the objects before it need, and hl_render uses hlcore's hex encoder
+         _ext("hashlookup.server._render", ["hlserver", "hlcore"], SERVER,
+              CORE_C + SERVER_C)],
         compiler_directives=directives,
-        include_path=["csrc"],
+        include_path=SERVER,
     ),
 )

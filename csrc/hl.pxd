@@ -122,14 +122,3 @@ cdef extern from "hl_filehash.h" nogil:
                                 int open_flags, uint8_t *buf, size_t bufsize,
                                 const int *stop, const hl_table *const *probe,
                                 unsigned rest) noexcept
-
-cdef extern from "hl_render.h":
-    enum: HL_HEAD_MAX
-    ctypedef struct hl_record_view:
-        const uint8_t *digest[3]
-        size_t width[3]
-        uint64_t size
-        uint32_t id
-    size_t hl_render_circl_head(const hl_record_view *r, char *out) noexcept
-    size_t hl_render_native_head(const hl_record_view *r, int algorithm,
-                                 char *out) noexcept

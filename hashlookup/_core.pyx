@@ -3,16 +3,18 @@
 It turns Python arguments into pointers and lengths, calls the C kernels
 (without the GIL for anything that loops), and maps hl_status codes to
 exceptions in one place (_check).  Everything else, file parsing included,
-lives in the Python modules above it.
+lives in the Python modules above it.  It knows no wire format: the lookup
+service renders its answers in its own module (hashlookup.server._render),
+which reaches the classes' C fields and _check through _core.pxd.
 """
 
 from cpython.buffer cimport (PyBUF_SIMPLE, PyBuffer_Release, PyObject_CheckBuffer,
                              PyObject_GetBuffer)
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
-from posix.time cimport CLOCK_MONOTONIC, CLOCK_REALTIME, clock_gettime, timespec
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 cimport hl
 
@@ -23,19 +25,6 @@ from hashlookup.errors import IndexFormatError
 cdef extern from "Python.h":
     const char *PyUnicode_AsUTF8AndSize(object s, Py_ssize_t *size) except NULL
     bint PyUnicode_IS_ASCII(object s)
-    char *PyByteArray_AS_STRING(object b)
-    Py_ssize_t PyByteArray_GET_SIZE(object b)
-    int PyByteArray_Resize(object b, Py_ssize_t size) except -1
-
-cdef extern from *:
-    void __builtin_prefetch(const void *addr) noexcept nogil
-
-cdef extern from "<time.h>" nogil:
-    ctypedef long time_t
-    struct tm:
-        pass
-    tm *gmtime_r(const time_t *timep, tm *result)
-    size_t strftime(char *s, size_t maxsize, const char *fmt, const tm *t)
 
 
 MAX_WIDTH = hl.HL_MAX_WIDTH
@@ -153,12 +142,6 @@ cdef class KeyTable:
     validates files.  This class only holds C pointers into a buffer that
     `_owner` keeps alive, and answers lookups.
     """
-    cdef hl.hl_table _c_table
-    cdef const uint8_t[::1] _c_view
-    cdef object _owner
-    cdef bint _c_open
-    cdef Py_ssize_t _c_busy
-    cdef str _c_what
 
     def _attach(self, object buffer, Py_ssize_t keys_off, uint64_t n, size_t width,
                 Py_ssize_t loc_off, uint32_t loc_bits, Py_ssize_t bloom_off,
@@ -1022,13 +1005,6 @@ def narrow_rows(uint8_t[::1] buf, uint64_t n, size_t from_width, size_t to_width
         hl.hl_rows_narrow(&buf[0], n, from_width, to_width)
 
 
-def hash64(const uint8_t[::1] key, uint64_t seed=0):
-    """The stable key hash of format version 1 (see docs/FORMAT.md)."""
-    if key.shape[0] == 0 or key.shape[0] > hl.HL_MAX_WIDTH:
-        raise ValueError(f"key must be 1..{hl.HL_MAX_WIDTH} bytes")
-    return hl.hl_hash64(&key[0], key.shape[0], seed)
-
-
 def kernel_name():
     """Which lookup kernels run: "avx2" or "portable"."""
     return hl.hl_cpu_kernel_name().decode()
@@ -1156,17 +1132,6 @@ cdef class RecordTable:
     struct unpack, three slices and three .hex() in Python.  Like KeyTable
     it only holds pointers into a buffer that `_owner` keeps alive; offsets
     are validated by hashlookup.store.format and re-checked here."""
-    cdef const uint8_t[::1] _c_view
-    cdef object _owner
-    cdef const uint8_t *_c_recs
-    cdef uint64_t _c_count
-    cdef const uint8_t *_c_keys[3]
-    cdef uint64_t _c_nkeys[3]
-    cdef size_t _c_width[3]
-    cdef const uint8_t *_c_rowmap[3]
-    cdef bint _c_open
-    cdef str _c_what
-    cdef tuple _c_algs
 
     def __init__(self, object buffer, Py_ssize_t rec_off, uint64_t count,
                  list keys, list rowmaps, str what):
@@ -1277,28 +1242,6 @@ cdef class RecordTable:
         cdef uint32_t rid = self._record_of(algorithm, row)
         return (rid,) + self._fields(rid)
 
-    cdef void _heads(self, int algorithm, uint32_t rid, char *circl, size_t *c_len,
-                     char *native, size_t *n_len) noexcept:
-        """Write the JSON of record `rid` (< the record count: from
-        _record_of), found by `algorithm`, up to its labels, in the two
-        forms of the lookup service (hl_render.h), into circl and native
-        (HL_HEAD_MAX bytes each); their lengths go to c_len and n_len.
-        native NULL: the CIRCL form only."""
-        cdef hl.hl_record_view view
-        cdef uint64_t size = self._size(rid)
-        cdef int a
-        for a in range(3):
-            view.digest[a] = self._digest(rid, a)
-            view.width[a] = self._c_width[a]
-            if view.digest[a] != NULL:   # read in parallel, not one by one
-                __builtin_prefetch(view.digest[a])
-        # sizes of 2**63 and more mean "unknown" (as in hit())
-        view.size = size if <int64_t>size >= 0 else <uint64_t>0xFFFFFFFFFFFFFFFF
-        view.id = rid
-        c_len[0] = hl.hl_render_circl_head(&view, circl)
-        if native != NULL:
-            n_len[0] = hl.hl_render_native_head(&view, algorithm, native)
-
     def read(self, int64_t record_id):
         """(md5, sha1, sha256, size) of one record, as in hit()."""
         if not self._c_open:
@@ -1306,191 +1249,6 @@ cdef class RecordTable:
         if record_id < 0 or <uint64_t>record_id >= self._c_count:
             raise IndexError(f"record id {record_id} out of range")
         return self._fields(record_id)
-
-
-cdef inline bytes _joined(const char *head, size_t head_len, bytes a, bytes b):
-    """head + a + b as one new bytes object (one allocation, no temporaries)."""
-    cdef Py_ssize_t la = PyBytes_GET_SIZE(a), lb = PyBytes_GET_SIZE(b)
-    cdef bytes out = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>head_len + la + lb)
-    cdef char *p = PyBytes_AS_STRING(out)
-    memcpy(p, head, head_len)
-    memcpy(p + head_len, PyBytes_AS_STRING(a), <size_t>la)
-    memcpy(p + head_len + la, PyBytes_AS_STRING(b), <size_t>lb)
-    return out
-
-
-# HitRenderer.answer for what is not a hit.
-ANSWER_MISS = 0        # a digest the generation does not hold (or drops)
-ANSWER_INVALID = 1     # not a hex digest of the algorithm asked for
-ANSWER_UNKNOWN = 2     # not md5, sha1 or sha256
-
-
-cdef class HitRenderer:
-    """Single-digest lookups of one dataset generation answered in one call:
-    for a hit, the lookup service's CIRCL record (the body of GET
-    /lookup/...) and its native record (the audit log's), byte for byte what
-    hashlookup.server._check.circl_json / native_json render from the Match,
-    without the Match, a str per digest or a Python format per field.
-
-    tables: the generation's (md5, sha1, sha256) key tables (None where it
-    has none), all inside the mapping `reader` reads.  labels: its (name,
-    bitmap) pairs (at most 64).  A record's labels are a bit mask, bit i set
-    if it carries label i, read from `masks` (a C-contiguous array of one
-    unsigned integer per record, of 1, 2, 4 or 8 bytes) when given, else
-    one bitmap membership test per label.  The labels' JSON of each mask
-    (label_json(tuple of names) -> bytes, called once per distinct set) is
-    cached here.  drop: bit mask of labels whose records are not answered
-    (the dataset's suppressed labels).  tail: the CIRCL record after its
-    labels (dataset, generation, built, closing brace).  audit_middle: the
-    audit log's line part between digest and record for this generation
-    (see append_audit_line)."""
-    cdef RecordTable _reader
-    cdef tuple _tables
-    cdef bytes _audit_middle
-    cdef tuple _names
-    cdef tuple _bitmaps
-    cdef uint64_t _drop
-    cdef object _label_json
-    cdef dict _by_mask
-    cdef bytes _tail
-    cdef object _masks_owner
-    cdef const uint8_t[::1] _masks_view
-    cdef const uint8_t *_masks
-    cdef int _mask_size
-
-    def __init__(self, RecordTable reader, tuple tables, tuple labels, uint64_t drop,
-                 object label_json, bytes tail, bytes audit_middle, object masks=None):
-        cdef const uint8_t[::1] view
-        cdef memoryview m
-        cdef int a
-        cdef KeyTable t
-        if len(tables) != 3:
-            raise ValueError("expected the md5, sha1 and sha256 tables (or None)")
-        for a in range(3):
-            t = tables[a]
-            if t is not None and (t._c_table.keys != reader._c_keys[a]
-                                  or t._c_table.width != reader._c_width[a]):
-                raise ValueError(f"the {reader._c_algs[a]} table is not the one of "
-                                 "the records' generation")
-        if len(labels) > 64:
-            raise ValueError(f"at most 64 labels, got {len(labels)}")
-        self._reader = reader
-        self._tables = tables
-        self._names = tuple([pair[0] for pair in labels])
-        self._bitmaps = tuple([pair[1] for pair in labels])
-        self._drop = drop
-        self._label_json = label_json
-        self._by_mask = {}
-        self._tail = tail
-        self._audit_middle = audit_middle
-        self._masks = NULL
-        self._mask_size = 0
-        if masks is not None:
-            m = memoryview(masks)
-            if (not m.c_contiguous or m.format not in ("B", "H", "I", "L", "Q")
-                    or m.itemsize not in (1, 2, 4, 8) or m.ndim != 1
-                    or <uint64_t>m.shape[0] != reader._c_count
-                    or 8 * m.itemsize < len(labels)):
-                raise ValueError("masks: expected one unsigned integer per record, "
-                                 "wide enough for the labels")
-            view = m.cast("B")
-            self._masks_owner = masks
-            self._masks_view = view
-            if view.shape[0] > 0:
-                self._masks = &view[0]
-            self._mask_size = m.itemsize
-
-    cdef uint64_t _mask_of(self, uint32_t rid) except? 0xFFFFFFFFFFFFFFFF:
-        cdef uint64_t mask = 0
-        cdef Py_ssize_t i
-        cdef object id_
-        if self._masks != NULL:
-            # rid < the record count: checked by RecordTable._record_of
-            if self._mask_size == 1:
-                return self._masks[rid]
-            if self._mask_size == 2:
-                return (<const uint16_t *>self._masks)[rid]
-            if self._mask_size == 4:
-                return (<const uint32_t *>self._masks)[rid]
-            return (<const uint64_t *>self._masks)[rid]
-        id_ = rid
-        for i in range(len(self._bitmaps)):
-            if id_ in self._bitmaps[i]:
-                mask |= (<uint64_t>1) << i
-        return mask
-
-    def answer(self, str algorithm, str digest, bytearray audit=None, bytes who=None):
-        """The CIRCL record (bytes) of `digest` (hex, either case) if the
-        generation holds it as a digest of `algorithm` ("md5", "sha1",
-        "sha256"), and then, with `audit`, its audit log line appended to
-        audit (append_audit_line: `who`, the digest in lowercase, the native
-        record); else ANSWER_MISS (also for a record with a dropped label,
-        or no table of that algorithm), ANSWER_INVALID or ANSWER_UNKNOWN."""
-        cdef int a
-        cdef Py_ssize_t n
-        cdef size_t width, bad
-        cdef const char *s
-        cdef uint8_t key[64]
-        cdef KeyTable t
-        cdef int64_t row
-        if algorithm == "md5":
-            a, width = 0, 16
-        elif algorithm == "sha1":
-            a, width = 1, 20
-        elif algorithm == "sha256":
-            a, width = 2, 32
-        else:
-            return ANSWER_UNKNOWN
-        if not PyUnicode_IS_ASCII(digest):
-            return ANSWER_INVALID
-        s = PyUnicode_AsUTF8AndSize(digest, &n)
-        if <size_t>n != 2 * width or hl.hl_hex_decode(<const uint8_t *>s, width, key,
-                                                      &bad) != hl.HL_OK:
-            return ANSWER_INVALID
-        t = self._tables[a]
-        if t is None:
-            return ANSWER_MISS
-        if not t._c_open:
-            raise ValueError(_CLOSED)
-        row = hl.hl_table_find(&t._c_table, key)
-        if row < 0:
-            return ANSWER_MISS
-        if audit is not None and who is None:
-            raise TypeError("an audit line needs `who`")
-        return self._render(a, row, audit, who, s, n)
-
-    cdef object _render(self, int algorithm, int64_t row, bytearray audit, bytes who,
-                        const char *digest, Py_ssize_t dlen):
-        cdef char circl[hl.HL_HEAD_MAX]
-        cdef char native[hl.HL_HEAD_MAX]
-        cdef size_t c, n
-        cdef Py_ssize_t i
-        cdef uint32_t rid = self._reader._record_of(algorithm, row)
-        if self._masks != NULL:
-            # a cache miss of its own: under way while the record is read
-            __builtin_prefetch(self._masks + <size_t>rid * <size_t>self._mask_size)
-        # the native record is for the audit line only
-        self._reader._heads(algorithm, rid, circl, &c,
-                            native if audit is not None else NULL, &n)
-        cdef uint64_t mask = self._mask_of(rid)
-        if mask & self._drop:
-            return ANSWER_MISS
-        key = mask
-        cdef object labels = self._by_mask.get(key)
-        if labels is None:
-            labels = self._label_json(tuple([self._names[i]
-                                             for i in range(len(self._names))
-                                             if mask >> i & 1]))
-            if not isinstance(labels, bytes):
-                raise TypeError("label_json must return bytes")
-            if len(self._by_mask) >= 4096:   # bounded: many labels combine
-                self._by_mask.clear()
-            self._by_mask[key] = labels
-        if audit is not None:
-            record = _joined(native, n, <bytes>labels, b"}")
-            _append_audit(audit, who, digest, dlen, self._audit_middle,
-                          PyBytes_AS_STRING(record), PyBytes_GET_SIZE(record))
-        return _joined(circl, c, <bytes>labels, self._tail)
 
 
 def labels_of(object record_id, tuple pairs, dict interned):
@@ -1511,73 +1269,3 @@ def labels_of(object record_id, tuple pairs, dict interned):
         interned[key] = key
         return key
     return seen
-
-
-# The audit log's time stamp up to the seconds, formatted once per second
-# (strftime costs more than the rest of a line); the GIL guards it.
-cdef time_t _stamp_second = -1
-cdef char _stamp[40]
-cdef size_t _stamp_len = 0
-
-
-cdef int _append_audit(bytearray buf, bytes who, const char *digest, Py_ssize_t dlen,
-                       bytes middle, const char *record, Py_ssize_t rlen) except -1:
-    """append_audit_line with the digest and record as C strings (the digest
-    is lowercased here)."""
-    global _stamp_second, _stamp_len
-    cdef timespec now
-    cdef tm parts
-    cdef time_t second
-    cdef int millis
-    cdef Py_ssize_t old, k
-    cdef char *out
-    cdef char ch
-    clock_gettime(CLOCK_REALTIME, &now)
-    second = now.tv_sec
-    millis = <int>(now.tv_nsec // 1000000)
-    if second != _stamp_second:
-        if gmtime_r(&second, &parts) == NULL:
-            raise ValueError("the clock is out of range")
-        _stamp_len = strftime(_stamp, sizeof(_stamp), b'{"time":"%Y-%m-%dT%H:%M:%S.',
-                              &parts)
-        if _stamp_len == 0:
-            raise ValueError("the clock is out of range")
-        _stamp_second = second
-    old = PyByteArray_GET_SIZE(buf)
-    PyByteArray_Resize(buf, old + <Py_ssize_t>_stamp_len + 6 + PyBytes_GET_SIZE(who)
-                       + dlen + PyBytes_GET_SIZE(middle) + rlen + 2)
-    out = PyByteArray_AS_STRING(buf) + old
-    memcpy(out, _stamp, _stamp_len)
-    out += _stamp_len
-    out[0] = <char>(48 + millis // 100)
-    out[1] = <char>(48 + millis // 10 % 10)
-    out[2] = <char>(48 + millis % 10)
-    memcpy(out + 3, b'Z",', 3)
-    out += 6
-    memcpy(out, PyBytes_AS_STRING(who), <size_t>PyBytes_GET_SIZE(who))
-    out += PyBytes_GET_SIZE(who)
-    for k in range(dlen):
-        ch = digest[k]
-        out[k] = ch | 0x20 if 65 <= ch <= 90 else ch
-    out += dlen
-    memcpy(out, PyBytes_AS_STRING(middle), <size_t>PyBytes_GET_SIZE(middle))
-    out += PyBytes_GET_SIZE(middle)
-    memcpy(out, record, <size_t>rlen)
-    out += rlen
-    out[0] = b"}"
-    out[1] = b"\n"
-    return 0
-
-
-def append_audit_line(bytearray buf, bytes who, str digest, bytes middle,
-                      bytes record):
-    """Append one line of the lookup service's audit log to buf:
-    ``{"time":"<now, UTC, ISO 8601 to the millisecond>Z",`` + who + digest
-    in lowercase + middle + record + ``}`` and a newline.  The layout is
-    hashlookup.server._audit's (who: the key part up to the digest's opening
-    quote; middle: from its closing quote to the record); written in C
-    because it runs once per hit (formatting the time and joining the parts
-    in Python cost about as much as the rest of a hit)."""
-    cdef bytes text = digest.encode("ascii", "replace")
-    _append_audit(buf, who, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text), middle,
-                  PyBytes_AS_STRING(record), PyBytes_GET_SIZE(record))

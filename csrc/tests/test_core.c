@@ -3,6 +3,7 @@
  * brute-force references: search kernels (every width class, with and
  * without Bloom filter, corrupt locators), Bloom build/probe, the stable
  * hash, sort/dedupe, row narrowing, hex decoding and the line parser.
+ * (The lookup service's record JSON, csrc/server/, has test_render.c.)
  *
  * Built and run by `make ctest` under -fsanitize=address,undefined and
  * under valgrind memcheck; run once with HASHLOOKUP_DISABLE_SIMD=1 for the
@@ -18,25 +19,11 @@
 #include "hl_cpu.h"
 #include "hl_hash.h"
 #include "hl_hex.h"
-#include "hl_render.h"
 #include "hl_linematch.h"
 #include "hl_search.h"
 #include "hl_sort.h"
 
-static unsigned long failures, checks;
-
-#define CHECK(cond, ...)                                              \
-    do {                                                              \
-        checks++;                                                     \
-        if (!(cond)) {                                                \
-            if (failures++ < 20) {                                    \
-                fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, \
-                        __LINE__, #cond);                             \
-                fprintf(stderr, __VA_ARGS__);                         \
-                fputc('\n', stderr);                                  \
-            }                                                         \
-        }                                                             \
-    } while (0)
+#include "check.h"
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
 
@@ -427,77 +414,6 @@ static void test_hex_encode(void) {
     }
 }
 
-/* The record heads against hand-written JSON: every digest present or
- * absent, size known or not, each algorithm. */
-static void test_render(void) {
-    uint8_t md5[16], sha1[20], sha256[32];
-    for (int i = 0; i < 32; i++) {
-        if (i < 16) md5[i] = (uint8_t)(0xA0 + i);
-        if (i < 20) sha1[i] = (uint8_t)(i * 13);
-        sha256[i] = (uint8_t)(255 - i);
-    }
-    char hex[3][2 * 32 + 1], HEX[3][2 * 32 + 1];
-    const uint8_t *d[3] = {md5, sha1, sha256};
-    size_t w[3] = {16, 20, 32};
-    for (int a = 0; a < 3; a++)
-        for (size_t i = 0; i < w[a]; i++) {
-            snprintf(hex[a] + 2 * i, 3, "%02x", d[a][i]);
-            snprintf(HEX[a] + 2 * i, 3, "%02X", d[a][i]);
-        }
-    const char *circl_key[3] = {"MD5", "SHA-1", "SHA-256"};
-    const char *native_key[3] = {"md5", "sha1", "sha256"};
-    for (unsigned present = 0; present < 8; present++) {
-        for (int sized = 0; sized < 2; sized++) {
-            hl_record_view r;
-            for (int a = 0; a < 3; a++) {
-                r.digest[a] = (present >> a & 1) ? d[a] : NULL;
-                r.width[a] = w[a];
-            }
-            r.size = sized ? 18446744073709551614ULL : UINT64_MAX;
-            r.id = 4294967295u;
-            char want[HL_HEAD_MAX], got[HL_HEAD_MAX + 1];
-            size_t at = (size_t)snprintf(want, sizeof want, "{");
-            int first = 1;
-            for (int a = 0; a < 3; a++) {
-                if (!(present >> a & 1)) continue;
-                at += (size_t)snprintf(want + at, sizeof want - at, "%s\"%s\":\"%s\"",
-                                       first ? "" : ",", circl_key[a], HEX[a]);
-                first = 0;
-            }
-            if (sized)
-                at += (size_t)snprintf(want + at, sizeof want - at,
-                                       "%s\"FileSize\":\"18446744073709551614\"",
-                                       first ? "" : ",");
-            at += (size_t)snprintf(want + at, sizeof want - at, ",\"hashlookup:labels\":");
-            size_t n = hl_render_circl_head(&r, got);
-            CHECK(n == at && memcmp(got, want, n) == 0, "circl head %u %d: %.*s", present,
-                  sized, (int)n, got);
-            for (int alg = 0; alg < 3; alg++) {
-                at = (size_t)snprintf(want, sizeof want,
-                                      "{\"status\":\"hit\",\"algorithm\":\"%s\",\"record\":4294967295",
-                                      native_key[alg]);
-                for (int a = 0; a < 3; a++)
-                    at += (size_t)snprintf(want + at, sizeof want - at,
-                                           (present >> a & 1) ? ",\"%s\":\"%s\"" : ",\"%s\":null",
-                                           native_key[a], hex[a]);
-                at += (size_t)snprintf(want + at, sizeof want - at, ",\"size\":%s,\"labels\":",
-                                       sized ? "18446744073709551614" : "null");
-                n = hl_render_native_head(&r, alg, got);
-                CHECK(n == at && memcmp(got, want, n) == 0, "native head %u %d %d: %.*s",
-                      present, sized, alg, (int)n, got);
-            }
-        }
-    }
-    /* the longest head fits: three digests of HL_MAX_WIDTH bytes */
-    static uint8_t big[HL_MAX_WIDTH];
-    hl_record_view r = {{big, big, big}, {HL_MAX_WIDTH, HL_MAX_WIDTH, HL_MAX_WIDTH},
-                        UINT64_MAX - 1, 4294967295u};
-    char *out = malloc(HL_HEAD_MAX);
-    CHECK(hl_render_circl_head(&r, out) <= HL_HEAD_MAX, "circl head too long");
-    CHECK(hl_render_native_head(&r, 2, out) <= HL_HEAD_MAX, "native head too long");
-    free(out);
-}
-
 typedef struct ref_result {
     hl_status status;
     uint64_t n_keys, n_lines, n_invalid, err_line, err_offset, err_length;
@@ -764,7 +680,6 @@ int main(int argc, char **argv) {
     test_search();
     test_hex_decode();
     test_hex_encode();
-    test_render();
     test_parse_lines();
     test_match_lines();
     printf("test_core (%s kernels): %lu checks, %lu failed\n", kernel, checks,

@@ -5,7 +5,8 @@ dataset file, with API keys, rate limits, metrics, an audit log of hits and
 hot reload.  Run it with ``hashlookup serve DATASET``; see docs/SERVER.md.
 
 Modules: app (the ASGI application), _run (pre-fork supervisor running
-uvicorn workers), _check (vectorised batch checks), _keys (API keys file),
+uvicorn workers), _check (vectorised batch checks), _render (Cython: a
+GET hit's answer and audit line in one call), _keys (API keys file),
 _ratelimit and _metrics (memory shared by the workers), _audit (hit log),
 _bloom (DCSO filter cache), _protocol (bounded request heads), _openapi.
 The serve and apikey commands are hashlookup.cli.serve and .apikey.

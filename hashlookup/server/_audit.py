@@ -14,7 +14,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from hashlookup._core import append_audit_line
+from hashlookup.server._render import append_audit_line
 
 if TYPE_CHECKING:
     from hashlookup.server._keys import ApiKey
@@ -36,7 +36,7 @@ class AuditLog:
     """Append hit lines to `path` ("-" for stderr).
 
     Lines go to `buffer` (GET /lookup's hits are appended to it by
-    _core.HitRenderer, with `who(key)`; batch hits by hit()); the owner
+    _render.HitRenderer, with `who(key)`; batch hits by hit()); the owner
     calls flush() every second and when it holds FLUSH_BYTES."""
 
     def __init__(self, path: str) -> None:

@@ -24,6 +24,8 @@ from hashlookup import _core
 from hashlookup.store.dataset import ALGORITHMS, Dataset, Generation, Match
 from hashlookup.errors import IndexFormatError
 from hashlookup.server._audit import generation_part
+from hashlookup.server._render import (ANSWER_INVALID, ANSWER_MISS, ANSWER_UNKNOWN,
+                                       HitRenderer, append_audit_line)
 
 WIDTH = {"md5": 16, "sha1": 20, "sha256": 32}
 _BY_HEX_LEN = {32: "md5", 40: "sha1", 64: "sha256"}
@@ -145,7 +147,7 @@ class SingleHits:
     (not a hex digest of that algorithm) or UNKNOWN (not md5, sha1 or
     sha256).  The owner prepares every new generation (after a reload).
 
-    `answer` is _core.HitRenderer.answer: decoding, lookup, both records
+    `answer` is _render.HitRenderer.answer: decoding, lookup, both records
     and the audit line in one C call, with no Match, no str per digest, no
     format per field and no Python frame; the labels' JSON and the CIRCL
     tail are cached in it.  A plain index file (no records) or a dataset of
@@ -181,13 +183,13 @@ class SingleHits:
         suppressed = set(ds.suppress)
         drop = sum(1 << i for i, (name, _) in enumerate(pairs) if name in suppressed)
         tail = _circl_tail(st.generation, st.built, st.name).encode()
-        self.answer = _core.HitRenderer(
+        self.answer = HitRenderer(
             st.record_table, tuple(st.tables.get(a) for a in ALGORITHMS), pairs, drop,
             _labels_json, tail, generation_part(st.generation),
             label_masks(pairs, st.count)).answer
 
 
-MISS, INVALID, UNKNOWN = _core.ANSWER_MISS, _core.ANSWER_INVALID, _core.ANSWER_UNKNOWN
+MISS, INVALID, UNKNOWN = ANSWER_MISS, ANSWER_INVALID, ANSWER_UNKNOWN
 
 
 def _answer_by_match(st: Generation, algorithm: str, digest: str,
@@ -208,8 +210,8 @@ def _answer_by_match(st: Generation, algorithm: str, digest: str,
         return MISS
     if audit is not None:
         assert who is not None
-        _core.append_audit_line(audit, who, digest, generation_part(m.generation),
-                                native_json(m))
+        append_audit_line(audit, who, digest, generation_part(m.generation),
+                          native_json(m))
     return circl_json(m, st.name)
 
 
