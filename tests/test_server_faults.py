@@ -8,7 +8,8 @@ processes on loopback under load, their workers and supervisor killed.
   RECOVERY seconds, and no answer is ever wrong;
 - 30 SIGKILLs 0.25 s apart leave a working service with all its workers;
 - a worker whose event loop stops (SIGSTOP) is killed by the watchdog and
-  replaced, while the other keeps answering;
+  replaced, while the other keeps answering; a slot killed again and again
+  is restarted with back-off, which /readyz reports;
 - a SIGKILLed supervisor takes its workers with it and frees the port, and
   the next start removes the Bloom directory it left;
 - SIGTERM under load completes within the 10 s deadline, also with a
@@ -212,7 +213,7 @@ def test_thirty_kills_quarter_second_apart(data, tmp_path):
     print(f"\n30 kills 0.25 s apart: answering {took * 1000:.0f} ms after the last")
 
 
-def test_watchdog_replaces_a_stopped_worker(data, tmp_path, monkeypatch):
+def test_watchdog_and_backoff(data, tmp_path, monkeypatch):
     d, path, keys, token, hit = data
     monkeypatch.setenv("HASHLOOKUP_WATCHDOG", "1")
     with Server(path, "--api-keys", str(keys), *_UNLIMITED,
@@ -230,7 +231,26 @@ def test_watchdog_replaces_a_stopped_worker(data, tmp_path, monkeypatch):
         while len(_workers(srv)) != 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(_workers(srv)) == 2
-    print(f"\nwatchdog (1 s): a stopped worker replaced after {took:.2f} s")
+        # back-off: the same slot killed again and again within seconds of
+        # its start waits longer each time, and /readyz (answered by the
+        # other worker) says so
+        keep = next(p for p in _workers(srv) if p != victim)
+        warnings: list[str] = []
+        for _ in range(4):
+            deadline = time.monotonic() + RECOVERY
+            while time.monotonic() < deadline:
+                others = [p for p in _workers(srv) if p != keep]
+                if others:
+                    break
+                time.sleep(0.02)
+            os.kill(others[0], signal.SIGKILL)
+            time.sleep(0.05)
+            warnings = requests.get(srv.url + "/readyz", timeout=5).json()["warnings"]
+        assert keep in _workers(srv)
+        assert any("restarting with back-off" in w for w in warnings), warnings
+        assert "(back-off: 4 deaths in a row" in srv.stderr()
+    print(f"\nwatchdog (1 s): a stopped worker replaced after {took:.2f} s; "
+          f"/readyz during back-off: {warnings}")
     assert took < 1 + 2
 
 
@@ -297,3 +317,57 @@ def test_sigterm_under_load_within_deadline(data, tmp_path):
         assert took < STOP_DEADLINE
     print(f"\nSIGTERM under load: stopped after {figures[0]:.2f} s; with a "
           f"stopped worker, killed at the deadline, {figures[1]:.2f} s")
+
+
+def test_limiter_across_processes_without_lock(monkeypatch):
+    """Two forked processes take() for one client as fast as they can for
+    1 s: together they get the burst plus the rate, within one request per
+    other process; a process killed inside take() blocks nobody."""
+    from hashlookup.server._ratelimit import RateLimiter
+
+    rate, burst, seconds = 200.0, 50.0, 1.0
+    limiter = RateLimiter(rate, burst, workers=3)
+    start = time.monotonic() + 0.2
+    pipes, pids = [], []
+    for w in range(2):
+        r, wfd = os.pipe()
+        pid = os.fork()
+        if pid == 0:        # a worker: count admissions until the end
+            os.close(r)
+            limiter.bind(w)
+            n = 0
+            while time.monotonic() < start:
+                pass
+            while time.monotonic() < start + seconds:
+                n += limiter.take("client") == 0.0
+            os.write(wfd, str(n).encode())
+            os._exit(0)
+        os.close(wfd)
+        pipes.append(r)
+        pids.append(pid)
+    counts = []
+    for r, pid in zip(pipes, pids):
+        with os.fdopen(r) as f:
+            counts.append(int(f.read()))
+        os.waitpid(pid, 0)
+    total = sum(counts)
+    print(f"\n2 processes, 1 s, rate {rate:g}/s, burst {burst:g}: {counts} admitted, "
+          f"{total} in all (a single bucket: {burst + rate * seconds:g})")
+    assert min(counts) > 0
+    assert burst + rate * seconds * 0.9 <= total <= burst + rate * seconds + 1 + 2
+    # slot 2 dies paused inside take(), between its read and its write
+    monkeypatch.setenv("HASHLOOKUP_TEST_LIMITER_PAUSE", "30")
+    pid = os.fork()
+    if pid == 0:
+        limiter.bind(2)
+        limiter.take("other")
+        os._exit(0)
+    time.sleep(0.3)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    monkeypatch.delenv("HASHLOOKUP_TEST_LIMITER_PAUSE")
+    limiter.bind(0)   # this process, as slot 0: not blocked, still limiting
+    t0 = time.monotonic()
+    got = [limiter.take("other") for _ in range(60)]
+    assert time.monotonic() - t0 < 0.5
+    assert got[:50] == [0.0] * 50 and all(g > 0 for g in got[52:])

@@ -74,21 +74,22 @@ class RateLimiter:
         self._mm = mmap.mmap(-1, self.workers * SLOTS * _FIELDS * 8)  # shared
         self._q = memoryview(self._mm).cast("Q")
         self._d = memoryview(self._mm).cast("d")
-        self._own = 0            # region of this process (index into _regions)
-        self._regions = tuple(w * SLOTS * _FIELDS for w in range(self.workers))
-        self._hashes: dict[str, int] = {}   # per process: client -> hash
-        self._spots: dict[int, list[int]] = {}  # hash -> entry offset per region
+        # (index in a _known list, offset) of each region
+        self._regions = tuple((w + 2, w * SLOTS * _FIELDS)
+                              for w in range(self.workers))
+        self._own = 2            # this process's region, as a _known index
+        # per process: client -> [hash, first probe offset in a region,
+        # offset of its entry in each region (-1: none seen)]
+        self._known: dict[str, list[int]] = {}
+        self._pause = 0.0
 
     def bind(self, worker: int) -> None:
         """Write into the region of slot `worker` from now on (called in the
         worker process after the fork)."""
-        self._own = worker % self.workers
-        self._spots.clear()
-        pause = float(os.environ.get("HASHLOOKUP_TEST_LIMITER_PAUSE") or 0)
-        if pause > 0:
-            self._pause = pause
-
-    _pause = 0.0
+        self._own = worker % self.workers + 2
+        self._known.clear()
+        self._pause = max(0.0, float(os.environ.get("HASHLOOKUP_TEST_LIMITER_PAUSE")
+                                     or 0))
 
     @property
     def enabled(self) -> bool:
@@ -109,24 +110,27 @@ class RateLimiter:
             self.burst if burst is None else burst)
         if rate <= 0:
             return 0.0
-        h = self._hashes.get(client)
-        if h is None:
-            if len(self._hashes) >= 65536:
-                self._hashes.clear()
-                self._spots.clear()
-            h = self._hashes[client] = self._hash(client)
-        spots = self._spots.get(h)
-        if spots is None:
-            spots = self._spots[h] = [-1] * self.workers
+        known = self._known.get(client)
+        if known is None:
+            if len(self._known) >= 65536:
+                self._known.clear()
+            h = self._hash(client)
+            known = self._known[client] = [h, (h % SLOTS) * _FIELDS,
+                                           *([-1] * self.workers)]
+        h, first = known[0], known[1]
         q, d = self._q, self._d
         now = time.monotonic()
         taken = 0.0
         fresh = -1.0
         debt = seen = 0.0
-        for r, base in enumerate(self._regions):
-            i = spots[r]
+        for r, base in self._regions:
+            i = known[r]
             if i < 0 or q[i] != h:
-                i = spots[r] = self._locate(h, base)
+                i = base + first
+                v = q[i]            # the first probe, inline: mostly enough
+                if v != h:
+                    i = -1 if v == 0 else self._locate(h, base)
+                known[r] = i
                 if i < 0:
                     continue
             at = d[i + _AT]
@@ -145,9 +149,10 @@ class RateLimiter:
             time.sleep(self._pause)
         if debt + 1.0 > burst:      # less than one token left
             return (debt + 1.0 - burst) / rate
-        i = spots[self._own]
+        own = self._own
+        i = known[own]
         if i < 0:
-            i = spots[self._own] = self._claim(h, now, rate, burst)
+            i = known[own] = self._claim(h, now, rate, burst)
         elif d[i + _AT] < 0:    # a predecessor in this slot died claiming it
             d[i + _TAKEN] = d[i + _DEBT] = d[i + _SEEN] = 0.0
         d[i + _TAKEN] += 1.0
@@ -176,7 +181,7 @@ class RateLimiter:
         whose bucket has refilled, else the first probed (every probed client
         is throttled: they share it)."""
         q, d = self._q, self._d
-        base = self._regions[self._own]
+        base = self._regions[self._own - 2][1]
         start = h % SLOTS
         spare = -1
         for k in range(_PROBES):

@@ -4,13 +4,14 @@ watchdog and the stop deadline.
 - Restarts: a worker that dies is restarted after BASE_DELAY.  Deaths of a
   slot that come in a row, each less than STABLE seconds after its worker
   started serving (or before it did), double the delay up to MAX_DELAY;
-  the log says so and /readyz shows it as a warning.  The supervisor never
-  gives up on a service that has served: if the worker that died had
-  served and no other is serving, it is restarted after BASE_DELAY
-  whatever its slot's streak, so back-off never leaves the service without
-  a worker longer than a restart takes.  Only a service whose workers never
-  started (GIVE_UP failed starts per slot, none ever serving) stops, with
-  exit status 2.
+  the log says so and /readyz shows it as a warning.  Back-off never
+  leaves the service without a worker for long: if the worker that died
+  had served and no other is serving, it is restarted after BASE_DELAY
+  whatever its slot's streak; if no worker is left at all (every slot
+  waits), the one that died last is tried after at most ALONE_DELAY.  The
+  supervisor never gives up on a service that has served; only one whose
+  workers never started (GIVE_UP failed starts per slot, none ever
+  serving) stops, with exit status 2.
 - Watchdog: a worker whose heartbeat (see _worker) is older than the
   watchdog timeout, or that has not started serving START_TIMEOUT seconds
   after its fork, is killed (SIGKILL) and restarted like any dead worker.
@@ -35,9 +36,10 @@ from hashlookup.server._metrics import Metrics
 
 BASE_DELAY = 0.1
 MAX_DELAY = 5.0
+ALONE_DELAY = 0.5
 STABLE = 10.0
 START_TIMEOUT = 120.0
-STOP_DEADLINE = 9.5
+STOP_DEADLINE = 9.0
 GIVE_UP = 5
 _POLL = 0.05
 
@@ -147,9 +149,10 @@ class Supervisor:
         quick = not slot.ready or now - slot.ready < STABLE
         slot.streak = slot.streak + 1 if quick else 1
         delay = min(MAX_DELAY, BASE_DELAY * 2 ** (slot.streak - 1))
-        serving = any(s.pid and s.ready for s in self.slots)
-        if slot.ready and not serving:
+        if slot.ready and not any(s.pid and s.ready for s in self.slots):
             delay = BASE_DELAY     # the last worker: the service must come back
+        elif not any(s.pid for s in self.slots):
+            delay = min(delay, ALONE_DELAY)   # none left: one try at a time
         slot.restart_at = now + delay
         slot.backoff = delay > BASE_DELAY
         message = (f"worker {slot.index} (pid {pid}) exited with status "

@@ -36,7 +36,8 @@ from hashlookup.server._ratelimit import RateLimiter
 from hashlookup.server.app import LookupApp
 
 #: Seconds from SIGTERM to the end of a worker, whatever state it is in
-#: (docs/SERVER.md promises a stop within 10 s).
+#: (docs/SERVER.md promises a stop within 10 s; the supervisor kills its
+#: workers at 9 s, this is the backstop when the supervisor is gone).
 STOP_DEADLINE = 9.5
 #: uvicorn's share of it: requests in flight may finish within this.
 GRACEFUL = 8.0
