@@ -15,9 +15,12 @@ processes on loopback under load, their workers and supervisor killed.
 - SIGTERM under load completes within the 10 s deadline, also with a
   worker that cannot stop gracefully (SIGSTOPped: killed at the deadline).
 
-The issue that asked for these tests wanted 200 kills in a row; this file
-does KILLS (scaled so that the whole file runs in well under a minute on
-a 2-core machine); HASHLOOKUP_FAULT_KILLS=200 runs the full count.
+- two processes sharing a limiter get together what one bucket gives, and
+  one killed inside take() blocks nobody.
+
+The target is 200 kills in a row; this file does KILLS (scaled so that the
+whole file runs in well under a minute on a 2-core machine), and
+HASHLOOKUP_FAULT_KILLS=200 runs the full count.
 Every test is bounded in time and in requests.  Linux only (/proc).
 """
 
