@@ -33,6 +33,9 @@ class ServerConfig:
     bloom_fpr: float = 1e-4
     log_level: str = "warning"
     verify_key: str | None = None    # public key: the dataset must be signed by it
+    # seconds without a heartbeat before the supervisor kills a worker (0:
+    # never); the environment variable HASHLOOKUP_WATCHDOG overrides it
+    watchdog: float = 30.0
 
     def open_options(self) -> dict[str, str]:
         """open_dataset keywords: with verify_key every generation, the first

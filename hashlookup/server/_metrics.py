@@ -5,6 +5,13 @@ by the supervisor before the fork, so no lock is needed (one writer per
 slot) and GET /metrics, served by any worker, adds the slots up.  Counters
 survive the restart of a crashed worker (the slot belongs to the
 supervisor).  Nothing here records which digests were asked.
+
+The same mapping carries what the supervisor and the workers tell each
+other (each field has one writer, so a process that dies mid-write cannot
+wedge anyone): every worker's heartbeat (monotonic time, written from its
+event loop, read by the supervisor's watchdog) and the supervisor's
+restart state (how many workers wait for a restart with back-off, and
+when the next one starts), which any worker reports in /readyz.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ _C = {c: i for i, c in enumerate(CODES)}
 _NB = len(BUCKETS) + 1                      # + the +Inf bucket
 # per worker: requests[endpoint][code] (+1 column for other codes),
 # histogram[endpoint][bucket], sum[endpoint], hits, misses, invalid,
-# generation, dataset build time, started.  (Digests checked is the sum of
+# generation, dataset build time, started, heartbeat.  (Digests checked is the sum of
 # hits, misses and invalid: not counted apart, one update less per lookup;
 # and hits of GET /lookup are its 200 answers, see render.)
 _REQ = 0
@@ -33,7 +40,13 @@ _SUM = _HIST + len(ENDPOINTS) * _NB
 _HITS = _SUM + len(ENDPOINTS)
 _MISSES, _INVALID = _HITS + 1, _HITS + 2
 _GEN, _BUILT, _STARTED = _HITS + 3, _HITS + 4, _HITS + 5
-_WIDTH = _STARTED + 1
+_BEAT = _STARTED + 1
+_WIDTH = _BEAT + 1
+# after the worker slots, written by the supervisor only: workers waiting
+# for a restart with back-off, monotonic time of the next start, worker
+# deaths in the last minute
+_DOWN, _NEXT, _DEATHS = 0, 1, 2
+_SUPERVISOR = 3
 
 
 class Metrics:
@@ -41,8 +54,9 @@ class Metrics:
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self._mm = mmap.mmap(-1, max(1, workers) * _WIDTH * 8)
+        self._mm = mmap.mmap(-1, (max(1, workers) * _WIDTH + _SUPERVISOR) * 8)
         self._all = memoryview(self._mm).cast("d")
+        self._sup = max(1, workers) * _WIDTH
         self._base = 0
         self._miss_slot = _MISSES
 
@@ -71,6 +85,34 @@ class Metrics:
     def dataset(self, generation: int, built: float) -> None:
         self._all[self._base + _GEN] = generation
         self._all[self._base + _BUILT] = built
+
+    def beat(self) -> None:
+        """Record that this worker's event loop runs (called every 0.1 s)."""
+        self._all[self._base + _BEAT] = time.monotonic()
+
+    def heartbeat(self, worker: int) -> float:
+        """Monotonic time of the last beat() of slot `worker` (0.0: none)."""
+        return self._all[worker * _WIDTH + _BEAT]
+
+    def supervisor_state(self, down: int, next_start: float, deaths: int) -> None:
+        """Publish the supervisor's restart state (called by the supervisor):
+        `down` workers wait for a restart with back-off, the next starts at
+        monotonic time `next_start`; `deaths` in the last minute."""
+        a, s = self._all, self._sup
+        a[s + _NEXT] = next_start
+        a[s + _DEATHS] = deaths
+        a[s + _DOWN] = down
+
+    def supervisor_warnings(self) -> list[str]:
+        """The /readyz warnings about the workers (none while all run)."""
+        a, s = self._all, self._sup
+        down = int(a[s + _DOWN])
+        if not down:
+            return []
+        wait = max(0.0, a[s + _NEXT] - time.monotonic())
+        return [f"{down} of {self.workers} workers down after {int(a[s + _DEATHS])} "
+                f"worker deaths in the last minute; restarting with back-off, "
+                f"next start in {wait:.1f} s"]
 
     def _sum(self, offset: int) -> float:
         return sum(self._all[w * _WIDTH + offset] for w in range(self.workers))

@@ -5,9 +5,15 @@ socket, creates the shared metrics and rate-limit memory, then forks
 `workers` processes.  Each worker opens the dataset itself (its own
 mapping of the same page-cache pages) and runs a uvicorn Server (uvloop,
 httptools with a bounded request head) on the inherited socket; the kernel
-spreads connections over the workers.  A worker that dies is restarted;
-SIGTERM or SIGINT stops the workers gracefully (uvicorn finishes the
-requests in flight) and then the supervisor.
+spreads connections over the workers.  _supervisor restarts a worker
+that dies (with back-off when they keep dying) or stops answering (a
+watchdog on heartbeats), and stops them on SIGTERM or SIGINT gracefully
+(uvicorn finishes the requests in flight) within a deadline; _worker is
+the worker's side (heartbeat, dying with the supervisor).
+
+The Bloom cache directory (unless --bloom-dir) is a temporary directory
+named with the supervisor's pid: one left behind by a killed supervisor is
+removed by the next start.
 
 Why not `uvicorn --workers`: it starts workers with the spawn method, so
 they could not share the anonymous memory that makes metrics and rate
@@ -16,7 +22,7 @@ limits global across workers.
 
 from __future__ import annotations
 
-import contextlib
+import glob
 import ipaddress
 import logging
 import os
@@ -25,13 +31,13 @@ import signal
 import socket
 import sys
 import tempfile
-import time
 
 from hashlookup.store.dataset import open_dataset
 from hashlookup.server._config import ServerConfig
 from hashlookup.server._keys import KeyStore
 from hashlookup.server._metrics import Metrics
 from hashlookup.server._ratelimit import RateLimiter
+from hashlookup.server._supervisor import Supervisor
 
 log = logging.getLogger("hashlookup.server")
 
@@ -75,50 +81,46 @@ def serve(cfg: ServerConfig) -> int:
     elif not is_loopback(cfg.host):
         _say(f"warning: --no-auth on {cfg.host}: anyone who can reach this "
              "address can query the dataset")
-    own_bloom_dir = not cfg.bloom_dir
-    if own_bloom_dir:
-        cfg.bloom_dir = tempfile.mkdtemp(prefix="hashlookup-bloom-")
+    # the worker's modules (uvicorn, the app), imported once here: a
+    # replacement worker is forked ready to run
+    from hashlookup.server import _worker
+
     sock = _bind(cfg.host, cfg.port)
     host, port = sock.getsockname()[:2]
+    own_bloom_dir = not cfg.bloom_dir
+    if own_bloom_dir:
+        remove_stale_dirs()
+        cfg.bloom_dir = tempfile.mkdtemp(prefix=f"{_BLOOM_PREFIX}{os.getpid()}-")
     metrics = Metrics(cfg.workers)
-    limiter = RateLimiter(cfg.rate, cfg.burst)
+    limiter = RateLimiter(cfg.rate, cfg.burst, cfg.workers)
+    supervisor = os.getpid()
+
+    def spawn(index: int) -> int:
+        pid = os.fork()
+        if pid:
+            return pid
+        code = 0
+        try:
+            for s in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(s, signal.SIG_DFL)
+            _worker.die_with_parent(supervisor)
+            _worker.run_worker(cfg, sock, metrics, limiter, index, supervisor)
+        except BaseException:  # noqa: BLE001 (a forked child must never return)
+            logging.getLogger("hashlookup.server").exception("worker %d failed",
+                                                             index)
+            code = 3
+        finally:
+            sys.stderr.flush()
+            os._exit(code)
+
+    watchdog = float(os.environ.get("HASHLOOKUP_WATCHDOG") or cfg.watchdog)
+    boss = Supervisor(cfg.workers, spawn, metrics, _say, watchdog)
     shown = f"[{host}]" if ":" in host else host
     _say(f"listening on http://{shown}:{port} ({cfg.workers} workers; {facts})")
-    children: dict[int, int] = {}   # pid -> worker index
-    stopping = False
-
-    def on_signal(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-        for pid in list(children):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    old = {s: signal.signal(s, boss.request_stop)
+           for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        for i in range(cfg.workers):
-            children[_fork_worker(cfg, sock, metrics, limiter, i)] = i
-        restarts: list[float] = []
-        while children:
-            try:
-                pid, status = os.wait()
-            except ChildProcessError:
-                break
-            except InterruptedError:
-                continue
-            index = children.pop(pid, None)
-            if index is None or stopping:
-                continue
-            _say(f"worker {index} (pid {pid}) exited with status "
-                 f"{os.waitstatus_to_exitcode(status)}; restarting it")
-            now = time.monotonic()
-            restarts = [t for t in restarts if now - t < 60] + [now]
-            if len(restarts) > 10 * cfg.workers:
-                _say("workers keep dying; giving up")
-                on_signal(signal.SIGTERM, None)
-                return 2
-            time.sleep(0.2)
-            children[_fork_worker(cfg, sock, metrics, limiter, index)] = index
+        status = boss.run()
     finally:
         for s, h in old.items():
             signal.signal(s, h)
@@ -126,56 +128,37 @@ def serve(cfg: ServerConfig) -> int:
         if own_bloom_dir:
             shutil.rmtree(cfg.bloom_dir, ignore_errors=True)
     _say("stopped")
-    return 0
+    return status
 
 
-def _fork_worker(cfg: ServerConfig, sock: socket.socket, metrics: Metrics,
-                 limiter: RateLimiter, index: int) -> int:
-    pid = os.fork()
-    if pid:
-        return pid
-    code = 0
+_BLOOM_PREFIX = "hashlookup-bloom-"
+
+
+def remove_stale_dirs(directory: str | None = None) -> list[str]:
+    """Remove the Bloom cache directories that earlier `serve` runs of this
+    user left behind when they were killed (named with the supervisor's
+    pid: those of pids no longer running); returns the removed paths."""
+    directory = directory or tempfile.gettempdir()
+    removed = []
+    for path in glob.glob(os.path.join(glob.escape(directory), _BLOOM_PREFIX + "*-*")):
+        pid_part = os.path.basename(path)[len(_BLOOM_PREFIX):].split("-", 1)[0]
+        if not pid_part.isdigit() or int(pid_part) == os.getpid():
+            continue
+        try:
+            if os.lstat(path).st_uid != os.getuid() or _alive(int(pid_part)):
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
     try:
-        for s in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(s, signal.SIG_DFL)
-        _die_with_parent()
-        _worker(cfg, sock, metrics, limiter, index)
-    except BaseException:  # noqa: BLE001 (a forked child must never return)
-        logging.getLogger("hashlookup.server").exception("worker %d failed", index)
-        code = 3
-    finally:
-        sys.stderr.flush()
-        os._exit(code)
-
-
-def _die_with_parent() -> None:
-    """Linux: SIGTERM this worker when the supervisor dies, even by SIGKILL,
-    so no orphan keeps serving an old configuration."""
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        if os.getppid() == 1:  # the supervisor died before prctl
-            os._exit(0)
-
-
-def _worker(cfg: ServerConfig, sock: socket.socket, metrics: Metrics,
-            limiter: RateLimiter, index: int) -> None:
-    import uvicorn
-
-    from hashlookup.server._protocol import bounded_protocol
-    from hashlookup.server.app import LookupApp
-
-    logging.basicConfig(level=cfg.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = LookupApp(cfg, metrics, limiter, index)
-    config = uvicorn.Config(
-        app, loop="uvloop", http=bounded_protocol(cfg.max_head),
-        lifespan="on", access_log=False, log_level=cfg.log_level,
-        proxy_headers=False, server_header=False, date_header=True,
-        timeout_keep_alive=30, timeout_graceful_shutdown=10)
-    server = uvicorn.Server(config)
-    server.run(sockets=[sock])
-    if not server.started:
-        raise SystemExit(3)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True    # another user's process
+    return True

@@ -528,6 +528,7 @@ class LookupApp:
             warnings.append(f"audit log: {audit.problem or 'written again'}; "
                             f"{len(audit.buffer)} bytes of lines waiting, "
                             f"{audit.dropped} lines dropped")
+        warnings += self.metrics.supervisor_warnings()   # workers in back-off
         doc = {"status": "ready" if not problems else "not ready",
                "generation": ds.generation, "age_seconds": round(age, 3),
                "problems": problems, "warnings": warnings}
