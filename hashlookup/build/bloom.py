@@ -104,11 +104,28 @@ class BloomExportWarning(UserWarning):
 class BloomExportReport:
     """What export_bloom wrote.
 
-    ``n``, ``m``, ``k`` and ``fpr`` are the header fields (capacity, bits,
-    hash rounds, false-positive probability).  ``keys`` is how many keys
-    were added; ``elements`` is the element count N in the header, counted
-    the way flor counts it: keys whose insertion set at least one new bit.
-    It can therefore be a little lower than ``keys``.
+    Attributes
+    ----------
+    path : str
+        The filter file written.
+    n : int
+        Capacity, as in the header.
+    m : int
+        Number of bits, as in the header.
+    k : int
+        Hash rounds per key, as in the header.
+    fpr : float
+        False-positive probability ``p``, as in the header.
+    file_size : int
+        Bytes written.
+    seconds : float
+        Wall-clock time of the export.
+    keys : int
+        How many keys were added.
+    elements : int
+        The element count N in the header, counted the way flor counts it:
+        keys whose insertion set at least one new bit.  It can therefore be
+        a little lower than ``keys``.
     """
 
     path: str

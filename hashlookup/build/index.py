@@ -33,15 +33,37 @@ Source = Any  # path, list of paths, binary stream, iterable of keys, ndarray
 
 @dataclass
 class BuildReport:
-    """What build_index did."""
+    """What build_index did.
+
+    Attributes
+    ----------
+    path : str
+        The index file written.
+    algorithm : str
+        ``"md5"``, ``"sha1"``, ``"sha256"`` or ``"raw"``.
+    width : int
+        Key width in bytes.
+    input_keys : int
+        Valid digests read, duplicates included.
+    unique_keys : int
+        Keys in the index.
+    duplicates : int
+        ``input_keys - unique_keys``.
+    invalid : int
+        Bad entries skipped (``skip_invalid=True``; 0 otherwise).
+    file_size : int
+        Bytes written.
+    seconds : float
+        Wall-clock time of the build.
+    """
 
     path: str
     algorithm: str
     width: int
-    input_keys: int  # valid digests read (duplicates included)
+    input_keys: int
     unique_keys: int
     duplicates: int
-    invalid: int  # bad entries skipped (skip_invalid=True)
+    invalid: int
     file_size: int
     seconds: float
 
