@@ -411,25 +411,38 @@ def build_dataset(
 
     Parameters
     ----------
-    inputs
+    inputs : str, list or dict
         A path, a list of paths or (source name, path) pairs, or a
         {source name: path} mapping.  Each input's records get the label
         ``source:NAME`` (default NAME: the file's stem).  The format of each
         is detected from its content unless `input_format` is given.
-    name
+    path : str or os.PathLike
+        The dataset file to write, atomically.
+    name : str, optional
         Dataset name (default: the output file's stem).
-    allow
+    allow : iterable of str, optional
         Paths of digest lists that must never match: records with any of
         these digests are left out (counted per source in the report).
-    columns, label_columns
+    input_format : str, optional
+        The format of every input (docs/IMPORTERS.md); detected if None.
+    columns, label_columns : dict[str, str], optional
         For CSV inputs: algorithm -> column and label prefix -> column.
-    generation
+    skip_invalid : bool, default False
+        Count and skip bad records instead of raising InputError.
+    bloom_bits_per_key : float, default 12.0
+        Bloom filter size of each key table (0..64); 0 builds none.
+    bloom_hashes : int, default 8
+        Bits probed per key (1..16).
+    generation : int, optional
         Version number stored in the file (default: the generation of the
         dataset currently at `path` plus one, or 1).
+    metadata : dict, optional
+        JSON-serialisable dict stored under "user" in the metadata section.
 
     Returns
     -------
     DatasetReport
+        Counts, file size and time of the build.
     """
     t0 = time.perf_counter()
     path = os.fspath(path)
@@ -738,6 +751,7 @@ def update_dataset(
     Returns
     -------
     UpdateReport
+        What changed between the two generations.
 
     Raises
     ------

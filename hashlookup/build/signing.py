@@ -180,6 +180,7 @@ def sign_dataset(
     Returns
     -------
     SignReport
+        The signature file written and the signing key's id.
 
     Raises
     ------

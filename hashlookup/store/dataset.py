@@ -449,7 +449,7 @@ class Dataset(TableSetRef):
 
         Parameters
         ----------
-        digests
+        digests : iterable or numpy.ndarray
             An iterable of hex str / raw bytes of any of the three
             algorithms (each looked up as by :meth:`lookup`), or a
             ``(n, width)`` uint8 numpy array of one algorithm (width 16, 20

@@ -87,13 +87,13 @@ class Generation:
 
     Parameters
     ----------
-    path
+    path : str
         The file to map.
-    signature_key
+    signature_key : optional
         A loaded public key (``hashlookup.store.signature.load_public_key``):
         the file must carry a valid signature by it, checked before anything
         else is read.
-    suppress
+    suppress : tuple of str, default ()
         Labels whose records never match (the dataset's).
 
     Attributes
@@ -164,10 +164,12 @@ class Generation:
 
         Parameters
         ----------
-        path
+        path : str
             The mapped file, for error messages.
-        mm, header
-            Its mapping and validated header (``hashlookup.store.index.map_file``).
+        mm : mmap.mmap
+            Its mapping (``hashlookup.store.index.map_file``).
+        header : hashlookup.store.format.Header
+            Its validated header.
 
         Returns
         -------
@@ -390,11 +392,11 @@ class Generation:
 
         Parameters
         ----------
-        algorithm
+        algorithm : str
             "md5", "sha1" or "sha256": a table of this generation.
-        row
+        row : int
             A row of that table.
-        only, exclude
+        only, exclude : str or iterable of str, optional
             Label filters as for ``Dataset.lookup`` (the dataset's suppressed
             labels always apply).
 

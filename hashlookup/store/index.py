@@ -80,7 +80,7 @@ class HashIndex(KeyTable):
 
     See Also
     --------
-    hashlookup.open_dataset : datasets, whose tables are HashIndex objects.
+    hashlookup.open_dataset : Datasets, whose tables are HashIndex objects.
 
     Examples
     --------
@@ -191,13 +191,15 @@ class HashIndex(KeyTable):
 
         Parameters
         ----------
-        mm, header
-            The mapping and its validated header (:func:`map_file`).
-        path
+        mm : mmap.mmap
+            The mapping (:func:`map_file`).
+        header : hashlookup.store.format.Header
+            Its validated header.
+        path : str
             The mapped file, for error messages.
-        group
+        group : int
             The table's section group (``format.table_groups(header)``).
-        identity
+        identity : tuple, optional
             The mapped file's :func:`file_identity`, which lets
             :meth:`verify` notice a file changed in place; None skips that
             check.
@@ -326,7 +328,7 @@ class HashIndex(KeyTable):
 
         Parameters
         ----------
-        keys
+        keys : numpy.ndarray, bytes-like or iterable
             A ``(n, width)`` uint8 numpy array (made C-contiguous if it is
             not; a 1-d uint8 array or an ``S``/``V`` array of ``width``-byte
             items also works), a flat bytes-like object of ``n * width``
@@ -381,7 +383,7 @@ class HashIndex(KeyTable):
 
         Parameters
         ----------
-        keys
+        keys : numpy.ndarray, bytes-like or iterable
             The keys, as for :meth:`contains_many`.
         out : numpy.ndarray, optional
             A writable C-contiguous ``int64`` array of shape ``(n,)`` to
