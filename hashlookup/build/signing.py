@@ -113,6 +113,27 @@ def generate_signing_key(path: str | os.PathLike[str]) -> KeyPair:
 
 
 def load_private_key(path: str | os.PathLike[str]) -> Any:
+    """Read an Ed25519 private key from a file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An unencrypted PEM private key (as written by
+        :func:`generate_signing_key`); only its first 64 KiB are read.
+
+    Returns
+    -------
+    cryptography.hazmat.primitives.asymmetric.ed25519.Ed25519PrivateKey
+
+    Raises
+    ------
+    SignatureError
+        Not an unencrypted PEM private key, or not an Ed25519 one.
+    HashLookupError
+        The ``cryptography`` package is not installed.
+    OSError
+        The file cannot be read.
+    """
     ed = ed25519_module()
     s = serialization_module()
     path = os.fspath(path)
