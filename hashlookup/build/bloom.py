@@ -104,11 +104,28 @@ class BloomExportWarning(UserWarning):
 class BloomExportReport:
     """What export_bloom wrote.
 
-    ``n``, ``m``, ``k`` and ``fpr`` are the header fields (capacity, bits,
-    hash rounds, false-positive probability).  ``keys`` is how many keys
-    were added; ``elements`` is the element count N in the header, counted
-    the way flor counts it: keys whose insertion set at least one new bit.
-    It can therefore be a little lower than ``keys``.
+    Attributes
+    ----------
+    path : str
+        The filter file written.
+    n : int
+        Capacity, as in the header.
+    m : int
+        Number of bits, as in the header.
+    k : int
+        Hash rounds per key, as in the header.
+    fpr : float
+        False-positive probability ``p``, as in the header.
+    file_size : int
+        Bytes written.
+    seconds : float
+        Wall-clock time of the export.
+    keys : int
+        How many keys were added.
+    elements : int
+        The element count N in the header, counted the way flor counts it:
+        keys whose insertion set at least one new bit.  It can therefore be
+        a little lower than ``keys``.
     """
 
     path: str
@@ -451,17 +468,17 @@ def export_bloom(
 
     Parameters
     ----------
-    keys
+    keys : HashIndex or numpy.ndarray
         A HashIndex (anything whose ``.keys()`` returns an (n, width) uint8
         array) or an (n, width) uint8 numpy array.  Each row is added as its
         uppercase hex spelling (``b"D41D8CD98F00B204E9800998ECF8427E"``), in
         row order.
-    path
+    path : str or os.PathLike
         Output file.  Written atomically: an existing file is replaced only
         by a complete new one, and left untouched on any error.
-    fpr
+    fpr : float, default 1e-4
         False-positive probability ``p``, 0 < fpr < 1.
-    capacity
+    capacity : int, optional
         Capacity ``n`` in the header; m and k follow from n and p.  Default:
         the number of keys (1 for none), raised in rare cases (by 1, as a
         rule) so that m is not dominated by a power of two, which ruins the
@@ -471,16 +488,42 @@ def export_bloom(
         keys.  flor's ``add()`` raises ``CapacityError`` once its count
         reaches the capacity, so give more room to keep adding values with
         flor.
-    metadata
+    metadata : dict, str or bytes, optional
         The trailer after the bit array (flor ``BloomFilter.data``, Go
         ``BloomFilter.Data``, ``bloom get-data``): a dict is stored as compact
         UTF-8 JSON with sorted keys, a str as UTF-8, bytes as they are; None
         means no trailer.
-    threads
+    threads : int, optional
         Worker threads that hash ahead of the sequential bit setting; None
         means min(cpu count, 4) from 262,144 keys up, else 1.  The output is
         the same for any value.
 
+    Returns
+    -------
+    BloomExportReport
+        The header's parameters, the counts, the file size and the time.
+
+    Raises
+    ------
+    TypeError
+        `keys`, `fpr`, `capacity` or `metadata` of the wrong type (a
+        `keys` array that is not 2-d uint8, a metadata dict that is not
+        JSON-serialisable).
+    ValueError
+        `fpr` not strictly between 0 and 1; `capacity` below 1, below the
+        number of keys or beyond 64 bits; `threads` not a positive int;
+        keys 0 bytes wide; parameters that give an unusable filter.
+    OSError
+        The file cannot be written (an existing file is left unchanged).
+
+    Warns
+    -----
+    BloomExportWarning
+        An explicit `capacity` whose m makes the false-positive rate much
+        worse than `fpr`.
+
+    Notes
+    -----
     Every argument is checked before any work is done or any file touched.
     """
     t0 = time.perf_counter()

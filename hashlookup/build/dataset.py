@@ -44,20 +44,49 @@ GROUPS = {"md5": 1, "sha1": 2, "sha256": 3}  # table group = algorithm id
 
 @dataclass
 class DatasetReport:
-    """What build_dataset did."""
+    """What build_dataset did.
+
+    Attributes
+    ----------
+    path, name : str
+        The file written and the dataset's name.
+    generation : int
+        The version number stored in the file.
+    records : int
+        Records in the dataset.
+    keys : dict[str, int]
+        Algorithm -> unique digests (its table's keys).
+    inputs : dict[str, int]
+        Source name -> records read from that input.
+    invalid : int
+        Bad records skipped (``skip_invalid=True``).
+    merged : int
+        Records read (or carried over) that share a digest with another
+        and were merged into its record.
+    suppressed : dict[str, int]
+        Source name -> its records left out by the allow-lists (``{}``
+        without `allow`).
+    file_size : int
+        Bytes written.
+    seconds : float
+        Wall-clock time of the build.
+    carried : dict[str, int]
+        With records carried over from a previous generation
+        (update_dataset): ``added``, ``removed`` and ``changed`` counts as
+        in :class:`UpdateReport`; ``{}`` otherwise.
+    """
 
     path: str
     name: str
     generation: int
-    records: int  # records in the dataset
-    keys: dict[str, int]  # algorithm -> unique digests
-    inputs: dict[str, int]  # source name -> records read
-    invalid: int  # bad records skipped
-    merged: int  # input records merged into others
-    suppressed: dict[str, int] = field(default_factory=dict)  # source -> records
+    records: int
+    keys: dict[str, int]
+    inputs: dict[str, int]
+    invalid: int
+    merged: int
+    suppressed: dict[str, int] = field(default_factory=dict)
     file_size: int = 0
     seconds: float = 0.0
-    # With records carried over from a previous generation (update_dataset):
     carried: dict[str, int] = field(default_factory=dict)
 
 
@@ -382,25 +411,38 @@ def build_dataset(
 
     Parameters
     ----------
-    inputs
+    inputs : str, list or dict
         A path, a list of paths or (source name, path) pairs, or a
         {source name: path} mapping.  Each input's records get the label
         ``source:NAME`` (default NAME: the file's stem).  The format of each
         is detected from its content unless `input_format` is given.
-    name
+    path : str or os.PathLike
+        The dataset file to write, atomically.
+    name : str, optional
         Dataset name (default: the output file's stem).
-    allow
+    allow : iterable of str, optional
         Paths of digest lists that must never match: records with any of
         these digests are left out (counted per source in the report).
-    columns, label_columns
+    input_format : str, optional
+        The format of every input (docs/IMPORTERS.md); detected if None.
+    columns, label_columns : dict[str, str], optional
         For CSV inputs: algorithm -> column and label prefix -> column.
-    generation
+    skip_invalid : bool, default False
+        Count and skip bad records instead of raising InputError.
+    bloom_bits_per_key : float, default 12.0
+        Bloom filter size of each key table (0..64); 0 builds none.
+    bloom_hashes : int, default 8
+        Bits probed per key (1..16).
+    generation : int, optional
         Version number stored in the file (default: the generation of the
         dataset currently at `path` plus one, or 1).
+    metadata : dict, optional
+        JSON-serialisable dict stored under "user" in the metadata section.
 
     Returns
     -------
     DatasetReport
+        Counts, file size and time of the build.
     """
     t0 = time.perf_counter()
     path = os.fspath(path)
@@ -596,15 +638,35 @@ def build_dataset(
 
 @dataclass
 class UpdateReport:
-    """What update_dataset changed between two generations."""
+    """What update_dataset changed between two generations.
+
+    Attributes
+    ----------
+    path : str
+        The file written (the dataset's path, or `output`).
+    generation : int
+        The new generation's version number (the old one's plus one).
+    records_before, records_after : int
+        Records in the old and in the new generation.
+    added : int
+        New records: records whose digests were all new.
+    removed : int
+        Old records dropped by the removal lists.
+    changed : int
+        Old records that gained digests or labels.
+    file_size : int
+        Bytes written.
+    seconds : float
+        Wall-clock time of the update.
+    """
 
     path: str
-    generation: int  # the new generation
+    generation: int
     records_before: int
     records_after: int
-    added: int  # records whose digests were all new
-    removed: int  # old records dropped by the removal lists
-    changed: int  # old records that gained digests or labels
+    added: int
+    removed: int
+    changed: int
     file_size: int
     seconds: float
 
@@ -663,11 +725,42 @@ def update_dataset(
     output: str | os.PathLike[str] | None = None,
     **build_options: Any,
 ) -> UpdateReport:
-    """Write the next generation of the dataset at `path`: its records plus
-    the records of `add` (inputs as for build_dataset, tagged source:NAME),
-    minus every record with a digest in one of the `remove` lists.  The
-    result replaces `path` atomically (or goes to `output`); readers with
-    auto_reload pick it up.
+    """Write the next generation of the dataset at `path`.
+
+    Its records (with their labels) plus the records of `add`, minus every
+    record with a digest in one of the `remove` lists; records that share a
+    digest merge.  The result replaces `path` atomically (or goes to
+    `output`); readers with auto_reload pick it up.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The dataset (or plain index file) to update.
+    add : optional
+        Inputs as for build_dataset (a path, a list of paths or of (name,
+        path) pairs, or a {name: path} mapping), tagged ``source:NAME``.
+    remove : iterable of str, optional
+        Paths of digest lists: no record with one of their digests, old or
+        added, is kept.
+    output : str or os.PathLike, optional
+        Where to write the new generation (default: `path`).
+    **build_options
+        Other options of build_dataset (``input_format``, ``columns``,
+        ``skip_invalid``, ``bloom_bits_per_key``, ``metadata``...).
+
+    Returns
+    -------
+    UpdateReport
+        What changed between the two generations.
+
+    Raises
+    ------
+    IndexFormatError, OSError
+        `path` cannot be opened as a dataset.
+    InputError
+        An invalid entry in an input, or no digest left.
+    ValueError, TypeError
+        Bad options or inputs, as for build_dataset.
     """
     from hashlookup.store.dataset import open_dataset
 

@@ -33,15 +33,37 @@ Source = Any  # path, list of paths, binary stream, iterable of keys, ndarray
 
 @dataclass
 class BuildReport:
-    """What build_index did."""
+    """What build_index did.
+
+    Attributes
+    ----------
+    path : str
+        The index file written.
+    algorithm : str
+        ``"md5"``, ``"sha1"``, ``"sha256"`` or ``"raw"``.
+    width : int
+        Key width in bytes.
+    input_keys : int
+        Valid digests read, duplicates included.
+    unique_keys : int
+        Keys in the index.
+    duplicates : int
+        ``input_keys - unique_keys``.
+    invalid : int
+        Bad entries skipped (``skip_invalid=True``; 0 otherwise).
+    file_size : int
+        Bytes written.
+    seconds : float
+        Wall-clock time of the build.
+    """
 
     path: str
     algorithm: str
     width: int
-    input_keys: int  # valid digests read (duplicates included)
+    input_keys: int
     unique_keys: int
     duplicates: int
-    invalid: int  # bad entries skipped (skip_invalid=True)
+    invalid: int
     file_size: int
     seconds: float
 
@@ -304,28 +326,42 @@ def build_index(
 
     Parameters
     ----------
-    source
+    source : path, list of paths, binary file, iterable or numpy.ndarray
         Path(s) of digest lists, a binary stream, an iterable of hex str or
         raw bytes, or a (n, width) uint8 array.
-    algorithm
-        "md5", "sha1", "sha256" or "raw" (with `width`); detected if None.
-    skip_invalid
+    path : str or os.PathLike
+        The index file to write, atomically: a failed build leaves an
+        existing file untouched.
+    algorithm : str, optional
+        "md5", "sha1", "sha256" or "raw" (with `width`); detected from the
+        first digest if None.
+    width : int, optional
+        Key width in bytes (1..64), for ``algorithm="raw"`` only.
+    skip_invalid : bool, default False
         Count and skip bad lines instead of raising InputError.
-    bloom_bits_per_key
-        Bloom filter size; 0 builds no filter.
-    bloom_hashes
+    bloom_bits_per_key : float, default 12.0
+        Bloom filter size (0..64); 0 builds no filter.
+    bloom_hashes : int, default 8
         Bits probed per key (1..16).
-    metadata
+    metadata : dict, optional
         JSON-serialisable dict stored under "user" in the metadata section.
 
     Returns
     -------
     BuildReport
+        Counts, file size and time of the build.
 
     Raises
     ------
     InputError
-        An invalid line or item (message: source, line or item, text).
+        An invalid line or item (message: source, line or item, text), or
+        no digest to detect the algorithm from.
+    ValueError
+        An unknown `algorithm`, a `width` that does not fit it, or Bloom
+        parameters out of range.
+    OSError
+        A source cannot be read or the file cannot be written (an existing
+        file is left unchanged).
     """
     t0 = time.perf_counter()
     alg, w = _resolve_algorithm(algorithm, width)

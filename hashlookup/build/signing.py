@@ -32,17 +32,59 @@ from hashlookup.store.signature import (
 
 @dataclass
 class KeyPair:
-    """What generate_signing_key wrote."""
+    """What generate_signing_key wrote.
 
-    private_key: str  # path, mode 0600
-    public_key: str  # path (private_key + ".pub")
+    Attributes
+    ----------
+    private_key : str
+        Path of the private key (PEM PKCS#8, unencrypted, mode 0600).
+    public_key : str
+        Path of the public key (PEM): ``private_key + ".pub"``.
+    key_id : str
+        The key's fingerprint, as signature files name it: 16 hex
+        characters (the first 8 bytes of the SHA-256 of the raw public
+        key).
+    """
+
+    private_key: str
+    public_key: str
     key_id: str
 
 
 def generate_signing_key(path: str | os.PathLike[str]) -> KeyPair:
-    """Write a new Ed25519 private key to `path` (PEM PKCS#8, mode 0600) and
-    its public key to `path`.pub (PEM).  Existing files are never
-    overwritten (FileExistsError)."""
+    """Make a new Ed25519 key pair and write it to two files.
+
+    The private key goes to `path` (PEM PKCS#8, unencrypted, created with
+    mode 0600), the public key to ``path + ".pub"`` (PEM).  Existing files
+    are never overwritten.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The private key file to create.
+
+    Returns
+    -------
+    KeyPair
+        The two paths and the key id.
+
+    Raises
+    ------
+    FileExistsError
+        `path` or ``path + ".pub"`` exists.
+    HashLookupError
+        The ``cryptography`` package is not installed.
+    OSError
+        A key file cannot be written (a private key file that could not be
+        written whole is removed).
+
+    Examples
+    --------
+    ::
+
+        pair = hashlookup.generate_signing_key("hotline")
+        pair.public_key   # "hotline.pub": give it to the readers
+    """
     ed = ed25519_module()
     s = serialization_module()
     path = os.fspath(path)
@@ -71,6 +113,27 @@ def generate_signing_key(path: str | os.PathLike[str]) -> KeyPair:
 
 
 def load_private_key(path: str | os.PathLike[str]) -> Any:
+    """Read an Ed25519 private key from a file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An unencrypted PEM private key (as written by
+        :func:`generate_signing_key`); only its first 64 KiB are read.
+
+    Returns
+    -------
+    cryptography.hazmat.primitives.asymmetric.ed25519.Ed25519PrivateKey
+
+    Raises
+    ------
+    SignatureError
+        Not an unencrypted PEM private key, or not an Ed25519 one.
+    HashLookupError
+        The ``cryptography`` package is not installed.
+    OSError
+        The file cannot be read.
+    """
     ed = ed25519_module()
     s = serialization_module()
     path = os.fspath(path)
@@ -89,6 +152,22 @@ def load_private_key(path: str | os.PathLike[str]) -> Any:
 
 @dataclass
 class SignReport:
+    """What sign_dataset wrote.
+
+    Attributes
+    ----------
+    path : str
+        The signed file.
+    signature_path : str
+        The signature file written.
+    key_id : str
+        Id of the signing key (see :class:`KeyPair`).
+    file_size : int
+        Size of the signed file in bytes.
+    seconds : float
+        Wall-clock time of the verification and signing.
+    """
+
     path: str
     signature_path: str
     key_id: str
@@ -101,9 +180,49 @@ def sign_dataset(
     key: str | os.PathLike[str],
     output: str | os.PathLike[str] | None = None,
 ) -> SignReport:
-    """Verify the file at `path` completely (checksums and structure), then
-    write its signature with the private key file `key` to `output`
-    (default: path + ".sig"), atomically."""
+    """Verify a dataset or index file completely, then sign it.
+
+    The file at `path` is mapped once: its checksums and the structure of
+    every key table are checked, then its signature by the private key
+    `key` is written to `output` atomically.  The file itself is not
+    modified.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The dataset or index file to sign.
+    key : str or os.PathLike
+        The private key file (unencrypted PEM Ed25519, as written by
+        :func:`generate_signing_key`).
+    output : str or os.PathLike, optional
+        The signature file (default: ``path + ".sig"``, where
+        ``require_signature`` looks for it).
+
+    Returns
+    -------
+    SignReport
+        The signature file written and the signing key's id.
+
+    Raises
+    ------
+    SignatureError
+        `key` is not an unencrypted PEM Ed25519 private key.
+    IndexFormatError
+        The file fails verification, or was modified in place while it was
+        being signed.
+    HashLookupError
+        The ``cryptography`` package is not installed.
+    OSError
+        The file or the key cannot be read, or the signature cannot be
+        written (``FileNotFoundError``...).
+
+    Examples
+    --------
+    ::
+
+        hashlookup.sign_dataset("known.hlds", "hotline")   # known.hlds.sig
+        hashlookup.open_dataset("known.hlds", require_signature="hotline.pub")
+    """
     t0 = time.perf_counter()
     path = os.fspath(path)
     private = load_private_key(key)

@@ -8,37 +8,83 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class ScanHit:
-    """A scanned file whose digest is in the dataset."""
+    """A scanned file whose digest is in the dataset: one per (file, record).
+
+    Attributes
+    ----------
+    path : str
+        The file.
+    algorithm : str
+        Algorithm of the digest that found the record.
+    digest : str
+        The file's digest of that algorithm, lowercase hex.
+    record_id : int
+        The record found.
+    labels : tuple of str
+        The record's labels, sorted.
+    mismatch : tuple of str
+        Algorithms for which the record holds a digest that differs from
+        the file's: normally empty (else a collision, or a list pairing
+        digests wrongly).
+    """
 
     path: str
-    algorithm: str  # algorithm of the digest that found the record
-    digest: str  # lowercase hex
+    algorithm: str
+    digest: str
     record_id: int
     labels: tuple[str, ...]
-    # Algorithms for which the record holds a digest that differs from the
-    # file's (normally empty: a collision, or a list pairing digests wrongly).
     mismatch: tuple[str, ...] = ()
 
 
 @dataclass
 class ScanReport:
-    """What scan() did (with resume: earlier runs' finished work included)."""
+    """What scan() did (with resume: earlier runs' finished work included).
 
-    files_seen: int = 0  # regular files found (not excluded)
-    files_read: int = 0  # regular files read and hashed completely
-    skipped_size: int = 0  # not read: outside min/max, or no record has the size
-    skipped_excluded: int = 0  # files and directories matching an exclude pattern
-    special: int = (
-        0  # non-regular, non-directory entries (symlinks not followed, FIFOs...)
-    )
-    errors: int = 0  # reported through on_error
+    Attributes
+    ----------
+    files_seen : int
+        Regular files found (not excluded).
+    files_read : int
+        Regular files read and hashed completely.
+    skipped_size : int
+        Files not read: outside min/max size, or no record has their size.
+    skipped_excluded : int
+        Files and directories matching an exclude pattern.
+    special : int
+        Non-regular, non-directory entries (symlinks not followed,
+        FIFOs...).
+    errors : int
+        Problems reported through ``on_error``.
+    bytes_read : int
+        Bytes read (``resumed_bytes`` included).
+    hits : list of ScanHit
+        One per (file, record), in the order they were reported.
+    seconds : float
+        Wall-clock time of this run only.
+    algorithms : tuple of str
+        The dataset's algorithms: all are looked up for the files found.
+    hashed : tuple of str
+        Algorithms computed for every file read: the cheapest set that
+        covers all records.
+    resumed_units : int
+        Directories (units) replayed from the state file.
+    resumed_bytes : int
+        The bytes those had read (included in ``bytes_read``).
+    """
+
+    files_seen: int = 0
+    files_read: int = 0
+    skipped_size: int = 0
+    skipped_excluded: int = 0
+    special: int = 0
+    errors: int = 0
     bytes_read: int = 0
     hits: list[ScanHit] = field(default_factory=list)
-    seconds: float = 0.0  # this run only
-    algorithms: tuple[str, ...] = ()  # the dataset's: all checked for candidates
-    hashed: tuple[str, ...] = ()  # computed for every file read
-    resumed_units: int = 0  # directories (units) replayed from the state file
-    resumed_bytes: int = 0  # ... and the bytes they had read (in bytes_read)
+    seconds: float = 0.0
+    algorithms: tuple[str, ...] = ()
+    hashed: tuple[str, ...] = ()
+    resumed_units: int = 0
+    resumed_bytes: int = 0
 
     @property
     def throughput(self) -> float:

@@ -36,7 +36,15 @@ _BY_WIDTH = algorithms.BY_WIDTH
 
 @dataclass(frozen=True)
 class Invalid:
-    """An item of lookup_many that is not a digest, and why."""
+    """An item of :meth:`Dataset.lookup_many` that is not a digest, and why.
+
+    Attributes
+    ----------
+    reason : str
+        The message of the ``TypeError`` or ``ValueError`` that
+        :meth:`Dataset.lookup` raises for the item, e.g. "expected a digest
+        as hex str or raw bytes, got int".
+    """
 
     reason: str
 
@@ -44,14 +52,62 @@ class Invalid:
 class Dataset(TableSetRef):
     """An opened dataset (or single-table index) file.
 
-    Use :func:`hashlookup.open_dataset`.  ``lookup(digest)`` takes a hex str
-    or raw bytes of an md5, sha1 or sha256 and returns a :class:`Match` or
-    None; ``table(algorithm)`` gives the :class:`HashIndex` of one algorithm
-    for vectorised lookups; ``current()`` the :class:`Generation` everything
-    is read from (tables, records, labels), which layers above use.
+    Use :func:`hashlookup.open_dataset` (or ``Dataset.open``).
+    ``lookup(digest)`` takes a hex str or raw bytes of an md5, sha1 or
+    sha256 and returns a :class:`Match` or None; ``table(algorithm)`` gives
+    the :class:`HashIndex` of one algorithm for vectorised lookups;
+    ``current()`` the :class:`Generation` everything is read from (tables,
+    records, labels), which layers above use.
 
-    ``lookup`` and ``find_row`` are hashlookup._core.TableSetRef's: one call
-    into C per digest, hit or miss.
+    A dataset answers from its current generation, one mapping of the file;
+    :meth:`reload` (or ``auto_reload=True``) maps a replaced file and swaps
+    the new generation in whole, so a lookup finishes on the generation it
+    started on.  A plain index file (md5, sha1 or sha256) opens as a
+    dataset of one table whose rows are its records (no sizes, no labels).
+    ``len(ds)`` is the number of records; ``with`` closes the dataset; a
+    handle can be shared between threads and pickles by path (the
+    receiver opens the file again, with the same `suppress` and required
+    signature key).  After :meth:`close`, lookups and the methods and
+    properties that read the current generation raise
+    ``ValueError("I/O operation on closed dataset")``.
+
+    Attributes
+    ----------
+    path : str
+        Path of the file, as given to :meth:`open`.
+    suppress : tuple of str
+        Labels whose records never match.
+    name, generation, built, algorithms
+        Facts of the current generation (properties below).
+
+    Methods
+    -------
+    lookup(digest, only=None, exclude=None)
+        The :class:`Match` of one digest, or None.  `digest` is a hex
+        ``str`` (any case) or raw bytes of an md5, sha1 or sha256: its
+        length picks the table.  `only` (a label or labels: match only
+        records carrying one of them) and `exclude` (never match records
+        carrying one of them, on top of `suppress`) filter the answer;
+        unknown labels match nothing.  Raises ``TypeError`` for what is
+        not a str or bytes-like, ``ValueError`` for a length of no
+        algorithm or a non-hex character (even when the dataset has no
+        table of that algorithm, where a well-formed digest is a miss).
+    find_row(digest)
+        ``(table, row)`` of a digest, or None: :meth:`lookup` without
+        building the Match (no label filter applies); raises as it does.
+
+    Both are one call into C per digest, hit or miss
+    (``hashlookup._core.TableSetRef``); with ``auto_reload`` they check
+    for a replaced file at most once per interval.
+
+    Examples
+    --------
+    ::
+
+        with hashlookup.open_dataset("known.hlds") as ds:
+            m = ds.lookup("d41d8cd98f00b204e9800998ecf8427e")
+            if m is not None:
+                print(m.record_id, m.sha256, m.labels)
     """
 
     path: str
@@ -75,17 +131,49 @@ class Dataset(TableSetRef):
 
         Parameters
         ----------
-        suppress
+        path : str or os.PathLike
+            A dataset file, or an index file of md5, sha1 or sha256 keys.
+        suppress : iterable of str, default ()
             Labels whose records never match (e.g. ``["source:nsrl"]``), on
             top of the allow-list applied at build time.
-        auto_reload
-            Check at most every `reload_interval` seconds (one stat) whether
-            the file was replaced, and if so map the new one.
-        require_signature
+        auto_reload : bool, default False
+            Check at most every `reload_interval` seconds (one stat, made
+            by ``lookup``, ``find_row``, :meth:`lookup_many`, :meth:`table`
+            and :meth:`current`) whether the file was replaced, and if so
+            map the new one.  A
+            replacement that cannot be loaded is ignored: the dataset keeps
+            answering from the generation it has.
+        reload_interval : float, default 1.0
+            Seconds between two checks with `auto_reload`; must be > 0.
+        require_signature : optional
             A public key (path of NAME.pub, its bytes, 32 raw bytes or an
-            Ed25519PublicKey): the file, and every generation reloaded
+            ``Ed25519PublicKey``): the file, and every generation reloaded
             later, must carry a valid signature by it (docs/SIGNING.md).
             A replacement that fails the check is not loaded.
+
+        Returns
+        -------
+        Dataset
+            The open dataset (a context manager).
+
+        Raises
+        ------
+        IndexFormatError
+            The file is not a valid dataset or index: corrupt, truncated,
+            foreign, a table of another algorithm than md5, sha1 or sha256,
+            two tables of one algorithm.  Subclasses: ``IndexVersionError``
+            (a newer format version) and ``SignatureError`` (the required
+            signature does not verify, or an unusable key).
+        TypeError
+            `require_signature` is not one of the accepted forms.
+        ValueError
+            `reload_interval` is not > 0.
+        HashLookupError
+            `require_signature` is given without the ``cryptography``
+            package.
+        OSError
+            The file or the public key file cannot be opened
+            (``FileNotFoundError``...), unchanged.
         """
         self = cls.__new__(cls)
         self.path = os.fspath(path)
@@ -117,8 +205,14 @@ class Dataset(TableSetRef):
     def current(self) -> Generation:
         """The current generation: its tables, records, labels and facts.
 
-        With auto_reload, first reloads if the interval has passed.  A
-        caller holding a generation keeps answering from it across reloads.
+        With auto_reload, first reloads if the interval has passed (a
+        replacement that cannot be loaded is ignored).  A caller holding a
+        generation keeps answering from it across reloads.
+
+        Returns
+        -------
+        Generation
+            The generation lookups answer from now.
 
         Raises
         ------
@@ -133,17 +227,21 @@ class Dataset(TableSetRef):
 
     @property
     def suppress(self) -> tuple[str, ...]:
-        """Labels whose records never match (given to open)."""
+        """Labels whose records never match (given to :meth:`open`)."""
         return self._suppress
 
     @property
     def name(self) -> str:
-        """The dataset's name."""
+        """The dataset's name: from its metadata, else the file's stem.
+
+        Raises ``ValueError`` once the dataset is closed, as the other
+        facts of the current generation do.
+        """
         return self._live().name
 
     @property
     def generation(self) -> int:
-        """The current generation's version number."""
+        """The current generation's version number (0 for a plain index)."""
         return self._live().generation
 
     @property
@@ -161,10 +259,30 @@ class Dataset(TableSetRef):
         return self._live().count
 
     def table(self, algorithm: str) -> HashIndex:
-        """The key table of one algorithm ("md5", "sha1" or "sha256").
+        """The key table of one algorithm, for batch lookups.
 
-        With auto_reload, the returned table is the current generation's; a
-        caller holding a table keeps the generation it got."""
+        With auto_reload, the returned table is the current generation's
+        (reloading first if the interval has passed); a caller holding a
+        table keeps the generation it got.
+
+        Parameters
+        ----------
+        algorithm : str
+            ``"md5"``, ``"sha1"`` or ``"sha256"``.
+
+        Returns
+        -------
+        HashIndex
+            The table; its rows lead to records through :meth:`record_ids`.
+            It belongs to the dataset: do not close it.
+
+        Raises
+        ------
+        KeyError
+            The dataset has no table of `algorithm`.
+        ValueError
+            The dataset is closed.
+        """
         st = self.current()
         if algorithm not in st.tables:
             raise KeyError(
@@ -173,9 +291,32 @@ class Dataset(TableSetRef):
         return st.tables[algorithm]
 
     def record_ids(self, table: HashIndex, rows: np.ndarray) -> np.ndarray:
-        """Record ids (int64) of rows found in `table` (from table() and
-        find_many), -1 where rows is -1.  Uses the generation the table
-        belongs to, so ids stay right across a reload."""
+        """Record ids of rows found in a table of this dataset.
+
+        Uses the generation the table belongs to, so ids stay right across
+        a reload.  For a plain index file the row is the record id.
+
+        Parameters
+        ----------
+        table : HashIndex
+            A table from :meth:`table` (or ``current().tables``).
+        rows : array_like of int
+            Rows of `table`, -1 for misses (as ``table.find_many``
+            returns them).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``int64`` array of the shape of `rows`: the record id of each
+            row, -1 where the row is -1.
+
+        Raises
+        ------
+        ValueError
+            The table's generation is closed.
+        IndexFormatError
+            The table's rowmap points past the records.
+        """
         st: Generation = table._generation
         rows = np.asarray(rows, dtype=np.int64)
         out = np.full(rows.shape, -1, dtype=np.int64)
@@ -198,19 +339,67 @@ class Dataset(TableSetRef):
     def record_filter(
         self, table: HashIndex, only: Any = None, exclude: Any = None
     ) -> Any:
-        """Predicate record id -> wanted for the generation of `table` (label
-        bitmap algebra, cached), or None when nothing is filtered."""
+        """Predicate record id -> wanted, for the generation of `table`.
+
+        Parameters
+        ----------
+        table : HashIndex
+            A table from :meth:`table`: the filter is for its generation.
+        only : str or iterable of str, optional
+            Wanted records carry at least one of these labels.
+        exclude : str or iterable of str, optional
+            Wanted records carry none of these labels; the dataset's
+            `suppress` labels are always excluded.
+
+        Returns
+        -------
+        callable or None
+            A function of a record id returning True if the record is
+            wanted (label bitmap algebra, cached per generation), or None
+            when nothing is filtered (no `only`, no `exclude`, no
+            `suppress`).  Unknown labels match nothing.
+        """
         return table._generation.record_filter(only, exclude)
 
     def labels(self) -> dict[str, int]:
-        """Every label with its number of records."""
+        """Every label with its number of records.
+
+        Returns
+        -------
+        dict[str, int]
+            Label -> number of records carrying it (``{}`` for a file
+            without labels, such as a plain index).
+
+        Raises
+        ------
+        ValueError
+            The dataset is closed.
+        """
         st = self._live()
         if st.labels is None:
             return {}
         return {n: st.labels.count(n) for n in st.labels.names()}
 
     def records_with(self, label: str) -> Any:
-        """Record ids carrying `label`, as a pyroaring FrozenBitMap."""
+        """Record ids carrying `label`.
+
+        Parameters
+        ----------
+        label : str
+            A label, e.g. ``"source:police"``.
+
+        Returns
+        -------
+        pyroaring.FrozenBitMap
+            The ids of the records carrying it.
+
+        Raises
+        ------
+        KeyError
+            No record carries `label` (or the file has no labels).
+        ValueError
+            The dataset is closed.
+        """
         st = self._live()
         if st.labels is None or label not in st.labels.entries:
             raise KeyError(f"{self.path}: no label {label!r}")
@@ -227,16 +416,63 @@ class Dataset(TableSetRef):
     # -- lookups -------------------------------------------------------------
 
     def record(self, record_id: int) -> Match:
-        """The record with this id (algorithm field: its first known digest)."""
+        """The record with this id, as a :class:`Match`.
+
+        No label filter applies.
+
+        Parameters
+        ----------
+        record_id : int
+            From 0 to ``len(ds) - 1``.
+
+        Returns
+        -------
+        Match
+            The record; its ``algorithm`` field names its first digest in
+            md5, sha1, sha256 order.
+
+        Raises
+        ------
+        IndexError
+            `record_id` is out of range.
+        IndexFormatError
+            The record has no digest.
+        ValueError
+            The dataset is closed.
+        """
         return self._live().record(record_id)
 
     def lookup_many(
         self, digests: Any, *, only: Any = None, exclude: Any = None
     ) -> list[Match | Invalid | None]:
-        """Per-item results in input order: a Match, None (miss) or Invalid.
+        """Look up many digests: per item a Match, None (miss) or Invalid.
 
-        `digests` is a sequence of hex str / raw bytes of any of the three
-        algorithms, or a (n, width) uint8 array of one algorithm.
+        Parameters
+        ----------
+        digests : iterable or numpy.ndarray
+            An iterable of hex str / raw bytes of any of the three
+            algorithms (each looked up as by :meth:`lookup`), or a
+            ``(n, width)`` uint8 numpy array of one algorithm (width 16, 20
+            or 32), looked up as one batch.
+        only, exclude : str or iterable of str, optional
+            Label filters, as for :meth:`lookup`.
+
+        Returns
+        -------
+        list
+            One entry per item, in input order: its :class:`Match`, None
+            if it is not in the dataset (or filtered out), or an
+            :class:`Invalid` saying why it is not a digest.
+
+        Raises
+        ------
+        TypeError
+            A numpy array that is not 2-d uint8.
+        ValueError
+            An array whose width is no algorithm's, or an array given to a
+            closed dataset.  (For an iterable, the ``TypeError`` or
+            ``ValueError`` an item's lookup raises, a closed dataset's
+            included, becomes that item's :class:`Invalid`.)
         """
         if isinstance(digests, np.ndarray):
             if digests.ndim != 2 or digests.dtype != np.uint8:
@@ -264,11 +500,31 @@ class Dataset(TableSetRef):
     # -- generations ---------------------------------------------------------
 
     def reload(self) -> bool:
-        """Map the file again if it was replaced; True if it was.  Lookups in
-        flight finish on the old generation; never blocks them.  With
-        require_signature, a replacement whose signature fails raises
-        SignatureError and the old generation stays (the same pair of files
-        is not checked twice)."""
+        """Map the file again if it was replaced.
+
+        One stat when nothing changed.  Lookups in flight finish on the
+        old generation; reloading never blocks them.  A missing file (being
+        replaced, or removed) is not a change: the old generation stays.
+
+        Returns
+        -------
+        bool
+            True if a new generation was swapped in (by this call or by
+            another thread meanwhile), False if the file was not replaced.
+
+        Raises
+        ------
+        IndexFormatError
+            The replacement is not a valid file; the old generation stays.
+            With `require_signature`, ``SignatureError`` if its signature
+            does not verify; then a failed replacement is not checked
+            again: the same error is raised while the data and signature
+            files stay the same.
+        OSError
+            The replacement cannot be opened; the old generation stays.
+        ValueError
+            The dataset is closed.
+        """
         st = self._live()
         try:
             s = os.stat(self.path)
@@ -309,7 +565,21 @@ class Dataset(TableSetRef):
     # -- lifecycle -----------------------------------------------------------
 
     def info(self) -> dict[str, Any]:
-        """The file's facts: kind, name, generation, sizes, tables, labels."""
+        """The file's facts: kind, name, generation, sizes, tables, labels.
+
+        Returns
+        -------
+        dict
+            ``path``, ``kind`` (``"dataset"`` or ``"index"``), ``name``,
+            ``generation``, ``built``, ``records``, ``file_size``,
+            ``tables`` (algorithm -> :meth:`HashIndex.info`), ``labels``
+            (as :meth:`labels`) and ``metadata``.
+
+        Raises
+        ------
+        ValueError
+            The dataset is closed.
+        """
         st = self._live()
         return {
             "path": self.path,
@@ -325,7 +595,25 @@ class Dataset(TableSetRef):
         }
 
     def verify(self) -> dict[str, Any]:
-        """Every checksum, every table's structure, rowmaps and records."""
+        """Check every checksum, every table's structure, rowmaps and records.
+
+        Reads the whole file (O(file size)).  Also checks that rows and
+        records point at each other and that every record has a digest.
+
+        Returns
+        -------
+        dict
+            ``{"path": ..., "records": ..., "ok": True, "tables": [...]}``:
+            the number of records and the algorithms of the tables.
+
+        Raises
+        ------
+        IndexFormatError
+            What is wrong, and where; also when the file was modified in
+            place since it was opened.
+        ValueError
+            The dataset is closed.
+        """
         st = self._live()
         st.verify()
         return {
@@ -336,7 +624,11 @@ class Dataset(TableSetRef):
         }
 
     def close(self) -> None:
-        """Unmap the file; further use raises ValueError."""
+        """Unmap the file; further use raises ValueError.
+
+        Never raises; closing twice is fine.  Tables still used by a batch
+        call in another thread are unmapped when they are freed.
+        """
         st, self._state = self._state, None
         if st is not None:
             self._set_current(None)
@@ -377,7 +669,39 @@ def open_dataset(
     reload_interval: float = 1.0,
     require_signature: Any = None,
 ) -> Dataset:
-    """Open a dataset (or single-table index) file; see Dataset.open."""
+    """Open a dataset (or single-table index) file for lookups.
+
+    The same as :meth:`Dataset.open`, which describes the parameters and
+    the errors (``IndexFormatError``, ``SignatureError``, ``TypeError``,
+    ``ValueError``, ``OSError``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A dataset file, or an index file of md5, sha1 or sha256 keys.
+    suppress : iterable of str, default ()
+        Labels whose records never match.
+    auto_reload : bool, default False
+        Pick up a replaced file by itself (checked every `reload_interval`
+        seconds, which must be > 0).
+    reload_interval : float, default 1.0
+        Seconds between two checks with `auto_reload`.
+    require_signature : optional
+        A public key that must have signed the file and every replacement.
+
+    Returns
+    -------
+    Dataset
+        The open dataset (a context manager).
+
+    Examples
+    --------
+    ::
+
+        ds = hashlookup.open_dataset("known.hlds", suppress=["source:nsrl"])
+        ds.lookup(digest, only="category:1")   # Match or None
+        ds.close()
+    """
     return Dataset.open(
         path,
         suppress=suppress,

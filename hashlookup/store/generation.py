@@ -39,17 +39,43 @@ _ALG_INDEX = {a: i for i, a in enumerate(ALGORITHMS)}
 
 
 class Match(NamedTuple):
-    """A digest found in a dataset: the whole record of the file."""
+    """A digest found in a dataset: the whole record of the file.
+
+    A named tuple, returned by ``Dataset.lookup``, ``Dataset.lookup_many``
+    and ``Dataset.record`` (and their ``Generation`` counterparts).
+
+    Attributes
+    ----------
+    record_id : int
+        The record's id in its generation (the row, for a plain index
+        file).
+    algorithm : str
+        Algorithm of the digest that was looked up (for
+        ``Dataset.record``: the record's first digest in md5, sha1, sha256
+        order).
+    md5, sha1, sha256 : str or None
+        The record's digests in lowercase hex, None where it has none (a
+        plain index file knows only its own algorithm's).
+    size : int or None
+        The file's size in bytes, None if unknown.
+    labels : tuple of str
+        The record's labels, sorted, e.g. ``("category:1",
+        "source:police-nl")``; empty without labels.
+    generation : int
+        Version number of the dataset generation that answered.
+    built : str
+        Build time of that generation (ISO 8601, UTC).
+    """
 
     record_id: int
-    algorithm: str  # algorithm of the digest that was looked up
-    md5: str | None  # lowercase hex, None if the record has none
+    algorithm: str
+    md5: str | None
     sha1: str | None
     sha256: str | None
-    size: int | None  # bytes, None if unknown
-    labels: tuple[str, ...]  # e.g. ("category:1", "source:police-nl")
-    generation: int  # dataset version that answered
-    built: str  # dataset build time (ISO 8601, UTC)
+    size: int | None
+    labels: tuple[str, ...]
+    generation: int
+    built: str
 
 
 class Generation:
@@ -61,13 +87,13 @@ class Generation:
 
     Parameters
     ----------
-    path
+    path : str
         The file to map.
-    signature_key
+    signature_key : optional
         A loaded public key (``hashlookup.store.signature.load_public_key``):
         the file must carry a valid signature by it, checked before anything
         else is read.
-    suppress
+    suppress : tuple of str, default ()
         Labels whose records never match (the dataset's).
 
     Attributes
@@ -130,15 +156,30 @@ class Generation:
     def over_mapping(
         cls, path: str, mm: mmap.mmap, header: _format.Header
     ) -> Generation:
-        """A generation over a mapping the caller owns (and closes after
-        closing the generation), e.g. to verify a file about to be signed.
+        """Make a generation over a mapping that the caller owns.
+
+        The caller closes the mapping after closing the generation; used,
+        for example, to verify a file about to be signed.  No signature is
+        checked and no label is suppressed.
 
         Parameters
         ----------
-        path
+        path : str
             The mapped file, for error messages.
-        mm, header
-            Its mapping and validated header (``hashlookup.store.index.map_file``).
+        mm : mmap.mmap
+            Its mapping (``hashlookup.store.index.map_file``).
+        header : hashlookup.store.format.Header
+            Its validated header.
+
+        Returns
+        -------
+        Generation
+            An open generation that does not own `mm`.
+
+        Raises
+        ------
+        IndexFormatError
+            The file's sections are missing or inconsistent.
         """
         self = cls.__new__(cls)
         self._owns_mapping = False
@@ -254,8 +295,11 @@ class Generation:
 
     @property
     def rowmaps(self) -> dict[str, np.ndarray]:
-        """Algorithm -> uint32 record id of each row of its key table (empty
-        for a plain index, and once closed)."""
+        """Algorithm -> uint32 record id of each row of its key table.
+
+        Read-only numpy arrays over the mapping; empty for a plain index,
+        and once closed.
+        """
         if self._rowmaps is None:
             mm = self.mapping
             if mm is None:
@@ -268,9 +312,12 @@ class Generation:
 
     @property
     def records(self) -> np.ndarray | None:
-        """The record table as a numpy array of ``format.RECORD_DTYPE`` (the
-        rows of each digest, ``NO_ROW`` where none, and the size), None for a
-        plain index."""
+        """The record table as a numpy array, None for a plain index.
+
+        A read-only array of ``format.RECORD_DTYPE`` over the mapping: per
+        record the row of each digest (``NO_ROW`` where none) and the size.
+        None also once closed.
+        """
         mm = self.mapping
         if self._records is None and self.layout is not None and mm is not None:
             self._records = np.frombuffer(
@@ -284,8 +331,22 @@ class Generation:
     # -- hits ----------------------------------------------------------------
 
     def record_id(self, algorithm: str, row: int) -> int:
-        """The record id of row `row` of the key table of `algorithm` (the
-        row itself for a plain index)."""
+        """The record id of a row of one key table.
+
+        Parameters
+        ----------
+        algorithm : str
+            ``"md5"``, ``"sha1"`` or ``"sha256"``: a table of this
+            generation.
+        row : int
+            A row of that table (as ``find`` or ``find_many`` return it).
+
+        Returns
+        -------
+        int
+            The id of the record the row belongs to (the row itself for a
+            plain index).
+        """
         if self.layout is None:
             return row
         return int(self.rowmaps[algorithm][row])
@@ -293,30 +354,61 @@ class Generation:
     def lookup(
         self, digest: Any, only: Any = None, exclude: Any = None
     ) -> Match | None:
-        """The Match of a digest in this generation, or None: as
-        ``Dataset.lookup`` (one call into C), without its auto-reload."""
+        """The Match of a digest in this generation, or None.
+
+        As ``Dataset.lookup`` (one call into C), without its auto-reload.
+
+        Parameters
+        ----------
+        digest : str or bytes-like
+            Hex str (any case) or raw bytes of an md5, sha1 or sha256.
+        only, exclude : str or iterable of str, optional
+            Label filters as for ``Dataset.lookup`` (the dataset's
+            suppressed labels always apply).
+
+        Returns
+        -------
+        Match or None
+            The digest's record, or None if it is absent or filtered out.
+
+        Raises
+        ------
+        TypeError
+            `digest` is not a str or bytes-like object.
+        ValueError
+            `digest` has the length of no algorithm or a non-hex
+            character, or the generation is closed.
+        """
         found: Match | None = self.lookups.lookup(digest, only, exclude)
         return found
 
     def match(
         self, algorithm: str, row: int, only: Any = None, exclude: Any = None
     ) -> Match | None:
-        """The Match of row `row` of the key table of `algorithm` (as found by
-        ``tables[algorithm].find`` or ``find_many``), or None if the label
-        filters drop its record.
+        """The Match of a row of one key table, or None if filtered out.
+
+        The row is one found by ``tables[algorithm].find`` or
+        ``find_many``; None if the label filters drop its record.
 
         Parameters
         ----------
-        algorithm
+        algorithm : str
             "md5", "sha1" or "sha256": a table of this generation.
-        row
+        row : int
             A row of that table.
-        only, exclude
+        only, exclude : str or iterable of str, optional
             Label filters as for ``Dataset.lookup`` (the dataset's suppressed
             labels always apply).
 
+        Returns
+        -------
+        Match or None
+            The row's record, or None if the filters drop it.
+
         Raises
         ------
+        KeyError
+            This generation has no table of `algorithm`.
         ValueError
             The generation is closed.
         IndexFormatError
@@ -331,10 +423,24 @@ class Generation:
     def record(self, record_id: int) -> Match:
         """The record with this id (algorithm field: its first known digest).
 
+        Parameters
+        ----------
+        record_id : int
+            From 0 to ``count - 1``.
+
+        Returns
+        -------
+        Match
+            The record, with no label filter applied.
+
         Raises
         ------
         IndexError
             `record_id` is out of range.
+        IndexFormatError
+            The record has no digest.
+        ValueError
+            The generation is closed.
         """
         if not 0 <= record_id < self.count:
             raise IndexError(
@@ -360,20 +466,42 @@ class Generation:
     def record_filter(
         self, only: Any = None, exclude: Any = None
     ) -> Callable[[int], bool] | None:
-        """Predicate record id -> wanted (label bitmap algebra, cached), or
-        None when nothing is filtered.  `only`, `exclude`: a label or labels;
-        the dataset's suppressed labels are always excluded."""
+        """Predicate record id -> wanted, or None when nothing is filtered.
+
+        Parameters
+        ----------
+        only : str or iterable of str, optional
+            Wanted records carry at least one of these labels.
+        exclude : str or iterable of str, optional
+            Wanted records carry none of these; the dataset's suppressed
+            labels are always excluded.
+
+        Returns
+        -------
+        callable or None
+            A function of a record id returning True if the record is
+            wanted (label bitmap algebra, cached), or None when there is no
+            `only`, no `exclude` and no suppressed label.  Unknown labels
+            match nothing.
+        """
         return self.lookups.record_filter(only, exclude)
 
     # -- checks and lifecycle ------------------------------------------------
 
     def verify(self) -> None:
-        """Every checksum, every table's structure, rowmaps and records.
+        """Check every checksum, every table's structure, rowmaps and records.
+
+        Reads the whole file once; also checks that rows and records point
+        at each other, that every record has a digest and that every label
+        bitmap can be read.
 
         Raises
         ------
         IndexFormatError
-            What is wrong, and where.
+            What is wrong, and where (also: the file was modified in place
+            since it was mapped, when its identity is known).
+        ValueError
+            The generation is closed.
         """
         for i, table in enumerate(self.tables.values()):
             table.verify(checksums=i == 0)  # the file's checksums once, every table
@@ -432,9 +560,12 @@ class Generation:
             )
 
     def close(self) -> None:
-        """Unmap the file (lookups on this generation raise ValueError from
-        now on).  Tables still used by a batch in another thread are left to
-        the garbage collector."""
+        """Unmap the file; lookups on this generation raise ValueError from now on.
+
+        Never raises; closing twice is fine.  Tables still used by a batch
+        in another thread are left to the garbage collector, and a mapping
+        made by the caller (:meth:`over_mapping`) is left to the caller.
+        """
         for t in getattr(self, "tables", {}).values():
             try:
                 t.close()

@@ -43,7 +43,44 @@ class HashIndex(KeyTable):
 
     Use :func:`hashlookup.open_index` (or ``HashIndex.open``) to get one.
     Supports ``key in index``, ``len``, iteration in sorted order, batch
-    lookups, ``with`` and ``close()``.
+    lookups, ``with`` and ``close()``.  A handle can be shared between
+    threads; it pickles by path (the receiver opens the file again, with
+    the same required signature key if any).
+
+    ``key in index`` takes one key: a hex ``str`` (any case) of
+    ``2 * width`` characters, or a bytes-like object (``bytes``,
+    ``bytearray``, ``memoryview``, strided ones included) of ``width``
+    bytes.  It returns a ``bool``; a key of another type raises
+    ``TypeError``, one of the wrong length or with a non-hex character
+    raises ``ValueError`` saying what was expected (for example
+    "expected an md5 digest: 16 raw bytes or 32 hex characters, got 15
+    bytes").  ``len(index)`` is the number of unique keys;
+    ``iter(index)`` yields every key as raw ``bytes`` in sorted (memcmp)
+    order.  After :meth:`close`, these, ``width`` and the lookup, ``keys``,
+    ``info`` and ``verify`` methods raise
+    ``ValueError("I/O operation on closed index")``.
+
+    Attributes
+    ----------
+    path : str
+        Path of the opened file, as given to :meth:`open`.
+    algorithm : str
+        ``"md5"``, ``"sha1"``, ``"sha256"`` or ``"raw"``.
+    width : int
+        Key width in bytes: 16, 20 or 32, or 1 to 64 for ``"raw"``
+        (``ValueError`` once closed).
+    closed : bool
+        True once :meth:`close` has run.
+
+    Methods
+    -------
+    find(key)
+        Row of `key` in the sorted key table (an ``int``), or -1 if it is
+        absent.  Takes and rejects keys as ``key in index`` does.
+
+    See Also
+    --------
+    hashlookup.open_dataset : Datasets, whose tables are HashIndex objects.
 
     Examples
     --------
@@ -73,20 +110,41 @@ class HashIndex(KeyTable):
     ) -> HashIndex:
         """Map the index file at `path` and validate its header (O(1)).
 
+        Only the header and the section table are read; the keys are not.
+
         Parameters
         ----------
-        require_signature
+        path : str or os.PathLike
+            The index file (one key table; a dataset file with several
+            tables is refused, see :func:`hashlookup.open_dataset`).
+        require_signature : optional
             A public key (path of NAME.pub, its bytes, 32 raw bytes or an
-            Ed25519PublicKey): the file must carry a valid signature by it
-            (docs/SIGNING.md).  Costs one SHA-256 pass over the file.
+            ``Ed25519PublicKey``): the file must carry a valid signature by
+            it (docs/SIGNING.md).  Costs one SHA-256 pass over the file.
+            None (the default) checks no signature.
+
+        Returns
+        -------
+        HashIndex
+            The open index; close it with :meth:`close` or a ``with`` block.
 
         Raises
         ------
         IndexFormatError
-            The file is not a valid index (IndexVersionError: a newer format;
-            SignatureError: not signed by the required key, or modified).
+            The file is not a valid index: corrupt, truncated, foreign, not
+            a regular file, without a key table, or a dataset with several
+            tables.  Subclasses: ``IndexVersionError`` (a newer format
+            version) and ``SignatureError`` (not signed by the required
+            key, modified since it was signed, or an unusable key).
+        TypeError
+            `require_signature` is not one of the accepted forms.
+        HashLookupError
+            `require_signature` is given but the ``cryptography`` package
+            is not installed.
         OSError
-            The file cannot be opened (FileNotFoundError, PermissionError...).
+            The file, or the public key file named by `require_signature`,
+            cannot be opened (``FileNotFoundError``, ``PermissionError``,
+            ``IsADirectoryError``...), unchanged.
         """
         path = os.fspath(path)
         key = None
@@ -125,19 +183,37 @@ class HashIndex(KeyTable):
         group: int,
         identity: Identity | None = None,
     ) -> HashIndex:
-        """A table over a mapping someone else owns and closes (a dataset
-        generation, or a caller of map_file), after closing the table.
+        """Make a table over a mapping that the caller owns.
+
+        For a dataset generation, or a caller of :func:`map_file`: the
+        caller closes the mapping, after closing the table (closing the
+        table leaves the mapping alone).
 
         Parameters
         ----------
-        mm, header
-            The mapping and its validated header (map_file).
-        path
+        mm : mmap.mmap
+            The mapping (:func:`map_file`).
+        header : hashlookup.store.format.Header
+            Its validated header.
+        path : str
             The mapped file, for error messages.
-        group
+        group : int
             The table's section group (``format.table_groups(header)``).
-        identity
-            The mapped file's file_identity, for verify().
+        identity : tuple, optional
+            The mapped file's :func:`file_identity`, which lets
+            :meth:`verify` notice a file changed in place; None skips that
+            check.
+
+        Returns
+        -------
+        HashIndex
+            An open table that does not own `mm`.
+
+        Raises
+        ------
+        IndexFormatError
+            The group's sections are missing, inconsistent or outside the
+            file.
         """
         self = cls.__new__(cls)
         self.path = path
@@ -172,9 +248,18 @@ class HashIndex(KeyTable):
     # -- lifecycle ----------------------------------------------------------
 
     def close(self) -> None:
-        """Unmap the file.  Further use raises ValueError; closing twice is fine.
+        """Unmap the file (unless the table is part of a dataset generation).
 
-        Arrays returned by keys() keep the mapping alive until they are freed.
+        Further use raises ``ValueError("I/O operation on closed index")``;
+        closing twice is fine.  Arrays returned by :meth:`keys` keep the
+        mapping alive until they are freed.
+
+        Raises
+        ------
+        BufferError
+            A batch call (:meth:`contains_many`, :meth:`find_many`) is
+            running in another thread; the index stays open, and can be
+            closed once the batch has returned.
         """
         if self.closed:
             return
@@ -203,7 +288,21 @@ class HashIndex(KeyTable):
     # -- iteration ----------------------------------------------------------
 
     def keys(self) -> np.ndarray:
-        """The sorted keys as a read-only (n, width) uint8 array over the map."""
+        """The sorted keys as a read-only array over the mapping (no copy).
+
+        Returns
+        -------
+        numpy.ndarray
+            A read-only ``uint8`` array of shape ``(len(index), width)``,
+            rows in sorted (memcmp) order: row ``i`` is the key that
+            :meth:`find` answers ``i`` for.  It keeps the mapping alive
+            after :meth:`close` until it is freed.
+
+        Raises
+        ------
+        ValueError
+            The index is closed.
+        """
         n, w = len(self), self.width  # len() raises ValueError once closed
         assert self._mmap is not None
         return np.frombuffer(
@@ -223,17 +322,51 @@ class HashIndex(KeyTable):
     def contains_many(
         self, keys: Any, out: np.ndarray | None = None, threads: int = 1
     ) -> np.ndarray:
-        """Membership of every key: a bool array in input order.
+        """Membership of every key of a batch: a bool array in input order.
+
+        The lookups run in C with the GIL released.
 
         Parameters
         ----------
-        keys
-            A (n, width) uint8 array, a flat bytes-like object of n*width
-            bytes, or a sequence of raw bytes / hex str keys.
-        out
-            Optional preallocated C-contiguous bool array of shape (n,).
-        threads
-            Split the batch over this many threads (0: one per core).
+        keys : numpy.ndarray, bytes-like or iterable
+            A ``(n, width)`` uint8 numpy array (made C-contiguous if it is
+            not; a 1-d uint8 array or an ``S``/``V`` array of ``width``-byte
+            items also works), a flat bytes-like object of ``n * width``
+            bytes, or an iterable of keys, each raw bytes of ``width`` or a
+            hex ``str``.
+        out : numpy.ndarray, optional
+            A writable C-contiguous ``bool`` array of shape ``(n,)`` to fill
+            and return instead of a new one.
+        threads : int, default 1
+            Split the batch over up to this many threads (0: one per core),
+            at most one per 32,768 keys.
+
+        Returns
+        -------
+        numpy.ndarray
+            `out`, or a new ``bool`` array of shape ``(n,)``: True where the
+            key is in the index.
+
+        Raises
+        ------
+        TypeError
+            `keys` is a single ``str``, a non-uint8 array or of another
+            type; a key in a sequence is of another type; `out` is not a
+            numpy array or not of dtype ``bool``; `threads` is not an
+            ``int``.
+        ValueError
+            The index is closed; `keys` has the wrong shape or a length
+            that is not a multiple of `width`; a key in a sequence has the
+            wrong length or a non-hex character (the message names its
+            position); `out` has the wrong shape or is not C-contiguous and
+            writable; `threads` is negative.
+
+        Examples
+        --------
+        ::
+
+            found = index.contains_many(["d41d8cd98f00b204e9800998ecf8427e"])
+            found.tolist()  # [True] or [False]
         """
         flat, n = self._key_buffer(keys)
         out = _check_out(out, n, np.bool_, "bool")
@@ -243,7 +376,32 @@ class HashIndex(KeyTable):
     def find_many(
         self, keys: Any, out: np.ndarray | None = None, threads: int = 1
     ) -> np.ndarray:
-        """Row of every key in the sorted table, -1 for misses (int64 array)."""
+        """Row of every key of a batch in the sorted table, -1 for misses.
+
+        Takes the same `keys`, `threads` and errors as
+        :meth:`contains_many`, with `out` of dtype ``int64``.
+
+        Parameters
+        ----------
+        keys : numpy.ndarray, bytes-like or iterable
+            The keys, as for :meth:`contains_many`.
+        out : numpy.ndarray, optional
+            A writable C-contiguous ``int64`` array of shape ``(n,)`` to
+            fill and return instead of a new one.
+        threads : int, default 1
+            Split the batch over up to this many threads (0: one per core).
+
+        Returns
+        -------
+        numpy.ndarray
+            `out`, or a new ``int64`` array of shape ``(n,)``: the row of
+            each key in :meth:`keys`, or -1 where it is absent.
+
+        Raises
+        ------
+        TypeError, ValueError
+            As for :meth:`contains_many` (`out` must have dtype ``int64``).
+        """
         flat, n = self._key_buffer(keys)
         out = _check_out(out, n, np.int64, "int64")
         self._run(self._find_into, flat, out, n, threads)
@@ -328,7 +486,29 @@ class HashIndex(KeyTable):
     # -- facts and integrity ------------------------------------------------
 
     def info(self) -> dict[str, Any]:
-        """Counts, sizes, sections, build parameters and metadata."""
+        """Counts, sizes, sections, build parameters and metadata.
+
+        Reads the header and the metadata section only (O(1) in the number
+        of keys).
+
+        Returns
+        -------
+        dict
+            ``path``, ``format_version``, ``algorithm``, ``width``,
+            ``count`` (unique keys), ``file_size``, ``key_bytes``,
+            ``header_size``, ``created`` (ISO 8601, UTC), ``locator_bits``,
+            ``kernel`` (the C kernels in use), ``bloom`` (None, or a dict of
+            ``blocks``, ``hashes``, ``seed``, ``bytes``, ``bits_per_key``),
+            ``sections`` (one dict per section) and ``metadata`` (the
+            file's JSON metadata, ``{}`` if it has none).
+
+        Raises
+        ------
+        ValueError
+            The index is closed.
+        IndexFormatError
+            The metadata section is not valid JSON (or not an object).
+        """
         if self.closed:
             raise ValueError("I/O operation on closed index")
         h, lay = self._header, self._layout
@@ -364,9 +544,31 @@ class HashIndex(KeyTable):
     def verify(self, checksums: bool = True) -> dict[str, Any]:
         """Recompute every checksum and check the structure (O(file size)).
 
-        Returns a summary dict; raises IndexFormatError naming the first
-        section that is wrong.  checksums=False checks this table's
-        structure only (a Dataset verifies the file's checksums once).
+        Parameters
+        ----------
+        checksums : bool, default True
+            False checks this table's structure only (keys sorted and
+            unique, locator exact, every key passing the Bloom filter) and
+            skips the file's checksums and the in-place change check: a
+            dataset verifies the file's checksums once, not per table.
+
+        Returns
+        -------
+        dict
+            ``{"path": ..., "sections": ..., "bytes": ..., "keys": ...,
+            "ok": True}``: the number of sections, the file size and the
+            number of keys.
+
+        Raises
+        ------
+        IndexFormatError
+            The first thing found wrong: the file was truncated or modified
+            in place since it was opened (checked before any page is read),
+            the header or a section checksum differs (naming the section),
+            the keys are not sorted and unique, the locator does not match
+            the keys, or the Bloom filter rejects a key.
+        ValueError
+            The index is closed.
         """
         if self.closed:
             raise ValueError("I/O operation on closed index")
@@ -516,7 +718,42 @@ def _check_out(out: np.ndarray | None, n: int, dtype: Any, name: str) -> np.ndar
 def open_index(
     path: str | os.PathLike[str], *, require_signature: Any = None
 ) -> HashIndex:
-    """Open an index file for lookups (see HashIndex.open)."""
+    """Open an index file for lookups: the same as :meth:`HashIndex.open`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The index file.
+    require_signature : optional
+        A public key (path of NAME.pub, its bytes, 32 raw bytes or an
+        ``Ed25519PublicKey``) that must have signed the file, or None.
+
+    Returns
+    -------
+    HashIndex
+        The open index (a context manager).
+
+    Raises
+    ------
+    IndexFormatError
+        Not a valid index file (``IndexVersionError``: a newer format;
+        ``SignatureError``: the required signature does not verify).
+    TypeError
+        `require_signature` is not one of the accepted forms.
+    HashLookupError
+        `require_signature` is given without the ``cryptography`` package.
+    OSError
+        The file or the public key file cannot be opened
+        (``FileNotFoundError``...), unchanged.
+
+    Examples
+    --------
+    ::
+
+        with hashlookup.open_index("known.hlx") as index:
+            "d41d8cd98f00b204e9800998ecf8427e" in index  # True or False
+            index.find_many(keys)                        # rows, -1 for misses
+    """
     return HashIndex.open(path, require_signature=require_signature)
 
 
