@@ -198,9 +198,7 @@ class _Scanner:
         sizes = _known_sizes(ds) if skip_unknown_sizes else None
         self.known = _size_test(sizes) if sizes is not None else None
         cover = cheapest_cover(ds)
-        # The tables of the generation current at the start (a reload
-        # during the scan does not mix generations).
-        self.tables = {a: ds.table(a) for a in self.algorithms}
+        self.tables = {a: self.generation.tables[a] for a in self.algorithms}
         self.hasher = Hasher(ds, cover, chunk_size, follow_symlinks)
         self.report = ScanReport(algorithms=self.algorithms, hashed=cover)
 
@@ -558,7 +556,7 @@ def _state_params(ds: Dataset, roots: list[str], **options: Any) -> dict[str, An
             "built": ds.built,
             "records": len(ds),
             "algorithms": list(ds.algorithms),
-            "suppress": sorted(ds._suppress),
+            "suppress": sorted(ds.suppress),
         },
         "roots": roots,
         "cwd": os.getcwd() if any(not os.path.isabs(r) for r in roots) else None,
