@@ -144,7 +144,7 @@ def serve(cfg: ServerConfig) -> int:
                 signal.signal(s, signal.SIG_DFL)
             _worker.die_with_parent(supervisor)
             _worker.run_worker(cfg, sock, metrics, limiter, index, supervisor)
-        except BaseException:
+        except BaseException:  # a forked child must never return
             logging.getLogger("hashlookup.server").exception("worker %d failed", index)
             code = 3
         finally:

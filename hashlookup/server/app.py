@@ -243,7 +243,7 @@ class LookupApp:
             if msg["type"] == "lifespan.startup":
                 try:
                     self.start()
-                except Exception as exc:
+                except Exception as exc:  # reported to uvicorn
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 self._task = asyncio.get_running_loop().create_task(self._maintain())
@@ -272,7 +272,7 @@ class LookupApp:
             resp = await handler(scope, receive)
         except ClientGone:
             return
-        except Exception:
+        except Exception:  # never a crash, never the path in logs
             log.exception(
                 "worker %d: internal error in endpoint %s", self.worker, endpoint
             )
