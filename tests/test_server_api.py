@@ -453,7 +453,7 @@ def _iso_seconds(stamp: str) -> float:
 
 
 def test_single_answers_equal_the_match_path(env, tmp_path, monkeypatch):
-    """GET /lookup's renderer (_core.HitRenderer: lookup, CIRCL record and
+    """GET /lookup's renderer (server._render.HitRenderer: lookup, CIRCL record and
     audit line in one C call) gives byte for byte circl_json / native_json
     of the Match, for every digest of the oracle (records without some
     digests or a size, several labels, every algorithm, either case), with

@@ -179,7 +179,7 @@ def _detect_item_width(
         width = None
         if isinstance(item, str):
             w = _parse._HEX_WIDTHS.get(len(item))
-            if w and item.isascii() and _parse._is_hex(item.encode()):
+            if w and item.isascii() and _parse.is_hex(item.encode()):
                 width = w
         elif isinstance(item, (bytes, bytearray, memoryview)):
             n = memoryview(item).nbytes

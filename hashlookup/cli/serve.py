@@ -128,8 +128,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
-    from hashlookup.server import ServerConfig
-    from hashlookup.server._run import serve
+    from hashlookup.server import ServerConfig, serve
 
     if args.no_auth and args.api_keys:
         raise ValueError("--no-auth and --api-keys exclude each other")

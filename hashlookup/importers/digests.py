@@ -47,29 +47,80 @@ class LineTooLong(InputError):
     iter_parsed re-raises with it)."""
 
 
-def _quote(token: bytes) -> str:
+def quote_token(token: bytes) -> str:
+    """A bad input token as error messages show it.
+
+    Parameters
+    ----------
+    token : bytes
+        The offending text (undecodable bytes are shown as escapes).
+
+    Returns
+    -------
+    str
+        Its first 80 characters quoted with ``repr``, with "..." when
+        longer.
+
+    Examples
+    --------
+    >>> quote_token(b"xyz")
+    "'xyz'"
+    """
     text = token[:80].decode("utf-8", "backslashreplace")
     return repr(text + ("..." if len(token) > 80 else ""))
 
 
-def _invalid_message(token: bytes, width: int, algorithm: str) -> str:
-    """Why `token` is not a digest of `width` bytes."""
+def invalid_message(token: bytes, width: int, algorithm: str) -> str:
+    """Why `token` is not a digest of `width` bytes, as error messages say it.
+
+    Parameters
+    ----------
+    token : bytes
+        The line's text that is not a digest.
+    width : int
+        The expected digest width in bytes.
+    algorithm : str
+        The expected algorithm's name ("md5", ... or "raw").
+
+    Returns
+    -------
+    str
+        "expected 32 hex characters (md5), got ...", naming a digest of
+        another algorithm ("mixed digest lengths") or non-hex text.
+
+    Examples
+    --------
+    >>> invalid_message(b"xyz", 16, "md5")
+    "expected 32 hex characters (md5), got 'xyz'"
+    """
     want = 2 * width
     label = f"{want} hex characters ({algorithm})"
     stripped = token.lstrip(b"\\")
     if len(stripped) != want:
         other = _HEX_WIDTHS.get(len(stripped))
-        if other and _is_hex(stripped):
+        if other and is_hex(stripped):
             name = _format.ALGORITHM_BY_WIDTH[other]
             return (
                 f"mixed digest lengths: expected {label} like the first "
-                f"digest, got {len(stripped)} ({name}) {_quote(token)}"
+                f"digest, got {len(stripped)} ({name}) {quote_token(token)}"
             )
-        return f"expected {label}, got {_quote(token)}"
-    return f"expected {label}, got non-hex text {_quote(token)}"
+        return f"expected {label}, got {quote_token(token)}"
+    return f"expected {label}, got non-hex text {quote_token(token)}"
 
 
-def _is_hex(b: bytes) -> bool:
+def is_hex(b: bytes) -> bool:
+    """Whether `b` is hex text of whole bytes (any case, even length).
+
+    Parameters
+    ----------
+    b : bytes
+        The text to test.
+
+    Returns
+    -------
+    bool
+        True for ASCII hex digits of an even count.
+    """
     try:
         bytes.fromhex(b.decode("ascii"))
     except (UnicodeDecodeError, ValueError):
@@ -103,12 +154,12 @@ def parse_chunk(
         )
     )
     if status == _core.ETOOLONG:
-        raise InputError(f"{name}:{first_line + err_line}: {_too_long()}")
+        raise InputError(f"{name}:{first_line + err_line}: {too_long_message()}")
     if status != _core.OK:
         token = data[err_off : err_off + err_len]
         raise InputError(
             f"{name}:{first_line + err_line}: "
-            f"{_invalid_message(token, width, algorithm)}"
+            f"{invalid_message(token, width, algorithm)}"
         )
     if idx is not None:
         idx = idx[:n] + first_line
@@ -123,7 +174,14 @@ def parse_chunk(
     )
 
 
-def _too_long() -> str:
+def too_long_message() -> str:
+    """The error message for a line longer than MAX_LINE.
+
+    Returns
+    -------
+    str
+        "line longer than 1048576 bytes (not a digest list)".
+    """
     return f"line longer than {MAX_LINE} bytes (not a digest list)"
 
 
@@ -174,7 +232,7 @@ def iter_line_chunks(
             yield data[:cut]
         if len(tail) > MAX_LINE:
             if not skip_long:
-                raise LineTooLong(f"{name}: {_too_long()}")
+                raise LineTooLong(f"{name}: {too_long_message()}")
             tail = b""
             dropping = True
 
@@ -193,7 +251,7 @@ def detect_width(
         raw, pos = data[pos:end], end + 1
         if len(raw) > MAX_LINE:  # the parser says the same of this line
             if not skip_invalid:
-                raise InputError(f"{name}:{line_no}: {_too_long()}")
+                raise InputError(f"{name}:{line_no}: {too_long_message()}")
             line_no += 1
             continue
         token = raw.strip(b" \t\r\v\f")
@@ -202,12 +260,12 @@ def detect_width(
             if token.startswith(b"\\"):
                 token = token[1:]
             width = _HEX_WIDTHS.get(len(token))
-            if width and _is_hex(token):
+            if width and is_hex(token):
                 return width
             if not skip_invalid:
                 raise InputError(
                     f"{name}:{line_no}: expected a hex md5, sha1 or sha256 digest "
-                    f"(32, 40 or 64 hex characters), got {_quote(token)}"
+                    f"(32, 40 or 64 hex characters), got {quote_token(token)}"
                 )
         line_no += 1
     return None
@@ -233,7 +291,7 @@ def iter_parsed(
         except StopIteration:
             return
         except LineTooLong:
-            raise InputError(f"{name}:{line}: {_too_long()}") from None
+            raise InputError(f"{name}:{line}: {too_long_message()}") from None
         if isinstance(data, _DroppedLine):
             yield ParsedChunk(
                 np.empty((0, width or 0), np.uint8), None, None, b"", line, 1, 1
@@ -322,7 +380,7 @@ def _renumber(msg: str, items: list[object], first_index: int) -> str:
     item = items[i]
     shown = ""
     if isinstance(item, str):
-        shown = f": {_quote(item.encode('utf-8', 'backslashreplace'))}"
+        shown = f": {quote_token(item.encode('utf-8', 'backslashreplace'))}"
     elif isinstance(item, (bytes, bytearray)):
         shown = f": {bytes(item[:40])!r}"
     return f"item {i + first_index}: {msg[: m.start()]}{shown}"

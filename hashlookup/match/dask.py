@@ -308,28 +308,67 @@ def match(
 ) -> Any:
     """Match the digests of ``column`` against the dataset at ``dataset_path``.
 
-    ``data`` is a ``dask.dataframe.DataFrame``, or a path, glob pattern or list
-    of paths of Parquet (``.parquet``/``.pq``) or CSV/TSV files (all columns
-    read as strings).  Cells hold one hex digest (any case, blanks around it
-    ignored) or raw digest bytes; empty and null cells are skipped.  The first
-    digest of each partition picks the md5, sha1 or sha256 table.
+    Cells hold one hex digest (any case, blanks around it ignored) or raw
+    digest bytes; empty and null cells are skipped.  The first digest of
+    each partition picks the md5, sha1 or sha256 table.  Nothing runs until
+    the result is computed; the dataset is opened on the workers, by path,
+    once per worker process (:func:`open_cached`), so it must be readable at
+    ``dataset_path`` on every worker.
 
-    Returns a lazy Dask DataFrame of the hits, one row per hit, with the input
-    columns, then ``digest`` (lowercase hex), ``record`` (record id) and
-    ``labels`` (the record's labels joined with ``;``).  Read from paths, the
-    hits start with ``file`` and ``row`` (1-based row in that file; Parquet
-    files are split by row group, CSV files are one partition each); from a
-    DataFrame they keep its index.  ``only``/``exclude`` filter by label as in
-    ``Dataset.lookup``.  An invalid cell raises :class:`hashlookup.InputError`
-    naming the file (or partition), row and column when the task runs, unless
-    ``skip_invalid``.
+    Parameters
+    ----------
+    data : dask.dataframe.DataFrame, str, os.PathLike or sequence of them
+        A Dask DataFrame (each partition matched by a ``map_partitions``
+        task), or a path, glob pattern or list of paths of Parquet
+        (``.parquet``/``.pq``) or CSV/TSV files (all columns read as
+        strings; one piece per Parquet row group, one per CSV file).
+    dataset_path : str or os.PathLike
+        The dataset (or index) file.
+    column : str, default "md5"
+        The column holding the digests.
+    only, exclude : str or sequence of str, optional
+        Keep only the hits with one of these labels, or drop those with
+        one of them, as in ``Dataset.lookup``.
+    skip_invalid : bool, default False
+        Skip cells that are not a digest instead of failing the task.
+    delimiter : str, optional
+        The field separator of CSV/TSV files (one character; by default
+        "," for CSV and a tab for TSV).
+    require_signature : optional
+        A public key, as for :func:`hashlookup.open_dataset`: the dataset
+        must be signed by it, checked here and again by every worker when
+        it opens the file (a file replaced in between is refused, not
+        matched).
 
-    The dataset is opened on the workers, by path, once per worker process
-    (:func:`open_cached`): it must be readable at ``dataset_path`` on every
-    worker.  ``require_signature`` (a public key, as for
-    :func:`hashlookup.open_dataset`): the dataset must be signed by it, checked
-    here and again by every worker when it opens the file (a file replaced in
-    between is refused, not matched).
+    Returns
+    -------
+    dask.dataframe.DataFrame
+        The hits, lazily, one row per hit: the input columns, then
+        ``digest`` (lowercase hex), ``record`` (record id) and ``labels``
+        (the record's labels joined with ``;``).  Read from paths, the rows
+        start with ``file`` and ``row`` (1-based row in that file); from a
+        DataFrame they keep its index.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``dataset_path`` does not exist, or a pattern matches no file.
+    ValueError
+        No input file, no column ``column`` in the DataFrame, or an input
+        column named like one the hits add.
+    hashlookup.SignatureError
+        With ``require_signature``: the dataset is not signed by that key.
+    hashlookup.InputError
+        When a task runs, unless ``skip_invalid``: an invalid cell, named by
+        its file (or partition), row and column.
+
+    Examples
+    --------
+    >>> import hashlookup.dask
+    >>> hits = hashlookup.dask.match(
+    ...     "inventory/*.parquet", "known.hlx", column="md5", exclude="nsrl"
+    ... )  # doctest: +SKIP
+    >>> hits.to_parquet("hits/")  # doctest: +SKIP
     """
     import dask.dataframe as dd
     import pandas as pd

@@ -41,9 +41,9 @@ from hashlookup import _core
 from hashlookup.errors import InputError
 from hashlookup.importers.digests import (
     MAX_LINE,
-    _invalid_message,
-    _too_long,
     detect_width,
+    invalid_message,
+    too_long_message,
 )
 from hashlookup.match.keys import DEFAULT_CHUNK_SIZE, KeyMatcher, MatchStats
 from hashlookup.match.pieces import (
@@ -298,7 +298,7 @@ def _nothing(
 
 
 def _too_long_error(name: str, dropped: int) -> Callable[[int], Exception]:
-    return lambda line: InputError(f"{name}:{line + dropped}: {_too_long()}")
+    return lambda line: InputError(f"{name}:{line + dropped}: {too_long_message()}")
 
 
 def _count_data_lines(buf: bytearray, length: int) -> int:
@@ -323,10 +323,10 @@ def _line_error(
     """The deferred error of a piece's first bad line (``Piece.place`` gives
     it the piece's first line number)."""
     if status == _core.ETOOLONG:
-        text = _too_long()
+        text = too_long_message()
     else:
         token = bytes(buf[err_off : err_off + err_len])
-        text = _invalid_message(token, int(matcher.width or 0), matcher.algorithm)
+        text = invalid_message(token, int(matcher.width or 0), matcher.algorithm)
     where = dropped + int(err_line)
     return lambda first: InputError(f"{inv.name}:{first + where}: {text}")
 

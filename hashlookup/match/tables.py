@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from hashlookup import _core, algorithms
 from hashlookup.errors import InputError
-from hashlookup.importers.digests import CHUNK_SIZE, _invalid_message, _quote
+from hashlookup.importers.digests import CHUNK_SIZE, invalid_message, quote_token
 from hashlookup.match.keys import KeyMatcher
 from hashlookup.match.pieces import Inventory, Piece, constant_task, read_chunks
 
@@ -105,7 +105,7 @@ def bind_width(
                     inv,
                     first_row + i,
                     "expected a hex md5, sha1 or sha256 digest (32, 40 or 64 hex "
-                    f"characters), got {_quote(token.encode('utf-8', 'replace'))}",
+                    f"characters), got {quote_token(token.encode('utf-8', 'replace'))}",
                 )
         matcher.bind(width, f"{inv.name}: row {first_row + i}")
         return True
@@ -176,7 +176,7 @@ def _cells_to_keys(
         raise _cell_error(
             inv,
             first_row + i,
-            _invalid_message(
+            invalid_message(
                 token.encode("utf-8", "surrogateescape"), width, matcher.algorithm
             ),
         )

@@ -65,8 +65,9 @@ class AuditLog:
             if len(self.whos) > 1024:
                 self.whos.clear()
             key_id, name = (key.id, key.name) if key is not None else (None, None)
-            who = self.whos[key] = (f'"key":{_q(key_id)},"name":{_q(name)},'
-                                    f'"digest":"').encode()
+            who = self.whos[key] = (
+                f'"key":{_q(key_id)},"name":{_q(name)},"digest":"'
+            ).encode()
         return who
 
     def hits(self, key: ApiKey | None, entries: list[tuple[str, int, bytes]]) -> None:
@@ -75,13 +76,15 @@ class AuditLog:
         for digest, generation, record in entries:
             self.hit(key, digest, generation, record)
 
-    def hit(self, key: ApiKey | None, digest: str, generation: int,
-            record: bytes) -> None:
+    def hit(
+        self, key: ApiKey | None, digest: str, generation: int, record: bytes
+    ) -> None:
         """Log one hit: the API key that asked (None without keys), the
         digest as asked (written in lowercase), the generation that answered
         and its record (the JSON already made for the answer)."""
-        append_audit_line(self.buffer, self.who(key), digest,
-                          generation_part(generation), record)
+        append_audit_line(
+            self.buffer, self.who(key), digest, generation_part(generation), record
+        )
         if len(self.buffer) >= FLUSH_BYTES:
             self.flush()
 
@@ -122,7 +125,7 @@ class AuditLog:
         del buf[:cut]
 
     def close(self) -> None:
-        self._retry_at = 0.0   # a last try, now
+        self._retry_at = 0.0  # a last try, now
         self.flush()
         if self.path != "-":
             os.close(self._fd)

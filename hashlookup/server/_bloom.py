@@ -56,8 +56,9 @@ class BloomCache:
     def path(self, algorithm: str, etag: str) -> str:
         return os.path.join(self.directory, f"{algorithm}-{etag}.bloom")
 
-    async def get(self, table: Any, algorithm: str, etag: str,
-                  metadata: dict[str, Any]) -> str:
+    async def get(
+        self, table: Any, algorithm: str, etag: str, metadata: dict[str, Any]
+    ) -> str:
         """Path of the built filter (building it if needed)."""
         path = self.path(algorithm, etag)
         if os.path.exists(path):
@@ -65,14 +66,16 @@ class BloomCache:
         fut = self._building.get(path)
         if fut is None:
             loop = asyncio.get_running_loop()
-            fut = loop.run_in_executor(None, self._build, table, algorithm, path,
-                                       metadata)
+            fut = loop.run_in_executor(
+                None, self._build, table, algorithm, path, metadata
+            )
             self._building[path] = fut
             fut.add_done_callback(lambda _f: self._building.pop(path, None))
         return await asyncio.shield(fut)
 
-    def _build(self, table: Any, algorithm: str, path: str,
-               metadata: dict[str, Any]) -> str:
+    def _build(
+        self, table: Any, algorithm: str, path: str, metadata: dict[str, Any]
+    ) -> str:
         lock = path + ".lock"
         fd = os.open(lock, os.O_WRONLY | os.O_CREAT, 0o600)
         try:
@@ -89,8 +92,9 @@ class BloomCache:
     def _drop_stale(self, algorithm: str, keep: str) -> None:
         """Remove the filters of older generations (readers that still
         stream one keep their open file)."""
-        for old in glob.glob(os.path.join(glob.escape(self.directory),
-                                          f"{algorithm}-*.bloom")):
+        for old in glob.glob(
+            os.path.join(glob.escape(self.directory), f"{algorithm}-*.bloom")
+        ):
             if old != keep:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(old)

@@ -21,16 +21,19 @@ import numpy as np
 import orjson
 
 from hashlookup import _core
-from hashlookup.store.dataset import ALGORITHMS, Dataset, Generation, Match
+from hashlookup.algorithms import BY_HEX_LENGTH, WIDTH
 from hashlookup.errors import IndexFormatError
 from hashlookup.server._audit import generation_part
-from hashlookup.server._render import (ANSWER_INVALID, ANSWER_MISS, ANSWER_UNKNOWN,
-                                       HitRenderer, append_audit_line)
+from hashlookup.server._render import (
+    ANSWER_INVALID,
+    ANSWER_MISS,
+    ANSWER_UNKNOWN,
+    HitRenderer,
+    append_audit_line,
+)
+from hashlookup.store.dataset import ALGORITHMS, Dataset, Generation, Match
 
-WIDTH = {"md5": 16, "sha1": 20, "sha256": 32}
-_BY_HEX_LEN = {32: "md5", 40: "sha1", 64: "sha256"}
 MISS_ITEM = b'{"status":"miss"}'
-CIRCL_NAMES = {"md5": "MD5", "sha1": "SHA-1", "sha256": "SHA-256"}
 
 
 @dataclass
@@ -38,7 +41,7 @@ class CheckResult:
     """Per-item outcome of one batch, in input order."""
 
     n: int
-    items: list[bytes]                   # rendered native items
+    items: list[bytes]  # rendered native items
     hits: list[tuple[int, Match]] = field(default_factory=list)  # (index, match)
     invalid: int = 0
     marked: list[int] = field(default_factory=list)  # indices of non-miss items
@@ -72,9 +75,16 @@ def circl_record(m: Match, dataset: str) -> dict[str, Any]:
 def native_record(m: Match) -> dict[str, Any]:
     """A hit of the native API (lowercase hex, size as a number).
     (native_json renders the same, faster; this is the reference.)"""
-    return {"status": "hit", "algorithm": m.algorithm, "record": m.record_id,
-            "md5": m.md5, "sha1": m.sha1, "sha256": m.sha256, "size": m.size,
-            "labels": list(m.labels)}
+    return {
+        "status": "hit",
+        "algorithm": m.algorithm,
+        "record": m.record_id,
+        "md5": m.md5,
+        "sha1": m.sha1,
+        "sha256": m.sha256,
+        "size": m.size,
+        "labels": list(m.labels),
+    }
 
 
 # JSON of label tuples and dataset names: few distinct values, rendered once.
@@ -87,7 +97,8 @@ def _json_text(value: Any) -> str:
         if len(_JSON_CACHE) > 4096:
             _JSON_CACHE.clear()
         text = _JSON_CACHE[value] = orjson.dumps(
-            list(value) if isinstance(value, tuple) else value).decode()
+            list(value) if isinstance(value, tuple) else value
+        ).decode()
     return text
 
 
@@ -97,10 +108,11 @@ def circl_json(m: Match, dataset: str) -> bytes:
     the name, whose JSON is cached.  A hit costs a third of the dict path."""
     md5, sha1, sha256, size = m.md5, m.sha1, m.sha256, m.size
     if md5 and sha1 and sha256 and size is not None:  # the usual record
-        return (f'{{"MD5":"{md5.upper()}","SHA-1":"{sha1.upper()}","SHA-256":'
-                f'"{sha256.upper()}","FileSize":"{size}","hashlookup:labels":'
-                f'{_json_text(m.labels)}{_circl_tail(m.generation, m.built, dataset)}'
-                ).encode()
+        return (
+            f'{{"MD5":"{md5.upper()}","SHA-1":"{sha1.upper()}","SHA-256":'
+            f'"{sha256.upper()}","FileSize":"{size}","hashlookup:labels":'
+            f"{_json_text(m.labels)}{_circl_tail(m.generation, m.built, dataset)}"
+        ).encode()
     parts = []
     if m.md5:
         parts.append(f'"MD5":"{m.md5.upper()}"')
@@ -111,30 +123,37 @@ def circl_json(m: Match, dataset: str) -> bytes:
     if m.size is not None:
         parts.append(f'"FileSize":"{m.size}"')
     parts.append(f'"hashlookup:labels":{_json_text(m.labels)}')
-    return ("{" + ",".join(parts) + _circl_tail(m.generation, m.built, dataset)
-            ).encode()
+    return (
+        "{" + ",".join(parts) + _circl_tail(m.generation, m.built, dataset)
+    ).encode()
 
 
 @functools.lru_cache(maxsize=64)
 def _circl_tail(generation: int, built: str, dataset: str) -> str:
     """The end of a CIRCL record: our facts of the generation that answered
     (the same for every hit of a generation, so rendered once)."""
-    return (f',"hashlookup:dataset":{_json_text(dataset)},"hashlookup:generation":'
-            f'{generation},"hashlookup:built":"{built}"}}')
+    return (
+        f',"hashlookup:dataset":{_json_text(dataset)},"hashlookup:generation":'
+        f'{generation},"hashlookup:built":"{built}"}}'
+    )
 
 
 def native_json(m: Match) -> bytes:
     """orjson.dumps(native_record(m)), built as text (see circl_json)."""
     md5, sha1, sha256, size = m.md5, m.sha1, m.sha256, m.size
     if md5 and sha1 and sha256 and size is not None:  # the usual record
-        return (f'{{"status":"hit","algorithm":"{m.algorithm}","record":'
-                f'{m.record_id},"md5":"{md5}","sha1":"{sha1}","sha256":"{sha256}",'
-                f'"size":{size},"labels":{_json_text(m.labels)}}}').encode()
-    return (f'{{"status":"hit","algorithm":"{m.algorithm}","record":{m.record_id},'
-            f'"md5":{_str_or_null(m.md5)},"sha1":{_str_or_null(m.sha1)},'
-            f'"sha256":{_str_or_null(m.sha256)},'
-            f'"size":{"null" if m.size is None else m.size},'
-            f'"labels":{_json_text(m.labels)}}}').encode()
+        return (
+            f'{{"status":"hit","algorithm":"{m.algorithm}","record":'
+            f'{m.record_id},"md5":"{md5}","sha1":"{sha1}","sha256":"{sha256}",'
+            f'"size":{size},"labels":{_json_text(m.labels)}}}'
+        ).encode()
+    return (
+        f'{{"status":"hit","algorithm":"{m.algorithm}","record":{m.record_id},'
+        f'"md5":{_str_or_null(m.md5)},"sha1":{_str_or_null(m.sha1)},'
+        f'"sha256":{_str_or_null(m.sha256)},'
+        f'"size":{"null" if m.size is None else m.size},'
+        f'"labels":{_json_text(m.labels)}}}'
+    ).encode()
 
 
 class SingleHits:
@@ -183,18 +202,29 @@ class SingleHits:
         suppressed = set(ds.suppress)
         drop = sum(1 << i for i, (name, _) in enumerate(pairs) if name in suppressed)
         tail = _circl_tail(st.generation, st.built, st.name).encode()
+        md5, sha1, sha256 = (st.tables.get(a) for a in ALGORITHMS)
         self.answer = HitRenderer(
-            st.record_table, tuple(st.tables.get(a) for a in ALGORITHMS), pairs, drop,
-            _labels_json, tail, generation_part(st.generation),
-            label_masks(pairs, st.count)).answer
+            st.record_table,
+            (md5, sha1, sha256),
+            pairs,
+            drop,
+            _labels_json,
+            tail,
+            generation_part(st.generation),
+            label_masks(pairs, st.count),
+        ).answer
 
 
 MISS, INVALID, UNKNOWN = ANSWER_MISS, ANSWER_INVALID, ANSWER_UNKNOWN
 
 
-def _answer_by_match(st: Generation, algorithm: str, digest: str,
-                     audit: bytearray | None = None, who: bytes | None = None
-                     ) -> bytes | int:
+def _answer_by_match(
+    st: Generation,
+    algorithm: str,
+    digest: str,
+    audit: bytearray | None = None,
+    who: bytes | None = None,
+) -> bytes | int:
     """SingleHits.answer through Generation.lookup and the Match."""
     if algorithm not in WIDTH:
         return UNKNOWN
@@ -204,14 +234,15 @@ def _answer_by_match(st: Generation, algorithm: str, digest: str,
         m = st.lookup(digest)
     except ValueError as exc:
         if isinstance(exc, IndexFormatError):
-            raise   # a record or label bitmap that cannot be read
+            raise  # a record or label bitmap that cannot be read
         return INVALID
     if m is None:
         return MISS
     if audit is not None:
         assert who is not None
-        append_audit_line(audit, who, digest, generation_part(m.generation),
-                          native_json(m))
+        append_audit_line(
+            audit, who, digest, generation_part(m.generation), native_json(m)
+        )
     return circl_json(m, st.name)
 
 
@@ -231,10 +262,14 @@ def label_masks(pairs: tuple[tuple[str, Any], ...], records: int) -> Any:
     records; private memory of each worker."""
     if not pairs:
         return None
-    dtype = next(t for t in (np.uint8, np.uint16, np.uint32, np.uint64)
-                 if 8 * np.dtype(t).itemsize >= len(pairs))
+    dtype = next(
+        t
+        for t in (np.uint8, np.uint16, np.uint32, np.uint64)
+        if 8 * np.dtype(t).itemsize >= len(pairs)
+    )
     if records * np.dtype(dtype).itemsize > _MASKS_MAX_BYTES:
         return None
+    masks: np.ndarray[Any, np.dtype[np.unsignedinteger[Any]]]
     masks = np.zeros(records, dtype=dtype)
     for i, (_, bitmap) in enumerate(pairs):
         ids = np.frombuffer(bitmap.to_array(), dtype=np.uint32)
@@ -253,15 +288,17 @@ def _invalid_item(reason: str) -> bytes:
     return orjson.dumps({"status": "invalid", "reason": reason})
 
 
-def _record_hits(gen: Generation, algorithm: str, rows: np.ndarray, positions: Any,
-                 res: CheckResult) -> None:
+def _record_hits(
+    gen: Generation, algorithm: str, rows: np.ndarray, positions: Any, res: CheckResult
+) -> None:
     """Render the hits among `rows` (find_many output for the items at
     `positions`; None: positions are 0..n-1)."""
     found = np.flatnonzero(rows >= 0)
     if not found.size:
         return
-    where = (found.tolist() if positions is None
-             else np.asarray(positions)[found].tolist())
+    where = (
+        found.tolist() if positions is None else np.asarray(positions)[found].tolist()
+    )
     for i, m in zip(where, _matches(gen, algorithm, rows[found]), strict=True):
         if m is None:  # dropped by the dataset's suppress labels
             continue
@@ -270,8 +307,7 @@ def _record_hits(gen: Generation, algorithm: str, rows: np.ndarray, positions: A
         res.marked.append(i)
 
 
-def _matches(gen: Generation, algorithm: str, rows: np.ndarray
-             ) -> list[Match | None]:
+def _matches(gen: Generation, algorithm: str, rows: np.ndarray) -> list[Match | None]:
     """The Match of each found row of the `algorithm` table of `gen`, by
     Generation.match (one C call per hit for its record and labels): the
     same answer as Dataset.lookup."""
@@ -279,8 +315,9 @@ def _matches(gen: Generation, algorithm: str, rows: np.ndarray
     return [match(algorithm, r) for r in rows.tolist()]
 
 
-def check_strings(ds: Dataset, items: list[Any], *,
-                  algorithm: str | None = None) -> CheckResult:
+def check_strings(
+    ds: Dataset, items: list[Any], *, algorithm: str | None = None
+) -> CheckResult:
     """Check a list of hex digests (any of md5/sha1/sha256 unless
     `algorithm` is given; other items are invalid with a reason).
 
@@ -306,9 +343,10 @@ def check_strings(ds: Dataset, items: list[Any], *,
         table = tables.get(alg)
         if table is None:
             continue  # no table of this algorithm: all misses
-        keys = outs[k][:counts[k] * WIDTH[alg]].reshape(-1, WIDTH[alg])
-        _record_hits(gen, alg, table.find_many(keys),
-                     None if counts[k] == n else pos, res)
+        keys = outs[k][: counts[k] * WIDTH[alg]].reshape(-1, WIDTH[alg])
+        _record_hits(
+            gen, alg, table.find_many(keys), None if counts[k] == n else pos, res
+        )
     if counts[0] + counts[1] + counts[2] < n:
         for i in np.flatnonzero(kinds > 2).tolist():
             x = items[i]
@@ -317,8 +355,8 @@ def check_strings(ds: Dataset, items: list[Any], *,
                 reason = f"expected a hex digest string, got {_json_kind(x)}"
             elif kind == _core.KIND_LENGTH:
                 reason = _length_reason(len(x), algorithm)
-            elif len(x) in _BY_HEX_LEN:
-                reason = f"not a hex {_BY_HEX_LEN[len(x)]} digest: non-hex character"
+            elif len(x) in BY_HEX_LENGTH:
+                reason = f"not a hex {BY_HEX_LENGTH[len(x)]} digest: non-hex character"
             else:  # non-ASCII text of another length
                 reason = _length_reason(len(x), algorithm)
             _mark_invalid(res, i, reason)
@@ -335,10 +373,14 @@ def _mark_invalid(res: CheckResult, i: int, reason: str) -> None:
 
 def _length_reason(length: int, algorithm: str | None) -> str:
     if algorithm is not None:
-        return (f"expected a {algorithm} digest of {2 * WIDTH[algorithm]} hex "
-                f"characters, got {length} characters")
-    return ("expected an md5, sha1 or sha256 digest (32, 40 or 64 hex "
-            f"characters), got {length} characters")
+        return (
+            f"expected a {algorithm} digest of {2 * WIDTH[algorithm]} hex "
+            f"characters, got {length} characters"
+        )
+    return (
+        "expected an md5, sha1 or sha256 digest (32, 40 or 64 hex "
+        f"characters), got {length} characters"
+    )
 
 
 def _json_kind(x: Any) -> str:
@@ -377,15 +419,22 @@ def split_text(body: bytes) -> list[str]:
     stripped, blank lines skipped (they are not items)."""
     text = body.decode("utf-8", "replace")
     if " " not in text and "\t" not in text:
-        return text.split()   # the same, in C: no blanks inside lines
+        return text.split()  # the same, in C: no blanks inside lines
     return [s for s in (line.strip() for line in text.split("\n")) if s]
 
 
 def render_check(res: CheckResult, ds: Dataset) -> bytes:
     """The JSON body of a /v1/check answer."""
-    head = orjson.dumps({"dataset": ds.name, "generation": ds.generation,
-                         "count": res.n, "hits": len(res.hits),
-                         "misses": res.misses, "invalid": res.invalid})
+    head = orjson.dumps(
+        {
+            "dataset": ds.name,
+            "generation": ds.generation,
+            "count": res.n,
+            "hits": len(res.hits),
+            "misses": res.misses,
+            "invalid": res.invalid,
+        }
+    )
     return b"".join((head[:-1], b',"results":[', _results_json(res), b"]}"))
 
 
@@ -413,5 +462,13 @@ def _results_json(res: CheckResult) -> bytes:
     return b"".join(parts)
 
 
-__all__ = ["ALGORITHMS", "CheckResult", "check_raw", "check_strings",
-           "circl_record", "native_record", "render_check", "split_text"]
+__all__ = [
+    "ALGORITHMS",
+    "CheckResult",
+    "check_raw",
+    "check_strings",
+    "circl_record",
+    "native_record",
+    "render_check",
+    "split_text",
+]

@@ -4,6 +4,7 @@ its workers)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 #: Largest batch of /v1/check and /bulk/* (items); larger ones get 413.
 MAX_BATCH = 100_000
@@ -15,29 +16,85 @@ MAX_HEAD = 16 << 10
 
 @dataclass
 class ServerConfig:
+    """The settings of one run of the lookup service (``hashlookup serve``).
+
+    Shared by the supervisor and its workers; ``hashlookup serve`` builds it
+    from its options (docs/SERVER.md).
+
+    Parameters
+    ----------
+    dataset : str
+        The dataset (or index) file served.
+    host : str, default "127.0.0.1"
+        The address to listen on.
+    port : int, default 8080
+        The port to listen on (0: any free port).
+    workers : int, default 1
+        Worker processes.
+    api_keys : str, optional
+        The keys file; required unless ``no_auth``.
+    no_auth : bool, default False
+        Serve without API keys (rate limits then apply per client address).
+    rate : float, default 100.0
+        Requests per second per key (0: unlimited), unless the key sets its
+        own.
+    burst : float, default 200.0
+        Token bucket size per key, unless the key sets its own.
+    max_batch : int, default MAX_BATCH
+        Largest batch of /v1/check and /bulk/* in items (more: 413).
+    max_body : int, default MAX_BODY
+        Largest request body in bytes (more: 413).
+    max_head : int, default MAX_HEAD
+        Largest request head in bytes (more: 431).
+    audit_log : str or None, default "-"
+        The log of hits: a file, "-" for stderr, None for none.
+    reload_interval : float, default 1.0
+        Seconds between checks of the dataset and keys files for changes.
+    max_age : float, optional
+        /readyz fails when the served generation is older (seconds).
+    bloom_dir : str, default ""
+        The cache directory of Bloom filter exports ("": a temporary one).
+    bloom_fpr : float, default 1e-4
+        The false-positive rate of the Bloom filter exports.
+    log_level : str, default "warning"
+        The workers' log level (the service's and uvicorn's).
+    verify_key : str, optional
+        A public key: every generation served must be signed by it.
+    watchdog : float, default 30.0
+        Seconds without a heartbeat before a worker is killed and replaced
+        (0: never); the environment variable HASHLOOKUP_WATCHDOG overrides it.
+
+    Examples
+    --------
+    >>> from hashlookup.server import ServerConfig
+    >>> cfg = ServerConfig("nsrl.hlds", api_keys="keys.json", workers=4)
+    >>> cfg.port
+    8080
+    """
+
     dataset: str
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1
-    api_keys: str | None = None      # keys file; None with no_auth
+    api_keys: str | None = None  # keys file; None with no_auth
     no_auth: bool = False
-    rate: float = 100.0              # requests/s per key (0: unlimited)
+    rate: float = 100.0  # requests/s per key (0: unlimited)
     burst: float = 200.0
     max_batch: int = MAX_BATCH
     max_body: int = MAX_BODY
     max_head: int = MAX_HEAD
-    audit_log: str | None = "-"      # file, "-" for stderr, None: off
-    reload_interval: float = 1.0     # seconds between checks of dataset and keys
-    max_age: float | None = None     # /readyz fails when the dataset is older
-    bloom_dir: str = ""              # cache of bloom exports
+    audit_log: str | None = "-"  # file, "-" for stderr, None: off
+    reload_interval: float = 1.0  # seconds between checks of dataset and keys
+    max_age: float | None = None  # /readyz fails when the dataset is older
+    bloom_dir: str = ""  # cache of bloom exports
     bloom_fpr: float = 1e-4
     log_level: str = "warning"
-    verify_key: str | None = None    # public key: the dataset must be signed by it
+    verify_key: str | None = None  # public key: the dataset must be signed by it
     # seconds without a heartbeat before the supervisor kills a worker (0:
     # never); the environment variable HASHLOOKUP_WATCHDOG overrides it
     watchdog: float = 30.0
 
-    def open_options(self) -> dict[str, str]:
+    def open_options(self) -> dict[str, Any]:
         """open_dataset keywords: with verify_key every generation, the first
         and each reloaded one, must carry a valid signature by that key."""
         return {} if self.verify_key is None else {"require_signature": self.verify_key}

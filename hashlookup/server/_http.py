@@ -25,7 +25,7 @@ def error(status: int, message: str, **extra: Any) -> Response:
 def header(scope: Any, name: bytes) -> bytes | None:
     for k, v in scope["headers"]:
         if k == name:
-            return v  # type: ignore[no-any-return]
+            return v
     return None
 
 
@@ -66,8 +66,10 @@ def is_json(ctype: bytes) -> bool:
     """JSON, or the form type that `curl -d` sends (CIRCL's server reads any
     body as JSON; the documented curl examples rely on it)."""
     main = ctype.split(b";")[0].strip().lower()
-    return main in (b"application/json", b"application/x-www-form-urlencoded") \
-        or main.endswith(b"+json")
+    return main in (
+        b"application/json",
+        b"application/x-www-form-urlencoded",
+    ) or main.endswith(b"+json")
 
 
 def query_param(scope: Any, name: bytes) -> str | None:
@@ -82,4 +84,4 @@ def query_param(scope: Any, name: bytes) -> str | None:
 def raw_hex(body: bytes, i: int, width: int) -> str:
     """Hex of the i-th raw digest of `width` bytes in body."""
     w = width
-    return body[i * w:(i + 1) * w].hex()
+    return body[i * w : (i + 1) * w].hex()

@@ -56,9 +56,9 @@ class ApiKey:
 
     id: str
     name: str
-    salt: str                  # hex
-    hash: str                  # hex SHA-256(salt + secret)
-    created: str               # ISO 8601 UTC
+    salt: str  # hex
+    hash: str  # hex SHA-256(salt + secret)
+    created: str  # ISO 8601 UTC
     revoked: str | None = None  # ISO 8601 UTC, None while active
     rate: float | None = None  # requests/s, None: the server's default
     burst: float | None = None  # bucket size, None: the server's default
@@ -74,8 +74,10 @@ def _now() -> str:
 
 def check_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise ValueError(f"invalid key name {name!r}: 1 to 64 characters, letters, "
-                         "digits and . _ @ + - (not first)")
+        raise ValueError(
+            f"invalid key name {name!r}: 1 to 64 characters, letters, "
+            "digits and . _ @ + - (not first)"
+        )
     return name
 
 
@@ -88,9 +90,12 @@ def _parse_entry(path: str, i: int, e: Any) -> ApiKey:
     if not isinstance(e, dict):
         raise KeysFileError(f"{where}: expected an object")
     try:
-        key = ApiKey(**{f: e[f] for f in ("id", "name", "salt", "hash", "created")},
-                     revoked=e.get("revoked"), rate=e.get("rate"),
-                     burst=e.get("burst"))
+        key = ApiKey(
+            **{f: e[f] for f in ("id", "name", "salt", "hash", "created")},
+            revoked=e.get("revoked"),
+            rate=e.get("rate"),
+            burst=e.get("burst"),
+        )
     except KeyError as missing:
         raise KeysFileError(f"{where}: missing field {missing}") from None
     if not isinstance(key.id, str) or not _ID_RE.match(key.id):
@@ -112,7 +117,32 @@ def _parse_entry(path: str, i: int, e: Any) -> ApiKey:
 
 
 def read_keys(path: str | os.PathLike[str]) -> list[ApiKey]:
-    """The entries of a keys file (an empty list if it does not exist)."""
+    """The entries of a keys file, revoked ones included.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The keys file.
+
+    Returns
+    -------
+    list of ApiKey
+        Its entries in file order; an empty list if the file does not exist.
+
+    Raises
+    ------
+    KeysFileError
+        The file is not a keys file of this version, or an entry is
+        malformed (the message names the file and the entry).
+    OSError
+        The file exists but cannot be read.
+
+    Examples
+    --------
+    >>> from hashlookup.server import read_keys
+    >>> [k.name for k in read_keys("keys.json") if k.active]  # doctest: +SKIP
+    ['alice']
+    """
     name = os.fspath(path)
     try:
         with open(name, "rb") as f:
@@ -124,11 +154,14 @@ def read_keys(path: str | os.PathLike[str]) -> list[ApiKey]:
     except (UnicodeDecodeError, ValueError) as exc:
         raise KeysFileError(f"{name}: not a keys file (invalid JSON: {exc})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
-        raise KeysFileError(f'{name}: not a keys file (expected {{"version": 1, '
-                            '"keys": [...]}})')
+        raise KeysFileError(
+            f'{name}: not a keys file (expected {{"version": 1, "keys": [...]}}}})'
+        )
     if doc.get("version") != KEYS_VERSION:
-        raise KeysFileError(f"{name}: keys file version {doc.get('version')!r}, "
-                            f"this server reads version {KEYS_VERSION}")
+        raise KeysFileError(
+            f"{name}: keys file version {doc.get('version')!r}, "
+            f"this server reads version {KEYS_VERSION}"
+        )
     keys = [_parse_entry(name, i, e) for i, e in enumerate(doc["keys"])]
     seen: set[str] = set()
     for k in keys:
@@ -155,9 +188,55 @@ def _locked(path: str) -> Iterator[None]:
         os.close(fd)
 
 
-def add_key(path: str | os.PathLike[str], name: str, *, rate: float | None = None,
-            burst: float | None = None) -> tuple[str, ApiKey]:
-    """Create a key; returns (token, entry).  The token is not stored."""
+def add_key(
+    path: str | os.PathLike[str],
+    name: str,
+    *,
+    rate: float | None = None,
+    burst: float | None = None,
+) -> tuple[str, ApiKey]:
+    """Create an API key and add it to a keys file.
+
+    The file is created if missing and rewritten atomically (mode 0600)
+    under a lock, so concurrent calls do not lose keys.  Only a salted hash
+    of the token's secret is stored.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The keys file.
+    name : str
+        Who the key is for: 1 to 64 letters, digits and ``. _ @ + -`` (not
+        first).  Several keys may share a name.
+    rate : float, optional
+        Requests per second for this key (> 0); by default the server's.
+    burst : float, optional
+        Bucket size for this key (> 0); by default the server's.
+
+    Returns
+    -------
+    token : str
+        ``hlk_<id>_<secret>``, the bearer token to hand out; it cannot be
+        recovered from the file.
+    entry : ApiKey
+        The new entry.
+
+    Raises
+    ------
+    ValueError
+        An invalid name, or a rate or burst that is not > 0.
+    KeysFileError
+        The existing file is not a valid keys file.
+    OSError
+        The file cannot be read or written.
+
+    Examples
+    --------
+    >>> from hashlookup.server import add_key
+    >>> token, entry = add_key("keys.json", "alice", rate=10)  # doctest: +SKIP
+    >>> token.startswith("hlk_" + entry.id)  # doctest: +SKIP
+    True
+    """
     check_name(name)
     for what, v in (("rate", rate), ("burst", burst)):
         if v is not None and not v > 0:
@@ -171,18 +250,54 @@ def add_key(path: str | os.PathLike[str], name: str, *, rate: float | None = Non
             key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         salt = secrets.token_bytes(16)
-        entry = ApiKey(id=key_id, name=name, salt=salt.hex(),
-                       hash=_secret_hash(salt, secret), created=_now(),
-                       rate=rate, burst=burst)
+        entry = ApiKey(
+            id=key_id,
+            name=name,
+            salt=salt.hex(),
+            hash=_secret_hash(salt, secret),
+            created=_now(),
+            rate=rate,
+            burst=burst,
+        )
         keys.append(entry)
         _write_keys(p, keys)
     return f"{TOKEN_PREFIX}_{key_id}_{secret}", entry
 
 
 def revoke_key(path: str | os.PathLike[str], name_or_id: str) -> list[ApiKey]:
-    """Revoke every active key with this name (or this id); returns them.
+    """Revoke every active key with this name, or the key with this id.
 
-    Raises KeyError if no active key matches."""
+    Revoked keys stay in the file with their revocation time, so a server
+    answers 403 (not 401) to their tokens; a running server sees the change
+    at its next reload of the file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The keys file.
+    name_or_id : str
+        A key name (every active key of that name) or a key id.
+
+    Returns
+    -------
+    list of ApiKey
+        The keys revoked.
+
+    Raises
+    ------
+    KeyError
+        No active key has this name or id.
+    KeysFileError
+        The file is not a valid keys file.
+    OSError
+        The file cannot be read or written.
+
+    Examples
+    --------
+    >>> from hashlookup.server import revoke_key
+    >>> [k.id for k in revoke_key("keys.json", "alice")]  # doctest: +SKIP
+    ['3f2a9c0b1d4e']
+    """
     p = os.fspath(path)
     with _locked(p):
         keys = read_keys(p)
@@ -200,8 +315,9 @@ class KeyStore:
     """The keys of one keys file, for checking tokens (read side)."""
 
     def __init__(self, keys: list[ApiKey]) -> None:
-        self._by_id = {k.id: (k, bytes.fromhex(k.salt), bytes.fromhex(k.hash))
-                       for k in keys}
+        self._by_id = {
+            k.id: (k, bytes.fromhex(k.salt), bytes.fromhex(k.hash)) for k in keys
+        }
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> KeyStore:

@@ -20,15 +20,42 @@ import bisect
 import mmap
 import time
 
-ENDPOINTS = ("lookup", "bulk", "info", "check", "bloom", "ping", "healthz",
-             "readyz", "metrics", "openapi", "unsupported", "other")
+ENDPOINTS = (
+    "lookup",
+    "bulk",
+    "info",
+    "check",
+    "bloom",
+    "ping",
+    "healthz",
+    "readyz",
+    "metrics",
+    "openapi",
+    "unsupported",
+    "other",
+)
 CODES = (200, 304, 400, 401, 403, 404, 405, 413, 415, 429, 431, 500, 501, 503)
-BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-           0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+)
 
 _E = {e: i for i, e in enumerate(ENDPOINTS)}
 _C = {c: i for i, c in enumerate(CODES)}
-_NB = len(BUCKETS) + 1                      # + the +Inf bucket
+_NB = len(BUCKETS) + 1  # + the +Inf bucket
 # per worker: requests[endpoint][code] (+1 column for other codes),
 # histogram[endpoint][bucket], sum[endpoint], hits, misses, invalid,
 # generation, dataset build time, started, heartbeat.  (Digests checked is the sum of
@@ -110,9 +137,11 @@ class Metrics:
         if not down:
             return []
         wait = max(0.0, a[s + _NEXT] - time.monotonic())
-        return [f"{down} of {self.workers} workers down after {int(a[s + _DEATHS])} "
-                f"worker deaths in the last minute; restarting with back-off, "
-                f"next start in {wait:.1f} s"]
+        return [
+            f"{down} of {self.workers} workers down after {int(a[s + _DEATHS])} "
+            f"worker deaths in the last minute; restarting with back-off, "
+            f"next start in {wait:.1f} s"
+        ]
 
     def _sum(self, offset: int) -> float:
         return sum(self._all[w * _WIDTH + offset] for w in range(self.workers))
@@ -125,55 +154,83 @@ class Metrics:
             out.append(f"# HELP {name} {text}")
             out.append(f"# TYPE {name} {kind}")
 
-        head("hashlookup_requests_total", "counter", "HTTP requests by endpoint "
-             "and status code.")
+        head(
+            "hashlookup_requests_total",
+            "counter",
+            "HTTP requests by endpoint and status code.",
+        )
         for e, ep in enumerate(ENDPOINTS):
             for c, code in enumerate((*CODES, "other")):
                 v = self._sum(_REQ + e * (len(CODES) + 1) + c)
                 if v:
-                    out.append(f'hashlookup_requests_total{{endpoint="{ep}",'
-                               f'code="{code}"}} {v:.0f}')
-        head("hashlookup_request_duration_seconds", "histogram",
-             "Time from request start to the last byte of the response.")
+                    out.append(
+                        f'hashlookup_requests_total{{endpoint="{ep}",'
+                        f'code="{code}"}} {v:.0f}'
+                    )
+        head(
+            "hashlookup_request_duration_seconds",
+            "histogram",
+            "Time from request start to the last byte of the response.",
+        )
         for e, ep in enumerate(ENDPOINTS):
             counts = [self._sum(_HIST + e * _NB + i) for i in range(_NB)]
             total = sum(counts)
             if not total:
                 continue
             acc = 0.0
-            for bound, n in zip((*BUCKETS, "+Inf"), counts):
+            for bound, n in zip((*BUCKETS, "+Inf"), counts, strict=True):
                 acc += n
-                out.append(f'hashlookup_request_duration_seconds_bucket{{endpoint='
-                           f'"{ep}",le="{bound}"}} {acc:.0f}')
-            out.append(f'hashlookup_request_duration_seconds_sum{{endpoint="{ep}"}} '
-                       f"{self._sum(_SUM + e):.6f}")
-            out.append(f'hashlookup_request_duration_seconds_count{{endpoint="{ep}"}}'
-                       f" {total:.0f}")
-        counts = {off: self._sum(off) for off in (_HITS, _MISSES, _INVALID)}
+                out.append(
+                    f"hashlookup_request_duration_seconds_bucket{{endpoint="
+                    f'"{ep}",le="{bound}"}} {acc:.0f}'
+                )
+            out.append(
+                f'hashlookup_request_duration_seconds_sum{{endpoint="{ep}"}} '
+                f"{self._sum(_SUM + e):.6f}"
+            )
+            out.append(
+                f'hashlookup_request_duration_seconds_count{{endpoint="{ep}"}}'
+                f" {total:.0f}"
+            )
+        totals = {off: self._sum(off) for off in (_HITS, _MISSES, _INVALID)}
         # a GET /lookup hit is counted once, as the endpoint's 200 answer
         # (every one is a hit): one update less on the hottest path
-        counts[_HITS] += self._sum(_REQ + _E["lookup"] * (len(CODES) + 1) + _C[200])
+        totals[_HITS] += self._sum(_REQ + _E["lookup"] * (len(CODES) + 1) + _C[200])
         for name, value, text in (
-                ("digests_checked", sum(counts.values()),
-                 "Digests looked up (valid or not)."),
-                ("hits", counts[_HITS], "Digests found in the dataset."),
-                ("misses", counts[_MISSES], "Valid digests not in the dataset."),
-                ("invalid", counts[_INVALID], "Items that were not a digest.")):
+            (
+                "digests_checked",
+                sum(totals.values()),
+                "Digests looked up (valid or not).",
+            ),
+            ("hits", totals[_HITS], "Digests found in the dataset."),
+            ("misses", totals[_MISSES], "Valid digests not in the dataset."),
+            ("invalid", totals[_INVALID], "Items that were not a digest."),
+        ):
             head(f"hashlookup_{name}_total", "counter", text)
             out.append(f"hashlookup_{name}_total {value:.0f}")
         now = time.time()
-        gens = [(w, self._all[w * _WIDTH + _GEN], self._all[w * _WIDTH + _BUILT])
-                for w in range(self.workers)
-                if self._all[w * _WIDTH + _STARTED]]
-        head("hashlookup_dataset_generation", "gauge",
-             "Dataset generation each worker serves.")
+        gens = [
+            (w, self._all[w * _WIDTH + _GEN], self._all[w * _WIDTH + _BUILT])
+            for w in range(self.workers)
+            if self._all[w * _WIDTH + _STARTED]
+        ]
+        head(
+            "hashlookup_dataset_generation",
+            "gauge",
+            "Dataset generation each worker serves.",
+        )
         for w, g, _ in gens:
             out.append(f'hashlookup_dataset_generation{{worker="{w}"}} {g:.0f}')
-        head("hashlookup_dataset_age_seconds", "gauge",
-             "Seconds since the served generation was built.")
+        head(
+            "hashlookup_dataset_age_seconds",
+            "gauge",
+            "Seconds since the served generation was built.",
+        )
         for w, _, built in gens:
-            out.append(f'hashlookup_dataset_age_seconds{{worker="{w}"}} '
-                       f"{max(0.0, now - built):.3f}")
+            out.append(
+                f'hashlookup_dataset_age_seconds{{worker="{w}"}} '
+                f"{max(0.0, now - built):.3f}"
+            )
         head("hashlookup_dataset_records", "gauge", "Records in the dataset.")
         out.append(f"hashlookup_dataset_records {records}")
         head("hashlookup_workers", "gauge", "Worker processes started.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hashlookup import algorithms
 from hashlookup._version import __version__
 
 
@@ -22,48 +23,68 @@ def _error(text: str) -> dict[str, Any]:
 _AUTH_ERRORS = {
     "401": _error("no API key, or an unknown one"),
     "403": _error("the API key was revoked"),
-    "429": {**_error("rate limit exceeded; retry after Retry-After seconds"),
-            "headers": {"Retry-After": {"schema": {"type": "string"}}}},
+    "429": {
+        **_error("rate limit exceeded; retry after Retry-After seconds"),
+        "headers": {"Retry-After": {"schema": {"type": "string"}}},
+    },
 }
-
-_HEX = {"md5": 32, "sha1": 40, "sha256": 64}
-_NAMES = {"md5": "MD5", "sha1": "SHA-1", "sha256": "SHA-256"}
 
 
 def _lookup_path(alg: str) -> dict[str, Any]:
-    return {"get": {
-        "operationId": f"lookup_{alg}",
-        "summary": f"Look up one {_NAMES[alg]} digest (CIRCL hashlookup compatible)",
-        "tags": ["CIRCL compatible"],
-        "parameters": [{"name": "digest", "in": "path", "required": True,
-                        "schema": {"type": "string",
-                                   "pattern": f"^[0-9a-fA-F]{{{_HEX[alg]}}}$"},
-                        "description": f"{_HEX[alg]} hex characters, any case"}],
-        "responses": {
-            "200": _json(_ref("CirclRecord"), "the record of the digest"),
-            "400": _error(f"not a {_NAMES[alg]} digest"),
-            "404": _json(_ref("Error"), "not in the dataset (message and query)"),
-            **_AUTH_ERRORS,
-        }}}
+    display = algorithms.DISPLAY[alg]
+    hex_length = algorithms.BY_NAME[alg].hex_length
+    return {
+        "get": {
+            "operationId": f"lookup_{alg}",
+            "summary": f"Look up one {display} digest (CIRCL hashlookup compatible)",
+            "tags": ["CIRCL compatible"],
+            "parameters": [
+                {
+                    "name": "digest",
+                    "in": "path",
+                    "required": True,
+                    "schema": {
+                        "type": "string",
+                        "pattern": f"^[0-9a-fA-F]{{{hex_length}}}$",
+                    },
+                    "description": f"{hex_length} hex characters, any case",
+                }
+            ],
+            "responses": {
+                "200": _json(_ref("CirclRecord"), "the record of the digest"),
+                "400": _error(f"not a {display} digest"),
+                "404": _json(_ref("Error"), "not in the dataset (message and query)"),
+                **_AUTH_ERRORS,
+            },
+        }
+    }
 
 
 def _bulk_path(alg: str) -> dict[str, Any]:
-    return {"post": {
-        "operationId": f"bulk_{alg}",
-        "summary": f"Look up many {_NAMES[alg]} digests; the records of the hits "
-                   "in input order (CIRCL hashlookup compatible)",
-        "tags": ["CIRCL compatible"],
-        "requestBody": {"required": True, "content": {"application/json": {
-            "schema": _ref("Hashes")}}},
-        "responses": {
-            "200": _json({"type": "array", "items": _ref("CirclRecord")},
-                         "records of the digests found; misses and invalid "
-                         "items are left out"),
-            "400": _error("malformed JSON or no 'hashes' array"),
-            "413": _error("body or batch too large"),
-            "415": _error("not application/json"),
-            **_AUTH_ERRORS,
-        }}}
+    display = algorithms.DISPLAY[alg]
+    return {
+        "post": {
+            "operationId": f"bulk_{alg}",
+            "summary": f"Look up many {display} digests; the records of the hits "
+            "in input order (CIRCL hashlookup compatible)",
+            "tags": ["CIRCL compatible"],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("Hashes")}},
+            },
+            "responses": {
+                "200": _json(
+                    {"type": "array", "items": _ref("CirclRecord")},
+                    "records of the digests found; misses and invalid "
+                    "items are left out",
+                ),
+                "400": _error("malformed JSON or no 'hashes' array"),
+                "413": _error("body or batch too large"),
+                "415": _error("not application/json"),
+                **_AUTH_ERRORS,
+            },
+        }
+    }
 
 
 def openapi(max_batch: int, max_body: int) -> dict[str, Any]:
@@ -71,126 +92,230 @@ def openapi(max_batch: int, max_body: int) -> dict[str, Any]:
     # Items are not constrained: a bad item is a per-item "invalid" result
     # (/v1/check) or skipped (/bulk, as CIRCL's server does); more than
     # max_batch items get 413.
-    hashes = {"type": "object", "required": ["hashes"], "properties": {
-        "hashes": {"type": "array", "items": {},
-                   "description": f"hex digests, at most {max_batch}"}}}
+    hashes = {
+        "type": "object",
+        "required": ["hashes"],
+        "properties": {
+            "hashes": {
+                "type": "array",
+                "items": {},
+                "description": f"hex digests, at most {max_batch}",
+            }
+        },
+    }
     record_props = {
-        "MD5": {"type": "string"}, "SHA-1": {"type": "string"},
-        "SHA-256": {"type": "string"}, "FileSize": {"type": "string"},
+        "MD5": {"type": "string"},
+        "SHA-1": {"type": "string"},
+        "SHA-256": {"type": "string"},
+        "FileSize": {"type": "string"},
         "hashlookup:labels": {"type": "array", "items": {"type": "string"}},
         "hashlookup:dataset": {"type": "string"},
         "hashlookup:generation": {"type": "integer"},
-        "hashlookup:built": {"type": "string"}}
+        "hashlookup:built": {"type": "string"},
+    }
     nullable_str = {"type": "string", "nullable": True}
-    item = {"type": "object", "required": ["status"], "properties": {
-        "status": {"type": "string", "enum": ["hit", "miss", "invalid"]},
-        "algorithm": {"type": "string", "enum": ["md5", "sha1", "sha256"]},
-        "record": {"type": "integer"},
-        "md5": nullable_str, "sha1": nullable_str, "sha256": nullable_str,
-        "size": {"type": "integer", "nullable": True},
-        "labels": {"type": "array", "items": {"type": "string"}},
-        "reason": {"type": "string"}}}
-    check = {"type": "object",
-             "required": ["dataset", "generation", "count", "hits", "misses",
-                          "invalid", "results"],
-             "properties": {
-                 "dataset": {"type": "string"},
-                 "generation": {"type": "integer"},
-                 "count": {"type": "integer"}, "hits": {"type": "integer"},
-                 "misses": {"type": "integer"}, "invalid": {"type": "integer"},
-                 "results": {"type": "array", "items": _ref("CheckItem")}}}
-    info = {"type": "object", "required": ["dataset", "generation", "built",
-                                           "records", "items"],
-            "properties": {
-                "hashlookup-version": {"type": "string"},
-                "dataset": {"type": "string"}, "generation": {"type": "integer"},
-                "built": {"type": "string"}, "records": {"type": "integer"},
-                "items": {"type": "object",
-                          "additionalProperties": {"type": "integer"}},
-                "labels": {"type": "object",
-                           "additionalProperties": {"type": "integer"}}}}
-    plain = {"description": "ok", "content": {"application/json": {
-        "schema": {"type": "object"}}}}
+    item = {
+        "type": "object",
+        "required": ["status"],
+        "properties": {
+            "status": {"type": "string", "enum": ["hit", "miss", "invalid"]},
+            "algorithm": {"type": "string", "enum": list(algorithms.NAMES)},
+            "record": {"type": "integer"},
+            **dict.fromkeys(algorithms.NAMES, nullable_str),
+            "size": {"type": "integer", "nullable": True},
+            "labels": {"type": "array", "items": {"type": "string"}},
+            "reason": {"type": "string"},
+        },
+    }
+    check = {
+        "type": "object",
+        "required": [
+            "dataset",
+            "generation",
+            "count",
+            "hits",
+            "misses",
+            "invalid",
+            "results",
+        ],
+        "properties": {
+            "dataset": {"type": "string"},
+            "generation": {"type": "integer"},
+            "count": {"type": "integer"},
+            "hits": {"type": "integer"},
+            "misses": {"type": "integer"},
+            "invalid": {"type": "integer"},
+            "results": {"type": "array", "items": _ref("CheckItem")},
+        },
+    }
+    info = {
+        "type": "object",
+        "required": ["dataset", "generation", "built", "records", "items"],
+        "properties": {
+            "hashlookup-version": {"type": "string"},
+            "dataset": {"type": "string"},
+            "generation": {"type": "integer"},
+            "built": {"type": "string"},
+            "records": {"type": "integer"},
+            "items": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "labels": {"type": "object", "additionalProperties": {"type": "integer"}},
+        },
+    }
+    plain = {
+        "description": "ok",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
     return {
         "openapi": "3.0.3",
-        "info": {"title": "hashlookup lookup service", "version": __version__,
-                 "description": "CIRCL hashlookup compatible endpoints plus a "
-                                "native batch API. See docs/SERVER.md."},
+        "info": {
+            "title": "hashlookup lookup service",
+            "version": __version__,
+            "description": "CIRCL hashlookup compatible endpoints plus a "
+            "native batch API. See docs/SERVER.md.",
+        },
         "security": [{"bearer": []}],
         "paths": {
-            **{f"/lookup/{a}/{{digest}}": _lookup_path(a) for a in _HEX},
+            **{f"/lookup/{a}/{{digest}}": _lookup_path(a) for a in algorithms.NAMES},
             "/bulk/md5": _bulk_path("md5"),
             "/bulk/sha1": _bulk_path("sha1"),
-            "/info": {"get": {
-                "operationId": "info", "summary": "Dataset facts",
-                "tags": ["CIRCL compatible"],
-                "responses": {"200": _json(info, "dataset facts"),
-                              **_AUTH_ERRORS}}},
-            "/v1/check": {"post": {
-                "operationId": "check",
-                "summary": f"Check up to {max_batch} digests of any algorithm; "
-                           "per-item results in input order",
-                "tags": ["native"],
-                "parameters": [{
-                    "name": "algorithm", "in": "query", "required": False,
-                    "schema": {"type": "string", "enum": ["md5", "sha1", "sha256"]},
-                    "description": "required with application/octet-stream (the "
-                                   "width of the raw digests); with JSON or text "
-                                   "it restricts the items to that algorithm"}],
-                "requestBody": {"required": True, "content": {
-                    "application/json": {"schema": hashes},
-                    "text/plain": {"schema": {"type": "string"}},
-                    "application/octet-stream": {
-                        "schema": {"type": "string", "format": "binary"}}}},
-                "responses": {
-                    "200": _json(check, "per-item results"),
-                    "400": _error("malformed body or missing algorithm"),
-                    "413": _error(f"body over {max_body} bytes or more than "
-                                  f"{max_batch} items"),
-                    "415": _error("unsupported content type"),
-                    **_AUTH_ERRORS}}},
-            "/v1/bloom/{algorithm}": {"get": {
-                "operationId": "bloom",
-                "summary": "DCSO bloom v1 filter of one key table, with ETag",
-                "tags": ["native"],
-                "parameters": [{"name": "algorithm", "in": "path", "required": True,
-                                "schema": {"type": "string",
-                                           "enum": ["md5", "sha1", "sha256"]}}],
-                "responses": {
-                    "200": {"description": "the filter", "content": {
-                        "application/octet-stream": {
-                            "schema": {"type": "string", "format": "binary"}}}},
-                    "304": {"description": "unchanged (If-None-Match)"},
-                    "404": _error("unknown algorithm or no such table"),
-                    **_AUTH_ERRORS}}},
-            "/v1/ping": {"get": {
-                "operationId": "ping", "tags": ["native"],
-                "summary": "A constant answer (authenticated; for load tests)",
-                "responses": {"200": plain, **_AUTH_ERRORS}}},
-            "/healthz": {"get": {
-                "operationId": "healthz", "tags": ["operations"], "security": [],
-                "summary": "Liveness", "responses": {"200": plain}}},
-            "/readyz": {"get": {
-                "operationId": "readyz", "tags": ["operations"], "security": [],
-                "summary": "Readiness: dataset present, readable, not too old",
-                "responses": {"200": plain,
-                              "503": _json({"type": "object"}, "not ready")}}},
-            "/metrics": {"get": {
-                "operationId": "metrics", "tags": ["operations"],
-                "summary": "Prometheus metrics",
-                "responses": {"200": {"description": "text exposition",
-                                      "content": {"text/plain": {
-                                          "schema": {"type": "string"}}}},
-                              **_AUTH_ERRORS}}},
+            "/info": {
+                "get": {
+                    "operationId": "info",
+                    "summary": "Dataset facts",
+                    "tags": ["CIRCL compatible"],
+                    "responses": {"200": _json(info, "dataset facts"), **_AUTH_ERRORS},
+                }
+            },
+            "/v1/check": {
+                "post": {
+                    "operationId": "check",
+                    "summary": f"Check up to {max_batch} digests of any algorithm; "
+                    "per-item results in input order",
+                    "tags": ["native"],
+                    "parameters": [
+                        {
+                            "name": "algorithm",
+                            "in": "query",
+                            "required": False,
+                            "schema": {
+                                "type": "string",
+                                "enum": list(algorithms.NAMES),
+                            },
+                            "description": "required with application/octet-stream "
+                            "(the width of the raw digests); with JSON or text "
+                            "it restricts the items to that algorithm",
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": hashes},
+                            "text/plain": {"schema": {"type": "string"}},
+                            "application/octet-stream": {
+                                "schema": {"type": "string", "format": "binary"}
+                            },
+                        },
+                    },
+                    "responses": {
+                        "200": _json(check, "per-item results"),
+                        "400": _error("malformed body or missing algorithm"),
+                        "413": _error(
+                            f"body over {max_body} bytes or more than {max_batch} items"
+                        ),
+                        "415": _error("unsupported content type"),
+                        **_AUTH_ERRORS,
+                    },
+                }
+            },
+            "/v1/bloom/{algorithm}": {
+                "get": {
+                    "operationId": "bloom",
+                    "summary": "DCSO bloom v1 filter of one key table, with ETag",
+                    "tags": ["native"],
+                    "parameters": [
+                        {
+                            "name": "algorithm",
+                            "in": "path",
+                            "required": True,
+                            "schema": {
+                                "type": "string",
+                                "enum": list(algorithms.NAMES),
+                            },
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "the filter",
+                            "content": {
+                                "application/octet-stream": {
+                                    "schema": {"type": "string", "format": "binary"}
+                                }
+                            },
+                        },
+                        "304": {"description": "unchanged (If-None-Match)"},
+                        "404": _error("unknown algorithm or no such table"),
+                        **_AUTH_ERRORS,
+                    },
+                }
+            },
+            "/v1/ping": {
+                "get": {
+                    "operationId": "ping",
+                    "tags": ["native"],
+                    "summary": "A constant answer (authenticated; for load tests)",
+                    "responses": {"200": plain, **_AUTH_ERRORS},
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "operationId": "healthz",
+                    "tags": ["operations"],
+                    "security": [],
+                    "summary": "Liveness",
+                    "responses": {"200": plain},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "operationId": "readyz",
+                    "tags": ["operations"],
+                    "security": [],
+                    "summary": "Readiness: dataset present, readable, not too old",
+                    "responses": {
+                        "200": plain,
+                        "503": _json({"type": "object"}, "not ready"),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "tags": ["operations"],
+                    "summary": "Prometheus metrics",
+                    "responses": {
+                        "200": {
+                            "description": "text exposition",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                        **_AUTH_ERRORS,
+                    },
+                }
+            },
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
-                "Error": {"type": "object", "required": ["message"],
-                          "properties": {"message": {"type": "string"},
-                                         "query": {"type": "string"}}},
+                "Error": {
+                    "type": "object",
+                    "required": ["message"],
+                    "properties": {
+                        "message": {"type": "string"},
+                        "query": {"type": "string"},
+                    },
+                },
                 "Hashes": hashes,
                 "CirclRecord": {"type": "object", "properties": record_props},
                 "CheckItem": item,
-            }},
+            },
+        },
     }

@@ -18,14 +18,17 @@ _END = b"\r\n\r\n"
 
 def bounded_protocol(max_head: int, on_reject: Any = None) -> type:
     """An HttpToolsProtocol class that rejects request heads over max_head."""
-    body = (b'{"message":"request header fields too large (limit %d bytes)"}'
-            % max_head)
-    reply = (b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-             b"content-type: application/json\r\ncontent-length: "
-             + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body)
+    body = b'{"message":"request header fields too large (limit %d bytes)"}' % max_head
+    reply = (
+        b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+        b"content-type: application/json\r\ncontent-length: "
+        + str(len(body)).encode()
+        + b"\r\nconnection: close\r\n\r\n"
+        + body
+    )
 
     class BoundedHttpToolsProtocol(HttpToolsProtocol):
-        _hl_head = 0          # bytes of the current head seen, -1: in a body
+        _hl_head = 0  # bytes of the current head seen, -1: in a body
         _hl_tail = b""
 
         def data_received(self, data: bytes) -> None:

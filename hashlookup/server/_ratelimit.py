@@ -51,7 +51,7 @@ import time
 
 SLOTS = 8192
 _PROBES = 32
-_FIELDS = 5   # hash (uint64 view), taken, debt, at, seen (float64)
+_FIELDS = 5  # hash (uint64 view), taken, debt, at, seen (float64)
 _TAKEN, _DEBT, _AT, _SEEN = 1, 2, 3, 4
 
 
@@ -75,9 +75,8 @@ class RateLimiter:
         self._q = memoryview(self._mm).cast("Q")
         self._d = memoryview(self._mm).cast("d")
         # (index in a _known list, offset) of each region
-        self._regions = tuple((w + 2, w * SLOTS * _FIELDS)
-                              for w in range(self.workers))
-        self._own = 2            # this process's region, as a _known index
+        self._regions = tuple((w + 2, w * SLOTS * _FIELDS) for w in range(self.workers))
+        self._own = 2  # this process's region, as a _known index
         # per process: client -> [hash, first probe offset in a region,
         # offset of its entry in each region (-1: none seen)]
         self._known: dict[str, list[int]] = {}
@@ -88,8 +87,9 @@ class RateLimiter:
         worker process after the fork)."""
         self._own = worker % self.workers + 2
         self._known.clear()
-        self._pause = max(0.0, float(os.environ.get("HASHLOOKUP_TEST_LIMITER_PAUSE")
-                                     or 0))
+        self._pause = max(
+            0.0, float(os.environ.get("HASHLOOKUP_TEST_LIMITER_PAUSE") or 0)
+        )
 
     @property
     def enabled(self) -> bool:
@@ -97,17 +97,22 @@ class RateLimiter:
 
     @staticmethod
     def _hash(client: str) -> int:
-        h = int.from_bytes(hashlib.blake2b(client.encode(), digest_size=8).digest(),
-                           "little")
+        h = int.from_bytes(
+            hashlib.blake2b(client.encode(), digest_size=8).digest(), "little"
+        )
         return h or 1  # 0 marks a free entry
 
-    def take(self, client: str, rate: float | None = None,
-             burst: float | None = None) -> float:
+    def take(
+        self, client: str, rate: float | None = None, burst: float | None = None
+    ) -> float:
         """Take one token for `client`: 0.0 if allowed, else the seconds to
         wait until a token is available (for Retry-After)."""
         rate = self.rate if rate is None else rate
-        burst = max(1.0, 2 * rate) if burst is None and rate != self.rate else (
-            self.burst if burst is None else burst)
+        burst = (
+            max(1.0, 2 * rate)
+            if burst is None and rate != self.rate
+            else (self.burst if burst is None else burst)
+        )
         if rate <= 0:
             return 0.0
         known = self._known.get(client)
@@ -115,8 +120,11 @@ class RateLimiter:
             if len(self._known) >= 65536:
                 self._known.clear()
             h = self._hash(client)
-            known = self._known[client] = [h, (h % SLOTS) * _FIELDS,
-                                           *([-1] * self.workers)]
+            known = self._known[client] = [
+                h,
+                (h % SLOTS) * _FIELDS,
+                *([-1] * self.workers),
+            ]
         h, first = known[0], known[1]
         q, d = self._q, self._d
         now = time.monotonic()
@@ -127,14 +135,14 @@ class RateLimiter:
             i = known[r]
             if i < 0 or q[i] != h:
                 i = base + first
-                v = q[i]            # the first probe, inline: mostly enough
+                v = q[i]  # the first probe, inline: mostly enough
                 if v != h:
                     i = -1 if v == 0 else self._locate(h, base)
                 known[r] = i
                 if i < 0:
                     continue
             at = d[i + _AT]
-            if at < 0:          # being claimed by its writer
+            if at < 0:  # being claimed by its writer
                 continue
             taken += d[i + _TAKEN]
             if at > fresh:
@@ -147,18 +155,18 @@ class RateLimiter:
                 debt += taken - seen
         if self._pause:
             time.sleep(self._pause)
-        if debt + 1.0 > burst:      # less than one token left
+        if debt + 1.0 > burst:  # less than one token left
             return (debt + 1.0 - burst) / rate
         own = self._own
         i = known[own]
         if i < 0:
             i = known[own] = self._claim(h, now, rate, burst)
-        elif d[i + _AT] < 0:    # a predecessor in this slot died claiming it
+        elif d[i + _AT] < 0:  # a predecessor in this slot died claiming it
             d[i + _TAKEN] = d[i + _DEBT] = d[i + _SEEN] = 0.0
         d[i + _TAKEN] += 1.0
         d[i + _DEBT] = debt + 1.0
         d[i + _SEEN] = taken + 1.0
-        d[i + _AT] = now            # last: readers take the freshest entry
+        d[i + _AT] = now  # last: readers take the freshest entry
         return 0.0
 
     def _locate(self, h: int, base: int) -> int:
@@ -193,7 +201,7 @@ class RateLimiter:
                 spare = i  # refilled: reusable
         if spare < 0:
             spare = base + start * _FIELDS
-        d[spare + _AT] = -1.0       # readers skip it until it is written
+        d[spare + _AT] = -1.0  # readers skip it until it is written
         q[spare] = h
         d[spare + _TAKEN] = 0.0
         d[spare + _DEBT] = 0.0

@@ -32,12 +32,12 @@ import socket
 import sys
 import tempfile
 
-from hashlookup.store.dataset import open_dataset
 from hashlookup.server._config import ServerConfig
 from hashlookup.server._keys import KeyStore
 from hashlookup.server._metrics import Metrics
 from hashlookup.server._ratelimit import RateLimiter
 from hashlookup.server._supervisor import Supervisor
+from hashlookup.store.dataset import open_dataset
 
 log = logging.getLogger("hashlookup.server")
 
@@ -66,21 +66,60 @@ def _say(message: str) -> None:
 
 
 def serve(cfg: ServerConfig) -> int:
-    """Run the service until SIGTERM/SIGINT; returns the exit status."""
+    """Run the lookup service until SIGTERM or SIGINT.
+
+    Checks the dataset (and its signature with ``cfg.verify_key``) and the
+    keys file, binds the socket, then forks ``cfg.workers`` uvicorn workers
+    and supervises them (restarts, watchdog) until stopped.  Blocks for the
+    life of the service; ``hashlookup serve`` calls it.
+
+    Parameters
+    ----------
+    cfg : ServerConfig
+        The settings of this run.  ``cfg.bloom_dir``, when empty, is set to
+        the temporary directory created for the Bloom filter cache.
+
+    Returns
+    -------
+    int
+        The exit status: 0 after a stop, 2 when no worker ever started
+        serving and the supervisor gave up.
+
+    Raises
+    ------
+    ValueError
+        Without ``cfg.api_keys`` unless ``cfg.no_auth``.
+    hashlookup.errors.HashLookupError
+        The dataset cannot be opened or fails its signature check, or the
+        keys file is malformed (``KeysFileError``).
+    OSError
+        The address cannot be bound, or a file cannot be read.
+
+    Examples
+    --------
+    >>> from hashlookup.server import ServerConfig, serve
+    >>> serve(ServerConfig("nsrl.hlds", api_keys="keys.json"))  # doctest: +SKIP
+    0
+    """
     # fail early on a bad (or, with --verify-key, unsigned) dataset
     with open_dataset(cfg.dataset, **cfg.open_options()) as ds:
         facts = f"{ds.name}, generation {ds.generation}, {len(ds):,} records"
     if not cfg.no_auth:
         if cfg.api_keys is None:
-            raise ValueError("--api-keys FILE is required (or --no-auth for a "
-                             "public dataset)")
+            raise ValueError(
+                "--api-keys FILE is required (or --no-auth for a public dataset)"
+            )
         store = KeyStore.load(cfg.api_keys)
         if not len(store):
-            _say(f"warning: {cfg.api_keys} holds no key yet; add one with "
-                 f"'hashlookup apikey add --keys {cfg.api_keys} NAME'")
+            _say(
+                f"warning: {cfg.api_keys} holds no key yet; add one with "
+                f"'hashlookup apikey add --keys {cfg.api_keys} NAME'"
+            )
     elif not is_loopback(cfg.host):
-        _say(f"warning: --no-auth on {cfg.host}: anyone who can reach this "
-             "address can query the dataset")
+        _say(
+            f"warning: --no-auth on {cfg.host}: anyone who can reach this "
+            "address can query the dataset"
+        )
     # the worker's modules (uvicorn, the app), imported once here: a
     # replacement worker is forked ready to run
     from hashlookup.server import _worker
@@ -105,9 +144,8 @@ def serve(cfg: ServerConfig) -> int:
                 signal.signal(s, signal.SIG_DFL)
             _worker.die_with_parent(supervisor)
             _worker.run_worker(cfg, sock, metrics, limiter, index, supervisor)
-        except BaseException:  # noqa: BLE001 (a forked child must never return)
-            logging.getLogger("hashlookup.server").exception("worker %d failed",
-                                                             index)
+        except BaseException:  # a forked child must never return
+            logging.getLogger("hashlookup.server").exception("worker %d failed", index)
             code = 3
         finally:
             sys.stderr.flush()
@@ -117,8 +155,9 @@ def serve(cfg: ServerConfig) -> int:
     boss = Supervisor(cfg.workers, spawn, metrics, _say, watchdog)
     shown = f"[{host}]" if ":" in host else host
     _say(f"listening on http://{shown}:{port} ({cfg.workers} workers; {facts})")
-    old = {s: signal.signal(s, boss.request_stop)
-           for s in (signal.SIGTERM, signal.SIGINT)}
+    old = {
+        s: signal.signal(s, boss.request_stop) for s in (signal.SIGTERM, signal.SIGINT)
+    }
     try:
         status = boss.run()
     finally:
@@ -141,7 +180,7 @@ def remove_stale_dirs(directory: str | None = None) -> list[str]:
     directory = directory or tempfile.gettempdir()
     removed = []
     for path in glob.glob(os.path.join(glob.escape(directory), _BLOOM_PREFIX + "*-*")):
-        pid_part = os.path.basename(path)[len(_BLOOM_PREFIX):].split("-", 1)[0]
+        pid_part = os.path.basename(path)[len(_BLOOM_PREFIX) :].split("-", 1)[0]
         if not pid_part.isdigit() or int(pid_part) == os.getpid():
             continue
         try:
@@ -160,5 +199,5 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True    # another user's process
+        return True  # another user's process
     return True

@@ -47,13 +47,13 @@ _POLL = 0.05
 @dataclass
 class _Slot:
     index: int
-    pid: int = 0              # 0: no worker running
-    forked: float = 0.0       # monotonic time of the fork
-    ready: float = 0.0        # first heartbeat of this worker (0: none yet)
-    streak: int = 0           # quick deaths in a row
-    restart_at: float = 0.0   # a pending restart (0: none)
-    backoff: bool = False     # the pending restart waits longer than BASE_DELAY
-    killed: bool = False      # the watchdog or the deadline sent SIGKILL
+    pid: int = 0  # 0: no worker running
+    forked: float = 0.0  # monotonic time of the fork
+    ready: float = 0.0  # first heartbeat of this worker (0: none yet)
+    streak: int = 0  # quick deaths in a row
+    restart_at: float = 0.0  # a pending restart (0: none)
+    backoff: bool = False  # the pending restart waits longer than BASE_DELAY
+    killed: bool = False  # the watchdog or the deadline sent SIGKILL
 
 
 class Supervisor:
@@ -73,22 +73,27 @@ class Supervisor:
         Seconds without a heartbeat before a worker is killed (0: never).
     """
 
-    def __init__(self, workers: int, spawn: Callable[[int], int], metrics: Metrics,
-                 say: Callable[[str], None], watchdog: float) -> None:
+    def __init__(
+        self,
+        workers: int,
+        spawn: Callable[[int], int],
+        metrics: Metrics,
+        say: Callable[[str], None],
+        watchdog: float,
+    ) -> None:
         self.slots = [_Slot(i) for i in range(workers)]
         self._spawn = spawn
         self._metrics = metrics
         self._say = say
         self._watchdog = watchdog
-        self._signals = 0          # stop requests received
-        self._forwarded = 0        # stop requests passed to the workers
+        self._signals = 0  # stop requests received
+        self._forwarded = 0  # stop requests passed to the workers
         self._deadline = 0.0
         self._deaths: list[float] = []
         self._failed_starts = 0
-        self._served = False       # some worker has ever served
+        self._served = False  # some worker has ever served
 
-    def request_stop(self, signum: int = signal.SIGTERM,
-                     frame: object = None) -> None:
+    def request_stop(self, signum: int = signal.SIGTERM, frame: object = None) -> None:
         """Signal handler: stop the service (the loop does the work)."""
         self._signals += 1
 
@@ -150,16 +155,20 @@ class Supervisor:
         slot.streak = slot.streak + 1 if quick else 1
         delay = min(MAX_DELAY, BASE_DELAY * 2 ** (slot.streak - 1))
         if slot.ready and not any(s.pid and s.ready for s in self.slots):
-            delay = BASE_DELAY     # the last worker: the service must come back
+            delay = BASE_DELAY  # the last worker: the service must come back
         elif not any(s.pid for s in self.slots):
-            delay = min(delay, ALONE_DELAY)   # none left: one try at a time
+            delay = min(delay, ALONE_DELAY)  # none left: one try at a time
         slot.restart_at = now + delay
         slot.backoff = delay > BASE_DELAY
-        message = (f"worker {slot.index} (pid {pid}) exited with status "
-                   f"{os.waitstatus_to_exitcode(status)}; restarting it")
+        message = (
+            f"worker {slot.index} (pid {pid}) exited with status "
+            f"{os.waitstatus_to_exitcode(status)}; restarting it"
+        )
         if slot.backoff:
-            message += (f" in {delay:.1f} s (back-off: {slot.streak} deaths in a "
-                        f"row within {STABLE:g} s of starting)")
+            message += (
+                f" in {delay:.1f} s (back-off: {slot.streak} deaths in a "
+                f"row within {STABLE:g} s of starting)"
+            )
         self._say(message)
 
     def _check_ready(self, slot: _Slot) -> None:
@@ -177,8 +186,11 @@ class Supervisor:
             if slot.ready:
                 silent = now - self._metrics.heartbeat(slot.index)
                 if self._watchdog > 0 and silent > self._watchdog:
-                    self._kill(slot, f"has not answered for {silent:.1f} s "
-                                     f"(watchdog: {self._watchdog:g} s)")
+                    self._kill(
+                        slot,
+                        f"has not answered for {silent:.1f} s "
+                        f"(watchdog: {self._watchdog:g} s)",
+                    )
             elif now - slot.forked > START_TIMEOUT:
                 self._kill(slot, f"did not start within {START_TIMEOUT:g} s")
 
@@ -194,11 +206,11 @@ class Supervisor:
                 self._start(slot)
 
     def _publish(self, now: float) -> None:
-        waiting = [s.restart_at for s in self.slots
-                   if not s.pid and s.restart_at and s.backoff]
+        waiting = [
+            s.restart_at for s in self.slots if not s.pid and s.restart_at and s.backoff
+        ]
         deaths = sum(1 for t in self._deaths if now - t < 60)
-        self._metrics.supervisor_state(len(waiting), min(waiting, default=0.0),
-                                       deaths)
+        self._metrics.supervisor_state(len(waiting), min(waiting, default=0.0), deaths)
 
     # -- stop ----------------------------------------------------------------
 
@@ -219,6 +231,6 @@ class Supervisor:
             for slot in self.slots:
                 if slot.pid and not slot.killed:
                     self._kill(slot, f"did not stop within {STOP_DEADLINE:g} s")
-            if now >= self._deadline + 0.4:   # SIGKILL works at once; do not hang
+            if now >= self._deadline + 0.4:  # SIGKILL works at once; do not hang
                 return True
         return False

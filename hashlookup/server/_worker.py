@@ -40,14 +40,15 @@ from hashlookup.server.app import LookupApp
 #: workers at 9 s, this is the backstop when the supervisor is gone).
 STOP_DEADLINE = 9.5
 #: uvicorn's share of it: requests in flight may finish within this.
-GRACEFUL = 8.0
+GRACEFUL = 8  # uvicorn takes whole seconds
 
 
 class _Server(uvicorn.Server):
     """uvicorn's Server with the heartbeat and the stop deadline."""
 
-    def __init__(self, config: uvicorn.Config, metrics: Metrics,
-                 supervisor: int) -> None:
+    def __init__(
+        self, config: uvicorn.Config, metrics: Metrics, supervisor: int
+    ) -> None:
         super().__init__(config)
         self._metrics = metrics
         self._supervisor = supervisor
@@ -55,7 +56,7 @@ class _Server(uvicorn.Server):
     async def on_tick(self, counter: int) -> bool:
         self._metrics.beat()
         if os.getppid() != self._supervisor and not self.should_exit:
-            self.handle_exit(signal.SIGTERM, None)   # orphaned (not Linux)
+            self.handle_exit(signal.SIGTERM, None)  # orphaned (not Linux)
         return await super().on_tick(counter)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
@@ -77,19 +78,35 @@ def die_with_parent(supervisor: int) -> None:
         os._exit(0)
 
 
-def run_worker(cfg: ServerConfig, sock: socket.socket, metrics: Metrics,
-               limiter: RateLimiter, index: int, supervisor: int) -> None:
+def run_worker(
+    cfg: ServerConfig,
+    sock: socket.socket,
+    metrics: Metrics,
+    limiter: RateLimiter,
+    index: int,
+    supervisor: int,
+) -> None:
     """Serve on `sock` as worker slot `index` until told to stop."""
-    logging.basicConfig(level=cfg.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=cfg.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     limiter.bind(index)
     app = LookupApp(cfg, metrics, limiter, index)
     config = uvicorn.Config(
-        app, loop="uvloop", http=bounded_protocol(cfg.max_head),
-        lifespan="on", access_log=False, log_level=cfg.log_level,
-        proxy_headers=False, server_header=False, date_header=True,
-        timeout_keep_alive=30, timeout_graceful_shutdown=GRACEFUL)
+        app,
+        loop="uvloop",
+        http=bounded_protocol(cfg.max_head),
+        lifespan="on",
+        access_log=False,
+        log_level=cfg.log_level,
+        proxy_headers=False,
+        server_header=False,
+        date_header=True,
+        timeout_keep_alive=30,
+        timeout_graceful_shutdown=GRACEFUL,
+    )
     server = _Server(config, metrics, supervisor)
     server.run(sockets=[sock])
     if not server.started:

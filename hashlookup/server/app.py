@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from hashlookup.store.dataset import Dataset, open_dataset
+from hashlookup import algorithms
 from hashlookup._version import __version__
 from hashlookup.errors import HashLookupError
 from hashlookup.server import _check as checks
@@ -45,12 +45,13 @@ from hashlookup.server._keys import ApiKey, KeyStore
 from hashlookup.server._metrics import Metrics
 from hashlookup.server._openapi import openapi
 from hashlookup.server._ratelimit import RateLimiter, retry_after
+from hashlookup.store.dataset import Dataset, open_dataset
 
 log = logging.getLogger("hashlookup.server")
 
-_HEX_LEN = {"md5": 32, "sha1": 40, "sha256": 64}
-_BAD_NAME = {"md5": "MD5", "sha1": "SHA1", "sha256": "SHA256"}
-_MISS_NAME = {"md5": "MD5", "sha1": "SHA-1", "sha256": "SHA-256"}
+# CIRCL's "value incorrect" message spells the names without the hyphen
+# ("SHA1"), its 404 with it ("Non existing SHA-1").
+_BAD_NAME = {a.name: a.display.replace("-", "") for a in algorithms.DIGESTS}
 _UNSUPPORTED = ("/children/", "/parents/", "/session/", "/stats/")
 # path -> (endpoint name for metrics, allowed method, needs a key)
 _ROUTES = {
@@ -69,12 +70,18 @@ _MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)  # Linux >= 5.14
 _PREFAULT_CHUNK = 64 << 20
 _BLOOM_CHUNK = 1 << 20
 
+
 class LookupApp:
     """ASGI callable; the dataset is opened at lifespan startup (in the
     worker process, so every worker has its own mapping)."""
 
-    def __init__(self, config: ServerConfig, metrics: Metrics,
-                 limiter: RateLimiter, worker: int = 0) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        metrics: Metrics,
+        limiter: RateLimiter,
+        worker: int = 0,
+    ) -> None:
         self.config = config
         self.metrics = metrics
         self.limiter = limiter
@@ -114,11 +121,16 @@ class LookupApp:
         self._gen = str(ds.generation).encode()
         self._single.prepare()
         if self._single.problem is not None:
-            log.error("worker %d: dataset generation %d: %s; its hits are answered "
-                      "with an error until it is replaced", self.worker,
-                      ds.generation, self._single.problem)
-        self.metrics.dataset(ds.generation, datetime.fromisoformat(ds.built)
-                             .timestamp())
+            log.error(
+                "worker %d: dataset generation %d: %s; its hits are answered "
+                "with an error until it is replaced",
+                self.worker,
+                ds.generation,
+                self._single.problem,
+            )
+        self.metrics.dataset(
+            ds.generation, datetime.fromisoformat(ds.built).timestamp()
+        )
 
     def _prefault_steps(self) -> Any:
         """Map every page of the dataset into this worker's page table
@@ -131,22 +143,23 @@ class LookupApp:
         ds = self.ds
         try:
             mm = ds.current().mapping if ds is not None else None
-        except ValueError:   # closed
+        except ValueError:  # closed
             return
         if mm is None:
             return
         size = len(mm)
         for start in range(0, size, _PREFAULT_CHUNK):
             try:
-                mm.madvise(_MADV_POPULATE_READ, start,
-                           min(_PREFAULT_CHUNK, size - start))
+                mm.madvise(
+                    _MADV_POPULATE_READ, start, min(_PREFAULT_CHUNK, size - start)
+                )
             except (OSError, ValueError):
                 return  # an older kernel: pages fault in on first use
             yield
 
     async def _prefault(self) -> None:
         for _ in self._prefault_steps():
-            await asyncio.sleep(0)   # keep answering between chunks
+            await asyncio.sleep(0)  # keep answering between chunks
 
     def _load_keys(self) -> None:
         path = self.config.api_keys
@@ -179,23 +192,30 @@ class LookupApp:
                 reloaded = True
                 self._reload_error = None
                 self._dataset_changed()
-                log.warning("worker %d: dataset reloaded, generation %d",
-                            self.worker, ds.generation)
+                log.warning(
+                    "worker %d: dataset reloaded, generation %d",
+                    self.worker,
+                    ds.generation,
+                )
         except (OSError, HashLookupError) as exc:
             self._reload_error = str(exc)
-            self._warn_once(f"dataset not reloaded, still serving generation "
-                            f"{ds.generation}: {exc}")
+            self._warn_once(
+                f"dataset not reloaded, still serving generation {ds.generation}: {exc}"
+            )
         if not self.config.no_auth:
             try:
                 self._load_keys()
             except (OSError, HashLookupError, ValueError) as exc:
-                self._warn_once(f"keys file not reloaded, keeping the keys "
-                                f"loaded before: {exc}")
+                self._warn_once(
+                    f"keys file not reloaded, keeping the keys loaded before: {exc}"
+                )
         if self.audit is not None:
             self.audit.flush()
             if self.audit.problem is not None:
-                self._warn_once(f"audit log: {self.audit.problem}; hits are kept "
-                                "in memory and written when it works again")
+                self._warn_once(
+                    f"audit log: {self.audit.problem}; hits are kept "
+                    "in memory and written when it works again"
+                )
         return reloaded
 
     def _warn_once(self, message: str) -> None:
@@ -208,9 +228,14 @@ class LookupApp:
         if audit is not None:
             audit.close()
             if audit.buffer or audit.dropped:
-                log.error("worker %d: audit log: %s; %d bytes of lines not written, "
-                          "%d lines dropped", self.worker, audit.problem,
-                          len(audit.buffer), audit.dropped)
+                log.error(
+                    "worker %d: audit log: %s; %d bytes of lines not written, "
+                    "%d lines dropped",
+                    self.worker,
+                    audit.problem,
+                    len(audit.buffer),
+                    audit.dropped,
+                )
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
@@ -218,9 +243,8 @@ class LookupApp:
             if msg["type"] == "lifespan.startup":
                 try:
                     self.start()
-                except Exception as exc:  # noqa: BLE001 (reported to uvicorn)
-                    await send({"type": "lifespan.startup.failed",
-                                "message": str(exc)})
+                except Exception as exc:  # reported to uvicorn
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 self._task = asyncio.get_running_loop().create_task(self._maintain())
                 await send({"type": "lifespan.startup.complete"})
@@ -248,21 +272,26 @@ class LookupApp:
             resp = await handler(scope, receive)
         except ClientGone:
             return
-        except Exception:  # noqa: BLE001 (never a crash, never the path in logs)
-            log.exception("worker %d: internal error in endpoint %s", self.worker,
-                          endpoint)
+        except Exception:  # never a crash, never the path in logs
+            log.exception(
+                "worker %d: internal error in endpoint %s", self.worker, endpoint
+            )
             resp = error(500, "internal server error")
         status, body, ctype, extra = resp
         if status == 200 and ctype == b"bloom":  # a file to stream
             await self._send_file(send, body.decode(), extra)
         else:
-            headers = [(b"content-type", ctype),
-                       (b"content-length", str(len(body)).encode()),
-                       (b"x-dataset-version", self._gen),
-                       (b"cache-control", b"no-store"),
-                       (b"x-content-type-options", b"nosniff"), *extra]
-            await send({"type": "http.response.start", "status": status,
-                        "headers": headers})
+            headers = [
+                (b"content-type", ctype),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-dataset-version", self._gen),
+                (b"cache-control", b"no-store"),
+                (b"x-content-type-options", b"nosniff"),
+                *extra,
+            ]
+            await send(
+                {"type": "http.response.start", "status": status, "headers": headers}
+            )
             await send({"type": "http.response.body", "body": body})
         self.metrics.request(endpoint, status, time.perf_counter() - t0)
 
@@ -270,14 +299,17 @@ class LookupApp:
         """Guarded handlers, made once (not per request)."""
         g = self._guard
         self._lookup_route = ("lookup", g("GET", True, self._lookup))
-        self._routes = {path: (name, g(allowed, auth, getattr(self, "_" + name)))
-                        for path, (name, allowed, auth) in _ROUTES.items()}
+        self._routes = {
+            path: (name, g(allowed, auth, getattr(self, "_" + name)))
+            for path, (name, allowed, auth) in _ROUTES.items()
+        }
         self._bloom_route = ("bloom", g("GET", True, self._bloom))
         self._unsupported_route = ("unsupported", g(None, True, self._unsupported))
         self._other_route = ("other", self._not_found)
 
-    def _route(self, scope: Any
-               ) -> tuple[str, Callable[[Any, Any], Awaitable[Response]]]:
+    def _route(
+        self, scope: Any
+    ) -> tuple[str, Callable[[Any, Any], Awaitable[Response]]]:
         path: str = scope["path"]
         if path.startswith("/lookup/"):
             return self._lookup_route
@@ -290,23 +322,32 @@ class LookupApp:
             return self._unsupported_route
         return self._other_route
 
-    def _guard(self, allowed: str | None, auth: bool,
-               handler: Callable[[Any, Any], Awaitable[Response]]
-               ) -> Callable[[Any, Any], Awaitable[Response]]:
+    def _guard(
+        self,
+        allowed: str | None,
+        auth: bool,
+        handler: Callable[[Any, Any], Awaitable[Response]],
+    ) -> Callable[[Any, Any], Awaitable[Response]]:
         """`handler` behind the method check (allowed None: any method) and,
         with `auth`, the API key and rate limit checks."""
+
         async def run(scope: Any, receive: Any) -> Response:
             method = scope["method"]
-            if allowed is not None and method != allowed and not (
-                    allowed == "GET" and method == "HEAD"):
-                status, body, ctype, extra = error(
-                    405, f"method {method} not allowed here; use {allowed}")
+            if (
+                allowed is not None
+                and method != allowed
+                and not (allowed == "GET" and method == "HEAD")
+            ):
+                status, body, ctype, _ = error(
+                    405, f"method {method} not allowed here; use {allowed}"
+                )
                 return status, body, ctype, [(b"allow", allowed.encode())]
             if auth:
                 denied = self._authorize(scope)
                 if denied is not None:
                     return denied
             return await handler(scope, receive)
+
         return run
 
     # -- auth and limits -----------------------------------------------------
@@ -319,8 +360,9 @@ class LookupApp:
         else:
             token = api_token(scope)
             if token is None:
-                return self._unauthorized("an API key is required: "
-                                          "Authorization: Bearer TOKEN")
+                return self._unauthorized(
+                    "an API key is required: Authorization: Bearer TOKEN"
+                )
             assert self.keys is not None
             state, key = self.keys.check(token)
             if state == "unknown":
@@ -338,16 +380,20 @@ class LookupApp:
             return None
         if wait:
             status, body, ctype, _ = error(
-                429, "rate limit exceeded", retry_after=float(f"{wait:.3f}"))
-            return status, body, ctype, [(b"retry-after",
-                                          retry_after(wait).encode())]
+                429, "rate limit exceeded", retry_after=float(f"{wait:.3f}")
+            )
+            return status, body, ctype, [(b"retry-after", retry_after(wait).encode())]
         return None
 
     @staticmethod
     def _unauthorized(message: str) -> Response:
         status, body, ctype, _ = error(401, message)
-        return status, body, ctype, [(b"www-authenticate",
-                                      b'Bearer realm="hashlookup"')]
+        return (
+            status,
+            body,
+            ctype,
+            [(b"www-authenticate", b'Bearer realm="hashlookup"')],
+        )
 
     async def _read_body(self, scope: Any, receive: Any) -> bytes | Response:
         limit = self.config.max_body
@@ -358,8 +404,10 @@ class LookupApp:
             except ValueError:
                 return error(400, "invalid Content-Length")
             if declared > limit:
-                return self._too_large(f"request body of {declared} bytes is over "
-                                       f"the limit of {limit} bytes")
+                return self._too_large(
+                    f"request body of {declared} bytes is over "
+                    f"the limit of {limit} bytes"
+                )
         chunks = []
         size = 0
         while True:
@@ -369,8 +417,9 @@ class LookupApp:
             chunk = msg.get("body", b"")
             size += len(chunk)
             if size > limit:
-                return self._too_large(f"request body is over the limit of {limit} "
-                                       "bytes")
+                return self._too_large(
+                    f"request body is over the limit of {limit} bytes"
+                )
             chunks.append(chunk)
             if not msg.get("more_body"):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -382,8 +431,9 @@ class LookupApp:
 
     def _batch_too_large(self, n: int) -> Response | None:
         if n > self.config.max_batch:
-            return self._too_large(f"{n} items, more than the limit of "
-                                   f"{self.config.max_batch} per request")
+            return self._too_large(
+                f"{n} items, more than the limit of {self.config.max_batch} per request"
+            )
         return None
 
     # -- endpoints -----------------------------------------------------------
@@ -398,22 +448,25 @@ class LookupApp:
             hit = self._single.answer(alg, digest)
         else:
             key = scope.get("hashlookup.key")
-            who = audit.whos.get(key)   # audit.who(key)'s cache, without the call
-            hit = self._single.answer(alg, digest, audit.buffer,
-                                      who if who is not None else audit.who(key))
+            who = audit.whos.get(key)  # audit.who(key)'s cache, without the call
+            hit = self._single.answer(
+                alg, digest, audit.buffer, who if who is not None else audit.who(key)
+            )
         if type(hit) is bytes:
             if audit is not None and len(audit.buffer) >= FLUSH_BYTES:
                 audit.flush()
             return 200, hit, JSON, []
         if hit == checks.MISS:
             self.metrics.miss()
-            return error(404, f"Non existing {_MISS_NAME[alg]}", query=digest)
+            return error(404, f"Non existing {algorithms.DISPLAY[alg]}", query=digest)
         if hit == checks.INVALID:
             name = _BAD_NAME[alg]
-            return error(400, f"{name} value incorrect, expecting a {name} value "
-                              "in hex format")
-        return error(404, "no such lookup: use /lookup/md5/, /lookup/sha1/ "
-                          "or /lookup/sha256/")
+            return error(
+                400, f"{name} value incorrect, expecting a {name} value in hex format"
+            )
+        return error(
+            404, "no such lookup: use /lookup/md5/, /lookup/sha1/ or /lookup/sha256/"
+        )
 
     async def _bulk(self, scope: Any, receive: Any) -> Response:
         ctype = header(scope, b"content-type")
@@ -422,8 +475,11 @@ class LookupApp:
             return body
         if ctype is not None and not is_json(ctype):
             return error(415, "expected Content-Type application/json")
-        hashes = hashes_of(body, "JSON format incorrect. An array of hashes in the "
-                                  "key 'hashes' is expected.")
+        hashes = hashes_of(
+            body,
+            "JSON format incorrect. An array of hashes in the "
+            "key 'hashes' is expected.",
+        )
         if isinstance(hashes, tuple):
             return hashes
         too_large = self._batch_too_large(len(hashes))
@@ -436,30 +492,43 @@ class LookupApp:
         self._count(res)
         self._audit(scope, [(hashes[i], m, res.items[i]) for i, m in res.hits])
         name = ds.name
-        return 200, b"[" + b",".join([checks.circl_json(m, name)
-                                      for _, m in res.hits]) + b"]", JSON, []
+        return (
+            200,
+            b"[" + b",".join([checks.circl_json(m, name) for _, m in res.hits]) + b"]",
+            JSON,
+            [],
+        )
 
     async def _check(self, scope: Any, receive: Any) -> Response:
         ds = self.ds
         assert ds is not None
         ctype = (header(scope, b"content-type") or b"").split(b";")[0].strip().lower()
         alg = query_param(scope, b"algorithm")
-        if alg is not None and alg not in _HEX_LEN:
+        if alg is not None and alg not in algorithms.BY_NAME:
             return error(400, f"unknown algorithm {alg!r}: use md5, sha1 or sha256")
-        if ctype not in (b"application/json", b"text/plain",
-                         b"application/octet-stream"):
-            return error(415, "expected Content-Type application/json, "
-                               "text/plain or application/octet-stream")
+        if ctype not in (
+            b"application/json",
+            b"text/plain",
+            b"application/octet-stream",
+        ):
+            return error(
+                415,
+                "expected Content-Type application/json, "
+                "text/plain or application/octet-stream",
+            )
         body = await self._read_body(scope, receive)
         if isinstance(body, tuple):
             return body
         if ctype == b"application/octet-stream":
             if alg is None:
                 return error(400, "raw digests need ?algorithm=md5, sha1 or sha256")
-            width = checks.WIDTH[alg]
+            width = algorithms.WIDTH[alg]
             if len(body) % width:
-                return error(400, f"body of {len(body)} bytes is not a whole "
-                                   f"number of {width}-byte {alg} digests")
+                return error(
+                    400,
+                    f"body of {len(body)} bytes is not a whole "
+                    f"number of {width}-byte {alg} digests",
+                )
             too_large = self._batch_too_large(len(body) // width)
             if too_large:
                 return too_large
@@ -469,8 +538,7 @@ class LookupApp:
             if ctype == b"text/plain":
                 items: Any = checks.split_text(body)
             else:
-                items = hashes_of(body, "expected a JSON object with an array "
-                                         "'hashes'")
+                items = hashes_of(body, "expected a JSON object with an array 'hashes'")
                 if isinstance(items, tuple):
                     return items
             too_large = self._batch_too_large(len(items))
@@ -480,20 +548,33 @@ class LookupApp:
             queried = items
         self._count(res)
         if res.hits and self.audit is not None:
-            self._audit(scope, [(queried[i] if queried is not None
-                                 else raw_hex(body, i, checks.WIDTH[alg or "md5"]),
-                                 m, res.items[i])
-                                for i, m in res.hits])
+            self._audit(
+                scope,
+                [
+                    (
+                        queried[i]
+                        if queried is not None
+                        else raw_hex(body, i, algorithms.WIDTH[alg or "md5"]),
+                        m,
+                        res.items[i],
+                    )
+                    for i, m in res.hits
+                ],
+            )
         return 200, checks.render_check(res, ds), JSON, []
 
     async def _info(self, scope: Any, receive: Any) -> Response:
         ds = self.ds
         assert ds is not None
-        info = {"hashlookup-version": __version__, "dataset": ds.name,
-                "generation": ds.generation, "built": ds.built,
-                "records": len(ds),
-                "items": {a: len(ds.table(a)) for a in ds.algorithms},
-                "labels": ds.labels()}
+        info = {
+            "hashlookup-version": __version__,
+            "dataset": ds.name,
+            "generation": ds.generation,
+            "built": ds.built,
+            "records": len(ds),
+            "items": {a: len(ds.table(a)) for a in ds.algorithms},
+            "labels": ds.labels(),
+        }
         return 200, orjson.dumps(info), JSON, []
 
     async def _ping(self, scope: Any, receive: Any) -> Response:
@@ -517,35 +598,50 @@ class LookupApp:
         age = time.time() - datetime.fromisoformat(ds.built).timestamp()
         max_age = self.config.max_age
         if max_age is not None and age > max_age:
-            problems.append(f"dataset is {age:.0f} s old, more than the "
-                            f"--max-age of {max_age:g} s")
+            problems.append(
+                f"dataset is {age:.0f} s old, more than the --max-age of {max_age:g} s"
+            )
         warnings = []
-        if self._reload_error:   # a replacement that failed: still serving the old
-            warnings.append(f"the replaced dataset file could not be loaded: "
-                            f"{self._reload_error}")
+        if self._reload_error:  # a replacement that failed: still serving the old
+            warnings.append(
+                f"the replaced dataset file could not be loaded: {self._reload_error}"
+            )
         audit = self.audit
         if audit is not None and (audit.problem or audit.dropped):
-            warnings.append(f"audit log: {audit.problem or 'written again'}; "
-                            f"{len(audit.buffer)} bytes of lines waiting, "
-                            f"{audit.dropped} lines dropped")
-        warnings += self.metrics.supervisor_warnings()   # workers in back-off
-        doc = {"status": "ready" if not problems else "not ready",
-               "generation": ds.generation, "age_seconds": round(age, 3),
-               "problems": problems, "warnings": warnings}
+            warnings.append(
+                f"audit log: {audit.problem or 'written again'}; "
+                f"{len(audit.buffer)} bytes of lines waiting, "
+                f"{audit.dropped} lines dropped"
+            )
+        warnings += self.metrics.supervisor_warnings()  # workers in back-off
+        doc = {
+            "status": "ready" if not problems else "not ready",
+            "generation": ds.generation,
+            "age_seconds": round(age, 3),
+            "problems": problems,
+            "warnings": warnings,
+        }
         return (503 if problems else 200), orjson.dumps(doc), JSON, []
 
     async def _metrics(self, scope: Any, receive: Any) -> Response:
         ds = self.ds
         assert ds is not None
-        return (200, self.metrics.render(len(ds)),
-                b"text/plain; version=0.0.4; charset=utf-8", [])
+        return (
+            200,
+            self.metrics.render(len(ds)),
+            b"text/plain; version=0.0.4; charset=utf-8",
+            [],
+        )
 
     async def _openapi(self, scope: Any, receive: Any) -> Response:
         return 200, self._openapi_doc, JSON, []
 
     async def _unsupported(self, scope: Any, receive: Any) -> Response:
-        return error(501, "not supported by this server (hashlookup keeps no "
-                           "parents, children, sessions or query statistics)")
+        return error(
+            501,
+            "not supported by this server (hashlookup keeps no "
+            "parents, children, sessions or query statistics)",
+        )
 
     async def _not_found(self, scope: Any, receive: Any) -> Response:
         return error(404, "no such endpoint; see /openapi.json")
@@ -553,8 +649,8 @@ class LookupApp:
     async def _bloom(self, scope: Any, receive: Any) -> Response:
         ds = self.ds
         assert ds is not None
-        alg = scope["path"][len("/v1/bloom/"):]
-        if alg not in _HEX_LEN:
+        alg = scope["path"][len("/v1/bloom/") :]
+        if alg not in algorithms.BY_NAME:
             return error(404, "no such filter: use /v1/bloom/md5, sha1 or sha256")
         if alg not in ds.algorithms:
             return error(404, f"the dataset has no {alg} table")
@@ -564,29 +660,48 @@ class LookupApp:
         quoted = f'"{etag}"'.encode()
         headers = [(b"etag", quoted), (b"cache-control", b"no-cache")]
         inm = header(scope, b"if-none-match")
-        if inm is not None and (inm.strip() == b"*" or quoted in
-                                [t.strip().removeprefix(b"W/")
-                                 for t in inm.split(b",")]):
+        if inm is not None and (
+            inm.strip() == b"*"
+            or quoted in [t.strip().removeprefix(b"W/") for t in inm.split(b",")]
+        ):
             return 304, b"", JSON, headers
-        path = await self.bloom.get(table, alg, etag, {
-            "dataset": ds.name, "generation": generation, "algorithm": alg,
-            "built": ds.built})
+        path = await self.bloom.get(
+            table,
+            alg,
+            etag,
+            {
+                "dataset": ds.name,
+                "generation": generation,
+                "algorithm": alg,
+                "built": ds.built,
+            },
+        )
         return 200, path.encode(), b"bloom", headers
 
-    async def _send_file(self, send: Any, path: str,
-                         extra: list[tuple[bytes, bytes]]) -> None:
+    async def _send_file(
+        self, send: Any, path: str, extra: list[tuple[bytes, bytes]]
+    ) -> None:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
-            await send({"type": "http.response.start", "status": 200, "headers": [
-                (b"content-type", b"application/octet-stream"),
-                (b"content-length", str(size).encode()),
-                (b"x-dataset-version", self._gen), *extra]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"application/octet-stream"),
+                        (b"content-length", str(size).encode()),
+                        (b"x-dataset-version", self._gen),
+                        *extra,
+                    ],
+                }
+            )
             while True:
                 chunk = f.read(_BLOOM_CHUNK)
                 if not chunk:
                     break
-                await send({"type": "http.response.body", "body": chunk,
-                            "more_body": True})
+                await send(
+                    {"type": "http.response.body", "body": chunk, "more_body": True}
+                )
             await send({"type": "http.response.body", "body": b""})
 
     # -- bookkeeping ---------------------------------------------------------
@@ -598,7 +713,10 @@ class LookupApp:
         """Log hits: (digest as asked, Match, native record JSON or None)."""
         if self.audit is None or not hits:
             return
-        self.audit.hits(scope.get("hashlookup.key"),
-                        [(d, m.generation,
-                          rec if rec is not None else checks.native_json(m))
-                         for d, m, rec in hits])
+        self.audit.hits(
+            scope.get("hashlookup.key"),
+            [
+                (d, m.generation, rec if rec is not None else checks.native_json(m))
+                for d, m, rec in hits
+            ],
+        )
