@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from hashlookup import _core
+from hashlookup import _core, algorithms
 from hashlookup._atomic import atomic_output
 from hashlookup._version import __version__
 from hashlookup.algorithms import describe as _describe
@@ -178,7 +178,7 @@ def _detect_item_width(
     for i, item in enumerate(batch):
         width = None
         if isinstance(item, str):
-            w = _parse._HEX_WIDTHS.get(len(item))
+            w = algorithms.HEX_WIDTH.get(len(item))
             if w and item.isascii() and _parse.is_hex(item.encode()):
                 width = w
         elif isinstance(item, (bytes, bytearray, memoryview)):

@@ -28,7 +28,6 @@ from hashlookup.store import format as _format
 
 CHUNK_SIZE = 16 << 20
 MAX_LINE = 1 << 20  # a "line" longer than this is not a digest list
-_HEX_WIDTHS = algorithms.HEX_WIDTH
 
 
 @dataclass
@@ -97,7 +96,7 @@ def invalid_message(token: bytes, width: int, algorithm: str) -> str:
     label = f"{want} hex characters ({algorithm})"
     stripped = token.lstrip(b"\\")
     if len(stripped) != want:
-        other = _HEX_WIDTHS.get(len(stripped))
+        other = algorithms.HEX_WIDTH.get(len(stripped))
         if other and is_hex(stripped):
             name = _format.ALGORITHM_BY_WIDTH[other]
             return (
@@ -259,7 +258,7 @@ def detect_width(
             token = token.split()[0]
             if token.startswith(b"\\"):
                 token = token[1:]
-            width = _HEX_WIDTHS.get(len(token))
+            width = algorithms.HEX_WIDTH.get(len(token))
             if width and is_hex(token):
                 return width
             if not skip_invalid:

@@ -26,7 +26,6 @@ from hashlookup.match.pieces import Inventory, Piece, constant_task, read_chunks
 
 #: Rows per batch of a CSV input read with the csv module.
 TABLE_BATCH_ROWS = 1 << 18
-_HEX_WIDTHS = algorithms.HEX_WIDTH
 
 
 def table_tasks(
@@ -97,7 +96,7 @@ def bind_width(
             )
             if not token:
                 continue
-            width = _HEX_WIDTHS.get(len(token), 0)
+            width = algorithms.HEX_WIDTH.get(len(token), 0)
             if not width or not _looks_hex(token):
                 if skip_invalid:
                     continue
