@@ -26,7 +26,7 @@ else:
     from hashlookup._lazy import numpy as np
 
 from hashlookup import algorithms
-from hashlookup._core import TableSetRef
+from hashlookup._lookup import TableSetRef
 from hashlookup.errors import IndexFormatError
 from hashlookup.store.generation import ALGORITHMS, Generation, Match
 from hashlookup.store.index import HashIndex, _raw_public_key, file_identity

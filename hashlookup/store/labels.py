@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 else:
     from hashlookup._lazy import numpy as np
 
-from hashlookup._core import LabelSet
+from hashlookup._lookup import LabelSet
 from hashlookup.errors import IndexFormatError
 
 LABEL_RE = re.compile(r"^[^\x00-\x1f]{1,200}$")
