@@ -41,9 +41,12 @@ import requests
 
 from server_utils import Server, add_key, bearer, make_dataset
 
-pytestmark = [pytest.mark.timeout(120),
-              pytest.mark.skipif(not Path("/proc/self/task").is_dir(),
-                                 reason="needs Linux /proc")]
+pytestmark = [
+    pytest.mark.timeout(120),
+    pytest.mark.skipif(
+        not Path("/proc/self/task").is_dir(), reason="needs Linux /proc"
+    ),
+]
 
 KILLS = int(os.environ.get("HASHLOOKUP_FAULT_KILLS", "40"))
 #: the service answers again within this many seconds after any kill
@@ -70,8 +73,9 @@ def data(tmp_path_factory):
 def _workers(srv: Server) -> list[int]:
     pid = srv.proc.pid
     try:
-        return [int(x) for x in
-                Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        return [
+            int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        ]
     except FileNotFoundError:
         return []
 
@@ -89,8 +93,11 @@ def _answers(srv: Server, token: str, limit: float) -> float:
     t0 = time.monotonic()
     while True:
         try:
-            r = requests.get(srv.url + "/v1/ping", timeout=1,
-                             headers={**bearer(token), "Connection": "close"})
+            r = requests.get(
+                srv.url + "/v1/ping",
+                timeout=1,
+                headers={**bearer(token), "Connection": "close"},
+            )
             if r.status_code == 200:
                 return time.monotonic() - t0
         except requests.RequestException:
@@ -105,8 +112,9 @@ class _Load:
     when their worker dies) until stopped or `cap` requests each; every
     answer must be right: 200 with the record, never an error status."""
 
-    def __init__(self, srv: Server, token: str, hit: str, threads: int = 2,
-                 cap: int = 50_000) -> None:
+    def __init__(
+        self, srv: Server, token: str, hit: str, threads: int = 2, cap: int = 50_000
+    ) -> None:
         self.url = f"{srv.url}/lookup/sha256/{hit}"
         self.headers = bearer(token)
         self.want = hit.upper()
@@ -114,8 +122,9 @@ class _Load:
         self.ok = self.dropped = 0
         self.wrong: list[str] = []
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, daemon=True)
-                         for _ in range(threads)]
+        self._threads = [
+            threading.Thread(target=self._run, daemon=True) for _ in range(threads)
+        ]
 
     def _run(self) -> None:
         session = requests.Session()
@@ -125,7 +134,7 @@ class _Load:
             try:
                 r = session.get(self.url, headers=self.headers, timeout=5)
             except requests.RequestException:
-                self.dropped += 1       # its worker died: a new connection
+                self.dropped += 1  # its worker died: a new connection
                 session = requests.Session()
                 time.sleep(0.005)
                 continue
@@ -154,7 +163,7 @@ def _in_limiter(pid: int) -> bool:
 
 
 def test_worker_kills_under_load_inside_rate_limiter(data, tmp_path, monkeypatch):
-    d, path, keys, token, hit = data
+    _d, path, keys, token, hit = data
     # every take() sleeps 2 ms between reading the buckets and writing its
     # own: under load a worker spends most of its time there
     monkeypatch.setenv("HASHLOOKUP_TEST_LIMITER_PAUSE", "0.002")
@@ -165,8 +174,9 @@ def test_worker_kills_under_load_inside_rate_limiter(data, tmp_path, monkeypatch
         with _Load(srv, token, hit) as load:
             time.sleep(0.3)
             # the same probe without a kill: what the client and the load cost
-            baseline = statistics.median(_answers(srv, token, RECOVERY)
-                                         for _ in range(10))
+            baseline = statistics.median(
+                _answers(srv, token, RECOVERY) for _ in range(10)
+            )
             for _ in range(KILLS):
                 pids = _workers(srv)
                 if pids:
@@ -178,26 +188,31 @@ def test_worker_kills_under_load_inside_rate_limiter(data, tmp_path, monkeypatch
         assert load.ok > 0 and not load.wrong, load.wrong[:5]
         # the limiter still limits: a key of 1/s gets 429 after its burst
         slow = add_key(keys, "slow-after-kills", "--rate", "1", "--burst", "2")
-        time.sleep(1.5)   # the keys file is re-read every second
-        codes = [requests.get(srv.url + "/v1/ping", headers=bearer(slow),
-                              timeout=5).status_code for _ in range(5)]
+        time.sleep(1.5)  # the keys file is re-read every second
+        codes = [
+            requests.get(
+                srv.url + "/v1/ping", headers=bearer(slow), timeout=5
+            ).status_code
+            for _ in range(5)
+        ]
         assert codes[:2] == [200, 200] and 429 in codes
         assert "giving up" not in srv.stderr()
-    print(f"\n{KILLS} kills ({inside} inside the rate limiter), "
-          f"{load.ok} answers, {load.dropped} dropped connections; answering "
-          f"again after median {statistics.median(recoveries) * 1000:.0f} ms, "
-          f"max {max(recoveries) * 1000:.0f} ms (without a kill: median "
-          f"{baseline * 1000:.0f} ms)")
+    print(
+        f"\n{KILLS} kills ({inside} inside the rate limiter), "
+        f"{load.ok} answers, {load.dropped} dropped connections; answering "
+        f"again after median {statistics.median(recoveries) * 1000:.0f} ms, "
+        f"max {max(recoveries) * 1000:.0f} ms (without a kill: median "
+        f"{baseline * 1000:.0f} ms)"
+    )
     if _NANOSLEEP is not None:
         assert inside >= KILLS // 5, f"only {inside} kills inside the limiter"
     assert max(recoveries) < RECOVERY
 
 
 def test_thirty_kills_quarter_second_apart(data, tmp_path):
-    d, path, keys, token, hit = data
+    _d, path, keys, token, hit = data
     rng = random.Random(30)
-    with Server(path, "--api-keys", str(keys), *_UNLIMITED,
-                workdir=tmp_path) as srv:
+    with Server(path, "--api-keys", str(keys), *_UNLIMITED, workdir=tmp_path) as srv:
         with _Load(srv, token, hit) as load:
             for _ in range(30):
                 pids = _workers(srv)
@@ -211,8 +226,14 @@ def test_thirty_kills_quarter_second_apart(data, tmp_path):
             time.sleep(0.05)
         assert len(_workers(srv)) == 2
         for _ in range(20):
-            assert requests.get(srv.url + "/v1/ping", timeout=5, headers={
-                **bearer(token), "Connection": "close"}).status_code == 200
+            assert (
+                requests.get(
+                    srv.url + "/v1/ping",
+                    timeout=5,
+                    headers={**bearer(token), "Connection": "close"},
+                ).status_code
+                == 200
+            )
         err = srv.stderr()
         assert "giving up" not in err and err.count("restarting it") >= 25
         code = srv.stop()
@@ -221,13 +242,12 @@ def test_thirty_kills_quarter_second_apart(data, tmp_path):
 
 
 def test_watchdog_and_backoff(data, tmp_path, monkeypatch):
-    d, path, keys, token, hit = data
+    _d, path, keys, token, _hit = data
     monkeypatch.setenv("HASHLOOKUP_WATCHDOG", "1")
-    with Server(path, "--api-keys", str(keys), *_UNLIMITED,
-                workdir=tmp_path) as srv:
+    with Server(path, "--api-keys", str(keys), *_UNLIMITED, workdir=tmp_path) as srv:
         victim = _workers(srv)[0]
         t0 = time.monotonic()
-        os.kill(victim, signal.SIGSTOP)     # its event loop stops turning
+        os.kill(victim, signal.SIGSTOP)  # its event loop stops turning
         while victim in _workers(srv) and time.monotonic() - t0 < 10:
             _answers(srv, token, RECOVERY)  # the other worker answers meanwhile
             time.sleep(0.05)
@@ -256,13 +276,15 @@ def test_watchdog_and_backoff(data, tmp_path, monkeypatch):
         assert keep in _workers(srv)
         assert any("restarting with back-off" in w for w in warnings), warnings
         assert "(back-off: 4 deaths in a row" in srv.stderr()
-    print(f"\nwatchdog (1 s): a stopped worker replaced after {took:.2f} s; "
-          f"/readyz during back-off: {warnings}")
+    print(
+        f"\nwatchdog (1 s): a stopped worker replaced after {took:.2f} s; "
+        f"/readyz during back-off: {warnings}"
+    )
     assert took < 1 + 2
 
 
 def test_supervisor_sigkill_frees_port_and_temp_dir(data, tmp_path, monkeypatch):
-    d, path, keys, token, hit = data
+    _d, path, keys, token, hit = data
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     monkeypatch.setenv("TMPDIR", str(tmp))
@@ -272,7 +294,9 @@ def test_supervisor_sigkill_frees_port_and_temp_dir(data, tmp_path, monkeypatch)
         pids = _workers(srv)
         assert len(pids) == 2
         stale = [p.name for p in tmp.iterdir()]
-        assert stale == [f"hashlookup-bloom-{srv.proc.pid}-" + stale[0].rsplit("-", 1)[1]]
+        assert stale == [
+            f"hashlookup-bloom-{srv.proc.pid}-" + stale[0].rsplit("-", 1)[1]
+        ]
         with _Load(srv, token, hit):
             time.sleep(0.3)
             t0 = time.monotonic()
@@ -282,33 +306,31 @@ def test_supervisor_sigkill_frees_port_and_temp_dir(data, tmp_path, monkeypatch)
                 time.sleep(0.02)
             took = time.monotonic() - t0
         assert all(_gone(p) for p in pids), "workers outlived their supervisor"
-        with socket.socket() as s:     # nothing listens on the port any more
+        with socket.socket() as s:  # nothing listens on the port any more
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("127.0.0.1", port))
             s.listen()
     finally:
         srv.stop()
-    assert (tmp / stale[0]).exists()     # left behind by the killed supervisor
-    with Server(path, "--api-keys", str(keys), *_UNLIMITED,
-                workdir=tmp_path) as again:
+    assert (tmp / stale[0]).exists()  # left behind by the killed supervisor
+    with Server(path, "--api-keys", str(keys), *_UNLIMITED, workdir=tmp_path) as again:
         assert not (tmp / stale[0]).exists()
         assert _answers(again, token, RECOVERY) < RECOVERY
-    assert not list(tmp.iterdir())       # a clean stop removes its own
+    assert not list(tmp.iterdir())  # a clean stop removes its own
     print(f"\nsupervisor SIGKILLed: workers gone and port free after {took:.2f} s")
     assert took < STOP_DEADLINE
 
 
 def test_sigterm_under_load_within_deadline(data, tmp_path):
-    d, path, keys, token, hit = data
+    _d, path, keys, token, hit = data
     figures = []
     for wedge in (False, True):
-        srv = Server(path, "--api-keys", str(keys), *_UNLIMITED,
-                     workdir=tmp_path)
+        srv = Server(path, "--api-keys", str(keys), *_UNLIMITED, workdir=tmp_path)
         try:
             pids = _workers(srv)
             with _Load(srv, token, hit) as load:
                 time.sleep(0.5)
-                if wedge:       # a worker that cannot stop gracefully
+                if wedge:  # a worker that cannot stop gracefully
                     os.kill(pids[0], signal.SIGSTOP)
                 t0 = time.monotonic()
                 srv.proc.send_signal(signal.SIGTERM)
@@ -322,8 +344,10 @@ def test_sigterm_under_load_within_deadline(data, tmp_path):
         assert ("did not stop within" in srv.stderr()) == wedge
         figures.append(took)
         assert took < STOP_DEADLINE
-    print(f"\nSIGTERM under load: stopped after {figures[0]:.2f} s; with a "
-          f"stopped worker, killed at the deadline, {figures[1]:.2f} s")
+    print(
+        f"\nSIGTERM under load: stopped after {figures[0]:.2f} s; with a "
+        f"stopped worker, killed at the deadline, {figures[1]:.2f} s"
+    )
 
 
 def test_limiter_across_processes_without_lock(monkeypatch):
@@ -339,7 +363,7 @@ def test_limiter_across_processes_without_lock(monkeypatch):
     for w in range(2):
         r, wfd = os.pipe()
         pid = os.fork()
-        if pid == 0:        # a worker: count admissions until the end
+        if pid == 0:  # a worker: count admissions until the end
             os.close(r)
             limiter.bind(w)
             n = 0
@@ -358,8 +382,10 @@ def test_limiter_across_processes_without_lock(monkeypatch):
             counts.append(int(f.read()))
         os.waitpid(pid, 0)
     total = sum(counts)
-    print(f"\n2 processes, 1 s, rate {rate:g}/s, burst {burst:g}: {counts} admitted, "
-          f"{total} in all (a single bucket: {burst + rate * seconds:g})")
+    print(
+        f"\n2 processes, 1 s, rate {rate:g}/s, burst {burst:g}: {counts} admitted, "
+        f"{total} in all (a single bucket: {burst + rate * seconds:g})"
+    )
     assert min(counts) > 0
     assert burst + rate * seconds * 0.9 <= total <= burst + rate * seconds + 1 + 2
     # slot 2 dies paused inside take(), between its read and its write
@@ -373,7 +399,7 @@ def test_limiter_across_processes_without_lock(monkeypatch):
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     monkeypatch.delenv("HASHLOOKUP_TEST_LIMITER_PAUSE")
-    limiter.bind(0)   # this process, as slot 0: not blocked, still limiting
+    limiter.bind(0)  # this process, as slot 0: not blocked, still limiting
     t0 = time.monotonic()
     got = [limiter.take("other") for _ in range(60)]
     assert time.monotonic() - t0 < 0.5
