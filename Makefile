@@ -146,5 +146,5 @@ sanitize:
 	    ../$(ASAN_VENV)/bin/pytest -q -p no:cacheprovider -x -k "not short_fuzz_run"
 
 clean:
-	rm -rf $(VENV) $(ASAN_VENV) build dist *.egg-info hashlookup/_core.c \
-	    hashlookup/server/_render.c hashlookup/*.so hashlookup/*/*.so demo
+	rm -rf $(VENV) $(ASAN_VENV) build dist *.egg-info demo hashlookup/_core.c \
+	    hashlookup/_lookup.c hashlookup/server/_render.c hashlookup/*.so hashlookup/*/*.so

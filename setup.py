@@ -76,15 +76,22 @@ def _ext(name: str, libraries: list[str], include: list[str],
                      extra_compile_args=common, extra_link_args=link)
 
 
+# (module, static libraries, include path, C inputs): the generic core;
+# the dataset lookups, which cimport the core's tables (_core.pxd) and call
+# the table search directly; the lookup service's rendering.  hlserver
+# before hlcore: the linker takes from an archive only what the objects
+# before it need, and hl_render uses hlcore's hex encoder.
+EXTENSIONS = [
+    ("hashlookup._core", ["hlcore"], CORE, CORE_C),
+    ("hashlookup._lookup", ["hlcore"], CORE, CORE_C),
+    ("hashlookup.server._render", ["hlserver", "hlcore"], SERVER, CORE_C + SERVER_C),
+]
+
 setup(
     libraries=[("hlcore", _lib("csrc/hl_*.c", CORE)),
                ("hlserver", _lib("csrc/server/hl_*.c", SERVER))],
     ext_modules=cythonize(
-        [_ext("hashlookup._core", ["hlcore"], CORE, CORE_C),
-         # hlserver before hlcore: the linker takes from an archive only what
-         # the objects before it need, and hl_render uses hlcore's hex encoder
-         _ext("hashlookup.server._render", ["hlserver", "hlcore"], SERVER,
-              CORE_C + SERVER_C)],
+        [_ext(*spec) for spec in EXTENSIONS],
         compiler_directives=directives,
         include_path=SERVER,
     ),

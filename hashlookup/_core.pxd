@@ -1,14 +1,23 @@
 # C-level interface of hashlookup._core for other Cython modules (the lookup
-# service's hashlookup.server._render cimports it): the attribute and C method
-# declarations of the classes they read, and the one status -> exception
-# mapping.  Cython requires a class declared here to declare all its
-# attributes and C methods here, not in _core.pyx.
+# service's hashlookup.server._render and the dataset lookups of
+# hashlookup._lookup cimport it): the attribute and C method declarations of
+# the classes they read, the one status -> exception mapping and the key
+# decoding, called through C pointers, never as Python attributes.  Cython
+# requires a class declared here to declare all its attributes and C
+# methods here, not in _core.pyx.
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 
 cimport hl
 
 
 cdef int _check(hl.hl_status st) except -1
+# The type name of key, for error messages.
+cdef str _kind(object key)
+# Point *out at the width raw bytes of key (bytes, hex str or buffer).
+cdef int _load_key(object key, size_t width, uint8_t *buf, const uint8_t **out,
+                   str what, object item) except -1
+# A lowercase hex str of width bytes.
+cdef object _hex_str(const uint8_t *p, size_t width)
 
 
 cdef class KeyTable:

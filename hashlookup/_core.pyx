@@ -4,21 +4,22 @@ It turns Python arguments into pointers and lengths, calls the C kernels
 (without the GIL for anything that loops), and maps hl_status codes to
 exceptions in one place (_check).  Everything else, file parsing included,
 lives in the Python modules above it.  It knows no wire format: the lookup
-service renders its answers in its own module (hashlookup.server._render),
-which reaches the classes' C fields and _check through _core.pxd.
+service renders its answers in its own module (hashlookup.server._render).
+A dataset's single-digest lookups (dispatch by length, labels, Match) are
+in hashlookup._lookup.  Both reach the classes' C fields, _check and the
+key decoding (_load_key) through _core.pxd.
 """
 
 from cpython.buffer cimport (PyBUF_SIMPLE, PyBuffer_Release, PyObject_CheckBuffer,
                              PyObject_GetBuffer)
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_FromStringAndSize,
+                            PyBytes_GET_SIZE)
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
-from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 cimport hl
 
-from hashlookup.algorithms import DIGESTS as _DIGESTS, describe as _describe
 from hashlookup.errors import IndexFormatError
 
 
@@ -66,9 +67,6 @@ cdef int _check(hl.hl_status st) except -1:
     raise ValueError(f"C core returned status {<int>st}")
 
 
-_DIGEST_NAMES = {a.width: _describe(a.name, a.width) for a in _DIGESTS}
-
-
 cdef str _kind(object key):
     return type(key).__name__
 
@@ -98,12 +96,14 @@ cdef int _load_key(object key, size_t width, uint8_t *buf, const uint8_t **out,
         return 0
     if isinstance(key, str):
         if not PyUnicode_IS_ASCII(key):
-            raise ValueError(f"expected {what} in hex, got non-ASCII text{_where(item)}")
+            raise ValueError(f"expected {what} in hex, got non-ASCII "
+                             f"text{_where(item)}")
         # For ASCII str this is the str's own buffer: no copy, no encoding.
         s = PyUnicode_AsUTF8AndSize(key, &n)
         if <size_t>n != 2 * width:
             raise ValueError(f"expected {what}: {2 * width} hex characters or "
-                             f"{width} raw bytes, got a str of length {len(key)}{_where(item)}")
+                             f"{width} raw bytes, got a str of length "
+                             f"{len(key)}{_where(item)}")
         if hl.hl_hex_decode(<const uint8_t *>s, width, buf, &bad) != hl.HL_OK:
             raise ValueError(f"expected {what} in hex, got non-hex character "
                              f"{key[bad]!r} at position {bad}{_where(item)}")
@@ -255,13 +255,41 @@ cdef class KeyTable:
         finally:
             self._c_busy -= 1
 
-    def _match_lines(self, const uint8_t[::1] buf, size_t max_line, bint skip_invalid,
-                     bint invert, uint8_t[::1] out):
-        """Parse the digest lines of buf, look them up and copy the lines whose
-        digest is found (not found with invert) to out, each ending in '\\n'
-        (csrc/hl_linematch.h).  out must hold len(buf) + 1 bytes, or be None to
-        count only.  Returns (status, n_keys, n_lines, n_invalid, n_found,
-        n_selected, out_len, err_line, err_offset, err_length)."""
+    def match_lines(self, const uint8_t[::1] buf, size_t max_line, bint skip_invalid,
+                    bint invert, uint8_t[::1] out):
+        """Select the digest lines of a buffer whose digest is in the table.
+
+        Parses the lines of `buf`, looks their digests up and copies the
+        selected lines to `out`, each ending in ``\\n``, in one C call
+        without the GIL (csrc/hl_linematch.h).
+
+        Parameters
+        ----------
+        buf : buffer
+            Text of digest lines, one hex digest of the table's width each.
+        max_line : int
+            Longest line accepted, in bytes.
+        skip_invalid : bool
+            Skip lines that are not a digest instead of stopping at them.
+        invert : bool
+            Select the lines whose digest is *not* in the table.
+        out : writable buffer or None
+            Room for ``len(buf) + 1`` bytes, or None to count only.
+
+        Returns
+        -------
+        tuple of int
+            (status, n_keys, n_lines, n_invalid, n_found, n_selected,
+            out_len, err_line, err_offset, err_length); status is an
+            hl_status code (OK, EHEX, ELENGTH, ETOOLONG).
+
+        Raises
+        ------
+        ValueError
+            `out` is too small or the table is closed.
+        MemoryError
+            The C core ran out of memory.
+        """
         cdef hl.hl_match_result res
         cdef hl.hl_status st
         cdef size_t length = buf.shape[0]
@@ -311,464 +339,6 @@ cdef class KeyTable:
             return None
         finally:
             self._c_busy -= 1
-
-
-cdef double _monotonic() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return ts.tv_sec + ts.tv_nsec * 1e-9
-
-
-# The digest algorithms, by index (0 md5, 1 sha1, 2 sha256: the order of a
-# record's rows, hashlookup.algorithms.DIGESTS); a digest's length picks one.
-cdef tuple _ALG_NAMES = tuple(a.name for a in _DIGESTS)
-cdef size_t _ALG_WIDTH[3]
-for _i, _a in enumerate(_DIGESTS):
-    _ALG_WIDTH[_i] = _a.width
-del _i, _a
-
-
-def _either(values):
-    """The values as "a, b or c" (no negative indexing: the module is
-    compiled with wraparound off)."""
-    values = [str(v) for v in values]
-    return ", ".join(values[:len(values) - 1]) + " or " + values[len(values) - 1]
-
-
-_LENGTHS_HELP = (f"expected an {_either(_ALG_NAMES)} digest: "
-                 f"{_either([a.hex_length for a in _DIGESTS])} hex characters "
-                 f"or {_either([a.width for a in _DIGESTS])} raw bytes, got ")
-_DATASET_CLOSED = "I/O operation on closed dataset"
-
-# What a label filter lets through (see TableSet.record_filter).
-cdef enum:
-    _PASS_ALL = 0
-    _PASS_NONE = 1
-    _PASS_IN = 2        # records in the bitmap
-    _PASS_NOT_IN = 3    # records not in the bitmap
-
-
-cdef class LabelFilter:
-    """A predicate record id -> wanted, from label bitmap algebra (see
-    TableSet.record_filter): calling it costs one bitmap membership test."""
-    cdef int _c_kind
-    cdef object _c_bitmap
-
-    def __call__(self, record_id):
-        return self._wants(record_id)
-
-    cdef inline bint _wants(self, object record_id) except -1:
-        if self._c_kind == _PASS_ALL:
-            return True
-        if self._c_kind == _PASS_NONE:
-            return False
-        if self._c_kind == _PASS_IN:
-            return record_id in self._c_bitmap
-        return record_id not in self._c_bitmap
-
-
-cdef LabelFilter _label_filter(int kind, object bitmap):
-    cdef LabelFilter f = LabelFilter.__new__(LabelFilter)
-    f._c_kind = kind
-    f._c_bitmap = bitmap
-    return f
-
-
-cdef tuple _as_labels(object x):
-    if x is None:
-        return ()
-    if isinstance(x, str):
-        return (x,)
-    return tuple(x)
-
-
-cdef object _FrozenBitMap = None
-
-
-cdef class LabelSet:
-    """The labels of one dataset generation: name -> roaring bitmap of
-    record ids, each deserialized (pyroaring) from the buffer on first use,
-    once.  hashlookup.store.labels.LabelStore derives from it and reads the
-    label directory; lookups (TableSet) use this class only."""
-    cdef object _c_buf
-    cdef Py_ssize_t _c_base
-    cdef uint64_t _c_records
-    cdef str _c_what
-    cdef dict _c_entries
-    cdef dict _c_cache
-    cdef tuple _c_pairs
-    cdef dict _c_interned
-
-    def _set_entries(self, object buf, Py_ssize_t base, uint64_t records, str what,
-                     dict entries):
-        """entries: name -> (offset, length, count) in the bitmaps section at
-        `base` of buf, sorted by name, already validated."""
-        self._c_buf = buf
-        self._c_base = base
-        self._c_records = records
-        self._c_what = what
-        self._c_entries = entries
-        self._c_cache = {}
-        self._c_interned = {}
-
-    @property
-    def entries(self):
-        """name -> (offset, length, record count) of every label."""
-        return self._c_entries
-
-    def bitmap(self, str label):
-        """Record ids carrying label, a pyroaring FrozenBitMap (KeyError if
-        the dataset has no such label)."""
-        return self._bitmap(label)
-
-    cdef object _bitmap(self, str label):
-        global _FrozenBitMap
-        bm = self._c_cache.get(label)
-        if bm is not None:
-            return bm
-        off, length, count = self._c_entries[label]
-        if _FrozenBitMap is None:   # imported when a label is first read
-            from pyroaring import FrozenBitMap
-            _FrozenBitMap = FrozenBitMap
-        start = self._c_base + off
-        try:
-            bm = _FrozenBitMap.deserialize(bytes(self._c_buf[start:start + length]))
-        except Exception as e:  # pyroaring raises ValueError on bad input
-            raise IndexFormatError(f"{self._c_what}: label {label!r}: corrupt bitmap "
-                                   f"({e})") from None
-        if len(bm) != count or (count and bm.max() >= self._c_records):
-            raise IndexFormatError(f"{self._c_what}: label {label!r}: bitmap does "
-                                   "not match the label index")
-        self._c_cache[label] = bm
-        return bm
-
-    def pairs(self):
-        """(name, bitmap) of every label, sorted by name (read once)."""
-        return self._pairs()
-
-    cdef tuple _pairs(self):
-        if self._c_pairs is None:
-            self._c_pairs = tuple([(name, self._bitmap(name))
-                                   for name in self._c_entries])
-        return self._c_pairs
-
-    def of(self, record_id):
-        """Labels of one record, sorted by name.
-
-        One membership test per label (pyroaring, ~50 ns each), so a hit's
-        labels cost O(labels).  A per-record table would make it O(1) but
-        costs memory and open time O(records); datasets carry few labels
-        (sources, categories), see docs/DATASETS.md.  The same label tuples
-        come back again and again: they are interned, so that callers that
-        cache something per tuple (the server's JSON) find them by identity."""
-        return self._of(record_id)
-
-    cdef tuple _of(self, object record_id):
-        cdef list found = []
-        cdef tuple pair
-        for pair in self._pairs():
-            if record_id in pair[1]:
-                found.append(pair[0])
-        cdef tuple key = tuple(found)
-        seen = self._c_interned.get(key)
-        if seen is None:
-            if len(self._c_interned) >= 4096:   # bounded: many labels combine
-                return key
-            self._c_interned[key] = key
-            return key
-        return seen
-
-    def union(self, labels):
-        """Records carrying any of labels (unknown labels match nothing)."""
-        return self._union(tuple(labels))
-
-    cdef object _union(self, tuple labels):
-        global _FrozenBitMap
-        maps = [self._bitmap(x) for x in labels if x in self._c_entries]
-        if _FrozenBitMap is None:
-            from pyroaring import FrozenBitMap
-            _FrozenBitMap = FrozenBitMap
-        return _FrozenBitMap.union(_FrozenBitMap(), *maps) if maps else _FrozenBitMap()
-
-
-cdef class TableSet:
-    """The single-digest lookups of one dataset generation, answered here
-    from start to end: a digest's length picks the md5, sha1 or sha256 key
-    table in C (so a miss costs about as much as `key in index`), and a hit's
-    record (RecordTable), its labels (LabelSet), the label filters and the
-    Match are all read and built in this class.  It calls no Python code of
-    the package.  hashlookup.store.generation.Generation makes one per
-    generation; a plain index file is a TableSet of one table without
-    records (the row is the record, its only digest the key)."""
-    cdef KeyTable _c_t0
-    cdef KeyTable _c_t1
-    cdef KeyTable _c_t2
-    cdef RecordTable _c_records
-    cdef LabelSet _c_labels
-    cdef tuple _c_suppress
-    cdef object _c_generation
-    cdef str _c_built
-    cdef type _c_match
-    cdef dict _c_filters
-
-    def __init__(self, tuple tables, RecordTable records, LabelSet labels,
-                 tuple suppress, object generation, str built, type match):
-        """tables: the (md5, sha1, sha256) KeyTables, None where there is
-        none; records: None for a plain index; labels: None without labels;
-        suppress: labels whose records never match; generation and built:
-        the facts every Match carries; match: the Match type (a tuple
-        subclass of its nine fields)."""
-        if len(tables) != 3:
-            raise ValueError("expected the md5, sha1 and sha256 tables")
-        self._c_t0, self._c_t1, self._c_t2 = tables
-        self._c_records = records
-        self._c_labels = labels
-        self._c_suppress = suppress
-        self._c_generation = generation
-        self._c_built = built
-        self._c_match = match
-        self._c_filters = {}
-
-    cdef inline KeyTable _table(self, int a):
-        return self._c_t0 if a == 0 else self._c_t1 if a == 1 else self._c_t2
-
-    cdef KeyTable _resolve(self, object digest, uint8_t *buf, const uint8_t **p,
-                           int *alg):
-        """The table of digest's length, with the key decoded into buf (*p
-        points at it) and its algorithm index in *alg; None for a
-        well-formed digest of an algorithm the generation lacks.  Raises
-        TypeError / ValueError for what is not a digest, as lookup documents."""
-        cdef Py_ssize_t n
-        cdef KeyTable t
-        cdef int a
-        if type(digest) is bytes:
-            n = PyBytes_GET_SIZE(digest)
-        elif isinstance(digest, str):
-            n = len(<str>digest) // 2 if len(<str>digest) % 2 == 0 else -1
-        elif PyObject_CheckBuffer(digest):
-            n = memoryview(digest).nbytes
-        else:
-            raise TypeError("expected a digest as hex str or raw bytes, got "
-                            f"{_kind(digest)}")
-        for a in range(3):
-            if <size_t>n == _ALG_WIDTH[a]:
-                break
-        else:
-            raise ValueError(_LENGTHS_HELP
-                             + (f"a str of length {len(digest)}"
-                                if isinstance(digest, str) else f"{n} bytes"))
-        alg[0] = a
-        t = self._table(a)
-        if t is None:
-            if self._c_t0 is None and self._c_t1 is None and self._c_t2 is None:
-                raise ValueError(_DATASET_CLOSED)   # _NO_TABLES
-            # The generation has no table of this algorithm: a miss, but
-            # only for a well-formed digest (bad ones raise as for any table).
-            _load_key(digest, n, buf, p, _DIGEST_NAMES[n], None)
-            return None
-        if not t._c_open:
-            raise ValueError(_CLOSED)
-        _load_key(digest, t._c_table.width, buf, p, t._c_what, None)
-        return t
-
-    def find(self, digest):
-        """(table, row) of a digest (hex str or raw bytes of an md5, sha1 or
-        sha256), or None."""
-        return self._find(digest)
-
-    cdef object _find(self, object digest):
-        cdef uint8_t buf[64]
-        cdef const uint8_t *p
-        cdef int a
-        cdef KeyTable t = self._resolve(digest, buf, &p, &a)
-        if t is None:
-            return None
-        cdef int64_t row = hl.hl_table_find(&t._c_table, p)
-        if row < 0:
-            return None
-        return t, row
-
-    def lookup(self, digest, only=None, exclude=None):
-        """The Match of a digest, or None: see Dataset.lookup."""
-        return self._lookup(digest, only, exclude)
-
-    cdef object _lookup(self, object digest, object only, object exclude):
-        cdef uint8_t buf[64]
-        cdef const uint8_t *p
-        cdef int a
-        cdef KeyTable t = self._resolve(digest, buf, &p, &a)
-        if t is None:
-            return None
-        cdef int64_t row = hl.hl_table_find(&t._c_table, p)
-        if row < 0:
-            return None
-        return self._hit(a, row, only, exclude)
-
-    def hit(self, int algorithm, int64_t row, only=None, exclude=None):
-        """The Match of row `row` of the key table of `algorithm` (0 md5, 1
-        sha1, 2 sha256), or None if the label filters (only, exclude, the
-        suppressed labels) drop its record."""
-        if algorithm < 0 or algorithm > 2 or self._table(algorithm) is None:
-            raise KeyError(f"no table of algorithm {algorithm}")
-        return self._hit(algorithm, row, only, exclude)
-
-    cdef object _hit(self, int a, int64_t row, object only, object exclude):
-        cdef object rid
-        cdef bint filtered = (only is not None or exclude is not None
-                              or len(self._c_suppress) != 0)
-        if self._c_records is None:  # a plain index: the row is the record
-            if filtered and not self._filter(only, exclude)._wants(row):
-                return None
-            return self._plain_match(a, row)
-        # (raises ValueError once the generation is closed, IndexFormatError
-        # if the rowmap points past the records)
-        rid = self._c_records._record_of(a, row)
-        if filtered and not self._filter(only, exclude)._wants(rid):
-            return None
-        return self._record_match(a, rid, self._c_records._fields(rid))
-
-    def match(self, int algorithm, int64_t record_id):
-        """The Match of record `record_id` (in range), its algorithm field
-        `algorithm`: Dataset.record, no filter."""
-        if self._c_records is None:
-            return self._plain_match(algorithm, record_id)
-        return self._record_match(algorithm, record_id,
-                                  self._c_records.read(record_id))
-
-    cdef object _record_match(self, int a, object rid, tuple fields):
-        labels = self._c_labels._of(rid) if self._c_labels is not None else ()
-        return tuple.__new__(self._c_match, (rid, _ALG_NAMES[a], fields[0], fields[1],
-                                             fields[2], fields[3], labels,
-                                             self._c_generation, self._c_built))
-
-    cdef object _plain_match(self, int a, int64_t row):
-        cdef KeyTable t = self._table(a)
-        if t is None or not t._c_open:
-            raise ValueError(_DATASET_CLOSED)
-        if row < 0 or <uint64_t>row >= t._c_table.n:
-            raise IndexError(f"no row {row} in the {_ALG_NAMES[a]} table")
-        cdef list digests = [None, None, None]
-        digests[a] = _hex_str(t._c_table.keys + <uint64_t>row * t._c_table.width,
-                              t._c_table.width)
-        return tuple.__new__(self._c_match, (row, _ALG_NAMES[a], digests[0],
-                                             digests[1], digests[2], None, (),
-                                             self._c_generation, self._c_built))
-
-    def record_filter(self, only=None, exclude=None):
-        """A predicate record id -> wanted (label bitmap algebra, cached per
-        generation), or None when nothing is filtered: `only` (a label or
-        labels: a record must carry one of them), `exclude` and the
-        suppressed labels (it must carry none)."""
-        if only is None and exclude is None and not self._c_suppress:
-            return None
-        cdef LabelFilter f = self._filter(only, exclude)
-        if f._c_kind == _PASS_IN:
-            return f._c_bitmap.__contains__   # one call less per record
-        return f
-
-    cdef LabelFilter _filter(self, object only, object exclude):
-        o = tuple(sorted(_as_labels(only))) if only is not None else None
-        x = tuple(sorted(set(_as_labels(exclude)) | set(self._c_suppress)))
-        key = (o, x)
-        cdef LabelFilter f = self._c_filters.get(key)
-        if f is not None:
-            return f
-        cdef LabelSet labels = self._c_labels
-        if labels is None:
-            f = _label_filter(_PASS_NONE if o else _PASS_ALL, None)
-        elif o:
-            allowed = labels._union(o)
-            if x:
-                allowed = allowed - labels._union(x)
-            f = _label_filter(_PASS_IN, allowed)
-        elif x:
-            f = _label_filter(_PASS_NOT_IN, labels._union(x))
-        else:
-            f = _label_filter(_PASS_ALL, None)
-        self._c_filters[key] = f
-        return f
-
-
-# What a closed dataset answers from: digests are checked as ever, then
-# ValueError("I/O operation on closed dataset").
-cdef TableSet _NO_TABLES = TableSet((None, None, None), None, None, (), 0, "", tuple)
-
-
-cdef class TableSetRef:
-    """The TableSet of the current generation, swapped whole on reload (a
-    lookup finishes on the generation it started on), and the auto-reload
-    clock.  hashlookup.store.dataset.Dataset derives from it so that
-    `lookup` and `find_row` are one call into C with no Python frame.  It
-    calls no method of a subclass: with auto-reload on, the one Python call
-    it makes is the function given to _set_auto_reload, at most once per
-    interval."""
-    cdef TableSet _c_set            # never None (_NO_TABLES when closed)
-    cdef bint _c_auto_reload
-    cdef double _c_reload_interval
-    cdef double _c_next_check
-    cdef object _c_on_interval
-
-    def __cinit__(self):
-        self._c_set = _NO_TABLES
-
-    def _set_current(self, TableSet tables):
-        """Answer from `tables` from now on (None: closed)."""
-        self._c_set = tables if tables is not None else _NO_TABLES
-
-    def _set_auto_reload(self, bint enabled, double interval, object on_interval):
-        """With enabled: on_interval(self) is called by lookups (and by
-        _reload_due's callers) once `interval` seconds have passed since the
-        last call."""
-        self._c_auto_reload = enabled
-        self._c_reload_interval = interval
-        self._c_next_check = _monotonic() + interval
-        self._c_on_interval = on_interval
-
-    def _reload_due(self):
-        """True (once per interval) if auto-reload is on and the interval has
-        passed: for the entry points written in Python, which reload
-        themselves."""
-        cdef double now
-        if not self._c_auto_reload:
-            return False
-        now = _monotonic()
-        if now < self._c_next_check:
-            return False
-        self._c_next_check = now + self._c_reload_interval
-        return True
-
-    cdef inline TableSet _current(self):
-        cdef double now
-        if self._c_auto_reload:
-            now = _monotonic()
-            if now >= self._c_next_check:
-                self._c_next_check = now + self._c_reload_interval
-                self._c_on_interval(self)
-        return self._c_set
-
-    def lookup(self, digest, only=None, exclude=None):
-        """The Match of a digest (hex str or raw bytes of an md5, sha1 or
-        sha256; the length tells the algorithm), or None.
-
-        Parameters
-        ----------
-        only
-            A label or labels: match only records carrying one of them.
-        exclude
-            A label or labels: never match records carrying one of them
-            (on top of the dataset's suppressed labels).
-
-        Raises
-        ------
-        TypeError, ValueError
-            `digest` is not a digest of one of the three algorithms.
-        """
-        return self._current()._lookup(digest, only, exclude)
-
-    def find_row(self, digest):
-        """(table, row) of a digest, or None: lookup without building the
-        Match (no label filter applies)."""
-        return self._current()._find(digest)
 
 
 def pack_keys(object keys, size_t width, str what):
@@ -1115,7 +685,7 @@ cdef extern from "Python.h":
     void *PyUnicode_DATA(object s)
 
 
-cdef inline object _hex_str(const uint8_t *p, size_t width):
+cdef object _hex_str(const uint8_t *p, size_t width):
     """A lowercase hex str of width bytes, written in place (no bytes
     object and no .hex() call in between)."""
     cdef object s = PyUnicode_New(<Py_ssize_t>(2 * width), 127)
@@ -1249,23 +819,3 @@ cdef class RecordTable:
         if record_id < 0 or <uint64_t>record_id >= self._c_count:
             raise IndexError(f"record id {record_id} out of range")
         return self._fields(record_id)
-
-
-def labels_of(object record_id, tuple pairs, dict interned):
-    """Names of the (name, bitmap) pairs whose bitmap holds record_id, as a
-    tuple in pair order; equal tuples come back as one object, kept in
-    `interned` (at most 4096 of them).  For LabelStore.of: the loop costs
-    one membership test per label and no Python frame."""
-    cdef list found = []
-    cdef tuple pair
-    for pair in pairs:
-        if record_id in pair[1]:
-            found.append(pair[0])
-    cdef tuple key = tuple(found)
-    cdef object seen = interned.get(key)
-    if seen is None:
-        if len(interned) >= 4096:   # bounded: many labels combine
-            return key
-        interned[key] = key
-        return key
-    return seen

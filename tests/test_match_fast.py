@@ -250,28 +250,28 @@ def test_fast_path_long_input_and_several_files(
 
 
 def test_match_lines_core_api(data: Data) -> None:
-    """KeyTable._match_lines directly: counts, output, out=None, bad sizes."""
+    """KeyTable.match_lines directly: counts, output, out=None, bad sizes."""
     ds = hashlookup.open_dataset(str(data.dataset))
     try:
         table = ds.table("md5")
         hit, miss = data.known[16][0], data.others[16][0]
         buf = f"{hit}\n\n#c\n{miss}  name\r\n{hit.upper()}\r".encode()
         out = bytearray(len(buf) + 1)
-        st, keys, lines, invalid, found, selected, n, *_ = table._match_lines(
+        st, keys, lines, invalid, found, selected, n, *_ = table.match_lines(
             buf, 1 << 20, False, False, out
         )
         assert (st, keys, lines, invalid, found, selected) == (0, 3, 5, 0, 2, 2)
         assert bytes(out[:n]) == f"{hit}\n{hit.upper()}\n".encode()
-        st, *counts = table._match_lines(buf, 1 << 20, False, True, None)
+        st, *counts = table.match_lines(buf, 1 << 20, False, True, None)
         assert st == 0 and counts[4] == 1 and counts[5] == 0
         with pytest.raises(ValueError, match="len"):
-            table._match_lines(buf, 1 << 20, False, False, bytearray(len(buf)))
+            table.match_lines(buf, 1 << 20, False, False, bytearray(len(buf)))
         bad = f"{hit}\nxyz\n{hit}\n".encode()
         st, keys, lines, invalid, found, selected, n, eline, eoff, elen = (
-            table._match_lines(bad, 1 << 20, False, False, bytearray(len(bad) + 1))
+            table.match_lines(bad, 1 << 20, False, False, bytearray(len(bad) + 1))
         )
         assert st == _core.ELENGTH and (eline, eoff, elen) == (1, 33, 3)
-        st, keys, lines, invalid, *_ = table._match_lines(
+        st, keys, lines, invalid, *_ = table.match_lines(
             bad, 1 << 20, True, False, bytearray(len(bad) + 1)
         )
         assert (st, keys, lines, invalid) == (0, 2, 3, 1)

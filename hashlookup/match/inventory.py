@@ -155,7 +155,7 @@ def match_inventory(
     consumer asks for the next piece: the consumer must not keep pieces.
 
     ``render`` (``"hits"``, ``"misses"`` or ``"count"``) asks for text inputs
-    to be matched by the one-pass C path (``KeyTable._match_lines``) where the
+    to be matched by the one-pass C path (``KeyTable.match_lines``) where the
     matcher allows it (no records wanted, no label filter): such pieces carry
     the selected lines in ``Piece.rendered`` (``"count"``: nothing) instead of
     keys and answers.  Table inputs and filtered lookups ignore it.
@@ -342,7 +342,7 @@ def _bind_rendered(
     render: str,
 ) -> Callable[[], Piece]:
     """Task: parse, look up and select the lines of one chunk in one C call
-    (``KeyTable._match_lines``); numbered later by ``Piece.place`` like
+    (``KeyTable.match_lines``); numbered later by ``Piece.place`` like
     :func:`_bind_text`'s pieces."""
 
     def run() -> Piece:
@@ -364,7 +364,7 @@ def _bind_rendered(
             err_line,
             err_off,
             err_len,
-        ) = matcher.table._match_lines(
+        ) = matcher.table.match_lines(
             memoryview(buf)[:length], MAX_LINE, skip_invalid, render == "misses", out
         )
         error = None

@@ -255,13 +255,13 @@ class KeyMatcher:
     @property
     def renders_lines(self) -> bool:
         """True when lines can be selected by the table alone
-        (``KeyTable._match_lines``): bound, and neither records nor a label
+        (``KeyTable.match_lines``): bound, and neither records nor a label
         filter (the dataset's suppressed labels included) are wanted."""
         return (
             self.table is not None
             and not self.want_records
             and self._keep is None
-            and hasattr(self.table, "_match_lines")
+            and hasattr(self.table, "match_lines")
         )
 
     def bind(self, width: int, where: str) -> None:

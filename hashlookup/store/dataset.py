@@ -2,7 +2,7 @@
 sha1, sha256), a record table and labels.  See docs/DATASETS.md.
 
 A lookup by any digest finds its record: the digest's length picks the
-table (in C, hashlookup._core.TableSet), the row's entry in the table's
+table (in C, hashlookup._lookup.TableSet), the row's entry in the table's
 rowmap is the record id, and the record points at the rows of the file's
 other digests.  Labels are roaring bitmaps of record ids.
 
@@ -26,7 +26,7 @@ else:
     from hashlookup._lazy import numpy as np
 
 from hashlookup import algorithms
-from hashlookup._core import TableSetRef
+from hashlookup._lookup import TableSetRef
 from hashlookup.errors import IndexFormatError
 from hashlookup.store.generation import ALGORITHMS, Generation, Match
 from hashlookup.store.index import HashIndex, _raw_public_key, file_identity
@@ -97,7 +97,7 @@ class Dataset(TableSetRef):
         building the Match (no label filter applies); raises as it does.
 
     Both are one call into C per digest, hit or miss
-    (``hashlookup._core.TableSetRef``); with ``auto_reload`` they check
+    (``hashlookup._lookup.TableSetRef``); with ``auto_reload`` they check
     for a replaced file at most once per interval.
 
     Examples

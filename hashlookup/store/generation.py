@@ -22,7 +22,8 @@ else:
     from hashlookup._lazy import numpy as np
 
 from hashlookup import algorithms
-from hashlookup._core import RecordTable, TableSet
+from hashlookup._core import RecordTable
+from hashlookup._lookup import TableSet
 from hashlookup.errors import IndexFormatError
 from hashlookup.store import format as _format
 from hashlookup.store.index import (

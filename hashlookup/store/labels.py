@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 else:
     from hashlookup._lazy import numpy as np
 
-from hashlookup._core import LabelSet
+from hashlookup._lookup import LabelSet
 from hashlookup.errors import IndexFormatError
 
 LABEL_RE = re.compile(r"^[^\x00-\x1f]{1,200}$")
@@ -55,7 +55,7 @@ class LabelStore(LabelSet):
     """Read side: the label directory of one mapped dataset.
 
     The bitmaps themselves (read on first use, membership of a record) are
-    hashlookup._core.LabelSet's, so that a lookup reads a hit's labels
+    hashlookup._lookup.LabelSet's, so that a lookup reads a hit's labels
     without leaving C.
 
     Parameters

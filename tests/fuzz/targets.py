@@ -401,7 +401,7 @@ def fuzz_lines(data: bytes) -> None:
 
 
 def fuzz_matchlines(data: bytes) -> None:
-    """KeyTable._match_lines (parse, look up and select lines in one C call,
+    """KeyTable.match_lines (parse, look up and select lines in one C call,
     the `match` text path) against reference_lines and a set: the same
     status, counts, first bad line, and exactly the selected lines.  The
     first bytes pick known digests to put in front, so that there are hits."""
@@ -417,7 +417,7 @@ def fuzz_matchlines(data: bytes) -> None:
         + rest
     )
     out = bytearray(len(buf) + 1)
-    got = fx["index"]._match_lines(buf, max_line, skip, invert, out)
+    got = fx["index"].match_lines(buf, max_line, skip, invert, out)
     status, n, nlines, invalid, found, selected, out_len, eline, eoff, elen = got
     r_status, r_keys, _r_lines, r_offs, r_nlines, r_invalid, r_err = reference_lines(
         buf, 16, max_line, skip
@@ -442,7 +442,7 @@ def fuzz_matchlines(data: bytes) -> None:
             want.append(line[:-1] if line.endswith(b"\r") else line)
     assert selected == len(want)
     assert bytes(out[:out_len]) == b"".join(x + b"\n" for x in want), (got, want)
-    counted = fx["index"]._match_lines(buf, max_line, skip, invert, None)
+    counted = fx["index"].match_lines(buf, max_line, skip, invert, None)
     assert counted[:6] == got[:6] and counted[6] == 0
 
 
