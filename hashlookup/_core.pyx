@@ -20,6 +20,7 @@ from libc.string cimport memcpy
 
 cimport hl
 
+from hashlookup.algorithms import NAMES as _ALG_NAMES
 from hashlookup.errors import IndexFormatError
 
 
@@ -713,7 +714,7 @@ cdef class RecordTable:
         cdef const uint8_t *base = &view[0] if size > 0 else NULL
         cdef int a
         cdef Py_ssize_t off, width, n
-        self._c_algs = ("md5", "sha1", "sha256")
+        self._c_algs = _ALG_NAMES
         if len(keys) != 3 or len(rowmaps) != 3:
             raise ValueError("expected key spans and rowmaps of md5, sha1, sha256")
         if rec_off < 0 or <uint64_t>rec_off + count * 24 > size:

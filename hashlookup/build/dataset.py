@@ -39,7 +39,7 @@ from hashlookup.store import labels as _labels
 
 ALGORITHMS = algorithms.NAMES
 WIDTHS = algorithms.WIDTH
-GROUPS = {"md5": 1, "sha1": 2, "sha256": 3}  # table group = algorithm id
+GROUPS = {a.name: a.format_id for a in algorithms.DIGESTS}  # table group = format id
 
 
 @dataclass

@@ -16,13 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from hashlookup import _core
+from hashlookup import _core, algorithms
 from hashlookup.store import format as _format
 from hashlookup.store.dataset import ALGORITHMS, Dataset
 
 _NEW = {"md5": hashlib.md5, "sha1": hashlib.sha1, "sha256": hashlib.sha256}
-_BITS = {"md5": 1, "sha1": 2, "sha256": 4}
-_SLOT = {"md5": 1, "sha1": 2, "sha256": 3}  # in the tuples of _core.hash_files
+# The algorithm bits and result-tuple slots of _core.hash_files.
+_BITS = {name: 1 << i for i, name in enumerate(algorithms.NAMES)}
+_SLOT = {name: i + 1 for i, name in enumerate(algorithms.NAMES)}
 # Reasons for the negative outcomes of _core.hash_files (see hl_filehash.h).
 _NATIVE_REASONS = {
     -1: "no longer a regular file",
