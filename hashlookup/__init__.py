@@ -16,15 +16,15 @@ from hashlookup.errors import (
 )
 
 if TYPE_CHECKING:
-    from hashlookup.build.bloom import BloomExportReport, export_bloom
-    from hashlookup.build.dataset import (
+    from hashlookup.builders.bloom import BloomExportReport, export_bloom
+    from hashlookup.builders.dataset import (
         DatasetReport,
         UpdateReport,
         build_dataset,
         update_dataset,
     )
-    from hashlookup.build.index import BuildReport, build_index
-    from hashlookup.build.signing import generate_signing_key, sign_dataset
+    from hashlookup.builders.index import BuildReport, build_index
+    from hashlookup.builders.signing import generate_signing_key, sign_dataset
     from hashlookup.store.dataset import Dataset, Invalid, Match, open_dataset
     from hashlookup.store.index import HashIndex, open_index
 
@@ -35,14 +35,14 @@ if TYPE_CHECKING:
 # by hand.)
 # fmt: off
 _LAZY = {
-    "BloomExportReport": "build.bloom", "export_bloom": "build.bloom",
-    "BuildReport": "build.index", "build_index": "build.index",
+    "BloomExportReport": "builders.bloom", "export_bloom": "builders.bloom",
+    "BuildReport": "builders.index", "build_index": "builders.index",
     "Dataset": "store.dataset", "Invalid": "store.dataset", "Match": "store.dataset",
     "open_dataset": "store.dataset",
-    "DatasetReport": "build.dataset", "UpdateReport": "build.dataset",
-    "build_dataset": "build.dataset", "update_dataset": "build.dataset",
+    "DatasetReport": "builders.dataset", "UpdateReport": "builders.dataset",
+    "build_dataset": "builders.dataset", "update_dataset": "builders.dataset",
     "HashIndex": "store.index", "open_index": "store.index",
-    "generate_signing_key": "build.signing", "sign_dataset": "build.signing",
+    "generate_signing_key": "builders.signing", "sign_dataset": "builders.signing",
 }
 # fmt: on
 

@@ -1,4 +1,4 @@
-"""DCSO bloom v1 export (hashlookup.build.bloom), checked against flor itself.
+"""DCSO bloom v1 export (hashlookup.builders.bloom), checked against flor itself.
 
 flor (PyPI ``flor``, DCSO's Python implementation of the format) is the
 reference: it must read every exported file, find every key, agree with our
@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 
 import hashlookup
-from hashlookup.build import bloom as bx
-from hashlookup.build.bloom import (
+from hashlookup.builders import bloom as bx
+from hashlookup.builders.bloom import (
     BloomExportWarning,
     dcso_fingerprint,
     dcso_parameters,

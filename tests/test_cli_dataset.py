@@ -996,7 +996,7 @@ def test_update(data: Data, tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 def test_export_bloom(
     data: Data, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bloom = pytest.importorskip("hashlookup.build.bloom")
+    bloom = pytest.importorskip("hashlookup.builders.bloom")
     out_path = tmp_path / "sha1.bloom"
     code, out, err = _run(
         [

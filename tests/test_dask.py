@@ -247,7 +247,7 @@ def test_signed_dataset_checked_on_the_workers(
     """require_signature: checked when the graph is built and again by every
     worker that opens the file; a file replaced in between (not signed by the
     key) is refused by the workers instead of being matched."""
-    from hashlookup.build.signing import generate_signing_key, sign_dataset
+    from hashlookup.builders.signing import generate_signing_key, sign_dataset
 
     signed = tmp_path / "signed.hlx"
     shutil.copyfile(data.dataset, signed)

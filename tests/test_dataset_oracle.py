@@ -13,7 +13,7 @@ as a dict oracle built from the same inputs:
 * a record's digests: the digests of its rows (when a record has several
   digests of one algorithm, e.g. two rows that share an md5 but disagree on
   the sha256, the Match shows one of them);
-* size: the largest known size of its rows (``hashlookup.build.dataset`` takes
+* size: the largest known size of its rows (``hashlookup.builders.dataset`` takes
   ``np.maximum`` over the rows, -1 = unknown), None when none is known;
 * labels: ``source:NAME`` of every input with a row of the record, plus the
   labels the importer gave the rows (VICS: ``category:N``,

@@ -685,7 +685,7 @@ def test_update_without_changes_keeps_everything(update_case):
 
 
 def test_update_keeps_every_digest_of_a_record(tmp_path):
-    """BUG (hashlookup/build/dataset.py, dataset_batches): a record that
+    """BUG (hashlookup/builders/dataset.py, dataset_batches): a record that
     has several digests of one algorithm (two input rows that share an md5
     but disagree on the sha256) keeps only the one its record points at when
     it is carried into the next generation: the records section holds one
@@ -713,7 +713,7 @@ def test_update_keeps_every_digest_of_a_record(tmp_path):
 
 
 def test_update_changed_counts_only_real_changes(update_case):
-    """BUG (minor; hashlookup/build/dataset.py, build_dataset's `carried`
+    """BUG (minor; hashlookup/builders/dataset.py, build_dataset's `carried`
     counts): UpdateReport.changed is documented as "old records that gained
     digests or labels", but it counts every old record that any added row
     merged into.  Adding again an input the dataset already holds (same

@@ -17,7 +17,7 @@ import requests
 from pyhashlookup import Hashlookup
 
 import hashlookup
-from hashlookup.build.bloom import read_bloom
+from hashlookup.builders.bloom import read_bloom
 from server_utils import (
     ALGS,
     Server,

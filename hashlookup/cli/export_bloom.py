@@ -68,7 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     """Write the filter; a summary line on stderr unless ``--quiet``."""
     try:
-        from hashlookup.build.bloom import export_bloom
+        from hashlookup.builders.bloom import export_bloom
     except ImportError as exc:
         raise CLIError(
             f"export-bloom is not available in this installation ({exc})"

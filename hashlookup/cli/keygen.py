@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     """Create the key pair; print its files and key id."""
-    from hashlookup.build.signing import generate_signing_key
+    from hashlookup.builders.signing import generate_signing_key
 
     pair = generate_signing_key(args.output)
     ctx.out.line(f"private key: {pair.private_key} (mode 0600, keep it secret)")

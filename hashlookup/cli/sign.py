@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     """Verify and sign the file; print the signature's facts."""
-    from hashlookup.build.signing import sign_dataset
+    from hashlookup.builders.signing import sign_dataset
 
     report = sign_dataset(args.path, args.key, output=args.output)
     ctx.out.line(

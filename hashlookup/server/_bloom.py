@@ -23,7 +23,7 @@ from typing import Any
 
 import xxhash
 
-from hashlookup.build.bloom import export_bloom
+from hashlookup.builders.bloom import export_bloom
 
 
 def etag_of(table: Any, generation: int, algorithm: str, fpr: float) -> str:

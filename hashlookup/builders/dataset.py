@@ -27,7 +27,7 @@ import numpy as np
 from hashlookup import _core, algorithms
 from hashlookup._atomic import atomic_output
 from hashlookup._version import __version__
-from hashlookup.build.index import (
+from hashlookup.builders.index import (
     DEFAULT_BLOOM_BITS_PER_KEY,
     DEFAULT_BLOOM_HASHES,
     check_bloom_params,
@@ -360,7 +360,7 @@ def _allowed_rows(
 
 def _member(keys: np.ndarray, known: np.ndarray) -> np.ndarray:
     """keys[i] in known, via an in-memory key table (no file)."""
-    from hashlookup.build.index import sort_unique
+    from hashlookup.builders.index import sort_unique
 
     known = sort_unique(known)
     table = memory_table(known)
