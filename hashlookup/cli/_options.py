@@ -157,6 +157,17 @@ def add_import_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_lookup_threads(p: argparse.ArgumentParser) -> None:
+    """``--threads`` of the commands that look up batches (match, demo)."""
+    p.add_argument(
+        "--threads",
+        type=int_arg(0),
+        default=1,
+        metavar="N",
+        help="lookup threads (0: one per core; default: 1)",
+    )
+
+
 def add_quiet(p: argparse.ArgumentParser) -> None:
     """``-q``/``--quiet`` of the commands that print a summary line."""
     p.add_argument(

@@ -55,7 +55,7 @@ import numpy.typing as npt
 
 from hashlookup.algorithms import MD5, SHA1, SHA256
 from hashlookup.cli._common import Context
-from hashlookup.cli._options import int_arg
+from hashlookup.cli._options import add_lookup_threads, int_arg
 
 DESCRIPTION = (
     "Build a dataset from three synthetic known-hash lists (a plain md5 list, "
@@ -547,13 +547,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="random non-member digests in the inventory (default: 1000000)",
     )
-    p.add_argument(
-        "--threads",
-        type=int_arg(0),
-        default=1,
-        metavar="N",
-        help="lookup threads (0: one per core; default: 1)",
-    )
+    add_lookup_threads(p)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:

@@ -26,6 +26,7 @@ from hashlookup.cli._open import Opened
 from hashlookup.cli._options import (
     add_filter_options,
     add_format,
+    add_lookup_threads,
     add_path,
     add_verify_key,
     int_arg,
@@ -78,13 +79,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="skip invalid lines instead of failing",
     )
     add_filter_options(p)
-    p.add_argument(
-        "--threads",
-        type=int_arg(0),
-        default=1,
-        metavar="N",
-        help="lookup threads (0: one per core; default: 1)",
-    )
+    add_lookup_threads(p)
     p.add_argument(
         "--chunk-size",
         type=int_arg(1),

@@ -507,21 +507,7 @@ def _bind_table(
             keys, rows, invalid, empty = arrow_keys(
                 inv, matcher, cells, first, skip_invalid
             )
-        found, record_ids, filtered = matcher.lookup(keys)
-        return Piece(
-            inv,
-            keys,
-            rows,
-            found,
-            record_ids,
-            filtered,
-            n,
-            invalid,
-            empty,
-            0,
-            first,
-            batch=batch,
-        )
+        return _table_piece(inv, matcher, keys, rows, n, invalid, empty, first, batch)
 
     return run
 
@@ -641,24 +627,39 @@ def _row_group_task(
         keys, rows, invalid, empty = arrow_keys(
             inv, matcher, table.column(inv.column), first, skip_invalid
         )
-        found, record_ids, filtered = matcher.lookup(keys)
         batch = table.combine_chunks().to_batches()[0] if whole_rows else None
-        return Piece(
-            inv,
-            keys,
-            rows,
-            found,
-            record_ids,
-            filtered,
-            n,
-            invalid,
-            empty,
-            0,
-            first,
-            batch=batch,
-        )
+        return _table_piece(inv, matcher, keys, rows, n, invalid, empty, first, batch)
 
     return run
+
+
+def _table_piece(
+    inv: Inventory,
+    matcher: KeyMatcher,
+    keys: npt.NDArray[np.uint8],
+    rows: npt.NDArray[np.int64],
+    n: int,
+    invalid: int,
+    empty: int,
+    first: int,
+    batch: Any,
+) -> Piece:
+    """The piece of one chunk of table rows: its keys looked up."""
+    found, record_ids, filtered = matcher.lookup(keys)
+    return Piece(
+        inv,
+        keys,
+        rows,
+        found,
+        record_ids,
+        filtered,
+        n,
+        invalid,
+        empty,
+        0,
+        first,
+        batch=batch,
+    )
 
 
 def render_rows(
