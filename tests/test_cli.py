@@ -726,14 +726,14 @@ def test_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         "succeeded",
     ):
         assert word in out, word
-    assert (workdir / "known.hlx").exists()
-    with hashlookup.open_dataset(workdir / "known.hlx") as ds:
+    assert (workdir / "known.hlds").exists()
+    with hashlookup.open_dataset(workdir / "known.hlds") as ds:
         assert ds.algorithms == ("md5", "sha1", "sha256")
         assert {"source:police", "source:hotline", "source:partner"} <= set(ds.labels())
     inventory = workdir / "inventory.md5"
     # the demo's files work with the CLI: its hit count agrees with `match --count`
     code, count_out, _ = _run(
-        ["match", str(workdir / "known.hlx"), str(inventory), "--count"], capsys
+        ["match", str(workdir / "known.hlds"), str(inventory), "--count"], capsys
     )
     hits = int(count_out)
     assert f"hits         {hits:,}" in out

@@ -615,10 +615,16 @@ def test_check_filters(data: Data, capsys: pytest.CaptureFixture[str]) -> None:
     cases = [
         (["--only", "source:police"], [True, False]),
         (["--only", "source:police", "--only", "source:hotline"], [True, True]),
-        (["--exclude", "source:police"], [False, True]),
-        (["--only", "source:hotline", "--exclude", "source:police"], [False, True]),
-        (["--exclude", "source:police", "--exclude", "source:hotline"], [False, False]),
-        (["--exclude", "no-such-label"], [True, True]),
+        (["--exclude-label", "source:police"], [False, True]),
+        (
+            ["--only", "source:hotline", "--exclude-label", "source:police"],
+            [False, True],
+        ),
+        (
+            ["--exclude-label", "source:police", "--exclude-label", "source:hotline"],
+            [False, False],
+        ),
+        (["--exclude-label", "no-such-label"], [True, True]),
     ]
     for extra, want in cases:
         code, out, err = _run([*base, *extra, "--format", "jsonl"], capsys)
@@ -633,7 +639,9 @@ def test_check_filters(data: Data, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = _run(["check", data.index, d90, "--only", "source:police"], capsys)
     assert code == 2 and out == ""
     _assert_one_error_line(err, "without labels")
-    code, out, _ = _run(["check", data.index, d90, "--exclude", "source:x"], capsys)
+    code, out, _ = _run(
+        ["check", data.index, d90, "--exclude-label", "source:x"], capsys
+    )
     assert (code, out) == (1, f"{d90}\tFOUND\n")
 
 
@@ -750,14 +758,17 @@ def test_match_filters_and_invert(
 
     cases = [
         (["--only", "source:vendor"], want(lambda ls: "source:vendor" in ls)),
-        (["--exclude", "source:police"], want(lambda ls: "source:police" not in ls)),
+        (
+            ["--exclude-label", "source:police"],
+            want(lambda ls: "source:police" not in ls),
+        ),
         (
             [
                 "--only",
                 "source:hotline",
-                "--exclude",
+                "--exclude-label",
                 "source:police",
-                "--exclude",
+                "--exclude-label",
                 "category:0",
             ],
             want(
@@ -781,7 +792,15 @@ def test_match_filters_and_invert(
         assert out == f"{len(expected)}\n"
     # everything filtered out: exit 0, nothing printed
     code, out, err = _run(
-        ["match", data.dataset, inv, "--only", "category:0", "--exclude", "category:0"],
+        [
+            "match",
+            data.dataset,
+            inv,
+            "--only",
+            "category:0",
+            "--exclude-label",
+            "category:0",
+        ],
         capsys,
     )
     assert (code, out, err) == (0, "", "")
@@ -827,7 +846,10 @@ def test_match_input_errors(
     assert code == 2
     _assert_one_error_line(err, "mixed.txt:4")
     code, out, err = _run(["match", data.dataset, mixed, "--skip-invalid"], capsys)
-    assert (code, err) == (1, "")
+    assert (code, err) == (
+        1,
+        f"hashlookup: {mixed}: skipped 1 invalid line (--skip-invalid)\n",
+    )
     assert out.splitlines() == [_digest("sha1", 190), _digest("sha1", 191)]
     # a first line that is no digest
     junk = tmp_path / "junk.txt"
@@ -836,7 +858,8 @@ def test_match_input_errors(
     assert code == 2 and out == ""
     _assert_one_error_line(err, "junk.txt:1", "md5, sha1 or sha256")
     code, out, err = _run(["match", data.dataset, junk, "--skip-invalid"], capsys)
-    assert (code, out, err) == (1, _digest("md5", 1) + "\n", "")
+    assert (code, out) == (1, _digest("md5", 1) + "\n")
+    assert err == f"hashlookup: {junk}: skipped 1 invalid line (--skip-invalid)\n"
     # an algorithm the file has no table of
     sha1s = tmp_path / "sha1s.txt"
     sha1s.write_text("\n# x\n" + _digest("sha1", 190) + "\n")
@@ -1131,7 +1154,7 @@ def test_corrupt_rowmap(
     inv.write_text(_digest("sha256", 120) + "\n")
     for argv in (
         ["match", path, inv, "--format", "jsonl"],
-        ["match", path, inv, "--exclude", "source:police", "--count"],
+        ["match", path, inv, "--exclude-label", "source:police", "--count"],
         ["check", path, _digest("sha256", 120)],
         ["verify", path],
     ):

@@ -143,9 +143,16 @@ def test_interrupted_and_resumed_equals_uninterrupted(setup, tmp_path, stops):
     assert not report.with_name("report.txt.partial").exists()
     summary = res.stderr.decode()
     assert f"resumed: {finished_before:,} directories" in summary
-    # Running it once more replays everything, hashes nothing, same report.
-    res = subprocess.run(cmd + ["--format", "jsonl"], capture_output=True, cwd=tmp_path)
+    # Running it once more: the state records a finished scan, so a new scan
+    # runs (not a replay of the old result); same tree, same report.
+    res = subprocess.run(
+        _cmd(script, 0, *args, "--resume", str(state), "--report", str(report)),
+        capture_output=True,
+        cwd=tmp_path,
+    )
     assert res.returncode == 1 and report.read_bytes() == expect
+    assert b"recorded a finished scan: this is a new scan, started over" in res.stderr
+    assert b"resumed:" not in res.stderr
     # stdout instead of a report: the same lines
     res = subprocess.run(
         _cmd(script, 0, *args, "--resume", str(state)),
@@ -195,6 +202,10 @@ def test_state_refused_with_other_parameters(setup, tmp_path):
     _base, tree, ds, script, _ = setup
     state = tmp_path / "s.state"
     scan(ds, [tree / "a1"], resume=state)
+    # without its end marker: an unfinished scan (a finished one is started
+    # over, whatever its parameters)
+    lines = state.read_bytes().splitlines(keepends=True)
+    state.write_bytes(b"".join(lines[:-1]))
     for kw in (
         {"paths": [tree / "a2"]},
         {"exclude": ["*.bin"]},
@@ -224,7 +235,7 @@ def test_torn_and_damaged_state(setup, tmp_path):
     state = tmp_path / "s.state"
     full = scan(ds, [tree], resume=state)
     lines = state.read_bytes().splitlines(keepends=True)
-    assert json.loads(lines[-1].split(b"\t", 1)[1]) == {"end": True}
+    assert json.loads(lines[-1].split(b"\t", 1)[1])["end"] is True
     # A crash in the middle of the last write: torn line dropped, scan redone
     # for that unit only.
     state.write_bytes(b"".join(lines[:-2]) + lines[-2][:30])

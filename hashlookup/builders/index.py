@@ -4,6 +4,7 @@ numpy, build the locator and Bloom filter in C, write the file atomically.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import os
@@ -231,10 +232,37 @@ def _collect(source: Source, c: _Collector, skip_invalid: bool) -> None:
             for p in items:
                 _collect(p, c, skip_invalid)
         else:
+            _blame_missing_path(items)
             c.sources.append("<sequence>")
             _read_sequence(items, c, skip_invalid)
     else:
         raise TypeError(f"cannot read digests from {type(source).__name__}")
+
+
+def _blame_missing_path(items: Sequence[Any]) -> None:
+    """A list that starts with a path but is not all paths has a misspelt
+    (or missing) path in it, not digests: raise naming that item."""
+    if not items:
+        return
+    first = items[0]
+    if not isinstance(first, os.PathLike) and not (
+        isinstance(first, str) and os.path.isfile(first)
+    ):
+        return
+    for i, x in enumerate(items):
+        if isinstance(x, os.PathLike):
+            continue
+        if not isinstance(x, str):
+            raise TypeError(
+                f"item {i} of the list of paths: expected a path, got "
+                f"{type(x).__name__}"
+            )
+        if not os.path.isfile(x):
+            if os.path.exists(x):
+                raise InputError(f"{x} (item {i} of the list of paths): not a file")
+            raise FileNotFoundError(
+                errno.ENOENT, f"No such file (item {i} of the list of paths)", x
+            )
 
 
 def _are_paths(items: Sequence[Any]) -> bool:
@@ -373,7 +401,8 @@ def build_index(
     if c.width is None:
         if alg is None:
             raise InputError(
-                "no digests in the input: cannot detect the algorithm; pass algorithm="
+                f"no digests in {', '.join(c.sources) or 'the input'}: cannot "
+                "detect the algorithm; pass algorithm="
             )
         c.width = w
     assert c.width is not None and c.algorithm is not None

@@ -62,6 +62,31 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """A command's parser.  With ``intermixed`` (a command whose PATHs are
+    optional, ``nargs="*"``), options and positionals may come in any order:
+    plain argparse would take the PATHs as empty at the first option."""
+
+    intermixed = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: object = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if not self.intermixed:
+            return super().parse_known_args(args, namespace)  # type: ignore[arg-type]
+        # parse_known_intermixed_args calls parse_known_args twice itself.
+        self.intermixed = False
+        try:
+            return self.parse_known_intermixed_args(args, namespace)  # type: ignore[arg-type]
+        finally:
+            self.intermixed = True
+
+
+#: The exit status line of a command's --help unless its module has its own
+#: EXIT_STATUS.
+_EXIT_STATUS = "Exit status: 0 success, 2 error (one line on stderr), 130 interrupted."
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argparse parser of ``hashlookup``, with the options of ``command``.
 
@@ -87,12 +112,16 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action="version", version=f"%(prog)s {__version__}"
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
     for name, (module_name, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, allow_abbrev=False)
         if name == command:
             module = importlib.import_module(f"{__name__}.{module_name}")
             p.description = module.DESCRIPTION
+            p.epilog = getattr(module, "EXIT_STATUS", _EXIT_STATUS)
+            p.intermixed = getattr(module, "INTERMIXED", False)
             module.add_arguments(p)
             p.set_defaults(run=module.run)
     return parser

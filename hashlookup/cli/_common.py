@@ -5,7 +5,9 @@ raise and the per-run context they write through."""
 from __future__ import annotations
 
 import os
+import stat
 import sys
+from collections.abc import Iterable
 from typing import Final
 
 from hashlookup.cli._output import Output
@@ -65,6 +67,75 @@ def print_error(message: str) -> None:
 def warn(message: str) -> None:
     """``hashlookup: warning: <message>`` on one line of stderr."""
     sys.stderr.write(f"{PROG}: warning: {one_line(message)}\n")
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file ``path`` names (links followed; ``-`` is
+    standard input), or None when it does not exist."""
+    try:
+        st = os.fstat(0) if path == "-" else os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
+
+
+def refuse_same_file(output: str, option: str, inputs: Iterable[str]) -> None:
+    """Raise CLIError when ``output`` is the same file as one of ``inputs``.
+
+    The files are compared by device and inode, so hard links, symbolic
+    links, ``-`` (standard input) and ``/dev/stdin`` are all caught; this
+    runs before anything is read or written, so nothing is lost.
+
+    Parameters
+    ----------
+    output
+        The file the command would write (as given).
+    option
+        How the command line names it (``-o``, ``--report``...), for the
+        message.
+    inputs
+        The files the command reads (as given; ``-`` is standard input).
+    """
+    target = _identity(output)
+    if target is None:
+        return
+    for text in inputs:
+        if _identity(text) == target:
+            if text == "-":
+                what = "is the file on standard input (input '-')"
+            elif text == output:
+                what = "is also an input"
+            else:
+                what = f"is the same file as the input {text}"
+            raise CLIError(
+                f"{option} {output} {what}: refusing to "
+                "overwrite an input (nothing written); choose another output file"
+            )
+
+
+def refuse_writing_directory(output: str, option: str) -> None:
+    """Raise CLIError when ``output`` exists and is not a regular file.
+
+    Outputs are written as a temporary file in the same directory and then
+    renamed over ``output``: a directory would give an error naming that
+    internal file, and a device, pipe or ``/dev/stdin`` would be replaced by
+    a regular file (in ``/dev``, for root).
+    """
+    if os.path.isdir(output):
+        raise CLIError(
+            f"{option} {output}: is a directory; {option} names the file to "
+            "write (for example DIR/known.hlds)"
+        )
+    try:
+        st = os.stat(output)
+    except (OSError, ValueError):
+        return
+    if not stat.S_ISREG(st.st_mode):
+        raise CLIError(
+            f"{option} {output}: not a regular file (a device, a pipe or a "
+            "standard stream); the output is written as a new file that "
+            "replaces it: name a file"
+        )
 
 
 def note_stale_signature(path: str) -> None:

@@ -71,6 +71,48 @@ def _name_stdin_in_errors(spool: str) -> Iterator[None]:
         raise InputError(str(exc).replace(spool, "<stdin>")) from None
 
 
+#: Leading bytes of file kinds that are not text lists, and what to call them.
+_MAGIC = (
+    (b"\x1f\x8b", "gzip-compressed data"),
+    (b"BZh", "bzip2-compressed data"),
+    (b"\xfd7zXZ\x00", "xz-compressed data"),
+    (b"(\xb5/\xfd", "zstd-compressed data"),
+    (b"PK\x03\x04", "a zip archive"),
+    (b"PAR1", "a Parquet file"),
+    (b"SQLite format 3\x00", "an SQLite database"),
+    (b"\x89HLX", "a hashlookup dataset or index file"),
+    (b"\x7fELF", "an executable (ELF)"),
+)
+
+
+def looks_like(head: bytes) -> str | None:
+    """What the first bytes of an input say it is when it is not text
+    ("gzip-compressed data", "binary data"...), or None for text."""
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            return what
+    if b"\x00" in head:
+        return "binary data (it contains NUL bytes)"
+    return None
+
+
+def refuse_binary_text_input(path: str, head: bytes) -> None:
+    """Raise CLIError when an input read as a text digest list is binary:
+    say what it looks like instead of quoting its bytes."""
+    what = looks_like(head)
+    if what is None:
+        return
+    shown = "standard input" if path == "-" else path
+    hint = ""
+    if "compressed" in what:
+        hint = "; decompress it first (e.g. zcat FILE | hashlookup match DATASET -)"
+    elif "hashlookup" in what:
+        hint = "; the dataset comes first: hashlookup match DATASET INPUT..."
+    elif "Parquet" in what:
+        hint = "; give the digest column with --column NAME"
+    raise CLIError(f"{shown}: {what}, not a text digest list{hint}")
+
+
 def _mapping(
     pairs: Sequence[tuple[str, str]] | None, option: str
 ) -> dict[str, str] | None:

@@ -119,30 +119,11 @@ class Opened:
     def label_filters(
         self, only: list[str] | None, exclude: list[str] | None
     ) -> Filters:
-        """Validated ``--only``/``--exclude`` labels.
-
-        An ``--only`` label the file does not have is an error (a typo would
-        otherwise hide every hit); an unknown ``--exclude`` label excludes
-        nothing.  Index files have no labels: ``--exclude`` is ignored there.
-        """
-        if only and not self.is_dataset:
-            raise CLIError(
-                f"--only: {self.path} is a single-table index without labels"
-            )
-        if not self.is_dataset:
-            return None, None
-        assert self.dataset is not None
-        if only:
-            known = self.dataset.labels()
-            for label in only:
-                if label not in known:
-                    names = sorted(known)
-                    shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
-                    raise CLIError(
-                        f"--only {label!r}: no such label in {self.path} "
-                        f"(labels: {shown or 'none'})"
-                    )
-        return (tuple(only) if only else None, tuple(exclude) if exclude else None)
+        """Validated ``--only-label``/``--exclude-label`` labels
+        (:func:`label_filters`)."""
+        return label_filters(
+            self.dataset if self.is_dataset else None, self.path, only, exclude
+        )
 
     def close(self) -> None:
         """Release the mapping."""
@@ -171,3 +152,34 @@ def _open_raw_index(path: str, kwargs: dict[str, Any], refused: Exception) -> Ha
         index.close()
         raise refused from None
     return index
+
+
+def label_filters(
+    dataset: Dataset | None,
+    path: str,
+    only: list[str] | None,
+    exclude: list[str] | None,
+) -> Filters:
+    """Validated ``--only-label``/``--exclude-label`` labels of ``path``
+    (``dataset`` None: a single-table index file, which has no labels).
+
+    An ``--only-label`` label the file does not have is an error (a typo
+    would otherwise hide every hit); an unknown ``--exclude-label`` label
+    excludes nothing.  Index files have no labels: ``--exclude-label`` is
+    ignored there.
+    """
+    if only and dataset is None:
+        raise CLIError(f"--only-label: {path} is a single-table index without labels")
+    if dataset is None:
+        return None, None
+    if only:
+        known = dataset.labels()
+        for label in only:
+            if label not in known:
+                names = sorted(known)
+                shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+                raise CLIError(
+                    f"--only-label {label!r}: no such label in {path} "
+                    f"(labels: {shown or 'none'})"
+                )
+    return (tuple(only) if only else None, tuple(exclude) if exclude else None)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from hashlookup import algorithms
+from hashlookup.cli._common import warn
 
 #: Output formats of check, match and scan.
 FORMATS: Final = ("text", "jsonl", "csv")
@@ -106,21 +107,54 @@ def signature_check(args: argparse.Namespace) -> dict[str, Any]:
     return {} if key is None else {"require_signature": key}
 
 
-def add_filter_options(p: argparse.ArgumentParser) -> None:
-    """``--only`` / ``--exclude`` LABEL (check, match)."""
+def add_filter_options(p: argparse.ArgumentParser, old_exclude: bool = True) -> None:
+    """``--only-label`` / ``--exclude-label`` LABEL (check, match, scan).
+
+    ``--only`` stays a plain alias of ``--only-label``.  With
+    ``old_exclude``, ``--exclude LABEL`` (the spelling before scan's
+    ``--exclude-path``) still works, with a deprecation warning
+    (:func:`label_options`).
+    """
     p.add_argument(
+        "--only-label",
         "--only",
+        dest="only",
         action="append",
         metavar="LABEL",
         help="report only hits whose record has this label (repeatable: any of "
         "them), e.g. source:police",
     )
     p.add_argument(
-        "--exclude",
+        "--exclude-label",
+        dest="exclude_label",
         action="append",
         metavar="LABEL",
         help="do not report hits whose record has this label (repeatable)",
     )
+    if old_exclude:
+        p.add_argument(
+            "--exclude",
+            dest="exclude_label_old",
+            action="append",
+            metavar="LABEL",
+            help="deprecated spelling of --exclude-label",
+        )
+
+
+def label_options(
+    args: argparse.Namespace,
+) -> tuple[list[str] | None, list[str] | None]:
+    """``(only, exclude)`` labels of :func:`add_filter_options`; warns once
+    when the deprecated ``--exclude LABEL`` was used."""
+    exclude = list(args.exclude_label or ())
+    old = getattr(args, "exclude_label_old", None)
+    if old:
+        warn(
+            "--exclude LABEL is deprecated: write --exclude-label LABEL "
+            "(scan's --exclude-path GLOB skips paths)"
+        )
+        exclude += old
+    return args.only, exclude or None
 
 
 def add_import_options(p: argparse.ArgumentParser) -> None:

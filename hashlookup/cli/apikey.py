@@ -26,9 +26,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         ("list", "list keys (never tokens)"),
     ):
         q = ak.add_parser(action, help=text, description=text, allow_abbrev=False)
-        q.add_argument("--keys", required=True, metavar="FILE", help="keys file")
+        q.add_argument(
+            "--keys",
+            required=True,
+            metavar="FILE",
+            help="keys file (created with mode 0600 if missing; rewritten "
+            "atomically, mode 0600)",
+        )
         if action != "list":
-            q.add_argument("name", metavar="NAME")
+            q.add_argument(
+                "name",
+                metavar="NAME",
+                help="who the key is for"
+                if action == "add"
+                else "the name whose active keys are revoked, or a key id",
+            )
         if action == "add":
             q.add_argument(
                 "--rate",

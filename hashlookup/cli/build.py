@@ -15,6 +15,8 @@ from hashlookup.cli._common import (
     CLIError,
     Context,
     note_stale_signature,
+    refuse_same_file,
+    refuse_writing_directory,
 )
 from hashlookup.cli._inputs import dataset_inputs, import_options, named_input
 from hashlookup.cli._options import (
@@ -84,6 +86,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     """Build the file; a summary line on stderr unless ``--quiet``."""
+    refuse_writing_directory(args.output, "-o")
+    refuse_same_file(
+        args.output,
+        "-o",
+        [named_input(t)[1] for t in args.inputs] + list(args.allow or ()),
+    )
     if args.index:
         return _build_index(args)
     if args.algorithm is not None:
@@ -128,6 +136,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 def _build_index(args: argparse.Namespace) -> int:
     """``build --index``: one single-table index file, as before datasets."""
     from hashlookup import build_index
+    from hashlookup.errors import InputError
 
     for option, value in (
         ("--name", args.name),
@@ -162,7 +171,13 @@ def _build_index(args: argparse.Namespace) -> int:
     if args.bloom_bits_per_key is not None:
         kwargs["bloom_bits_per_key"] = args.bloom_bits_per_key
     started = time.perf_counter()
-    report = build_index(source, args.output, **kwargs)
+    try:
+        report = build_index(source, args.output, **kwargs)
+    except InputError as exc:
+        # The library's advice names its keyword; here the flag is the answer.
+        raise InputError(
+            str(exc).replace("pass algorithm=", "give --algorithm")
+        ) from None
     note_stale_signature(args.output)
     elapsed = float(getattr(report, "seconds", 0.0) or (time.perf_counter() - started))
     if not args.quiet:

@@ -15,6 +15,7 @@ from hashlookup.cli._options import (
     add_format,
     add_path,
     add_verify_key,
+    label_options,
 )
 from hashlookup.cli._output import csv_rows, json_line
 
@@ -22,6 +23,12 @@ DESCRIPTION = (
     "Look up hex digests (md5, sha1 or sha256) given on the command line. "
     "Prints one result per digest, with the record of each hit; exit 1 if "
     "any was found, 0 if none, 2 on error."
+)
+
+#: Exit status of check, shown in its --help.
+EXIT_STATUS = (
+    "Exit status: 0 no digest found, 1 at least one found, 2 error (an "
+    "invalid digest, an unreadable file; one line on stderr)."
 )
 
 if TYPE_CHECKING:
@@ -88,7 +95,7 @@ def parse_digests(digests: Sequence[str], opened: Opened) -> list[str]:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     """Print one result per digest; exit 1 if any was found."""
     with Opened(args.path, args.verify_key) as opened:
-        only, exclude = opened.label_filters(args.only, args.exclude)
+        only, exclude = opened.label_filters(*label_options(args))
         hexes = parse_digests(args.digests, opened)
         results = [opened.lookup(h, only, exclude) for h in hexes]
         is_dataset = opened.is_dataset

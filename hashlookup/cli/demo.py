@@ -19,7 +19,7 @@ Nothing here is a real hash list: the "known" digests are random numbers from
 
    and ``allow.txt``, an allow-list with the md5 of one known stdlib file that
    is on both the police and the hotline lists (it must never match).
-2. Builds the dataset ``known.hlx`` from them with :func:`hashlookup.build_dataset`
+2. Builds the dataset ``known.hlds`` from them with :func:`hashlookup.build_dataset`
    (timed): sources ``police``, ``hotline``, ``partner``; labels ``source:*`` and
    ``category:*``; the allow-listed file suppressed.
 3. Prints a summary: records, keys per algorithm, labels, suppressed records per
@@ -315,7 +315,7 @@ def run_demo(
     hotline_path = workdir / "hotline.hashdeep"
     partner_path = workdir / "partner.csv"
     allow_path = workdir / "allow.txt"
-    dataset_path = workdir / "known.hlx"
+    dataset_path = workdir / "known.hlds"
     inventory_path = workdir / "inventory.md5"
     rng = np.random.default_rng(SEED)
 

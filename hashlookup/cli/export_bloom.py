@@ -9,7 +9,15 @@ import warnings
 from typing import Any
 
 from hashlookup._version import __version__
-from hashlookup.cli._common import EXIT_CLEAN, PROG, CLIError, Context, warn
+from hashlookup.cli._common import (
+    EXIT_CLEAN,
+    PROG,
+    CLIError,
+    Context,
+    refuse_same_file,
+    refuse_writing_directory,
+    warn,
+)
 from hashlookup.cli._open import Opened
 from hashlookup.cli._options import (
     add_algorithm,
@@ -73,6 +81,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise CLIError(
             f"export-bloom is not available in this installation ({exc})"
         ) from None
+    refuse_writing_directory(args.output, "-o")
+    refuse_same_file(args.output, "-o", [args.path])
 
     with Opened(args.path, args.verify_key) as opened:
         algorithms = opened.algorithms

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 else:
     from hashlookup._lazy import numpy as np
 
-from hashlookup.cli._common import EXIT_CLEAN, EXIT_FOUND, CLIError, Context
+from hashlookup.cli._common import EXIT_CLEAN, EXIT_FOUND, PROG, CLIError, Context
+from hashlookup.cli._inputs import refuse_binary_text_input
 from hashlookup.cli._open import Opened
 from hashlookup.cli._options import (
     add_filter_options,
@@ -30,6 +31,7 @@ from hashlookup.cli._options import (
     add_path,
     add_verify_key,
     int_arg,
+    label_options,
 )
 from hashlookup.cli._output import csv_field, csv_matches, jsonl_matches, match_records
 from hashlookup.match.inventory import Inventory, InventoryStats, Piece, match_inventory
@@ -42,6 +44,13 @@ DESCRIPTION = (
     "order. The first digest's length picks the md5, sha1 or sha256 table. "
     "Exit 1 if any digest was found (also with --invert/--count), 0 if "
     "none, 2 on error."
+)
+
+#: Exit status of match, shown in its --help.
+EXIT_STATUS = (
+    "Exit status: 0 no digest found, 1 at least one found (also with "
+    "--invert and --count), 2 error (one line on stderr; with --skip-invalid "
+    "invalid lines are no error: their number is reported), 130 interrupted."
 )
 
 
@@ -74,9 +83,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="print the lines whose digest is NOT in the dataset",
     )
     p.add_argument(
+        "-n",
+        "--line-number",
+        action="store_true",
+        help="text output of digest lists: prefix each line with its line "
+        "number and ':' (as grep -n; after FILE: with several inputs)",
+    )
+    p.add_argument(
         "--skip-invalid",
         action="store_true",
-        help="skip invalid lines instead of failing",
+        help="skip invalid lines instead of failing; the number skipped in "
+        "each input is reported on stderr",
     )
     add_filter_options(p)
     add_lookup_threads(p)
@@ -151,7 +168,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
         args.chunk_size = DEFAULT_CHUNK_SIZE
     with Opened(args.path, args.verify_key) as opened:
-        only, exclude = opened.label_filters(args.only, args.exclude)
+        only, exclude = opened.label_filters(*label_options(args))
         if args.workers is not None or args.scheduler is not None:
             from hashlookup.cli.match_dask import run_dask_match
 
@@ -163,6 +180,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             found = stats.hits > 0
     ctx.found = found
     return EXIT_FOUND if found else EXIT_CLEAN
+
+
+_SNIFF = 4096  # bytes of each text input checked for binary content
 
 
 def default_jobs() -> int:
@@ -187,9 +207,17 @@ def inventories_from_args(args: argparse.Namespace) -> list[Inventory]:
                     "standard input is read as a text digest list: CSV/TSV "
                     "and Parquet inputs (--column) must be files"
                 )
-            invs.append(Inventory("-", "text", stream=sys.stdin.buffer))
+            stream = sys.stdin.buffer
+            peek = getattr(stream, "peek", None)
+            if peek is not None:
+                refuse_binary_text_input("-", peek(_SNIFF)[:_SNIFF])
+            invs.append(Inventory("-", "text", stream=stream))
             continue
-        invs.append(Inventory(path, kind, column=args.column, delimiter=args.delimiter))
+        inv = Inventory(path, kind, column=args.column, delimiter=args.delimiter)
+        if inv.kind == "text" and os.path.isfile(path):  # a pipe is read once
+            with open(path, "rb") as f:
+                refuse_binary_text_input(path, f.read(_SNIFF))
+        invs.append(inv)
     if len({inv.is_table for inv in invs}) > 1:
         raise CLIError(
             "text digest lists and CSV/Parquet inputs cannot be mixed in "
@@ -214,6 +242,13 @@ def run_match(
     invert: bool = args.invert
     tables = invs[0].is_table
     multi = len(invs) > 1
+    numbered = bool(getattr(args, "line_number", False))
+    if numbered and (tables or fmt != "text" or args.count or args.annotate):
+        raise CLIError(
+            "-n numbers the lines of text output of digest lists (jsonl and "
+            "csv output carry the line or row number already); it does not "
+            "combine with CSV/Parquet inputs, --count or --annotate"
+        )
     if args.annotate:
         if multi:
             raise CLIError("--annotate takes one input file")
@@ -242,7 +277,12 @@ def run_match(
     # Text lines printed as text (or only counted): selected in C, chunk by
     # chunk, without per-line work here (see match_inventory).
     render = None
-    if not tables and not args.annotate and (fmt == "text" or args.count):
+    if (
+        not tables
+        and not args.annotate
+        and not numbered
+        and (fmt == "text" or args.count)
+    ):
         render = "count" if args.count else "misses" if invert else "hits"
     pieces = match_inventory(
         matcher_for,
@@ -266,8 +306,12 @@ def run_match(
         )
         out.write((",".join(cols) + "\n").encode())
     header_done = False
+    skipped: dict[str, int] = {}
     for piece in pieces:
         total.add(piece)
+        if piece.invalid:
+            name = piece.inventory.name
+            skipped[name] = skipped.get(name, 0) + piece.invalid
         if piece.hits:
             ctx.found = True
         if args.count:
@@ -305,7 +349,15 @@ def run_match(
                 )
                 continue
             lines = piece.lines(sel)
-            if multi:
+            if numbered:
+                head = name.encode("utf-8", "surrogateescape") + b":" if multi else b""
+                out.write(
+                    b"".join(
+                        b"%s%d:%s\n" % (head, n, line)
+                        for n, line in zip(piece.number_list(sel), lines, strict=True)
+                    )
+                )
+            elif multi:
                 prefix = name.encode("utf-8", "surrogateescape") + b":"
                 out.write(b"".join(prefix + line + b"\n" for line in lines))
             else:
@@ -358,7 +410,19 @@ def run_match(
     if args.annotate and not header_done and tables:
         # no piece at all (a header-only CSV): still write the header
         out.write(_annotated_header(invs[0]))
+    _report_skipped(skipped, where)
     return total
+
+
+def _report_skipped(skipped: dict[str, int], where: str) -> None:
+    """One line on stderr per input with lines (rows) skipped by
+    --skip-invalid, as build reports its count: never silently dropped."""
+    for name, n in skipped.items():
+        shown = "standard input" if name == "<stdin>" else name
+        plural = "" if n == 1 else "s"
+        sys.stderr.write(
+            f"{PROG}: {shown}: skipped {n:,} invalid {where}{plural} (--skip-invalid)\n"
+        )
 
 
 def _annotated_header(inv: Inventory) -> bytes:

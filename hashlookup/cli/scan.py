@@ -7,7 +7,6 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -16,22 +15,49 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from hashlookup._atomic import atomic_output
-from hashlookup.cli._common import EXIT_CLEAN, EXIT_FOUND, PROG, CLIError, Context
+from hashlookup.cli._common import (
+    EXIT_CLEAN,
+    EXIT_ERROR,
+    EXIT_FOUND,
+    PROG,
+    CLIError,
+    Context,
+    refuse_same_file,
+    refuse_writing_directory,
+    warn,
+)
+from hashlookup.cli._open import label_filters
 from hashlookup.cli._options import (
+    add_filter_options,
     add_format,
     add_path,
     add_verify_key,
+    int_arg,
+    label_options,
     signature_check,
 )
 from hashlookup.cli._output import csv_rows
-from hashlookup.scan import ScanHit, ScanReport, scan
+from hashlookup.scan import ScanHit, ScanInterrupted, ScanReport, scan
 
 DESCRIPTION = (
-    "Walk PATHs (directories recursively, symbolic links not followed unless "
-    "asked), read each regular file once computing every digest the dataset "
-    "has, and print the files found in it. Unreadable, vanished or changing "
-    "files are reported on stderr and counted, never fatal. Files whose size "
-    "matches no record are skipped unread when every record has a size."
+    "Walk PATHs and the paths listed by --files-from (directories "
+    "recursively; a PATH that is a symbolic link is followed, links inside "
+    "directories only with --follow-symlinks), read each regular file once "
+    "computing every digest the dataset has, and print the files found in "
+    "it. Unreadable, vanished or changing files are reported on stderr and "
+    "counted: the scan goes on, and the exit status says errors occurred. "
+    "Files whose size matches no record are skipped unread when every record "
+    "has a size."
+)
+
+#: PATHs are optional (--files-from): options may come between them.
+INTERMIXED = True
+
+#: Exit status of scan, shown in its --help (docs/CLI.md has the reasons).
+EXIT_STATUS = (
+    "Exit status: 1 when any file was found (even if errors occurred: a hit "
+    "is actionable), else 2 when any file or directory could not be read "
+    "(or another error occurred), else 0; 130 when interrupted."
 )
 
 _CSV_HEADER = ["path", "algorithm", "digest", "record", "labels", "mismatch"]
@@ -80,6 +106,36 @@ def _human(n: float) -> str:
     raise AssertionError("unreachable")
 
 
+def _columns(stream: TextIO) -> int:
+    """Width of the terminal ``stream`` is drawn on (the progress line goes
+    to stderr, whatever stdout is), else $COLUMNS, else 80."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        return max(int(os.environ.get("COLUMNS", "")), 20)
+    except ValueError:
+        return 80
+
+
+def read_file_list(path: str) -> list[str]:
+    """The paths listed in ``path`` (``-``: standard input) for
+    ``--files-from``: NUL-separated if the list holds a NUL byte (``find
+    -print0``), else one per line (a trailing carriage return is dropped);
+    empty entries are skipped."""
+    if path == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        with open(path, "rb") as f:
+            data = f.read()
+    if b"\0" in data:
+        raw = data.split(b"\0")
+    else:
+        raw = [line.removesuffix(b"\r") for line in data.split(b"\n")]
+    return [os.fsdecode(item) for item in raw if item]
+
+
 class Progress:
     """One status line on a terminal (files, bytes, hits, rate), redrawn by
     the scan's progress thread about 5 times a second and erased at the end
@@ -97,7 +153,7 @@ class Progress:
             f"{_human(r.bytes_read)}, {len(r.hits):,} hits, {r.errors:,} errors, "
             f"{rate:,.0f} MB/s, {r.seconds:,.1f} s"
         )
-        width = shutil.get_terminal_size((80, 24)).columns - 1
+        width = _columns(self.stream) - 1
         with self.lock:
             self.stream.write("\r" + text[:width] + "\x1b[K")
             self.stream.flush()
@@ -132,24 +188,66 @@ def _sigterm_interrupts() -> Iterator[None]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Register the options of ``scan``."""
     add_path(p)
-    p.add_argument("paths", nargs="+", metavar="PATH", help="file or directory")
+    p.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="file or directory to scan (followed if it is a symbolic link); "
+        "optional with --files-from",
+    )
+    p.add_argument(
+        "--files-from",
+        metavar="FILE",
+        default=None,
+        help="also scan the paths listed in FILE ('-': standard input), one "
+        "per line or NUL-separated (find -print0); like md5deep -f and "
+        "clamscan --file-list. A listed path that is missing is an error of "
+        "the scan (counted, exit 2), not a usage error",
+    )
     add_format(p, "hit output: text (path, algorithm, digest, labels), jsonl, csv")
     p.add_argument(
         "--jobs",
-        type=int,
+        type=int_arg(1),
         default=None,
         metavar="N",
         help="reader/hasher threads (default: number of cores)",
     )
     p.add_argument(
-        "--exclude",
+        "--exclude-path",
+        dest="exclude_path",
         action="append",
         metavar="GLOB",
-        help="skip paths or names matching GLOB (repeatable)",
+        help="skip files and directories whose path or base name matches GLOB "
+        "(repeatable; a directory skipped is not entered)",
     )
-    p.add_argument("--min-size", type=int, default=None, metavar="BYTES")
-    p.add_argument("--max-size", type=int, default=None, metavar="BYTES")
-    p.add_argument("--follow-symlinks", action="store_true")
+    p.add_argument(
+        "--exclude",
+        dest="exclude_path_old",
+        action="append",
+        metavar="GLOB",
+        help="deprecated spelling of --exclude-path",
+    )
+    add_filter_options(p, old_exclude=False)
+    p.add_argument(
+        "--min-size",
+        type=int_arg(0),
+        default=None,
+        metavar="BYTES",
+        help="do not read files smaller than BYTES (counted as skipped by size)",
+    )
+    p.add_argument(
+        "--max-size",
+        type=int_arg(0),
+        default=None,
+        metavar="BYTES",
+        help="do not read files larger than BYTES (counted as skipped by size)",
+    )
+    p.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="follow symbolic links found inside directories too (a PATH given "
+        "is always followed); a directory reached twice is scanned once",
+    )
     p.add_argument(
         "--one-file-system",
         action="store_true",
@@ -186,6 +284,45 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_verify_key(p)
 
 
+def _roots(args: argparse.Namespace) -> list[str]:
+    """The PATHs, then the --files-from list; a mistyped PATH is a usage
+    error (a listed path that is missing is an error of the scan)."""
+    for path in args.paths:
+        if not os.path.lexists(path):
+            raise CLIError(f"{path}: no such file or directory")
+    roots = list(args.paths)
+    if args.files_from is not None:
+        listed = read_file_list(args.files_from)
+        if not listed and not args.quiet:
+            warn(f"--files-from {args.files_from}: lists no path")
+        roots += listed
+    elif not roots:
+        raise CLIError("nothing to scan: give PATHs or --files-from FILE")
+    return roots
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """--report: a file in an existing directory that is none of the inputs."""
+    if args.report is None:
+        return
+    directory = os.path.dirname(os.path.abspath(args.report))
+    if not os.path.isdir(directory):
+        raise CLIError(f"{args.report}: directory does not exist")
+    refuse_writing_directory(args.report, "--report")
+    inputs = [args.path, args.files_from or "", args.resume or ""]
+    refuse_same_file(args.report, "--report", [x for x in inputs if x])
+
+
+def _summary(r: ScanReport, seconds: float) -> str:
+    return (
+        f"{r.files_seen:,} files: {r.files_read:,} read "
+        f"({r.bytes_read / 1e6:,.1f} MB, {r.throughput:,.0f} MB/s, "
+        f"{'+'.join(r.hashed)}), {r.skipped_size:,} skipped by size, "
+        f"{r.skipped_excluded:,} excluded, {r.special:,} special, "
+        f"{r.errors:,} errors, {len(r.hits):,} hits in {seconds:.2f} s"
+    )
+
+
 def run(args: argparse.Namespace, ctx: Context) -> int:
     """Scan the trees; hits on stdout (or --report), a summary on stderr."""
     # scan() needs a Dataset (records, every digest of a hit), so the file
@@ -193,16 +330,22 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from hashlookup import open_dataset
 
     fmt = args.format
+    exclude = list(args.exclude_path or ())
+    if args.exclude_path_old:
+        warn(
+            "--exclude GLOB is deprecated in scan: write --exclude-path GLOB "
+            "(--exclude-label LABEL filters hits by label)"
+        )
+        exclude += args.exclude_path_old
+    only, exclude_labels = label_options(args)
+    _check_outputs(args)
+    roots = _roots(args)
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     progress = Progress(sys.stderr) if show and not args.quiet else None
     report_lines: list[bytes] = []
     header = csv_rows([_CSV_HEADER]) if fmt == "csv" else b""
     to_tty = args.report is None and sys.stdout.isatty()
-    if args.report is not None:
-        directory = os.path.dirname(os.path.abspath(args.report))
-        if not os.path.isdir(directory):
-            raise CLIError(f"{args.report}: directory does not exist")
-    elif header:
+    if args.report is None and header:
         ctx.out.write(header)
 
     def on_hit(hit: ScanHit) -> None:
@@ -228,31 +371,31 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             f.write(header)
             f.writelines(report_lines)
 
-    for path in args.paths:  # a mistyped root is a usage error, not a scan error
-        if not os.path.lexists(path):
-            raise CLIError(f"{path}: no such file or directory")
     t0 = time.perf_counter()
     try:
         with (
             _sigterm_interrupts(),
             open_dataset(args.path, **signature_check(args)) as ds,
         ):
+            filters = label_filters(ds, args.path, only, exclude_labels)
             report = scan(
                 ds,
-                args.paths,
+                roots,
                 follow_symlinks=args.follow_symlinks,
                 one_file_system=args.one_file_system,
-                exclude=args.exclude or (),
+                exclude=exclude,
                 min_size=args.min_size,
                 max_size=args.max_size,
                 jobs=args.jobs,
                 skip_unknown_sizes=not args.read_all,
                 resume=args.resume,
+                only_labels=filters[0],
+                exclude_labels=filters[1],
                 on_hit=on_hit,
                 on_error=on_error,
                 progress=progress.update if progress is not None else None,
             )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if progress is not None:
             progress.clear()
         if args.report is not None:
@@ -260,11 +403,20 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             # every finished directory; this has all of them so far).
             with contextlib.suppress(OSError):
                 write_report(args.report + ".partial")
-        if args.resume is not None and not args.quiet:
-            print(
-                f"{PROG}: run the same command again to resume from {args.resume}",
-                file=sys.stderr,
-            )
+        if not args.quiet:
+            if isinstance(exc, ScanInterrupted):
+                done = _summary(exc.report, time.perf_counter() - t0)
+                print(f"{PROG}: interrupted after {done}", file=sys.stderr)
+            if args.report is not None and report_lines:
+                print(
+                    f"{PROG}: the hits so far are in {args.report}.partial",
+                    file=sys.stderr,
+                )
+            if args.resume is not None:
+                print(
+                    f"{PROG}: run the same command again to resume from {args.resume}",
+                    file=sys.stderr,
+                )
         raise
     finally:
         if progress is not None:
@@ -276,19 +428,20 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     ctx.out.flush()
     if not args.quiet:
         r = report
-        mb = r.bytes_read / 1e6
-        secs = time.perf_counter() - t0
-        resumed = (
-            f" (resumed: {r.resumed_units:,} directories from {args.resume})"
-            if r.resumed_units
-            else ""
-        )
+        notes = ""
+        if r.restarted:
+            notes = (
+                f" ({args.resume} recorded a finished scan: this is a new scan, "
+                "started over)"
+            )
+        elif r.resumed_units:
+            notes = f" (resumed: {r.resumed_units:,} directories from {args.resume})"
         print(
-            f"{PROG}: scanned {r.files_seen:,} files: {r.files_read:,} read "
-            f"({mb:,.1f} MB, {r.throughput:,.0f} MB/s, {'+'.join(r.hashed)}), "
-            f"{r.skipped_size:,} skipped by size, {r.skipped_excluded:,} excluded, "
-            f"{r.special:,} special, {r.errors:,} errors, {len(r.hits):,} hits "
-            f"in {secs:.2f} s{resumed}",
+            f"{PROG}: scanned {_summary(r, time.perf_counter() - t0)}{notes}",
             file=sys.stderr,
         )
-    return EXIT_FOUND if report.hits else EXIT_CLEAN
+    # As clamscan: a hit takes priority (it is actionable); else any error
+    # (a file or directory not read) makes the result incomplete.
+    if report.hits:
+        return EXIT_FOUND
+    return EXIT_ERROR if report.errors else EXIT_CLEAN

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 
-from hashlookup.cli._common import EXIT_ERROR, PROG, Context
+from hashlookup.cli._common import EXIT_ERROR, PROG, CLIError, Context, warn
 from hashlookup.cli._options import add_path, add_verify_key, float_arg, int_arg
 
 DESCRIPTION = (
@@ -16,6 +17,13 @@ DESCRIPTION = (
     "and Prometheus metrics; API keys, rate limits, body and batch limits, "
     "an audit log of hits and hot reload of a replaced dataset. See "
     "docs/SERVER.md."
+)
+
+#: Exit status of serve, shown in its --help.
+EXIT_STATUS = (
+    "Exit status: 0 after a stop (SIGTERM or Ctrl-C), 2 error: the dataset, "
+    "its signature or the keys file refused, the address in use, or no "
+    "worker ever started."
 )
 
 
@@ -108,9 +116,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="false-positive rate of exported filters",
     )
     p.add_argument(
-        "--log-level", default="warning", choices=("debug", "info", "warning", "error")
+        "--log-level",
+        default="warning",
+        choices=("debug", "info", "warning", "error"),
+        help="uvicorn's and the supervisor's log level on stderr (default: "
+        "warning); queried digests are never logged",
     )
     add_verify_key(p)
+
+
+def check_keys_file(path: str) -> None:
+    """Refuse a keys file that does not exist (every request would get 401)
+    or is not a file; warn when group or others may read or write it (it
+    holds the keys' salted hashes; a writer can add keys)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise CLIError(
+            f"--api-keys {path}: no such file (every request would be refused); "
+            f"create it with '{PROG} apikey add --keys {path} NAME'"
+        ) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise CLIError(f"--api-keys {path}: not a regular file")
+    if st.st_mode & 0o077:
+        warn(
+            f"--api-keys {path} is open to group/others (mode "
+            f"{stat.S_IMODE(st.st_mode):04o}): anyone who can read it sees the "
+            f"keys' hashes, anyone who can write it can add keys; run "
+            f"chmod 600 {path}"
+        )
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -132,6 +166,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
     if args.no_auth and args.api_keys:
         raise ValueError("--no-auth and --api-keys exclude each other")
+    if args.api_keys is not None:
+        check_keys_file(args.api_keys)
     cfg = ServerConfig(
         dataset=args.path,
         host=args.host,

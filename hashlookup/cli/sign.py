@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from hashlookup.cli._common import EXIT_CLEAN, Context
+from hashlookup.cli._common import (
+    EXIT_CLEAN,
+    Context,
+    refuse_same_file,
+    refuse_writing_directory,
+)
 from hashlookup.cli._options import add_path
 
 DESCRIPTION = (
@@ -36,6 +41,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     """Verify and sign the file; print the signature's facts."""
     from hashlookup.builders.signing import sign_dataset
 
+    output = args.output if args.output is not None else args.path + ".sig"
+    refuse_writing_directory(output, "-o")
+    refuse_same_file(output, "-o", [args.path, args.key])
     report = sign_dataset(args.path, args.key, output=args.output)
     ctx.out.line(
         f"signed: {report.path} ({report.file_size} bytes) -> "

@@ -6,8 +6,14 @@ import argparse
 import contextlib
 import json
 
-from hashlookup.cli._common import EXIT_CLEAN, Context, note_stale_signature
-from hashlookup.cli._inputs import dataset_inputs, import_options
+from hashlookup.cli._common import (
+    EXIT_CLEAN,
+    Context,
+    note_stale_signature,
+    refuse_same_file,
+    refuse_writing_directory,
+)
+from hashlookup.cli._inputs import dataset_inputs, import_options, named_input
 from hashlookup.cli._options import add_import_options, add_path
 from hashlookup.cli._output import render_info
 
@@ -49,6 +55,18 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     """Write the new generation; print the change summary."""
     from hashlookup import update_dataset
 
+    # The new generation replaces DATASET (or goes to -o): no hash list read
+    # for it may be that file.
+    target, option = (
+        (args.path, "DATASET") if args.output is None else (args.output, "-o")
+    )
+    if args.output is not None:
+        refuse_writing_directory(args.output, "-o")
+    refuse_same_file(
+        target,
+        option,
+        [named_input(t)[1] for t in args.add or ()] + list(args.remove or ()),
+    )
     opts = import_options(args)
     with contextlib.ExitStack() as stack:
         add = dataset_inputs(args.add or [], stack)

@@ -13,6 +13,12 @@ DESCRIPTION = (
     "index. Exit 0 and print OK when it is intact, exit 2 otherwise."
 )
 
+#: Exit status of verify, shown in its --help.
+EXIT_STATUS = (
+    "Exit status: 0 every checksum and structure check passed, 2 a check "
+    "failed or the file cannot be read (one line on stderr naming it)."
+)
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Register the options of ``verify``."""

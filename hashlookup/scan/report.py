@@ -1,5 +1,5 @@
-"""What a scan reports: one ScanHit per (file, record), and the counters of
-a ScanReport."""
+"""What a scan reports: one ScanHit per (file, record), the counters of a
+ScanReport, and ScanInterrupted (a stopped scan's report so far)."""
 
 from __future__ import annotations
 
@@ -70,6 +70,9 @@ class ScanReport:
         Directories (units) replayed from the state file.
     resumed_bytes : int
         The bytes those had read (included in ``bytes_read``).
+    restarted : bool
+        The state file recorded a scan that had finished: it was started
+        over, and this report is of a new scan.
     """
 
     files_seen: int = 0
@@ -85,9 +88,30 @@ class ScanReport:
     hashed: tuple[str, ...] = ()
     resumed_units: int = 0
     resumed_bytes: int = 0
+    restarted: bool = False
 
     @property
     def throughput(self) -> float:
         """Bytes read per second by this run, in MB/s (10**6 bytes)."""
         n = self.bytes_read - self.resumed_bytes
         return n / self.seconds / 1e6 if self.seconds > 0 else 0.0
+
+
+class ScanInterrupted(KeyboardInterrupt):
+    """A scan stopped by Ctrl-C (or a KeyboardInterrupt raised by a signal
+    handler) while it read files.
+
+    Parameters
+    ----------
+    report : ScanReport
+        What the scan had done when it stopped (files read, hits...).
+
+    Attributes
+    ----------
+    report : ScanReport
+        As given.
+    """
+
+    def __init__(self, report: ScanReport) -> None:
+        super().__init__()
+        self.report = report

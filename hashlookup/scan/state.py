@@ -12,7 +12,10 @@ A journal of text lines, each ``<crc32 of the JSON, 8 hex digits> TAB <JSON>``:
   "h": hits}``.  A unit is the files directly in one directory (its
   subdirectories are units of their own), or, with ``"d": null``, what a
   root given as a file (or missing, excluded...) produced.
-* ``{"end": true}`` once the whole scan finished.
+* ``{"end": true, "t": unix time}`` once the whole scan finished.  A state
+  file that ends so has nothing left to resume: opening it starts a new
+  scan in it (``restarted``), whatever its parameters were, instead of
+  replaying the old result as if it were today's.
 
 Each line is appended with one ``write()`` as soon as its unit is finished,
 so it survives the death of the process (SIGKILL included: the data is in
@@ -33,9 +36,12 @@ import json
 import os
 import time
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hashlookup.errors import HashLookupError
+
+if TYPE_CHECKING:
+    from hashlookup.store.dataset import Dataset
 
 FORMAT = "hashlookup-scan-state"
 VERSION = 1
@@ -74,6 +80,60 @@ def _differences(
     return out
 
 
+_ROOTS_KEPT = 1000  # more roots (a --files-from list) are kept as a digest
+
+
+def _roots_param(roots: list[str]) -> list[str] | dict[str, Any]:
+    """The roots as the state file's header holds them: the list itself, or
+    for long lists their count and sha256 (the header stays small)."""
+    if len(roots) <= _ROOTS_KEPT:
+        return roots
+    import hashlib
+
+    h = hashlib.sha256()
+    for r in roots:
+        h.update(os.fsencode(r) + b"\0")
+    return {"count": len(roots), "sha256": h.hexdigest()}
+
+
+def _label_params(
+    labels: tuple[tuple[str, ...] | None, tuple[str, ...] | None],
+) -> dict[str, Any]:
+    """The label filters in the state header, only when given (a state file
+    of a scan without them stays valid)."""
+    only, exclude = labels
+    out: dict[str, Any] = {}
+    if only:
+        out["only_labels"] = sorted(only)
+    if exclude:
+        out["exclude_labels"] = sorted(exclude)
+    return out
+
+
+def scan_params(
+    ds: Dataset,
+    roots: list[str],
+    labels: tuple[tuple[str, ...] | None, tuple[str, ...] | None],
+    **options: Any,
+) -> dict[str, Any]:
+    """What decides the result of a scan: a state file is only resumed by a
+    scan with the same."""
+    return {
+        "dataset": {
+            "name": ds.name,
+            "generation": ds.generation,
+            "built": ds.built,
+            "records": len(ds),
+            "algorithms": list(ds.algorithms),
+            "suppress": sorted(ds.suppress),
+        },
+        "roots": _roots_param(roots),
+        "cwd": os.getcwd() if any(not os.path.isabs(r) for r in roots) else None,
+        **options,
+        **_label_params(labels),
+    }
+
+
 class ScanState:
     """An open state file: what earlier runs finished, and the journal to
     append this run's finished units to."""
@@ -82,6 +142,7 @@ class ScanState:
         self.path = os.fspath(path)
         self.units: dict[tuple[int, str | None], dict[str, Any]] = {}
         self.finished = False
+        self.restarted = False
         flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
         self.fd = os.open(self.path, flags, 0o666)
         try:
@@ -138,6 +199,13 @@ class ScanState:
                 f"{self.path}: scan state version "
                 f"{head.get('version')!r}, this build reads {VERSION}"
             )
+        if any(obj.get("end") is True for obj in objs[1:]):
+            # A finished scan: start over (a new header, nothing to replay).
+            os.ftruncate(self.fd, 0)
+            self._write(_line({"format": FORMAT, "version": VERSION, "params": params}))
+            os.fsync(self.fd)
+            self.restarted = True
+            return
         old = head.get("params")
         if old != params:
             diff = _differences(old if isinstance(old, dict) else {}, params)
@@ -147,9 +215,6 @@ class ScanState:
                 "state file"
             )
         for n, obj in enumerate(objs[1:], start=2):
-            if obj.get("end") is True:
-                self.finished = True
-                continue
             try:
                 key = (int(obj["r"]), obj["d"])
                 obj["s"], obj["e"], obj["h"]
@@ -184,7 +249,7 @@ class ScanState:
             self.last_sync = now
 
     def finish(self) -> None:
-        self._write(_line({"end": True}))
+        self._write(_line({"end": True, "t": round(time.time())}))
         self.finished = True
 
     def close(self) -> None:

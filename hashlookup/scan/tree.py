@@ -7,15 +7,16 @@ reach the caller, through the returned :class:`ScanReport` and the
 callbacks.  docs/SCAN.md has the reasons behind the rules below.
 
 Walking
-    Iterative ``os.scandir`` (no recursion limit).  Symbolic links are not
-    followed unless ``follow_symlinks=True`` (this also holds for the paths
-    given: a symlink given as a path is a special file, like ``find -P``);
-    when they are followed, a directory reached twice (a link cycle) is
-    walked once.  ``one_file_system=True`` does not enter (or read)
-    anything whose ``st_dev`` differs from that of the path given it was
-    found under.  ``exclude`` patterns (``fnmatch`` globs) are matched
-    against the whole path and against the base name; an excluded directory
-    is not entered and counts once in ``skipped_excluded``.
+    Iterative ``os.scandir`` (no recursion limit).  A path given is
+    followed when it is a symbolic link (as hashdeep, clamscan and
+    ``find -H`` do: the caller named it); links found inside directories
+    are not followed unless ``follow_symlinks=True``.  When they are
+    followed, a directory reached twice (a link cycle) is walked once.
+    ``one_file_system=True`` does not enter (or read) anything whose
+    ``st_dev`` differs from that of the path given it was found under.
+    ``exclude`` patterns (``fnmatch`` globs) are matched against the whole
+    path and against the base name; an excluded directory is not entered
+    and counts once in ``skipped_excluded``.
 
 Digests
     Every file is hashed with the cheapest set of the dataset's algorithms
@@ -49,8 +50,11 @@ Errors
     the scan.  Exceptions raised by the callbacks do.
 
 Hits
-    One :class:`ScanHit` per (file, record): if several digests of a file
-    find the same record, the first in md5, sha1, sha256 order is reported.
+    ``only_labels``/``exclude_labels`` filter the records as in
+    ``Dataset.lookup`` (a record with none of ``only_labels``, or with one
+    of ``exclude_labels``, is no hit).  One :class:`ScanHit` per (file,
+    record): if several digests of a file find the same record, the first
+    in md5, sha1, sha256 order is reported.
     ``on_hit(hit)`` is called in the calling thread as soon as the file is
     hashed.
 
@@ -60,7 +64,14 @@ Resuming
     counters (see hashlookup/scan/state.py).  A later call with the same
     parameters replays those (``on_error`` and ``on_hit`` are called for
     them first) and hashes only what was not finished, so its report equals
-    that of one uninterrupted scan.
+    that of one uninterrupted scan.  A state file of a scan that finished
+    has nothing left to resume: it is started over (a new scan, not the old
+    result; ``ScanReport.restarted`` says so).
+
+Interrupts
+    A KeyboardInterrupt while files are hashed is raised again as
+    :class:`ScanInterrupted` (a KeyboardInterrupt) carrying the report of
+    what was done so far; the state file keeps every finished unit.
 """
 
 from __future__ import annotations
@@ -78,8 +89,8 @@ from typing import Any
 import numpy as np
 
 from hashlookup.scan.reader import Hasher, ReadError, cheapest_cover, error_reason
-from hashlookup.scan.report import ScanHit, ScanReport
-from hashlookup.scan.state import ScanState
+from hashlookup.scan.report import ScanHit, ScanInterrupted, ScanReport
+from hashlookup.scan.state import ScanState, scan_params
 from hashlookup.store.dataset import ALGORITHMS, Dataset, open_dataset
 
 _GROUP_FILES = 256  # small files handed to a worker at once
@@ -180,6 +191,7 @@ class _Scanner:
         on_hit: Callable[[ScanHit], Any] | None,
         on_error: Callable[[str, str], Any] | None,
         state: ScanState | None,
+        labels: tuple[tuple[str, ...] | None, tuple[str, ...] | None],
     ) -> None:
         self.ds = ds
         self.follow = follow_symlinks
@@ -191,6 +203,10 @@ class _Scanner:
         self.on_hit = on_hit
         self.on_error = on_error
         self.state = state
+        self.only, self.exclude_labels = labels
+        # Roots given as symbolic links to files: read through the link's
+        # target (the reader does not follow links), reported as given.
+        self.alias: dict[str, str] = {}
         # The generation current at the start (a reload during the scan
         # does not mix generations).
         self.generation = ds.current()
@@ -201,6 +217,7 @@ class _Scanner:
         self.tables = {a: self.generation.tables[a] for a in self.algorithms}
         self.hasher = Hasher(ds, cover, chunk_size, follow_symlinks)
         self.report = ScanReport(algorithms=self.algorithms, hashed=cover)
+        self.report.restarted = state is not None and state.restarted
 
     # -- accounting ----------------------------------------------------------
 
@@ -283,7 +300,7 @@ class _Scanner:
                 # Finished earlier; if it is a directory, its subdirectories
                 # are units of their own, maybe not finished.
                 try:
-                    st = os.stat(root, follow_symlinks=self.follow)
+                    st = os.stat(root)
                 except OSError:
                     continue
                 if stat.S_ISDIR(st.st_mode) and not self.excluded(root):
@@ -293,9 +310,9 @@ class _Scanner:
                 self.count(unit, _EXCL)
             else:
                 try:
-                    st = os.stat(root, follow_symlinks=self.follow)
+                    st = os.stat(root)  # a path given is followed
                 except FileNotFoundError:
-                    if self.follow and os.path.islink(root):
+                    if os.path.islink(root):
                         self.error(unit, root, "dangling symbolic link")
                     else:
                         self.error(unit, root, "vanished or does not exist")
@@ -305,8 +322,17 @@ class _Scanner:
                     if stat.S_ISDIR(st.st_mode):
                         yield from self.walk(i, root, st)
                     else:
-                        yield from self.leaf(unit, root, st)
+                        yield from self.leaf(unit, self.through_link(root), st)
             self.listed(unit)
+
+    def through_link(self, root: str) -> str:
+        """The path to open for a root file: its target if it is a symbolic
+        link and links are not followed (the reader opens with O_NOFOLLOW)."""
+        if self.follow or not os.path.islink(root):
+            return root
+        target = os.path.realpath(root)
+        self.alias[target] = root
+        return target
 
     def leaf(
         self, unit: _Unit, path: str, st: os.stat_result
@@ -420,6 +446,8 @@ class _Scanner:
         result: int | tuple[int, dict[str, bytes]] | ReadError,
     ) -> None:
         unit.pending -= 1
+        if self.alias:
+            path = self.alias.get(path, path)
         if isinstance(result, ReadError):
             self.error(unit, path, result.reason)
         elif isinstance(result, int):
@@ -448,7 +476,7 @@ class _Scanner:
             if rid in records:
                 continue
             records.add(rid)
-            m = self.generation.match(a, row)
+            m = self.generation.match(a, row, self.only, self.exclude_labels)
             if m is None:
                 continue  # dropped by a label filter
             mismatch = tuple(
@@ -468,9 +496,6 @@ class _Scanner:
         t0 = time.perf_counter()
         if self.state is not None:
             self.replay()
-            if self.state.finished:
-                self.report.seconds = time.perf_counter() - t0
-                return self.report
         stop = threading.Event()
         ticker = None
         if progress is not None:
@@ -534,6 +559,10 @@ class _Scanner:
                 collect(True)
             if self.state is not None:
                 self.state.finish()
+        except KeyboardInterrupt as exc:
+            if isinstance(exc, ScanInterrupted):
+                raise
+            raise ScanInterrupted(self.report) from None
         finally:
             self.hasher.stop[0] = 1  # no-op after a complete scan; else stop reading
             for _, fut in inflight:
@@ -546,22 +575,13 @@ class _Scanner:
         return self.report
 
 
-def _state_params(ds: Dataset, roots: list[str], **options: Any) -> dict[str, Any]:
-    """What decides the result of a scan: a state file is only resumed by a
-    scan with the same."""
-    return {
-        "dataset": {
-            "name": ds.name,
-            "generation": ds.generation,
-            "built": ds.built,
-            "records": len(ds),
-            "algorithms": list(ds.algorithms),
-            "suppress": sorted(ds.suppress),
-        },
-        "roots": roots,
-        "cwd": os.getcwd() if any(not os.path.isabs(r) for r in roots) else None,
-        **options,
-    }
+def _labels(
+    labels: str | Iterable[str] | None,
+) -> tuple[str, ...] | None:
+    if labels is None:
+        return None
+    out = (labels,) if isinstance(labels, str) else tuple(labels)
+    return out or None
 
 
 def scan(
@@ -577,6 +597,8 @@ def scan(
     skip_unknown_sizes: bool = True,
     chunk_size: int = 1 << 20,
     resume: str | os.PathLike[str] | None = None,
+    only_labels: str | Iterable[str] | None = None,
+    exclude_labels: str | Iterable[str] | None = None,
     on_hit: Callable[[ScanHit], Any] | None = None,
     on_error: Callable[[str, str], Any] | None = None,
     progress: Callable[[ScanReport], Any] | None = None,
@@ -598,7 +620,11 @@ def scan(
     resume
         A state file: created if missing; otherwise what it says is finished
         is replayed and not hashed again.  Refused (HashLookupError) if it
-        was made with other parameters (dataset generation, paths, options).
+        was made with other parameters (dataset generation, paths, options);
+        started over if it records a finished scan.
+    only_labels, exclude_labels
+        Label filters of the hits, as ``only``/``exclude`` of
+        ``Dataset.lookup`` (the dataset's suppressed labels always apply).
     on_hit, on_error
         ``on_hit(ScanHit)`` and ``on_error(path, reason)``, called in the
         calling thread as hits and errors are found.
@@ -621,6 +647,7 @@ def scan(
     for name, v in (("min_size", min_size), ("max_size", max_size)):
         if v is not None and v < 0:
             raise ValueError(f"{name} must be >= 0, got {v}")
+    labels = (_labels(only_labels), _labels(exclude_labels))
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
     own = ds is not dataset
     state = None
@@ -628,7 +655,7 @@ def scan(
         if resume is not None:
             state = ScanState(
                 resume,
-                _state_params(
+                scan_params(
                     ds,
                     roots,
                     follow_symlinks=follow_symlinks,
@@ -637,6 +664,7 @@ def scan(
                     min_size=min_size,
                     max_size=max_size,
                     skip_unknown_sizes=skip_unknown_sizes,
+                    labels=labels,
                 ),
             )
         scanner = _Scanner(
@@ -652,6 +680,7 @@ def scan(
             on_hit=on_hit,
             on_error=on_error,
             state=state,
+            labels=labels,
         )
         return scanner.run(roots, progress)
     finally:
