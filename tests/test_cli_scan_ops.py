@@ -286,7 +286,7 @@ def test_progress_line_fits_the_terminal_of_stderr(
     reader = threading.Thread(target=_read_all, args=(master, chunks), daemon=True)
     reader.start()
     p = subprocess.run(
-        [sys.executable, env["base"] / "slow.py", "0.01", "scan", env["ds"],
+        [sys.executable, env["base"] / "slow.py", "0.02", "scan", env["ds"],
          env["tree"], "--progress", "--jobs", "2"],
         stdout=subprocess.PIPE, stderr=slave, cwd=tmp_path, env=environ,
         timeout=120, check=False,
@@ -320,7 +320,7 @@ def test_ctrl_c_prints_how_far_it_got_and_resumes(
         "--format",
         "jsonl",
     ]
-    cmd = [*slow, "0.01", "scan", *args]
+    cmd = [*slow, "0.02", "scan", *args]
     p = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path
     )
