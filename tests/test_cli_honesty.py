@@ -184,6 +184,12 @@ def test_match_names_what_a_binary_input_looks_like(work: Path, tmp_path: Path) 
     with open(tmp_path / "list.md5.gz", "rb") as f:
         r = hl("match", ds, "-", cwd=tmp_path, stdin=f)
     _one_error(r, "standard input", "gzip-compressed data")
+    # a damaged line further on is a damaged line, reported or skipped
+    digest = (work / "police.md5").read_text().split()[0]
+    (tmp_path / "damaged.md5").write_bytes(f"{digest}\n\0\0\n{digest}\n".encode())
+    _one_error(hl("match", ds, "damaged.md5", cwd=tmp_path), "damaged.md5:2:")
+    r = hl("match", ds, "damaged.md5", "--skip-invalid", cwd=tmp_path)
+    assert r.returncode == 1 and "skipped 1 invalid line" in r.stderr
     # a pipe given as a path is read once, not sniffed: still matched
     r = subprocess.run(
         f"{sys.executable} -I -m hashlookup match {ds} <(cat {work / 'police.md5'})",

@@ -87,12 +87,18 @@ _MAGIC = (
 
 def looks_like(head: bytes) -> str | None:
     """What the first bytes of an input say it is when it is not text
-    ("gzip-compressed data", "binary data"...), or None for text."""
+    ("gzip-compressed data", "binary data"...), or None for text: a known
+    magic number, or control bytes in the first line with content."""
     for magic, what in _MAGIC:
         if head.startswith(magic):
             return what
-    if b"\x00" in head:
-        return "binary data (it contains NUL bytes)"
+    # Only the first line with content decides: a text list with a damaged
+    # line further on stays a text list (its line is reported, or skipped).
+    for line in head.split(b"\n"):
+        if line.strip(b" \t\r"):
+            if any((c < 32 and c not in (9, 13)) or c == 127 for c in line):
+                return "binary data (control bytes such as NUL in its first line)"
+            break
     return None
 
 
