@@ -277,6 +277,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="status line on stderr (default: when stderr is a terminal)",
     )
     p.add_argument(
+        "-q",
         "--quiet",
         action="store_true",
         help="no warnings, progress or summary on stderr",
