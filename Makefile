@@ -57,11 +57,10 @@ lint: $(STAMP) $(VENV)/.testdeps $(VENV)/.lintdeps
 	$(PY) tools/check_c_style.py csrc
 	$(PY) tools/check_stubs.py
 
-# `python -I -m hashlookup`, not .venv/bin/hashlookup: the test dependency
-# pyhashlookup (the CIRCL client) installs a script of the same name; -I keeps
-# the source tree (which has no compiled extension) off sys.path.
+# .venv/bin/hlookup: the name only this package installs (the test
+# dependency pyhashlookup, the CIRCL client, installs a `hashlookup` too).
 demo: $(STAMP)
-	$(PY) -I -m hashlookup demo --dir demo
+	$(VENV)/bin/hlookup demo --dir demo
 
 # `make lint` runs first, then the C core's own tests (ASan/UBSan build,
 # both kernel sets: a few seconds); the pytest suite includes the fuzz regression corpus
