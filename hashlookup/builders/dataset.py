@@ -165,13 +165,14 @@ def normalize_inputs(inputs: Any) -> list[tuple[str, str]]:
 def _read(
     path: str, cols: _Columns, source_label: str | None, opts: dict[str, Any]
 ) -> Any:
-    from hashlookup.importers import ImportReport, detect_format, iter_records
+    from hashlookup.importers import ImportReport, iter_records
 
     report = ImportReport()
-    fmt = opts.get("input_format") or detect_format(path)
-    if fmt != "csv":  # column options are for the CSV inputs of a mixed build
-        opts = {k: v for k, v in opts.items() if k not in ("columns", "label_columns")}
-    for batch in iter_records(path, report=report, **opts):
+    # One pass over the input (a pipe cannot be opened twice); column options
+    # are for the CSV inputs of a mixed build.
+    for batch in iter_records(
+        path, report=report, csv_options_only_for_csv=True, **opts
+    ):
         cols.add(batch, source_label)
     return report
 

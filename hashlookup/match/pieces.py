@@ -21,7 +21,7 @@ else:
     from hashlookup._lazy import numpy as np
 
 from hashlookup.errors import InputError
-from hashlookup.importers.digests import MAX_LINE
+from hashlookup.importers.digests import MAX_LINE, UTF8_BOM
 
 __all__ = [
     "Inventory",
@@ -273,6 +273,7 @@ def read_chunks(
     tail = b""
     dropped = 0
     eof = False
+    first = True
     while not eof:
         size = max(chunk_size, 2 * len(tail))
         slab = slabs.take(size) if slabs is not None else {"buf": bytearray(size)}
@@ -287,6 +288,12 @@ def read_chunks(
                 break
             filled += n
         view.release()
+        if first:  # a UTF-8 byte-order mark is skipped, as every reader does
+            first = False
+            if buf.startswith(UTF8_BOM):
+                n = len(UTF8_BOM)
+                buf[: filled - n] = buf[n:filled]  # same length: no resize
+                filled -= n
         cut = filled if eof else buf.rfind(b"\n", 0, filled) + 1
         if cut:
             tail = bytes(buf[cut:filled])
