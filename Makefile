@@ -17,7 +17,8 @@ $(VENV)/.created:
 TEST_DEPS := "pytest>=8" "hypothesis>=6.100" "pytest-timeout>=2.3" "pytest-benchmark==5.2.3" \
 	"flor==1.1.3" "cryptography>=42" "atheris==3.0.0" \
 	"pyhashlookup==1.2.8" "schemathesis==4.32.5" "requests>=2.32" \
-	"dask[dataframe]>=2024.8" "distributed>=2024.8" "pyarrow>=15"
+	"dask[dataframe]>=2024.8" "distributed>=2024.8" "pyarrow>=15" \
+	"pyright[nodejs]==1.1.414"
 SERVER_DEPS := "uvicorn>=0.30" "httptools>=0.6" "uvloop>=0.19" "orjson>=3.9"
 
 $(VENV)/.testdeps: $(VENV)/.created Makefile

@@ -20,7 +20,7 @@ import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from hashlookup.builders.index import (
 from hashlookup.errors import InputError
 from hashlookup.store import format as _format
 from hashlookup.store import labels as _labels
+
+if TYPE_CHECKING:
+    from hashlookup._types import DatasetInputs
 
 ALGORITHMS = algorithms.NAMES
 WIDTHS = algorithms.WIDTH
@@ -393,7 +396,7 @@ def _next_generation(path: str) -> int:
 
 
 def build_dataset(
-    inputs: Any,
+    inputs: DatasetInputs,
     path: str | os.PathLike[str],
     *,
     name: str | None = None,
@@ -721,7 +724,7 @@ def dataset_batches(ds: Any, batch_size: int = 1_000_000) -> Iterable[Any]:
 def update_dataset(
     path: str | os.PathLike[str],
     *,
-    add: Any = None,
+    add: DatasetInputs | None = None,
     remove: Iterable[str] | None = None,
     output: str | os.PathLike[str] | None = None,
     **build_options: Any,
