@@ -5,6 +5,7 @@ other line may get one (tests/test_typing.py)."""
 from __future__ import annotations
 
 import hashlookup
+import hashlookup.dask
 
 
 def main() -> None:
@@ -22,3 +23,4 @@ def main() -> None:
         n: str = len(ds.records_with("a:b"))  # E: assignment
         print(n)
     hashlookup.open_dataset("known.hlds", require_signature=3.5)  # E: arg-type
+    hashlookup.dask.match(["a.csv"], "k.hlds", require_signature=1.5)  # E: arg-type

@@ -3,10 +3,12 @@ pyright with no error (tests/test_typing.py)."""
 
 from __future__ import annotations
 
+import dask.dataframe as dd
 import numpy as np
 import numpy.typing as npt
 
 import hashlookup
+import hashlookup.dask
 from hashlookup import Dataset, HashIndex, Invalid, Match
 
 
@@ -35,6 +37,10 @@ def batch(index: HashIndex, keys: npt.NDArray[np.uint8]) -> int:
     hits: npt.NDArray[np.bool_] = index.contains_many(keys)
     rows: npt.NDArray[np.int64] = index.find_many(keys, threads=2)
     return int(hits.sum()) + int((rows >= 0).sum())
+
+
+def hits(paths: list[str]) -> dd.DataFrame:
+    return hashlookup.dask.match(paths, "known.hlds", column="md5", only="a:b")
 
 
 def main() -> None:
