@@ -186,6 +186,33 @@ def test_errors_name_the_pipe(tmp_path: Path) -> None:
         list(iter_records(name, input_format="text"))
 
 
+def test_table_inventory_from_a_pipe_is_refused_not_hung(tmp_path: Path) -> None:
+    """`match` reads a CSV inventory more than once (header, rows): from a
+    pipe it says so instead of waiting for a writer for ever."""
+    keys = _keys(20, 13)
+    hashlookup.build_index(
+        [k.tobytes().hex() for k in keys], tmp_path / "k.hlx", algorithm="md5"
+    )
+    csv_text = "md5,name\n" + "".join(f"{k.tobytes().hex()},f\n" for k in keys)
+    fifo = tmp_path / "inventory.csv"
+    os.mkfifo(fifo)
+    writer = _Writer(str(fifo), iter([csv_text.encode()]))
+    writer.start()
+    out = subprocess.run(
+        [HLOOKUP, "match", str(tmp_path / "k.hlx"), str(fifo), "--column", "md5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if writer.is_alive():  # nobody opened the FIFO: let the writer go
+        with open(fifo, "rb") as f:
+            f.read()
+    writer.join(timeout=60)
+    assert out.returncode == 2
+    assert f"{fifo}: a csv inventory must be a regular file" in out.stderr
+
+
 # ------------------------------------------------------------- line bounds
 
 

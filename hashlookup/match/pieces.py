@@ -48,6 +48,19 @@ def detect_kind(path: str) -> str:
     return "text"
 
 
+def _is_stream(path: str) -> bool:
+    """Whether path names something other than a regular file (a FIFO, a
+    pipe's /dev/fd/N, a terminal); False if it cannot be stat'ed (opening it
+    reports that)."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 @dataclass
 class Inventory:
     """One input to match: a path (or ``-``/a binary stream for text)."""
@@ -73,6 +86,14 @@ class Inventory:
             self.delimiter = "\t" if self.kind == "tsv" else ","
         if len(self.delimiter) != 1:
             raise ValueError(f"delimiter must be one character, got {self.delimiter!r}")
+        if self.kind != "text" and self.stream is None and _is_stream(self.path):
+            # Tables are read more than once (header, then the rows): a
+            # second open of a FIFO would wait for a writer for ever.
+            raise InputError(
+                f"{self.path}: a {self.kind} inventory must be a regular file, "
+                f"not a pipe or other stream (copy it to a file first; digest "
+                f"lists can be piped)"
+            )
 
     @property
     def name(self) -> str:
