@@ -17,6 +17,8 @@ nor cryptography.
 ``DatasetInputs``
     The hash lists of a dataset build: a path, paths or ``(source name,
     path)`` pairs, or a ``{source name: path}`` mapping.
+``BuildOptions``
+    The keyword options of ``build_dataset`` that ``update_dataset`` takes.
 ``PublicKeySpec``
     A public key for ``require_signature=``: the path of ``NAME.pub``, its
     bytes (or its 32 raw bytes), or a ``cryptography`` Ed25519 public key.
@@ -24,7 +26,7 @@ nor cryptography.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict
 
 if TYPE_CHECKING:
     import os
@@ -43,5 +45,16 @@ if TYPE_CHECKING:
     DatasetInputs: TypeAlias = (
         _Path | Iterable[_Path | tuple[str, _Path]] | Mapping[str, _Path]
     )
+
+    class BuildOptions(TypedDict, total=False):
+        """The options of build_dataset that update_dataset passes on."""
+
+        input_format: str | None
+        columns: dict[str, str] | None
+        label_columns: dict[str, str] | None
+        skip_invalid: bool
+        bloom_bits_per_key: float
+        bloom_hashes: int
+        metadata: dict[str, Any] | None
 
 __all__: list[str] = []

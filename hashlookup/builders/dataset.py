@@ -38,7 +38,9 @@ from hashlookup.store import format as _format
 from hashlookup.store import labels as _labels
 
 if TYPE_CHECKING:
-    from hashlookup._types import DatasetInputs
+    from typing_extensions import Unpack
+
+    from hashlookup._types import BuildOptions, DatasetInputs
 
 ALGORITHMS = algorithms.NAMES
 WIDTHS = algorithms.WIDTH
@@ -727,7 +729,7 @@ def update_dataset(
     add: DatasetInputs | None = None,
     remove: Iterable[str] | None = None,
     output: str | os.PathLike[str] | None = None,
-    **build_options: Any,
+    **build_options: Unpack[BuildOptions],
 ) -> UpdateReport:
     """Write the next generation of the dataset at `path`.
 

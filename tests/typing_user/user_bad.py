@@ -24,3 +24,5 @@ def main() -> None:
         print(n)
     hashlookup.open_dataset("known.hlds", require_signature=3.5)  # E: arg-type
     hashlookup.dask.match(["a.csv"], "k.hlds", require_signature=1.5)  # E: arg-type
+    hashlookup.update_dataset("k.hlds", skip_invalidd=True)  # E: call-arg
+    hashlookup.update_dataset("k.hlds", bloom_hashes="7")  # E: arg-type

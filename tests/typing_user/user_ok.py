@@ -46,6 +46,10 @@ def hits(paths: list[str]) -> dd.DataFrame:
 def main() -> None:
     report = hashlookup.build_dataset({"police": "police.md5"}, "known.hlds")
     records: int = report.records
+    update = hashlookup.update_dataset(
+        "known.hlds", add=["more.md5"], skip_invalid=True, bloom_hashes=7
+    )
+    print(update.generation)
     with hashlookup.open_dataset("known.hlds", suppress=["source:nsrl"]) as ds:
         found = ds.find_row(b"\x00" * 16)
         if found is not None:
