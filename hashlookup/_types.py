@@ -57,4 +57,5 @@ if TYPE_CHECKING:
         bloom_hashes: int
         metadata: dict[str, Any] | None
 
+
 __all__: list[str] = []
