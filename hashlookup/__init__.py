@@ -4,6 +4,9 @@ A memory-mapped, immutable index file per list; lookups in a C core
 (Bloom filter, prefix locator, sorted keys).  See docs/API.md.
 """
 
+import os as _os
+import sys as _sys
+from importlib.machinery import EXTENSION_SUFFIXES as _EXTENSION_SUFFIXES
 from typing import TYPE_CHECKING
 
 from hashlookup._version import __version__
@@ -14,6 +17,43 @@ from hashlookup.errors import (
     InputError,
     SignatureError,
 )
+
+
+def _missing_extension_message() -> str | None:
+    """What to do when this package has no compiled core (a source tree that
+    was never built), or None when it has one.
+
+    One directory listing: cheaper than importing the extension, which
+    would load numpy's stand-in and the C core for ``hashlookup --help``.
+    """
+    here = _os.path.dirname(__file__)
+    try:
+        names = _os.listdir(here)
+    except OSError:
+        return None  # a zip or other loader: let the import say what is wrong
+    for name in names:
+        if name.startswith("_core.") and name.endswith(tuple(_EXTENSION_SUFFIXES)):
+            return None
+    return (
+        f"hashlookup: the compiled core (hashlookup._core) is missing from "
+        f"{here}: this is a source tree that was not built. Install the "
+        f"package (`make install`, or `pip install .`) and run it from "
+        f"outside the source tree: `.venv/bin/hlookup ...` or "
+        f"`.venv/bin/python -I -m hashlookup ...` (-I keeps the current "
+        f"directory off sys.path); or build in place with "
+        f"`python setup.py build_ext --inplace` (see README.md, Building)."
+    )
+
+
+_MISSING = _missing_extension_message()
+if _MISSING is not None:
+    if _sys.argv[:1] == ["-m"]:
+        # `python -m hashlookup` while Python locates hashlookup.__main__
+        # (sys.argv[0] is "-m" until then): exit as the command line does on
+        # an error (2), since 1 means "found" to scripts.
+        _sys.stderr.write(_MISSING + "\n")
+        raise SystemExit(2)
+    raise ImportError(_MISSING, name=__name__)
 
 if TYPE_CHECKING:
     from hashlookup.builders.bloom import BloomExportReport, export_bloom

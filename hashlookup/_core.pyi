@@ -1,11 +1,12 @@
 # Stub for the private Cython extension hashlookup._core (see _core.pyx).
+from collections.abc import Iterable
 from typing import Any
 
 from typing_extensions import Buffer
 
 # C functions exported to other Cython modules (_core.pxd: _check,
 # _load_key, ...), as capsules; not for Python callers.
-__pyx_capi__: dict[str, Any]
+__pyx_capi__: dict[str, object]
 
 MAX_WIDTH: int
 BLOOM_MAX_K: int
@@ -38,6 +39,7 @@ class KeyTable:
         bloom_seed: int,
         what: str,
     ) -> None: ...
+    # the buffer given to _attach, whatever its type (a memoryview or a bytearray)
     def _detach(self) -> Any: ...
     def _contains_into(self, keys: Buffer, out: Buffer) -> None: ...
     def _find_into(self, keys: Buffer, out: Buffer) -> None: ...
@@ -51,9 +53,9 @@ class KeyTable:
     ) -> tuple[int, int, int, int, int, int, int, int, int, int]: ...
     def _check_structure(self) -> tuple[str, int] | None: ...
 
-def pack_keys(keys: Any, width: int, what: str) -> bytearray: ...
+def pack_keys(keys: Iterable[object], width: int, what: str) -> bytearray: ...
 def pack_any_hex(
-    items: list[Any], kinds: Any, out16: Any, out20: Any, out32: Any
+    items: list[object], kinds: Buffer, out16: Buffer, out20: Buffer, out32: Buffer
 ) -> tuple[int, int, int]: ...
 
 KIND_NOT_STR: int

@@ -46,9 +46,14 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from hashlookup.store.index import HashIndex
 
 from hashlookup._atomic import atomic_output
 
@@ -456,7 +461,7 @@ def _check_threads(threads: Any, count: int) -> int:
 
 
 def export_bloom(
-    keys: Any,
+    keys: HashIndex | npt.NDArray[np.uint8],
     path: str | os.PathLike[str],
     *,
     fpr: float = 1e-4,
@@ -595,7 +600,9 @@ class DcsoBloomFilter:
     bits: np.ndarray
     data: bytes
 
-    def contains_many(self, keys: Any) -> np.ndarray:
+    def contains_many(
+        self, keys: HashIndex | npt.NDArray[np.uint8]
+    ) -> npt.NDArray[np.bool_]:
         """Whether each digest of an (n, width) uint8 array (or HashIndex),
         spelt in uppercase hex, passes the filter: flor's ``check`` answer,
         vectorised.  A bool array (n,)."""

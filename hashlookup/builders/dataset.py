@@ -20,7 +20,7 @@ import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,11 @@ from hashlookup.builders.index import (
 from hashlookup.errors import InputError
 from hashlookup.store import format as _format
 from hashlookup.store import labels as _labels
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from hashlookup._types import BuildOptions, DatasetInputs
 
 ALGORITHMS = algorithms.NAMES
 WIDTHS = algorithms.WIDTH
@@ -165,13 +170,14 @@ def normalize_inputs(inputs: Any) -> list[tuple[str, str]]:
 def _read(
     path: str, cols: _Columns, source_label: str | None, opts: dict[str, Any]
 ) -> Any:
-    from hashlookup.importers import ImportReport, detect_format, iter_records
+    from hashlookup.importers import ImportReport, iter_records
 
     report = ImportReport()
-    fmt = opts.get("input_format") or detect_format(path)
-    if fmt != "csv":  # column options are for the CSV inputs of a mixed build
-        opts = {k: v for k, v in opts.items() if k not in ("columns", "label_columns")}
-    for batch in iter_records(path, report=report, **opts):
+    # One pass over the input (a pipe cannot be opened twice); column options
+    # are for the CSV inputs of a mixed build.
+    for batch in iter_records(
+        path, report=report, csv_options_only_for_csv=True, **opts
+    ):
         cols.add(batch, source_label)
     return report
 
@@ -392,7 +398,7 @@ def _next_generation(path: str) -> int:
 
 
 def build_dataset(
-    inputs: Any,
+    inputs: DatasetInputs,
     path: str | os.PathLike[str],
     *,
     name: str | None = None,
@@ -720,10 +726,10 @@ def dataset_batches(ds: Any, batch_size: int = 1_000_000) -> Iterable[Any]:
 def update_dataset(
     path: str | os.PathLike[str],
     *,
-    add: Any = None,
+    add: DatasetInputs | None = None,
     remove: Iterable[str] | None = None,
     output: str | os.PathLike[str] | None = None,
-    **build_options: Any,
+    **build_options: Unpack[BuildOptions],
 ) -> UpdateReport:
     """Write the next generation of the dataset at `path`.
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hashlookup._atomic import atomic_output
 from hashlookup.errors import SignatureError
@@ -28,6 +28,9 @@ from hashlookup.store.signature import (
     signature_path,
     signed_message,
 )
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 
 @dataclass
@@ -112,7 +115,7 @@ def generate_signing_key(path: str | os.PathLike[str]) -> KeyPair:
     return KeyPair(path, pub_path, key_id(key.public_key()))
 
 
-def load_private_key(path: str | os.PathLike[str]) -> Any:
+def load_private_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
     """Read an Ed25519 private key from a file.
 
     Parameters
@@ -147,7 +150,8 @@ def load_private_key(path: str | os.PathLike[str]) -> Any:
         ) from None
     if not isinstance(key, ed.Ed25519PrivateKey):
         raise SignatureError(f"{path}: not an Ed25519 private key")
-    return key
+    private: Ed25519PrivateKey = key
+    return private
 
 
 @dataclass

@@ -38,6 +38,7 @@ from hashlookup.cli._common import (
     describe,
     print_error,
 )
+from hashlookup.cli._script import note_foreign_scripts
 from hashlookup.errors import HashLookupError
 
 __all__ = ["COMMANDS", "CLIError", "build_parser", "main"]
@@ -152,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     """
     if argv is None:
         argv = sys.argv[1:]
+        # A run from a shell: is `hashlookup` this program? (terminal only)
+        note_foreign_scripts()
     parser = build_parser(_command_of(argv))
     try:
         args = parser.parse_args(argv)

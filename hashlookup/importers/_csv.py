@@ -42,6 +42,7 @@ AUTO_NAMES = {
 
 CHUNK_SIZE = 8 << 20
 MAX_RECORD = 64 << 20  # longest run of text without a line end outside quotes
+MAX_HEADER = 1 << 20  # longest header line (column names, not data)
 
 # Cells up to 16 MiB (the csv module's default limit is 128 KiB).
 FIELD_LIMIT = 16 << 20
@@ -49,18 +50,20 @@ csv.field_size_limit(max(csv.field_size_limit(), FIELD_LIMIT))
 
 
 def read(opts: _Options) -> Iterator[RecordBatch]:
-    with open(opts.path, "rb") as raw:
+    with opts.open() as raw:
         encoding, bom = sniff_encoding(raw.read(4))
         raw.seek(bom)
         if encoding == "utf-8":
             yield from _read_bytes(opts, raw)
             return
         f = io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline="")
-        header, header_line = _header_line(f)
+        header, header_line = _header_line(opts, f)
         if header is None:
             return  # an empty file: no records
         layout = _Layout(opts, header, header_line)
-        reader = csv.reader(f, delimiter=layout.delimiter)
+        reader = csv.reader(
+            _bounded_lines(opts, f, header_line + 1), delimiter=layout.delimiter
+        )
         while True:
             first = header_line + reader.line_num + 1  # line of the first row
             try:
@@ -104,6 +107,8 @@ def _read_bytes(opts: _Options, raw: BinaryIO) -> Iterator[RecordBatch]:
     # The header: the first non-blank line.
     while True:
         nl = buf.find(b"\n")
+        if (nl if nl >= 0 else len(buf)) > MAX_HEADER:
+            raise InputError(_long_header(opts, line))
         if nl < 0 and not eof:
             more = raw.read(CHUNK_SIZE)
             eof = not more
@@ -219,14 +224,42 @@ def _fast_batch(
     return batch
 
 
-def _header_line(f: io.TextIOWrapper) -> tuple[str | None, int]:
+def _header_line(opts: _Options, f: io.TextIOWrapper) -> tuple[str | None, int]:
     """The first non-blank line and its number."""
     number = 0
-    for line in f:
+    while True:
+        line = f.readline(MAX_HEADER + 1)
+        if not line:
+            return None, number
         number += 1
+        if len(line) > MAX_HEADER:
+            raise InputError(_long_header(opts, number))
         if line.strip():
             return line.rstrip("\r\n"), number
-    return None, number
+
+
+def _long_header(opts: _Options, line: int) -> str:
+    return (
+        f"{opts.name}:{line}: the CSV header line is longer than "
+        f"{MAX_HEADER >> 20} MiB (is this a CSV file?)"
+    )
+
+
+def _bounded_lines(opts: _Options, f: io.TextIOWrapper, first: int) -> Iterator[str]:
+    """The lines of f (line `first` first), none longer than MAX_RECORD
+    characters: a longer one is an InputError, not a line held whole."""
+    number = first
+    while True:
+        line = f.readline(MAX_RECORD + 1)
+        if not line:
+            return
+        if len(line) > MAX_RECORD:
+            raise InputError(
+                f"{opts.name}:{number}: a line longer than "
+                f"{MAX_RECORD >> 20} Mi characters"
+            )
+        number += 1
+        yield line
 
 
 def _delimiter(opts: _Options, header: str, line: int) -> tuple[str, list[str]]:

@@ -90,9 +90,8 @@ class _Layout:
 
 def read(opts: _Options) -> Iterator[RecordBatch]:
     reader = _Reader(opts)
-    with open(opts.path, "rb") as f:
-        if f.read(3) != b"\xef\xbb\xbf":
-            f.seek(0)
+    # (A UTF-8 byte-order mark is skipped by the line reader, as everywhere.)
+    with opts.open() as f:
         chunks = _parse.iter_line_chunks(
             f, opts.name, CHUNK_SIZE, skip_long=opts.skip_invalid
         )

@@ -32,6 +32,11 @@ SIZE_COLUMN = "file_size"
 
 def read(opts: _Options) -> Iterator[RecordBatch]:
     name = opts.name
+    if opts.source is not None and not opts.source.regular:
+        raise InputError(
+            f"{name}: an SQLite database (NSRL RDS) must be a regular file, "
+            f"not a pipe or other stream (copy it to a file first)"
+        )
     with open(opts.path, "rb") as f:
         if not f.read(len(SQLITE_MAGIC)).startswith(SQLITE_MAGIC):
             raise InputError(

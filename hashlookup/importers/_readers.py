@@ -20,12 +20,12 @@ from hashlookup.importers._records import (
     RecordBatch,
     _Options,
 )
+from hashlookup.importers._source import HEAD_SIZE, Source
 
 #: every format name, in content-detection order
 FORMATS = ("sqlite", "hashdeep", "vics", "csv", "text")
 
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3", ".db3")
-HEAD_SIZE = 64 * 1024  # bytes detect_format looks at
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
@@ -34,13 +34,20 @@ def detect_format(path: str | os.PathLike[str]) -> str:
 
     Raises InputError for content that is recognisably none of them (JSON
     that is not a VICS export, a file named *.db that is not SQLite, UTF-16
-    text that is not CSV or JSON); OSError passes through.
+    text that is not CSV or JSON); OSError passes through.  This reads the
+    start of the file: a pipe given here has lost it (iter_records detects
+    the format of a pipe and reads it in one pass).
     """
-    from hashlookup.importers import _common
-
     name = os.fspath(path)
     with open(name, "rb") as f:
         head = f.read(HEAD_SIZE)
+    return _detect(name, head)
+
+
+def _detect(name: str, head: bytes) -> str:
+    """detect_format of the file called name whose first bytes are head."""
+    from hashlookup.importers import _common
+
     if head.startswith(SQLITE_MAGIC):
         return "sqlite"
     if name.lower().endswith(_SQLITE_SUFFIXES):
@@ -90,6 +97,7 @@ def iter_records(
     skip_invalid: bool = False,
     batch_size: int = 100_000,
     report: ImportReport | None = None,
+    csv_options_only_for_csv: bool = False,
 ) -> Iterator[RecordBatch]:
     """Stream the records of one input file as RecordBatch objects of at most
     batch_size records (never empty).
@@ -103,6 +111,13 @@ def iter_records(
     InputError.  Errors in the file's structure (a broken JSON document, a
     missing header, a missing table) are raised either way.
     report: an ImportReport filled in while the batches are consumed.
+    csv_options_only_for_csv: apply columns= and label_columns= to a CSV
+    input and ignore them for other formats (a build that mixes CSV and
+    other inputs), instead of raising ValueError.
+
+    The input is opened once: a pipe (a FIFO, ``<(...)``) is read in one
+    pass, its first bytes kept for format detection and replayed.  Every
+    error names the file.
     """
     name = os.fspath(path)
     if (
@@ -111,11 +126,46 @@ def iter_records(
         or batch_size < 1
     ):
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    fmt = detect_format(name) if input_format is None else input_format
-    if fmt not in FORMATS:
+    if input_format is not None and input_format not in FORMATS:
         raise ValueError(
-            f"unknown input_format {fmt!r}; expected one of {', '.join(FORMATS)}"
+            f"unknown input_format {input_format!r}; expected one of "
+            f"{', '.join(FORMATS)}"
         )
+    source = Source(name, name)
+    try:
+        yield from _iter(
+            source,
+            input_format,
+            columns,
+            label_columns,
+            bool(skip_invalid),
+            batch_size,
+            report,
+            csv_options_only_for_csv,
+        )
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        # e.g. "File or stream is not seekable.": say which file
+        raise InputError(f"{name}: {exc.strerror or exc}") from exc
+    finally:
+        source.close()
+
+
+def _iter(
+    source: Source,
+    input_format: str | None,
+    columns: dict[str, str] | None,
+    label_columns: dict[str, str] | None,
+    skip_invalid: bool,
+    batch_size: int,
+    report: ImportReport | None,
+    csv_only: bool,
+) -> Iterator[RecordBatch]:
+    name = source.name
+    fmt = _detect(name, source.head()) if input_format is None else input_format
+    if fmt != "csv" and csv_only:
+        columns = label_columns = None
     if fmt != "csv" and (columns or label_columns):
         raise ValueError(
             f"columns= and label_columns= apply to CSV input only; "
@@ -128,7 +178,7 @@ def iter_records(
     report.format = fmt
     report.path = name
     opts = _Options(
-        name, name, columns, label_columns, bool(skip_invalid), batch_size, report
+        name, name, columns, label_columns, skip_invalid, batch_size, report, source
     )
     read = _reader(fmt)
     for batch in read(opts):

@@ -10,7 +10,7 @@ per digest on the fast paths.  See docs/IMPORTERS.md.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
     import numpy as np
@@ -18,6 +18,7 @@ else:  # the command line reads FORMATS (via _readers) without needing numpy
     from hashlookup._lazy import numpy as np
 
 from hashlookup import algorithms
+from hashlookup.importers._source import Source
 
 #: digest width in bytes of each stored algorithm
 ALGORITHMS = algorithms.WIDTH
@@ -118,6 +119,14 @@ class _Options:
     skip_invalid: bool
     batch_size: int
     report: ImportReport
+    source: Source | None = None  # the input, read once (None: open path)
+
+    def open(self) -> BinaryIO:
+        """The input as a binary file object, from its first byte (a pipe's
+        head, read for format detection, is replayed)."""
+        if self.source is not None:
+            return self.source.open()
+        return open(self.path, "rb")
 
 
 #: the first bytes of every SQLite database file

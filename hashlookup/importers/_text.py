@@ -20,9 +20,8 @@ _ALGO_BY_WIDTH = algorithms.BY_WIDTH
 
 def read(opts: _Options) -> Iterator[RecordBatch]:
     report = opts.report
-    with open(opts.path, "rb") as f:
-        if f.read(3) != b"\xef\xbb\xbf":  # a UTF-8 byte-order mark is skipped
-            f.seek(0)
+    # (A UTF-8 byte-order mark is skipped by the line reader, as everywhere.)
+    with opts.open() as f:
         for chunk in _parse.iter_parsed(
             f, None, name=opts.name, skip_invalid=opts.skip_invalid
         ):

@@ -159,7 +159,7 @@ class _Stream:
 
 
 def read(opts: _Options) -> Iterator[RecordBatch]:
-    with open(opts.path, "rb") as raw:
+    with opts.open() as raw:
         encoding, bom = sniff_encoding(raw.read(4))
         raw.seek(bom)
         f = io.TextIOWrapper(raw, encoding=encoding, errors="replace")

@@ -28,6 +28,8 @@ from hashlookup.store import format as _format
 
 CHUNK_SIZE = 16 << 20
 MAX_LINE = 1 << 20  # a "line" longer than this is not a digest list
+#: a UTF-8 byte-order mark: skipped at the start of every text input
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass
@@ -203,12 +205,17 @@ def iter_line_chunks(
     """
     tail = b""
     dropping = False
+    first = True
     while True:
         block = f.read(chunk_size)
         if not isinstance(block, (bytes, bytearray)):
             raise TypeError(
                 f"{name}: expected a binary stream, read {type(block).__name__}"
             )
+        if first:
+            first = False
+            if block.startswith(UTF8_BOM):  # as every reader does
+                block = block[len(UTF8_BOM) :]
         if not block:
             if dropping:
                 yield DROPPED_LINE

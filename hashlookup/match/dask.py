@@ -17,13 +17,19 @@ import glob
 import os
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hashlookup.match.inventory import Inventory, detect_kind
 from hashlookup.match.keys import KeyMatcher, record_labels
 from hashlookup.match.tables import arrow_keys, bind_width, check_column, csv_header
+
+if TYPE_CHECKING:
+    import dask.dataframe as dd
+
+    from hashlookup._types import PublicKeySpec
+    from hashlookup.store.dataset import Dataset
 
 __all__ = ["OUTPUT_COLUMNS", "match", "open_cached"]
 
@@ -33,12 +39,12 @@ OUTPUT_COLUMNS = ("digest", "record", "labels")
 PATH_COLUMNS = ("file", "row")
 
 _cache_lock = threading.Lock()
-_cache: dict[tuple[Any, ...], Any] = {}
+_cache: dict[tuple[object, ...], Dataset] = {}
 
 
 def open_cached(
     path: str, suppress: Sequence[str] = (), require_signature: bytes | None = None
-) -> Any:
+) -> Dataset:
     """The open :class:`hashlookup.Dataset` at ``path``, opened once per process.
 
     Cached by path and file identity (device, inode, size, mtime): a dataset
@@ -296,7 +302,7 @@ def _check_names(names: Sequence[str], column: str, reserved: Sequence[str]) -> 
 
 
 def match(
-    data: Any,
+    data: dd.DataFrame | str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     dataset_path: str | os.PathLike[str],
     column: str = "md5",
     *,
@@ -304,8 +310,8 @@ def match(
     exclude: str | Sequence[str] | None = None,
     skip_invalid: bool = False,
     delimiter: str | None = None,
-    require_signature: Any = None,
-) -> Any:
+    require_signature: PublicKeySpec | None = None,
+) -> dd.DataFrame:
     """Match the digests of ``column`` against the dataset at ``dataset_path``.
 
     Cells hold one hex digest (any case, blanks around it ignored) or raw
@@ -399,7 +405,7 @@ def match(
         meta = _with_hits(
             data._meta.iloc[:0], np.empty(0, np.int64), [], np.empty(0, np.int64), []
         )
-        return data.map_partitions(
+        frame: dd.DataFrame = data.map_partitions(
             _match_frame,
             dataset_path,
             column,
@@ -409,6 +415,7 @@ def match(
             key,
             meta=meta,
         )
+        return frame
     paths = expand_paths(data)
     if not paths:
         raise ValueError("no input files")
@@ -420,7 +427,7 @@ def match(
     empty["digest"] = pd.Series(dtype=object)
     empty["record"] = pd.Series(dtype="int64")
     empty["labels"] = pd.Series(dtype=object)
-    return dd.from_map(
+    hits: dd.DataFrame = dd.from_map(
         _match_piece,
         pieces,
         dataset_path=dataset_path,
@@ -433,3 +440,4 @@ def match(
         enforce_metadata=False,
         label="hashlookup-match",
     )
+    return hits

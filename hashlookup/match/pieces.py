@@ -21,7 +21,7 @@ else:
     from hashlookup._lazy import numpy as np
 
 from hashlookup.errors import InputError
-from hashlookup.importers.digests import MAX_LINE
+from hashlookup.importers.digests import MAX_LINE, UTF8_BOM
 
 __all__ = [
     "Inventory",
@@ -46,6 +46,19 @@ def detect_kind(path: str) -> str:
     if ext in (".parquet", ".pq"):
         return "parquet"
     return "text"
+
+
+def _is_stream(path: str) -> bool:
+    """Whether path names something other than a regular file (a FIFO, a
+    pipe's /dev/fd/N, a terminal); False if it cannot be stat'ed (opening it
+    reports that)."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 @dataclass
@@ -73,6 +86,14 @@ class Inventory:
             self.delimiter = "\t" if self.kind == "tsv" else ","
         if len(self.delimiter) != 1:
             raise ValueError(f"delimiter must be one character, got {self.delimiter!r}")
+        if self.kind != "text" and self.stream is None and _is_stream(self.path):
+            # Tables are read more than once (header, then the rows): a
+            # second open of a FIFO would wait for a writer for ever.
+            raise InputError(
+                f"{self.path}: a {self.kind} inventory must be a regular file, "
+                f"not a pipe or other stream (copy it to a file first; digest "
+                f"lists can be piped)"
+            )
 
     @property
     def name(self) -> str:
@@ -273,6 +294,7 @@ def read_chunks(
     tail = b""
     dropped = 0
     eof = False
+    first = True
     while not eof:
         size = max(chunk_size, 2 * len(tail))
         slab = slabs.take(size) if slabs is not None else {"buf": bytearray(size)}
@@ -287,6 +309,12 @@ def read_chunks(
                 break
             filled += n
         view.release()
+        if first:  # a UTF-8 byte-order mark is skipped, as every reader does
+            first = False
+            if buf.startswith(UTF8_BOM):
+                n = len(UTF8_BOM)
+                buf[: filled - n] = buf[n:filled]  # same length: no resize
+                filled -= n
         cut = filled if eof else buf.rfind(b"\n", 0, filled) + 1
         if cut:
             tail = bytes(buf[cut:filled])

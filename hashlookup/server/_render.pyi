@@ -1,8 +1,8 @@
 # Stub for the lookup service's Cython extension hashlookup.server._render
 # (see _render.pyx).
 from collections.abc import Callable
-from typing import Any
 
+from pyroaring import FrozenBitMap
 from typing_extensions import Buffer
 
 from hashlookup._core import KeyTable, RecordTable
@@ -16,7 +16,7 @@ class HitRenderer:
         self,
         reader: RecordTable,
         tables: tuple[KeyTable | None, KeyTable | None, KeyTable | None],
-        labels: tuple[tuple[str, Any], ...],
+        labels: tuple[tuple[str, FrozenBitMap], ...],
         drop: int,
         label_json: Callable[[tuple[str, ...]], bytes],
         tail: bytes,

@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
+    import numpy.typing as npt
+    from pyroaring import FrozenBitMap
+
+    from hashlookup._types import Digest, Labels, PublicKeySpec
 else:
     from hashlookup._lazy import numpy as np
 
@@ -125,7 +129,7 @@ class Dataset(TableSetRef):
         suppress: Iterable[str] = (),
         auto_reload: bool = False,
         reload_interval: float = 1.0,
-        require_signature: Any = None,
+        require_signature: PublicKeySpec | None = None,
     ) -> Dataset:
         """Map the file at `path` (O(1) apart from reading the JSON label index).
 
@@ -337,8 +341,8 @@ class Dataset(TableSetRef):
         return out
 
     def record_filter(
-        self, table: HashIndex, only: Any = None, exclude: Any = None
-    ) -> Any:
+        self, table: HashIndex, only: Labels = None, exclude: Labels = None
+    ) -> Callable[[int], bool] | None:
         """Predicate record id -> wanted, for the generation of `table`.
 
         Parameters
@@ -359,7 +363,8 @@ class Dataset(TableSetRef):
             when nothing is filtered (no `only`, no `exclude`, no
             `suppress`).  Unknown labels match nothing.
         """
-        return table._generation.record_filter(only, exclude)
+        st: Generation = table._generation
+        return st.record_filter(only, exclude)
 
     def labels(self) -> dict[str, int]:
         """Every label with its number of records.
@@ -380,7 +385,7 @@ class Dataset(TableSetRef):
             return {}
         return {n: st.labels.count(n) for n in st.labels.names()}
 
-    def records_with(self, label: str) -> Any:
+    def records_with(self, label: str) -> FrozenBitMap:
         """Record ids carrying `label`.
 
         Parameters
@@ -443,7 +448,11 @@ class Dataset(TableSetRef):
         return self._live().record(record_id)
 
     def lookup_many(
-        self, digests: Any, *, only: Any = None, exclude: Any = None
+        self,
+        digests: Iterable[Digest] | npt.NDArray[np.uint8],
+        *,
+        only: Labels = None,
+        exclude: Labels = None,
     ) -> list[Match | Invalid | None]:
         """Look up many digests: per item a Match, None (miss) or Invalid.
 
@@ -667,7 +676,7 @@ def open_dataset(
     suppress: Iterable[str] = (),
     auto_reload: bool = False,
     reload_interval: float = 1.0,
-    require_signature: Any = None,
+    require_signature: PublicKeySpec | None = None,
 ) -> Dataset:
     """Open a dataset (or single-table index) file for lookups.
 

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from hashlookup._types import Digest, Labels
 else:
     from hashlookup._lazy import numpy as np
 
@@ -353,7 +355,7 @@ class Generation:
         return int(self.rowmaps[algorithm][row])
 
     def lookup(
-        self, digest: Any, only: Any = None, exclude: Any = None
+        self, digest: Digest, only: Labels = None, exclude: Labels = None
     ) -> Match | None:
         """The Match of a digest in this generation, or None.
 
@@ -380,11 +382,10 @@ class Generation:
             `digest` has the length of no algorithm or a non-hex
             character, or the generation is closed.
         """
-        found: Match | None = self.lookups.lookup(digest, only, exclude)
-        return found
+        return self.lookups.lookup(digest, only, exclude)
 
     def match(
-        self, algorithm: str, row: int, only: Any = None, exclude: Any = None
+        self, algorithm: str, row: int, only: Labels = None, exclude: Labels = None
     ) -> Match | None:
         """The Match of a row of one key table, or None if filtered out.
 
@@ -461,11 +462,10 @@ class Generation:
             alg = present[0]
         elif self.mapping is None:
             raise ValueError("I/O operation on closed dataset")
-        match: Match = self.lookups.match(_ALG_INDEX[alg], record_id)
-        return match
+        return self.lookups.match(_ALG_INDEX[alg], record_id)
 
     def record_filter(
-        self, only: Any = None, exclude: Any = None
+        self, only: Labels = None, exclude: Labels = None
     ) -> Callable[[int], bool] | None:
         """Predicate record id -> wanted, or None when nothing is filtered.
 

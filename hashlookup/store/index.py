@@ -20,6 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
+    import numpy.typing as npt
+
+    from hashlookup._types import KeyBatch, PublicKeySpec
 else:
     from hashlookup._lazy import numpy as np
 
@@ -106,7 +109,10 @@ class HashIndex(KeyTable):
 
     @classmethod
     def open(
-        cls, path: str | os.PathLike[str], *, require_signature: Any = None
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        require_signature: PublicKeySpec | None = None,
     ) -> HashIndex:
         """Map the index file at `path` and validate its header (O(1)).
 
@@ -320,8 +326,11 @@ class HashIndex(KeyTable):
     # -- batch lookups ------------------------------------------------------
 
     def contains_many(
-        self, keys: Any, out: np.ndarray | None = None, threads: int = 1
-    ) -> np.ndarray:
+        self,
+        keys: KeyBatch,
+        out: npt.NDArray[np.bool_] | None = None,
+        threads: int = 1,
+    ) -> npt.NDArray[np.bool_]:
         """Membership of every key of a batch: a bool array in input order.
 
         The lookups run in C with the GIL released.
@@ -374,8 +383,11 @@ class HashIndex(KeyTable):
         return out
 
     def find_many(
-        self, keys: Any, out: np.ndarray | None = None, threads: int = 1
-    ) -> np.ndarray:
+        self,
+        keys: KeyBatch,
+        out: npt.NDArray[np.int64] | None = None,
+        threads: int = 1,
+    ) -> npt.NDArray[np.int64]:
         """Row of every key of a batch in the sorted table, -1 for misses.
 
         Takes the same `keys`, `threads` and errors as
@@ -716,7 +728,7 @@ def _check_out(out: np.ndarray | None, n: int, dtype: Any, name: str) -> np.ndar
 
 
 def open_index(
-    path: str | os.PathLike[str], *, require_signature: Any = None
+    path: str | os.PathLike[str], *, require_signature: PublicKeySpec | None = None
 ) -> HashIndex:
     """Open an index file for lookups: the same as :meth:`HashIndex.open`.
 
