@@ -523,7 +523,7 @@ def run_demo(
     say()
     say("Demo succeeded (exit status 0). Finding these hits is the expected result;")
     say(
-        f"`hashlookup match {dataset_path} {inventory_path}` would exit 1 "
+        f"`hlookup match {dataset_path} {inventory_path}` would exit 1 "
         "because it found hits."
     )
     return 0
