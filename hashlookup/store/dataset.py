@@ -34,6 +34,7 @@ from hashlookup.store.generation import (
     Match,
     OlderGenerationError,
     checked_replacement,
+    file_versions,
 )
 from hashlookup.store.index import HashIndex, _raw_public_key, file_identity
 
@@ -559,7 +560,7 @@ class Dataset(TableSetRef):
         return True
 
     def check_replacement(
-        self, *, verify: bool = True, allow_older: bool = False
+        self, *, verify: bool = True, allow_older: bool = False, source: Any = None
     ) -> Generation | None:
         """:meth:`reload` without the swap: the replaced file, checked.
 
@@ -567,7 +568,9 @@ class Dataset(TableSetRef):
         new generation in (:meth:`swap_in`) at a moment of its choosing,
         e.g. between two requests.  Refusals are remembered as by
         :meth:`reload`; the parameters and errors are its own (note the
-        defaults: checked, and no older generation).
+        defaults: checked, and no older generation).  `source` (e.g.
+        ``/proc/self/fd/N`` of the path, opened by the caller) is looked
+        at instead of the path: the caller knows which file it got.
 
         Returns
         -------
@@ -575,11 +578,11 @@ class Dataset(TableSetRef):
             The new generation (for :meth:`swap_in`, or to close), None if
             the file was not replaced (or is missing).
         """
-        replaced = self._replaced()
+        replaced = self._replaced(source)
         if replaced is None:
             return None
         with self._lock:
-            return self._replacement(*replaced, verify, allow_older)
+            return self._replacement(*replaced, verify, allow_older, source)
 
     def swap_in(self, generation: Generation) -> None:
         """Make `generation` (from :meth:`check_replacement`) the current one.
@@ -594,47 +597,46 @@ class Dataset(TableSetRef):
             self._live()
             self._install(generation)
 
-    def _replaced(self) -> tuple[Generation, os.stat_result] | None:
+    def _replaced(self, source: Any = None) -> tuple[Generation, os.stat_result] | None:
         """(current generation, stat of the path) if the path names another
         file; None if not (a missing file is being replaced, or removed:
         the current generation stays)."""
         st = self._live()
         try:
-            s = os.stat(self.path)
+            s = os.stat(self.path if source is None else source)
         except FileNotFoundError:
             return None
         return None if file_identity(s) == st.identity else (st, s)
 
     def _replacement(
-        self, st: Generation, s: os.stat_result, verify: bool, allow_older: bool
+        self,
+        st: Generation,
+        s: os.stat_result,
+        verify: bool,
+        allow_older: bool,
+        source: Any = None,
     ) -> Generation:
         """The replaced file at `path` (stat `s`), checked; raises if refused.
         Called with the lock held."""
-        versions = self._versions(s)
+        versions = file_versions(self.path, s, self._signature_key)
         rejected = self._rejected
         if rejected is not None and rejected[0] == versions:
             if not (allow_older and isinstance(rejected[1], OlderGenerationError)):
                 raise rejected[1]  # same files as last time: not checked again
         try:
             return checked_replacement(
-                self.path, st, self._signature_key, self._suppress, verify, allow_older
+                self.path,
+                st,
+                self._signature_key,
+                self._suppress,
+                verify,
+                allow_older,
+                source,
             )
         except (IndexFormatError, OlderGenerationError) as e:
             if self._signature_key is not None or verify or not allow_older:
                 self._rejected = (versions, e)
             raise
-
-    def _versions(self, s: os.stat_result) -> tuple[Any, ...]:
-        """Identity of the data file and (if required) its signature file."""
-        if self._signature_key is None:
-            return (file_identity(s),)
-        from hashlookup.store.signature import signature_path
-
-        try:
-            sig = file_identity(os.stat(signature_path(self.path)))
-        except OSError:
-            sig = None
-        return (file_identity(s), sig)
 
     # -- lifecycle -----------------------------------------------------------
 

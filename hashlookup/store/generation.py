@@ -608,6 +608,7 @@ def checked_replacement(
     suppress: tuple[str, ...] = (),
     verify: bool = False,
     allow_older: bool = True,
+    source: str | None = None,
 ) -> Generation:
     """Open the file at `path` as the successor of `current`, checked.
 
@@ -623,6 +624,8 @@ def checked_replacement(
         Check the body first (:meth:`Generation.verify`, O(file size)).
     allow_older : bool, default True
         Accept a lower generation number than `current`'s.
+    source : str, optional
+        The file to map instead of `path` (as for :class:`Generation`).
 
     Returns
     -------
@@ -638,7 +641,7 @@ def checked_replacement(
     OSError
         The file cannot be opened.
     """
-    new = Generation(path, signature_key, suppress)
+    new = Generation(path, signature_key, suppress, source)
     try:
         # the generation first: a stale file is refused without reading it
         if not allow_older and new.generation < current.generation:
@@ -647,8 +650,28 @@ def checked_replacement(
                 f"generation {current.generation}, which is served"
             )
         if verify:
-            new.verify()
+            try:
+                new.verify()
+            except IndexFormatError as e:  # say which generation was refused
+                raise type(e)(f"{e} (generation {new.generation})") from e
     except BaseException:
         new.close()
         raise
     return new
+
+
+def file_versions(
+    path: str, s: os.stat_result, signature_key: Any = None
+) -> tuple[Any, ...]:
+    """What tells a version of a dataset apart, for remembering refusals:
+    the identity of the data file (its stat `s`) and, with a signature key,
+    of its signature file."""
+    if signature_key is None:
+        return (file_identity(s),)
+    from hashlookup.store.signature import signature_path
+
+    try:
+        sig = file_identity(os.stat(signature_path(path)))
+    except OSError:
+        sig = None
+    return (file_identity(s), sig)
