@@ -154,7 +154,13 @@ class Generation:
         suppress: tuple[str, ...] = (),
         source: str | None = None,
     ) -> None:
-        mm, header, st = map_file(path if source is None else source)
+        try:
+            mm, header, st = map_file(path if source is None else source)
+        except IndexFormatError as e:
+            if source is None:
+                raise
+            # name the file by its path, not by /proc/self/fd/N
+            raise type(e)(str(e).replace(source, path)) from None
         self._owns_mapping = True
         self.mapping: mmap.mmap | None = mm
         self.identity: Identity | None = file_identity(st)
