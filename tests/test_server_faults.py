@@ -18,9 +18,8 @@ processes on loopback under load, their workers and supervisor killed.
 - two processes sharing a limiter get together what one bucket gives, and
   one killed inside take() blocks nobody.
 
-The target is 200 kills in a row; this file does KILLS (scaled so that the
-whole file runs in well under a minute on a 2-core machine), and
-HASHLOOKUP_FAULT_KILLS=200 runs the full count.
+The kills: 200 in a row (KILLS; HASHLOOKUP_FAULT_KILLS=N runs another
+count), which takes about a minute on a 2-core machine.
 Every test is bounded in time and in requests.  Linux only (/proc).
 """
 
@@ -48,7 +47,7 @@ pytestmark = [
     ),
 ]
 
-KILLS = int(os.environ.get("HASHLOOKUP_FAULT_KILLS", "40"))
+KILLS = int(os.environ.get("HASHLOOKUP_FAULT_KILLS", "200"))
 #: the service answers again within this many seconds after any kill
 RECOVERY = 6.0
 #: SIGTERM to exit (docs/SERVER.md)
@@ -184,7 +183,7 @@ def test_worker_kills_under_load_inside_rate_limiter(data, tmp_path, monkeypatch
                     inside += _in_limiter(victim)
                     os.kill(victim, signal.SIGKILL)
                 recoveries.append(_answers(srv, token, RECOVERY))
-                time.sleep(rng.uniform(0.05, 0.25))
+                time.sleep(rng.uniform(0.05, 0.2))
         assert load.ok > 0 and not load.wrong, load.wrong[:5]
         # the limiter still limits: a key of 1/s gets 429 after its burst
         slow = add_key(keys, "slow-after-kills", "--rate", "1", "--burst", "2")
