@@ -14,6 +14,8 @@ processes on loopback under load, their workers and supervisor killed.
   the next start removes the Bloom directory it left;
 - SIGTERM under load completes within the 10 s deadline, also with a
   worker that cannot stop gracefully (SIGSTOPped: killed at the deadline).
+- a port already taken: the error names the address, no temporary
+  directory is left.
 
 - two processes sharing a limiter get together what one bucket gives, and
   one killed inside take() blocks nobody.
@@ -412,3 +414,36 @@ def test_limiter_across_processes_without_lock(monkeypatch):
     got = [limiter.take("other") for _ in range(60)]
     assert time.monotonic() - t0 < 0.5
     assert got[:50] == [0.0] * 50 and all(g > 0 for g in got[52:])
+
+
+def test_failed_bind_names_the_address_and_leaves_no_temp_dir(data, tmp_path):
+    import subprocess
+    import sys
+
+    _, path, keys, _, _ = data
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "hashlookup",
+                "serve",
+                str(path),
+                "--port",
+                str(port),
+                "--api-keys",
+                str(keys),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "TMPDIR": str(tmp)},
+        )
+    assert out.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in out.stderr, out.stderr
+    assert not list(tmp.iterdir())
