@@ -170,16 +170,21 @@ class LookupApp:
         while True:
             await asyncio.sleep(self.config.reload_interval)
             if files.replaced():
+                t0 = time.perf_counter()
                 found = await asyncio.to_thread(files.replacement)
                 if found is not None:
+                    checked = time.perf_counter() - t0
                     files.swap(*found)
                     self._dataset_changed()
+                    await self._prefault()
                     log.warning(
-                        "worker %d: dataset reloaded, generation %d",
+                        "worker %d: dataset reloaded, generation %d (checked "
+                        "in %.2f s, served %.2f s after it was seen)",
                         self.worker,
                         files.generation(),
+                        checked,
+                        time.perf_counter() - t0,
                     )
-                    await self._prefault()
             self.tick()
 
     def tick(self) -> None:
