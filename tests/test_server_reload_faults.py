@@ -335,10 +335,10 @@ def test_replacements_under_load_and_kills_while_the_file_is_bad(files, tmp_path
     )
 
 
-def _kill_all(srv: Server) -> float:
-    """SIGKILL each worker in turn, waiting for its replacement; the time
-    the service took to answer again, at most."""
-    worst = 0.0
+def _kill_all(srv: Server) -> list[float]:
+    """SIGKILL each worker in turn, waiting for its replacement; the times
+    the service took to answer again on a new connection."""
+    took = []
     for victim in _workers(srv):
         os.kill(victim, signal.SIGKILL)
         t0 = time.monotonic()
@@ -352,8 +352,8 @@ def _kill_all(srv: Server) -> float:
                     pass
             assert time.monotonic() - t0 < RECOVERY, srv.stderr()[-3000:]
             time.sleep(0.01)
-        worst = max(worst, time.monotonic() - t0)
-    return worst
+        took.append(time.monotonic() - t0)
+    return took
 
 
 def _kills_while_bad(srv, token, live, keys, valid, current, newer, older, rng) -> str:
@@ -362,7 +362,7 @@ def _kills_while_bad(srv, token, live, keys, valid, current, newer, older, rng) 
     reports the bad file."""
     oracle = valid[current][1]
     hits = list(oracle)[:40]
-    times = []
+    times: list[float] = []
     for kind in ("damaged", "truncated", "older", "missing"):
         src = tmp = live.with_name(f"bad-{kind}.hlds")
         if kind == "damaged":
@@ -376,7 +376,7 @@ def _kills_while_bad(srv, token, live, keys, valid, current, newer, older, rng) 
         else:
             put(src, live)
         time.sleep(0.3)  # the running workers see it
-        times.append(_kill_all(srv))
+        times += _kill_all(srv)
         want_ready = kind != "missing"  # a missing file is a problem (503)
 
         def reports(j, want_ready=want_ready):
@@ -407,7 +407,7 @@ def _kills_while_bad(srv, token, live, keys, valid, current, newer, older, rng) 
     saved = keys.read_bytes()
     keys.write_text("{not json")
     time.sleep(0.3)
-    times.append(_kill_all(srv))
+    times += _kill_all(srv)
     _every_worker(
         srv,
         token,
@@ -418,7 +418,9 @@ def _kills_while_bad(srv, token, live, keys, valid, current, newer, older, rng) 
     keys.write_bytes(saved)
     _every_worker(srv, token, lambda j: not j["warnings"], SWITCH)
     return (
-        f"workers killed while the dataset was damaged, truncated, older, "
-        f"missing, or the keys corrupt: answering again within "
-        f"{max(times) * 1000:.0f} ms at most, from generation {current}"
+        f"{len(times)} worker kills while the dataset was damaged, truncated, "
+        f"older, missing, or the keys corrupt: both workers back and answering "
+        f"after median {statistics.median(times) * 1000:.0f} ms, max "
+        f"{max(times) * 1000:.0f} ms (back-off: each slot killed 5 times within "
+        f"seconds), serving generation {current}"
     )
