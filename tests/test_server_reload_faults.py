@@ -424,3 +424,25 @@ def _kills_while_bad(srv, token, live, keys, valid, current, newer, older, rng) 
         f"{max(times) * 1000:.0f} ms (back-off: each slot killed 5 times within "
         f"seconds), serving generation {current}"
     )
+
+
+def test_allow_older_generation(files, tmp_path):
+    """With --allow-older-generation a lower generation number is served
+    (a rollback without a restart)."""
+    _, valid, _, older = files
+    live = tmp_path / "live.hlds"
+    put(valid[4][0], live)
+    with Server(
+        live,
+        "--no-auth",
+        "--rate-limit",
+        "0",
+        "--reload-interval",
+        "0.1",
+        "--allow-older-generation",
+        workdir=tmp_path,
+    ) as srv:
+        put(older, live)
+        _every_worker(srv, "", lambda j: j["generation"] == OLD_GENERATION, SWITCH)
+        put(valid[2][0], live)
+        _every_worker(srv, "", lambda j: j["generation"] == 2, SWITCH)

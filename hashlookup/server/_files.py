@@ -192,6 +192,14 @@ class LastGood:
         """Where a new worker maps the last good file from (None: nowhere)."""
         return None if self.fd < 0 else fd_path(self.fd)
 
+    def drop_file(self) -> None:
+        """In a worker, once its dataset is mapped: close the inherited
+        descriptor (else a replaced file's disk space stays in use for the
+        worker's life)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
     def report(self, fd: int, generation: int) -> None:
         """Tell the supervisor that the file behind `fd` (the worker's own
         descriptor, closed by the caller) is served from now on."""
@@ -255,8 +263,9 @@ class WorkerFiles:
         serves nothing yet; a bad file there is reported, not fatal).
         Without a kept file, or if it cannot be opened: the path's file."""
         cfg = self.config
-        source = self.last_good.source() if self.last_good is not None else None
-        if source is not None:
+        last = self.last_good
+        source = last.source() if last is not None else None
+        if last is not None and source is not None:
             try:
                 self.ds = Dataset.open(cfg.dataset, source=source, **cfg.open_options())
             except (OSError, HashLookupError) as exc:
@@ -268,6 +277,7 @@ class WorkerFiles:
                     cfg.dataset,
                 )
             else:
+                last.drop_file()  # mapped: the descriptor is not needed
                 found = self.replacement()
                 if found is not None:
                     self.swap(*found)
