@@ -446,3 +446,51 @@ def test_allow_older_generation(files, tmp_path):
         _every_worker(srv, "", lambda j: j["generation"] == OLD_GENERATION, SWITCH)
         put(valid[2][0], live)
         _every_worker(srv, "", lambda j: j["generation"] == 2, SWITCH)
+
+
+def test_last_good_keeps_what_workers_report(files, tmp_path):
+    """The supervisor's side alone: it keeps the file a (forked) worker
+    reports, not what the path names later, ignores an older report, and
+    keeps the last keys file that loaded."""
+    from hashlookup.server._files import LastGood
+
+    _, valid, _, _ = files
+    live = tmp_path / "live.hlds"
+    put(valid[2][0], live)
+    keys = tmp_path / "keys.json"
+    add_key(keys, "first")
+    said: list[str] = []
+    last = LastGood(str(live), str(keys), False, said.append)
+    try:
+        last.open_first({}).close()
+        last.load_keys()
+        assert last.generation == 2 and len(last.keys) == 1
+
+        def report(gen: int) -> None:
+            put(valid[gen][0], live)
+            fd = os.open(live, os.O_RDONLY)
+            pid = os.fork()
+            if pid == 0:  # a worker
+                last.child_started()
+                last.report(fd, gen)
+                os._exit(0)
+            os.close(fd)
+            os.waitpid(pid, 0)
+            last.poll(time.monotonic(), 1.0)
+
+        report(6)
+        report(4)  # older than the kept one: ignored
+        put(valid[8][0], live)  # not reported: not kept
+        with hashlookup.Dataset.open(live, source=last.source()) as ds:
+            assert ds.generation == last.generation == 6
+        keys.write_text("{broken")
+        for _ in range(3):
+            last.poll(time.monotonic() + 10, 1.0)
+        assert len(last.keys) == 1 and len(said) == 1 and "keys file" in said[0]
+        keys.unlink()
+        add_key(keys, "second")
+        add_key(keys, "third")
+        last.poll(time.monotonic() + 20, 1.0)
+        assert len(last.keys) == 2
+    finally:
+        last.close()

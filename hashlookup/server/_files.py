@@ -5,7 +5,7 @@ replacement before it is served, and what is wrong with the files on disk
 (for /readyz).
 
 - Dataset: the supervisor holds a descriptor on the last file a worker
-  swapped in (at first, the file it checked at start).  A worker sends the
+  swapped in (at first, the file it opened at start).  A worker sends the
   descriptor of each file it swaps in over a socket (SCM_RIGHTS), so the
   supervisor keeps exactly the file that was checked, even if the path has
   been replaced again since; a fork inherits the descriptor.  A new worker
@@ -89,6 +89,7 @@ class LastGood:
         self.keys_identity: Any = None
         self._keys_checked = 0.0
         self._keys_error: str | None = None
+        self._keys_tried: Any = None  # the last version of the file read
         # workers send (generation, descriptor) datagrams; neither end
         # ever blocks (a full buffer drops a report: the next one comes)
         self._receiver, self._sender = socket.socketpair(
@@ -132,9 +133,7 @@ class LastGood:
         while True:
             try:
                 msg, fds, _, _ = socket.recv_fds(self._receiver, 64, 4)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
+            except OSError:  # nothing more to read (BlockingIOError)
                 return
             for fd in fds[1:]:
                 os.close(fd)
@@ -163,8 +162,9 @@ class LastGood:
     def _check_keys(self) -> None:
         assert self.keys_path is not None
         identity = keys_identity(self.keys_path)
-        if identity == self.keys_identity or identity is None:
+        if identity in (self.keys_identity, self._keys_tried, None):
             return
+        self._keys_tried = identity
         try:
             keys = KeyStore.load(self.keys_path)
         except Exception as exc:  # a bad file: keep the keys we have
