@@ -8,9 +8,10 @@ bad.
   generation it names (X-Dataset-Version, the record's and the batch's
   generation field), checked against a dict oracle per generation; only
   valid files' generations ever answer.
-- A valid newer file is served by every worker within SWITCH seconds; a
-  refused one never is, and every worker's /readyz names it (file,
-  generation, reason) within SWITCH seconds, still ready.
+- A valid newer file is served by every worker within SWITCH seconds (its
+  body checked by one worker for all); a refused one never is, and every
+  worker's /readyz names it (file, generation, reason) within SWITCH
+  seconds, still ready.
 - A worker killed while the file on disk is bad (damaged, truncated, older,
   missing) or the keys file is corrupt comes back within RECOVERY seconds
   serving the last good generation with the last good keys, and its
@@ -334,6 +335,8 @@ def test_replacements_under_load_and_kills_while_the_file_is_bad(files, tmp_path
         assert "checksum mismatch" in err and "is older than generation" in err
         # a refused file is named with its reason and generation
         assert f"(generation {BAD_GENERATION})" in err
+        # each valid file's body was checked by one worker, for both
+        assert err.count("body checked here") == VALID, err[-3000:]
         killed = _kills_while_bad(
             srv, token, live, keys, valid, current, newer, older, rng
         )

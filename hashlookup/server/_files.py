@@ -13,6 +13,11 @@ replacement before it is served, and what is wrong with the files on disk
   as a replacement: checked (body and generation number) before it is
   served, refused (and reported in /readyz and the log) if bad.  So a file
   that goes bad on disk, or disappears, never stops a worker from starting.
+- Body checks once for the service: the workers share a small file (the
+  verdict board) and a POSIX record lock on it (released by the kernel if
+  its holder dies).  The first worker to look at a new file checks its body
+  under the lock and writes the verdict; the others wait for the lock and
+  take the verdict, so N workers cost one check per replacement, not N.
 - Keys: the supervisor re-reads the keys file when it changes (every
   reload interval; a keys file is small) and keeps the last one that
   parsed; a new worker starts with it, then loads the file itself and
@@ -25,13 +30,17 @@ worker opens the path as before.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import logging
 import os
 import socket
+import tempfile
+import time
 from collections.abc import Callable
 from typing import Any
 
-from hashlookup.errors import HashLookupError
+from hashlookup.errors import HashLookupError, IndexFormatError
 from hashlookup.server._config import ServerConfig
 from hashlookup.server._keys import KeyStore
 from hashlookup.store.dataset import Dataset, Generation, open_dataset
@@ -97,6 +106,7 @@ class LastGood:
         )
         self._receiver.setblocking(False)
         self._sender.setblocking(False)
+        self._board = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
 
     # -- the supervisor's side -----------------------------------------------
 
@@ -185,6 +195,7 @@ class LastGood:
             self.fd = -1
         self._receiver.close()
         self._sender.close()
+        self._board.close()
 
     # -- a worker's side -----------------------------------------------------
 
@@ -199,6 +210,45 @@ class LastGood:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+    def checked(
+        self, key: list[Any], check: Callable[[bool], Generation | None]
+    ) -> tuple[Generation | None, str]:
+        """``check(verify)`` with the body of the file `key` checked once for
+        the whole service (see the module's docstring).
+
+        Returns the result and who checked the body ("here", "by another
+        worker"); raises what `check` raises, or ``IndexFormatError`` with
+        the recorded reason for a file another worker refused.
+        """
+        fd = self._board.fileno()
+        fcntl.lockf(fd, fcntl.LOCK_EX)  # in a thread, or before serving
+        try:
+            try:
+                verdict = json.loads(os.pread(fd, 1 << 16, 0) or b"null")
+            except ValueError:
+                verdict = None
+            if isinstance(verdict, dict) and verdict.get("key") == key:
+                if not verdict.get("ok"):
+                    raise IndexFormatError(str(verdict.get("reason")))
+                return check(False), "by another worker"
+            t0 = time.perf_counter()
+            try:
+                new = check(True)
+            except IndexFormatError as exc:  # deterministic for this file
+                self._write(fd, {"key": key, "ok": False, "reason": str(exc)})
+                raise
+            if new is not None:
+                self._write(fd, {"key": key, "ok": True})
+            return new, f"here in {time.perf_counter() - t0:.2f} s"
+        finally:
+            fcntl.lockf(fd, fcntl.LOCK_UN)
+
+    @staticmethod
+    def _write(fd: int, verdict: dict[str, Any]) -> None:
+        data = json.dumps(verdict).encode()[: 1 << 16]
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, data, 0)
 
     def report(self, fd: int, generation: int) -> None:
         """Tell the supervisor that the file behind `fd` (the worker's own
@@ -252,6 +302,7 @@ class WorkerFiles:
         self._keys_identity: Any = None  # of the keys file last tried
         self.dataset_error: str | None = None
         self.keys_error: str | None = None
+        self.checked_by = ""  # who checked the body of the last replacement
         if last_good is not None and last_good.keys is not None:
             self.keys, self._keys_identity = last_good.keys, last_good.keys_identity
 
@@ -312,10 +363,20 @@ class WorkerFiles:
         except OSError as exc:
             self._refused(exc)
             return None
-        try:
-            new = ds.check_replacement(
-                allow_older=self.config.allow_older_generation, source=fd_path(fd)
+        source = fd_path(fd)
+
+        def check(verify: bool) -> Generation | None:
+            return ds.check_replacement(
+                verify=verify,
+                allow_older=self.config.allow_older_generation,
+                source=source,
             )
+
+        try:
+            if self.last_good is None:
+                new, self.checked_by = check(True), "here"
+            else:
+                new, self.checked_by = self.last_good.checked(self._key(fd), check)
         except (OSError, HashLookupError) as exc:
             os.close(fd)
             self._refused(exc)
@@ -326,6 +387,16 @@ class WorkerFiles:
         if new is None:
             os.close(fd)
         return None if new is None else (new, fd)
+
+    def _key(self, fd: int) -> list[Any]:
+        """What a body check's verdict is for: the file behind `fd` and,
+        with --verify-key, the signature file next to the path."""
+        key: list[Any] = list(file_identity(os.fstat(fd)))
+        if self.config.verify_key is not None:
+            from hashlookup.store.signature import signature_path
+
+            key.append(keys_identity(signature_path(self.config.dataset)))
+        return key
 
     def swap(self, new: Generation, fd: int) -> None:
         """Serve `new` (from :meth:`replacement`) from now on, and tell the

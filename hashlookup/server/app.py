@@ -173,16 +173,15 @@ class LookupApp:
                 t0 = time.perf_counter()
                 found = await asyncio.to_thread(files.replacement)
                 if found is not None:
-                    checked = time.perf_counter() - t0
                     files.swap(*found)
                     self._dataset_changed()
                     await self._prefault()
                     log.warning(
-                        "worker %d: dataset reloaded, generation %d (checked "
-                        "in %.2f s, served %.2f s after it was seen)",
+                        "worker %d: dataset reloaded, generation %d (body "
+                        "checked %s; served %.2f s after it was seen)",
                         self.worker,
                         files.generation(),
-                        checked,
+                        files.checked_by,
                         time.perf_counter() - t0,
                     )
             self.tick()
