@@ -43,7 +43,7 @@ import requests
 from server_utils import Server, add_key, bearer, make_dataset
 
 pytestmark = [
-    pytest.mark.timeout(120),
+    pytest.mark.timeout(180),
     pytest.mark.skipif(
         not Path("/proc/self/task").is_dir(), reason="needs Linux /proc"
     ),

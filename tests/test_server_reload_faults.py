@@ -514,3 +514,54 @@ def test_last_good_keeps_what_workers_report(files, tmp_path):
         assert len(last.keys) == 2
     finally:
         last.close()
+
+
+def test_body_check_once_and_lock_survives_a_killed_holder(tmp_path):
+    """LastGood.checked across forked workers: a verdict (good or refused)
+    is taken by the others without a second check, and a worker killed
+    while it holds the lock, inside a check, blocks nobody."""
+    from hashlookup.errors import IndexFormatError
+    from hashlookup.server._files import LastGood
+
+    last = LastGood(str(tmp_path / "none.hlds"), None, False, print)
+    try:
+
+        def in_child(key, check) -> int:
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    last.checked(key, check)
+                finally:
+                    os._exit(0)
+            return pid
+
+        def refuse(verify):
+            raise IndexFormatError("bad body")
+
+        os.waitpid(in_child([1], refuse), 0)
+        calls: list[bool] = []
+        with pytest.raises(IndexFormatError, match="bad body"):
+            last.checked([1], lambda verify: calls.append(verify))
+        assert calls == []  # taken from the verdict, not checked again
+        good = object()
+        os.waitpid(in_child([2], lambda verify: good), 0)
+        got, who = last.checked([2], lambda verify: calls.append(verify) or good)
+        assert got is good and calls == [False] and who == "by another worker"
+        r, w = os.pipe()
+
+        def hang(verify):
+            os.write(w, b"x")
+            time.sleep(60)
+
+        pid = in_child([3], hang)
+        os.read(r, 1)  # the child holds the lock, inside its check
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        t0 = time.monotonic()
+        got, who = last.checked([3], lambda verify: calls.append(verify) or good)
+        assert time.monotonic() - t0 < 1 and calls == [False, True]
+        assert who.startswith("here")
+        os.close(r)
+        os.close(w)
+    finally:
+        last.close()
