@@ -166,25 +166,33 @@ class LookupApp:
         """Every reload_interval: pick up a replaced dataset (checked in a
         thread while requests are answered, swapped in between two) or keys
         file, flush the audit log."""
-        files = self.files
         while True:
             await asyncio.sleep(self.config.reload_interval)
-            if files.replaced():
-                t0 = time.perf_counter()
-                found = await asyncio.to_thread(files.replacement)
-                if found is not None:
-                    files.swap(*found)
-                    self._dataset_changed()
-                    await self._prefault()
-                    log.warning(
-                        "worker %d: dataset reloaded, generation %d (body "
-                        "checked %s; served %.2f s after it was seen)",
-                        self.worker,
-                        files.generation(),
-                        files.checked_by,
-                        time.perf_counter() - t0,
-                    )
-            self.tick()
+            try:
+                await self._reload()
+                self.tick()
+            except Exception:  # a bug must not end the upkeep for good
+                log.exception("worker %d: maintenance step failed", self.worker)
+
+    async def _reload(self) -> None:
+        files = self.files
+        if not files.replaced():
+            return
+        t0 = time.perf_counter()
+        found = await asyncio.to_thread(files.replacement)
+        if found is None:
+            return
+        files.swap(*found)
+        self._dataset_changed()
+        log.warning(
+            "worker %d: dataset reloaded, generation %d (body checked %s; "
+            "served %.2f s after it was seen)",
+            self.worker,
+            files.generation(),
+            files.checked_by,
+            time.perf_counter() - t0,
+        )
+        await self._prefault()
 
     def tick(self) -> None:
         """One maintenance step besides the dataset: reload the keys file if
