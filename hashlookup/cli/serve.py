@@ -97,6 +97,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="seconds between checks for a replaced dataset or keys file (default: 1)",
     )
     p.add_argument(
+        "--allow-older-generation",
+        action="store_true",
+        help="serve a replacement dataset of a lower generation number "
+        "(a rollback; refused by default)",
+    )
+    p.add_argument(
         "--max-age",
         type=float_arg(0),
         default=None,
@@ -186,5 +192,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         bloom_fpr=args.bloom_fpr,
         log_level=args.log_level,
         verify_key=args.verify_key,
+        allow_older_generation=args.allow_older_generation,
     )
     return int(serve(cfg))

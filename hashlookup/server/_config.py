@@ -63,6 +63,9 @@ class ServerConfig:
     watchdog : float, default 30.0
         Seconds without a heartbeat before a worker is killed and replaced
         (0: never); the environment variable HASHLOOKUP_WATCHDOG overrides it.
+    allow_older_generation : bool, default False
+        Serve a replacement dataset whose generation number is lower than
+        the one served (otherwise refused, reported in /readyz).
 
     Examples
     --------
@@ -93,6 +96,7 @@ class ServerConfig:
     # seconds without a heartbeat before the supervisor kills a worker (0:
     # never); the environment variable HASHLOOKUP_WATCHDOG overrides it
     watchdog: float = 30.0
+    allow_older_generation: bool = False  # a reload may go back in generations
 
     def open_options(self) -> dict[str, Any]:
         """open_dataset keywords: with verify_key every generation, the first

@@ -2,9 +2,12 @@
 
 The supervisor checks the dataset and keys file, binds the listening
 socket, creates the shared metrics and rate-limit memory, then forks
-`workers` processes.  Each worker opens the dataset itself (its own
-mapping of the same page-cache pages) and runs a uvicorn Server (uvloop,
-httptools with a bounded request head) on the inherited socket; the kernel
+`workers` processes.  Each worker maps the dataset itself (its own
+mapping of the same page-cache pages), starting from the last good file,
+which the supervisor keeps open (_files: a worker started while the file
+on disk is bad serves the last good generation and reports the bad
+file), and runs a uvicorn Server (uvloop, httptools with a bounded request
+head) on the inherited socket; the kernel
 spreads connections over the workers.  _supervisor restarts a worker
 that dies (with back-off when they keep dying) or stops answering (a
 watchdog on heartbeats), and stops them on SIGTERM or SIGINT gracefully
@@ -33,11 +36,10 @@ import sys
 import tempfile
 
 from hashlookup.server._config import ServerConfig
-from hashlookup.server._keys import KeyStore
+from hashlookup.server._files import LastGood
 from hashlookup.server._metrics import Metrics
 from hashlookup.server._ratelimit import RateLimiter
 from hashlookup.server._supervisor import Supervisor
-from hashlookup.store.dataset import open_dataset
 
 log = logging.getLogger("hashlookup.server")
 
@@ -55,8 +57,15 @@ def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        shown = f"[{host}]" if ":" in host else host
+        raise OSError(
+            exc.errno, f"cannot listen on {shown}:{port}: {exc.strerror}"
+        ) from None
     sock.set_inheritable(True)
     return sock
 
@@ -101,15 +110,29 @@ def serve(cfg: ServerConfig) -> int:
     >>> serve(ServerConfig("nsrl.hlds", api_keys="keys.json"))  # doctest: +SKIP
     0
     """
-    # fail early on a bad (or, with --verify-key, unsigned) dataset
-    with open_dataset(cfg.dataset, **cfg.open_options()) as ds:
+    if not cfg.no_auth and cfg.api_keys is None:
+        raise ValueError(
+            "--api-keys FILE is required (or --no-auth for a public dataset)"
+        )
+    last = LastGood(
+        cfg.dataset,
+        None if cfg.no_auth else cfg.api_keys,
+        cfg.allow_older_generation,
+        _say,
+    )
+    try:
+        return _serve(cfg, last)
+    finally:
+        last.close()
+
+
+def _serve(cfg: ServerConfig, last: LastGood) -> int:
+    # fail early on a bad (or, with --verify-key, unsigned) dataset; the
+    # supervisor keeps the file: workers start from it (see _files)
+    with last.open_first(cfg.open_options()) as ds:
         facts = f"{ds.name}, generation {ds.generation}, {len(ds):,} records"
     if not cfg.no_auth:
-        if cfg.api_keys is None:
-            raise ValueError(
-                "--api-keys FILE is required (or --no-auth for a public dataset)"
-            )
-        store = KeyStore.load(cfg.api_keys)
+        store = last.load_keys()
         if not len(store):
             _say(
                 f"warning: {cfg.api_keys} holds no key yet; add one with "
@@ -143,7 +166,7 @@ def serve(cfg: ServerConfig) -> int:
             for s in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(s, signal.SIG_DFL)
             _worker.die_with_parent(supervisor)
-            _worker.run_worker(cfg, sock, metrics, limiter, index, supervisor)
+            _worker.run_worker(cfg, sock, metrics, limiter, index, supervisor, last)
         except BaseException:  # a forked child must never return
             logging.getLogger("hashlookup.server").exception("worker %d failed", index)
             code = 3
@@ -152,7 +175,14 @@ def serve(cfg: ServerConfig) -> int:
             os._exit(code)
 
     watchdog = float(os.environ.get("HASHLOOKUP_WATCHDOG") or cfg.watchdog)
-    boss = Supervisor(cfg.workers, spawn, metrics, _say, watchdog)
+    boss = Supervisor(
+        cfg.workers,
+        spawn,
+        metrics,
+        _say,
+        watchdog,
+        lambda now: last.poll(now, cfg.reload_interval),
+    )
     shown = f"[{host}]" if ":" in host else host
     _say(f"listening on http://{shown}:{port} ({cfg.workers} workers; {facts})")
     old = {

@@ -71,6 +71,9 @@ class Supervisor:
         Writes one line to the service's log.
     watchdog
         Seconds without a heartbeat before a worker is killed (0: never).
+    poll
+        Called with the monotonic time at every turn of the loop (the
+        last good files' upkeep, see _files).
     """
 
     def __init__(
@@ -80,7 +83,9 @@ class Supervisor:
         metrics: Metrics,
         say: Callable[[str], None],
         watchdog: float,
+        poll: Callable[[float], None] | None = None,
     ) -> None:
+        self._poll = poll
         self.slots = [_Slot(i) for i in range(workers)]
         self._spawn = spawn
         self._metrics = metrics
@@ -115,6 +120,8 @@ class Supervisor:
                 status = 2
                 continue
             else:
+                if self._poll is not None:
+                    self._poll(now)
                 self._watch(now)
                 self._restart_due(now)
                 self._publish(now)

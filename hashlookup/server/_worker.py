@@ -30,6 +30,7 @@ from types import FrameType
 import uvicorn
 
 from hashlookup.server._config import ServerConfig
+from hashlookup.server._files import LastGood
 from hashlookup.server._metrics import Metrics
 from hashlookup.server._protocol import bounded_protocol
 from hashlookup.server._ratelimit import RateLimiter
@@ -85,15 +86,19 @@ def run_worker(
     limiter: RateLimiter,
     index: int,
     supervisor: int,
+    last_good: LastGood | None = None,
 ) -> None:
-    """Serve on `sock` as worker slot `index` until told to stop."""
+    """Serve on `sock` as worker slot `index` until told to stop, starting
+    from the dataset and keys the supervisor kept (`last_good`)."""
     logging.basicConfig(
         level=cfg.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     limiter.bind(index)
-    app = LookupApp(cfg, metrics, limiter, index)
+    if last_good is not None:
+        last_good.child_started()
+    app = LookupApp(cfg, metrics, limiter, index, last_good)
     config = uvicorn.Config(
         app,
         loop="uvloop",

@@ -24,11 +24,11 @@ import orjson
 
 from hashlookup import algorithms
 from hashlookup._version import __version__
-from hashlookup.errors import HashLookupError
 from hashlookup.server import _check as checks
 from hashlookup.server._audit import FLUSH_BYTES, AuditLog
 from hashlookup.server._bloom import BloomCache
 from hashlookup.server._config import ServerConfig
+from hashlookup.server._files import LastGood, WorkerFiles
 from hashlookup.server._http import (
     JSON,
     ClientGone,
@@ -45,7 +45,7 @@ from hashlookup.server._keys import ApiKey, KeyStore
 from hashlookup.server._metrics import Metrics
 from hashlookup.server._openapi import openapi
 from hashlookup.server._ratelimit import RateLimiter, retry_after
-from hashlookup.store.dataset import Dataset, open_dataset
+from hashlookup.store.dataset import Dataset
 
 log = logging.getLogger("hashlookup.server")
 
@@ -81,14 +81,16 @@ class LookupApp:
         metrics: Metrics,
         limiter: RateLimiter,
         worker: int = 0,
+        last_good: LastGood | None = None,
     ) -> None:
         self.config = config
+        # the dataset and keys: from what the supervisor kept, then reloads
+        self.files = WorkerFiles(config, worker, last_good, self._warn_once)
         self.metrics = metrics
         self.limiter = limiter
         self.worker = worker
         self.ds: Dataset | None = None
         self.keys: KeyStore | None = None
-        self._keys_identity: Any = None
         self.audit: AuditLog | None = None
         self.bloom = BloomCache(config.bloom_dir, config.bloom_fpr)
         self._openapi_doc = orjson.dumps(openapi(config.max_batch, config.max_body))
@@ -96,18 +98,17 @@ class LookupApp:
         self._task: asyncio.Task[None] | None = None
         self._single: checks.SingleHits  # made with the dataset, by start()
         self._warned: set[str] = set()
-        self._reload_error: str | None = None
         self._build_routes()
 
     # -- lifecycle -----------------------------------------------------------
 
     def start(self) -> None:
         cfg = self.config
-        self.ds = open_dataset(cfg.dataset, **cfg.open_options())
+        self.ds = self.files.open()
         self._single = checks.SingleHits(self.ds)
         if not cfg.no_auth:
             assert cfg.api_keys is not None
-            self._load_keys()
+            self.keys = self.files.load_keys()
         if cfg.audit_log is not None:
             self.audit = AuditLog(cfg.audit_log)
         self.metrics.bind(self.worker)
@@ -161,54 +162,43 @@ class LookupApp:
         for _ in self._prefault_steps():
             await asyncio.sleep(0)  # keep answering between chunks
 
-    def _load_keys(self) -> None:
-        path = self.config.api_keys
-        assert path is not None
-        try:
-            st = os.stat(path)
-            identity = (st.st_ino, st.st_mtime_ns, st.st_size)
-        except FileNotFoundError:
-            identity = None
-        if identity == self._keys_identity and self.keys is not None:
-            return
-        self.keys = KeyStore.load(path)
-        self._keys_identity = identity
-
     async def _maintain(self) -> None:
-        """Every reload_interval: pick up a replaced dataset or keys file,
-        flush the audit log."""
+        """Every reload_interval: pick up a replaced dataset (checked in a
+        thread while requests are answered, swapped in between two) or keys
+        file, flush the audit log."""
         while True:
             await asyncio.sleep(self.config.reload_interval)
-            if self.tick():
-                await self._prefault()
-
-    def tick(self) -> bool:
-        """One maintenance step; True if a new generation was mapped."""
-        ds = self.ds
-        assert ds is not None
-        reloaded = False
-        try:
-            if ds.reload():
-                reloaded = True
-                self._reload_error = None
-                self._dataset_changed()
-                log.warning(
-                    "worker %d: dataset reloaded, generation %d",
-                    self.worker,
-                    ds.generation,
-                )
-        except (OSError, HashLookupError) as exc:
-            self._reload_error = str(exc)
-            self._warn_once(
-                f"dataset not reloaded, still serving generation {ds.generation}: {exc}"
-            )
-        if not self.config.no_auth:
             try:
-                self._load_keys()
-            except (OSError, HashLookupError, ValueError) as exc:
-                self._warn_once(
-                    f"keys file not reloaded, keeping the keys loaded before: {exc}"
-                )
+                await self._reload()
+                self.tick()
+            except Exception:  # a bug must not end the upkeep for good
+                log.exception("worker %d: maintenance step failed", self.worker)
+
+    async def _reload(self) -> None:
+        files = self.files
+        if not files.replaced():
+            return
+        t0 = time.perf_counter()
+        found = await asyncio.to_thread(files.replacement)
+        if found is None:
+            return
+        files.swap(*found)
+        self._dataset_changed()
+        log.warning(
+            "worker %d: dataset reloaded, generation %d (body checked %s; "
+            "served %.2f s after it was seen)",
+            self.worker,
+            files.generation(),
+            files.checked_by,
+            time.perf_counter() - t0,
+        )
+        await self._prefault()
+
+    def tick(self) -> None:
+        """One maintenance step besides the dataset: reload the keys file if
+        it changed (a bad one is reported), flush the audit log."""
+        if not self.config.no_auth:
+            self.keys = self.files.load_keys()
         if self.audit is not None:
             self.audit.flush()
             if self.audit.problem is not None:
@@ -216,7 +206,6 @@ class LookupApp:
                     f"audit log: {self.audit.problem}; hits are kept "
                     "in memory and written when it works again"
                 )
-        return reloaded
 
     def _warn_once(self, message: str) -> None:
         if message not in self._warned:
@@ -601,11 +590,7 @@ class LookupApp:
             problems.append(
                 f"dataset is {age:.0f} s old, more than the --max-age of {max_age:g} s"
             )
-        warnings = []
-        if self._reload_error:  # a replacement that failed: still serving the old
-            warnings.append(
-                f"the replaced dataset file could not be loaded: {self._reload_error}"
-            )
+        warnings = self.files.warnings()  # a refused dataset or keys file
         audit = self.audit
         if audit is not None and (audit.problem or audit.dropped):
             warnings.append(

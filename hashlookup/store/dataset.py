@@ -32,7 +32,14 @@ else:
 from hashlookup import algorithms
 from hashlookup._lookup import TableSetRef
 from hashlookup.errors import IndexFormatError
-from hashlookup.store.generation import ALGORITHMS, Generation, Match
+from hashlookup.store.generation import (
+    ALGORITHMS,
+    Generation,
+    Match,
+    OlderGenerationError,
+    checked_replacement,
+    file_versions,
+)
 from hashlookup.store.index import HashIndex, _raw_public_key, file_identity
 
 _BY_WIDTH = algorithms.BY_WIDTH
@@ -130,6 +137,7 @@ class Dataset(TableSetRef):
         auto_reload: bool = False,
         reload_interval: float = 1.0,
         require_signature: PublicKeySpec | None = None,
+        source: str | os.PathLike[str] | None = None,
     ) -> Dataset:
         """Map the file at `path` (O(1) apart from reading the JSON label index).
 
@@ -154,6 +162,9 @@ class Dataset(TableSetRef):
             ``Ed25519PublicKey``): the file, and every generation reloaded
             later, must carry a valid signature by it (docs/SIGNING.md).
             A replacement that fails the check is not loaded.
+        source : str or os.PathLike, optional
+            Map this file instead (e.g. ``/proc/self/fd/N`` of a descriptor
+            kept on the last good version); :meth:`reload` watches `path`.
 
         Returns
         -------
@@ -190,7 +201,8 @@ class Dataset(TableSetRef):
 
             self._signature_key = load_public_key(require_signature)
         self._rejected = None
-        self._install(Generation(self.path, self._signature_key, self._suppress))
+        src = None if source is None else os.fspath(source)
+        self._install(Generation(self.path, self._signature_key, self._suppress, src))
         if reload_interval <= 0:
             raise ValueError(f"reload_interval must be > 0, got {reload_interval}")
         self._set_auto_reload(auto_reload, reload_interval, _reload_quietly)
@@ -508,12 +520,20 @@ class Dataset(TableSetRef):
 
     # -- generations ---------------------------------------------------------
 
-    def reload(self) -> bool:
+    def reload(self, *, verify: bool = False, allow_older: bool = True) -> bool:
         """Map the file again if it was replaced.
 
         One stat when nothing changed.  Lookups in flight finish on the
         old generation; reloading never blocks them.  A missing file (being
         replaced, or removed) is not a change: the old generation stays.
+
+        Parameters
+        ----------
+        verify : bool, default False
+            Check the replacement's body first, as :meth:`verify` (O(file
+            size)): a valid header over a damaged body is refused.
+        allow_older : bool, default True
+            False refuses a lower generation number than the current one.
 
         Returns
         -------
@@ -524,52 +544,108 @@ class Dataset(TableSetRef):
         Raises
         ------
         IndexFormatError
-            The replacement is not a valid file; the old generation stays.
-            With `require_signature`, ``SignatureError`` if its signature
-            does not verify; then a failed replacement is not checked
-            again: the same error is raised while the data and signature
-            files stay the same.
+            The replacement is not a valid file (with `verify`: also a
+            damaged body; with `require_signature`, ``SignatureError``: a
+            bad signature); the old generation stays.  With any of these
+            checks a refusal is remembered: the same error is raised while
+            the file (and its signature file) stays the same.
+        OlderGenerationError
+            Without `allow_older`: the replacement's generation is older.
         OSError
             The replacement cannot be opened; the old generation stays.
         ValueError
             The dataset is closed.
         """
-        st = self._live()
-        try:
-            s = os.stat(self.path)
-        except FileNotFoundError:
-            return False  # being replaced, or removed: keep serving the old one
-        if file_identity(s) == st.identity:
+        replaced = self._replaced()
+        if replaced is None:
             return False
+        st, s = replaced
         with self._lock:
             if self._state is not st:
                 return True  # another thread reloaded meanwhile
-            versions = self._versions(s)
-            rejected = self._rejected
-            if rejected is not None and rejected[0] == versions:
-                raise rejected[1]  # same files as last time: not checked again
-            try:
-                new = Generation(self.path, self._signature_key, self._suppress)
-            except IndexFormatError as e:
-                if self._signature_key is not None:
-                    self._rejected = (versions, e)
-                raise
-            self._install(new)
+            self._install(self._replacement(st, s, verify, allow_older))
         # The old generation is not closed here: batch calls in other threads
         # may still run on its tables; its mapping goes when they let go of it.
         return True
 
-    def _versions(self, s: os.stat_result) -> tuple[Any, ...]:
-        """Identity of the data file and (if required) its signature file."""
-        if self._signature_key is None:
-            return (file_identity(s),)
-        from hashlookup.store.signature import signature_path
+    def check_replacement(
+        self, *, verify: bool = True, allow_older: bool = False, source: Any = None
+    ) -> Generation | None:
+        """:meth:`reload` without the swap: the replaced file, checked.
 
+        For a caller that checks the body in another thread and swaps the
+        new generation in (:meth:`swap_in`) at a moment of its choosing,
+        e.g. between two requests.  Refusals are remembered as by
+        :meth:`reload`; the parameters and errors are its own (note the
+        defaults: checked, and no older generation).  `source` (e.g.
+        ``/proc/self/fd/N`` of the path, opened by the caller) is looked
+        at instead of the path: the caller knows which file it got.
+
+        Returns
+        -------
+        Generation or None
+            The new generation (for :meth:`swap_in`, or to close), None if
+            the file was not replaced (or is missing).
+        """
+        replaced = self._replaced(source)
+        if replaced is None:
+            return None
+        with self._lock:
+            return self._replacement(*replaced, verify, allow_older, source)
+
+    def swap_in(self, generation: Generation) -> None:
+        """Make `generation` (from :meth:`check_replacement`) the current one.
+
+        Lookups in flight finish on the old generation, as with
+        :meth:`reload`.  Raises ``ValueError`` if the dataset or
+        `generation` is closed.
+        """
+        if generation.mapping is None:
+            raise ValueError("I/O operation on closed generation")
+        with self._lock:
+            self._live()
+            self._install(generation)
+
+    def _replaced(self, source: Any = None) -> tuple[Generation, os.stat_result] | None:
+        """(current generation, stat of the path) if the path names another
+        file; None if not (a missing file is being replaced, or removed:
+        the current generation stays)."""
+        st = self._live()
         try:
-            sig = file_identity(os.stat(signature_path(self.path)))
-        except OSError:
-            sig = None
-        return (file_identity(s), sig)
+            s = os.stat(self.path if source is None else source)
+        except FileNotFoundError:
+            return None
+        return None if file_identity(s) == st.identity else (st, s)
+
+    def _replacement(
+        self,
+        st: Generation,
+        s: os.stat_result,
+        verify: bool,
+        allow_older: bool,
+        source: Any = None,
+    ) -> Generation:
+        """The replaced file at `path` (stat `s`), checked; raises if refused.
+        Called with the lock held."""
+        versions = file_versions(self.path, s, self._signature_key)
+        rejected = self._rejected
+        if rejected is not None and rejected[0] == versions:
+            if not (allow_older and isinstance(rejected[1], OlderGenerationError)):
+                raise rejected[1]  # same files as last time: not checked again
+        try:
+            return checked_replacement(
+                self.path,
+                st,
+                self._signature_key,
+                self._suppress,
+                verify,
+                allow_older,
+                source,
+            )
+        except (IndexFormatError, OlderGenerationError) as e:
+            if self._signature_key is not None or verify or not allow_older:
+                self._rejected = (versions, e)
+            raise
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -720,4 +796,12 @@ def open_dataset(
     )
 
 
-__all__ = ["ALGORITHMS", "Dataset", "Generation", "Invalid", "Match", "open_dataset"]
+__all__ = [
+    "ALGORITHMS",
+    "Dataset",
+    "Generation",
+    "Invalid",
+    "Match",
+    "OlderGenerationError",
+    "open_dataset",
+]

@@ -26,7 +26,7 @@ else:
 from hashlookup import algorithms
 from hashlookup._core import RecordTable
 from hashlookup._lookup import TableSet
-from hashlookup.errors import IndexFormatError
+from hashlookup.errors import HashLookupError, IndexFormatError
 from hashlookup.store import format as _format
 from hashlookup.store.index import (
     HashIndex,
@@ -39,6 +39,15 @@ from hashlookup.store.labels import LabelStore
 
 ALGORITHMS = algorithms.NAMES
 _ALG_INDEX = {a: i for i, a in enumerate(ALGORITHMS)}
+
+
+class OlderGenerationError(HashLookupError):
+    """A replacement file holds an older generation than the one served.
+
+    Raised by ``Dataset.reload`` and ``Dataset.check_replacement`` with
+    ``allow_older=False``: a generation number that goes backwards is more
+    often a stale copy put back by mistake than a wanted rollback.
+    """
 
 
 class Match(NamedTuple):
@@ -98,6 +107,11 @@ class Generation:
         else is read.
     suppress : tuple of str, default ()
         Labels whose records never match (the dataset's).
+    source : str, optional
+        The file to map instead of `path`, which then only names it (in
+        messages, and for the in-place change check of ``verify``): e.g.
+        ``/proc/self/fd/N`` of a descriptor kept open on a file that `path`
+        no longer names.
 
     Attributes
     ----------
@@ -136,9 +150,19 @@ class Generation:
     """
 
     def __init__(
-        self, path: str, signature_key: Any = None, suppress: tuple[str, ...] = ()
+        self,
+        path: str,
+        signature_key: Any = None,
+        suppress: tuple[str, ...] = (),
+        source: str | None = None,
     ) -> None:
-        mm, header, st = map_file(path)
+        try:
+            mm, header, st = map_file(path if source is None else source)
+        except IndexFormatError as e:
+            if source is None:
+                raise
+            # name the file by its path, not by /proc/self/fd/N
+            raise type(e)(str(e).replace(source, path)) from None
         self._owns_mapping = True
         self.mapping: mmap.mmap | None = mm
         self.identity: Identity | None = file_identity(st)
@@ -581,3 +605,79 @@ class Generation:
         mm, self.mapping = self.mapping, None
         if mm is not None and self._owns_mapping:
             close_mapping(mm)
+
+
+def checked_replacement(
+    path: str,
+    current: Generation,
+    signature_key: Any = None,
+    suppress: tuple[str, ...] = (),
+    verify: bool = False,
+    allow_older: bool = True,
+    source: str | None = None,
+) -> Generation:
+    """Open the file at `path` as the successor of `current`, checked.
+
+    Parameters
+    ----------
+    path : str
+        The replacement file.
+    current : Generation
+        The generation it replaces (its number is compared).
+    signature_key, suppress
+        As for :class:`Generation`.
+    verify : bool, default False
+        Check the body first (:meth:`Generation.verify`, O(file size)).
+    allow_older : bool, default True
+        Accept a lower generation number than `current`'s.
+    source : str, optional
+        The file to map instead of `path` (as for :class:`Generation`).
+
+    Returns
+    -------
+    Generation
+        The new generation, open.
+
+    Raises
+    ------
+    IndexFormatError
+        The file is invalid, or (with `verify`) its body is damaged.
+    OlderGenerationError
+        Without `allow_older`: its generation number is lower.
+    OSError
+        The file cannot be opened.
+    """
+    new = Generation(path, signature_key, suppress, source)
+    try:
+        # the generation first: a stale file is refused without reading it
+        if not allow_older and new.generation < current.generation:
+            raise OlderGenerationError(
+                f"{path}: generation {new.generation} is older than "
+                f"generation {current.generation}, which is served"
+            )
+        if verify:
+            try:
+                new.verify()
+            except IndexFormatError as e:  # say which generation was refused
+                raise type(e)(f"{e} (generation {new.generation})") from e
+    except BaseException:
+        new.close()
+        raise
+    return new
+
+
+def file_versions(
+    path: str, s: os.stat_result, signature_key: Any = None
+) -> tuple[Any, ...]:
+    """What tells a version of a dataset apart, for remembering refusals:
+    the identity of the data file (its stat `s`) and, with a signature key,
+    of its signature file."""
+    if signature_key is None:
+        return (file_identity(s),)
+    from hashlookup.store.signature import signature_path
+
+    try:
+        sig = file_identity(os.stat(signature_path(path)))
+    except OSError:
+        sig = None
+    return (file_identity(s), sig)
