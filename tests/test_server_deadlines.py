@@ -178,6 +178,19 @@ def _metric(srv: Server, token: str, name: str) -> float:
     return float(m.group(1))
 
 
+def _open_by_worker(srv: Server, token: str) -> dict[int, int]:
+    conn = http.client.HTTPConnection("127.0.0.1", _port(srv), timeout=10)
+    conn.request("GET", "/metrics", headers=bearer(token))
+    text = conn.getresponse().read().decode()
+    conn.close()
+    return {
+        int(w): int(float(n))
+        for w, n in re.findall(
+            r'^hashlookup_connections_open\{worker="(\d+)"\} (\S+)$', text, re.M
+        )
+    }
+
+
 def _limit(srv: Server, token: str, reason: str) -> float:
     return _metric(srv, token, f'hashlookup_limits_total{{reason="{reason}"}}')
 
@@ -221,7 +234,7 @@ def test_slow_clients_cut_off_normal_clients_keep_latency(data, strict):
         ),
     ]
     time.sleep(0.5)
-    open_during = _metric(strict, token, "hashlookup_connections_open")
+    open_during = sum(_open_by_worker(strict, token).values())
     loaded = _latencies(strict, token, hits, n)
     results = [json.loads(p.communicate(timeout=60)[0]) for p in attackers]
     loris, stalled, short = results
@@ -306,6 +319,54 @@ def test_idle_and_old_connections_closed(data, strict):
     )
     assert _limit(strict, token, "idle") >= 1
     assert _limit(strict, token, "max_age") >= 1
+
+
+def test_keep_alive_clients_reach_a_restarted_worker(data, strict):
+    """Busy keep-alive clients (never idle) spread over both workers again
+    after one is killed and restarted: --connection-max-age makes their
+    connections end, and the kernel hands the new ones to either worker."""
+    _, _, _, token, _, _ = data
+    port = _port(strict)
+    stop = threading.Event()
+    errors: list[str] = []
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        while not stop.is_set():
+            try:
+                conn.request("GET", "/v1/ping", headers=bearer(token))
+                r = conn.getresponse()
+                r.read()
+                if r.status != 200:
+                    errors.append(str(r.status))
+                if r.getheader("connection") == "close":
+                    conn.close()
+            except (ConnectionError, http.client.HTTPException):
+                conn.close()  # its worker was killed: a new connection
+            time.sleep(0.005)
+        conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(6)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.5)
+        os.kill(_workers(strict)[0], 9)
+        killed = time.monotonic()
+        spread = None
+        while time.monotonic() - killed < 2 + LATE + 3:
+            time.sleep(0.1)
+            counts = _open_by_worker(strict, token)
+            if len(counts) == 2 and min(counts.values()) >= 2:
+                spread = time.monotonic() - killed
+                break
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    print(f"\nclients on both workers again {spread} s after the kill: {counts}")
+    assert spread is not None
+    assert not errors
 
 
 def _raw_answers(socks: list[socket.socket], wait: float) -> list[int]:

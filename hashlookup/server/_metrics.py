@@ -319,9 +319,13 @@ class Metrics:
         head(
             "hashlookup_connections_open",
             "gauge",
-            "Open client connections, all workers.",
+            "Open client connections of each worker.",
         )
-        out.append(f"hashlookup_connections_open {self._sum(_OPEN):.0f}")
+        for w, _, _ in gens:
+            out.append(
+                f'hashlookup_connections_open{{worker="{w}"}} '
+                f"{self._all[w * _WIDTH + _OPEN]:.0f}"
+            )
         head(
             "hashlookup_limits_total",
             "counter",
