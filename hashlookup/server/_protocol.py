@@ -300,7 +300,8 @@ def bounded_protocol(
             super().on_message_begin()
 
         def on_headers_complete(self) -> None:
-            self._hl_disarm()
+            if self._hl_timer is not None:  # (inline: on every request)
+                self._hl_disarm()
             self._hl_phase = _BODY
             self._hl_head = -1
             super().on_headers_complete()
@@ -310,7 +311,8 @@ def bounded_protocol(
                 self.cycle.keep_alive = False
 
         def on_message_complete(self) -> None:
-            self._hl_disarm()
+            if self._hl_timer is not None:
+                self._hl_disarm()
             self._hl_phase = _APP
             super().on_message_complete()
             self._hl_head = 0
