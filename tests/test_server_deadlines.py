@@ -418,8 +418,15 @@ def test_keep_alive_clients_reach_a_restarted_worker(data, strict):
         t.start()
     try:
         time.sleep(0.5)
-        os.kill(_workers(strict)[0], 9)
+        victim = _workers(strict)[0]
+        os.kill(victim, 9)
         killed = time.monotonic()
+        # its clients reconnect at once, to the other worker; the gauge of
+        # the dead one's slot is stale until the replacement starts serving
+        while victim in _workers(strict) or len(_workers(strict)) < 2:
+            assert time.monotonic() - killed < 10
+            time.sleep(0.02)
+        time.sleep(0.5)
         spread = None
         while time.monotonic() - killed < 2 + LATE + 3:
             time.sleep(0.1)
