@@ -712,6 +712,19 @@ def test_oversized_batches_refused_before_parsing(data, default_limits):
     # (the server closes after its answer without reading the rest); or,
     # before reading, 503 when the worker holds its --upload-memory
     assert set(codes) <= {413, 503, 0} and codes.count(413) >= 10
+    # the answer names the limit (a small batch refused early shows it)
+    over = b'{"hashes":[' + b"0," * 101_100 + b"0]}"
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request(
+        "POST",
+        "/v1/check",
+        body=over,
+        headers={**bearer(token), "Content-Type": "application/json"},
+    )
+    r = conn.getresponse()
+    message = json.loads(r.read())["message"]
+    conn.close()
+    assert r.status == 413 and message.startswith("more than 100000 items")
     assert growth < 50  # parsing one such body costs ~500 MB
     assert cpu < 5.0
     assert p99_loaded <= max(P99_FACTOR * p99_base, p99_base + P99_FLOOR)

@@ -176,6 +176,10 @@ _TOKEN_CLASS = bytes(
 
 
 _BOUND_OF = {"json": "commas", "text": "tokens", "raw": "digests"}
+#: A batch body whose item bound passes max_batch by more than this is
+#: refused while it is read; the exact count is checked after parsing.  The
+#: slack covers commas outside the array (other keys, strings).
+ITEM_SLACK = 1024
 
 
 def too_large(message: str) -> Response:
@@ -200,15 +204,15 @@ async def read_body(
     uploads: UploadBudget,
     on_limit: Callable[[str, str | None], None],
     items: ItemBound | None = None,
-    max_items: int = 0,
+    max_batch: int = 0,
 ) -> bytes | Response:
     """The request body, or the answer that refuses it: over `max_body`
     (413, before reading when the Content-Length says so), an item bound
-    (`items`) over `max_items` (413 as soon as it passes, before the rest is
-    read or anything is parsed), or over the worker's upload memory (429
-    for a client's share, 503 for the worker's; reserved from the
-    Content-Length, else as the bytes come).  Refusals by items or memory
-    are reported to `on_limit(reason, client address)`.
+    (`items`) over `max_batch` + ITEM_SLACK (413 as soon as it passes,
+    before the rest is read or anything is parsed), or over the worker's
+    upload memory (429 for a client's share, 503 for the worker's; reserved
+    from the Content-Length, else as the bytes come).  Refusals by items or
+    memory are reported to `on_limit(reason, client address)`.
 
     Raises ClientGone when the client disconnects (also when the body
     deadline of _protocol closes the connection)."""
@@ -226,6 +230,7 @@ async def read_body(
             )
     client = scope.get("client")
     who = client[0] if client else "?"
+    max_items = max_batch + ITEM_SLACK
     held = 0
     try:
         if declared > 0:
@@ -253,8 +258,8 @@ async def read_body(
             if items is not None and items.feed(chunk) > max_items:
                 on_limit("batch_items", who)
                 return too_large(
-                    f"too many items: over {max_items} {_BOUND_OF[items.kind]} "
-                    "(refused while reading, before parsing)"
+                    f"more than {max_batch} items per request (refused while "
+                    f"reading: over {max_items} {_BOUND_OF[items.kind]})"
                 )
             chunks.append(chunk)
             if not msg.get("more_body"):

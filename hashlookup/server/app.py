@@ -70,10 +70,6 @@ _ROUTES = {
     "/openapi.json": ("openapi", "GET", False),
 }
 _PING = b'{"pong":true}'
-#: A batch body whose item bound (_http.ItemBound) passes max_batch by more
-#: than this is refused while it is read; the exact count is checked after
-#: parsing.  The slack covers commas outside the array (other keys).
-_ITEM_SLACK = 1024
 _MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)  # Linux >= 5.14
 _PREFAULT_CHUNK = 64 << 20
 _BLOOM_CHUNK = 1 << 20
@@ -418,7 +414,7 @@ class LookupApp:
             self.uploads,
             self.metrics.limit,
             items,
-            cfg.max_batch + _ITEM_SLACK,
+            cfg.max_batch,
         )
 
     @staticmethod
