@@ -288,7 +288,10 @@ def bounded_protocol(
                 self._hl_tail = data[-3:]
             super().data_received(data)
             # a read that ends inside a head or a body starts its deadline
-            # (the first request keeps the one armed at the opening)
+            # (the first request keeps the one armed at the opening).  Bytes
+            # of a pipelined head that follow a whole request in one read
+            # are not counted: uvicorn's keep-alive timer bounds that read,
+            # the next read starts the head deadline.
             if self._hl_timer is None and self.parser is not None:
                 seen = self._hl_head
                 if seen > 0:
