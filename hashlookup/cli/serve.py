@@ -83,6 +83,60 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="largest request body (default: 16 MiB)",
     )
     p.add_argument(
+        "--head-timeout",
+        type=float_arg(0.1),
+        default=10.0,
+        metavar="S",
+        help="seconds for a request head to arrive, then 408 (default: 10)",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=float_arg(0.1),
+        default=30.0,
+        metavar="S",
+        help="seconds for a request body to arrive after its head, then 408; "
+        "also for a client to read a response (default: 30)",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=float_arg(0.1),
+        default=15.0,
+        metavar="S",
+        help="seconds a keep-alive connection may stay idle (default: 15)",
+    )
+    p.add_argument(
+        "--connection-max-age",
+        type=float_arg(0),
+        default=60.0,
+        metavar="S",
+        help="close a connection after its first response past S seconds, so "
+        "clients spread over the workers again (0: never; default: 60)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int_arg(1),
+        default=1000,
+        metavar="N",
+        help="open connections per worker, then 503 (default: 1000, at most "
+        "the descriptor limit less 64)",
+    )
+    p.add_argument(
+        "--max-client-connections",
+        type=int_arg(1),
+        default=64,
+        metavar="N",
+        help="open connections per client address per worker, then 429 (default: 64)",
+    )
+    p.add_argument(
+        "--upload-memory",
+        type=int_arg(1),
+        default=128 << 20,
+        metavar="BYTES",
+        help="bytes of request bodies a worker holds while they arrive, then "
+        "503; a client address gets a quarter, at least --max-body, then 429 "
+        "(default: 128 MiB)",
+    )
+    p.add_argument(
         "--audit-log",
         default="-",
         metavar="FILE",
@@ -169,6 +223,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         )
         return EXIT_ERROR
     from hashlookup.server import ServerConfig, serve
+    from hashlookup.server._audit import mode_warning
 
     if args.no_auth and args.api_keys:
         raise ValueError("--no-auth and --api-keys exclude each other")
@@ -193,5 +248,15 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         log_level=args.log_level,
         verify_key=args.verify_key,
         allow_older_generation=args.allow_older_generation,
+        head_timeout=args.head_timeout,
+        body_timeout=args.body_timeout,
+        idle_timeout=args.idle_timeout,
+        connection_max_age=args.connection_max_age,
+        max_connections=args.max_connections,
+        max_client_connections=args.max_client_connections,
+        upload_memory=args.upload_memory,
     )
+    warning = mode_warning(cfg.audit_log)
+    if warning is not None:
+        print(f"{PROG} serve: warning: {warning}", file=sys.stderr, flush=True)
     return int(serve(cfg))

@@ -17,8 +17,10 @@ Modules:
 - _check: vectorised batch checks (POST /v1/check, /bulk/*) and the GET
   lookups' renderer set-up;
 - _render: Cython extension, a GET hit's answer and audit line in one call;
-- _http: responses, errors, headers and credentials of ASGI scopes;
-- _protocol: uvicorn's httptools protocol with a bounded request head;
+- _http: responses, errors, headers and credentials of ASGI scopes; body
+  reading with the upload memory budget and batch item bounds;
+- _protocol: uvicorn's httptools protocol with a bounded request head,
+  deadlines for heads, bodies and idle connections, connection caps;
 - _keys: the API keys file and token checks;
 - _ratelimit and _metrics: token buckets and counters in memory shared by
   the workers;

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import stat
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -129,6 +130,26 @@ class AuditLog:
         self.flush()
         if self.path != "-":
             os.close(self._fd)
+
+
+def mode_warning(path: str | None) -> str | None:
+    """A warning when the audit log file exists and others may read it (its
+    mode has group or other bits), or None.  The log holds the digests of
+    hits and their records; the server creates a new file with mode 0600
+    but keeps the mode of an existing one (the operator may have reasons)."""
+    if path is None or path == "-":
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # created 0600 at start, or its error is reported then
+    if not stat.S_ISREG(st.st_mode) or not st.st_mode & 0o077:
+        return None
+    mode = stat.S_IMODE(st.st_mode)
+    return (
+        f"audit log {path} has mode {mode:04o}: users other than its owner may "
+        f"read the digests it logs; consider 'chmod 600 {path}'"
+    )
 
 
 def _q(text: str | None) -> str:

@@ -12,6 +12,24 @@ MAX_BATCH = 100_000
 MAX_BODY = 16 << 20
 #: Largest request head (request line and headers) in bytes; more gets 431.
 MAX_HEAD = 16 << 10
+#: Seconds for a request head to arrive, from its first byte (the first
+#: request of a connection: from the connection's opening); then 408.
+HEAD_TIMEOUT = 10.0
+#: Seconds for a request body to arrive, from the end of its head (then
+#: 408); also how long a response may wait for a client that stops reading.
+BODY_TIMEOUT = 30.0
+#: Seconds a keep-alive connection may stay idle between requests.
+IDLE_TIMEOUT = 15.0
+#: Seconds after which a connection's next response closes it (clients then
+#: reconnect, and the kernel spreads them over the workers again); 0: never.
+CONNECTION_MAX_AGE = 60.0
+#: Open connections per worker (more: 503), and per client address per
+#: worker (more: 429).
+MAX_CONNECTIONS = 1000
+MAX_CLIENT_CONNECTIONS = 64
+#: Bytes of request bodies a worker holds while they arrive (more: 503); one
+#: client address may hold a quarter of it, but at least max_body (more: 429).
+UPLOAD_MEMORY = 128 << 20
 
 
 @dataclass
@@ -60,6 +78,26 @@ class ServerConfig:
         The workers' log level (the service's and uvicorn's).
     verify_key : str, optional
         A public key: every generation served must be signed by it.
+    head_timeout : float, default HEAD_TIMEOUT
+        Seconds for a request head to arrive (from its first byte; for the
+        first request of a connection from its opening); then 408.
+    body_timeout : float, default BODY_TIMEOUT
+        Seconds for a request body to arrive after its head (then 408), and
+        for a client that stops reading a response (then it is dropped).
+    idle_timeout : float, default IDLE_TIMEOUT
+        Seconds a keep-alive connection may stay idle between requests.
+    connection_max_age : float, default CONNECTION_MAX_AGE
+        Seconds after which a connection's next response closes it, so that
+        clients spread over the workers again (0: never).
+    max_connections : int, default MAX_CONNECTIONS
+        Open connections per worker (more: 503); at most the descriptor
+        limit less 64.
+    max_client_connections : int, default MAX_CLIENT_CONNECTIONS
+        Open connections per client address per worker (more: 429).
+    upload_memory : int, default UPLOAD_MEMORY
+        Bytes of request bodies one worker holds while they arrive (more:
+        503); one client address may hold a quarter of it, and at least
+        ``max_body`` (more: 429).
     watchdog : float, default 30.0
         Seconds without a heartbeat before a worker is killed and replaced
         (0: never); the environment variable HASHLOOKUP_WATCHDOG overrides it.
@@ -97,6 +135,13 @@ class ServerConfig:
     # never); the environment variable HASHLOOKUP_WATCHDOG overrides it
     watchdog: float = 30.0
     allow_older_generation: bool = False  # a reload may go back in generations
+    head_timeout: float = HEAD_TIMEOUT
+    body_timeout: float = BODY_TIMEOUT
+    idle_timeout: float = IDLE_TIMEOUT
+    connection_max_age: float = CONNECTION_MAX_AGE
+    max_connections: int = MAX_CONNECTIONS
+    max_client_connections: int = MAX_CLIENT_CONNECTIONS
+    upload_memory: int = UPLOAD_MEMORY
 
     def open_options(self) -> dict[str, Any]:
         """open_dataset keywords: with verify_key every generation, the first

@@ -312,12 +312,23 @@ def revoke_key(path: str | os.PathLike[str], name_or_id: str) -> list[ApiKey]:
 
 
 class KeyStore:
-    """The keys of one keys file, for checking tokens (read side)."""
+    """The keys of one keys file, for checking tokens (read side).
+
+    An unknown key id costs what a known id with a wrong secret costs: both
+    hash the secret with a salt and compare the result in constant time (the
+    unknown id against a random entry that no secret matches), so the time
+    of a 401 does not tell whether a key id exists."""
 
     def __init__(self, keys: list[ApiKey]) -> None:
-        self._by_id = {
+        self._by_id: dict[str, tuple[ApiKey | None, bytes, bytes]] = {
             k.id: (k, bytes.fromhex(k.salt), bytes.fromhex(k.hash)) for k in keys
         }
+        # the stand-in entry of unknown ids: same salt and hash sizes
+        self._nobody: tuple[ApiKey | None, bytes, bytes] = (
+            None,
+            secrets.token_bytes(16),
+            secrets.token_bytes(32),
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> KeyStore:
@@ -329,13 +340,10 @@ class KeyStore:
     def check(self, token: str) -> tuple[str, ApiKey | None]:
         """("ok", key), ("revoked", key) or ("unknown", None)."""
         m = _TOKEN_RE.match(token)
-        if m is None:
+        if m is None:  # not a token: its format is public, nothing to learn
             return "unknown", None
-        entry = self._by_id.get(m.group(1))
-        if entry is None:
-            return "unknown", None
-        key, salt, digest = entry
+        key, salt, digest = self._by_id.get(m.group(1), self._nobody)
         got = hashlib.sha256(salt + m.group(2).encode("ascii")).digest()
-        if not hmac.compare_digest(got, digest):
+        if not hmac.compare_digest(got, digest) or key is None:
             return "unknown", None
         return ("ok" if key.active else "revoked"), key

@@ -12,11 +12,18 @@ wedge anyone): every worker's heartbeat (monotonic time, written from its
 event loop, read by the supervisor's watchdog) and the supervisor's
 restart state (how many workers wait for a restart with back-off, and
 when the next one starts), which any worker reports in /readyz.
+
+limit() counts a connection or upload cut off by a deadline or a cap
+(LIMITS) and logs it, at most one line per LOG_EVERY seconds per worker
+with the counts since the last line and the last client's address (never a
+path or a digest).
 """
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+import logging
 import mmap
 import time
 
@@ -53,7 +60,28 @@ BUCKETS = (
     5.0,
 )
 
+#: Why a connection or an upload was cut off (hashlookup_limits_total).
+LIMITS = {
+    "head_deadline": "request head not complete within --head-timeout",
+    "body_deadline": "request body not complete within --body-timeout",
+    "send_deadline": "client stopped reading a response for --body-timeout",
+    "worker_connections": "connection refused: --max-connections reached",
+    "client_connections": "connection refused: --max-client-connections reached",
+    "upload_memory": "upload refused: --upload-memory reached",
+    "batch_items": "batch refused while reading: more items than --max-batch",
+    "head_size": "request head over the size limit",
+    "idle": "idle keep-alive connection closed after --idle-timeout",
+    "max_age": "connection closed after --connection-max-age",
+}
+#: Reasons that are normal housekeeping: counted, not logged.
+_QUIET = ("idle", "max_age")
+#: Seconds between two log lines about limits of one worker.
+LOG_EVERY = 10.0
+
+log = logging.getLogger("hashlookup.server")
+
 _E = {e: i for i, e in enumerate(ENDPOINTS)}
+_L = {r: i for i, r in enumerate(LIMITS)}
 _C = {c: i for i, c in enumerate(CODES)}
 _NB = len(BUCKETS) + 1  # + the +Inf bucket
 # per worker: requests[endpoint][code] (+1 column for other codes),
@@ -68,7 +96,9 @@ _HITS = _SUM + len(ENDPOINTS)
 _MISSES, _INVALID = _HITS + 1, _HITS + 2
 _GEN, _BUILT, _STARTED = _HITS + 3, _HITS + 4, _HITS + 5
 _BEAT = _STARTED + 1
-_WIDTH = _BEAT + 1
+_OPEN = _BEAT + 1  # open connections (a gauge)
+_LIMIT = _OPEN + 1  # one counter per LIMITS reason
+_WIDTH = _LIMIT + len(LIMITS)
 # after the worker slots, written by the supervisor only: workers waiting
 # for a restart with back-off, monotonic time of the next start, worker
 # deaths in the last minute
@@ -86,12 +116,65 @@ class Metrics:
         self._sup = max(1, workers) * _WIDTH
         self._base = 0
         self._miss_slot = _MISSES
+        self.worker = 0
+        # per process: reason -> count not logged yet; last client; when
+        self._unlogged: dict[str, int] = {}
+        self._last_client = ""
+        self._logged_at = -LOG_EVERY
+        self._flush_due = False
 
     def bind(self, worker: int) -> None:
         """Count into slot `worker` from now on (called in the worker)."""
         self._base = worker * _WIDTH
         self._miss_slot = self._base + _MISSES
+        self.worker = worker
         self._all[self._base + _STARTED] = time.time()
+        self._all[self._base + _OPEN] = 0
+
+    def connections(self, open_now: int) -> None:
+        """Record this worker's number of open connections."""
+        self._all[self._base + _OPEN] = open_now
+
+    def limit(self, reason: str, client: str | None = None) -> None:
+        """Count a connection or upload cut off for `reason` (a LIMITS key)
+        and log it, at most one line per LOG_EVERY seconds (with the counts
+        since the last line); idle and max-age closes are only counted."""
+        self._all[self._base + _LIMIT + _L[reason]] += 1
+        if reason in _QUIET:
+            return
+        self._unlogged[reason] = self._unlogged.get(reason, 0) + 1
+        if client:
+            self._last_client = client
+        if self.flush_limits() and not self._flush_due:
+            try:  # log the rest LOG_EVERY seconds later, even if all is quiet
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            self._flush_due = True
+            loop.call_later(LOG_EVERY, self._flush_later)
+
+    def _flush_later(self) -> None:
+        self._flush_due = False
+        self.flush_limits(force=True)
+
+    def flush_limits(self, force: bool = False) -> bool:
+        """Log the limits counted since the last line, if LOG_EVERY seconds
+        have passed (or `force`); True if there is something left to log."""
+        if not self._unlogged:
+            return False
+        now = time.monotonic()
+        if not force and now - self._logged_at < LOG_EVERY:
+            return True
+        self._logged_at = now
+        parts = "; ".join(f"{n} x {LIMITS[r]}" for r, n in self._unlogged.items())
+        self._unlogged.clear()
+        log.warning(
+            "worker %d: limits: %s (last client %s)",
+            self.worker,
+            parts,
+            self._last_client or "?",
+        )
+        return False
 
     def request(self, endpoint: str, code: int, seconds: float) -> None:
         a, b, e = self._all, self._base, _E.get(endpoint, len(ENDPOINTS) - 1)
@@ -233,6 +316,25 @@ class Metrics:
             )
         head("hashlookup_dataset_records", "gauge", "Records in the dataset.")
         out.append(f"hashlookup_dataset_records {records}")
+        head(
+            "hashlookup_connections_open",
+            "gauge",
+            "Open client connections of each worker.",
+        )
+        for w, _, _ in gens:
+            out.append(
+                f'hashlookup_connections_open{{worker="{w}"}} '
+                f"{self._all[w * _WIDTH + _OPEN]:.0f}"
+            )
+        head(
+            "hashlookup_limits_total",
+            "counter",
+            "Connections and uploads cut off by a deadline or a cap, by reason.",
+        )
+        for r, i in _L.items():
+            out.append(
+                f'hashlookup_limits_total{{reason="{r}"}} {self._sum(_LIMIT + i):.0f}'
+            )
         head("hashlookup_workers", "gauge", "Worker processes started.")
         out.append(f"hashlookup_workers {len(gens)}")
         return ("\n".join(out) + "\n").encode()

@@ -102,7 +102,7 @@ def run_worker(
     config = uvicorn.Config(
         app,
         loop="uvloop",
-        http=bounded_protocol(cfg.max_head),
+        http=bounded_protocol(cfg, metrics, index),
         lifespan="on",
         access_log=False,
         log_level=cfg.log_level,

@@ -32,7 +32,9 @@ from hashlookup.server._files import LastGood, WorkerFiles
 from hashlookup.server._http import (
     JSON,
     ClientGone,
+    ItemBound,
     Response,
+    UploadBudget,
     api_token,
     error,
     hashes_of,
@@ -40,6 +42,8 @@ from hashlookup.server._http import (
     is_json,
     query_param,
     raw_hex,
+    read_body,
+    too_large,
 )
 from hashlookup.server._keys import ApiKey, KeyStore
 from hashlookup.server._metrics import Metrics
@@ -98,6 +102,8 @@ class LookupApp:
         self._task: asyncio.Task[None] | None = None
         self._single: checks.SingleHits  # made with the dataset, by start()
         self._warned: set[str] = set()
+        total = max(config.upload_memory, config.max_body)
+        self.uploads = UploadBudget(total, max(config.max_body, total // 4))
         self._build_routes()
 
     # -- lifecycle -----------------------------------------------------------
@@ -368,10 +374,12 @@ class LookupApp:
         else:
             return None
         if wait:
+            # the body and the header say the same: whole seconds, rounded up
+            seconds = retry_after(wait)
             status, body, ctype, _ = error(
-                429, "rate limit exceeded", retry_after=float(f"{wait:.3f}")
+                429, "rate limit exceeded", retry_after=int(seconds)
             )
-            return status, body, ctype, [(b"retry-after", retry_after(wait).encode())]
+            return status, body, ctype, [(b"retry-after", seconds.encode())]
         return None
 
     @staticmethod
@@ -384,39 +392,23 @@ class LookupApp:
             [(b"www-authenticate", b'Bearer realm="hashlookup"')],
         )
 
-    async def _read_body(self, scope: Any, receive: Any) -> bytes | Response:
-        limit = self.config.max_body
-        length = header(scope, b"content-length")
-        if length is not None:
-            try:
-                declared = int(length)
-            except ValueError:
-                return error(400, "invalid Content-Length")
-            if declared > limit:
-                return self._too_large(
-                    f"request body of {declared} bytes is over "
-                    f"the limit of {limit} bytes"
-                )
-        chunks = []
-        size = 0
-        while True:
-            msg = await receive()
-            if msg["type"] == "http.disconnect":
-                raise ClientGone
-            chunk = msg.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                return self._too_large(
-                    f"request body is over the limit of {limit} bytes"
-                )
-            chunks.append(chunk)
-            if not msg.get("more_body"):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    async def _read_body(
+        self, scope: Any, receive: Any, items: ItemBound | None = None
+    ) -> bytes | Response:
+        cfg = self.config
+        return await read_body(
+            scope,
+            receive,
+            cfg.max_body,
+            self.uploads,
+            self.metrics.limit,
+            items,
+            cfg.max_batch,
+        )
 
     @staticmethod
     def _too_large(message: str) -> Response:
-        status, body, ctype, _ = error(413, message)
-        return status, body, ctype, [(b"connection", b"close")]
+        return too_large(message)
 
     def _batch_too_large(self, n: int) -> Response | None:
         if n > self.config.max_batch:
@@ -459,10 +451,13 @@ class LookupApp:
 
     async def _bulk(self, scope: Any, receive: Any) -> Response:
         ctype = header(scope, b"content-type")
-        body = await self._read_body(scope, receive)
+        json_body = ctype is None or is_json(ctype)
+        body = await self._read_body(
+            scope, receive, ItemBound("json") if json_body else None
+        )
         if isinstance(body, tuple):
             return body
-        if ctype is not None and not is_json(ctype):
+        if not json_body:
             return error(415, "expected Content-Type application/json")
         hashes = hashes_of(
             body,
@@ -505,7 +500,11 @@ class LookupApp:
                 "expected Content-Type application/json, "
                 "text/plain or application/octet-stream",
             )
-        body = await self._read_body(scope, receive)
+        if ctype == b"application/octet-stream":
+            bound = ItemBound("raw", algorithms.WIDTH[alg]) if alg else None
+        else:
+            bound = ItemBound("text" if ctype == b"text/plain" else "json")
+        body = await self._read_body(scope, receive, bound)
         if isinstance(body, tuple):
             return body
         if ctype == b"application/octet-stream":
