@@ -223,7 +223,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         )
         return EXIT_ERROR
     from hashlookup.server import ServerConfig, serve
-    from hashlookup.server._audit import mode_warning
 
     if args.no_auth and args.api_keys:
         raise ValueError("--no-auth and --api-keys exclude each other")
@@ -256,7 +255,4 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         max_client_connections=args.max_client_connections,
         upload_memory=args.upload_memory,
     )
-    warning = mode_warning(cfg.audit_log)
-    if warning is not None:
-        print(f"{PROG} serve: warning: {warning}", file=sys.stderr, flush=True)
     return int(serve(cfg))

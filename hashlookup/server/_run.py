@@ -35,6 +35,7 @@ import socket
 import sys
 import tempfile
 
+from hashlookup.server._audit import mode_warning
 from hashlookup.server._config import ServerConfig
 from hashlookup.server._files import LastGood
 from hashlookup.server._metrics import Metrics
@@ -136,8 +137,11 @@ def _serve(cfg: ServerConfig, last: LastGood) -> int:
         if not len(store):
             _say(
                 f"warning: {cfg.api_keys} holds no key yet; add one with "
-                f"'hashlookup apikey add --keys {cfg.api_keys} NAME'"
+                f"'hlookup apikey add --keys {cfg.api_keys} NAME'"
             )
+    warning = mode_warning(cfg.audit_log)
+    if warning is not None:
+        _say(f"warning: {warning}")
     elif not is_loopback(cfg.host):
         _say(
             f"warning: --no-auth on {cfg.host}: anyone who can reach this "
