@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import platform
 import random
+import re
 import signal
 import socket
 import statistics
@@ -447,3 +448,22 @@ def test_failed_bind_names_the_address_and_leaves_no_temp_dir(data, tmp_path):
     assert out.returncode != 0
     assert f"cannot listen on 127.0.0.1:{port}" in out.stderr, out.stderr
     assert not list(tmp.iterdir())
+
+
+def test_dead_worker_open_connections_gauge_zeroed():
+    # a worker killed with connections open: the kernel closed them, so the
+    # supervisor zeroes its gauge rather than leave the last value showing
+    # until a replacement binds the slot
+    from hashlookup.server._metrics import Metrics
+
+    metrics = Metrics(2)
+    metrics.bind(1)
+    metrics.connections(7)
+    metrics.bind(0)
+    metrics.connections(3)
+    gauge = re.compile(r'^hashlookup_connections_open\{worker="(\d)"\} (\S+)$', re.M)
+    before = dict(gauge.findall(metrics.render(0).decode()))
+    assert before == {"0": "3", "1": "7"}
+    metrics.worker_gone(1)
+    after = dict(gauge.findall(metrics.render(0).decode()))
+    assert after == {"0": "3", "1": "0"}

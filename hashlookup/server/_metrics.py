@@ -135,6 +135,12 @@ class Metrics:
         """Record this worker's number of open connections."""
         self._all[self._base + _OPEN] = open_now
 
+    def worker_gone(self, worker: int) -> None:
+        """Zero the open-connection gauge of a dead worker's slot (called by
+        the supervisor: the kernel closed its connections, and the gauge
+        would otherwise show them until a replacement binds the slot)."""
+        self._all[worker * _WIDTH + _OPEN] = 0
+
     def limit(self, reason: str, client: str | None = None) -> None:
         """Count a connection or upload cut off for `reason` (a LIMITS key)
         and log it, at most one line per LOG_EVERY seconds (with the counts

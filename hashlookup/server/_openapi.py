@@ -20,13 +20,21 @@ def _error(text: str) -> dict[str, Any]:
     return _json(_ref("Error"), text)
 
 
+# the answers of an authenticated endpoint besides its own: keys, the rate
+# limit, and the connection limits of every request (SERVER.md, Deadlines
+# and connection limits)
 _AUTH_ERRORS = {
     "401": _error("no API key, or an unknown one"),
     "403": _error("the API key was revoked"),
+    "408": _error("the request's head or body did not arrive before its deadline"),
     "429": {
-        **_error("rate limit exceeded; retry after Retry-After seconds"),
+        **_error(
+            "rate limit exceeded, or too many connections or too much upload "
+            "memory from this client address; retry after Retry-After seconds"
+        ),
         "headers": {"Retry-After": {"schema": {"type": "string"}}},
     },
+    "503": _error("this worker is at its connection or upload memory limit"),
 }
 
 

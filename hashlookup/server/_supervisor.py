@@ -152,6 +152,7 @@ class Supervisor:
 
     def _died(self, slot: _Slot, status: int, now: float) -> None:
         pid, slot.pid = slot.pid, 0
+        self._metrics.worker_gone(slot.index)
         self._check_ready(slot)
         if self._signals:
             return
