@@ -22,23 +22,37 @@ from hashlookup.importers._records import (
 )
 
 #: every format name, in content-detection order
-FORMATS = ("sqlite", "hashdeep", "vics", "csv", "text")
+FORMATS = (
+    "sqlite",
+    "nsrl-rds2",
+    "hashdeep",
+    "vics",
+    "hsh",
+    "bsd",
+    "md5deep-size",
+    "csv",
+    "text",
+)
 
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3", ".db3")
 HEAD_SIZE = 64 * 1024  # bytes detect_format looks at
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
-    """The format of the file at path, from its content: "sqlite", "hashdeep",
-    "vics", "csv" or "text" (see docs/IMPORTERS.md for the rules).
+    """The format of the file (or NSRL set directory) at path, from its
+    content: one of FORMATS (see docs/IMPORTERS.md for the rules).
 
     Raises InputError for content that is recognisably none of them (JSON
     that is not a VICS export, a file named *.db that is not SQLite, UTF-16
-    text that is not CSV or JSON); OSError passes through.
+    text that is not CSV or JSON, binary files, zips and directories that
+    are no NSRL set); OSError passes through.
     """
-    from hashlookup.importers import _common
+    from hashlookup.importers import _common, _sniff
 
     name = os.fspath(path)
+    container = _sniff.detect_path(name)
+    if container is not None:
+        return container
     with open(name, "rb") as f:
         head = f.read(HEAD_SIZE)
     if head.startswith(SQLITE_MAGIC):
@@ -49,6 +63,9 @@ def detect_format(path: str | os.PathLike[str]) -> str:
             f"header), although named like one"
         )
     encoding, bom = _common.sniff_encoding(head)
+    container = _sniff.detect_bytes(name, head, encoding != "utf-8")
+    if container is not None:
+        return container
     text = head[bom:].decode(encoding, "replace")
     if len(head) == HEAD_SIZE:  # drop a possibly cut last line / character
         cut = text.rfind("\n")
@@ -65,18 +82,23 @@ def detect_format(path: str | os.PathLike[str]) -> str:
             f"start)"
         )
     first = _common.first_line(text)
+    content = _common.first_line(text, skip_comments=True)
     if first.startswith("%%%% HASHDEEP"):
         fmt = "hashdeep"
-    elif _common.is_digest_line(_common.first_line(text, skip_comments=True)):
+    elif _common.is_digest_line(content):
         fmt = "text"
+    elif (more := _sniff.detect_line(first, content)) is not None:
+        fmt = more
+        if fmt == "hsh":  # CSV: read in UTF-16 too
+            return fmt
     elif not first.startswith("#") and _common.csv_header_delimiter(first) is not None:
         return "csv"
     else:
         fmt = "text"  # the text reader reports what is wrong with line 1
     if encoding != "utf-8":
         raise InputError(
-            f"{name}: {encoding.upper()} text is read only for CSV "
-            f"and VICS JSON; convert this {fmt} file to UTF-8"
+            f"{name}: {encoding.upper()} text is read only for CSV and VICS "
+            f"JSON (and .hsh hash sets); convert this {fmt} file to UTF-8"
         )
     return fmt
 
@@ -147,8 +169,16 @@ def _reader(fmt: str) -> Callable[[_Options], Iterator[RecordBatch]]:
         from hashlookup.importers._csv import read
     elif fmt == "vics":
         from hashlookup.importers._vics import read
-    else:
+    elif fmt == "sqlite":
         from hashlookup.importers._nsrl import read
+    elif fmt == "nsrl-rds2":
+        from hashlookup.importers._rds2 import read
+    elif fmt == "hsh":
+        from hashlookup.importers._hsh import read
+    elif fmt == "bsd":
+        from hashlookup.importers._tagged import read
+    else:
+        from hashlookup.importers._deepsize import read
     return read
 
 
