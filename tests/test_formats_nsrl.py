@@ -169,11 +169,11 @@ def test_rds2_refusals(tmp_path):
     [
         (b"\x1f\x8b\x08\x00rest", "gzip-compressed data (decompress it first)"),
         (b"%PDF-1.7\n", "a PDF document"),
-        (b"HASH\r\n\xff\x00" + b"\x00" * 30, "an EnCase hash set (binary; not read)"),
+        (b"PK\x05\x06" + b"\x00" * 18, "a zip archive, but not an NSRL RDS 2.x"),
         (b"\x00\x01\x02\x03binary\n", "binary data (control bytes such as NUL"),
         ("MD5 (a) = 00\n".encode("utf-16-le"), "UTF-16 text without a byte-order"),
     ],
-    ids=["gzip", "pdf", "encase", "binary", "utf16-nobom"],
+    ids=["gzip", "pdf", "empty-zip", "binary", "utf16-nobom"],
 )
 def test_refused_content(tmp_path, data, message):
     p = tmp_path / "input"
@@ -295,3 +295,28 @@ def test_rds3(tmp_path, schema):
         "sha256": "sha256",
         "size": "file_size",
     }
+
+
+@pytest.mark.parametrize("version", ["1.5", "2.x"])
+def test_nsrl_file_alone(tmp_path, version):
+    """NSRLFile.txt on its own (the NSRL 1.5 and 2.x headers md5deep knows)
+    is a CSV; forced as nsrl-rds2 it reads the same."""
+    data = rows(20, 8)
+    p = tmp_path / "NSRLFile.txt"
+    if version == "2.x":
+        p.write_bytes(nsrl_file(data))
+    else:
+        lines = [
+            '"SHA-1","FileName","FileSize","ProductCode","OpSystemCode","MD4",'
+            '"MD5","CRC32","SpecialCode"'
+        ]
+        for i, (sha1, md5, _, size) in enumerate(data):
+            lines.append(
+                f'"{sha1.hex().upper()}","f{i}.dll",{size},190,"358",'
+                f'"{"0" * 32}","{md5.hex().upper()}","00000000",""'
+            )
+        p.write_text("\r\n".join(lines) + "\r\n")
+    assert detect_format(p) == "csv"
+    assert read(p)[0] == want(data)
+    if version == "2.x":
+        assert read(p, input_format="nsrl-rds2")[0] == want(data)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -328,3 +329,34 @@ def regenerate() -> None:
 if __name__ == "__main__":
     if sys.argv[1:] == ["--regenerate"]:
         regenerate()
+
+
+# ---------------------------------------------------------------------------
+# EnCase .hash: binary, the layout md5deep -m reads (no Debian tool writes it)
+
+
+def encase(md5s: list[bytes], count: int | None = None) -> bytes:
+    header = b"HASH\r\n\xff\x00" + struct.pack(
+        "<III", 1, 0, len(md5s) if count is None else count
+    )
+    header += b"\x00" * (0x480 - len(header))
+    return header + b"".join(m + b"\x00\x00" for m in md5s)
+
+
+def test_encase(tmp_path):
+    md5s = [hashlib.md5(d).digest() for d in TREE.values()]
+    p = tmp_path / "set.hash"
+    p.write_bytes(encase(md5s))
+    assert detect_format(p) == "encase"
+    assert read(p)[0] == expected_md5(False)
+    assert read(p, batch_size=2)[0] == expected_md5(False)
+    p.write_bytes(encase(md5s)[:-5])
+    with pytest.raises(
+        InputError, match=rf"^{p}: EnCase hash set of .*\(truncated\?\)"
+    ):
+        read(p)
+    p.write_bytes(encase(md5s, count=9))
+    with pytest.raises(InputError, match=rf"^{p}: EnCase hash set header says 9 "):
+        read(p)
+    p.write_bytes(encase([]))
+    assert read(p)[0] == []

@@ -30,6 +30,7 @@ FORMATS = (
     "hsh",
     "bsd",
     "md5deep-size",
+    "encase",
     "csv",
     "text",
 )
@@ -177,6 +178,8 @@ def _reader(fmt: str) -> Callable[[_Options], Iterator[RecordBatch]]:
         from hashlookup.importers._hsh import read
     elif fmt == "bsd":
         from hashlookup.importers._tagged import read
+    elif fmt == "encase":
+        from hashlookup.importers._encase import read
     else:
         from hashlookup.importers._deepsize import read
     return read

@@ -19,8 +19,8 @@ ACCEPTED = (
     "accepted: digest lists and md5sum/sha1sum/sha256sum output, BSD/--tag/"
     "openssl lines ('MD5 (name) = <hex>'), md5deep -z output, hashdeep files, "
     "HashKeeper and iLook .hsh CSV, CSV with md5/sha1/sha256 columns, Project "
-    "VIC JSON, NSRL RDS 2.x sets (a directory or .zip with NSRLFile.txt), NSRL "
-    "RDSv3 SQLite"
+    "VIC JSON, EnCase .hash sets, NSRL RDS 2.x sets (a directory or .zip "
+    "with NSRLFile.txt), NSRL RDSv3 SQLite"
 )
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
@@ -36,7 +36,6 @@ _MAGIC = (
     (b"\x7fELF", "an executable (ELF)"),
     (b"PAR1", "a Parquet file"),
     (b"\x89HLX", "a hashlookup dataset or index file"),
-    (b"HASH\r\n\xff\x00", "an EnCase hash set (binary; not read)"),
 )
 
 
@@ -56,11 +55,14 @@ def detect_path(name: str) -> str | None:
 
 
 def detect_bytes(name: str, head: bytes, utf16: bool) -> str | None:
-    """From the first bytes: "nsrl-rds2" for a zip holding an RDS 2.x set;
+    """From the first bytes: "nsrl-rds2" for a zip holding an RDS 2.x set,
+    "encase" for an EnCase hash set;
     InputError for other zips, known binary formats and control bytes (NUL)
     in the first line with content; None for text."""
     if head.startswith(_ZIP_MAGIC):
         return _zip(name)
+    if head.startswith(b"HASH\r\n\xff\x00"):
+        return "encase"
     for magic, what in _MAGIC:
         if head.startswith(magic):
             raise InputError(f"{name}: {what}, not a known-hash list; {ACCEPTED}")
