@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import shutil
 import struct
 import subprocess
@@ -23,7 +24,14 @@ from pathlib import Path
 import pytest
 
 from hashlookup import InputError
-from hashlookup.importers import ImportReport, detect_format, iter_records
+from hashlookup.importers import (
+    ImportReport,
+    _deepsize,
+    _fast,
+    _tagged,
+    detect_format,
+    iter_records,
+)
 from importer_data import records_of
 
 DATA = Path(__file__).parent / "data" / "formats"
@@ -360,3 +368,67 @@ def test_encase(tmp_path):
         read(p)
     p.write_bytes(encase([]))
     assert read(p)[0] == []
+
+
+# ---------------------------------------------------------------------------
+# the vectorised path gives the records of the line-by-line one
+
+
+def random_lines(seed: int, fmt: str, n: int = 400) -> bytes:
+    """Mostly regular lines with irregular ones mixed in (escapes, blanks,
+    other layouts, bad digests, comments), CRLF on some."""
+    rnd = random.Random(seed)
+    out = []
+    for i in range(n):
+        data = rnd.randbytes(rnd.randrange(50))
+        algo = rnd.choice(["md5", "md5", "md5", "sha1", "sha256"])
+        digest = hashlib.new(algo, data).hexdigest()
+        if rnd.random() < 0.1:
+            digest = digest.upper()
+        if fmt == "bsd":
+            name = {"md5": "MD5", "sha1": "SHA1", "sha256": "SHA256"}[algo]
+            line = rnd.choice(
+                [f"{name} (f {i}) = {digest}"] * 8
+                + [f"{name}(f{i})= {digest}", f"\\{name} (a\\\\b) = {digest}"]
+            )
+        else:
+            line = f"{len(data):10d}  {digest}  ./f {i}"
+            if rnd.random() < 0.05:
+                line = f"{len(data)} {digest} x"
+        r = rnd.random()
+        if r < 0.02:
+            line = "# comment"
+        elif r < 0.04:
+            line = line[:-3]  # a bad digest (bsd) or a shorter name
+        elif r < 0.05:
+            line += " "
+        out.append(line + ("\r\n" if rnd.random() < 0.1 else "\n"))
+    return "".join(out).encode()
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("fmt", ["bsd", "md5deep-size"])
+@pytest.mark.parametrize("batch_size", [7, 100_000])
+def test_fast_equals_slow(tmp_path, monkeypatch, seed, fmt, batch_size):
+    p = tmp_path / "l.txt"
+    p.write_bytes(random_lines(seed, fmt))
+    kw = dict(input_format=fmt, skip_invalid=True, batch_size=batch_size)
+    fast, fast_report = read(p, **kw)
+    module = _tagged if fmt == "bsd" else _deepsize
+    monkeypatch.setattr(module, "fast_lines", lambda *a: None)
+    slow, slow_report = read(p, **kw)
+    assert fast == slow
+    assert fast_report.invalid == slow_report.invalid
+    assert fast_report.examples == slow_report.examples
+
+
+@pytest.mark.parametrize(
+    "fixture", ["openssl_md5.txt", "md5deep_z.txt", "sha1deep_z.txt"]
+)
+def test_fast_path_taken(fixture):
+    """Regular tool output is read by the vectorised path (not the fallback)."""
+    fmt = TOOLS[fixture][1]
+    module = _tagged if fmt == "bsd" else _deepsize
+    t = _fast.Text((DATA / fixture).read_bytes())
+    batch = module.fast_lines(t, t.starts, t.ends)
+    assert batch is not None and len(batch) == len(TREE)

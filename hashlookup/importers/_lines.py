@@ -16,7 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+import numpy as np
+
 from hashlookup.errors import InputError
+from hashlookup.importers import _fast
 from hashlookup.importers import digests as _parse
 from hashlookup.importers._common import assemble
 from hashlookup.importers._records import ALGORITHMS, RecordBatch, _Options
@@ -26,13 +29,20 @@ CHUNK_SIZE = 8 << 20
 #: what a format's line function returns (see the module docstring)
 Parsed = tuple[str, bytes, bytes | None] | str | None
 LineParser = Callable[[bytes], Parsed]
+FastParser = Callable[[_fast.Text, np.ndarray, np.ndarray], RecordBatch | None]
 _TOO_LONG = f"line longer than {_parse.MAX_LINE} bytes"
 
 
-def read_lines(opts: _Options, parse: LineParser, sized: bool) -> Iterator[RecordBatch]:
+def read_lines(
+    opts: _Options, parse: LineParser, sized: bool, fast: FastParser | None = None
+) -> Iterator[RecordBatch]:
     """Records of the file at opts.path, one per line that parse() accepts.
 
     sized: the format has a size field (a size column is assembled).
+    fast(text, starts, ends): the records of up to batch_size lines (none
+    blank) at once, or None when anything is irregular: those lines are
+    then read by parse(), which names the bad ones.  Both give the same
+    records (tested).
     """
     collector = _Collector(opts, sized)
     line = 1  # number of the next line
@@ -57,6 +67,12 @@ def read_lines(opts: _Options, parse: LineParser, sized: bool) -> Iterator[Recor
                 )
                 line += 1
                 continue
+            if fast is not None:
+                t = _fast.Text(data)
+                if (t.ends > t.starts).all():  # no blank line: try it whole
+                    yield from _fast_chunk(opts, collector, t, fast, parse, line)
+                    line += len(t.starts)
+                    continue
             lines = data.split(b"\n")
             if data.endswith(b"\n"):
                 lines.pop()
@@ -72,6 +88,37 @@ def read_lines(opts: _Options, parse: LineParser, sized: bool) -> Iterator[Recor
                 line += 1
     if collector.lines:
         yield collector.batch()
+
+
+def _fast_chunk(
+    opts: _Options,
+    collector: _Collector,
+    t: _fast.Text,
+    fast: FastParser,
+    parse: LineParser,
+    first: int,
+) -> Iterator[RecordBatch]:
+    """A chunk without blank lines, batch_size lines at a time: fast(), or
+    parse() line by line where fast() declines."""
+    bs = opts.batch_size
+    n = len(t.starts)
+    for b in range(0, n, bs):
+        s, e = t.starts[b : b + bs], t.ends[b : b + bs]
+        batch = None
+        if int((e - s).max()) <= _parse.MAX_LINE:
+            batch = fast(t, s, e)
+        if batch is not None:
+            if collector.lines:  # keep file order
+                yield collector.batch()
+            yield batch
+            continue
+        for i, (x, y) in enumerate(zip(s.tolist(), e.tolist(), strict=True)):
+            text = t.data[x - _fast.PAD : y - _fast.PAD]
+            got = parse(text) if len(text) <= _parse.MAX_LINE else _TOO_LONG
+            if got is not None:
+                collector.add(first + b + i, got)
+                if collector.full():
+                    yield collector.batch()
 
 
 class _Collector:

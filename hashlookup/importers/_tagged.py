@@ -21,8 +21,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from hashlookup.importers import _fast
 from hashlookup.importers._lines import Parsed, read_lines
-from hashlookup.importers._records import RecordBatch, _Options
+from hashlookup.importers._records import ALGORITHMS, RecordBatch, _Options
 
 # name (may be empty: old openssl wrote "(stdin)= hex"), optional blank,
 # "(" path ")", optional blank, "=", blanks, the digest, trailing blanks.
@@ -70,6 +74,40 @@ def looks_like(line: str) -> bool:
     return len(digest) >= 32 and all(c in b"0123456789abcdefABCDEF" for c in digest)
 
 
+def fast_lines(t: _fast.Text, s: np.ndarray, e: np.ndarray) -> RecordBatch | None:
+    """The records of lines laid out as the first one (same name, same
+    separator before the digest, no escape or trailing blank), or None."""
+    first = t.data[int(s[0]) - _fast.PAD : int(e[0]) - _fast.PAD]
+    m = LINE.match(first)
+    if m is None or not m.group(1):
+        return None
+    algo = NAMES.get(m.group(1).upper().replace(b"-", b"").replace(b"_", b""))
+    if algo is None:
+        return None
+    width = ALGORITHMS[algo]
+    hexlen = 2 * width
+    prefix = first[: first.index(b"(") + 1]
+    sep = first[first.rindex(b")") : len(first) - hexlen]
+    if sep not in (b") = ", b")= ") or len(first) < hexlen + len(sep):
+        return None
+    if int((e - s).min()) < len(prefix) + len(sep) + hexlen:
+        return None
+    arr = t.arr
+    want = np.frombuffer(prefix, np.uint8)
+    if not (sliding_window_view(arr, len(prefix))[s] == want).all():
+        return None
+    want = np.frombuffer(sep, np.uint8)
+    if not (sliding_window_view(arr, len(sep))[e - hexlen - len(sep)] == want).all():
+        return None
+    got = _fast.hex_column(t, e - hexlen, e, width)
+    if got is None or not got[1].all():
+        return None
+    batch = RecordBatch.empty(len(s))
+    setattr(batch, algo, got[0])
+    setattr(batch, "has_" + algo, got[1])
+    return batch
+
+
 def read(opts: _Options) -> Iterator[RecordBatch]:
     """The records of a tagged digest list (see the module docstring)."""
-    return read_lines(opts, parse_line, sized=False)
+    return read_lines(opts, parse_line, sized=False, fast=fast_lines)
