@@ -48,6 +48,9 @@ TREE = {
 
 #: fixture file -> (command run in the tree, format, algorithms, sizes known)
 TOOLS: dict[str, tuple[str, str, tuple[str, ...], bool]] = {
+    "md5sum.txt": ("md5sum FILES", "text", ("md5",), False),
+    "sha1sum_b.txt": ("sha1sum -b FILES", "text", ("sha1",), False),
+    "sha256sum.txt": ("sha256sum FILES", "text", ("sha256",), False),
     "md5sum_tag.txt": ("md5sum --tag FILES", "bsd", ("md5",), False),
     "sha1sum_tag.txt": ("sha1sum --tag FILES", "bsd", ("sha1",), False),
     "sha256sum_tag.txt": ("sha256sum --tag FILES", "bsd", ("sha256",), False),
