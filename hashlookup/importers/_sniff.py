@@ -68,7 +68,12 @@ def detect_bytes(name: str, head: bytes, utf16: bool) -> str | None:
             raise InputError(f"{name}: {what}, not a known-hash list; {ACCEPTED}")
     if utf16:
         return None
-    for line in head.split(b"\n"):
+    start = 0
+    while start < len(head):  # the first line with content, without splitting all
+        end = head.find(b"\n", start)
+        end = len(head) if end < 0 else end
+        line = head[start:end]
+        start = end + 1
         if not line.strip(b" \t\r"):
             continue
         if b"\0" in line and _utf16_without_bom(line):
@@ -76,13 +81,19 @@ def detect_bytes(name: str, head: bytes, utf16: bool) -> str | None:
                 f"{name}: UTF-16 text without a byte-order mark; convert it "
                 f"to UTF-8 (iconv -f UTF-16LE -t UTF-8); {ACCEPTED}"
             )
-        if any((c < 32 and c not in (9, 11, 12, 13)) or c == 127 for c in line):
+        if line.translate(None, _NOT_CONTROL):  # a control byte is left
             raise InputError(
                 f"{name}: binary data (control bytes such as NUL in its first "
                 f"line), not a known-hash list; {ACCEPTED}"
             )
         break
     return None
+
+
+#: every byte but the control bytes that never occur in text lists
+_NOT_CONTROL = bytes(
+    c for c in range(256) if (c >= 32 and c != 127) or c in (9, 11, 12, 13)
+)
 
 
 def _utf16_without_bom(line: bytes) -> bool:
