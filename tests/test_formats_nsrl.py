@@ -320,3 +320,27 @@ def test_nsrl_file_alone(tmp_path, version):
     assert read(p)[0] == want(data)
     if version == "2.x":
         assert read(p, input_format="nsrl-rds2")[0] == want(data)
+
+
+@pytest.mark.parametrize("damage", ["deflate", "crc", "method"])
+def test_rds2_damaged_zip(tmp_path, damage):
+    """Damage inside the archive (bad deflate data, a bad CRC, a compression
+    method zipfile lacks) is an InputError naming the archive."""
+    data = rows(2000, 9)
+    src = write_set(tmp_path / "set", data)
+    z = tmp_path / "rds.zip"
+    method = zipfile.ZIP_STORED if damage == "crc" else zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(z, "w", method) as zf:
+        zf.write(src / "version.txt", "version.txt")
+        zf.write(src / "NSRLFile.txt", "NSRLFile.txt")
+    raw = bytearray(z.read_bytes())
+    if damage == "method":
+        for magic, offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):
+            at = raw.rfind(magic)  # NSRLFile.txt's headers come last
+            raw[at + offset : at + offset + 2] = (99).to_bytes(2, "little")
+    else:
+        mid = raw.find(b"PK\x03\x04", 10) + len(raw) // 3  # inside its data
+        raw[mid : mid + 8] = b"\x00\xff" * 4
+    z.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match=rf"^{z}: damaged or unsupported zip archive"):
+        read(z)

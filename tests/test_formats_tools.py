@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hashlookup import InputError
 from hashlookup.importers import (
@@ -435,3 +437,55 @@ def test_fast_path_taken(fixture):
     t = _fast.Text((DATA / fixture).read_bytes())
     batch = module.fast_lines(t, t.starts, t.ends)
     assert batch is not None and len(batch) == len(TREE)
+
+
+# ---------------------------------------------------------------------------
+# any input: records or InputError, never another exception
+
+
+_PIECES = [
+    b"MD5 (",
+    b"SHA1(",
+    b"SHA2-256 (",
+    b") = ",
+    b")= ",
+    b"(stdin)= ",
+    b"         12  ",
+    b"d41d8cd98f00b204e9800998ecf8427e",
+    b"da39a3ee5e6b4b0d3255bfef95601890afd80709",
+    b"  ",
+    b"\n",
+    b"\r\n",
+    b"#",
+    b"\\",
+    b",",
+    b'"',
+    b"V4Hash,HashSHA1,FileName,FilePath,FileSize,HashSHA256\n",
+    b"HASH\r\n\xff\x00",
+    b"PK\x03\x04",
+    b"\x00",
+    b"\xff\xfe",
+]
+
+
+@settings(max_examples=150)
+@given(
+    pieces=st.lists(st.sampled_from(_PIECES) | st.binary(max_size=8), max_size=40),
+    fmt=st.sampled_from([None, "bsd", "md5deep-size", "hsh", "encase", "nsrl-rds2"]),
+    skip=st.booleans(),
+)
+def test_any_input(tmp_path_factory, pieces, fmt, skip):
+    p = tmp_path_factory.mktemp("any") / "input"
+    p.write_bytes(b"".join(pieces))
+    report = ImportReport()
+    try:
+        total = 0
+        for batch in iter_records(
+            p, input_format=fmt, skip_invalid=skip, batch_size=3, report=report
+        ):
+            assert 0 < len(batch) <= 3
+            assert (batch.has_md5 | batch.has_sha1 | batch.has_sha256).all()
+            total += len(batch)
+        assert report.records == total
+    except InputError as e:
+        assert str(e).startswith(str(p))

@@ -443,7 +443,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 print(f"{PROG}: interrupted after {done}", file=sys.stderr)
             if args.report is not None and report_lines:
                 print(
-                    f"{PROG}: the hits so far are in {args.report}.partial",
+                    f"{PROG}: the {'files listed' if invert else 'hits'} so far "
+                    f"are in {args.report}.partial",
                     file=sys.stderr,
                 )
             if args.resume is not None:

@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import os
 import zipfile
+import zlib
 from collections.abc import Iterator
 from typing import IO
 
@@ -33,6 +34,13 @@ ZIPPED_FILE = "nsrlfile.txt.zip"
 COMPANIONS = ("nsrlmfg.txt", "nsrlos.txt", "nsrlprod.txt", "version.txt")
 COLUMNS = {"sha1": "SHA-1", "md5": "MD5", "size": "FileSize"}
 _VERSION_BYTES = 4096
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    NotImplementedError,
+    RuntimeError,
+    EOFError,
+)
 
 
 @dataclasses.dataclass
@@ -90,21 +98,29 @@ def _locate(path: str, is_zip: bool, names: list[str]) -> RdsSet | None:
 
 def read(opts: _Options) -> Iterator[RecordBatch]:
     """The records of an RDS 2.x set (see the module docstring)."""
-    rds = find_set(opts.path)
-    if rds is None:
-        raise InputError(
-            f"{opts.name}: not an NSRL RDS 2.x set (no NSRLFile.txt in it)"
-        )
     report = opts.report
-    with contextlib.ExitStack() as stack:
-        stream, shown = _open_file(rds, opts.name, stack)
-        version = rds.companions.get("version.txt")
-        if version is not None:
-            report.version = _version(rds, version)
-        csv_opts = dataclasses.replace(
-            opts, name=shown, columns=dict(COLUMNS), label_columns=None
-        )
-        yield from _read_csv(csv_opts, stream)
+    try:
+        rds = find_set(opts.path)
+        if rds is None:
+            raise InputError(
+                f"{opts.name}: not an NSRL RDS 2.x set (no NSRLFile.txt in it)"
+            )
+        with contextlib.ExitStack() as stack:
+            stream, shown = _open_file(rds, opts.name, stack)
+            version = rds.companions.get("version.txt")
+            if version is not None:
+                report.version = _version(rds, version)
+            csv_opts = dataclasses.replace(
+                opts, name=shown, columns=dict(COLUMNS), label_columns=None
+            )
+            yield from _read_csv(csv_opts, stream)
+    except _ZIP_ERRORS as e:
+        # zipfile reports damage (a bad CRC at a member's end, bad deflate
+        # data) and what it cannot read (encryption, other compression
+        # methods) with these; they are faults of the input.
+        raise InputError(
+            f"{opts.name}: damaged or unsupported zip archive: {type(e).__name__}: {e}"
+        ) from None
 
 
 def _open_file(

@@ -116,7 +116,7 @@ def _zip(name: str) -> str:
             return "nsrl-rds2"
         with zipfile.ZipFile(name) as zf:
             names = [i.filename for i in zf.infolist()]
-    except zipfile.BadZipFile as e:
+    except (zipfile.BadZipFile, EOFError, NotImplementedError) as e:
         raise InputError(
             f"{name}: a damaged zip archive ({e}), not a known-hash list"
         ) from None
