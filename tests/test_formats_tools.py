@@ -489,3 +489,36 @@ def test_any_input(tmp_path_factory, pieces, fmt, skip):
         assert report.records == total
     except InputError as e:
         assert str(e).startswith(str(p))
+
+
+def test_build_reads_every_fixture(tmp_path):
+    """`hashlookup build` takes every layout above in one run, detected;
+    each file of the tree is then found with every list as a source."""
+    sources = {Path(name).stem: DATA / name for name in TOOLS}
+    hk = tmp_path / "hk.hsh"
+    hk.write_text(
+        '"file_id","hashset_id","file_name","directory","hash","file_size",'
+        '"date_modified","time_modified","time_zone","comments",'
+        '"date_accessed","time_accessed"\n'
+        + "".join(
+            f'{i},1,"f","d","{hashlib.md5(d).hexdigest()}",{len(d)},,,,,,\n'
+            for i, d in enumerate(TREE.values())
+        )
+    )
+    enc = tmp_path / "set.hash"
+    enc.write_bytes(encase([hashlib.md5(d).digest() for d in TREE.values()]))
+    sources.update(hk=hk, enc=enc)
+    out = tmp_path / "all.hlds"
+    args = [f"{k}={v}" for k, v in sources.items()]
+    subprocess.run(
+        [sys.executable, "-m", "hashlookup", "build", "-q", "-o", str(out), *args],
+        check=True,
+    )
+    from hashlookup import open_dataset
+
+    with open_dataset(out) as ds:
+        for data in TREE.values():
+            m = ds.lookup(hashlib.sha1(data).hexdigest())
+            assert m is not None and m.md5 == hashlib.md5(data).hexdigest()
+            assert m.size == len(data)
+            assert {f"source:{k}" for k in sources} == set(m.labels)
