@@ -80,6 +80,16 @@ TOOLS: dict[str, tuple[str, str, tuple[str, ...], bool]] = {
 }
 
 
+#: the Debian package of each tool not in hashdeep's
+PACKAGES = {
+    "md5sum": "coreutils",
+    "sha1sum": "coreutils",
+    "sha256sum": "coreutils",
+    "shasum": "perl",
+    "openssl": "openssl",
+}
+
+
 def make_tree(root: Path) -> list[str]:
     """Write TREE under root; its file names relative to root, sorted."""
     for name, data in TREE.items():
@@ -128,7 +138,8 @@ def test_tool_output(tmp_path, fixture):
     command, fmt, algos, sized = TOOLS[fixture]
     tool = command.split()[0]
     if shutil.which(tool) is None:
-        pytest.skip(f"{tool} is not installed (Debian: apt-get install hashdeep)")
+        package = PACKAGES.get(tool, "hashdeep")
+        pytest.skip(f"{tool} is not installed (Debian: apt-get install {package})")
     out = tmp_path / "list"
     out.write_bytes(run_tool(command, tmp_path / "tree"))
     assert detect_format(out) == fmt
