@@ -415,7 +415,7 @@ def test_docs_list_every_command_and_one_dataset_extension() -> None:
         assert any(line.startswith(f"| `{name}` |") for line in table), name
     readme = (ROOT / "README.md").read_text().splitlines()
     first_screen = "\n".join(readme[:40])
-    for needle in ("C compiler", "python3-venv", ".venv/bin/python -m hashlookup"):
+    for needle in ("C compiler", "python3-venv", ".venv/bin/hlookup"):
         assert needle in first_screen, needle
     # datasets are .hlds: a dataset build (no --index) never writes .hlx
     for doc in ("docs/CLI.md", "docs/DATASETS.md", "README.md"):

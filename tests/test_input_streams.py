@@ -118,6 +118,30 @@ def test_pipe_reads_once_like_a_file(tmp_path: Path, given: bool) -> None:
         assert got == expected, kind
 
 
+FIXTURES = Path(__file__).parent / "data" / "formats"
+
+
+@pytest.mark.parametrize(
+    ("fixture", "fmt"),
+    [
+        ("md5sum_tag.txt", "bsd"),
+        ("openssl_sha256.txt", "bsd"),
+        ("md5deep_z.txt", "md5deep-size"),
+        ("sha256deep_z.txt", "md5deep-size"),
+    ],
+)
+@pytest.mark.parametrize("given", [False, True], ids=["detected", "input_format"])
+def test_pipe_of_other_tools_layouts(fixture: str, fmt: str, given: bool) -> None:
+    # the layouts of coreutils --tag, openssl and md5deep -z read from a pipe
+    # as from a file (read once, the head replayed)
+    path = FIXTURES / fixture
+    expected = records_of(iter_records(path))
+    assert expected
+    with pipe_of(path.read_bytes()) as (name, _):
+        got = records_of(iter_records(name, input_format=fmt if given else None))
+    assert got == expected
+
+
 def test_fifo_build_does_not_hang(tmp_path: Path) -> None:
     """A named pipe: the CLI's dataset build opens it once (a second open
     would wait for a writer that never comes)."""

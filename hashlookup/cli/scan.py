@@ -63,6 +63,16 @@ EXIT_STATUS = (
 _CSV_HEADER = ["path", "algorithm", "digest", "record", "labels", "mismatch"]
 
 
+def format_miss(path: str, fmt: str) -> bytes:
+    """One output line (with its newline) for a file not in the dataset
+    (--invert): the path alone."""
+    if fmt == "text":
+        return path.encode("utf-8", "surrogateescape") + b"\n"
+    if fmt == "jsonl":
+        return json.dumps({"path": path}).encode() + b"\n"
+    return csv_rows([[path]])
+
+
 def format_hit(hit: ScanHit, fmt: str) -> bytes:
     """One output line (with its newline) for a hit."""
     if fmt == "text":
@@ -259,6 +269,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="read every file, also those whose size matches no record",
     )
     p.add_argument(
+        "--invert",
+        action="store_true",
+        help="print the files NOT in the dataset instead of the hits (like "
+        "hashdeep -x): files read whose digests match no record (after the "
+        "label filters) and files no record has the size of; not with --resume",
+    )
+    p.add_argument(
         "--report",
         metavar="FILE",
         help="write the hits to FILE (atomically, at the end) instead of "
@@ -314,13 +331,14 @@ def _check_outputs(args: argparse.Namespace) -> None:
     refuse_same_file(args.report, "--report", [x for x in inputs if x])
 
 
-def _summary(r: ScanReport, seconds: float) -> str:
+def _summary(r: ScanReport, seconds: float, invert: bool = False) -> str:
+    misses = f", {r.misses:,} not in the dataset" if invert else ""
     return (
         f"{r.files_seen:,} files: {r.files_read:,} read "
         f"({r.bytes_read / 1e6:,.1f} MB, {r.throughput:,.0f} MB/s, "
         f"{'+'.join(r.hashed)}), {r.skipped_size:,} skipped by size, "
         f"{r.skipped_excluded:,} excluded, {r.special:,} special, "
-        f"{r.errors:,} errors, {len(r.hits):,} hits in {seconds:.2f} s"
+        f"{r.errors:,} errors, {len(r.hits):,} hits{misses} in {seconds:.2f} s"
     )
 
 
@@ -339,19 +357,33 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         )
         exclude += args.exclude_path_old
     only, exclude_labels = label_options(args)
+    invert = args.invert
+    if invert and args.resume is not None:
+        raise CLIError(
+            "--invert cannot be combined with --resume (the state file "
+            "records hits only)"
+        )
     _check_outputs(args)
     roots = _roots(args)
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     progress = Progress(sys.stderr) if show and not args.quiet else None
     report_lines: list[bytes] = []
-    header = csv_rows([_CSV_HEADER]) if fmt == "csv" else b""
+    header = b""
+    if fmt == "csv":
+        header = csv_rows([["path"]] if invert else [_CSV_HEADER])
     to_tty = args.report is None and sys.stdout.isatty()
     if args.report is None and header:
         ctx.out.write(header)
 
     def on_hit(hit: ScanHit) -> None:
         ctx.found = True
-        line = format_hit(hit, fmt)
+        emit(format_hit(hit, fmt))
+
+    def on_miss(path: str) -> None:
+        ctx.found = True
+        emit(format_miss(path, fmt))
+
+    def emit(line: bytes) -> None:
         if args.report is not None:
             report_lines.append(line)
             return
@@ -392,7 +424,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 resume=args.resume,
                 only_labels=filters[0],
                 exclude_labels=filters[1],
-                on_hit=on_hit,
+                on_hit=None if invert else on_hit,
+                on_miss=on_miss if invert else None,
                 on_error=on_error,
                 progress=progress.update if progress is not None else None,
             )
@@ -406,11 +439,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 write_report(args.report + ".partial")
         if not args.quiet:
             if isinstance(exc, ScanInterrupted):
-                done = _summary(exc.report, time.perf_counter() - t0)
+                done = _summary(exc.report, time.perf_counter() - t0, invert)
                 print(f"{PROG}: interrupted after {done}", file=sys.stderr)
             if args.report is not None and report_lines:
                 print(
-                    f"{PROG}: the hits so far are in {args.report}.partial",
+                    f"{PROG}: the {'files listed' if invert else 'hits'} so far "
+                    f"are in {args.report}.partial",
                     file=sys.stderr,
                 )
             if args.resume is not None:
@@ -438,11 +472,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         elif r.resumed_units:
             notes = f" (resumed: {r.resumed_units:,} directories from {args.resume})"
         print(
-            f"{PROG}: scanned {_summary(r, time.perf_counter() - t0)}{notes}",
+            f"{PROG}: scanned {_summary(r, time.perf_counter() - t0, invert)}{notes}",
             file=sys.stderr,
         )
     # As clamscan: a hit takes priority (it is actionable); else any error
-    # (a file or directory not read) makes the result incomplete.
-    if report.hits:
+    # (a file or directory not read) makes the result incomplete.  With
+    # --invert a file listed (not in the dataset) is what is actionable.
+    if report.misses if invert else report.hits:
         return EXIT_FOUND
     return EXIT_ERROR if report.errors else EXIT_CLEAN

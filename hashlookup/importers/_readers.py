@@ -23,22 +23,39 @@ from hashlookup.importers._records import (
 from hashlookup.importers._source import HEAD_SIZE, Source
 
 #: every format name, in content-detection order
-FORMATS = ("sqlite", "hashdeep", "vics", "csv", "text")
+FORMATS = (
+    "sqlite",
+    "nsrl-rds2",
+    "hashdeep",
+    "vics",
+    "hsh",
+    "bsd",
+    "md5deep-size",
+    "encase",
+    "csv",
+    "text",
+)
 
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3", ".db3")
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
-    """The format of the file at path, from its content: "sqlite", "hashdeep",
-    "vics", "csv" or "text" (see docs/IMPORTERS.md for the rules).
+    """The format of the file (or NSRL set directory) at path, from its
+    content: one of FORMATS (see docs/IMPORTERS.md for the rules).
 
     Raises InputError for content that is recognisably none of them (JSON
     that is not a VICS export, a file named *.db that is not SQLite, UTF-16
-    text that is not CSV or JSON); OSError passes through.  This reads the
-    start of the file: a pipe given here has lost it (iter_records detects
-    the format of a pipe and reads it in one pass).
+    text that is not CSV or JSON, binary files, zips and directories that
+    are no NSRL set); OSError passes through.  This reads the start of the
+    file: a pipe given here has lost it (iter_records detects the format of
+    a pipe and reads it in one pass).
     """
+    from hashlookup.importers import _sniff
+
     name = os.fspath(path)
+    container = _sniff.detect_path(name)
+    if container is not None:
+        return container
     with open(name, "rb") as f:
         head = f.read(HEAD_SIZE)
     return _detect(name, head)
@@ -46,7 +63,7 @@ def detect_format(path: str | os.PathLike[str]) -> str:
 
 def _detect(name: str, head: bytes) -> str:
     """detect_format of the file called name whose first bytes are head."""
-    from hashlookup.importers import _common
+    from hashlookup.importers import _common, _sniff
 
     if head.startswith(SQLITE_MAGIC):
         return "sqlite"
@@ -56,6 +73,9 @@ def _detect(name: str, head: bytes) -> str:
             f"header), although named like one"
         )
     encoding, bom = _common.sniff_encoding(head)
+    container = _sniff.detect_bytes(name, head, encoding != "utf-8")
+    if container is not None:
+        return container
     text = head[bom:].decode(encoding, "replace")
     if len(head) == HEAD_SIZE:  # drop a possibly cut last line / character
         cut = text.rfind("\n")
@@ -72,18 +92,23 @@ def _detect(name: str, head: bytes) -> str:
             f"start)"
         )
     first = _common.first_line(text)
+    content = _common.first_line(text, skip_comments=True)
     if first.startswith("%%%% HASHDEEP"):
         fmt = "hashdeep"
-    elif _common.is_digest_line(_common.first_line(text, skip_comments=True)):
+    elif _common.is_digest_line(content):
         fmt = "text"
+    elif (more := _sniff.detect_line(first, content)) is not None:
+        fmt = more
+        if fmt == "hsh":  # CSV: read in UTF-16 too
+            return fmt
     elif not first.startswith("#") and _common.csv_header_delimiter(first) is not None:
         return "csv"
     else:
         fmt = "text"  # the text reader reports what is wrong with line 1
     if encoding != "utf-8":
         raise InputError(
-            f"{name}: {encoding.upper()} text is read only for CSV "
-            f"and VICS JSON; convert this {fmt} file to UTF-8"
+            f"{name}: {encoding.upper()} text is read only for CSV and VICS "
+            f"JSON (and .hsh hash sets); convert this {fmt} file to UTF-8"
         )
     return fmt
 
@@ -131,9 +156,11 @@ def iter_records(
             f"unknown input_format {input_format!r}; expected one of "
             f"{', '.join(FORMATS)}"
         )
-    source = Source(name, name)
+    # a directory is an NSRL RDS 2.x set, read by its reader (no Source)
+    source = None if os.path.isdir(name) else Source(name, name)
     try:
         yield from _iter(
+            name,
             source,
             input_format,
             columns,
@@ -149,11 +176,13 @@ def iter_records(
         # e.g. "File or stream is not seekable.": say which file
         raise InputError(f"{name}: {exc.strerror or exc}") from exc
     finally:
-        source.close()
+        if source is not None:
+            source.close()
 
 
 def _iter(
-    source: Source,
+    name: str,
+    source: Source | None,
     input_format: str | None,
     columns: dict[str, str] | None,
     label_columns: dict[str, str] | None,
@@ -162,8 +191,14 @@ def _iter(
     report: ImportReport | None,
     csv_only: bool,
 ) -> Iterator[RecordBatch]:
-    name = source.name
-    fmt = _detect(name, source.head()) if input_format is None else input_format
+    fmt = input_format
+    if fmt is None and source is None:
+        from hashlookup.importers import _sniff
+
+        fmt = _sniff.detect_path(name)
+    if fmt is None:
+        assert source is not None
+        fmt = _detect(name, source.head())
     if fmt != "csv" and csv_only:
         columns = label_columns = None
     if fmt != "csv" and (columns or label_columns):
@@ -197,8 +232,18 @@ def _reader(fmt: str) -> Callable[[_Options], Iterator[RecordBatch]]:
         from hashlookup.importers._csv import read
     elif fmt == "vics":
         from hashlookup.importers._vics import read
-    else:
+    elif fmt == "sqlite":
         from hashlookup.importers._nsrl import read
+    elif fmt == "nsrl-rds2":
+        from hashlookup.importers._rds2 import read
+    elif fmt == "hsh":
+        from hashlookup.importers._hsh import read
+    elif fmt == "bsd":
+        from hashlookup.importers._tagged import read
+    elif fmt == "encase":
+        from hashlookup.importers._encase import read
+    else:
+        from hashlookup.importers._deepsize import read
     return read
 
 

@@ -73,6 +73,8 @@ class ScanReport:
     restarted : bool
         The state file recorded a scan that had finished: it was started
         over, and this report is of a new scan.
+    misses : int
+        Files reported to ``on_miss`` (not in the dataset); 0 without it.
     """
 
     files_seen: int = 0
@@ -89,6 +91,7 @@ class ScanReport:
     resumed_units: int = 0
     resumed_bytes: int = 0
     restarted: bool = False
+    misses: int = 0
 
     @property
     def throughput(self) -> float:

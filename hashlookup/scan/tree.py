@@ -58,6 +58,16 @@ Hits
     ``on_hit(hit)`` is called in the calling thread as soon as the file is
     hashed.
 
+Misses
+    With ``on_miss``, ``on_miss(path)`` is called (in the calling thread)
+    for each file that is *not* in the dataset, as ``hashdeep -x`` lists
+    them: a file read whose digests find no record (or only records the
+    label filters drop), and a file not read because no record has its
+    size.  Files outside ``[min_size, max_size]``, excluded or special
+    files and files that could not be read are not misses (they were not
+    examined; errors go to ``on_error``).  Not with ``resume`` (the state
+    file records hits only).
+
 Resuming
     With ``resume=STATE``, each finished unit of work (the files directly in
     one directory) is appended to the state file with its hits, errors and
@@ -191,6 +201,7 @@ class _Scanner:
         on_hit: Callable[[ScanHit], Any] | None,
         on_error: Callable[[str, str], Any] | None,
         state: ScanState | None,
+        on_miss: Callable[[str], Any] | None = None,
         labels: tuple[tuple[str, ...] | None, tuple[str, ...] | None],
     ) -> None:
         self.ds = ds
@@ -202,6 +213,7 @@ class _Scanner:
         self.jobs = jobs
         self.on_hit = on_hit
         self.on_error = on_error
+        self.on_miss = on_miss
         self.state = state
         self.only, self.exclude_labels = labels
         # Roots given as symbolic links to files: read through the link's
@@ -240,6 +252,12 @@ class _Scanner:
         self.report.hits.append(hit)
         if self.on_hit is not None:
             self.on_hit(hit)
+
+    def miss(self, path: str) -> None:
+        """A file examined and not in the dataset (on_miss is set)."""
+        assert self.on_miss is not None
+        self.report.misses += 1
+        self.on_miss(self.alias.get(path, path) if self.alias else path)
 
     def listed(self, unit: _Unit) -> None:
         unit.listed = True
@@ -344,12 +362,15 @@ class _Scanner:
             return
         self.count(unit, _SEEN)
         size = st.st_size
-        if (
-            (self.min_size is not None and size < self.min_size)
-            or (self.max_size is not None and size > self.max_size)
-            or (self.known is not None and not self.known(size))
+        if (self.min_size is not None and size < self.min_size) or (
+            self.max_size is not None and size > self.max_size
         ):
             self.count(unit, _SIZE)
+            return
+        if self.known is not None and not self.known(size):
+            self.count(unit, _SIZE)
+            if self.on_miss is not None:
+                self.miss(path)  # no record has this size
             return
         unit.pending += 1
         yield path, st, unit
@@ -453,15 +474,20 @@ class _Scanner:
         elif isinstance(result, int):
             self.count(unit, _READ)
             self.count(unit, _BYTES, result)
+            if self.on_miss is not None:
+                self.miss(path)
         else:
             n, digests = result
             self.count(unit, _READ)
             self.count(unit, _BYTES, n)
-            self.lookup(unit, path, digests)
+            if not self.lookup(unit, path, digests) and self.on_miss is not None:
+                self.miss(path)
         self.maybe_finished(unit)
 
-    def lookup(self, unit: _Unit, path: str, digests: dict[str, bytes]) -> None:
-        """Every digest of a candidate file, in md5, sha1, sha256 order."""
+    def lookup(self, unit: _Unit, path: str, digests: dict[str, bytes]) -> bool:
+        """Every digest of a candidate file, in md5, sha1, sha256 order;
+        whether any hit was reported."""
+        found = False
         records: set[int] = set()
         for a in ALGORITHMS:
             digest = digests.get(a)
@@ -489,6 +515,8 @@ class _Scanner:
             self.hit(
                 unit, ScanHit(path, a, digest.hex(), m.record_id, m.labels, mismatch)
             )
+            found = True
+        return found
 
     def run(
         self, roots: list[str], progress: Callable[[ScanReport], Any] | None
@@ -516,6 +544,7 @@ class _Scanner:
             collections.deque()
         )
         limit = self.jobs * 4
+        on_miss = self.on_miss
         group_bytes = max(self.hasher.chunk_size, _GROUP_BYTES)
         pool = concurrent.futures.ThreadPoolExecutor(
             self.jobs, thread_name_prefix="hashlookup-scan"
@@ -529,7 +558,7 @@ class _Scanner:
                 group, fut = inflight.popleft()
                 r = self.report
                 for (p, _, unit), res in zip(group, fut.result(), strict=True):
-                    if res.__class__ is int:  # the common case, inline
+                    if res.__class__ is int and on_miss is None:  # common, inline
                         unit.pending -= 1
                         stats = unit.stats
                         stats[_READ] += 1
@@ -602,6 +631,7 @@ def scan(
     on_hit: Callable[[ScanHit], Any] | None = None,
     on_error: Callable[[str, str], Any] | None = None,
     progress: Callable[[ScanReport], Any] | None = None,
+    on_miss: Callable[[str], Any] | None = None,
 ) -> ScanReport:
     """Hash every regular file under `paths` and look it up in `dataset`.
 
@@ -631,6 +661,10 @@ def scan(
     progress
         ``progress(report)`` called about 5 times a second from another
         thread while the scan runs (read the report, do not change it).
+    on_miss
+        ``on_miss(path)`` for each file not in the dataset (the inverse of
+        the hits, as ``hashdeep -x``; see Misses in the module docstring),
+        called in the calling thread.  Not with `resume`.
     """
     if isinstance(exclude, str):
         exclude = (exclude,)
@@ -647,6 +681,10 @@ def scan(
     for name, v in (("min_size", min_size), ("max_size", max_size)):
         if v is not None and v < 0:
             raise ValueError(f"{name} must be >= 0, got {v}")
+    if on_miss is not None and resume is not None:
+        raise ValueError(
+            "on_miss cannot be combined with resume (the state file records hits only)"
+        )
     labels = (_labels(only_labels), _labels(exclude_labels))
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
     own = ds is not dataset
@@ -681,6 +719,7 @@ def scan(
             on_error=on_error,
             state=state,
             labels=labels,
+            on_miss=on_miss,
         )
         return scanner.run(roots, progress)
     finally:
