@@ -27,7 +27,8 @@ $(VENV)/.testdeps: $(VENV)/.created Makefile
 # Install the package (not an in-place build) so tests run against what users get,
 # with the server extra (the lookup service's tests start real servers).
 $(STAMP): $(VENV)/.created pyproject.toml setup.py $(wildcard csrc/*.c csrc/*.h csrc/*.inc \
-	    csrc/*.pxd csrc/server/*.c csrc/server/*.h csrc/server/*.pxd hashlookup/*.py \
+	    csrc/*.pxd csrc/server/*.c csrc/server/*.h csrc/server/*.pxd csrc/near/*.c \
+	    csrc/near/*.h csrc/near/*.inc csrc/near/*.pxd hashlookup/*.py \
 	    hashlookup/*/*.py hashlookup/*.pyx hashlookup/*.pxd hashlookup/*.pyi \
 	    hashlookup/*/*.pyx hashlookup/*/*.pyi)
 	flock $(VENV)/.lock $(PIP) install --no-build-isolation ".[server]"
@@ -77,8 +78,9 @@ test: lint $(STAMP) $(VENV)/.testdeps ctest-asan
 CTEST_DIR := build/ctest
 CORE_SRC := $(sort $(wildcard csrc/hl_*.c))
 RENDER_SRC := $(sort $(wildcard csrc/server/hl_*.c)) csrc/hl_hex.c
-CTEST_DEPS := $(CORE_SRC) $(RENDER_SRC) \
-	$(wildcard csrc/*.h csrc/*.inc csrc/server/*.h csrc/tests/*)
+NEAR_SRC := $(sort $(wildcard csrc/near/hl_*.c)) csrc/hl_cpu.c
+CTEST_DEPS := $(CORE_SRC) $(RENDER_SRC) $(NEAR_SRC) \
+	$(wildcard csrc/*.h csrc/*.inc csrc/server/*.h csrc/near/*.h csrc/near/*.inc csrc/tests/*)
 CTEST_CFLAGS := -std=c11 -g -Wall -Wextra -Werror -Icsrc -Icsrc/server
 ASAN_CFLAGS := -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 CPU_KERNEL = $$(grep -qw avx2 /proc/cpuinfo && echo avx2 || echo portable)
@@ -100,17 +102,30 @@ $(CTEST_DIR)/test_render: $(CTEST_DEPS)
 	mkdir -p $(CTEST_DIR)
 	$(CC) $(CTEST_CFLAGS) -O2 $(RENDER_SRC) csrc/tests/test_render.c -o $@
 
-ctest-asan: $(CTEST_DIR)/test_core_asan $(CTEST_DIR)/test_render_asan
+# test_near: the near-search core (csrc/near/), both kernel sets.
+$(CTEST_DIR)/test_near_asan: $(CTEST_DEPS)
+	mkdir -p $(CTEST_DIR)
+	$(CC) $(CTEST_CFLAGS) -Icsrc/near $(ASAN_CFLAGS) $(NEAR_SRC) csrc/tests/test_near.c -o $@
+
+$(CTEST_DIR)/test_near: $(CTEST_DEPS)
+	mkdir -p $(CTEST_DIR)
+	$(CC) $(CTEST_CFLAGS) -Icsrc/near -O2 $(NEAR_SRC) csrc/tests/test_near.c -o $@
+
+ctest-asan: $(CTEST_DIR)/test_core_asan $(CTEST_DIR)/test_render_asan $(CTEST_DIR)/test_near_asan
 	HASHLOOKUP_DISABLE_SIMD=1 $< portable
 	$< $(CPU_KERNEL)
 	$(CTEST_DIR)/test_render_asan
+	HASHLOOKUP_DISABLE_SIMD=1 $(CTEST_DIR)/test_near_asan portable
+	$(CTEST_DIR)/test_near_asan $(CPU_KERNEL)
 
-ctest: ctest-asan $(CTEST_DIR)/test_core $(CTEST_DIR)/test_render
+ctest: ctest-asan $(CTEST_DIR)/test_core $(CTEST_DIR)/test_render $(CTEST_DIR)/test_near
 	command -v valgrind >/dev/null || \
 	    (apt-get update -qq && apt-get install -y -qq valgrind)
 	HASHLOOKUP_DISABLE_SIMD=1 $(VALGRIND) $(CTEST_DIR)/test_core portable
 	$(VALGRIND) $(CTEST_DIR)/test_core $(CPU_KERNEL)
 	$(VALGRIND) $(CTEST_DIR)/test_render
+	HASHLOOKUP_DISABLE_SIMD=1 $(VALGRIND) $(CTEST_DIR)/test_near portable
+	$(VALGRIND) $(CTEST_DIR)/test_near $(CPU_KERNEL)
 
 # Every fuzz target for FUZZ_SECONDS each (tests/fuzz/run.py); the corpus
 # grows in build/fuzz-corpus between runs, findings land in
@@ -147,4 +162,5 @@ sanitize:
 
 clean:
 	rm -rf $(VENV) $(ASAN_VENV) build dist *.egg-info demo hashlookup/_core.c \
-	    hashlookup/_lookup.c hashlookup/server/_render.c hashlookup/*.so hashlookup/*/*.so
+	    hashlookup/_lookup.c hashlookup/server/_render.c hashlookup/near/_near.c \
+	    hashlookup/*.so hashlookup/*/*.so
