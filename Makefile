@@ -17,7 +17,8 @@ $(VENV)/.created:
 TEST_DEPS := "pytest>=8" "hypothesis>=6.100" "pytest-timeout>=2.3" "pytest-benchmark==5.2.3" \
 	"flor==1.1.3" "cryptography>=42" "atheris==3.0.0" \
 	"pyhashlookup==1.2.8" "schemathesis==4.32.5" "requests>=2.32" \
-	"dask[dataframe]>=2024.8" "distributed>=2024.8" "pyarrow>=15"
+	"dask[dataframe]>=2024.8" "distributed>=2024.8" "pyarrow>=15" \
+	"pdqhash>=0.2.8" "Pillow>=10"
 SERVER_DEPS := "uvicorn>=0.30" "httptools>=0.6" "uvloop>=0.19" "orjson>=3.9"
 
 $(VENV)/.testdeps: $(VENV)/.created Makefile
@@ -135,12 +136,21 @@ fuzz: $(STAMP) $(VENV)/.testdeps
 	cd tests && ../$(PY) fuzz/run.py --seconds $(FUZZ_SECONDS) \
 	    --corpus ../build/fuzz-corpus
 
-bench: $(STAMP) $(VENV)/.testdeps
+# Bench-only dependencies: faiss (the PDQ search HMA uses, compared in
+# benchmarks/compare_near.py).
+BENCH_DEPS := "faiss-cpu==1.15.1"
+
+$(VENV)/.benchdeps: $(VENV)/.created Makefile
+	$(PIP) install $(BENCH_DEPS)
+	@touch $@
+
+bench: $(STAMP) $(VENV)/.testdeps $(VENV)/.benchdeps
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) benchmarks/load_server.py
 	$(PY) benchmarks/compare.py
 	$(PY) benchmarks/compare_scan.py
 	$(PY) benchmarks/compare_match.py
+	$(PY) benchmarks/compare_near.py
 	cd benchmarks && ../$(VENV)/bin/pytest -q -p no:cacheprovider --benchmark-disable-gc .
 
 # Whole test suite against an ASan/UBSan build of the extension, built from a

@@ -25,6 +25,7 @@ from hashlookup import algorithms
 from hashlookup._core import RecordTable
 from hashlookup._lookup import TableSet
 from hashlookup.errors import IndexFormatError
+from hashlookup.near.index import NearIndex
 from hashlookup.store import format as _format
 from hashlookup.store.index import (
     HashIndex,
@@ -207,6 +208,20 @@ class Generation:
             raise IndexFormatError(f"{path}: no keys section")
         layouts = {g: _format.table_layout(header, path, g) for g in groups}
         self.layout = _format.dataset_layout(header, layouts, path)
+        pdq = _format.pdq_layout(header, self.layout, path)
+        self._pdq: NearIndex | None = None
+        if pdq is not None:
+            self._pdq = NearIndex(
+                mm,
+                pdq.hashes.offset,
+                pdq.records.offset,
+                pdq.index.offset,
+                pdq.count,
+                pdq.chunks,
+                pdq.bucket_bits,
+                pdq.index.length,
+                path,
+            )
         self.metadata = _format.read_metadata(mm, header, path)
         self.tables: dict[str, HashIndex] = {}
         # Sections viewed as numpy arrays only when asked for (rowmaps,
@@ -293,6 +308,11 @@ class Generation:
     def algorithms(self) -> tuple[str, ...]:
         """The algorithms of the key tables, in md5, sha1, sha256 order."""
         return tuple(a for a in ALGORITHMS if a in self.tables)
+
+    @property
+    def pdq(self) -> NearIndex | None:
+        """The PDQ hashes and their search index, None without them."""
+        return self._pdq
 
     @property
     def rowmaps(self) -> dict[str, np.ndarray]:
@@ -535,6 +555,8 @@ class Generation:
         if self.labels is not None:
             for name in self.labels.names():
                 self.labels.bitmap(name)
+        if self._pdq is not None:
+            self._pdq.verify(self.count)
 
     def _verify_links(
         self, alg: str, col: np.ndarray, present: np.ndarray, rowmap: np.ndarray
@@ -574,6 +596,12 @@ class Generation:
                 pass  # a batch in another thread still uses it; GC unmaps later
         self._rowmaps = {}
         self._records = None
+        pdq = getattr(self, "_pdq", None)
+        if pdq is not None:
+            try:
+                pdq.close()
+            except BufferError:
+                pass  # a search in another thread still uses it; GC unmaps later
         record_table = getattr(self, "record_table", None)
         if record_table is not None:
             record_table._detach()  # before the unmap: it holds a buffer export
