@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 else:
     from hashlookup._lazy import numpy as np
 
+from hashlookup.errors import IndexFormatError
 from hashlookup.near.hashes import pdq_bytes, pdq_rows
 from hashlookup.near.index import check_radius
 
@@ -85,6 +86,7 @@ class NearHits(NamedTuple):
 
 class _Generation(Protocol):
     path: str
+    count: int
 
     @property
     def pdq(self) -> NearIndex | None: ...
@@ -94,6 +96,14 @@ class _Generation(Protocol):
     def record_filter(
         self, only: Any = None, exclude: Any = None
     ) -> Callable[[int], bool] | None: ...
+
+
+def _check_ids(gen: _Generation, ids: np.ndarray) -> None:
+    """A record id past the records is damage (verify() finds it too)."""
+    if len(ids) and int(ids.max()) >= gen.count:
+        raise IndexFormatError(
+            f"{gen.path}: a PDQ row points past the {gen.count} records"
+        )
 
 
 def _index(gen: _Generation) -> NearIndex:
@@ -126,6 +136,7 @@ def near(
         return []
     keep = gen.record_filter(only, exclude)
     hashes, ids, quality = idx.hashes, idx.record_ids, idx.quality
+    _check_ids(gen, ids[found.row])
     out = []
     for row, dist in zip(found.row.tolist(), found.distance.tolist(), strict=True):
         rid = int(ids[row])
@@ -165,6 +176,7 @@ def near_many(
     idx = _index(gen)
     found = idx.search(rows, max_distance, min_quality, threads=threads)
     rid = idx.record_ids[found.row].astype(np.int64)
+    _check_ids(gen, rid)
     query = found.query
     dist = found.distance.astype(np.int64)
     keep = gen.record_filter(only, exclude)
