@@ -51,8 +51,11 @@ static double median_us(const hl_near_index *ix, const uint8_t *qs, size_t nq, u
         t[i] = now() - t0;
     }
     *hits = out.n;
+    double sum = 0;
+    for (size_t i = 0; i < nq; i++) sum += t[i];
     qsort(t, nq, sizeof *t, cmp_double);
     double med = t[nq / 2] * 1e6;
+    printf("    (mean %.1f us)", sum / (double)nq * 1e6);
     free(t);
     hl_near_out_free(&out);
     hl_near_ctx_free(&ctx);

@@ -264,3 +264,30 @@ def test_update_carries_pdq(tmp_path):
         assert got.query.tolist() == list(range(30))
         assert np.array_equal(got.record_id, got.query)
         assert ds.verify()["ok"]
+
+
+def test_records_with_several_hashes(tmp_path):
+    """Rows that share an md5 are one record: its distinct PDQ hashes are
+    all searched, a repeated one counts once with its best quality."""
+    rng = np.random.default_rng(12)
+    a, b, c = (rng.integers(0, 256, 32, dtype=np.uint8).tobytes().hex() for _ in "abc")
+    md5 = ["11" * 16, "22" * 16, "11" * 16, "11" * 16, "33" * 16]
+    pdq = [b, c, a, b, c]
+    quality = [40, 90, 70, 60, 80]
+    csv = tmp_path / "multi.csv"
+    csv.write_text(
+        "md5,pdq,quality\n"
+        + "".join(f"{m},{p},{q}\n" for m, p, q in zip(md5, pdq, quality))
+    )
+    hashlookup.build_dataset(str(csv), tmp_path / "multi.hlds")
+    with hashlookup.open_dataset(tmp_path / "multi.hlds") as ds:
+        idx = ds.current().pdq
+        assert idx.record_ids.tolist() == [0, 0, 1, 2]
+        rows = {
+            (int(r), h.tobytes().hex(), int(q))
+            for r, h, q in zip(idx.record_ids, idx.hashes, idx.quality)
+        }
+        assert rows == {(0, b, 60), (0, a, 70), (1, c, 90), (2, c, 80)}
+        assert [(m.record_id, m.quality) for m in ds.near(c, 0)] == [(1, 90), (2, 80)]
+        assert [m.pdq for m in ds.near(a, 0)] == [a]
+        assert ds.verify()["ok"]

@@ -56,10 +56,11 @@ uint32_t hl_near_bucket_bits_for(uint32_t m, uint64_t n) {
     uint32_t lg = 0;
     while (lg < 63 && ((uint64_t)1 << lg) < n) lg++;
     /* About 8..16 entries per bucket: a scan of their low bits costs less
-     * than enumerating more buckets; past 2^18 buckets the offsets stop
-     * fitting the caches (measured, docs/NEAR.md). */
+     * than enumerating more buckets.  At most 2^16 buckets: in a mapped
+     * file (4 KiB pages) larger offset tables cost a TLB miss per bucket
+     * and halve the speed (measured, docs/NEAR.md). */
     uint32_t b = lg > 4 ? lg - 4 : 1;
-    if (b > 18) b = 18;
+    if (b > 16) b = 16;
     if (b + 16 < cmax) b = cmax - 16;
     if (b < 1) b = 1;
     return b;

@@ -102,7 +102,7 @@ hl_status hl_near_body_size(uint32_t m, uint32_t b, uint64_t n, uint64_t *size);
 
 /* Bucket address bits the builder uses for n rows and m chunks: about
  * log2(n) - 4 (a few entries per bucket, scanned by their low bits), at
- * least what keeps every l_j <= 16, at most 18. */
+ * least what keeps every l_j <= 16, at most 16 (more only if l_j needs). */
 uint32_t hl_near_bucket_bits_for(uint32_t m, uint64_t n);
 
 /* Writes the index body of n hashes into body (size from

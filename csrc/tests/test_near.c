@@ -214,8 +214,8 @@ static void test_params(void) {
     CHECK(hl_near_body_size(16, 0, 10, &size) == HL_EINVAL, "b = 0");
     CHECK(hl_near_body_size(8, 8, 10, &size) == HL_EINVAL, "32-bit chunks, 24 low bits");
     CHECK(hl_near_body_size(8, 16, 10, &size) == HL_OK, "32-bit chunks, 16 low bits");
-    CHECK(hl_near_bucket_bits_for(11, 1400000) == 17, "b for 1.4 M");
-    CHECK(hl_near_bucket_bits_for(11, 10000000) == 18, "b for 10 M");
+    CHECK(hl_near_bucket_bits_for(11, 1400000) == 16, "b for 1.4 M");
+    CHECK(hl_near_bucket_bits_for(11, 10000000) == 16, "b for 10 M");
     CHECK(hl_near_bucket_bits_for(8, 10) == 16, "b >= c - 16");
     CHECK(hl_near_bucket_bits_for(16, 10) == 1, "b for 10 rows");
     uint8_t a[40] = {0}, z[HL_NEAR_BYTES] = {0};

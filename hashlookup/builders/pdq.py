@@ -3,9 +3,10 @@ qualities, and the multi-index over them (docs/NEAR.md, docs/FORMAT.md).
 
 The dataset builder collects the PDQ columns of its input batches
 (PdqColumns), numbers the records, and asks for the sections here with
-each input row's record id.  Rows are stored in record order (then by
-hash), one per distinct (record, hash) pair with the highest quality seen,
-so that search results ordered by row are ordered by record id.
+each input row's record id.  Rows are stored in record order (a record's
+several hashes by hash), one per distinct (record, hash) pair with the
+highest quality seen, so that search results ordered by row are ordered by
+record id.
 """
 
 from __future__ import annotations
@@ -84,21 +85,20 @@ def pdq_sections(
         return [], 0
     if quality.max(initial=0) > 100:
         raise ValueError("PDQ quality above 100")
-    # One row per (record, hash), sorted by record then hash: the record id
-    # big-endian in front of the hash makes byte order that order.
-    key = np.empty((len(ids), 36), np.uint8)
-    key[:, :4] = ids.astype(">u4").view(np.uint8).reshape(-1, 4)
-    key[:, 4:] = hashes
-    uniq, inverse = np.unique(
-        np.ascontiguousarray(key).view(np.dtype((np.void, 36))).ravel(),
-        return_inverse=True,
-    )
-    best = np.zeros(len(uniq), np.uint8)
-    np.maximum.at(best, inverse.ravel(), quality)
-    table = uniq.view(np.uint8).reshape(-1, 36)
-    n = len(table)
-    out_ids = table[:, :4].copy().view(">u4").ravel().astype("<u4")
-    out_hashes = np.ascontiguousarray(table[:, 4:])
+    # Rows in record order (stable: a record's hashes in input order); a
+    # record with one hash (the usual case) needs nothing more.
+    order = np.argsort(ids, kind="stable")
+    ids, hashes, quality = ids[order], hashes[order], quality[order]
+    multi = np.zeros(len(ids), bool)
+    same = ids[1:] == ids[:-1]
+    multi[1:] |= same
+    multi[:-1] |= same
+    if multi.any():
+        ids, hashes, quality = _dedupe(ids, hashes, quality, multi)
+    n = len(ids)
+    out_ids = ids.astype("<u4")
+    out_hashes = np.ascontiguousarray(hashes)
+    best = np.ascontiguousarray(quality, dtype=np.uint8)
     bits = _near.bucket_bits_for(chunks, n)
     body = _near.build(out_hashes.reshape(-1), chunks, bits)
     rec = np.concatenate([out_ids.view(np.uint8), best])
@@ -114,6 +114,32 @@ def pdq_sections(
             params=(chunks, bits, n),
         ),
     ], n
+
+
+def _dedupe(
+    ids: np.ndarray, hashes: np.ndarray, quality: np.ndarray, multi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of records with several hashes: one per (record, hash), with the
+    highest quality, sorted by hash within the record (the record id
+    big-endian in front of the hash makes byte order that order)."""
+    sub = np.flatnonzero(multi)
+    key = np.empty((len(sub), 36), np.uint8)
+    key[:, :4] = ids[sub].astype(">u4").view(np.uint8).reshape(-1, 4)
+    key[:, 4:] = hashes[sub]
+    uniq, inverse = np.unique(
+        key.view(np.dtype((np.void, 36))).ravel(), return_inverse=True
+    )
+    best = np.zeros(len(uniq), np.uint8)
+    np.maximum.at(best, inverse.ravel(), quality[sub])
+    table = uniq.view(np.uint8).reshape(-1, 36)
+    single = ~multi
+    all_ids = np.concatenate(
+        [ids[single], table[:, :4].copy().view(">u4").ravel().astype(ids.dtype)]
+    )
+    all_hashes = np.concatenate([hashes[single], table[:, 4:]])
+    all_quality = np.concatenate([quality[single], best])
+    order = np.argsort(all_ids, kind="stable")
+    return all_ids[order], all_hashes[order], all_quality[order]
 
 
 def pdq_batches(generation: Any, batch_size: int) -> Iterator[tuple[Any, np.ndarray]]:
