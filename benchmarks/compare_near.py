@@ -139,12 +139,16 @@ def main() -> int:
             lambda q: ds.near(q.tobytes(), RADIUS, min_quality=0), queries
         )
         raw_t = per_query(lambda q: idx.search(q[None], RADIUS, 0), queries)
-        best = float("inf")
+        best = cpu = float("inf")
         for _ in range(3):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             ours = ds.near_many(batch, RADIUS, min_quality=0, threads=2)
             best = min(best, time.perf_counter() - t0)
+            cpu = min(cpu, time.process_time() - c0)
         qps = len(batch) / best
+        # On a loaded machine the wall clock shows the share of the two cores
+        # this process got; CPU seconds show what two idle cores would do.
+        qps_cpu = 2 * len(batch) / cpu
         t0 = time.perf_counter()
         one = ds.near_many(batch, RADIUS, min_quality=0, threads=1)
         qps1 = len(batch) / (time.perf_counter() - t0)
@@ -175,6 +179,12 @@ def main() -> int:
                 _ok(qps >= 20000),
             ),
             ("near_many, 1 thread (queries/s)", f"{qps1:,.0f}", "info", ""),
+            (
+                "near_many, 2 threads, per 2 CPU-seconds (queries/s)",
+                f"{qps_cpu:,.0f}",
+                "info",
+                "",
+            ),
             ("PDQ sections (MB)", f"{size / 1e6:.1f}", "<= 150", _ok(size <= 150e6)),
             ("PDQ sections build (s)", f"{pdq_s:.2f}", "<= 2", _ok(pdq_s <= 2)),
             ("whole dataset build, md5 + PDQ (s)", f"{whole:.2f}", "info", ""),

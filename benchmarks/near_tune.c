@@ -8,10 +8,11 @@
  *    benchmarks/near_tune.c -o build/near_tune
  * build/near_tune N M B [RADIUS...]   (B = 0: the builder's default)
  */
-#define _POSIX_C_SOURCE 199309L
+#define _DEFAULT_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "hl_near.h"
@@ -92,7 +93,19 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bad parameters\n");
         return 2;
     }
-    uint8_t *body = malloc(size);
+    /* Mapped like a file's pages (4 KiB, no transparent huge pages): TLB
+     * misses are part of the cost (NEAR_TUNE_THP=1 allows huge pages). */
+    const char *thp = getenv("NEAR_TUNE_THP");
+    int huge = thp && thp[0] == '1';
+    uint8_t *body = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                         -1, 0);
+    uint8_t *hm = mmap(NULL, n * 32, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                       -1, 0);
+    madvise(body, size, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+    madvise(hm, n * 32, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+    memcpy(hm, h, n * 32);
+    free(h);
+    h = hm;
     double t0 = now();
     hl_near_build(h, n, m, b, body, size);
     double build = now() - t0;
@@ -109,8 +122,8 @@ int main(int argc, char **argv) {
         printf("  d=%3u  mih %9.1f us  linear %8.1f us  auto=%s  hits %zu\n", d, mih, lin,
                hl_near_uses_mih(&ix, d) ? "mih" : "linear", hits);
     }
-    free(body);
-    free(h);
+    munmap(body, size);
+    munmap(h, n * 32);
     free(qs);
     return 0;
 }

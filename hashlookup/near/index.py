@@ -31,6 +31,8 @@ STRATEGIES = {"auto": _near.AUTO, "index": _near.MIH, "scan": _near.LINEAR}
 # Below this many queries a batch runs on the calling thread: handing work
 # to the pool costs more than a few searches.
 _MIN_PER_THREAD = 64
+# Up to this radius one query (about 1-5 us over 1.4 M hashes) keeps the GIL.
+_KEEP_GIL_RADIUS = 15
 
 
 class NearRows(NamedTuple):
@@ -198,9 +200,11 @@ class NearIndex:
         code: int,
     ) -> list[tuple[bytes, bytes, bytes]]:
         if parts <= 1:
-            # One query: keep the GIL (releasing it costs more than a search
-            # at the default radius); a batch releases it.
-            chunks = [table.search(flat, radius, min_quality, code, 0, n > 1)]
+            # A batch, or one query at a radius where a search takes tens of
+            # microseconds, releases the GIL; a search within a few bits
+            # (about a microsecond) keeps it: releasing would cost as much.
+            release = n > 1 or radius > _KEEP_GIL_RADIUS
+            chunks = [table.search(flat, radius, min_quality, code, 0, release)]
         else:
             bounds = [n * i // parts for i in range(parts + 1)]
             futures = [
@@ -216,6 +220,22 @@ class NearIndex:
             ]
             chunks = [f.result() for f in futures]
         return chunks
+
+    def search_one(
+        self, query: bytes, max_distance: int, min_quality: int
+    ) -> list[tuple[int, int]]:
+        """``[(row, distance)]`` within `max_distance` of one 32-byte query,
+        nearest first: :meth:`search` without numpy, for single queries
+        (arguments already checked by the caller)."""
+        radius = min(max_distance, 1 << 16)
+        try:
+            _, r, d = self.table.search(
+                query, radius, min_quality, 0, 0, radius > _KEEP_GIL_RADIUS
+            )
+        except IndexFormatError as e:
+            raise IndexFormatError(f"{self.path}: {e}") from None
+        rows = memoryview(r).cast("I").tolist()
+        return list(zip(rows, memoryview(d).cast("H").tolist(), strict=True))
 
     def verify(self, record_count: int) -> None:
         """Check the PDQ sections' values (O(n * chunks)).

@@ -129,17 +129,17 @@ def near(
     q = pdq_bytes(query)
     check_radius(max_distance, min_quality)
     idx = _index(gen)
-    found = idx.search(
-        np.frombuffer(q, np.uint8).reshape(1, 32), max_distance, min_quality
-    )
-    if not len(found.row):
+    found = idx.search_one(q, max_distance, min_quality)
+    if not found:
         return []
     keep = gen.record_filter(only, exclude)
     hashes, ids, quality = idx.hashes, idx.record_ids, idx.quality
-    _check_ids(gen, ids[found.row])
+    count = gen.count
     out = []
-    for row, dist in zip(found.row.tolist(), found.distance.tolist(), strict=True):
+    for row, dist in found:
         rid = int(ids[row])
+        if rid >= count:
+            _check_ids(gen, ids[row : row + 1])
         if keep is not None and not keep(rid):
             continue
         m = gen.record(rid)
