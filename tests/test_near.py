@@ -291,3 +291,57 @@ def test_records_with_several_hashes(tmp_path):
         assert [(m.record_id, m.quality) for m in ds.near(c, 0)] == [(1, 90), (2, 80)]
         assert [m.pdq for m in ds.near(a, 0)] == [a]
         assert ds.verify()["ok"]
+
+
+def test_pdq_lists_are_never_guessed(tmp_path):
+    """64 hex characters a line is a SHA-256 list unless input_format="pdq"
+    says otherwise; a dataset of PDQ lists alone has no digest table and is
+    refused (PDQ lists go beside digest lists)."""
+    rng = np.random.default_rng(13)
+    h = rng.integers(0, 256, (5, 32), dtype=np.uint8)
+    pdq = tmp_path / "shared.txt"
+    pdq.write_text(
+        "# PDQ hashes\n" + "".join(f"{x.tobytes().hex()}\n" for x in h) + "\n"
+    )
+    from hashlookup.importers import detect_format
+
+    assert detect_format(pdq) == "text"
+    out = tmp_path / "guess.hlds"
+    hashlookup.build_dataset(str(pdq), out)
+    with hashlookup.open_dataset(out) as ds:
+        assert ds.algorithms == ("sha256",) and not ds.has_pdq
+    with pytest.raises(hashlookup.InputError, match="no digests"):
+        hashlookup.build_dataset(str(pdq), tmp_path / "only.hlds", input_format="pdq")
+
+
+def test_pdq_list_beside_digests(tmp_path):
+    rng = np.random.default_rng(14)
+    h = rng.integers(0, 256, (5, 32), dtype=np.uint8)
+    pdq = tmp_path / "shared.txt"
+    pdq.write_text("".join(f"{x.tobytes().hex().upper()}\n" for x in h))
+    csv = tmp_path / "known.csv"
+    csv.write_text("md5,pdq\n" + "11" * 16 + "," + h[2].tobytes().hex() + "\n")
+    out = tmp_path / "mixed.hlds"
+    from hashlookup.importers import iter_records
+
+    batches = list(iter_records(pdq, input_format="pdq"))
+    assert sum(len(b) for b in batches) == 5
+    assert all(not b.has_md5.any() and b.has_pdq.all() for b in batches)
+    hashlookup.build_dataset({"known": str(csv)}, out)
+    hashlookup.update_dataset(out, add={"shared": str(pdq)}, input_format="pdq")
+    with hashlookup.open_dataset(out) as ds:
+        assert len(ds) == 6 and ds.verify()["ok"]
+        got = ds.near(h[2].tobytes(), 0)
+        assert [(m.md5 is not None, m.labels) for m in got] == [
+            (True, ("source:known",)),
+            (False, ("source:shared",)),
+        ]
+        assert ds.record(got[1].record_id).md5 is None
+        assert ds.near_many(h, 0).query.tolist() == [0, 1, 2, 2, 3, 4]
+
+
+def test_bad_pdq_list_lines(tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("ab" * 32 + "\n" + "cd" * 20 + "\n")
+    with pytest.raises(hashlookup.InputError, match=r"bad.txt:2: .*64 hex.*\(pdq\)"):
+        hashlookup.build_dataset(str(bad), tmp_path / "x.hlds", input_format="pdq")

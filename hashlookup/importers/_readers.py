@@ -21,8 +21,9 @@ from hashlookup.importers._records import (
     _Options,
 )
 
-#: every format name, in content-detection order
-FORMATS = ("sqlite", "hashdeep", "vics", "csv", "text")
+#: every format name, in content-detection order; "pdq" (PDQ hash lists,
+#: docs/NEAR.md) is never detected: 64 hex characters are also a SHA-256
+FORMATS = ("sqlite", "hashdeep", "vics", "csv", "text", "pdq")
 
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3", ".db3")
 HEAD_SIZE = 64 * 1024  # bytes detect_format looks at
@@ -147,6 +148,8 @@ def _reader(fmt: str) -> Callable[[_Options], Iterator[RecordBatch]]:
         from hashlookup.importers._csv import read
     elif fmt == "vics":
         from hashlookup.importers._vics import read
+    elif fmt == "pdq":
+        from hashlookup.importers.pdq import read
     else:
         from hashlookup.importers._nsrl import read
     return read

@@ -1,15 +1,20 @@
-"""PDQ columns of CSV inputs (docs/NEAR.md): a column named ``pdq`` holds
-a record's 256-bit PDQ hash in hex, and ``quality`` or ``pdq_quality`` its
-quality (0..100; 100 when there is no such column or the cell is empty).
+"""PDQ hashes in inputs (docs/NEAR.md).
 
-A PDQ hash rides along with a file's digests: a row needs a digest as
-always.  64 hex characters are also a SHA-256, so a column is read as PDQ
-only by its name, never guessed from its values.
+* CSV columns: a column named ``pdq`` holds a record's 256-bit PDQ hash in
+  hex, and ``quality`` or ``pdq_quality`` its quality (0..100; 100 when
+  there is no such column or the cell is empty).  A CSV row needs a digest
+  as always.
+* Format "pdq": a text list of PDQ hashes, 64 hex characters per line
+  (comments and blank lines as in digest lists), each a record of its own
+  with quality 100 and no digest.
+
+64 hex characters are also a SHA-256, so PDQ is never guessed: a column is
+read as PDQ only by its name, a list only with ``input_format="pdq"``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -18,6 +23,7 @@ else:
     from hashlookup._lazy import numpy as np
 
 from hashlookup.importers._common import decode_hex, normalise_name, quote
+from hashlookup.importers._records import RecordBatch, _Options
 
 #: normalised header names of the PDQ hash and quality columns
 PDQ_NAMES = ("pdq", "pdqhash")
@@ -65,3 +71,28 @@ def decode(
                 continue
             q[i] = value
     return digests, present, q
+
+
+def read(opts: _Options) -> Iterator[RecordBatch]:
+    """Format "pdq": the hashes of a text list as record batches (the
+    digest-list line parser, held to 64 hex characters a line)."""
+    from hashlookup.importers import digests as _parse
+
+    report = opts.report
+    with open(opts.path, "rb") as f:
+        if f.read(3) != b"\xef\xbb\xbf":  # a UTF-8 byte-order mark is skipped
+            f.seek(0)
+        for chunk in _parse.iter_parsed(
+            f, 32, algorithm="pdq", name=opts.name, skip_invalid=opts.skip_invalid
+        ):
+            if chunk.invalid:
+                report.invalid += chunk.invalid
+            keys = chunk.keys
+            for start in range(0, keys.shape[0], opts.batch_size):
+                part = keys[start : start + opts.batch_size]
+                k = part.shape[0]
+                batch = RecordBatch.empty(k)
+                batch.pdq = np.array(part, dtype=np.uint8)
+                batch.has_pdq = np.ones(k, bool)
+                batch.pdq_quality = np.full(k, 100, np.uint8)
+                yield batch

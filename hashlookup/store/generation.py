@@ -459,7 +459,7 @@ class Generation:
         IndexError
             `record_id` is out of range.
         IndexFormatError
-            The record has no digest.
+            The record has neither a digest nor a PDQ hash.
         ValueError
             The generation is closed.
         """
@@ -476,13 +476,22 @@ class Generation:
                 for a in ALGORITHMS
                 if int(r[f"{a}_row"]) != _format.NO_ROW and a in self.tables
             ]
-            if not present:
+            if present:
+                alg = present[0]
+            elif not self._has_pdq(record_id):
                 raise IndexFormatError(f"{self.path}: record {record_id} has no digest")
-            alg = present[0]
         elif self.mapping is None:
             raise ValueError("I/O operation on closed dataset")
         match: Match = self.lookups.match(_ALG_INDEX[alg], record_id)
         return match
+
+    def _has_pdq(self, record_id: int) -> bool:
+        """Whether the record has a PDQ row (record ids are in order)."""
+        if self._pdq is None:
+            return False
+        ids = self._pdq.record_ids
+        i = int(np.searchsorted(ids, record_id))
+        return i < len(ids) and int(ids[i]) == record_id
 
     def record_filter(
         self, only: Any = None, exclude: Any = None
@@ -548,6 +557,9 @@ class Generation:
                 )
             if a in rowmaps:
                 self._verify_links(a, col, present, rowmaps[a])
+        if self._pdq is not None:  # a record of a PDQ list has only that
+            ids = self._pdq.record_ids
+            anything[ids[ids < self.count]] = True
         if not anything.all():
             raise IndexFormatError(
                 f"{self.path}: record {int(np.argmin(anything))} has no digest"
