@@ -345,3 +345,52 @@ def test_bad_pdq_list_lines(tmp_path):
     bad.write_text("ab" * 32 + "\n" + "cd" * 20 + "\n")
     with pytest.raises(hashlookup.InputError, match=r"bad.txt:2: .*64 hex.*\(pdq\)"):
         hashlookup.build_dataset(str(bad), tmp_path / "x.hlds", input_format="pdq")
+
+
+def test_threads_share_a_dataset(planted):
+    """near and near_many from several threads at once: the answers of a
+    single thread (the GIL is released in the searches)."""
+    import threading
+
+    ds, _, _, queries = planted
+    want = [ds.near(q.tobytes(), 40, min_quality=0) for q in queries]
+    want_many = ds.near_many(queries, 40, min_quality=0, threads=1)
+    errors: list[str] = []
+    barrier = threading.Barrier(4)
+
+    def work(k: int) -> None:
+        barrier.wait()
+        for _ in range(3):
+            for i, q in enumerate(queries):
+                if ds.near(q.tobytes(), 40, min_quality=0) != want[i]:
+                    errors.append(f"thread {k} query {i}")
+            got = ds.near_many(queries, 40, min_quality=0, threads=2)
+            if not all(np.array_equal(a, b) for a, b in zip(got, want_many)):
+                errors.append(f"thread {k} batch")
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_reload_answers_from_the_new_generation(tmp_path):
+    rng = np.random.default_rng(15)
+    h = rng.integers(0, 256, (20, 32), dtype=np.uint8)
+    path = build(tmp_path, h[:10], name="gen")
+    more = tmp_path / "more.csv"
+    more.write_text(
+        "md5,pdq\n"
+        + "".join(f"{i + 1:032x},{x.tobytes().hex()}\n" for i, x in enumerate(h[10:]))
+    )
+    with hashlookup.open_dataset(path) as ds:
+        assert ds.near(h[15].tobytes(), 0) == []
+        old = ds.current()
+        hashlookup.update_dataset(path, add={"more": str(more)})
+        assert ds.reload()
+        assert [m.record_id for m in ds.near(h[15].tobytes(), 0)] == [15]
+        assert ds.near(h[3].tobytes(), 0)[0].generation == 2
+        # A generation held by a caller keeps answering from its file.
+        assert old.pdq is not None and old.pdq.search_one(h[15].tobytes(), 0, 0) == []
