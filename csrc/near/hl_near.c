@@ -350,11 +350,38 @@ int hl_near_uses_mih(const hl_near_index *ix, uint32_t max_distance) {
 #undef HL_KATTR
 
 #if HL_HAVE_AVX2
+#include <immintrin.h>
+
+/* The entries among 32 consecutive low bytes (those in `valid`) within
+ * `rem` (0..2) bits of ql, appended to out as base + position; returns how
+ * many.  x & (x - 1)
+ * clears the lowest set bit: x has at most r bits set iff clearing r of
+ * them leaves 0. */
+__attribute__((target("avx2,popcnt"))) static inline size_t
+hl_scan32_avx2(const uint8_t *lows, uint32_t ql, uint32_t rem, uint32_t valid,
+               uint64_t base, uint64_t *out) {
+    const __m256i one = _mm256_set1_epi8(1), zero = _mm256_setzero_si256();
+    __m256i x = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)lows),
+                                 _mm256_set1_epi8((char)ql));
+    for (uint32_t r = 0; r < rem; r++) x = _mm256_and_si256(x, _mm256_sub_epi8(x, one));
+    uint32_t mask = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(x, zero)) & valid;
+    size_t k = 0;
+    while (mask) {
+        out[k++] = base + (uint64_t)__builtin_ctz(mask);
+        mask &= mask - 1;
+    }
+    return k;
+}
+
 /* AVX2 machines have popcnt: the distance becomes four popcnt
  * instructions instead of a bit-twiddling sequence. */
 #define HL_KNAME(x) x##_avx2
 #define HL_KATTR __attribute__((target("avx2,popcnt")))
+#ifndef HL_NEAR_NO_SCAN32 /* (defined: the scalar scan, for measurements) */
+#define HL_NEAR_SCAN32 hl_scan32_avx2
+#endif
 #include "hl_near_kernels.inc"
+#undef HL_NEAR_SCAN32
 #undef HL_KNAME
 #undef HL_KATTR
 #endif
