@@ -121,3 +121,27 @@ def test_variants_are_near_and_found(tmp_path):
         for i in range(len(originals)):
             for j in range(i):
                 assert distance(hashes[i].tobytes(), hashes[j].tobytes()) > 63
+
+
+def test_dihedral_hashes_find_rotated_and_mirrored_copies(tmp_path):
+    img = draw(3)
+    digest, quality = hashlookup.pdq_hash(img)
+    hashes, q8 = hashlookup.pdq_hash(img, dihedral=True)
+    assert len(hashes) == 8 and hashes[0] == digest and q8 == quality
+    csv = tmp_path / "one.csv"
+    write_csv(csv, np.frombuffer(digest, np.uint8).reshape(1, 32))
+    hashlookup.build_dataset(str(csv), tmp_path / "one.hlds")
+    turned = [
+        img.rotate(90, expand=True),
+        img.rotate(180),
+        img.transpose(Image.FLIP_LEFT_RIGHT),
+        img.transpose(Image.FLIP_TOP_BOTTOM),
+    ]
+    with hashlookup.open_dataset(tmp_path / "one.hlds") as ds:
+        for t in turned:
+            plain, _ = hashlookup.pdq_hash(t)
+            assert distance(plain, digest) > 31  # PDQ alone misses it
+            variants, _ = hashlookup.pdq_hash(t, dihedral=True)
+            hits = ds.near_many(variants)
+            assert 0 in hits.record_id.tolist()
+            assert int(hits.distance.min()) <= 8

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Any
+from typing import Any, Literal, overload
 
 _MISSING = (
     "PDQ image hashing needs the pdqhash and Pillow packages: "
@@ -26,7 +26,13 @@ def _modules() -> tuple[Any, Any]:
     return pdqhash, Image
 
 
-def pdq_hash(image: Any) -> tuple[bytes, int]:
+@overload
+def pdq_hash(image: Any, *, dihedral: Literal[False] = ...) -> tuple[bytes, int]: ...
+@overload
+def pdq_hash(image: Any, *, dihedral: Literal[True]) -> tuple[list[bytes], int]: ...
+
+
+def pdq_hash(image: Any, *, dihedral: bool = False) -> Any:
     """The PDQ hash of an image and its quality.
 
     Parameters
@@ -36,13 +42,20 @@ def pdq_hash(image: Any) -> tuple[bytes, int]:
         format Pillow reads), a PIL image (any mode: converted to RGB), or
         an RGB ``(height, width, 3)`` uint8 array (a ``(height, width)``
         array is taken as grey).
+    dihedral : bool, default False
+        Also hash the image rotated and mirrored (PDQ is not invariant to
+        either): the eight hashes of the original, rotated by 90, 180 and
+        270 degrees, flipped vertically, flipped horizontally, and rotated
+        by 90 degrees then flipped vertically or horizontally, computed in
+        one pass.  Searching all eight (``Dataset.near_many``) finds a
+        rotated or mirrored copy of a known image.
 
     Returns
     -------
-    tuple of (bytes, int)
-        The 32-byte hash (``.hex()`` gives the usual 64-character form)
-        and its quality, 0..100; hashes below 50 are not matched by
-        default (``Dataset.near``'s `min_quality`).
+    tuple of (bytes, int), or (list of bytes, int) with `dihedral`
+        The 32-byte hash (``.hex()`` gives the usual 64-character form),
+        or the eight hashes, and the quality, 0..100; hashes below 50 are
+        not matched by default (``Dataset.near``'s `min_quality`).
 
     Raises
     ------
@@ -90,9 +103,19 @@ def pdq_hash(image: Any) -> tuple[bytes, int]:
         )
     if rgb.shape[0] < 1 or rgb.shape[1] < 1:
         raise ValueError("the image has no pixels")
-    bits, quality = pdqhash.compute(np.ascontiguousarray(rgb))
-    digest = np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes()
-    return digest, int(quality)
+    rgb = np.ascontiguousarray(rgb)
+    if dihedral:
+        vectors, quality = pdqhash.compute_dihedral(rgb)
+        return [_pack(v) for v in vectors], int(quality)
+    bits, quality = pdqhash.compute(rgb)
+    return _pack(bits), int(quality)
+
+
+def _pack(bits: Any) -> bytes:
+    """256 bits (most significant first) as 32 bytes."""
+    import numpy as np
+
+    return np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes()
 
 
 def _decode(image_module: Any, data: bytes, what: str) -> Any:
