@@ -106,3 +106,31 @@ def test_check_pdq_errors(dataset, tmp_path):
     hashlookup.build_dataset(str(plain), tmp_path / "plain.hlds")
     r = _hl("check", str(tmp_path / "plain.hlds"), "--pdq", "00" * 32)
     assert r.returncode == 2 and "no PDQ hashes" in r.stderr
+
+
+def test_build_update_check_on_the_command_line(tmp_path):
+    """A CSV with a pdq column built, a PDQ list added with --input-format
+    pdq, both found by check --pdq: the operator's path end to end."""
+    rng = np.random.default_rng(32)
+    h = rng.integers(0, 256, (4, 32), dtype=np.uint8)
+    known = tmp_path / "known.csv"
+    known.write_text(
+        "md5,pdq,pdq_quality\n"
+        + "".join(f"{i + 1:032x},{x.tobytes().hex()},80\n" for i, x in enumerate(h[:2]))
+    )
+    shared = tmp_path / "shared.txt"
+    shared.write_text("".join(f"{x.tobytes().hex()}\n" for x in h[2:]))
+    out = str(tmp_path / "known.hlds")
+    assert _hl("build", "-o", out, str(known)).returncode == 0
+    r = _hl("update", out, "--add", f"shared={shared}", "--input-format", "pdq")
+    assert r.returncode == 0, r.stderr
+    near = [flip(x, 3, rng).tobytes().hex() for x in h]
+    r = _hl("check", out, "--pdq", *near, "--format", "jsonl")
+    assert r.returncode == 1, r.stderr
+    docs = [json.loads(x) for x in r.stdout.splitlines()]
+    got = [(d["matches"][0]["record"], d["matches"][0]["distance"]) for d in docs]
+    assert got == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    assert [d["matches"][0]["quality"] for d in docs] == [80, 80, 100, 100]
+    assert docs[2]["matches"][0]["md5"] is None
+    assert docs[2]["matches"][0]["labels"] == ["source:shared"]
+    assert _hl("verify", out).returncode == 0
