@@ -117,6 +117,10 @@ def main() -> int:
     batch = planted_queries(hashes, 250 if args.quick else 1000, SEED + 2)
     rows: list[tuple[str, str, str, str]] = []
     failed = False
+    # The goals: for 1.4 M hashes; for 10 M (a run documented in NEAR.md),
+    # 0.5 ms per query and 1 GB of file, the rest for information.
+    small = args.rows <= 2_000_000
+    goal_ms, goal_mb = (0.1, 150) if small else (0.5, 1000)
 
     with tempfile.TemporaryDirectory(dir=HERE.parent / "build") as tmp:
         path = Path(tmp) / "pdq.hlds"
@@ -162,8 +166,8 @@ def main() -> int:
             (
                 "near() at radius 31, median (ms)",
                 f"{med / 1e3:.4f}",
-                "<= 0.1",
-                _ok(med <= 100),
+                f"<= {goal_ms}",
+                _ok(med <= goal_ms * 1000),
             ),
             ("near() at radius 31, p99 (ms)", f"{p99 / 1e3:.4f}", "info", ""),
             (
@@ -175,8 +179,8 @@ def main() -> int:
             (
                 "near_many, 2 threads (queries/s)",
                 f"{qps:,.0f}",
-                ">= 20,000",
-                _ok(qps >= 20000),
+                ">= 20,000" if small else "info",
+                _ok(qps >= 20000) if small else "",
             ),
             ("near_many, 1 thread (queries/s)", f"{qps1:,.0f}", "info", ""),
             (
@@ -185,8 +189,18 @@ def main() -> int:
                 "info",
                 "",
             ),
-            ("PDQ sections (MB)", f"{size / 1e6:.1f}", "<= 150", _ok(size <= 150e6)),
-            ("PDQ sections build (s)", f"{pdq_s:.2f}", "<= 2", _ok(pdq_s <= 2)),
+            (
+                "PDQ sections (MB)",
+                f"{size / 1e6:.1f}",
+                f"<= {goal_mb:,}",
+                _ok(size <= goal_mb * 1e6),
+            ),
+            (
+                "PDQ sections build (s)",
+                f"{pdq_s:.2f}",
+                "<= 2" if small else "info",
+                _ok(pdq_s <= 2) if small else "",
+            ),
             ("whole dataset build, md5 + PDQ (s)", f"{whole:.2f}", "info", ""),
             (
                 "open_dataset, median (ms)",
