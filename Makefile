@@ -18,7 +18,7 @@ TEST_DEPS := "pytest>=8" "hypothesis>=6.100" "pytest-timeout>=2.3" "pytest-bench
 	"flor==1.1.3" "cryptography>=42" "atheris==3.0.0" \
 	"pyhashlookup==1.2.8" "schemathesis==4.32.5" "requests>=2.32" \
 	"dask[dataframe]>=2024.8" "distributed>=2024.8" "pyarrow>=15" \
-	"pyright[nodejs]==1.1.414"
+	"pyright[nodejs]==1.1.414" "pdqhash>=0.2.8" "Pillow>=10"
 SERVER_DEPS := "uvicorn>=0.30" "httptools>=0.6" "uvloop>=0.19" "orjson>=3.9"
 
 $(VENV)/.testdeps: $(VENV)/.created Makefile
@@ -28,7 +28,8 @@ $(VENV)/.testdeps: $(VENV)/.created Makefile
 # Install the package (not an in-place build) so tests run against what users get,
 # with the server extra (the lookup service's tests start real servers).
 $(STAMP): $(VENV)/.created pyproject.toml setup.py $(wildcard csrc/*.c csrc/*.h csrc/*.inc \
-	    csrc/*.pxd csrc/server/*.c csrc/server/*.h csrc/server/*.pxd hashlookup/*.py \
+	    csrc/*.pxd csrc/server/*.c csrc/server/*.h csrc/server/*.pxd csrc/near/*.c \
+	    csrc/near/*.h csrc/near/*.inc csrc/near/*.pxd hashlookup/*.py \
 	    hashlookup/*/*.py hashlookup/*.pyx hashlookup/*.pxd hashlookup/*.pyi \
 	    hashlookup/*/*.pyx hashlookup/*/*.pyi)
 	flock $(VENV)/.lock $(PIP) install --no-build-isolation ".[server]"
@@ -77,8 +78,9 @@ test: lint $(STAMP) $(VENV)/.testdeps ctest-asan
 CTEST_DIR := build/ctest
 CORE_SRC := $(sort $(wildcard csrc/hl_*.c))
 RENDER_SRC := $(sort $(wildcard csrc/server/hl_*.c)) csrc/hl_hex.c
-CTEST_DEPS := $(CORE_SRC) $(RENDER_SRC) \
-	$(wildcard csrc/*.h csrc/*.inc csrc/server/*.h csrc/tests/*)
+NEAR_SRC := $(sort $(wildcard csrc/near/hl_*.c)) csrc/hl_cpu.c
+CTEST_DEPS := $(CORE_SRC) $(RENDER_SRC) $(NEAR_SRC) \
+	$(wildcard csrc/*.h csrc/*.inc csrc/server/*.h csrc/near/*.h csrc/near/*.inc csrc/tests/*)
 CTEST_CFLAGS := -std=c11 -g -Wall -Wextra -Werror -Icsrc -Icsrc/server
 ASAN_CFLAGS := -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 CPU_KERNEL = $$(grep -qw avx2 /proc/cpuinfo && echo avx2 || echo portable)
@@ -100,17 +102,30 @@ $(CTEST_DIR)/test_render: $(CTEST_DEPS)
 	mkdir -p $(CTEST_DIR)
 	$(CC) $(CTEST_CFLAGS) -O2 $(RENDER_SRC) csrc/tests/test_render.c -o $@
 
-ctest-asan: $(CTEST_DIR)/test_core_asan $(CTEST_DIR)/test_render_asan
+# test_near: the near-search core (csrc/near/), both kernel sets.
+$(CTEST_DIR)/test_near_asan: $(CTEST_DEPS)
+	mkdir -p $(CTEST_DIR)
+	$(CC) $(CTEST_CFLAGS) -Icsrc/near $(ASAN_CFLAGS) $(NEAR_SRC) csrc/tests/test_near.c -o $@
+
+$(CTEST_DIR)/test_near: $(CTEST_DEPS)
+	mkdir -p $(CTEST_DIR)
+	$(CC) $(CTEST_CFLAGS) -Icsrc/near -O2 $(NEAR_SRC) csrc/tests/test_near.c -o $@
+
+ctest-asan: $(CTEST_DIR)/test_core_asan $(CTEST_DIR)/test_render_asan $(CTEST_DIR)/test_near_asan
 	HASHLOOKUP_DISABLE_SIMD=1 $< portable
 	$< $(CPU_KERNEL)
 	$(CTEST_DIR)/test_render_asan
+	HASHLOOKUP_DISABLE_SIMD=1 $(CTEST_DIR)/test_near_asan portable
+	$(CTEST_DIR)/test_near_asan $(CPU_KERNEL)
 
-ctest: ctest-asan $(CTEST_DIR)/test_core $(CTEST_DIR)/test_render
+ctest: ctest-asan $(CTEST_DIR)/test_core $(CTEST_DIR)/test_render $(CTEST_DIR)/test_near
 	command -v valgrind >/dev/null || \
 	    (apt-get update -qq && apt-get install -y -qq valgrind)
 	HASHLOOKUP_DISABLE_SIMD=1 $(VALGRIND) $(CTEST_DIR)/test_core portable
 	$(VALGRIND) $(CTEST_DIR)/test_core $(CPU_KERNEL)
 	$(VALGRIND) $(CTEST_DIR)/test_render
+	HASHLOOKUP_DISABLE_SIMD=1 $(VALGRIND) $(CTEST_DIR)/test_near portable
+	$(VALGRIND) $(CTEST_DIR)/test_near $(CPU_KERNEL)
 
 # A wheel PyPI accepts, in dist/: built from a copy of the tracked tree (no
 # object file shared with `make install`), its compiled modules stripped
@@ -156,12 +171,21 @@ fuzz: $(STAMP) $(VENV)/.testdeps
 	cd tests && ../$(PY) fuzz/run.py --seconds $(FUZZ_SECONDS) \
 	    --corpus ../build/fuzz-corpus
 
-bench: $(STAMP) $(VENV)/.testdeps
+# Bench-only dependencies: faiss (the PDQ search HMA uses, compared in
+# benchmarks/compare_near.py).
+BENCH_DEPS := "faiss-cpu==1.15.1"
+
+$(VENV)/.benchdeps: $(VENV)/.created Makefile
+	$(PIP) install $(BENCH_DEPS)
+	@touch $@
+
+bench: $(STAMP) $(VENV)/.testdeps $(VENV)/.benchdeps
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) benchmarks/load_server.py
 	$(PY) benchmarks/compare.py
 	$(PY) benchmarks/compare_scan.py
 	$(PY) benchmarks/compare_match.py
+	$(PY) benchmarks/compare_near.py
 	cd benchmarks && ../$(VENV)/bin/pytest -q -p no:cacheprovider --benchmark-disable-gc .
 
 # Whole test suite against an ASan/UBSan build of the extension, built from a
@@ -183,4 +207,5 @@ sanitize:
 
 clean:
 	rm -rf $(VENV) $(ASAN_VENV) build dist *.egg-info demo hashlookup/_core.c \
-	    hashlookup/_lookup.c hashlookup/server/_render.c hashlookup/*.so hashlookup/*/*.so
+	    hashlookup/_lookup.c hashlookup/server/_render.c hashlookup/near/_near.c \
+	    hashlookup/*.so hashlookup/*/*.so

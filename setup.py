@@ -57,9 +57,13 @@ directives = {
 # The generic core (csrc/) and the lookup service's wire format
 # (csrc/server/: record JSON) are separate static libraries, so that
 # hashlookup._core links no service code; the server's extension links both.
+# The near search (csrc/near/: PDQ multi-index hashing) is a third, linked
+# only into hashlookup.near._near (with hlcore for the CPU probe).
 CORE, SERVER = ["csrc"], ["csrc/server", "csrc"]
+NEAR = ["csrc/near", "csrc"]
 CORE_C = sorted(glob.glob("csrc/hl_*.[ch]") + glob.glob("csrc/*.inc"))
 SERVER_C = sorted(glob.glob("csrc/server/hl_*.[ch]"))
+NEAR_C = sorted(glob.glob("csrc/near/hl_*.[ch]") + glob.glob("csrc/near/*.inc"))
 
 
 def _lib(sources: str, include: list[str]) -> dict:
@@ -85,14 +89,16 @@ EXTENSIONS = [
     ("hashlookup._core", ["hlcore"], CORE, CORE_C),
     ("hashlookup._lookup", ["hlcore"], CORE, CORE_C),
     ("hashlookup.server._render", ["hlserver", "hlcore"], SERVER, CORE_C + SERVER_C),
+    ("hashlookup.near._near", ["hlnear", "hlcore"], NEAR, CORE_C + NEAR_C),
 ]
 
 setup(
     libraries=[("hlcore", _lib("csrc/hl_*.c", CORE)),
-               ("hlserver", _lib("csrc/server/hl_*.c", SERVER))],
+               ("hlserver", _lib("csrc/server/hl_*.c", SERVER)),
+               ("hlnear", _lib("csrc/near/hl_*.c", NEAR))],
     ext_modules=cythonize(
         [_ext(*spec) for spec in EXTENSIONS],
         compiler_directives=directives,
-        include_path=SERVER,
+        include_path=SERVER + ["csrc/near"],
     ),
 )

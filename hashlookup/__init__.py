@@ -65,6 +65,8 @@ if TYPE_CHECKING:
     )
     from hashlookup.builders.index import BuildReport, build_index
     from hashlookup.builders.signing import generate_signing_key, sign_dataset
+    from hashlookup.near.image import pdq_hash
+    from hashlookup.near.query import NearHits, NearMatch
     from hashlookup.store.dataset import Dataset, Invalid, Match, open_dataset
     from hashlookup.store.index import HashIndex, open_index
 
@@ -83,6 +85,7 @@ _LAZY = {
     "build_dataset": "builders.dataset", "update_dataset": "builders.dataset",
     "HashIndex": "store.index", "open_index": "store.index",
     "generate_signing_key": "builders.signing", "sign_dataset": "builders.signing",
+    "NearHits": "near.query", "NearMatch": "near.query", "pdq_hash": "near.image",
 }
 # fmt: on
 
@@ -114,6 +117,8 @@ __all__ = [
     "InputError",
     "Invalid",
     "Match",
+    "NearHits",
+    "NearMatch",
     "SignatureError",
     "UpdateReport",
     "__version__",
@@ -123,6 +128,7 @@ __all__ = [
     "generate_signing_key",
     "open_dataset",
     "open_index",
+    "pdq_hash",
     "sign_dataset",
     "update_dataset",
 ]

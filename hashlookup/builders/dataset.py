@@ -33,6 +33,7 @@ from hashlookup.builders.index import (
     check_bloom_params,
     table_sections,
 )
+from hashlookup.builders.pdq import PdqColumns, pdq_batches, pdq_sections
 from hashlookup.errors import InputError
 from hashlookup.store import format as _format
 from hashlookup.store import labels as _labels
@@ -107,12 +108,14 @@ class _Columns:
     )
     sizes: list[np.ndarray] = field(default_factory=list)
     labels: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    pdq: PdqColumns = field(default_factory=PdqColumns)
     n: int = 0
 
     def add(self, batch: Any, source_label: str | None) -> None:
         m = len(batch)
         if m == 0:
             return
+        self.pdq.add(batch, self.n)
         for a in ALGORITHMS:
             d, p = batch.digests(a)
             # Own copies: importers may hand out views of one buffer holding
@@ -579,6 +582,8 @@ def build_dataset(
         mark[ids[ids >= 0]] = True
         label_rids[label] = np.flatnonzero(mark).astype(np.uint32)
         mark[:] = False
+    pdq_parts, pdq_rows = pdq_sections(cols.pdq, rid)
+    parts += pdq_parts
     bitmaps, index = _labels.encode(label_rids)
     parts.append(
         _format.SectionData(
@@ -600,6 +605,7 @@ def build_dataset(
             "generation": int(generation),
             "records": n_records,
             "keys": key_counts,
+            **({"pdq": pdq_rows} if pdq_rows else {}),
         },
         "build": {
             "sources": source_meta,
@@ -721,6 +727,7 @@ def dataset_batches(ds: Any, batch_size: int = 1_000_000) -> Iterable[Any]:
             getattr(b, a)[:] = table.keys()[rows]
             getattr(b, "has_" + a)[:] = True
             yield b, rowmap[rows]
+    yield from pdq_batches(st, batch_size)
 
 
 def update_dataset(

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from hashlookup import algorithms
+from hashlookup.cli import _near
 from hashlookup.cli._common import EXIT_CLEAN, EXIT_FOUND, CLIError, Context
 from hashlookup.cli._open import Opened
 from hashlookup.cli._options import (
@@ -20,7 +21,8 @@ from hashlookup.cli._options import (
 from hashlookup.cli._output import csv_rows, json_line
 
 DESCRIPTION = (
-    "Look up hex digests (md5, sha1 or sha256) given on the command line. "
+    "Look up hex digests (md5, sha1 or sha256) given on the command line, "
+    "or with --pdq PDQ hashes within a Hamming distance. "
     "Prints one result per digest, with the record of each hit; exit 1 if "
     "any was found, 0 if none, 2 on error."
 )
@@ -57,6 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """Register the options of ``check``."""
     add_path(p)
     p.add_argument("digests", nargs="+", metavar="DIGEST", help="hex digest (any case)")
+    _near.add_near_options(p)
     add_format(p, "output format (default: text)")
     add_filter_options(p)
     add_verify_key(p)
@@ -96,6 +99,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     """Print one result per digest; exit 1 if any was found."""
     with Opened(args.path, args.verify_key) as opened:
         only, exclude = opened.label_filters(*label_options(args))
+        if args.pdq:  # the arguments are PDQ hashes
+            near = _near.near_results(args, opened, only, exclude)
+            ctx.found = any(ms for _, ms in near)
+            ctx.out.write(_near.render(args.format, near))
+            return EXIT_FOUND if ctx.found else EXIT_CLEAN
         hexes = parse_digests(args.digests, opened)
         results = [opened.lookup(h, only, exclude) for h in hexes]
         is_dataset = opened.is_dataset

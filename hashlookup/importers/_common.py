@@ -216,6 +216,7 @@ def assemble(
     labels: dict[str, list[int]] | None = None,
     bad: dict[int, str] | None = None,
     where: Callable[[int], str] = lambda i: f": record {i}",
+    pdq: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> RecordBatch:
     """Build a RecordBatch from n records' raw values.
 
@@ -223,7 +224,8 @@ def assemble(
     "column MD5"); sizes likewise; labels: label -> ascending row indices;
     bad: rows the reader already found bad (row -> message).  where(i) is
     the location of row i appended to the file name in messages, e.g. ":17"
-    or ": value[3] (MediaID 12)".
+    or ": value[3] (MediaID 12)".  pdq: (hashes, present, quality) of the
+    rows (hashlookup.importers.pdq), or None.
 
     A record with any bad field, or without any digest, is bad: InputError
     for the first one, or with opts.skip_invalid dropped and counted.
@@ -244,6 +246,8 @@ def assemble(
             bad.setdefault(i, msg)
     if labels:
         batch.labels = {k: np.asarray(v, np.int64) for k, v in labels.items() if len(v)}
+    if pdq is not None:
+        batch.pdq, batch.has_pdq, batch.pdq_quality = pdq
     if not bad:
         return batch
     rows = sorted(bad)
@@ -276,6 +280,9 @@ def drop_rows(batch: RecordBatch, rows: np.ndarray) -> RecordBatch:
         has_sha256=batch.has_sha256[keep],
         size=batch.size[keep],
         labels=labels,
+        pdq=None if batch.pdq is None else batch.pdq[keep],
+        has_pdq=None if batch.has_pdq is None else batch.has_pdq[keep],
+        pdq_quality=None if batch.pdq_quality is None else batch.pdq_quality[keep],
     )
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from hashlookup.errors import InputError
 from hashlookup.importers import _fast
+from hashlookup.importers import pdq as _pdq
 from hashlookup.importers._common import (
     assemble,
     csv_header_delimiter,
@@ -91,8 +92,13 @@ class _Layout:
             prefix: _find(opts, self.fields, col, f"label {prefix!r}", line)
             for prefix, col in (opts.label_columns or {}).items()
         }
+        self.pdq = _pdq.find_columns(self.fields)
         report = opts.report
         report.columns = {k: self.fields[j] for k, j in self.columns.items()}
+        if self.pdq is not None:
+            report.columns["pdq"] = self.fields[self.pdq[0]]
+            if self.pdq[1] is not None:
+                report.columns["pdq_quality"] = self.fields[self.pdq[1]]
         report.columns.update(
             {f"label:{k}": self.fields[j] for k, j in self.labels.items()}
         )
@@ -197,6 +203,8 @@ def _chunk(
 def _fast_batch(
     t: _fast.Text, layout: _Layout, s: np.ndarray, e: np.ndarray
 ) -> RecordBatch | None:
+    if layout.pdq is not None:
+        return None  # PDQ columns are read by the csv module path
     fields = _fast.split_fields(t, s, e, ord(layout.delimiter), layout.ncols, None)
     if fields is None:
         return None
@@ -376,7 +384,16 @@ def _rows_batch(
                 list(map(itemgetter(j), records)), prefix, f"column {fields[j]}", bad
             )
         )
-    return assemble(opts, len(records), hexcols, sizes, label_map, bad, where)
+    pdq = None
+    if layout.pdq is not None:
+        jp, jq = layout.pdq
+        pdq = _pdq.decode(
+            list(map(itemgetter(jp), records)),
+            None if jq is None else list(map(itemgetter(jq), records)),
+            (f"column {fields[jp]}", f"column {fields[jq if jq is not None else jp]}"),
+            bad,
+        )
+    return assemble(opts, len(records), hexcols, sizes, label_map, bad, where, pdq)
 
 
 def _where_factory(

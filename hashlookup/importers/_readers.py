@@ -22,7 +22,8 @@ from hashlookup.importers._records import (
 )
 from hashlookup.importers._source import HEAD_SIZE, Source
 
-#: every format name, in content-detection order
+#: every format name, in content-detection order; "pdq" (PDQ hash lists,
+#: docs/NEAR.md) is never detected: 64 hex characters are also a SHA-256
 FORMATS = (
     "sqlite",
     "nsrl-rds2",
@@ -34,6 +35,7 @@ FORMATS = (
     "encase",
     "csv",
     "text",
+    "pdq",
 )
 
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3", ".db3")
@@ -232,6 +234,8 @@ def _reader(fmt: str) -> Callable[[_Options], Iterator[RecordBatch]]:
         from hashlookup.importers._csv import read
     elif fmt == "vics":
         from hashlookup.importers._vics import read
+    elif fmt == "pdq":
+        from hashlookup.importers.pdq import read
     elif fmt == "sqlite":
         from hashlookup.importers._nsrl import read
     elif fmt == "nsrl-rds2":

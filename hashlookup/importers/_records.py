@@ -37,6 +37,10 @@ class RecordBatch:
     size: np.ndarray  # (n,) int64, -1 = unknown
     labels: dict[str, np.ndarray]  # label name (e.g. "category:1") -> int64 row
     #                                indices within this batch (sorted, unique)
+    # PDQ perceptual hashes (docs/NEAR.md), None when the input has none:
+    pdq: np.ndarray | None = None  # (n, 32) uint8, zeros where absent
+    has_pdq: np.ndarray | None = None  # (n,) bool
+    pdq_quality: np.ndarray | None = None  # (n,) uint8, 0..100
 
     def __len__(self) -> int:
         return int(self.size.shape[0])

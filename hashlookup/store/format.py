@@ -46,6 +46,9 @@ KIND_ROWMAP = 5  # per key table: uint32 record id of every row
 KIND_RECORDS = 6  # dataset: one 24-byte entry per record
 KIND_LABEL_BITMAPS = 7  # dataset: serialized roaring bitmaps, back to back
 KIND_LABEL_INDEX = 8  # dataset: JSON directory of the bitmaps
+KIND_PDQ_HASHES = 9  # dataset: 32-byte PDQ hashes (docs/NEAR.md)
+KIND_PDQ_RECORDS = 10  # dataset: record id (u32) and quality (u8) of each
+KIND_PDQ_INDEX = 11  # dataset: the multi-index over the PDQ hashes
 KIND_NAMES = {
     KIND_KEYS: "keys",
     KIND_LOCATOR: "locator",
@@ -55,7 +58,11 @@ KIND_NAMES = {
     KIND_RECORDS: "records",
     KIND_LABEL_BITMAPS: "label bitmaps",
     KIND_LABEL_INDEX: "label index",
+    KIND_PDQ_HASHES: "pdq hashes",
+    KIND_PDQ_RECORDS: "pdq records",
+    KIND_PDQ_INDEX: "pdq index",
 }
+PDQ_KINDS = (KIND_PDQ_HASHES, KIND_PDQ_RECORDS, KIND_PDQ_INDEX)
 
 # A record: rows of its md5, sha1 and sha256 digests in their key tables
 # (NO_ROW if unknown), flags (0), file size (-1 if unknown).
@@ -500,6 +507,79 @@ def dataset_layout(
         bitmaps[0] if bitmaps else None,
         index[0] if index else None,
     )
+
+
+@dataclass
+class PdqLayout:
+    """Where a dataset's PDQ sections are, with their validated parameters."""
+
+    count: int  # PDQ rows
+    hashes: Section  # count x 32 bytes
+    records: Section  # count x u32 record id, then count x u8 quality
+    index: Section  # the multi-index body (hashlookup.near)
+    chunks: int
+    bucket_bits: int
+
+
+def pdq_layout(
+    header: Header, dataset: DatasetLayout | None, name: str
+) -> PdqLayout | None:
+    """Validate the PDQ sections of a dataset; None when it has none.
+
+    The three sections come together, once each, in a dataset (a records
+    section); their lengths must match one row count and the index
+    parameters (chunks, bucket bits) must be ones the near search knows,
+    with the body size they imply.  O(1): no section body is read.
+    """
+    from hashlookup.near import _near  # below the store: the body's size
+
+    def fail(msg: str) -> IndexFormatError:
+        return IndexFormatError(f"{name}: {msg}")
+
+    found: dict[int, Section] = {}
+    for s in header.sections:
+        if s.kind in PDQ_KINDS:
+            if s.kind in found:
+                raise fail(f"two {s.name} sections")
+            found[s.kind] = s
+    if not found:
+        return None
+    missing = [KIND_NAMES[k] for k in PDQ_KINDS if k not in found]
+    if missing:
+        raise fail(f"PDQ sections incomplete: no {', '.join(missing)} section")
+    if dataset is None:
+        raise fail("PDQ sections without a records section")
+    hashes = found[KIND_PDQ_HASHES]
+    records = found[KIND_PDQ_RECORDS]
+    index = found[KIND_PDQ_INDEX]
+    count = hashes.params[0]
+    if count > _near.MAX_ROWS:
+        raise fail(f"pdq hashes section: {count} rows exceeds {_near.MAX_ROWS}")
+    if hashes.length != 32 * count:
+        raise fail(
+            f"pdq hashes section: length {hashes.length} is not {count} hashes "
+            "of 32 bytes"
+        )
+    if records.params[0] != count or records.length != 5 * count:
+        raise fail(
+            f"pdq records section: length {records.length} (rows "
+            f"{records.params[0]}) does not match {count} PDQ rows"
+        )
+    chunks, bits, icount = index.params
+    if icount != count:
+        raise fail(f"pdq index section: {icount} rows, the hashes have {count}")
+    try:
+        size = _near.body_size(chunks, bits, count)
+    except (ValueError, OverflowError):
+        raise fail(
+            f"pdq index section: {chunks} chunks of {bits} bucket bits are out of range"
+        ) from None
+    if index.length != size:
+        raise fail(
+            f"pdq index section: length {index.length}, {chunks} chunks and "
+            f"{bits} bucket bits over {count} rows need {size}"
+        )
+    return PdqLayout(count, hashes, records, index, chunks, bits)
 
 
 def read_json_section(buf: Any, s: Section, name: str, what: str) -> Any:

@@ -27,6 +27,7 @@ from hashlookup import algorithms
 from hashlookup._core import RecordTable
 from hashlookup._lookup import TableSet
 from hashlookup.errors import HashLookupError, IndexFormatError
+from hashlookup.near.index import NearIndex
 from hashlookup.store import format as _format
 from hashlookup.store.index import (
     HashIndex,
@@ -233,6 +234,20 @@ class Generation:
             raise IndexFormatError(f"{path}: no keys section")
         layouts = {g: _format.table_layout(header, path, g) for g in groups}
         self.layout = _format.dataset_layout(header, layouts, path)
+        pdq = _format.pdq_layout(header, self.layout, path)
+        self._pdq: NearIndex | None = None
+        if pdq is not None:
+            self._pdq = NearIndex(
+                mm,
+                pdq.hashes.offset,
+                pdq.records.offset,
+                pdq.index.offset,
+                pdq.count,
+                pdq.chunks,
+                pdq.bucket_bits,
+                pdq.index.length,
+                path,
+            )
         self.metadata = _format.read_metadata(mm, header, path)
         self.tables: dict[str, HashIndex] = {}
         # Sections viewed as numpy arrays only when asked for (rowmaps,
@@ -319,6 +334,11 @@ class Generation:
     def algorithms(self) -> tuple[str, ...]:
         """The algorithms of the key tables, in md5, sha1, sha256 order."""
         return tuple(a for a in ALGORITHMS if a in self.tables)
+
+    @property
+    def pdq(self) -> NearIndex | None:
+        """The PDQ hashes and their search index, None without them."""
+        return self._pdq
 
     @property
     def rowmaps(self) -> dict[str, np.ndarray]:
@@ -464,7 +484,7 @@ class Generation:
         IndexError
             `record_id` is out of range.
         IndexFormatError
-            The record has no digest.
+            The record has neither a digest nor a PDQ hash.
         ValueError
             The generation is closed.
         """
@@ -481,12 +501,21 @@ class Generation:
                 for a in ALGORITHMS
                 if int(r[f"{a}_row"]) != _format.NO_ROW and a in self.tables
             ]
-            if not present:
+            if present:
+                alg = present[0]
+            elif not self._has_pdq(record_id):
                 raise IndexFormatError(f"{self.path}: record {record_id} has no digest")
-            alg = present[0]
         elif self.mapping is None:
             raise ValueError("I/O operation on closed dataset")
         return self.lookups.match(_ALG_INDEX[alg], record_id)
+
+    def _has_pdq(self, record_id: int) -> bool:
+        """Whether the record has a PDQ row (record ids are in order)."""
+        if self._pdq is None:
+            return False
+        ids = self._pdq.record_ids
+        i = int(np.searchsorted(ids, record_id))
+        return i < len(ids) and int(ids[i]) == record_id
 
     def record_filter(
         self, only: Labels = None, exclude: Labels = None
@@ -552,6 +581,9 @@ class Generation:
                 )
             if a in rowmaps:
                 self._verify_links(a, col, present, rowmaps[a])
+        if self._pdq is not None:  # a record of a PDQ list has only that
+            ids = self._pdq.record_ids
+            anything[ids[ids < self.count]] = True
         if not anything.all():
             raise IndexFormatError(
                 f"{self.path}: record {int(np.argmin(anything))} has no digest"
@@ -559,6 +591,8 @@ class Generation:
         if self.labels is not None:
             for name in self.labels.names():
                 self.labels.bitmap(name)
+        if self._pdq is not None:
+            self._pdq.verify(self.count)
 
     def _verify_links(
         self, alg: str, col: np.ndarray, present: np.ndarray, rowmap: np.ndarray
@@ -598,6 +632,12 @@ class Generation:
                 pass  # a batch in another thread still uses it; GC unmaps later
         self._rowmaps = {}
         self._records = None
+        pdq = getattr(self, "_pdq", None)
+        if pdq is not None:
+            try:
+                pdq.close()
+            except BufferError:
+                pass  # a search in another thread still uses it; GC unmaps later
         record_table = getattr(self, "record_table", None)
         if record_table is not None:
             record_table._detach()  # before the unmap: it holds a buffer export

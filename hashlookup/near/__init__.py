@@ -1,0 +1,32 @@
+"""Perceptual near matches: PDQ hashes in datasets, searched exactly.
+
+A dataset may hold a 256-bit PDQ hash (and its quality) per record;
+``Dataset.near`` and ``Dataset.near_many`` find the records within a
+Hamming radius of a query, identical to a brute-force scan, through a
+multi-index stored in the file (csrc/near/, docs/NEAR.md).
+``hashlookup.pdq_hash`` hashes images (extra ``hashlookup[images]``).
+
+This package sits below the store: it knows the search structure and the
+query forms, and takes a dataset generation as given.
+"""
+
+from hashlookup.near.index import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_QUALITY, NearIndex
+from hashlookup.near.query import NearHits, NearMatch
+
+__all__ = [
+    "DEFAULT_MAX_DISTANCE",
+    "DEFAULT_MIN_QUALITY",
+    "NearHits",
+    "NearIndex",
+    "NearMatch",
+    "pdq_hash",
+]
+
+
+def __getattr__(name: str) -> object:
+    # The image hashing imports pdqhash/Pillow: only when asked for.
+    if name == "pdq_hash":
+        from hashlookup.near.image import pdq_hash
+
+        return pdq_hash
+    raise AttributeError(f"module 'hashlookup.near' has no attribute {name!r}")
