@@ -32,17 +32,15 @@ else:
 from hashlookup import algorithms
 from hashlookup._lookup import TableSetRef
 from hashlookup.errors import IndexFormatError
-from hashlookup.near import query as _near
-from hashlookup.near.index import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_QUALITY
+from hashlookup.store._near_search import NearSearch
+from hashlookup.store._reloading import Reloading
 from hashlookup.store.generation import (
     ALGORITHMS,
     Generation,
     Match,
     OlderGenerationError,
-    checked_replacement,
-    file_versions,
 )
-from hashlookup.store.index import HashIndex, _raw_public_key, file_identity
+from hashlookup.store.index import HashIndex, _raw_public_key
 
 _BY_WIDTH = algorithms.BY_WIDTH
 
@@ -62,7 +60,7 @@ class Invalid:
     reason: str
 
 
-class Dataset(TableSetRef):
+class Dataset(TableSetRef, Reloading, NearSearch):
     """An opened dataset (or single-table index) file.
 
     Use :func:`hashlookup.open_dataset` (or ``Dataset.open``).
@@ -519,228 +517,6 @@ class Dataset(TableSetRef):
             except (TypeError, ValueError) as e:
                 out.append(Invalid(str(e)))
         return out
-
-    # -- near matches (PDQ) --------------------------------------------------
-
-    @property
-    def has_pdq(self) -> bool:
-        """Whether the current generation holds PDQ hashes (near search)."""
-        return self._live().pdq is not None
-
-    def near(
-        self,
-        query: Any,
-        max_distance: int = DEFAULT_MAX_DISTANCE,
-        *,
-        min_quality: int = DEFAULT_MIN_QUALITY,
-        only: Any = None,
-        exclude: Any = None,
-    ) -> list[_near.NearMatch]:
-        """The records whose PDQ hash is within `max_distance` bits of `query`.
-
-        Exact: the same records as comparing the query with every hash
-        (docs/NEAR.md has the search and its speed).
-
-        Parameters
-        ----------
-        query : str or bytes-like
-            A PDQ hash: 64 hex characters or 32 raw bytes.
-        max_distance : int, default 31
-            Largest Hamming distance matched, >= 0 (PDQ's usual threshold is
-            31; 256 or more matches every hash).
-        min_quality : int, default 50
-            Hashes of the dataset with a lower quality (0..100) are not
-            matched; 0 matches all.
-        only, exclude : str or iterable of str, optional
-            Label filters, as for :meth:`lookup` (`suppress` always applies).
-
-        Returns
-        -------
-        list of NearMatch
-            Nearest first, then by record id: ``record_id``, ``distance``,
-            ``pdq``, ``quality`` and the record's digests, size and labels.
-
-        Raises
-        ------
-        TypeError
-            `query` is not a str or bytes-like, or a parameter not an int.
-        ValueError
-            A malformed query, a parameter out of range, a dataset without
-            PDQ hashes, or a closed dataset.
-        IndexFormatError
-            The PDQ index is damaged.
-        """
-        return _near.near(
-            self.current(), query, max_distance, min_quality, only, exclude
-        )
-
-    def near_many(
-        self,
-        queries: Any,
-        max_distance: int = DEFAULT_MAX_DISTANCE,
-        *,
-        min_quality: int = DEFAULT_MIN_QUALITY,
-        threads: int | None = None,
-        only: Any = None,
-        exclude: Any = None,
-    ) -> _near.NearHits:
-        """Near matches of many PDQ hashes, as flat arrays in query order.
-
-        Parameters
-        ----------
-        queries : numpy.ndarray or iterable
-            A ``(n, 32)`` uint8 array, or an iterable of PDQ hashes (64 hex
-            characters or 32 raw bytes each).
-        max_distance, min_quality, only, exclude
-            As for :meth:`near`.
-        threads : int, optional
-            Threads to search on (default: one per core); the GIL is
-            released while they run.
-
-        Returns
-        -------
-        NearHits
-            ``query`` (position of the query), ``record_id`` and
-            ``distance``, int64 arrays: per query nearest first, then by
-            record id.
-
-        Raises
-        ------
-        TypeError, ValueError, IndexFormatError
-            As for :meth:`near` (a bad item is named by its position).
-        """
-        return _near.near_many(
-            self.current(), queries, max_distance, min_quality, threads, only, exclude
-        )
-
-    # -- generations ---------------------------------------------------------
-
-    def reload(self, *, verify: bool = False, allow_older: bool = True) -> bool:
-        """Map the file again if it was replaced.
-
-        One stat when nothing changed.  Lookups in flight finish on the
-        old generation; reloading never blocks them.  A missing file (being
-        replaced, or removed) is not a change: the old generation stays.
-
-        Parameters
-        ----------
-        verify : bool, default False
-            Check the replacement's body first, as :meth:`verify` (O(file
-            size)): a valid header over a damaged body is refused.
-        allow_older : bool, default True
-            False refuses a lower generation number than the current one.
-
-        Returns
-        -------
-        bool
-            True if a new generation was swapped in (by this call or by
-            another thread meanwhile), False if the file was not replaced.
-
-        Raises
-        ------
-        IndexFormatError
-            The replacement is not a valid file (with `verify`: also a
-            damaged body; with `require_signature`, ``SignatureError``: a
-            bad signature); the old generation stays.  With any of these
-            checks a refusal is remembered: the same error is raised while
-            the file (and its signature file) stays the same.
-        OlderGenerationError
-            Without `allow_older`: the replacement's generation is older.
-        OSError
-            The replacement cannot be opened; the old generation stays.
-        ValueError
-            The dataset is closed.
-        """
-        replaced = self._replaced()
-        if replaced is None:
-            return False
-        st, s = replaced
-        with self._lock:
-            if self._state is not st:
-                return True  # another thread reloaded meanwhile
-            self._install(self._replacement(st, s, verify, allow_older))
-        # The old generation is not closed here: batch calls in other threads
-        # may still run on its tables; its mapping goes when they let go of it.
-        return True
-
-    def check_replacement(
-        self, *, verify: bool = True, allow_older: bool = False, source: Any = None
-    ) -> Generation | None:
-        """:meth:`reload` without the swap: the replaced file, checked.
-
-        For a caller that checks the body in another thread and swaps the
-        new generation in (:meth:`swap_in`) at a moment of its choosing,
-        e.g. between two requests.  Refusals are remembered as by
-        :meth:`reload`; the parameters and errors are its own (note the
-        defaults: checked, and no older generation).  `source` (e.g.
-        ``/proc/self/fd/N`` of the path, opened by the caller) is looked
-        at instead of the path: the caller knows which file it got.
-
-        Returns
-        -------
-        Generation or None
-            The new generation (for :meth:`swap_in`, or to close), None if
-            the file was not replaced (or is missing).
-        """
-        replaced = self._replaced(source)
-        if replaced is None:
-            return None
-        with self._lock:
-            return self._replacement(*replaced, verify, allow_older, source)
-
-    def swap_in(self, generation: Generation) -> None:
-        """Make `generation` (from :meth:`check_replacement`) the current one.
-
-        Lookups in flight finish on the old generation, as with
-        :meth:`reload`.  Raises ``ValueError`` if the dataset or
-        `generation` is closed.
-        """
-        if generation.mapping is None:
-            raise ValueError("I/O operation on closed generation")
-        with self._lock:
-            self._live()
-            self._install(generation)
-
-    def _replaced(self, source: Any = None) -> tuple[Generation, os.stat_result] | None:
-        """(current generation, stat of the path) if the path names another
-        file; None if not (a missing file is being replaced, or removed:
-        the current generation stays)."""
-        st = self._live()
-        try:
-            s = os.stat(self.path if source is None else source)
-        except FileNotFoundError:
-            return None
-        return None if file_identity(s) == st.identity else (st, s)
-
-    def _replacement(
-        self,
-        st: Generation,
-        s: os.stat_result,
-        verify: bool,
-        allow_older: bool,
-        source: Any = None,
-    ) -> Generation:
-        """The replaced file at `path` (stat `s`), checked; raises if refused.
-        Called with the lock held."""
-        versions = file_versions(self.path, s, self._signature_key)
-        rejected = self._rejected
-        if rejected is not None and rejected[0] == versions:
-            if not (allow_older and isinstance(rejected[1], OlderGenerationError)):
-                raise rejected[1]  # same files as last time: not checked again
-        try:
-            return checked_replacement(
-                self.path,
-                st,
-                self._signature_key,
-                self._suppress,
-                verify,
-                allow_older,
-                source,
-            )
-        except (IndexFormatError, OlderGenerationError) as e:
-            if self._signature_key is not None or verify or not allow_older:
-                self._rejected = (versions, e)
-            raise
 
     # -- lifecycle -----------------------------------------------------------
 
