@@ -125,6 +125,7 @@ bench: $(STAMP) $(VENV)/.testdeps
 	$(PY) benchmarks/load_server.py
 	$(PY) benchmarks/compare.py
 	$(PY) benchmarks/compare_scan.py
+	$(PY) benchmarks/compare_scan_speed.py
 	$(PY) benchmarks/compare_match.py
 	cd benchmarks && ../$(VENV)/bin/pytest -q -p no:cacheprovider --benchmark-disable-gc .
 

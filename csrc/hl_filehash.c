@@ -196,8 +196,9 @@ static int hash_fd(int fd, hl_filejob *job, HL_EVP_MD_CTX *const ctx[3],
  * as its file is done, so files of every length keep the eight lanes busy;
  * once the batch has no file left to start and at most HL_FH_SCALAR_LANES
  * lanes still hash, they finish one block at a time (cheaper than eight
- * lanes for one or two). */
-#define HL_FH_SCALAR_LANES 2
+ * lanes for one: one step of the eight-lane kernel costs about 1.6 scalar
+ * blocks, so from two lanes on it is the faster). */
+#define HL_FH_SCALAR_LANES 1
 
 typedef struct {
     hl_filejob *job;

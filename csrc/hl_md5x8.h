@@ -55,9 +55,9 @@ void hl_md5x8_feed(hl_md5x8 *s, unsigned lane, const uint8_t *msg, uint64_t len,
 
 /* Hash what is left of a lane's part one block at a time, without SIMD; the
  * lane is then done (as if hl_md5x8_run had reported it).  Why: the eight-
- * lane kernel costs about as much per step as 2.4 scalar blocks, so once
- * only one or two lanes have data left (the last large files of a batch),
- * finishing them one by one is faster.  Always available. */
+ * lane kernel costs about as much per step as 1.6 scalar blocks, so once
+ * only one lane has data left (the last large file of a batch),
+ * finishing it without SIMD is faster.  Always available. */
 void hl_md5x8_run_scalar(hl_md5x8 *s, unsigned lane);
 
 /* Hash blocks until a lane's message (or part) is done; returns the bit

@@ -14,8 +14,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from hashlookup import _core, algorithms
 from hashlookup.store import format as _format
 from hashlookup.store.dataset import ALGORITHMS, Dataset
@@ -87,8 +85,10 @@ def cheapest_cover(ds: Dataset) -> tuple[str, ...]:
     has a digest of one of them (for a plain index: its one table)."""
     st = ds.current()
     algs = ds.algorithms
-    if st.records is None or len(algs) == 1:
+    if len(algs) == 1 or st.records is None:  # records: a numpy import
         return algs
+    import numpy as np  # here: a single-table index never needs it (start-up)
+
     present = np.zeros(len(st.records), dtype=np.uint8)
     for bit, a in enumerate(algs):
         present |= (st.records[f"{a}_row"] != _format.NO_ROW).astype(np.uint8) << bit

@@ -84,14 +84,15 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from hashlookup.scan.reader import Hasher, ReadError, cheapest_cover, error_reason
 from hashlookup.scan.report import ScanHit, ScanInterrupted, ScanReport
 from hashlookup.scan.state import ScanState, scan_params
 from hashlookup.store.dataset import ALGORITHMS, Dataset, open_dataset
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _GROUP_FILES = 256  # small files handed to a worker at once
 _GROUP_BYTES = 16 << 20  # ... up to about this many bytes
@@ -138,6 +139,8 @@ def _known_sizes(ds: Dataset) -> np.ndarray | None:
     sizes = records["size"]
     if len(sizes) and int(sizes.min()) < 0:
         return None
+    import numpy as np  # here: a scan without records never imports it
+
     # sort + drop repeats: np.unique's hash path is slower on this input
     s = np.sort(sizes)
     return s[np.concatenate(([True], s[1:] != s[:-1]))] if len(s) else s
@@ -151,6 +154,8 @@ def _size_test(known: np.ndarray) -> Callable[[int], bool]:
     sizes are few enough, else a binary search (a numpy call, ~2 us)."""
     if len(known) <= _SIZE_SET_LIMIT:
         return frozenset(known.tolist()).__contains__
+
+    import numpy as np
 
     def search(size: int) -> bool:
         i = int(np.searchsorted(known, size))
