@@ -6,6 +6,7 @@ Run from the repository root (``make bench`` does)::
 
     .venv/bin/python benchmarks/compare_scan_speed.py [--sizes 250,1100]
         [--rounds 5] [--work /tmp/hashlookup-scan-speed] [--keep]
+        [--also NAME=PYTHON ...]
 
 Trees: copies of this interpreter's standard library (without
 site-packages) and of the shared libraries under /usr/lib (ELF binaries of
@@ -157,7 +158,9 @@ def hits_of(name: str, out: str, listed: set[str]) -> set[str]:
     return {line.split("\t", 1)[0] for line in out.splitlines()}
 
 
-def run_tree(work: Path, mb: int, rounds: int) -> list[str]:
+def run_tree(
+    work: Path, mb: int, rounds: int, others: dict[str, str] | None = None
+) -> list[str]:
     tree = work / f"tree-{mb}mb"
     log(f"building {tree} ...")
     build_tree(tree, mb * 10**6)
@@ -189,6 +192,12 @@ def run_tree(work: Path, mb: int, rounds: int) -> list[str]:
         )
     else:
         log("hashdeep not installed (apt-get install -y hashdeep): skipped")
+    for name, python in (others or {}).items():  # e.g. an older checkout's venv
+        tools[f"hashlookup scan --read-all ({name})"] = (
+            [python, "-I", "-m", "hashlookup", "scan", "--quiet", "--read-all"]
+            + [str(ds), t],
+            False,
+        )
     ours = "hashlookup scan --read-all"
     tools[ours] = ([*HL, "scan", "--quiet", "--read-all", str(ds), t], False)
     times: dict[str, list[float]] = {k: [] for k in tools}
@@ -198,15 +207,15 @@ def run_tree(work: Path, mb: int, rounds: int) -> list[str]:
     for r in range(rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:
             cmd, shell = tools[name]
-            dt, cpu, out = timed(cmd, shell)
+            dt, cpu_s, out = timed(cmd, shell)
             times[name].append(dt)
-            cpus[name].append(cpu)
+            cpus[name].append(cpu_s)
             got = hits_of(name, out, listed)
             if first is None:
                 first = got
             if got != first:
                 sys.exit(f"{name}: hits differ: {sorted(got ^ first)[:5]}")
-            log(f"{mb} MB round {r + 1}: {name}: {dt:.2f} s, CPU {cpu:.2f} s")
+            log(f"{mb} MB round {r + 1}: {name}: {dt:.2f} s, CPU {cpu_s:.2f} s")
     assert first is not None
     med = {k: statistics.median(v) for k, v in times.items()}
     cpu = {k: statistics.median(v) for k, v in cpus.items()}
@@ -235,14 +244,23 @@ def main() -> None:
     ap.add_argument("--sizes", default="250,1100", help="tree sizes in MB")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--keep", action="store_true", help="keep the trees")
+    ap.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="NAME=PYTHON",
+        help="also time `PYTHON -m hashlookup scan` (another install, e.g. "
+        "main=/path/to/main/.venv/bin/python), for before/after figures",
+    )
     args = ap.parse_args()
+    others = dict(a.split("=", 1) for a in args.also)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     out = [f"`compare_scan_speed.py --rounds {args.rounds}`, {stamp}", ""]
     try:
         for mb in (int(s) for s in args.sizes.split(",")):
-            out += run_tree(work, mb, args.rounds) + [""]
+            out += run_tree(work, mb, args.rounds, others) + [""]
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
