@@ -184,6 +184,7 @@ bench: $(STAMP) $(VENV)/.testdeps $(VENV)/.benchdeps
 	$(PY) benchmarks/load_server.py
 	$(PY) benchmarks/compare.py
 	$(PY) benchmarks/compare_scan.py
+	$(PY) benchmarks/compare_scan_speed.py
 	$(PY) benchmarks/compare_match.py
 	$(PY) benchmarks/compare_near.py
 	cd benchmarks && ../$(VENV)/bin/pytest -q -p no:cacheprovider --benchmark-disable-gc .

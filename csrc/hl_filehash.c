@@ -188,100 +188,187 @@ static int hash_fd(int fd, hl_filejob *job, HL_EVP_MD_CTX *const ctx[3],
                             rest);
 }
 
-/* Read an open small file whole into dst (cap bytes, more than its size)
- * with the checks of hash_fd; the file's size goes to job->size.  Returns
- * its status, or HL_FH_LARGE (then nothing was read: hash it with hash_fd). */
-#define HL_FH_LARGE (-100)
-static int read_small(int fd, hl_filejob *job, uint8_t *dst, size_t cap) {
+/* md5 only, AVX2 (hl_md5x8.h): every file goes through one of eight lanes,
+ * each with its part of buf (bufsize / 8 bytes, a multiple of 64).  A file
+ * smaller than its part is read whole and hashed as one message; a larger
+ * one is streamed: its part is refilled each time the lane has hashed it,
+ * the file staying open meanwhile.  A lane is given the next file as soon
+ * as its file is done, so files of every length keep the eight lanes busy;
+ * once the batch has no file left to start and at most HL_FH_SCALAR_LANES
+ * lanes still hash, they finish one block at a time (cheaper than eight
+ * lanes for one: one step of the eight-lane kernel costs about 1.6 scalar
+ * blocks, so from two lanes on it is the faster). */
+#define HL_FH_SCALAR_LANES 1
+
+typedef struct {
+    hl_filejob *job;
+    uint8_t *part;       /* the lane's part of buf */
+    int fd;              /* streamed file, open; -1 otherwise */
+    int last;            /* the lane hashes the last part of its file */
+    uint64_t size;       /* fstat's size */
+    uint64_t total;      /* bytes read so far */
     struct stat before;
-    int status = check_before(fd, job, &before);
-    if (status != HL_FH_OK)
-        return status;
-    uint64_t size = (uint64_t)before.st_size, total = 0;
-    if (size >= cap)
-        return HL_FH_LARGE;
-    for (;;) {  /* up to size + 1 bytes: growth shows as one byte too many */
-        ssize_t got = read_retry(fd, dst + total, (size_t)(size + 1 - total));
-        if (got < 0)
-            return errno;
-        if (got == 0)
+} hl_lane;
+
+typedef struct {
+    hl_md5x8 mx;
+    hl_lane lane[8];
+    size_t cap;          /* bytes in each lane's part */
+    unsigned busy;       /* lanes with a file */
+    const volatile int *stop;
+    HL_EVP_MD_CTX *const *ctx;
+    const hl_table *const *probe;
+    unsigned rest;
+} hl_lanes;
+
+/* A lane's file failed or stopped: record it and free the lane. */
+static void lane_fail(hl_lanes *L, unsigned l, int status) {
+    hl_lane *ln = &L->lane[l];
+    uint8_t ignored[16];
+    if (ln->fd >= 0)
+        close(ln->fd);
+    ln->fd = -1;
+    ln->job->status = status;
+    hl_md5x8_take(&L->mx, l, ignored);
+    L->busy &= ~(1u << l);
+}
+
+/* Read the next part of a streamed file into its lane and hand it to the
+ * kernel; after the last part, the fstat check and close.  Ask one byte
+ * more than the file should have left, so that growth shows; a short read
+ * ending exactly at the size is its end (fstat confirms). */
+static void lane_refill(hl_lanes *L, unsigned l) {
+    hl_lane *ln = &L->lane[l];
+    if (L->stop != NULL && *L->stop) {
+        lane_fail(L, l, HL_FH_STOPPED);
+        return;
+    }
+    size_t have = 0;
+    int end = 0;
+    while (have < L->cap) {
+        uint64_t left = ln->size - ln->total + 1;
+        size_t want = left < L->cap - have ? (size_t)left : L->cap - have;
+        ssize_t got = read_retry(ln->fd, ln->part + have, want);
+        if (got < 0) {
+            lane_fail(L, l, errno);
+            return;
+        }
+        if (got == 0) {
+            end = 1;
             break;
-        total += (uint64_t)got;
-        if (total > size)
-            return HL_FH_SIZE_CHANGED;
+        }
+        have += (size_t)got;
+        ln->total += (uint64_t)got;
+        if (ln->total > ln->size) {
+            lane_fail(L, l, HL_FH_SIZE_CHANGED);
+            return;
+        }
+        if ((size_t)got < want && ln->total == ln->size) {
+            end = 1;
+            break;
+        }
     }
-    if (total != size)
-        return HL_FH_SIZE_CHANGED;
-    if ((status = check_after(fd, &before)) != HL_FH_OK)
-        return status;
-    job->size = total;
-    return HL_FH_OK;
+    if (!end) {  /* a full part (cap is a multiple of 64) */
+        hl_md5x8_feed(&L->mx, l, ln->part, have, 0, 0);
+        return;
+    }
+    int status = ln->total == ln->size ? check_after(ln->fd, &ln->before)
+                                       : HL_FH_SIZE_CHANGED;
+    if (status != HL_FH_OK) {
+        lane_fail(L, l, status);
+        return;
+    }
+    close(ln->fd);
+    ln->fd = -1;
+    ln->last = 1;
+    hl_md5x8_feed(&L->mx, l, ln->part, have, 1, ln->total);
 }
 
-/* Hash until some lanes are done; finish their files (digest, then the
- * candidate probe: the file is still in the lane's part of buf).  Returns
- * the lanes freed. */
-static unsigned lanes_done(hl_md5x8 *mx, hl_filejob *const lane_job[8],
-                           HL_EVP_MD_CTX *const ctx[3], const hl_table *const probe[3],
-                           unsigned rest) {
-    unsigned done = hl_md5x8_run(mx);
-    for (unsigned l = 0; l < 8; l++) {
-        if (!(done >> l & 1u))
-            continue;
-        hl_filejob *job = lane_job[l];
-        const uint8_t *data = mx->msg[l];
-        hl_md5x8_take(mx, l, job->md5);
-        job->status = finish_candidate(job, ctx, data, HL_FH_MD5, probe, rest);
+/* Open a file and start it in free lane l (or record its failure). */
+static void lane_start(hl_lanes *L, unsigned l, hl_filejob *job, int open_flags) {
+    hl_lane *ln = &L->lane[l];
+    job->size = 0;
+    if (L->stop != NULL && *L->stop) {
+        job->status = HL_FH_STOPPED;
+        return;
     }
-    return done;
+    int fd = open(job->path, open_flags);
+    if (fd < 0) {
+        job->status = errno;
+        return;
+    }
+    int status = check_before(fd, job, &ln->before);
+    if (status != HL_FH_OK) {
+        close(fd);
+        job->status = status;
+        return;
+    }
+    ln->job = job;
+    ln->size = (uint64_t)ln->before.st_size;
+    ln->total = 0;
+    ln->fd = fd;
+    ln->last = 0;
+    L->busy |= 1u << l;
+    hl_md5x8_begin(&L->mx, l);
+    /* A file that fits is read whole by the same code: one part, the last. */
+    lane_refill(L, l);
 }
 
-/* md5 only, AVX2: buf is cut in nine parts of bufsize / 9 bytes.  Small
- * files are read whole into the first eight, one per lane, and hashed
- * eight at a time (hl_md5x8.h); a lane is refilled with the next file as
- * soon as its file is done.  Larger files go through hash_fd in the ninth
- * part meanwhile. */
+/* A lane has hashed its part: refill it, or finish its file (digest, then
+ * the candidate probe: a file read in one part is still in the lane's part). */
+static void lane_done(hl_lanes *L, unsigned l) {
+    hl_lane *ln = &L->lane[l];
+    if (!ln->last) {
+        lane_refill(L, l);
+        return;
+    }
+    hl_filejob *job = ln->job;
+    job->size = ln->total;
+    hl_md5x8_take(&L->mx, l, job->md5);
+    L->busy &= ~(1u << l);
+    const uint8_t *whole = ln->size < L->cap ? ln->part : NULL;
+    job->status = finish_candidate(job, L->ctx, whole, HL_FH_MD5, L->probe, L->rest);
+}
+
 static void batch_md5x8(hl_filejob *jobs, size_t n, int open_flags, uint8_t *buf,
                         size_t bufsize, const volatile int *stop,
                         const hl_table *const probe[3], unsigned rest,
                         HL_EVP_MD_CTX *const ctx[3]) {
-    size_t cap = bufsize / 9;
-    uint8_t *big = buf + 8 * cap;
-    hl_md5x8 mx;
-    hl_md5x8_init(&mx);
-    hl_filejob *lane_job[8] = {NULL};
-    unsigned free_lanes = 0xffu;
-    for (size_t i = 0; i < n; i++) {
-        hl_filejob *job = &jobs[i];
-        job->size = 0;
-        if (stop != NULL && *stop) {
-            job->status = HL_FH_STOPPED;
-            continue;
-        }
-        while (free_lanes == 0)  /* wait for a lane */
-            free_lanes |= lanes_done(&mx, lane_job, ctx, probe, rest);
-        unsigned lane = (unsigned)__builtin_ctz(free_lanes);
-        int fd = open(job->path, open_flags);
-        if (fd < 0) {
-            job->status = errno;
-            continue;
-        }
-        uint8_t *dst = buf + lane * cap;
-        int status = read_small(fd, job, dst, cap);
-        if (status == HL_FH_OK) {  /* its status is set when its lane is done */
-            close(fd);
-            hl_md5x8_start(&mx, lane, dst, job->size);
-            lane_job[lane] = job;
-            free_lanes &= ~(1u << lane);
-            continue;
-        }
-        if (status == HL_FH_LARGE)
-            status = hash_fd(fd, job, ctx, HL_FH_MD5, big, cap, stop, probe, rest);
-        close(fd);
-        job->status = status;
+    hl_lanes L;
+    hl_md5x8_init(&L.mx);
+    L.cap = bufsize / 8 / 64 * 64;
+    L.busy = 0;
+    L.stop = stop;
+    L.ctx = ctx;
+    L.probe = probe;
+    L.rest = rest;
+    for (unsigned l = 0; l < 8; l++) {
+        L.lane[l].part = buf + l * L.cap;
+        L.lane[l].fd = -1;
     }
-    while (free_lanes != 0xffu)
-        free_lanes |= lanes_done(&mx, lane_job, ctx, probe, rest);
+    size_t next = 0;
+    for (;;) {
+        while (next < n && L.busy != 0xffu)
+            lane_start(&L, (unsigned)__builtin_ctz(~L.busy & 0xffu), &jobs[next++],
+                       open_flags);
+        if (L.busy == 0) {
+            if (next < n)
+                continue;
+            break;
+        }
+        unsigned done;
+        if (next == n && __builtin_popcount(L.busy) <= HL_FH_SCALAR_LANES) {
+            done = L.busy;
+            for (unsigned l = 0; l < 8; l++)
+                if (done >> l & 1u)
+                    hl_md5x8_run_scalar(&L.mx, l);
+        } else {
+            done = hl_md5x8_run(&L.mx);
+        }
+        for (unsigned l = 0; l < 8; l++)
+            if (done >> l & 1u)
+                lane_done(&L, l);
+    }
 }
 
 hl_status hl_filehash_batch(hl_filejob *jobs, size_t n, unsigned algorithms,
@@ -296,7 +383,7 @@ hl_status hl_filehash_batch(hl_filejob *jobs, size_t n, unsigned algorithms,
     for (size_t a = 0; a < 3; a++)
         if (((algorithms | rest) >> a & 1u) && (ctx[a] = crypto.ctx_new()) == NULL)
             st = HL_ENOMEM;
-    if (st == HL_OK && algorithms == HL_FH_MD5 && bufsize >= 9 * 4096 &&
+    if (st == HL_OK && algorithms == HL_FH_MD5 && bufsize >= 8 * 4096 &&
         hl_md5x8_available()) {
         batch_md5x8(jobs, n, open_flags, buf, bufsize, stop, probe, rest, ctx);
         n = 0;

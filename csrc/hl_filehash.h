@@ -61,7 +61,11 @@ int hl_filehash_available(void);
  * libcrypto is unavailable or the arguments are bad, HL_ENOMEM if its
  * contexts cannot be allocated; per-file problems go to job->status.
  * stop (may be NULL) is polled between reads: another thread sets it to
- * abandon the batch (Ctrl-C must not wait for a 100 GB file). */
+ * abandon the batch (Ctrl-C must not wait for a 100 GB file).
+ * md5 only, with AVX2 and bufsize >= 8 * 4096: the files are hashed eight
+ * at a time in the lanes of hl_md5x8, each lane reading through its eighth
+ * of buf (files smaller than that read whole, larger ones streamed), with
+ * the same checks; "fitted in buf" then means "smaller than bufsize / 8". */
 hl_status hl_filehash_batch(hl_filejob *jobs, size_t n, unsigned algorithms,
                             int open_flags, uint8_t *buf, size_t bufsize,
                             const volatile int *stop, const hl_table *const probe[3],

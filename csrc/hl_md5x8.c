@@ -11,13 +11,22 @@ void hl_md5x8_init(hl_md5x8 *s) {
     memset(s, 0, sizeof *s);
 }
 
-void hl_md5x8_start(hl_md5x8 *s, unsigned lane, const uint8_t *msg, uint64_t len) {
+void hl_md5x8_begin(hl_md5x8 *s, unsigned lane) {
     s->a[lane] = 0x67452301u;
     s->b[lane] = 0xefcdab89u;
     s->c[lane] = 0x98badcfeu;
     s->d[lane] = 0x10325476u;
+}
+
+void hl_md5x8_feed(hl_md5x8 *s, unsigned lane, const uint8_t *msg, uint64_t len,
+                   int last, uint64_t total) {
     s->msg[lane] = msg;
     s->full[lane] = len / 64;
+    s->pos[lane] = 0;
+    if (!last) {
+        s->blocks[lane] = (int32_t)s->full[lane];
+        return;
+    }
     size_t rem = (size_t)(len % 64);
     uint8_t *tail = s->tail[lane];
     memset(tail, 0, sizeof s->tail[lane]);
@@ -25,11 +34,15 @@ void hl_md5x8_start(hl_md5x8 *s, unsigned lane, const uint8_t *msg, uint64_t len
         memcpy(tail, msg + s->full[lane] * 64, rem);
     tail[rem] = 0x80;
     size_t extra = rem < 56 ? 1 : 2;
-    uint64_t bits = len * 8;
+    uint64_t bits = total * 8;
     for (size_t k = 0; k < 8; k++)
         tail[extra * 64 - 8 + k] = (uint8_t)(bits >> (8 * k));
-    s->pos[lane] = 0;
     s->blocks[lane] = (int32_t)(s->full[lane] + extra);
+}
+
+void hl_md5x8_start(hl_md5x8 *s, unsigned lane, const uint8_t *msg, uint64_t len) {
+    hl_md5x8_begin(s, lane);
+    hl_md5x8_feed(s, lane, msg, len, 1, len);
 }
 
 void hl_md5x8_take(hl_md5x8 *s, unsigned lane, uint8_t out[16]) {
@@ -41,13 +54,6 @@ void hl_md5x8_take(hl_md5x8 *s, unsigned lane, uint8_t out[16]) {
     s->pos[lane] = 0;
     s->full[lane] = 0;
     s->msg[lane] = NULL;
-}
-
-#if HL_HAVE_AVX2
-#include <immintrin.h>
-
-int hl_md5x8_available(void) {
-    return hl_cpu_has_avx2();
 }
 
 /* RFC 1321: T[i] = floor(2^32 * |sin(i + 1)|). */
@@ -65,19 +71,107 @@ static const uint32_t T[64] = {
     0xf7537e82, 0xbd3af235, 0x2ad7d2bb, 0xeb86d391,
 };
 
+static inline uint32_t rotl32(uint32_t x, unsigned s) {
+    return (x << s) | (x >> (32 - s));
+}
+
+/* One step: a = b + ((a + f(b, c, d) + w + T[i]) <<< s).  The four rounds
+ * are written out with constant shifts, as in the AVX2 kernel: a scalar
+ * MD5 is bound by the latency of this chain. */
+#define SF(b, c, d) ((d) ^ ((b) & ((c) ^ (d))))
+#define SH(b, c, d) ((b) ^ (c) ^ (d))
+#define SI(b, c, d) ((c) ^ ((b) | ~(d)))
+#define SSTEP(f, a, b, c, d, i, w, s) a = (b) + rotl32((a) + (w) + T[i] + f(b, c, d), s)
+/* G = (b & d) | (c & ~d), the two halves disjoint: added separately, only
+ * b & d waits for b (one operation on the chain instead of three). */
+#define SGSTEP(a, b, c, d, i, w, s) \
+    a = (b) + rotl32((a) + (w) + T[i] + ((c) & ~(d)) + ((b) & (d)), s)
+
+static void md5_block(uint32_t st[4], const uint8_t *p) {
+    uint32_t w[16];
+    for (int k = 0; k < 16; k++)
+        w[k] = (uint32_t)p[4 * k] | (uint32_t)p[4 * k + 1] << 8 |
+               (uint32_t)p[4 * k + 2] << 16 | (uint32_t)p[4 * k + 3] << 24;
+    uint32_t a = st[0], b = st[1], c = st[2], d = st[3];
+    for (int i = 0; i < 16; i += 4) {
+        SSTEP(SF, a, b, c, d, i, w[i], 7);
+        SSTEP(SF, d, a, b, c, i + 1, w[i + 1], 12);
+        SSTEP(SF, c, d, a, b, i + 2, w[i + 2], 17);
+        SSTEP(SF, b, c, d, a, i + 3, w[i + 3], 22);
+    }
+    for (int i = 16; i < 32; i += 4) {
+        SGSTEP(a, b, c, d, i, w[(5 * i + 1) & 15], 5);
+        SGSTEP(d, a, b, c, i + 1, w[(5 * i + 6) & 15], 9);
+        SGSTEP(c, d, a, b, i + 2, w[(5 * i + 11) & 15], 14);
+        SGSTEP(b, c, d, a, i + 3, w[(5 * i + 16) & 15], 20);
+    }
+    for (int i = 32; i < 48; i += 4) {
+        SSTEP(SH, a, b, c, d, i, w[(3 * i + 5) & 15], 4);
+        SSTEP(SH, d, a, b, c, i + 1, w[(3 * i + 8) & 15], 11);
+        SSTEP(SH, c, d, a, b, i + 2, w[(3 * i + 11) & 15], 16);
+        SSTEP(SH, b, c, d, a, i + 3, w[(3 * i + 14) & 15], 23);
+    }
+    for (int i = 48; i < 64; i += 4) {
+        SSTEP(SI, a, b, c, d, i, w[(7 * i) & 15], 6);
+        SSTEP(SI, d, a, b, c, i + 1, w[(7 * i + 7) & 15], 10);
+        SSTEP(SI, c, d, a, b, i + 2, w[(7 * i + 14) & 15], 15);
+        SSTEP(SI, b, c, d, a, i + 3, w[(7 * i + 21) & 15], 21);
+    }
+    st[0] += a;
+    st[1] += b;
+    st[2] += c;
+    st[3] += d;
+}
+
+void hl_md5x8_run_scalar(hl_md5x8 *s, unsigned lane) {
+    uint32_t st[4] = {s->a[lane], s->b[lane], s->c[lane], s->d[lane]};
+    for (int32_t k = s->pos[lane]; k < s->blocks[lane]; k++) {
+        uint64_t b = (uint64_t)k;
+        md5_block(st, b < s->full[lane] ? s->msg[lane] + b * 64
+                                        : s->tail[lane] + (b - s->full[lane]) * 64);
+    }
+    s->pos[lane] = s->blocks[lane];
+    s->a[lane] = st[0];
+    s->b[lane] = st[1];
+    s->c[lane] = st[2];
+    s->d[lane] = st[3];
+}
+
+#if HL_HAVE_AVX2
+#include <immintrin.h>
+
+int hl_md5x8_available(void) {
+    return hl_cpu_has_avx2();
+}
+
 #define X_ATTR __attribute__((target("avx2")))
 #define ROTL(x, s) _mm256_or_si256(_mm256_slli_epi32((x), (s)), \
                                    _mm256_srli_epi32((x), 32 - (s)))
-#define FF(x, y, z) _mm256_or_si256(_mm256_and_si256(x, y), _mm256_andnot_si256(x, z))
-#define GG(x, y, z) _mm256_or_si256(_mm256_and_si256(x, z), _mm256_andnot_si256(z, y))
-#define HH(x, y, z) _mm256_xor_si256(_mm256_xor_si256(x, y), z)
+/* The round functions, written so that as few operations as possible wait
+ * for x (b, the value just computed): MD5 is one dependency chain, so its
+ * latency sets the speed of the eight lanes as of one. */
+#define FF(x, y, z) _mm256_xor_si256(z, _mm256_and_si256(x, _mm256_xor_si256(y, z)))
+#define HH(x, y, z) _mm256_xor_si256(x, _mm256_xor_si256(y, z))
 #define II(x, y, z) _mm256_xor_si256(y, _mm256_or_si256(x, _mm256_xor_si256(z, ones)))
-/* a = b + ((a + f(b, c, d) + w + T[i]) <<< s) */
+/* a = b + ((a + w + T[i] + f(b, c, d)) <<< s), the sum not waiting for b
+ * added first. */
 #define STEP(f, a, b, c, d, i, w, s)                                          \
     a = _mm256_add_epi32(                                                     \
         b, ROTL(_mm256_add_epi32(                                             \
-                    _mm256_add_epi32(a, f(b, c, d)),                          \
-                    _mm256_add_epi32(w, _mm256_set1_epi32((int)T[i]))),       \
+                    _mm256_add_epi32(a, _mm256_add_epi32(                     \
+                                            w, _mm256_set1_epi32((int)T[i]))), \
+                    f(b, c, d)),                                              \
+                s))
+/* G = (b & d) | (c & ~d): the two halves are disjoint, so they are added
+ * one by one and only b & d waits for b. */
+#define GSTEP(a, b, c, d, i, w, s)                                            \
+    a = _mm256_add_epi32(                                                     \
+        b, ROTL(_mm256_add_epi32(                                             \
+                    _mm256_add_epi32(                                         \
+                        _mm256_add_epi32(a, _mm256_add_epi32(                 \
+                                                w, _mm256_set1_epi32((int)T[i]))), \
+                        _mm256_andnot_si256(d, c)),                           \
+                    _mm256_and_si256(b, d)),                                  \
                 s))
 
 /* 32-bit word k of all eight blocks: an 8x8 transpose of the first (or
@@ -147,10 +241,10 @@ X_ATTR unsigned hl_md5x8_run(hl_md5x8 *s) {
             STEP(FF, b, c, d, a, i + 3, w[i + 3], 22);
         }
         for (int i = 16; i < 32; i += 4) {
-            STEP(GG, a, b, c, d, i, w[(5 * i + 1) & 15], 5);
-            STEP(GG, d, a, b, c, i + 1, w[(5 * i + 6) & 15], 9);
-            STEP(GG, c, d, a, b, i + 2, w[(5 * i + 11) & 15], 14);
-            STEP(GG, b, c, d, a, i + 3, w[(5 * i + 16) & 15], 20);
+            GSTEP(a, b, c, d, i, w[(5 * i + 1) & 15], 5);
+            GSTEP(d, a, b, c, i + 1, w[(5 * i + 6) & 15], 9);
+            GSTEP(c, d, a, b, i + 2, w[(5 * i + 11) & 15], 14);
+            GSTEP(b, c, d, a, i + 3, w[(5 * i + 16) & 15], 20);
         }
         for (int i = 32; i < 48; i += 4) {
             STEP(HH, a, b, c, d, i, w[(3 * i + 5) & 15], 4);

@@ -25,7 +25,8 @@
 typedef struct {
     uint32_t a[8], b[8], c[8], d[8];   /* MD5 state of each lane */
     const uint8_t *msg[8];
-    uint64_t full[8];                  /* whole 64-byte blocks of msg */
+    uint64_t full[8];                  /* whole 64-byte blocks of msg (of the
+                                        * current part when streaming) */
     int32_t pos[8];                    /* blocks hashed */
     int32_t blocks[8];                 /* blocks in all, padding included;
                                         * 0: the lane is empty */
@@ -42,8 +43,25 @@ void hl_md5x8_init(hl_md5x8 *s);
  * msg must stay valid until the lane's digest is taken. */
 void hl_md5x8_start(hl_md5x8 *s, unsigned lane, const uint8_t *msg, uint64_t len);
 
-/* Hash blocks until a lane's message is done; returns the bit mask of the
- * lanes whose message is done (0 if every lane is empty).  Only call when
+/* Streaming, for messages too long to hold whole (large files read part
+ * by part): begin resets an empty lane; feed gives it the next part,
+ * msg[0 .. len), which must stay valid until the lane is reported done.  A
+ * part that is not the last has a length that is a positive multiple of 64;
+ * the last one (last = 1, any length, 0 included) ends a message of `total`
+ * bytes in all.  After the last part, take the digest as for start. */
+void hl_md5x8_begin(hl_md5x8 *s, unsigned lane);
+void hl_md5x8_feed(hl_md5x8 *s, unsigned lane, const uint8_t *msg, uint64_t len,
+                   int last, uint64_t total);
+
+/* Hash what is left of a lane's part one block at a time, without SIMD; the
+ * lane is then done (as if hl_md5x8_run had reported it).  Why: the eight-
+ * lane kernel costs about as much per step as 1.6 scalar blocks, so once
+ * only one lane has data left (the last large file of a batch),
+ * finishing it without SIMD is faster.  Always available. */
+void hl_md5x8_run_scalar(hl_md5x8 *s, unsigned lane);
+
+/* Hash blocks until a lane's message (or part) is done; returns the bit
+ * mask of the lanes whose message or part is done (0 if every lane is empty).  Only call when
  * hl_md5x8_available(). */
 unsigned hl_md5x8_run(hl_md5x8 *s);
 

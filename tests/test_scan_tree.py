@@ -156,6 +156,9 @@ def _run_scan(
         "import hashlookup.scan as S\n"
         "if sys.argv[3] == 'python':\n"
         "    S._native = None\n"
+        # numpy: the scan imports it lazily when the dataset has records,
+        # and this interpreter's files may be unreadable by `as_user`.
+        "import numpy\n"
         "uid = int(sys.argv[2])\n"
         "if uid >= 0:\n"
         "    os.setgroups([])\n"

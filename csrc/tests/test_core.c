@@ -2,7 +2,9 @@
  * test_core.c - the C core tested directly, without Python, against
  * brute-force references: search kernels (every width class, with and
  * without Bloom filter, corrupt locators), Bloom build/probe, the stable
- * hash, sort/dedupe, row narrowing, hex decoding and the line parser.
+ * hash, sort/dedupe, row narrowing, hex decoding, the line parser, and
+ * the file reader's md5 (eight-lane kernel, streamed parts, scalar tail,
+ * batches of real files) against libcrypto's MD5.
  * (The lookup service's record JSON, csrc/server/, has test_render.c.)
  *
  * Built and run by `make ctest` under -fsanitize=address,undefined and
@@ -11,15 +13,22 @@
  * Usage: test_core [portable|avx2]  (checks which kernel set is in use).
  * Every input comes from a fixed-seed xorshift generator.
  */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "hl_bloom.h"
 #include "hl_cpu.h"
+#include "hl_filehash.h"
 #include "hl_hash.h"
 #include "hl_hex.h"
 #include "hl_linematch.h"
+#include "hl_md5x8.h"
 #include "hl_search.h"
 #include "hl_sort.h"
 
@@ -668,6 +677,194 @@ static void test_match_lines(void) {
     free(buf);
 }
 
+/* ------------------------------------------------------------------ */
+/* md5 of files: hl_md5x8 and hl_filehash_batch against libcrypto      */
+/* ------------------------------------------------------------------ */
+
+/* libcrypto's one-shot MD5 (the reference), or NULL if it cannot load. */
+typedef unsigned char *(*md5_fn)(const unsigned char *, size_t, unsigned char *);
+
+static md5_fn ref_md5(void) {
+    static const char *const libs[] = {"libcrypto.so.3", "libcrypto.so.1.1",
+                                       "libcrypto.so"};
+    for (size_t i = 0; i < 3; i++) {
+        void *lib = dlopen(libs[i], RTLD_NOW | RTLD_LOCAL);
+        md5_fn f;
+        if (lib == NULL)
+            continue;
+        *(void **)&f = dlsym(lib, "MD5");
+        if (f != NULL)
+            return f;
+    }
+    return NULL;
+}
+
+/* Lengths around the padding boundaries, then random ones. */
+static size_t msg_len(size_t i) {
+    return i < 140 ? i : i < 160 ? 4096 - 80 + (i - 140) * 8 : rnd_below(20000);
+}
+
+typedef struct {
+    const uint8_t *data;
+    size_t len, fed;
+    int last;
+} x8_msg;
+
+/* Give lane l the next part of its message: a random multiple of 64 bytes,
+ * or the rest as the last part (sometimes the whole message at once). */
+static void x8_feed(hl_md5x8 *mx, unsigned l, x8_msg *m) {
+    size_t left = m->len - m->fed, part = 64 * (1 + rnd_below(8));
+    if (m->fed == 0 && rnd_below(3) == 0) {
+        hl_md5x8_start(mx, l, m->data, m->len);
+        part = left + 1;
+    } else if (part < left) {
+        hl_md5x8_feed(mx, l, m->data + m->fed, part, 0, 0);
+    } else {
+        hl_md5x8_feed(mx, l, m->data + m->fed, left, 1, m->len);
+    }
+    if (part < left) {
+        m->fed += part;
+    } else {
+        m->fed = m->len;
+        m->last = 1;
+    }
+}
+
+/* Eight lanes refilled as they finish, messages fed in parts, hashed by the
+ * eight-lane kernel (when available), the scalar one, or both in turn:
+ * every digest equals libcrypto's. */
+static void test_md5x8(md5_fn md5) {
+    enum { N = 400 };
+    static x8_msg msg[N];
+    for (size_t i = 0; i < N; i++) {
+        msg[i].len = msg_len(i);
+        uint8_t *d = xmalloc(msg[i].len);
+        for (size_t k = 0; k < msg[i].len; k++)
+            d[k] = (uint8_t)rnd();
+        msg[i].data = d;
+    }
+    for (int mode = 0; mode < 3; mode++) {  /* simd, scalar, mixed */
+        if (mode != 1 && !hl_md5x8_available())
+            continue;
+        hl_md5x8 mx;
+        hl_md5x8_init(&mx);
+        size_t in_lane[8], next = 0, finished = 0;
+        unsigned busy = 0;
+        while (finished < N) {
+            while (next < N && busy != 0xffu) {
+                unsigned l = (unsigned)__builtin_ctz(~busy & 0xffu);
+                in_lane[l] = next;
+                msg[next].fed = 0;
+                msg[next].last = 0;
+                busy |= 1u << l;
+                hl_md5x8_begin(&mx, l);
+                x8_feed(&mx, l, &msg[next++]);
+            }
+            unsigned done;
+            if (mode == 1 || (mode == 2 && rnd_below(2))) {
+                done = busy;
+                for (unsigned l = 0; l < 8; l++)
+                    if (busy >> l & 1u)
+                        hl_md5x8_run_scalar(&mx, l);
+            } else {
+                done = hl_md5x8_run(&mx);
+            }
+            CHECK(done != 0 && (done & ~busy) == 0, "mode %d: done %x busy %x", mode,
+                  done, busy);
+            if (done == 0 || (done & ~busy) != 0)
+                break;
+            for (unsigned l = 0; l < 8; l++) {
+                x8_msg *m = &msg[in_lane[l]];
+                if (!(done >> l & 1u))
+                    continue;
+                if (!m->last) {
+                    x8_feed(&mx, l, m);
+                    continue;
+                }
+                uint8_t got[16], want[16];
+                hl_md5x8_take(&mx, l, got);
+                md5(m->data, m->len, want);
+                CHECK(memcmp(got, want, 16) == 0, "mode %d: md5 of %zu bytes", mode,
+                      m->len);
+                busy &= ~(1u << l);
+                finished++;
+            }
+        }
+        CHECK(finished == N, "mode %d: %zu of %d messages", mode, finished, N);
+    }
+    for (size_t i = 0; i < N; i++)
+        free((void *)msg[i].data);
+}
+
+/* hl_filehash_batch, md5 only, on real files of every length class for a
+ * buffer of 8 lanes of 4 KiB (whole files, streamed ones, exactly a part,
+ * empty), mixed with files that fail (missing, a directory) and in batches
+ * that end with one or two long files (the scalar tail): every digest,
+ * size and status as expected.  Then the stop flag. */
+static void test_filehash(md5_fn md5) {
+    enum { N = 120 };
+    char dir[] = "/tmp/hl_test_filehash.XXXXXX";
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        exit(2);
+    }
+    static char path[N][64];
+    static uint8_t want[N][16];
+    size_t len[N];
+    for (size_t i = 0; i < N; i++) {
+        len[i] = i % 10 == 9 ? 4096 * (1 + rnd_below(40)) + rnd_below(3) * 63
+                 : i % 10 == 8 ? 4096 + rnd_below(2) - 1
+                 : rnd_below(3 * 4096);
+        if (i == N - 1)
+            len[i] = 700000;  /* a long file last: the scalar tail */
+        uint8_t *d = xmalloc(len[i]);
+        for (size_t k = 0; k < len[i]; k++)
+            d[k] = (uint8_t)rnd();
+        md5(d, len[i], want[i]);
+        snprintf(path[i], sizeof path[i], "%s/f%zu", dir, i);
+        if (i % 17 == 5) {  /* a directory: not a regular file */
+            CHECK(mkdir(path[i], 0700) == 0, "mkdir %s", path[i]);
+        } else if (i % 23 != 7) {  /* else missing */
+            FILE *f = fopen(path[i], "wb");
+            CHECK(f != NULL && fwrite(d, 1, len[i], f) == len[i] && fclose(f) == 0,
+                  "write %s", path[i]);
+        }
+        free(d);
+    }
+    size_t bufsize = 8 * 4096;
+    uint8_t *buf = xmalloc(bufsize);
+    static hl_filejob jobs[N];
+    for (size_t start = 0; start < N; start += 37) {
+        size_t n = start + 37 < N ? 37 : N - start;
+        memset(jobs, 0, sizeof jobs);
+        for (size_t i = 0; i < n; i++)
+            jobs[i].path = path[start + i];
+        CHECK(hl_filehash_batch(jobs, n, HL_FH_MD5, O_RDONLY | O_NONBLOCK, buf,
+                                bufsize, NULL, NULL, 0) == HL_OK,
+              "batch at %zu", start);
+        for (size_t i = 0; i < n; i++) {
+            size_t k = start + i;
+            int expect = k % 17 == 5 ? HL_FH_NOT_REGULAR : k % 23 == 7 ? 2 : HL_FH_OK;
+            CHECK(jobs[i].status == expect, "%s: status %d", path[k], jobs[i].status);
+            if (expect == HL_FH_OK)
+                CHECK(jobs[i].size == len[k] && memcmp(jobs[i].md5, want[k], 16) == 0,
+                      "%s: %zu bytes, size %llu or md5 wrong", path[k], len[k],
+                      (unsigned long long)jobs[i].size);
+        }
+    }
+    /* stop: set before the batch, no file is hashed */
+    int stop = 1;
+    memset(jobs, 0, sizeof jobs);
+    jobs[0].path = path[N - 1];
+    CHECK(hl_filehash_batch(jobs, 1, HL_FH_MD5, O_RDONLY, buf, bufsize, &stop, NULL,
+                            0) == HL_OK && jobs[0].status == HL_FH_STOPPED,
+          "stopped batch: status %d", jobs[0].status);
+    for (size_t i = 0; i < N; i++)
+        (void)(i % 17 == 5 ? rmdir(path[i]) : unlink(path[i]));
+    CHECK(rmdir(dir) == 0, "rmdir %s", dir);
+    free(buf);
+}
+
 int main(int argc, char **argv) {
     const char *kernel = hl_cpu_kernel_name();
     if (argc > 1 && strcmp(argv[1], kernel) != 0) {
@@ -682,6 +879,13 @@ int main(int argc, char **argv) {
     test_hex_encode();
     test_parse_lines();
     test_match_lines();
+    md5_fn md5 = ref_md5();
+    if (md5 != NULL && hl_filehash_available()) {
+        test_md5x8(md5);
+        test_filehash(md5);
+    } else {
+        printf("test_core: libcrypto not loadable, file hashing not tested\n");
+    }
     printf("test_core (%s kernels): %lu checks, %lu failed\n", kernel, checks,
            failures);
     return failures ? 1 : 0;

@@ -14,8 +14,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from hashlookup import _core, algorithms
 from hashlookup.store import format as _format
 from hashlookup.store.dataset import ALGORITHMS, Dataset
@@ -87,8 +85,10 @@ def cheapest_cover(ds: Dataset) -> tuple[str, ...]:
     has a digest of one of them (for a plain index: its one table)."""
     st = ds.current()
     algs = ds.algorithms
-    if st.records is None or len(algs) == 1:
+    if len(algs) == 1 or st.records is None:  # records: a numpy import
         return algs
+    import numpy as np  # here: a single-table index never needs it (start-up)
+
     present = np.zeros(len(st.records), dtype=np.uint8)
     for bit, a in enumerate(algs):
         present |= (st.records[f"{a}_row"] != _format.NO_ROW).astype(np.uint8) << bit
@@ -132,11 +132,11 @@ class Hasher:
         by_alg = dict(self.tables)
         self.probe = tuple(by_alg.get(a) for a in ALGORITHMS)
         self.chunk_size = chunk_size
-        # md5 only: the C reader puts small files in eight lanes of its
-        # buffer and hashes them eight at a time (csrc/hl_md5x8.h), large
-        # ones in a ninth part: parts of chunk_size bytes let files up to
-        # chunk_size take the 8-lane path.
-        self.native_buf = chunk_size * (9 if cover == ("md5",) else 1)
+        # md5 only: the C reader hashes eight files at a time, one per AVX2
+        # lane (csrc/hl_md5x8.h), each lane with a part of the buffer: files
+        # below chunk_size are read whole into their part, larger ones
+        # streamed through it in chunk_size pieces.
+        self.native_buf = chunk_size * (8 if cover == ("md5",) else 1)
         self.flags = (
             os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
         )

@@ -94,14 +94,15 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from hashlookup.scan.reader import Hasher, ReadError, cheapest_cover, error_reason
 from hashlookup.scan.report import ScanHit, ScanInterrupted, ScanReport
 from hashlookup.scan.state import ScanState, scan_params
 from hashlookup.store.dataset import ALGORITHMS, Dataset, open_dataset
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _GROUP_FILES = 256  # small files handed to a worker at once
 _GROUP_BYTES = 16 << 20  # ... up to about this many bytes
@@ -148,6 +149,8 @@ def _known_sizes(ds: Dataset) -> np.ndarray | None:
     sizes = records["size"]
     if len(sizes) and int(sizes.min()) < 0:
         return None
+    import numpy as np  # here: a scan without records never imports it
+
     # sort + drop repeats: np.unique's hash path is slower on this input
     s = np.sort(sizes)
     return s[np.concatenate(([True], s[1:] != s[:-1]))] if len(s) else s
@@ -161,6 +164,8 @@ def _size_test(known: np.ndarray) -> Callable[[int], bool]:
     sizes are few enough, else a binary search (a numpy call, ~2 us)."""
     if len(known) <= _SIZE_SET_LIMIT:
         return frozenset(known.tolist()).__contains__
+
+    import numpy as np
 
     def search(size: int) -> bool:
         i = int(np.searchsorted(known, size))
@@ -489,6 +494,9 @@ class _Scanner:
         whether any hit was reported."""
         found = False
         records: set[int] = set()
+        # One digest finds one record: no record id needed to drop repeats
+        # (reading it maps the rowmap with numpy, ~70 ms to import).
+        several = len(digests) > 1
         for a in ALGORITHMS:
             digest = digests.get(a)
             if digest is None:
@@ -497,11 +505,12 @@ class _Scanner:
             row = table.find(digest)
             if row < 0:
                 continue
-            # The record id first: the full Match is built once per record.
-            rid = self.generation.record_id(a, row)
-            if rid in records:
-                continue
-            records.add(rid)
+            if several:
+                # The record id first: the full Match is built once per record.
+                rid = self.generation.record_id(a, row)
+                if rid in records:
+                    continue
+                records.add(rid)
             m = self.generation.match(a, row, self.only, self.exclude_labels)
             if m is None:
                 continue  # dropped by a label filter
