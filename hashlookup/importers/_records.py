@@ -37,6 +37,9 @@ class RecordBatch:
     size: np.ndarray  # (n,) int64, -1 = unknown
     labels: dict[str, np.ndarray]  # label name (e.g. "category:1") -> int64 row
     #                                indices within this batch (sorted, unique)
+    attributes: dict[str, list[str | None]] = field(default_factory=dict)
+    #                                attribute name -> one value per row (None:
+    #                                none); docs/DATASETS.md
 
     def __len__(self) -> int:
         return int(self.size.shape[0])
@@ -120,6 +123,8 @@ class _Options:
     batch_size: int
     report: ImportReport
     source: Source | None = None  # the input, read once (None: open path)
+    attributes: dict[str, str] | None = None  # attribute name -> column (CSV)
+    attributes_optional: bool = False  # keep only those the header has
 
     def open(self) -> BinaryIO:
         """The input as a binary file object, from its first byte (a pipe's

@@ -46,6 +46,10 @@ KIND_ROWMAP = 5  # per key table: uint32 record id of every row
 KIND_RECORDS = 6  # dataset: one 24-byte entry per record
 KIND_LABEL_BITMAPS = 7  # dataset: serialized roaring bitmaps, back to back
 KIND_LABEL_INDEX = 8  # dataset: JSON directory of the bitmaps
+# Record attributes (hashlookup.store.attributes), optional: ids kept well
+# away from the next free one so that other new kinds can take 9, 10, ...
+KIND_ATTR_STRINGS = 17  # dataset: the attribute string table
+KIND_ATTR_REFS = 18  # dataset: per record, a string id per attribute name
 KIND_NAMES = {
     KIND_KEYS: "keys",
     KIND_LOCATOR: "locator",
@@ -55,6 +59,8 @@ KIND_NAMES = {
     KIND_RECORDS: "records",
     KIND_LABEL_BITMAPS: "label bitmaps",
     KIND_LABEL_INDEX: "label index",
+    KIND_ATTR_STRINGS: "attribute strings",
+    KIND_ATTR_REFS: "attribute refs",
 }
 
 # A record: rows of its md5, sha1 and sha256 digests in their key tables
