@@ -12,7 +12,10 @@ Synthetic data with fixed seeds only.
 from __future__ import annotations
 
 import csv
+import io
+import json
 import random
+import sqlite3
 import subprocess
 import sys
 import time
@@ -380,3 +383,88 @@ def test_damaged_bytes_refused_by_verify(good, tmp_path):
                         ds.lookup(md5)
                     except IndexFormatError as e:
                         assert "attribute" in str(e)
+
+
+def rds3(path: Path, n: int, view: bool) -> list[tuple[str, dict]]:
+    """An RDSv3 database (FILE as a table, or as a view: no rowids) of n
+    synthetic rows, every 37th without md5 (the row-by-row path) and one
+    with a bad sha1 (skipped); per good row its sha1 and attributes."""
+    rnd = random.Random(31)
+    rows, out = [], []
+    for i in range(n):
+        sha1 = rnd.randbytes(20).hex().upper()
+        md5 = "" if i % 37 == 5 else rnd.randbytes(16).hex().upper()
+        name = "" if i % 11 == 0 else f"f {i}\u00e9.exe"
+        if i == n // 2:
+            sha1 = "XYZ"
+        rows.append((rnd.randbytes(32).hex().upper(), sha1, md5, f"{i:08X}", name, i))
+        want = {"CRC32": f"{i:08X}", "ProductCode": str(190 + i % 3)}
+        if name:
+            want["FileName"] = name
+        if sha1 != "XYZ":
+            out.append((sha1.lower(), want))
+    con = sqlite3.connect(path)
+    table = "OBJECT" if view else "FILE"
+    con.execute(
+        f"CREATE TABLE {table} (sha256 TEXT, sha1 TEXT, md5 TEXT, crc32 TEXT, "
+        f"file_name TEXT, file_size INTEGER, package_id INTEGER)"
+    )
+    con.executemany(
+        f"INSERT INTO {table} VALUES (?,?,?,?,?,?,?)",
+        [(*r, 190 + i % 3) for i, r in enumerate(rows)],
+    )
+    if view:
+        con.execute("CREATE VIEW FILE AS SELECT * FROM OBJECT WHERE 1")
+    con.commit()
+    con.close()
+    return out
+
+
+@pytest.mark.parametrize("view", [False, True])
+def test_nsrl_rds3_keeps_its_attributes(tmp_path, view):
+    db = tmp_path / "rds3.db"
+    expect = rds3(db, 400, view)
+    out = tmp_path / "rds3.hld"
+    build_dataset([db], out, skip_invalid=True)
+    with open_dataset(out) as ds:
+        ds.current().verify()
+        assert ds.current().count == len(expect)
+        for sha1, want in expect:
+            m = ds.lookup(sha1)
+            assert m is not None and dict(m.attributes) == want
+
+
+def test_check_attributes_output(tmp_path):
+    """check --attributes in text (escaped), jsonl and csv; nothing without
+    the option."""
+    src = tmp_path / "l.csv"
+    src.write_text(
+        'md5,FileName,Note\n"'
+        + "ab" * 16
+        + '","a\tb\\\\c\nd",n1\n'
+        + "cd" * 16
+        + ",,\n"
+    )
+    out = tmp_path / "l.hld"
+    build_dataset([src], out, attributes=["FileName", "Note"])
+    cmd = [sys.executable, "-m", "hashlookup", "check", str(out), "ab" * 16, "cd" * 16]
+
+    def run(*extra):
+        r = subprocess.run([*cmd, *extra], capture_output=True, text=True)
+        assert r.returncode == 1, r.stderr
+        return r.stdout
+
+    text = run("--attributes").splitlines()
+    assert text[0].endswith("\tFileName=a\\tb\\\\\\\\c\\nd\tNote=n1"), text[0]
+    assert text[1].endswith("labels=source:l")
+    assert "FileName" not in run()
+    lines = [
+        json.loads(x) for x in run("--attributes", "--format", "jsonl").splitlines()
+    ]
+    assert lines[0]["attributes"] == {"FileName": "a\tb\\\\c\nd", "Note": "n1"}
+    assert lines[1]["attributes"] == {}
+    assert "attributes" not in json.loads(run("--format", "jsonl").splitlines()[0])
+    rows = list(csv.reader(io.StringIO(run("--attributes", "--format", "csv"))))
+    assert rows[0][-1] == "attributes"
+    assert json.loads(rows[1][-1]) == lines[0]["attributes"]
+    assert json.loads(rows[2][-1]) == {}
