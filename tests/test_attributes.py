@@ -468,3 +468,20 @@ def test_check_attributes_output(tmp_path):
     assert rows[0][-1] == "attributes"
     assert json.loads(rows[1][-1]) == lines[0]["attributes"]
     assert json.loads(rows[2][-1]) == {}
+
+
+@pytest.mark.parametrize(
+    ("attributes", "error"),
+    [
+        ("FileName", TypeError),
+        ([1], TypeError),
+        ([""], ValueError),
+        (["a", "a"], ValueError),
+    ],
+)
+def test_bad_attribute_names_refused(tmp_path, attributes, error):
+    src = tmp_path / "l.csv"
+    write_csv(src, 10, seed=1, distinct=3)
+    with pytest.raises(error, match="attribute"):
+        build_dataset([src], tmp_path / "x.hld", attributes=attributes)
+    assert not (tmp_path / "x.hld").exists()

@@ -141,9 +141,8 @@ def iter_records(
     missing header, a missing table) are raised either way.
     report: an ImportReport filled in while the batches are consumed.
     csv_options_only_for_csv: apply columns=, label_columns= and
-    attributes= to a CSV
-    input and ignore them for other formats (a build that mixes CSV and
-    other inputs), instead of raising ValueError.
+    attributes= to a CSV input and ignore them for other formats (a build
+    that mixes CSV and other inputs), instead of raising ValueError.
 
     The input is opened once: a pipe (a FIFO, ``<(...)``) is read in one
     pass, its first bytes kept for format detection and replayed.  Every
@@ -266,13 +265,13 @@ def _attribute_columns(attributes: object) -> dict[str, str] | None:
     """attributes= as attribute name -> column name (the same), checked."""
     if attributes is None:
         return None
-    if isinstance(attributes, str) or not all(isinstance(a, str) for a in attributes):  # type: ignore[attr-defined]
+    names = list(attributes) if isinstance(attributes, (list, tuple)) else None
+    if names is None or not all(isinstance(a, str) for a in names):
         raise TypeError(
             f"attributes must be a list of column names, got {attributes!r}"
         )
     from hashlookup.store.attributes import check_names
 
-    names = list(attributes)  # type: ignore[call-overload]
     check_names(names)
     return {a: a for a in names} or None
 
