@@ -1,5 +1,5 @@
 # Stub for the private Cython extension hashlookup._lookup (see _lookup.pyx).
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from pyroaring import FrozenBitMap
@@ -7,7 +7,19 @@ from typing_extensions import Buffer
 
 from hashlookup._core import KeyTable, RecordTable
 from hashlookup._types import Digest, Labels
+from hashlookup.store.attributes import AttributeStore
 from hashlookup.store.generation import Match
+
+class Attributes(Mapping[str, str]):
+    def __init__(
+        self, values: Mapping[str, str] | Iterable[tuple[str, str]] = ()
+    ) -> None: ...
+    def __getitem__(self, name: str) -> str: ...
+    def __iter__(self) -> Iterator[str]: ...
+    def __len__(self) -> int: ...
+    def __hash__(self) -> int: ...
+
+EMPTY_ATTRIBUTES: Attributes
 
 class LabelFilter:
     def __call__(self, record_id: int) -> bool: ...
@@ -38,6 +50,7 @@ class TableSet:
         generation: int,
         built: str,
         match: type[Match],
+        attributes: AttributeStore | None = None,
     ) -> None: ...
     def find(self, digest: Digest) -> tuple[KeyTable, int] | None: ...
     def lookup(

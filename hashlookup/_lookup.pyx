@@ -17,6 +17,8 @@ cimport hl
 
 from hashlookup._core cimport KeyTable, RecordTable, _hex_str, _kind, _load_key
 
+from collections.abc import Mapping as _Mapping
+
 from hashlookup.algorithms import DIGESTS as _DIGESTS, describe as _describe
 from hashlookup.errors import IndexFormatError
 
@@ -204,14 +206,47 @@ cdef class LabelSet:
         return _FrozenBitMap.union(_FrozenBitMap(), *maps) if maps else _FrozenBitMap()
 
 
+class Attributes(_Mapping):
+    """A record's attributes (Match.attributes): a read-only mapping of
+    attribute name -> value, in the dataset's order of the names; hashable
+    and comparable with any mapping, so that a Match stays a value."""
+    __slots__ = ("_d",)
+
+    def __init__(self, values=()):
+        self._d = dict(values)
+
+    def __getitem__(self, name):
+        return self._d[name]
+
+    def __iter__(self):
+        return iter(self._d)
+
+    def __len__(self):
+        return len(self._d)
+
+    def __contains__(self, name):
+        return name in self._d
+
+    def __hash__(self):
+        return hash(frozenset(self._d.items()))
+
+    def __repr__(self):
+        return f"Attributes({self._d!r})"
+
+
+# The attributes of a Match without any (all of them share this one).
+EMPTY_ATTRIBUTES = Attributes()
+
+
 cdef class TableSet:
     """The single-digest lookups of one dataset generation, answered here
     from start to end: a digest's length picks the md5, sha1 or sha256 key
     table in C (so a miss costs about as much as `key in index`), and a hit's
     record (RecordTable), its labels (LabelSet), the label filters and the
     Match are all read and built in this class.  It calls no Python code of
-    the package.  hashlookup.store.generation.Generation makes one per
-    generation; a plain index file is a TableSet of one table without
+    the package, but for a hit's record attributes where a dataset has any.
+    hashlookup.store.generation.Generation makes one per generation; a
+    plain index file is a TableSet of one table without
     records (the row is the record, its only digest the key)."""
     cdef KeyTable _c_t0
     cdef KeyTable _c_t1
@@ -223,14 +258,19 @@ cdef class TableSet:
     cdef str _c_built
     cdef type _c_match
     cdef dict _c_filters
+    cdef object _c_attributes
 
     def __init__(self, tuple tables, RecordTable records, LabelSet labels,
-                 tuple suppress, object generation, str built, type match):
+                 tuple suppress, object generation, str built, type match,
+                 object attributes=None):
         """tables: the (md5, sha1, sha256) KeyTables, None where there is
         none; records: None for a plain index; labels: None without labels;
         suppress: labels whose records never match; generation and built:
         the facts every Match carries; match: the Match type (a tuple
-        subclass of its nine fields)."""
+        subclass of its ten fields); attributes: None without record
+        attributes, else an object whose of(record_id) gives a record's
+        (hashlookup.store.attributes.AttributeStore: the one Python call a
+        hit makes, and only in a dataset with attributes)."""
         if len(tables) != 3:
             raise ValueError("expected the md5, sha1 and sha256 tables")
         self._c_t0, self._c_t1, self._c_t2 = tables
@@ -241,6 +281,7 @@ cdef class TableSet:
         self._c_built = built
         self._c_match = match
         self._c_filters = {}
+        self._c_attributes = attributes
 
     cdef inline KeyTable _table(self, int a):
         return self._c_t0 if a == 0 else self._c_t1 if a == 1 else self._c_t2
@@ -350,9 +391,12 @@ cdef class TableSet:
 
     cdef object _record_match(self, int a, object rid, tuple fields):
         labels = self._c_labels._of(rid) if self._c_labels is not None else ()
+        attributes = (EMPTY_ATTRIBUTES if self._c_attributes is None
+                      else self._c_attributes.of(rid))
         return tuple.__new__(self._c_match, (rid, _ALG_NAMES[a], fields[0], fields[1],
                                              fields[2], fields[3], labels,
-                                             self._c_generation, self._c_built))
+                                             self._c_generation, self._c_built,
+                                             attributes))
 
     cdef object _plain_match(self, int a, int64_t row):
         cdef KeyTable t = self._table(a)
@@ -365,7 +409,8 @@ cdef class TableSet:
                               t._c_table.width)
         return tuple.__new__(self._c_match, (row, _ALG_NAMES[a], digests[0],
                                              digests[1], digests[2], None, (),
-                                             self._c_generation, self._c_built))
+                                             self._c_generation, self._c_built,
+                                             EMPTY_ATTRIBUTES))
 
     def record_filter(self, only=None, exclude=None):
         """A predicate record id -> wanted (label bitmap algebra, cached per

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
         input_format: str | None
         columns: dict[str, str] | None
         label_columns: dict[str, str] | None
+        attributes: list[str] | None
         skip_invalid: bool
         bloom_bits_per_key: float
         bloom_hashes: int

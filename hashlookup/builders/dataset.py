@@ -16,6 +16,7 @@ records, labels and an allow-list.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterable, Mapping
@@ -27,6 +28,7 @@ import numpy as np
 from hashlookup import _core, algorithms
 from hashlookup._atomic import atomic_output
 from hashlookup._version import __version__
+from hashlookup.builders.attributes import AttributeColumns, stored_columns
 from hashlookup.builders.index import (
     DEFAULT_BLOOM_BITS_PER_KEY,
     DEFAULT_BLOOM_HASHES,
@@ -109,6 +111,7 @@ class _Columns:
     sizes: list[np.ndarray] = field(default_factory=list)
     labels: dict[str, list[np.ndarray]] = field(default_factory=dict)
     pdq: PdqColumns = field(default_factory=PdqColumns)
+    attributes: AttributeColumns = field(default_factory=AttributeColumns)
     n: int = 0
 
     def add(self, batch: Any, source_label: str | None) -> None:
@@ -124,6 +127,7 @@ class _Columns:
             self.digests[a].append(np.array(d, copy=True) if d.base is not None else d)
             self.present[a].append(p)
         self.sizes.append(batch.size)
+        self.attributes.add(batch, self.n)
         for name, rows in batch.labels.items():
             self.labels.setdefault(_labels.check_label(name), []).append(
                 np.asarray(rows, dtype=np.int64) + self.n
@@ -409,6 +413,7 @@ def build_dataset(
     input_format: str | None = None,
     columns: dict[str, str] | None = None,
     label_columns: dict[str, str] | None = None,
+    attributes: list[str] | None = None,
     skip_invalid: bool = False,
     bloom_bits_per_key: float = DEFAULT_BLOOM_BITS_PER_KEY,
     bloom_hashes: int = DEFAULT_BLOOM_HASHES,
@@ -434,8 +439,9 @@ def build_dataset(
         these digests are left out (counted per source in the report).
     input_format : str, optional
         The format of every input (docs/IMPORTERS.md); detected if None.
-    columns, label_columns : dict[str, str], optional
-        For CSV inputs: algorithm -> column and label prefix -> column.
+    columns, label_columns, attributes : dict[str, str] or list of str, optional
+        For CSV inputs: algorithm -> column, label prefix -> column, and the
+        columns kept as record attributes (docs/DATASETS.md).
     skip_invalid : bool, default False
         Count and skip bad records instead of raising InputError.
     bloom_bits_per_key : float, default 12.0
@@ -458,13 +464,8 @@ def build_dataset(
     check_bloom_params(bloom_bits_per_key, bloom_hashes)
     sources = normalize_inputs(inputs) if inputs else []
     name = name or os.path.splitext(os.path.basename(path))[0]
-    opts: dict[str, Any] = {"skip_invalid": skip_invalid}
-    if input_format is not None:
-        opts["input_format"] = input_format
-    if columns is not None:
-        opts["columns"] = columns
-    if label_columns is not None:
-        opts["label_columns"] = label_columns
+    opts: dict[str, Any] = {"skip_invalid": skip_invalid, "attributes": attributes}
+    opts.update(input_format=input_format, columns=columns, label_columns=label_columns)
 
     cols = _Columns()
     old_ids = []
@@ -585,14 +586,13 @@ def build_dataset(
     pdq_parts, pdq_rows = pdq_sections(cols.pdq, rid)
     parts += pdq_parts
     bitmaps, index = _labels.encode(label_rids)
-    parts.append(
+    parts += [
         _format.SectionData(
             _format.KIND_LABEL_BITMAPS, np.frombuffer(bitmaps, np.uint8)
-        )
-    )
-    parts.append(
-        _format.SectionData(_format.KIND_LABEL_INDEX, np.frombuffer(index, np.uint8))
-    )
+        ),
+        _format.SectionData(_format.KIND_LABEL_INDEX, np.frombuffer(index, np.uint8)),
+        *cols.attributes.sections(cols.n, rid, n_records),
+    ]
 
     if generation is None:
         generation = _next_generation(path)
@@ -619,8 +619,6 @@ def build_dataset(
     }
     if metadata is not None:
         meta["user"] = metadata
-    import json
-
     parts.append(
         _format.SectionData(
             _format.KIND_METADATA, json.dumps(meta, sort_keys=True).encode(), flags=0
@@ -708,6 +706,7 @@ def dataset_batches(ds: Any, batch_size: int = 1_000_000) -> Iterable[Any]:
                     getattr(b, a)[has] = st.tables[a].keys()[rows[has]]
                     getattr(b, "has_" + a)[:] = has
             b.size[:] = rec["size"]
+            b.attributes = stored_columns(st, start, stop)
             if st.labels is not None:
                 for label in st.labels.names():
                     ids = np.asarray(st.labels.bitmap(label).to_array(), dtype=np.int64)

@@ -144,4 +144,6 @@ def import_options(args: argparse.Namespace) -> dict[str, Any]:
     label_columns = _mapping(args.label_column, "--label-column")
     if label_columns is not None:
         opts["label_columns"] = label_columns
+    if args.attribute:
+        opts["attributes"] = list(args.attribute)
     return opts

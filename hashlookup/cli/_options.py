@@ -185,6 +185,13 @@ def add_import_options(p: argparse.ArgumentParser) -> None:
         "(repeatable), e.g. category=Category",
     )
     p.add_argument(
+        "--attribute",
+        action="append",
+        metavar="NAME",
+        help="CSV inputs: keep column NAME as a record attribute (repeatable; "
+        "default: none; NSRL sets keep their own: docs/DATASETS.md)",
+    )
+    p.add_argument(
         "--skip-invalid",
         action="store_true",
         help="skip (and count) invalid lines/records instead of failing",

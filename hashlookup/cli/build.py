@@ -144,6 +144,7 @@ def _build_index(args: argparse.Namespace) -> int:
         ("--input-format", args.input_format),
         ("--column", args.column),
         ("--label-column", args.label_column),
+        ("--attribute", args.attribute),
         ("--generation", args.generation),
     ):
         if value is not None:

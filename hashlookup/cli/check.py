@@ -63,6 +63,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_format(p, "output format (default: text)")
     add_filter_options(p)
     add_verify_key(p)
+    p.add_argument(
+        "--attributes",
+        action="store_true",
+        help="show each hit's record attributes (text: NAME=VALUE fields, "
+        "tab, newline and backslash escaped; jsonl: an 'attributes' object; "
+        "csv: an 'attributes' column holding a JSON object)",
+    )
 
 
 def parse_digests(digests: Sequence[str], opened: Opened) -> list[str]:
@@ -109,16 +116,19 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         is_dataset = opened.is_dataset
     ctx.found = any(found for found, _ in results)
     if args.format == "text":
-        data = _text(hexes, results)
+        data = _text(hexes, results, args.attributes)
     elif args.format == "jsonl":
-        data = _jsonl(hexes, results)
+        data = _jsonl(hexes, results, args.attributes)
     else:
-        data = _csv(hexes, results, is_dataset)
+        data = _csv(hexes, results, is_dataset, args.attributes)
     ctx.out.write(data)
     return EXIT_FOUND if ctx.found else EXIT_CLEAN
 
 
-def _text(hexes: list[str], results: Results) -> bytes:
+_TEXT_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _text(hexes: list[str], results: Results, attributes: bool = False) -> bytes:
     lines = []
     for h, (found, m) in zip(hexes, results, strict=True):
         line = f"{h}\t{'FOUND' if found else 'not found'}"
@@ -132,12 +142,16 @@ def _text(hexes: list[str], results: Results) -> bytes:
             if m.size is not None:
                 fields.append(f"size={m.size}")
             fields.append(f"labels={';'.join(m.labels)}")
+            if attributes:  # a file name may hold a tab or a newline
+                fields += [
+                    f"{k}={v}".translate(_TEXT_ESCAPES) for k, v in m.attributes.items()
+                ]
             line += "\t" + "\t".join(fields)
         lines.append(line + "\n")
     return "".join(lines).encode("utf-8")
 
 
-def _jsonl(hexes: list[str], results: Results) -> bytes:
+def _jsonl(hexes: list[str], results: Results, attributes: bool = False) -> bytes:
     records: list[bytes] = []
     for h, (found, m) in zip(hexes, results, strict=True):
         rec: dict[str, Any] = {"digest": h, "found": bool(found)}
@@ -145,20 +159,27 @@ def _jsonl(hexes: list[str], results: Results) -> bytes:
             rec["record"] = m.record_id
             rec.update((a, getattr(m, a)) for a in algorithms.NAMES)
             rec.update(size=m.size, labels=list(m.labels))
+            if attributes:
+                rec["attributes"] = dict(m.attributes)
         records.append(json_line(rec))
     return b"".join(records)
 
 
-def _csv(hexes: list[str], results: Results, is_dataset: bool) -> bytes:
+def _csv(
+    hexes: list[str], results: Results, is_dataset: bool, attributes: bool = False
+) -> bytes:
     # An index file has no records: no record columns, as before datasets.
+    extra = ("attributes",) if attributes and is_dataset else ()
     rows: list[Sequence[object]] = [
-        ("digest", "found", *_RECORD_FIELDS) if is_dataset else ("digest", "found")
+        ("digest", "found", *_RECORD_FIELDS, *extra)
+        if is_dataset
+        else ("digest", "found")
     ]
     for h, (found, m) in zip(hexes, results, strict=True):
         row: list[object] = [h, "true" if found else "false"]
         if is_dataset:
             if m is None:
-                row += [""] * len(_RECORD_FIELDS)
+                row += [""] * (len(_RECORD_FIELDS) + len(extra))
             else:
                 row += [
                     m.record_id,
@@ -166,5 +187,9 @@ def _csv(hexes: list[str], results: Results, is_dataset: bool) -> bytes:
                     "" if m.size is None else m.size,
                     ";".join(m.labels),
                 ]
+                if extra:
+                    import json
+
+                    row.append(json.dumps(dict(m.attributes), ensure_ascii=False))
         rows.append(row)
     return csv_rows(rows)

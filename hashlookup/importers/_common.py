@@ -11,6 +11,7 @@ records and returns a RecordBatch.
 from __future__ import annotations
 
 import csv
+import itertools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -216,13 +217,16 @@ def assemble(
     labels: dict[str, list[int]] | None = None,
     bad: dict[int, str] | None = None,
     where: Callable[[int], str] = lambda i: f": record {i}",
+    *,
     pdq: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    attributes: dict[str, list[str | None]] | None = None,
 ) -> RecordBatch:
     """Build a RecordBatch from n records' raw values.
 
     hexcols: algorithm -> (values, how messages name the field, e.g.
     "column MD5"); sizes likewise; labels: label -> ascending row indices;
-    bad: rows the reader already found bad (row -> message).  where(i) is
+    bad: rows the reader already found bad (row -> message); attributes:
+    attribute name -> one value per record (None: none).  where(i) is
     the location of row i appended to the file name in messages, e.g. ":17"
     or ": value[3] (MediaID 12)".  pdq: (hashes, present, quality) of the
     rows (hashlookup.importers.pdq), or None.
@@ -248,6 +252,8 @@ def assemble(
         batch.labels = {k: np.asarray(v, np.int64) for k, v in labels.items() if len(v)}
     if pdq is not None:
         batch.pdq, batch.has_pdq, batch.pdq_quality = pdq
+    if attributes:
+        batch.attributes = attributes
     if not bad:
         return batch
     rows = sorted(bad)
@@ -283,6 +289,10 @@ def drop_rows(batch: RecordBatch, rows: np.ndarray) -> RecordBatch:
         pdq=None if batch.pdq is None else batch.pdq[keep],
         has_pdq=None if batch.has_pdq is None else batch.has_pdq[keep],
         pdq_quality=None if batch.pdq_quality is None else batch.pdq_quality[keep],
+        attributes={
+            k: list(itertools.compress(v, keep.tolist()))
+            for k, v in batch.attributes.items()
+        },
     )
 
 

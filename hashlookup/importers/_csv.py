@@ -93,6 +93,12 @@ class _Layout:
             for prefix, col in (opts.label_columns or {}).items()
         }
         self.pdq = _pdq.find_columns(self.fields)
+        folded = {f.lower() for f in self.fields}
+        self.attributes = {
+            attr: _find(opts, self.fields, col, f"attribute {attr!r}", line)
+            for attr, col in (opts.attributes or {}).items()
+            if not opts.attributes_optional or col.lower() in folded
+        }
         report = opts.report
         report.columns = {k: self.fields[j] for k, j in self.columns.items()}
         if self.pdq is not None:
@@ -179,7 +185,8 @@ def _chunk(
             idx = keep[b : b + bs]
             s, e = t.starts[idx], t.ends[idx]
             batch = None
-            if int((e - s).max()) <= FIELD_LIMIT:  # else the csv module's error
+            # attributes are strings per record: the csv module's path
+            if int((e - s).max()) <= FIELD_LIMIT and not layout.attributes:
                 batch = _fast_batch(t, layout, s, e)
             if batch is not None:
                 yield batch
@@ -393,7 +400,21 @@ def _rows_batch(
             (f"column {fields[jp]}", f"column {fields[jq if jq is not None else jp]}"),
             bad,
         )
-    return assemble(opts, len(records), hexcols, sizes, label_map, bad, where, pdq)
+    attributes = {
+        name: [v or None for v in map(itemgetter(j), records)]
+        for name, j in layout.attributes.items()
+    }
+    return assemble(
+        opts,
+        len(records),
+        hexcols,
+        sizes,
+        label_map,
+        bad,
+        where,
+        pdq=pdq,
+        attributes=attributes,
+    )
 
 
 def _where_factory(

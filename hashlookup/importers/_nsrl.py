@@ -2,7 +2,9 @@
 
     FILE(sha256, sha1, md5, crc32, file_name, file_size, package_id)
 
-Digests are hex text (NSRL writes upper case).  The database is opened read
+Digests are hex text (NSRL writes upper case).  Records keep the record
+attributes of ATTRIBUTES (those of its columns the table has; the package
+id is RDSv3's product code, named as CIRCL names it).  The database is opened read
 only (URI mode=ro) with the stdlib sqlite3 module and the table is streamed
 with fetchmany(batch_size).  NSRL lists known-good files: the importer adds
 no labels (the dataset builder labels the source).
@@ -28,6 +30,8 @@ from hashlookup.importers._records import (
 
 TABLE = "FILE"
 SIZE_COLUMN = "file_size"
+#: record attribute name -> FILE column (docs/DATASETS.md)
+ATTRIBUTES = {"FileName": "file_name", "CRC32": "crc32", "ProductCode": "package_id"}
 
 
 def read(opts: _Options) -> Iterator[RecordBatch]:
@@ -93,6 +97,8 @@ def _read(con: sqlite3.Connection, opts: _Options) -> Iterator[RecordBatch]:
     has_size = SIZE_COLUMN in columns
     if has_size:
         wanted.append(columns[SIZE_COLUMN])
+    attrs = {a: columns[c] for a, c in ATTRIBUTES.items() if c in columns}
+    wanted += attrs.values()
     opts.report.columns = {a: columns[a] for a in algos}
     if has_size:
         opts.report.columns["size"] = columns[SIZE_COLUMN]
@@ -103,7 +109,9 @@ def _read(con: sqlite3.Connection, opts: _Options) -> Iterator[RecordBatch]:
         lo = None
     if lo is None and con.execute(f"SELECT 1 FROM {quoted} LIMIT 1").fetchone():
         # No usable rowid (a view: rowids are NULL): in query order.
-        yield from _by_row(con, opts, table, quoted, select, algos, columns, has_size)
+        yield from _by_row(
+            con, opts, table, quoted, select, algos, columns, has_size, attrs
+        )
         return
     # Batches of rowid ranges: one aggregate query per batch returns each
     # column as one string (group_concat), decoded at once; a batch that is
@@ -118,12 +126,21 @@ def _read(con: sqlite3.Connection, opts: _Options) -> Iterator[RecordBatch]:
         f"ORDER BY rowid"
     )
     next_row = f"SELECT min(rowid) FROM {quoted} WHERE rowid >= ?"
+    attr_rows = (
+        f"SELECT {', '.join(_q(c) for c in attrs.values())} FROM {quoted} "
+        f"WHERE rowid >= ? AND rowid < ? ORDER BY rowid"
+    )
     bs = opts.batch_size
     while lo is not None:
         hi = lo + bs
         got = con.execute(fast, (lo, hi)).fetchone()
         if got[0]:
             batch = _fast_batch(got, algos, has_size)
+            if batch is not None and attrs:
+                # the same rows in rowid order: the attribute strings as rows
+                # (no separator is safe inside file names)
+                values = con.execute(attr_rows, (lo, hi)).fetchall()
+                batch.attributes = _attribute_columns(list(attrs), values, 0)
             if batch is None:
                 rows = con.execute(slow, (lo, hi)).fetchall()
                 batch = _rows_batch(
@@ -134,11 +151,24 @@ def _read(con: sqlite3.Connection, opts: _Options) -> Iterator[RecordBatch]:
                     columns,
                     has_size,
                     lambda i, rows=rows: f"rowid {rows[i][0]}",
+                    attrs,
                 )
             yield batch
             lo = hi
         else:  # a gap in the rowids
             lo = con.execute(next_row, (hi,)).fetchone()[0]
+
+
+def _attribute_columns(
+    names: list[str], rows: list[tuple[Any, ...]], first: int
+) -> dict[str, list[str | None]]:
+    """Attribute name -> values (text; NULL and empty: none) of columns
+    first.. of rows."""
+    cols = list(zip(*rows, strict=True))[first:] if rows else [()] * len(names)
+    return {
+        name: [None if v is None or v == "" else str(v) for v in col]
+        for name, col in zip(names, cols, strict=True)
+    }
 
 
 def _decode_text(raw: bytes) -> str:
@@ -201,6 +231,7 @@ def _by_row(
     algos: list[str],
     columns: dict[str, str],
     has_size: bool,
+    attrs: dict[str, str],
 ) -> Iterator[RecordBatch]:
     cur = con.execute(f"SELECT {select} FROM {quoted}")
     count = 0
@@ -217,6 +248,7 @@ def _by_row(
             columns,
             has_size,
             lambda i, base=count: f"row {base + i + 1}",
+            attrs,
         )
         count += len(rows)
 
@@ -229,11 +261,21 @@ def _rows_batch(
     columns: dict[str, str],
     has_size: bool,
     where: Callable[..., str],
+    attrs: dict[str, str],
 ) -> RecordBatch:
-    """Records of (rowid, digests..., size) rows."""
+    """Records of (rowid, digests..., size, attributes...) rows."""
     cols = list(zip(*rows, strict=False))
     hexcols = {a: (cols[1 + k], f"column {columns[a]}") for k, a in enumerate(algos)}
-    sizes = (cols[-1], f"column {columns[SIZE_COLUMN]}") if has_size else None
+    at = 1 + len(algos)
+    sizes = (cols[at], f"column {columns[SIZE_COLUMN]}") if has_size else None
+    attributes = _attribute_columns(list(attrs), rows, at + has_size)
     return assemble(
-        opts, len(rows), hexcols, sizes, None, None, lambda i: f": {table} {where(i)}"
+        opts,
+        len(rows),
+        hexcols,
+        sizes,
+        None,
+        None,
+        lambda i: f": {table} {where(i)}",
+        attributes=attributes,
     )

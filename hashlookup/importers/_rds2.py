@@ -9,8 +9,9 @@ NSRLFile.txt may also be zipped on its own (NSRLFile.txt.zip, as on the
 RDS ISO images).  Its rows are read by the CSV reader (SHA-1, MD5 and
 FileSize columns; streamed from the archive, never extracted); the first
 line of version.txt goes to ImportReport.version.  The product, OS and
-manufacturer tables are located but not read yet: records carry digests
-and sizes only (the dataset builder adds the source label).  Names are
+manufacturer tables are located but not read yet: records carry digests,
+sizes and the attributes of ATTRIBUTES (the dataset builder adds the
+source label).  Names are
 matched case-insensitively; the set may sit at the top of the archive or
 directory or in one folder below it.
 """
@@ -33,6 +34,12 @@ FILE = "nsrlfile.txt"
 ZIPPED_FILE = "nsrlfile.txt.zip"
 COMPANIONS = ("nsrlmfg.txt", "nsrlos.txt", "nsrlprod.txt", "version.txt")
 COLUMNS = {"sha1": "SHA-1", "md5": "MD5", "size": "FileSize"}
+#: the record attributes an RDS 2.x set keeps (named as NIST's columns and
+#: CIRCL's answers): attribute name -> NSRLFile.txt column, where it has it
+ATTRIBUTES = {
+    name: name
+    for name in ("FileName", "CRC32", "ProductCode", "OpSystemCode", "SpecialCode")
+}
 _VERSION_BYTES = 4096
 _ZIP_ERRORS = (
     zipfile.BadZipFile,
@@ -111,7 +118,12 @@ def read(opts: _Options) -> Iterator[RecordBatch]:
             if version is not None:
                 report.version = _version(rds, version)
             csv_opts = dataclasses.replace(
-                opts, name=shown, columns=dict(COLUMNS), label_columns=None
+                opts,
+                name=shown,
+                columns=dict(COLUMNS),
+                label_columns=None,
+                attributes=dict(ATTRIBUTES),
+                attributes_optional=True,
             )
             yield from _read_csv(csv_opts, stream)
     except _ZIP_ERRORS as e:

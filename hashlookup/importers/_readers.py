@@ -125,6 +125,7 @@ def iter_records(
     batch_size: int = 100_000,
     report: ImportReport | None = None,
     csv_options_only_for_csv: bool = False,
+    attributes: list[str] | None = None,
 ) -> Iterator[RecordBatch]:
     """Stream the records of one input file as RecordBatch objects of at most
     batch_size records (never empty).
@@ -134,13 +135,16 @@ def iter_records(
     "size") -> column name; without it the columns are found by name.
     label_columns: for "csv", label prefix -> column name; a cell value v
     becomes label "prefix:v" (empty cells give no label).
+    attributes: for "csv" (and "hsh"), column names kept as record
+    attributes of the same names (docs/DATASETS.md); empty cells give none.
+    Formats with a natural set of attributes (NSRL) keep theirs.
     skip_invalid: count bad records in report.invalid instead of raising
     InputError.  Errors in the file's structure (a broken JSON document, a
     missing header, a missing table) are raised either way.
     report: an ImportReport filled in while the batches are consumed.
-    csv_options_only_for_csv: apply columns= and label_columns= to a CSV
-    input and ignore them for other formats (a build that mixes CSV and
-    other inputs), instead of raising ValueError.
+    csv_options_only_for_csv: apply columns=, label_columns= and
+    attributes= to a CSV input and ignore them for other formats (a build
+    that mixes CSV and other inputs), instead of raising ValueError.
 
     The input is opened once: a pipe (a FIFO, ``<(...)``) is read in one
     pass, its first bytes kept for format detection and replayed.  Every
@@ -171,6 +175,7 @@ def iter_records(
             batch_size,
             report,
             csv_options_only_for_csv,
+            attributes,
         )
     except OSError as exc:
         if exc.filename is not None:
@@ -192,6 +197,7 @@ def _iter(
     batch_size: int,
     report: ImportReport | None,
     csv_only: bool,
+    attributes: list[str] | None = None,
 ) -> Iterator[RecordBatch]:
     fmt = input_format
     if fmt is None and source is None:
@@ -203,11 +209,18 @@ def _iter(
         fmt = _detect(name, source.head())
     if fmt != "csv" and csv_only:
         columns = label_columns = None
+        attributes = attributes if fmt == "hsh" else None
     if fmt != "csv" and (columns or label_columns):
         raise ValueError(
             f"columns= and label_columns= apply to CSV input only; "
             f"{name} is read as {fmt}"
         )
+    if fmt not in ("csv", "hsh") and attributes:
+        raise ValueError(
+            f"attributes= names CSV columns; {name} is read as {fmt}"
+            + (" (NSRL sets keep their own attributes)" if fmt != "vics" else "")
+        )
+    attribute_columns = _attribute_columns(attributes)
     _check_mapping(columns, "columns", (*ALGORITHMS, "size"))
     _check_mapping(label_columns, "label_columns", None)
     if report is None:
@@ -217,6 +230,7 @@ def _iter(
     opts = _Options(
         name, name, columns, label_columns, skip_invalid, batch_size, report, source
     )
+    opts.attributes = attribute_columns
     read = _reader(fmt)
     for batch in read(opts):
         if len(batch):
@@ -249,6 +263,21 @@ def _reader(fmt: str) -> Callable[[_Options], Iterator[RecordBatch]]:
     else:
         from hashlookup.importers._deepsize import read
     return read
+
+
+def _attribute_columns(attributes: object) -> dict[str, str] | None:
+    """attributes= as attribute name -> column name (the same), checked."""
+    if attributes is None:
+        return None
+    names = list(attributes) if isinstance(attributes, (list, tuple)) else None
+    if names is None or not all(isinstance(a, str) for a in names):
+        raise TypeError(
+            f"attributes must be a list of column names, got {attributes!r}"
+        )
+    from hashlookup.store.attributes import check_names
+
+    check_names(names)
+    return {a: a for a in names} or None
 
 
 def _check_mapping(mapping: object, what: str, keys: tuple[str, ...] | None) -> None:

@@ -41,6 +41,9 @@ class RecordBatch:
     pdq: np.ndarray | None = None  # (n, 32) uint8, zeros where absent
     has_pdq: np.ndarray | None = None  # (n,) bool
     pdq_quality: np.ndarray | None = None  # (n,) uint8, 0..100
+    attributes: dict[str, list[str | None]] = field(default_factory=dict)
+    #                                attribute name -> one value per row (None:
+    #                                none); docs/DATASETS.md
 
     def __len__(self) -> int:
         return int(self.size.shape[0])
@@ -124,6 +127,8 @@ class _Options:
     batch_size: int
     report: ImportReport
     source: Source | None = None  # the input, read once (None: open path)
+    attributes: dict[str, str] | None = None  # attribute name -> column (CSV)
+    attributes_optional: bool = False  # keep only those the header has
 
     def open(self) -> BinaryIO:
         """The input as a binary file object, from its first byte (a pipe's

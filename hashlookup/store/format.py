@@ -49,6 +49,10 @@ KIND_LABEL_INDEX = 8  # dataset: JSON directory of the bitmaps
 KIND_PDQ_HASHES = 9  # dataset: 32-byte PDQ hashes (docs/NEAR.md)
 KIND_PDQ_RECORDS = 10  # dataset: record id (u32) and quality (u8) of each
 KIND_PDQ_INDEX = 11  # dataset: the multi-index over the PDQ hashes
+# Record attributes (hashlookup.store.attributes), optional: ids kept well
+# away from the next free one (the PDQ kinds took 9, 10, 11)
+KIND_ATTR_STRINGS = 17  # dataset: the attribute string table
+KIND_ATTR_REFS = 18  # dataset: per record, a string id per attribute name
 KIND_NAMES = {
     KIND_KEYS: "keys",
     KIND_LOCATOR: "locator",
@@ -61,6 +65,8 @@ KIND_NAMES = {
     KIND_PDQ_HASHES: "pdq hashes",
     KIND_PDQ_RECORDS: "pdq records",
     KIND_PDQ_INDEX: "pdq index",
+    KIND_ATTR_STRINGS: "attribute strings",
+    KIND_ATTR_REFS: "attribute refs",
 }
 PDQ_KINDS = (KIND_PDQ_HASHES, KIND_PDQ_RECORDS, KIND_PDQ_INDEX)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import mmap
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -25,10 +25,12 @@ else:
 
 from hashlookup import algorithms
 from hashlookup._core import RecordTable
-from hashlookup._lookup import TableSet
+from hashlookup._lookup import EMPTY_ATTRIBUTES, TableSet
 from hashlookup.errors import HashLookupError, IndexFormatError
 from hashlookup.near.index import NearIndex
 from hashlookup.store import format as _format
+from hashlookup.store.attributes import AttributeStore
+from hashlookup.store.attributes import open_store as open_attributes
 from hashlookup.store.index import (
     HashIndex,
     Identity,
@@ -78,6 +80,10 @@ class Match(NamedTuple):
         Version number of the dataset generation that answered.
     built : str
         Build time of that generation (ISO 8601, UTC).
+    attributes : Mapping[str, str]
+        The record's attributes (docs/DATASETS.md), name -> value, e.g.
+        ``{"FileName": "setup.exe", "CRC32": "6B0C6F4E"}``: a read-only
+        mapping, empty when it has none.
     """
 
     record_id: int
@@ -89,6 +95,7 @@ class Match(NamedTuple):
     labels: tuple[str, ...]
     generation: int
     built: str
+    attributes: Mapping[str, str] = EMPTY_ATTRIBUTES
 
 
 class Generation:
@@ -132,6 +139,8 @@ class Generation:
         A hit's digests and size in one C call (None for a plain index).
     labels : LabelStore or None
         The label bitmaps (None without labels).
+    attributes : AttributeStore or None
+        The record attributes (None without any).
     lookups : TableSet
         Single-digest lookups of this generation, answered in C.
     mapping : mmap.mmap or None
@@ -277,6 +286,7 @@ class Generation:
         }
         self.record_table: RecordTable | None = None
         self.labels: LabelStore | None = None
+        self.attributes: AttributeStore | None = None
         if self.layout is None:  # a plain index: one record per key
             self.count = len(next(iter(self.tables.values())))
             self.records_offset = 0
@@ -305,6 +315,7 @@ class Generation:
                 self.labels = LabelStore(
                     mm, b.offset, b.length, index, self.count, path
                 )
+            self.attributes = open_attributes(mm, header, self.count, path)
         ds = self.metadata.get("dataset", {}) if isinstance(self.metadata, dict) else {}
         self.name = str(ds.get("name") or os.path.splitext(os.path.basename(path))[0])
         gen = ds.get("generation", 0)
@@ -321,6 +332,7 @@ class Generation:
             self.generation,
             self.built,
             Match,
+            self.attributes,
         )
 
     # -- facts ---------------------------------------------------------------
@@ -593,6 +605,8 @@ class Generation:
                 self.labels.bitmap(name)
         if self._pdq is not None:
             self._pdq.verify(self.count)
+        if self.attributes is not None:
+            self.attributes.verify()
 
     def _verify_links(
         self, alg: str, col: np.ndarray, present: np.ndarray, rowmap: np.ndarray
