@@ -162,6 +162,7 @@ bench: $(STAMP) $(VENV)/.testdeps
 	$(PY) benchmarks/compare.py
 	$(PY) benchmarks/compare_scan.py
 	$(PY) benchmarks/compare_match.py
+	$(PY) benchmarks/compare_startup.py
 	cd benchmarks && ../$(VENV)/bin/pytest -q -p no:cacheprovider --benchmark-disable-gc .
 
 # Whole test suite against an ASan/UBSan build of the extension, built from a

@@ -13,7 +13,9 @@ The modules on those paths take ``np`` from here::
 What single lookups and the text match need is loaded when a file is
 opened; numpy is imported by the first batch call.  A process that opens a
 file and then drops privileges to a user who cannot read the installation
-must import numpy before, if it uses batch calls.
+must import numpy before, if it uses batch calls (and
+``concurrent.futures.thread`` for batch calls on several threads, which
+``hashlookup._threads`` loads on first use; ``hashlookup.scan`` loads it).
 
 The first attribute read imports numpy and copies its namespace into the
 stand-in, so later reads are plain module-attribute lookups.  Concurrent
