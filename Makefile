@@ -187,6 +187,7 @@ bench: $(STAMP) $(VENV)/.testdeps $(VENV)/.benchdeps
 	$(PY) benchmarks/compare_scan_speed.py
 	$(PY) benchmarks/compare_match.py
 	$(PY) benchmarks/compare_near.py
+	$(PY) benchmarks/compare_startup.py
 	cd benchmarks && ../$(VENV)/bin/pytest -q -p no:cacheprovider --benchmark-disable-gc .
 
 # Whole test suite against an ASan/UBSan build of the extension, built from a

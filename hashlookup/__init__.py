@@ -9,6 +9,7 @@ import sys as _sys
 from importlib.machinery import EXTENSION_SUFFIXES as _EXTENSION_SUFFIXES
 from typing import TYPE_CHECKING
 
+from hashlookup._lazy import import_dataclasses as _import_dataclasses
 from hashlookup._version import __version__
 from hashlookup.errors import (
     HashLookupError,
@@ -54,6 +55,11 @@ if _MISSING is not None:
         _sys.stderr.write(_MISSING + "\n")
         raise SystemExit(2)
     raise ImportError(_MISSING, name=__name__)
+
+# Before any module of this package defines a dataclass: without the
+# inspect module (hashlookup._lazy), which would double the start-up of
+# `hashlookup check`.
+_import_dataclasses()
 
 if TYPE_CHECKING:
     from hashlookup.builders.bloom import BloomExportReport, export_bloom

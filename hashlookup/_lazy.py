@@ -1,4 +1,4 @@
-"""numpy, imported on first use.
+"""numpy, and the ``inspect`` that dataclasses uses, imported on first use.
 
 Importing numpy costs about 90 ms of CPU, a third of a whole ``hashlookup
 match`` of ten million digest lines, whose text path (csrc/hl_linematch.c)
@@ -13,20 +13,33 @@ The modules on those paths take ``np`` from here::
 What single lookups and the text match need is loaded when a file is
 opened; numpy is imported by the first batch call.  A process that opens a
 file and then drops privileges to a user who cannot read the installation
-must import numpy before, if it uses batch calls.
+must import numpy before, if it uses batch calls (and
+``concurrent.futures.thread`` for batch calls on several threads, which
+``hashlookup._threads`` loads on first use; ``hashlookup.scan`` loads it).
 
 The first attribute read imports numpy and copies its namespace into the
 stand-in, so later reads are plain module-attribute lookups.  Concurrent
 first reads are safe: ``importlib.import_module`` holds numpy's import lock.
+
+:func:`import_dataclasses` imports the standard ``dataclasses`` module with
+a stand-in for the ``inspect`` module it imports: ``inspect`` (with ast,
+dis, tokenize and linecache) costs about half the start-up of
+``hashlookup check``, and dataclasses reads it only to make a signature
+docstring for a class without one (every class of this package has its
+own).  ``hashlookup/__init__.py`` calls it first thing, so the dataclasses
+of every module are cheap; any attribute read through the stand-in imports
+the real ``inspect``, so dataclasses behaves as ever, for this package's
+classes and for anyone else's.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
 import types
 from typing import Any
 
-__all__ = ["numpy"]
+__all__ = ["import_dataclasses", "numpy"]
 
 
 class _LazyModule(types.ModuleType):
@@ -35,6 +48,10 @@ class _LazyModule(types.ModuleType):
     def __getattr__(self, attr: str) -> Any:
         # Only reached for names not copied in yet (all of them before the
         # first import; afterwards the real module's own lazy attributes).
+        if sys.modules.get(self.__name__) is self:
+            # Read while standing in sys.modules (import_dataclasses): make
+            # way for the real module.
+            del sys.modules[self.__name__]
         real = importlib.import_module(self.__name__)
         if "__file__" not in self.__dict__:
             self.__dict__.update(real.__dict__)
@@ -42,3 +59,22 @@ class _LazyModule(types.ModuleType):
 
 
 numpy: Any = _LazyModule("numpy")
+
+
+def import_dataclasses() -> None:
+    """Import ``dataclasses`` (if nothing has yet) with its ``inspect`` on
+    first use.
+
+    For the time of that import a stand-in is ``sys.modules["inspect"]``
+    (dataclasses imports nothing else that imports inspect); afterwards
+    ``import inspect`` anywhere imports the real module, as before.
+    """
+    if "dataclasses" in sys.modules or "inspect" in sys.modules:
+        return
+    stand_in = _LazyModule("inspect")
+    sys.modules["inspect"] = stand_in
+    try:
+        import dataclasses  # noqa: F401  (binds the stand-in as its inspect)
+    finally:
+        if sys.modules.get("inspect") is stand_in:
+            del sys.modules["inspect"]

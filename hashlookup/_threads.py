@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -27,6 +30,10 @@ def thread_pool() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
+            # Imported here: concurrent.futures brings logging (~5 ms), and
+            # opening a file or a single lookup never starts the pool.
+            from concurrent.futures import ThreadPoolExecutor
+
             _pool = ThreadPoolExecutor(
                 max_workers=max(2, os.cpu_count() or 1), thread_name_prefix="hashlookup"
             )

@@ -18,7 +18,7 @@ import io
 import os
 import sys
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 # numpy's OpenBLAS starts one spinning thread per core when numpy is imported;
 # no command does linear algebra, and on a busy machine those threads take CPU
@@ -63,7 +63,32 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
+class _Quick(argparse.ArgumentParser):
+    """An ArgumentParser that adds options without asking the terminal.
+
+    ``add_argument`` makes a help formatter for each option, only to check its
+    metavar; a formatter's default width imports shutil (about 2 ms, with bz2
+    and lzma) and queries the terminal.  That check does not use the width,
+    so it gets a formatter of a fixed one; help and usage messages still get
+    the terminal's (argparse's own ``_get_formatter``).
+    """
+
+    _adding = False
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        self._adding = True
+        try:
+            return super().add_argument(*args, **kwargs)
+        finally:
+            self._adding = False
+
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        if self._adding:
+            return argparse.HelpFormatter(prog=self.prog, width=80)
+        return super()._get_formatter()
+
+
+class _Parser(_Quick):
     """A command's parser.  With ``intermixed`` (a command whose PATHs are
     optional, ``nargs="*"``), options and positionals may come in any order:
     plain argparse would take the PATHs as empty at the first option."""
@@ -94,16 +119,19 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     Parameters
     ----------
     command
-        A name of :data:`COMMANDS`, or None.  Every command is listed (for
-        ``--help`` and usage errors); only the module of ``command`` is
-        imported, to register its options (and its ``run`` as ``args.run``).
+        A name of :data:`COMMANDS`, or None.  With None every command is
+        listed (for ``--help`` and the error of an unknown command);
+        otherwise the parser knows only ``command`` (the others' entries
+        are never shown then, and cost start-up).  Only the module of
+        ``command`` is imported, to register its options (and its ``run``
+        as ``args.run``).
 
     Returns
     -------
     argparse.ArgumentParser
         The parser; its usage errors exit with status 2.
     """
-    parser = argparse.ArgumentParser(
+    parser = _Quick(
         prog=PROG,
         description="Check file digests (md5/sha1/sha256) against known-hash lists "
         "held in a memory-mapped dataset (or single-table index) file.",
@@ -113,10 +141,21 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action="version", version=f"%(prog)s {__version__}"
     )
+    # prog: what argparse would compute (the usage of a parser without
+    # positionals, "hashlookup"), given so that it needs no help formatter.
     sub = parser.add_subparsers(
-        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
+        dest="command",
+        metavar="COMMAND",
+        required=True,
+        parser_class=_Parser,
+        prog=PROG,
     )
     for name, (module_name, help_text) in COMMANDS.items():
+        if command is not None and name != command:
+            # Only the chosen command's parser: the others would be seen
+            # only by `--help` and by an unknown command's error (command
+            # None), and each costs start-up.
+            continue
         p = sub.add_parser(name, help=help_text, allow_abbrev=False)
         if name == command:
             module = importlib.import_module(f"{__name__}.{module_name}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import sys
 from typing import TYPE_CHECKING
 
@@ -228,6 +229,17 @@ def inventories_from_args(args: argparse.Namespace) -> list[Inventory]:
     return invs
 
 
+def _one_piece(invs: list[Inventory], chunk_size: int) -> bool:
+    """Whether the inputs are one text file of at most one chunk (a piece)."""
+    if len(invs) != 1 or invs[0].path == "-" or invs[0].kind != "text":
+        return False
+    try:
+        st = os.stat(invs[0].path)
+    except OSError:
+        return False  # the reader reports it
+    return stat.S_ISREG(st.st_mode) and st.st_size <= chunk_size
+
+
 def run_match(
     args: argparse.Namespace,
     ctx: Context,
@@ -274,6 +286,10 @@ def run_match(
         )
 
     jobs = args.jobs or default_jobs()
+    if jobs > 1 and _one_piece(invs, args.chunk_size):
+        # One piece of work: a thread pool could only add start-up (its
+        # import brings logging), never share the work.
+        jobs = 1
     # Text lines printed as text (or only counted): selected in C, chunk by
     # chunk, without per-line work here (see match_inventory).
     render = None

@@ -34,6 +34,9 @@ UTF8_BOM = b"\xef\xbb\xbf"
 
 @dataclass
 class ParsedChunk:
+    """The digests parsed from one chunk of a digest list, with where each
+    came from."""
+
     keys: np.ndarray  # (n, width) uint8
     line_numbers: np.ndarray | None  # int64, 1-based line of each key
     line_offsets: np.ndarray | None  # int64, offset of each key's line in data

@@ -27,11 +27,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     import numpy as np
     import numpy.typing as npt
 else:
@@ -99,6 +100,10 @@ def _ordered(tasks: Iterator[Callable[[], T]], jobs: int) -> Iterator[T]:
         for task in tasks:
             yield task()
         return
+    # Imported here: concurrent.futures brings logging, a start-up cost for
+    # the one-piece inputs that run inline.
+    from concurrent.futures import ThreadPoolExecutor
+
     pending: deque[Future[T]] = deque()
     with ThreadPoolExecutor(jobs, thread_name_prefix="hashlookup-match") as pool:
         try:

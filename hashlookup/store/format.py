@@ -131,6 +131,9 @@ class Section:
 
 @dataclass
 class Header:
+    """The parsed file header: version, sizes, creation time, flags,
+    checksum and section table."""
+
     version: int
     header_size: int
     created_ns: int
@@ -178,6 +181,8 @@ def align_up(n: int) -> int:
 
 @dataclass
 class SectionData:
+    """One section to write: its kind, contents and table entry fields."""
+
     kind: int
     data: Any  # bytes-like, C-contiguous
     flags: int = SECTION_REQUIRED

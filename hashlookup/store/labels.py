@@ -12,8 +12,6 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from pyroaring import BitMap
-
 if TYPE_CHECKING:
     import numpy as np
 else:
@@ -37,6 +35,10 @@ def check_label(name: str) -> str:
 
 def encode(labels: dict[str, np.ndarray]) -> tuple[bytes, bytes]:
     """(bitmaps section, index section) for label -> record ids."""
+    # Here, not at the top: opening a dataset and a lookup that reads no
+    # label (a miss) need no pyroaring (_lookup.LabelSet imports it too).
+    from pyroaring import BitMap
+
     blobs = []
     entries = []
     offset = 0

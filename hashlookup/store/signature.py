@@ -176,6 +176,8 @@ def signed_message(buf: Any, header: _format.Header, signer: str) -> bytes:
 
 @dataclass
 class SignatureFile:
+    """The contents of a detached signature file."""
+
     key_id: str
     file_size: int
     created_ns: int
