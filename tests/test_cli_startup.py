@@ -57,9 +57,18 @@ def test_command_help_imports_only_that_command(name: str) -> None:
 #: Never imported by a single check, a match of a few lines, a scan of an
 #: empty directory or a library lookup: the lookup service, the builders, the
 #: unused commands' option trees (shutil: argparse's terminal width, asked
-#: only for help and errors) and inspect (which dataclasses imports; see
-#: hashlookup._lazy.import_dataclasses).
-_NEVER = ("hashlookup.server", "hashlookup.builders", "inspect", "shutil")
+#: only for help and errors), inspect (which dataclasses imports; see
+#: hashlookup._lazy.import_dataclasses) and the PDQ near search (its
+#: extension and query code: only for files with PDQ hashes, when asked).
+_NEVER = (
+    "hashlookup.server",
+    "hashlookup.builders",
+    "inspect",
+    "shutil",
+    "hashlookup.near.index",
+    "hashlookup.near.query",
+    "hashlookup.near._near",
+)
 
 _RUN = """
 import contextlib, io, json, sys

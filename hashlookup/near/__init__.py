@@ -10,8 +10,14 @@ This package sits below the store: it knows the search structure and the
 query forms, and takes a dataset generation as given.
 """
 
-from hashlookup.near.index import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_QUALITY, NearIndex
-from hashlookup.near.query import NearHits, NearMatch
+from typing import TYPE_CHECKING
+
+from hashlookup.near._defaults import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_QUALITY
+
+if TYPE_CHECKING:
+    from hashlookup.near.image import pdq_hash
+    from hashlookup.near.index import NearIndex
+    from hashlookup.near.query import NearHits, NearMatch
 
 __all__ = [
     "DEFAULT_MAX_DISTANCE",
@@ -24,7 +30,17 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # The image hashing imports pdqhash/Pillow: only when asked for.
+    # Imported on first use: the search extension and numpy are not needed
+    # to open a dataset or look up a digest (start-up of one-shot commands),
+    # and the image hashing imports pdqhash/Pillow.
+    if name == "NearIndex":
+        from hashlookup.near.index import NearIndex
+
+        return NearIndex
+    if name in ("NearHits", "NearMatch"):
+        from hashlookup.near import query
+
+        return getattr(query, name)
     if name == "pdq_hash":
         from hashlookup.near.image import pdq_hash
 

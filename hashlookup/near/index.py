@@ -22,10 +22,6 @@ from hashlookup._threads import thread_pool
 from hashlookup.errors import IndexFormatError
 from hashlookup.near import _near
 
-#: Meta's default match threshold for PDQ (and HMA's).
-DEFAULT_MAX_DISTANCE = 31
-#: PDQ hashes of lower quality are not matched by default (as HMA does).
-DEFAULT_MIN_QUALITY = 50
 #: Strategies: by the cost model, or forced (tests and benchmarks).
 STRATEGIES = {"auto": _near.AUTO, "index": _near.MIH, "scan": _near.LINEAR}
 # Below this many queries a batch runs on the calling thread: handing work

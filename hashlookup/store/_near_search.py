@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hashlookup.near import query as _near
-from hashlookup.near.index import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_QUALITY
+from hashlookup.near._defaults import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_QUALITY
 
 if TYPE_CHECKING:
+    from hashlookup.near import query as _near
     from hashlookup.store.generation import Generation
 
 
@@ -70,6 +70,8 @@ class NearSearch:
         IndexFormatError
             The PDQ index is damaged.
         """
+        from hashlookup.near import query as _near  # on first use (start-up)
+
         return _near.near(
             self.current(), query, max_distance, min_quality, only, exclude
         )
@@ -109,6 +111,8 @@ class NearSearch:
         TypeError, ValueError, IndexFormatError
             As for :meth:`near` (a bad item is named by its position).
         """
+        from hashlookup.near import query as _near
+
         return _near.near_many(
             self.current(), queries, max_distance, min_quality, threads, only, exclude
         )

@@ -542,7 +542,6 @@ def pdq_layout(
     parameters (chunks, bucket bits) must be ones the near search knows,
     with the body size they imply.  O(1): no section body is read.
     """
-    from hashlookup.near import _near  # below the store: the body's size
 
     def fail(msg: str) -> IndexFormatError:
         return IndexFormatError(f"{name}: {msg}")
@@ -555,6 +554,9 @@ def pdq_layout(
             found[s.kind] = s
     if not found:
         return None
+    # below the store: the body's size (imported only for files with PDQ)
+    from hashlookup.near import _near
+
     missing = [KIND_NAMES[k] for k in PDQ_KINDS if k not in found]
     if missing:
         raise fail(f"PDQ sections incomplete: no {', '.join(missing)} section")

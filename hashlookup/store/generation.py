@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from hashlookup._types import Digest, Labels
+    from hashlookup.near.index import NearIndex
 else:
     from hashlookup._lazy import numpy as np
 
@@ -27,7 +28,6 @@ from hashlookup import algorithms
 from hashlookup._core import RecordTable
 from hashlookup._lookup import EMPTY_ATTRIBUTES, TableSet
 from hashlookup.errors import HashLookupError, IndexFormatError
-from hashlookup.near.index import NearIndex
 from hashlookup.store import format as _format
 from hashlookup.store.attributes import AttributeStore
 from hashlookup.store.attributes import open_store as open_attributes
@@ -246,6 +246,8 @@ class Generation:
         pdq = _format.pdq_layout(header, self.layout, path)
         self._pdq: NearIndex | None = None
         if pdq is not None:
+            from hashlookup.near.index import NearIndex  # only files with PDQ
+
             self._pdq = NearIndex(
                 mm,
                 pdq.hashes.offset,
