@@ -156,9 +156,11 @@ def _run_scan(
         "import hashlookup.scan as S\n"
         "if sys.argv[3] == 'python':\n"
         "    S._native = None\n"
-        # numpy: the scan imports it lazily when the dataset has records,
-        # and this interpreter's files may be unreadable by `as_user`.
-        "import numpy\n"
+        # numpy and pyroaring: the scan imports them lazily (records,
+        # labels of a hit), and this interpreter's files (or a virtual
+        # environment in a 0700 temporary directory) may be unreadable by
+        # `as_user`.
+        "import numpy, pyroaring\n"
         "uid = int(sys.argv[2])\n"
         "if uid >= 0:\n"
         "    os.setgroups([])\n"
