@@ -15,7 +15,9 @@ opened; numpy is imported by the first batch call.  A process that opens a
 file and then drops privileges to a user who cannot read the installation
 must import numpy before, if it uses batch calls (and
 ``concurrent.futures.thread`` for batch calls on several threads, which
-``hashlookup._threads`` loads on first use; ``hashlookup.scan`` loads it).
+``hashlookup._threads`` loads on first use; ``hashlookup.scan`` loads it),
+and pyroaring if it reads labels (a hit's labels, label filters), which
+``hashlookup.store.labels`` imports on first use.
 
 The first attribute read imports numpy and copies its namespace into the
 stand-in, so later reads are plain module-attribute lookups.  Concurrent
