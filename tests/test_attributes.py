@@ -193,6 +193,13 @@ def test_cli_build_attribute(tmp_path):
         for md5, want in expect.items():
             got = dict(ds.lookup(md5).attributes)
             assert got == {k: v for k, v in want.items() if k == "FileName"}
+        assert ds.info()["attributes"] == ["FileName"]
+    r = subprocess.run(
+        [sys.executable, "-m", "hashlookup", "info", "--json", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert json.loads(r.stdout)["attributes"] == ["FileName"]
     r = subprocess.run(
         [*cmd, "--attribute", "NoSuchColumn", str(src)], capture_output=True, text=True
     )

@@ -134,3 +134,32 @@ def test_build_update_check_on_the_command_line(tmp_path):
     assert docs[2]["matches"][0]["md5"] is None
     assert docs[2]["matches"][0]["labels"] == ["source:shared"]
     assert _hl("verify", out).returncode == 0
+
+
+def test_info_shows_the_pdq_index_only_when_there_is_one(dataset, tmp_path):
+    path, h = dataset
+    res = _hl("info", path, "--json")
+    assert res.returncode == 0, res.stderr
+    info = json.loads(res.stdout)
+    with hashlookup.open_dataset(path) as ds:
+        pdq = ds.current().pdq
+        assert pdq is not None
+        expected = {
+            "hashes": len(h),
+            "chunks": pdq.chunks,
+            "bucket_bits": pdq.bucket_bits,
+        }
+        assert ds.info()["pdq"] == expected
+    assert info["pdq"] == expected
+    assert "pdq:" in _hl("info", path).stdout
+    # a dataset without PDQ hashes: no pdq key, its facts read as before
+    plain = tmp_path / "plain.md5"
+    plain.write_text("d41d8cd98f00b204e9800998ecf8427e\n")
+    out = tmp_path / "plain.hlds"
+    hashlookup.build_dataset({"plain": str(plain)}, out)
+    with hashlookup.open_dataset(out) as ds:
+        assert ds.info()["pdq"] is None
+        assert ds.info()["attributes"] == []
+    info = json.loads(_hl("info", str(out), "--json").stdout)
+    assert "pdq" not in info
+    assert "attributes" not in info

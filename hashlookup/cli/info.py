@@ -53,6 +53,13 @@ def dataset_info(opened: Opened) -> dict[str, Any]:
         build = {}
     tables: dict[str, Any] = raw["tables"]
     first = next(iter(tables.values()))
+    # PDQ hashes and attribute names only when the file has them: the facts
+    # of other files read as before
+    extra: dict[str, Any] = {}
+    if raw.get("pdq") is not None:
+        extra["pdq"] = raw["pdq"]
+    if raw.get("attributes"):
+        extra["attributes"] = raw["attributes"]
     return {
         "path": raw["path"],
         "kind": "dataset",
@@ -64,6 +71,7 @@ def dataset_info(opened: Opened) -> dict[str, Any]:
         "format_version": first.get("format_version"),
         "keys": {a: t["count"] for a, t in tables.items()},
         "labels": dict(sorted(raw["labels"].items())),
+        **extra,
         "suppressed": build.get("suppressed", {}),
         "merged": build.get("merged"),
         "invalid": build.get("invalid"),

@@ -529,7 +529,10 @@ class Dataset(TableSetRef, Reloading, NearSearch):
             ``path``, ``kind`` (``"dataset"`` or ``"index"``), ``name``,
             ``generation``, ``built``, ``records``, ``file_size``,
             ``tables`` (algorithm -> :meth:`HashIndex.info`), ``labels``
-            (as :meth:`labels`) and ``metadata``.
+            (as :meth:`labels`), ``pdq`` (None, or ``hashes``, ``chunks``
+            and ``bucket_bits`` of the PDQ near index: docs/NEAR.md),
+            ``attributes`` (the record attribute names, docs/DATASETS.md)
+            and ``metadata``.
 
         Raises
         ------
@@ -547,6 +550,14 @@ class Dataset(TableSetRef, Reloading, NearSearch):
             "file_size": st.header.file_size,
             "tables": {a: t.info() for a, t in st.tables.items()},
             "labels": self.labels(),
+            "pdq": None
+            if st.pdq is None
+            else {
+                "hashes": st.pdq.count,
+                "chunks": st.pdq.chunks,
+                "bucket_bits": st.pdq.bucket_bits,
+            },
+            "attributes": [] if st.attributes is None else list(st.attributes.names),
             "metadata": st.metadata,
         }
 
