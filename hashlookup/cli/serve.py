@@ -29,6 +29,9 @@ EXIT_STATUS = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Register the options of ``serve``."""
+    # the service's defaults, in one place (ServerConfig's module)
+    from hashlookup.server import _config as cfg
+
     add_path(p)
     p.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
     p.add_argument(
@@ -71,28 +74,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-batch",
         type=int_arg(1),
-        default=100_000,
+        default=cfg.MAX_BATCH,
         metavar="N",
         help="most digests per /v1/check or /bulk request (default: 100000)",
     )
     p.add_argument(
         "--max-body",
         type=int_arg(1),
-        default=16 << 20,
+        default=cfg.MAX_BODY,
         metavar="BYTES",
         help="largest request body (default: 16 MiB)",
     )
     p.add_argument(
         "--head-timeout",
         type=float_arg(0.1),
-        default=10.0,
+        default=cfg.HEAD_TIMEOUT,
         metavar="S",
         help="seconds for a request head to arrive, then 408 (default: 10)",
     )
     p.add_argument(
         "--body-timeout",
         type=float_arg(0.1),
-        default=30.0,
+        default=cfg.BODY_TIMEOUT,
         metavar="S",
         help="seconds for a request body to arrive after its head, then 408; "
         "also for a client to read a response (default: 30)",
@@ -100,14 +103,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--idle-timeout",
         type=float_arg(0.1),
-        default=15.0,
+        default=cfg.IDLE_TIMEOUT,
         metavar="S",
         help="seconds a keep-alive connection may stay idle (default: 15)",
     )
     p.add_argument(
         "--connection-max-age",
         type=float_arg(0),
-        default=60.0,
+        default=cfg.CONNECTION_MAX_AGE,
         metavar="S",
         help="close a connection after its first response past S seconds, so "
         "clients spread over the workers again (0: never; default: 60)",
@@ -115,7 +118,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-connections",
         type=int_arg(1),
-        default=1000,
+        default=cfg.MAX_CONNECTIONS,
         metavar="N",
         help="open connections per worker, then 503 (default: 1000, at most "
         "the descriptor limit less 64)",
@@ -123,14 +126,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-client-connections",
         type=int_arg(1),
-        default=64,
+        default=cfg.MAX_CLIENT_CONNECTIONS,
         metavar="N",
         help="open connections per client address per worker, then 429 (default: 64)",
     )
     p.add_argument(
         "--upload-memory",
         type=int_arg(1),
-        default=128 << 20,
+        default=cfg.UPLOAD_MEMORY,
         metavar="BYTES",
         help="bytes of request bodies a worker holds while they arrive, then "
         "503; a client address gets a quarter, at least --max-body, then 429 "
