@@ -92,19 +92,9 @@ def read(opts: _Options) -> Iterator[RecordBatch]:
     reader = _Reader(opts)
     # (A UTF-8 byte-order mark is skipped by the line reader, as everywhere.)
     with opts.open() as f:
-        chunks = _parse.iter_line_chunks(
-            f, opts.name, CHUNK_SIZE, skip_long=opts.skip_invalid
-        )
-        while True:
-            try:
-                data = next(chunks)
-            except StopIteration:
-                break
-            except _parse.LineTooLong:
-                raise InputError(
-                    f"{opts.name}:{reader.line}: line longer than "
-                    f"{_parse.MAX_LINE} bytes"
-                ) from None
+        for data in _parse.checked_line_chunks(
+            f, opts.name, CHUNK_SIZE, opts.skip_invalid, lambda: reader.line
+        ):
             if isinstance(data, bytes):
                 yield from reader.chunk(data)
             else:  # an over-long line skipped (skip_invalid)

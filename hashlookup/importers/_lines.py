@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from hashlookup.errors import InputError
 from hashlookup.importers import _fast
 from hashlookup.importers import digests as _parse
 from hashlookup.importers._common import assemble
@@ -47,18 +46,13 @@ def read_lines(
     collector = _Collector(opts, sized)
     line = 1  # number of the next line
     with opts.open() as f:  # a pipe is read once; the chunks skip a BOM
-        chunks = _parse.iter_line_chunks(
-            f, opts.name, CHUNK_SIZE, skip_long=opts.skip_invalid
-        )
-        while True:
-            try:
-                data = next(chunks)
-            except StopIteration:
-                break
-            except _parse.LineTooLong:
-                raise InputError(
-                    f"{opts.name}:{line}: line longer than {_parse.MAX_LINE} bytes"
-                ) from None
+        for data in _parse.checked_line_chunks(
+            f,
+            opts.name,
+            CHUNK_SIZE,
+            opts.skip_invalid,
+            lambda: line,  # noqa: B023 (read when raised)
+        ):
             if not isinstance(data, bytes):  # an over-long line skipped
                 opts.report._skip(
                     1, [f"{opts.name}:{line}: line longer than {_parse.MAX_LINE} bytes"]

@@ -13,7 +13,7 @@ starting with '#' are skipped.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -246,6 +246,29 @@ def iter_line_chunks(
             dropping = True
 
 
+def checked_line_chunks(
+    f: BinaryIO,
+    name: str,
+    chunk_size: int,
+    skip_long: bool,
+    line: Callable[[], int],
+    message: str | None = None,
+) -> Iterator[bytes | _DroppedLine]:
+    """iter_line_chunks, a line longer than MAX_LINE raised as InputError
+    "name:N: message" (N = line(), the caller's current line number;
+    message defaults to "line longer than MAX_LINE bytes")."""
+    chunks = iter_line_chunks(f, name, chunk_size, skip_long=skip_long)
+    while True:
+        try:
+            data = next(chunks)
+        except StopIteration:
+            return
+        except LineTooLong:
+            what = message or f"line longer than {MAX_LINE} bytes"
+            raise InputError(f"{name}:{line()}: {what}") from None
+        yield data
+
+
 def detect_width(
     data: bytes, name: str, first_line: int, skip_invalid: bool
 ) -> int | None:
@@ -293,14 +316,14 @@ def iter_parsed(
     """Parse a text stream chunk by chunk.  With width None the width is
     detected from the first digest line."""
     line = 1
-    chunks = iter_line_chunks(f, name, chunk_size, skip_long=skip_invalid)
-    while True:
-        try:
-            data = next(chunks)
-        except StopIteration:
-            return
-        except LineTooLong:
-            raise InputError(f"{name}:{line}: {too_long_message()}") from None
+    for data in checked_line_chunks(
+        f,
+        name,
+        chunk_size,
+        skip_invalid,
+        lambda: line,  # noqa: B023 (the line when raised)
+        too_long_message(),
+    ):
         if isinstance(data, _DroppedLine):
             yield ParsedChunk(
                 np.empty((0, width or 0), np.uint8), None, None, b"", line, 1, 1
