@@ -597,8 +597,8 @@ class _Scanner:
                 collect(True)
             if self.state is not None:
                 self.state.finish()
-        except KeyboardInterrupt as exc:
-            if isinstance(exc, ScanInterrupted):
+        except (KeyboardInterrupt, RuntimeError) as exc:
+            if isinstance(exc, ScanInterrupted) or not _interrupt(exc):
                 raise
             raise ScanInterrupted(self.report) from None
         finally:
@@ -736,3 +736,16 @@ def scan(
             state.close()
         if own:
             ds.close()
+
+
+def _interrupt(exc: BaseException) -> bool:
+    """Whether exc is Ctrl-C (or SIGTERM's KeyboardInterrupt), also when it
+    landed while a future's result was awaited: Condition.wait then fails to
+    re-acquire its lock, and the ``with`` block's exit replaces the
+    KeyboardInterrupt with "RuntimeError: cannot release un-acquired lock"
+    (the interrupt stays its __context__)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    return isinstance(exc, RuntimeError) and isinstance(
+        exc.__context__, KeyboardInterrupt
+    )
