@@ -24,6 +24,11 @@ else:
 
 from hashlookup.cli._common import EXIT_CLEAN, EXIT_FOUND, PROG, CLIError, Context
 from hashlookup.cli._inputs import refuse_binary_text_input
+from hashlookup.cli._near import (
+    add_match_near_options,
+    refuse_pdq_column,
+    run_pdq_match,
+)
 from hashlookup.cli._open import Opened
 from hashlookup.cli._options import (
     add_filter_options,
@@ -106,6 +111,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="input read size (default: 4 MiB)",
     )
     _add_inventory_options(p)
+    add_match_near_options(p)
     add_verify_key(p)
 
 
@@ -170,7 +176,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         args.chunk_size = DEFAULT_CHUNK_SIZE
     with Opened(args.path, args.verify_key) as opened:
         only, exclude = opened.label_filters(*label_options(args))
-        if args.workers is not None or args.scheduler is not None:
+        refuse_pdq_column(args)
+        if args.pdq:
+            found = run_pdq_match(args, ctx, opened, only, exclude)
+        elif args.workers is not None or args.scheduler is not None:
             from hashlookup.cli.match_dask import run_dask_match
 
             found = run_dask_match(args, ctx, only, exclude)

@@ -26,6 +26,7 @@ from hashlookup.cli._common import (
     refuse_writing_directory,
     warn,
 )
+from hashlookup.cli._near import add_scan_near_options, near_summary, scan_near_columns
 from hashlookup.cli._open import label_filters
 from hashlookup.cli._options import (
     add_filter_options,
@@ -73,39 +74,39 @@ def format_miss(path: str, fmt: str) -> bytes:
     return csv_rows([[path]])
 
 
-def format_hit(hit: ScanHit, fmt: str) -> bytes:
-    """One output line (with its newline) for a hit."""
+def format_hit(hit: ScanHit, fmt: str, near: bool = False) -> bytes:
+    """One output line (with its newline) for a hit; `near`: the scan
+    hashes images (CSV rows get the distance and quality columns)."""
     if fmt == "text":
         line = f"{hit.path}\t{hit.algorithm}\t{hit.digest}\t{';'.join(hit.labels)}"
         if hit.mismatch:
             line += f"\tmismatch:{','.join(hit.mismatch)}"
+        if hit.distance is not None:
+            line += f"\tdistance={hit.distance}\tquality={hit.quality}"
         return line.encode("utf-8", "surrogateescape") + b"\n"
     if fmt == "jsonl":
-        return (
-            json.dumps(
-                {
-                    "path": hit.path,
-                    "algorithm": hit.algorithm,
-                    "digest": hit.digest,
-                    "record": hit.record_id,
-                    "labels": list(hit.labels),
-                    "mismatch": list(hit.mismatch),
-                }
-            ).encode()
-            + b"\n"
-        )
-    return csv_rows(
-        [
-            [
-                hit.path,
-                hit.algorithm,
-                hit.digest,
-                hit.record_id,
-                ";".join(hit.labels),
-                ";".join(hit.mismatch),
-            ]
-        ]
-    )
+        obj = {
+            "path": hit.path,
+            "algorithm": hit.algorithm,
+            "digest": hit.digest,
+            "record": hit.record_id,
+            "labels": list(hit.labels),
+            "mismatch": list(hit.mismatch),
+        }
+        if hit.distance is not None:
+            obj.update(distance=hit.distance, quality=hit.quality)
+        return json.dumps(obj).encode() + b"\n"
+    row: list[object] = [
+        hit.path,
+        hit.algorithm,
+        hit.digest,
+        hit.record_id,
+        ";".join(hit.labels),
+        ";".join(hit.mismatch),
+    ]
+    if near:
+        row += ["", ""] if hit.distance is None else [hit.distance, hit.quality]
+    return csv_rows([row])
 
 
 def _human(n: float) -> str:
@@ -299,6 +300,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="no warnings, progress or summary on stderr",
     )
+    add_scan_near_options(p)
     add_verify_key(p)
 
 
@@ -338,7 +340,8 @@ def _summary(r: ScanReport, seconds: float, invert: bool = False) -> str:
         f"({r.bytes_read / 1e6:,.1f} MB, {r.throughput:,.0f} MB/s, "
         f"{'+'.join(r.hashed)}), {r.skipped_size:,} skipped by size, "
         f"{r.skipped_excluded:,} excluded, {r.special:,} special, "
-        f"{r.errors:,} errors, {len(r.hits):,} hits{misses} in {seconds:.2f} s"
+        f"{r.errors:,} errors, {len(r.hits):,} hits{near_summary(r)}{misses} in "
+        f"{seconds:.2f} s"
     )
 
 
@@ -369,15 +372,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     progress = Progress(sys.stderr) if show and not args.quiet else None
     report_lines: list[bytes] = []
     header = b""
-    if fmt == "csv":
-        header = csv_rows([["path"]] if invert else [_CSV_HEADER])
     to_tty = args.report is None and sys.stdout.isatty()
-    if args.report is None and header:
-        ctx.out.write(header)
+    near = False
 
     def on_hit(hit: ScanHit) -> None:
         ctx.found = True
-        emit(format_hit(hit, fmt))
+        emit(format_hit(hit, fmt, near))
 
     def on_miss(path: str) -> None:
         ctx.found = True
@@ -411,6 +411,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             open_dataset(args.path, **signature_check(args)) as ds,
         ):
             filters = label_filters(ds, args.path, only, exclude_labels)
+            near = scan_near_columns(args, ds)
+            if fmt == "csv":
+                cols = [*_CSV_HEADER, "distance", "quality"] if near else _CSV_HEADER
+                header = csv_rows([["path"]] if invert else [cols])
+                if args.report is None:
+                    ctx.out.write(header)
             report = scan(
                 ds,
                 roots,
@@ -428,6 +434,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 on_miss=on_miss if invert else None,
                 on_error=on_error,
                 progress=progress.update if progress is not None else None,
+                pdq=args.pdq,
+                max_distance=args.max_distance,
+                min_quality=args.min_quality,
             )
     except KeyboardInterrupt as exc:
         if progress is not None:

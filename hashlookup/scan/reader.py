@@ -12,11 +12,14 @@ import os
 import stat
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hashlookup import _core, algorithms
 from hashlookup.store import format as _format
 from hashlookup.store.dataset import ALGORITHMS, Dataset
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _NEW = {"md5": hashlib.md5, "sha1": hashlib.sha1, "sha256": hashlib.sha256}
 # The algorithm bits and result-tuple slots of _core.hash_files.
@@ -102,6 +105,40 @@ def cheapest_cover(ds: Dataset) -> tuple[str, ...]:
                 cost = sum(costs[algs[i]] for i in subset)
                 best = min(best, (cost, tuple(algs[i] for i in subset)))
     return best[1]
+
+
+def known_sizes(ds: Dataset) -> np.ndarray | None:
+    """Sorted unique sizes of the records if every record has one, else None."""
+    st = ds.current()
+    records = st.records
+    if records is None:  # single-table index: no sizes
+        return None
+    sizes = records["size"]
+    if len(sizes) and int(sizes.min()) < 0:
+        return None
+    import numpy as np  # here: a scan without records never imports it
+
+    # sort + drop repeats: np.unique's hash path is slower on this input
+    s = np.sort(sizes)
+    return s[np.concatenate(([True], s[1:] != s[:-1]))] if len(s) else s
+
+
+_SIZE_SET_LIMIT = 2_000_000  # distinct sizes kept in a Python set (~100 MB at most)
+
+
+def size_test(known: np.ndarray) -> Callable[[int], bool]:
+    """size -> is it the size of a record: a set lookup (0.05 us) when the
+    sizes are few enough, else a binary search (a numpy call, ~2 us)."""
+    if len(known) <= _SIZE_SET_LIMIT:
+        return frozenset(known.tolist()).__contains__
+
+    import numpy as np
+
+    def search(size: int) -> bool:
+        i = int(np.searchsorted(known, size))
+        return i < len(known) and int(known[i]) == size
+
+    return search
 
 
 def _identity(st: os.stat_result | None) -> tuple[int, int] | None:

@@ -8,16 +8,22 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class ScanHit:
-    """A scanned file whose digest is in the dataset: one per (file, record).
+    """A scanned file found in the dataset: one per (file, record).
+
+    Found by one of its digests (an exact hit), or, for an image file in a
+    dataset with PDQ hashes, by its PDQ hash within the scan's radius (a
+    near hit: `algorithm` is ``"pdq"`` and `distance` is set).
 
     Attributes
     ----------
     path : str
         The file.
     algorithm : str
-        Algorithm of the digest that found the record.
+        Algorithm of the digest that found the record (``"pdq"``: a near
+        hit).
     digest : str
-        The file's digest of that algorithm, lowercase hex.
+        The file's digest of that algorithm (its PDQ hash for a near hit),
+        lowercase hex.
     record_id : int
         The record found.
     labels : tuple of str
@@ -26,6 +32,12 @@ class ScanHit:
         Algorithms for which the record holds a digest that differs from
         the file's: normally empty (else a collision, or a list pairing
         digests wrongly).
+    distance : int or None
+        Near hits: Hamming distance (bits) between the file's PDQ hash and
+        the record's; None for an exact hit.
+    quality : int or None
+        Near hits: the PDQ quality of the file's image, 0..100; None for an
+        exact hit.
     """
 
     path: str
@@ -34,6 +46,8 @@ class ScanHit:
     record_id: int
     labels: tuple[str, ...]
     mismatch: tuple[str, ...] = ()
+    distance: int | None = None
+    quality: int | None = None
 
 
 @dataclass
@@ -75,6 +89,18 @@ class ScanReport:
         over, and this report is of a new scan.
     misses : int
         Files reported to ``on_miss`` (not in the dataset); 0 without it.
+    pdq : bool
+        Whether the PDQ hashes of image files were computed and searched.
+    pdq_unavailable : str or None
+        Why not, when the dataset has PDQ hashes but the ``images`` extra
+        is not installed (the scan then matched exact digests only).
+    images_hashed : int
+        Image files whose PDQ hash was computed.
+    images_low_quality : int
+        Of those, images whose quality is below the scan's `min_quality`
+        (not searched).
+    images_too_large : int
+        Image files not decoded: more pixels than the scan's limit.
     """
 
     files_seen: int = 0
@@ -92,6 +118,11 @@ class ScanReport:
     resumed_bytes: int = 0
     restarted: bool = False
     misses: int = 0
+    pdq: bool = False
+    pdq_unavailable: str | None = None
+    images_hashed: int = 0
+    images_low_quality: int = 0
+    images_too_large: int = 0
 
     @property
     def throughput(self) -> float:

@@ -39,6 +39,7 @@ import zlib
 from typing import TYPE_CHECKING, Any
 
 from hashlookup.errors import HashLookupError
+from hashlookup.scan.report import ScanHit
 
 if TYPE_CHECKING:
     from hashlookup.store.dataset import Dataset
@@ -132,6 +133,61 @@ def scan_params(
         **options,
         **_label_params(labels),
     }
+
+
+# Per-unit counters, in this order in the state file.
+STATS = (
+    "files_seen",
+    "files_read",
+    "skipped_size",
+    "skipped_excluded",
+    "special",
+    "bytes_read",
+    "images_hashed",
+    "images_low_quality",
+    "images_too_large",
+)
+
+
+class Unit:
+    """The files directly in one directory (or what one root produced): the
+    granule of resumption.  Finished when listed and every file is hashed."""
+
+    __slots__ = ("dir", "done", "errors", "hits", "listed", "pending", "root", "stats")
+
+    def __init__(self, root: int, directory: str | None, done: bool) -> None:
+        self.root = root
+        self.dir = directory
+        self.pending = 0
+        self.listed = False
+        self.done = done  # finished in an earlier run: nothing to do
+        self.stats = [0] * len(STATS)
+        self.errors: list[tuple[str, str]] = []
+        self.hits: list[ScanHit] = []
+
+
+def hit_record(hit: ScanHit) -> list[Any]:
+    """A hit as a unit line of the state file holds it."""
+    rec = [
+        hit.path,
+        hit.algorithm,
+        hit.digest,
+        hit.record_id,
+        list(hit.labels),
+        list(hit.mismatch),
+    ]
+    if hit.distance is not None:  # a near hit: exact ones are stored as before
+        rec += [hit.distance, hit.quality]
+    return rec
+
+
+def hit_from(rec: list[Any]) -> ScanHit:
+    """The hit a unit line of the state file holds."""
+    path, alg, digest, rid, labels, mismatch, *near = rec
+    distance, quality = (int(near[0]), int(near[1])) if near else (None, None)
+    return ScanHit(
+        path, alg, digest, int(rid), tuple(labels), tuple(mismatch), distance, quality
+    )
 
 
 class ScanState:

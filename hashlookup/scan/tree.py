@@ -68,6 +68,14 @@ Misses
     examined; errors go to ``on_error``).  Not with ``resume`` (the state
     file records hits only).
 
+Images (datasets with PDQ hashes)
+    Each file read that starts like an image (JPEG, PNG, GIF, BMP, WebP,
+    TIFF: by content, never by name) is decoded on a pool of its own and
+    its PDQ hash searched within ``max_distance``: near hits
+    (``algorithm="pdq"``, ``distance``, ``quality``) for the records it did
+    not find by digest.  A file that fails to decode is an error of the
+    file; an image that matches nothing is a miss (hashlookup/scan/images.py).
+
 Resuming
     With ``resume=STATE``, each finished unit of work (the files directly in
     one directory) is appended to the state file with its hits, errors and
@@ -94,100 +102,40 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from hashlookup.scan.reader import Hasher, ReadError, cheapest_cover, error_reason
+from hashlookup.near._defaults import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_QUALITY
+from hashlookup.scan import images as _images
+from hashlookup.scan.reader import (
+    Hasher,
+    ReadError,
+    cheapest_cover,
+    error_reason,
+    known_sizes,
+    size_test,
+)
 from hashlookup.scan.report import ScanHit, ScanInterrupted, ScanReport
-from hashlookup.scan.state import ScanState, scan_params
+from hashlookup.scan.state import (
+    STATS as _STATS,
+)
+from hashlookup.scan.state import (
+    ScanState,
+    Unit,
+    hit_from,
+    hit_record,
+    scan_params,
+)
 from hashlookup.store.dataset import ALGORITHMS, Dataset, open_dataset
-
-if TYPE_CHECKING:
-    import numpy as np
 
 _GROUP_FILES = 256  # small files handed to a worker at once
 _GROUP_BYTES = 16 << 20  # ... up to about this many bytes
 _UNKNOWN_SIZE = 64 << 10  # what a file not stat'ed counts towards a group
 _PROGRESS_SECONDS = 0.2
 __all__ = ["scan"]
-
-
-# Per-unit counters, in this order in the state file.
-_STATS = (
-    "files_seen",
-    "files_read",
-    "skipped_size",
-    "skipped_excluded",
-    "special",
-    "bytes_read",
+# The per-unit counters of state.STATS, by position.
+_SEEN, _READ, _SIZE, _EXCL, _SPECIAL, _BYTES, _IMG, _IMG_LOW, _IMG_BIG = range(
+    len(_STATS)
 )
-_SEEN, _READ, _SIZE, _EXCL, _SPECIAL, _BYTES = range(len(_STATS))
-
-
-class _Unit:
-    """The files directly in one directory (or what one root produced): the
-    granule of resumption.  Finished when listed and every file is hashed."""
-
-    __slots__ = ("dir", "done", "errors", "hits", "listed", "pending", "root", "stats")
-
-    def __init__(self, root: int, directory: str | None, done: bool) -> None:
-        self.root = root
-        self.dir = directory
-        self.pending = 0
-        self.listed = False
-        self.done = done  # finished in an earlier run: nothing to do
-        self.stats = [0] * len(_STATS)
-        self.errors: list[tuple[str, str]] = []
-        self.hits: list[ScanHit] = []
-
-
-def _known_sizes(ds: Dataset) -> np.ndarray | None:
-    """Sorted unique sizes of the records if every record has one, else None."""
-    st = ds.current()
-    records = st.records
-    if records is None:  # single-table index: no sizes
-        return None
-    sizes = records["size"]
-    if len(sizes) and int(sizes.min()) < 0:
-        return None
-    import numpy as np  # here: a scan without records never imports it
-
-    # sort + drop repeats: np.unique's hash path is slower on this input
-    s = np.sort(sizes)
-    return s[np.concatenate(([True], s[1:] != s[:-1]))] if len(s) else s
-
-
-_SIZE_SET_LIMIT = 2_000_000  # distinct sizes kept in a Python set (~100 MB at most)
-
-
-def _size_test(known: np.ndarray) -> Callable[[int], bool]:
-    """size -> is it the size of a record: a set lookup (0.05 us) when the
-    sizes are few enough, else a binary search (a numpy call, ~2 us)."""
-    if len(known) <= _SIZE_SET_LIMIT:
-        return frozenset(known.tolist()).__contains__
-
-    import numpy as np
-
-    def search(size: int) -> bool:
-        i = int(np.searchsorted(known, size))
-        return i < len(known) and int(known[i]) == size
-
-    return search
-
-
-def _hit_record(hit: ScanHit) -> list[Any]:
-    return [
-        hit.path,
-        hit.algorithm,
-        hit.digest,
-        hit.record_id,
-        list(hit.labels),
-        list(hit.mismatch),
-    ]
-
-
-def _hit_from(rec: list[Any]) -> ScanHit:
-    path, alg, digest, rid, labels, mismatch = rec
-    return ScanHit(path, alg, digest, int(rid), tuple(labels), tuple(mismatch))
 
 
 class _Scanner:
@@ -208,6 +156,7 @@ class _Scanner:
         state: ScanState | None,
         on_miss: Callable[[str], Any] | None = None,
         labels: tuple[tuple[str, ...] | None, tuple[str, ...] | None],
+        near: tuple[int, int, int] | None = None,
     ) -> None:
         self.ds = ds
         self.follow = follow_symlinks
@@ -228,23 +177,31 @@ class _Scanner:
         # does not mix generations).
         self.generation = ds.current()
         self.algorithms = self.generation.algorithms
-        sizes = _known_sizes(ds) if skip_unknown_sizes else None
-        self.known = _size_test(sizes) if sizes is not None else None
+        sizes = known_sizes(ds) if skip_unknown_sizes else None
+        self.known = size_test(sizes) if sizes is not None else None
         cover = cheapest_cover(ds)
         self.tables = {a: self.generation.tables[a] for a in self.algorithms}
         self.hasher = Hasher(ds, cover, chunk_size, follow_symlinks)
         self.report = ScanReport(algorithms=self.algorithms, hashed=cover)
         self.report.restarted = state is not None and state.restarted
+        # Datasets with PDQ hashes: (max_distance, min_quality) and the
+        # image stage (scan/images.py); None keeps every path as it was.
+        self.images: _images.ImageStage | None = None
+        self.near = near
+        if near is not None:
+            reader = _images.ImageReader(self.hasher.flags, self.hasher.nofollow)
+            self.images = _images.ImageStage(self.hasher.many, reader, near[2])
+            self.report.pdq = True
 
     # -- accounting ----------------------------------------------------------
 
-    def count(self, unit: _Unit, what: int, n: int = 1) -> None:
+    def count(self, unit: Unit, what: int, n: int = 1) -> None:
         unit.stats[what] += n
         r = self.report
         name = _STATS[what]
         setattr(r, name, getattr(r, name) + n)
 
-    def error(self, unit: _Unit, path: str, reason: str) -> None:
+    def error(self, unit: Unit, path: str, reason: str) -> None:
         if unit.done:
             return  # replayed from the state file already
         unit.errors.append((path, reason))
@@ -252,7 +209,7 @@ class _Scanner:
         if self.on_error is not None:
             self.on_error(path, reason)
 
-    def hit(self, unit: _Unit, hit: ScanHit) -> None:
+    def hit(self, unit: Unit, hit: ScanHit) -> None:
         unit.hits.append(hit)
         self.report.hits.append(hit)
         if self.on_hit is not None:
@@ -264,11 +221,11 @@ class _Scanner:
         self.report.misses += 1
         self.on_miss(self.alias.get(path, path) if self.alias else path)
 
-    def listed(self, unit: _Unit) -> None:
+    def listed(self, unit: Unit) -> None:
         unit.listed = True
         self.maybe_finished(unit)
 
-    def maybe_finished(self, unit: _Unit) -> None:
+    def maybe_finished(self, unit: Unit) -> None:
         if unit.listed and unit.pending == 0 and not unit.done:
             unit.done = True
             if self.state is not None:
@@ -277,7 +234,7 @@ class _Scanner:
                     unit.dir,
                     unit.stats,
                     unit.errors,
-                    [_hit_record(h) for h in unit.hits],
+                    [hit_record(h) for h in unit.hits],
                 )
 
     def replay(self) -> None:
@@ -294,14 +251,14 @@ class _Scanner:
                 if self.on_error is not None:
                     self.on_error(path, reason)
             for h in rec["h"]:
-                hit = _hit_from(h)
+                hit = hit_from(h)
                 r.hits.append(hit)
                 if self.on_hit is not None:
                     self.on_hit(hit)
 
-    def unit(self, root: int, directory: str | None) -> _Unit:
+    def unit(self, root: int, directory: str | None) -> Unit:
         done = self.state is not None and (root, directory) in self.state.units
-        return _Unit(root, directory, done)
+        return Unit(root, directory, done)
 
     # -- walking -------------------------------------------------------------
 
@@ -315,7 +272,7 @@ class _Scanner:
 
     def files(
         self, roots: list[str]
-    ) -> Iterator[tuple[str, os.stat_result | None, _Unit]]:
+    ) -> Iterator[tuple[str, os.stat_result | None, Unit]]:
         """Regular files to read, with their stat and unit; counts the rest."""
         for i, root in enumerate(roots):
             unit = self.unit(i, None)
@@ -358,8 +315,8 @@ class _Scanner:
         return target
 
     def leaf(
-        self, unit: _Unit, path: str, st: os.stat_result
-    ) -> Iterator[tuple[str, os.stat_result, _Unit]]:
+        self, unit: Unit, path: str, st: os.stat_result
+    ) -> Iterator[tuple[str, os.stat_result, Unit]]:
         if unit.done:
             return
         if not stat.S_ISREG(st.st_mode):
@@ -382,7 +339,7 @@ class _Scanner:
 
     def walk(
         self, root: int, top: str, top_st: os.stat_result
-    ) -> Iterator[tuple[str, os.stat_result | None, _Unit]]:
+    ) -> Iterator[tuple[str, os.stat_result | None, Unit]]:
         # Without size filters, st_dev checks or links to follow, the entry
         # types from readdir suffice: no stat per file in this (the one
         # walking) thread; the worker's fstat checks the file is regular.
@@ -468,28 +425,67 @@ class _Scanner:
     def add(
         self,
         path: str,
-        unit: _Unit,
-        result: int | tuple[int, dict[str, bytes]] | ReadError,
+        unit: Unit,
+        result: int | tuple[int, dict[str, bytes]] | ReadError | _images.Sniffed,
     ) -> None:
         unit.pending -= 1
+        read = path
         if self.alias:
             path = self.alias.get(path, path)
+        sniffed = None
+        if isinstance(result, _images.Sniffed):
+            sniffed, result = result, result.result
+        found = False
+        hits = len(unit.hits)
         if isinstance(result, ReadError):
             self.error(unit, path, result.reason)
-        elif isinstance(result, int):
+            self.maybe_finished(unit)
+            return
+        if isinstance(result, int):
+            n = result
             self.count(unit, _READ)
             self.count(unit, _BYTES, result)
-            if self.on_miss is not None:
-                self.miss(path)
         else:
             n, digests = result
             self.count(unit, _READ)
             self.count(unit, _BYTES, n)
-            if not self.lookup(unit, path, digests) and self.on_miss is not None:
-                self.miss(path)
+            found = self.lookup(unit, path, digests)
+        if sniffed is not None and self.images is not None:
+            # An image: its near hits (and whether it is a miss) come when
+            # it is decoded; the unit waits for it.
+            exact = {h.record_id for h in unit.hits[hits:]}
+            miss = self.on_miss is not None and not found
+            unit.pending += 1
+            self.images.submit(read, n, sniffed.stat, (path, unit, exact, miss))
+            self.decoded(False)
+        elif not found and self.on_miss is not None:
+            self.miss(path)
         self.maybe_finished(unit)
 
-    def lookup(self, unit: _Unit, path: str, digests: dict[str, bytes]) -> bool:
+    def decoded(self, block: bool) -> None:
+        """The near hits of the images decoded so far (all, with `block`)."""
+        assert self.images is not None and self.near is not None
+        labels = (self.only, self.exclude_labels)
+        for res, (path, unit, exact, miss) in self.images.ready(block):
+            unit.pending -= 1
+            if isinstance(res, ReadError):
+                self.error(unit, path, res.reason)
+            elif isinstance(res, _images.TooLarge):
+                self.count(unit, _IMG_BIG)
+            else:
+                self.count(unit, _IMG)
+                if res.quality < self.near[1]:
+                    self.count(unit, _IMG_LOW)
+                for hit in _images.near_hits(
+                    self.generation, path, res, exact, self.near, labels
+                ):
+                    self.hit(unit, hit)
+                    miss = False
+            if miss and not isinstance(res, ReadError):
+                self.miss(path)
+            self.maybe_finished(unit)
+
+    def lookup(self, unit: Unit, path: str, digests: dict[str, bytes]) -> bool:
         """Every digest of a candidate file, in md5, sha1, sha256 order;
         whether any hit was reported."""
         found = False
@@ -548,7 +544,7 @@ class _Scanner:
             ticker.start()
         # Small files go to the workers in groups (fewer futures, less
         # main-thread overhead); a group is also closed at GROUP_BYTES.
-        Group = list[tuple[str, os.stat_result | None, _Unit]]
+        Group = list[tuple[str, os.stat_result | None, Unit]]
         inflight: collections.deque[tuple[Group, concurrent.futures.Future[Any]]] = (
             collections.deque()
         )
@@ -558,6 +554,8 @@ class _Scanner:
         pool = concurrent.futures.ThreadPoolExecutor(
             self.jobs, thread_name_prefix="hashlookup-scan"
         )
+        images = self.images
+        work = self.hasher.many if images is None else images.many
 
         def collect(block: bool) -> None:
             # In submission order: units finish in walk order.
@@ -579,6 +577,8 @@ class _Scanner:
                     else:
                         self.add(p, unit, res)
                 block = False
+            if images is not None and images.inflight:
+                self.decoded(False)
 
         try:
             group: Group = []
@@ -588,13 +588,15 @@ class _Scanner:
                 st = item[1]
                 size += st.st_size if st is not None else _UNKNOWN_SIZE
                 if len(group) >= _GROUP_FILES or size >= group_bytes:
-                    inflight.append((group, pool.submit(self.hasher.many, group)))
+                    inflight.append((group, pool.submit(work, group)))
                     group, size = [], 0
                     collect(False)
             if group:
-                inflight.append((group, pool.submit(self.hasher.many, group)))
+                inflight.append((group, pool.submit(work, group)))
             while inflight:
                 collect(True)
+            while images is not None and images.inflight:
+                self.decoded(True)
             if self.state is not None:
                 self.state.finish()
         except (KeyboardInterrupt, RuntimeError) as exc:
@@ -606,6 +608,8 @@ class _Scanner:
             for _, fut in inflight:
                 fut.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
+            if images is not None:
+                images.close()
             stop.set()
             if ticker is not None:
                 ticker.join()
@@ -641,6 +645,10 @@ def scan(
     on_error: Callable[[str, str], Any] | None = None,
     progress: Callable[[ScanReport], Any] | None = None,
     on_miss: Callable[[str], Any] | None = None,
+    pdq: bool | None = None,
+    max_distance: int = DEFAULT_MAX_DISTANCE,
+    min_quality: int = DEFAULT_MIN_QUALITY,
+    image_jobs: int | None = None,
 ) -> ScanReport:
     """Hash every regular file under `paths` and look it up in `dataset`.
 
@@ -674,6 +682,17 @@ def scan(
         ``on_miss(path)`` for each file not in the dataset (the inverse of
         the hits, as ``hashdeep -x``; see Misses in the module docstring),
         called in the calling thread.  Not with `resume`.
+    pdq
+        Image files (by content) get their PDQ hash computed and searched
+        within `max_distance` (near hits, ``ScanHit.distance``): None (the
+        default) when the dataset has PDQ hashes and the ``images`` extra
+        is installed (else ``ScanReport.pdq_unavailable`` says why not);
+        True requires both (ValueError, ImportError); False never.
+    max_distance, min_quality
+        As for ``Dataset.near``; `min_quality` also applies to the image's
+        own hash (a lower one is not searched).
+    image_jobs
+        Threads decoding images (default: `jobs`).
     """
     if isinstance(exclude, str):
         exclude = (exclude,)
@@ -690,6 +709,9 @@ def scan(
     for name, v in (("min_size", min_size), ("max_size", max_size)):
         if v is not None and v < 0:
             raise ValueError(f"{name} must be >= 0, got {v}")
+    _images.check_options(max_distance, min_quality)
+    if image_jobs is not None and image_jobs < 1:
+        raise ValueError(f"image_jobs must be >= 1, got {image_jobs}")
     if on_miss is not None and resume is not None:
         raise ValueError(
             "on_miss cannot be combined with resume (the state file records hits only)"
@@ -699,6 +721,11 @@ def scan(
     own = ds is not dataset
     state = None
     try:
+        on, unavailable = _images.decide(ds.has_pdq, pdq, ds.path)
+        near = (max_distance, min_quality, image_jobs or jobs) if on else None
+        # Near options in the state header only when images are hashed: a
+        # state file of a scan without them stays valid.
+        extra = {"pdq": [max_distance, min_quality]} if on else {}
         if resume is not None:
             state = ScanState(
                 resume,
@@ -712,6 +739,7 @@ def scan(
                     max_size=max_size,
                     skip_unknown_sizes=skip_unknown_sizes,
                     labels=labels,
+                    **extra,
                 ),
             )
         scanner = _Scanner(
@@ -729,7 +757,9 @@ def scan(
             state=state,
             labels=labels,
             on_miss=on_miss,
+            near=near,
         )
+        scanner.report.pdq_unavailable = unavailable
         return scanner.run(roots, progress)
     finally:
         if state is not None:
