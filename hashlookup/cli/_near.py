@@ -205,12 +205,12 @@ def _fields(m: NearMatch) -> list[str]:
     return fields
 
 
-def _dict(m: NearMatch) -> dict[str, Any]:
+def _dict(m: NearMatch, pdq_key: str = "pdq") -> dict[str, Any]:
     d: dict[str, Any] = {
         "record": m.record_id,
         "distance": m.distance,
         "quality": m.quality,
-        "pdq": m.pdq,
+        pdq_key: m.pdq,
     }
     d.update((a, getattr(m, a)) for a in algorithms.NAMES)
     d.update(size=m.size, labels=list(m.labels))
@@ -284,11 +284,8 @@ def run_pdq_match(
                 kind = "csv"
         if kind == "text":
             raise CLIError("--pdq reads CSV/TSV or Parquet inventories")
-        invs.append(
-            Inventory(path, kind, column=args.column or "pdq", delimiter=args.delimiter)
-        )
-        if args.column is None:
-            invs[-1].column = None  # the PDQ column found by its name
+        column = args.column or "pdq"
+        invs.append(Inventory(path, kind, column=column, delimiter=args.delimiter))
     multi = len(invs) > 1
     fmt = args.format
     out = ctx.out
@@ -383,7 +380,8 @@ def _near_rows(
         ):
             if fmt == "jsonl":
                 d: dict[str, Any] = {"file": name} if name is not None else {}
-                d.update(row=row, pdq=h, **_dict(m))
+                d.update(row=row, pdq=h)
+                d.update(_dict(m, "match"))
                 out.append(json_line(d))
             elif fmt == "csv":
                 out.append(

@@ -1,9 +1,10 @@
 """PDQ inventories: a table's column of PDQ hashes matched within a Hamming
 radius (``hlookup match --pdq``, docs/NEAR.md).
 
-A CSV/TSV or Parquet inventory names its PDQ column ``pdq`` (or
-``pdqhash``; ``column=`` picks another) and, optionally, its quality
-column ``quality`` or ``pdq_quality``, the names the importers read.  Each
+A CSV/TSV or Parquet inventory's PDQ column is the one its ``column``
+names (``pdq`` also finds the column the importers read as PDQ: ``pdq``,
+``pdqhash``, any case and spacing); its quality column, when there is one,
+is ``quality`` or ``pdq_quality``, as the importers read it.  Each
 row's hash is searched with ``Dataset.near_many`` in batches; a row whose
 quality is below `min_quality` is not searched (as the dataset's own hashes
 of low quality are not matched).  An empty PDQ cell is no query.  A bad
@@ -82,25 +83,23 @@ class NearPiece:
 
 
 def _columns(inv: Inventory, names: list[str]) -> tuple[int, int | None]:
-    """(PDQ column, quality column or None) of a header."""
-    if inv.column is not None:
-        if inv.column not in names:
-            raise InputError(f"{inv.name}: no column {inv.column!r}")
-        pdq = names.index(inv.column)
-        found = _pdq.find_columns(names)
-        return pdq, found[1] if found is not None else None
+    """(PDQ column, quality column or None) of a header: the column named
+    as `inv.column` says, or when that is a PDQ name (``pdq``) and no column
+    is named so exactly, the one the importers would read as PDQ."""
     found = _pdq.find_columns(names)
-    if found is None:
-        shown = ", ".join(repr(n) for n in names[:20])
-        raise InputError(
-            f"{inv.name}: no PDQ column (a column named pdq; columns: {shown})"
-        )
-    return found
+    quality = found[1] if found is not None else None
+    assert inv.column is not None  # tables always name one
+    if inv.column in names:
+        return names.index(inv.column), quality
+    if found is not None and normalise_name(inv.column) in _pdq.PDQ_NAMES:
+        return found
+    shown = ", ".join(repr(n) for n in names[:20])
+    raise InputError(f"{inv.name}: no column {inv.column!r} (columns: {shown})")
 
 
 def _csv_cells(
     inv: Inventory,
-) -> Iterator[tuple[int, list[Any], list[Any] | None]]:
+) -> Iterator[tuple[int, list[Any], list[Any] | None, str]]:
     """(first row, PDQ cells, quality cells or None) per batch of a CSV/TSV."""
     with open(
         inv.path, newline="", encoding="utf-8-sig", errors="surrogateescape"
@@ -124,18 +123,18 @@ def _csv_cells(
                 if qcol is not None:
                     quality.append(fields[qcol] if qcol < len(fields) else "")
                 if len(hashes) == BATCH_ROWS:
-                    yield row, hashes, quality if qcol is not None else None
+                    yield row, hashes, quality if qcol is not None else None, names[col]
                     row += len(hashes)
                     hashes, quality = [], []
         except csv.Error as e:
             raise InputError(f"{inv.name}:{reader.line_num}: {e}") from None
         if hashes:
-            yield row, hashes, quality if qcol is not None else None
+            yield row, hashes, quality if qcol is not None else None, names[col]
 
 
 def _parquet_cells(
     inv: Inventory,
-) -> Iterator[tuple[int, list[Any], list[Any] | None]]:
+) -> Iterator[tuple[int, list[Any], list[Any] | None, str]]:
     import pyarrow.parquet as pq
 
     f = pq.ParquetFile(inv.path)
@@ -148,7 +147,7 @@ def _parquet_cells(
         quality = batch.column(1).to_pylist() if qcol is not None else None
         if quality is not None:
             quality = [_text(v) for v in quality]
-        yield row, hashes, quality
+        yield row, hashes, quality, names[col]
         row += len(hashes)
 
 
@@ -159,11 +158,6 @@ def _text(v: Any) -> Any:
     if isinstance(v, (bytes, bytearray)):
         return v.decode("ascii", "replace")
     return str(v) if isinstance(v, int) else v
-
-
-def pdq_inventory(inv: Inventory) -> bool:
-    """Whether a table inventory has a PDQ column (by name, or --column)."""
-    return normalise_name(inv.column or "") in _pdq.PDQ_NAMES
 
 
 def match_pdq(
@@ -185,8 +179,9 @@ def match_pdq(
     ds : Dataset
         A dataset with PDQ hashes.
     inv : Inventory
-        A CSV/TSV or Parquet inventory (``column`` None: the PDQ column by
-        its name).
+        A CSV/TSV or Parquet inventory; its ``column`` names the PDQ column
+        (``"pdq"`` also finds one the importers read as PDQ, such as
+        ``PDQ Hash``).
     max_distance, min_quality, only, exclude, threads
         As for ``Dataset.near_many``; `min_quality` also drops the rows of
         lower quality.
@@ -206,14 +201,19 @@ def match_pdq(
             "`hlookup check DATASET --pdq HEX...`"
         )
     cells = _parquet_cells(inv) if inv.kind == "parquet" else _csv_cells(inv)
-    what = ("pdq", "quality")
-    for first, hashes, quality in cells:
+    for first, hashes, quality, name in cells:
         bad: dict[int, str] = {}
-        raw, present, q = _pdq.decode(hashes, quality, what, bad)
+        raw, present, q = _pdq.decode(hashes, quality, ("h", "q"), bad)
         if bad:
             if not skip_invalid:
+                # The cell is not echoed: it may be a queried hash.
                 i = min(bad)
-                raise InputError(f"{inv.name}: row {first + i}: {bad[i]}")
+                what = (
+                    f"column {name!r}: not a PDQ hash (64 hex characters)"
+                    if bad[i].startswith("h")
+                    else "its PDQ quality is not 0..100"
+                )
+                raise InputError(f"{inv.name}: row {first + i}: {what}")
             present[list(bad)] = False
         keep = present.copy()
         qarr = None
