@@ -44,7 +44,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import hashlookup
-from fuzz import seeds
+from fuzz import near_target, seeds
 from hashlookup import IndexFormatError, InputError, _core
 from hashlookup.importers import ImportReport, iter_records
 from hashlookup.store import format as _format
@@ -743,6 +743,9 @@ TARGETS: dict[str, Target] = {
     "lines": Target(fuzz_lines, (), seeds.digest_lines, 4096),
     "matchlines": Target(fuzz_matchlines, (), seeds.digest_lines, 4096),
     "batch": Target(fuzz_batch, (), seeds.batch_programs, 2048),
+    "pdq": Target(
+        near_target.fuzz_pdq, (IndexFormatError,), near_target.seeds, 1 << 16
+    ),
 }
 
 
