@@ -22,7 +22,7 @@ import pytest
 import hashlookup
 from hashlookup.scan import ScanInterrupted, scan
 from hashlookup.scan.images import ImageReader, image_kind
-from near_utils import oracle, write_csv
+from near_utils import flip, oracle, write_csv
 
 pytest.importorskip("PIL")
 pytest.importorskip("pdqhash")
@@ -387,3 +387,22 @@ def test_cli_without_the_images_extra_says_so_once(world):
     assert "warning" in p.stderr and p.stdout == ""
     p = subprocess.run([*base, "--pdq"], capture_output=True, text=True)
     assert p.returncode == 2 and "hashlookup[images]" in p.stderr
+
+
+def test_record_with_several_pdq_hashes_is_one_hit_at_its_nearest(tmp_path):
+    img = draw(12)
+    h = np.frombuffer(hashlookup.pdq_hash(img)[0], np.uint8)
+    rng = np.random.default_rng(4)
+    far, near = flip(h, 12, rng), flip(h, 3, rng)
+    md5 = "ab" * 16
+    (tmp_path / "k.csv").write_text(
+        f"md5,pdq\n{md5},{far.tobytes().hex()}\n{md5},{near.tobytes().hex()}\n"
+    )
+    hashlookup.build_dataset(str(tmp_path / "k.csv"), tmp_path / "k.hlds")
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / "x.png").write_bytes(encode(img, "PNG"))
+    r = scan(tmp_path / "k.hlds", [tree])
+    assert [(x.record_id, x.distance) for x in r.hits] == [(0, 3)]
+    p = run_cli("scan", tmp_path / "k.hlds", tree, "-q", "--format", "jsonl")
+    assert [json.loads(x)["distance"] for x in p.stdout.splitlines()] == [3]

@@ -362,15 +362,17 @@ def _near_rows(
     only: tuple[str, ...] | None,
     exclude: tuple[str, ...] | None,
 ) -> bytes:
-    """One output line per (row, record) near match: the rows near_many
-    found are searched again one by one for the matched hashes' details
-    (matches are rare; the batch search keeps the rest fast)."""
+    """One output line per (row, record) near match, the record's nearest
+    PDQ hash when it has several: the rows near_many found are searched
+    again one by one for the matched hashes' details (matches are rare; the
+    batch search keeps the rest fast)."""
     out: list[bytes] = []
     prefix = f"{name}:" if name is not None else ""
     head: list[Any] = [name] if name is not None else []
     for qi in sorted(set(piece.query.tolist())):
         row = int(piece.rows[qi])
         h = piece.hashes[qi].tobytes().hex()
+        seen: set[int] = set()  # a record with several PDQ hashes: its nearest
         for m in ds.near(
             h,
             args.max_distance,
@@ -378,6 +380,9 @@ def _near_rows(
             only=only,
             exclude=exclude,
         ):
+            if m.record_id in seen:
+                continue
+            seen.add(m.record_id)
             if fmt == "jsonl":
                 d: dict[str, Any] = {"file": name} if name is not None else {}
                 d.update(row=row, pdq=h)

@@ -205,8 +205,9 @@ def near_hits(
 ) -> list[ScanHit]:
     """The near hits of one image file: the records near its hash (the
     label filters applied), nearest first, except those its digests found
-    (one hit per file and record); none when the image's own quality is
-    below the floor.
+    and, for a record with several PDQ hashes, all but its nearest (one hit
+    per file and record); none when the image's own quality is below the
+    floor.
 
     Parameters
     ----------
@@ -230,13 +231,24 @@ def near_hits(
 
     matches = query.near(gen, image.pdq, max_distance, min_quality, *labels)
     digest = image.pdq.hex()
-    return [
-        ScanHit(
-            path, "pdq", digest, m.record_id, m.labels, (), m.distance, image.quality
-        )
-        for m in matches
-        if m.record_id not in exact
-    ]
+    seen = set(exact)  # a record with several PDQ hashes: its nearest only
+    out = []
+    for m in matches:
+        if m.record_id not in seen:
+            seen.add(m.record_id)
+            out.append(
+                ScanHit(
+                    path,
+                    "pdq",
+                    digest,
+                    m.record_id,
+                    m.labels,
+                    (),
+                    m.distance,
+                    image.quality,
+                )
+            )
+    return out
 
 
 def check_options(max_distance: int, min_quality: int) -> None:
