@@ -406,3 +406,32 @@ def test_record_with_several_pdq_hashes_is_one_hit_at_its_nearest(tmp_path):
     assert [(x.record_id, x.distance) for x in r.hits] == [(0, 3)]
     p = run_cli("scan", tmp_path / "k.hlds", tree, "-q", "--format", "jsonl")
     assert [json.loads(x)["distance"] for x in p.stdout.splitlines()] == [3]
+
+
+def test_images_over_the_limits_are_counted_not_decoded(world, monkeypatch):
+    from hashlookup.scan import images
+
+    full = scan(world["ds"], [world["tree"]], on_error=lambda p, e: None)
+    # 300x300 and smaller images stay; the 320x320 and larger ones are over.
+    monkeypatch.setattr(images, "MAX_PIXELS", 300 * 300)
+    missed: list[str] = []
+    r = scan(
+        world["ds"],
+        [world["tree"]],
+        on_miss=missed.append,
+        on_error=lambda p, e: None,
+    )
+    assert r.images_too_large > 0 and r.images_hashed > 0
+    # (A damaged image whose header says it is large is not decoded now.)
+    done = r.images_hashed + r.images_too_large + r.errors
+    assert done == full.images_hashed + full.errors
+    small = {h.path for h in r.hits}
+    assert small < {h.path for h in full.hits}
+    # An image not decoded is examined by its digests only: a miss.
+    assert {h.path for h in full.hits} - small <= set(missed)
+    monkeypatch.setattr(images, "MAX_PIXELS", 10**9)
+    monkeypatch.setattr(images, "MAX_BYTES", 1000)
+    r = scan(world["ds"], [world["tree"]], on_error=lambda p, e: None)
+    done = r.images_hashed + r.images_too_large + r.errors
+    assert done == full.images_hashed + full.errors
+    assert r.images_too_large > 0

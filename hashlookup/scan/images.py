@@ -29,6 +29,8 @@ from hashlookup.scan.report import ScanHit
 #: Largest image decoded, in pixels (about 300 MB as RGB, twice that while
 #: it is converted); larger ones are counted in ``images_too_large``.
 MAX_PIXELS = 100_000_000
+#: Largest image file read (it is read whole before decoding).
+MAX_BYTES = 256 << 20
 _HEAD = 32  # bytes read to tell an image (BMP: 18)
 
 #: The reason an image extra is missing, as the scan reports it.
@@ -89,7 +91,8 @@ class ImageHash(NamedTuple):
 
 
 class TooLarge(NamedTuple):
-    """An image of more than MAX_PIXELS pixels: not decoded."""
+    """An image of more than MAX_PIXELS pixels (or a file of more than
+    MAX_BYTES: pixels unknown, 0): not decoded."""
 
     pixels: int
 
@@ -104,14 +107,16 @@ class ImageReader:
         are followed).
     nofollow : bool
         Whether links are not followed (for error reasons).
-    max_pixels : int
-        Largest image decoded.
+    max_pixels : int, optional
+        Largest image decoded (default MAX_PIXELS).
     """
 
-    def __init__(self, flags: int, nofollow: bool, max_pixels: int = MAX_PIXELS):
+    def __init__(
+        self, flags: int, nofollow: bool, max_pixels: int | None = None
+    ) -> None:
         self.flags = flags
         self.nofollow = nofollow
-        self.max_pixels = max_pixels
+        self.max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
 
     def sniff(self, path: str) -> bool:
         """Whether the file starts like an image (False if it cannot be
@@ -147,6 +152,8 @@ class ImageReader:
                 return ReadError("replaced while scanned")
             if before.st_size != size:
                 return ReadError("file changed while read")
+            if size > MAX_BYTES:
+                return TooLarge(0)
             chunks = []
             left = size + 1  # one byte more: growth shows
             while left > 0:
