@@ -435,3 +435,49 @@ def test_images_over_the_limits_are_counted_not_decoded(world, monkeypatch):
     done = r.images_hashed + r.images_too_large + r.errors
     assert done == full.images_hashed + full.errors
     assert r.images_too_large > 0
+
+
+def test_dihedral_finds_turned_and_mirrored_copies(world, tmp_path):
+    img = draw(2)  # original 2 of the dataset (record 2)
+    tree = tmp_path / "t"
+    tree.mkdir()
+    turned = {
+        "r90.png": img.rotate(90, expand=True),
+        "r180.jpg": img.rotate(180),
+        "mirror.webp": img.transpose(Image.FLIP_LEFT_RIGHT),
+        "flip.bmp": img.transpose(Image.FLIP_TOP_BOTTOM),
+    }
+    for name, t in turned.items():
+        fmt = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP", "bmp": "BMP"}
+        (tree / name).write_bytes(encode(t, fmt[name.split(".")[1]]))
+    (tree / "other.png").write_bytes(encode(draw(200), "PNG"))
+    plain = scan(world["ds"], [tree])
+    assert not plain.hits  # PDQ alone misses them
+    r = scan(world["ds"], [tree], dihedral=True)
+    # Oracle: the least distance over the eight hashes of each file.
+    want = set()
+    for f in os.listdir(tree):
+        eight, q = hashlookup.pdq_hash(tree / f, dihedral=True)
+        if q < 50:
+            continue
+        best: dict[int, int] = {}
+        for h in eight:
+            _, rec, dist = oracle(
+                np.frombuffer(h, np.uint8)[None, :],
+                world["hashes"],
+                world["quality"],
+                31,
+                50,
+            )
+            for rr, dd in zip(rec.tolist(), dist.tolist(), strict=True):
+                best[rr] = min(best.get(rr, 999), dd)
+        want |= {(str(tree / f), rr, dd) for rr, dd in best.items()}
+    assert {(h.path, h.record_id, h.distance) for h in r.hits} == want
+    assert {(Path(p).name, rec) for p, rec, _ in want} == {(n, 2) for n in turned}
+    assert max(d for _, _, d in want) <= 8
+    p = run_cli("scan", world["ds"], tree, "-q", "--dihedral", "--format", "jsonl")
+    got = {
+        (x["path"], x["record"], x["distance"])
+        for x in map(json.loads, p.stdout.splitlines())
+    }
+    assert got == want

@@ -92,6 +92,12 @@ def add_scan_near_options(p: argparse.ArgumentParser) -> None:
         "makes both required, --no-pdq matches digests only)",
     )
     add_radius_options(p, "the dataset's PDQ hashes and images")
+    p.add_argument(
+        "--dihedral",
+        action="store_true",
+        help="also match images turned by 90, 180 or 270 degrees or mirrored "
+        "(eight PDQ hashes per image; PDQ alone is not invariant to them)",
+    )
 
 
 def scan_near_columns(args: argparse.Namespace, ds: Dataset) -> bool:

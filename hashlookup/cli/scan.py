@@ -437,6 +437,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 pdq=args.pdq,
                 max_distance=args.max_distance,
                 min_quality=args.min_quality,
+                dihedral=args.dihedral,
             )
     except KeyboardInterrupt as exc:
         if progress is not None:

@@ -84,10 +84,23 @@ def extra_available() -> bool:
 
 
 class ImageHash(NamedTuple):
-    """An image file's PDQ hash (32 bytes) and quality, 0..100."""
+    """An image file's PDQ hash (32 bytes) and quality, 0..100; with
+    `dihedral`, the eight hashes of it turned and mirrored (the first is
+    `pdq`)."""
 
     pdq: bytes
     quality: int
+    turned: tuple[bytes, ...] = ()
+
+
+class NearOptions(NamedTuple):
+    """A scan's image options: radius, quality floor, decoding threads, and
+    whether the eight rotations and mirrorings of each image are searched."""
+
+    max_distance: int
+    min_quality: int
+    jobs: int
+    dihedral: bool = False
 
 
 class TooLarge(NamedTuple):
@@ -109,13 +122,20 @@ class ImageReader:
         Whether links are not followed (for error reasons).
     max_pixels : int, optional
         Largest image decoded (default MAX_PIXELS).
+    dihedral : bool
+        Also hash the image turned by 90, 180, 270 degrees and mirrored.
     """
 
     def __init__(
-        self, flags: int, nofollow: bool, max_pixels: int | None = None
+        self,
+        flags: int,
+        nofollow: bool,
+        max_pixels: int | None = None,
+        dihedral: bool = False,
     ) -> None:
         self.flags = flags
         self.nofollow = nofollow
+        self.dihedral = dihedral
         self.max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
 
     def sniff(self, path: str) -> bool:
@@ -190,6 +210,9 @@ class ImageReader:
             if w * h > self.max_pixels:
                 return TooLarge(w * h)
             img.load()
+            if self.dihedral:
+                turned, quality = pdq_hash(img, dihedral=True)
+                return ImageHash(turned[0], quality, tuple(turned))
             digest, quality = pdq_hash(img)
         except MemoryError:
             return ReadError("image could not be decoded (out of memory)")
@@ -207,7 +230,7 @@ def near_hits(
     path: str,
     image: ImageHash,
     exact: set[int],
-    near: tuple[int, int, int],
+    near: NearOptions,
     labels: tuple[tuple[str, ...] | None, tuple[str, ...] | None],
 ) -> list[ScanHit]:
     """The near hits of one image file: the records near its hash (the
@@ -226,17 +249,21 @@ def near_hits(
         Its hash and quality.
     exact : set of int
         Records found by its digests.
-    near : tuple of int
-        The scan's ``(max_distance, min_quality, image jobs)``.
+    near : NearOptions
+        The scan's radius and quality floor.
     labels : tuple
         The scan's ``(only, exclude)`` label filters.
     """
-    max_distance, min_quality, _ = near
+    max_distance, min_quality = near.max_distance, near.min_quality
     if image.quality < min_quality:
         return []
     from hashlookup.near import query
 
-    matches = query.near(gen, image.pdq, max_distance, min_quality, *labels)
+    matches = []
+    for h in image.turned or (image.pdq,):
+        matches += query.near(gen, h, max_distance, min_quality, *labels)
+    if image.turned:  # nearest first over the eight, then by record
+        matches.sort(key=lambda m: (m.distance, m.record_id))
     digest = image.pdq.hex()
     seen = set(exact)  # a record with several PDQ hashes: its nearest only
     out = []

@@ -156,7 +156,7 @@ class _Scanner:
         state: ScanState | None,
         on_miss: Callable[[str], Any] | None = None,
         labels: tuple[tuple[str, ...] | None, tuple[str, ...] | None],
-        near: tuple[int, int, int] | None = None,
+        near: _images.NearOptions | None = None,
     ) -> None:
         self.ds = ds
         self.follow = follow_symlinks
@@ -189,8 +189,10 @@ class _Scanner:
         self.images: _images.ImageStage | None = None
         self.near = near
         if near is not None:
-            reader = _images.ImageReader(self.hasher.flags, self.hasher.nofollow)
-            self.images = _images.ImageStage(self.hasher.many, reader, near[2])
+            reader = _images.ImageReader(
+                self.hasher.flags, self.hasher.nofollow, dihedral=near.dihedral
+            )
+            self.images = _images.ImageStage(self.hasher.many, reader, near.jobs)
             self.report.pdq = True
 
     # -- accounting ----------------------------------------------------------
@@ -474,7 +476,7 @@ class _Scanner:
                 self.count(unit, _IMG_BIG)
             else:
                 self.count(unit, _IMG)
-                if res.quality < self.near[1]:
+                if res.quality < self.near.min_quality:
                     self.count(unit, _IMG_LOW)
                 for hit in _images.near_hits(
                     self.generation, path, res, exact, self.near, labels
@@ -649,6 +651,7 @@ def scan(
     max_distance: int = DEFAULT_MAX_DISTANCE,
     min_quality: int = DEFAULT_MIN_QUALITY,
     image_jobs: int | None = None,
+    dihedral: bool = False,
 ) -> ScanReport:
     """Hash every regular file under `paths` and look it up in `dataset`.
 
@@ -693,6 +696,10 @@ def scan(
         own hash (a lower one is not searched).
     image_jobs
         Threads decoding images (default: `jobs`).
+    dihedral
+        Also search each image turned by 90, 180 and 270 degrees and
+        mirrored (eight PDQ hashes; PDQ alone is not invariant to them): a
+        near hit's distance is the least of the eight.
     """
     if isinstance(exclude, str):
         exclude = (exclude,)
@@ -722,10 +729,17 @@ def scan(
     state = None
     try:
         on, unavailable = _images.decide(ds.has_pdq, pdq, ds.path)
-        near = (max_distance, min_quality, image_jobs or jobs) if on else None
-        # Near options in the state header only when images are hashed: a
-        # state file of a scan without them stays valid.
-        extra = {"pdq": [max_distance, min_quality]} if on else {}
+        near = None
+        extra: dict[str, Any] = {}
+        if on:
+            near = _images.NearOptions(
+                max_distance, min_quality, image_jobs or jobs, dihedral
+            )
+            # In the state header only when images are hashed (a state file
+            # of a scan without them stays valid), dihedral only when on.
+            extra["pdq"] = [max_distance, min_quality]
+            if dihedral:
+                extra["pdq_dihedral"] = True
         if resume is not None:
             state = ScanState(
                 resume,
