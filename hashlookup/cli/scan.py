@@ -48,7 +48,8 @@ DESCRIPTION = (
     "it. Unreadable, vanished or changing files are reported on stderr and "
     "counted: the scan goes on, and the exit status says errors occurred. "
     "Files whose size matches no record are skipped unread when every record "
-    "has a size."
+    "has a size. When the dataset has PDQ hashes, image files (told by content) "
+    "are PDQ-hashed too and their near matches printed with distance and quality."
 )
 
 #: PATHs are optional (--files-from): options may come between them.

@@ -116,9 +116,7 @@ from hashlookup.scan.reader import (
 )
 from hashlookup.scan.report import ScanHit, ScanInterrupted, ScanReport
 from hashlookup.scan.state import (
-    STATS as _STATS,
-)
-from hashlookup.scan.state import (
+    STATS,
     ScanState,
     Unit,
     hit_from,
@@ -134,7 +132,7 @@ _PROGRESS_SECONDS = 0.2
 __all__ = ["scan"]
 # The per-unit counters of state.STATS, by position.
 _SEEN, _READ, _SIZE, _EXCL, _SPECIAL, _BYTES, _IMG, _IMG_LOW, _IMG_BIG = range(
-    len(_STATS)
+    len(STATS)
 )
 
 
@@ -184,8 +182,8 @@ class _Scanner:
         self.hasher = Hasher(ds, cover, chunk_size, follow_symlinks)
         self.report = ScanReport(algorithms=self.algorithms, hashed=cover)
         self.report.restarted = state is not None and state.restarted
-        # Datasets with PDQ hashes: (max_distance, min_quality) and the
-        # image stage (scan/images.py); None keeps every path as it was.
+        # Datasets with PDQ hashes: the near options and the image stage
+        # (scan/images.py); None keeps every path as it was.
         self.images: _images.ImageStage | None = None
         self.near = near
         if near is not None:
@@ -200,7 +198,7 @@ class _Scanner:
     def count(self, unit: Unit, what: int, n: int = 1) -> None:
         unit.stats[what] += n
         r = self.report
-        name = _STATS[what]
+        name = STATS[what]
         setattr(r, name, getattr(r, name) + n)
 
     def error(self, unit: Unit, path: str, reason: str) -> None:
@@ -245,7 +243,7 @@ class _Scanner:
         r = self.report
         for rec in self.state.units.values():
             r.resumed_units += 1
-            for name, n in zip(_STATS, rec["s"], strict=False):
+            for name, n in zip(STATS, rec["s"], strict=False):
                 setattr(r, name, getattr(r, name) + int(n))
             r.resumed_bytes += int(rec["s"][_BYTES])
             for path, reason in rec["e"]:
