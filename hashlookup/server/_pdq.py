@@ -72,6 +72,8 @@ _CHUNK = 1024
 # thread (the search releases the GIL), so other requests are answered
 # meanwhile.
 _INLINE = 64
+# Chunks of up to this many queries are searched one query at a time.
+_FEW = 8
 _NO_PDQ = (
     "the dataset has no PDQ hashes (build it from inputs with a pdq column; "
     "docs/NEAR.md)"
@@ -260,6 +262,28 @@ def match_json(idx: NearIndex, row: int, rid: int, distance: int, tail: bytes) -
     )
 
 
+def _search_chunk(
+    idx: NearIndex, rows: np.ndarray, req: PdqRequest
+) -> tuple[list[int], list[int], list[int]]:
+    """(query, row, distance) lists of the hits of `rows`, per query nearest
+    first.  A few queries go through search_one, one C call each without
+    numpy around it (its overhead is most of a small batch's cost)."""
+    if len(rows) <= _FEW:
+        q: list[int] = []
+        r: list[int] = []
+        d: list[int] = []
+        for i, row in enumerate(rows.tolist()):
+            for hit_row, dist in idx.search_one(
+                bytes(row), req.max_distance, req.min_quality
+            ):
+                q.append(i)
+                r.append(hit_row)
+                d.append(dist)
+        return q, r, d
+    found = idx.search(rows, req.max_distance, req.min_quality)
+    return found.query.tolist(), found.row.tolist(), found.distance.tolist()
+
+
 def search(gen: Generation, req: PdqRequest) -> PdqAnswer:
     """Search every row of `req` in `gen` (which has PDQ hashes) and render
     the per-item results; matches past `max_matches` per item or
@@ -279,15 +303,10 @@ def search(gen: Generation, req: PdqRequest) -> PdqAnswer:
                 ans.items[i] = b'{"matches":[],"truncated":true}'
             ans.truncated += n - start
             break
-        found = idx.search(
-            rows[start : start + _CHUNK], req.max_distance, req.min_quality
-        )
-        if not len(found.query):
+        q, r, d = _search_chunk(idx, rows[start : start + _CHUNK], req)
+        if not q:
             continue
-        q = found.query.tolist()
-        r = found.row.tolist()
-        d = found.distance.tolist()
-        rid = ids[found.row].tolist()
+        rid = ids[r].tolist()
         if max(rid) >= gen.count:
             raise IndexFormatError(
                 f"{gen.path}: a PDQ row points past the {gen.count} records"
@@ -409,11 +428,12 @@ def hma_matches(
     gen = ds.current()
     idx = gen.pdq
     assert idx is not None
-    found = idx.search(q.row, DEFAULT_MAX_DISTANCE, DEFAULT_MIN_QUALITY)
-    if not len(found.row):
+    found = idx.search_one(q.row.tobytes(), DEFAULT_MAX_DISTANCE, DEFAULT_MIN_QUALITY)
+    if not found:
         return gen, []
-    rows = found.row.tolist()
-    rids = idx.record_ids[found.row].tolist()
+    ids = idx.record_ids
+    rows = [row for row, _ in found]
+    rids = [int(ids[row]) for row in rows]
     if max(rids) >= gen.count:
         raise IndexFormatError(
             f"{gen.path}: a PDQ row points past the {gen.count} records"
@@ -421,7 +441,7 @@ def hma_matches(
     keep = gen.record_filter(q.banks) if q.banks is not None else gen.record_filter()
     seen: set[int] = set()
     out = []
-    for rid, dist, row in zip(rids, found.distance.tolist(), rows, strict=True):
+    for rid, (row, dist) in zip(rids, found, strict=True):
         if rid in seen or (keep is not None and not keep(rid)):
             continue
         seen.add(rid)
