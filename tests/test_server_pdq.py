@@ -6,6 +6,7 @@ without PDQ hashes and reloads.  Synthetic hashes with fixed seeds."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -99,6 +100,8 @@ def served(tmp_path_factory):
         "1000000",
         "--rate-limit",
         "2000",
+        "--upload-memory",
+        "1000000",
         workdir=tmp,
     )
     ds = hashlookup.open_dataset(path)
@@ -283,6 +286,41 @@ def test_body_errors_and_limits(served):
     assert r.status_code == 413
 
 
+def test_upload_memory(served):
+    """Stalled uploads to /v1/pdq hold the worker's upload memory
+    (--upload-memory 1000000 here, all of it one address's share): an
+    upload that does not fit is refused at once with 429."""
+    host, port = served["srv"].url.rsplit("//", 1)[1].rsplit(":", 1)
+    head = (
+        f"POST /v1/pdq HTTP/1.1\r\nHost: {host}\r\n"
+        f"Authorization: Bearer {served['token']}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 600000\r\n\r\n"
+        '{"hashes": ['
+    ).encode()
+    socks = []
+    try:
+        for _ in range(6):  # at most one fits per worker (2 workers)
+            s = socket.create_connection(
+                (host, int(port)), source_address=("127.0.0.77", 0)
+            )
+            s.sendall(head)
+            socks.append(s)
+        refused = 0
+        for s in socks:
+            s.settimeout(1.5)
+            try:
+                answer = s.recv(4096)
+            except TimeoutError:
+                continue  # read, waiting for the rest of its body
+            assert answer.startswith(b"HTTP/1.1 429"), answer[:200]
+            assert b"too many uploads in progress from this address" in answer
+            refused += 1
+        assert refused >= 4
+    finally:
+        for s in socks:
+            s.close()
+
+
 def test_keys_and_rate_limit(served):
     url = served["srv"].url
     body = {"hashes": ["ab" * 32]}
@@ -346,6 +384,8 @@ def test_hma_raw_lookup_like_its_clients(served):
         assert r.json() == by_bank
         found += bool(want)
     assert found > 10
+    log = served["srv"].stderr()  # query strings are never logged
+    assert not any(q in log for q in qs)
 
 
 @pytest.mark.parametrize(
