@@ -242,6 +242,7 @@ def test_total_matches_cap(served, monkeypatch):
         ({"hashes": [], "min_quality": 101}, 422, "min_quality", "0..100"),
         ({"hashes": [], "max_matches": 0}, 422, "max_matches", "1..1000"),
         ({"hashes": [], "max_dist": 3}, 422, "max_dist", "unknown field"),
+        ({"hashes": [], "0" * 64: 3}, 422, "(a key)", "unknown field"),
         ([], 400, None, "JSON object"),
     ],
 )
@@ -409,6 +410,12 @@ def test_hma_raw_lookup_like_its_clients(served):
             {"signal_type": "video_md5", "signal": "ab" * 32},
             400,
             "No such SignalType 'video_md5'",
+        ),
+        (
+            "/m/raw_lookup",
+            {"signal_type": "ab" * 32, "signal": "ab" * 32},
+            400,
+            "No such SignalType '?'",
         ),
         (
             "/m/raw_lookup",

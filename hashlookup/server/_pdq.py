@@ -18,6 +18,7 @@ or echoed in errors (an error names the item's index and field).
 from __future__ import annotations
 
 import asyncio
+import re
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -80,6 +81,7 @@ _NO_PDQ = (
 )
 _EMPTY_ITEM = b'{"matches":[],"truncated":false}'
 _HEX = frozenset("0123456789abcdefABCDEF")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,23}")  # shorter than any digest
 
 
 def unprocessable(field_name: str, message: str) -> Response:
@@ -132,9 +134,9 @@ def parse_request(body: bytes, max_items: int) -> PdqRequest | Response:
         return error(400, "expected a JSON object with an array 'hashes'")
     for name in doc:
         if name not in FIELDS:
-            return unprocessable(
-                str(name)[:64], f"unknown field; known: {', '.join(FIELDS)}"
-            )
+            # a short word is named (a typo); anything else might be a hash
+            shown = name if _WORD.fullmatch(name) else "(a key)"
+            return unprocessable(shown, f"unknown field; known: {', '.join(FIELDS)}")
     hashes = doc.get("hashes")
     if not isinstance(hashes, list):
         return unprocessable(
@@ -187,7 +189,9 @@ def hash_problem(x: Any) -> str:
         return f"expected a PDQ hash (64 hex characters), got {_json_kind(x)}"
     if len(x) != 64:
         return f"expected a PDQ hash of 64 hex characters, got {len(x)} characters"
-    bad = next(i for i, c in enumerate(x) if c not in _HEX)
+    bad = next((i for i, c in enumerate(x) if c not in _HEX), None)
+    if bad is None:
+        return "expected a PDQ hash in hex"
     return f"expected a PDQ hash in hex, got a non-hex character at position {bad}"
 
 
@@ -403,7 +407,10 @@ def hma_query(scope: Any, raw: bool) -> HmaQuery | Response:
             return error(400, f"{name} is required")
     signal_type = params["signal_type"]
     if signal_type != "pdq":
-        return error(400, f"No such SignalType '{signal_type[:64]}'")
+        # named as HMA names it, if it looks like a type's name (a misplaced
+        # hash is not echoed)
+        shown = signal_type if _WORD.fullmatch(signal_type) else "?"
+        return error(400, f"No such SignalType '{shown}'")
     signal = params["signal"]
     if len(signal) != 64 or not _HEX.issuperset(signal):
         return error(400, "invalid signal: invalid PDQ hash")
