@@ -182,6 +182,7 @@ $(VENV)/.benchdeps: $(VENV)/.created Makefile
 bench: $(STAMP) $(VENV)/.testdeps $(VENV)/.benchdeps
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) benchmarks/load_server.py
+	$(PY) benchmarks/load_pdq.py
 	$(PY) benchmarks/compare.py
 	$(PY) benchmarks/compare_scan.py
 	$(PY) benchmarks/compare_scan_speed.py

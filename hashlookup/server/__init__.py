@@ -16,6 +16,8 @@ Modules:
 - _config: ServerConfig, the settings of one run;
 - _check: vectorised batch checks (POST /v1/check, /bulk/*) and the GET
   lookups' renderer set-up;
+- _pdq: PDQ near matches (POST /v1/pdq) and HMA's matching endpoints
+  (GET /m/raw_lookup, /m/lookup); _pdq_openapi their OpenAPI description;
 - _render: Cython extension, a GET hit's answer and audit line in one call;
 - _http: responses, errors, headers and credentials of ASGI scopes; body
   reading with the upload memory budget and batch item bounds;

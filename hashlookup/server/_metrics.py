@@ -33,6 +33,8 @@ ENDPOINTS = (
     "info",
     "check",
     "bloom",
+    "pdq",
+    "hma",
     "ping",
     "healthz",
     "readyz",
@@ -41,7 +43,7 @@ ENDPOINTS = (
     "unsupported",
     "other",
 )
-CODES = (200, 304, 400, 401, 403, 404, 405, 413, 415, 429, 431, 500, 501, 503)
+CODES = (200, 304, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 431, 500, 501, 503)
 BUCKETS = (
     0.0001,
     0.00025,
@@ -98,7 +100,9 @@ _GEN, _BUILT, _STARTED = _HITS + 3, _HITS + 4, _HITS + 5
 _BEAT = _STARTED + 1
 _OPEN = _BEAT + 1  # open connections (a gauge)
 _LIMIT = _OPEN + 1  # one counter per LIMITS reason
-_WIDTH = _LIMIT + len(LIMITS)
+# PDQ queries (POST /v1/pdq and HMA's lookups), those with a match, matches
+_PDQ = _LIMIT + len(LIMITS)
+_WIDTH = _PDQ + 3
 # after the worker slots, written by the supervisor only: workers waiting
 # for a restart with back-off, monotonic time of the next start, worker
 # deaths in the last minute
@@ -193,6 +197,13 @@ class Metrics:
         a[b + _HITS] += hits
         a[b + _MISSES] += misses
         a[b + _INVALID] += invalid
+
+    def pdq(self, queries: int, matched: int, matches: int) -> None:
+        """Count PDQ queries, those with at least one match, and matches."""
+        a, b = self._all, self._base + _PDQ
+        a[b] += queries
+        a[b + 1] += matched
+        a[b + 2] += matches
 
     def miss(self) -> None:
         """digests(0, 1, 0) for a single lookup."""
@@ -341,6 +352,15 @@ class Metrics:
             out.append(
                 f'hashlookup_limits_total{{reason="{r}"}} {self._sum(_LIMIT + i):.0f}'
             )
+        for i, (name, text) in enumerate(
+            (
+                ("pdq_queries", "PDQ hashes searched (near matches)."),
+                ("pdq_matched", "PDQ hashes searched with at least one match."),
+                ("pdq_matches", "Near matches returned."),
+            )
+        ):
+            head(f"hashlookup_{name}_total", "counter", text)
+            out.append(f"hashlookup_{name}_total {self._sum(_PDQ + i):.0f}")
         head("hashlookup_workers", "gauge", "Worker processes started.")
         out.append(f"hashlookup_workers {len(gens)}")
         return ("\n".join(out) + "\n").encode()

@@ -6,6 +6,8 @@ from typing import Any
 
 from hashlookup import algorithms
 from hashlookup._version import __version__
+from hashlookup.server import _pdq
+from hashlookup.server._pdq_openapi import pdq_paths, pdq_schemas
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -235,6 +237,12 @@ def openapi(max_batch: int, max_body: int) -> dict[str, Any]:
                     },
                 }
             },
+            **pdq_paths(
+                min(max_batch, _pdq.MAX_ITEMS),
+                _pdq.MAX_ITEMS_WIDE,
+                max_body,
+                _AUTH_ERRORS,
+            ),
             "/v1/bloom/{algorithm}": {
                 "get": {
                     "operationId": "bloom",
@@ -324,6 +332,9 @@ def openapi(max_batch: int, max_body: int) -> dict[str, Any]:
                 "Hashes": hashes,
                 "CirclRecord": {"type": "object", "properties": record_props},
                 "CheckItem": item,
+                **pdq_schemas(
+                    min(max_batch, _pdq.MAX_ITEMS), _pdq.MAX_DISTANCE, _pdq.MAX_MATCHES
+                ),
             },
         },
     }

@@ -25,6 +25,7 @@ import orjson
 from hashlookup import algorithms
 from hashlookup._version import __version__
 from hashlookup.server import _check as checks
+from hashlookup.server import _pdq as near
 from hashlookup.server._audit import FLUSH_BYTES, AuditLog
 from hashlookup.server._bloom import BloomCache
 from hashlookup.server._config import ServerConfig
@@ -63,6 +64,9 @@ _ROUTES = {
     "/bulk/md5": ("bulk", "POST", True),
     "/bulk/sha1": ("bulk", "POST", True),
     "/v1/check": ("check", "POST", True),
+    "/v1/pdq": ("pdq", "POST", True),
+    "/m/raw_lookup": ("hma", "GET", True),  # HMA's matching endpoints
+    "/m/lookup": ("hma", "GET", True),
     "/v1/ping": ("ping", "GET", True),
     "/healthz": ("healthz", "GET", False),
     "/readyz": ("readyz", "GET", False),
@@ -104,6 +108,7 @@ class LookupApp:
         self._warned: set[str] = set()
         total = max(config.upload_memory, config.max_body)
         self.uploads = UploadBudget(total, max(config.max_body, total // 4))
+        self._near = near.PdqEndpoints(self)  # POST /v1/pdq, HMA's /m/ lookups
         self._build_routes()
 
     # -- lifecycle -----------------------------------------------------------
@@ -550,6 +555,12 @@ class LookupApp:
                 ],
             )
         return 200, checks.render_check(res, ds), JSON, []
+
+    async def _pdq(self, scope: Any, receive: Any) -> Response:
+        return await self._near.batch(scope, receive)
+
+    async def _hma(self, scope: Any, receive: Any) -> Response:
+        return await self._near.hma(scope, receive)
 
     async def _info(self, scope: Any, receive: Any) -> Response:
         ds = self.ds
