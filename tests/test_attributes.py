@@ -163,8 +163,12 @@ def nsrl_set(root: Path, n: int) -> list[tuple[str, dict]]:
             want["SpecialCode"] = special
         out.append((md5.lower(), want))
     (root / "NSRLFile.txt").write_text("\r\n".join(lines) + "\r\n", newline="")
-    for name in ("NSRLOS.txt", "NSRLProd.txt", "NSRLMfg.txt"):
-        (root / name).write_text('"x"\r\n', newline="")
+    for name, key in (
+        ("NSRLOS.txt", "OpSystemCode"),
+        ("NSRLProd.txt", "ProductCode"),
+        ("NSRLMfg.txt", "MfgCode"),
+    ):
+        (root / name).write_text(f'"{key}","Name"\r\n', newline="")
     (root / "version.txt").write_text("RDS Version 2.99 - synthetic\r\n")
     return out
 
