@@ -496,3 +496,71 @@ def test_bad_attribute_names_refused(tmp_path, attributes, error):
     with pytest.raises(error, match="attribute"):
         build_dataset([src], tmp_path / "x.hld", attributes=attributes)
     assert not (tmp_path / "x.hld").exists()
+
+
+# -- VICS: fields as attributes only when asked ------------------------------------
+
+
+def vics_export(path: Path, n: int, seed: int) -> dict[str, dict]:
+    """A VICS 2.0 export of n Media (each with 0-2 MediaFiles); per md5 the
+    attributes its record must carry when MediaID, Category, Series,
+    FileName and Tags are asked for."""
+    rnd = random.Random(seed)
+    value, expect = [], {}
+    for i in range(n):
+        md5 = rnd.randbytes(16).hex()
+        media = {"MediaID": 1000 + i, "Category": rnd.choice([1, 2, None]), "MD5": md5}
+        if i % 3:
+            media["Series"] = rnd.choice(["s\u00e9rie A", "B", ""])
+        if i % 5 == 0:
+            media["Tags"] = ["x", {"k": i}]
+        base = {"MediaID": str(1000 + i)}
+        if media["Category"] is not None:
+            base["Category"] = str(media["Category"])
+        if media.get("Series"):
+            base["Series"] = media["Series"]
+        if "Tags" in media:
+            base["Tags"] = json.dumps(media["Tags"], separators=(",", ":"))
+        expect[md5] = dict(base)
+        files = []
+        for j in range(i % 3):
+            fmd5 = rnd.randbytes(16).hex()
+            f = {"MD5": fmd5, "FileName": f"img {i}-{j}.jpg"}
+            if j == 1:
+                f["Series"] = "own"
+            files.append(f)
+            want = {**base, "FileName": f["FileName"]}
+            if j == 1:
+                want["Series"] = "own"
+            expect[fmd5] = want
+        if files:
+            media["MediaFiles"] = files
+        value.append(media)
+    doc = {"@odata.context": "http://x/DataModels/2.0.xml/$metadata#Media"}
+    path.write_text(json.dumps({**doc, "value": value}))
+    return expect
+
+
+def test_vics_attributes_only_when_asked(tmp_path):
+    src = tmp_path / "export.json"
+    expect = vics_export(src, 60, seed=5)
+    plain = tmp_path / "plain.hld"
+    build_dataset([src], plain)
+    with open_dataset(plain) as ds:
+        assert ds.current().attributes is None  # none by default
+    names = ["MediaID", "Category", "Series", "FileName", "Tags"]
+    out = tmp_path / "vics.hld"
+    build_dataset([src], out, attributes=names)
+    with open_dataset(out) as ds:
+        ds.current().verify()
+        for md5, want in expect.items():
+            m = ds.lookup(md5)
+            assert m is not None and dict(m.attributes) == want, md5
+    # batches split inside a Media keep their rows' values
+    from hashlookup.importers import iter_records
+
+    got = []
+    for b in iter_records(src, attributes=names, batch_size=2):
+        assert all(len(v) == len(b) for v in b.attributes.values())
+        got += b.attributes["MediaID"]
+    assert got == [w["MediaID"] for w in expect.values()]
