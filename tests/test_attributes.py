@@ -564,3 +564,91 @@ def test_vics_attributes_only_when_asked(tmp_path):
         assert all(len(v) == len(b) for v in b.attributes.values())
         got += b.attributes["MediaID"]
     assert got == [w["MediaID"] for w in expect.values()]
+
+
+def _attr_tree(tmp_path: Path) -> tuple[Path, Path, dict[str, dict]]:
+    """Files under a tree, a dataset of their md5s with FileName / Note
+    attributes (one file without), and per md5 what it must show."""
+    import hashlib
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    rows, want = ["md5,FileName,Note"], {}
+    for i in range(6):
+        data = f"content {i}\n".encode()
+        (tree / f"f{i}.bin").write_bytes(data)
+        md5 = hashlib.md5(data).hexdigest()
+        name, note = (f"n\t{i},x", "") if i % 2 else ("", "")
+        if i == 4:
+            note = "only note"
+        rows.append(f'{md5},"{name}",{note}')
+        want[md5] = {k: v for k, v in (("FileName", name), ("Note", note)) if v}
+    src = tmp_path / "l.csv"
+    src.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "l.hld"
+    build_dataset([src], out, attributes=["FileName", "Note"])
+    return tree, out, want
+
+
+def _hl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hashlookup", *args], capture_output=True, text=True
+    )
+
+
+def test_match_attributes_output(tmp_path):
+    """match --attributes in jsonl and csv (digest lists and a CSV
+    inventory); refused with text output; nothing without the option."""
+    _, ds, want = _attr_tree(tmp_path)
+    listing = tmp_path / "q.txt"
+    digests = [*want, "0" * 32]
+    listing.write_text("\n".join(digests) + "\n")
+    r = _hl("match", str(ds), str(listing), "--format", "jsonl", "--attributes")
+    assert r.returncode == 1, r.stderr
+    got = [json.loads(x) for x in r.stdout.splitlines()]
+    assert {g["digest"]: g["attributes"] for g in got} == want
+    r = _hl("match", str(ds), str(listing), "--format", "csv", "--attributes")
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert {row["digest"]: json.loads(row["attributes"]) for row in rows} == want
+    inv = tmp_path / "inv.csv"
+    inv.write_text("path,md5\n" + "".join(f"p{i},{d}\n" for i, d in enumerate(digests)))
+    r = _hl(
+        "match",
+        str(ds),
+        str(inv),
+        "--column",
+        "md5",
+        "--format",
+        "jsonl",
+        "--attributes",
+    )
+    got = [json.loads(x) for x in r.stdout.splitlines()]
+    assert {g["digest"]: g["attributes"] for g in got} == want, r.stderr
+    r = _hl("match", str(ds), str(listing), "--format", "jsonl")
+    assert not any("attributes" in json.loads(x) for x in r.stdout.splitlines())
+    r = _hl("match", str(ds), str(listing), "--attributes")
+    assert r.returncode == 2 and "--attributes" in r.stderr
+
+
+def test_scan_attributes_output(tmp_path):
+    tree, ds, want = _attr_tree(tmp_path)
+    by_name = {}
+    for f in tree.iterdir():
+        import hashlib
+
+        by_name[str(f)] = want[hashlib.md5(f.read_bytes()).hexdigest()]
+    r = _hl("scan", str(ds), str(tree), "--format", "jsonl", "--attributes", "-q")
+    assert r.returncode == 1, r.stderr
+    got = {g["path"]: g["attributes"] for g in map(json.loads, r.stdout.splitlines())}
+    assert got == by_name
+    r = _hl("scan", str(ds), str(tree), "--format", "csv", "--attributes", "-q")
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert {row["path"]: json.loads(row["attributes"]) for row in rows} == by_name
+    r = _hl("scan", str(ds), str(tree), "--attributes", "-q")
+    for line in r.stdout.splitlines():
+        path, _, _, _, *fields = line.split("\t")
+        shown = dict(f.split("=", 1) for f in fields)
+        expect = {k: v.replace("\t", "\\t") for k, v in by_name[path].items()}
+        assert shown == expect, line
+    r = _hl("scan", str(ds), str(tree), "--format", "jsonl", "-q")
+    assert not any("attributes" in json.loads(x) for x in r.stdout.splitlines())

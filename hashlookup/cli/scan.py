@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, TextIO
 
 from hashlookup._atomic import atomic_output
@@ -73,39 +73,47 @@ def format_miss(path: str, fmt: str) -> bytes:
     return csv_rows([[path]])
 
 
-def format_hit(hit: ScanHit, fmt: str) -> bytes:
-    """One output line (with its newline) for a hit."""
+_TEXT_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def format_hit(
+    hit: ScanHit, fmt: str, attributes: Mapping[str, str] | None = None
+) -> bytes:
+    """One output line (with its newline) for a hit; with `attributes`
+    (--attributes), the record's attributes too."""
     if fmt == "text":
         line = f"{hit.path}\t{hit.algorithm}\t{hit.digest}\t{';'.join(hit.labels)}"
         if hit.mismatch:
             line += f"\tmismatch:{','.join(hit.mismatch)}"
+        if attributes:  # a file name may hold a tab or a newline
+            line += "".join(
+                "\t" + f"{k}={v}".translate(_TEXT_ESCAPES)
+                for k, v in attributes.items()
+            )
         return line.encode("utf-8", "surrogateescape") + b"\n"
     if fmt == "jsonl":
-        return (
-            json.dumps(
-                {
-                    "path": hit.path,
-                    "algorithm": hit.algorithm,
-                    "digest": hit.digest,
-                    "record": hit.record_id,
-                    "labels": list(hit.labels),
-                    "mismatch": list(hit.mismatch),
-                }
-            ).encode()
-            + b"\n"
-        )
-    return csv_rows(
-        [
-            [
-                hit.path,
-                hit.algorithm,
-                hit.digest,
-                hit.record_id,
-                ";".join(hit.labels),
-                ";".join(hit.mismatch),
-            ]
-        ]
-    )
+        rec: dict[str, Any] = {
+            "path": hit.path,
+            "algorithm": hit.algorithm,
+            "digest": hit.digest,
+            "record": hit.record_id,
+            "labels": list(hit.labels),
+            "mismatch": list(hit.mismatch),
+        }
+        if attributes is not None:
+            rec["attributes"] = dict(attributes)
+        return json.dumps(rec).encode() + b"\n"
+    row: list[object] = [
+        hit.path,
+        hit.algorithm,
+        hit.digest,
+        hit.record_id,
+        ";".join(hit.labels),
+        ";".join(hit.mismatch),
+    ]
+    if attributes is not None:
+        row.append(json.dumps(dict(attributes), ensure_ascii=False))
+    return csv_rows([row])
 
 
 def _human(n: float) -> str:
@@ -299,6 +307,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="no warnings, progress or summary on stderr",
     )
+    p.add_argument(
+        "--attributes",
+        action="store_true",
+        help="show each hit's record attributes (text: NAME=VALUE fields, tab, "
+        "newline and backslash escaped; jsonl: an 'attributes' object; csv: "
+        "an 'attributes' column holding a JSON object)",
+    )
     add_verify_key(p)
 
 
@@ -369,15 +384,27 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     progress = Progress(sys.stderr) if show and not args.quiet else None
     report_lines: list[bytes] = []
     header = b""
+    show_attributes = bool(args.attributes) and not invert
     if fmt == "csv":
-        header = csv_rows([["path"]] if invert else [_CSV_HEADER])
+        header = csv_rows(
+            [["path"]]
+            if invert
+            else [_CSV_HEADER + (["attributes"] if show_attributes else [])]
+        )
     to_tty = args.report is None and sys.stdout.isatty()
     if args.report is None and header:
         ctx.out.write(header)
 
+    opened: list[Any] = []  # the dataset, once open (for --attributes)
+
     def on_hit(hit: ScanHit) -> None:
         ctx.found = True
-        emit(format_hit(hit, fmt))
+        attributes = None
+        if show_attributes:
+            from hashlookup.store.attributes import attributes_of
+
+            attributes = attributes_of(opened[0], [hit.record_id])[0]
+        emit(format_hit(hit, fmt, attributes))
 
     def on_miss(path: str) -> None:
         ctx.found = True
@@ -410,6 +437,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             _sigterm_interrupts(),
             open_dataset(args.path, **signature_check(args)) as ds,
         ):
+            opened.append(ds)
             filters = label_filters(ds, args.path, only, exclude_labels)
             report = scan(
                 ds,

@@ -397,3 +397,36 @@ def open_store(
     if found is None:
         return None
     return AttributeStore(buf, found[0], found[1], records, name)
+
+
+def attributes_of(dataset: Any, record_ids: Sequence[int]) -> list[Mapping[str, str]]:
+    """The attributes of each record id of an open dataset (command output).
+
+    Parameters
+    ----------
+    dataset : hashlookup.Dataset
+        An open dataset (its current generation is read).
+    record_ids : sequence of int
+        Record ids; -1 (no record) gives an empty mapping.
+
+    Returns
+    -------
+    list of Mapping[str, str]
+        One mapping per id (repeated ids read once).
+
+    Raises
+    ------
+    IndexFormatError
+        A reference or string of one of the records is damaged.
+    """
+    store: AttributeStore | None = dataset.current().attributes
+    if store is None:
+        return [EMPTY] * len(record_ids)
+    seen: dict[int, Mapping[str, str]] = {}
+    out = []
+    for rid in record_ids:
+        got = seen.get(rid)
+        if got is None:
+            got = seen[rid] = store.of(rid) if rid >= 0 else EMPTY
+        out.append(got)
+    return out
