@@ -4,10 +4,13 @@
 
 Digests are hex text (NSRL writes upper case).  Records keep the record
 attributes of ATTRIBUTES (those of its columns the table has; the package
-id is RDSv3's product code, named as CIRCL names it).  The database is opened read
-only (URI mode=ro) with the stdlib sqlite3 module and the table is streamed
-with fetchmany(batch_size).  NSRL lists known-good files: the importer adds
-no labels (the dataset builder labels the source).
+id is RDSv3's product code, named as CIRCL names it).  The PKG, OS and MFG
+tables (or views) go to ImportReport.tables under the RDS 2.x names
+(CODE_TABLES), the VERSION table's version to ImportReport.version.  The
+database is opened read only (URI mode=ro) with the stdlib sqlite3 module
+and the table is streamed with fetchmany(batch_size).  NSRL lists
+known-good files: the importer adds no labels (the dataset builder labels
+the source).
 """
 
 from __future__ import annotations
