@@ -279,3 +279,34 @@ def test_info_fields(env):
         "MfgCode": "1006",
         "MfgName": "Synthetic Software",
     }
+
+
+def test_answerer_paths(env, tmp_path):
+    """A dataset without attributes keeps the C renderer as its answerer
+    (the same object SingleHits makes); one with attributes answers hits in
+    the full shape (audit line included) and the rest as the C path does."""
+    from hashlookup.server._check import SingleHits
+    from hashlookup.server._circl import CirclSingleHits
+    from hashlookup.server._render import ANSWER_INVALID, ANSWER_MISS
+
+    src = tmp_path / "plain.txt"
+    src.write_text(MD5_8ED4 + "\n")
+    build_dataset([src], tmp_path / "plain.hld")
+    with open_dataset(tmp_path / "plain.hld") as ds:
+        ours, theirs = CirclSingleHits(ds), SingleHits(ds)
+        ours.prepare()
+        theirs.prepare()
+        assert type(ours.answer) is type(theirs.answer)
+        assert type(ours.answer.__self__).__name__ == "HitRenderer"
+        assert ours.answer("md5", MD5_8ED4) == theirs.answer("md5", MD5_8ED4)
+    ds = env["ds"]
+    hits = CirclSingleHits(ds)
+    hits.prepare()
+    audit = bytearray()
+    got = hits.answer("md5", MD5_8ED4.lower(), audit, b'"who":null,"digest":"')
+    assert json.loads(got)["OpSystemCode"]["OpSystemName"] == "Other OS"
+    line = json.loads(audit)
+    assert line["digest"] == MD5_8ED4.lower() and line["record"]["status"] == "hit"
+    assert hits.answer("md5", "0" * 32, audit, b"x") == ANSWER_MISS
+    assert hits.answer("md5", "z" * 32) == ANSWER_INVALID
+    assert audit.count(b"\n") == 1  # misses are never logged

@@ -25,13 +25,13 @@ from hashlookup.server._audit import generation_part
 from hashlookup.server._check import (
     INVALID,
     MISS,
-    UNKNOWN,
     SingleHits,
     circl_json,
     circl_record,
     native_json,
 )
 from hashlookup.server._render import append_audit_line
+from hashlookup.store.code_tables import CodeTable
 from hashlookup.store.dataset import Generation, Match
 
 #: GET /stats/top: CIRCL's most-queried lists; hashlookup never records
@@ -65,16 +65,16 @@ def trust(attributes: Mapping[str, str]) -> int:
     return max(0, min(100, value))
 
 
-def _flat(m: Match, dataset: str) -> dict[str, Any]:
+def _flat(m: Match, dataset: str, attributes: dict[str, str]) -> dict[str, Any]:
     """The record's attributes, then our CIRCL record over them (digests,
     size and the hashlookup: keys win over attributes of the same name)."""
-    d: dict[str, Any] = dict(m.attributes)
+    d: dict[str, Any] = dict(attributes)
     d.update(circl_record(m, dataset))
     return d
 
 
 def single_record(
-    m: Match, dataset: str, tables: Mapping[str, Mapping[str, Mapping[str, str]]]
+    m: Match, dataset: str, tables: Mapping[str, CodeTable]
 ) -> dict[str, Any]:
     """A hit as CIRCL's GET /lookup/... answers it.
 
@@ -95,17 +95,17 @@ def single_record(
         the table has the code, digests in upper case, ``FileSize`` as a
         string, ``hashlookup:trust`` and our ``hashlookup:`` facts.
     """
-    d = _flat(m, dataset)
+    attributes = dict(m.attributes)  # one conversion: plain dict reads below
+    d = _flat(m, dataset, attributes)
     for name in EXPANDED:
-        code = m.attributes.get(name)
+        code = attributes.get(name)
         table = tables.get(name)
         if code is None or table is None:
             continue
-        row = table.get(code)
+        row = table.expanded(code)
         if row is not None:
-            columns = getattr(table, "columns", tuple(row))
-            d[name] = {c: row.get(c, "") for c in columns}
-    d["hashlookup:trust"] = trust(m.attributes)
+            d[name] = row
+    d["hashlookup:trust"] = trust(attributes)
     return d
 
 
@@ -114,7 +114,7 @@ def bulk_json(m: Match, dataset: str) -> bytes:
     strings, no trust); without attributes exactly _check.circl_json."""
     if not m.attributes:
         return circl_json(m, dataset)
-    return orjson.dumps(_flat(m, dataset))
+    return orjson.dumps(_flat(m, dataset, dict(m.attributes)))
 
 
 class CirclSingleHits(SingleHits):
@@ -124,24 +124,31 @@ class CirclSingleHits(SingleHits):
 
     def prepare(self) -> None:
         """Answer from the dataset's current generation from now on."""
-        super().prepare()
-        st = self.ds.current()
-        if st.attributes is not None and self.problem is None:
-            self.generation = st.generation
-            self.answer = functools.partial(_answer_with_attributes, st)
+        for _ in range(3):  # the same generation as SingleHits prepared
+            super().prepare()
+            st = self.ds.current()
+            if st.generation == self.generation:
+                break
+        if st.attributes is not None and st.generation == self.generation:
+            # misses and bad digests stay with SingleHits' answer (the C
+            # renderer): only hits pay for the Match and the full shape
+            self.answer = functools.partial(_answer_with_attributes, st, self.answer)
 
 
 def _answer_with_attributes(
     st: Generation,
+    first: Any,
     algorithm: str,
     digest: str,
     audit: bytearray | None = None,
     who: bytes | None = None,
 ) -> bytes | int:
-    """SingleHits.answer through the Match, in CIRCL's single shape."""
-    if algorithm not in WIDTH:
-        return UNKNOWN
-    if len(digest) != 2 * WIDTH[algorithm]:
+    """SingleHits.answer with a hit in CIRCL's single shape: `first` (the
+    plain answerer) tells hits from the rest, the Match renders the hit."""
+    got = first(algorithm, digest)
+    if type(got) is not bytes:
+        return got
+    if algorithm not in WIDTH or len(digest) != 2 * WIDTH[algorithm]:
         return INVALID
     try:
         m = st.lookup(digest)

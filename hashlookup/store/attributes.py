@@ -34,6 +34,10 @@ MAX_NAMES = 255
 #: longest attribute name, in UTF-8 bytes
 MAX_NAME = 200
 _OFFSET = struct.Struct("<Q")
+_SPAN = struct.Struct("<2Q")  # a string's start and end offsets
+#: decoded values kept per store (shared values such as product codes are
+#: read again and again; past this the cache starts over)
+CACHE_STRINGS = 65536
 _CODES = {1: "B", 2: "H", 4: "I"}
 
 
@@ -238,6 +242,7 @@ class AttributeStore:
             raise self._fail("attribute strings: offsets do not span the text")
         self._refs = refs.offset
         self._row = struct.Struct(f"<{nnames}{_CODES[width]}")
+        self._cache: dict[int, str] = {}
         self.names = tuple(self._string(i) for i in range(nnames))
         try:
             check_names(self.names)
@@ -251,13 +256,11 @@ class AttributeStore:
         return int(_OFFSET.unpack_from(self._buf, self._strings + 8 * i)[0])
 
     def _string(self, i: int) -> str:
-        lo = self._offset(i)
-        hi = self._offset(i + 1)
+        lo, hi = _SPAN.unpack_from(self._buf, self._strings + 8 * i)
         if not 0 <= lo <= hi <= self._blob_len:
             raise self._fail(f"attribute strings: string {i} out of bounds")
-        raw = bytes(self._buf[self._blob + lo : self._blob + hi])
         try:
-            return raw.decode("utf-8")
+            return str(self._buf[self._blob + lo : self._blob + hi], "utf-8")
         except UnicodeDecodeError:
             raise self._fail(f"attribute strings: string {i} is not UTF-8") from None
 
@@ -282,14 +285,21 @@ class AttributeStore:
         """
         refs = self._row.unpack_from(self._buf, self._refs + record_id * self._row.size)
         out = {}
+        cache = self._cache
         for name, sid in zip(self.names, refs, strict=True):
             if sid:
-                if not len(self.names) <= sid < self._nstr:
-                    raise self._fail(
-                        f"attribute refs: record {record_id} refers to string "
-                        f"{sid} (values are {len(self.names)}..{self._nstr - 1})"
-                    )
-                out[name] = self._string(sid)
+                text = cache.get(sid)
+                if text is None:
+                    if not len(self.names) <= sid < self._nstr:
+                        raise self._fail(
+                            f"attribute refs: record {record_id} refers to string "
+                            f"{sid} (values are {len(self.names)}..{self._nstr - 1})"
+                        )
+                    text = self._string(sid)
+                    if len(cache) >= CACHE_STRINGS:
+                        cache.clear()
+                    cache[sid] = text
+                out[name] = text
         return Attributes(out) if out else EMPTY
 
     def verify(self) -> None:

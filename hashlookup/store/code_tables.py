@@ -28,6 +28,9 @@ from hashlookup.store.attributes import MAX_NAMES, check_names, ref_width
 
 #: at most this many rows per table (row numbers are u32)
 MAX_ROWS = 2**32 - 2
+#: rows kept decoded per table (a service answers the same few codes again
+#: and again; past this the cache starts over)
+CACHE_ROWS = 4096
 _OFFSET = struct.Struct("<Q")
 _CODES = {1: "B", 2: "H", 4: "I"}
 
@@ -151,6 +154,9 @@ class CodeTable(Mapping[str, Mapping[str, str]]):
         self._refs = self._text + text_len
         self._rows = int(nrows)
         self._row = struct.Struct(f"<{ncols}{_CODES[width]}")
+        self._key_ref = struct.Struct(f"<{_CODES[width]}")
+        self._cache: dict[str, Mapping[str, str] | None] = {}
+        self._objects: dict[str, dict[str, str] | None] = {}
         self.columns = tuple(self._string(i) for i in range(ncols))
         try:
             check_names(self.columns)
@@ -191,6 +197,17 @@ class CodeTable(Mapping[str, Mapping[str, str]]):
             raise self._fail(f"row {row} has no code")
         return self._string(sid)
 
+    def _key_bytes(self, row: int) -> bytes:
+        """The UTF-8 bytes of a row's code (binary search: only its key
+        reference and bytes are read, nothing decoded)."""
+        (sid,) = self._key_ref.unpack_from(self._buf, self._refs + row * self._row.size)
+        if not len(self.columns) <= sid < self._nstr:
+            raise self._fail(f"row {row} has no code or refers to string {sid}")
+        lo, hi = self._offset(sid), self._offset(sid + 1)
+        if not 0 <= lo <= hi <= self._text_len:
+            raise self._fail(f"string {sid} out of bounds")
+        return bytes(self._buf[self._text + lo : self._text + hi])
+
     def _row_mapping(self, row: int) -> Mapping[str, str]:
         return Attributes(
             {
@@ -203,15 +220,56 @@ class CodeTable(Mapping[str, Mapping[str, str]]):
     def __getitem__(self, code: str) -> Mapping[str, str]:
         if not isinstance(code, str):
             raise KeyError(code)
+        try:
+            got = self._cache[code]
+        except KeyError:
+            got = self._find(code)
+            if len(self._cache) >= CACHE_ROWS:
+                self._cache.clear()
+            self._cache[code] = got
+        if got is None:
+            raise KeyError(code)
+        return got
+
+    def expanded(self, code: str) -> dict[str, str] | None:
+        """The row of `code` with every column ("" where empty), as the
+        lookup service shows it (CIRCL's object of an NSRL code), or None.
+
+        Parameters
+        ----------
+        code : str
+            A code (the key column's value).
+
+        Returns
+        -------
+        dict[str, str] or None
+            A dict shared by every call for the code (cached): read it, do
+            not change it.
+
+        Raises
+        ------
+        IndexFormatError
+            The table is damaged where the search reads it.
+        """
+        try:
+            return self._objects[code]
+        except KeyError:
+            pass
+        row = self.get(code)
+        got = None if row is None else {c: row.get(c, "") for c in self.columns}
+        if len(self._objects) >= CACHE_ROWS:
+            self._objects.clear()
+        self._objects[code] = got
+        return got
+
+    def _find(self, code: str) -> Mapping[str, str] | None:
         key = code.encode("utf-8", "surrogatepass")
         # the rows are sorted by their codes' bytes: a binary search reads
         # about log2(rows) codes, no index held in memory
-        at = bisect.bisect_left(
-            range(self._rows), key, key=lambda r: self._code(r).encode("utf-8")
-        )
-        if at < self._rows and self._code(at) == code:
+        at = bisect.bisect_left(range(self._rows), key, key=self._key_bytes)
+        if at < self._rows and self._key_bytes(at) == key:
             return self._row_mapping(at)
-        raise KeyError(code)
+        return None
 
     def __len__(self) -> int:
         return self._rows
