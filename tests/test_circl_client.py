@@ -310,3 +310,35 @@ def test_answerer_paths(env, tmp_path):
     assert hits.answer("md5", "0" * 32, audit, b"x") == ANSWER_MISS
     assert hits.answer("md5", "z" * 32) == ANSWER_INVALID
     assert audit.count(b"\n") == 1  # misses are never logged
+    # the answer is single_record's, for every record
+    from hashlookup.server._circl import single_record
+
+    st = ds.current()
+    for sha1 in env["records"]:
+        want = single_record(ds.lookup(sha1), ds.name, st.code_tables)
+        assert json.loads(hits.answer("sha1", sha1)) == want
+
+
+def test_trust_and_reserved_names(tmp_path):
+    """KnownMalicious lowers the trust by 20 (CIRCL's rule); attributes named
+    as our own keys are not shown, in single and bulk answers alike."""
+    from hashlookup.server._circl import CirclSingleHits, bulk_json, single_record
+
+    src = tmp_path / "l.csv"
+    src.write_text(
+        "md5,KnownMalicious,hashlookup:trust,Note\n"
+        f"{MD5_8ED4},yes,99,a\n{MD5_6E2F},,7,\n"
+    )
+    out = tmp_path / "l.hld"
+    build_dataset([src], out, attributes=["KnownMalicious", "hashlookup:trust", "Note"])
+    with open_dataset(out) as ds:
+        hits = CirclSingleHits(ds)
+        hits.prepare()
+        bad = json.loads(hits.answer("md5", MD5_8ED4))
+        assert bad["hashlookup:trust"] == 30 and bad["Note"] == "a"
+        assert bad["KnownMalicious"] == "yes"
+        good = json.loads(hits.answer("md5", MD5_6E2F))
+        assert good["hashlookup:trust"] == 50 and "Note" not in good
+        m = ds.lookup(MD5_6E2F)
+        assert single_record(m, ds.name, ds.code_tables) == good
+        assert "hashlookup:trust" not in json.loads(bulk_json(m, ds.name))

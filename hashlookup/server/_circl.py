@@ -19,18 +19,11 @@ from typing import Any
 
 import orjson
 
-from hashlookup.algorithms import WIDTH
-from hashlookup.errors import IndexFormatError
-from hashlookup.server._audit import generation_part
 from hashlookup.server._check import (
-    INVALID,
-    MISS,
     SingleHits,
     circl_json,
     circl_record,
-    native_json,
 )
-from hashlookup.server._render import append_audit_line
 from hashlookup.store.code_tables import CodeTable
 from hashlookup.store.dataset import Generation, Match
 
@@ -43,6 +36,21 @@ EXPANDED = ("OpSystemCode", "ProductCode")
 #: keeps no parents), 20 less for a record marked KnownMalicious, at most 100
 TRUST_UNKNOWN = 50
 TRUST_MALICIOUS_PENALTY = 20
+#: the keys of our own record: an attribute of one of these names is never
+#: shown (the record's digests, size and facts are the answer's)
+RESERVED = frozenset(
+    (
+        "MD5",
+        "SHA-1",
+        "SHA-256",
+        "FileSize",
+        "hashlookup:labels",
+        "hashlookup:dataset",
+        "hashlookup:generation",
+        "hashlookup:built",
+        "hashlookup:trust",
+    )
+)
 
 
 def trust(attributes: Mapping[str, str]) -> int:
@@ -68,7 +76,7 @@ def trust(attributes: Mapping[str, str]) -> int:
 def _flat(m: Match, dataset: str, attributes: dict[str, str]) -> dict[str, Any]:
     """The record's attributes, then our CIRCL record over them (digests,
     size and the hashlookup: keys win over attributes of the same name)."""
-    d: dict[str, Any] = dict(attributes)
+    d: dict[str, Any] = {k: v for k, v in attributes.items() if k not in RESERVED}
     d.update(circl_record(m, dataset))
     return d
 
@@ -117,6 +125,46 @@ def bulk_json(m: Match, dataset: str) -> bytes:
     return orjson.dumps(_flat(m, dataset, dict(m.attributes)))
 
 
+class _Shape:
+    """The attribute part of the single-lookup answers of one generation:
+    `head(record_id)` is the JSON members (without braces) that
+    single_record adds to the record, with each code's expanded object
+    rendered once (cached per code)."""
+
+    def __init__(self, st: Generation) -> None:
+        assert st.attributes is not None
+        self.values = st.attributes.values
+        self.tables = st.code_tables
+        self.codes: dict[tuple[str, str], bytes] = {}
+
+    def head(self, record_id: int) -> bytes:
+        values = self.values(record_id)
+        parts = []
+        for name in EXPANDED:
+            code = values.get(name)
+            if code is not None and name in self.tables:
+                part = self.codes.get((name, code))
+                if part is None:
+                    part = self._expanded(name, code)
+                if part:
+                    del values[name]
+                    parts.append(part)
+        flat = {k: v for k, v in values.items() if k not in RESERVED}
+        if flat:
+            parts.append(orjson.dumps(flat)[1:-1])
+        parts.append(b'"hashlookup:trust":%d' % trust(values))
+        return b",".join(parts)
+
+    def _expanded(self, name: str, code: str) -> bytes:
+        """`"name":{row}` of a code ("" when the table lacks it), cached."""
+        row = self.tables[name].expanded(code)
+        part = b"" if row is None else orjson.dumps({name: row})[1:-1]
+        if len(self.codes) >= 4096:
+            self.codes.clear()
+        self.codes[(name, code)] = part
+        return part
+
+
 class CirclSingleHits(SingleHits):
     """SingleHits whose generations with record attributes are answered in
     CIRCL's full single-lookup shape (single_record); others keep
@@ -132,35 +180,27 @@ class CirclSingleHits(SingleHits):
         if st.attributes is not None and st.generation == self.generation:
             # misses and bad digests stay with SingleHits' answer (the C
             # renderer): only hits pay for the Match and the full shape
-            self.answer = functools.partial(_answer_with_attributes, st, self.answer)
+            self.answer = functools.partial(
+                _answer_with_attributes, st, self.answer, _Shape(st)
+            )
 
 
 def _answer_with_attributes(
     st: Generation,
     first: Any,
+    shape: _Shape,
     algorithm: str,
     digest: str,
     audit: bytearray | None = None,
     who: bytes | None = None,
 ) -> bytes | int:
     """SingleHits.answer with a hit in CIRCL's single shape: `first` (the
-    plain answerer) tells hits from the rest, the Match renders the hit."""
-    got = first(algorithm, digest)
+    plain answerer: the C renderer) answers, and writes the audit line; a
+    hit's record is then found again (one C search) for its attributes,
+    which go in front of the plain record (the same members as
+    single_record: the tests compare the two)."""
+    got = first(algorithm, digest, audit, who)
     if type(got) is not bytes:
         return got
-    if algorithm not in WIDTH or len(digest) != 2 * WIDTH[algorithm]:
-        return INVALID
-    try:
-        m = st.lookup(digest)
-    except ValueError as exc:
-        if isinstance(exc, IndexFormatError):
-            raise  # a damaged record, label bitmap or attribute
-        return INVALID
-    if m is None or m.algorithm != algorithm:
-        return MISS
-    if audit is not None:
-        assert who is not None
-        append_audit_line(
-            audit, who, digest, generation_part(m.generation), native_json(m)
-        )
-    return orjson.dumps(single_record(m, st.name, st.code_tables))
+    rid = st.record_id(algorithm, st.tables[algorithm].find(digest))
+    return b"{" + shape.head(rid) + b"," + got[1:]

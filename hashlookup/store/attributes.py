@@ -283,6 +283,28 @@ class AttributeStore:
         IndexFormatError
             A reference or string of the record is damaged.
         """
+        out = self.values(record_id)
+        return Attributes(out) if out else EMPTY
+
+    def values(self, record_id: int) -> dict[str, str]:
+        """The attributes of one record as a new plain dict (what `of`
+        wraps; for callers that render them).
+
+        Parameters
+        ----------
+        record_id : int
+            A record id of the dataset (in range: the caller checked it).
+
+        Returns
+        -------
+        dict[str, str]
+            Name -> value, in the names' order.
+
+        Raises
+        ------
+        IndexFormatError
+            A reference or string of the record is damaged.
+        """
         refs = self._row.unpack_from(self._buf, self._refs + record_id * self._row.size)
         out = {}
         cache = self._cache
@@ -300,7 +322,7 @@ class AttributeStore:
                         cache.clear()
                     cache[sid] = text
                 out[name] = text
-        return Attributes(out) if out else EMPTY
+        return out
 
     def verify(self) -> None:
         """Check every string (bounds, UTF-8) and every reference.
