@@ -11,8 +11,11 @@ damaged sections are refused at open or by verify, never a crash.
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
+import subprocess
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -151,6 +154,16 @@ def test_rds2_set_gives_its_tables_and_version(tmp_path, as_zip):
         info = ds.info()
         assert info["nsrl_version"] == "RDS 2.98"
         assert info["code_tables"] == {k: len(v) for k, v in want.items()}
+    shown = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "hashlookup", "info", str(out), "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert shown["nsrl_version"] == "RDS 2.98"
+    assert shown["code_tables"] == {k: len(v) for k, v in want.items()}
 
 
 def test_update_carries_tables_and_adds_versions(tmp_path):
@@ -181,6 +194,14 @@ def test_no_tables_no_section(tmp_path):
     with open_dataset(out) as ds:
         assert ds.code_tables == {} and ds.nsrl_version is None
         assert "nsrl-version" not in ds.info()["metadata"]["dataset"]
+    shown = subprocess.run(
+        [sys.executable, "-m", "hashlookup", "info", str(out), "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "code_tables" not in json.loads(shown)
+    assert "nsrl_version" not in json.loads(shown)
 
 
 def test_companion_without_its_key_column_is_refused(tmp_path):
