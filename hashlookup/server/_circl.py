@@ -5,10 +5,13 @@ CIRCL's single lookup returns a record's fields under their own names
 (``FileName``, ``CRC32``, ``SpecialCode``, ...) with ``ProductCode`` and
 ``OpSystemCode`` replaced by the NSRL table rows they name (objects of
 strings), plus ``hashlookup:trust``; its bulk answers keep every field
-flat and have no trust.  A dataset with attributes is answered here (one
-Match per hit, in Python); a dataset without attributes keeps the C path
-of _render.HitRenderer unchanged (CirclSingleHits only looks at whether the
-generation has attributes, once per generation).
+flat and have no trust.  A dataset with attributes is answered here: the
+C renderer's record with the attribute members put in front (misses cost
+what they cost without attributes); a dataset without attributes keeps
+the C path of _render.HitRenderer unchanged (CirclSingleHits only looks at
+whether the generation has attributes, once per generation).
+single_record is the reference of the single shape, bulk_json renders the
+bulk one.
 """
 
 from __future__ import annotations
@@ -179,7 +182,7 @@ class CirclSingleHits(SingleHits):
                 break
         if st.attributes is not None and st.generation == self.generation:
             # misses and bad digests stay with SingleHits' answer (the C
-            # renderer): only hits pay for the Match and the full shape
+            # renderer): only hits pay for their attributes
             self.answer = functools.partial(
                 _answer_with_attributes, st, self.answer, _Shape(st)
             )
