@@ -628,6 +628,8 @@ def test_match_attributes_output(tmp_path):
     assert not any("attributes" in json.loads(x) for x in r.stdout.splitlines())
     r = _hl("match", str(ds), str(listing), "--attributes")
     assert r.returncode == 2 and "--attributes" in r.stderr
+    r = _hl("match", str(ds), str(listing), "--attributes", "--workers", "1")
+    assert r.returncode == 2 and "--attributes" in r.stderr
 
 
 def test_scan_attributes_output(tmp_path):

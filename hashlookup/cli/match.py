@@ -180,6 +180,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         if args.workers is not None or args.scheduler is not None:
             from hashlookup.cli.match_dask import run_dask_match
 
+            if args.attributes:
+                raise CLIError(
+                    "--attributes is not available with --workers/--scheduler "
+                    "(Dask runs): match on this machine to show attributes"
+                )
+
             found = run_dask_match(args, ctx, only, exclude)
         else:
             stats = run_match(args, ctx, opened, only, exclude)
