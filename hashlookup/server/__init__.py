@@ -17,6 +17,8 @@ Modules:
 - _check: vectorised batch checks (POST /v1/check, /bulk/*) and the GET
   lookups' renderer set-up;
 - _render: Cython extension, a GET hit's answer and audit line in one call;
+- _circl: CIRCL's shapes that need record attributes (single lookups with
+  NSRL codes expanded and trust, flat bulk records), /stats/top;
 - _http: responses, errors, headers and credentials of ASGI scopes; body
   reading with the upload memory budget and batch item bounds;
 - _protocol: uvicorn's httptools protocol with a bounded request head,
