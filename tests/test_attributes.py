@@ -163,8 +163,12 @@ def nsrl_set(root: Path, n: int) -> list[tuple[str, dict]]:
             want["SpecialCode"] = special
         out.append((md5.lower(), want))
     (root / "NSRLFile.txt").write_text("\r\n".join(lines) + "\r\n", newline="")
-    for name in ("NSRLOS.txt", "NSRLProd.txt", "NSRLMfg.txt"):
-        (root / name).write_text('"x"\r\n', newline="")
+    for name, key in (
+        ("NSRLOS.txt", "OpSystemCode"),
+        ("NSRLProd.txt", "ProductCode"),
+        ("NSRLMfg.txt", "MfgCode"),
+    ):
+        (root / name).write_text(f'"{key}","Name"\r\n', newline="")
     (root / "version.txt").write_text("RDS Version 2.99 - synthetic\r\n")
     return out
 
@@ -492,3 +496,203 @@ def test_bad_attribute_names_refused(tmp_path, attributes, error):
     with pytest.raises(error, match="attribute"):
         build_dataset([src], tmp_path / "x.hld", attributes=attributes)
     assert not (tmp_path / "x.hld").exists()
+
+
+# -- VICS: fields as attributes only when asked ------------------------------------
+
+
+def vics_export(path: Path, n: int, seed: int) -> dict[str, dict]:
+    """A VICS 2.0 export of n Media (each with 0-2 MediaFiles); per md5 the
+    attributes its record must carry when MediaID, Category, Series,
+    FileName and Tags are asked for."""
+    rnd = random.Random(seed)
+    value, expect = [], {}
+    for i in range(n):
+        md5 = rnd.randbytes(16).hex()
+        media = {"MediaID": 1000 + i, "Category": rnd.choice([1, 2, None]), "MD5": md5}
+        if i % 3:
+            media["Series"] = rnd.choice(["s\u00e9rie A", "B", ""])
+        if i % 5 == 0:
+            media["Tags"] = ["x", {"k": i}]
+        base = {"MediaID": str(1000 + i)}
+        if media["Category"] is not None:
+            base["Category"] = str(media["Category"])
+        if media.get("Series"):
+            base["Series"] = media["Series"]
+        if "Tags" in media:
+            base["Tags"] = json.dumps(media["Tags"], separators=(",", ":"))
+        expect[md5] = dict(base)
+        files = []
+        for j in range(i % 3):
+            fmd5 = rnd.randbytes(16).hex()
+            f = {"MD5": fmd5, "FileName": f"img {i}-{j}.jpg"}
+            if j == 1:
+                f["Series"] = "own"
+            files.append(f)
+            want = {**base, "FileName": f["FileName"]}
+            if j == 1:
+                want["Series"] = "own"
+            expect[fmd5] = want
+        if files:
+            media["MediaFiles"] = files
+        value.append(media)
+    doc = {"@odata.context": "http://x/DataModels/2.0.xml/$metadata#Media"}
+    path.write_text(json.dumps({**doc, "value": value}))
+    return expect
+
+
+def test_vics_attributes_only_when_asked(tmp_path):
+    src = tmp_path / "export.json"
+    expect = vics_export(src, 60, seed=5)
+    plain = tmp_path / "plain.hld"
+    build_dataset([src], plain)
+    with open_dataset(plain) as ds:
+        assert ds.current().attributes is None  # none by default
+    names = ["MediaID", "Category", "Series", "FileName", "Tags"]
+    out = tmp_path / "vics.hld"
+    build_dataset([src], out, attributes=names)
+    with open_dataset(out) as ds:
+        ds.current().verify()
+        for md5, want in expect.items():
+            m = ds.lookup(md5)
+            assert m is not None and dict(m.attributes) == want, md5
+    # batches split inside a Media keep their rows' values
+    from hashlookup.importers import iter_records
+
+    got = []
+    for b in iter_records(src, attributes=names, batch_size=2):
+        assert all(len(v) == len(b) for v in b.attributes.values())
+        got += b.attributes["MediaID"]
+    assert got == [w["MediaID"] for w in expect.values()]
+
+
+def _attr_tree(tmp_path: Path) -> tuple[Path, Path, dict[str, dict]]:
+    """Files under a tree, a dataset of their md5s with FileName / Note
+    attributes (one file without), and per md5 what it must show."""
+    import hashlib
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    rows, want = ["md5,FileName,Note"], {}
+    for i in range(6):
+        data = f"content {i}\n".encode()
+        (tree / f"f{i}.bin").write_bytes(data)
+        md5 = hashlib.md5(data).hexdigest()
+        name, note = (f"n\t{i},x", "") if i % 2 else ("", "")
+        if i == 4:
+            note = "only note"
+        rows.append(f'{md5},"{name}",{note}')
+        want[md5] = {k: v for k, v in (("FileName", name), ("Note", note)) if v}
+    src = tmp_path / "l.csv"
+    src.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "l.hld"
+    build_dataset([src], out, attributes=["FileName", "Note"])
+    return tree, out, want
+
+
+def _hl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hashlookup", *args], capture_output=True, text=True
+    )
+
+
+def test_match_attributes_output(tmp_path):
+    """match --attributes in jsonl and csv (digest lists and a CSV
+    inventory); refused with text output; nothing without the option."""
+    _, ds, want = _attr_tree(tmp_path)
+    listing = tmp_path / "q.txt"
+    digests = [*want, "0" * 32]
+    listing.write_text("\n".join(digests) + "\n")
+    r = _hl("match", str(ds), str(listing), "--format", "jsonl", "--attributes")
+    assert r.returncode == 1, r.stderr
+    got = [json.loads(x) for x in r.stdout.splitlines()]
+    assert {g["digest"]: g["attributes"] for g in got} == want
+    r = _hl("match", str(ds), str(listing), "--format", "csv", "--attributes")
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert {row["digest"]: json.loads(row["attributes"]) for row in rows} == want
+    inv = tmp_path / "inv.csv"
+    inv.write_text("path,md5\n" + "".join(f"p{i},{d}\n" for i, d in enumerate(digests)))
+    r = _hl(
+        "match",
+        str(ds),
+        str(inv),
+        "--column",
+        "md5",
+        "--format",
+        "jsonl",
+        "--attributes",
+    )
+    got = [json.loads(x) for x in r.stdout.splitlines()]
+    assert {g["digest"]: g["attributes"] for g in got} == want, r.stderr
+    r = _hl("match", str(ds), str(listing), "--format", "jsonl")
+    assert not any("attributes" in json.loads(x) for x in r.stdout.splitlines())
+    r = _hl("match", str(ds), str(listing), "--attributes")
+    assert r.returncode == 2 and "--attributes" in r.stderr
+    r = _hl("match", str(ds), str(listing), "--attributes", "--workers", "1")
+    assert r.returncode == 2 and "--attributes" in r.stderr
+
+
+def test_scan_attributes_output(tmp_path):
+    tree, ds, want = _attr_tree(tmp_path)
+    by_name = {}
+    for f in tree.iterdir():
+        import hashlib
+
+        by_name[str(f)] = want[hashlib.md5(f.read_bytes()).hexdigest()]
+    r = _hl("scan", str(ds), str(tree), "--format", "jsonl", "--attributes", "-q")
+    assert r.returncode == 1, r.stderr
+    got = {g["path"]: g["attributes"] for g in map(json.loads, r.stdout.splitlines())}
+    assert got == by_name
+    r = _hl("scan", str(ds), str(tree), "--format", "csv", "--attributes", "-q")
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert {row["path"]: json.loads(row["attributes"]) for row in rows} == by_name
+    r = _hl("scan", str(ds), str(tree), "--attributes", "-q")
+    for line in r.stdout.splitlines():
+        path, _, _, _, *fields = line.split("\t")
+        shown = dict(f.split("=", 1) for f in fields)
+        expect = {k: v.replace("\t", "\\t") for k, v in by_name[path].items()}
+        assert shown == expect, line
+    r = _hl("scan", str(ds), str(tree), "--format", "jsonl", "-q")
+    assert not any("attributes" in json.loads(x) for x in r.stdout.splitlines())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_csv_fast_path_attributes_equal_the_csv_module(tmp_path, monkeypatch, seed):
+    """Attribute columns read by the vectorised path equal the csv module's
+    (quotes, doubled quotes, delimiters and newlines inside quotes, blanks,
+    non-ASCII and undecodable bytes, CRLF), and the fast path is taken."""
+    from hashlookup.importers import _fast, iter_records
+
+    rnd = random.Random(seed)
+    pieces = ["a", "é", " b ", "x,y", 'q"q', "l\nm", "", "\u4e2d", "z" * 40]
+    lines = [b"md5,Name,Other"]
+    for _ in range(400):
+        cells = []
+        for _ in range(2):
+            v = "".join(rnd.choice(pieces) for _ in range(rnd.randrange(3)))
+            raw = v.encode()
+            if rnd.random() < 0.05:
+                raw += b"\xff"
+            if any(c in v for c in ',"\n') or rnd.random() < 0.3:
+                raw = b'"' + raw.replace(b'"', b'""') + b'"'
+            cells.append(raw)
+        lines.append(rnd.randbytes(16).hex().encode() + b"," + b",".join(cells))
+    src = tmp_path / "a.csv"
+    src.write_bytes((b"\r\n" if seed % 2 else b"\n").join(lines) + b"\n")
+
+    def read(batch_size):
+        cols: dict[str, list] = {"Name": [], "Other": []}
+        for b in iter_records(src, attributes=["Name", "Other"], batch_size=batch_size):
+            for k in cols:
+                cols[k] += b.attributes[k]
+        return cols
+
+    calls = []
+    real = _fast.text_column
+    monkeypatch.setattr(_fast, "text_column", lambda *a: calls.append(1) or real(*a))
+    fast = [read(bs) for bs in (7, 1000)]
+    assert calls  # some batches went the vectorised way
+    monkeypatch.setattr(_fast, "split_fields", lambda *a, **k: None)
+    slow = read(1000)
+    assert fast[0] == slow and fast[1] == slow
+    assert len(slow["Name"]) == 400

@@ -166,11 +166,14 @@ def test_unsupported_and_unknown_endpoints(env):
         "/parents/" + "0" * 40 + "/10/0",
         "/session/create/x",
         "/session/get/x",
-        "/stats/top",
+        "/stats/other",
     ):
         r = requests.get(env["url"] + path, headers=h)
         assert r.status_code == 501, path
         assert "not supported" in r.json()["message"]
+    # CIRCL's top list: we record no queries, so both lists are empty
+    r = requests.get(env["url"] + "/stats/top", headers=h)
+    assert r.status_code == 200 and r.json() == {"nx": [], "exist": []}
     r = requests.get(env["url"] + "/nope", headers=h)
     assert r.status_code == 404 and r.json()["message"]
     r = requests.post(env["url"] + "/info", headers=h)

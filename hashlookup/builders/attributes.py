@@ -11,6 +11,7 @@ come first, so they keep theirs).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -127,3 +128,92 @@ def stored_columns(
     if store is None:
         return {}
     return store.columns(start, stop)
+
+
+class CodeTables:
+    """The code tables of a build (NSRL's products, operating systems and
+    manufacturers) and the NSRL versions of its sources.
+
+    Per table and code, the first row in input order wins (the dataset
+    being updated comes first), as for record attributes; a table's
+    columns are the union of its sources' columns, in order of appearance.
+
+    Attributes
+    ----------
+    columns : dict[str, list[str]]
+        Table name -> its columns (the key first).
+    rows : dict[str, dict[str, dict[str, str]]]
+        Table name -> code -> row.
+    versions : list of str
+        The distinct NSRL versions of the sources, in input order.
+    """
+
+    def __init__(self) -> None:
+        self.columns: dict[str, list[str]] = {}
+        self.rows: dict[str, dict[str, dict[str, str]]] = {}
+        self.versions: list[str] = []
+
+    def add(
+        self,
+        tables: Mapping[str, tuple[Sequence[str], Mapping[str, Mapping[str, str]]]],
+        version: str | None = None,
+    ) -> None:
+        """Keep a source's tables and NSRL version.
+
+        Parameters
+        ----------
+        tables : mapping
+            Table name -> (columns, code -> row), as ImportReport.tables.
+        version : str, optional
+            The source's NSRL version ("" or None: none).
+        """
+        for name, (columns, rows) in tables.items():
+            have = self.columns.setdefault(name, [name])
+            have += [c for c in columns if c not in have]
+            into = self.rows.setdefault(name, {})
+            for code, row in rows.items():
+                if code and code not in into:
+                    into[code] = dict(row)
+        if version and version not in self.versions:
+            self.versions.append(version)
+
+    def carry(self, tables: Mapping[str, Any], version: str | None) -> None:
+        """Keep the code tables of an open generation (an update's old one).
+
+        Parameters
+        ----------
+        tables : mapping of str to CodeTable
+            Generation.code_tables.
+        version : str or None
+            Generation.nsrl_version (several joined by ", ").
+        """
+        self.add(
+            {
+                n: (list(t.columns), {c: dict(t[c]) for c in t})
+                for n, t in tables.items()
+            }
+        )
+        for v in (version or "").split(", "):
+            if v and v not in self.versions:
+                self.versions.append(v)
+
+    def sections(self) -> list[_format.SectionData]:
+        """One code table section per table (none without tables).
+
+        Returns
+        -------
+        list of SectionData
+            The sections, by table name.
+        """
+        from hashlookup.store.code_tables import encode
+
+        return [
+            encode(self.columns[name], self.rows[name])
+            for name in sorted(self.rows)
+            if self.rows[name]
+        ]
+
+    @property
+    def nsrl_version(self) -> str | None:
+        """The sources' NSRL versions joined by ", ", None without any."""
+        return ", ".join(self.versions) or None

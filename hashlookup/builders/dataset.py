@@ -37,7 +37,7 @@ from hashlookup.builders._merge import (
     same_as_previous,
     sort_digests,
 )
-from hashlookup.builders.attributes import stored_columns
+from hashlookup.builders.attributes import CodeTables, stored_columns
 from hashlookup.builders.index import (
     DEFAULT_BLOOM_BITS_PER_KEY,
     DEFAULT_BLOOM_HASHES,
@@ -57,6 +57,9 @@ if TYPE_CHECKING:
 ALGORITHMS = algorithms.NAMES
 WIDTHS = algorithms.WIDTH
 GROUPS = {a.name: a.format_id for a in algorithms.DIGESTS}  # table group = format id
+#: formats whose ImportReport.version is an NSRL RDS version (the dataset's
+#: nsrl-version, docs/DATASETS.md)
+NSRL_FORMATS = ("nsrl-rds2", "sqlite")
 
 
 @dataclass
@@ -202,6 +205,7 @@ def build_dataset(
     generation: int | None = None,
     metadata: dict[str, Any] | None = None,
     _records: Iterable[Any] = (),
+    _codes: CodeTables | None = None,
 ) -> DatasetReport:
     """Build a dataset file at `path` from one or more hash lists.
 
@@ -250,6 +254,7 @@ def build_dataset(
     opts.update(input_format=input_format, columns=columns, label_columns=label_columns)
 
     cols = Columns()
+    codes = _codes if _codes is not None else CodeTables()
     old_ids = []
     for batch, ids in _records:  # records carried over by update_dataset:
         cols.add(batch, None)  # first, so that they keep their order
@@ -262,6 +267,7 @@ def build_dataset(
     for src, p in sources:
         before = cols.n
         rep = _read(p, cols, f"source:{src}", opts)
+        codes.add(rep.tables, rep.version if rep.format in NSRL_FORMATS else None)
         read[src] = cols.n - before
         invalid += rep.invalid
         source_meta[src] = {
@@ -374,6 +380,7 @@ def build_dataset(
         ),
         _format.SectionData(_format.KIND_LABEL_INDEX, np.frombuffer(index, np.uint8)),
         *cols.attributes.sections(cols.n, rid, n_records),
+        *codes.sections(),
     ]
 
     if generation is None:
@@ -388,6 +395,7 @@ def build_dataset(
             "records": n_records,
             "keys": key_counts,
             **({"pdq": pdq_rows} if pdq_rows else {}),
+            **({"nsrl-version": codes.nsrl_version} if codes.nsrl_version else {}),
         },
         "build": {
             "sources": source_meta,
@@ -563,6 +571,8 @@ def update_dataset(
     out = os.fspath(output) if output is not None else path
     with open_dataset(path) as old:
         before = len(old)
+        codes = CodeTables()
+        codes.carry(old.code_tables, old.nsrl_version)
         rep = build_dataset(
             add or [],
             out,
@@ -570,6 +580,7 @@ def update_dataset(
             allow=remove,
             generation=old.generation + 1,
             _records=dataset_batches(old),
+            _codes=codes,
             **build_options,
         )
     c = rep.carried

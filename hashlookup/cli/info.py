@@ -60,6 +60,10 @@ def dataset_info(opened: Opened) -> dict[str, Any]:
         extra["pdq"] = raw["pdq"]
     if raw.get("attributes"):
         extra["attributes"] = raw["attributes"]
+    if raw.get("code_tables"):
+        extra["code_tables"] = raw["code_tables"]
+    if raw.get("nsrl_version"):
+        extra["nsrl_version"] = raw["nsrl_version"]
     return {
         "path": raw["path"],
         "kind": "dataset",

@@ -101,6 +101,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="skip invalid lines instead of failing; the number skipped in "
         "each input is reported on stderr",
     )
+    p.add_argument(
+        "--attributes",
+        action="store_true",
+        help="jsonl and csv output of a dataset: each hit's record attributes "
+        "(jsonl: an 'attributes' object; csv: an 'attributes' column holding "
+        "a JSON object)",
+    )
     add_filter_options(p)
     add_lookup_threads(p)
     p.add_argument(
@@ -181,6 +188,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             found = run_pdq_match(args, ctx, opened, only, exclude)
         elif args.workers is not None or args.scheduler is not None:
             from hashlookup.cli.match_dask import run_dask_match
+
+            if args.attributes:
+                raise CLIError(
+                    "--attributes is not available with --workers/--scheduler "
+                    "(Dask runs): match on this machine to show attributes"
+                )
 
             found = run_dask_match(args, ctx, only, exclude)
         else:
@@ -283,6 +296,13 @@ def run_match(
     with_records = (
         opened.is_dataset and fmt != "text" and not args.count and not args.annotate
     )
+    show_attributes = bool(getattr(args, "attributes", False))
+    if show_attributes and (fmt == "text" or args.count or args.annotate):
+        raise CLIError(
+            "--attributes adds the records' attributes to jsonl and csv output; "
+            "it does not combine with text output, --count or --annotate"
+        )
+    show_attributes = show_attributes and with_records
     target = opened.matcher_target
 
     def matcher_for(_inv: Inventory) -> KeyMatcher:
@@ -328,6 +348,7 @@ def run_match(
             + [where, "digest"]
             + ([] if tables else ["text"])
             + (["record", "labels"] if with_records else [])
+            + (["attributes"] if show_attributes else [])
         )
         out.write((",".join(cols) + "\n").encode())
     header_done = False
@@ -406,6 +427,18 @@ def run_match(
                 extras = [
                     f",{r if r >= 0 else ''},{csv_field(';'.join(ls))}"
                     for r, ls in zip(rids, labels, strict=True)
+                ]
+            if show_attributes:
+                from hashlookup.store.attributes import attributes_of
+
+                shown = [
+                    json.dumps(dict(a), ensure_ascii=False)
+                    for a in attributes_of(ds, rids)
+                ]
+                extras = [
+                    e
+                    + (f', "attributes": {t}' if fmt == "jsonl" else f",{csv_field(t)}")
+                    for e, t in zip(extras, shown, strict=True)
                 ]
         if not tables and not multi:  # the format from before inventories
             texts = [

@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, TextIO
 
 from hashlookup._atomic import atomic_output
@@ -75,18 +75,32 @@ def format_miss(path: str, fmt: str) -> bytes:
     return csv_rows([[path]])
 
 
-def format_hit(hit: ScanHit, fmt: str, near: bool = False) -> bytes:
+_TEXT_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def format_hit(
+    hit: ScanHit,
+    fmt: str,
+    near: bool = False,
+    attributes: Mapping[str, str] | None = None,
+) -> bytes:
     """One output line (with its newline) for a hit; `near`: the scan
-    hashes images (CSV rows get the distance and quality columns)."""
+    hashes images (CSV rows get the distance and quality columns); with
+    `attributes` (--attributes), the record's attributes too."""
     if fmt == "text":
         line = f"{hit.path}\t{hit.algorithm}\t{hit.digest}\t{';'.join(hit.labels)}"
         if hit.mismatch:
             line += f"\tmismatch:{','.join(hit.mismatch)}"
         if hit.distance is not None:
             line += f"\tdistance={hit.distance}\tquality={hit.quality}"
+        if attributes:  # a file name may hold a tab or a newline
+            line += "".join(
+                "\t" + f"{k}={v}".translate(_TEXT_ESCAPES)
+                for k, v in attributes.items()
+            )
         return line.encode("utf-8", "surrogateescape") + b"\n"
     if fmt == "jsonl":
-        obj = {
+        rec: dict[str, Any] = {
             "path": hit.path,
             "algorithm": hit.algorithm,
             "digest": hit.digest,
@@ -95,8 +109,10 @@ def format_hit(hit: ScanHit, fmt: str, near: bool = False) -> bytes:
             "mismatch": list(hit.mismatch),
         }
         if hit.distance is not None:
-            obj.update(distance=hit.distance, quality=hit.quality)
-        return json.dumps(obj).encode() + b"\n"
+            rec.update(distance=hit.distance, quality=hit.quality)
+        if attributes is not None:
+            rec["attributes"] = dict(attributes)
+        return json.dumps(rec).encode() + b"\n"
     row: list[object] = [
         hit.path,
         hit.algorithm,
@@ -107,6 +123,8 @@ def format_hit(hit: ScanHit, fmt: str, near: bool = False) -> bytes:
     ]
     if near:
         row += ["", ""] if hit.distance is None else [hit.distance, hit.quality]
+    if attributes is not None:
+        row.append(json.dumps(dict(attributes), ensure_ascii=False))
     return csv_rows([row])
 
 
@@ -302,6 +320,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="no warnings, progress or summary on stderr",
     )
     add_scan_near_options(p)
+    p.add_argument(
+        "--attributes",
+        action="store_true",
+        help="show each hit's record attributes (text: NAME=VALUE fields, tab, "
+        "newline and backslash escaped; jsonl: an 'attributes' object; csv: "
+        "an 'attributes' column holding a JSON object)",
+    )
     add_verify_key(p)
 
 
@@ -373,12 +398,20 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     progress = Progress(sys.stderr) if show and not args.quiet else None
     report_lines: list[bytes] = []
     header = b""
+    show_attributes = bool(args.attributes) and not invert
     to_tty = args.report is None and sys.stdout.isatty()
     near = False
 
+    opened: list[Any] = []  # the dataset, once open (for --attributes)
+
     def on_hit(hit: ScanHit) -> None:
         ctx.found = True
-        emit(format_hit(hit, fmt, near))
+        attributes = None
+        if show_attributes:
+            from hashlookup.store.attributes import attributes_of
+
+            attributes = attributes_of(opened[0], [hit.record_id])[0]
+        emit(format_hit(hit, fmt, near, attributes))
 
     def on_miss(path: str) -> None:
         ctx.found = True
@@ -411,10 +444,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             _sigterm_interrupts(),
             open_dataset(args.path, **signature_check(args)) as ds,
         ):
+            opened.append(ds)
             filters = label_filters(ds, args.path, only, exclude_labels)
             near = scan_near_columns(args, ds)
             if fmt == "csv":
                 cols = [*_CSV_HEADER, "distance", "quality"] if near else _CSV_HEADER
+                if show_attributes:
+                    cols = [*cols, "attributes"]
                 header = csv_rows([["path"]] if invert else [cols])
                 if args.report is None:
                     ctx.out.write(header)

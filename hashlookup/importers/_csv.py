@@ -185,8 +185,7 @@ def _chunk(
             idx = keep[b : b + bs]
             s, e = t.starts[idx], t.ends[idx]
             batch = None
-            # attributes are strings per record: the csv module's path
-            if int((e - s).max()) <= FIELD_LIMIT and not layout.attributes:
+            if int((e - s).max()) <= FIELD_LIMIT:
                 batch = _fast_batch(t, layout, s, e)
             if batch is not None:
                 yield batch
@@ -236,6 +235,11 @@ def _fast_batch(
         if labels is None:
             return None
         batch.labels.update(labels)
+    for name, j in layout.attributes.items():
+        values = _fast.text_column(t, *_fast.unquote(t, *fields[j]))
+        if values is None:
+            return None
+        batch.attributes[name] = values
     return batch
 
 

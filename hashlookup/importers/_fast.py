@@ -186,6 +186,22 @@ def size_column(t: Text, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
     return out
 
 
+def text_column(t: Text, s: np.ndarray, e: np.ndarray) -> list[str | None] | None:
+    """The text of fields (record attributes; empty = None, as the csv
+    module's path gives them), or None if a field holds a quote (a doubled
+    quote inside quotes: the csv module's path unescapes it)."""
+    if t.qpos is not None and len(s):
+        inside = np.searchsorted(t.qpos, e) - np.searchsorted(t.qpos, s)
+        if inside.any():
+            return None
+    data = t.data
+    # one slice and decode per field: no separator is safe to join on
+    return [
+        data[a:b].decode("utf-8", "replace") or None
+        for a, b in zip((s - PAD).tolist(), (e - PAD).tolist(), strict=True)
+    ]
+
+
 def label_column(
     t: Text, s: np.ndarray, e: np.ndarray, prefix: str
 ) -> dict[str, np.ndarray] | None:

@@ -4,10 +4,13 @@
 
 Digests are hex text (NSRL writes upper case).  Records keep the record
 attributes of ATTRIBUTES (those of its columns the table has; the package
-id is RDSv3's product code, named as CIRCL names it).  The database is opened read
-only (URI mode=ro) with the stdlib sqlite3 module and the table is streamed
-with fetchmany(batch_size).  NSRL lists known-good files: the importer adds
-no labels (the dataset builder labels the source).
+id is RDSv3's product code, named as CIRCL names it).  The PKG, OS and MFG
+tables (or views) go to ImportReport.tables under the RDS 2.x names
+(CODE_TABLES), the VERSION table's version to ImportReport.version.  The
+database is opened read only (URI mode=ro) with the stdlib sqlite3 module
+and the table is streamed with fetchmany(batch_size).  NSRL lists
+known-good files: the importer adds no labels (the dataset builder labels
+the source).
 """
 
 from __future__ import annotations
@@ -32,6 +35,33 @@ TABLE = "FILE"
 SIZE_COLUMN = "file_size"
 #: record attribute name -> FILE column (docs/DATASETS.md)
 ATTRIBUTES = {"FileName": "file_name", "CRC32": "crc32", "ProductCode": "package_id"}
+#: the code tables read (ImportReport.tables), named and with columns
+#: named as the RDS 2.x tables CIRCL's answers show: table or view ->
+#: (key, {RDSv3 column: column})
+CODE_TABLES = {
+    "PKG": (
+        "ProductCode",
+        {
+            "package_id": "ProductCode",
+            "name": "ProductName",
+            "version": "ProductVersion",
+            "operating_system_id": "OpSystemCode",
+            "manufacturer_id": "MfgCode",
+            "language": "Language",
+            "application_type": "ApplicationType",
+        },
+    ),
+    "OS": (
+        "OpSystemCode",
+        {
+            "operating_system_id": "OpSystemCode",
+            "name": "OpSystemName",
+            "version": "OpSystemVersion",
+            "manufacturer_id": "MfgCode",
+        },
+    ),
+    "MFG": ("MfgCode", {"manufacturer_id": "MfgCode", "name": "MfgName"}),
+}
 
 
 def read(opts: _Options) -> Iterator[RecordBatch]:
@@ -85,6 +115,7 @@ def _read(con: sqlite3.Connection, opts: _Options) -> Iterator[RecordBatch]:
         raise InputError(
             f"{name}: no {TABLE} table (not an NSRL RDSv3 database?); tables: {shown}"
         )
+    _code_tables(con, tables, opts)
     quoted = '"' + table.replace('"', '""') + '"'
     columns = {r[1].lower(): r[1] for r in con.execute(f"PRAGMA table_info({quoted})")}
     algos = [a for a in ALGORITHMS if a in columns]
@@ -157,6 +188,52 @@ def _read(con: sqlite3.Connection, opts: _Options) -> Iterator[RecordBatch]:
             lo = hi
         else:  # a gap in the rowids
             lo = con.execute(next_row, (hi,)).fetchone()[0]
+
+
+def _code_tables(
+    con: sqlite3.Connection, tables: dict[str, str], opts: _Options
+) -> None:
+    """PKG, OS and MFG (tables or views) as ImportReport.tables, and the
+    VERSION table's version (with its build set) as ImportReport.version.
+    A table without its key column is left out; values are text."""
+    report = opts.report
+    for source, (key, names) in CODE_TABLES.items():
+        actual = tables.get(source)
+        if actual is None:
+            continue
+        cols = {
+            r[1].lower(): r[1] for r in con.execute(f"PRAGMA table_info({_q(actual)})")
+        }
+        present = [(cols[c], n) for c, n in names.items() if c in cols]
+        if key not in [n for _, n in present]:
+            continue
+        select = ", ".join(_q(c) for c, _ in present)
+        rows: dict[str, dict[str, str]] = {}
+        for values in con.execute(f"SELECT {select} FROM {_q(actual)}"):
+            row = {
+                n: str(v)
+                for (_, n), v in zip(present, values, strict=True)
+                if v is not None and v != ""
+            }
+            code = row.get(key, "").strip()
+            if code:
+                row[key] = code
+                rows[code] = row
+        report.tables[key] = ([n for _, n in present], rows)
+    version = tables.get("VERSION")
+    if version is not None:
+        cols = {
+            r[1].lower(): r[1] for r in con.execute(f"PRAGMA table_info({_q(version)})")
+        }
+        if "version" in cols:
+            wanted = [cols["version"]] + (
+                [cols["build_set"]] if "build_set" in cols else []
+            )
+            got = con.execute(
+                f"SELECT {', '.join(map(_q, wanted))} FROM {_q(version)} LIMIT 1"
+            ).fetchone()
+            if got:
+                report.version = " ".join(str(v) for v in got if v)[:200]
 
 
 def _attribute_columns(

@@ -9,9 +9,10 @@ NSRLFile.txt may also be zipped on its own (NSRLFile.txt.zip, as on the
 RDS ISO images).  Its rows are read by the CSV reader (SHA-1, MD5 and
 FileSize columns; streamed from the archive, never extracted); the first
 line of version.txt goes to ImportReport.version.  The product, OS and
-manufacturer tables are located but not read yet: records carry digests,
-sizes and the attributes of ATTRIBUTES (the dataset builder adds the
-source label).  Names are
+manufacturer tables go to ImportReport.tables (code tables keyed by
+ProductCode, OpSystemCode and MfgCode: what the service expands a record's
+codes into).  Records carry digests, sizes and the attributes of
+ATTRIBUTES (the dataset builder adds the source label).  Names are
 matched case-insensitively; the set may sit at the top of the archive or
 directory or in one folder below it.
 """
@@ -40,6 +41,14 @@ ATTRIBUTES = {
     name: name
     for name in ("FileName", "CRC32", "ProductCode", "OpSystemCode", "SpecialCode")
 }
+#: companion file -> the key column of its code table
+TABLES = {
+    "nsrlprod.txt": "ProductCode",
+    "nsrlos.txt": "OpSystemCode",
+    "nsrlmfg.txt": "MfgCode",
+}
+#: rows of one companion table at most (NIST's are far smaller)
+MAX_TABLE_ROWS = 10_000_000
 _VERSION_BYTES = 4096
 _ZIP_ERRORS = (
     zipfile.BadZipFile,
@@ -117,6 +126,9 @@ def read(opts: _Options) -> Iterator[RecordBatch]:
             version = rds.companions.get("version.txt")
             if version is not None:
                 report.version = _version(rds, version)
+            for member, key in TABLES.items():
+                if member in rds.companions:
+                    report.tables[key] = _table(rds, opts.name, member, key)
             csv_opts = dataclasses.replace(
                 opts,
                 name=shown,
@@ -192,3 +204,60 @@ def _version(rds: RdsSet, member: str) -> str:
         if line:
             return line[:200]
     return ""
+
+
+def _table(
+    rds: RdsSet, name: str, member: str, key: str
+) -> tuple[list[str], dict[str, dict[str, str]]]:
+    """A companion table as (columns, code -> row): the first line names
+    the columns (the key column, matched case-insensitively, is renamed
+    `key`); rows with an empty code are skipped; of rows with one code the
+    last wins (as CIRCL's import keeps it); missing cells are empty and
+    extra cells ignored."""
+    import csv
+    import io
+
+    from hashlookup.store.attributes import check_names
+
+    sep = "/" if rds.is_zip else os.sep
+    part = rds.companions[member]
+    shown = f"{name}{sep}{part}" if rds.is_zip else os.path.join(name, part)
+    with contextlib.ExitStack() as stack:
+        if rds.is_zip:
+            zf = stack.enter_context(zipfile.ZipFile(rds.container))
+            raw: IO[bytes] = stack.enter_context(zf.open(part))
+        else:
+            raw = stack.enter_context(open(os.path.join(rds.container, part), "rb"))
+        text = io.TextIOWrapper(raw, "utf-8-sig", "replace", newline="")
+        reader = csv.reader(text)
+        try:
+            header = next(reader, [])
+            columns = [c.strip() for c in header]
+            folded = [c.lower() for c in columns]
+            if key.lower() not in folded:
+                raise InputError(
+                    f"{shown}:1: no {key} column (header: {', '.join(columns)[:200]})"
+                )
+            at = folded.index(key.lower())
+            columns[at] = key
+            keep = [i for i, c in enumerate(columns) if c]
+            try:
+                check_names([columns[i] for i in keep])
+            except ValueError as e:
+                raise InputError(f"{shown}:1: column names: {e}") from None
+            rows: dict[str, dict[str, str]] = {}
+            for fields in reader:
+                code = fields[at].strip() if at < len(fields) else ""
+                if not code:
+                    continue
+                rows[code] = {
+                    columns[i]: fields[i] for i in keep if i < len(fields) and fields[i]
+                }
+                rows[code][key] = code
+                if len(rows) > MAX_TABLE_ROWS:
+                    raise InputError(
+                        f"{shown}: more than {MAX_TABLE_ROWS} codes; not an NSRL table"
+                    )
+        except csv.Error as e:
+            raise InputError(f"{shown}:{reader.line_num}: {e}") from None
+    return [key] + [columns[i] for i in keep if i != at], rows

@@ -38,6 +38,8 @@ FORMATS = (
     "pdq",
 )
 
+#: formats with a natural set of record attributes (NSRL's columns)
+_NSRL = ("sqlite", "nsrl-rds2")
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3", ".db3")
 
 
@@ -136,8 +138,10 @@ def iter_records(
     label_columns: for "csv", label prefix -> column name; a cell value v
     becomes label "prefix:v" (empty cells give no label).
     attributes: for "csv" (and "hsh"), column names kept as record
-    attributes of the same names (docs/DATASETS.md); empty cells give none.
-    Formats with a natural set of attributes (NSRL) keep theirs.
+    attributes of the same names (docs/DATASETS.md); empty cells give none;
+    for "vics", field names of Media and MediaFiles (a MediaFile's own
+    field, else its Media's).  Formats with a natural set of attributes
+    (NSRL) keep theirs; CSV and VICS keep none unless named.
     skip_invalid: count bad records in report.invalid instead of raising
     InputError.  Errors in the file's structure (a broken JSON document, a
     missing header, a missing table) are raised either way.
@@ -209,16 +213,17 @@ def _iter(
         fmt = _detect(name, source.head())
     if fmt != "csv" and csv_only:
         columns = label_columns = None
-        attributes = attributes if fmt == "hsh" else None
+        attributes = attributes if fmt in ("hsh", "vics") else None
     if fmt != "csv" and (columns or label_columns):
         raise ValueError(
             f"columns= and label_columns= apply to CSV input only; "
             f"{name} is read as {fmt}"
         )
-    if fmt not in ("csv", "hsh") and attributes:
+    if fmt not in ("csv", "hsh", "vics") and attributes:
         raise ValueError(
-            f"attributes= names CSV columns; {name} is read as {fmt}"
-            + (" (NSRL sets keep their own attributes)" if fmt != "vics" else "")
+            f"attributes= names CSV columns or VICS fields; {name} is read as "
+            f"{fmt}"
+            + (" (NSRL sets keep their own attributes)" if fmt in _NSRL else "")
         )
     attribute_columns = _attribute_columns(attributes)
     _check_mapping(columns, "columns", (*ALGORITHMS, "size"))

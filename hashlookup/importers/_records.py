@@ -99,6 +99,10 @@ class ImportReport:
     #                           sqlite: field -> column used
     examples: list[str] = field(default_factory=list)  # first MAX_EXAMPLES
     #                           messages of skipped invalid records
+    tables: dict[str, tuple[list[str], dict[str, dict[str, str]]]] = field(
+        default_factory=dict
+    )  # code tables (NSRL products, OSes, manufacturers): name -> (columns,
+    #                           code -> row); docs/IMPORTERS.md
 
     def _count(self, batch: RecordBatch) -> None:
         self.records += len(batch)

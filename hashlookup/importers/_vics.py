@@ -11,6 +11,10 @@ top-level object and the "value" array are walked by hand, and each Media
 object is decoded by the json module's C scanner on a buffer refilled from
 the file, so memory stays bounded by the largest single Media object (at
 most MAX_VALUE characters) whatever the file size.
+
+Record attributes are kept only when the builder names them (attributes=,
+`--attribute`): the fields of that name, a MediaFile's own or else its
+Media's (file names in abuse lists can be sensitive: none by default).
 """
 
 from __future__ import annotations
@@ -264,6 +268,7 @@ class _Accumulator:
         self.opts = opts
         self.report = opts.report
         self.categories: dict[object, str] = {}
+        self.names = list(opts.attributes or {})
         self._reset()
 
     def _reset(self) -> None:
@@ -274,6 +279,7 @@ class _Accumulator:
         self.size: list[Any] = []
         self.labels: dict[str, list[int]] = {}
         self.bad: dict[int, str] = {}
+        self.attrs: dict[str, list[str | None]] = {n: [] for n in self.names}
 
     def _add(
         self,
@@ -282,6 +288,7 @@ class _Accumulator:
         sha1: Any,
         sha256: Any,
         size: Any,
+        fields: tuple[dict[str, Any], ...] = (),
     ) -> None:
         # None -> "" keeps the hex columns all-str for the vectorised decoder.
         self.rows.append(where)
@@ -289,6 +296,10 @@ class _Accumulator:
         self.sha1.append("" if sha1 is None else sha1)
         self.sha256.append("" if sha256 is None else sha256)
         self.size.append(size)
+        for name, values in self.attrs.items():
+            # the first of the objects (a MediaFile, then its Media) with it
+            v = next((f[name] for f in fields if f.get(name) is not None), None)
+            values.append(None if v is None else _attribute_text(v))
 
     def _bad(self, where: tuple[int, object, int], msg: str) -> None:
         """A bad Media or MediaFile: a placeholder record with the message."""
@@ -314,7 +325,7 @@ class _Accumulator:
             sha256 = get("SHA-256")
         own = _present(md5) or _present(sha1) or _present(sha256)
         if own:
-            self._add((index, mid, -1), md5, sha1, sha256, get("MediaSize"))
+            self._add((index, mid, -1), md5, sha1, sha256, get("MediaSize"), (obj,))
         else:
             report.no_digest += 1
         files = get("MediaFiles")
@@ -328,7 +339,7 @@ class _Accumulator:
             else:
                 emitted = [(md5, sha1, sha256)] if own else []
                 for j, mf in enumerate(files):
-                    self._media_file(mf, (index, mid, j), emitted)
+                    self._media_file(mf, (index, mid, j), emitted, obj)
         end = len(self.rows)
         if end == first:
             return
@@ -377,7 +388,11 @@ class _Accumulator:
             got.extend(range(first, end))
 
     def _media_file(
-        self, mf: object, here: tuple[int, object, int], emitted: list[tuple[Any, ...]]
+        self,
+        mf: object,
+        here: tuple[int, object, int],
+        emitted: list[tuple[Any, ...]],
+        media: dict[str, Any],
     ) -> None:
         if type(mf) is not dict:
             self._bad(
@@ -405,7 +420,7 @@ class _Accumulator:
                 self.report.duplicates += 1
                 return
         emitted.append(key)
-        self._add(here, md5, sha1, sha256, get("FileSize"))
+        self._add(here, md5, sha1, sha256, get("FileSize"), (mf, media))
 
     def flush(self) -> Iterator[RecordBatch]:
         """Batches of the records read since the last flush (a Media with
@@ -431,6 +446,7 @@ class _Accumulator:
             self.labels,
             self.bad,
             where,
+            attributes=self.attrs,
         )
         self._reset()
         return split(batch, self.opts.batch_size)
@@ -483,4 +499,23 @@ def split(batch: RecordBatch, size: int) -> Iterator[RecordBatch]:
             has_sha256=batch.has_sha256[start:stop],
             size=batch.size[start:stop],
             labels=labels,
+            attributes={k: v[start:stop] for k, v in batch.attributes.items()},
         )
+
+
+def _attribute_text(v: object) -> str | None:
+    """A VICS field as an attribute value: text as it is (lone surrogates
+    from JSON escapes replaced: values are stored as UTF-8), numbers and
+    booleans as JSON writes them, arrays and objects as compact JSON; empty
+    text is no value."""
+    if isinstance(v, str):
+        text = v
+    elif isinstance(v, (bool, int, float)):
+        text = json.dumps(v)
+    else:
+        text = json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text or None

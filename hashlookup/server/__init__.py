@@ -19,6 +19,8 @@ Modules:
 - _pdq: PDQ near matches (POST /v1/pdq) and HMA's matching endpoints
   (GET /m/raw_lookup, /m/lookup); _pdq_openapi their OpenAPI description;
 - _render: Cython extension, a GET hit's answer and audit line in one call;
+- _circl: CIRCL's shapes that need record attributes (single lookups with
+  NSRL codes expanded and trust, flat bulk records), /stats/top;
 - _http: responses, errors, headers and credentials of ASGI scopes; body
   reading with the upload memory budget and batch item bounds;
 - _protocol: uvicorn's httptools protocol with a bounded request head,

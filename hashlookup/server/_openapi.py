@@ -122,6 +122,22 @@ def openapi(max_batch: int, max_body: int) -> dict[str, Any]:
         "hashlookup:dataset": {"type": "string"},
         "hashlookup:generation": {"type": "integer"},
         "hashlookup:built": {"type": "string"},
+        # record attributes (datasets that keep them, e.g. NSRL's): strings
+        # under their names; single lookups expand the two codes below into
+        # the NSRL table rows they name (docs/SERVER.md)
+        "FileName": {"type": "string"},
+        "CRC32": {"type": "string"},
+        "SpecialCode": {"type": "string"},
+        **{
+            code: {
+                "oneOf": [
+                    {"type": "string"},
+                    {"type": "object", "additionalProperties": {"type": "string"}},
+                ]
+            }
+            for code in ("ProductCode", "OpSystemCode")
+        },
+        "hashlookup:trust": {"type": "integer", "minimum": 0, "maximum": 100},
     }
     nullable_str = {"type": "string", "nullable": True}
     item = {
@@ -169,6 +185,7 @@ def openapi(max_batch: int, max_body: int) -> dict[str, Any]:
             "records": {"type": "integer"},
             "items": {"type": "object", "additionalProperties": {"type": "integer"}},
             "labels": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "nsrl-version": {"type": "string", "nullable": True},
         },
     }
     plain = {
@@ -188,12 +205,35 @@ def openapi(max_batch: int, max_body: int) -> dict[str, Any]:
             **{f"/lookup/{a}/{{digest}}": _lookup_path(a) for a in algorithms.NAMES},
             "/bulk/md5": _bulk_path("md5"),
             "/bulk/sha1": _bulk_path("sha1"),
+            "/bulk/sha256": _bulk_path("sha256"),
             "/info": {
                 "get": {
                     "operationId": "info",
                     "summary": "Dataset facts",
                     "tags": ["CIRCL compatible"],
                     "responses": {"200": _json(info, "dataset facts"), **_AUTH_ERRORS},
+                }
+            },
+            "/stats/top": {
+                "get": {
+                    "operationId": "stats_top",
+                    "summary": "CIRCL's most-queried digests: always empty lists "
+                    "(hashlookup never records queries)",
+                    "tags": ["CIRCL compatible"],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["nx", "exist"],
+                                "properties": {
+                                    "nx": {"type": "array", "maxItems": 0},
+                                    "exist": {"type": "array", "maxItems": 0},
+                                },
+                            },
+                            "empty lists",
+                        ),
+                        **_AUTH_ERRORS,
+                    },
                 }
             },
             "/v1/check": {

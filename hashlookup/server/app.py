@@ -26,6 +26,7 @@ from hashlookup import algorithms
 from hashlookup._version import __version__
 from hashlookup.server import _check as checks
 from hashlookup.server import _pdq as near
+from hashlookup.server import _circl
 from hashlookup.server._audit import FLUSH_BYTES, AuditLog
 from hashlookup.server._bloom import BloomCache
 from hashlookup.server._config import ServerConfig
@@ -63,6 +64,8 @@ _ROUTES = {
     "/info": ("info", "GET", True),
     "/bulk/md5": ("bulk", "POST", True),
     "/bulk/sha1": ("bulk", "POST", True),
+    "/bulk/sha256": ("bulk", "POST", True),
+    "/stats/top": ("top", "GET", True),
     "/v1/check": ("check", "POST", True),
     "/v1/pdq": ("pdq", "POST", True),
     "/m/raw_lookup": ("hma", "GET", True),  # HMA's matching endpoints
@@ -116,7 +119,7 @@ class LookupApp:
     def start(self) -> None:
         cfg = self.config
         self.ds = self.files.open()
-        self._single = checks.SingleHits(self.ds)
+        self._single = _circl.CirclSingleHits(self.ds)
         if not cfg.no_auth:
             assert cfg.api_keys is not None
             self.keys = self.files.load_keys()
@@ -483,7 +486,7 @@ class LookupApp:
         name = ds.name
         return (
             200,
-            b"[" + b",".join([checks.circl_json(m, name) for _, m in res.hits]) + b"]",
+            b"[" + b",".join([_circl.bulk_json(m, name) for _, m in res.hits]) + b"]",
             JSON,
             [],
         )
@@ -573,8 +576,12 @@ class LookupApp:
             "records": len(ds),
             "items": {a: len(ds.table(a)) for a in ds.algorithms},
             "labels": ds.labels(),
+            "nsrl-version": ds.nsrl_version,
         }
         return 200, orjson.dumps(info), JSON, []
+
+    async def _top(self, scope: Any, receive: Any) -> Response:
+        return 200, _circl.TOP, JSON, []
 
     async def _ping(self, scope: Any, receive: Any) -> Response:
         return 200, _PING, JSON, []

@@ -34,6 +34,10 @@ MAX_NAMES = 255
 #: longest attribute name, in UTF-8 bytes
 MAX_NAME = 200
 _OFFSET = struct.Struct("<Q")
+_SPAN = struct.Struct("<2Q")  # a string's start and end offsets
+#: decoded values kept per store (shared values such as product codes are
+#: read again and again; past this the cache starts over)
+CACHE_STRINGS = 65536
 _CODES = {1: "B", 2: "H", 4: "I"}
 
 
@@ -238,6 +242,7 @@ class AttributeStore:
             raise self._fail("attribute strings: offsets do not span the text")
         self._refs = refs.offset
         self._row = struct.Struct(f"<{nnames}{_CODES[width]}")
+        self._cache: dict[int, str] = {}
         self.names = tuple(self._string(i) for i in range(nnames))
         try:
             check_names(self.names)
@@ -251,13 +256,11 @@ class AttributeStore:
         return int(_OFFSET.unpack_from(self._buf, self._strings + 8 * i)[0])
 
     def _string(self, i: int) -> str:
-        lo = self._offset(i)
-        hi = self._offset(i + 1)
+        lo, hi = _SPAN.unpack_from(self._buf, self._strings + 8 * i)
         if not 0 <= lo <= hi <= self._blob_len:
             raise self._fail(f"attribute strings: string {i} out of bounds")
-        raw = bytes(self._buf[self._blob + lo : self._blob + hi])
         try:
-            return raw.decode("utf-8")
+            return str(self._buf[self._blob + lo : self._blob + hi], "utf-8")
         except UnicodeDecodeError:
             raise self._fail(f"attribute strings: string {i} is not UTF-8") from None
 
@@ -280,17 +283,46 @@ class AttributeStore:
         IndexFormatError
             A reference or string of the record is damaged.
         """
+        out = self.values(record_id)
+        return Attributes(out) if out else EMPTY
+
+    def values(self, record_id: int) -> dict[str, str]:
+        """The attributes of one record as a new plain dict (what `of`
+        wraps; for callers that render them).
+
+        Parameters
+        ----------
+        record_id : int
+            A record id of the dataset (in range: the caller checked it).
+
+        Returns
+        -------
+        dict[str, str]
+            Name -> value, in the names' order.
+
+        Raises
+        ------
+        IndexFormatError
+            A reference or string of the record is damaged.
+        """
         refs = self._row.unpack_from(self._buf, self._refs + record_id * self._row.size)
         out = {}
+        cache = self._cache
         for name, sid in zip(self.names, refs, strict=True):
             if sid:
-                if not len(self.names) <= sid < self._nstr:
-                    raise self._fail(
-                        f"attribute refs: record {record_id} refers to string "
-                        f"{sid} (values are {len(self.names)}..{self._nstr - 1})"
-                    )
-                out[name] = self._string(sid)
-        return Attributes(out) if out else EMPTY
+                text = cache.get(sid)
+                if text is None:
+                    if not len(self.names) <= sid < self._nstr:
+                        raise self._fail(
+                            f"attribute refs: record {record_id} refers to string "
+                            f"{sid} (values are {len(self.names)}..{self._nstr - 1})"
+                        )
+                    text = self._string(sid)
+                    if len(cache) >= CACHE_STRINGS:
+                        cache.clear()
+                    cache[sid] = text
+                out[name] = text
+        return out
 
     def verify(self) -> None:
         """Check every string (bounds, UTF-8) and every reference.
@@ -397,3 +429,36 @@ def open_store(
     if found is None:
         return None
     return AttributeStore(buf, found[0], found[1], records, name)
+
+
+def attributes_of(dataset: Any, record_ids: Sequence[int]) -> list[Mapping[str, str]]:
+    """The attributes of each record id of an open dataset (command output).
+
+    Parameters
+    ----------
+    dataset : hashlookup.Dataset
+        An open dataset (its current generation is read).
+    record_ids : sequence of int
+        Record ids; -1 (no record) gives an empty mapping.
+
+    Returns
+    -------
+    list of Mapping[str, str]
+        One mapping per id (repeated ids read once).
+
+    Raises
+    ------
+    IndexFormatError
+        A reference or string of one of the records is damaged.
+    """
+    store: AttributeStore | None = dataset.current().attributes
+    if store is None:
+        return [EMPTY] * len(record_ids)
+    seen: dict[int, Mapping[str, str]] = {}
+    out = []
+    for rid in record_ids:
+        got = seen.get(rid)
+        if got is None:
+            got = seen[rid] = store.of(rid) if rid >= 0 else EMPTY
+        out.append(got)
+    return out

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -269,6 +269,20 @@ class Dataset(TableSetRef, Reloading, NearSearch):
     def algorithms(self) -> tuple[str, ...]:
         """Algorithms of the key tables, in md5, sha1, sha256 order."""
         return self._live().algorithms
+
+    @property
+    def code_tables(self) -> Mapping[str, Mapping[str, Mapping[str, str]]]:
+        """Tables keyed by an attribute's values, by name (NSRL's
+        ``ProductCode``, ``OpSystemCode``, ``MfgCode``): ``code_tables[
+        "ProductCode"]["190"]`` is that product's row (column -> value).
+        Empty when the dataset has none (docs/DATASETS.md)."""
+        return self._live().code_tables
+
+    @property
+    def nsrl_version(self) -> str | None:
+        """The RDS version of the NSRL sources the current generation was
+        built from (version.txt, RDSv3's VERSION table), else None."""
+        return self._live().nsrl_version
 
     def __len__(self) -> int:
         """Number of records."""
@@ -531,8 +545,8 @@ class Dataset(TableSetRef, Reloading, NearSearch):
             ``tables`` (algorithm -> :meth:`HashIndex.info`), ``labels``
             (as :meth:`labels`), ``pdq`` (None, or ``hashes``, ``chunks``
             and ``bucket_bits`` of the PDQ near index: docs/NEAR.md),
-            ``attributes`` (the record attribute names, docs/DATASETS.md)
-            and ``metadata``.
+            ``attributes`` (the record attribute names, docs/DATASETS.md),
+            ``code_tables`` (name -> rows), ``nsrl_version`` and ``metadata``.
 
         Raises
         ------
@@ -558,6 +572,8 @@ class Dataset(TableSetRef, Reloading, NearSearch):
                 "bucket_bits": st.pdq.bucket_bits,
             },
             "attributes": [] if st.attributes is None else list(st.attributes.names),
+            "code_tables": {n: len(t) for n, t in st.code_tables.items()},
+            "nsrl_version": st.nsrl_version,
             "metadata": st.metadata,
         }
 

@@ -53,6 +53,7 @@ KIND_PDQ_INDEX = 11  # dataset: the multi-index over the PDQ hashes
 # away from the next free one (the PDQ kinds took 9, 10, 11)
 KIND_ATTR_STRINGS = 17  # dataset: the attribute string table
 KIND_ATTR_REFS = 18  # dataset: per record, a string id per attribute name
+KIND_CODE_TABLE = 19  # dataset: a table keyed by an attribute's value (NSRL's)
 KIND_NAMES = {
     KIND_KEYS: "keys",
     KIND_LOCATOR: "locator",
@@ -67,6 +68,7 @@ KIND_NAMES = {
     KIND_PDQ_INDEX: "pdq index",
     KIND_ATTR_STRINGS: "attribute strings",
     KIND_ATTR_REFS: "attribute refs",
+    KIND_CODE_TABLE: "code table",
 }
 PDQ_KINDS = (KIND_PDQ_HASHES, KIND_PDQ_RECORDS, KIND_PDQ_INDEX)
 

@@ -31,6 +31,8 @@ from hashlookup.errors import HashLookupError, IndexFormatError
 from hashlookup.store import format as _format
 from hashlookup.store.attributes import AttributeStore
 from hashlookup.store.attributes import open_store as open_attributes
+from hashlookup.store.code_tables import CodeTable
+from hashlookup.store.code_tables import open_tables as open_code_tables
 from hashlookup.store.index import (
     HashIndex,
     Identity,
@@ -141,6 +143,11 @@ class Generation:
         The label bitmaps (None without labels).
     attributes : AttributeStore or None
         The record attributes (None without any).
+    code_tables : dict[str, CodeTable]
+        Tables keyed by an attribute's values (NSRL's products, operating
+        systems, manufacturers), by name; empty without any.
+    nsrl_version : str or None
+        The RDS version of the NSRL sources the dataset was built from.
     lookups : TableSet
         Single-digest lookups of this generation, answered in C.
     mapping : mmap.mmap or None
@@ -289,6 +296,7 @@ class Generation:
         self.record_table: RecordTable | None = None
         self.labels: LabelStore | None = None
         self.attributes: AttributeStore | None = None
+        self.code_tables: dict[str, CodeTable] = {}
         if self.layout is None:  # a plain index: one record per key
             self.count = len(next(iter(self.tables.values())))
             self.records_offset = 0
@@ -318,7 +326,10 @@ class Generation:
                     mm, b.offset, b.length, index, self.count, path
                 )
             self.attributes = open_attributes(mm, header, self.count, path)
+            self.code_tables = open_code_tables(mm, header, path)
         ds = self.metadata.get("dataset", {}) if isinstance(self.metadata, dict) else {}
+        nsrl = ds.get("nsrl-version") if isinstance(ds, dict) else None
+        self.nsrl_version = nsrl if isinstance(nsrl, str) else None
         self.name = str(ds.get("name") or os.path.splitext(os.path.basename(path))[0])
         gen = ds.get("generation", 0)
         self.generation = gen if isinstance(gen, int) else 0
@@ -609,6 +620,8 @@ class Generation:
             self._pdq.verify(self.count)
         if self.attributes is not None:
             self.attributes.verify()
+        for code_table in self.code_tables.values():
+            code_table.verify()
 
     def _verify_links(
         self, alg: str, col: np.ndarray, present: np.ndarray, rowmap: np.ndarray
