@@ -25,8 +25,8 @@ import orjson
 from hashlookup import algorithms
 from hashlookup._version import __version__
 from hashlookup.server import _check as checks
-from hashlookup.server import _pdq as near
 from hashlookup.server import _circl
+from hashlookup.server import _pdq as near
 from hashlookup.server._audit import FLUSH_BYTES, AuditLog
 from hashlookup.server._bloom import BloomCache
 from hashlookup.server._config import ServerConfig
