@@ -9,9 +9,10 @@ audit log on and the rate limit off, and measures, with wrk:
 1. single GET lookups against GET /v1/ping, an endpoint of the same server
    behind the same auth and metrics that returns a constant JSON body
    without touching the dataset.  The three runs (ping, hits, misses) are
-   interleaved over several rounds so that load from other processes hits
-   them alike; the ratio is taken per round and its median reported, with
-   p50/p99 latency.
+   interleaved over several rounds (every other round in reverse order) so
+   that load from other processes hits them alike; the ratio is taken per
+   round and its median (and lowest) reported, with p50/p99 latency and the
+   load average of the machine.
 2. POST /v1/check with 10,000 digests per request: JSON (md5, sha1 and
    sha256 mixed, 1% hits), newline-separated text, and raw 16-byte md5
    digests (application/octet-stream), in digests per second.
@@ -370,11 +371,14 @@ def main() -> int:
         rounds: list[dict[str, dict[str, float]]] = []
         pids = worker_pids(proc.pid)
         for r in range(args.rounds):
+            # every other round in reverse order, so that a drift in the
+            # machine's load during a round hits no endpoint more than another
+            order = ("ping", "hits", "misses")
             one = {
                 s: wrk(
                     url, d / f"{s}.lua", token, args.duration, args.connections, pids
                 )
-                for s in ("ping", "hits", "misses")
+                for s in (order if r % 2 == 0 else order[::-1])
             }
             one.update(
                 {
