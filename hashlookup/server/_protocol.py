@@ -28,6 +28,20 @@ What uvicorn leaves open, closed here, per connection of one worker:
   closed when the client closes or after a second; at most _LINGER_MAX of
   them wait so, beyond that they are closed at once.
 
+Answers written at once: with `quick` (LookupApp.quick), a GET or HEAD
+whose head ends without a body (no Content-Length or Transfer-Encoding),
+query string, %-escape or Expect, with nothing before it still in flight
+on the connection, is offered to it as soon as its head is parsed; if it
+answers (single lookups, /v1/ping, /healthz), the status line, uvicorn's
+date header, the app's header lines and the body go out in one
+transport.write: no ASGI scope, task, coroutine or Event, and one write
+instead of uvicorn's two (head, then body, each its own send() on the
+socket).  The bytes are uvicorn's (same status line, header order and
+``connection: close`` rules, HEAD without the body), keep-alive, max-age
+and the idle timer behave the same, and a request the transport cannot
+take now (the client is not reading) takes the ASGI path, which waits.
+Everything else takes the ASGI path unchanged.
+
 Timers cost nothing on the hot path: a GET whose head arrives in one read
 starts and completes within one data_received() and arms none; a timer is
 armed only when a read ends inside a head or a body (the head byte count
