@@ -9,9 +9,10 @@ audit log on and the rate limit off, and measures, with wrk:
 1. single GET lookups against GET /v1/ping, an endpoint of the same server
    behind the same auth and metrics that returns a constant JSON body
    without touching the dataset.  The three runs (ping, hits, misses) are
-   interleaved over several rounds so that load from other processes hits
-   them alike; the ratio is taken per round and its median reported, with
-   p50/p99 latency.
+   interleaved over several rounds (every other round in reverse order) so
+   that load from other processes hits them alike; the ratio is taken per
+   round and its median (and lowest) reported, with p50/p99 latency and the
+   load average of the machine.
 2. POST /v1/check with 10,000 digests per request: JSON (md5, sha1 and
    sha256 mixed, 1% hits), newline-separated text, and raw 16-byte md5
    digests (application/octet-stream), in digests per second.
@@ -205,6 +206,7 @@ def wrk(
     pids: list[int] | None = None,
 ) -> dict[str, float]:
     cpu0 = cpu_seconds(pids) if pids else 0.0
+    load = os.getloadavg()[0]  # other processes' share of the machine
     out = subprocess.run(
         [
             *_wrk_prefix,
@@ -232,6 +234,7 @@ def wrk(
         if m:
             scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
             res[f"p{p}_ms"] = float(m.group(1)) * scale
+    res["load"] = load
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     res["non2xx"] = float(bad.group(1)) if bad else 0.0
     if pids:  # server CPU per completed request: immune to other load
@@ -368,11 +371,14 @@ def main() -> int:
         rounds: list[dict[str, dict[str, float]]] = []
         pids = worker_pids(proc.pid)
         for r in range(args.rounds):
+            # every other round in reverse order, so that a drift in the
+            # machine's load during a round hits no endpoint more than another
+            order = ("ping", "hits", "misses")
             one = {
                 s: wrk(
                     url, d / f"{s}.lua", token, args.duration, args.connections, pids
                 )
-                for s in ("ping", "hits", "misses")
+                for s in (order if r % 2 == 0 else order[::-1])
             }
             one.update(
                 {
@@ -382,8 +388,11 @@ def main() -> int:
             )
             rounds.append(one)
             print(
-                f"round {r + 1}: "
-                + ", ".join(f"{s} {v['rps']:,.0f}/s" for s, v in one.items()),
+                f"round {r + 1} (load {one['ping']['load']:.1f}): "
+                + ", ".join(f"{s} {v['rps']:,.0f}/s" for s, v in one.items())
+                + "; hits/ping "
+                + f"{one['hits']['rps'] / one['ping']['rps']:.2f} req/s, "
+                + f"{one['ping']['cpu_us'] / one['hits']['cpu_us']:.2f} CPU",
                 flush=True,
             )
         results = summarize(rounds)
@@ -413,8 +422,14 @@ def summarize(rounds: list[dict[str, dict[str, float]]]) -> dict:
             k: med(r[s][k] for r in rounds)
             for k in ("rps", "p50_ms", "p99_ms", "cpu_us")
         }
+    out["load"] = {
+        "median": med(v["load"] for r in rounds for v in r.values()),
+        "min": min(v["load"] for r in rounds for v in r.values()),
+        "max": max(v["load"] for r in rounds for v in r.values()),
+    }
     for s in ("hits", "misses"):
         out[f"{s}_ratio"] = med(r[s]["rps"] / r["ping"]["rps"] for r in rounds)
+        out[f"{s}_ratio_min"] = min(r[s]["rps"] / r["ping"]["rps"] for r in rounds)
         out[f"{s}_cpu_ratio"] = med(
             r["ping"]["cpu_us"] / r[s]["cpu_us"] for r in rounds
         )
@@ -434,7 +449,8 @@ def report(r: dict) -> str:
         f"{'on' if r.get('audit', True) else 'off'}, wrk on the same "
         "machine (loopback)"
         + ("; server pinned to CPU 0, wrk to CPU 1" if r.get("pinned") else "")
-        + "; medians over rounds",
+        + "; medians over rounds; load average "
+        + "{median:.1f} (from {min:.1f} to {max:.1f})".format(**r["load"]),
         "",
         "| endpoint | requests/s | p50 | p99 | vs constant (req/s) | server CPU "
         "per request | vs constant (CPU) |",
@@ -446,7 +462,11 @@ def report(r: dict) -> str:
         ("misses", "GET /lookup/md5 (misses)"),
     ):
         v = r[s]
-        ratio = "1" if s == "ping" else f"{r[f'{s}_ratio']:.2f}"
+        ratio = (
+            "1"
+            if s == "ping"
+            else f"{r[f'{s}_ratio']:.2f} (min {r[f'{s}_ratio_min']:.2f})"
+        )
         cpu_ratio = "1" if s == "ping" else f"{r[f'{s}_cpu_ratio']:.2f}"
         lines.append(
             f"| {name} | {v['rps']:,.0f} | {v['p50_ms']:.2f} ms | "

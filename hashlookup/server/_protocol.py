@@ -28,6 +28,20 @@ What uvicorn leaves open, closed here, per connection of one worker:
   closed when the client closes or after a second; at most _LINGER_MAX of
   them wait so, beyond that they are closed at once.
 
+Answers written at once: with `quick` (LookupApp.quick), a GET or HEAD
+whose head ends without a body (no Content-Length or Transfer-Encoding),
+query string, %-escape or Expect, with nothing before it still in flight
+on the connection, is offered to it as soon as its head is parsed; if it
+answers (single lookups, /v1/ping, /healthz), the status line, uvicorn's
+date header, the app's header lines and the body go out in one
+transport.write: no ASGI scope, task, coroutine or Event, and one write
+instead of uvicorn's two (head, then body, each its own send() on the
+socket).  The bytes are uvicorn's (same status line, header order and
+``connection: close`` rules, HEAD without the body), keep-alive, max-age
+and the idle timer behave the same, and a request the transport cannot
+take now (the client is not reading) takes the ASGI path, which waits.
+Everything else takes the ASGI path unchanged.
+
 Timers cost nothing on the hot path: a GET whose head arrives in one read
 starts and completes within one data_received() and arms none; a timer is
 armed only when a read ends inside a head or a body (the head byte count
@@ -41,9 +55,10 @@ from __future__ import annotations
 
 import asyncio
 import resource
+from collections.abc import Callable
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from hashlookup.server._config import ServerConfig
 from hashlookup.server._metrics import Metrics
@@ -89,12 +104,25 @@ class _Counts:
         self.lingering = 0
 
 
+#: quick(method, path, headers, client): (status, header lines, body), or
+#: None for a request it does not answer (LookupApp.quick)
+Quick = Callable[
+    [str, str, list[tuple[bytes, bytes]], "tuple[str, int] | None"],
+    "tuple[int, bytes, bytes] | None",
+]
+
+
 def bounded_protocol(
-    cfg: ServerConfig | int, metrics: Metrics | None = None, worker: int = 0
+    cfg: ServerConfig | int,
+    metrics: Metrics | None = None,
+    worker: int = 0,
+    quick: Quick | None = None,
 ) -> type:
     """An HttpToolsProtocol class with the limits of `cfg` (see the module
     docstring); counts go to `metrics`.  An int `cfg` is a head size limit
-    with the default deadlines and caps."""
+    with the default deadlines and caps.  With `quick`, a GET or HEAD
+    without a body, query string or escapes is first offered to it and, if
+    answered, written at once in one piece (see the module docstring)."""
     if isinstance(cfg, int):
         cfg = ServerConfig("", max_head=cfg)
     if metrics is None:
@@ -110,6 +138,10 @@ def bounded_protocol(
     max_client = cfg.max_client_connections
     limit = shared.limit
     counts = _Counts()
+    # uvicorn's default header lines (the date), rendered once per list
+    # (uvicorn makes a new list when the date changes)
+    defaults: list[Any] = [None, b""]
+    offer: Quick = quick if quick is not None else lambda *_: None
 
     too_large = _reply(
         b"431 Request Header Fields Too Large",
@@ -145,6 +177,7 @@ def bounded_protocol(
         _hl_addr: str | None = None  # counted in `counts` (None: refused)
         _hl_refused = False
         _hl_old = False  # past max_age: the next response closes
+        _hl_quick = False  # the current request was answered by quick()
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
@@ -303,6 +336,9 @@ def bounded_protocol(
             if self._hl_timer is not None:  # (inline: on every request)
                 self._hl_disarm()
             self._hl_head = -1
+            if quick is not None and self._hl_answer():
+                self._hl_quick = True
+                return
             super().on_headers_complete()
             if self._hl_old and self.cycle is not None:
                 if self.cycle.keep_alive:
@@ -312,8 +348,78 @@ def bounded_protocol(
         def on_message_complete(self) -> None:
             if self._hl_timer is not None:
                 self._hl_disarm()
-            super().on_message_complete()
+            if self._hl_quick:  # answered already; no cycle of its own
+                self._hl_quick = False
+            else:
+                super().on_message_complete()
             self._hl_head = 0
             self._hl_tail = b""
+
+        # -- answers written at once -----------------------------------------
+
+        def _hl_answer(self) -> bool:
+            """Offer the request whose head just ended to quick(); True if
+            it is answered (or dropped: the connection is closing, as a
+            request pipelined after one that closes is in uvicorn).  Only a
+            GET or HEAD with no body, no query, no %-escape and nothing in
+            flight before it on the connection (so answers keep their
+            order), while the transport takes writes (else uvicorn's path,
+            which waits for the client to read)."""
+            transport = self.transport
+            if transport.is_closing():
+                return True
+            url = self.url
+            cycle = self.cycle
+            if (
+                url[:1] != b"/"
+                or b"?" in url
+                or b"%" in url
+                or b"#" in url
+                or not url.isascii()
+                or self.expect_100_continue
+                or self.pipeline
+                or (cycle is not None and not cycle.response_complete)
+                or self.flow.write_paused
+            ):
+                return False
+            parser = self.parser
+            method = parser.get_method()
+            if (method != b"GET" and method != b"HEAD") or parser.should_upgrade():
+                return False
+            headers = self.headers
+            for name, _ in headers:
+                if name == b"content-length" or name == b"transfer-encoding":
+                    return False
+            answer = offer(method.decode(), url.decode(), headers, self.client)
+            if answer is None:
+                return False
+            status, head, body = answer
+            keep_alive = (
+                parser.get_http_version() != "1.0" and parser.should_keep_alive()
+            )
+            if self._hl_old and keep_alive:
+                limit("max_age")
+                keep_alive = False
+            dh = self.server_state.default_headers
+            if dh is not defaults[0]:
+                defaults[1] = b"".join([k + b": " + v + b"\r\n" for k, v in dh])
+                defaults[0] = dh
+            # uvicorn's bytes: status line, its headers, the app's, then
+            # connection: close when the connection ends here
+            transport.write(
+                b"".join(
+                    (
+                        STATUS_LINE[status],
+                        defaults[1],
+                        head,
+                        b"\r\n" if keep_alive else b"connection: close\r\n\r\n",
+                        body if method != b"HEAD" else b"",
+                    )
+                )
+            )
+            if not keep_alive:
+                transport.close()
+            self.on_response_complete()  # uvicorn's: keep-alive timer
+            return True
 
     return BoundedHttpToolsProtocol

@@ -254,9 +254,10 @@ cdef class HitRenderer:
                 self._by_mask.clear()
             self._by_mask[key] = labels
         if audit is not None:
-            record = _joined(native, n, <bytes>labels, b"}")
-            _append_audit(audit, who, digest, dlen, self._audit_middle,
-                          PyBytes_AS_STRING(record), PyBytes_GET_SIZE(record))
+            # the native record (head, labels, "}") goes straight into the line
+            _append_audit(audit, who, digest, dlen, self._audit_middle, native,
+                          <Py_ssize_t>n, PyBytes_AS_STRING(<bytes>labels),
+                          PyBytes_GET_SIZE(<bytes>labels), 1)
         return _joined(circl, c, <bytes>labels, self._tail)
 
 
@@ -268,9 +269,11 @@ cdef size_t _stamp_len = 0
 
 
 cdef int _append_audit(bytearray buf, bytes who, const char *digest, Py_ssize_t dlen,
-                       bytes middle, const char *record, Py_ssize_t rlen) except -1:
+                       bytes middle, const char *record, Py_ssize_t rlen,
+                       const char *more, Py_ssize_t mlen, bint close) except -1:
     """append_audit_line with the digest and record as C strings (the digest
-    is lowercased here)."""
+    is lowercased here); the record is `record` then `more`, then a "}" if
+    `close`."""
     global _stamp_second, _stamp_len
     cdef timespec now
     cdef tm parts
@@ -292,7 +295,7 @@ cdef int _append_audit(bytearray buf, bytes who, const char *digest, Py_ssize_t 
         _stamp_second = second
     old = PyByteArray_GET_SIZE(buf)
     PyByteArray_Resize(buf, old + <Py_ssize_t>_stamp_len + 6 + PyBytes_GET_SIZE(who)
-                       + dlen + PyBytes_GET_SIZE(middle) + rlen + 2)
+                       + dlen + PyBytes_GET_SIZE(middle) + rlen + mlen + close + 2)
     out = PyByteArray_AS_STRING(buf) + old
     memcpy(out, _stamp, _stamp_len)
     out += _stamp_len
@@ -311,6 +314,11 @@ cdef int _append_audit(bytearray buf, bytes who, const char *digest, Py_ssize_t 
     out += PyBytes_GET_SIZE(middle)
     memcpy(out, record, <size_t>rlen)
     out += rlen
+    memcpy(out, more, <size_t>mlen)
+    out += mlen
+    if close:
+        out[0] = b"}"
+        out += 1
     out[0] = b"}"
     out[1] = b"\n"
     return 0
@@ -327,4 +335,4 @@ def append_audit_line(bytearray buf, bytes who, str digest, bytes middle,
     in Python cost about as much as the rest of a hit)."""
     cdef bytes text = digest.encode("ascii", "replace")
     _append_audit(buf, who, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text), middle,
-                  PyBytes_AS_STRING(record), PyBytes_GET_SIZE(record))
+                  PyBytes_AS_STRING(record), PyBytes_GET_SIZE(record), b"", 0, 0)

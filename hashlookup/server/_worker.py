@@ -102,7 +102,7 @@ def run_worker(
     config = uvicorn.Config(
         app,
         loop="uvloop",
-        http=bounded_protocol(cfg, metrics, index),
+        http=bounded_protocol(cfg, metrics, index, app.quick),
         lifespan="on",
         access_log=False,
         log_level=cfg.log_level,

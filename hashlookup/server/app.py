@@ -77,6 +77,14 @@ _ROUTES = {
     "/openapi.json": ("openapi", "GET", False),
 }
 _PING = b'{"pong":true}'
+_HEALTHY = b'{"status":"ok"}'
+# the last headers of every answer but a Bloom file's (before its extra ones)
+_FIXED_HEADERS = (
+    (b"cache-control", b"no-store"),
+    (b"x-content-type-options", b"nosniff"),
+)
+_FIXED_LINES = b"".join(k + b": " + v + b"\r\n" for k, v in _FIXED_HEADERS)
+_QUICK_HEAD = b"content-type: %s\r\ncontent-length: %d\r\nx-dataset-version: %s\r\n"
 _MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)  # Linux >= 5.14
 _PREFAULT_CHUNK = 64 << 20
 _BLOOM_CHUNK = 1 << 20
@@ -284,12 +292,12 @@ class LookupApp:
         if status == 200 and ctype == b"bloom":  # a file to stream
             await self._send_file(send, body.decode(), extra)
         else:
+            # the same header lines as quick() writes
             headers = [
                 (b"content-type", ctype),
                 (b"content-length", str(len(body)).encode()),
                 (b"x-dataset-version", self._gen),
-                (b"cache-control", b"no-store"),
-                (b"x-content-type-options", b"nosniff"),
+                *_FIXED_HEADERS,
                 *extra,
             ]
             await send(
@@ -297,6 +305,45 @@ class LookupApp:
             )
             await send({"type": "http.response.body", "body": body})
         self.metrics.request(endpoint, status, time.perf_counter() - t0)
+
+    def quick(
+        self,
+        method: str,
+        path: str,
+        headers: list[tuple[bytes, bytes]],
+        client: tuple[str, int] | None,
+    ) -> tuple[int, bytes, bytes] | None:
+        """Answer a GET (or HEAD) of a single lookup, /v1/ping or /healthz
+        without the ASGI round trip, for the protocol (_protocol) to write in
+        one piece: (status, header lines, body), with the same checks (key,
+        rate limit), audit line, metrics and bytes as the ASGI path; None
+        (nothing done) for every other request, which then takes the ASGI
+        path.  `path` is the decoded path (no query string), `headers` the
+        request's (lowercase names), `client` the peer address."""
+        if path.startswith("/lookup/"):
+            endpoint, answer, auth = "lookup", self._lookup_now, True
+        else:
+            route = self._quick_routes.get(path)
+            if route is None:
+                return None
+            endpoint, answer, auth = route
+        if method != "GET" and method != "HEAD":
+            return None  # the ASGI path's 405
+        t0 = time.perf_counter()
+        scope = {"path": path, "headers": headers, "client": client}
+        try:
+            resp = (self._authorize(scope) if auth else None) or answer(scope)
+        except Exception:  # never a crash, never the path in logs
+            log.exception(
+                "worker %d: internal error in endpoint %s", self.worker, endpoint
+            )
+            resp = error(500, "internal server error")
+        status, body, ctype, extra = resp
+        head = _QUICK_HEAD % (ctype, len(body), self._gen) + _FIXED_LINES
+        for k, v in extra:
+            head += k + b": " + v + b"\r\n"
+        self.metrics.request(endpoint, status, time.perf_counter() - t0)
+        return status, head, body
 
     def _build_routes(self) -> None:
         """Guarded handlers, made once (not per request)."""
@@ -309,6 +356,12 @@ class LookupApp:
         self._bloom_route = ("bloom", g("GET", True, self._bloom))
         self._unsupported_route = ("unsupported", g(None, True, self._unsupported))
         self._other_route = ("other", self._not_found)
+        # quick(): path -> (endpoint, handler, needs a key); /lookup/ by prefix
+        self._quick_routes = {
+            path: (name, getattr(self, f"_{name}_now"), auth)
+            for path, (name, allowed, auth) in _ROUTES.items()
+            if allowed == "GET" and hasattr(self, f"_{name}_now")
+        }
 
     def _route(
         self, scope: Any
@@ -428,6 +481,9 @@ class LookupApp:
     # -- endpoints -----------------------------------------------------------
 
     async def _lookup(self, scope: Any, receive: Any) -> Response:
+        return self._lookup_now(scope)
+
+    def _lookup_now(self, scope: Any) -> Response:
         # The hottest path: one C call decodes, looks up, renders and (with
         # the audit log on) writes the audit line; hits are counted as the
         # endpoint's 200 answers (see Metrics), not here.
@@ -584,10 +640,16 @@ class LookupApp:
         return 200, _circl.TOP, JSON, []
 
     async def _ping(self, scope: Any, receive: Any) -> Response:
+        return self._ping_now(scope)
+
+    def _ping_now(self, scope: Any) -> Response:
         return 200, _PING, JSON, []
 
     async def _healthz(self, scope: Any, receive: Any) -> Response:
-        return 200, b'{"status":"ok"}', JSON, []
+        return self._healthz_now(scope)
+
+    def _healthz_now(self, scope: Any) -> Response:
+        return 200, _HEALTHY, JSON, []
 
     async def _readyz(self, scope: Any, receive: Any) -> Response:
         ds = self.ds
