@@ -243,3 +243,24 @@ def test_datasets_get_one_per_table(tmp_path):
         assert ds.lookup("00" * 16) is None
     hashlookup.build_dataset([str(src)], out, prefilter_bits_per_key=0)
     assert "prefilter" not in _kinds(out)
+
+
+def test_cli_option(tmp_path):
+    """--prefilter-bits-per-key of build (index and dataset) and update."""
+    from hashlookup.cli import main
+
+    src = tmp_path / "list.md5"
+    src.write_text("".join(k.hex() + "\n" for k in to_list(random_keys(300, 16, 11))))
+    idx = tmp_path / "i.hlx"
+    assert main(["build", "--index", str(src), "-o", str(idx), "-q"]) == 0
+    assert "prefilter" in _kinds(idx)
+    args = ["--prefilter-bits-per-key", "0", "-q"]
+    assert main(["build", "--index", str(src), "-o", str(idx), *args]) == 0
+    assert "prefilter" not in _kinds(idx)
+    ds = tmp_path / "d.hlds"
+    assert main(["build", str(src), "-o", str(ds), *args]) == 0
+    assert "prefilter" not in _kinds(ds)
+    assert main(["update", str(ds), "--prefilter-bits-per-key", "2", "--json"]) == 0
+    assert "prefilter" in _kinds(ds)
+    bad = ["build", str(src), "-o", str(ds), "--prefilter-bits-per-key", "-1"]
+    assert main(bad) == 2
