@@ -27,6 +27,17 @@ cdef extern from "hl_bloom.h" nogil:
     uint64_t hl_bloom_blocks_for(uint64_t n, double bits_per_key) noexcept
 
 
+cdef extern from "hl_prefilter.h" nogil:
+    int HL_PRE_MAX_K
+    hl_status hl_prefilter_add(uint8_t *words, uint64_t nwords, uint32_t k,
+                               uint64_t seed, const uint8_t *keys, uint64_t n,
+                               size_t width) noexcept
+    hl_status hl_prefilter_check(const uint8_t *words, uint64_t nwords, uint32_t k,
+                                 uint64_t seed, const uint8_t *keys, uint64_t n,
+                                 size_t width, uint64_t *bad_row) noexcept
+    uint64_t hl_prefilter_words_for(uint64_t n, double bits_per_key) noexcept
+
+
 cdef extern from "hl_search.h" nogil:
     ctypedef struct hl_table:
         const uint8_t *keys
@@ -38,11 +49,18 @@ cdef extern from "hl_search.h" nogil:
         uint64_t nblocks
         uint32_t bloom_k
         uint64_t bloom_seed
+        const uint8_t *pre
+        uint64_t pre_words
+        uint32_t pre_k
+        uint64_t pre_seed
+        # find: the kernel chosen at set-up, a function pointer used by C only
 
     hl_status hl_table_init(hl_table *t, const uint8_t *keys, uint64_t n, size_t width,
                             const uint8_t *loc, uint32_t loc_bits, const uint8_t *bloom,
                             uint64_t nblocks, uint32_t bloom_k,
                             uint64_t bloom_seed) noexcept
+    hl_status hl_table_set_prefilter(hl_table *t, const uint8_t *words, uint64_t nwords,
+                                     uint32_t k, uint64_t seed) noexcept
     int64_t hl_table_find(const hl_table *t, const uint8_t *key) noexcept
     void hl_table_find_many(const hl_table *t, const uint8_t *keys, uint64_t n,
                             int64_t *out) noexcept

@@ -7,6 +7,7 @@
 #include "hl_bloom.h"
 #include "hl_cpu.h"
 #include "hl_hash.h"
+#include "hl_prefilter.h"
 
 /* Keys per group in the batch kernels: enough independent cache misses to
  * keep the core's line-fill buffers busy (about 10-20 on current x86). */
@@ -14,11 +15,13 @@
 #define HL_GROUP 16
 #endif
 /* Pipeline depth of the batch kernels (stages, see the .inc file). */
-#define HL_STAGES 4
+#define HL_STAGES 5
 
 /* Per-group state of the batch pipeline. */
 typedef struct hl_group {
-    uint64_t h[HL_GROUP];      /* key hashes */
+    uint64_t hp[HL_GROUP];     /* key hashes (first-level filter's seed) */
+    uint64_t h[HL_GROUP];      /* key hashes (Bloom seed) */
+    const uint8_t *blk[HL_GROUP]; /* Bloom block to test (a dummy if dead) */
     uint64_t prefix[HL_GROUP]; /* 8-byte big-endian key prefixes */
     uint64_t lo[HL_GROUP];     /* candidate row range [lo, hi) */
     uint64_t hi[HL_GROUP];
@@ -29,6 +32,8 @@ typedef struct hl_group {
 /* ------------------------------------------------------------------ */
 /* Set-up                                                              */
 /* ------------------------------------------------------------------ */
+
+static void hl_pick_kernel(hl_table *t);
 
 hl_status hl_table_init(hl_table *t, const uint8_t *keys, uint64_t n, size_t width,
                         const uint8_t *loc, uint32_t loc_bits, const uint8_t *bloom,
@@ -51,6 +56,21 @@ hl_status hl_table_init(hl_table *t, const uint8_t *keys, uint64_t n, size_t wid
     t->nblocks = nblocks;
     t->bloom_k = bloom_k;
     t->bloom_seed = bloom_seed;
+    hl_pick_kernel(t);
+    return HL_OK;
+}
+
+hl_status hl_table_set_prefilter(hl_table *t, const uint8_t *words, uint64_t nwords,
+                                 uint32_t k, uint64_t seed) {
+    if (nwords > 0) {
+        if (words == NULL || nwords > HL_PRE_MAX_WORDS) return HL_EINVAL;
+        if (k == 0 || k > HL_PRE_MAX_K) return HL_EINVAL;
+    }
+    t->pre = nwords ? words : NULL;
+    t->pre_words = nwords;
+    t->pre_k = nwords ? k : 0;
+    t->pre_seed = seed;
+    hl_pick_kernel(t);
     return HL_OK;
 }
 
@@ -130,9 +150,11 @@ HL_INLINE const uint8_t *hl_bloom_block_of(const hl_table *t, uint64_t h) {
 }
 
 /* Which unrolled variant serves a table: 16/20/32 for the digest widths
- * with 8 probes (or no filter), 0 for the generic kernel. */
+ * with 8 Bloom probes (or no Bloom filter) and 2 first-level probes (or no
+ * first-level filter), 0 for the generic kernel. */
 static int hl_variant(const hl_table *t) {
     if (t->nblocks && t->bloom_k != 8) return 0;
+    if (t->pre_words && t->pre_k != 2) return 0;
     return t->width == 16 ? 16 : t->width == 20 ? 20 : t->width == 32 ? 32 : 0;
 }
 
@@ -168,15 +190,36 @@ static int hl_use_avx2(void) {
 #endif
 }
 
-int64_t hl_table_find(const hl_table *t, const uint8_t *key) {
+static void hl_pick_kernel(hl_table *t) {
 #if HL_HAVE_AVX2
-    if (hl_use_avx2()) return hl_find_avx2(t, key);
+    if (hl_use_avx2()) {
+        t->find = hl_pick_find_avx2(t);
+        return;
+    }
 #endif
-    return hl_find_portable(t, key);
+    t->find = hl_pick_find_portable(t);
+}
+
+int64_t hl_table_find(const hl_table *t, const uint8_t *key) {
+    if (HL_UNLIKELY(t->find == NULL)) return -1; /* never initialised */
+    return t->find(t, key);
 }
 
 static void hl_batch(const hl_table *t, const uint8_t *keys, uint64_t n,
                      int64_t *rows, uint8_t *mask) {
+    /* Batches skip the first-level filter when there is a Bloom filter: the
+     * pipeline already hides the Bloom filter's misses behind prefetches, so
+     * the extra test only adds work (about 25 instructions per key, +20 to
+     * +40 % time measured by benchmarks/compare.py).  Without a Bloom filter
+     * it spares most misses the locator and key rows. */
+    hl_table plain;
+    if (t->pre_words && t->nblocks) {
+        plain = *t;
+        plain.pre = NULL;
+        plain.pre_words = 0;
+        plain.pre_k = 0;
+        t = &plain;
+    }
 #if HL_HAVE_AVX2
     if (hl_use_avx2()) {
         hl_batch_avx2(t, keys, n, rows, mask);

@@ -1,13 +1,15 @@
 /*
- * hl_search.h - lookups in one key table: Bloom filter, then locator, then
- * a short search over sorted fixed-width rows.
+ * hl_search.h - lookups in one key table: first-level filter, Bloom filter,
+ * then locator, then a short search over sorted fixed-width rows.
  *
  * A table is three read-only arrays, normally inside a memory-mapped file:
  *   keys    n rows of `width` bytes, sorted in memcmp order, unique;
  *   loc     2^loc_bits + 1 little-endian uint32 row numbers: loc[p] is the
  *           first row whose top loc_bits bits (of the big-endian prefix) are
  *           >= p, and loc[2^loc_bits] == n;
- *   bloom   nblocks 64-byte blocks (hl_bloom.h), or nblocks == 0 for none.
+ *   bloom   nblocks 64-byte blocks (hl_bloom.h), or nblocks == 0 for none;
+ *   pre     pre_words 64-bit words (hl_prefilter.h), or pre_words == 0 for
+ *           none: set by hl_table_set_prefilter after hl_table_init.
  *
  * Invariants checked by hl_table_init: width in 1..HL_MAX_WIDTH, loc_bits
  * <= min(32, 8*width), n < 2^32, Bloom parameters in range.  The contents of
@@ -32,11 +34,23 @@ typedef struct hl_table {
     uint64_t nblocks;      /* 0 = no Bloom filter */
     uint32_t bloom_k;      /* probes per key */
     uint64_t bloom_seed;   /* seed of hl_hash64 */
+    const uint8_t *pre;    /* pre_words * 8 bytes, or NULL */
+    uint64_t pre_words;    /* 0 = no first-level filter */
+    uint32_t pre_k;        /* bits probed per key */
+    uint64_t pre_seed;     /* seed of hl_hash64 (the Bloom seed: one hash) */
+    /* the kernel for this table's width and filters, chosen once by
+     * hl_table_init and hl_table_set_prefilter (not a per-call dispatch) */
+    int64_t (*find)(const struct hl_table *t, const uint8_t *key);
 } hl_table;
 
 hl_status hl_table_init(hl_table *t, const uint8_t *keys, uint64_t n, size_t width,
                         const uint8_t *loc, uint32_t loc_bits, const uint8_t *bloom,
                         uint64_t nblocks, uint32_t bloom_k, uint64_t bloom_seed);
+
+/* Attach a first-level filter (hl_prefilter.h) to an initialised table;
+ * nwords == 0 removes it.  HL_EINVAL for parameters out of range. */
+hl_status hl_table_set_prefilter(hl_table *t, const uint8_t *words, uint64_t nwords,
+                                 uint32_t k, uint64_t seed);
 
 /* Row of key (width bytes) or -1. */
 int64_t hl_table_find(const hl_table *t, const uint8_t *key);

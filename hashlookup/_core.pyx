@@ -31,6 +31,7 @@ cdef extern from "Python.h":
 
 MAX_WIDTH = hl.HL_MAX_WIDTH
 BLOOM_MAX_K = hl.HL_BLOOM_MAX_K
+PREFILTER_MAX_K = hl.HL_PRE_MAX_K
 BLOOM_BLOCK = hl.HL_BLOOM_BLOCK
 
 # Status codes, for the Python layer's error messages.
@@ -171,6 +172,41 @@ cdef class KeyTable:
         self._c_what = what
         self._c_open = True
 
+    def _attach_prefilter(self, Py_ssize_t offset, uint64_t nwords, uint32_t k,
+                          uint64_t seed):
+        """Add the first-level filter at offset of the attached buffer
+        (nwords 64-bit words; parameters validated by
+        hashlookup.store.format, re-checked here)."""
+        cdef Py_ssize_t size
+        self._ensure_open()
+        size = self._c_view.shape[0]
+        if nwords == 0 or k == 0 or k > <uint32_t>hl.HL_PRE_MAX_K:
+            raise IndexFormatError("prefilter parameters out of range")
+        if offset < 0 or <uint64_t>offset + 8 * nwords > <uint64_t>size:
+            raise IndexFormatError("section outside the file")
+        _check(hl.hl_table_set_prefilter(&self._c_table, &self._c_view[0] + offset,
+                                         nwords, k, seed))
+
+    def _check_prefilter(self):
+        """The first row the first-level filter rejects, or None (verify)."""
+        cdef uint64_t bad = 0
+        cdef hl.hl_status st
+        cdef hl.hl_table *t = &self._c_table
+        self._ensure_open()
+        if t.pre_words == 0 or t.n == 0:
+            return None
+        self._c_busy += 1
+        try:
+            with nogil:
+                st = hl.hl_prefilter_check(t.pre, t.pre_words, t.pre_k, t.pre_seed,
+                                           t.keys, t.n, t.width, &bad)
+        finally:
+            self._c_busy -= 1
+        if st == hl.HL_EFORMAT:
+            return bad
+        _check(st)
+        return None
+
     cdef int _ensure_open(self) except -1:
         if not self._c_open:
             raise ValueError(_CLOSED)
@@ -186,6 +222,8 @@ cdef class KeyTable:
         self._c_table.keys = NULL
         self._c_table.loc = NULL
         self._c_table.bloom = NULL
+        self._c_table.pre = NULL
+        self._c_table.pre_words = 0
         self._c_view = None
         owner, self._owner = self._owner, None
         return owner
@@ -209,7 +247,12 @@ cdef class KeyTable:
         cdef const uint8_t *p
         if not self._c_open:
             raise ValueError(_CLOSED)
-        _load_key(key, self._c_table.width, buf, &p, self._c_what, None)
+        # The common case inline (raw bytes of the right length): a call to
+        # _load_key with its six arguments is a tenth of a miss's cost.
+        if type(key) is bytes and <size_t>PyBytes_GET_SIZE(key) == self._c_table.width:
+            p = <const uint8_t *>PyBytes_AS_STRING(key)
+        else:
+            _load_key(key, self._c_table.width, buf, &p, self._c_what, None)
         return hl.hl_table_find(&self._c_table, p) >= 0
 
     def find(self, key):
@@ -515,6 +558,27 @@ def locator_bits_for(uint64_t n, size_t width):
 
 def bloom_blocks_for(uint64_t n, double bits_per_key):
     return hl.hl_bloom_blocks_for(n, bits_per_key)
+
+
+def prefilter_words_for(uint64_t n, double bits_per_key):
+    return hl.hl_prefilter_words_for(n, bits_per_key)
+
+
+def add_prefilter(const uint8_t[::1] keys, size_t width, uint32_t k, uint64_t seed,
+                  uint8_t[::1] out):
+    """Set the first-level filter bits of the keys (len(keys) // width rows,
+    any order) in out (a whole number of 64-bit words)."""
+    if width == 0 or <uint64_t>keys.shape[0] % width:
+        raise ValueError("keys size is not a multiple of width")
+    if out.shape[0] == 0 or out.shape[0] % 8:
+        raise ValueError("prefilter buffer is not a whole number of words")
+    cdef uint64_t n = <uint64_t>keys.shape[0] // width
+    cdef const uint8_t *kp = &keys[0] if n else NULL
+    cdef hl.hl_status st
+    with nogil:
+        st = hl.hl_prefilter_add(&out[0], <uint64_t>out.shape[0] // 8, k, seed, kp, n,
+                                 width)
+    _check(st)
 
 
 def build_locator(const uint8_t[::1] keys, uint64_t n, size_t width, uint32_t bits,

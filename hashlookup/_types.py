@@ -56,6 +56,7 @@ if TYPE_CHECKING:
         skip_invalid: bool
         bloom_bits_per_key: float
         bloom_hashes: int
+        prefilter_bits_per_key: float
         metadata: dict[str, Any] | None
 
 

@@ -52,6 +52,7 @@ FIELD_WORDS = (
     "kind",
     "locator",
     "bloom",
+    "prefilter",
     "keys",
     "metadata",
     "index",
@@ -609,13 +610,13 @@ def test_section_body_damage(base, tmp_path):
     cases = [c for c in body_cases(base) if _changes_bytes(base, c)]
     kinds = {c["label"]: c["kind"] for c in cases}
     if base["name"] == "md5_3000":
-        assert {"keys", "locator", "bloom"} <= set(kinds.values())
+        assert {"keys", "locator", "bloom", "prefilter"} <= set(kinds.values())
     results = run_cases(tmp_path, base, cases)
     problems = _check_no_crash_results(results)
     for label, r in results.items():
         kind = kinds[label]
         if r["open"] is not None:
-            if kind in ("keys", "locator", "bloom"):
+            if kind in ("keys", "locator", "bloom", "prefilter"):
                 problems.append(
                     f"{label}: open is O(1) and must not read the body, "
                     f"but raised {r['open']['type']}: {r['open']['msg']}"

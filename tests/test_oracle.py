@@ -306,9 +306,17 @@ def test_oracle_property(cfg, data, tmp_path_factory):
         ),
         label="bloom",
     )
+    # the first-level filter: default (2 probes per word, the specialised
+    # kernels), none, or tiny (most misses still pass it)
+    prefilter = data.draw(
+        st.sampled_from(
+            [{}, {"prefilter_bits_per_key": 0}, {"prefilter_bits_per_key": 0.5}]
+        ),
+        label="prefilter",
+    )
     base = tmp_path_factory.getbasetemp()
     with tempfile.TemporaryDirectory(dir=base) as d:
-        path = build(d, source, algorithm=algorithm, width=width, **bloom)
+        path = build(d, source, algorithm=algorithm, width=width, **bloom, **prefilter)
         check_everything(path, keys, queries, algorithm, width)
 
 

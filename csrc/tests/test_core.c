@@ -1,7 +1,8 @@
 /*
  * test_core.c - the C core tested directly, without Python, against
  * brute-force references: search kernels (every width class, with and
- * without Bloom filter, corrupt locators), Bloom build/probe, the stable
+ * without Bloom and first-level filters, corrupt locators), the
+ * first-level filter's layout, Bloom build/probe, the stable
  * hash, sort/dedupe, row narrowing, hex decoding, the line parser, and
  * the file reader's md5 (eight-lane kernel, streamed parts, scalar tail,
  * batches of real files) against libcrypto's MD5.
@@ -29,6 +30,7 @@
 #include "hl_hex.h"
 #include "hl_linematch.h"
 #include "hl_md5x8.h"
+#include "hl_prefilter.h"
 #include "hl_search.h"
 #include "hl_sort.h"
 
@@ -232,20 +234,91 @@ static void test_hash_and_bloom(void) {
     CHECK(hl_bloom_blocks_for(~0ULL, 1e9) == HL_BLOOM_MAX_BLOCKS, "blocks capped");
 }
 
+/* The first-level filter against its description in docs/FORMAT.md,
+ * computed bit by bit; chunk order; the check; sizes; refused params. */
+static void test_prefilter(void) {
+    enum { N = 5000, W = 20 };
+    uint8_t *keys = xmalloc(N * W);
+    for (size_t i = 0; i < N * W; i++) keys[i] = (uint8_t)rnd();
+    const uint64_t nwords = hl_prefilter_words_for(N, 4.0);
+    CHECK(nwords == (N * 4 + 63) / 64, "words for %d keys: %llu", N,
+          (unsigned long long)nwords);
+    for (uint32_t k = 1; k <= HL_PRE_MAX_K; k++) {
+        uint8_t *a = calloc(nwords, 8), *ref = calloc(nwords, 8);
+        /* reference: the words and bits of the spec, one byte at a time */
+        for (int r = 0; r < N; r++) {
+            uint64_t h = hl_hash64(keys + r * W, W, 99);
+            uint64_t g = h * 0xD6E8FEB86659FD93ULL;
+            uint64_t word = ((g >> 32) * nwords) >> 32;
+            for (uint32_t j = 0; j < k; j++) {
+                unsigned bit = (unsigned)(((uint32_t)g >> (6 * j)) % 64);
+                ref[8 * word + bit / 8] |= (uint8_t)(1u << (bit % 8));
+            }
+        }
+        /* added in three chunks, last first */
+        CHECK(hl_prefilter_add(a, nwords, k, 99, keys + 3000 * W, N - 3000, W) == HL_OK,
+              "add");
+        CHECK(hl_prefilter_add(a, nwords, k, 99, keys + 1000 * W, 2000, W) == HL_OK, "add");
+        CHECK(hl_prefilter_add(a, nwords, k, 99, keys, 1000, W) == HL_OK, "add");
+        CHECK(memcmp(a, ref, nwords * 8) == 0, "k %u: filter differs from the spec", k);
+        uint64_t bad = 77;
+        CHECK(hl_prefilter_check(a, nwords, k, 99, keys, N, W, &bad) == HL_OK && bad == 77,
+              "check of a good filter");
+        /* clear the bits of key 1234's word: the check names a row <= 1234 */
+        uint64_t h = hl_hash64(keys + 1234 * W, W, 99);
+        memset(a + 8 * hl_prefilter_word(h, nwords), 0, 8);
+        CHECK(hl_prefilter_check(a, nwords, k, 99, keys, N, W, &bad) == HL_EFORMAT &&
+              bad <= 1234, "check of a damaged filter: row %llu", (unsigned long long)bad);
+        /* the false-positive rate is about what the sizing promises */
+        uint64_t fp = 0;
+        uint8_t q[W];
+        for (int i = 0; i < 20000; i++) {
+            for (int j = 0; j < W; j++) q[j] = (uint8_t)rnd();
+            fp += (uint64_t)hl_prefilter_test(ref, nwords, k, hl_hash64(q, W, 99));
+        }
+        CHECK(fp > 0 && fp < 20000 / 2, "k %u: %llu false positives of 20000", k,
+              (unsigned long long)fp);
+        free(a);
+        free(ref);
+    }
+    uint8_t w8[8] = {0};
+    CHECK(hl_prefilter_add(w8, 0, 2, 0, keys, 1, W) == HL_EINVAL, "0 words");
+    CHECK(hl_prefilter_add(w8, 1, 0, 0, keys, 1, W) == HL_EINVAL, "k 0");
+    CHECK(hl_prefilter_add(w8, 1, HL_PRE_MAX_K + 1, 0, keys, 1, W) == HL_EINVAL, "k big");
+    CHECK(hl_prefilter_add(w8, 1, 2, 0, keys, 1, 0) == HL_EINVAL, "width 0");
+    CHECK(hl_prefilter_add(w8, 1, 2, 0, keys, 1, 65) == HL_EINVAL, "width 65");
+    CHECK(hl_prefilter_words_for(0, 4.0) == 1, "words for 0 keys");
+    CHECK(hl_prefilter_words_for(1000, 0.0 / 0.0) == 1, "words for NaN bits");
+    CHECK(hl_prefilter_words_for(~0ULL, 1e9) == HL_PRE_MAX_WORDS, "words capped");
+    hl_table t;
+    uint8_t loc[8] = {0};
+    CHECK(hl_table_init(&t, keys, 1, W, loc, 0, NULL, 0, 0, 0) == HL_OK, "init");
+    CHECK(hl_table_set_prefilter(&t, NULL, 1, 2, 0) == HL_EINVAL, "no words");
+    CHECK(hl_table_set_prefilter(&t, w8, 1, 0, 0) == HL_EINVAL, "prefilter k 0");
+    CHECK(hl_table_set_prefilter(&t, w8, 1, 5, 0) == HL_EINVAL, "prefilter k 5");
+    CHECK(hl_table_set_prefilter(&t, w8, 0, 0, 0) == HL_OK && t.pre == NULL, "none");
+    /* an empty filter word answers every key absent, even a member */
+    CHECK(hl_table_set_prefilter(&t, w8, 1, 2, 0) == HL_OK, "set");
+    CHECK(hl_table_find(&t, keys) == -1, "empty filter rejects");
+    free(keys);
+}
+
 /* ------------------------------------------------------------------ */
 /* Search kernels                                                      */
 /* ------------------------------------------------------------------ */
 
 typedef struct table_fixture {
-    uint8_t *keys, *loc, *bloom;
-    uint64_t n, nblocks;
+    uint8_t *keys, *loc, *bloom, *pre;
+    uint64_t n, nblocks, pre_words;
     size_t width;
-    uint32_t loc_bits, k;
+    uint32_t loc_bits, k, pre_k;
     hl_table t;
 } table_fixture;
 
+/* pre: 0 no first-level filter; 1 two probes, the Bloom seed; 2 three
+ * probes, another seed (the kernels' generic path). */
 static void make_table(table_fixture *f, uint64_t n, size_t width, int skew,
-                       int bloom, uint32_t k, int loc_delta) {
+                       int bloom, uint32_t k, int loc_delta, int pre) {
     memset(f, 0, sizeof(*f));
     uint8_t *raw = xmalloc(n * width), *tmp = xmalloc(n * width);
     fill_keys(raw, n, width, skew);
@@ -272,12 +345,30 @@ static void make_table(table_fixture *f, uint64_t n, size_t width, int skew,
     CHECK(hl_table_init(&f->t, u ? raw : NULL, u, width, f->loc, f->loc_bits,
                         f->bloom, f->nblocks, k, 42) == HL_OK,
           "init");
+    if (pre) {
+        uint64_t seed = pre == 1 ? 42 : 7;
+        f->pre_k = pre == 1 ? 2 : 3;
+        f->pre_words = hl_prefilter_words_for(u, 4.0);
+        f->pre = calloc(f->pre_words, 8);
+        /* in two chunks, the second first: order must not matter */
+        uint64_t half = u / 2;
+        CHECK(hl_prefilter_add(f->pre, f->pre_words, f->pre_k, seed, raw + half * width,
+                               u - half, width) == HL_OK, "prefilter add");
+        CHECK(hl_prefilter_add(f->pre, f->pre_words, f->pre_k, seed, raw, half,
+                               width) == HL_OK, "prefilter add");
+        uint64_t bad = 0;
+        CHECK(hl_prefilter_check(f->pre, f->pre_words, f->pre_k, seed, raw, u, width,
+                                 &bad) == HL_OK, "prefilter check");
+        CHECK(hl_table_set_prefilter(&f->t, f->pre, f->pre_words, f->pre_k, seed) ==
+              HL_OK, "set prefilter");
+    }
 }
 
 static void free_table(table_fixture *f) {
     free(f->keys);
     free(f->loc);
     free(f->bloom);
+    free(f->pre);
 }
 
 /* Queries: every key, near misses (one byte changed), random keys, keys
@@ -330,14 +421,15 @@ static void test_search(void) {
     static const uint64_t sizes[] = {0, 1, 2, 17, 300, 1000};
     for (size_t wi = 0; wi < sizeof widths / sizeof *widths; wi++) {
         for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
-            for (int variant = 0; variant < 6; variant++) {
+            for (int variant = 0; variant < 18; variant++) {
                 size_t w = widths[wi];
+                int pre = variant / 6;
                 int bloom = variant % 3 != 0;
                 uint32_t k = variant % 3 == 2 ? 3 : 8;
-                int skew = variant >= 3;
-                int loc_delta = variant == 4 ? -3 : variant == 5 ? 3 : 0;
+                int skew = variant % 6 >= 3;
+                int loc_delta = variant % 6 == 4 ? -3 : variant % 6 == 5 ? 3 : 0;
                 table_fixture f;
-                make_table(&f, sizes[si], w, skew, bloom, k, loc_delta);
+                make_table(&f, sizes[si], w, skew, bloom, k, loc_delta, pre);
                 uint64_t bad = 0;
                 CHECK(hl_table_check_sorted(f.keys, f.n, w, &bad) == HL_OK, "sorted");
                 CHECK(hl_table_check_locator(&f.t, &bad) == HL_OK, "locator ok");
@@ -874,6 +966,7 @@ int main(int argc, char **argv) {
     }
     test_sort();
     test_hash_and_bloom();
+    test_prefilter();
     test_search();
     test_hex_decode();
     test_hex_encode();

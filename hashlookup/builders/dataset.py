@@ -45,6 +45,10 @@ from hashlookup.builders.index import (
     table_sections,
 )
 from hashlookup.builders.pdq import pdq_batches, pdq_sections
+from hashlookup.builders.prefilter import (
+    DEFAULT_PREFILTER_BITS_PER_KEY,
+    check_prefilter_params,
+)
 from hashlookup.errors import InputError
 from hashlookup.store import format as _format
 from hashlookup.store import labels as _labels
@@ -202,6 +206,7 @@ def build_dataset(
     skip_invalid: bool = False,
     bloom_bits_per_key: float = DEFAULT_BLOOM_BITS_PER_KEY,
     bloom_hashes: int = DEFAULT_BLOOM_HASHES,
+    prefilter_bits_per_key: float = DEFAULT_PREFILTER_BITS_PER_KEY,
     generation: int | None = None,
     metadata: dict[str, Any] | None = None,
     _records: Iterable[Any] = (),
@@ -234,6 +239,9 @@ def build_dataset(
         Bloom filter size of each key table (0..64); 0 builds none.
     bloom_hashes : int, default 8
         Bits probed per key (1..16).
+    prefilter_bits_per_key : float, default 4.0
+        First-level filter of each key table (0..64; docs/FORMAT.md); 0
+        builds none.
     generation : int, optional
         Version number stored in the file (default: the generation of the
         dataset currently at `path` plus one, or 1).
@@ -248,6 +256,7 @@ def build_dataset(
     t0 = time.perf_counter()
     path = os.fspath(path)
     check_bloom_params(bloom_bits_per_key, bloom_hashes)
+    check_prefilter_params(prefilter_bits_per_key)
     sources = normalize_inputs(inputs) if inputs else []
     name = name or os.path.splitext(os.path.basename(path))[0]
     opts: dict[str, Any] = {"skip_invalid": skip_invalid, "attributes": attributes}
@@ -348,7 +357,9 @@ def build_dataset(
         ids = rid[rows]
         key_counts[a] = len(keys)
         group = GROUPS[a]
-        parts += table_sections(keys, a, group, bloom_bits_per_key, bloom_hashes)
+        parts += table_sections(
+            keys, a, group, bloom_bits_per_key, bloom_hashes, prefilter_bits_per_key
+        )
         parts.append(
             _format.SectionData(
                 _format.KIND_ROWMAP, ids.astype("<u4").view(np.uint8), group=group

@@ -19,6 +19,7 @@ from hashlookup import _core, algorithms
 from hashlookup._atomic import atomic_output
 from hashlookup._version import __version__
 from hashlookup.algorithms import describe as _describe
+from hashlookup.builders import prefilter as _prefilter
 from hashlookup.errors import InputError
 from hashlookup.importers import digests as _parse
 from hashlookup.store import format as _format
@@ -26,7 +27,10 @@ from hashlookup.store import format as _format
 # Defaults chosen by benchmarks/compare.py --sweep (see docs/BENCHMARKS.md).
 DEFAULT_BLOOM_BITS_PER_KEY = 12.0
 DEFAULT_BLOOM_HASHES = 8
-BLOOM_SEED = 0x686C6F6F6B7570  # fixed, so identical inputs give identical files
+# fixed, so identical inputs give identical files; the first-level filter's
+# too (one hash per lookup serves both filters)
+BLOOM_SEED = _prefilter.PREFILTER_SEED
+DEFAULT_PREFILTER_BITS_PER_KEY = _prefilter.DEFAULT_PREFILTER_BITS_PER_KEY
 _SEQ_BATCH = 1 << 20
 
 Source = Any  # path, list of paths, binary stream, iterable of keys, ndarray
@@ -294,9 +298,12 @@ def table_sections(
     group: int,
     bloom_bits_per_key: float,
     bloom_hashes: int,
+    prefilter_bits_per_key: float = DEFAULT_PREFILTER_BITS_PER_KEY,
 ) -> list[_format.SectionData]:
-    """Keys, locator and (unless bloom_bits_per_key is 0) Bloom sections of
-    one key table, from sorted unique keys (n, width)."""
+    """Keys, locator, Bloom (unless bloom_bits_per_key is 0) and first-level
+    filter (unless prefilter_bits_per_key is 0 or it would be too large for
+    its purpose, builders/prefilter.py) sections of one key table, from
+    sorted unique keys (n, width)."""
     n, width = keys.shape
     if n > _format.MAX_KEYS:
         raise ValueError(f"{n} keys exceed the maximum of {_format.MAX_KEYS} per table")
@@ -325,6 +332,11 @@ def table_sections(
                 params=(blocks, bloom_hashes, BLOOM_SEED),
             )
         )
+    pre = _prefilter.PrefilterBuilder(n, width, prefilter_bits_per_key)
+    pre.add(flat)
+    section = pre.section(group)
+    if section is not None:
+        parts.append(section)
     return parts
 
 
@@ -348,6 +360,7 @@ def build_index(
     skip_invalid: bool = False,
     bloom_bits_per_key: float = DEFAULT_BLOOM_BITS_PER_KEY,
     bloom_hashes: int = DEFAULT_BLOOM_HASHES,
+    prefilter_bits_per_key: float = DEFAULT_PREFILTER_BITS_PER_KEY,
     metadata: dict[str, Any] | None = None,
 ) -> BuildReport:
     """Build an index file at `path` from `source` (see docs/API.md).
@@ -371,6 +384,10 @@ def build_index(
         Bloom filter size (0..64); 0 builds no filter.
     bloom_hashes : int, default 8
         Bits probed per key (1..16).
+    prefilter_bits_per_key : float, default 4.0
+        Size of the first-level filter probed before the Bloom filter
+        (0..64; docs/FORMAT.md); 0 builds none, and none is built when it
+        would exceed 4 MiB (about 8 M keys).
     metadata : dict, optional
         JSON-serialisable dict stored under "user" in the metadata section.
 
@@ -394,6 +411,7 @@ def build_index(
     t0 = time.perf_counter()
     alg, w = _resolve_algorithm(algorithm, width)
     check_bloom_params(bloom_bits_per_key, bloom_hashes)
+    _prefilter.check_prefilter_params(prefilter_bits_per_key)
     user_meta = json.loads(json.dumps(metadata)) if metadata is not None else None
 
     c = _Collector(alg, w)
@@ -415,8 +433,13 @@ def build_index(
     keys = sort_unique(all_keys)
     del all_keys, c.blocks
     n = len(keys)
-    parts = table_sections(keys, c.algorithm, 0, bloom_bits_per_key, bloom_hashes)
+    parts = table_sections(
+        keys, c.algorithm, 0, bloom_bits_per_key, bloom_hashes, prefilter_bits_per_key
+    )
     bits = parts[1].params[0]
+    pre_words = next(
+        (p.params[0] for p in parts if p.kind == _format.KIND_PREFILTER), 0
+    )
     created_ns = time.time_ns()
     meta = {
         "format": "hashlookup-index",
@@ -432,6 +455,7 @@ def build_index(
             "bloom_bits_per_key": bloom_bits_per_key,
             "bloom_hashes": bloom_hashes if bloom_bits_per_key > 0 else 0,
             "locator_bits": bits,
+            "prefilter_bits_per_key": 64 * pre_words / n if pre_words else 0,
         },
     }
     if user_meta is not None:

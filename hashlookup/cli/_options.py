@@ -209,6 +209,18 @@ def add_lookup_threads(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_prefilter_option(p: argparse.ArgumentParser) -> None:
+    """``--prefilter-bits-per-key`` of ``build`` and ``update``."""
+    p.add_argument(
+        "--prefilter-bits-per-key",
+        type=float_arg(0, 64),
+        default=None,
+        metavar="N",
+        help="size of the first-level filter probed before the Bloom filter, in "
+        "bits per key; 0 builds none (default: 4, none above 4 MiB)",
+    )
+
+
 def add_quiet(p: argparse.ArgumentParser) -> None:
     """``-q``/``--quiet`` of the commands that print a summary line."""
     p.add_argument(

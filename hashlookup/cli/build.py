@@ -22,6 +22,7 @@ from hashlookup.cli._inputs import dataset_inputs, import_options, named_input
 from hashlookup.cli._options import (
     add_algorithm,
     add_import_options,
+    add_prefilter_option,
     add_quiet,
     float_arg,
     int_arg,
@@ -72,6 +73,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="Bloom filter size in bits per key (default: library default)",
     )
+    add_prefilter_option(p)
     p.add_argument(
         "--index",
         action="store_true",
@@ -104,6 +106,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     kwargs = import_options(args)
     if args.bloom_bits_per_key is not None:
         kwargs["bloom_bits_per_key"] = args.bloom_bits_per_key
+    if args.prefilter_bits_per_key is not None:
+        kwargs["prefilter_bits_per_key"] = args.prefilter_bits_per_key
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
         sources = dataset_inputs(args.inputs, stack)
@@ -171,6 +175,8 @@ def _build_index(args: argparse.Namespace) -> int:
     }
     if args.bloom_bits_per_key is not None:
         kwargs["bloom_bits_per_key"] = args.bloom_bits_per_key
+    if args.prefilter_bits_per_key is not None:
+        kwargs["prefilter_bits_per_key"] = args.prefilter_bits_per_key
     started = time.perf_counter()
     try:
         report = build_index(source, args.output, **kwargs)

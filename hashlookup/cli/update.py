@@ -14,7 +14,7 @@ from hashlookup.cli._common import (
     refuse_writing_directory,
 )
 from hashlookup.cli._inputs import dataset_inputs, import_options, named_input
-from hashlookup.cli._options import add_import_options, add_path
+from hashlookup.cli._options import add_import_options, add_path, add_prefilter_option
 from hashlookup.cli._output import render_info
 
 DESCRIPTION = (
@@ -48,6 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="write the new generation here instead of replacing DATASET",
     )
     add_import_options(p)
+    add_prefilter_option(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -68,6 +69,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         [named_input(t)[1] for t in args.add or ()] + list(args.remove or ()),
     )
     opts = import_options(args)
+    if args.prefilter_bits_per_key is not None:
+        opts["prefilter_bits_per_key"] = args.prefilter_bits_per_key
     with contextlib.ExitStack() as stack:
         add = dataset_inputs(args.add or [], stack)
         report = update_dataset(

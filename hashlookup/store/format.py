@@ -49,6 +49,7 @@ KIND_LABEL_INDEX = 8  # dataset: JSON directory of the bitmaps
 KIND_PDQ_HASHES = 9  # dataset: 32-byte PDQ hashes (docs/NEAR.md)
 KIND_PDQ_RECORDS = 10  # dataset: record id (u32) and quality (u8) of each
 KIND_PDQ_INDEX = 11  # dataset: the multi-index over the PDQ hashes
+KIND_PREFILTER = 12  # per key table: first-level filter (optional, not required)
 # Record attributes (hashlookup.store.attributes), optional: ids kept well
 # away from the next free one (the PDQ kinds took 9, 10, 11)
 KIND_ATTR_STRINGS = 17  # dataset: the attribute string table
@@ -66,6 +67,7 @@ KIND_NAMES = {
     KIND_PDQ_HASHES: "pdq hashes",
     KIND_PDQ_RECORDS: "pdq records",
     KIND_PDQ_INDEX: "pdq index",
+    KIND_PREFILTER: "prefilter",
     KIND_ATTR_STRINGS: "attribute strings",
     KIND_ATTR_REFS: "attribute refs",
     KIND_CODE_TABLE: "code table",
@@ -99,6 +101,8 @@ MAX_KEYS = 0xFFFFFFFF  # locator entries are uint32 row numbers
 MAX_LOCATOR_BITS = 32
 MAX_BLOOM_K = 16
 MAX_BLOOM_BLOCKS = 1 << 32
+MAX_PREFILTER_K = 4
+MAX_PREFILTER_WORDS = 1 << 32
 MAX_METADATA = 16 << 20
 BLOOM_BLOCK = 64
 
@@ -159,6 +163,10 @@ class TableLayout:
     bloom_blocks: int
     bloom_k: int
     bloom_seed: int
+    prefilter: Section | None = None
+    prefilter_words: int = 0
+    prefilter_k: int = 0
+    prefilter_seed: int = 0
 
 
 def header_checksum(header_bytes: bytes | bytearray | memoryview) -> int:
@@ -378,14 +386,15 @@ def read_header(buf: Any, file_size: int, name: str) -> Header:
 
 
 def table_layout(header: Header, name: str, group: int = 0) -> TableLayout:
-    """Find and validate the key table of `group`: keys, locator, Bloom."""
+    """Find and validate the key table of `group`: keys, locator, Bloom and
+    first-level filter."""
 
     def fail(msg: str) -> IndexFormatError:
         return IndexFormatError(f"{name}: {msg}")
 
     found: dict[int, Section] = {}
     for s in header.sections:
-        if s.group != group or s.kind not in (KIND_KEYS, KIND_LOCATOR, KIND_BLOOM):
+        if s.group != group or s.kind not in _TABLE_KINDS:
             continue
         if s.kind in found:
             raise fail(f"two {s.name} sections for table {group}")
@@ -441,7 +450,29 @@ def table_layout(header: Header, name: str, group: int = 0) -> TableLayout:
                 f"bloom section: length {bloom.length} is not {blocks} "
                 f"blocks of {BLOOM_BLOCK} bytes"
             )
-    return TableLayout(algorithm, width, count, keys, loc, bits, bloom, blocks, k, seed)
+    layout = TableLayout(
+        algorithm, width, count, keys, loc, bits, bloom, blocks, k, seed
+    )
+    pre = found.get(KIND_PREFILTER)
+    if pre is not None:
+        words, pk, _ = pre.params
+        if not 1 <= words <= MAX_PREFILTER_WORDS:
+            raise fail(f"prefilter section: word count {words} out of range")
+        if not 1 <= pk <= MAX_PREFILTER_K:
+            raise fail(
+                f"prefilter section: {pk} probes per key, expected 1..{MAX_PREFILTER_K}"
+            )
+        if pre.length != 8 * words:
+            raise fail(
+                f"prefilter section: length {pre.length} is not {words} words "
+                "of 8 bytes"
+            )
+        layout.prefilter = pre
+        layout.prefilter_words, layout.prefilter_k, layout.prefilter_seed = pre.params
+    return layout
+
+
+_TABLE_KINDS = (KIND_KEYS, KIND_LOCATOR, KIND_BLOOM, KIND_PREFILTER)
 
 
 def find_sections(header: Header, kind: int) -> list[Section]:

@@ -239,7 +239,15 @@ class HashIndex(KeyTable):
                 layout.bloom_seed,
                 _describe(layout.algorithm, layout.width),
             )
+            if layout.prefilter is not None:
+                self._attach_prefilter(
+                    layout.prefilter.offset,
+                    layout.prefilter_words,
+                    layout.prefilter_k,
+                    layout.prefilter_seed,
+                )
         except BaseException:
+            self._detach()
             view.release()
             raise
         self._mmap = mm
@@ -511,8 +519,11 @@ class HashIndex(KeyTable):
             ``header_size``, ``created`` (ISO 8601, UTC), ``locator_bits``,
             ``kernel`` (the C kernels in use), ``bloom`` (None, or a dict of
             ``blocks``, ``hashes``, ``seed``, ``bytes``, ``bits_per_key``),
-            ``sections`` (one dict per section) and ``metadata`` (the
-            file's JSON metadata, ``{}`` if it has none).
+            ``prefilter`` (None, or a dict of ``words``, ``hashes``,
+            ``seed``, ``bytes``, ``bits_per_key``: the first-level
+            filter, docs/FORMAT.md), ``sections`` (one dict per section)
+            and ``metadata`` (the file's JSON metadata, ``{}`` if it has
+            none).
 
         Raises
         ------
@@ -549,6 +560,17 @@ class HashIndex(KeyTable):
                 if lay.count
                 else None,
             },
+            "prefilter": None
+            if lay.prefilter is None
+            else {
+                "words": lay.prefilter_words,
+                "hashes": lay.prefilter_k,
+                "seed": lay.prefilter_seed,
+                "bytes": lay.prefilter.length,
+                "bits_per_key": (lay.prefilter.length * 8 / lay.count)
+                if lay.count
+                else None,
+            },
             "sections": [s.as_dict() for s in h.sections],
             "metadata": _format.read_metadata(self._mmap, h, self.path),
         }
@@ -560,7 +582,8 @@ class HashIndex(KeyTable):
         ----------
         checksums : bool, default True
             False checks this table's structure only (keys sorted and
-            unique, locator exact, every key passing the Bloom filter) and
+            unique, locator exact, every key passing the first-level and
+            Bloom filters) and
             skips the file's checksums and the in-place change check: a
             dataset verifies the file's checksums once, not per table.
 
@@ -578,7 +601,7 @@ class HashIndex(KeyTable):
             in place since it was opened (checked before any page is read),
             the header or a section checksum differs (naming the section),
             the keys are not sorted and unique, the locator does not match
-            the keys, or the Bloom filter rejects a key.
+            the keys, or the first-level or Bloom filter rejects a key.
         ValueError
             The index is closed.
         """
@@ -616,6 +639,11 @@ class HashIndex(KeyTable):
             else:
                 msg = f"locator section: slot {pos} does not match the keys"
             raise IndexFormatError(f"{self.path}: {msg}")
+        bad = self._check_prefilter()
+        if bad is not None:
+            raise IndexFormatError(
+                f"{self.path}: prefilter section rejects the key at row {bad}"
+            )
         if self._layout.bloom is not None and len(self):
             missing = ~self.contains_many(self.keys())
             if missing.any():

@@ -35,7 +35,7 @@ def _keys(n: int, width: int, seed: int) -> np.ndarray:
 
 def index_files() -> list[bytes]:
     """Small index files of every algorithm, raw widths, with and without a
-    Bloom filter, empty and not."""
+    Bloom filter and a first-level filter, empty and not."""
     out = []
     configs = [
         ("md5", 16),
@@ -49,7 +49,13 @@ def index_files() -> list[bytes]:
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "seed.hlx"
         for i, (alg, width) in enumerate(configs):
-            for n, bloom in ((0, 12.0), (1, 12.0), (40, 12.0), (300, 0.0), (300, 4.0)):
+            for n, bloom, pre in (
+                (0, 12.0, 4.0),
+                (1, 12.0, 4.0),
+                (40, 12.0, 0.0),
+                (300, 0.0, 4.0),
+                (300, 4.0, 1.0),
+            ):
                 if alg == "raw" and width == 1:
                     n = min(n, 200)
                 kw = {"width": width} if alg == "raw" else {}
@@ -59,6 +65,7 @@ def index_files() -> list[bytes]:
                     algorithm=alg,
                     bloom_bits_per_key=bloom,
                     bloom_hashes=8 if i % 2 else 3,
+                    prefilter_bits_per_key=pre,
                     metadata={"seed": i},
                     **kw,
                 )

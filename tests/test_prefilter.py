@@ -1,0 +1,266 @@
+"""The first-level filter ("prefilter" section, docs/FORMAT.md): built by
+default, optional in the format (files without it, and readers that skip it,
+answer the same), validated on open, checked by verify(), built from chunks
+in any order, and never changing an answer (checked against a set for the
+single, hex, find and batch paths, with and without the Bloom filter)."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+import hashlookup
+from hashlookup.builders.prefilter import PrefilterBuilder
+from hashlookup.errors import IndexFormatError
+from hashlookup.store import format as _format
+from utils import Oracle, build, near_misses, random_keys, to_array, to_list
+
+
+def _sections(path) -> dict[str, dict]:
+    with hashlookup.open_index(path) as idx:
+        return {s["kind"]: s for s in idx.info()["sections"]}
+
+
+def _check_answers(path, keys: list[bytes], queries: list[bytes], width: int) -> None:
+    oracle = Oracle(keys)
+    want = oracle.contains(queries).tolist()
+    rows = oracle.find(queries).tolist()
+    with hashlookup.open_index(path) as idx:
+        assert [q in idx for q in queries] == want, "`in` (bytes)"
+        assert [q.hex() in idx for q in queries] == want, "`in` (hex)"
+        assert [bytearray(q) in idx for q in queries] == want, "`in` (bytearray)"
+        assert [idx.find(q) for q in queries] == rows, "find"
+        assert idx.contains_many(queries).tolist() == want, "contains_many"
+        arr = to_array(queries, width)
+        assert idx.find_many(arr).tolist() == rows, "find_many"
+        assert idx.find_many(arr, threads=2).tolist() == rows, "find_many threads"
+        idx.verify()
+
+
+def test_built_by_default_and_described(tmp_path):
+    keys = to_list(random_keys(20_000, 16, 1))
+    path = build(tmp_path, keys, algorithm="md5")
+    with hashlookup.open_index(path) as idx:
+        info = idx.info()
+        pre = info["prefilter"]
+        assert pre is not None and pre["hashes"] == 2
+        assert pre["bits_per_key"] == pytest.approx(4.0, abs=0.01)
+        assert pre["seed"] == info["bloom"]["seed"]  # one hash per lookup
+        assert info["metadata"]["build"]["prefilter_bits_per_key"] == pytest.approx(
+            4.0, abs=0.01
+        )
+        sec = {s["kind"]: s for s in info["sections"]}["prefilter"]
+        # optional: readers that do not know it skip it
+        assert not sec["required"]
+        assert sec["kind_id"] == _format.KIND_PREFILTER
+
+
+@pytest.mark.parametrize("bloom", [0, 12])
+@pytest.mark.parametrize("bits", [0, 0.5, 1, 2, 4, 8])
+@pytest.mark.parametrize(("algorithm", "width"), [("md5", 16), ("raw", 7)])
+def test_sizes_never_change_answers(tmp_path, algorithm, width, bits, bloom):
+    """Tiny, default and large filters, with and without a Bloom filter
+    (without one, batches use the first-level filter too)."""
+    keys = to_list(random_keys(3000, width, 2))
+    rng = np.random.default_rng(3)
+    queries = (
+        keys[::7] + to_list(random_keys(1500, width, 4)) + near_misses(keys, rng, 500)
+    )
+    kw = {"width": width} if algorithm == "raw" else {}
+    path = build(
+        tmp_path,
+        keys,
+        algorithm=algorithm,
+        bloom_bits_per_key=bloom,
+        prefilter_bits_per_key=bits,
+        **kw,
+    )
+    assert ("prefilter" in _sections(path)) == (bits > 0)
+    _check_answers(path, keys, queries, width)
+
+
+def test_edge_keys(tmp_path):
+    """All-zero and all-0xff keys and one-byte neighbours, one-key tables."""
+    for width, algorithm in ((16, "md5"), (20, "sha1"), (32, "sha256"), (1, "raw")):
+        kw = {"width": width} if algorithm == "raw" else {}
+        edge = [bytes(width), b"\xff" * width]
+        for keys in (edge, edge[:1]):
+            d = tmp_path / f"{algorithm}{len(keys)}"
+            d.mkdir()
+            path = build(d, keys, algorithm=algorithm, **kw)
+            queries = edge + [bytes([1]) + bytes(width - 1), b"\xfe" * width]
+            _check_answers(path, keys, queries, width)
+
+
+def test_files_without_it_and_readers_that_skip_it(tmp_path):
+    """Older files (no section) open unchanged; a file whose section table
+    no longer lists the filter (what an older reader sees, as it skips the
+    unknown kind) answers the same."""
+    keys = to_list(random_keys(5000, 20, 5))
+    queries = keys[::9] + to_list(random_keys(2000, 20, 6))
+    old = build(tmp_path, keys, algorithm="sha1", prefilter_bits_per_key=0)
+    assert "prefilter" not in _sections(old)
+    with hashlookup.open_index(old) as idx:
+        assert idx.info()["prefilter"] is None
+    _check_answers(old, keys, queries, 20)
+
+    new = build(tmp_path, keys, algorithm="sha1", name="new.hlx")
+    data = bytearray(new.read_bytes())
+    header = _format.read_header(memoryview(bytes(data)), len(data), str(new))
+    kept = [s for s in header.sections if s.kind != _format.KIND_PREFILTER]
+    assert len(kept) == len(header.sections) - 1
+    head = _format.encode_header(kept, header.created_ns, header.file_size)
+    data[: _format.ALIGN] = head.ljust(_format.ALIGN, b"\0")
+    stripped = tmp_path / "stripped.hlx"
+    stripped.write_bytes(bytes(data))
+    with hashlookup.open_index(stripped) as idx:
+        assert idx.info()["prefilter"] is None
+    _check_answers(stripped, keys, queries, 20)
+
+
+def _patched(src, dst, fn) -> None:
+    """Copy src to dst with fn(data, prefilter section) applied and the header
+    checksum recomputed (a crafted file)."""
+    data = bytearray(src.read_bytes())
+    header = _format.read_header(memoryview(bytes(data)), len(data), str(src))
+    index = next(
+        i for i, s in enumerate(header.sections) if s.kind == _format.KIND_PREFILTER
+    )
+    fn(data, header.sections[index], _format.HEADER.size + index * _format.SECTION.size)
+    struct.pack_into("<Q", data, _format.HEADER_CHECKSUM_OFFSET, 0)
+    checksum = _format.header_checksum(data[: header.header_size])
+    struct.pack_into("<Q", data, _format.HEADER_CHECKSUM_OFFSET, checksum)
+    dst.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        (40, 0, "word count"),
+        (40, 1 << 33, "word count"),
+        (48, 0, "probes"),
+        (48, 5, "probes"),
+        (40, 7, "length"),
+    ],
+)
+def test_bad_parameters_refused_on_open(tmp_path, field, value, words):
+    keys = to_list(random_keys(1000, 16, 7))
+    path = build(tmp_path, keys, algorithm="md5")
+
+    def change(data, section, entry):
+        struct.pack_into("<Q", data, entry + field, value)
+
+    bad = tmp_path / "bad.hlx"
+    _patched(path, bad, change)
+    with pytest.raises(IndexFormatError, match=f"prefilter section: .*{words}"):
+        hashlookup.open_index(bad)
+
+
+def test_damaged_body_found_by_verify_never_crashes(tmp_path):
+    """A zeroed filter (checksum recomputed, so only the structure check can
+    see it) rejects members: lookups answer wrongly but safely, verify()
+    names the section and the first rejected row."""
+    keys = to_list(random_keys(2000, 16, 8))
+    path = build(tmp_path, keys, algorithm="md5")
+
+    def zero(data, section, entry):
+        data[section.offset : section.offset + section.length] = bytes(section.length)
+        checksum = _format.section_checksum(
+            bytes(data[section.offset : section.offset + section.length])
+        )
+        struct.pack_into("<Q", data, entry + 32, checksum)
+
+    bad = tmp_path / "zeroed.hlx"
+    _patched(path, bad, zero)
+    with hashlookup.open_index(bad) as idx:
+        assert not any(k in idx for k in keys[:50])
+        # batches use the Bloom filter only: still right
+        assert idx.contains_many(keys).all()
+        with pytest.raises(
+            IndexFormatError, match=r"prefilter section rejects .*row 0"
+        ):
+            idx.verify()
+
+
+def test_builder_chunks_any_order_and_duplicates():
+    keys = random_keys(10_000, 20, 9)
+    whole = PrefilterBuilder(len(keys), 20)
+    whole.add(keys)
+    rng = np.random.default_rng(10)
+    shuffled = keys[rng.permutation(len(keys))]
+    parts = PrefilterBuilder(len(keys), 20)
+    for chunk in np.array_split(shuffled, 7)[::-1]:
+        parts.add(chunk)
+    parts.add(keys[:100])  # duplicates change nothing
+    parts.add(keys[:0])
+    parts.add(keys[100:200].tobytes())  # flat bytes work too
+    a, b = whole.section(3), parts.section(3)
+    assert a is not None and b is not None
+    assert bytes(a.data) == bytes(b.data)
+    assert a.params == b.params and a.group == 3 and a.flags == 0
+
+
+def test_builder_size_limits():
+    assert not PrefilterBuilder(0, 16).enabled
+    assert not PrefilterBuilder(1000, 16, 0).enabled
+    assert PrefilterBuilder(1000, 16).section() is not None
+    # the default cap: nothing beyond 4 MiB, unless asked for
+    big = PrefilterBuilder(9_000_000, 16)
+    assert not big.enabled and big.section() is None
+    big.add(random_keys(10, 16, 1))  # ignored
+    assert PrefilterBuilder(9_000_000, 16, max_bytes=None).words == 562_500
+    # an over-estimated count only makes the filter larger
+    assert PrefilterBuilder(2000, 16).words > PrefilterBuilder(1000, 16).words
+    with pytest.raises(ValueError, match="prefilter_bits_per_key"):
+        PrefilterBuilder(10, 16, -1)
+    with pytest.raises(ValueError, match="hashes"):
+        PrefilterBuilder(10, 16, hashes=5)
+    with pytest.raises(ValueError, match="width"):
+        PrefilterBuilder(10, 65)
+    with pytest.raises(ValueError, match="multiple of the width"):
+        PrefilterBuilder(10, 16).add(b"x" * 17)
+    with pytest.raises(ValueError, match="prefilter_bits_per_key"):
+        hashlookup.build_index([bytes(16)], "never.hlx", prefilter_bits_per_key=65)
+
+
+def _kinds(path) -> list[str]:
+    data = path.read_bytes()
+    return [s.name for s in _format.read_header(data, len(data), str(path)).sections]
+
+
+def test_datasets_get_one_per_table(tmp_path):
+    lines = [f"{bytes([i % 256, i // 256] * 8).hex()}  f{i}\n" for i in range(1, 400)]
+    src = tmp_path / "list.md5"
+    src.write_text("".join(lines))
+    out = tmp_path / "ds.hlds"
+    hashlookup.build_dataset([str(src)], out)
+    assert _kinds(out).count("prefilter") == 1
+    with hashlookup.open_dataset(out) as ds:
+        for line in lines[:20]:
+            assert ds.lookup(line[:32]) is not None
+        assert ds.lookup("00" * 16) is None
+    hashlookup.build_dataset([str(src)], out, prefilter_bits_per_key=0)
+    assert "prefilter" not in _kinds(out)
+
+
+def test_cli_option(tmp_path):
+    """--prefilter-bits-per-key of build (index and dataset) and update."""
+    from hashlookup.cli import main
+
+    src = tmp_path / "list.md5"
+    src.write_text("".join(k.hex() + "\n" for k in to_list(random_keys(300, 16, 11))))
+    idx = tmp_path / "i.hlx"
+    assert main(["build", "--index", str(src), "-o", str(idx), "-q"]) == 0
+    assert "prefilter" in _kinds(idx)
+    args = ["--prefilter-bits-per-key", "0", "-q"]
+    assert main(["build", "--index", str(src), "-o", str(idx), *args]) == 0
+    assert "prefilter" not in _kinds(idx)
+    ds = tmp_path / "d.hlds"
+    assert main(["build", str(src), "-o", str(ds), *args]) == 0
+    assert "prefilter" not in _kinds(ds)
+    assert main(["update", str(ds), "--prefilter-bits-per-key", "2", "--json"]) == 0
+    assert "prefilter" in _kinds(ds)
+    bad = ["build", str(src), "-o", str(ds), "--prefilter-bits-per-key", "-1"]
+    assert main(bad) == 2
