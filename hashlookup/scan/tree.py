@@ -89,6 +89,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import fnmatch
+import functools
 import os
 import stat
 import threading
@@ -103,6 +104,8 @@ from hashlookup.store.dataset import ALGORITHMS, Dataset, open_dataset
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from hashlookup.store.generation import Generation
 
 _GROUP_FILES = 256  # small files handed to a worker at once
 _GROUP_BYTES = 16 << 20  # ... up to about this many bytes
@@ -140,9 +143,8 @@ class _Unit:
         self.hits: list[ScanHit] = []
 
 
-def _known_sizes(ds: Dataset) -> np.ndarray | None:
+def _known_sizes(st: Generation) -> np.ndarray | None:
     """Sorted unique sizes of the records if every record has one, else None."""
-    st = ds.current()
     records = st.records
     if records is None:  # single-table index: no sizes
         return None
@@ -228,13 +230,22 @@ class _Scanner:
         # does not mix generations).
         self.generation = ds.current()
         self.algorithms = self.generation.algorithms
-        sizes = _known_sizes(ds) if skip_unknown_sizes else None
-        self.known = _size_test(sizes) if sizes is not None else None
+        self.skip_unknown_sizes = skip_unknown_sizes
         cover = cheapest_cover(ds)
         self.tables = {a: self.generation.tables[a] for a in self.algorithms}
         self.hasher = Hasher(ds, cover, chunk_size, follow_symlinks)
         self.report = ScanReport(algorithms=self.algorithms, hashed=cover)
         self.report.restarted = state is not None and state.restarted
+
+    @functools.cached_property
+    def known(self) -> Callable[[int], bool] | None:
+        """size -> is it a record's size; None when sizes do not filter.
+        Read first at the first directory entry: the records' sizes need
+        numpy, which a scan of an empty directory never imports."""
+        if not self.skip_unknown_sizes:
+            return None
+        sizes = _known_sizes(self.generation)
+        return _size_test(sizes) if sizes is not None else None
 
     # -- accounting ----------------------------------------------------------
 
@@ -386,13 +397,13 @@ class _Scanner:
         # Without size filters, st_dev checks or links to follow, the entry
         # types from readdir suffice: no stat per file in this (the one
         # walking) thread; the worker's fstat checks the file is regular.
-        need_stat = (
+        # None: decided at the first entry, by self.known (see there).
+        need_stat: bool | None = (
             self.one_fs
             or self.follow
-            or self.known is not None
             or self.min_size is not None
             or self.max_size is not None
-        )
+        ) or None
         dev = top_st.st_dev
         r = self.report
         exclude = self.exclude
@@ -422,6 +433,8 @@ class _Scanner:
                         if not unit.done:
                             self.count(unit, _EXCL)
                         continue
+                    if need_stat is None:
+                        need_stat = self.known is not None
                     if not need_stat:
                         try:
                             if entry.is_dir(follow_symlinks=False):
