@@ -7,7 +7,6 @@ only ever printed as results.
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,8 @@ from hashlookup.cli._common import CLIError
 from hashlookup.cli._output import csv_rows, json_line
 
 if TYPE_CHECKING:
+    import argparse
+
     from hashlookup.cli._open import Opened
     from hashlookup.near import NearMatch
 
