@@ -157,8 +157,8 @@ def quick_args(command: str, module: Any, words: Sequence[str]) -> Namespace | N
         What ``build_parser(command).parse_args([command, *words])`` gives
         (the same attributes and values), or None.
     """
-    if any(w.startswith("-") and w != "-" for w in words):
-        return None  # an option, --help, --, a negative number
+    if any(not isinstance(w, str) or (w.startswith("-") and w != "-") for w in words):
+        return None  # an option, --help, --, a negative number; not text
     rec = _Recorder()
     try:
         module.add_arguments(rec)
