@@ -59,7 +59,7 @@ class CliData:
             d = tree / f"d{i % 16:02d}"
             d.mkdir(parents=True, exist_ok=True)
             path = d / f"f{i:05d}.bin"
-            data = rng.randbytes(rng.randrange(1, scaled(64 << 10, 4096)))
+            data = rng.randbytes(rng.randrange(1, scaled(200_000, 4096)))
             path.write_bytes(data)
             self.tree_files.append(path)
             if i % 2 == 0:

@@ -2,7 +2,7 @@
 """Compare the ratios of two pytest-benchmark runs (``make bench-compare``).
 
 The ``bench_ratio_*.py`` benchmarks store, per figure, ``extra_info["ratio"]``:
-hashlookup's median time over its baseline's, measured side by side in the
+hashlookup's best round over its baseline's, measured side by side in the
 same run.  Absolute times on a shared machine move with the neighbours'
 load; ratios much less.  This script reads two saved runs (JSON files of
 ``--benchmark-json`` or ``--benchmark-autosave``) and reports each figure's
@@ -66,8 +66,8 @@ def compare(old: Path, new: Path, tolerance: float) -> int:
     bad = 0
     for name in sorted(before.keys() | after.keys()):
         o, n = before.get(name), after.get(name)
-        short = name.split("::", 1)[-1]
-        base = str((n or o or {}).get("baseline", ""))
+        short = name.split("::", 1)[-1].replace("|", "\\|")
+        base = str((n or o or {}).get("baseline", "")).replace("|", "\\|")
         if n is None:
             print(f"| {short} | {base} | {o['ratio']:.4g} | missing | | REGRESSION |")  # type: ignore[index]
             bad += 1
