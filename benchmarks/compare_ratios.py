@@ -6,9 +6,10 @@ hashlookup's best round over its baseline's, measured side by side in the
 same run.  Absolute times on a shared machine move with the neighbours'
 load; ratios much less.  This script reads two saved runs (JSON files of
 ``--benchmark-json`` or ``--benchmark-autosave``) and reports each figure's
-ratio in both, failing when one grew by more than the tolerance::
+ratio in both, failing when one grew by more than the tolerance (both the
+ratio of the best rounds and that of the medians)::
 
-    python benchmarks/compare_ratios.py [--tolerance 0.25] OLD.json NEW.json
+    python benchmarks/compare_ratios.py [--tolerance 0.5] OLD.json NEW.json
     python benchmarks/compare_ratios.py --storage build/benchmarks [OLD.json]
 
 With ``--storage``, NEW is the newest run saved there and OLD the one
@@ -25,9 +26,10 @@ import sys
 from pathlib import Path
 
 #: A ratio may grow by this fraction before it counts as a regression: on
-#: this shared 2-core VM, repeated runs of the same commit move ratios by
-#: up to about 15 % (absolute times by far more).
-DEFAULT_TOLERANCE = 0.25
+#: this shared 2-core VM under load average 8-10, two runs of the same code
+#: moved single ratios by up to 60 % (absolute times by far more); on a quiet
+#: runner 0.25 is safe (docs/BENCHMARKS.md).
+DEFAULT_TOLERANCE = 0.5
 
 
 def load_ratios(path: Path) -> dict[str, dict[str, object]]:
@@ -56,37 +58,62 @@ def saved_runs(storage: Path) -> list[Path]:
     return sorted(storage.rglob("*.json"), key=lambda p: (p.stat().st_mtime, p.name))
 
 
+def _growth(old: dict[str, object], new: dict[str, object], key: str) -> float | None:
+    """How much ``key`` (a ratio) grew from ``old`` to ``new`` (0.1: 10 %)."""
+    a, b = old.get(key), new.get(key)
+    if not isinstance(a, int | float) or not isinstance(b, int | float) or a <= 0:
+        return None
+    return float(b) / float(a) - 1
+
+
+def verdict(old: dict[str, object], new: dict[str, object], tolerance: float) -> str:
+    """``REGRESSION`` when the ratio of the best rounds and that of the
+    medians (when both runs have it) both grew by more than ``tolerance``;
+    ``unsteady`` when only one did; ``faster``, ``ok``; ``info`` for a figure
+    that is not gated (``extra_info["gate"]`` false: e.g. threads=2 against
+    1, which depends on the second core being free)."""
+    best = _growth(old, new, "ratio") or 0.0
+    median = _growth(old, new, "ratio_median")
+    grew = [best > tolerance] + ([] if median is None else [median > tolerance])
+    if new.get("gate", True) is False:
+        return "info"
+    if all(grew):
+        return "REGRESSION"
+    if any(grew):
+        return "unsteady"
+    return "faster" if best < -tolerance else "ok"
+
+
 def compare(old: Path, new: Path, tolerance: float) -> int:
     """Print the table of both runs' ratios; the number of regressions."""
     before, after = load_ratios(old), load_ratios(new)
     print(f"ratios (hashlookup / baseline; lower is better): {old} -> {new}")
-    print(f"tolerance: a ratio may grow by {tolerance:.0%}\n")
-    print("| figure | baseline | old | new | change | verdict |")
-    print("|---|---|---:|---:|---:|---|")
+    print(
+        f"tolerance: a ratio may grow by {tolerance:.0%} (a regression: the best "
+        "rounds' ratio and the medians' both grew by more)\n"
+    )
+    print("| figure | baseline | old | new | change | change of medians | verdict |")
+    print("|---|---|---:|---:|---:|---:|---|")
     bad = 0
     for name in sorted(before.keys() | after.keys()):
         o, n = before.get(name), after.get(name)
         short = name.split("::", 1)[-1].replace("|", "\\|")
         base = str((n or o or {}).get("baseline", "")).replace("|", "\\|")
         if n is None:
-            print(f"| {short} | {base} | {o['ratio']:.4g} | missing | | REGRESSION |")  # type: ignore[index]
+            assert o is not None
+            print(f"| {short} | {base} | {o['ratio']:.4g} | missing | | | REGRESSION |")
             bad += 1
             continue
-        new_ratio = float(n["ratio"])  # type: ignore[arg-type]
         if o is None:
-            print(f"| {short} | {base} | | {new_ratio:.4g} | | new |")
+            print(f"| {short} | {base} | | {n['ratio']:.4g} | | | new |")
             continue
-        old_ratio = float(o["ratio"])  # type: ignore[arg-type]
-        change = new_ratio / old_ratio - 1 if old_ratio > 0 else 0.0
-        verdict = "ok"
-        if change > tolerance:
-            verdict = "REGRESSION"
-            bad += 1
-        elif change < -tolerance:
-            verdict = "faster"
+        v = verdict(o, n, tolerance)
+        bad += v == "REGRESSION"
+        best, median = _growth(o, n, "ratio"), _growth(o, n, "ratio_median")
         print(
-            f"| {short} | {base} | {old_ratio:.4g} | {new_ratio:.4g} | "
-            f"{change:+.0%} | {verdict} |"
+            f"| {short} | {base} | {o['ratio']:.4g} | {n['ratio']:.4g} | "
+            f"{'' if best is None else f'{best:+.0%}'} | "
+            f"{'' if median is None else f'{median:+.0%}'} | {v} |"
         )
     print(f"\n{bad} regression(s) beyond {tolerance:.0%}")
     return bad

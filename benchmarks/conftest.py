@@ -72,6 +72,7 @@ def versus(
     make_input: Callable[[], object] | None = None,
     check: Callable[[object, object], None] | None = None,
     rounds: int = ROUNDS,
+    gate: bool = True,
 ) -> object:
     """Time ``ours`` (pytest-benchmark's statistics) and ``baseline`` (in the
     set-up of each round, so the two alternate round by round and a burst of
@@ -96,6 +97,9 @@ def versus(
         identical (run once, on the last round's results).
     rounds
         Rounds of each (one warm-up round of each comes first).
+    gate
+        False for a figure that compare_ratios.py reports but never fails
+        on (``extra_info["gate"]``).
 
     Returns
     -------
@@ -118,6 +122,7 @@ def versus(
         check(result, base_result[0])
     info = benchmark.extra_info
     info["baseline"] = name
+    info["gate"] = gate
     if goal:
         info["goal"] = goal
     if not getattr(benchmark, "disabled", False) and benchmark.stats is not None:

@@ -14,12 +14,15 @@ import pytest
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "compare_ratios.py"
 
 
-def _run_file(path: Path, ratios: dict[str, float | None]) -> Path:
-    """A pytest-benchmark JSON run holding these figures (None: no ratio)."""
+def _run_file(path: Path, ratios: dict[str, float | dict[str, object] | None]) -> Path:
+    """A pytest-benchmark JSON run holding these figures (None: no ratio; a
+    dict: the extra_info's other fields too)."""
     benchmarks = []
     for name, ratio in ratios.items():
         info: dict[str, object] = {"baseline": "the set"}
-        if ratio is not None:
+        if isinstance(ratio, dict):
+            info.update(ratio)
+        elif ratio is not None:
             info["ratio"] = ratio
         benchmarks.append(
             {"fullname": f"bench_ratio_x.py::{name}", "extra_info": info, "stats": {}}
@@ -56,6 +59,36 @@ def test_a_ratio_growing_past_the_tolerance_fails(
     done = _compare("--tolerance", "0.25", str(old), str(cur))
     assert done.returncode == code, done.stdout + done.stderr
     assert _verdicts(done.stdout) == {"test_a": verdict, "test_b": "ok"}
+
+
+def test_both_ratios_must_grow_and_ungated_figures_never_fail(tmp_path: Path) -> None:
+    old = _run_file(
+        tmp_path / "old.json",
+        {
+            "test_both": {"ratio": 1.0, "ratio_median": 1.0},
+            "test_best": {"ratio": 1.0, "ratio_median": 1.0},
+            "test_median": {"ratio": 1.0, "ratio_median": 1.0},
+            "test_info": {"ratio": 1.0, "ratio_median": 1.0},
+        },
+    )
+    new = _run_file(
+        tmp_path / "new.json",
+        {
+            "test_both": {"ratio": 1.6, "ratio_median": 1.7},
+            "test_best": {"ratio": 1.6, "ratio_median": 1.1},
+            "test_median": {"ratio": 1.1, "ratio_median": 1.6},
+            "test_info": {"ratio": 3.0, "ratio_median": 3.0, "gate": False},
+        },
+    )
+    done = _compare("--tolerance", "0.5", str(old), str(new))
+    assert done.returncode == 1
+    assert _verdicts(done.stdout) == {
+        "test_both": "REGRESSION",
+        "test_best": "unsteady",
+        "test_median": "unsteady",
+        "test_info": "info",
+    }
+    assert "1 regression(s) beyond 50%" in done.stdout
 
 
 def test_missing_and_new_figures(tmp_path: Path) -> None:
