@@ -184,12 +184,13 @@ def test_scan_of_an_empty_directory_imports_no_numpy_service_or_labels(
         assert _imported(modules, "hashlookup.cli._parser") == []
 
 
-def test_scan_of_a_file_still_skips_unknown_sizes(
+def test_scan_of_a_file_reads_the_sizes_at_the_first_entry(
     dataset: tuple[str, str, str], tmp_path: Path
 ) -> None:
-    # The sizes, now read at the first entry, still skip a file whose size
-    # no record has (the dataset's records have none: every file is read).
+    # A directory with a file: the records' sizes (numpy) are read then, and
+    # the scan answers as before (the size filter itself: test_scan*.py).
     (tmp_path / "a").write_bytes(b"x" * 10)
+    (tmp_path / "b").write_text("".join(f"{h}  f\n" for h in _KNOWN))
     code, out, modules = _run(_RUN, "scan", "-q", dataset[0], str(tmp_path))
     assert (code, out) == (0, "")
     assert "numpy" in modules
