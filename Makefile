@@ -5,7 +5,8 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench install clean sanitize ctest ctest-asan fuzz wheel wheel-test
+.PHONY: demo test lint bench bench-compare install clean sanitize ctest ctest-asan fuzz \
+	wheel wheel-test
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -66,9 +67,12 @@ demo: $(STAMP)
 
 # `make lint` runs first, then the C core's own tests (ASan/UBSan build,
 # both kernel sets: a few seconds); the pytest suite includes the fuzz regression corpus
-# and a short fuzzing pass per target (tests/test_fuzz.py).
+# and a short fuzzing pass per target (tests/test_fuzz.py); then every
+# benchmark of benchmarks/ once, on tiny data, answers checked
+# (--benchmark-disable: ~15 s), so that none rots.
 test: lint $(STAMP) $(VENV)/.testdeps ctest-asan
 	cd tests && ../$(VENV)/bin/pytest -q -p no:cacheprovider
+	cd benchmarks && ../$(VENV)/bin/pytest -q -p no:cacheprovider --benchmark-disable .
 
 # C core tested directly against brute-force references (csrc/tests/):
 # under -fsanitize=address,undefined, then under valgrind memcheck; each
@@ -190,6 +194,23 @@ bench: $(STAMP) $(VENV)/.testdeps $(VENV)/.benchdeps
 	$(PY) benchmarks/compare_near.py
 	$(PY) benchmarks/compare_startup.py
 	cd benchmarks && ../$(VENV)/bin/pytest -q -p no:cacheprovider --benchmark-disable-gc .
+
+# The figures of the README as ratios against their baselines (the
+# bench_ratio_*.py benchmarks, ~10 minutes), saved as a pytest-benchmark run
+# in BENCH_STORAGE, then compared with the run saved before it (or with
+# BENCH_BASELINE=path/to/run.json): exit 1 when a ratio grew by more than
+# BENCH_TOLERANCE (50 %, for this loaded shared VM; 0.25 on a quiet runner;
+# docs/BENCHMARKS.md).
+BENCH_STORAGE ?= build/benchmarks
+BENCH_TOLERANCE ?= 0.5
+BENCH_SELECT ?= -k ratio
+BENCH_BASELINE ?=
+bench-compare: $(STAMP) $(VENV)/.testdeps
+	cd benchmarks && ../$(VENV)/bin/pytest -q -p no:cacheprovider --benchmark-disable-gc \
+	    $(BENCH_SELECT) --benchmark-autosave \
+	    --benchmark-storage=file://$(abspath $(BENCH_STORAGE)) .
+	$(PY) benchmarks/compare_ratios.py --storage $(BENCH_STORAGE) \
+	    --tolerance $(BENCH_TOLERANCE) $(BENCH_BASELINE)
 
 # Whole test suite against an ASan/UBSan build of the extension, built from a
 # copy of the tree in its own venv so that no object file is shared with the

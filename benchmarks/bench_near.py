@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 import hashlookup
+from conftest import scaled
 from hashlookup.importers import RecordBatch
 
-N = 200_000
+N = scaled(200_000, 2000)  # tiny with --benchmark-disable (make test)
 
 
 @pytest.fixture(scope="module")

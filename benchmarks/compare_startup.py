@@ -5,6 +5,7 @@ commands, each a fresh process, against ``python -I -c pass`` in the same run.
 Run from the repository root (``make bench`` does)::
 
     .venv/bin/python benchmarks/compare_startup.py [--runs 10] [--workdir DIR]
+        [--instructions]
 
 Contenders (``hlookup`` is the console script beside this Python):
 
@@ -21,6 +22,11 @@ gives each one's median and minimum over the rounds and its median minus the
 baseline's.  Every answer is checked (the hit, the 5 matched lines, the empty
 scan, the library's record) or the script exits 1.  Goals: <= 40 ms for the
 three commands, <= 25 ms for the library lookup (absolute medians).
+
+With --instructions, each contender also runs once under valgrind's
+callgrind, and the table gives its count of executed instructions (millions,
+and minus the interpreter's): a figure that does not move with the machine's
+load, to see what a change of imports saves on a busy machine.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -73,10 +81,29 @@ def _time(argv: list[str]) -> tuple[float, subprocess.CompletedProcess[bytes]]:
     return time.perf_counter() - t0, done
 
 
+def _instructions(argv: list[str]) -> float | None:
+    """Millions of instructions ``argv`` executes (valgrind), or None."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return None
+    done = subprocess.run(
+        [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
+        capture_output=True,
+        check=False,
+    )
+    m = re.search(rb"Collected : (\d+)", done.stderr)
+    return int(m.group(1)) / 1e6 if m else None
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=10, help="rounds (default 10)")
     ap.add_argument("--workdir", help="directory for the data (default: a temp dir)")
+    ap.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count each one's instructions under valgrind (callgrind)",
+    )
     args = ap.parse_args()
     python = sys.executable
     hlookup = str(Path(python).with_name("hlookup"))
@@ -121,19 +148,27 @@ def main() -> int:
                           f"{done.stderr[:200]!r}", file=sys.stderr)  # fmt: skip
                     return 1
                 times[i].append(seconds * 1000)
+        counts = [
+            _instructions(argv) if args.instructions else None
+            for _, argv, _ in contenders
+        ]
     base = statistics.median(times[0])
     day = time.strftime("%Y-%m-%d")
     print(f"Start-up, median of {args.runs} interleaved runs, {day} "
           f"(load average at start {env_note[0]:.1f}):\n")  # fmt: skip
-    print("| command | median ms | min ms | minus bare python | goal |")
-    print("|---|---:|---:|---:|---|")
-    for (name, _, goal), ts in zip(contenders, times, strict=True):
+    counted = counts[0] is not None
+    extra = " M instructions | minus bare python |" if counted else ""
+    print(f"| command | median ms | min ms | minus bare python |{extra} goal |")
+    print("|---|---:|---:|---:|" + ("---:|---:|" if counted else "") + "---|")
+    for (name, _, goal), ts, n in zip(contenders, times, counts, strict=True):
         med = statistics.median(ts)
         verdict = "" if goal is None else (
             f"<= {goal} ms: {'yes' if med <= goal else 'NO'}")  # fmt: skip
-        print(
-            f"| `{name}` | {med:.1f} | {min(ts):.1f} | {med - base:+.1f} | {verdict} |"
-        )
+        mi = ""
+        if counted and n is not None and counts[0] is not None:
+            mi = f" {n:.1f} | {n - counts[0]:+.1f} |"
+        row = f"| `{name}` | {med:.1f} | {min(ts):.1f} | {med - base:+.1f} |"
+        print(f"{row}{mi} {verdict} |")
     return 0
 
 

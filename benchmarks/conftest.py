@@ -8,12 +8,23 @@ Set HASHLOOKUP_BENCH_BIG=1 to add N = 10**7 (about 2 GB of RAM and a few
 extra minutes).  All keys and queries come from fixed seeds, so every run
 benchmarks the same data.  Indexes are built lazily, once per session, in a
 temporary directory.
+
+With ``--benchmark-disable`` (``make test``) every benchmark runs once, on
+tiny data (:data:`TINY`), so that none rots: the answers are still checked
+against their baselines.  The ``bench_ratio_*.py`` files time each figure of
+the README against its baseline in the same run (:func:`versus`) and store
+the ratio in ``extra_info``; ``benchmarks/compare_ratios.py`` compares the
+ratios of two saved runs (``make bench-compare``, docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
 import os
+import statistics
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,6 +37,107 @@ if os.environ.get("HASHLOOKUP_BENCH_BIG", "") not in ("", "0"):
     SIZES.append(10**7)
 HIT_RATIOS = (0.0, 0.5, 1.0)
 BATCH_SIZES = (1, 1000, 1_000_000)
+
+
+#: True with --benchmark-disable: each benchmark runs once, on tiny data.
+TINY = False
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Before the bench files are imported (collection): their parameters
+    # read SIZES and BATCH_SIZES then.
+    global TINY, BATCH_SIZES
+    if config.getoption("benchmark_disable", False):
+        TINY = True
+        SIZES[:] = [10**3]
+        BATCH_SIZES = (1, 1000)
+
+
+def scaled(full: int, tiny: int) -> int:
+    """``tiny`` in a run with --benchmark-disable, else ``full``."""
+    return tiny if TINY else full
+
+
+#: Rounds of each ratio figure (HASHLOOKUP_BENCH_ROUNDS overrides).
+ROUNDS = int(os.environ.get("HASHLOOKUP_BENCH_ROUNDS", "7"))
+
+
+def versus(
+    benchmark: Any,
+    ours: Callable[..., object],
+    baseline: Callable[..., object],
+    *,
+    name: str,
+    goal: str = "",
+    make_input: Callable[[], object] | None = None,
+    check: Callable[[object, object], None] | None = None,
+    rounds: int = ROUNDS,
+    gate: bool = True,
+) -> object:
+    """Time ``ours`` (pytest-benchmark's statistics) and ``baseline`` (in the
+    set-up of each round, so the two alternate round by round and a burst of
+    load on a shared machine hits both alike); store in ``extra_info`` the
+    ratio of their best rounds (``ratio``, ours / baseline: below 1 is
+    faster) and of their medians (``ratio_median``).
+
+    Parameters
+    ----------
+    benchmark
+        The pytest-benchmark fixture.
+    ours, baseline
+        The timed calls; with ``make_input``, each is called with a fresh
+        input per round (e.g. new ``bytes`` objects, whose hash is not
+        cached yet), made outside the timing.
+    name
+        What the baseline is (``extra_info["baseline"]``).
+    goal
+        The README's goal for the ratio (``extra_info["goal"]``), if any.
+    check
+        ``check(ours_result, baseline_result)`` asserts that the answers are
+        identical (run once, on the last round's results).
+    rounds
+        Rounds of each (one warm-up round of each comes first).
+    gate
+        False for a figure that compare_ratios.py reports but never fails
+        on (``extra_info["gate"]``).
+
+    Returns
+    -------
+    object
+        The last result of ``ours``.
+    """
+    base_times: list[float] = []
+    base_result: list[object] = []
+
+    def setup() -> tuple[tuple[object, ...], dict[str, object]]:
+        args: tuple[object, ...] = () if make_input is None else (make_input(),)
+        t0 = time.perf_counter()
+        r = baseline(*args)
+        base_times.append(time.perf_counter() - t0)
+        base_result[:] = [r]
+        return ((() if make_input is None else (make_input(),)), {})
+
+    result = benchmark.pedantic(ours, setup=setup, rounds=rounds, warmup_rounds=1)
+    if check is not None:
+        check(result, base_result[0])
+    info = benchmark.extra_info
+    info["baseline"] = name
+    info["gate"] = gate
+    if goal:
+        info["goal"] = goal
+    if not getattr(benchmark, "disabled", False) and benchmark.stats is not None:
+        # The best rounds: the ones least disturbed by other tenants (as
+        # compare.py); the medians' ratio is kept beside it.
+        ours_stats = benchmark.stats.stats
+        timed = base_times[1:] or base_times  # without the warm-up round
+        base_min, base_median = min(timed), statistics.median(timed)
+        info["baseline_min_s"] = base_min
+        info["baseline_median_s"] = base_median
+        info["ratio"] = ours_stats.min / base_min if base_min > 0 else None
+        info["ratio_median"] = (
+            ours_stats.median / base_median if base_median > 0 else None
+        )
+    return result
 
 
 def size_id(n: int) -> str:

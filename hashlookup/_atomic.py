@@ -18,10 +18,15 @@ import contextlib
 import errno
 import os
 import re
-import socket
-import tempfile
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    import tempfile
+else:  # imported on first use: with shutil and random, ~3 ms of start-up
+    from hashlookup._lazy import lazy_module
+
+    tempfile = lazy_module("tempfile")
 
 # Errors of the write itself (as opposed to a bad path): worth saying that
 # the target was not touched.
@@ -36,6 +41,8 @@ _WRITE_FAILURES = {
 def _host_tag() -> str:
     """This host's name, reduced to characters that are safe in a file name
     and cannot be confused with the name's separators."""
+    import socket  # here: a command that writes no file never needs it
+
     return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32] or "host"
 
 

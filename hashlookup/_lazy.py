@@ -41,7 +41,7 @@ import sys
 import types
 from typing import Any
 
-__all__ = ["import_dataclasses", "numpy"]
+__all__ = ["import_dataclasses", "lazy_module", "numpy"]
 
 
 class _LazyModule(types.ModuleType):
@@ -61,6 +61,23 @@ class _LazyModule(types.ModuleType):
 
 
 numpy: Any = _LazyModule("numpy")
+
+
+def lazy_module(name: str) -> Any:
+    """A stand-in for the module ``name``, imported when one of its
+    attributes is first read (as :data:`numpy`).
+
+    Parameters
+    ----------
+    name
+        The module's absolute name, e.g. ``"tempfile"``.
+
+    Returns
+    -------
+    module
+        The stand-in (the real module itself once it was imported).
+    """
+    return sys.modules.get(name) or _LazyModule(name)
 
 
 def import_dataclasses() -> None:

@@ -3,13 +3,18 @@ what it needs), so `hashlookup --help` and `hashlookup check` stay fast."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import itertools
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from hashlookup.cli import COMMANDS
+from hashlookup.cli import COMMANDS, build_parser
+from hashlookup.cli._fast import quick_args
 
 _PROBE = """
 import contextlib, io, json, sys
@@ -125,6 +130,11 @@ def _imported(modules: object, *names: str) -> list[str]:
     return sorted(m for m in modules for n in names if m == n or m.startswith(n + "."))
 
 
+#: argparse and what it imports (gettext, locale): a command line of
+#: positionals only is read without them (hashlookup.cli._fast).
+_ARGPARSE = ("argparse", "gettext", "hashlookup.cli._parser")
+
+
 @pytest.mark.parametrize("fmt", ["text", "jsonl", "csv"])
 def test_check_of_a_miss_imports_no_numpy_pyroaring_or_threads(
     dataset: tuple[str, str, str], fmt: str
@@ -133,6 +143,8 @@ def test_check_of_a_miss_imports_no_numpy_pyroaring_or_threads(
     assert code == 0 and _MISS in str(out)
     forbidden = ("numpy", "pyroaring", "concurrent.futures", *_NEVER)
     assert _imported(modules, *forbidden) == []
+    # An option: argparse reads the command line.
+    assert _imported(modules, "argparse") == ["argparse"]
     commands = {f"hashlookup.cli.{m}" for m, _ in COMMANDS.values()}
     assert set(_imported(modules, "hashlookup.cli")) & commands == {
         "hashlookup.cli.check"
@@ -144,7 +156,7 @@ def test_check_of_a_hit_imports_no_numpy(dataset: tuple[str, str, str]) -> None:
     code, out, modules = _run(_RUN, "check", dataset[0], _KNOWN[3])
     assert code == 1 and f"{_KNOWN[3]}\tFOUND" in str(out)
     assert "labels=source:known" in str(out)
-    assert _imported(modules, "numpy", *_NEVER) == []
+    assert _imported(modules, "numpy", *_ARGPARSE, *_NEVER) == []
 
 
 def test_match_of_a_short_list_imports_no_numpy_or_pyroaring(
@@ -153,20 +165,35 @@ def test_match_of_a_short_list_imports_no_numpy_or_pyroaring(
     code, out, modules = _run(_RUN, "match", dataset[0], dataset[1])
     assert code == 1
     assert str(out).splitlines() == [f"{h}  f{i}" for i, h in enumerate(_KNOWN[:5])]
-    forbidden = ("numpy", "pyroaring", "concurrent.futures", *_NEVER)
+    forbidden = ("numpy", "pyroaring", "concurrent.futures", *_ARGPARSE, *_NEVER)
     assert _imported(modules, *forbidden) == []
 
 
-def test_scan_of_an_empty_directory_imports_no_service_or_labels(
-    dataset: tuple[str, str, str],
+@pytest.mark.parametrize("quiet", [False, True])
+def test_scan_of_an_empty_directory_imports_no_numpy_service_or_labels(
+    dataset: tuple[str, str, str], quiet: bool
 ) -> None:
-    # (numpy: the scan package's set-up decides; hashlookup/scan.)
-    code, out, modules = _run(_RUN, "scan", "-q", dataset[0], dataset[2])
+    # The records' sizes (numpy) are read at the first directory entry; the
+    # temporary files' modules (tempfile, socket) when a file is written.
+    argv = ("scan", "-q") if quiet else ("scan",)
+    code, out, modules = _run(_RUN, *argv, dataset[0], dataset[2])
     assert (code, out) == (0, "")
-    assert (
-        _imported(modules, "pyroaring", "hashlookup.server", "hashlookup.builders")
-        == []
-    )
+    forbidden = ("numpy", "pyroaring", "tempfile", "socket", *_NEVER)
+    assert _imported(modules, *forbidden) == []
+    if not quiet:  # positionals only: no parser built
+        assert _imported(modules, "hashlookup.cli._parser") == []
+
+
+def test_scan_of_a_file_reads_the_sizes_at_the_first_entry(
+    dataset: tuple[str, str, str], tmp_path: Path
+) -> None:
+    # A directory with a file: the records' sizes (numpy) are read then, and
+    # the scan answers as before (the size filter itself: test_scan*.py).
+    (tmp_path / "a").write_bytes(b"x" * 10)
+    (tmp_path / "b").write_text("".join(f"{h}  f\n" for h in _KNOWN))
+    code, out, modules = _run(_RUN, "scan", "-q", dataset[0], str(tmp_path))
+    assert (code, out) == (0, "")
+    assert "numpy" in modules
 
 
 def test_library_lookup_imports_no_numpy_pyroaring_or_threads(
@@ -203,3 +230,56 @@ def test_dataclasses_still_work_with_a_lazy_inspect() -> None:
         "(x: int, y: str = 'a') -> None",
         True,
     ]
+
+
+# -- positionals only, read without argparse ---------------------------------
+
+#: Words of command lines (an empty one, standard input, a number, a choice
+#: of some command, NAME=PATH...); none starts with "-" but "-" itself.
+_WORDS = ("x", "-", "7", "text", "md5", "a=b", "")
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_quick_args_are_argparse_s_or_none(name: str) -> None:
+    # Every command line of up to three such words: the quick reading gives
+    # argparse's result exactly (same attributes, same values), or leaves the
+    # command line to argparse (None); for an error, always to argparse.
+    import importlib
+
+    module = importlib.import_module(f"hashlookup.cli.{COMMANDS[name][0]}")
+    parser = build_parser(name)
+    read = 0
+    for n in range(4):
+        for words in itertools.product(_WORDS, repeat=n):
+            quick = quick_args(name, module, list(words))
+            try:
+                with contextlib.redirect_stderr(io.StringIO()):
+                    expected = vars(parser.parse_args([name, *words]))
+            except SystemExit:
+                assert quick is None, (name, words)
+                continue
+            if quick is not None:
+                read += 1
+                assert vars(quick) == expected, (name, words)
+    if name in ("check", "match", "scan"):
+        assert read > 0  # the hot commands do use the quick reading
+
+
+@pytest.mark.parametrize(
+    "words",
+    [["--format", "csv", "d", "x"], ["-q", "d"], ["d", "--", "x"], ["d", "-5"]],
+)
+def test_quick_args_leave_options_to_argparse(words: list[str]) -> None:
+    import hashlookup.cli.check as check
+
+    assert quick_args("check", check, words) is None
+
+
+def test_quick_args_namespace_behaves_as_argparse_s() -> None:
+    import hashlookup.cli.check as check
+
+    args = quick_args("check", check, ["d.hlds", "ab"])
+    assert args is not None
+    assert "digests" in args and "nothing" not in args
+    assert (args.path, args.digests, args.format) == ("d.hlds", ["ab"], "text")
+    assert args.run is check.run and args.command == "check"

@@ -12,13 +12,12 @@ it runs (or shows its help), so start-up costs what that command needs.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import io
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any
 
 # numpy's OpenBLAS starts one spinning thread per core when numpy is imported;
 # no command does linear algebra, and on a busy machine those threads take CPU
@@ -27,90 +26,24 @@ from typing import Any, Final
 # when the user did not choose.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from hashlookup._version import __version__
 from hashlookup.cli._common import (
+    COMMANDS,
     EXIT_ERROR,
     EXIT_FOUND,
     EXIT_INTERRUPTED,
-    PROG,
     CLIError,
     Context,
     describe,
     print_error,
 )
+from hashlookup.cli._fast import quick_args
 from hashlookup.cli._script import note_foreign_scripts
 from hashlookup.errors import HashLookupError
 
+if TYPE_CHECKING:
+    import argparse
+
 __all__ = ["COMMANDS", "CLIError", "build_parser", "main"]
-
-
-#: Command name -> (its module in hashlookup.cli, its line in ``--help``), in
-#: the order of ``--help``.  (Plain tuples: a NamedTuple class costs start-up.)
-COMMANDS: Final[dict[str, tuple[str, str]]] = {
-    "build": ("build", "build a dataset (or an index) from hash lists"),
-    "info": ("info", "describe a dataset or index"),
-    "verify": ("verify", "check a file's integrity"),
-    "check": ("check", "look up digests given as arguments"),
-    "match": ("match", "report the lines of a digest list found in a dataset"),
-    "update": ("update", "write the next generation of a dataset"),
-    "scan": ("scan", "hash every file under PATHs and report the known ones"),
-    "export-bloom": ("export_bloom", "export one key table as a DCSO bloom v1 filter"),
-    "keygen": ("keygen", "create an Ed25519 key pair for signing datasets"),
-    "sign": ("sign", "sign a dataset or index file"),
-    "demo": ("demo", "run an end-to-end demo on synthetic data"),
-    "serve": ("serve", "run the lookup service (HTTP API; needs hashlookup[server])"),
-    "apikey": ("apikey", "add, revoke or list API keys of the lookup service"),
-}
-
-
-class _Quick(argparse.ArgumentParser):
-    """An ArgumentParser that adds options without asking the terminal.
-
-    ``add_argument`` makes a help formatter for each option, only to check its
-    metavar; a formatter's default width imports shutil (about 2 ms, with bz2
-    and lzma) and queries the terminal.  That check does not use the width,
-    so it gets a formatter of a fixed one; help and usage messages still get
-    the terminal's (argparse's own ``_get_formatter``).
-    """
-
-    _adding = False
-
-    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
-        self._adding = True
-        try:
-            return super().add_argument(*args, **kwargs)
-        finally:
-            self._adding = False
-
-    def _get_formatter(self) -> argparse.HelpFormatter:
-        if self._adding:
-            return argparse.HelpFormatter(prog=self.prog, width=80)
-        return super()._get_formatter()
-
-
-class _Parser(_Quick):
-    """A command's parser.  With ``intermixed`` (a command whose PATHs are
-    optional, ``nargs="*"``), options and positionals may come in any order:
-    plain argparse would take the PATHs as empty at the first option."""
-
-    intermixed = False
-
-    def parse_known_args(  # type: ignore[override]
-        self, args: Sequence[str] | None = None, namespace: object = None
-    ) -> tuple[argparse.Namespace, list[str]]:
-        if not self.intermixed:
-            return super().parse_known_args(args, namespace)  # type: ignore[arg-type]
-        # parse_known_intermixed_args calls parse_known_args twice itself.
-        self.intermixed = False
-        try:
-            return self.parse_known_intermixed_args(args, namespace)  # type: ignore[arg-type]
-        finally:
-            self.intermixed = True
-
-
-#: The exit status line of a command's --help unless its module has its own
-#: EXIT_STATUS.
-_EXIT_STATUS = "Exit status: 0 success, 2 error (one line on stderr), 130 interrupted."
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -121,8 +54,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     command
         A name of :data:`COMMANDS`, or None.  With None every command is
         listed (for ``--help`` and the error of an unknown command);
-        otherwise the parser knows only ``command`` (the others' entries
-        are never shown then, and cost start-up).  Only the module of
+        otherwise the parser knows only ``command``, and only the module of
         ``command`` is imported, to register its options (and its ``run``
         as ``args.run``).
 
@@ -131,40 +63,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     argparse.ArgumentParser
         The parser; its usage errors exit with status 2.
     """
-    parser = _Quick(
-        prog=PROG,
-        description="Check file digests (md5/sha1/sha256) against known-hash lists "
-        "held in a memory-mapped dataset (or single-table index) file.",
-        epilog="Exit status: 0 nothing found, 1 at least one digest found, 2 error.",
-        allow_abbrev=False,
-    )
-    parser.add_argument(
-        "--version", action="version", version=f"%(prog)s {__version__}"
-    )
-    # prog: what argparse would compute (the usage of a parser without
-    # positionals, "hashlookup"), given so that it needs no help formatter.
-    sub = parser.add_subparsers(
-        dest="command",
-        metavar="COMMAND",
-        required=True,
-        parser_class=_Parser,
-        prog=PROG,
-    )
-    for name, (module_name, help_text) in COMMANDS.items():
-        if command is not None and name != command:
-            # Only the chosen command's parser: the others would be seen
-            # only by `--help` and by an unknown command's error (command
-            # None), and each costs start-up.
-            continue
-        p = sub.add_parser(name, help=help_text, allow_abbrev=False)
-        if name == command:
-            module = importlib.import_module(f"{__name__}.{module_name}")
-            p.description = module.DESCRIPTION
-            p.epilog = getattr(module, "EXIT_STATUS", _EXIT_STATUS)
-            p.intermixed = getattr(module, "INTERMIXED", False)
-            module.add_arguments(p)
-            p.set_defaults(run=module.run)
-    return parser
+    from hashlookup.cli import _parser  # here: argparse only when needed
+
+    return _parser.build_parser(command)
 
 
 def _command_of(argv: Sequence[object]) -> str | None:
@@ -194,12 +95,21 @@ def main(argv: list[str] | None = None) -> int:
         argv = sys.argv[1:]
         # A run from a shell: is `hashlookup` this program? (terminal only)
         note_foreign_scripts()
-    parser = build_parser(_command_of(argv))
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, --version, usage errors
-        code = exc.code
-        return code if isinstance(code, int) else (0 if code is None else EXIT_ERROR)
+    command = _command_of(argv)
+    args: Any = None
+    if command is not None and argv[0] == command:
+        # Positionals only (a hook's `check DATASET DIGEST`): read without
+        # argparse when that gives the same (hashlookup.cli._fast).
+        module = importlib.import_module(f"{__name__}.{COMMANDS[command][0]}")
+        args = quick_args(command, module, argv[1:])
+    if args is None:
+        try:
+            args = build_parser(command).parse_args(argv)
+        except SystemExit as exc:  # --help, --version, usage errors
+            code = exc.code
+            return (
+                code if isinstance(code, int) else (0 if code is None else EXIT_ERROR)
+            )
 
     ctx = Context()
     try:

@@ -1,6 +1,7 @@
 """What every command shares: the program name, the exit codes (as
-clamscan: 0 nothing found, 1 found, 2 error), the error type the commands
-raise and the per-run context they write through."""
+clamscan: 0 nothing found, 1 found, 2 error), the table of commands, the
+error type the commands raise and the per-run context they write
+through."""
 
 from __future__ import annotations
 
@@ -17,6 +18,24 @@ EXIT_CLEAN: Final = 0
 EXIT_FOUND: Final = 1
 EXIT_ERROR: Final = 2
 EXIT_INTERRUPTED: Final = 130
+
+#: Command name -> (its module in hashlookup.cli, its line in ``--help``), in
+#: the order of ``--help``.  (Plain tuples: a NamedTuple class costs start-up.)
+COMMANDS: Final[dict[str, tuple[str, str]]] = {
+    "build": ("build", "build a dataset (or an index) from hash lists"),
+    "info": ("info", "describe a dataset or index"),
+    "verify": ("verify", "check a file's integrity"),
+    "check": ("check", "look up digests given as arguments"),
+    "match": ("match", "report the lines of a digest list found in a dataset"),
+    "update": ("update", "write the next generation of a dataset"),
+    "scan": ("scan", "hash every file under PATHs and report the known ones"),
+    "export-bloom": ("export_bloom", "export one key table as a DCSO bloom v1 filter"),
+    "keygen": ("keygen", "create an Ed25519 key pair for signing datasets"),
+    "sign": ("sign", "sign a dataset or index file"),
+    "demo": ("demo", "run an end-to-end demo on synthetic data"),
+    "serve": ("serve", "run the lookup service (HTTP API; needs hashlookup[server])"),
+    "apikey": ("apikey", "add, revoke or list API keys of the lookup service"),
+}
 
 
 class CLIError(Exception):

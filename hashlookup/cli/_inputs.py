@@ -3,14 +3,16 @@ names, standard input, and the importer options."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hashlookup.cli._common import CLIError
+
+if TYPE_CHECKING:
+    import argparse
 
 
 def named_input(text: str) -> tuple[str | None, str]:

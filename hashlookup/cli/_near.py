@@ -7,7 +7,6 @@ only ever printed as results.
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from collections.abc import Sequence
@@ -19,6 +18,8 @@ from hashlookup.cli._output import csv_rows, json_line
 from hashlookup.near._defaults import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_QUALITY
 
 if TYPE_CHECKING:
+    import argparse
+
     from hashlookup.cli._open import Opened
     from hashlookup.near import NearMatch
     from hashlookup.scan import ScanReport

@@ -8,15 +8,25 @@ imported here inside the function.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from hashlookup import algorithms
 from hashlookup.cli._common import warn
 
+if TYPE_CHECKING:
+    import argparse
+
 #: Output formats of check, match and scan.
 FORMATS: Final = ("text", "jsonl", "csv")
+
+
+def _type_error(message: str) -> Exception:
+    """argparse's ArgumentTypeError (imported here: a command line of
+    positionals only is read without argparse, hashlookup.cli._fast)."""
+    from argparse import ArgumentTypeError
+
+    return ArgumentTypeError(message)
 
 
 def int_arg(minimum: int) -> Callable[[str], int]:
@@ -26,11 +36,9 @@ def int_arg(minimum: int) -> Callable[[str], int]:
         try:
             value = int(text, 10)
         except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected an integer, got {text!r}"
-            ) from None
+            raise _type_error(f"expected an integer, got {text!r}") from None
         if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+            raise _type_error(f"must be >= {minimum}, got {value}")
         return value
 
     parse.__name__ = "integer"
@@ -44,16 +52,14 @@ def float_arg(minimum: float, maximum: float | None = None) -> Callable[[str], f
         try:
             value = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected a number, got {text!r}"
-            ) from None
+            raise _type_error(f"expected a number, got {text!r}") from None
         if not value >= minimum or (maximum is not None and not value <= maximum):
             bound = (
                 f"in {minimum:g}..{maximum:g}"
                 if maximum is not None
                 else (f">= {minimum:g}")
             )
-            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+            raise _type_error(f"must be {bound}, got {text}")
         return value
 
     parse.__name__ = "number"
@@ -66,7 +72,7 @@ def pair_arg(what: str) -> Callable[[str], tuple[str, str]]:
     def parse(text: str) -> tuple[str, str]:
         key, sep, value = text.partition("=")
         if not sep or not key.strip() or not value:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+            raise _type_error(f"expected {what}, got {text!r}")
         return key.strip(), value
 
     parse.__name__ = what

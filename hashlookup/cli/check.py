@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -34,6 +33,8 @@ EXIT_STATUS = (
 )
 
 if TYPE_CHECKING:
+    import argparse
+
     from hashlookup.store.dataset import Match
 
 #: Per digest: found, and the record found (datasets only).

@@ -10,7 +10,6 @@ annotated with a ``match`` column, or a count.  With ``--workers``/
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import stat
@@ -18,6 +17,8 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import argparse
+
     import numpy as np
 else:
     from hashlookup._lazy import numpy as np

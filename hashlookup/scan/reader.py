@@ -21,6 +21,8 @@ from hashlookup.store.dataset import ALGORITHMS, Dataset
 if TYPE_CHECKING:
     import numpy as np
 
+    from hashlookup.store.generation import Generation
+
 _NEW = {"md5": hashlib.md5, "sha1": hashlib.sha1, "sha256": hashlib.sha256}
 # The algorithm bits and result-tuple slots of _core.hash_files.
 _BITS = {name: 1 << i for i, name in enumerate(algorithms.NAMES)}
@@ -107,9 +109,9 @@ def cheapest_cover(ds: Dataset) -> tuple[str, ...]:
     return best[1]
 
 
-def known_sizes(ds: Dataset) -> np.ndarray | None:
-    """Sorted unique sizes of the records if every record has one, else None."""
-    st = ds.current()
+def known_sizes(st: Generation) -> np.ndarray | None:
+    """Sorted unique sizes of the records of a generation if every record
+    has one, else None."""
     records = st.records
     if records is None:  # single-table index: no sizes
         return None

@@ -149,3 +149,16 @@ class ScanInterrupted(KeyboardInterrupt):
     def __init__(self, report: ScanReport) -> None:
         super().__init__()
         self.report = report
+
+
+def is_interrupt(exc: BaseException) -> bool:
+    """Whether exc is Ctrl-C (or SIGTERM's KeyboardInterrupt), also when it
+    landed while a future's result was awaited: Condition.wait then fails to
+    re-acquire its lock, and the ``with`` block's exit replaces the
+    KeyboardInterrupt with "RuntimeError: cannot release un-acquired lock"
+    (the interrupt stays its __context__)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    return isinstance(exc, RuntimeError) and isinstance(
+        exc.__context__, KeyboardInterrupt
+    )

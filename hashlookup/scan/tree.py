@@ -97,6 +97,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import fnmatch
+import functools
 import os
 import stat
 import threading
@@ -114,7 +115,7 @@ from hashlookup.scan.reader import (
     known_sizes,
     size_test,
 )
-from hashlookup.scan.report import ScanHit, ScanInterrupted, ScanReport
+from hashlookup.scan.report import ScanHit, ScanInterrupted, ScanReport, is_interrupt
 from hashlookup.scan.state import (
     STATS,
     ScanState,
@@ -175,8 +176,7 @@ class _Scanner:
         # does not mix generations).
         self.generation = ds.current()
         self.algorithms = self.generation.algorithms
-        sizes = known_sizes(ds) if skip_unknown_sizes else None
-        self.known = size_test(sizes) if sizes is not None else None
+        self.skip_unknown_sizes = skip_unknown_sizes
         cover = cheapest_cover(ds)
         self.tables = {a: self.generation.tables[a] for a in self.algorithms}
         self.hasher = Hasher(ds, cover, chunk_size, follow_symlinks)
@@ -192,6 +192,16 @@ class _Scanner:
             )
             self.images = _images.ImageStage(self.hasher.many, reader, near.jobs)
             self.report.pdq = True
+
+    @functools.cached_property
+    def known(self) -> Callable[[int], bool] | None:
+        """size -> is it a record's size; None when sizes do not filter.
+        Read first at the first directory entry: the records' sizes need
+        numpy, which a scan of an empty directory never imports."""
+        if not self.skip_unknown_sizes:
+            return None
+        sizes = known_sizes(self.generation)
+        return size_test(sizes) if sizes is not None else None
 
     # -- accounting ----------------------------------------------------------
 
@@ -343,13 +353,13 @@ class _Scanner:
         # Without size filters, st_dev checks or links to follow, the entry
         # types from readdir suffice: no stat per file in this (the one
         # walking) thread; the worker's fstat checks the file is regular.
-        need_stat = (
+        # None: decided at the first entry, by self.known (see there).
+        need_stat: bool | None = (
             self.one_fs
             or self.follow
-            or self.known is not None
             or self.min_size is not None
             or self.max_size is not None
-        )
+        ) or None
         dev = top_st.st_dev
         r = self.report
         exclude = self.exclude
@@ -379,6 +389,8 @@ class _Scanner:
                         if not unit.done:
                             self.count(unit, _EXCL)
                         continue
+                    if need_stat is None:
+                        need_stat = self.known is not None
                     if not need_stat:
                         try:
                             if entry.is_dir(follow_symlinks=False):
@@ -600,7 +612,7 @@ class _Scanner:
             if self.state is not None:
                 self.state.finish()
         except (KeyboardInterrupt, RuntimeError) as exc:
-            if isinstance(exc, ScanInterrupted) or not _interrupt(exc):
+            if isinstance(exc, ScanInterrupted) or not is_interrupt(exc):
                 raise
             raise ScanInterrupted(self.report) from None
         finally:
@@ -778,16 +790,3 @@ def scan(
             state.close()
         if own:
             ds.close()
-
-
-def _interrupt(exc: BaseException) -> bool:
-    """Whether exc is Ctrl-C (or SIGTERM's KeyboardInterrupt), also when it
-    landed while a future's result was awaited: Condition.wait then fails to
-    re-acquire its lock, and the ``with`` block's exit replaces the
-    KeyboardInterrupt with "RuntimeError: cannot release un-acquired lock"
-    (the interrupt stays its __context__)."""
-    if isinstance(exc, KeyboardInterrupt):
-        return True
-    return isinstance(exc, RuntimeError) and isinstance(
-        exc.__context__, KeyboardInterrupt
-    )
