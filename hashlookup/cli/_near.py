@@ -83,6 +83,8 @@ def check_radius_options(args: argparse.Namespace) -> None:
 
 def add_scan_near_options(p: argparse.ArgumentParser) -> None:
     """``scan``'s image options: ``--pdq/--no-pdq`` and the radius."""
+    import argparse  # BooleanOptionalAction (scan imports argparse anyway)
+
     p.add_argument(
         "--pdq",
         action=argparse.BooleanOptionalAction,
