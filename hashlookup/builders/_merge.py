@@ -14,6 +14,7 @@ import numpy as np
 from hashlookup import _core, algorithms
 from hashlookup.builders.attributes import AttributeColumns
 from hashlookup.builders.pdq import PdqColumns
+from hashlookup.builders.runs import RunSorter, SpillDir
 from hashlookup.store import labels as _labels
 
 ALGORITHMS = algorithms.NAMES
@@ -35,6 +36,16 @@ class Columns:
     pdq: PdqColumns = field(default_factory=PdqColumns)
     attributes: AttributeColumns = field(default_factory=AttributeColumns)
     n: int = 0
+    # Label rows that form a contiguous range (every source label, most
+    # carried labels) are kept as (start, stop): 16 bytes, not 8 per row.
+    ranges: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    # With `sorters` (the main build; an allow-list's Columns has none),
+    # digests go straight into per-algorithm RunSorters as rows of digest +
+    # 4-byte big-endian row number, spilled past the memory budget.
+    sorters: dict[str, RunSorter] | None = None
+    spill: SpillDir | None = None
+    budget: int = 0
+    size_file: Any = None  # sizes of spilled builds, int64 per row
 
     def add(self, batch: Any, source_label: str | None) -> None:
         m = len(batch)
@@ -43,6 +54,17 @@ class Columns:
         self.pdq.add(batch, self.n)
         for a in ALGORITHMS:
             d, p = batch.digests(a)
+            if self.sorters is not None:
+                rows = np.flatnonzero(p)
+                if len(rows):
+                    w = WIDTHS[a]
+                    aug = np.empty((len(rows), w + 4), np.uint8)
+                    aug[:, :w] = d[rows]
+                    aug[:, w:] = (
+                        (rows + self.n).astype(">u4").view(np.uint8).reshape(-1, 4)
+                    )
+                    self.sorters[a].add(aug)
+                continue
             # Own copies: importers may hand out views of one buffer holding
             # all columns, which would keep every column alive until the last
             # one is consumed (the sort frees each column as it goes).
@@ -51,14 +73,59 @@ class Columns:
         self.sizes.append(batch.size)
         self.attributes.add(batch, self.n)
         for name, rows in batch.labels.items():
-            self.labels.setdefault(_labels.check_label(name), []).append(
-                np.asarray(rows, dtype=np.int64) + self.n
+            self._add_label(
+                _labels.check_label(name), np.asarray(rows, dtype=np.int64) + self.n
             )
         if source_label is not None:
-            self.labels.setdefault(source_label, []).append(
-                np.arange(self.n, self.n + m, dtype=np.int64)
-            )
+            self.ranges.setdefault(source_label, []).append((self.n, self.n + m))
         self.n += m
+        if self.sorters is not None:
+            self._maybe_spill()
+
+    def _add_label(self, name: str, rows: np.ndarray) -> None:
+        if len(rows) and rows[-1] - rows[0] + 1 == len(rows):
+            if len(rows) == 1 or bool(np.all(rows[1:] > rows[:-1])):
+                self.ranges.setdefault(name, []).append(
+                    (int(rows[0]), int(rows[-1]) + 1)
+                )
+                return
+        self.labels.setdefault(name, []).append(rows)
+
+    def _maybe_spill(self) -> None:
+        """Past half the budget (counting what the in-memory steps would
+        add per row), spill every sorter's buffer and the sizes."""
+        assert self.sorters is not None and self.spill is not None
+        held = sum(s.fill * s.width for s in self.sorters.values())
+        spilled = any(s.spilled for s in self.sorters.values())
+        if held + (0 if spilled else 72 * self.n) <= self.budget // 2:
+            return
+        for s in self.sorters.values():
+            if s.fill:
+                s.flush()
+        self.flush_sizes()
+
+    @property
+    def spilled(self) -> bool:
+        return self.sorters is not None and any(
+            s.spilled for s in self.sorters.values()
+        )
+
+    def flush_sizes(self) -> None:
+        """Move the sizes held in memory to the size file."""
+        assert self.spill is not None
+        if self.size_file is None:
+            self.size_file = open(self.spill.new_file("sizes"), "w+b")  # noqa: SIM115
+        for block in self.sizes:
+            self.size_file.write(memoryview(np.ascontiguousarray(block, "<i8")))
+        self.sizes = []
+
+    def materialize_labels(self) -> None:
+        """Ranges back to row arrays, for the in-memory build."""
+        for name, spans in self.ranges.items():
+            self.labels.setdefault(name, []).extend(
+                np.arange(a, b, dtype=np.int64) for a, b in spans
+            )
+        self.ranges = {}
 
     def column(self, a: str) -> tuple[np.ndarray, np.ndarray]:
         w = WIDTHS[a]
@@ -73,7 +140,15 @@ def sort_augmented(aug: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
     m = len(aug)
     flat = aug.reshape(-1)
     u = _core.sort_unique(flat, w + 4) if m > 1 else m
-    ids = np.ascontiguousarray(aug[:u, w:]).view(">u4").ravel().astype(np.int64)
+    return split_rows(aug[:u], w)
+
+
+def split_rows(aug: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted rows of digest + 4-byte big-endian id (the start of a
+    contiguous buffer) as (digests, ids), narrowing the rows in place."""
+    u = len(aug)
+    ids = np.ascontiguousarray(aug[:, w:]).view(">u4").ravel().astype(np.int64)
+    flat = aug.reshape(-1)  # a view: aug is C-contiguous
     _core.narrow_rows(flat, u, w + 4, w)
     return flat[: u * w].reshape(u, w), ids
 
@@ -105,6 +180,13 @@ def sort_digests(cols: Columns) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     out = {}
     for a in ALGORITHMS:
         w = WIDTHS[a]
+        if cols.sorters is not None:
+            sorter = cols.sorters[a]
+            if sorter.rows_in:
+                aug = sorter.sorted_in_memory()
+                sorter.buf = None
+                out[a] = split_rows(aug, w)
+            continue
         blocks, present = cols.digests[a], cols.present[a]
         total = int(sum(int(np.count_nonzero(p)) for p in present))
         aug = np.empty((total, w + 4), dtype=np.uint8)

@@ -45,6 +45,13 @@ from hashlookup.builders.index import (
     table_sections,
 )
 from hashlookup.builders.pdq import pdq_batches, pdq_sections
+from hashlookup.builders.runs import (
+    DEFAULT_MEMORY,
+    Progress,
+    RunSorter,
+    SpillDir,
+    check_memory,
+)
 from hashlookup.errors import InputError
 from hashlookup.store import format as _format
 from hashlookup.store import labels as _labels
@@ -137,7 +144,11 @@ def normalize_inputs(inputs: Any) -> list[tuple[str, str]]:
 
 
 def _read(
-    path: str, cols: Columns, source_label: str | None, opts: dict[str, Any]
+    path: str,
+    cols: Columns,
+    source_label: str | None,
+    opts: dict[str, Any],
+    show: Progress | None = None,
 ) -> Any:
     from hashlookup.importers import ImportReport, iter_records
 
@@ -148,6 +159,8 @@ def _read(
         path, report=report, csv_options_only_for_csv=True, **opts
     ):
         cols.add(batch, source_label)
+        if show is not None:
+            show.update("reading", cols.n)
     return report
 
 
@@ -201,6 +214,9 @@ def build_dataset(
     bloom_hashes: int = DEFAULT_BLOOM_HASHES,
     generation: int | None = None,
     metadata: dict[str, Any] | None = None,
+    memory: int = DEFAULT_MEMORY,
+    tmp_dir: str | os.PathLike[str] | None = None,
+    progress: bool = False,
     _records: Iterable[Any] = (),
 ) -> DatasetReport:
     """Build a dataset file at `path` from one or more hash lists.
@@ -235,6 +251,16 @@ def build_dataset(
         dataset currently at `path` plus one, or 1).
     metadata : dict, optional
         JSON-serialisable dict stored under "user" in the metadata section.
+    memory : int, default 2_000_000_000
+        Memory budget in bytes (the peak RSS aimed at, at least 1 MiB):
+        past half of it the digests are sorted in runs spilled to a
+        temporary directory and merged from disk (docs/DATASETS.md,
+        "Builds larger than memory").  The file is the same either way.
+    tmp_dir : str or os.PathLike, optional
+        Where the runs go (default: the output's directory); the directory
+        made there is removed when the build ends, whatever happens.
+    progress : bool, default False
+        Show progress on stderr when it is a terminal.
 
     Returns
     -------
@@ -243,25 +269,86 @@ def build_dataset(
     """
     t0 = time.perf_counter()
     path = os.fspath(path)
+    check_memory(memory)
     check_bloom_params(bloom_bits_per_key, bloom_hashes)
+    show = Progress(None if progress else False)
+    try:
+        with SpillDir(path, tmp_dir) as spill:
+            return _build(
+                inputs,
+                path,
+                t0,
+                spill,
+                show,
+                name=name,
+                allow=allow,
+                input_format=input_format,
+                columns=columns,
+                label_columns=label_columns,
+                attributes=attributes,
+                skip_invalid=skip_invalid,
+                bloom_bits_per_key=bloom_bits_per_key,
+                bloom_hashes=bloom_hashes,
+                generation=generation,
+                metadata=metadata,
+                memory=memory,
+                _records=_records,
+            )
+    finally:
+        show.close()
+
+
+def _build(
+    inputs: Any,
+    path: str,
+    t0: float,
+    spill: SpillDir,
+    show: Progress,
+    *,
+    name: str | None,
+    allow: Iterable[str] | None,
+    input_format: str | None,
+    columns: dict[str, str] | None,
+    label_columns: dict[str, str] | None,
+    attributes: list[str] | None,
+    skip_invalid: bool,
+    bloom_bits_per_key: float,
+    bloom_hashes: int,
+    generation: int | None,
+    metadata: dict[str, Any] | None,
+    memory: int,
+    _records: Iterable[Any],
+) -> DatasetReport:
     sources = normalize_inputs(inputs) if inputs else []
     name = name or os.path.splitext(os.path.basename(path))[0]
     opts: dict[str, Any] = {"skip_invalid": skip_invalid, "attributes": attributes}
     opts.update(input_format=input_format, columns=columns, label_columns=label_columns)
 
-    cols = Columns()
-    old_ids = []
+    cols = Columns(
+        sorters={a: RunSorter(WIDTHS[a] + 4, memory // 2, spill) for a in ALGORITHMS},
+        spill=spill,
+        budget=memory,
+    )
+    # Record ids of carried rows, as (first row, rows, ids): None when the
+    # ids are the row numbers themselves (one row per record, in order).
+    link_blocks: list[tuple[int, int, np.ndarray | None]] = []
     for batch, ids in _records:  # records carried over by update_dataset:
+        base = cols.n
         cols.add(batch, None)  # first, so that they keep their order
-        old_ids.append(np.asarray(ids, dtype=np.int64))
+        ids = np.asarray(ids, dtype=np.int64)
+        own = len(ids) and ids[0] == base and ids[-1] == base + len(ids) - 1
+        if own and bool(np.all(np.diff(ids) == 1)):
+            link_blocks.append((base, len(ids), None))
+        else:
+            link_blocks.append((base, len(ids), ids))
+        show.update("reading", cols.n)
     n_old = cols.n
-    links = np.concatenate(old_ids) if old_ids else None
     read: dict[str, int] = {}
     source_meta: dict[str, Any] = {}
     invalid = 0
     for src, p in sources:
         before = cols.n
-        rep = _read(p, cols, f"source:{src}", opts)
+        rep = _read(p, cols, f"source:{src}", opts, show)
         read[src] = cols.n - before
         invalid += rep.invalid
         source_meta[src] = {
@@ -272,12 +359,38 @@ def build_dataset(
         }
     if cols.n > _format.MAX_RECORDS:
         raise ValueError(f"{cols.n} input records exceed {_format.MAX_RECORDS}")
-
+    allow = list(allow or [])
+    common = (name, generation, metadata, source_meta, invalid, allow)
+    if cols.spilled:
+        return _build_spilled(
+            cols,
+            path,
+            t0,
+            show,
+            sources,
+            opts,
+            read,
+            n_old,
+            link_blocks,
+            common,
+            (bloom_bits_per_key, bloom_hashes),
+            memory,
+        )
+    cols.materialize_labels()
+    links = (
+        np.concatenate(
+            [
+                np.arange(b, b + m, dtype=np.int64) if ids is None else ids
+                for b, m, ids in link_blocks
+            ]
+        )
+        if link_blocks
+        else None
+    )
     sorted_digests = sort_digests(cols)
     comp = components(cols.n, sorted_digests, links)
     dropped = np.zeros(cols.n, dtype=bool)
     suppressed: dict[str, int] = {}
-    allow = list(allow or [])
     if allow:
         bad_comp = np.zeros(cols.n, dtype=bool)
         bad_comp[comp[_allowed_rows(cols.n, sorted_digests, allow, opts)]] = True
@@ -379,34 +492,19 @@ def build_dataset(
     if generation is None:
         generation = _next_generation(path)
     created_ns = time.time_ns()
-    meta = {
-        "format": "hashlookup-dataset",
-        "hashlookup_version": __version__,
-        "dataset": {
-            "name": name,
-            "generation": int(generation),
-            "records": n_records,
-            "keys": key_counts,
-            **({"pdq": pdq_rows} if pdq_rows else {}),
-        },
-        "build": {
-            "sources": source_meta,
-            "invalid": invalid,
-            "merged": int(len(kept) - n_records),
-            "suppressed": suppressed,
-            "allow_lists": [os.path.basename(x) for x in allow],
-            "bloom_bits_per_key": bloom_bits_per_key,
-            "bloom_hashes": bloom_hashes if bloom_bits_per_key > 0 else 0,
-        },
-    }
-    if metadata is not None:
-        meta["user"] = metadata
     parts.append(
-        _format.SectionData(
-            _format.KIND_METADATA, json.dumps(meta, sort_keys=True).encode(), flags=0
+        _metadata(
+            common,
+            int(generation),
+            n_records,
+            key_counts,
+            pdq_rows,
+            int(len(kept) - n_records),
+            suppressed,
+            (bloom_bits_per_key, bloom_hashes),
         )
     )
-    if not parts or not key_counts:
+    if not key_counts:
         raise InputError(
             "no digests in the inputs" + (" after the allow-list" if allow else "")
         )
@@ -425,6 +523,111 @@ def build_dataset(
         size,
         time.perf_counter() - t0,
         carried,
+    )
+
+
+def _metadata(
+    common: tuple[Any, ...],
+    generation: int,
+    n_records: int,
+    key_counts: dict[str, int],
+    pdq_rows: int,
+    merged: int,
+    suppressed: dict[str, int],
+    bloom: tuple[float, int],
+) -> _format.SectionData:
+    """The metadata section of a dataset (the same for both kinds of build)."""
+    name, _, metadata, source_meta, invalid, allow = common
+    meta = {
+        "format": "hashlookup-dataset",
+        "hashlookup_version": __version__,
+        "dataset": {
+            "name": name,
+            "generation": generation,
+            "records": n_records,
+            "keys": key_counts,
+            **({"pdq": pdq_rows} if pdq_rows else {}),
+        },
+        "build": {
+            "sources": source_meta,
+            "invalid": invalid,
+            "merged": merged,
+            "suppressed": suppressed,
+            "allow_lists": [os.path.basename(x) for x in allow],
+            "bloom_bits_per_key": bloom[0],
+            "bloom_hashes": bloom[1] if bloom[0] > 0 else 0,
+        },
+    }
+    if metadata is not None:
+        meta["user"] = metadata
+    return _format.SectionData(
+        _format.KIND_METADATA, json.dumps(meta, sort_keys=True).encode(), flags=0
+    )
+
+
+def _build_spilled(
+    cols: Columns,
+    path: str,
+    t0: float,
+    show: Progress,
+    sources: list[tuple[str, str]],
+    opts: dict[str, Any],
+    read: dict[str, int],
+    n_old: int,
+    link_blocks: list[tuple[int, int, np.ndarray | None]],
+    common: tuple[Any, ...],
+    bloom: tuple[float, int],
+    memory: int,
+) -> DatasetReport:
+    """build_dataset for digests sorted in runs on disk (builders/spilled.py)."""
+    from hashlookup.builders import spilled
+
+    name, generation, _, _, invalid, allow = common
+    allow_keys = None
+    if allow:
+        allow_cols = Columns()
+        for p in allow:
+            _read(p, allow_cols, None, {"skip_invalid": opts["skip_invalid"]})
+        allow_keys = {}
+        for a in ALGORITHMS:
+            ad, ap = allow_cols.column(a)
+            allow_keys[a] = ad[ap]
+    if generation is None:
+        generation = _next_generation(path)
+
+    def meta(
+        records: int, keys: dict[str, int], pdq: int, merged: int, sup: dict[str, int]
+    ) -> _format.SectionData:
+        return _metadata(
+            common, int(generation), records, keys, pdq, merged, sup, bloom
+        )
+
+    with atomic_output(path) as f:
+        r = spilled.write_dataset(
+            cols,
+            f,
+            [s for s, _ in sources],
+            allow_keys,
+            link_blocks,
+            n_old,
+            bloom,
+            memory,
+            show,
+            meta,
+        )
+    return DatasetReport(
+        path,
+        name or "",
+        int(generation),
+        r.records,
+        r.keys,
+        read,
+        invalid,
+        r.merged,
+        r.suppressed,
+        r.size,
+        time.perf_counter() - t0,
+        r.carried,
     )
 
 
