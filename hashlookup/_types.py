@@ -57,6 +57,9 @@ if TYPE_CHECKING:
         bloom_bits_per_key: float
         bloom_hashes: int
         metadata: dict[str, Any] | None
+        memory: int
+        tmp_dir: str | os.PathLike[str] | None
+        progress: bool
 
 
 __all__: list[str] = []

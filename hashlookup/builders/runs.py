@@ -38,23 +38,6 @@ _READ_BLOCK = 8 << 20
 _MAX_RUNS = 1000  # the C merge takes at most 1024 inputs
 
 
-def parse_memory(text: str) -> int:
-    """Bytes from a size such as ``2G``, ``1.5GiB``, ``512M`` or ``1000000``
-    (K/M/G/T are powers of 1024; a bare number is bytes)."""
-    t = text.strip().upper().removesuffix("IB").removesuffix("B")
-    scale = 1
-    if t and t[-1] in "KMGT":
-        scale = 1024 ** ("KMGT".index(t[-1]) + 1)
-        t = t[:-1]
-    try:
-        value = float(t)
-    except ValueError:
-        raise ValueError(f"not a size: {text!r} (e.g. 2G, 512M)") from None
-    if not value == value or value <= 0 or value * scale > 1 << 60:
-        raise ValueError(f"not a size: {text!r} (e.g. 2G, 512M)")
-    return int(value * scale)
-
-
 def check_memory(memory: int) -> int:
     """The memory budget, checked (at least 1 MiB)."""
     if isinstance(memory, bool) or not isinstance(memory, int):

@@ -16,6 +16,7 @@ from hashlookup.cli._common import (
 from hashlookup.cli._inputs import dataset_inputs, import_options, named_input
 from hashlookup.cli._options import add_import_options, add_path
 from hashlookup.cli._output import render_info
+from hashlookup.cli.build import add_memory_options, memory_options
 
 DESCRIPTION = (
     "Write the next generation of a dataset: its records plus the records of "
@@ -48,6 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="write the new generation here instead of replacing DATASET",
     )
     add_import_options(p)
+    add_memory_options(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -68,6 +70,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         [named_input(t)[1] for t in args.add or ()] + list(args.remove or ()),
     )
     opts = import_options(args)
+    opts.update(memory_options(args))
     with contextlib.ExitStack() as stack:
         add = dataset_inputs(args.add or [], stack)
         report = update_dataset(
