@@ -114,7 +114,7 @@ class Columns:
         """Move the sizes held in memory to the size file."""
         assert self.spill is not None
         if self.size_file is None:
-            self.size_file = open(self.spill.new_file("sizes"), "w+b")  # noqa: SIM115
+            self.size_file = self.spill.open_file("sizes")
         for block in self.sizes:
             self.size_file.write(memoryview(np.ascontiguousarray(block, "<i8")))
         self.sizes = []

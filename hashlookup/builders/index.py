@@ -243,6 +243,27 @@ def _collect(source: Source, c: _Collector, skip_invalid: bool) -> None:
             "list of digests, a path or a binary stream"
         )
     elif isinstance(source, Iterable):
+        if not isinstance(source, (list, tuple)):
+            # An iterator of (n, width) uint8 blocks is taken block by block
+            # (a build larger than memory need not hold its input).
+            it = iter(source)
+            head = next(it, None)
+            if isinstance(head, np.ndarray) and head.ndim == 2:
+                c.sources.append("<blocks>")
+                for block in itertools.chain([head], it):
+                    if not (
+                        isinstance(block, np.ndarray)
+                        and block.dtype == np.uint8
+                        and block.ndim == 2
+                    ):
+                        raise TypeError(
+                            "an iterator of key blocks must yield uint8 arrays "
+                            f"of shape (n, width), got {type(block).__name__}"
+                        )
+                    c.set_width(block.shape[1], "<blocks>")
+                    c.add(np.ascontiguousarray(block), "<blocks>")
+                return
+            source = [] if head is None else [head, *it]
         items = source if isinstance(source, (list, tuple)) else list(source)
         if items and _are_paths(items):
             for p in items:
@@ -516,7 +537,8 @@ def build_index(
     ----------
     source : path, list of paths, binary file, iterable or numpy.ndarray
         Path(s) of digest lists, a binary stream, an iterable of hex str or
-        raw bytes, or a (n, width) uint8 array.
+        raw bytes, a (n, width) uint8 array, or an iterator (not a list) of
+        such arrays, read one block at a time.
     path : str or os.PathLike
         The index file to write, atomically: a failed build leaves an
         existing file untouched.

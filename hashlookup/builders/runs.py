@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from types import TracebackType
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 import numpy as np
 
@@ -63,6 +63,7 @@ class SpillDir:
         )
         self.path: str | None = None
         self._count = 0
+        self._files: list[BinaryIO] = []
 
     def new_file(self, stem: str) -> str:
         """A path for a new file in the directory (created on first use)."""
@@ -75,7 +76,19 @@ class SpillDir:
         self._count += 1
         return os.path.join(self.path, f"{stem}.{self._count}")
 
+    def open_file(self, stem: str) -> BinaryIO:
+        """A new scratch file open for writing and reading back, closed by
+        cleanup() at the latest."""
+        f = open(self.new_file(stem), "w+b")  # noqa: SIM115 - closed in cleanup
+        self._files.append(f)
+        return f
+
     def cleanup(self) -> None:
+        """Close the scratch files and remove the directory."""
+        for f in self._files:
+            with contextlib.suppress(OSError):
+                f.close()
+        self._files = []
         if self.path is not None:
             shutil.rmtree(self.path, ignore_errors=True)
             self.path = None

@@ -250,7 +250,7 @@ def build_spilled(
                 t.writer = TableWriter(
                     asm, t.a, WIDTHS[t.a], GROUPS[t.a], bloom[0], bloom[1]
                 )
-                t.heads = open(spill.new_file("heads"), "w+b")  # noqa: SIM115
+                t.heads = spill.open_file("heads")
             t.writer.add(keys)
             t.heads.write(memoryview(heads.astype("<u4")))
 
