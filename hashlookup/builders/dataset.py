@@ -254,7 +254,7 @@ def build_dataset(
     memory : int, default 2_000_000_000
         Memory budget in bytes (the peak RSS aimed at, at least 1 MiB):
         past half of it the digests are sorted in runs spilled to a
-        temporary directory and merged from disk (docs/DATASETS.md,
+        temporary directory and merged from disk (docs/API.md,
         "Builds larger than memory").  The file is the same either way.
     tmp_dir : str or os.PathLike, optional
         Where the runs go (default: the output's directory); the directory

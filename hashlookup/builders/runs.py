@@ -28,7 +28,7 @@ import numpy as np
 from hashlookup import _core
 
 # Target peak RSS of a build unless the caller gives another: the builders
-# size their buffers as fractions of it (docs/DATASETS.md, "Memory").
+# size their buffers as fractions of it (docs/API.md, "Builds larger than memory").
 DEFAULT_MEMORY = 2_000_000_000
 MIN_MEMORY = 1 << 20
 # A run's rows are read back in blocks of this many bytes at most (and at
