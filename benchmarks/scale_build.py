@@ -234,7 +234,7 @@ def run_index(args: argparse.Namespace, work: str) -> dict[str, object]:
 
 
 def _size(text: str) -> int:
-    from hashlookup.cli.build import parse_size
+    from hashlookup.cli._memory import parse_size
 
     return parse_size(text)
 

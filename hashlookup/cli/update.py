@@ -14,9 +14,9 @@ from hashlookup.cli._common import (
     refuse_writing_directory,
 )
 from hashlookup.cli._inputs import dataset_inputs, import_options, named_input
+from hashlookup.cli._memory import add_memory_options, memory_options
 from hashlookup.cli._options import add_import_options, add_path
 from hashlookup.cli._output import render_info
-from hashlookup.cli.build import add_memory_options, memory_options
 
 DESCRIPTION = (
     "Write the next generation of a dataset: its records plus the records of "
