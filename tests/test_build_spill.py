@@ -464,3 +464,50 @@ def test_scale_benchmark_small(tmp_path):
         assert r.returncode == 0, r.stdout + r.stderr
         assert '"max_rss_bytes"' in r.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+def test_table_writer_feeds_consumers_the_sorted_chunks(tmp_path):
+    """A per-key section built from the same pass (as a first-level filter
+    would be): it sees every key once, in order, and its section lands
+    after the Bloom filter, skipped by readers as an optional kind."""
+    from hashlookup._atomic import atomic_output
+    from hashlookup.builders.assemble import FileAssembler
+    from hashlookup.builders.index import TableWriter
+    from hashlookup.store import format as fmt
+
+    class Collect:
+        def __init__(self):
+            self.n = None
+            self.chunks = []
+
+        def start(self, n, width):
+            self.n = (n, width)
+
+        def add(self, keys, row0):
+            assert row0 == sum(len(c) for c in self.chunks)
+            self.chunks.append(keys.copy())
+
+        def sections(self):
+            body = np.frombuffer(b"%d" % sum(len(c) for c in self.chunks), np.uint8)
+            return [fmt.SectionData(99, body, flags=0)]
+
+    rng = np.random.default_rng(12)
+    keys = np.unique(rng.integers(0, 256, (50_000, 16), dtype=np.uint8), axis=0)
+    consumer = Collect()
+    with atomic_output(tmp_path / "t.hlx") as f:
+        asm = FileAssembler(f)
+        table = TableWriter(
+            asm, "md5", 16, 0, 12.0, 8, chunk_rows=7_000, consumers=[consumer]
+        )
+        for i in range(0, len(keys), 9_999):
+            table.add(keys[i : i + 9_999])
+        table.finish()
+        asm.finish(1)
+    assert consumer.n == (len(keys), 16)
+    assert np.concatenate(consumer.chunks).tobytes() == keys.tobytes()
+    with open_index(tmp_path / "t.hlx") as ix:
+        ix.verify()
+        assert bool((ix.find_many(keys) >= 0).all())
+    raw = (tmp_path / "t.hlx").read_bytes()
+    kinds = [int.from_bytes(raw[64 + 64 * i : 68 + 64 * i], "little") for i in range(4)]
+    assert kinds == [fmt.KIND_KEYS, fmt.KIND_LOCATOR, fmt.KIND_BLOOM, 99]

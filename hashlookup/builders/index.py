@@ -385,9 +385,15 @@ class TableWriter:
     locator and Bloom sections (their sizes follow from the key count) and
     fills them in one pass over the keys read back from the file, chunk by
     chunk: the locator is written as it goes, the Bloom filter is the only
-    part held in memory.  Another per-key section can be fed the same
-    chunks by adding a consumer to `finish`'s pass (see _feed).  The file
-    is identical to table_sections' for the same keys.
+    part held in memory.  The file is identical to table_sections' for the
+    same keys.
+
+    Other per-key sections (a filter built from the sorted keys) join the
+    same pass through `consumers`: objects with ``start(n, width)`` (called
+    once the key count is known), ``add(keys, row0)`` (every chunk of sorted
+    keys, in order, with the row of its first key) and ``sections()`` (their
+    SectionData, written after the Bloom section in that order; an in-memory
+    build must append them to table_sections' list the same way).
     """
 
     def __init__(
@@ -399,8 +405,10 @@ class TableWriter:
         bloom_bits_per_key: float,
         bloom_hashes: int,
         chunk_rows: int = 1 << 20,
+        consumers: Sequence[Any] = (),
     ) -> None:
         self.asm = assembler
+        self.consumers = list(consumers)
         self.algorithm = algorithm
         self.width = width
         self.group = group
@@ -444,6 +452,8 @@ class TableWriter:
                 group=self.group,
                 params=(blocks, self.bloom_hashes, BLOOM_SEED),
             )
+        for c in self.consumers:
+            c.start(n, width)
         next_slot = 0
         buf = np.empty(self.chunk_rows * width, np.uint8)
         for row0 in range(0, n, self.chunk_rows):
@@ -452,6 +462,8 @@ class TableWriter:
             _pread_exact(self.asm.fd, view, self.keys.offset + row0 * width)
             chunk = buf[: m * width].reshape(m, width)
             next_slot = self._feed(chunk, row0, locator, next_slot, bloom, blocks)
+            for c in self.consumers:
+                c.add(chunk, row0)
         slots = 1 << bits
         while next_slot <= slots:  # the slots after the last key: all n
             stop = min(slots + 1, next_slot + (1 << 22))
@@ -459,6 +471,9 @@ class TableWriter:
             next_slot = stop
         if bloom is not None:
             bloom_slot.write(bloom)
+        for c in self.consumers:
+            for part in c.sections():
+                self.asm.add(part)
         return n
 
     def _feed(
