@@ -511,3 +511,22 @@ def test_table_writer_feeds_consumers_the_sorted_chunks(tmp_path):
     raw = (tmp_path / "t.hlx").read_bytes()
     kinds = [int.from_bytes(raw[64 + 64 * i : 68 + 64 * i], "little") for i in range(4)]
     assert kinds == [fmt.KIND_KEYS, fmt.KIND_LOCATOR, fmt.KIND_BLOOM, 99]
+
+
+def test_spilled_dataset_with_pdq_hashes_equals_in_memory(tmp_path, spills):
+    """PDQ hashes (kept in memory, numbered by the spilled plan's record ids),
+    with records merged through shared md5s."""
+    from near_utils import planted_set, write_csv
+
+    hashes, _ = planted_set(6000, seed=3)
+    quality = np.random.default_rng(3).integers(0, 101, len(hashes))
+    src = tmp_path / "near.csv"
+    md5 = write_csv(src, hashes, quality, seed=3)
+    again = tmp_path / "again.txt"  # the same files listed again: merged
+    again.write_text("".join(m.tobytes().hex() + "\n" for m in md5[::3]))
+    inputs = {"near": src, "again": again}
+    build_dataset(inputs, tmp_path / "mem.hlds", name="n", generation=1)
+    assert spills[0] == 0
+    build_dataset(inputs, tmp_path / "spill.hlds", name="n", generation=1, memory=TINY)
+    assert spills[0] >= 1
+    assert same_file(tmp_path / "mem.hlds", tmp_path / "spill.hlds")
