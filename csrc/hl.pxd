@@ -116,6 +116,16 @@ cdef extern from "hl_sort.h" nogil:
                         size_t to_width) noexcept
 
 
+cdef extern from "hl_merge.h" nogil:
+    ctypedef struct hl_merge_input:
+        const uint8_t *rows
+        uint64_t n
+        uint64_t pos
+    uint64_t hl_merge_rows(hl_merge_input *inp, const uint8_t *more, size_t k,
+                           size_t width, uint8_t *out, uint64_t cap, int unique,
+                           uint8_t *last, int *have_last) noexcept
+
+
 cdef extern from "hl_cpu.h" nogil:
     const char *hl_cpu_kernel_name() noexcept
 

@@ -640,6 +640,53 @@ def narrow_rows(uint8_t[::1] buf, uint64_t n, size_t from_width, size_t to_width
         hl.hl_rows_narrow(&buf[0], n, from_width, to_width)
 
 
+def merge_rows(list bufs, uint64_t[::1] counts, uint64_t[::1] pos,
+               const uint8_t[::1] more, size_t width, uint8_t[::1] out,
+               bint unique, uint8_t[::1] last, bint have_last):
+    """One step of a k-way merge of sorted runs (csrc/hl_merge.h).
+
+    bufs[i] holds counts[i] sorted rows of width bytes, of which rows
+    pos[i].. are not merged yet; more[i] is nonzero while run i continues
+    on disk.  Writes merged rows to out until it is full, every input is
+    drained, or an input with more[i] runs dry (the caller refills it);
+    pos is advanced.  With unique, rows equal to the previous row written
+    (last, have_last: carried between calls) are dropped.  Returns
+    (rows written, have_last)."""
+    cdef size_t k = len(bufs)
+    if k > 1024 or width == 0 or width > <size_t>hl.HL_MAX_WIDTH + 8:
+        raise ValueError("at most 1024 inputs of rows of 1..72 bytes")
+    if (<size_t>counts.shape[0] < k or <size_t>pos.shape[0] < k
+            or <size_t>more.shape[0] < k or <size_t>last.shape[0] < width):
+        raise ValueError("counts, pos, more or last is too short")
+    cdef hl.hl_merge_input *inp = <hl.hl_merge_input *>calloc(
+        k + 1, sizeof(hl.hl_merge_input))
+    if inp == NULL:
+        raise MemoryError()
+    cdef const uint8_t[::1] b
+    cdef uint64_t cap = <uint64_t>out.shape[0] // width
+    cdef uint64_t written = 0
+    cdef int have = have_last
+    cdef size_t i
+    try:
+        for i in range(k):
+            b = bufs[i]
+            if counts[i] * width > <uint64_t>b.shape[0] or pos[i] > counts[i]:
+                raise ValueError(f"input {i}: counts or pos out of its buffer")
+            inp[i].rows = &b[0] if b.shape[0] else NULL
+            inp[i].n = counts[i]
+            inp[i].pos = pos[i]
+        if cap == 0:
+            return 0, have_last
+        with nogil:
+            written = hl.hl_merge_rows(inp, &more[0] if k else NULL, k, width,
+                                       &out[0], cap, unique, &last[0], &have)
+        for i in range(k):
+            pos[i] = inp[i].pos
+    finally:
+        free(inp)
+    return written, bool(have)
+
+
 def kernel_name():
     """Which lookup kernels run: "avx2" or "portable"."""
     return hl.hl_cpu_kernel_name().decode()

@@ -58,6 +58,9 @@ if TYPE_CHECKING:
         bloom_hashes: int
         prefilter_bits_per_key: float
         metadata: dict[str, Any] | None
+        memory: int
+        tmp_dir: str | os.PathLike[str] | None
+        progress: bool
 
 
 __all__: list[str] = []

@@ -29,6 +29,7 @@
 #include "hl_hash.h"
 #include "hl_hex.h"
 #include "hl_linematch.h"
+#include "hl_merge.h"
 #include "hl_md5x8.h"
 #include "hl_prefilter.h"
 #include "hl_search.h"
@@ -169,6 +170,89 @@ static void test_sort(void) {
     for (size_t i = 0; i < 40; i++) memcpy(want + 3 * i, rows + 7 * i, 3);
     hl_rows_narrow(rows, 40, 7, 3);
     CHECK(memcmp(rows, want, sizeof want) == 0, "narrow 7 -> 3");
+}
+
+/* k sorted unique runs merged in steps through buffers of `block` rows
+ * (refilled when the merge stops), against sorting everything at once. */
+static void test_merge(void) {
+    static const size_t widths[] = {1, 4, 16, 20};
+    enum { K = 5, MAXN = 600 };
+    for (size_t wi = 0; wi < sizeof widths / sizeof *widths; wi++) {
+        for (uint64_t block = 1; block <= 64; block *= 4) {
+            for (int unique = 0; unique < 2; unique++) {
+                size_t w = widths[wi];
+                uint8_t *run[K];
+                uint64_t len[K], total = 0, taken[K];
+                uint8_t *all = xmalloc(K * MAXN * w);
+                for (int r = 0; r < K; r++) {
+                    uint64_t n = rnd_below(MAXN);
+                    run[r] = xmalloc(n * w + 1);
+                    fill_keys(run[r], n, w, r & 1);
+                    len[r] = ref_sort_unique(run[r], n, w);
+                    memcpy(all + total * w, run[r], len[r] * w);
+                    total += len[r];
+                    taken[r] = 0;
+                }
+                uint64_t want = ref_sort_unique(all, total, w);
+                uint8_t *out = xmalloc(total * w + 1), *last = xmalloc(w);
+                hl_merge_input in[K];
+                uint8_t more[K];
+                uint64_t got = 0;
+                int have = 0, calls = 0;
+                for (int r = 0; r < K; r++) in[r].n = in[r].pos = 0;
+                for (;;) {
+                    for (int r = 0; r < K; r++) { /* refill the dry buffers */
+                        if (in[r].pos < in[r].n) continue;
+                        uint64_t m = len[r] - taken[r] < block ? len[r] - taken[r] : block;
+                        in[r].rows = run[r] + taken[r] * w;
+                        in[r].n = m;
+                        in[r].pos = 0;
+                        taken[r] += m;
+                        more[r] = taken[r] < len[r];
+                    }
+                    uint64_t cap = 1 + rnd_below(50);
+                    if (got + cap > total) cap = total - got;
+                    uint64_t n = hl_merge_rows(in, more, K, w, out + got * w, cap,
+                                               unique, last, &have);
+                    got += n;
+                    calls++;
+                    int dry = 0;
+                    for (int r = 0; r < K; r++) dry |= in[r].pos == in[r].n && more[r];
+                    if ((n == 0 && !dry) || calls > 100000) break;
+                }
+                int sorted = 1;
+                for (uint64_t i = 1; i < got; i++) {
+                    int c = memcmp(out + (i - 1) * w, out + i * w, w);
+                    if (c > 0 || (unique && c == 0)) sorted = 0;
+                }
+                CHECK(sorted, "width %zu block %llu: merged rows out of order", w,
+                      (unsigned long long)block);
+                if (unique) {
+                    CHECK(got == want && memcmp(out, all, want * w) == 0,
+                          "width %zu block %llu: %llu rows, want %llu", w,
+                          (unsigned long long)block, (unsigned long long)got,
+                          (unsigned long long)want);
+                } else { /* every row of every run, in order */
+                    CHECK(got == total, "width %zu: %llu rows, want every %llu", w,
+                          (unsigned long long)got, (unsigned long long)total);
+                    uint64_t u = ref_sort_unique(out, got, w);
+                    CHECK(u == want && memcmp(out, all, want * w) == 0,
+                          "width %zu block %llu: other rows than the runs'", w,
+                          (unsigned long long)block);
+                }
+                for (int r = 0; r < K; r++) free(run[r]);
+                free(all);
+                free(out);
+                free(last);
+            }
+        }
+    }
+    hl_merge_input one = {NULL, 0, 0};
+    uint8_t no = 0, buf[8];
+    int have = 0;
+    CHECK(hl_merge_rows(&one, &no, 1, 0, buf, 1, 0, buf, &have) == UINT64_MAX,
+          "width 0 refused");
+    CHECK(hl_merge_rows(&one, &no, 1, 8, buf, 1, 0, buf, &have) == 0, "empty input");
 }
 
 /* ------------------------------------------------------------------ */
@@ -965,6 +1049,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     test_sort();
+    test_merge();
     test_hash_and_bloom();
     test_prefilter();
     test_search();

@@ -6,14 +6,17 @@ hashlookup.builders.dataset runs these steps and writes the file."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from hashlookup import _core, algorithms
-from hashlookup.builders.attributes import AttributeColumns
-from hashlookup.builders.pdq import PdqColumns
+from hashlookup.builders.attributes import AttributeColumns, stored_columns
+from hashlookup.builders.pdq import PdqColumns, pdq_batches
+from hashlookup.builders.runs import RunSorter, SpillDir
+from hashlookup.store import format as _format
 from hashlookup.store import labels as _labels
 
 ALGORITHMS = algorithms.NAMES
@@ -35,6 +38,16 @@ class Columns:
     pdq: PdqColumns = field(default_factory=PdqColumns)
     attributes: AttributeColumns = field(default_factory=AttributeColumns)
     n: int = 0
+    # Label rows that form a contiguous range (every source label, most
+    # carried labels) are kept as (start, stop): 16 bytes, not 8 per row.
+    ranges: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    # With `sorters` (the main build; an allow-list's Columns has none),
+    # digests go straight into per-algorithm RunSorters as rows of digest +
+    # 4-byte big-endian row number, spilled past the memory budget.
+    sorters: dict[str, RunSorter] | None = None
+    spill: SpillDir | None = None
+    budget: int = 0
+    size_file: Any = None  # sizes of spilled builds, int64 per row
 
     def add(self, batch: Any, source_label: str | None) -> None:
         m = len(batch)
@@ -43,6 +56,17 @@ class Columns:
         self.pdq.add(batch, self.n)
         for a in ALGORITHMS:
             d, p = batch.digests(a)
+            if self.sorters is not None:
+                rows = np.flatnonzero(p)
+                if len(rows):
+                    w = WIDTHS[a]
+                    aug = np.empty((len(rows), w + 4), np.uint8)
+                    aug[:, :w] = d[rows]
+                    aug[:, w:] = (
+                        (rows + self.n).astype(">u4").view(np.uint8).reshape(-1, 4)
+                    )
+                    self.sorters[a].add(aug)
+                continue
             # Own copies: importers may hand out views of one buffer holding
             # all columns, which would keep every column alive until the last
             # one is consumed (the sort frees each column as it goes).
@@ -51,14 +75,59 @@ class Columns:
         self.sizes.append(batch.size)
         self.attributes.add(batch, self.n)
         for name, rows in batch.labels.items():
-            self.labels.setdefault(_labels.check_label(name), []).append(
-                np.asarray(rows, dtype=np.int64) + self.n
+            self._add_label(
+                _labels.check_label(name), np.asarray(rows, dtype=np.int64) + self.n
             )
         if source_label is not None:
-            self.labels.setdefault(source_label, []).append(
-                np.arange(self.n, self.n + m, dtype=np.int64)
-            )
+            self.ranges.setdefault(source_label, []).append((self.n, self.n + m))
         self.n += m
+        if self.sorters is not None:
+            self._maybe_spill()
+
+    def _add_label(self, name: str, rows: np.ndarray) -> None:
+        if len(rows) and rows[-1] - rows[0] + 1 == len(rows):
+            if len(rows) == 1 or bool(np.all(rows[1:] > rows[:-1])):
+                self.ranges.setdefault(name, []).append(
+                    (int(rows[0]), int(rows[-1]) + 1)
+                )
+                return
+        self.labels.setdefault(name, []).append(rows)
+
+    def _maybe_spill(self) -> None:
+        """Past half the budget (counting what the in-memory steps would
+        add per row), spill every sorter's buffer and the sizes."""
+        assert self.sorters is not None and self.spill is not None
+        held = sum(s.fill * s.width for s in self.sorters.values())
+        spilled = any(s.spilled for s in self.sorters.values())
+        if held + (0 if spilled else 72 * self.n) <= self.budget // 2:
+            return
+        for s in self.sorters.values():
+            if s.fill:
+                s.flush()
+        self.flush_sizes()
+
+    @property
+    def spilled(self) -> bool:
+        return self.sorters is not None and any(
+            s.spilled for s in self.sorters.values()
+        )
+
+    def flush_sizes(self) -> None:
+        """Move the sizes held in memory to the size file."""
+        assert self.spill is not None
+        if self.size_file is None:
+            self.size_file = self.spill.open_file("sizes")
+        for block in self.sizes:
+            self.size_file.write(memoryview(np.ascontiguousarray(block, "<i8")))
+        self.sizes = []
+
+    def materialize_labels(self) -> None:
+        """Ranges back to row arrays, for the in-memory build."""
+        for name, spans in self.ranges.items():
+            self.labels.setdefault(name, []).extend(
+                np.arange(a, b, dtype=np.int64) for a, b in spans
+            )
+        self.ranges = {}
 
     def column(self, a: str) -> tuple[np.ndarray, np.ndarray]:
         w = WIDTHS[a]
@@ -73,7 +142,15 @@ def sort_augmented(aug: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
     m = len(aug)
     flat = aug.reshape(-1)
     u = _core.sort_unique(flat, w + 4) if m > 1 else m
-    ids = np.ascontiguousarray(aug[:u, w:]).view(">u4").ravel().astype(np.int64)
+    return split_rows(aug[:u], w)
+
+
+def split_rows(aug: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted rows of digest + 4-byte big-endian id (the start of a
+    contiguous buffer) as (digests, ids), narrowing the rows in place."""
+    u = len(aug)
+    ids = np.ascontiguousarray(aug[:, w:]).view(">u4").ravel().astype(np.int64)
+    flat = aug.reshape(-1)  # a view: aug is C-contiguous
     _core.narrow_rows(flat, u, w + 4, w)
     return flat[: u * w].reshape(u, w), ids
 
@@ -105,6 +182,13 @@ def sort_digests(cols: Columns) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     out = {}
     for a in ALGORITHMS:
         w = WIDTHS[a]
+        if cols.sorters is not None:
+            sorter = cols.sorters[a]
+            if sorter.rows_in:
+                aug = sorter.sorted_in_memory()
+                sorter.buf = None
+                out[a] = split_rows(aug, w)
+            continue
         blocks, present = cols.digests[a], cols.present[a]
         total = int(sum(int(np.count_nonzero(p)) for p in present))
         aug = np.empty((total, w + 4), dtype=np.uint8)
@@ -245,3 +329,51 @@ def memory_table(keys: np.ndarray) -> Any:
     t = _core.KeyTable()
     t._attach(buf, 0, n, w, n * w, bits, 0, 0, 0, 0, "a digest")
     return t
+
+
+def dataset_batches(ds: Any, batch_size: int = 1_000_000) -> Iterable[Any]:
+    """The records of an open dataset as (RecordBatch, record ids) pairs,
+    labels included: first one row per record (in record order), then one
+    row for every further key a record owns (a record may own several keys
+    of one algorithm); update_dataset links rows by their record ids."""
+    from hashlookup.importers import RecordBatch
+
+    st = ds.current()
+    n = st.count
+    for start in range(0, n, batch_size):
+        stop = min(n, start + batch_size)
+        b = RecordBatch.empty(stop - start)
+        if st.records is None:
+            alg = next(iter(st.tables))
+            getattr(b, alg)[:] = st.tables[alg].keys()[start:stop]
+            getattr(b, "has_" + alg)[:] = True
+        else:
+            rec = st.records[start:stop]
+            for a in ALGORITHMS:
+                rows = rec[f"{a}_row"].astype(np.int64)
+                has = rows != _format.NO_ROW
+                if a in st.tables and has.any():
+                    getattr(b, a)[has] = st.tables[a].keys()[rows[has]]
+                    getattr(b, "has_" + a)[:] = has
+            b.size[:] = rec["size"]
+            b.attributes = stored_columns(st, start, stop)
+            if st.labels is not None:
+                for label in st.labels.names():
+                    ids = np.asarray(st.labels.bitmap(label).to_array(), dtype=np.int64)
+                    ids = ids[(ids >= start) & (ids < stop)] - start
+                    if len(ids):
+                        b.labels[label] = ids
+        yield b, np.arange(start, stop, dtype=np.int64)
+    if st.records is None:
+        return
+    for a, table in st.tables.items():
+        rowmap = st.rowmaps[a].astype(np.int64)
+        primary = st.records[f"{a}_row"].astype(np.int64)
+        extra = np.flatnonzero(primary[rowmap] != np.arange(len(rowmap)))
+        for i in range(0, len(extra), batch_size):
+            rows = extra[i : i + batch_size]
+            b = RecordBatch.empty(len(rows))
+            getattr(b, a)[:] = table.keys()[rows]
+            getattr(b, "has_" + a)[:] = True
+            yield b, rowmap[rows]
+    yield from pdq_batches(st, batch_size)

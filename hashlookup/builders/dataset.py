@@ -32,22 +32,30 @@ from hashlookup.builders._merge import (
     Columns,
     changed_records,
     components,
+    dataset_batches,
     member,
     release_memory,
     same_as_previous,
     sort_digests,
 )
-from hashlookup.builders.attributes import CodeTables, stored_columns
+from hashlookup.builders.attributes import CodeTables
 from hashlookup.builders.index import (
     DEFAULT_BLOOM_BITS_PER_KEY,
     DEFAULT_BLOOM_HASHES,
     check_bloom_params,
     table_sections,
 )
-from hashlookup.builders.pdq import pdq_batches, pdq_sections
+from hashlookup.builders.pdq import pdq_sections
 from hashlookup.builders.prefilter import (
     DEFAULT_PREFILTER_BITS_PER_KEY,
     check_prefilter_params,
+)
+from hashlookup.builders.runs import (
+    DEFAULT_MEMORY,
+    Progress,
+    RunSorter,
+    SpillDir,
+    check_memory,
 )
 from hashlookup.errors import InputError
 from hashlookup.store import format as _format
@@ -144,7 +152,11 @@ def normalize_inputs(inputs: Any) -> list[tuple[str, str]]:
 
 
 def _read(
-    path: str, cols: Columns, source_label: str | None, opts: dict[str, Any]
+    path: str,
+    cols: Columns,
+    source_label: str | None,
+    opts: dict[str, Any],
+    show: Progress | None = None,
 ) -> Any:
     from hashlookup.importers import ImportReport, iter_records
 
@@ -155,6 +167,8 @@ def _read(
         path, report=report, csv_options_only_for_csv=True, **opts
     ):
         cols.add(batch, source_label)
+        if show is not None:
+            show.update("reading", cols.n)
     return report
 
 
@@ -209,6 +223,9 @@ def build_dataset(
     prefilter_bits_per_key: float = DEFAULT_PREFILTER_BITS_PER_KEY,
     generation: int | None = None,
     metadata: dict[str, Any] | None = None,
+    memory: int = DEFAULT_MEMORY,
+    tmp_dir: str | os.PathLike[str] | None = None,
+    progress: bool = False,
     _records: Iterable[Any] = (),
     _codes: CodeTables | None = None,
 ) -> DatasetReport:
@@ -247,6 +264,16 @@ def build_dataset(
         dataset currently at `path` plus one, or 1).
     metadata : dict, optional
         JSON-serialisable dict stored under "user" in the metadata section.
+    memory : int, default 2_000_000_000
+        Memory budget in bytes (the peak RSS aimed at, at least 1 MiB):
+        past half of it the digests are sorted in runs spilled to a
+        temporary directory and merged from disk (docs/API.md,
+        "Builds larger than memory").  The file is the same either way.
+    tmp_dir : str or os.PathLike, optional
+        Where the runs go (default: the output's directory); the directory
+        made there is removed when the build ends, whatever happens.
+    progress : bool, default False
+        Show progress on stderr when it is a terminal.
 
     Returns
     -------
@@ -255,27 +282,87 @@ def build_dataset(
     """
     t0 = time.perf_counter()
     path = os.fspath(path)
+    check_memory(memory)
     check_bloom_params(bloom_bits_per_key, bloom_hashes)
     check_prefilter_params(prefilter_bits_per_key)
+    show = Progress(None if progress else False)
+    try:
+        with SpillDir(path, tmp_dir) as spill:
+            return _build(
+                inputs,
+                path,
+                t0,
+                spill,
+                show,
+                name=name,
+                allow=allow,
+                input_format=input_format,
+                columns=columns,
+                label_columns=label_columns,
+                attributes=attributes,
+                skip_invalid=skip_invalid,
+                filters=(bloom_bits_per_key, bloom_hashes, prefilter_bits_per_key),
+                generation=generation,
+                metadata=metadata,
+                memory=memory,
+                _records=_records,
+                codes=_codes if _codes is not None else CodeTables(),
+            )
+    finally:
+        show.close()
+
+
+def _build(
+    inputs: Any,
+    path: str,
+    t0: float,
+    spill: SpillDir,
+    show: Progress,
+    *,
+    name: str | None,
+    allow: Iterable[str] | None,
+    input_format: str | None,
+    columns: dict[str, str] | None,
+    label_columns: dict[str, str] | None,
+    attributes: list[str] | None,
+    skip_invalid: bool,
+    filters: tuple[float, int, float],
+    generation: int | None,
+    metadata: dict[str, Any] | None,
+    memory: int,
+    _records: Iterable[Any],
+    codes: CodeTables,
+) -> DatasetReport:
     sources = normalize_inputs(inputs) if inputs else []
     name = name or os.path.splitext(os.path.basename(path))[0]
     opts: dict[str, Any] = {"skip_invalid": skip_invalid, "attributes": attributes}
     opts.update(input_format=input_format, columns=columns, label_columns=label_columns)
 
-    cols = Columns()
-    codes = _codes if _codes is not None else CodeTables()
-    old_ids = []
+    cols = Columns(
+        sorters={a: RunSorter(WIDTHS[a] + 4, memory // 2, spill) for a in ALGORITHMS},
+        spill=spill,
+        budget=memory,
+    )
+    # Record ids of carried rows, as (first row, rows, ids): None when the
+    # ids are the row numbers themselves (one row per record, in order).
+    link_blocks: list[tuple[int, int, np.ndarray | None]] = []
     for batch, ids in _records:  # records carried over by update_dataset:
+        base = cols.n
         cols.add(batch, None)  # first, so that they keep their order
-        old_ids.append(np.asarray(ids, dtype=np.int64))
+        ids = np.asarray(ids, dtype=np.int64)
+        own = len(ids) and ids[0] == base and ids[-1] == base + len(ids) - 1
+        if own and bool(np.all(np.diff(ids) == 1)):
+            link_blocks.append((base, len(ids), None))
+        else:
+            link_blocks.append((base, len(ids), ids))
+        show.update("reading", cols.n)
     n_old = cols.n
-    links = np.concatenate(old_ids) if old_ids else None
     read: dict[str, int] = {}
     source_meta: dict[str, Any] = {}
     invalid = 0
     for src, p in sources:
         before = cols.n
-        rep = _read(p, cols, f"source:{src}", opts)
+        rep = _read(p, cols, f"source:{src}", opts, show)
         codes.add(rep.tables, rep.version if rep.format in NSRL_FORMATS else None)
         read[src] = cols.n - before
         invalid += rep.invalid
@@ -287,12 +374,38 @@ def build_dataset(
         }
     if cols.n > _format.MAX_RECORDS:
         raise ValueError(f"{cols.n} input records exceed {_format.MAX_RECORDS}")
-
+    allow = list(allow or [])
+    common = (name, generation, metadata, source_meta, invalid, allow, codes)
+    if cols.spilled:
+        return _build_spilled(
+            cols,
+            path,
+            t0,
+            show,
+            sources,
+            opts,
+            read,
+            n_old,
+            link_blocks,
+            common,
+            filters,
+            memory,
+        )
+    cols.materialize_labels()
+    links = (
+        np.concatenate(
+            [
+                np.arange(b, b + m, dtype=np.int64) if ids is None else ids
+                for b, m, ids in link_blocks
+            ]
+        )
+        if link_blocks
+        else None
+    )
     sorted_digests = sort_digests(cols)
     comp = components(cols.n, sorted_digests, links)
     dropped = np.zeros(cols.n, dtype=bool)
     suppressed: dict[str, int] = {}
-    allow = list(allow or [])
     if allow:
         bad_comp = np.zeros(cols.n, dtype=bool)
         bad_comp[comp[_allowed_rows(cols.n, sorted_digests, allow, opts)]] = True
@@ -357,9 +470,7 @@ def build_dataset(
         ids = rid[rows]
         key_counts[a] = len(keys)
         group = GROUPS[a]
-        parts += table_sections(
-            keys, a, group, bloom_bits_per_key, bloom_hashes, prefilter_bits_per_key
-        )
+        parts += table_sections(keys, a, group, *filters)
         parts.append(
             _format.SectionData(
                 _format.KIND_ROWMAP, ids.astype("<u4").view(np.uint8), group=group
@@ -397,35 +508,19 @@ def build_dataset(
     if generation is None:
         generation = _next_generation(path)
     created_ns = time.time_ns()
-    meta = {
-        "format": "hashlookup-dataset",
-        "hashlookup_version": __version__,
-        "dataset": {
-            "name": name,
-            "generation": int(generation),
-            "records": n_records,
-            "keys": key_counts,
-            **({"pdq": pdq_rows} if pdq_rows else {}),
-            **({"nsrl-version": codes.nsrl_version} if codes.nsrl_version else {}),
-        },
-        "build": {
-            "sources": source_meta,
-            "invalid": invalid,
-            "merged": int(len(kept) - n_records),
-            "suppressed": suppressed,
-            "allow_lists": [os.path.basename(x) for x in allow],
-            "bloom_bits_per_key": bloom_bits_per_key,
-            "bloom_hashes": bloom_hashes if bloom_bits_per_key > 0 else 0,
-        },
-    }
-    if metadata is not None:
-        meta["user"] = metadata
     parts.append(
-        _format.SectionData(
-            _format.KIND_METADATA, json.dumps(meta, sort_keys=True).encode(), flags=0
+        _metadata(
+            common,
+            int(generation),
+            n_records,
+            key_counts,
+            pdq_rows,
+            int(len(kept) - n_records),
+            suppressed,
+            filters,
         )
     )
-    if not parts or not key_counts:
+    if not key_counts:
         raise InputError(
             "no digests in the inputs" + (" after the allow-list" if allow else "")
         )
@@ -444,6 +539,113 @@ def build_dataset(
         size,
         time.perf_counter() - t0,
         carried,
+    )
+
+
+def _metadata(
+    common: tuple[Any, ...],
+    generation: int,
+    n_records: int,
+    key_counts: dict[str, int],
+    pdq_rows: int,
+    merged: int,
+    suppressed: dict[str, int],
+    bloom: tuple[float, int, float],
+) -> _format.SectionData:
+    """The metadata section of a dataset (the same for both kinds of build)."""
+    name, _, metadata, source_meta, invalid, allow, codes = common
+    meta = {
+        "format": "hashlookup-dataset",
+        "hashlookup_version": __version__,
+        "dataset": {
+            "name": name,
+            "generation": generation,
+            "records": n_records,
+            "keys": key_counts,
+            **({"pdq": pdq_rows} if pdq_rows else {}),
+            **({"nsrl-version": codes.nsrl_version} if codes.nsrl_version else {}),
+        },
+        "build": {
+            "sources": source_meta,
+            "invalid": invalid,
+            "merged": merged,
+            "suppressed": suppressed,
+            "allow_lists": [os.path.basename(x) for x in allow],
+            "bloom_bits_per_key": bloom[0],
+            "bloom_hashes": bloom[1] if bloom[0] > 0 else 0,
+        },
+    }
+    if metadata is not None:
+        meta["user"] = metadata
+    return _format.SectionData(
+        _format.KIND_METADATA, json.dumps(meta, sort_keys=True).encode(), flags=0
+    )
+
+
+def _build_spilled(
+    cols: Columns,
+    path: str,
+    t0: float,
+    show: Progress,
+    sources: list[tuple[str, str]],
+    opts: dict[str, Any],
+    read: dict[str, int],
+    n_old: int,
+    link_blocks: list[tuple[int, int, np.ndarray | None]],
+    common: tuple[Any, ...],
+    bloom: tuple[float, int, float],
+    memory: int,
+) -> DatasetReport:
+    """build_dataset for digests sorted in runs on disk (builders/spilled.py)."""
+    from hashlookup.builders import spilled
+
+    name, generation, _, _, invalid, allow, codes = common
+    allow_keys = None
+    if allow:
+        allow_cols = Columns()
+        for p in allow:
+            _read(p, allow_cols, None, {"skip_invalid": opts["skip_invalid"]})
+        allow_keys = {}
+        for a in ALGORITHMS:
+            ad, ap = allow_cols.column(a)
+            allow_keys[a] = ad[ap]
+    if generation is None:
+        generation = _next_generation(path)
+
+    def meta(
+        records: int, keys: dict[str, int], pdq: int, merged: int, sup: dict[str, int]
+    ) -> _format.SectionData:
+        return _metadata(
+            common, int(generation), records, keys, pdq, merged, sup, bloom
+        )
+
+    with atomic_output(path) as f:
+        r = spilled.write_dataset(
+            cols,
+            f,
+            [s for s, _ in sources],
+            allow_keys,
+            link_blocks,
+            n_old,
+            bloom,
+            memory,
+            show,
+            meta,
+            codes.sections(),
+        )
+    return DatasetReport(
+        path,
+        name or "",
+        int(generation),
+        r.records,
+        r.keys,
+        read,
+        invalid,
+        r.merged,
+        r.suppressed,
+        r.size,
+        time.perf_counter() - t0,
+        r.carried,
     )
 
 
@@ -480,54 +682,6 @@ class UpdateReport:
     changed: int
     file_size: int
     seconds: float
-
-
-def dataset_batches(ds: Any, batch_size: int = 1_000_000) -> Iterable[Any]:
-    """The records of an open dataset as (RecordBatch, record ids) pairs,
-    labels included: first one row per record (in record order), then one
-    row for every further key a record owns (a record may own several keys
-    of one algorithm); update_dataset links rows by their record ids."""
-    from hashlookup.importers import RecordBatch
-
-    st = ds.current()
-    n = st.count
-    for start in range(0, n, batch_size):
-        stop = min(n, start + batch_size)
-        b = RecordBatch.empty(stop - start)
-        if st.records is None:
-            alg = next(iter(st.tables))
-            getattr(b, alg)[:] = st.tables[alg].keys()[start:stop]
-            getattr(b, "has_" + alg)[:] = True
-        else:
-            rec = st.records[start:stop]
-            for a in ALGORITHMS:
-                rows = rec[f"{a}_row"].astype(np.int64)
-                has = rows != _format.NO_ROW
-                if a in st.tables and has.any():
-                    getattr(b, a)[has] = st.tables[a].keys()[rows[has]]
-                    getattr(b, "has_" + a)[:] = has
-            b.size[:] = rec["size"]
-            b.attributes = stored_columns(st, start, stop)
-            if st.labels is not None:
-                for label in st.labels.names():
-                    ids = np.asarray(st.labels.bitmap(label).to_array(), dtype=np.int64)
-                    ids = ids[(ids >= start) & (ids < stop)] - start
-                    if len(ids):
-                        b.labels[label] = ids
-        yield b, np.arange(start, stop, dtype=np.int64)
-    if st.records is None:
-        return
-    for a, table in st.tables.items():
-        rowmap = st.rowmaps[a].astype(np.int64)
-        primary = st.records[f"{a}_row"].astype(np.int64)
-        extra = np.flatnonzero(primary[rowmap] != np.arange(len(rowmap)))
-        for i in range(0, len(extra), batch_size):
-            rows = extra[i : i + batch_size]
-            b = RecordBatch.empty(len(rows))
-            getattr(b, a)[:] = table.keys()[rows]
-            getattr(b, "has_" + a)[:] = True
-            yield b, rowmap[rows]
-    yield from pdq_batches(st, batch_size)
 
 
 def update_dataset(

@@ -20,6 +20,14 @@ from hashlookup._atomic import atomic_output
 from hashlookup._version import __version__
 from hashlookup.algorithms import describe as _describe
 from hashlookup.builders import prefilter as _prefilter
+from hashlookup.builders.assemble import FileAssembler
+from hashlookup.builders.runs import (
+    DEFAULT_MEMORY,
+    Progress,
+    RunSorter,
+    SpillDir,
+    check_memory,
+)
 from hashlookup.errors import InputError
 from hashlookup.importers import digests as _parse
 from hashlookup.store import format as _format
@@ -76,10 +84,20 @@ class BuildReport:
 class _Collector:
     """Accumulates (n, width) key blocks and fixes the width on first use."""
 
-    def __init__(self, algorithm: str | None, width: int | None) -> None:
+    def __init__(
+        self,
+        algorithm: str | None,
+        width: int | None,
+        spill: SpillDir,
+        buffer_bytes: int,
+        progress: Progress,
+    ) -> None:
         self.algorithm = algorithm
         self.width = width
-        self.blocks: list[np.ndarray] = []
+        self.sorter: RunSorter | None = None
+        self.spill = spill
+        self.buffer_bytes = buffer_bytes
+        self.progress = progress
         self.invalid = 0
         self.sources: list[str] = []
 
@@ -102,7 +120,11 @@ class _Collector:
     def add(self, keys: np.ndarray, origin: str) -> None:
         if len(keys):
             self.set_width(keys.shape[1], origin)
-            self.blocks.append(keys)
+            if self.sorter is None:
+                assert self.width is not None
+                self.sorter = RunSorter(self.width, self.buffer_bytes, self.spill)
+            self.sorter.add(keys)
+            self.progress.update("reading", self.sorter.rows_in)
 
 
 def _resolve_algorithm(
@@ -136,13 +158,7 @@ def _read_stream(f: BinaryIO, name: str, c: _Collector, skip_invalid: bool) -> N
     ):
         c.invalid += chunk.invalid
         if len(chunk.keys):
-            c.add(
-                chunk.keys.copy()
-                if chunk.keys.base is not None
-                and chunk.keys.base.size > 2 * chunk.keys.size
-                else chunk.keys,
-                name,
-            )
+            c.add(chunk.keys, name)  # copied into the sort buffer
 
 
 def _read_sequence(items: Iterable[Any], c: _Collector, skip_invalid: bool) -> None:
@@ -231,6 +247,27 @@ def _collect(source: Source, c: _Collector, skip_invalid: bool) -> None:
             "list of digests, a path or a binary stream"
         )
     elif isinstance(source, Iterable):
+        if not isinstance(source, (list, tuple)):
+            # An iterator of (n, width) uint8 blocks is taken block by block
+            # (a build larger than memory need not hold its input).
+            it = iter(source)
+            head = next(it, None)
+            if isinstance(head, np.ndarray) and head.ndim == 2:
+                c.sources.append("<blocks>")
+                for block in itertools.chain([head], it):
+                    if not (
+                        isinstance(block, np.ndarray)
+                        and block.dtype == np.uint8
+                        and block.ndim == 2
+                    ):
+                        raise TypeError(
+                            "an iterator of key blocks must yield uint8 arrays "
+                            f"of shape (n, width), got {type(block).__name__}"
+                        )
+                    c.set_width(block.shape[1], "<blocks>")
+                    c.add(np.ascontiguousarray(block), "<blocks>")
+                return
+            source = [] if head is None else [head, *it]
         items = source if isinstance(source, (list, tuple)) else list(source)
         if items and _are_paths(items):
             for p in items:
@@ -340,6 +377,162 @@ def table_sections(
     return parts
 
 
+def key_slots(keys: np.ndarray, bits: int) -> np.ndarray:
+    """Locator slot of each key of an (m, width) array (docs/FORMAT.md: the
+    top `bits` bits of the big-endian prefix of the first 8 bytes)."""
+    m, width = keys.shape
+    if bits == 0:
+        return np.zeros(m, np.uint64)
+    pre = np.zeros((m, 8), np.uint8)
+    pre[:, : min(width, 8)] = keys[:, :8]
+    prefix = pre.view(">u8").ravel().astype(np.uint64)
+    slots: np.ndarray = prefix >> np.uint64(64 - bits)
+    return slots
+
+
+class TableWriter:
+    """One key table written from sorted unique keys given in chunks.
+
+    add() streams the keys section into the file; finish() places the
+    locator and Bloom sections (their sizes follow from the key count) and
+    fills them in one pass over the keys read back from the file, chunk by
+    chunk: the locator is written as it goes, the Bloom filter is the only
+    part held in memory.  The file is identical to table_sections' for the
+    same keys.
+
+    Other per-key sections (a filter built from the sorted keys) join the
+    same pass through `consumers`: objects with ``start(n, width)`` (called
+    once the key count is known), ``add(keys, row0)`` (every chunk of sorted
+    keys, in order, with the row of its first key) and ``sections()`` (their
+    SectionData, written after the Bloom section in that order; an in-memory
+    build must append them to table_sections' list the same way).
+    """
+
+    def __init__(
+        self,
+        assembler: Any,
+        algorithm: str,
+        width: int,
+        group: int,
+        bloom_bits_per_key: float,
+        bloom_hashes: int,
+        chunk_rows: int = 1 << 20,
+        consumers: Sequence[Any] = (),
+    ) -> None:
+        self.asm = assembler
+        self.consumers = list(consumers)
+        self.algorithm = algorithm
+        self.width = width
+        self.group = group
+        self.bloom_bits_per_key = bloom_bits_per_key
+        self.bloom_hashes = bloom_hashes
+        self.chunk_rows = max(1, chunk_rows)
+        self.n = 0
+        self.bits = 0
+        self.keys = assembler.place(_format.KIND_KEYS, None, group=group)
+
+    def add(self, keys: np.ndarray) -> None:
+        """Append the next keys: (m, width), sorted, after every key so far."""
+        if len(keys):
+            self.keys.write(np.ascontiguousarray(keys))
+            self.n += len(keys)
+
+    def finish(self) -> int:
+        """Close the keys section and write the locator and Bloom sections;
+        returns the key count."""
+        n, width = self.n, self.width
+        if n > _format.MAX_KEYS:
+            raise ValueError(
+                f"{n} keys exceed the maximum of {_format.MAX_KEYS} per table"
+            )
+        alg_id = _format.ALGORITHMS[self.algorithm][0]
+        self.asm.close(self.keys, (alg_id, width, n))
+        self.bits = bits = _core.locator_bits_for(n, width)
+        locator = self.asm.place(
+            _format.KIND_LOCATOR,
+            4 * ((1 << bits) + 1),
+            group=self.group,
+            params=(bits, 4, 0),
+        )
+        bloom = blocks = None
+        if self.bloom_bits_per_key > 0:
+            blocks = _core.bloom_blocks_for(n, float(self.bloom_bits_per_key))
+            bloom = np.zeros(blocks * _format.BLOOM_BLOCK, dtype=np.uint8)
+            bloom_slot = self.asm.place(
+                _format.KIND_BLOOM,
+                len(bloom),
+                group=self.group,
+                params=(blocks, self.bloom_hashes, BLOOM_SEED),
+            )
+        for c in self.consumers:
+            c.start(n, width)
+        next_slot = 0
+        buf = np.empty(self.chunk_rows * width, np.uint8)
+        for row0 in range(0, n, self.chunk_rows):
+            m = min(self.chunk_rows, n - row0)
+            view = memoryview(buf)[: m * width]
+            _pread_exact(self.asm.fd, view, self.keys.offset + row0 * width)
+            chunk = buf[: m * width].reshape(m, width)
+            next_slot = self._feed(chunk, row0, locator, next_slot, bloom, blocks)
+            for c in self.consumers:
+                c.add(chunk, row0)
+        slots = 1 << bits
+        while next_slot <= slots:  # the slots after the last key: all n
+            stop = min(slots + 1, next_slot + (1 << 22))
+            locator.write(np.full(stop - next_slot, n, dtype="<u4"))
+            next_slot = stop
+        if bloom is not None:
+            bloom_slot.write(bloom)
+        for c in self.consumers:
+            for part in c.sections():
+                self.asm.add(part)
+        return n
+
+    def _feed(
+        self,
+        chunk: np.ndarray,
+        row0: int,
+        locator: Any,
+        next_slot: int,
+        bloom: np.ndarray | None,
+        blocks: int | None,
+    ) -> int:
+        """One chunk of keys (rows row0..) into the locator (entries up to
+        the chunk's last slot) and the Bloom filter; returns the next slot
+        whose entry is still to be written."""
+        m, width = chunk.shape
+        slots = key_slots(chunk, self.bits)
+        last = int(slots[-1])
+        if last >= next_slot:
+            # Entry s: the first row whose slot is >= s; it is in this chunk
+            # for every s up to the chunk's last slot.
+            wanted = np.arange(next_slot, last + 1, dtype=np.uint64)
+            first = np.searchsorted(slots, wanted, side="left") + row0
+            locator.write(first.astype("<u4"))
+            next_slot = last + 1
+        if bloom is not None:
+            assert blocks is not None
+            _core.build_bloom(
+                chunk.reshape(-1),
+                m,
+                width,
+                blocks,
+                self.bloom_hashes,
+                BLOOM_SEED,
+                bloom,
+            )
+        return next_slot
+
+
+def _pread_exact(fd: int, view: memoryview, offset: int) -> None:
+    got = 0
+    while got < view.nbytes:
+        n = os.preadv(fd, [view[got:]], offset + got)
+        if n == 0:
+            raise OSError(f"file ended at {offset + got} while reading keys back")
+        got += n
+
+
 def check_bloom_params(bloom_bits_per_key: float, bloom_hashes: int) -> None:
     if not 0 <= bloom_bits_per_key <= 64:
         raise ValueError(
@@ -362,6 +555,9 @@ def build_index(
     bloom_hashes: int = DEFAULT_BLOOM_HASHES,
     prefilter_bits_per_key: float = DEFAULT_PREFILTER_BITS_PER_KEY,
     metadata: dict[str, Any] | None = None,
+    memory: int = DEFAULT_MEMORY,
+    tmp_dir: str | os.PathLike[str] | None = None,
+    progress: bool = False,
 ) -> BuildReport:
     """Build an index file at `path` from `source` (see docs/API.md).
 
@@ -369,7 +565,8 @@ def build_index(
     ----------
     source : path, list of paths, binary file, iterable or numpy.ndarray
         Path(s) of digest lists, a binary stream, an iterable of hex str or
-        raw bytes, or a (n, width) uint8 array.
+        raw bytes, a (n, width) uint8 array, or an iterator (not a list) of
+        such arrays, read one block at a time.
     path : str or os.PathLike
         The index file to write, atomically: a failed build leaves an
         existing file untouched.
@@ -390,6 +587,16 @@ def build_index(
         would exceed 4 MiB (about 8 M keys).
     metadata : dict, optional
         JSON-serialisable dict stored under "user" in the metadata section.
+    memory : int, default 2_000_000_000
+        Memory budget in bytes (peak RSS aimed at, at least 16 MiB): keys
+        past about a quarter of it are sorted in runs spilled to a
+        temporary directory and merged from disk (docs/API.md, "Builds
+        larger than memory").  The file is the same either way.
+    tmp_dir : str or os.PathLike, optional
+        Where the runs go (default: the output's directory); the directory
+        created there is removed when the build ends, whatever happens.
+    progress : bool, default False
+        Show progress on stderr (the CLI does when stderr is a terminal).
 
     Returns
     -------
@@ -414,63 +621,26 @@ def build_index(
     _prefilter.check_prefilter_params(prefilter_bits_per_key)
     user_meta = json.loads(json.dumps(metadata)) if metadata is not None else None
 
-    c = _Collector(alg, w)
-    _collect(source, c, skip_invalid)
-    if c.width is None:
-        if alg is None:
-            raise InputError(
-                f"no digests in {', '.join(c.sources) or 'the input'}: cannot "
-                "detect the algorithm; pass algorithm="
+    check_memory(memory)
+    show = Progress(None if progress else False)
+    try:
+        with SpillDir(os.fspath(path), tmp_dir) as spill:
+            c = _Collector(alg, w, spill, memory // 4, show)
+            _collect(source, c, skip_invalid)
+            size, input_keys, n = _write_index(
+                c,
+                path,
+                (bloom_bits_per_key, bloom_hashes, prefilter_bits_per_key),
+                user_meta,
+                show,
             )
-        c.width = w
-    assert c.width is not None and c.algorithm is not None
-    width_ = c.width
-    if c.blocks:
-        all_keys = c.blocks[0] if len(c.blocks) == 1 else np.concatenate(c.blocks)
-    else:
-        all_keys = np.empty((0, width_), dtype=np.uint8)
-    input_keys = len(all_keys)
-    keys = sort_unique(all_keys)
-    del all_keys, c.blocks
-    n = len(keys)
-    parts = table_sections(
-        keys, c.algorithm, 0, bloom_bits_per_key, bloom_hashes, prefilter_bits_per_key
-    )
-    bits = parts[1].params[0]
-    pre_words = next(
-        (p.params[0] for p in parts if p.kind == _format.KIND_PREFILTER), 0
-    )
-    created_ns = time.time_ns()
-    meta = {
-        "format": "hashlookup-index",
-        "hashlookup_version": __version__,
-        "algorithm": c.algorithm,
-        "width": width_,
-        "count": n,
-        "build": {
-            "input_keys": input_keys,
-            "duplicates": input_keys - n,
-            "invalid": c.invalid,
-            "sources": c.sources,
-            "bloom_bits_per_key": bloom_bits_per_key,
-            "bloom_hashes": bloom_hashes if bloom_bits_per_key > 0 else 0,
-            "locator_bits": bits,
-            "prefilter_bits_per_key": 64 * pre_words / n if pre_words else 0,
-        },
-    }
-    if user_meta is not None:
-        meta["user"] = user_meta
-    parts.append(
-        _format.SectionData(
-            _format.KIND_METADATA, json.dumps(meta, sort_keys=True).encode(), flags=0
-        )
-    )
-    with atomic_output(path) as f:
-        size = _format.write_file(f, parts, created_ns)
+    finally:
+        show.close()
+    assert c.algorithm is not None and c.width is not None
     return BuildReport(
         os.fspath(path),
         c.algorithm,
-        width_,
+        c.width,
         input_keys,
         n,
         input_keys - n,
@@ -478,3 +648,82 @@ def build_index(
         size,
         time.perf_counter() - t0,
     )
+
+
+def _write_index(
+    c: _Collector,
+    path: str | os.PathLike[str],
+    filters: tuple[float, int, float],
+    user_meta: Any,
+    show: Progress,
+) -> tuple[int, int, int]:
+    """Sort (in memory, or by merging the spilled runs) and write the file;
+    returns (file size, input keys, unique keys)."""
+    if c.width is None:  # only without algorithm= (it fixes the width)
+        raise InputError(
+            f"no digests in {', '.join(c.sources) or 'the input'}: cannot "
+            "detect the algorithm; pass algorithm="
+        )
+    assert c.width is not None and c.algorithm is not None
+    width = c.width
+    sorter = c.sorter or RunSorter(width, 1 << 16, c.spill)
+    input_keys = sorter.rows_in
+    bloom_bits_per_key, bloom_hashes, prefilter_bits_per_key = filters
+
+    def metadata(n: int, bits: int, pre_words: int) -> _format.SectionData:
+        meta = {
+            "format": "hashlookup-index",
+            "hashlookup_version": __version__,
+            "algorithm": c.algorithm,
+            "width": width,
+            "count": n,
+            "build": {
+                "input_keys": input_keys,
+                "duplicates": input_keys - n,
+                "invalid": c.invalid,
+                "sources": c.sources,
+                "bloom_bits_per_key": bloom_bits_per_key,
+                "bloom_hashes": bloom_hashes if bloom_bits_per_key > 0 else 0,
+                "locator_bits": bits,
+                "prefilter_bits_per_key": 64 * pre_words / n if pre_words else 0,
+            },
+        }
+        if user_meta is not None:
+            meta["user"] = user_meta
+        return _format.SectionData(
+            _format.KIND_METADATA, json.dumps(meta, sort_keys=True).encode(), flags=0
+        )
+
+    if not sorter.spilled:
+        keys = sorter.sorted_in_memory()
+        n = len(keys)
+        parts = table_sections(keys, c.algorithm, 0, *filters)
+        pre_words = next(
+            (p.params[0] for p in parts if p.kind == _format.KIND_PREFILTER), 0
+        )
+        parts.append(metadata(n, parts[1].params[0], pre_words))
+        created_ns = time.time_ns()
+        with atomic_output(path) as f:
+            size = _format.write_file(f, parts, created_ns)
+        return size, input_keys, n
+    with atomic_output(path) as f:
+        asm = FileAssembler(f)
+        pre = _prefilter.PrefilterConsumer(prefilter_bits_per_key)
+        table = TableWriter(
+            asm,
+            c.algorithm,
+            width,
+            0,
+            bloom_bits_per_key,
+            bloom_hashes,
+            consumers=[pre],
+        )
+        for chunk in sorter.chunks(max(1, (16 << 20) // width)):
+            table.add(chunk)
+            show.update("merging", table.n, input_keys)
+        sorter.discard()
+        show.update("writing the filter", table.n, force=True)
+        n = table.finish()
+        asm.add(metadata(n, table.bits, pre.words))
+        size = asm.finish(time.time_ns())
+    return size, input_keys, n

@@ -143,3 +143,30 @@ class PrefilterBuilder:
             group=group,
             params=(self.words, self.hashes, self.seed),
         )
+
+
+class PrefilterConsumer:
+    """The first-level filter of a key table that a streaming build writes
+    in chunks (a ``consumers`` entry of builders.index.TableWriter): the
+    same section table_sections appends after the Bloom filter."""
+
+    def __init__(self, bits_per_key: float, group: int = 0) -> None:
+        self.bits_per_key = bits_per_key
+        self.group = group
+        self.builder: PrefilterBuilder | None = None
+
+    def start(self, n: int, width: int) -> None:
+        self.builder = PrefilterBuilder(n, width, self.bits_per_key)
+
+    def add(self, keys: Any, row0: int) -> None:
+        assert self.builder is not None
+        self.builder.add(keys)
+
+    def sections(self) -> list[_format.SectionData]:
+        section = self.builder.section(self.group) if self.builder else None
+        return [] if section is None else [section]
+
+    @property
+    def words(self) -> int:
+        """64-bit words of the filter (0: none was built)."""
+        return self.builder.words if self.builder is not None else 0

@@ -19,6 +19,7 @@ from hashlookup.cli._common import (
     refuse_writing_directory,
 )
 from hashlookup.cli._inputs import dataset_inputs, import_options, named_input
+from hashlookup.cli._memory import add_memory_options, memory_options
 from hashlookup.cli._options import (
     add_algorithm,
     add_import_options,
@@ -83,6 +84,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_algorithm(
         p, "with --index: digest algorithm (default: detected from the first digest)"
     )
+    add_memory_options(p)
     add_quiet(p)
 
 
@@ -104,6 +106,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from hashlookup import build_dataset
 
     kwargs = import_options(args)
+    kwargs.update(memory_options(args))
     if args.bloom_bits_per_key is not None:
         kwargs["bloom_bits_per_key"] = args.bloom_bits_per_key
     if args.prefilter_bits_per_key is not None:
@@ -172,6 +175,7 @@ def _build_index(args: argparse.Namespace) -> int:
     kwargs: dict[str, Any] = {
         "algorithm": args.algorithm,
         "skip_invalid": args.skip_invalid,
+        **memory_options(args),
     }
     if args.bloom_bits_per_key is not None:
         kwargs["bloom_bits_per_key"] = args.bloom_bits_per_key

@@ -14,6 +14,7 @@ from hashlookup.cli._common import (
     refuse_writing_directory,
 )
 from hashlookup.cli._inputs import dataset_inputs, import_options, named_input
+from hashlookup.cli._memory import add_memory_options, memory_options
 from hashlookup.cli._options import add_import_options, add_path, add_prefilter_option
 from hashlookup.cli._output import render_info
 
@@ -49,6 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     add_import_options(p)
     add_prefilter_option(p)
+    add_memory_options(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -71,6 +73,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     opts = import_options(args)
     if args.prefilter_bits_per_key is not None:
         opts["prefilter_bits_per_key"] = args.prefilter_bits_per_key
+    opts.update(memory_options(args))
     with contextlib.ExitStack() as stack:
         add = dataset_inputs(args.add or [], stack)
         report = update_dataset(

@@ -40,7 +40,7 @@ from hashlookup.store.generation import (
     Match,
     OlderGenerationError,
 )
-from hashlookup.store.index import HashIndex, _raw_public_key
+from hashlookup.store.index import HashIndex, _raw_public_key, preload_mapping
 
 _BY_WIDTH = algorithms.BY_WIDTH
 
@@ -127,6 +127,7 @@ class Dataset(TableSetRef, Reloading, NearSearch):
     _state: Generation | None
     _signature_key: Any
     _rejected: tuple[Any, Exception] | None
+    _preload: bool
 
     @classmethod
     def open(
@@ -138,6 +139,7 @@ class Dataset(TableSetRef, Reloading, NearSearch):
         reload_interval: float = 1.0,
         require_signature: PublicKeySpec | None = None,
         source: str | os.PathLike[str] | None = None,
+        preload: bool = False,
     ) -> Dataset:
         """Map the file at `path` (O(1) apart from reading the JSON label index).
 
@@ -165,6 +167,10 @@ class Dataset(TableSetRef, Reloading, NearSearch):
         source : str or os.PathLike, optional
             Map this file instead (e.g. ``/proc/self/fd/N`` of a descriptor
             kept on the last good version); :meth:`reload` watches `path`.
+        preload : bool, default False
+            Read the whole file into memory now, and every generation
+            reloaded later (MADV_POPULATE_READ, else MADV_WILLNEED): for
+            services that must not wait for the disk on a first lookup.
 
         Returns
         -------
@@ -201,6 +207,7 @@ class Dataset(TableSetRef, Reloading, NearSearch):
 
             self._signature_key = load_public_key(require_signature)
         self._rejected = None
+        self._preload = preload
         src = None if source is None else os.fspath(source)
         self._install(Generation(self.path, self._signature_key, self._suppress, src))
         if reload_interval <= 0:
@@ -209,6 +216,8 @@ class Dataset(TableSetRef, Reloading, NearSearch):
         return self
 
     def _install(self, generation: Generation) -> None:
+        if getattr(self, "_preload", False):
+            preload_mapping(generation.mapping)
         self._state = generation
         self._set_current(generation.lookups)
 
@@ -651,6 +660,7 @@ def open_dataset(
     auto_reload: bool = False,
     reload_interval: float = 1.0,
     require_signature: PublicKeySpec | None = None,
+    preload: bool = False,
 ) -> Dataset:
     """Open a dataset (or single-table index) file for lookups.
 
@@ -671,6 +681,9 @@ def open_dataset(
         Seconds between two checks with `auto_reload`.
     require_signature : optional
         A public key that must have signed the file and every replacement.
+    preload : bool, default False
+        Read the whole file (and every reloaded generation) into memory
+        now, so that no lookup waits for the disk.
 
     Returns
     -------
@@ -691,6 +704,7 @@ def open_dataset(
         auto_reload=auto_reload,
         reload_interval=reload_interval,
         require_signature=require_signature,
+        preload=preload,
     )
 
 

@@ -9,11 +9,13 @@ readers holding the old mapping keep working on the old file.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import mmap
 import os
 import stat
+import sys
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -113,6 +115,7 @@ class HashIndex(KeyTable):
         path: str | os.PathLike[str],
         *,
         require_signature: PublicKeySpec | None = None,
+        preload: bool = False,
     ) -> HashIndex:
         """Map the index file at `path` and validate its header (O(1)).
 
@@ -128,6 +131,9 @@ class HashIndex(KeyTable):
             ``Ed25519PublicKey``): the file must carry a valid signature by
             it (docs/SIGNING.md).  Costs one SHA-256 pass over the file.
             None (the default) checks no signature.
+        preload : bool, default False
+            Read the whole file into memory now (MADV_POPULATE_READ, else
+            MADV_WILLNEED), so that no lookup waits for the disk.
 
         Returns
         -------
@@ -159,6 +165,8 @@ class HashIndex(KeyTable):
 
             key = load_public_key(require_signature)
         mm, header, st = map_file(path)
+        if preload:
+            preload_mapping(mm)
         try:
             if key is not None:
                 from hashlookup.store.signature import check_signature
@@ -726,6 +734,26 @@ def map_file(path: str) -> tuple[mmap.mmap, _format.Header, os.stat_result]:
     return mm, header, st
 
 
+def preload_mapping(mm: mmap.mmap | None) -> None:
+    """Make a mapped file resident now: MADV_POPULATE_READ (Linux 5.14+)
+    reads every page in before returning; elsewhere MADV_WILLNEED starts
+    the read-ahead of the whole file.  For services that must not pay a
+    disk read on a first lookup (docs/API.md, "Preloading")."""
+    if mm is None or len(mm) == 0:
+        return
+    populate = getattr(
+        mmap, "MADV_POPULATE_READ", 22 if sys.platform == "linux" else None
+    )
+    if populate is not None:
+        try:
+            mm.madvise(populate)
+            return
+        except (OSError, ValueError):
+            pass  # an older kernel: EINVAL
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        mm.madvise(mmap.MADV_WILLNEED)
+
+
 def close_mapping(mm: mmap.mmap) -> None:
     """Unmap unless arrays (keys()) still use the mapping; then it is
     unmapped when the last of them is freed."""
@@ -756,7 +784,10 @@ def _check_out(out: np.ndarray | None, n: int, dtype: Any, name: str) -> np.ndar
 
 
 def open_index(
-    path: str | os.PathLike[str], *, require_signature: PublicKeySpec | None = None
+    path: str | os.PathLike[str],
+    *,
+    require_signature: PublicKeySpec | None = None,
+    preload: bool = False,
 ) -> HashIndex:
     """Open an index file for lookups: the same as :meth:`HashIndex.open`.
 
@@ -767,6 +798,8 @@ def open_index(
     require_signature : optional
         A public key (path of NAME.pub, its bytes, 32 raw bytes or an
         ``Ed25519PublicKey``) that must have signed the file, or None.
+    preload : bool, default False
+        Read the whole file into memory now (see :meth:`HashIndex.open`).
 
     Returns
     -------
@@ -794,7 +827,7 @@ def open_index(
             "d41d8cd98f00b204e9800998ecf8427e" in index  # True or False
             index.find_many(keys)                        # rows, -1 for misses
     """
-    return HashIndex.open(path, require_signature=require_signature)
+    return HashIndex.open(path, require_signature=require_signature, preload=preload)
 
 
 def _raw_public_key(key: Any) -> bytes | None:
