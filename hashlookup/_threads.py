@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
 
 from hashlookup.errors import IndexFormatError
 from hashlookup.store.generation import (
@@ -17,6 +16,10 @@ from hashlookup.store.generation import (
     file_versions,
 )
 from hashlookup.store.index import file_identity
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Reloading:

@@ -18,16 +18,6 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
-    from pyroaring import FrozenBitMap
-
-    from hashlookup._types import Digest, Labels, PublicKeySpec
-else:
-    from hashlookup._lazy import numpy as np
 
 from hashlookup import algorithms
 from hashlookup._lookup import TableSetRef
@@ -41,6 +31,18 @@ from hashlookup.store.generation import (
     OlderGenerationError,
 )
 from hashlookup.store.index import HashIndex, _raw_public_key
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    import numpy as np
+    import numpy.typing as npt
+    from pyroaring import FrozenBitMap
+
+    from hashlookup._types import Digest, Labels, PublicKeySpec
+else:
+    from hashlookup._lazy import numpy as np
 
 _BY_WIDTH = algorithms.BY_WIDTH
 

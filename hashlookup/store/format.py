@@ -15,13 +15,17 @@ from __future__ import annotations
 import itertools
 import json
 import struct
+import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import xxhash
 
 from hashlookup import algorithms
 from hashlookup.errors import IndexFormatError, IndexVersionError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MAGIC = b"\x89HLX\r\n\x1a\n"  # non-ASCII first byte and CR/LF catch text-mode damage
 FORMAT_VERSION = 1
@@ -167,6 +171,26 @@ class TableLayout:
     prefilter_words: int = 0
     prefilter_k: int = 0
     prefilter_seed: int = 0
+
+
+def iso_utc(created_ns: int) -> str:
+    """A header's creation time (ns since the epoch) in ISO 8601, UTC, as
+    ``datetime.fromtimestamp(created_ns / 1e9, timezone.utc).isoformat()``
+    spells it (microseconds rounded half to even, left out when zero).
+
+    Written with ``time.gmtime``: importing ``datetime`` costs about a
+    millisecond of every one-shot lookup, which prints this string.
+    """
+    whole, frac = divmod(created_ns / 1e9, 1.0)
+    us = round(frac * 1e6)
+    if us >= 1_000_000:
+        whole, us = whole + 1, us - 1_000_000
+    t = time.gmtime(int(whole))
+    text = (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+        f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+    )
+    return f"{text}.{us:06d}+00:00" if us else f"{text}+00:00"
 
 
 def header_checksum(header_bytes: bytes | bytearray | memoryview) -> int:
