@@ -5,8 +5,8 @@ bad file is not checked again until another one appears."""
 
 from __future__ import annotations
 
+import _thread
 import os
-import threading
 
 from hashlookup.errors import IndexFormatError
 from hashlookup.store.generation import (
@@ -28,7 +28,7 @@ class Reloading:
 
     path: str
     _suppress: tuple[str, ...]
-    _lock: threading.Lock
+    _lock: _thread.LockType
     _state: Generation | None
     _signature_key: Any
     _rejected: tuple[Any, Exception] | None

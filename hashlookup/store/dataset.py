@@ -14,8 +14,8 @@ last of them lets go.
 
 from __future__ import annotations
 
+import _thread
 import os
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -125,7 +125,7 @@ class Dataset(TableSetRef, Reloading, NearSearch):
 
     path: str
     _suppress: tuple[str, ...]
-    _lock: threading.Lock
+    _lock: _thread.LockType
     _state: Generation | None
     _signature_key: Any
     _rejected: tuple[Any, Exception] | None
@@ -195,7 +195,8 @@ class Dataset(TableSetRef, Reloading, NearSearch):
         self = cls.__new__(cls)
         self.path = os.fspath(path)
         self._suppress = tuple(suppress)
-        self._lock = threading.Lock()
+        # threading.Lock, without importing threading (start-up)
+        self._lock = _thread.allocate_lock()
         self._state = None
         self._signature_key = None
         if require_signature is not None:
