@@ -140,10 +140,11 @@ class Section:
 
 
 class _Record:
-    """Base of the records every open reads (header, layouts): a dataclass's
-    repr and ``==`` (field by field, same class only; unhashable), written
-    out: making a dataclass costs about half a millisecond of every one-shot
-    lookup each.  ``__slots__`` lists the fields in their order (not sorted)."""
+    """Base of the records every open reads (header, layouts) and of the
+    sections a build writes: a dataclass's repr and ``==`` (field by field,
+    same class only; unhashable), written out, since making a dataclass
+    costs about half a millisecond of every one-shot lookup each.
+    ``__slots__`` lists the fields in their order (not sorted)."""
 
     __slots__: tuple[str, ...] = ()
     __hash__ = None  # type: ignore[assignment]
@@ -268,15 +269,24 @@ def align_up(n: int) -> int:
 # --------------------------------------------------------------------------
 
 
-@dataclass
-class SectionData:
+class SectionData(_Record):
     """One section to write: its kind, contents and table entry fields."""
 
-    kind: int
-    data: Any  # bytes-like, C-contiguous
-    flags: int = SECTION_REQUIRED
-    group: int = 0
-    params: tuple[int, int, int] = (0, 0, 0)
+    __slots__ = ("kind", "data", "flags", "group", "params")  # noqa: RUF023
+
+    def __init__(
+        self,
+        kind: int,
+        data: Any,  # bytes-like, C-contiguous
+        flags: int = SECTION_REQUIRED,
+        group: int = 0,
+        params: tuple[int, int, int] = (0, 0, 0),
+    ) -> None:
+        self.kind = kind
+        self.data = data
+        self.flags = flags
+        self.group = group
+        self.params = params
 
 
 def write_file(f: Any, parts: list[SectionData], created_ns: int) -> int:
