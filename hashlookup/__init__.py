@@ -7,7 +7,6 @@ A memory-mapped, immutable index file per list; lookups in a C core
 import os as _os
 import sys as _sys
 from importlib.machinery import EXTENSION_SUFFIXES as _EXTENSION_SUFFIXES
-from typing import TYPE_CHECKING
 
 from hashlookup._lazy import import_dataclasses as _import_dataclasses
 from hashlookup._version import __version__
@@ -61,6 +60,8 @@ if _MISSING is not None:
 # `hashlookup check`.
 _import_dataclasses()
 
+# (not typing.TYPE_CHECKING: importing typing costs start-up)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from hashlookup.builders.bloom import BloomExportReport, export_bloom
     from hashlookup.builders.dataset import (

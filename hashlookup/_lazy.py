@@ -32,16 +32,30 @@ own).  ``hashlookup/__init__.py`` calls it first thing, so the dataclasses
 of every module are cheap; any attribute read through the stand-in imports
 the real ``inspect``, so dataclasses behaves as ever, for this package's
 classes and for anyone else's.
+:class:`NamedTuple` makes the same named-tuple classes as
+``typing.NamedTuple`` without importing ``typing`` (with what it imports,
+about 3 ms of every one-shot command); modules define their public named
+tuples with it at run time and with ``typing.NamedTuple`` for type
+checkers::
+
+    if TYPE_CHECKING:
+        from typing import NamedTuple
+    else:
+        from hashlookup._lazy import NamedTuple
 """
 
 from __future__ import annotations
 
+import collections
 import importlib
 import sys
 import types
-from typing import Any
 
-__all__ = ["import_dataclasses", "lazy_module", "numpy"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["NamedTuple", "import_dataclasses", "lazy_module", "numpy"]
 
 
 class _LazyModule(types.ModuleType):
@@ -97,3 +111,43 @@ def import_dataclasses() -> None:
     finally:
         if sys.modules.get("inspect") is stand_in:
             del sys.modules["inspect"]
+
+
+# What typing.NamedTuple leaves to collections.namedtuple or refuses to copy
+# from the class body.
+_SPECIAL = frozenset({"__module__", "__name__", "__annotations__"})
+_PROHIBITED = frozenset(
+    {"__new__", "__init__", "__slots__", "__getnewargs__", "_fields",
+     "_field_defaults", "_make", "_replace", "_asdict", "_source"}
+)  # fmt: skip
+
+
+class _NamedTupleMeta(type):
+    def __new__(
+        mcls, typename: str, bases: tuple[type, ...], ns: dict[str, Any]
+    ) -> Any:
+        if not bases:  # NamedTuple itself
+            return super().__new__(mcls, typename, bases, ns)
+        # As typing.NamedTuple: fields from the annotations (in order),
+        # defaults from the body, then the body's methods, properties and
+        # docstring copied onto the collections.namedtuple class.  The
+        # annotations stay strings (typing would wrap them in ForwardRef;
+        # typing.get_type_hints reads both alike).
+        fields = dict(ns.get("__annotations__", {}))
+        defaults = [ns[name] for name in fields if name in ns]
+        if any(name not in ns for name in list(fields)[len(fields) - len(defaults) :]):
+            raise TypeError(f"{typename}: a field without a default follows one with")
+        # (through a name: mypy wants literal arguments to namedtuple)
+        make: Any = collections.namedtuple
+        cls = make(typename, list(fields), defaults=defaults, module=ns["__module__"])
+        cls.__annotations__ = cls.__new__.__annotations__ = fields
+        for key, value in ns.items():
+            if key in _PROHIBITED:
+                raise AttributeError(f"cannot overwrite NamedTuple attribute {key}")
+            if key not in _SPECIAL and key not in fields:
+                setattr(cls, key, value)
+        return cls
+
+
+class NamedTuple(metaclass=_NamedTupleMeta):
+    """Base of a named-tuple class, as ``typing.NamedTuple`` (see above)."""

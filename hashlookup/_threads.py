@@ -3,15 +3,17 @@ share (threads that release the GIL in C or in hashlib)."""
 
 from __future__ import annotations
 
+import _thread
 import os
-import threading
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
 _pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
+# (_thread's lock is threading.Lock: importing threading costs start-up)
+_pool_lock = _thread.allocate_lock()
 
 
 def _forget_pool_after_fork() -> None:
@@ -19,7 +21,7 @@ def _forget_pool_after_fork() -> None:
     # submitting to it would wait forever.  Start a fresh one on demand.
     global _pool, _pool_lock
     _pool = None
-    _pool_lock = threading.Lock()
+    _pool_lock = _thread.allocate_lock()
 
 
 if hasattr(os, "register_at_fork"):

@@ -4,7 +4,12 @@ file format stores.  Every other module takes them from here."""
 
 from __future__ import annotations
 
-from typing import Final, NamedTuple
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final, NamedTuple
+else:
+    # typing costs start-up; the same class without it
+    from hashlookup._lazy import NamedTuple
 
 
 class Algorithm(NamedTuple):

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hashlookup.cli import COMMANDS, build_parser
 from hashlookup.cli._fast import quick_args
@@ -74,6 +76,17 @@ _NEVER = (
     "hashlookup.near.query",
     "hashlookup.near._near",
 )
+
+#: Not imported by a single check (hit or miss), a match of a short list, a
+#: scan of an empty directory or a library lookup: typing
+#: (the package's named tuples come from hashlookup._lazy.NamedTuple, its
+#: annotations' names from ``if TYPE_CHECKING:``) and datetime (a
+#: generation's build time is formatted with time.gmtime).
+_NOT_FOR_A_LOOKUP = ("typing", "datetime")
+
+#: Nor, for a check or a library lookup, threading (the dataset's and the
+#: thread pool's locks are _thread's, which threading.Lock is).
+_NOT_FOR_A_CHECK = (*_NOT_FOR_A_LOOKUP, "threading")
 
 _RUN = """
 import contextlib, io, json, sys
@@ -142,7 +155,7 @@ def test_check_of_a_miss_imports_no_numpy_pyroaring_or_threads(
     code, out, modules = _run(_RUN, "check", "--format", fmt, dataset[0], _MISS)
     assert code == 0 and _MISS in str(out)
     forbidden = ("numpy", "pyroaring", "concurrent.futures", *_NEVER)
-    assert _imported(modules, *forbidden) == []
+    assert _imported(modules, *forbidden, *_NOT_FOR_A_CHECK) == []
     # An option: argparse reads the command line.
     assert _imported(modules, "argparse") == ["argparse"]
     commands = {f"hashlookup.cli.{m}" for m, _ in COMMANDS.values()}
@@ -156,7 +169,7 @@ def test_check_of_a_hit_imports_no_numpy(dataset: tuple[str, str, str]) -> None:
     code, out, modules = _run(_RUN, "check", dataset[0], _KNOWN[3])
     assert code == 1 and f"{_KNOWN[3]}\tFOUND" in str(out)
     assert "labels=source:known" in str(out)
-    assert _imported(modules, "numpy", *_ARGPARSE, *_NEVER) == []
+    assert _imported(modules, "numpy", *_ARGPARSE, *_NEVER, *_NOT_FOR_A_CHECK) == []
 
 
 def test_match_of_a_short_list_imports_no_numpy_or_pyroaring(
@@ -166,7 +179,7 @@ def test_match_of_a_short_list_imports_no_numpy_or_pyroaring(
     assert code == 1
     assert str(out).splitlines() == [f"{h}  f{i}" for i, h in enumerate(_KNOWN[:5])]
     forbidden = ("numpy", "pyroaring", "concurrent.futures", *_ARGPARSE, *_NEVER)
-    assert _imported(modules, *forbidden) == []
+    assert _imported(modules, *forbidden, *_NOT_FOR_A_LOOKUP) == []
 
 
 @pytest.mark.parametrize("quiet", [False, True])
@@ -179,7 +192,7 @@ def test_scan_of_an_empty_directory_imports_no_numpy_service_or_labels(
     code, out, modules = _run(_RUN, *argv, dataset[0], dataset[2])
     assert (code, out) == (0, "")
     forbidden = ("numpy", "pyroaring", "tempfile", "socket", *_NEVER)
-    assert _imported(modules, *forbidden) == []
+    assert _imported(modules, *forbidden, *_NOT_FOR_A_LOOKUP) == []
     if not quiet:  # positionals only: no parser built
         assert _imported(modules, "hashlookup.cli._parser") == []
 
@@ -203,7 +216,7 @@ def test_library_lookup_imports_no_numpy_pyroaring_or_threads(
         hit, modules = _run(_LIBRARY, dataset[0], digest)
         assert hit is found
         forbidden = ("numpy", "concurrent.futures", "argparse", *_NEVER)
-        assert _imported(modules, *forbidden) == []
+        assert _imported(modules, *forbidden, *_NOT_FOR_A_CHECK) == []
         if not found:
             assert _imported(modules, "pyroaring") == []
 
@@ -230,6 +243,88 @@ def test_dataclasses_still_work_with_a_lazy_inspect() -> None:
         "(x: int, y: str = 'a') -> None",
         True,
     ]
+
+
+def test_named_tuples_without_typing_are_typing_s() -> None:
+    # hashlookup._lazy.NamedTuple makes the class typing.NamedTuple makes:
+    # fields, defaults, methods, docstring, module, pickling, errors.
+    import pickle
+    import types
+    import typing
+
+    from hashlookup import Match, _lazy
+    from hashlookup.algorithms import MD5, Algorithm
+
+    made = []
+    for base in (typing.NamedTuple, _lazy.NamedTuple):
+
+        class Point(base):  # type: ignore[valid-type,misc]
+            """A point."""
+
+            x: int
+            y: str = "a"
+
+            @property
+            def twice(self) -> int:
+                return 2 * self.x
+
+        made.append(Point)
+    for cls in made:
+        p = cls(3)
+        assert (p, repr(p), p.twice, p._asdict()) == (
+            (3, "a"), "Point(x=3, y='a')", 6, {"x": 3, "y": "a"}
+        )  # fmt: skip
+        assert (cls.__doc__, cls.__module__, cls.__qualname__.split(".")[-1]) == (
+            "A point.", __name__, "Point"
+        )  # fmt: skip
+        assert (cls._fields, cls._field_defaults, cls.__bases__) == (
+            ("x", "y"), {"y": "a"}, (tuple,)
+        )  # fmt: skip
+        assert list(typing.get_type_hints(cls)) == ["x", "y"]
+    for base in (typing.NamedTuple, _lazy.NamedTuple):
+        # a field without a default after one with; a namedtuple method
+        for body, error in (
+            (
+                {
+                    "__annotations__": {"x": "int", "y": "int"},
+                    "x": 1,
+                    "__module__": "m",
+                },
+                TypeError,
+            ),
+            (
+                {"__annotations__": {"x": "int"}, "_make": 1, "__module__": "m"},
+                AttributeError,
+            ),
+        ):
+            with pytest.raises(error, match=r"default|overwrite"):
+                types.new_class(
+                    "Bad", (base,), exec_body=lambda ns, b=body: ns.update(b)
+                )
+    assert pickle.loads(pickle.dumps(MD5)) == MD5 and MD5.hex_length == 32
+    assert (
+        isinstance(MD5, Algorithm) and Algorithm.__module__ == "hashlookup.algorithms"
+    )
+    m = Match(1, "md5", "0" * 32, None, None, 4, (), 1, "t")
+    assert pickle.loads(pickle.dumps(m)) == m and len(m.attributes) == 0
+    assert Match.__module__ == "hashlookup.store.generation"
+    assert Match.__doc__ is not None and Match.__doc__.startswith("A digest found")
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(
+    st.integers(0, 2**64 - 1),
+    st.integers(0, 2**40).map(lambda us: us * 1000 + 500),  # ties
+))  # fmt: skip
+def test_build_time_reads_as_datetime_s(created_ns: int) -> None:
+    # A generation's build time, formatted without datetime, is the string
+    # datetime.fromtimestamp(ns / 1e9, timezone.utc).isoformat() gives.
+    from datetime import datetime, timezone
+
+    from hashlookup.store.format import iso_utc
+
+    expected = datetime.fromtimestamp(created_ns / 1e9, timezone.utc).isoformat()
+    assert iso_utc(created_ns) == expected
 
 
 # -- positionals only, read without argparse ---------------------------------

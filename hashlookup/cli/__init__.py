@@ -17,7 +17,6 @@ import io
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 # numpy's OpenBLAS starts one spinning thread per core when numpy is imported;
 # no command does linear algebra, and on a busy machine those threads take CPU
@@ -39,6 +38,10 @@ from hashlookup.cli._common import (
 from hashlookup.cli._fast import quick_args
 from hashlookup.cli._script import note_foreign_scripts
 from hashlookup.errors import HashLookupError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 if TYPE_CHECKING:
     import argparse

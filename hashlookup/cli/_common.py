@@ -9,9 +9,12 @@ import os
 import stat
 import sys
 from collections.abc import Iterable
-from typing import Final
 
 from hashlookup.cli._output import Output
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 PROG: Final = "hashlookup"
 EXIT_CLEAN: Final = 0

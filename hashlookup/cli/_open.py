@@ -10,9 +10,11 @@ always differed (no records, no labels): ``is_dataset`` says so.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from hashlookup.cli._common import CLIError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 if TYPE_CHECKING:
     from hashlookup.store.dataset import Dataset, Match

@@ -9,10 +9,13 @@ imported here inside the function.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
 
 from hashlookup import algorithms
 from hashlookup.cli._common import warn
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Final
 
 if TYPE_CHECKING:
     import argparse

@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, BinaryIO, TextIO
+
     import numpy as np
 else:
     from hashlookup._lazy import numpy as np

@@ -13,10 +13,13 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from hashlookup._version import __version__
 from hashlookup.cli._common import COMMANDS, PROG
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["build_parser"]
 

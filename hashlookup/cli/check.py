@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from hashlookup import algorithms
 from hashlookup.cli import _near
@@ -18,6 +17,10 @@ from hashlookup.cli._options import (
     label_options,
 )
 from hashlookup.cli._output import csv_rows, json_line
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DESCRIPTION = (
     "Look up hex digests (md5, sha1 or sha256) given on the command line, "

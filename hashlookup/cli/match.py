@@ -14,14 +14,6 @@ import json
 import os
 import stat
 import sys
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    import argparse
-
-    import numpy as np
-else:
-    from hashlookup._lazy import numpy as np
 
 from hashlookup.cli._common import EXIT_CLEAN, EXIT_FOUND, PROG, CLIError, Context
 from hashlookup.cli._inputs import refuse_binary_text_input
@@ -43,6 +35,14 @@ from hashlookup.cli._options import (
 from hashlookup.cli._output import csv_field, csv_matches, jsonl_matches, match_records
 from hashlookup.match.inventory import Inventory, InventoryStats, Piece, match_inventory
 from hashlookup.match.keys import KeyMatcher, record_labels
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+
+    import numpy as np
+else:
+    from hashlookup._lazy import numpy as np
 
 DESCRIPTION = (
     "Stream inventories of digests (hex digests one per line, md5sum/sha1sum/"

@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from typing import Any, TextIO
 
 from hashlookup._atomic import atomic_output
 from hashlookup.cli._common import (
@@ -39,6 +38,10 @@ from hashlookup.cli._options import (
 )
 from hashlookup.cli._output import csv_rows
 from hashlookup.scan import ScanHit, ScanInterrupted, ScanReport, scan
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 DESCRIPTION = (
     "Walk PATHs and the paths listed by --files-from (directories "

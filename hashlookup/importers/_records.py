@@ -10,15 +10,17 @@ per digest on the fast paths.  See docs/IMPORTERS.md.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, BinaryIO
-
-if TYPE_CHECKING:
-    import numpy as np
-else:  # the command line reads FORMATS (via _readers) without needing numpy
-    from hashlookup._lazy import numpy as np
 
 from hashlookup import algorithms
 from hashlookup.importers._source import Source
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO
+
+    import numpy as np
+else:  # the command line reads FORMATS (via _readers) without needing numpy
+    from hashlookup._lazy import numpy as np
 
 #: digest width in bytes of each stored algorithm
 ALGORITHMS = algorithms.WIDTH

@@ -16,9 +16,12 @@ from __future__ import annotations
 import io
 import os
 import stat
-from typing import BinaryIO
 
 from hashlookup.errors import InputError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 HEAD_SIZE = 64 * 1024  # bytes detect_format looks at
 

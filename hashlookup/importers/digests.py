@@ -15,16 +15,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
-
-if TYPE_CHECKING:
-    import numpy as np
-else:
-    from hashlookup._lazy import numpy as np
 
 from hashlookup import _core, algorithms
 from hashlookup.errors import InputError
 from hashlookup.store import format as _format
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO
+
+    import numpy as np
+else:
+    from hashlookup._lazy import numpy as np
 
 CHUNK_SIZE = 16 << 20
 MAX_LINE = 1 << 20  # a "line" longer than this is not a digest list

@@ -28,15 +28,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
-
-if TYPE_CHECKING:
-    from concurrent.futures import Future
-
-    import numpy as np
-    import numpy.typing as npt
-else:
-    from hashlookup._lazy import numpy as np
 
 from hashlookup import _core
 from hashlookup.errors import InputError
@@ -57,6 +48,18 @@ from hashlookup.match.pieces import (
 )
 from hashlookup.store.format import ALGORITHM_BY_WIDTH
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+    from typing import Any, TypeVar
+
+    import numpy as np
+    import numpy.typing as npt
+
+    T = TypeVar("T")
+else:
+    from hashlookup._lazy import numpy as np
+
 __all__ = [
     "Inventory",
     "InventoryStats",
@@ -64,8 +67,6 @@ __all__ = [
     "detect_kind",
     "match_inventory",
 ]
-
-T = TypeVar("T")
 
 
 @dataclass

@@ -27,17 +27,19 @@ from __future__ import annotations
 import binascii
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO
-
-if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
-else:
-    from hashlookup._lazy import numpy as np
 
 from hashlookup.errors import IndexFormatError, InputError
 from hashlookup.importers.digests import iter_parsed
 from hashlookup.store.format import ALGORITHM_BY_WIDTH
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
+
+    import numpy as np
+    import numpy.typing as npt
+else:
+    from hashlookup._lazy import numpy as np
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",

@@ -12,16 +12,18 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO
 
+from hashlookup.errors import InputError
+from hashlookup.importers.digests import MAX_LINE, UTF8_BOM
+
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, BinaryIO
+
     import numpy as np
     import numpy.typing as npt
 else:
     from hashlookup._lazy import numpy as np
-
-from hashlookup.errors import InputError
-from hashlookup.importers.digests import MAX_LINE, UTF8_BOM
 
 __all__ = [
     "Inventory",

@@ -10,9 +10,9 @@ This package sits below the store: it knows the search structure and the
 query forms, and takes a dataset generation as given.
 """
 
-from typing import TYPE_CHECKING
-
 from hashlookup.near._defaults import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_QUALITY
+
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from hashlookup.near.image import pdq_hash

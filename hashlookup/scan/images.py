@@ -21,10 +21,15 @@ import io
 import os
 import stat
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
 
 from hashlookup.scan.reader import ReadError, error_reason
 from hashlookup.scan.report import ScanHit
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+else:
+    from hashlookup._lazy import NamedTuple
 
 #: Largest image decoded, in pixels (about 300 MB as RGB, twice that while
 #: it is converted); larger ones are counted in ``images_too_large``.

@@ -12,11 +12,14 @@ import os
 import stat
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from hashlookup import _core, algorithms
 from hashlookup.store import format as _format
 from hashlookup.store.dataset import ALGORITHMS, Dataset
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 if TYPE_CHECKING:
     import numpy as np

@@ -36,10 +36,13 @@ import json
 import os
 import time
 import zlib
-from typing import TYPE_CHECKING, Any
 
 from hashlookup.errors import HashLookupError
 from hashlookup.scan.report import ScanHit
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 if TYPE_CHECKING:
     from hashlookup.store.dataset import Dataset

@@ -103,7 +103,6 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
 
 from hashlookup.near._defaults import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_QUALITY
 from hashlookup.scan import images as _images
@@ -125,6 +124,10 @@ from hashlookup.scan.state import (
     scan_params,
 )
 from hashlookup.store.dataset import ALGORITHMS, Dataset, open_dataset
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _GROUP_FILES = 256  # small files handed to a worker at once
 _GROUP_BYTES = 16 << 20  # ... up to about this many bytes

@@ -4,9 +4,11 @@ over the current generation)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from hashlookup.near._defaults import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_QUALITY
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 if TYPE_CHECKING:
     from hashlookup.near import query as _near

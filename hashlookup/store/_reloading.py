@@ -5,9 +5,8 @@ bad file is not checked again until another one appears."""
 
 from __future__ import annotations
 
+import _thread
 import os
-import threading
-from typing import Any
 
 from hashlookup.errors import IndexFormatError
 from hashlookup.store.generation import (
@@ -18,6 +17,10 @@ from hashlookup.store.generation import (
 )
 from hashlookup.store.index import file_identity
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 class Reloading:
     """:meth:`reload`, :meth:`check_replacement` and :meth:`swap_in` (mixed
@@ -25,7 +28,7 @@ class Reloading:
 
     path: str
     _suppress: tuple[str, ...]
-    _lock: threading.Lock
+    _lock: _thread.LockType
     _state: Generation | None
     _signature_key: Any
     _rejected: tuple[Any, Exception] | None

@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from hashlookup._lookup import EMPTY_ATTRIBUTES, Attributes
 from hashlookup.errors import IndexFormatError
 from hashlookup.store import format as _format
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: the attributes of a record without any (shared, read-only)
 EMPTY: Mapping[str, str] = EMPTY_ATTRIBUTES

@@ -19,12 +19,15 @@ from __future__ import annotations
 import bisect
 import struct
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
 
 from hashlookup._lookup import Attributes
 from hashlookup.errors import IndexFormatError
 from hashlookup.store import format as _format
 from hashlookup.store.attributes import MAX_NAMES, check_names, ref_width
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: at most this many rows per table (row numbers are u32)
 MAX_ROWS = 2**32 - 2

@@ -14,20 +14,10 @@ last of them lets go.
 
 from __future__ import annotations
 
+import _thread
 import os
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
-    from pyroaring import FrozenBitMap
-
-    from hashlookup._types import Digest, Labels, PublicKeySpec
-else:
-    from hashlookup._lazy import numpy as np
 
 from hashlookup import algorithms
 from hashlookup._lookup import TableSetRef
@@ -41,6 +31,18 @@ from hashlookup.store.generation import (
     OlderGenerationError,
 )
 from hashlookup.store.index import HashIndex, _raw_public_key, preload_mapping
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    import numpy as np
+    import numpy.typing as npt
+    from pyroaring import FrozenBitMap
+
+    from hashlookup._types import Digest, Labels, PublicKeySpec
+else:
+    from hashlookup._lazy import numpy as np
 
 _BY_WIDTH = algorithms.BY_WIDTH
 
@@ -123,7 +125,7 @@ class Dataset(TableSetRef, Reloading, NearSearch):
 
     path: str
     _suppress: tuple[str, ...]
-    _lock: threading.Lock
+    _lock: _thread.LockType
     _state: Generation | None
     _signature_key: Any
     _rejected: tuple[Any, Exception] | None
@@ -199,7 +201,8 @@ class Dataset(TableSetRef, Reloading, NearSearch):
         self = cls.__new__(cls)
         self.path = os.fspath(path)
         self._suppress = tuple(suppress)
-        self._lock = threading.Lock()
+        # threading.Lock, without importing threading (start-up)
+        self._lock = _thread.allocate_lock()
         self._state = None
         self._signature_key = None
         if require_signature is not None:

@@ -15,13 +15,17 @@ from __future__ import annotations
 import itertools
 import json
 import struct
-from dataclasses import dataclass, field
-from typing import Any
+import time
+from dataclasses import dataclass
 
 import xxhash
 
 from hashlookup import algorithms
 from hashlookup.errors import IndexFormatError, IndexVersionError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MAGIC = b"\x89HLX\r\n\x1a\n"  # non-ASCII first byte and CR/LF catch text-mode damage
 FORMAT_VERSION = 1
@@ -135,38 +139,114 @@ class Section:
         }
 
 
-@dataclass
-class Header:
+class _Record:
+    """Base of the records every open reads (header, layouts) and of the
+    sections a build writes: a dataclass's repr and ``==`` (field by field,
+    same class only; unhashable), written out, since making a dataclass
+    costs about half a millisecond of every one-shot lookup each.
+    ``__slots__`` lists the fields in their order (not sorted)."""
+
+    __slots__: tuple[str, ...] = ()
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{f}={getattr(self, f)!r}" for f in self.__slots__)
+        return f"{type(self).__qualname__}({fields})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in self.__slots__)
+
+
+class Header(_Record):
     """The parsed file header: version, sizes, creation time, flags,
     checksum and section table."""
 
-    version: int
-    header_size: int
-    created_ns: int
-    file_size: int
-    flags: int
-    checksum: int
-    sections: list[Section] = field(default_factory=list)
+    __slots__ = (  # noqa: RUF023  (field order: __init__, repr)
+        "version", "header_size", "created_ns", "file_size", "flags", "checksum",
+        "sections",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        version: int,
+        header_size: int,
+        created_ns: int,
+        file_size: int,
+        flags: int,
+        checksum: int,
+        sections: list[Section] | None = None,
+    ) -> None:
+        self.version = version
+        self.header_size = header_size
+        self.created_ns = created_ns
+        self.file_size = file_size
+        self.flags = flags
+        self.checksum = checksum
+        self.sections: list[Section] = [] if sections is None else sections
 
 
-@dataclass
-class TableLayout:
+class TableLayout(_Record):
     """Where one key table's parts are, with their validated parameters."""
 
-    algorithm: str
-    width: int
-    count: int
-    keys: Section
-    locator: Section
-    locator_bits: int
-    bloom: Section | None
-    bloom_blocks: int
-    bloom_k: int
-    bloom_seed: int
-    prefilter: Section | None = None
-    prefilter_words: int = 0
-    prefilter_k: int = 0
-    prefilter_seed: int = 0
+    __slots__ = (  # noqa: RUF023  (field order: __init__, repr)
+        "algorithm", "width", "count", "keys", "locator", "locator_bits", "bloom",
+        "bloom_blocks", "bloom_k", "bloom_seed", "prefilter", "prefilter_words",
+        "prefilter_k", "prefilter_seed",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        algorithm: str,
+        width: int,
+        count: int,
+        keys: Section,
+        locator: Section,
+        locator_bits: int,
+        bloom: Section | None,
+        bloom_blocks: int,
+        bloom_k: int,
+        bloom_seed: int,
+        prefilter: Section | None = None,
+        prefilter_words: int = 0,
+        prefilter_k: int = 0,
+        prefilter_seed: int = 0,
+    ) -> None:
+        self.algorithm = algorithm
+        self.width = width
+        self.count = count
+        self.keys = keys
+        self.locator = locator
+        self.locator_bits = locator_bits
+        self.bloom = bloom
+        self.bloom_blocks = bloom_blocks
+        self.bloom_k = bloom_k
+        self.bloom_seed = bloom_seed
+        self.prefilter = prefilter
+        self.prefilter_words = prefilter_words
+        self.prefilter_k = prefilter_k
+        self.prefilter_seed = prefilter_seed
+
+
+def iso_utc(created_ns: int) -> str:
+    """A header's creation time (ns since the epoch) in ISO 8601, UTC, as
+    ``datetime.fromtimestamp(created_ns / 1e9, timezone.utc).isoformat()``
+    spells it (microseconds rounded half to even, left out when zero).
+
+    Written with ``time.gmtime``: importing ``datetime`` costs about a
+    millisecond of every one-shot lookup, which prints this string.
+    """
+    whole, frac = divmod(created_ns / 1e9, 1.0)
+    us = round(frac * 1e6)
+    if us >= 1_000_000:
+        whole, us = whole + 1, us - 1_000_000
+    t = time.gmtime(int(whole))
+    text = (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+        f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+    )
+    return f"{text}.{us:06d}+00:00" if us else f"{text}+00:00"
 
 
 def header_checksum(header_bytes: bytes | bytearray | memoryview) -> int:
@@ -189,15 +269,24 @@ def align_up(n: int) -> int:
 # --------------------------------------------------------------------------
 
 
-@dataclass
-class SectionData:
+class SectionData(_Record):
     """One section to write: its kind, contents and table entry fields."""
 
-    kind: int
-    data: Any  # bytes-like, C-contiguous
-    flags: int = SECTION_REQUIRED
-    group: int = 0
-    params: tuple[int, int, int] = (0, 0, 0)
+    __slots__ = ("kind", "data", "flags", "group", "params")  # noqa: RUF023
+
+    def __init__(
+        self,
+        kind: int,
+        data: Any,  # bytes-like, C-contiguous
+        flags: int = SECTION_REQUIRED,
+        group: int = 0,
+        params: tuple[int, int, int] = (0, 0, 0),
+    ) -> None:
+        self.kind = kind
+        self.data = data
+        self.flags = flags
+        self.group = group
+        self.params = params
 
 
 def write_file(f: Any, parts: list[SectionData], created_ns: int) -> int:
@@ -484,15 +573,24 @@ def table_groups(header: Header) -> list[int]:
     return [s.group for s in header.sections if s.kind == KIND_KEYS]
 
 
-@dataclass
-class DatasetLayout:
+class DatasetLayout(_Record):
     """Record-level sections of a dataset file (validated sizes)."""
 
-    records: Section
-    count: int
-    rowmaps: dict[int, Section]  # group -> rowmap section
-    label_bitmaps: Section | None
-    label_index: Section | None
+    __slots__ = ("records", "count", "rowmaps", "label_bitmaps", "label_index")  # noqa: RUF023
+
+    def __init__(
+        self,
+        records: Section,
+        count: int,
+        rowmaps: dict[int, Section],  # group -> rowmap section
+        label_bitmaps: Section | None,
+        label_index: Section | None,
+    ) -> None:
+        self.records = records
+        self.count = count
+        self.rowmaps = rowmaps
+        self.label_bitmaps = label_bitmaps
+        self.label_index = label_index
 
 
 def dataset_layout(
@@ -553,16 +651,26 @@ def dataset_layout(
     )
 
 
-@dataclass
-class PdqLayout:
+class PdqLayout(_Record):
     """Where a dataset's PDQ sections are, with their validated parameters."""
 
-    count: int  # PDQ rows
-    hashes: Section  # count x 32 bytes
-    records: Section  # count x u32 record id, then count x u8 quality
-    index: Section  # the multi-index body (hashlookup.near)
-    chunks: int
-    bucket_bits: int
+    __slots__ = ("count", "hashes", "records", "index", "chunks", "bucket_bits")  # noqa: RUF023
+
+    def __init__(
+        self,
+        count: int,  # PDQ rows
+        hashes: Section,  # count x 32 bytes
+        records: Section,  # count x u32 record id, then count x u8 quality
+        index: Section,  # the multi-index body (hashlookup.near)
+        chunks: int,
+        bucket_bits: int,
+    ) -> None:
+        self.count = count
+        self.hashes = hashes
+        self.records = records
+        self.index = index
+        self.chunks = chunks
+        self.bucket_bits = bucket_bits
 
 
 def pdq_layout(

@@ -13,16 +13,6 @@ from __future__ import annotations
 import mmap
 import os
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, NamedTuple
-
-if TYPE_CHECKING:
-    import numpy as np
-
-    from hashlookup._types import Digest, Labels
-    from hashlookup.near.index import NearIndex
-else:
-    from hashlookup._lazy import numpy as np
 
 from hashlookup import algorithms
 from hashlookup._core import RecordTable
@@ -41,6 +31,18 @@ from hashlookup.store.index import (
     map_file,
 )
 from hashlookup.store.labels import LabelStore
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+
+    import numpy as np
+
+    from hashlookup._types import Digest, Labels
+    from hashlookup.near.index import NearIndex
+else:
+    from hashlookup._lazy import NamedTuple
+    from hashlookup._lazy import numpy as np
 
 ALGORITHMS = algorithms.NAMES
 _ALG_INDEX = {a: i for i, a in enumerate(ALGORITHMS)}
@@ -333,9 +335,7 @@ class Generation:
         self.name = str(ds.get("name") or os.path.splitext(os.path.basename(path))[0])
         gen = ds.get("generation", 0)
         self.generation = gen if isinstance(gen, int) else 0
-        self.built = datetime.fromtimestamp(
-            header.created_ns / 1e9, timezone.utc
-        ).isoformat()
+        self.built = _format.iso_utc(header.created_ns)
         md5, sha1, sha256 = (self.tables.get(a) for a in ALGORITHMS)
         self.lookups = TableSet(
             (md5, sha1, sha256),

@@ -17,22 +17,23 @@ import os
 import stat
 import sys
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
-
-    from hashlookup._types import KeyBatch, PublicKeySpec
-else:
-    from hashlookup._lazy import numpy as np
 
 from hashlookup import algorithms
 from hashlookup._core import KeyTable, kernel_name
 from hashlookup._threads import thread_pool
 from hashlookup.errors import IndexFormatError
 from hashlookup.store import format as _format
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    import numpy as np
+    import numpy.typing as npt
+
+    from hashlookup._types import KeyBatch, PublicKeySpec
+else:
+    from hashlookup._lazy import numpy as np
 
 # Below this many keys per thread, splitting a batch costs more than it saves.
 _MIN_KEYS_PER_THREAD = 32_768
@@ -552,9 +553,7 @@ class HashIndex(KeyTable):
             "file_size": h.file_size,
             "key_bytes": lay.keys.length,
             "header_size": h.header_size,
-            "created": datetime.fromtimestamp(
-                h.created_ns / 1e9, timezone.utc
-            ).isoformat(),
+            "created": _format.iso_utc(h.created_ns),
             "locator_bits": lay.locator_bits,
             "kernel": kernel_name(),
             "bloom": None

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import numpy as np
-else:
-    from hashlookup._lazy import numpy as np
 
 from hashlookup._lookup import LabelSet
 from hashlookup.errors import IndexFormatError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    import numpy as np
+else:
+    from hashlookup._lazy import numpy as np
 
 LABEL_RE = re.compile(r"^[^\x00-\x1f]{1,200}$")
 
