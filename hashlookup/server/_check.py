@@ -352,7 +352,7 @@ def check_strings(
             x = items[i]
             kind = int(kinds[i])
             if kind == _core.KIND_NOT_STR:
-                reason = f"expected a hex digest string, got {_json_kind(x)}"
+                reason = f"expected a hex digest string, got {json_kind(x)}"
             elif kind == _core.KIND_LENGTH:
                 reason = _length_reason(len(x), algorithm)
             elif len(x) in BY_HEX_LENGTH:
@@ -383,13 +383,17 @@ def _length_reason(length: int, algorithm: str | None) -> str:
     )
 
 
-def _json_kind(x: Any) -> str:
+def json_kind(x: Any) -> str:
+    """What a decoded JSON value is, for error messages ("a string", "an
+    array"...), never the value itself (it may be a queried digest)."""
     if x is None:
         return "null"
     if isinstance(x, bool):
         return "a boolean"
     if isinstance(x, (int, float)):
         return "a number"
+    if isinstance(x, str):
+        return "a string"
     if isinstance(x, list):
         return "an array"
     if isinstance(x, dict):

@@ -29,6 +29,7 @@ import orjson
 from hashlookup import _core
 from hashlookup.errors import IndexFormatError
 from hashlookup.near._defaults import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_QUALITY
+from hashlookup.server._check import json_kind
 from hashlookup.server._http import (
     JSON,
     ItemBound,
@@ -116,7 +117,7 @@ def _int_field(doc: dict[str, Any], name: str, default: int, lo: int, hi: int) -
     if isinstance(v, float) and v.is_integer():
         v = int(v)  # 31.0 is an integer to JSON Schema
     if not isinstance(v, int) or isinstance(v, bool):
-        return unprocessable(name, f"expected an integer, got {_json_kind(v)}")
+        return unprocessable(name, f"expected an integer, got {json_kind(v)}")
     if not lo <= v <= hi:
         return unprocessable(name, f"must be {lo}..{hi}, got {v}")
     return v
@@ -140,7 +141,7 @@ def parse_request(body: bytes, max_items: int) -> PdqRequest | Response:
     hashes = doc.get("hashes")
     if not isinstance(hashes, list):
         return unprocessable(
-            "hashes", f"expected an array of PDQ hashes, got {_json_kind(hashes)}"
+            "hashes", f"expected an array of PDQ hashes, got {json_kind(hashes)}"
         )
     values = []
     for name, default, lo, hi in (
@@ -186,27 +187,13 @@ def pack_hashes(hashes: list[Any]) -> np.ndarray | Response:
 def hash_problem(x: Any) -> str:
     """Why `x` is not a PDQ hash in hex (without echoing it)."""
     if not isinstance(x, str):
-        return f"expected a PDQ hash (64 hex characters), got {_json_kind(x)}"
+        return f"expected a PDQ hash (64 hex characters), got {json_kind(x)}"
     if len(x) != 64:
         return f"expected a PDQ hash of 64 hex characters, got {len(x)} characters"
     bad = next((i for i, c in enumerate(x) if c not in _HEX), None)
     if bad is None:
         return "expected a PDQ hash in hex"
     return f"expected a PDQ hash in hex, got a non-hex character at position {bad}"
-
-
-def _json_kind(x: Any) -> str:
-    if x is None:
-        return "null"
-    if isinstance(x, bool):
-        return "a boolean"
-    if isinstance(x, (int, float)):
-        return "a number"
-    if isinstance(x, str):
-        return "a string"
-    if isinstance(x, list):
-        return "an array"
-    return "an object"
 
 
 def no_pdq(ds: Dataset, hma: bool = False) -> Response | None:

@@ -556,28 +556,20 @@ class HashIndex(KeyTable):
             "created": _format.iso_utc(h.created_ns),
             "locator_bits": lay.locator_bits,
             "kernel": kernel_name(),
-            "bloom": None
-            if lay.bloom is None
-            else {
-                "blocks": lay.bloom_blocks,
-                "hashes": lay.bloom_k,
-                "seed": lay.bloom_seed,
-                "bytes": lay.bloom.length,
-                "bits_per_key": (lay.bloom.length * 8 / lay.count)
-                if lay.count
-                else None,
-            },
-            "prefilter": None
-            if lay.prefilter is None
-            else {
-                "words": lay.prefilter_words,
-                "hashes": lay.prefilter_k,
-                "seed": lay.prefilter_seed,
-                "bytes": lay.prefilter.length,
-                "bits_per_key": (lay.prefilter.length * 8 / lay.count)
-                if lay.count
-                else None,
-            },
+            "bloom": _filter_info(
+                lay.bloom,
+                lay.count,
+                blocks=lay.bloom_blocks,
+                hashes=lay.bloom_k,
+                seed=lay.bloom_seed,
+            ),
+            "prefilter": _filter_info(
+                lay.prefilter,
+                lay.count,
+                words=lay.prefilter_words,
+                hashes=lay.prefilter_k,
+                seed=lay.prefilter_seed,
+            ),
             "sections": [s.as_dict() for s in h.sections],
             "metadata": _format.read_metadata(self._mmap, h, self.path),
         }
@@ -841,3 +833,12 @@ def _raw_public_key(key: Any) -> bytes | None:
 
 def _reopen_index(path: str, key: bytes | None = None) -> HashIndex:
     return HashIndex.open(path, require_signature=key)
+
+
+def _filter_info(section: Any, count: int, **params: int) -> dict[str, Any] | None:
+    """info() of a table's Bloom or first-level filter: its parameters, size
+    and bits per key; None when the table has none."""
+    if section is None:
+        return None
+    bits_per_key = section.length * 8 / count if count else None
+    return {**params, "bytes": section.length, "bits_per_key": bits_per_key}
