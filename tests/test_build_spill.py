@@ -288,6 +288,23 @@ def test_failed_spilled_build_keeps_the_old_file(tmp_path, spills):
     assert list(tmp.iterdir()) == []
 
 
+def test_unusable_tmp_dir_is_named(tmp_path):
+    """A --tmp-dir that is missing or a file: an OSError naming it, raised
+    when the first run spills; no output file."""
+    keys = np.random.default_rng(5).integers(0, 256, (200_000, 16), dtype=np.uint8)
+    a_file = tmp_path / "a_file"
+    a_file.write_bytes(b"")
+    for tmp, error, words in (
+        (tmp_path / "missing", FileNotFoundError, "does not exist"),
+        (a_file, NotADirectoryError, "is not a directory"),
+    ):
+        out = tmp_path / "x.hlx"
+        with pytest.raises(error, match=words) as info:
+            build_index(keys, out, memory=TINY, tmp_dir=tmp)
+        assert info.value.filename == str(tmp)
+        assert not out.exists()
+
+
 def test_fault_in_the_merge_keeps_the_old_file(tmp_path, monkeypatch):
     """A fault that cannot be produced otherwise (the merge failing half
     way): the output and the runs are removed."""

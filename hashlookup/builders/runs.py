@@ -69,6 +69,10 @@ class SpillDir:
         """A path for a new file in the directory (created on first use)."""
         if self.path is None:
             if not os.path.isdir(self.parent):
+                if os.path.exists(self.parent):
+                    raise NotADirectoryError(
+                        20, "temporary directory is not a directory", self.parent
+                    )
                 raise FileNotFoundError(
                     2, "temporary directory does not exist", self.parent
                 )
