@@ -8,7 +8,7 @@ import os as _os
 import sys as _sys
 from importlib.machinery import EXTENSION_SUFFIXES as _EXTENSION_SUFFIXES
 
-from hashlookup._lazy import import_dataclasses as _import_dataclasses
+from hashlookup._lazy import defer_dataclasses as _defer_dataclasses
 from hashlookup._version import __version__
 from hashlookup.errors import (
     HashLookupError,
@@ -55,10 +55,10 @@ if _MISSING is not None:
         raise SystemExit(2)
     raise ImportError(_MISSING, name=__name__)
 
-# Before any module of this package defines a dataclass: without the
-# inspect module (hashlookup._lazy), which would double the start-up of
-# `hashlookup check`.
-_import_dataclasses()
+# Before any module of this package defines a dataclass: the first import
+# of dataclasses, if one comes, is made without the inspect module
+# (hashlookup._lazy), which would double the start-up of `hashlookup check`.
+_defer_dataclasses()
 
 # (not typing.TYPE_CHECKING: importing typing costs start-up)
 TYPE_CHECKING = False

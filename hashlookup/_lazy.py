@@ -55,7 +55,13 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["NamedTuple", "import_dataclasses", "lazy_module", "numpy"]
+__all__ = [
+    "NamedTuple",
+    "defer_dataclasses",
+    "import_dataclasses",
+    "lazy_module",
+    "numpy",
+]
 
 
 class _LazyModule(types.ModuleType):
@@ -111,6 +117,71 @@ def import_dataclasses() -> None:
     finally:
         if sys.modules.get("inspect") is stand_in:
             del sys.modules["inspect"]
+
+
+class _DataclassesLoader:
+    """Wraps the loader of ``dataclasses``: runs it with the inspect
+    stand-in of :func:`import_dataclasses`, then steps aside (the module's
+    ``__loader__`` and spec name the real loader)."""
+
+    def __init__(self, loader: Any) -> None:
+        self._loader = loader
+
+    def create_module(self, spec: Any) -> Any:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        module.__loader__ = module.__spec__.loader = self._loader
+        stand_in = None
+        if "inspect" not in sys.modules:
+            stand_in = _LazyModule("inspect")
+            sys.modules["inspect"] = stand_in
+        try:
+            self._loader.exec_module(module)
+        finally:
+            if stand_in is not None and sys.modules.get("inspect") is stand_in:
+                del sys.modules["inspect"]
+
+
+class _DataclassesFinder:
+    """A ``sys.meta_path`` entry for one import, the first of
+    ``dataclasses``: removes itself, asks the finders after it for the
+    module and wraps its loader (:class:`_DataclassesLoader`)."""
+
+    @staticmethod
+    def find_spec(name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "dataclasses":
+            return None
+        try:
+            sys.meta_path.remove(_DataclassesFinder)
+        except ValueError:  # another thread's import took it out
+            pass
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec = None if find is None else find(name, path, target)
+            if spec is not None:
+                if spec.loader is not None and "inspect" not in sys.modules:
+                    spec.loader = _DataclassesLoader(spec.loader)
+                return spec
+        return None
+
+
+def defer_dataclasses() -> None:
+    """Have the first import of ``dataclasses`` (by anyone, if it comes)
+    made as :func:`import_dataclasses` makes it: with its ``inspect`` on
+    first use.
+
+    The package's own modules on the lookup paths define no dataclass, so
+    ``import hashlookup`` no longer imports dataclasses (with ``re``,
+    ``enum`` and ``copy``: about a fifth of a library lookup's start-up);
+    the commands and builders that do still get it without ``inspect``.
+    A finder at the head of ``sys.meta_path`` waits for that import and
+    removes itself then.
+    """
+    if "dataclasses" in sys.modules or "inspect" in sys.modules:
+        return
+    if _DataclassesFinder not in sys.meta_path:
+        sys.meta_path.insert(0, _DataclassesFinder)
 
 
 # What typing.NamedTuple leaves to collections.namedtuple or refuses to copy

@@ -112,6 +112,7 @@ cdef class LabelSet:
     cdef dict _c_entries
     cdef dict _c_cache
     cdef tuple _c_pairs
+    cdef tuple _c_plan
     cdef dict _c_interned
 
     def _set_entries(self, object buf, Py_ssize_t base, uint64_t records, str what,
@@ -124,6 +125,8 @@ cdef class LabelSet:
         self._c_what = what
         self._c_entries = entries
         self._c_cache = {}
+        self._c_pairs = None
+        self._c_plan = None
         self._c_interned = {}
 
     @property
@@ -173,16 +176,36 @@ cdef class LabelSet:
         One membership test per label (pyroaring, ~50 ns each), so a hit's
         labels cost O(labels).  A per-record table would make it O(1) but
         costs memory and open time O(records); datasets carry few labels
-        (sources, categories), see docs/DATASETS.md.  The same label tuples
-        come back again and again: they are interned, so that callers that
-        cache something per tuple (the server's JSON) find them by identity."""
+        (sources, categories), see docs/DATASETS.md.  A label that every
+        record carries (the directory's count is the record count), or none,
+        is answered from the directory: its bitmap is not read, and a
+        dataset whose labels are all such (one source) answers hits without
+        importing pyroaring.  The same label tuples come back again and
+        again: they are interned, so that callers that cache something per
+        tuple (the server's JSON) find them by identity."""
         return self._of(record_id)
+
+    cdef tuple _label_plan(self):
+        # Per label: True (every record), False (none) or its bitmap.
+        cdef list plan = []
+        if self._c_plan is None:
+            for name, entry in self._c_entries.items():
+                count = entry[2]
+                if count == 0:
+                    plan.append((name, False))
+                elif count == self._c_records:
+                    plan.append((name, True))
+                else:
+                    plan.append((name, self._bitmap(name)))
+            self._c_plan = tuple(plan)
+        return self._c_plan
 
     cdef tuple _of(self, object record_id):
         cdef list found = []
         cdef tuple pair
-        for pair in self._pairs():
-            if record_id in pair[1]:
+        for pair in self._label_plan():
+            member = pair[1]
+            if member is True or (member is not False and record_id in member):
                 found.append(pair[0])
         cdef tuple key = tuple(found)
         seen = self._c_interned.get(key)
