@@ -47,7 +47,6 @@ checkers::
 from __future__ import annotations
 
 import collections
-import importlib
 import sys
 import types
 
@@ -74,6 +73,8 @@ class _LazyModule(types.ModuleType):
             # Read while standing in sys.modules (import_dataclasses): make
             # way for the real module.
             del sys.modules[self.__name__]
+        import importlib  # (here: importing it costs every start-up)
+
         real = importlib.import_module(self.__name__)
         if "__file__" not in self.__dict__:
             self.__dict__.update(real.__dict__)

@@ -93,8 +93,9 @@ _NOT_FOR_A_CHECK = (*_NOT_FOR_A_LOOKUP, "threading")
 #: JSON sections are read by json's C scanner, hashlookup.store.format.
 #: loads_json), copy and enum (which those import), pyroaring (every
 #: record carries the dataset's one label: answered from the label
-#: directory), and the modules of sections the file does not have
-#: (attributes, code tables).
+#: directory), the modules of sections the file does not have
+#: (attributes, code tables), contextlib with functools, and importlib
+#: with warnings (hashlookup's lazy names are imported with __import__).
 _NOT_FOR_A_LIBRARY_LOOKUP = (
     *_NOT_FOR_A_CHECK,
     "dataclasses",
@@ -103,6 +104,10 @@ _NOT_FOR_A_LIBRARY_LOOKUP = (
     "enum",
     "copy",
     "pyroaring",
+    "contextlib",
+    "functools",
+    "importlib",
+    "warnings",
     "hashlookup.store.attributes",
     "hashlookup.store.code_tables",
 )
