@@ -28,10 +28,13 @@ a stand-in for the ``inspect`` module it imports: ``inspect`` (with ast,
 dis, tokenize and linecache) costs about half the start-up of
 ``hashlookup check``, and dataclasses reads it only to make a signature
 docstring for a class without one (every class of this package has its
-own).  ``hashlookup/__init__.py`` calls it first thing, so the dataclasses
-of every module are cheap; any attribute read through the stand-in imports
-the real ``inspect``, so dataclasses behaves as ever, for this package's
-classes and for anyone else's.
+own).  Any attribute read through the stand-in imports the real
+``inspect``, so dataclasses behaves as ever, for this package's classes and
+for anyone else's.  No module on the lookup paths defines a dataclass, so
+``hashlookup/__init__.py`` does not import it: it calls
+:func:`defer_dataclasses` first thing, which has the first import of
+dataclasses (by a command, a builder or the user) made that way.
+
 :class:`NamedTuple` makes the same named-tuple classes as
 ``typing.NamedTuple`` without importing ``typing`` (with what it imports,
 about 3 ms of every one-shot command); modules define their public named
@@ -48,7 +51,6 @@ from __future__ import annotations
 
 import collections
 import sys
-import types
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -63,7 +65,15 @@ __all__ = [
 ]
 
 
-class _LazyModule(types.ModuleType):
+# types.ModuleType (importing types costs start-up; no module on the lookup
+# path imports it)
+if TYPE_CHECKING:
+    from types import ModuleType as _ModuleType
+else:
+    _ModuleType = type(sys)
+
+
+class _LazyModule(_ModuleType):
     """Stands for a module until one of its attributes is read."""
 
     def __getattr__(self, attr: str) -> Any:
