@@ -201,6 +201,8 @@ def test_check_of_a_hit_imports_no_numpy_or_pyroaring(
     assert code == 1 and f"{_KNOWN[3]}\tFOUND" in str(out)
     assert "labels=source:known" in str(out)
     forbidden = ("numpy", "pyroaring", "dataclasses", "json", *_ARGPARSE, *_NEVER)
+    # (the command's module imported with __import__: no importlib, warnings)
+    forbidden += ("importlib", "warnings")
     assert _imported(modules, *forbidden, *_NOT_FOR_A_CHECK) == []
 
 
