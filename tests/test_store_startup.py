@@ -261,3 +261,81 @@ def test_section_replace_is_dataclasses_replace_s() -> None:
         s.replace(size=1)
     with pytest.raises(TypeError):
         hash(s)
+
+
+# -- roaring bitmaps read in place --------------------------------------------
+
+#: Sets of record ids that give every kind of roaring container: sparse
+#: points (arrays), dense blocks (bitmaps, more than 4,096 in a 65,536 span),
+#: ranges (runs after run_optimize), over several containers (high 16 bits).
+_IDS = st.lists(
+    st.one_of(
+        st.lists(st.integers(0, 2**20), max_size=40).map(set),
+        st.tuples(st.integers(0, 2**20), st.integers(1, 70_000)).map(
+            lambda t: set(range(t[0], t[0] + t[1]))
+        ),
+        st.tuples(st.integers(0, 15), st.integers(2, 9)).map(
+            lambda t: set(range(t[0] << 16, (t[0] + 1) << 16, t[1]))
+        ),
+    ),
+    max_size=6,
+).map(lambda parts: set().union(*parts))
+
+
+def _store(members: dict[str, set[int]], records: int) -> _labels.LabelStore:
+    blob, index = _labels.encode(
+        {k: np.array(sorted(v), dtype=np.uint32) for k, v in members.items()}
+    )
+    return _labels.LabelStore(blob, 0, len(blob), json.loads(index), records, "t")
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(_IDS, min_size=1, max_size=4), st.data())
+def test_labels_read_in_place_are_the_bitmaps_answer(
+    sets: list[set[int]], data: st.DataObject
+) -> None:
+    # Every container kind, with and without the offset table (run-cookie
+    # bitmaps of fewer than four containers have none): the labels of
+    # sampled record ids (members, their neighbours, others) are those of
+    # the Python sets, and those of pyroaring's bitmaps.
+    records = max((max(s) for s in sets if s), default=0) + 2
+    members = {f"l{i}": s for i, s in enumerate(sets)}
+    store = _store(members, records)
+    pairs = store.pairs()
+    probes = {0, records - 1}
+    for s in sets:
+        for x in list(s)[:50]:
+            probes |= {x, x + 1, max(x - 1, 0)}
+    probes |= set(data.draw(st.lists(st.integers(0, records - 1), max_size=50)))
+    for rid in sorted(probes):
+        expected = tuple(k for k in sorted(members) if rid in members[k])
+        assert store.of(rid) == expected
+        assert expected == tuple(name for name, bm in pairs if rid in bm)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_IDS, st.data())
+def test_a_damaged_bitmap_is_refused_or_read_never_a_crash(
+    ids: set[int], data: st.DataObject
+) -> None:
+    # Bytes of a partial label's bitmap flipped or cut: reading its labels
+    # raises IndexFormatError naming the label, or answers (a damage that
+    # keeps the bitmap well-formed); never a crash.
+    records = max(ids, default=0) + 10
+    blob, index = _labels.encode({"a": np.array(sorted(ids), dtype=np.uint32)})
+    raw = bytearray(blob)
+    for _ in range(data.draw(st.integers(1, 4))):
+        if raw:
+            raw[data.draw(st.integers(0, len(raw) - 1))] ^= data.draw(
+                st.integers(1, 255)
+            )
+    raw = raw[: data.draw(st.integers(0, len(raw)))]
+    entries = json.loads(index)
+    entries["labels"][0][2] = min(entries["labels"][0][2], len(raw))
+    store = _labels.LabelStore(bytes(raw), 0, len(raw), entries, records, "t.hlds")
+    try:
+        got = [store.of(rid) for rid in range(0, records, max(1, records // 97))]
+    except IndexFormatError as e:
+        assert str(e).startswith("t.hlds: label 'a': ")
+    else:
+        assert all(g in ((), ("a",)) for g in got)
