@@ -6,9 +6,9 @@ A memory-mapped, immutable index file per list; lookups in a C core
 
 import os as _os
 import sys as _sys
-from importlib.machinery import EXTENSION_SUFFIXES as _EXTENSION_SUFFIXES
+from _imp import extension_suffixes as _extension_suffixes
 
-from hashlookup._lazy import import_dataclasses as _import_dataclasses
+from hashlookup._lazy import defer_dataclasses as _defer_dataclasses
 from hashlookup._version import __version__
 from hashlookup.errors import (
     HashLookupError,
@@ -25,14 +25,17 @@ def _missing_extension_message() -> str | None:
 
     One directory listing: cheaper than importing the extension, which
     would load numpy's stand-in and the C core for ``hashlookup --help``.
+    (The suffixes from ``_imp``, which ``importlib.machinery`` reads too:
+    importing that, with importlib and warnings, costs start-up.)
     """
     here = _os.path.dirname(__file__)
     try:
         names = _os.listdir(here)
     except OSError:
         return None  # a zip or other loader: let the import say what is wrong
+    suffixes = tuple(_extension_suffixes())
     for name in names:
-        if name.startswith("_core.") and name.endswith(tuple(_EXTENSION_SUFFIXES)):
+        if name.startswith("_core.") and name.endswith(suffixes):
             return None
     return (
         f"hashlookup: the compiled core (hashlookup._core) is missing from "
@@ -55,10 +58,10 @@ if _MISSING is not None:
         raise SystemExit(2)
     raise ImportError(_MISSING, name=__name__)
 
-# Before any module of this package defines a dataclass: without the
-# inspect module (hashlookup._lazy), which would double the start-up of
-# `hashlookup check`.
-_import_dataclasses()
+# Before any module of this package defines a dataclass: the first import
+# of dataclasses, if one comes, is made without the inspect module
+# (hashlookup._lazy), which would double the start-up of `hashlookup check`.
+_defer_dataclasses()
 
 # (not typing.TYPE_CHECKING: importing typing costs start-up)
 TYPE_CHECKING = False
@@ -101,9 +104,11 @@ def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'hashlookup' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"hashlookup.{module}"), name)
+    # (__import__, not importlib.import_module: importing importlib, with
+    # warnings, would cost every one-shot lookup)
+    full = f"hashlookup.{module}"
+    __import__(full)
+    value = getattr(_sys.modules[full], name)
     globals()[name] = value
     return value
 

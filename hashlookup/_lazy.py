@@ -28,10 +28,13 @@ a stand-in for the ``inspect`` module it imports: ``inspect`` (with ast,
 dis, tokenize and linecache) costs about half the start-up of
 ``hashlookup check``, and dataclasses reads it only to make a signature
 docstring for a class without one (every class of this package has its
-own).  ``hashlookup/__init__.py`` calls it first thing, so the dataclasses
-of every module are cheap; any attribute read through the stand-in imports
-the real ``inspect``, so dataclasses behaves as ever, for this package's
-classes and for anyone else's.
+own).  Any attribute read through the stand-in imports the real
+``inspect``, so dataclasses behaves as ever, for this package's classes and
+for anyone else's.  No module on the lookup paths defines a dataclass, so
+``hashlookup/__init__.py`` does not import it: it calls
+:func:`defer_dataclasses` first thing, which has the first import of
+dataclasses (by a command, a builder or the user) made that way.
+
 :class:`NamedTuple` makes the same named-tuple classes as
 ``typing.NamedTuple`` without importing ``typing`` (with what it imports,
 about 3 ms of every one-shot command); modules define their public named
@@ -47,18 +50,30 @@ checkers::
 from __future__ import annotations
 
 import collections
-import importlib
 import sys
-import types
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["NamedTuple", "import_dataclasses", "lazy_module", "numpy"]
+__all__ = [
+    "NamedTuple",
+    "defer_dataclasses",
+    "import_dataclasses",
+    "lazy_module",
+    "numpy",
+]
 
 
-class _LazyModule(types.ModuleType):
+# types.ModuleType (importing types costs start-up; no module on the lookup
+# path imports it)
+if TYPE_CHECKING:
+    from types import ModuleType as _ModuleType
+else:
+    _ModuleType = type(sys)
+
+
+class _LazyModule(_ModuleType):
     """Stands for a module until one of its attributes is read."""
 
     def __getattr__(self, attr: str) -> Any:
@@ -68,6 +83,8 @@ class _LazyModule(types.ModuleType):
             # Read while standing in sys.modules (import_dataclasses): make
             # way for the real module.
             del sys.modules[self.__name__]
+        import importlib  # (here: importing it costs every start-up)
+
         real = importlib.import_module(self.__name__)
         if "__file__" not in self.__dict__:
             self.__dict__.update(real.__dict__)
@@ -111,6 +128,71 @@ def import_dataclasses() -> None:
     finally:
         if sys.modules.get("inspect") is stand_in:
             del sys.modules["inspect"]
+
+
+class _DataclassesLoader:
+    """Wraps the loader of ``dataclasses``: runs it with the inspect
+    stand-in of :func:`import_dataclasses`, then steps aside (the module's
+    ``__loader__`` and spec name the real loader)."""
+
+    def __init__(self, loader: Any) -> None:
+        self._loader = loader
+
+    def create_module(self, spec: Any) -> Any:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        module.__loader__ = module.__spec__.loader = self._loader
+        stand_in = None
+        if "inspect" not in sys.modules:
+            stand_in = _LazyModule("inspect")
+            sys.modules["inspect"] = stand_in
+        try:
+            self._loader.exec_module(module)
+        finally:
+            if stand_in is not None and sys.modules.get("inspect") is stand_in:
+                del sys.modules["inspect"]
+
+
+class _DataclassesFinder:
+    """A ``sys.meta_path`` entry for one import, the first of
+    ``dataclasses``: removes itself, asks the finders after it for the
+    module and wraps its loader (:class:`_DataclassesLoader`)."""
+
+    @staticmethod
+    def find_spec(name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "dataclasses":
+            return None
+        try:
+            sys.meta_path.remove(_DataclassesFinder)
+        except ValueError:  # another thread's import took it out
+            pass
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec = None if find is None else find(name, path, target)
+            if spec is not None:
+                if spec.loader is not None and "inspect" not in sys.modules:
+                    spec.loader = _DataclassesLoader(spec.loader)
+                return spec
+        return None
+
+
+def defer_dataclasses() -> None:
+    """Have the first import of ``dataclasses`` (by anyone, if it comes)
+    made as :func:`import_dataclasses` makes it: with its ``inspect`` on
+    first use.
+
+    The package's own modules on the lookup paths define no dataclass, so
+    ``import hashlookup`` no longer imports dataclasses (with ``re``,
+    ``enum`` and ``copy``: about a fifth of a library lookup's start-up);
+    the commands and builders that do still get it without ``inspect``.
+    A finder at the head of ``sys.meta_path`` waits for that import and
+    removes itself then.
+    """
+    if "dataclasses" in sys.modules or "inspect" in sys.modules:
+        return
+    if _DataclassesFinder not in sys.meta_path:
+        sys.meta_path.insert(0, _DataclassesFinder)
 
 
 # What typing.NamedTuple leaves to collections.namedtuple or refuses to copy

@@ -9,8 +9,9 @@ way down.
 """
 
 from cpython.buffer cimport PyObject_CheckBuffer
-from cpython.bytes cimport PyBytes_GET_SIZE
-from libc.stdint cimport int64_t, uint8_t, uint64_t
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport malloc, free
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 cimport hl
@@ -97,6 +98,225 @@ cdef tuple _as_labels(object x):
     return tuple(x)
 
 
+# -- roaring bitmaps read in place -------------------------------------------
+#
+# A hit's labels need only membership tests, which this reader answers from
+# a label's bitmap in the portable roaring format (the format pyroaring
+# writes: https://github.com/RoaringBitmap/RoaringFormatSpec) without
+# pyroaring, whose import is a large part of a one-shot lookup's start-up.
+# Every field is checked when a bitmap is first read (bounds, order,
+# cardinalities against the label index), so a damaged bitmap is refused
+# with the error pyroaring's path gives; label filters and bitmap() still
+# use pyroaring.
+
+cdef enum:
+    _ROARING_ARRAY = 0
+    _ROARING_BITMAP = 1
+    _ROARING_RUN = 2
+    _ROARING_NO_RUNS = 12346    # cookie without run containers
+    _ROARING_RUNS = 12347       # low 16 bits of the cookie with them
+    _ROARING_NO_OFFSETS = 4     # run-cookie files of fewer containers skip offsets
+
+
+cdef inline uint32_t _u16(const uint8_t *p) noexcept nogil:
+    return p[0] | (<uint32_t>p[1] << 8)
+
+
+cdef inline uint32_t _u32(const uint8_t *p) noexcept nogil:
+    return (p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16)
+            | (<uint32_t>p[3] << 24))
+
+
+cdef extern from *:
+    # (GCC and Clang: one instruction where the CPU has it)
+    int __builtin_popcountll(unsigned long long x) nogil
+
+
+cdef inline int _popcount64(uint64_t x) noexcept nogil:
+    return __builtin_popcountll(x)
+
+
+cdef class _Roaring:
+    """One label's bitmap, read in place (membership only); made by
+    _roaring_open, which checks it whole."""
+    cdef bytes _c_blob
+    cdef const uint8_t *_c_p
+    cdef Py_ssize_t _c_n          # containers
+    cdef uint32_t *_c_offsets     # each container's start in the blob
+    cdef uint8_t *_c_kinds
+    cdef const uint8_t *_c_header  # n x (key u16, cardinality - 1 u16)
+
+    def __dealloc__(self):
+        free(self._c_offsets)
+        free(self._c_kinds)
+
+    def __contains__(self, x):
+        return self._has(x)
+
+    cdef bint _has(self, uint64_t x) noexcept:
+        cdef uint32_t high = <uint32_t>(x >> 16), low = <uint32_t>(x & 0xFFFF)
+        cdef Py_ssize_t lo = 0, hi = self._c_n, mid
+        cdef uint32_t key
+        if x > 0xFFFFFFFF:
+            return False
+        while lo < hi:              # the container of the high 16 bits
+            mid = (lo + hi) >> 1
+            key = _u16(self._c_header + 4 * mid)
+            if key < high:
+                lo = mid + 1
+            elif key > high:
+                hi = mid
+            else:
+                return self._in_container(mid, low)
+        return False
+
+    cdef bint _in_container(self, Py_ssize_t i, uint32_t low) noexcept:
+        cdef const uint8_t *c = self._c_p + self._c_offsets[i]
+        cdef Py_ssize_t card = _u16(self._c_header + 4 * i + 2) + 1
+        cdef Py_ssize_t lo = 0, hi, mid
+        cdef uint32_t v
+        if self._c_kinds[i] == _ROARING_BITMAP:
+            return (c[low >> 3] >> (low & 7)) & 1
+        if self._c_kinds[i] == _ROARING_ARRAY:
+            hi = card
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                v = _u16(c + 2 * mid)
+                if v < low:
+                    lo = mid + 1
+                elif v > low:
+                    hi = mid
+                else:
+                    return True
+            return False
+        # runs: (start, length - 1) pairs after their count; the last run
+        # starting at or before low
+        hi = _u16(c)
+        c += 2
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if _u16(c + 4 * mid) <= low:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo == 0:
+            return False
+        return low - _u16(c + 4 * (lo - 1)) <= _u16(c + 4 * (lo - 1) + 2)
+
+
+cdef str _roaring_check(_Roaring r, Py_ssize_t size, uint64_t count,
+                        uint64_t records):
+    """Fill r's tables from its blob and check them: None if the bitmap is
+    sound and holds `count` ids below `records`, else what is wrong ("" for
+    a mismatch with the label index)."""
+    cdef const uint8_t *p = r._c_p
+    cdef uint32_t cookie, prev_key = 0, key, v, prev, start, length
+    cdef Py_ssize_t n, pos, i, j, card, runs_at = -1, end
+    cdef uint64_t total = 0, last = 0
+    cdef bint offsets
+    if size < 4:
+        return "truncated"
+    cookie = _u32(p)
+    if cookie == _ROARING_NO_RUNS:
+        if size < 8:
+            return "truncated"
+        n = _u32(p + 4)
+        pos = 8
+        offsets = True
+    elif (cookie & 0xFFFF) == _ROARING_RUNS:
+        n = (cookie >> 16) + 1
+        runs_at = 4
+        pos = 4 + (n + 7) // 8
+        offsets = n >= _ROARING_NO_OFFSETS
+    else:
+        return "unknown cookie"
+    if n > 65536:
+        return "too many containers"
+    if pos + 4 * n + (4 * n if offsets else 0) > size:
+        return "truncated header"
+    r._c_n = n
+    r._c_header = p + pos
+    pos += 4 * n
+    r._c_offsets = <uint32_t *>malloc((n if n else 1) * sizeof(uint32_t))
+    r._c_kinds = <uint8_t *>malloc(n if n else 1)
+    if r._c_offsets == NULL or r._c_kinds == NULL:
+        raise MemoryError()
+    end = pos
+    for i in range(n):
+        key = _u16(r._c_header + 4 * i)
+        card = _u16(r._c_header + 4 * i + 2) + 1
+        if i and key <= prev_key:
+            return "container keys out of order"
+        prev_key = key
+        if offsets:
+            start = _u32(p + pos + 4 * i)
+        else:
+            start = <uint32_t>end    # right after the previous container
+        if runs_at >= 0 and (p[runs_at + (i >> 3)] >> (i & 7)) & 1:
+            r._c_kinds[i] = _ROARING_RUN
+        elif card > 4096:
+            r._c_kinds[i] = _ROARING_BITMAP
+        else:
+            r._c_kinds[i] = _ROARING_ARRAY
+        r._c_offsets[i] = start
+        # the container's extent and contents
+        if r._c_kinds[i] == _ROARING_BITMAP:
+            if <uint64_t>start + 8192 > <uint64_t>size:
+                return "container past the end"
+            j = 0
+            for v in range(1024):
+                j += _popcount64(_u32(p + start + 8 * v)
+                                 | (<uint64_t>_u32(p + start + 8 * v + 4) << 32))
+            if j != card:
+                return "bitmap container cardinality"
+            v = 8191
+            while not p[start + v]:
+                v -= 1
+            last = (<uint64_t>key << 16) | (8 * v + 7 - _clz8(p[start + v]))
+            end = start + 8192
+        elif r._c_kinds[i] == _ROARING_ARRAY:
+            if <uint64_t>start + 2 * <uint64_t>card > <uint64_t>size:
+                return "container past the end"
+            for j in range(card):
+                v = _u16(p + start + 2 * j)
+                if j and v <= prev:
+                    return "array container out of order"
+                prev = v
+            last = (<uint64_t>key << 16) | prev
+            end = start + 2 * card
+        else:
+            if <uint64_t>start + 2 > <uint64_t>size:
+                return "container past the end"
+            length = _u16(p + start)
+            if <uint64_t>start + 2 + 4 * <uint64_t>length > <uint64_t>size:
+                return "container past the end"
+            j = 0
+            for v in range(length):
+                prev = _u16(p + start + 2 + 4 * v)
+                if v and prev <= <uint32_t>last:
+                    return "runs out of order"
+                last = prev + _u16(p + start + 2 + 4 * v + 2)
+                if last > 0xFFFF:
+                    return "run past its container"
+                j += last - prev + 1
+            if j != card or length == 0:
+                return "run container cardinality"
+            last = (<uint64_t>key << 16) | last
+            end = start + 2 + 4 * length
+        total += card
+    if total != count or (count and last >= records):
+        return ""
+    return None
+
+
+cdef inline int _clz8(uint8_t b) noexcept nogil:
+    cdef int n = 0
+    while not (b & 0x80):
+        b <<= 1
+        n += 1
+    return n
+
+
 cdef object _FrozenBitMap = None
 
 
@@ -112,6 +332,7 @@ cdef class LabelSet:
     cdef dict _c_entries
     cdef dict _c_cache
     cdef tuple _c_pairs
+    cdef tuple _c_plan
     cdef dict _c_interned
 
     def _set_entries(self, object buf, Py_ssize_t base, uint64_t records, str what,
@@ -124,6 +345,8 @@ cdef class LabelSet:
         self._c_what = what
         self._c_entries = entries
         self._c_cache = {}
+        self._c_pairs = None
+        self._c_plan = None
         self._c_interned = {}
 
     @property
@@ -157,6 +380,22 @@ cdef class LabelSet:
         self._c_cache[label] = bm
         return bm
 
+    cdef _Roaring _reader(self, str label):
+        # The label's bitmap read in place for membership (no pyroaring).
+        off, length, count = self._c_entries[label]
+        start = self._c_base + off
+        cdef _Roaring r = _Roaring.__new__(_Roaring)
+        r._c_blob = bytes(self._c_buf[start:start + length])
+        r._c_p = <const uint8_t *>PyBytes_AS_STRING(r._c_blob)
+        wrong = _roaring_check(r, PyBytes_GET_SIZE(r._c_blob), count, self._c_records)
+        if wrong == "":
+            raise IndexFormatError(f"{self._c_what}: label {label!r}: bitmap does "
+                                   "not match the label index")
+        if wrong is not None:
+            raise IndexFormatError(f"{self._c_what}: label {label!r}: corrupt bitmap "
+                                   f"({wrong})")
+        return r
+
     def pairs(self):
         """(name, bitmap) of every label, sorted by name (read once)."""
         return self._pairs()
@@ -170,19 +409,41 @@ cdef class LabelSet:
     def of(self, record_id):
         """Labels of one record, sorted by name.
 
-        One membership test per label (pyroaring, ~50 ns each), so a hit's
+        One membership test per label (~tens of ns each, in C), so a hit's
         labels cost O(labels).  A per-record table would make it O(1) but
         costs memory and open time O(records); datasets carry few labels
-        (sources, categories), see docs/DATASETS.md.  The same label tuples
-        come back again and again: they are interned, so that callers that
-        cache something per tuple (the server's JSON) find them by identity."""
+        (sources, categories), see docs/DATASETS.md.  A label that every
+        record carries (the directory's count is the record count), or
+        none, is answered from the directory; the others' bitmaps are read
+        in place (_Roaring, checked whole when first read), without
+        pyroaring.  The same label tuples come back again and again: they
+        are interned, so that callers that cache something per tuple (the
+        server's JSON) find them by identity."""
         return self._of(record_id)
+
+    cdef tuple _label_plan(self):
+        # Per label: True (every record), False (none) or its _Roaring.
+        cdef list plan = []
+        if self._c_plan is None:
+            for name, entry in self._c_entries.items():
+                count = entry[2]
+                if count == 0:
+                    plan.append((name, False))
+                elif count == self._c_records:
+                    plan.append((name, True))
+                else:
+                    plan.append((name, self._reader(name)))
+            self._c_plan = tuple(plan)
+        return self._c_plan
 
     cdef tuple _of(self, object record_id):
         cdef list found = []
         cdef tuple pair
-        for pair in self._pairs():
-            if record_id in pair[1]:
+        cdef uint64_t rid = record_id
+        for pair in self._label_plan():
+            member = pair[1]
+            if member is True or (member is not False
+                                  and (<_Roaring>member)._has(rid)):
                 found.append(pair[0])
         cdef tuple key = tuple(found)
         seen = self._c_interned.get(key)

@@ -88,21 +88,50 @@ _NOT_FOR_A_LOOKUP = ("typing", "datetime")
 #: thread pool's locks are _thread's, which threading.Lock is).
 _NOT_FOR_A_CHECK = (*_NOT_FOR_A_LOOKUP, "threading")
 
+#: Nor, for a library lookup (hit or miss): dataclasses (no module on the
+#: path defines one: hashlookup._lazy.defer_dataclasses), json and re (the
+#: JSON sections are read by json's C scanner, hashlookup.store.format.
+#: loads_json), copy and enum (which those import), pyroaring (every
+#: record carries the dataset's one label: answered from the label
+#: directory), the modules of sections the file does not have
+#: (attributes, code tables), contextlib with functools, and importlib
+#: with warnings (hashlookup's lazy names are imported with __import__).
+_NOT_FOR_A_LIBRARY_LOOKUP = (
+    *_NOT_FOR_A_CHECK,
+    "dataclasses",
+    "json",
+    "re",
+    "enum",
+    "copy",
+    "pyroaring",
+    "contextlib",
+    "functools",
+    "importlib",
+    "warnings",
+    "hashlookup.store.attributes",
+    "hashlookup.store.code_tables",
+)
+
 _RUN = """
-import contextlib, io, json, sys
+import contextlib, io, sys
 from hashlookup.cli import main
 out = io.StringIO()
 with contextlib.redirect_stdout(out):
     code = main(sys.argv[1:])
-print(json.dumps([code, out.getvalue(), sorted(sys.modules)]))
+modules = sorted(sys.modules)
+import json
+print(json.dumps([code, out.getvalue(), modules]))
 """
 
 _LIBRARY = """
-import json, sys
+import sys
 import hashlookup
 ds = hashlookup.open_dataset(sys.argv[1])
 m = ds.lookup(sys.argv[2])
-print(json.dumps([m is not None, sorted(sys.modules)]))
+modules = sorted(sys.modules)
+labels = m.labels if m is not None else None
+import json
+print(json.dumps([m is not None, modules, labels]))
 """
 
 _KNOWN = [f"{i:032x}" for i in range(1, 200, 7)]  # synthetic md5 digests
@@ -164,12 +193,17 @@ def test_check_of_a_miss_imports_no_numpy_pyroaring_or_threads(
     }
 
 
-def test_check_of_a_hit_imports_no_numpy(dataset: tuple[str, str, str]) -> None:
-    # The hit's labels are read from their roaring bitmaps: pyroaring, only.
+def test_check_of_a_hit_imports_no_numpy_or_pyroaring(
+    dataset: tuple[str, str, str],
+) -> None:
+    # The hit's labels are read without pyroaring (hashlookup._lookup).
     code, out, modules = _run(_RUN, "check", dataset[0], _KNOWN[3])
     assert code == 1 and f"{_KNOWN[3]}\tFOUND" in str(out)
     assert "labels=source:known" in str(out)
-    assert _imported(modules, "numpy", *_ARGPARSE, *_NEVER, *_NOT_FOR_A_CHECK) == []
+    forbidden = ("numpy", "pyroaring", "dataclasses", "json", *_ARGPARSE, *_NEVER)
+    # (the command's module imported with __import__: no importlib, warnings)
+    forbidden += ("importlib", "warnings")
+    assert _imported(modules, *forbidden, *_NOT_FOR_A_CHECK) == []
 
 
 def test_match_of_a_short_list_imports_no_numpy_or_pyroaring(
@@ -209,16 +243,65 @@ def test_scan_of_a_file_reads_the_sizes_at_the_first_entry(
     assert "numpy" in modules
 
 
-def test_library_lookup_imports_no_numpy_pyroaring_or_threads(
+def test_library_lookup_imports_no_numpy_pyroaring_json_or_dataclasses(
     dataset: tuple[str, str, str],
 ) -> None:
     for digest, found in ((_MISS, False), (_KNOWN[0].upper(), True)):
-        hit, modules = _run(_LIBRARY, dataset[0], digest)
-        assert hit is found
+        hit, modules, labels = _run(_LIBRARY, dataset[0], digest)
+        assert hit is found and labels == (["source:known"] if found else None)
         forbidden = ("numpy", "concurrent.futures", "argparse", *_NEVER)
-        assert _imported(modules, *forbidden, *_NOT_FOR_A_CHECK) == []
-        if not found:
-            assert _imported(modules, "pyroaring") == []
+        assert _imported(modules, *forbidden, *_NOT_FOR_A_LIBRARY_LOOKUP) == []
+
+
+def test_library_lookup_of_partial_labels_needs_no_pyroaring(
+    tmp_path: Path,
+) -> None:
+    # Two sources, neither on every record: a hit's labels come from the
+    # bitmaps, read in place (hashlookup._lookup), without pyroaring.
+    a, b = tmp_path / "a.md5", tmp_path / "b.md5"
+    a.write_text("".join(f"{h}  f\n" for h in _KNOWN[:10]))
+    b.write_text("".join(f"{h}  f\n" for h in _KNOWN[5:]))
+    out = tmp_path / "two.hlds"
+    subprocess.run(
+        [sys.executable, "-I", "-m", "hashlookup", "build", "-q", "-o", str(out),
+         f"a={a}", f"b={b}"],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    for digest, expected in (
+        (_KNOWN[0], ["source:a"]),
+        (_KNOWN[7], ["source:a", "source:b"]),
+        (_KNOWN[-1], ["source:b"]),
+    ):
+        hit, modules, labels = _run(_LIBRARY, str(out), digest)
+        assert hit is True and labels == expected
+        assert _imported(modules, "pyroaring", "json", "dataclasses", "re") == []
+
+
+def test_dataclasses_are_imported_as_before_once_asked_for() -> None:
+    # `import hashlookup` leaves dataclasses to the first import that asks
+    # (with its inspect on first use); the finder that waits for it steps
+    # aside, and a process that imported inspect first gets the plain import.
+    code = (
+        "import json, sys\n"
+        "import hashlookup\n"
+        "from hashlookup import _lazy\n"
+        "before = ['dataclasses' in sys.modules, 'inspect' in sys.modules,\n"
+        "          _lazy._DataclassesFinder in sys.meta_path]\n"
+        "import dataclasses\n"
+        "after = ['inspect' in sys.modules,\n"
+        "         _lazy._DataclassesFinder in sys.meta_path,\n"
+        "         type(dataclasses.__loader__).__name__,\n"
+        "         type(dataclasses.__spec__.loader).__name__]\n"
+        "print(json.dumps([before, after]))\n"
+    )
+    assert _run(code) == [
+        [False, False, True],
+        [False, False, "SourceFileLoader", "SourceFileLoader"],
+    ]
+    first = "import inspect, hashlookup, dataclasses, sys, json\n"
+    assert _run(
+        first + "print(json.dumps(dataclasses.inspect is sys.modules['inspect']))"
+    )
 
 
 def test_dataclasses_still_work_with_a_lazy_inspect() -> None:

@@ -6,7 +6,6 @@ crash fails the test instead of killing pytest."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -83,7 +82,7 @@ def _with_body(data, header, kind, edit, fix_checksum) -> bytes:
     if not fix_checksum:
         return bytes(buf)
     sections = [
-        replace(x, checksum=xxhash.xxh3_64_intdigest(bytes(body))) if x is s else x
+        x.replace(checksum=xxhash.xxh3_64_intdigest(bytes(body))) if x is s else x
         for x in header.sections
     ]
     return _with_header(bytes(buf), header, sections)
@@ -101,7 +100,7 @@ def _run(tmp_path, files: dict[str, bytes]) -> dict[str, dict]:
 
 
 def _params(header, kind, params):
-    return [replace(x, params=params) if x.kind == kind else x for x in header.sections]
+    return [x.replace(params=params) if x.kind == kind else x for x in header.sections]
 
 
 def test_crafted_pdq_headers_are_refused_at_open(base, tmp_path):
@@ -134,12 +133,12 @@ def test_crafted_pdq_headers_are_refused_at_open(base, tmp_path):
             "rows",
         ),
         "missing": (
-            [replace(x, kind=99) if x is hs else x for x in h.sections],
+            [x.replace(kind=99) if x is hs else x for x in h.sections],
             "incomplete",
         ),
         "twice": (
             [
-                replace(x, kind=_format.KIND_PDQ_HASHES)
+                x.replace(kind=_format.KIND_PDQ_HASHES)
                 if x.kind == _format.KIND_PDQ_RECORDS
                 else x
                 for x in h.sections

@@ -12,7 +12,6 @@ it runs (or shows its help), so start-up costs what that command needs.
 
 from __future__ import annotations
 
-import importlib
 import io
 import os
 import sys
@@ -103,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     if command is not None and argv[0] == command:
         # Positionals only (a hook's `check DATASET DIGEST`): read without
         # argparse when that gives the same (hashlookup.cli._fast).
-        module = importlib.import_module(f"{__name__}.{COMMANDS[command][0]}")
+        # (__import__: importing importlib, with warnings, costs start-up)
+        name = f"{__name__}.{COMMANDS[command][0]}"
+        __import__(name)
+        module = sys.modules[name]
         args = quick_args(command, module, argv[1:])
     if args is None:
         try:

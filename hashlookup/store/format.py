@@ -13,10 +13,8 @@ body before its bounds were checked.
 from __future__ import annotations
 
 import itertools
-import json
 import struct
 import time
-from dataclasses import dataclass
 
 import xxhash
 
@@ -111,34 +109,6 @@ MAX_METADATA = 16 << 20
 BLOOM_BLOCK = 64
 
 
-@dataclass
-class Section:
-    """One entry of the section table."""
-
-    kind: int
-    offset: int
-    length: int
-    checksum: int = 0
-    flags: int = 0
-    group: int = 0
-    params: tuple[int, int, int] = (0, 0, 0)
-
-    @property
-    def name(self) -> str:
-        return KIND_NAMES.get(self.kind, f"kind {self.kind}")
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.name,
-            "kind_id": self.kind,
-            "offset": self.offset,
-            "length": self.length,
-            "checksum": f"{self.checksum:016x}",
-            "required": bool(self.flags & SECTION_REQUIRED),
-            "group": self.group,
-        }
-
-
 class _Record:
     """Base of the records every open reads (header, layouts) and of the
     sections a build writes: a dataclass's repr and ``==`` (field by field,
@@ -157,6 +127,57 @@ class _Record:
         if other.__class__ is not self.__class__:
             return NotImplemented
         return all(getattr(self, f) == getattr(other, f) for f in self.__slots__)
+
+    def replace(self, **changes: Any) -> Any:
+        """A copy with some fields changed, as ``dataclasses.replace`` makes
+        (tests rewrite section table entries with it)."""
+        values = {f: getattr(self, f) for f in self.__slots__}
+        unknown = set(changes) - set(values)
+        if unknown:
+            raise TypeError(f"{type(self).__qualname__} has no field {min(unknown)!r}")
+        values.update(changes)
+        return type(self)(**values)
+
+
+class Section(_Record):
+    """One entry of the section table."""
+
+    __slots__ = (  # noqa: RUF023  (field order: __init__, repr)
+        "kind", "offset", "length", "checksum", "flags", "group", "params",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        kind: int,
+        offset: int,
+        length: int,
+        checksum: int = 0,
+        flags: int = 0,
+        group: int = 0,
+        params: tuple[int, int, int] = (0, 0, 0),
+    ) -> None:
+        self.kind = kind
+        self.offset = offset
+        self.length = length
+        self.checksum = checksum
+        self.flags = flags
+        self.group = group
+        self.params = params
+
+    @property
+    def name(self) -> str:
+        return KIND_NAMES.get(self.kind, f"kind {self.kind}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.name,
+            "kind_id": self.kind,
+            "offset": self.offset,
+            "length": self.length,
+            "checksum": f"{self.checksum:016x}",
+            "required": bool(self.flags & SECTION_REQUIRED),
+            "group": self.group,
+        }
 
 
 class Header(_Record):
@@ -736,11 +757,70 @@ def pdq_layout(
     return PdqLayout(count, hashes, records, index, chunks, bits)
 
 
+class _JsonContext:
+    """What ``_json.make_scanner`` reads from a ``json.JSONDecoder``: the
+    settings of ``json.loads`` without arguments."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = {
+        "-Infinity": float("-inf"),
+        "Infinity": float("inf"),
+        "NaN": float("nan"),
+    }.__getitem__
+
+
+def _make_scanner() -> Any:
+    try:
+        from _json import make_scanner
+    except ImportError:  # an interpreter without the C accelerator
+        return None
+    ctx: Any = _JsonContext()  # (typeshed wants a JSONDecoder: the same fields)
+    return make_scanner(ctx)
+
+
+_SCAN = _make_scanner()
+_JSON_SPACE = " \t\n\r"
+
+
+def loads_json(text: str) -> Any:
+    """``json.loads(text)``, without importing ``json`` (and ``re``, which
+    it imports) when `text` is valid JSON.
+
+    Every open reads JSON sections (the metadata, the label directory);
+    importing json costs about 2 ms of a one-shot lookup's start-up, which
+    the C scanner that ``json`` itself uses (``_json.make_scanner``, given
+    the settings of ``json.loads``) saves: it parses the value after the
+    leading whitespace, and only whitespace may follow.  Anything else
+    (invalid JSON, a byte-order mark, no C scanner) goes to ``json.loads``,
+    which then raises its own error or gives its own answer: the result
+    and the errors are always json.loads's.
+    """
+    if _SCAN is not None:
+        start = len(text) - len(text.lstrip(_JSON_SPACE))
+        try:
+            value, end = _SCAN(text, start)
+        except Exception:  # json.loads says what is wrong, below
+            pass
+        else:
+            if not text[end:].strip(_JSON_SPACE):
+                return value
+    import json
+
+    return json.loads(text)
+
+
 def read_json_section(buf: Any, s: Section, name: str, what: str) -> Any:
+    """A JSON section's value, or IndexFormatError naming the file and the
+    section (`what`) for text that is not UTF-8 or not JSON (nested too
+    deeply included)."""
     raw = bytes(buf[s.offset : s.offset + s.length])
     try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
+        return loads_json(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise IndexFormatError(
             f"{name}: {what} section is not valid JSON ({e})"
         ) from None
@@ -754,13 +834,7 @@ def read_metadata(buf: Any, header: Header, name: str) -> dict[str, Any]:
                 raise IndexFormatError(
                     f"{name}: metadata section larger than {MAX_METADATA} bytes"
                 )
-            raw = bytes(buf[s.offset : s.offset + s.length])
-            try:
-                value = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError) as e:
-                raise IndexFormatError(
-                    f"{name}: metadata section is not valid JSON ({e})"
-                ) from None
+            value = read_json_section(buf, s, name, "metadata")
             if not isinstance(value, dict):
                 raise IndexFormatError(f"{name}: metadata section is not a JSON object")
             return value

@@ -19,10 +19,6 @@ from hashlookup._core import RecordTable
 from hashlookup._lookup import EMPTY_ATTRIBUTES, TableSet
 from hashlookup.errors import HashLookupError, IndexFormatError
 from hashlookup.store import format as _format
-from hashlookup.store.attributes import AttributeStore
-from hashlookup.store.attributes import open_store as open_attributes
-from hashlookup.store.code_tables import CodeTable
-from hashlookup.store.code_tables import open_tables as open_code_tables
 from hashlookup.store.index import (
     HashIndex,
     Identity,
@@ -40,12 +36,15 @@ if TYPE_CHECKING:
 
     from hashlookup._types import Digest, Labels
     from hashlookup.near.index import NearIndex
+    from hashlookup.store.attributes import AttributeStore
+    from hashlookup.store.code_tables import CodeTable
 else:
     from hashlookup._lazy import NamedTuple
     from hashlookup._lazy import numpy as np
 
 ALGORITHMS = algorithms.NAMES
 _ALG_INDEX = {a: i for i, a in enumerate(ALGORITHMS)}
+_ATTRIBUTE_KINDS = {_format.KIND_ATTR_STRINGS, _format.KIND_ATTR_REFS}
 
 
 class OlderGenerationError(HashLookupError):
@@ -327,8 +326,16 @@ class Generation:
                 self.labels = LabelStore(
                     mm, b.offset, b.length, index, self.count, path
                 )
-            self.attributes = open_attributes(mm, header, self.count, path)
-            self.code_tables = open_code_tables(mm, header, path)
+            # (their modules imported only for files with such sections)
+            kinds = {s.kind for s in header.sections}
+            if kinds & _ATTRIBUTE_KINDS:
+                from hashlookup.store.attributes import open_store
+
+                self.attributes = open_store(mm, header, self.count, path)
+            if _format.KIND_CODE_TABLE in kinds:
+                from hashlookup.store.code_tables import open_tables
+
+                self.code_tables = open_tables(mm, header, path)
         ds = self.metadata.get("dataset", {}) if isinstance(self.metadata, dict) else {}
         nsrl = ds.get("nsrl-version") if isinstance(ds, dict) else None
         self.nsrl_version = nsrl if isinstance(nsrl, str) else None

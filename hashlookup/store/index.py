@@ -9,7 +9,6 @@ readers holding the old mapping keep working on the old file.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import itertools
 import mmap
@@ -741,8 +740,10 @@ def preload_mapping(mm: mmap.mmap | None) -> None:
             return
         except (OSError, ValueError):
             pass  # an older kernel: EINVAL
-    with contextlib.suppress(OSError, ValueError, AttributeError):
+    try:  # (not contextlib.suppress: contextlib and functools cost start-up)
         mm.madvise(mmap.MADV_WILLNEED)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def close_mapping(mm: mmap.mmap) -> None:

@@ -8,9 +8,6 @@ it, so each bitmap is deserialized lazily, once, on first use.
 
 from __future__ import annotations
 
-import json
-import re
-
 from hashlookup._lookup import LabelSet
 from hashlookup.errors import IndexFormatError
 
@@ -22,12 +19,16 @@ if TYPE_CHECKING:
 else:
     from hashlookup._lazy import numpy as np
 
-LABEL_RE = re.compile(r"^[^\x00-\x1f]{1,200}$")
+# (a pattern for re, imported by the builders that check labels: opening a
+# dataset does not need re, nor json)
+LABEL_PATTERN = r"^[^\x00-\x1f]{1,200}$"
 
 
 def check_label(name: str) -> str:
     """A label is 1..200 printable characters, e.g. "source:police-nl"."""
-    if not isinstance(name, str) or not LABEL_RE.match(name):
+    import re  # (cached compiled pattern after the first call)
+
+    if not isinstance(name, str) or not re.match(LABEL_PATTERN, name):
         raise ValueError(
             f"invalid label {name!r}: expected 1 to 200 printable "
             "characters such as 'category:1'"
@@ -39,6 +40,8 @@ def encode(labels: dict[str, np.ndarray]) -> tuple[bytes, bytes]:
     """(bitmaps section, index section) for label -> record ids."""
     # Here, not at the top: opening a dataset and a lookup that reads no
     # label (a miss) need no pyroaring (_lookup.LabelSet imports it too).
+    import json
+
     from pyroaring import BitMap
 
     blobs = []
