@@ -338,8 +338,9 @@ def test_cli_report_is_atomic_and_progress_only_when_asked(tree, tmp_path):
     assert not list(tmp_path.glob(".hits.csv.*"))  # no temporary left
     res = subprocess.run(cmd + ["--progress"], capture_output=True, text=True)
     assert res.returncode == 1
-    # forced on: every line drawn is erased before the summary
-    assert res.stderr.count("\r\x1b[K") >= res.stderr.count("scanning:")
+    # forced on: the line drawn (each redraw overwrites the last) is erased
+    # before the summary (a slow run redraws it several times)
+    assert "scanning:" not in res.stderr or "\r\x1b[K" in res.stderr
     assert res.stderr.split("\r\x1b[K")[-1].startswith("hashlookup: scanned")
 
 
