@@ -327,6 +327,19 @@ class Slabs:
                     self._free.append(slab)
 
 
+def _file_size(f: BinaryIO) -> int | None:
+    """The size of `f` if it is a regular file read from its start, else None."""
+    import stat
+
+    try:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode) or f.tell() != 0:
+            return None
+    except (AttributeError, OSError, ValueError):
+        return None  # no descriptor (an in-memory stream), not seekable
+    return st.st_size
+
+
 def read_chunks(
     f: BinaryIO, chunk_size: int, skip_invalid: bool, slabs: Slabs | None = None
 ) -> Iterator[tuple[dict[str, Any], int, int, bool]]:
@@ -361,8 +374,16 @@ def read_chunks(
     dropped = 0
     eof = False
     first = True
+    # A regular file smaller than a chunk is read into a buffer of its size
+    # (+1 byte to see the end): making a 4 MiB buffer for a 10-line list
+    # costs more (zeroed pages) than the whole match of it.
+    small = _file_size(f)
+    if small is not None and small >= chunk_size:
+        small = None
     while not eof:
         size = max(chunk_size, 2 * len(tail))
+        if first and small is not None:
+            size = small + 1
         slab = slabs.take(size) if slabs is not None else {"buf": bytearray(size)}
         buf = slab["buf"]
         buf[: len(tail)] = tail
