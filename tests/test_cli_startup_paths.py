@@ -355,7 +355,14 @@ def test_pool_results_errors_order_and_cancel() -> None:
     # One worker, busy: what waits behind it is cancelled by shutdown.
     one = Pool(1)
     gate.clear()
-    busy = one.submit(gate.wait, 10)
+    running = threading.Event()
+
+    def hold() -> bool:
+        running.set()
+        return gate.wait(10)
+
+    busy = one.submit(hold)
+    assert running.wait(30)  # started: shutdown waits for it
     waiting = [one.submit(time.sleep, 0) for _ in range(3)]
     assert waiting[0].cancel() and waiting[0].cancel() and waiting[0].done()
     with pytest.raises(Cancelled):
@@ -439,3 +446,34 @@ def test_a_scan_after_a_privilege_drop_imports_nothing(
     tree = dataset[3]
     assert hits == [[str(tree / "f0"), str(tree / "sub" / "f1")]] * 2
     assert (errors, new) == (0, [])
+
+
+# -- a small digest list is read into a buffer of its size ----------------------
+
+
+@pytest.mark.parametrize("size", [0, 1, 33, 1000, 4095, 4096, 4097, 10_000])
+def test_small_files_read_into_buffers_of_their_size(tmp_path: Path, size: int) -> None:
+    import io
+    import random
+
+    from hashlookup.match.pieces import UTF8_BOM, read_chunks
+
+    rng = random.Random(size)
+    lines = b"".join(b"%032x\n" % rng.getrandbits(128) for _ in range(size // 33 + 1))
+    for data in (lines[:size], UTF8_BOM + lines[:size], lines[: max(size - 1, 0)]):
+        path = tmp_path / "list.md5"
+        path.write_bytes(data)
+        with path.open("rb") as f:
+            chunks = [
+                (bytes(s["buf"][:n]), len(s["buf"]), d, t)
+                for s, n, d, t in read_chunks(f, 4096, False)
+            ]
+        # The same chunks as from a stream of unknown size (chunk buffers).
+        stream = io.BytesIO(data)
+        expected = [
+            (bytes(s["buf"][:n]), d, t)
+            for s, n, d, t in read_chunks(stream, 4096, False)
+        ]
+        assert [(c, d, t) for c, _, d, t in chunks] == expected
+        if len(data) < 4096:
+            assert all(n == len(data) + 1 for _, n, _, _ in chunks)
