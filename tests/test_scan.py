@@ -557,13 +557,12 @@ def test_interrupt_while_awaiting_a_batch_is_a_scan_interrupt(
     tmp_path, tree, monkeypatch
 ):
     # Ctrl-C (or SIGTERM's KeyboardInterrupt) landing while the scan waits
-    # for a batch's future: Condition.wait fails to re-acquire its lock and
-    # the interrupt surfaces as "RuntimeError: cannot release un-acquired
-    # lock" with the KeyboardInterrupt as its context. It must still end the
-    # scan as an interrupt (report so far, state saved), not as a crash.
-    import concurrent.futures
-
+    # for a batch: plain, or as concurrent.futures' Condition.wait gave it
+    # ("RuntimeError: cannot release un-acquired lock" with the
+    # KeyboardInterrupt as its context). It must still end the scan as an
+    # interrupt (report so far, state saved), not as a crash.
     from hashlookup.scan import ScanInterrupted
+    from hashlookup.scan._pool import Task
 
     def interrupted(self, timeout=None):
         try:
@@ -571,17 +570,21 @@ def test_interrupt_while_awaiting_a_batch_is_a_scan_interrupt(
         except KeyboardInterrupt:
             raise RuntimeError("cannot release un-acquired lock") from None
 
+    def plain(self, timeout=None):
+        raise KeyboardInterrupt
+
     files = _files(tree)
     ds_path = _md5_dataset(tmp_path, files[::2])
-    monkeypatch.setattr(concurrent.futures.Future, "result", interrupted)
-    with open_dataset(ds_path) as ds, pytest.raises(ScanInterrupted) as info:
-        scan(ds, [tree], jobs=2)
-    assert isinstance(info.value.report, ScanReport)
+    for result in (interrupted, plain):
+        monkeypatch.setattr(Task, "result", result)
+        with open_dataset(ds_path) as ds, pytest.raises(ScanInterrupted) as info:
+            scan(ds, [tree], jobs=2)
+        assert isinstance(info.value.report, ScanReport)
 
     def broken(self, timeout=None):
         raise RuntimeError("something else")
 
     # any other RuntimeError is not taken for an interrupt
-    monkeypatch.setattr(concurrent.futures.Future, "result", broken)
+    monkeypatch.setattr(Task, "result", broken)
     with open_dataset(ds_path) as ds, pytest.raises(RuntimeError, match="else"):
         scan(ds, [tree], jobs=2)

@@ -26,7 +26,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["Namespace", "quick_args"]
+__all__ = ["Namespace", "boolean_optional", "quick_args"]
 
 #: argparse.SUPPRESS (a default that sets no attribute), spelt here so that
 #: this module does not import argparse.
@@ -85,7 +85,7 @@ class _Recorder:
 
     def add_argument(self, *flags: str, **kwargs: Any) -> None:
         action = kwargs.get("action", "store")
-        if getattr(action, "__name__", None) == "BooleanOptionalAction":
+        if action is _BOOLEAN_OPTIONAL:
             action = "store"  # --x / --no-x: its default as given
         if not isinstance(action, str) or kwargs.get("required"):
             raise _Unsupported  # another Action class; a required option
@@ -130,6 +130,33 @@ class _Recorder:
 
     def __getattr__(self, name: str) -> Any:
         raise _Unsupported  # e.g. add_subparsers: argparse reads those
+
+
+#: What :func:`boolean_optional` gives the recorder.
+_BOOLEAN_OPTIONAL = "boolean_optional"
+
+
+def boolean_optional(parser: Any) -> Any:
+    """The ``action=`` of a ``--x/--no-x`` option added to `parser`.
+
+    Parameters
+    ----------
+    parser
+        An ``argparse.ArgumentParser`` (or group), or the recorder of
+        :func:`quick_args`.
+
+    Returns
+    -------
+    object
+        ``argparse.BooleanOptionalAction`` for argparse; for the recorder, a
+        name it reads as such, so that learning a command's options needs
+        no argparse.
+    """
+    if isinstance(parser, _Recorder):
+        return _BOOLEAN_OPTIONAL
+    import argparse  # loaded already: the parser is argparse's
+
+    return argparse.BooleanOptionalAction
 
 
 def _option_dest(flags: Sequence[str]) -> str:

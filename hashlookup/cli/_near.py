@@ -86,11 +86,11 @@ def check_radius_options(args: argparse.Namespace) -> None:
 
 def add_scan_near_options(p: argparse.ArgumentParser) -> None:
     """``scan``'s image options: ``--pdq/--no-pdq`` and the radius."""
-    import argparse  # BooleanOptionalAction (scan imports argparse anyway)
+    from hashlookup.cli._fast import boolean_optional
 
     p.add_argument(
         "--pdq",
-        action=argparse.BooleanOptionalAction,
+        action=boolean_optional(p),
         default=None,
         help="compute the PDQ hash of every image file (JPEG, PNG, GIF, BMP, "
         "WebP, TIFF, told by content) and report near hits (default: when the "
@@ -110,7 +110,7 @@ def scan_near_columns(args: argparse.Namespace, ds: Dataset) -> bool:
     """Whether the scan of `ds` hashes images (its output then has the near
     columns); says once on stderr when it cannot although the dataset has
     PDQ hashes (the images extra is missing)."""
-    from hashlookup.scan.images import decide
+    from hashlookup.scan._near_options import decide
 
     check_radius_options(args)
     try:

@@ -10,7 +10,6 @@ annotated with a ``match`` column, or a count.  With ``--workers``/
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import sys
@@ -419,6 +418,8 @@ def run_match(
             rids = piece.record_ids[sel].tolist()
             labels = record_labels(ds, piece.record_ids[sel])
             if fmt == "jsonl":
+                import json  # here: text output and counts never need it
+
                 extras = [
                     f', "record": {r if r >= 0 else "null"}, "labels": '
                     f"{json.dumps(list(ls), ensure_ascii=False)}"
@@ -430,6 +431,8 @@ def run_match(
                     for r, ls in zip(rids, labels, strict=True)
                 ]
             if show_attributes:
+                import json
+
                 from hashlookup.store.attributes import attributes_of
 
                 shown = [

@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import argparse
+import _signal  # type: ignore[import-not-found]
+import _thread
 import contextlib
-import json
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator, Mapping
 
@@ -25,6 +23,7 @@ from hashlookup.cli._common import (
     refuse_writing_directory,
     warn,
 )
+from hashlookup.cli._fast import boolean_optional
 from hashlookup.cli._near import add_scan_near_options, near_summary, scan_near_columns
 from hashlookup.cli._open import label_filters
 from hashlookup.cli._options import (
@@ -41,6 +40,7 @@ from hashlookup.scan import ScanHit, ScanInterrupted, ScanReport, scan
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from typing import Any, TextIO
 
 DESCRIPTION = (
@@ -74,6 +74,8 @@ def format_miss(path: str, fmt: str) -> bytes:
     if fmt == "text":
         return path.encode("utf-8", "surrogateescape") + b"\n"
     if fmt == "jsonl":
+        import json  # here: a scan without jsonl output never needs it
+
         return json.dumps({"path": path}).encode() + b"\n"
     return csv_rows([[path]])
 
@@ -90,6 +92,8 @@ def format_hit(
     """One output line (with its newline) for a hit; `near`: the scan
     hashes images (CSV rows get the distance and quality columns); with
     `attributes` (--attributes), the record's attributes too."""
+    import json  # here: a scan without hits never needs it
+
     if fmt == "text":
         line = f"{hit.path}\t{hit.algorithm}\t{hit.digest}\t{';'.join(hit.labels)}"
         if hit.mismatch:
@@ -176,7 +180,7 @@ class Progress:
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
-        self.lock = threading.Lock()
+        self.lock = _thread.allocate_lock()  # threading.Lock, without threading
         self.shown = False
 
     def update(self, r: ScanReport) -> None:
@@ -207,15 +211,17 @@ def _sigterm_interrupts() -> Iterator[None]:
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
+    # _signal is what signal wraps (its enums cost 3 M instructions of
+    # start-up); the previous handler is given back as it was got.
     try:
-        old = signal.signal(signal.SIGTERM, handler)
+        old = _signal.signal(_signal.SIGTERM, handler)
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        _signal.signal(_signal.SIGTERM, old)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -312,7 +318,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--progress",
-        action=argparse.BooleanOptionalAction,
+        action=boolean_optional(p),
         default=None,
         help="status line on stderr (default: when stderr is a terminal)",
     )

@@ -11,8 +11,10 @@ Formats: "sqlite" (NSRL RDSv3), "hashdeep", "vics" (Project VIC JSON),
 "csv", "text" (digest lists, md5sum output).  See docs/IMPORTERS.md.
 """
 
-from hashlookup.importers._readers import FORMATS, detect_format, iter_records
-from hashlookup.importers._records import ALGORITHMS, ImportReport, RecordBatch
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from hashlookup.importers._readers import FORMATS, detect_format, iter_records
+    from hashlookup.importers._records import ALGORITHMS, ImportReport, RecordBatch
 
 __all__ = [
     "ALGORITHMS",
@@ -22,3 +24,21 @@ __all__ = [
     "detect_format",
     "iter_records",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The readers and record batches are imported on first use: a match of a
+    # digest list imports hashlookup.importers.digests, and with it this
+    # package, but needs neither (their dataclasses cost start-up).
+    if name in ("FORMATS", "detect_format", "iter_records"):
+        from hashlookup.importers import _readers
+
+        value = getattr(_readers, name)
+    elif name in ("ALGORITHMS", "ImportReport", "RecordBatch"):
+        from hashlookup.importers import _records
+
+        value = getattr(_records, name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 from hashlookup import _core, algorithms
 from hashlookup.errors import InputError
@@ -34,18 +33,49 @@ MAX_LINE = 1 << 20  # a "line" longer than this is not a digest list
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
-@dataclass
 class ParsedChunk:
     """The digests parsed from one chunk of a digest list, with where each
     came from."""
 
-    keys: np.ndarray  # (n, width) uint8
-    line_numbers: np.ndarray | None  # int64, 1-based line of each key
-    line_offsets: np.ndarray | None  # int64, offset of each key's line in data
-    data: bytes  # the chunk's text (complete lines)
-    first_line: int  # 1-based number of the chunk's first line
-    lines: int  # lines in the chunk
-    invalid: int  # bad lines skipped
+    # A plain class, as the dataclass it was (init, repr, eq): making a
+    # dataclass costs a match of a short list more start-up than parsing it.
+    __slots__ = ("data", "first_line", "invalid", "keys", "line_numbers",
+                 "line_offsets", "lines")  # fmt: skip
+    _FIELDS = ("keys", "line_numbers", "line_offsets", "data", "first_line",
+               "lines", "invalid")  # fmt: skip
+
+    def __init__(
+        self,
+        keys: np.ndarray,  # (n, width) uint8
+        line_numbers: np.ndarray | None,  # int64, 1-based line of each key
+        line_offsets: np.ndarray | None,  # int64, offset of each key's line in data
+        data: bytes,  # the chunk's text (complete lines)
+        first_line: int,  # 1-based number of the chunk's first line
+        lines: int,  # lines in the chunk
+        invalid: int,  # bad lines skipped
+    ) -> None:
+        self.keys = keys
+        self.line_numbers = line_numbers
+        self.line_offsets = line_offsets
+        self.data = data
+        self.first_line = first_line
+        self.lines = lines
+        self.invalid = invalid
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, f) for f in self._FIELDS)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._FIELDS)
+        return f"{type(self).__qualname__}({shown})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, ParsedChunk)
+        return self._values() == other._values()
+
+    __hash__ = None  # type: ignore[assignment]  # as a dataclass with eq
 
 
 class LineTooLong(InputError):

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 
 from hashlookup import _core
+from hashlookup._plain import dataclass_like
 from hashlookup.errors import InputError
 from hashlookup.importers.digests import (
     MAX_LINE,
@@ -69,12 +69,34 @@ __all__ = [
 ]
 
 
-@dataclass
+@dataclass_like()
 class InventoryStats(MatchStats):
     """:class:`MatchStats` of inventories: ``lines`` counts lines (text) or rows
     (tables), ``chunks`` pieces; ``empty`` counts empty or null table cells."""
 
     empty: int = 0
+
+    def __init__(
+        self,
+        bytes: int = 0,
+        lines: int = 0,
+        keys: int = 0,
+        hits: int = 0,
+        invalid: int = 0,
+        chunks: int = 0,
+        filtered: int = 0,
+        algorithm: str = "",
+        empty: int = 0,
+    ) -> None:
+        self.bytes = bytes
+        self.lines = lines
+        self.keys = keys
+        self.hits = hits
+        self.invalid = invalid
+        self.chunks = chunks
+        self.filtered = filtered
+        self.algorithm = algorithm
+        self.empty = empty
 
     def add(self, piece: Piece) -> None:
         self.bytes += piece.nbytes

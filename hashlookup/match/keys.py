@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import binascii
 from collections.abc import Iterator
-from dataclasses import dataclass
 
+from hashlookup._plain import dataclass_like
 from hashlookup.errors import IndexFormatError, InputError
 from hashlookup.importers.digests import iter_parsed
 from hashlookup.store.format import ALGORITHM_BY_WIDTH
@@ -61,7 +61,7 @@ DEFAULT_CHUNK_SIZE = 4 << 20
 _VECTOR_LINES = 2048
 
 
-@dataclass
+@dataclass_like()
 class MatchStats:
     """Counters filled while a match iterator is consumed."""
 
@@ -83,13 +83,33 @@ class MatchStats:
     algorithm: str = ""
     """Algorithm of the key table used ("" until the first digest was read)."""
 
+    def __init__(
+        self,
+        bytes: int = 0,
+        lines: int = 0,
+        keys: int = 0,
+        hits: int = 0,
+        invalid: int = 0,
+        chunks: int = 0,
+        filtered: int = 0,
+        algorithm: str = "",
+    ) -> None:
+        self.bytes = bytes
+        self.lines = lines
+        self.keys = keys
+        self.hits = hits
+        self.invalid = invalid
+        self.chunks = chunks
+        self.filtered = filtered
+        self.algorithm = algorithm
+
     @property
     def misses(self) -> int:
         """Digests not found in the index."""
         return self.keys - self.hits
 
 
-@dataclass(repr=False)
+@dataclass_like(repr=False)
 class ChunkMatch:
     """The result of looking up the keys of one chunk of input."""
 
@@ -107,6 +127,22 @@ class ChunkMatch:
     """Record id of each key, -1 where ``found`` is False (only with
     ``want_records=True`` or label filters; for a single-table index file the
     record id is the key's row)."""
+
+    def __init__(
+        self,
+        buf: bytes,
+        keys: npt.NDArray[np.uint8],
+        found: npt.NDArray[np.bool_],
+        line_numbers: npt.NDArray[np.int64] | None,
+        line_offsets: npt.NDArray[np.int64] | None,
+        record_ids: npt.NDArray[np.int64] | None = None,
+    ) -> None:
+        self.buf = buf
+        self.keys = keys
+        self.found = found
+        self.line_numbers = line_numbers
+        self.line_offsets = line_offsets
+        self.record_ids = record_ids
 
     def __repr__(self) -> str:
         first = int(self.line_numbers[0]) if self.line_numbers is not None else "?"

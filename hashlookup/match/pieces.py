@@ -8,11 +8,11 @@ recycled buffers (:class:`Slabs`), so those live here too.
 
 from __future__ import annotations
 
+import _thread
 import os
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
+from hashlookup._plain import dataclass_like
 from hashlookup.errors import InputError
 from hashlookup.importers.digests import MAX_LINE, UTF8_BOM
 
@@ -63,7 +63,7 @@ def _is_stream(path: str) -> bool:
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
-@dataclass
+@dataclass_like()
 class Inventory:
     """One input to match: a path (or ``-``/a binary stream for text)."""
 
@@ -72,6 +72,21 @@ class Inventory:
     column: str | None = None
     delimiter: str | None = None
     stream: BinaryIO | None = None
+
+    def __init__(
+        self,
+        path: str,
+        kind: str = "auto",
+        column: str | None = None,
+        delimiter: str | None = None,
+        stream: BinaryIO | None = None,
+    ) -> None:
+        self.path = path
+        self.kind = kind
+        self.column = column
+        self.delimiter = delimiter
+        self.stream = stream
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         if self.kind == "auto":
@@ -106,7 +121,7 @@ class Inventory:
         return self.kind != "text"
 
 
-@dataclass(repr=False)
+@dataclass_like(repr=False)
 class Piece:
     """A looked-up piece of one input: keys in input order, their line (text)
     or row (table) numbers, the lookup result, and what is needed to show the
@@ -151,6 +166,55 @@ class Piece:
     """Digests found (``found.sum()`` unless rendered)."""
     key_width: int = 0
     """Bytes per digest (``keys.shape[1]`` unless rendered)."""
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        keys: npt.NDArray[np.uint8] | None,
+        numbers: npt.NDArray[np.int64] | None,
+        found: npt.NDArray[np.bool_] | None,
+        record_ids: npt.NDArray[np.int64] | None,
+        filtered: int = 0,
+        units: int = 0,
+        invalid: int = 0,
+        empty: int = 0,
+        nbytes: int = 0,
+        first: int = 1,
+        text: bytes | bytearray | None = None,
+        offsets: npt.NDArray[np.int64] | None = None,
+        batch: Any = None,
+        relative: bool = False,
+        error: Callable[[int], Exception] | None = None,
+        base: int = 0,
+        slab: dict[str, Any] | None = None,
+        rendered: memoryview | None = None,
+        n_keys: int = -1,
+        hits: int = -1,
+        key_width: int = 0,
+    ) -> None:
+        self.inventory = inventory
+        self.keys = keys
+        self.numbers = numbers
+        self.found = found
+        self.record_ids = record_ids
+        self.filtered = filtered
+        self.units = units
+        self.invalid = invalid
+        self.empty = empty
+        self.nbytes = nbytes
+        self.first = first
+        self.text = text
+        self.offsets = offsets
+        self.batch = batch
+        self.relative = relative
+        self.error = error
+        self.base = base
+        self.slab = slab
+        self.rendered = rendered
+        self.n_keys = n_keys
+        self.hits = hits
+        self.key_width = key_width
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         if self.keys is not None:
@@ -244,7 +308,7 @@ class Slabs:
     def __init__(self, limit: int) -> None:
         self._free: list[dict[str, Any]] = []
         self._limit = limit
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()  # threading.Lock, without threading
 
     def take(self, size: int) -> dict[str, Any]:
         """A free slab whose buffer (``slab["buf"]``) has ``size`` bytes, or a
@@ -261,6 +325,19 @@ class Slabs:
             with self._lock:
                 if len(self._free) < self._limit:
                     self._free.append(slab)
+
+
+def _file_size(f: BinaryIO) -> int | None:
+    """The size of `f` if it is a regular file read from its start, else None."""
+    import stat
+
+    try:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode) or f.tell() != 0:
+            return None
+    except (AttributeError, OSError, ValueError):
+        return None  # no descriptor (an in-memory stream), not seekable
+    return st.st_size
 
 
 def read_chunks(
@@ -297,8 +374,16 @@ def read_chunks(
     dropped = 0
     eof = False
     first = True
+    # A regular file smaller than a chunk is read into a buffer of its size
+    # (+1 byte to see the end): making a 4 MiB buffer for a 10-line list
+    # costs more (zeroed pages) than the whole match of it.
+    small = _file_size(f)
+    if small is not None and small >= chunk_size:
+        small = None
     while not eof:
         size = max(chunk_size, 2 * len(tail))
+        if first and small is not None:
+            size = small + 1
         slab = slabs.take(size) if slabs is not None else {"buf": bytearray(size)}
         buf = slab["buf"]
         buf[: len(tail)] = tail

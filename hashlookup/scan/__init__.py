@@ -1,11 +1,10 @@
 """File-tree scans: walk, read every file once, compute each digest the
 dataset holds, look them up (docs/SCAN.md)."""
 
-# The walk's thread pool, loaded with the package (concurrent.futures loads
-# it on first use otherwise): a scan may run after the process dropped
-# privileges to a user who cannot read the Python installation (docs/SCAN.md).
-import concurrent.futures.thread  # noqa: F401
-
+# Everything a scan of a tree needs is imported with the package (its thread
+# pools are hashlookup.scan._pool's, on _thread): a scan may run after the
+# process dropped privileges to a user who cannot read the Python
+# installation (docs/SCAN.md).
 from hashlookup.scan.report import ScanHit, ScanInterrupted, ScanReport
 from hashlookup.scan.tree import scan
 

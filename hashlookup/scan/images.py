@@ -16,12 +16,19 @@ docs/SCAN.md ("Images") has the rules.
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import io
 import os
 import stat
 from collections.abc import Callable, Iterator
 
+from hashlookup.scan import _pool
+from hashlookup.scan._near_options import (  # noqa: F401 - their former home
+    MISSING_EXTRA,
+    Sniffed,
+    check_options,
+    decide,
+    extra_available,
+)
 from hashlookup.scan.reader import ReadError, error_reason
 from hashlookup.scan.report import ScanHit
 
@@ -37,13 +44,6 @@ MAX_PIXELS = 100_000_000
 #: Largest image file read (it is read whole before decoding).
 MAX_BYTES = 256 << 20
 _HEAD = 32  # bytes read to tell an image (BMP: 18)
-
-#: The reason an image extra is missing, as the scan reports it.
-MISSING_EXTRA = (
-    "the dataset has PDQ hashes but the image packages (pdqhash, Pillow) are "
-    "not installed: images are matched by their exact digests only "
-    "(pip install 'hashlookup[images]')"
-)
 
 
 def image_kind(head: bytes) -> str | None:
@@ -76,16 +76,6 @@ def image_kind(head: bytes) -> str | None:
         if int.from_bytes(head[14:18], "little") in (12, 16, 40, 52, 56, 64, 108, 124):
             return "bmp"
     return None
-
-
-def extra_available() -> bool:
-    """Whether pdqhash and Pillow import (the ``images`` extra)."""
-    try:
-        import pdqhash  # noqa: F401
-        from PIL import Image  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 class ImageHash(NamedTuple):
@@ -290,73 +280,6 @@ def near_hits(
     return out
 
 
-def check_options(max_distance: int, min_quality: int) -> None:
-    """TypeError/ValueError for a radius or quality floor out of range
-    (checked whether or not the dataset has PDQ hashes; without importing
-    the search)."""
-    for name, v in (("max_distance", max_distance), ("min_quality", min_quality)):
-        if not isinstance(v, int) or isinstance(v, bool):
-            raise TypeError(f"{name} must be an int, got {type(v).__name__}")
-    if max_distance < 0:
-        raise ValueError(f"max_distance must be >= 0, got {max_distance}")
-    if not 0 <= min_quality <= 100:
-        raise ValueError(f"min_quality must be 0..100, got {min_quality}")
-
-
-def decide(has_pdq: bool, pdq: bool | None, path: str) -> tuple[bool, str | None]:
-    """Whether a scan hashes images, and why not when it cannot.
-
-    Parameters
-    ----------
-    has_pdq : bool
-        The dataset holds PDQ hashes.
-    pdq : bool or None
-        The caller's choice: None hashes images when the dataset has PDQ
-        hashes and the extra is installed; True requires both; False never.
-    path : str
-        The dataset, for error messages.
-
-    Returns
-    -------
-    tuple of (bool, str or None)
-        On or off, and the reason it is off although the dataset has PDQ
-        hashes (the extra is missing), else None.
-
-    Raises
-    ------
-    ValueError
-        `pdq` is True and the dataset has no PDQ hashes.
-    ImportError
-        `pdq` is True and the extra is not installed.
-    """
-    if pdq is False:
-        return False, None
-    if not has_pdq:
-        if pdq:
-            raise ValueError(f"{path}: the dataset has no PDQ hashes (docs/NEAR.md)")
-        return False, None
-    if extra_available():
-        return True, None
-    if pdq:
-        raise ImportError(MISSING_EXTRA)
-    return False, MISSING_EXTRA
-
-
-class Sniffed:
-    """A file's hashing result (as Hasher.many gives it) and its stat from
-    the walk, for a file that starts like an image."""
-
-    __slots__ = ("result", "stat")
-
-    def __init__(
-        self,
-        result: int | tuple[int, dict[str, bytes]],
-        st: os.stat_result | None,
-    ) -> None:
-        self.result = result
-        self.stat = st
-
-
 class ImageStage:
     """The image side of a scan: sniffing after hashing (in the hashing
     workers) and decoding on a pool of its own, results in submission
@@ -382,12 +305,8 @@ class ImageStage:
         self.hash_many = hash_many
         self.reader = reader
         self.limit = jobs * 4
-        self.pool = concurrent.futures.ThreadPoolExecutor(
-            jobs, thread_name_prefix="hashlookup-scan-image"
-        )
-        self.inflight: collections.deque[tuple[concurrent.futures.Future[Any], Any]] = (
-            collections.deque()
-        )
+        self.pool = _pool.Pool(jobs)
+        self.inflight: collections.deque[tuple[_pool.Task, Any]] = collections.deque()
 
     def many(self, files: list[tuple[str, Any, Any]]) -> list[Any]:
         """Hash a group of files (a worker's job), then mark the images."""
@@ -420,4 +339,4 @@ class ImageStage:
         for fut, _ in self.inflight:
             fut.cancel()
         self.inflight.clear()
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.pool.shutdown()

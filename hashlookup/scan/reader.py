@@ -4,13 +4,12 @@ computes them for one file or, in C with the GIL released, for a batch."""
 
 from __future__ import annotations
 
+import _thread
 import array
 import errno
-import hashlib
 import itertools
 import os
 import stat
-import threading
 from collections.abc import Callable
 
 from hashlookup import _core, algorithms
@@ -26,7 +25,10 @@ if TYPE_CHECKING:
 
     from hashlookup.store.generation import Generation
 
-_NEW = {"md5": hashlib.md5, "sha1": hashlib.sha1, "sha256": hashlib.sha256}
+# hashlib's constructors by name, filled by _load_hashlib: only the Python
+# reading path hashes with them (importing hashlib loads OpenSSL, ~11 M
+# instructions, which a scan hashing in C, or of an empty tree, never needs).
+_NEW: dict[str, Callable[..., Any]] = {}
 # The algorithm bits and result-tuple slots of _core.hash_files.
 _BITS = {name: 1 << i for i, name in enumerate(algorithms.NAMES)}
 _SLOT = {name: i + 1 for i, name in enumerate(algorithms.NAMES)}
@@ -40,10 +42,33 @@ _NATIVE_REASONS = {
     -6: "scan stopped",
 }
 # Batches of files hashed in C with the GIL released, when libcrypto loads
-# (tests set this to None to exercise the Python path).
-_native: Callable[..., list[Any]] | None = (
-    _core.hash_files if _core.filehash_available() else None
-)
+# (tests set this to None to exercise the Python path).  Whether it loads
+# is found out when the first files are hashed (_native_checked): loading
+# libcrypto and OpenSSL's configuration costs 9 M instructions, which a
+# scan of an empty tree need not pay.  libcrypto is a system library, read
+# by a process that dropped privileges as any other (docs/SCAN.md).
+_native: Callable[..., list[Any]] | None = _core.hash_files
+_native_checked = False
+
+
+def _load_hashlib() -> dict[str, Callable[..., Any]]:
+    if not _NEW:
+        import hashlib
+
+        _NEW.update(md5=hashlib.md5, sha1=hashlib.sha1, sha256=hashlib.sha256)
+    return _NEW
+
+
+def _check_native() -> Callable[..., list[Any]] | None:
+    """_native, once it is known whether libcrypto loads (thread-safe: the C
+    side loads it once; racing callers set the same values)."""
+    global _native, _native_checked
+    if not _native_checked:
+        if _native is _core.hash_files and not _core.filehash_available():
+            _native = None
+            _load_hashlib()  # the Python path hashes with hashlib
+        _native_checked = True
+    return _native
 
 
 class ReadError:
@@ -168,7 +193,9 @@ class Hasher:
         self.cover = cover
         self.rest = tuple(a for a in ds.algorithms if a not in cover)
         self.tables = [(a, ds.table(a)) for a in cover]
-        self.fast = (_NEW[cover[0]], self.tables[0][1]) if len(cover) == 1 else None
+        # (hashlib's constructor of the one algorithm, its table), made by
+        # the first file read in Python (see _NEW).
+        self.fast: tuple[Callable[..., Any], Any] | None = None
         self.bits = sum(_BITS[a] for a in cover)
         self.rest_bits = sum(_BITS[a] for a in self.rest)
         by_alg = dict(self.tables)
@@ -185,7 +212,7 @@ class Hasher:
         self.nofollow = not follow_symlinks
         if not follow_symlinks:
             self.flags |= getattr(os, "O_NOFOLLOW", 0)
-        self.local = threading.local()
+        self.local = _thread._local()  # threading.local, without threading
         # Set when the scan is stopped: workers abandon the file they read.
         self.stop = array.array("i", [0])
 
@@ -194,6 +221,8 @@ class Hasher:
     ) -> list[int | tuple[int, dict[str, bytes]] | ReadError]:
         # files: (path, stat from the walk or None, the caller's unit)
         native = _native
+        if native is not None and not _native_checked:
+            native = _check_native()
         if native is None:
             return [self(path, st) for path, st, _ in files]
         buf = getattr(self.local, "native_buf", None)
@@ -264,6 +293,8 @@ class Hasher:
         try:
             before = os.fstat(fd)
             fast = self.fast
+            if fast is None and len(self.cover) == 1:
+                fast = self.fast = (_load_hashlib()[self.cover[0]], self.tables[0][1])
             # The common case inline (a small unchanged regular file, one
             # algorithm, not in the dataset): per-file Python time holds the
             # GIL, so it bounds the scan rate of trees of small files.
@@ -319,11 +350,12 @@ class Hasher:
                 data += more
             if len(data) != size:
                 return ReadError("file changed size while read")
-            digests = {a: _NEW[a](data).digest() for a in self.cover}
+            new = _load_hashlib()
+            digests = {a: new[a](data).digest() for a in self.cover}
             candidate = self._candidate(digests)
             if candidate:
                 for a in self.rest:
-                    digests[a] = _NEW[a](data).digest()
+                    digests[a] = new[a](data).digest()
         else:
             got = self._stream(fd, size, self.cover)
             if isinstance(got, ReadError):
@@ -349,7 +381,8 @@ class Hasher:
         buf = getattr(self.local, "buf", None)
         if buf is None or len(buf) != self.chunk_size:
             buf = self.local.buf = bytearray(self.chunk_size)
-        hashers = [_NEW[a]() for a in algorithms]
+        new = _load_hashlib()
+        hashers = [new[a]() for a in algorithms]
         updates = [h.update for h in hashers]
         total = 0
         os.lseek(fd, 0, os.SEEK_SET)

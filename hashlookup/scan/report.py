@@ -3,10 +3,15 @@ ScanReport, and ScanInterrupted (a stopped scan's report so far)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from hashlookup._plain import dataclass_like
+
+# ScanHit and ScanReport are the dataclasses they were (fields, repr, eq,
+# frozen, dataclasses.asdict/replace), written out: making them with
+# dataclasses cost a scan of an empty tree ~7 M instructions
+# (hashlookup/_plain.py).
 
 
-@dataclass(frozen=True)
+@dataclass_like(frozen=True)
 class ScanHit:
     """A scanned file found in the dataset: one per (file, record).
 
@@ -45,12 +50,34 @@ class ScanHit:
     digest: str
     record_id: int
     labels: tuple[str, ...]
-    mismatch: tuple[str, ...] = ()
-    distance: int | None = None
-    quality: int | None = None
+    mismatch: tuple[str, ...]
+    distance: int | None
+    quality: int | None
+
+    def __init__(
+        self,
+        path: str,
+        algorithm: str,
+        digest: str,
+        record_id: int,
+        labels: tuple[str, ...],
+        mismatch: tuple[str, ...] = (),
+        distance: int | None = None,
+        quality: int | None = None,
+    ) -> None:
+        # frozen: set as dataclass's __init__ does
+        setattr_ = object.__setattr__
+        setattr_(self, "path", path)
+        setattr_(self, "algorithm", algorithm)
+        setattr_(self, "digest", digest)
+        setattr_(self, "record_id", record_id)
+        setattr_(self, "labels", labels)
+        setattr_(self, "mismatch", mismatch)
+        setattr_(self, "distance", distance)
+        setattr_(self, "quality", quality)
 
 
-@dataclass
+@dataclass_like(factories={"hits": list})
 class ScanReport:
     """What scan() did (with resume: earlier runs' finished work included).
 
@@ -103,26 +130,70 @@ class ScanReport:
         Image files not decoded: more pixels than the scan's limit.
     """
 
-    files_seen: int = 0
-    files_read: int = 0
-    skipped_size: int = 0
-    skipped_excluded: int = 0
-    special: int = 0
-    errors: int = 0
-    bytes_read: int = 0
-    hits: list[ScanHit] = field(default_factory=list)
-    seconds: float = 0.0
-    algorithms: tuple[str, ...] = ()
-    hashed: tuple[str, ...] = ()
-    resumed_units: int = 0
-    resumed_bytes: int = 0
-    restarted: bool = False
-    misses: int = 0
-    pdq: bool = False
-    pdq_unavailable: str | None = None
-    images_hashed: int = 0
-    images_low_quality: int = 0
-    images_too_large: int = 0
+    files_seen: int
+    files_read: int
+    skipped_size: int
+    skipped_excluded: int
+    special: int
+    errors: int
+    bytes_read: int
+    hits: list[ScanHit]
+    seconds: float
+    algorithms: tuple[str, ...]
+    hashed: tuple[str, ...]
+    resumed_units: int
+    resumed_bytes: int
+    restarted: bool
+    misses: int
+    pdq: bool
+    pdq_unavailable: str | None
+    images_hashed: int
+    images_low_quality: int
+    images_too_large: int
+
+    def __init__(
+        self,
+        files_seen: int = 0,
+        files_read: int = 0,
+        skipped_size: int = 0,
+        skipped_excluded: int = 0,
+        special: int = 0,
+        errors: int = 0,
+        bytes_read: int = 0,
+        hits: list[ScanHit] | None = None,
+        seconds: float = 0.0,
+        algorithms: tuple[str, ...] = (),
+        hashed: tuple[str, ...] = (),
+        resumed_units: int = 0,
+        resumed_bytes: int = 0,
+        restarted: bool = False,
+        misses: int = 0,
+        pdq: bool = False,
+        pdq_unavailable: str | None = None,
+        images_hashed: int = 0,
+        images_low_quality: int = 0,
+        images_too_large: int = 0,
+    ) -> None:
+        self.files_seen = files_seen
+        self.files_read = files_read
+        self.skipped_size = skipped_size
+        self.skipped_excluded = skipped_excluded
+        self.special = special
+        self.errors = errors
+        self.bytes_read = bytes_read
+        self.hits = [] if hits is None else hits
+        self.seconds = seconds
+        self.algorithms = algorithms
+        self.hashed = hashed
+        self.resumed_units = resumed_units
+        self.resumed_bytes = resumed_bytes
+        self.restarted = restarted
+        self.misses = misses
+        self.pdq = pdq
+        self.pdq_unavailable = pdq_unavailable
+        self.images_hashed = images_hashed
+        self.images_low_quality = images_low_quality
+        self.images_too_large = images_too_large
 
     @property
     def throughput(self) -> float:

@@ -95,17 +95,15 @@ Interrupts
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import fnmatch
 import functools
 import os
 import stat
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 
 from hashlookup.near._defaults import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_QUALITY
-from hashlookup.scan import images as _images
+from hashlookup.scan import _near_options, _pool
 from hashlookup.scan.reader import (
     Hasher,
     ReadError,
@@ -128,6 +126,8 @@ from hashlookup.store.dataset import ALGORITHMS, Dataset, open_dataset
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from hashlookup.scan import images as _images
 
 _GROUP_FILES = 256  # small files handed to a worker at once
 _GROUP_BYTES = 16 << 20  # ... up to about this many bytes
@@ -190,6 +190,10 @@ class _Scanner:
         self.images: _images.ImageStage | None = None
         self.near = near
         if near is not None:
+            # Imported here: only a scan that hashes images needs the stage
+            # (PDQ needs pdqhash and Pillow, imported when it is decided).
+            from hashlookup.scan import images as _images
+
             reader = _images.ImageReader(
                 self.hasher.flags, self.hasher.nofollow, dihedral=near.dihedral
             )
@@ -441,14 +445,14 @@ class _Scanner:
         self,
         path: str,
         unit: Unit,
-        result: int | tuple[int, dict[str, bytes]] | ReadError | _images.Sniffed,
+        result: int | tuple[int, dict[str, bytes]] | ReadError | _near_options.Sniffed,
     ) -> None:
         unit.pending -= 1
         read = path
         if self.alias:
             path = self.alias.get(path, path)
         sniffed = None
-        if isinstance(result, _images.Sniffed):
+        if isinstance(result, _near_options.Sniffed):
             sniffed, result = result, result.result
         found = False
         hits = len(unit.hits)
@@ -480,6 +484,8 @@ class _Scanner:
     def decoded(self, block: bool) -> None:
         """The near hits of the images decoded so far (all, with `block`)."""
         assert self.images is not None and self.near is not None
+        from hashlookup.scan import images as _images  # loaded by __init__
+
         labels = (self.only, self.exclude_labels)
         for res, (path, unit, exact, miss) in self.images.ready(block):
             unit.pending -= 1
@@ -544,31 +550,23 @@ class _Scanner:
         t0 = time.perf_counter()
         if self.state is not None:
             self.replay()
-        stop = threading.Event()
-        ticker = None
+        halt_ticker = None
         if progress is not None:
 
             def tick() -> None:
-                while not stop.wait(_PROGRESS_SECONDS):
-                    self.report.seconds = time.perf_counter() - t0
-                    progress(self.report)
+                self.report.seconds = time.perf_counter() - t0
+                progress(self.report)
 
-            ticker = threading.Thread(
-                target=tick, name="hashlookup-scan-progress", daemon=True
-            )
-            ticker.start()
-        # Small files go to the workers in groups (fewer futures, less
+            halt_ticker = _pool.start_ticker(tick, _PROGRESS_SECONDS)
+        # Small files go to the workers in groups (fewer tasks, less
         # main-thread overhead); a group is also closed at GROUP_BYTES.
         Group = list[tuple[str, os.stat_result | None, Unit]]
-        inflight: collections.deque[tuple[Group, concurrent.futures.Future[Any]]] = (
-            collections.deque()
-        )
+        inflight: collections.deque[tuple[Group, _pool.Task]] = collections.deque()
         limit = self.jobs * 4
         on_miss = self.on_miss
         group_bytes = max(self.hasher.chunk_size, _GROUP_BYTES)
-        pool = concurrent.futures.ThreadPoolExecutor(
-            self.jobs, thread_name_prefix="hashlookup-scan"
-        )
+        # Threads start at the first submit: none for an empty tree.
+        pool = _pool.Pool(self.jobs)
         images = self.images
         work = self.hasher.many if images is None else images.many
 
@@ -622,12 +620,11 @@ class _Scanner:
             self.hasher.stop[0] = 1  # no-op after a complete scan; else stop reading
             for _, fut in inflight:
                 fut.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown()
             if images is not None:
                 images.close()
-            stop.set()
-            if ticker is not None:
-                ticker.join()
+            if halt_ticker is not None:
+                halt_ticker()
             self.report.seconds = time.perf_counter() - t0
         return self.report
 
@@ -729,7 +726,7 @@ def scan(
     for name, v in (("min_size", min_size), ("max_size", max_size)):
         if v is not None and v < 0:
             raise ValueError(f"{name} must be >= 0, got {v}")
-    _images.check_options(max_distance, min_quality)
+    _near_options.check_options(max_distance, min_quality)
     if image_jobs is not None and image_jobs < 1:
         raise ValueError(f"image_jobs must be >= 1, got {image_jobs}")
     if on_miss is not None and resume is not None:
@@ -741,13 +738,13 @@ def scan(
     own = ds is not dataset
     state = None
     try:
-        on, unavailable = _images.decide(ds.has_pdq, pdq, ds.path)
+        on, unavailable = _near_options.decide(ds.has_pdq, pdq, ds.path)
         near = None
         extra: dict[str, Any] = {}
         if on:
-            near = _images.NearOptions(
-                max_distance, min_quality, image_jobs or jobs, dihedral
-            )
+            from hashlookup.scan.images import NearOptions
+
+            near = NearOptions(max_distance, min_quality, image_jobs or jobs, dihedral)
             # In the state header only when images are hashed (a state file
             # of a scan without them stays valid), dihedral only when on.
             extra["pdq"] = [max_distance, min_quality]
