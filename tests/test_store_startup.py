@@ -246,6 +246,12 @@ def test_invalid_is_a_small_immutable_value() -> None:
         case Invalid(reason):
             assert reason == "bad digest"
     assert hashlookup.Invalid is Invalid
+    # as the frozen dataclass it was, for code that asks dataclasses
+    import dataclasses
+
+    assert dataclasses.is_dataclass(a)
+    assert dataclasses.asdict(a) == {"reason": "bad digest"}
+    assert dataclasses.replace(a, reason="x") == Invalid("x")
 
 
 def test_section_replace_is_dataclasses_replace_s() -> None:

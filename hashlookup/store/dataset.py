@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from hashlookup import algorithms
 from hashlookup._lookup import TableSetRef
+from hashlookup._plain import dataclass_like
 from hashlookup.errors import IndexFormatError
 from hashlookup.store._near_search import NearSearch
 from hashlookup.store._reloading import Reloading
@@ -46,12 +47,14 @@ else:
 _BY_WIDTH = algorithms.BY_WIDTH
 
 
+@dataclass_like(frozen=True)
 class Invalid:
     """An item of :meth:`Dataset.lookup_many` that is not a digest, and why.
 
     A small immutable value (compares and hashes by `reason`), written out
-    rather than a frozen dataclass: making one costs the ``dataclasses``
-    import (with ``re`` and ``enum``) on every lookup's start-up.
+    as a frozen dataclass by :func:`hashlookup._plain.dataclass_like`:
+    making a real one costs the ``dataclasses`` import (with ``re`` and
+    ``enum``) on every lookup's start-up.
 
     Attributes
     ----------
@@ -62,28 +65,10 @@ class Invalid:
     """
 
     __slots__ = ("reason",)
-    __match_args__ = ("reason",)
     reason: str
 
     def __init__(self, reason: str) -> None:
         object.__setattr__(self, "reason", reason)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r}")
-
-    def __repr__(self) -> str:
-        return f"Invalid(reason={self.reason!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not Invalid:
-            return NotImplemented
-        return self.reason == other.reason
-
-    def __hash__(self) -> int:
-        return hash((self.reason,))
 
     def __reduce__(self) -> tuple[type[Invalid], tuple[str]]:
         return Invalid, (self.reason,)
