@@ -931,3 +931,106 @@ cdef class RecordTable:
         if record_id < 0 or <uint64_t>record_id >= self._c_count:
             raise IndexError(f"record id {record_id} out of range")
         return self._fields(record_id)
+
+
+# --- Dataset builds: hashdeep lines and sort rows (csrc/hl_hashdeep.h,
+# csrc/hl_pack.h) ---
+
+from libc.stdint cimport int32_t
+
+cdef extern from "hl_hashdeep.h" nogil:
+    ctypedef struct hl_hd_layout:
+        int32_t ncols
+        int32_t fname
+        int32_t alg[3]
+        int32_t size
+    ctypedef struct hl_hd_out:
+        uint8_t *dig[3]
+        uint8_t *has[3]
+        int64_t *size
+        uint64_t cap
+    ctypedef struct hl_hd_result:
+        uint64_t records
+        uint64_t lines
+        uint64_t end
+        int32_t stop
+    hl.hl_status hl_hashdeep_layout_check(const hl_hd_layout *lay)
+    void hl_hashdeep_parse(const uint8_t *buf, size_t len, size_t max_line,
+                           const hl_hd_layout *lay, const hl_hd_out *out,
+                           hl_hd_result *res)
+
+cdef extern from "hl_pack.h" nogil:
+    uint64_t hl_pack_rows(const uint8_t *dig, const uint8_t *has, uint64_t n,
+                          size_t width, uint32_t base, uint8_t *out, uint64_t cap)
+
+HASHDEEP_END = 0
+HASHDEEP_FULL = 1
+HASHDEEP_IRREGULAR = 2
+
+
+def hashdeep_parse(const uint8_t[::1] data, Py_ssize_t start, tuple layout,
+                   size_t max_line, uint8_t[:, ::1] md5, uint8_t[:, ::1] sha1,
+                   uint8_t[:, ::1] sha256, uint8_t[::1] has_md5,
+                   uint8_t[::1] has_sha1, uint8_t[::1] has_sha256,
+                   int64_t[::1] size):
+    """Parse hashdeep data lines of data[start:] (start: a line start) into
+    the columns, from their row 0, without the GIL (csrc/hl_hashdeep.h).
+
+    layout is (columns, file name column, md5, sha1, sha256, size column),
+    -1 for a column the lines lack.  Returns (records, lines consumed, end
+    offset in data, stop): stop is HASHDEEP_END, HASHDEEP_FULL (the
+    columns are full) or HASHDEEP_IRREGULAR (the line at `end` needs the
+    exact per-line reader)."""
+    cdef hl_hd_layout lay
+    cdef hl_hd_out out
+    cdef hl_hd_result res
+    cdef Py_ssize_t n = data.shape[0]
+    cdef uint64_t cap
+    if len(layout) != 6:
+        raise ValueError("layout is (columns, file name, md5, sha1, sha256, size)")
+    lay.ncols, lay.fname = layout[0], layout[1]
+    lay.alg[0], lay.alg[1], lay.alg[2], lay.size = layout[2:]
+    if hl_hashdeep_layout_check(&lay) != hl.HL_OK:
+        raise ValueError(f"bad hashdeep layout {layout!r}")
+    if start < 0 or start > n:
+        raise ValueError(f"start {start} outside the data (0..{n})")
+    if md5.shape[1] != 16 or sha1.shape[1] != 20 or sha256.shape[1] != 32:
+        raise ValueError("digest columns must be 16, 20 and 32 bytes wide")
+    cap = <uint64_t>min(md5.shape[0], sha1.shape[0], sha256.shape[0],
+                        has_md5.shape[0], has_sha1.shape[0], has_sha256.shape[0],
+                        size.shape[0])
+    if start == n or cap == 0:
+        return 0, 0, start, HASHDEEP_END if start == n else HASHDEEP_FULL
+    out.dig[0], out.dig[1], out.dig[2] = &md5[0, 0], &sha1[0, 0], &sha256[0, 0]
+    out.has[0], out.has[1], out.has[2] = &has_md5[0], &has_sha1[0], &has_sha256[0]
+    out.size = &size[0]
+    out.cap = cap
+    with nogil:
+        hl_hashdeep_parse(&data[start], <size_t>(n - start), max_line, &lay, &out,
+                          &res)
+    return res.records, res.lines, start + <Py_ssize_t>res.end, res.stop
+
+
+def pack_rows(const uint8_t[:, ::1] dig, const uint8_t[::1] has, uint32_t base,
+              uint8_t[:, ::1] out, Py_ssize_t at):
+    """Append the digests of dig whose has flag is set, each followed by
+    its row number plus base (4 bytes, big-endian), to out from row `at`
+    (rows of dig's width + 4 bytes), without the GIL.  Returns the rows
+    written (at most the room left)."""
+    cdef size_t width = dig.shape[1]
+    cdef uint64_t n = dig.shape[0]
+    cdef uint64_t room, k
+    if <size_t>out.shape[1] != width + 4:
+        raise ValueError("out rows must be 4 bytes wider than the digests")
+    if <uint64_t>has.shape[0] != n:
+        raise ValueError("has must have one flag per digest")
+    if at < 0 or at > out.shape[0]:
+        raise ValueError(f"row {at} outside out")
+    if <uint64_t>base + n > 0x100000000:
+        raise ValueError("row numbers past 32 bits")
+    room = <uint64_t>(out.shape[0] - at)
+    if n == 0 or room == 0 or width == 0:
+        return 0
+    with nogil:
+        k = hl_pack_rows(&dig[0, 0], &has[0], n, width, base, &out[at, 0], room)
+    return k

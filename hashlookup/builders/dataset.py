@@ -56,6 +56,7 @@ from hashlookup.builders.runs import (
     RunSorter,
     SpillDir,
     check_memory,
+    prefetch,
 )
 from hashlookup.errors import InputError
 from hashlookup.store import format as _format
@@ -163,9 +164,8 @@ def _read(
     report = ImportReport()
     # One pass over the input (a pipe cannot be opened twice); column options
     # are for the CSV inputs of a mixed build.
-    for batch in iter_records(
-        path, report=report, csv_options_only_for_csv=True, **opts
-    ):
+    batches = iter_records(path, report=report, csv_options_only_for_csv=True, **opts)
+    for batch in prefetch(batches):
         cols.add(batch, source_label)
         if show is not None:
             show.update("reading", cols.n)

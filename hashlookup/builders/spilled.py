@@ -180,7 +180,7 @@ def _merge_table(
     prev: np.ndarray | None = None
     carry = -1
     done = 0
-    for chunk in sorter.chunks(CHUNK):
+    for chunk in sorter.chunks(CHUNK, ahead=True):
         m = len(chunk)
         keys = chunk[:, :w]
         rows = np.ascontiguousarray(chunk[:, w:]).view(">u4").ravel().astype(np.int64)
@@ -198,7 +198,10 @@ def _merge_table(
             heads = rows
         prev = keys[-1].copy()
         carry = int(heads[-1])
-        ukeys, uheads = keys[first], rows[first]
+        if first.all():  # (no equal digests: the usual case, no copies)
+            ukeys, uheads = keys, rows
+        else:
+            ukeys, uheads = keys[first], rows[first]
         if allow is not None and len(ukeys):
             out = np.empty(len(ukeys), dtype=np.uint8)
             allow._contains_into(np.ascontiguousarray(ukeys).reshape(-1), out)
