@@ -148,3 +148,14 @@ def hashdeep_parse(
     size: Buffer,
 ) -> tuple[int, int, int, int]: ...
 def pack_rows(dig: Buffer, has: Buffer, base: int, out: Buffer, at: int) -> int: ...
+def rowmap_invert(ids: Buffer, row0: int, lo: int, hi: int, col: Buffer) -> None: ...
+def split_merged(
+    rows: Buffer,
+    width: int,
+    prev: Buffer | None,
+    carry: int,
+    ukeys: Buffer,
+    uheads: Buffer,
+    edge_row: Buffer,
+    edge_head: Buffer,
+) -> tuple[int, int, int]: ...

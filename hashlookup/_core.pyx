@@ -962,6 +962,12 @@ cdef extern from "hl_hashdeep.h" nogil:
 cdef extern from "hl_pack.h" nogil:
     uint64_t hl_pack_rows(const uint8_t *dig, const uint8_t *has, uint64_t n,
                           size_t width, uint32_t base, uint8_t *out, uint64_t cap)
+    void hl_rowmap_invert(const uint8_t *ids, uint64_t n, uint32_t row0,
+                          uint32_t lo, uint32_t hi, uint32_t *col)
+    uint64_t hl_split_merged(const uint8_t *rows, uint64_t m, size_t width,
+                             const uint8_t *prev, uint32_t *carry, uint8_t *ukeys,
+                             uint32_t *uheads, uint32_t *edge_row,
+                             uint32_t *edge_head)
 
 HASHDEEP_END = 0
 HASHDEEP_FULL = 1
@@ -1034,3 +1040,54 @@ def pack_rows(const uint8_t[:, ::1] dig, const uint8_t[::1] has, uint32_t base,
     with nogil:
         k = hl_pack_rows(&dig[0, 0], &has[0], n, width, base, &out[at, 0], room)
     return k
+
+
+def rowmap_invert(const uint8_t[::1] ids, uint32_t row0, uint32_t lo, uint32_t hi,
+                  uint32_t[::1] col):
+    """For each record id ids[i] (little-endian uint32 values) in [lo, hi):
+    col[id - lo] = min(col[id - lo], row0 + i), without the GIL."""
+    cdef uint64_t n = <uint64_t>ids.shape[0] // 4
+    if ids.shape[0] % 4:
+        raise ValueError("ids must hold whole uint32 values")
+    if hi < lo or <uint64_t>col.shape[0] < <uint64_t>(hi - lo):
+        raise ValueError("col must have hi - lo entries")
+    if <uint64_t>row0 + n > 0x100000000:
+        raise ValueError("row numbers past 32 bits")
+    if n == 0 or hi == lo:
+        return
+    with nogil:
+        hl_rowmap_invert(&ids[0], n, row0, lo, hi, &col[0])
+
+
+def split_merged(const uint8_t[:, ::1] rows, size_t width, object prev,
+                 uint32_t carry, uint8_t[:, ::1] ukeys, uint32_t[::1] uheads,
+                 uint32_t[::1] edge_row, uint32_t[::1] edge_head):
+    """Split merged sort rows (digest + 4-byte big-endian row, memcmp
+    order) into keys and edges without the GIL (csrc/hl_pack.h): a row
+    whose digest equals the one before (prev: the previous chunk's last
+    digest, or None) is an edge from its row to the first row of its equal
+    digests (carry: that row when it was in an earlier chunk).  Returns
+    (keys, edges, carry for the next chunk); the keys and their rows are
+    the first entries of ukeys and uheads, the edges of edge_row and
+    edge_head."""
+    cdef uint64_t m = rows.shape[0]
+    cdef const uint8_t[::1] p
+    cdef const uint8_t *pp = NULL
+    cdef uint64_t e
+    cdef uint32_t c = carry
+    if <size_t>rows.shape[1] != width + 4 or <size_t>ukeys.shape[1] != width:
+        raise ValueError("rows must be width + 4 bytes wide, ukeys width")
+    if (<uint64_t>ukeys.shape[0] < m or <uint64_t>uheads.shape[0] < m
+            or <uint64_t>edge_row.shape[0] < m or <uint64_t>edge_head.shape[0] < m):
+        raise ValueError("the outputs need room for every row")
+    if prev is not None:
+        p = prev
+        if <size_t>p.shape[0] != width:
+            raise ValueError("prev must be one digest")
+        pp = &p[0]
+    if m == 0:
+        return 0, 0, carry
+    with nogil:
+        e = hl_split_merged(&rows[0, 0], m, width, pp, &c, &ukeys[0, 0], &uheads[0],
+                            &edge_row[0], &edge_head[0])
+    return m - e, e, c

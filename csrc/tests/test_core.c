@@ -1228,6 +1228,48 @@ static void test_pack_rows(void) {
     CHECK(hl_pack_rows(dig, NULL, N, W, 0, out, N) == N, "no flags: every row");
 }
 
+static void test_rowmap_invert_and_split(void) {
+    enum { N = 500, W = 3 };
+    /* rowmap_invert against the brute-force minimum per record id */
+    uint8_t ids[4 * N];
+    uint32_t col[64], ref[64];
+    for (size_t i = 0; i < N; i++) hl_store_le32(ids + 4 * i, (uint32_t)rnd_below(200));
+    for (uint32_t lo = 0; lo < 200; lo += 64) {
+        uint32_t hi = lo + 64 > 200 ? 200 : lo + 64;
+        for (size_t j = 0; j < 64; j++) col[j] = ref[j] = 0xFFFFFFFFu;
+        hl_rowmap_invert(ids, N, 7, lo, hi, col);
+        for (size_t i = 0; i < N; i++) {
+            uint32_t id = hl_load_le32(ids + 4 * i);
+            if (id >= lo && id < hi && 7 + i < ref[id - lo]) ref[id - lo] = (uint32_t)(7 + i);
+        }
+        CHECK(memcmp(col, ref, sizeof(col)) == 0, "rowmap window %u", lo);
+    }
+    /* split_merged: sorted rows with many equal digests, in two chunks */
+    uint8_t rows[N * (W + 4)], keys[N * W];
+    uint32_t heads[N], er[N], eh[N];
+    for (size_t i = 0; i < N; i++) {
+        uint8_t *r = rows + i * (W + 4);
+        r[0] = 0;
+        r[1] = (uint8_t)(i / 300);
+        r[2] = (uint8_t)(i / 3); /* runs of three equal digests */
+        r[3] = 0;
+        r[4] = 0;
+        r[5] = (uint8_t)(i >> 8);
+        r[6] = (uint8_t)i;
+    }
+    uint32_t carry = 0;
+    uint64_t e1 = hl_split_merged(rows, 250, W, NULL, &carry, keys, heads, er, eh);
+    uint64_t k1 = 250 - e1;
+    CHECK(k1 == 84 && e1 == 166, "first chunk: %llu keys", (unsigned long long)k1);
+    CHECK(carry == 249, "carry %u", carry);
+    uint64_t e2 = hl_split_merged(rows + 250 * (W + 4), N - 250, W, rows + 249 * (W + 4),
+                                  &carry, keys, heads, er, eh);
+    /* rows 250 and 251 continue the run that started at row 249 */
+    CHECK(e2 == N - 250 - 83 && er[0] == 250 && eh[0] == 249 && er[1] == 251 &&
+              eh[1] == 249 && heads[0] == 252,
+          "second chunk: %llu edges", (unsigned long long)e2);
+}
+
 int main(int argc, char **argv) {
     const char *kernel = hl_cpu_kernel_name();
     if (argc > 1 && strcmp(argv[1], kernel) != 0) {
@@ -1246,6 +1288,7 @@ int main(int argc, char **argv) {
     test_match_lines();
     test_hashdeep();
     test_pack_rows();
+    test_rowmap_invert_and_split();
     md5_fn md5 = ref_md5();
     if (md5 != NULL && hl_filehash_available()) {
         test_md5x8(md5);

@@ -1,6 +1,7 @@
 """The C reader of hashdeep data lines (hashlookup._core.hashdeep_parse) and
-the build's fast paths around it (sort rows packed in C, the reading and
-merging threads of builds past memory).
+the build's fast paths around it (sort rows packed in C, merged rows split
+and rowmaps inverted in C, the reading and merging threads of builds past
+memory), each against a Python or numpy reference.
 
 The Python hashdeep reader (the numpy fast path and the per-line reader,
 ``_hashdeep.USE_C = False``) is the reference: on random files mixing good
@@ -361,3 +362,53 @@ def test_spilled_hashdeep_build_equals_python_reader_build(tmp_path):
             _hashdeep.USE_C = True
     a, b = outs
     assert len(a) == len(b) and a[:24] + a[32:56] + a[64:] == b[:24] + b[32:56] + b[64:]
+
+
+def test_split_merged_equals_numpy():
+    """Keys and edges of merged rows (many equal digests), chunk by chunk,
+    against a whole-array numpy reference."""
+    rng = np.random.default_rng(9)
+    w = 2
+    keys = np.sort(rng.integers(0, 40, 3000)).astype(">u2").view(np.uint8)
+    keys = keys.reshape(-1, w)
+    rows = np.arange(3000, dtype=np.uint32)
+    merged = np.concatenate([keys, rows.astype(">u4").view(np.uint8).reshape(-1, 4)], 1)
+    first = np.ones(3000, bool)
+    first[1:] = (keys[1:] != keys[:-1]).any(1)
+    head = rows[np.maximum.accumulate(np.where(first, np.arange(3000), 0))]
+    got_k, got_h, got_er, got_eh = [], [], [], []
+    prev, carry = None, 0
+    buf = [np.empty((700, w), np.uint8)] + [np.empty(700, np.uint32) for _ in range(3)]
+    for s in range(0, 3000, 700):
+        chunk = np.ascontiguousarray(merged[s : s + 700])
+        k, e, carry = _core.split_merged(chunk, w, prev, carry, *buf)
+        assert k + e == len(chunk)
+        got_k.append(buf[0][:k].copy())
+        got_h.append(buf[1][:k].copy())
+        got_er.append(buf[2][:e].copy())
+        got_eh.append(buf[3][:e].copy())
+        prev = chunk[-1, :w].copy()
+    assert np.concatenate(got_k).tobytes() == keys[first].tobytes()
+    assert (np.concatenate(got_h) == rows[first]).all()
+    assert (np.concatenate(got_er) == rows[~first]).all()
+    assert (np.concatenate(got_eh) == head[~first]).all()
+    with pytest.raises(ValueError):
+        _core.split_merged(chunk, w + 1, None, 0, *buf)
+    with pytest.raises(ValueError):
+        _core.split_merged(chunk, w, b"abc", 0, *buf)
+
+
+def test_rowmap_invert_equals_numpy():
+    rng = np.random.default_rng(4)
+    ids = rng.integers(0, 1000, 5000).astype("<u4")
+    for lo, hi in ((0, 300), (300, 1000), (999, 1000), (5, 5)):
+        col = np.full(hi - lo, 2**32 - 1, np.uint32)
+        _core.rowmap_invert(ids.tobytes(), 10, lo, hi, col)
+        want = np.full(hi - lo, 2**32 - 1, np.uint32)
+        sel = np.flatnonzero((ids >= lo) & (ids < hi))
+        np.minimum.at(want, ids[sel] - lo, (sel + 10).astype(np.uint32))
+        assert (col == want).all()
+    with pytest.raises(ValueError):
+        _core.rowmap_invert(b"abc", 0, 0, 1, np.zeros(1, np.uint32))
+    with pytest.raises(ValueError):
+        _core.rowmap_invert(b"abcd", 0, 0, 5, np.zeros(1, np.uint32))
