@@ -351,7 +351,10 @@ def _write_records(
     # No row shares a digest with another and none is dropped: record i is
     # row i, and its size is the row's.
     one_to_one = not (len(plan.nodes) or len(plan.removed) or len(plan.dropped))
-    window = max(1 << 16, (memory // 4) // 40)
+    # ~36 bytes a record in a window (record 24, size 8, one rowmap column
+    # 4): half the budget, as nothing else of the build is held by now; each
+    # window reads every rowmap once, so fewer windows, fewer passes.
+    window = max(1 << 16, (memory // 2) // 40)
     for lo in range(0, n_records, window):
         hi = min(n_records, lo + window)
         rec = np.zeros(hi - lo, dtype=_format.RECORD_DTYPE)
