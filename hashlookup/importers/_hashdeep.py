@@ -14,6 +14,12 @@ any column: the fields after it are split off from the right) may contain
 commas.  tiger, whirlpool and unknown columns are ignored; the file name
 is not stored.  A new "%%%% HASHDEEP-1.0" header (concatenated outputs)
 starts a new column layout.
+
+Data lines are read by the C parser (hashlookup._core.hashdeep_parse,
+csrc/hl_hashdeep.c) straight into the record columns; it stops at any line
+it is not certain of, which the per-line reader below then judges (and
+names in its error), so the records and errors are the Python reader's.
+USE_C = False reads with the Python readers alone (the tests' reference).
 """
 
 from __future__ import annotations
