@@ -1091,3 +1091,24 @@ def split_merged(const uint8_t[:, ::1] rows, size_t width, object prev,
         e = hl_split_merged(&rows[0, 0], m, width, pp, &c, &ukeys[0, 0], &uheads[0],
                             &edge_row[0], &edge_head[0])
     return m - e, e, c
+
+
+def sort_unique_with(uint8_t[::1] keys, size_t width, uint8_t[::1] scratch):
+    """sort_unique with a caller's scratch buffer (at least len(keys)
+    bytes, contents ignored): a build that sorts many buffers reuses one
+    instead of allocating and zeroing one per sort."""
+    cdef uint64_t n = <uint64_t>keys.shape[0] // width if width else 0
+    cdef uint64_t n_out = 0
+    cdef hl.hl_status st
+    if width == 0 or width > <size_t>hl.HL_MAX_WIDTH:
+        raise ValueError(f"key width must be 1..{hl.HL_MAX_WIDTH}, got {width}")
+    if n * width != <uint64_t>keys.shape[0]:
+        raise ValueError("keys size is not a multiple of width")
+    if <uint64_t>scratch.shape[0] < n * width:
+        raise ValueError("scratch is smaller than keys")
+    if n < 2:
+        return n
+    with nogil:
+        st = hl.hl_sort_unique(&keys[0], n, width, &scratch[0], &n_out)
+    _check(st)
+    return n_out

@@ -300,17 +300,23 @@ def test_pack_rows_equals_numpy():
         _core.pack_rows(dig, has.view(np.uint8), 0, np.zeros((10, w), np.uint8), 0)
 
 
-def test_run_sorter_split_sorts_equal_numpy(tmp_path, monkeypatch):
-    """Full buffers sorted as two halves on two threads: the same rows."""
-    monkeypatch.setattr(runs, "_SPLIT_ROWS", 64)
+@pytest.mark.parametrize(("split", "shared"), [(64, False), (64, True), (10**9, True)])
+def test_run_sorter_split_sorts_equal_numpy(tmp_path, monkeypatch, split, shared):
+    """Full buffers sorted as two halves on two threads, with a scratch
+    shared by two sorters or not: the same rows."""
+    monkeypatch.setattr(runs, "_SPLIT_ROWS", split)
+    scratch = runs.SortScratch() if shared else None
     rng = np.random.default_rng(5)
     keys = rng.integers(0, 4, (5000, 2), dtype=np.uint8)  # many equal digests
     has = rng.random(len(keys)) < 0.9
     with runs.SpillDir(str(tmp_path / "x"), tmp_path) as spill:
-        s = runs.RunSorter(6, 6 * 700, spill)
-        s.add_digests(keys[:2000], has[:2000], 0)
-        s.add_digests(keys[2000:], has[2000:], 2000)
-        assert s.spilled and len(s.runs) % 2 == 0
+        s = runs.RunSorter(6, 6 * 700, spill, scratch)
+        other = runs.RunSorter(6, 6 * 500, spill, scratch)
+        for start in range(0, 5000, 1000):
+            s.add_digests(keys[start : start + 1000], has[start : start + 1000], start)
+            other.add_digests(keys[start : start + 1000][::-1].copy(), has[:1000], 0)
+        # (cap 1024 rows: full buffers give runs of 512 rows when split)
+        assert s.spilled and max(n for _, n in s.runs) == (512 if split == 64 else 1024)
         got = np.concatenate([c.copy() for c in s.chunks(333, ahead=True)])
     rows = np.arange(len(keys)).astype(">u4").view(np.uint8).reshape(-1, 4)
     want = np.unique(np.concatenate([keys, rows], 1)[has], axis=0)

@@ -54,6 +54,7 @@ from hashlookup.builders.runs import (
     DEFAULT_MEMORY,
     Progress,
     RunSorter,
+    SortScratch,
     SpillDir,
     check_memory,
     prefetch,
@@ -338,8 +339,11 @@ def _build(
     opts: dict[str, Any] = {"skip_invalid": skip_invalid, "attributes": attributes}
     opts.update(input_format=input_format, columns=columns, label_columns=label_columns)
 
+    scratch = SortScratch()  # the tables flush one after another: one scratch
     cols = Columns(
-        sorters={a: RunSorter(WIDTHS[a] + 4, memory // 2, spill) for a in ALGORITHMS},
+        sorters={
+            a: RunSorter(WIDTHS[a] + 4, memory // 2, spill, scratch) for a in ALGORITHMS
+        },
         spill=spill,
         budget=memory,
     )

@@ -218,10 +218,17 @@ class RunSorter:
     the peak is about twice `buffer_bytes`.
     """
 
-    def __init__(self, width: int, buffer_bytes: int, spill: SpillDir) -> None:
+    def __init__(
+        self,
+        width: int,
+        buffer_bytes: int,
+        spill: SpillDir,
+        scratch: SortScratch | None = None,
+    ) -> None:
         self.width = width
         self.cap = max(1024, buffer_bytes // width)
         self.spill = spill
+        self.scratch = scratch
         self.buf: np.ndarray | None = None
         self.fill = 0
         self.runs: list[tuple[str, int]] = []  # (path, rows)
@@ -304,9 +311,16 @@ class RunSorter:
             # size of one for the whole buffer.
             half = self.fill // 2
             parts = [buf[:half], buf[half : self.fill]]
-            fut = _threads.thread_pool().submit(_sort_rows, parts[1])
-            parts[0] = _sort_rows(parts[0])
+            tmp: list[np.ndarray | None] = [None, None]
+            if self.scratch is not None:
+                room = self.scratch.get(self.fill * self.width)
+                tmp = [room[: half * self.width], room[half * self.width :]]
+            fut = _threads.thread_pool().submit(_sort_rows, parts[1], tmp[1])
+            parts[0] = _sort_rows(parts[0], tmp[0])
             parts[1] = fut.result()
+        elif self.scratch is not None and buf is not None and self.fill > 1:
+            room = self.scratch.get(self.fill * self.width)
+            parts = [_sort_rows(buf[: self.fill], room)]
         else:
             parts = [self.sorted_in_memory()]
         for rows in parts:
@@ -350,12 +364,40 @@ class RunSorter:
         self.runs = []
 
 
-def _sort_rows(rows: np.ndarray) -> np.ndarray:
+def _sort_rows(rows: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
     """Rows (a C-contiguous (m, width) array) sorted in place, duplicates
-    dropped: the leading rows of the same array."""
+    dropped: the leading rows of the same array.  scratch: room for the
+    sort (m * width bytes at least), else one is allocated."""
     m, width = rows.shape
-    u = _core.sort_unique(rows.reshape(-1), width) if m > 1 else m
+    if m < 2:
+        return rows
+    if scratch is None:
+        u = _core.sort_unique(rows.reshape(-1), width)
+    else:
+        u = _core.sort_unique_with(rows.reshape(-1), width, scratch)
     return rows[:u]
+
+
+class SortScratch:
+    """One scratch buffer for the radix sorts of several RunSorters that
+    flush one after another (a dataset build's three tables): allocated
+    once at the largest size asked, instead of a fresh zeroed buffer per
+    sort.  The peak memory is the same (a sort needs it anyway); release()
+    frees it once no sort is due."""
+
+    def __init__(self) -> None:
+        self.buf: np.ndarray | None = None
+
+    def get(self, nbytes: int) -> np.ndarray:
+        """At least nbytes of scratch (contents undefined)."""
+        if self.buf is None or len(self.buf) < nbytes:
+            self.buf = None  # the old one is freed before the new one is made
+            self.buf = np.empty(nbytes, np.uint8)
+        return self.buf
+
+    def release(self) -> None:
+        """Free the buffer (a later get() makes a new one)."""
+        self.buf = None
 
 
 def _merge_runs(

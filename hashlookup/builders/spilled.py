@@ -227,6 +227,14 @@ def build_spilled(
     metadata; returns what build_dataset reports and stores in it."""
     assert cols.sorters is not None and cols.spill is not None
     spill = cols.spill
+    # Every sorter's last rows to a run first: then the sort buffers and the
+    # sorts' scratch are freed before any merge needs memory.
+    for s in cols.sorters.values():
+        if s.fill:
+            s.flush()
+        s.buf = None
+        if s.scratch is not None:
+            s.scratch.release()
     asm = FileAssembler(f)
     tables = {a: _Table(a) for a in ALGORITHMS if cols.sorters[a].rows_in}
     allow_tables = {
