@@ -16,9 +16,11 @@ Two runs (docs/BENCHMARKS.md, "Builds past memory"; figures in README.md):
     on the file), and the time ``open_index(preload=True)`` takes.
 
 Everything goes to a directory under --dir (default: the current one),
-removed at the end unless --keep.  Example::
+removed at the end unless --keep; an --input file is read, never removed.  Example::
 
     python benchmarks/scale_build.py --records 100000000 --memory 2G
+    python benchmarks/scale_build.py --records 100000000 --memory 2G \
+        --input /work/scale/input-100M.hashdeep   # (a file written before)
     python benchmarks/scale_build.py --index-keys 1000000000 --memory 4G
 """
 
@@ -80,18 +82,25 @@ def run_dataset(args: argparse.Namespace, work: str) -> dict[str, object]:
     from hashlookup import open_dataset
 
     n = args.records
-    src = os.path.join(work, "input.hashdeep")
+    src = args.input or os.path.join(work, "input.hashdeep")
     out = os.path.join(work, "scale.hlds")
-    t = time.perf_counter()
-    scale_data.write_hashdeep(src, n, SEED)
-    gen_s = time.perf_counter() - t
+    gen_s = 0.0
+    if args.input is None:
+        t = time.perf_counter()
+        scale_data.write_hashdeep(src, n, SEED)
+        gen_s = time.perf_counter() - t
+    elif os.path.getsize(src) != scale_data.hashdeep_size(n):
+        raise SystemExit(f"{src} is not the generated file of {n} records")
     cmd = [sys.executable, "-m", "hashlookup", "build", "-q", "-o", out, src]
     cmd += ["--memory", args.memory]
     if args.tmp_dir:
         cmd += ["--tmp-dir", args.tmp_dir]
+    load_before = os.getloadavg()
     build = _timed(cmd)
+    load_after = os.getloadavg()
     input_size = os.path.getsize(src)
-    os.unlink(src)
+    if args.input is None:
+        os.unlink(src)
     checked = misses = 0
     with open_dataset(out) as ds:
         for b in _sample_blocks(n, n <= 2_000_000):
@@ -128,6 +137,8 @@ def run_dataset(args: argparse.Namespace, work: str) -> dict[str, object]:
         **{k: v for k, v in build.items() if k != "stdout"},
         "digests_checked": checked,
         "fresh_misses_checked": 100_000,
+        "load_average_before": load_before,
+        "load_average_after": load_after,
     }
 
 
@@ -248,6 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dir", default=".", help="where the files go")
     p.add_argument("--tmp-dir", default=None, help="--tmp-dir of the build")
     p.add_argument("--keep", action="store_true", help="keep the files")
+    p.add_argument(
+        "--input",
+        default=None,
+        help=f"a hashdeep file written by scale_data.write_hashdeep for --records "
+        f"(seed {SEED}) to build from instead of writing one; it is kept",
+    )
     args = p.parse_args(argv)
     work = tempfile.mkdtemp(prefix="scale-build.", dir=args.dir)
     try:

@@ -70,9 +70,18 @@ def hashdeep_lines(start: int, d: dict[str, np.ndarray]) -> bytes:
     return np.hstack(cols).tobytes()
 
 
+HEADER = b"%%%% HASHDEEP-1.0\n%%%% size,md5,sha1,sha256,filename\n"
+LINE_BYTES = 10 + 32 + 40 + 64 + 3 + 10 + 5  # fields, 4 commas and a newline
+
+
+def hashdeep_size(records: int) -> int:
+    """The size in bytes of write_hashdeep's file of `records` records."""
+    return len(HEADER) + LINE_BYTES * records
+
+
 def write_hashdeep(path: str, records: int, seed: int) -> None:
     """A hashdeep file of `records` records."""
     with open(path, "wb") as f:
-        f.write(b"%%%% HASHDEEP-1.0\n%%%% size,md5,sha1,sha256,filename\n")
+        f.write(HEADER)
         for start, d in blocks(records, seed):
             f.write(hashdeep_lines(start, d))

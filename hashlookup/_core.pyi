@@ -129,3 +129,34 @@ class RecordTable:
     def read(
         self, record_id: int
     ) -> tuple[str | None, str | None, str | None, int | None]: ...
+
+HASHDEEP_END: int
+HASHDEEP_FULL: int
+HASHDEEP_IRREGULAR: int
+
+def hashdeep_parse(
+    data: Buffer,
+    start: int,
+    layout: tuple[int, int, int, int, int, int],
+    max_line: int,
+    md5: Buffer,
+    sha1: Buffer,
+    sha256: Buffer,
+    has_md5: Buffer,
+    has_sha1: Buffer,
+    has_sha256: Buffer,
+    size: Buffer,
+) -> tuple[int, int, int, int]: ...
+def pack_rows(dig: Buffer, has: Buffer, base: int, out: Buffer, at: int) -> int: ...
+def rowmap_invert(ids: Buffer, row0: int, lo: int, hi: int, col: Buffer) -> None: ...
+def split_merged(
+    rows: Buffer,
+    width: int,
+    prev: Buffer | None,
+    carry: int,
+    ukeys: Buffer,
+    uheads: Buffer,
+    edge_row: Buffer,
+    edge_head: Buffer,
+) -> tuple[int, int, int]: ...
+def sort_unique_with(keys: Buffer, width: int, scratch: Buffer) -> int: ...

@@ -931,3 +931,184 @@ cdef class RecordTable:
         if record_id < 0 or <uint64_t>record_id >= self._c_count:
             raise IndexError(f"record id {record_id} out of range")
         return self._fields(record_id)
+
+
+# --- Dataset builds: hashdeep lines and sort rows (csrc/hl_hashdeep.h,
+# csrc/hl_pack.h) ---
+
+from libc.stdint cimport int32_t
+
+cdef extern from "hl_hashdeep.h" nogil:
+    ctypedef struct hl_hd_layout:
+        int32_t ncols
+        int32_t fname
+        int32_t alg[3]
+        int32_t size
+    ctypedef struct hl_hd_out:
+        uint8_t *dig[3]
+        uint8_t *has[3]
+        int64_t *size
+        uint64_t cap
+    ctypedef struct hl_hd_result:
+        uint64_t records
+        uint64_t lines
+        uint64_t end
+        int32_t stop
+    hl.hl_status hl_hashdeep_layout_check(const hl_hd_layout *lay)
+    void hl_hashdeep_parse(const uint8_t *buf, size_t len, size_t max_line,
+                           const hl_hd_layout *lay, const hl_hd_out *out,
+                           hl_hd_result *res)
+
+cdef extern from "hl_pack.h" nogil:
+    uint64_t hl_pack_rows(const uint8_t *dig, const uint8_t *has, uint64_t n,
+                          size_t width, uint32_t base, uint8_t *out, uint64_t cap)
+    void hl_rowmap_invert(const uint8_t *ids, uint64_t n, uint32_t row0,
+                          uint32_t lo, uint32_t hi, uint32_t *col)
+    uint64_t hl_split_merged(const uint8_t *rows, uint64_t m, size_t width,
+                             const uint8_t *prev, uint32_t *carry, uint8_t *ukeys,
+                             uint32_t *uheads, uint32_t *edge_row,
+                             uint32_t *edge_head)
+
+HASHDEEP_END = 0
+HASHDEEP_FULL = 1
+HASHDEEP_IRREGULAR = 2
+
+
+def hashdeep_parse(const uint8_t[::1] data, Py_ssize_t start, tuple layout,
+                   size_t max_line, uint8_t[:, ::1] md5, uint8_t[:, ::1] sha1,
+                   uint8_t[:, ::1] sha256, uint8_t[::1] has_md5,
+                   uint8_t[::1] has_sha1, uint8_t[::1] has_sha256,
+                   int64_t[::1] size):
+    """Parse hashdeep data lines of data[start:] (start: a line start) into
+    the columns, from their row 0, without the GIL (csrc/hl_hashdeep.h).
+
+    layout is (columns, file name column, md5, sha1, sha256, size column),
+    -1 for a column the lines lack.  Returns (records, lines consumed, end
+    offset in data, stop): stop is HASHDEEP_END, HASHDEEP_FULL (the
+    columns are full) or HASHDEEP_IRREGULAR (the line at `end` needs the
+    exact per-line reader)."""
+    cdef hl_hd_layout lay
+    cdef hl_hd_out out
+    cdef hl_hd_result res
+    cdef Py_ssize_t n = data.shape[0]
+    cdef uint64_t cap
+    if len(layout) != 6:
+        raise ValueError("layout is (columns, file name, md5, sha1, sha256, size)")
+    lay.ncols, lay.fname = layout[0], layout[1]
+    lay.alg[0], lay.alg[1], lay.alg[2], lay.size = layout[2:]
+    if hl_hashdeep_layout_check(&lay) != hl.HL_OK:
+        raise ValueError(f"bad hashdeep layout {layout!r}")
+    if start < 0 or start > n:
+        raise ValueError(f"start {start} outside the data (0..{n})")
+    if md5.shape[1] != 16 or sha1.shape[1] != 20 or sha256.shape[1] != 32:
+        raise ValueError("digest columns must be 16, 20 and 32 bytes wide")
+    cap = <uint64_t>min(md5.shape[0], sha1.shape[0], sha256.shape[0],
+                        has_md5.shape[0], has_sha1.shape[0], has_sha256.shape[0],
+                        size.shape[0])
+    if start == n or cap == 0:
+        return 0, 0, start, HASHDEEP_END if start == n else HASHDEEP_FULL
+    out.dig[0], out.dig[1], out.dig[2] = &md5[0, 0], &sha1[0, 0], &sha256[0, 0]
+    out.has[0], out.has[1], out.has[2] = &has_md5[0], &has_sha1[0], &has_sha256[0]
+    out.size = &size[0]
+    out.cap = cap
+    with nogil:
+        hl_hashdeep_parse(&data[start], <size_t>(n - start), max_line, &lay, &out,
+                          &res)
+    return res.records, res.lines, start + <Py_ssize_t>res.end, res.stop
+
+
+def pack_rows(const uint8_t[:, ::1] dig, const uint8_t[::1] has, uint32_t base,
+              uint8_t[:, ::1] out, Py_ssize_t at):
+    """Append the digests of dig whose has flag is set, each followed by
+    its row number plus base (4 bytes, big-endian), to out from row `at`
+    (rows of dig's width + 4 bytes), without the GIL.  Returns the rows
+    written (at most the room left)."""
+    cdef size_t width = dig.shape[1]
+    cdef uint64_t n = dig.shape[0]
+    cdef uint64_t room, k
+    if <size_t>out.shape[1] != width + 4:
+        raise ValueError("out rows must be 4 bytes wider than the digests")
+    if <uint64_t>has.shape[0] != n:
+        raise ValueError("has must have one flag per digest")
+    if at < 0 or at > out.shape[0]:
+        raise ValueError(f"row {at} outside out")
+    if <uint64_t>base + n > 0x100000000:
+        raise ValueError("row numbers past 32 bits")
+    room = <uint64_t>(out.shape[0] - at)
+    if n == 0 or room == 0 or width == 0:
+        return 0
+    with nogil:
+        k = hl_pack_rows(&dig[0, 0], &has[0], n, width, base, &out[at, 0], room)
+    return k
+
+
+def rowmap_invert(const uint8_t[::1] ids, uint32_t row0, uint32_t lo, uint32_t hi,
+                  uint32_t[::1] col):
+    """For each record id ids[i] (little-endian uint32 values) in [lo, hi):
+    col[id - lo] = min(col[id - lo], row0 + i), without the GIL."""
+    cdef uint64_t n = <uint64_t>ids.shape[0] // 4
+    if ids.shape[0] % 4:
+        raise ValueError("ids must hold whole uint32 values")
+    if hi < lo or <uint64_t>col.shape[0] < <uint64_t>(hi - lo):
+        raise ValueError("col must have hi - lo entries")
+    if <uint64_t>row0 + n > 0x100000000:
+        raise ValueError("row numbers past 32 bits")
+    if n == 0 or hi == lo:
+        return
+    with nogil:
+        hl_rowmap_invert(&ids[0], n, row0, lo, hi, &col[0])
+
+
+def split_merged(const uint8_t[:, ::1] rows, size_t width, object prev,
+                 uint32_t carry, uint8_t[:, ::1] ukeys, uint32_t[::1] uheads,
+                 uint32_t[::1] edge_row, uint32_t[::1] edge_head):
+    """Split merged sort rows (digest + 4-byte big-endian row, memcmp
+    order) into keys and edges without the GIL (csrc/hl_pack.h): a row
+    whose digest equals the one before (prev: the previous chunk's last
+    digest, or None) is an edge from its row to the first row of its equal
+    digests (carry: that row when it was in an earlier chunk).  Returns
+    (keys, edges, carry for the next chunk); the keys and their rows are
+    the first entries of ukeys and uheads, the edges of edge_row and
+    edge_head."""
+    cdef uint64_t m = rows.shape[0]
+    cdef const uint8_t[::1] p
+    cdef const uint8_t *pp = NULL
+    cdef uint64_t e
+    cdef uint32_t c = carry
+    if <size_t>rows.shape[1] != width + 4 or <size_t>ukeys.shape[1] != width:
+        raise ValueError("rows must be width + 4 bytes wide, ukeys width")
+    if (<uint64_t>ukeys.shape[0] < m or <uint64_t>uheads.shape[0] < m
+            or <uint64_t>edge_row.shape[0] < m or <uint64_t>edge_head.shape[0] < m):
+        raise ValueError("the outputs need room for every row")
+    if prev is not None:
+        p = prev
+        if <size_t>p.shape[0] != width:
+            raise ValueError("prev must be one digest")
+        pp = &p[0]
+    if m == 0:
+        return 0, 0, carry
+    with nogil:
+        e = hl_split_merged(&rows[0, 0], m, width, pp, &c, &ukeys[0, 0], &uheads[0],
+                            &edge_row[0], &edge_head[0])
+    return m - e, e, c
+
+
+def sort_unique_with(uint8_t[::1] keys, size_t width, uint8_t[::1] scratch):
+    """sort_unique with a caller's scratch buffer (at least len(keys)
+    bytes, contents ignored): a build that sorts many buffers reuses one
+    instead of allocating and zeroing one per sort."""
+    cdef uint64_t n = <uint64_t>keys.shape[0] // width if width else 0
+    cdef uint64_t n_out = 0
+    cdef hl.hl_status st
+    if width == 0 or width > <size_t>hl.HL_MAX_WIDTH:
+        raise ValueError(f"key width must be 1..{hl.HL_MAX_WIDTH}, got {width}")
+    if n * width != <uint64_t>keys.shape[0]:
+        raise ValueError("keys size is not a multiple of width")
+    if <uint64_t>scratch.shape[0] < n * width:
+        raise ValueError("scratch is smaller than keys")
+    if n < 2:
+        return n
+    with nogil:
+        st = hl.hl_sort_unique(&keys[0], n, width, &scratch[0], &n_out)
+    _check(st)
+    return n_out

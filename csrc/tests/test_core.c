@@ -26,11 +26,13 @@
 #include "hl_bloom.h"
 #include "hl_cpu.h"
 #include "hl_filehash.h"
+#include "hl_hashdeep.h"
 #include "hl_hash.h"
 #include "hl_hex.h"
 #include "hl_linematch.h"
 #include "hl_merge.h"
 #include "hl_md5x8.h"
+#include "hl_pack.h"
 #include "hl_prefilter.h"
 #include "hl_search.h"
 #include "hl_sort.h"
@@ -1041,6 +1043,233 @@ static void test_filehash(md5_fn md5) {
     free(buf);
 }
 
+/* ---- hashdeep data lines (hl_hashdeep.c) against a brute-force reader:
+ * every comma of the line found first, the file name column taking the
+ * extra ones; a line is taken only if every digest cell is empty or
+ * exact hex, the size empty or 1..18 digits, and some digest present. */
+
+static int ref_hexval(uint8_t c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* 1: a record (digests, has, size filled); 0: the exact reader's line. */
+static int ref_hd_line(const uint8_t *l, size_t n, const hl_hd_layout *lay,
+                       uint8_t dig[3][32], uint8_t has[3], int64_t *size) {
+    static const size_t w[3] = {16, 20, 32};
+    size_t commas[2048], k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (l[i] == ',' && k < 2048) commas[k++] = i;
+    size_t need = (size_t)lay->ncols - 1;
+    if (lay->fname < 0 ? k != need : k < need) return 0;
+    size_t fs[HL_HD_MAX_COLS], fe[HL_HD_MAX_COLS];
+    for (size_t j = 0; j <= need; j++) {
+        /* separator j-1 before field j, separator j after it */
+        size_t before = (lay->fname < 0 || j <= (size_t)lay->fname) ? j : k - (need - j + 1) + 1;
+        size_t after = (lay->fname < 0 || j < (size_t)lay->fname) ? j : k - (need - j);
+        fs[j] = j == 0 ? 0 : commas[before - 1] + 1;
+        fe[j] = j == need ? n : commas[after];
+    }
+    int any = 0;
+    for (int a = 0; a < 3; a++) {
+        has[a] = 0;
+        memset(dig[a], 0, 32);
+        if (lay->alg[a] < 0) continue;
+        size_t s = fs[lay->alg[a]], e = fe[lay->alg[a]];
+        if (s == e) continue;
+        if (e - s != 2 * w[a]) return 0;
+        for (size_t i = 0; i < w[a]; i++) {
+            int hi = ref_hexval(l[s + 2 * i]), lo = ref_hexval(l[s + 2 * i + 1]);
+            if (hi < 0 || lo < 0) return 0;
+            dig[a][i] = (uint8_t)(hi << 4 | lo);
+        }
+        has[a] = 1;
+        any = 1;
+    }
+    if (!any) return 0;
+    *size = -1;
+    if (lay->size >= 0) {
+        size_t s = fs[lay->size], e = fe[lay->size];
+        if (e - s > 18) return 0;
+        if (e > s) *size = 0;
+        for (size_t i = s; i < e; i++) {
+            if (l[i] < '0' || l[i] > '9') return 0;
+            *size = *size * 10 + (l[i] - '0');
+        }
+    }
+    return 1;
+}
+
+static void test_hashdeep(void) {
+    static const char alphabet[] = "0123456789abcdefABCDEF,,,,,\n\n\r #%\"xg\t";
+    static const size_t w[3] = {16, 20, 32};
+    enum { CAP = 8, LEN = 700 };
+    uint8_t buf[LEN], d0[CAP * 16], d1[CAP * 20], d2[CAP * 32], h[3][CAP];
+    int64_t size[CAP];
+    hl_hd_out out = {{d0, d1, d2}, {h[0], h[1], h[2]}, size, CAP};
+    hl_hd_layout bad = {0, -1, {0, -1, -1}, -1};
+    CHECK(hl_hashdeep_layout_check(&bad) == HL_EINVAL, "0 columns");
+    hl_hd_layout bad2 = {3, 1, {1, -1, -1}, -1};
+    CHECK(hl_hashdeep_layout_check(&bad2) == HL_EINVAL, "md5 in the name column");
+    hl_hd_layout bad3 = {3, -1, {-1, -1, -1}, 0};
+    CHECK(hl_hashdeep_layout_check(&bad3) == HL_EINVAL, "no digest column");
+    for (int iter = 0; iter < 3000; iter++) {
+        hl_hd_layout lay;
+        lay.ncols = (int32_t)(1 + rnd_below(5));
+        int32_t perm[5] = {0, 1, 2, 3, 4};
+        for (int i = 4; i > 0; i--) {
+            size_t j = rnd_below((size_t)i + 1);
+            int32_t t = perm[i];
+            perm[i] = perm[j];
+            perm[j] = t;
+        }
+        /* columns perm[0..]: md5, sha1, sha256, size, file name (if < ncols) */
+        for (int a = 0; a < 3; a++) lay.alg[a] = perm[a] < lay.ncols ? perm[a] : -1;
+        lay.size = perm[3] < lay.ncols ? perm[3] : -1;
+        lay.fname = perm[4] < lay.ncols ? perm[4] : -1;
+        if (hl_hashdeep_layout_check(&lay) != HL_OK) continue;
+        /* lines: mostly well formed, with random bytes mixed in */
+        size_t len = 0;
+        while (len < LEN - 200) {
+            for (int32_t c = 0; c < lay.ncols; c++) {
+                if (c) buf[len++] = ',';
+                size_t cell = 0;
+                for (int a = 0; a < 3; a++)
+                    if (lay.alg[a] == c && rnd_below(8)) cell = 2 * w[a];
+                if (lay.size == c) cell = rnd_below(20);
+                if (lay.fname == c) cell = rnd_below(6);
+                static const char cellchars[] = "0123456789abcdefABC,";
+                for (size_t i = 0; i < cell; i++) {
+                    if (lay.size == c)
+                        buf[len++] = (uint8_t)('0' + rnd_below(10));
+                    else /* commas only in the file name */
+                        buf[len++] = (uint8_t)cellchars[rnd_below(lay.fname == c ? 20 : 19)];
+                }
+            }
+            if (len && !rnd_below(6)) buf[len - 1 - rnd_below(len < 5 ? 1 : 5)] =
+                (uint8_t)alphabet[rnd_below(sizeof(alphabet) - 1)];
+            if (!rnd_below(5)) buf[len++] = '\r';
+            buf[len++] = '\n';
+        }
+        if (rnd_below(2)) len--; /* no final newline */
+        size_t max_line = 40 + rnd_below(100);
+        size_t p = 0;
+        while (p < len) {
+            hl_hd_result res;
+            hl_hashdeep_parse(buf + p, len - p, max_line, &lay, &out, &res);
+            CHECK(res.end <= len - p && res.records <= CAP && res.records <= res.lines,
+                  "iteration %d: bounds", iter);
+            /* replay the consumed lines with the reference */
+            size_t q = p, row = 0;
+            for (uint64_t i = 0; i < res.lines; i++) {
+                const uint8_t *nl = memchr(buf + q, '\n', len - q);
+                size_t e = nl ? (size_t)(nl - buf) : len, next = nl ? e + 1 : len;
+                if (e > q && buf[e - 1] == '\r') e--;
+                if (e > q && buf[q] != '#') {
+                    uint8_t dig[3][32], has[3];
+                    int64_t sz;
+                    int ok = ref_hd_line(buf + q, e - q, &lay, dig, has, &sz);
+                    CHECK(ok && e - q <= max_line, "iteration %d: line taken", iter);
+                    for (int a = 0; ok && a < 3; a++) {
+                        CHECK(out.has[a][row] == has[a], "iteration %d: has", iter);
+                        CHECK(memcmp(out.dig[a] + row * w[a], dig[a], w[a]) == 0,
+                              "iteration %d: digest", iter);
+                    }
+                    CHECK(!ok || size[row] == sz, "iteration %d: size", iter);
+                    row++;
+                }
+                q = next;
+            }
+            CHECK(row == res.records && q == p + res.end, "iteration %d: count", iter);
+            p += res.end;
+            if (res.stop == HL_HD_IRREGULAR) {
+                /* the reference must not take it either */
+                const uint8_t *nl = memchr(buf + p, '\n', len - p);
+                size_t e = nl ? (size_t)(nl - buf) : len;
+                size_t e2 = e > p && buf[e - 1] == '\r' ? e - 1 : e;
+                uint8_t dig[3][32], has[3];
+                int64_t sz;
+                int blank = buf[p] == ' ' || buf[p] == '\t' || buf[p] == '\r' ||
+                            buf[p] == '\v' || buf[p] == '\f' || buf[p] == '%';
+                CHECK(e2 > p && (blank || e2 - p > max_line ||
+                                 !ref_hd_line(buf + p, e2 - p, &lay, dig, has, &sz)),
+                      "iteration %d: a good line refused", iter);
+                p = nl ? e + 1 : len;
+            } else {
+                CHECK(res.stop == (p == len ? HL_HD_END : HL_HD_FULL),
+                      "iteration %d: stop %d", iter, (int)res.stop);
+            }
+        }
+    }
+}
+
+static void test_pack_rows(void) {
+    enum { N = 300, W = 20 };
+    uint8_t dig[N * W], has[N], out[N * (W + 4)];
+    for (size_t i = 0; i < sizeof(dig); i++) dig[i] = (uint8_t)rnd();
+    for (size_t i = 0; i < N; i++) has[i] = (uint8_t)(rnd_below(3) != 0);
+    uint64_t k = hl_pack_rows(dig, has, N, W, 0x01020300u, out, 100);
+    CHECK(k == 100, "stops at cap: %llu", (unsigned long long)k);
+    k = hl_pack_rows(dig, has, N, W, 0x01020300u, out, N);
+    size_t j = 0;
+    for (size_t i = 0; i < N; i++) {
+        if (!has[i]) continue;
+        const uint8_t *r = out + j * (W + 4);
+        uint32_t v = 0x01020300u + (uint32_t)i;
+        CHECK(memcmp(r, dig + i * W, W) == 0 && r[W] == (uint8_t)(v >> 24) &&
+                  r[W + 1] == (uint8_t)(v >> 16) && r[W + 2] == (uint8_t)(v >> 8) &&
+                  r[W + 3] == (uint8_t)v,
+              "row %zu", i);
+        j++;
+    }
+    CHECK(k == j, "count");
+    CHECK(hl_pack_rows(dig, NULL, N, W, 0, out, N) == N, "no flags: every row");
+}
+
+static void test_rowmap_invert_and_split(void) {
+    enum { N = 500, W = 3 };
+    /* rowmap_invert against the brute-force minimum per record id */
+    uint8_t ids[4 * N];
+    uint32_t col[64], ref[64];
+    for (size_t i = 0; i < N; i++) hl_store_le32(ids + 4 * i, (uint32_t)rnd_below(200));
+    for (uint32_t lo = 0; lo < 200; lo += 64) {
+        uint32_t hi = lo + 64 > 200 ? 200 : lo + 64;
+        for (size_t j = 0; j < 64; j++) col[j] = ref[j] = 0xFFFFFFFFu;
+        hl_rowmap_invert(ids, N, 7, lo, hi, col);
+        for (size_t i = 0; i < N; i++) {
+            uint32_t id = hl_load_le32(ids + 4 * i);
+            if (id >= lo && id < hi && 7 + i < ref[id - lo]) ref[id - lo] = (uint32_t)(7 + i);
+        }
+        CHECK(memcmp(col, ref, sizeof(col)) == 0, "rowmap window %u", lo);
+    }
+    /* split_merged: sorted rows with many equal digests, in two chunks */
+    uint8_t rows[N * (W + 4)], keys[N * W];
+    uint32_t heads[N], er[N], eh[N];
+    for (size_t i = 0; i < N; i++) {
+        uint8_t *r = rows + i * (W + 4);
+        r[0] = 0;
+        r[1] = (uint8_t)(i / 300);
+        r[2] = (uint8_t)(i / 3); /* runs of three equal digests */
+        r[3] = 0;
+        r[4] = 0;
+        r[5] = (uint8_t)(i >> 8);
+        r[6] = (uint8_t)i;
+    }
+    uint32_t carry = 0;
+    uint64_t e1 = hl_split_merged(rows, 250, W, NULL, &carry, keys, heads, er, eh);
+    uint64_t k1 = 250 - e1;
+    CHECK(k1 == 84 && e1 == 166, "first chunk: %llu keys", (unsigned long long)k1);
+    CHECK(carry == 249, "carry %u", carry);
+    uint64_t e2 = hl_split_merged(rows + 250 * (W + 4), N - 250, W, rows + 249 * (W + 4),
+                                  &carry, keys, heads, er, eh);
+    /* rows 250 and 251 continue the run that started at row 249 */
+    CHECK(e2 == N - 250 - 83 && er[0] == 250 && eh[0] == 249 && er[1] == 251 &&
+              eh[1] == 249 && heads[0] == 252,
+          "second chunk: %llu edges", (unsigned long long)e2);
+}
+
 int main(int argc, char **argv) {
     const char *kernel = hl_cpu_kernel_name();
     if (argc > 1 && strcmp(argv[1], kernel) != 0) {
@@ -1057,6 +1286,9 @@ int main(int argc, char **argv) {
     test_hex_encode();
     test_parse_lines();
     test_match_lines();
+    test_hashdeep();
+    test_pack_rows();
+    test_rowmap_invert_and_split();
     md5_fn md5 = ref_md5();
     if (md5 != NULL && hl_filehash_available()) {
         test_md5x8(md5);

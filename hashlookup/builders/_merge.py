@@ -57,15 +57,7 @@ class Columns:
         for a in ALGORITHMS:
             d, p = batch.digests(a)
             if self.sorters is not None:
-                rows = np.flatnonzero(p)
-                if len(rows):
-                    w = WIDTHS[a]
-                    aug = np.empty((len(rows), w + 4), np.uint8)
-                    aug[:, :w] = d[rows]
-                    aug[:, w:] = (
-                        (rows + self.n).astype(">u4").view(np.uint8).reshape(-1, 4)
-                    )
-                    self.sorters[a].add(aug)
+                self.sorters[a].add_digests(d, p, self.n)
                 continue
             # Own copies: importers may hand out views of one buffer holding
             # all columns, which would keep every column alive until the last

@@ -54,8 +54,10 @@ from hashlookup.builders.runs import (
     DEFAULT_MEMORY,
     Progress,
     RunSorter,
+    SortScratch,
     SpillDir,
     check_memory,
+    prefetch,
 )
 from hashlookup.errors import InputError
 from hashlookup.store import format as _format
@@ -163,9 +165,8 @@ def _read(
     report = ImportReport()
     # One pass over the input (a pipe cannot be opened twice); column options
     # are for the CSV inputs of a mixed build.
-    for batch in iter_records(
-        path, report=report, csv_options_only_for_csv=True, **opts
-    ):
+    batches = iter_records(path, report=report, csv_options_only_for_csv=True, **opts)
+    for batch in prefetch(batches):
         cols.add(batch, source_label)
         if show is not None:
             show.update("reading", cols.n)
@@ -338,8 +339,11 @@ def _build(
     opts: dict[str, Any] = {"skip_invalid": skip_invalid, "attributes": attributes}
     opts.update(input_format=input_format, columns=columns, label_columns=label_columns)
 
+    scratch = SortScratch()  # the tables flush one after another: one scratch
     cols = Columns(
-        sorters={a: RunSorter(WIDTHS[a] + 4, memory // 2, spill) for a in ALGORITHMS},
+        sorters={
+            a: RunSorter(WIDTHS[a] + 4, memory // 2, spill, scratch) for a in ALGORITHMS
+        },
         spill=spill,
         budget=memory,
     )

@@ -19,13 +19,13 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from types import TracebackType
-from typing import BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO, TypeVar
 
 import numpy as np
 
-from hashlookup import _core
+from hashlookup import _core, _threads
 
 # Target peak RSS of a build unless the caller gives another: the builders
 # size their buffers as fractions of it (docs/API.md, "Builds larger than memory").
@@ -36,6 +36,8 @@ MIN_MEMORY = 1 << 20
 # budget whatever the number of runs.
 _READ_BLOCK = 8 << 20
 _MAX_RUNS = 1000  # the C merge takes at most 1024 inputs
+# A full buffer of at least this many rows is sorted as two runs in parallel.
+_SPLIT_ROWS = 1 << 18
 
 
 def check_memory(memory: int) -> int:
@@ -148,6 +150,65 @@ class Progress:
             self._shown = False
 
 
+_T = TypeVar("_T")
+_DONE = object()
+
+
+def prefetch(items: Iterable[_T], depth: int = 2) -> Iterator[_T]:
+    """The items of `items`, produced by a second thread up to `depth` items
+    ahead of the consumer.
+
+    A build reads its input (the parsers release the GIL) while it sorts
+    and spills what it read (so does the radix sort), and merges runs while
+    it writes the merged keys: on two cores each pair overlaps.  The
+    iterable is iterated and closed in the thread; its exceptions are
+    raised here.  Leaving early (an exception, Ctrl-C, close()) stops the
+    thread and waits for it.
+    """
+    import queue
+    import threading
+
+    q: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def put(item: tuple[int, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        it = iter(items)
+        try:
+            for x in it:
+                if not put((0, x)):
+                    return
+            put((0, _DONE))
+        except BaseException as e:  # (re-raised by the consumer)
+            put((1, e))
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+
+    t = threading.Thread(target=produce, name="hashlookup-prefetch", daemon=True)
+    t.start()
+    try:
+        while True:
+            failed, x = q.get()
+            if failed:
+                raise x
+            if x is _DONE:
+                return
+            yield x
+    finally:
+        stop.set()
+        t.join()
+
+
 class RunSorter:
     """Rows of `width` bytes sorted with bounded memory.
 
@@ -157,10 +218,17 @@ class RunSorter:
     the peak is about twice `buffer_bytes`.
     """
 
-    def __init__(self, width: int, buffer_bytes: int, spill: SpillDir) -> None:
+    def __init__(
+        self,
+        width: int,
+        buffer_bytes: int,
+        spill: SpillDir,
+        scratch: SortScratch | None = None,
+    ) -> None:
         self.width = width
         self.cap = max(1024, buffer_bytes // width)
         self.spill = spill
+        self.scratch = scratch
         self.buf: np.ndarray | None = None
         self.fill = 0
         self.runs: list[tuple[str, int]] = []  # (path, rows)
@@ -187,6 +255,36 @@ class RunSorter:
             if self.fill == self.cap:
                 self.flush()
 
+    def add_digests(self, digests: np.ndarray, present: np.ndarray, base: int) -> None:
+        """Append a row of each present digest (an (m, width - 4) uint8
+        array) followed by its row number plus base (4 bytes, big-endian),
+        packed in C straight into the buffer."""
+        m = len(digests)
+        if m == 0:
+            return
+        if base + m > 1 << 32:
+            raise ValueError(f"more than {1 << 32} input rows")
+        dig = np.ascontiguousarray(digests, np.uint8)
+        has = np.ascontiguousarray(present, bool).view(np.uint8)
+        todo = int(np.count_nonzero(has))
+        self.rows_in += todo
+        start = 0
+        while todo:
+            if self.buf is None:
+                self.buf = np.empty((self.cap, self.width), np.uint8)
+            room = len(self.buf) - self.fill
+            stop = m
+            if todo > room:  # the input row after the room-th present one
+                stop = start + int(np.flatnonzero(has[start:])[room - 1]) + 1
+            k = _core.pack_rows(
+                dig[start:stop], has[start:stop], base + start, self.buf, self.fill
+            )
+            self.fill += k
+            todo -= k
+            start = stop
+            if self.fill == self.cap:
+                self.flush()
+
     def sorted_in_memory(self) -> np.ndarray:
         """The buffered rows sorted in place, duplicates dropped (a view of
         the buffer: for a build that never spilled)."""
@@ -202,17 +300,44 @@ class RunSorter:
             raise MemoryError(
                 f"more than {_MAX_RUNS} sorted runs: give the build more memory"
             )
-        rows = self.sorted_in_memory()
-        path = self.spill.new_file("run")
-        with open(path, "wb") as f:
-            f.write(memoryview(rows.reshape(-1)))
-        self.runs.append((path, len(rows)))
+        buf = self.buf
+        if (
+            buf is not None
+            and self.fill >= _SPLIT_ROWS
+            and len(self.runs) + 2 <= _MAX_RUNS
+        ):
+            # Two halves sorted at once, on two cores (the sort releases the
+            # GIL), as two runs: the two scratch buffers together are the
+            # size of one for the whole buffer.
+            half = self.fill // 2
+            parts = [buf[:half], buf[half : self.fill]]
+            tmp: list[np.ndarray | None] = [None, None]
+            if self.scratch is not None:
+                room = self.scratch.get(self.fill * self.width)
+                tmp = [room[: half * self.width], room[half * self.width :]]
+            fut = _threads.thread_pool().submit(_sort_rows, parts[1], tmp[1])
+            parts[0] = _sort_rows(parts[0], tmp[0])
+            parts[1] = fut.result()
+        elif self.scratch is not None and buf is not None and self.fill > 1:
+            room = self.scratch.get(self.fill * self.width)
+            parts = [_sort_rows(buf[: self.fill], room)]
+        else:
+            parts = [self.sorted_in_memory()]
+        for rows in parts:
+            path = self.spill.new_file("run")
+            with open(path, "wb") as f:
+                f.write(memoryview(rows.reshape(-1)))
+            self.runs.append((path, len(rows)))
         self.fill = 0
 
-    def chunks(self, chunk_rows: int, unique: bool = True) -> Iterator[np.ndarray]:
+    def chunks(
+        self, chunk_rows: int, unique: bool = True, ahead: bool = False
+    ) -> Iterator[np.ndarray]:
         """Every row added, in memcmp order (without duplicate rows when
         `unique`), as (m, width) arrays of at most `chunk_rows` rows.  The
-        arrays are reused: consume each before asking for the next."""
+        arrays are reused: consume each before asking for the next.  With
+        `ahead`, runs on disk are merged in a second thread a chunk ahead of
+        the consumer."""
         chunk_rows = max(1, chunk_rows)
         if not self.runs:
             rows = self.sorted_in_memory()
@@ -223,7 +348,12 @@ class RunSorter:
         if self.fill:
             self.flush()
         self.buf = None  # the merge's buffers replace the sort buffer
-        yield from _merge_runs(self.runs, self.width, chunk_rows, unique)
+        if ahead:
+            # One chunk queued, one being merged, one with the consumer.
+            merged = _merge_runs(self.runs, self.width, chunk_rows, unique, 3)
+            yield from prefetch(merged, depth=1)
+        else:
+            yield from _merge_runs(self.runs, self.width, chunk_rows, unique)
 
     def discard(self) -> None:
         """Drop the buffer and the run files (they are in the SpillDir too)."""
@@ -234,8 +364,48 @@ class RunSorter:
         self.runs = []
 
 
+def _sort_rows(rows: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
+    """Rows (a C-contiguous (m, width) array) sorted in place, duplicates
+    dropped: the leading rows of the same array.  scratch: room for the
+    sort (m * width bytes at least), else one is allocated."""
+    m, width = rows.shape
+    if m < 2:
+        return rows
+    if scratch is None:
+        u = _core.sort_unique(rows.reshape(-1), width)
+    else:
+        u = _core.sort_unique_with(rows.reshape(-1), width, scratch)
+    return rows[:u]
+
+
+class SortScratch:
+    """One scratch buffer for the radix sorts of several RunSorters that
+    flush one after another (a dataset build's three tables): allocated
+    once at the largest size asked, instead of a fresh zeroed buffer per
+    sort.  The peak memory is the same (a sort needs it anyway); release()
+    frees it once no sort is due."""
+
+    def __init__(self) -> None:
+        self.buf: np.ndarray | None = None
+
+    def get(self, nbytes: int) -> np.ndarray:
+        """At least nbytes of scratch (contents undefined)."""
+        if self.buf is None or len(self.buf) < nbytes:
+            self.buf = None  # the old one is freed before the new one is made
+            self.buf = np.empty(nbytes, np.uint8)
+        return self.buf
+
+    def release(self) -> None:
+        """Free the buffer (a later get() makes a new one)."""
+        self.buf = None
+
+
 def _merge_runs(
-    runs: list[tuple[str, int]], width: int, chunk_rows: int, unique: bool
+    runs: list[tuple[str, int]],
+    width: int,
+    chunk_rows: int,
+    unique: bool,
+    out_buffers: int = 1,
 ) -> Iterator[np.ndarray]:
     k = len(runs)
     per_run = max(1 << 16, min(_READ_BLOCK, (64 << 20) // k))
@@ -261,14 +431,17 @@ def _merge_runs(
 
         for i in range(k):
             refill(i)
-        out = np.empty(chunk_rows * width, np.uint8)
+        outs = [np.empty(chunk_rows * width, np.uint8) for _ in range(out_buffers)]
+        turn = 0
         last = np.zeros(width, np.uint8)
         have_last = False
         while True:
+            out = outs[turn]
             n, have_last = _core.merge_rows(
                 bufs, counts, pos, more, width, out, unique, last, have_last
             )
             if n:
+                turn = (turn + 1) % out_buffers
                 yield out[: n * width].reshape(n, width)
             dry = np.flatnonzero((pos == counts) & (more != 0))
             for j in dry:

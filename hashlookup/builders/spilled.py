@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from hashlookup import algorithms
-from hashlookup.builders._merge import Columns, memory_table, same_as_previous
+from hashlookup import _core, algorithms
+from hashlookup.builders._merge import Columns, memory_table
 from hashlookup.builders.assemble import FileAssembler, Slot
 from hashlookup.builders.index import TableWriter, sort_unique
 from hashlookup.builders.pdq import pdq_sections
@@ -178,32 +178,30 @@ def _merge_table(
     edges: list[tuple[np.ndarray, np.ndarray]] = []
     hits: list[np.ndarray] = []
     prev: np.ndarray | None = None
-    carry = -1
+    carry = 0
     done = 0
-    for chunk in sorter.chunks(CHUNK):
+    # Reused for every chunk: the sink consumes the keys before the next.
+    ukeys_buf = np.empty((CHUNK, w), np.uint8)
+    uheads_buf = np.empty(CHUNK, np.uint32)
+    erow, ehead = np.empty(CHUNK, np.uint32), np.empty(CHUNK, np.uint32)
+    for chunk in sorter.chunks(CHUNK, ahead=True):
         m = len(chunk)
-        keys = chunk[:, :w]
-        rows = np.ascontiguousarray(chunk[:, w:]).view(">u4").ravel().astype(np.int64)
-        first = np.ones(m, dtype=bool)
-        first[1:] = ~same_as_previous(keys)
-        if prev is not None and np.array_equal(keys[0], prev):
-            first[0] = False
-        if not first.all():
-            idx = np.maximum.accumulate(np.where(first, np.arange(m), 0))
-            heads = rows[idx]
-            lead = int(np.argmax(first)) if first.any() else m
-            heads[:lead] = carry
-            edges.append((rows[~first], heads[~first]))
-        else:
-            heads = rows
-        prev = keys[-1].copy()
-        carry = int(heads[-1])
-        ukeys, uheads = keys[first], rows[first]
+        if m > len(uheads_buf):
+            ukeys_buf = np.empty((m, w), np.uint8)
+            uheads_buf = np.empty(m, np.uint32)
+            erow, ehead = np.empty(m, np.uint32), np.empty(m, np.uint32)
+        k, e, carry = _core.split_merged(
+            chunk, w, prev, carry, ukeys_buf, uheads_buf, erow, ehead
+        )
+        if e:
+            edges.append((erow[:e].astype(np.int64), ehead[:e].astype(np.int64)))
+        prev = chunk[-1, :w].copy()
+        ukeys, uheads = ukeys_buf[:k], uheads_buf[:k]
         if allow is not None and len(ukeys):
             out = np.empty(len(ukeys), dtype=np.uint8)
             allow._contains_into(np.ascontiguousarray(ukeys).reshape(-1), out)
             if out.any():
-                hits.append(uheads[out.view(bool)])
+                hits.append(uheads[out.view(bool)].astype(np.int64))
         if sink is not None:
             if plan is not None and len(plan.dropped):
                 live = plan.rid(uheads) >= 0
@@ -229,6 +227,14 @@ def build_spilled(
     metadata; returns what build_dataset reports and stores in it."""
     assert cols.sorters is not None and cols.spill is not None
     spill = cols.spill
+    # Every sorter's last rows to a run first: then the sort buffers and the
+    # sorts' scratch are freed before any merge needs memory.
+    for s in cols.sorters.values():
+        if s.fill:
+            s.flush()
+        s.buf = None
+        if s.scratch is not None:
+            s.scratch.release()
     asm = FileAssembler(f)
     tables = {a: _Table(a) for a in ALGORITHMS if cols.sorters[a].rows_in}
     allow_tables = {
@@ -349,7 +355,14 @@ def _write_records(
     n_records = plan.records
     slot = asm.place(_format.KIND_RECORDS, 24 * n_records, params=(n_records, 0, 0))
     cols.flush_sizes()
-    window = max(1 << 16, (memory // 4) // 40)
+    cols.size_file.flush()
+    # No row shares a digest with another and none is dropped: record i is
+    # row i, and its size is the row's.
+    one_to_one = not (len(plan.nodes) or len(plan.removed) or len(plan.dropped))
+    # ~36 bytes a record in a window (record 24, size 8, one rowmap column
+    # 4): half the budget, as nothing else of the build is held by now; each
+    # window reads every rowmap once, so fewer windows, fewer passes.
+    window = max(1 << 16, (memory // 2) // 40)
     for lo in range(0, n_records, window):
         hi = min(n_records, lo + window)
         rec = np.zeros(hi - lo, dtype=_format.RECORD_DTYPE)
@@ -361,25 +374,36 @@ def _write_records(
                 for row0 in range(0, t.n, CHUNK):
                     m = min(CHUNK, t.n - row0)
                     buf = os.pread(asm.fd, 4 * m, t.rowmap.offset + 4 * row0)
-                    ids = np.frombuffer(buf, "<u4").astype(np.int64)
-                    sel = np.flatnonzero((ids >= lo) & (ids < hi))
-                    np.minimum.at(col, ids[sel] - lo, (sel + row0).astype(np.uint32))
+                    if len(buf) != 4 * m:
+                        raise OSError(f"rowmap of {a} is shorter than written")
+                    _core.rowmap_invert(buf, row0, lo, hi, col)
             rec[f"{a}_row"] = col
-        size = np.full(hi - lo, -1, dtype=np.int64)
-        cols.size_file.seek(0)
-        row0 = 0
-        while True:
-            raw = cols.size_file.read(8 * CHUNK)
-            if not raw:
-                break
-            sizes = np.frombuffer(raw, "<i8")
-            ids = plan.rid(np.arange(row0, row0 + len(sizes), dtype=np.int64))
-            sel = np.flatnonzero((ids >= lo) & (ids < hi))
-            np.maximum.at(size, ids[sel] - lo, sizes[sel])
-            row0 += len(sizes)
-        rec["size"] = size
+        if one_to_one:
+            raw = os.pread(cols.size_file.fileno(), 8 * (hi - lo), 8 * lo)
+            if len(raw) != 8 * (hi - lo):
+                raise OSError("size file is shorter than written")
+            rec["size"] = np.frombuffer(raw, "<i8")
+        else:
+            rec["size"] = _window_sizes(cols, plan, lo, hi)
         slot.write(rec.view(np.uint8))
         show.update("records", hi, n_records, force=True)
+
+
+def _window_sizes(cols: Columns, plan: RecordPlan, lo: int, hi: int) -> np.ndarray:
+    """The size of records lo..hi: the largest of their rows' sizes."""
+    size = np.full(hi - lo, -1, dtype=np.int64)
+    cols.size_file.seek(0)
+    row0 = 0
+    while True:
+        raw = cols.size_file.read(8 * CHUNK)
+        if not raw:
+            break
+        sizes = np.frombuffer(raw, "<i8")
+        ids = plan.rid(np.arange(row0, row0 + len(sizes), dtype=np.int64))
+        sel = np.flatnonzero((ids >= lo) & (ids < hi))
+        np.maximum.at(size, ids[sel] - lo, sizes[sel])
+        row0 += len(sizes)
+    return size
 
 
 def record_ids(plan: RecordPlan) -> np.ndarray:

@@ -14,6 +14,12 @@ any column: the fields after it are split off from the right) may contain
 commas.  tiger, whirlpool and unknown columns are ignored; the file name
 is not stored.  A new "%%%% HASHDEEP-1.0" header (concatenated outputs)
 starts a new column layout.
+
+Data lines are read by the C parser (hashlookup._core.hashdeep_parse,
+csrc/hl_hashdeep.c) straight into the record columns; it stops at any line
+it is not certain of, which the per-line reader below then judges (and
+names in its error), so the records and errors are the Python reader's.
+USE_C = False reads with the Python readers alone (the tests' reference).
 """
 
 from __future__ import annotations
@@ -32,6 +38,13 @@ CHUNK_SIZE = 8 << 20
 MAGIC = b"%%%% HASHDEEP-"
 _SPECIAL = b"#% \t\r\v\f"  # first bytes of lines that need a closer look
 _BLANKS = np.frombuffer(b" \t\r\v\f", np.uint8)
+# Irregular lines of one chunk read one at a time by the per-line reader,
+# between runs of the C parser; past this many, the rest of the chunk goes
+# to the per-line reader whole (a file of odd lines stays fast).
+_MAX_ODD = 64
+# The C parser (hashlookup._core.hashdeep_parse) reads the data lines; False:
+# the numpy and per-line readers alone (the reference the tests compare with).
+USE_C = True
 
 
 class _Layout:
@@ -55,6 +68,13 @@ class _Layout:
             )
         self.size = self.names.index("size") if "size" in self.names else None
         self.fname = self.names.index("filename") if "filename" in self.names else None
+        # (columns, file name, md5, sha1, sha256, size) for the C parser
+        self.c_layout = (
+            self.ncols,
+            -1 if self.fname is None else self.fname,
+            *(self.algos.get(a, -1) for a in ALGORITHMS),
+            -1 if self.size is None else self.size,
+        )
 
     def split(self, lines: list[bytes], bad: dict[int, str]) -> list[list[bytes]]:
         """Fields of each line; lines with the wrong count go to bad and get
@@ -133,6 +153,9 @@ class _Reader:
             )
 
     def chunk(self, data: bytes) -> Iterator[RecordBatch]:
+        if USE_C:
+            yield from self._chunk_c(data)
+            return
         first = self.line
         self.line += data.count(b"\n") + (not data.endswith(b"\n"))
         if self.state == "data":
@@ -253,6 +276,74 @@ class _Reader:
             yield from self._rows(
                 [lines[i] for i in run], first, np.array(run, np.int64)
             )
+
+    def _chunk_c(self, data: bytes) -> Iterator[RecordBatch]:
+        """The C parser over the data lines; every other line (headers,
+        anything irregular) through the per-line reader, one at a time, and
+        past _MAX_ODD of those the rest of the chunk."""
+        from hashlookup import _core  # (not at the top: the module stays light)
+
+        n = len(data)
+        pos, odd = 0, 0
+        while pos < n:
+            if self.state == "data":
+                batch, lines, pos, stop = self._c_batch(_core.hashdeep_parse, data, pos)
+                self.line += lines
+                if batch is not None:
+                    yield batch
+                if stop != _core.HASHDEEP_IRREGULAR:
+                    continue
+            first = self.line
+            if odd == _MAX_ODD:
+                rest = data[pos:]
+                self.line += rest.count(b"\n") + (not rest.endswith(b"\n"))
+                yield from self._slow(rest, first)
+                return
+            odd += 1
+            end = data.find(b"\n", pos)
+            end = n if end < 0 else end + 1
+            self.line += 1
+            yield from self._slow(data[pos:end], first)
+            pos = end
+
+    def _c_batch(
+        self, parse: Callable[..., tuple[int, int, int, int]], data: bytes, pos: int
+    ) -> tuple[RecordBatch | None, int, int, int]:
+        """(records or None, lines read, end, stop) of the C parser from pos."""
+        layout = self.layout
+        assert layout is not None
+        # A data line holds a digest (32 hex characters at least) and a newline.
+        cap = max(1, min(self.opts.batch_size, (len(data) - pos) // 33 + 1))
+        b = RecordBatch(
+            md5=np.empty((cap, 16), np.uint8),
+            sha1=np.empty((cap, 20), np.uint8),
+            sha256=np.empty((cap, 32), np.uint8),
+            has_md5=np.empty(cap, bool),
+            has_sha1=np.empty(cap, bool),
+            has_sha256=np.empty(cap, bool),
+            size=np.empty(cap, np.int64),
+            labels={},
+        )
+        k, lines, end, stop = parse(
+            data,
+            pos,
+            layout.c_layout,
+            _parse.MAX_LINE,
+            b.md5,
+            b.sha1,
+            b.sha256,
+            b.has_md5.view(np.uint8),
+            b.has_sha1.view(np.uint8),
+            b.has_sha256.view(np.uint8),
+            b.size,
+        )
+        if k == 0:
+            return None, lines, end, stop
+        if k < cap:  # the builder keeps these columns: not the unused rows
+            b.md5, b.sha1, b.sha256 = b.md5[:k], b.sha1[:k], b.sha256[:k]
+            b.has_md5, b.has_sha1 = b.has_md5[:k].copy(), b.has_sha1[:k].copy()
+            b.has_sha256, b.size = b.has_sha256[:k].copy(), b.size[:k].copy()
+        return b, lines, end, stop
 
     def chunk_rest(self, data: bytes, first: int) -> Iterator[RecordBatch]:
         t = _fast.Text(data)

@@ -264,13 +264,17 @@ def iter_line_chunks(
             dropping = False
             yield DROPPED_LINE
             block = block[nl + 1 :]
-        data = tail + block if tail else bytes(block)
-        cut = data.rfind(b"\n") + 1
+        # One copy per chunk: the tail and the block's complete lines joined.
+        cut = block.rfind(b"\n") + 1
         if cut == 0:
-            tail = data
+            tail = tail + block
         else:
-            tail = data[cut:]
-            yield data[:cut]
+            if tail:
+                data = b"".join((tail, memoryview(block)[:cut]))
+            else:
+                data = bytes(block) if cut == len(block) else bytes(block[:cut])
+            tail = bytes(block[cut:])
+            yield data
         if len(tail) > MAX_LINE:
             if not skip_long:
                 raise LineTooLong(f"{name}: {too_long_message()}")
