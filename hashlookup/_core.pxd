@@ -25,6 +25,7 @@ cdef class KeyTable:
     cdef const uint8_t[::1] _c_view
     cdef object _owner          # keeps the buffer _c_table points into alive
     cdef bint _c_open
+    cdef Py_ssize_t _c_fastw    # key width while open, -1 closed (`in`'s one test)
     cdef Py_ssize_t _c_busy     # batch calls running without the GIL
     cdef str _c_what            # "an md5 digest" etc., for error messages
 
