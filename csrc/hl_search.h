@@ -1,6 +1,7 @@
 /*
- * hl_search.h - lookups in one key table: first-level filter, Bloom filter,
- * then locator, then a short search over sorted fixed-width rows.
+ * hl_search.h - lookups in one key table: Bloom filter (or, in a table
+ * without one, the first-level filter), then locator, then a short search
+ * over sorted fixed-width rows.
  *
  * A table is three read-only arrays, normally inside a memory-mapped file:
  *   keys    n rows of `width` bytes, sorted in memcmp order, unique;
