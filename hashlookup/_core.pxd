@@ -30,6 +30,7 @@ cdef class KeyTable:
     cdef str _c_what            # "an md5 digest" etc., for error messages
 
     cdef int _ensure_open(self) except -1
+    cdef bint _contains_slow(self, object key) except -1
 
 
 cdef class RecordTable:

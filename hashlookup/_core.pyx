@@ -248,14 +248,19 @@ cdef class KeyTable:
         return self._c_table.n
 
     def __contains__(self, key):
-        cdef uint8_t buf[64]
-        cdef const uint8_t *p
         # The common case first, inline: raw bytes of the table's width.
         # _c_fastw is -1 once closed, so this one test is also the open
-        # check; the kernel is called without the out-of-line hop.
+        # check; the kernel is called without the out-of-line hop, and the
+        # rest (other types, errors) is in _contains_slow, so this path
+        # needs no stack frame for a key buffer.
         if type(key) is bytes and PyBytes_GET_SIZE(key) == self._c_fastw:
             return hl.hl_table_find_ready(
                 &self._c_table, <const uint8_t *>PyBytes_AS_STRING(key)) >= 0
+        return self._contains_slow(key)
+
+    cdef bint _contains_slow(self, object key) except -1:
+        cdef uint8_t buf[64]
+        cdef const uint8_t *p
         if not self._c_open:
             raise ValueError(_CLOSED)
         _load_key(key, self._c_table.width, buf, &p, self._c_what, None)
