@@ -63,6 +63,23 @@ def test_in_vs_frozenset(benchmark, data: Dataset, hit: float, goal: str) -> Non
     )
 
 
+def test_in_floor_vs_frozenset(benchmark, data: Dataset) -> None:
+    """The floor under the 0.2x goal: ``k in ()`` runs the interpreter's
+    ``in`` down to a C ``sq_contains`` that returns at once (no hash, no
+    element), so no container can take less than this ratio (README)."""
+    benchmark.group = "ratio: key in () (the interpreter's floor), vs frozenset"
+    q = data.queries(SINGLE, 0.01)
+    keys = data.key_set
+    versus(
+        benchmark,
+        lambda qs: count_in((), qs),
+        lambda qs: count_in(keys, qs),
+        name="frozenset of bytes, fresh query objects",
+        make_input=lambda: fresh(q),
+        gate=False,
+    )
+
+
 def test_contains_many_vs_set_intersection(benchmark, data: Dataset) -> None:
     benchmark.group = "ratio: contains_many, 1% hits, vs set.intersection"
     q = data.queries(BATCH, 0.01)

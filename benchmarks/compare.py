@@ -503,6 +503,11 @@ def main(argv: list[str] | None = None) -> int:
         help="also sweep prefilter_bits_per_key over 0, 2, 3, 4, 6",
     )
     ap.add_argument(
+        "--size-sweep",
+        action="store_true",
+        help="also time `in` (1%% hits) against tables of 1,000 to all keys",
+    )
+    ap.add_argument(
         "--repeat",
         type=int,
         default=None,
@@ -648,6 +653,13 @@ def main(argv: list[str] | None = None) -> int:
         # ---------------- single lookups ----------------
         phase("single lookups")
         single = {}
+        # The floor, in the same rounds as the frozenset: `k in ()` runs the
+        # interpreter's `in` down to a C sq_contains that returns at once
+        # (an empty tuple: no hash, no element), and a 1,000-key index is our
+        # whole call with every filter and row in L1.
+        small_path = tmp / "floor1000.hlx"
+        hashlookup.build_index(np.ascontiguousarray(d.keys[:1000]), str(small_path))
+        small = hashlookup.open_index(str(small_path))
         for label, buf in (("1% hits", d.q1_buf), ("all hits", d.qall_buf)):
             mk = functools.partial(fresh_list, buf)
 
@@ -664,6 +676,8 @@ def main(argv: list[str] | None = None) -> int:
                     "set": (mk, lambda lst: loop_in(d.key_set, lst)),
                     "set_cached_hash": (cached, lambda lst: loop_in(d.key_set, lst)),
                     "empty_loop": (mk, lambda lst: loop_empty(None, lst)),
+                    "floor_tuple": (mk, lambda lst: loop_in((), lst)),
+                    "small1000": (mk, lambda lst: loop_in(small, lst)),
                 },
                 R,
             )
@@ -688,6 +702,24 @@ def main(argv: list[str] | None = None) -> int:
                 None,
             )
         results["single_ns"] = single
+        small.close()
+        f1 = single["1% hits"]
+        table.add(
+            "`k in ()`: the interpreter's `in` alone (ns/lookup, 1% hits list)",
+            fmt_num(f1["floor_tuple"]),
+            f"{fmt_num(f1['set'])} (frozenset)",
+            f"{f1['floor_tuple'] / f1['set']:.2f}x",
+            "info (floor)",
+            None,
+        )
+        table.add(
+            "`k in index` of 1,000 keys, cache-resident (ns/lookup, 1% hits list)",
+            fmt_num(f1["small1000"]),
+            f"{fmt_num(f1['set'])} (frozenset)",
+            f"{f1['small1000'] / f1['set']:.2f}x",
+            "info (floor)",
+            None,
+        )
 
         # ---------------- batch ----------------
         phase("batch lookups")
@@ -900,6 +932,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.prefilter_sweep:
             phase("prefilter sweep")
             results["prefilter_sweep"] = prefilter_sweep(hashlookup, d, tmp, R, RB)
+
+        if args.size_sweep:
+            phase("size sweep")
+            results["size_sweep"] = size_sweep(hashlookup, d, tmp, R)
 
         plain.close()
         index.close()
@@ -1123,6 +1159,28 @@ def prefilter_sweep(hashlookup, d: Data, tmp: Path, R: int, RB: int) -> dict:
     return sweep
 
 
+SIZE_SWEEP_KEYS = (1000, 20_000, 100_000, 300_000, 700_000)
+
+
+def size_sweep(hashlookup, d: Data, tmp: Path, R: int) -> dict:
+    """`in` over the 1 % hits list against the first n keys (default build),
+    raced with the frozenset and `k in ()`: where the Bloom filter's probe
+    stops being free as it outgrows the caches."""
+    ix = {}
+    for n in (*(k for k in SIZE_SWEEP_KEYS if k < d.n), d.n):
+        path = tmp / f"size{n}.hlx"
+        hashlookup.build_index(np.ascontiguousarray(d.keys[:n]), str(path))
+        ix[str(n)] = hashlookup.open_index(str(path))
+    mk = functools.partial(fresh_list, d.q1_buf)
+    cont = {k: (mk, lambda lst, i=i: loop_in(i, lst)) for k, i in ix.items()}
+    cont["set"] = (mk, lambda lst: loop_in(d.key_set, lst))
+    cont["floor"] = (mk, lambda lst: loop_in((), lst))
+    t = race(cont, R)
+    for i in ix.values():
+        i.close()
+    return {k: {"ns": v / d.q * 1e9, "vs_set": v / t["set"]} for k, v in t.items()}
+
+
 def render(results: dict, table: Table) -> str:
     p, e = results["params"], results["env"]
     quick = ", **--quick** (smoke test, not a measurement)" if p["quick"] else ""
@@ -1162,6 +1220,15 @@ def render(results: dict, table: Table) -> str:
         )
         + "."
     )
+    f1 = s.get("1% hits", {})
+    if "floor_tuple" in f1:
+        budget = 0.2 * f1["set"]
+        lines.append(
+            f"Of the 0.2x budget for `in` at 1% hits ({fmt_num(budget)} ns here), "
+            f"the empty loop takes {f1['empty_loop'] / budget:.0%}, `k in ()` "
+            f"{f1['floor_tuple'] / budget:.0%} and a cache-resident 1,000-key index "
+            f"{f1['small1000'] / budget:.0%}."
+        )
     b = results["batch_mkeys_per_s"]
     lines.append(
         "`find_many` (M keys/s, 1 thread): "
@@ -1248,6 +1315,26 @@ def render(results: dict, table: Table) -> str:
                 f"| {bits} | {s['file_size'] / (16 * n):.3f} "
                 f"| {fmt_num(s['in_1pct_ns'])} | {s['in_1pct_vs_set']:.2f}x "
                 f"| {fmt_num(s['contains_many_1pct_mkeys'])} |"
+            )
+    if "size_sweep" in results:
+        sw = results["size_sweep"]
+        lines += [
+            "",
+            "## `in` against tables of n keys (1% hits list, ns; ratio to frozenset)",
+            "",
+            f"Floor `k in ()`: {fmt_num(sw['floor']['ns'])} "
+            f"({sw['floor']['vs_set']:.2f}x); frozenset {fmt_num(sw['set']['ns'])}.",
+            "",
+            "| keys | Bloom filter | `k in index` (ns) | vs frozenset |",
+            "|---:|---:|---:|---:|",
+        ]
+        for k, v in sw.items():
+            if k in ("set", "floor"):
+                continue
+            bloom = int(k) * 12 // 8
+            lines.append(
+                f"| {int(k):,} | {bloom / 1024:,.0f} KiB | {fmt_num(v['ns'])} "
+                f"| {v['vs_set']:.2f}x |"
             )
     fails = table.failed
     lines += [

@@ -62,6 +62,7 @@ cdef extern from "hl_search.h" nogil:
     hl_status hl_table_set_prefilter(hl_table *t, const uint8_t *words, uint64_t nwords,
                                      uint32_t k, uint64_t seed) noexcept
     int64_t hl_table_find(const hl_table *t, const uint8_t *key) noexcept
+    int64_t hl_table_find_ready(const hl_table *t, const uint8_t *key) noexcept
     void hl_table_find_many(const hl_table *t, const uint8_t *keys, uint64_t n,
                             int64_t *out) noexcept
     void hl_table_contains_many(const hl_table *t, const uint8_t *keys, uint64_t n,

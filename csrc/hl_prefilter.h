@@ -1,8 +1,10 @@
 /*
  * hl_prefilter.h - the first-level filter ("prefilter"): a Bloom filter
- * blocked by 64-bit words, a few bits per key, probed before the main
- * blocked Bloom filter (hl_bloom.h) so that most misses are answered from
- * the L2 cache.
+ * blocked by 64-bit words, a few bits per key, meant to be probed before
+ * the main blocked Bloom filter (hl_bloom.h) so that most misses are
+ * answered from the L2 cache.  Measured, that did not pay (hl_filters in
+ * hl_search_kernels.inc): lookups probe it only in tables without a Bloom
+ * filter, where it spares most misses the locator and the key rows.
  *
  * Why words and not cache lines: at 2-6 bits per key a 64-bit block has
  * the same false-positive rate as a 512-bit one (measured, docs/FORMAT.md),

@@ -150,11 +150,11 @@ HL_INLINE const uint8_t *hl_bloom_block_of(const hl_table *t, uint64_t h) {
 }
 
 /* Which unrolled variant serves a table: 16/20/32 for the digest widths
- * with 8 Bloom probes (or no Bloom filter) and 2 first-level probes (or no
- * first-level filter), 0 for the generic kernel. */
+ * with 8 Bloom probes (or no Bloom filter, and then 2 first-level probes or
+ * no first-level filter), 0 for the generic kernel. */
 static int hl_variant(const hl_table *t) {
     if (t->nblocks && t->bloom_k != 8) return 0;
-    if (t->pre_words && t->pre_k != 2) return 0;
+    if (!t->nblocks && t->pre_words && t->pre_k != 2) return 0;
     return t->width == 16 ? 16 : t->width == 20 ? 20 : t->width == 32 ? 32 : 0;
 }
 
@@ -207,11 +207,12 @@ int64_t hl_table_find(const hl_table *t, const uint8_t *key) {
 
 static void hl_batch(const hl_table *t, const uint8_t *keys, uint64_t n,
                      int64_t *rows, uint8_t *mask) {
-    /* Batches skip the first-level filter when there is a Bloom filter: the
-     * pipeline already hides the Bloom filter's misses behind prefetches, so
-     * the extra test only adds work (about 25 instructions per key, +20 to
-     * +40 % time measured by benchmarks/compare.py).  Without a Bloom filter
-     * it spares most misses the locator and key rows. */
+    /* Batches skip the first-level filter when there is a Bloom filter, as
+     * single lookups do: the pipeline already hides the Bloom filter's
+     * misses behind prefetches, so the extra test only adds work (about 25
+     * instructions per key, +20 to +40 % time measured by
+     * benchmarks/compare.py).  Without a Bloom filter it spares most misses
+     * the locator and key rows. */
     hl_table plain;
     if (t->pre_words && t->nblocks) {
         plain = *t;

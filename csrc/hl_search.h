@@ -1,6 +1,7 @@
 /*
- * hl_search.h - lookups in one key table: first-level filter, Bloom filter,
- * then locator, then a short search over sorted fixed-width rows.
+ * hl_search.h - lookups in one key table: Bloom filter (or, in a table
+ * without one, the first-level filter), then locator, then a short search
+ * over sorted fixed-width rows.
  *
  * A table is three read-only arrays, normally inside a memory-mapped file:
  *   keys    n rows of `width` bytes, sorted in memcmp order, unique;
@@ -54,6 +55,13 @@ hl_status hl_table_set_prefilter(hl_table *t, const uint8_t *words, uint64_t nwo
 
 /* Row of key (width bytes) or -1. */
 int64_t hl_table_find(const hl_table *t, const uint8_t *key);
+
+/* hl_table_find for a table that hl_table_init accepted: the chosen kernel
+ * called inline, without the out-of-line hop and its check (single lookups
+ * from Python spend ~120 instructions per miss: each one shows). */
+HL_INLINE int64_t hl_table_find_ready(const hl_table *t, const uint8_t *key) {
+    return t->find(t, key);
+}
 
 /* Batch forms over n keys packed back to back (n * width bytes).  Keys are
  * processed in groups with software prefetch so that the cache misses of a

@@ -25,10 +25,12 @@ cdef class KeyTable:
     cdef const uint8_t[::1] _c_view
     cdef object _owner          # keeps the buffer _c_table points into alive
     cdef bint _c_open
+    cdef Py_ssize_t _c_fastw    # key width while open, -1 closed (`in`'s one test)
     cdef Py_ssize_t _c_busy     # batch calls running without the GIL
     cdef str _c_what            # "an md5 digest" etc., for error messages
 
     cdef int _ensure_open(self) except -1
+    cdef bint _contains_slow(self, object key) except -1
 
 
 cdef class RecordTable:

@@ -145,6 +145,9 @@ cdef class KeyTable:
     `_owner` keeps alive, and answers lookups.
     """
 
+    def __cinit__(self):
+        self._c_fastw = -1
+
     def _attach(self, object buffer, Py_ssize_t keys_off, uint64_t n, size_t width,
                 Py_ssize_t loc_off, uint32_t loc_bits, Py_ssize_t bloom_off,
                 uint64_t nblocks, uint32_t bloom_k, uint64_t bloom_seed, str what):
@@ -171,6 +174,7 @@ cdef class KeyTable:
         self._owner = buffer
         self._c_what = what
         self._c_open = True
+        self._c_fastw = <Py_ssize_t>width
 
     def _attach_prefilter(self, Py_ssize_t offset, uint64_t nwords, uint32_t k,
                           uint64_t seed):
@@ -219,6 +223,7 @@ cdef class KeyTable:
             raise BufferError(f"cannot close the index while {self._c_busy} batch "
                               "lookup(s) run in other threads")
         self._c_open = False
+        self._c_fastw = -1
         self._c_table.keys = NULL
         self._c_table.loc = NULL
         self._c_table.bloom = NULL
@@ -243,17 +248,23 @@ cdef class KeyTable:
         return self._c_table.n
 
     def __contains__(self, key):
+        # The common case first, inline: raw bytes of the table's width.
+        # _c_fastw is -1 once closed, so this one test is also the open
+        # check; the kernel is called without the out-of-line hop, and the
+        # rest (other types, errors) is in _contains_slow, so this path
+        # needs no stack frame for a key buffer.
+        if type(key) is bytes and PyBytes_GET_SIZE(key) == self._c_fastw:
+            return hl.hl_table_find_ready(
+                &self._c_table, <const uint8_t *>PyBytes_AS_STRING(key)) >= 0
+        return self._contains_slow(key)
+
+    cdef bint _contains_slow(self, object key) except -1:
         cdef uint8_t buf[64]
         cdef const uint8_t *p
         if not self._c_open:
             raise ValueError(_CLOSED)
-        # The common case inline (raw bytes of the right length): a call to
-        # _load_key with its six arguments is a tenth of a miss's cost.
-        if type(key) is bytes and <size_t>PyBytes_GET_SIZE(key) == self._c_table.width:
-            p = <const uint8_t *>PyBytes_AS_STRING(key)
-        else:
-            _load_key(key, self._c_table.width, buf, &p, self._c_what, None)
-        return hl.hl_table_find(&self._c_table, p) >= 0
+        _load_key(key, self._c_table.width, buf, &p, self._c_what, None)
+        return hl.hl_table_find_ready(&self._c_table, p) >= 0
 
     def find(self, key):
         """Row of key in the sorted key table, or -1 if it is absent."""
