@@ -623,21 +623,10 @@ def build_bloom(const uint8_t[::1] keys, uint64_t n, size_t width, uint64_t nblo
 def sort_unique(uint8_t[::1] keys, size_t width):
     """Sort the rows of keys (len(keys) // width rows) in memcmp order and
     drop duplicates in place; returns the number of unique rows."""
-    cdef uint64_t n = <uint64_t>keys.shape[0] // width if width else 0
-    cdef uint64_t n_out = 0
-    cdef hl.hl_status st
-    if width == 0 or width > <size_t>hl.HL_MAX_WIDTH:
-        raise ValueError(f"key width must be 1..{hl.HL_MAX_WIDTH}, got {width}")
-    if n * width != <uint64_t>keys.shape[0]:
-        raise ValueError("keys size is not a multiple of width")
-    if n < 2:
-        return n
-    tmp = bytearray(n * width)
-    cdef uint8_t[::1] scratch = tmp
-    with nogil:
-        st = hl.hl_sort_unique(&keys[0], n, width, &scratch[0], &n_out)
-    _check(st)
-    return n_out
+    # (a bad width is refused by sort_unique_with before any scratch is used)
+    cdef bint ok = 0 < width <= <size_t>hl.HL_MAX_WIDTH
+    cdef uint64_t n = <uint64_t>keys.shape[0] // width if ok else 0
+    return sort_unique_with(keys, width, bytearray(n * width))
 
 
 def narrow_rows(uint8_t[::1] buf, uint64_t n, size_t from_width, size_t to_width):

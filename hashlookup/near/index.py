@@ -21,6 +21,7 @@ else:
 from hashlookup._threads import thread_pool
 from hashlookup.errors import IndexFormatError
 from hashlookup.near import _near
+from hashlookup.near._defaults import check_radius
 
 #: Strategies: by the cost model, or forced (tests and benchmarks).
 STRATEGIES = {"auto": _near.AUTO, "index": _near.MIH, "scan": _near.LINEAR}
@@ -37,17 +38,6 @@ class NearRows(NamedTuple):
     query: np.ndarray  # int64
     row: np.ndarray  # uint32
     distance: np.ndarray  # uint16
-
-
-def check_radius(max_distance: int, min_quality: int) -> None:
-    """ValueError/TypeError for a radius or quality threshold out of range."""
-    for name, v in (("max_distance", max_distance), ("min_quality", min_quality)):
-        if not isinstance(v, int) or isinstance(v, bool):
-            raise TypeError(f"{name} must be an int, got {type(v).__name__}")
-    if max_distance < 0:
-        raise ValueError(f"max_distance must be >= 0, got {max_distance}")
-    if not 0 <= min_quality <= 100:
-        raise ValueError(f"min_quality must be 0..100, got {min_quality}")
 
 
 class NearIndex:

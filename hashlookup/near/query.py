@@ -21,8 +21,8 @@ else:
     from hashlookup._lazy import numpy as np
 
 from hashlookup.errors import IndexFormatError
+from hashlookup.near._defaults import check_radius
 from hashlookup.near.hashes import pdq_bytes, pdq_rows
-from hashlookup.near.index import check_radius
 
 
 class NearMatch(NamedTuple):

@@ -10,6 +10,8 @@ an empty tree start-up.
 
 from __future__ import annotations
 
+from hashlookup.near._defaults import check_radius
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import os
@@ -38,13 +40,7 @@ def check_options(max_distance: int, min_quality: int) -> None:
     """TypeError/ValueError for a radius or quality floor out of range
     (checked whether or not the dataset has PDQ hashes; without importing
     the search)."""
-    for name, v in (("max_distance", max_distance), ("min_quality", min_quality)):
-        if not isinstance(v, int) or isinstance(v, bool):
-            raise TypeError(f"{name} must be an int, got {type(v).__name__}")
-    if max_distance < 0:
-        raise ValueError(f"max_distance must be >= 0, got {max_distance}")
-    if not 0 <= min_quality <= 100:
-        raise ValueError(f"min_quality must be 0..100, got {min_quality}")
+    check_radius(max_distance, min_quality)
 
 
 def decide(has_pdq: bool, pdq: bool | None, path: str) -> tuple[bool, str | None]:
