@@ -67,8 +67,15 @@ NEAR_C = sorted(glob.glob("csrc/near/hl_*.[ch]") + glob.glob("csrc/near/*.inc"))
 
 
 def _lib(sources: str, include: list[str]) -> dict:
+    # obj_deps[""]: every header and kernel include (.inc) of the include
+    # path is an input of every object (setuptools' build_clib recompiles
+    # the library when one is newer than its objects).  Without it an edit
+    # of hl_search_kernels.inc or a header kept the stale objects of an
+    # in-tree build (pip builds in build/ of the checkout).
+    deps = sorted(f for d in include for pat in ("*.h", "*.inc")
+                  for f in glob.glob(os.path.join(d, pat)))
     return {"sources": sorted(glob.glob(sources)), "include_dirs": include,
-            "cflags": core_cflags + common}
+            "cflags": core_cflags + common, "obj_deps": {"": deps}}
 
 
 def _ext(name: str, libraries: list[str], include: list[str],

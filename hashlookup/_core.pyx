@@ -270,9 +270,9 @@ cdef class KeyTable:
         """Row of key in the sorted key table, or -1 if it is absent."""
         cdef uint8_t buf[64]
         cdef const uint8_t *p
-        self._ensure_open()
+        self._ensure_open()   # open: hl_table_init accepted the table
         _load_key(key, self._c_table.width, buf, &p, self._c_what, None)
-        return hl.hl_table_find(&self._c_table, p)
+        return hl.hl_table_find_ready(&self._c_table, p)
 
     def _contains_into(self, const uint8_t[::1] keys, uint8_t[::1] out):
         """out[i] = keys[i*width:(i+1)*width] in table, for i < len(out)."""

@@ -581,6 +581,9 @@ cdef class TableSet:
             # only for a well-formed digest (bad ones raise as for any table).
             _load_key(digest, n, buf, p, _DIGEST_NAMES[n], None)
             return None
+        # Kept: the open check is what lets _find and _lookup call the
+        # kernel without hl_table_find's (an open table is one that
+        # hl_table_init accepted, hl_table_find_ready's precondition).
         if not t._c_open:
             t._ensure_open()    # raises the closed-index error
         _load_key(digest, t._c_table.width, buf, p, t._c_what, None)
@@ -598,7 +601,7 @@ cdef class TableSet:
         cdef KeyTable t = self._resolve(digest, buf, &p, &a)
         if t is None:
             return None
-        cdef int64_t row = hl.hl_table_find(&t._c_table, p)
+        cdef int64_t row = hl.hl_table_find_ready(&t._c_table, p)
         if row < 0:
             return None
         return t, row
@@ -614,7 +617,7 @@ cdef class TableSet:
         cdef KeyTable t = self._resolve(digest, buf, &p, &a)
         if t is None:
             return None
-        cdef int64_t row = hl.hl_table_find(&t._c_table, p)
+        cdef int64_t row = hl.hl_table_find_ready(&t._c_table, p)
         if row < 0:
             return None
         return self._hit(a, row, only, exclude)

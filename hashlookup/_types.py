@@ -56,7 +56,7 @@ if TYPE_CHECKING:
         skip_invalid: bool
         bloom_bits_per_key: float
         bloom_hashes: int
-        prefilter_bits_per_key: float
+        prefilter_bits_per_key: float | None
         metadata: dict[str, Any] | None
         memory: int
         tmp_dir: str | os.PathLike[str] | None

@@ -99,6 +99,18 @@ def test_run_sorter_matches_numpy(
         assert all(bytes(v[i]) <= bytes(v[i + 1]) for i in range(len(v) - 1))
 
 
+# (build options, whether a first-level filter is built): the default (none
+# beside the Bloom filter), the default without a Bloom filter (one), an
+# explicit size beside the Bloom filter (one).  Spilled and in-memory builds
+# must give the same bytes in each case.
+FILTERS = [
+    ({}, False),
+    ({"bloom_bits_per_key": 0}, True),
+    ({"prefilter_bits_per_key": 4}, True),
+]
+FILTER_IDS = ["default", "no-bloom", "explicit-4"]
+
+
 # --------------------------------------------------------------------------
 # single-table indexes
 
@@ -109,9 +121,10 @@ def test_run_sorter_matches_numpy(
     n=st.integers(16_000, 60_000),
     dup=st.floats(0, 0.9),
     config=st.sampled_from([("md5", 16), ("sha1", 20), ("raw", 5), ("raw", 9)]),
+    filters=st.sampled_from(FILTERS),
 )
 def test_spilled_index_equals_in_memory_and_the_set(
-    tmp_path_factory, seed, n, dup, config
+    tmp_path_factory, seed, n, dup, config, filters
 ):
     algorithm, width = config
     d = tmp_path_factory.mktemp("ix")
@@ -120,6 +133,7 @@ def test_spilled_index_equals_in_memory_and_the_set(
     k = int(n * dup)
     keys[rng.integers(0, n, k)] = keys[rng.integers(0, n, k)]  # duplicates
     kw = {"algorithm": algorithm, **({"width": width} if algorithm == "raw" else {})}
+    kw.update(filters[0])
     r1 = build_index(iter(np.array_split(keys, 7)), d / "mem.hlx", **kw)
     r2 = build_index(iter(np.array_split(keys, 3)), d / "spill.hlx", memory=TINY, **kw)
     assert r1.unique_keys == r2.unique_keys and r1.input_keys == r2.input_keys == n
@@ -127,6 +141,7 @@ def test_spilled_index_equals_in_memory_and_the_set(
     oracle = {bytes(x) for x in keys}
     misses = rng.integers(0, 256, (2000, width), dtype=np.uint8)
     with open_index(d / "spill.hlx") as ix:
+        assert (ix.info()["prefilter"] is not None) == filters[1]
         ix.verify()
         assert len(ix) == len(oracle)
         assert bool((ix.find_many(keys) >= 0).all())
@@ -209,12 +224,13 @@ def dataset_options(files: dict[str, Path], allow: bool) -> dict:
     }
 
 
+@pytest.mark.parametrize("filters", FILTERS, ids=FILTER_IDS)
 @pytest.mark.parametrize("allow", [False, True])
 @pytest.mark.parametrize(("seed", "n"), [(1, 4000), (2, 9000)])
-def test_spilled_dataset_equals_in_memory(tmp_path, spills, seed, n, allow):
+def test_spilled_dataset_equals_in_memory(tmp_path, spills, seed, n, allow, filters):
     files = write_inputs(tmp_path, seed, n)
     inputs = {"hd": files["hd"], "cat": files["cat"], "plain": files["plain"]}
-    opts = dataset_options(files, allow)
+    opts = {**dataset_options(files, allow), **filters[0]}
     r1 = build_dataset(inputs, tmp_path / "mem.hlds", **opts)
     assert spills[0] == 0
     r2 = build_dataset(inputs, tmp_path / "spill.hlds", memory=TINY, **opts)
@@ -232,6 +248,7 @@ def test_spilled_dataset_equals_in_memory(tmp_path, spills, seed, n, allow):
         want = set(files["plain"].read_text().split())
         gone = set(files["allow"].read_text().split()) if allow else set()
         table = ds.table("md5")
+        assert (table.info()["prefilter"] is not None) == filters[1]
         have = {k.tobytes().hex() for k in table.keys()}  # noqa: SIM118
         if not allow:
             assert want <= have

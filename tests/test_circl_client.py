@@ -299,6 +299,10 @@ def test_answerer_paths(env, tmp_path):
         assert type(ours.answer) is type(theirs.answer)
         assert type(ours.answer.__self__).__name__ == "HitRenderer"
         assert ours.answer("md5", MD5_8ED4) == theirs.answer("md5", MD5_8ED4)
+    # closed: the renderer's open check still runs before the table's kernel
+    for digest in (MD5_8ED4, "0" * 32):
+        with pytest.raises(ValueError, match="closed"):
+            ours.answer("md5", digest)
     ds = env["ds"]
     hits = CirclSingleHits(ds)
     hits.prepare()

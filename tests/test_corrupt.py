@@ -262,8 +262,15 @@ def base(request, tmp_path_factory):
     keys = random_keys(n, width, 500)
     path = d / "base.hlx"
     kw = {"width": width} if algorithm == "raw" else {}
+    # An explicit first-level filter (the default builds none beside the
+    # Bloom filter), so that its section's damage is covered too.
     hashlookup.build_index(
-        keys, path, algorithm=algorithm, metadata={"name": "corrupt"}, **kw
+        keys,
+        path,
+        algorithm=algorithm,
+        metadata={"name": "corrupt"},
+        prefilter_bits_per_key=4,
+        **kw,
     )
     with hashlookup.open_index(path) as idx:
         info = idx.info()

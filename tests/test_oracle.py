@@ -306,17 +306,28 @@ def test_oracle_property(cfg, data, tmp_path_factory):
         ),
         label="bloom",
     )
-    # the first-level filter: default (2 probes per word, the specialised
-    # kernels), none, or tiny (most misses still pass it)
+    # the first-level filter: default ("auto": 4 bits per key, 2 probes per
+    # word, the specialised kernels, only without a Bloom filter), none,
+    # explicit 4 (beside a Bloom filter too), or tiny (most misses pass it)
     prefilter = data.draw(
         st.sampled_from(
-            [{}, {"prefilter_bits_per_key": 0}, {"prefilter_bits_per_key": 0.5}]
+            [
+                {},
+                {"prefilter_bits_per_key": 0},
+                {"prefilter_bits_per_key": 4},
+                {"prefilter_bits_per_key": 0.5},
+            ]
         ),
         label="prefilter",
     )
     base = tmp_path_factory.getbasetemp()
     with tempfile.TemporaryDirectory(dir=base) as d:
         path = build(d, source, algorithm=algorithm, width=width, **bloom, **prefilter)
+        bits = prefilter.get(
+            "prefilter_bits_per_key", 4 if bloom.get("bloom_bits_per_key") == 0 else 0
+        )
+        with hashlookup.open_index(path) as idx:
+            assert (idx.info()["prefilter"] is not None) == (bits > 0 and len(keys) > 0)
         check_everything(path, keys, queries, algorithm, width)
 
 

@@ -1,5 +1,6 @@
 """The first-level filter ("prefilter" section, docs/FORMAT.md): built by
-default, optional in the format (files without it, and readers that skip it,
+default only in tables without a Bloom filter (an explicit size anywhere),
+optional in the format (files without it, and readers that skip it,
 answer the same), validated on open, checked by verify(), built from chunks
 in any order, and never changing an answer (checked against a set for the
 single, hex, find and batch paths, with and without the Bloom filter)."""
@@ -39,22 +40,58 @@ def _check_answers(path, keys: list[bytes], queries: list[bytes], width: int) ->
         idx.verify()
 
 
-def test_built_by_default_and_described(tmp_path):
+@pytest.mark.parametrize(
+    ("bloom", "bits", "built"),
+    [
+        (12, None, False),  # the default: nothing beside a Bloom filter
+        (0, None, True),  # auto: the only filter lookups read
+        (12, 4, True),  # an explicit size is kept
+        (0, 0, False),
+        (12, 0, False),
+    ],
+)
+def test_auto_default_and_described(tmp_path, bloom, bits, built):
+    """None ("auto", the default) builds the filter only in a table without a
+    Bloom filter, the only tables whose lookups probe it; a number is kept.
+    info() and the metadata report what was built; answers match a set."""
     keys = to_list(random_keys(20_000, 16, 1))
-    path = build(tmp_path, keys, algorithm="md5")
+    queries = keys[::11] + to_list(random_keys(3000, 16, 12))
+    kw = {} if bits is None else {"prefilter_bits_per_key": bits}
+    if bloom != 12:
+        kw["bloom_bits_per_key"] = bloom
+    path = build(tmp_path, keys, algorithm="md5", **kw)
+    assert ("prefilter" in _sections(path)) == built
     with hashlookup.open_index(path) as idx:
         info = idx.info()
         pre = info["prefilter"]
-        assert pre is not None and pre["hashes"] == 2
-        assert pre["bits_per_key"] == pytest.approx(4.0, abs=0.01)
-        assert pre["seed"] == info["bloom"]["seed"]  # one hash per lookup
-        assert info["metadata"]["build"]["prefilter_bits_per_key"] == pytest.approx(
-            4.0, abs=0.01
-        )
-        sec = {s["kind"]: s for s in info["sections"]}["prefilter"]
-        # optional: readers that do not know it skip it
-        assert not sec["required"]
-        assert sec["kind_id"] == _format.KIND_PREFILTER
+        meta = info["metadata"]["build"]["prefilter_bits_per_key"]
+        if not built:
+            assert pre is None and meta == 0
+        else:
+            assert pre is not None and pre["hashes"] == 2
+            assert pre["bits_per_key"] == pytest.approx(4.0, abs=0.01)
+            assert meta == pytest.approx(4.0, abs=0.01)
+            if bloom:
+                assert pre["seed"] == info["bloom"]["seed"]  # one hash per lookup
+            sec = {s["kind"]: s for s in info["sections"]}["prefilter"]
+            # optional: readers that do not know it skip it
+            assert not sec["required"]
+            assert sec["kind_id"] == _format.KIND_PREFILTER
+    _check_answers(path, keys, queries, 16)
+
+
+def test_prefilter_bits_for():
+    from hashlookup.builders.prefilter import (
+        DEFAULT_PREFILTER_BITS_PER_KEY,
+        prefilter_bits_for,
+    )
+
+    assert prefilter_bits_for(None, 0) == DEFAULT_PREFILTER_BITS_PER_KEY == 4.0
+    assert prefilter_bits_for(None, 12) == 0
+    assert prefilter_bits_for(None, 0.5) == 0
+    assert prefilter_bits_for(0, 0) == 0
+    assert prefilter_bits_for(3, 12) == 3
+    assert prefilter_bits_for(4, 0) == 4
 
 
 @pytest.mark.parametrize("bloom", [0, 12])
@@ -106,7 +143,9 @@ def test_files_without_it_and_readers_that_skip_it(tmp_path):
         assert idx.info()["prefilter"] is None
     _check_answers(old, keys, queries, 20)
 
-    new = build(tmp_path, keys, algorithm="sha1", name="new.hlx")
+    new = build(
+        tmp_path, keys, algorithm="sha1", name="new.hlx", prefilter_bits_per_key=4
+    )
     data = bytearray(new.read_bytes())
     header = _format.read_header(memoryview(bytes(data)), len(data), str(new))
     kept = [s for s in header.sections if s.kind != _format.KIND_PREFILTER]
@@ -147,7 +186,7 @@ def _patched(src, dst, fn) -> None:
 )
 def test_bad_parameters_refused_on_open(tmp_path, field, value, words):
     keys = to_list(random_keys(1000, 16, 7))
-    path = build(tmp_path, keys, algorithm="md5")
+    path = build(tmp_path, keys, algorithm="md5", prefilter_bits_per_key=4)
 
     def change(data, section, entry):
         struct.pack_into("<Q", data, entry + field, value)
@@ -166,7 +205,13 @@ def test_damaged_body_found_by_verify_never_crashes(tmp_path, bloom):
     probe it and stay right.  Either way verify() names the section and the
     first rejected row."""
     keys = to_list(random_keys(2000, 16, 8))
-    path = build(tmp_path, keys, algorithm="md5", bloom_bits_per_key=bloom)
+    path = build(
+        tmp_path,
+        keys,
+        algorithm="md5",
+        bloom_bits_per_key=bloom,
+        prefilter_bits_per_key=4,
+    )
 
     def zero(data, section, entry):
         data[section.offset : section.offset + section.length] = bytes(section.length)
@@ -233,35 +278,55 @@ def _kinds(path) -> list[str]:
     return [s.name for s in _format.read_header(data, len(data), str(path)).sections]
 
 
-def test_datasets_get_one_per_table(tmp_path):
+@pytest.mark.parametrize(
+    ("kw", "built"),
+    [
+        ({}, False),
+        ({"bloom_bits_per_key": 0}, True),
+        ({"prefilter_bits_per_key": 4}, True),
+        ({"bloom_bits_per_key": 0, "prefilter_bits_per_key": 0}, False),
+    ],
+)
+def test_datasets_follow_the_same_rule(tmp_path, kw, built):
+    """build_dataset: one filter per key table where the rule builds one."""
     lines = [f"{bytes([i % 256, i // 256] * 8).hex()}  f{i}\n" for i in range(1, 400)]
     src = tmp_path / "list.md5"
     src.write_text("".join(lines))
     out = tmp_path / "ds.hlds"
-    hashlookup.build_dataset([str(src)], out)
-    assert _kinds(out).count("prefilter") == 1
+    hashlookup.build_dataset([str(src)], out, **kw)
+    assert _kinds(out).count("prefilter") == int(built)
     with hashlookup.open_dataset(out) as ds:
         for line in lines[:20]:
             assert ds.lookup(line[:32]) is not None
         assert ds.lookup("00" * 16) is None
-    hashlookup.build_dataset([str(src)], out, prefilter_bits_per_key=0)
-    assert "prefilter" not in _kinds(out)
+        assert ds.lookup(bytes([1, 0] * 7 + [1, 1]).hex()) is None
 
 
 def test_cli_option(tmp_path):
-    """--prefilter-bits-per-key of build (index and dataset) and update."""
+    """--prefilter-bits-per-key of build (index and dataset) and update, and
+    its default: a filter only without a Bloom filter."""
     from hashlookup.cli import main
 
     src = tmp_path / "list.md5"
     src.write_text("".join(k.hex() + "\n" for k in to_list(random_keys(300, 16, 11))))
     idx = tmp_path / "i.hlx"
-    assert main(["build", "--index", str(src), "-o", str(idx), "-q"]) == 0
-    assert "prefilter" in _kinds(idx)
-    args = ["--prefilter-bits-per-key", "0", "-q"]
-    assert main(["build", "--index", str(src), "-o", str(idx), *args]) == 0
+    q = "-q"
+    assert main(["build", "--index", str(src), "-o", str(idx), q]) == 0
     assert "prefilter" not in _kinds(idx)
+    no_bloom = ["--bloom-bits-per-key", "0"]
+    assert main(["build", "--index", str(src), "-o", str(idx), *no_bloom, q]) == 0
+    assert "prefilter" in _kinds(idx)
+    args = ["--prefilter-bits-per-key", "0", q]
+    assert main(["build", "--index", str(src), "-o", str(idx), *no_bloom, *args]) == 0
+    assert "prefilter" not in _kinds(idx)
+    four = ["--prefilter-bits-per-key", "4", q]
+    assert main(["build", "--index", str(src), "-o", str(idx), *four]) == 0
+    assert "prefilter" in _kinds(idx) and "bloom" in _kinds(idx)
     ds = tmp_path / "d.hlds"
-    assert main(["build", str(src), "-o", str(ds), *args]) == 0
+    assert main(["build", str(src), "-o", str(ds), *four]) == 0
+    assert "prefilter" in _kinds(ds)
+    # update: the same default, whatever the previous generation had
+    assert main(["update", str(ds), "--json"]) == 0
     assert "prefilter" not in _kinds(ds)
     assert main(["update", str(ds), "--prefilter-bits-per-key", "2", "--json"]) == 0
     assert "prefilter" in _kinds(ds)

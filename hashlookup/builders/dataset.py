@@ -46,10 +46,7 @@ from hashlookup.builders.index import (
     table_sections,
 )
 from hashlookup.builders.pdq import pdq_sections
-from hashlookup.builders.prefilter import (
-    DEFAULT_PREFILTER_BITS_PER_KEY,
-    check_prefilter_params,
-)
+from hashlookup.builders.prefilter import check_prefilter_params
 from hashlookup.builders.runs import (
     DEFAULT_MEMORY,
     Progress,
@@ -221,7 +218,7 @@ def build_dataset(
     skip_invalid: bool = False,
     bloom_bits_per_key: float = DEFAULT_BLOOM_BITS_PER_KEY,
     bloom_hashes: int = DEFAULT_BLOOM_HASHES,
-    prefilter_bits_per_key: float = DEFAULT_PREFILTER_BITS_PER_KEY,
+    prefilter_bits_per_key: float | None = None,
     generation: int | None = None,
     metadata: dict[str, Any] | None = None,
     memory: int = DEFAULT_MEMORY,
@@ -257,9 +254,12 @@ def build_dataset(
         Bloom filter size of each key table (0..64); 0 builds none.
     bloom_hashes : int, default 8
         Bits probed per key (1..16).
-    prefilter_bits_per_key : float, default 4.0
-        First-level filter of each key table (0..64; docs/FORMAT.md); 0
-        builds none.
+    prefilter_bits_per_key : float or None, default None
+        First-level filter of each key table (0..64 bits per key;
+        docs/FORMAT.md kind 12), which lookups probe only when there is no
+        Bloom filter.  None ("auto"): 4 bits per key if
+        `bloom_bits_per_key` is 0, none otherwise; 0: none; a number > 0:
+        that size, even beside a Bloom filter.
     generation : int, optional
         Version number stored in the file (default: the generation of the
         dataset currently at `path` plus one, or 1).
@@ -327,7 +327,7 @@ def _build(
     label_columns: dict[str, str] | None,
     attributes: list[str] | None,
     skip_invalid: bool,
-    filters: tuple[float, int, float],
+    filters: tuple[float, int, float | None],
     generation: int | None,
     metadata: dict[str, Any] | None,
     memory: int,
@@ -554,7 +554,7 @@ def _metadata(
     pdq_rows: int,
     merged: int,
     suppressed: dict[str, int],
-    bloom: tuple[float, int, float],
+    bloom: tuple[float, int, float | None],
 ) -> _format.SectionData:
     """The metadata section of a dataset (the same for both kinds of build)."""
     name, _, metadata, source_meta, invalid, allow, codes = common
@@ -597,7 +597,7 @@ def _build_spilled(
     n_old: int,
     link_blocks: list[tuple[int, int, np.ndarray | None]],
     common: tuple[Any, ...],
-    bloom: tuple[float, int, float],
+    bloom: tuple[float, int, float | None],
     memory: int,
 ) -> DatasetReport:
     """build_dataset for digests sorted in runs on disk (builders/spilled.py)."""

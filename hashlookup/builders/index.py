@@ -335,12 +335,12 @@ def table_sections(
     group: int,
     bloom_bits_per_key: float,
     bloom_hashes: int,
-    prefilter_bits_per_key: float = DEFAULT_PREFILTER_BITS_PER_KEY,
+    prefilter_bits_per_key: float | None = None,
 ) -> list[_format.SectionData]:
     """Keys, locator, Bloom (unless bloom_bits_per_key is 0) and first-level
-    filter (unless prefilter_bits_per_key is 0 or it would be too large for
-    its purpose, builders/prefilter.py) sections of one key table, from
-    sorted unique keys (n, width)."""
+    filter (builders/prefilter.py: None, "auto", builds one only without a
+    Bloom filter; 0 none; none either when it would be too large for its
+    purpose) sections of one key table, from sorted unique keys (n, width)."""
     n, width = keys.shape
     if n > _format.MAX_KEYS:
         raise ValueError(f"{n} keys exceed the maximum of {_format.MAX_KEYS} per table")
@@ -369,7 +369,8 @@ def table_sections(
                 params=(blocks, bloom_hashes, BLOOM_SEED),
             )
         )
-    pre = _prefilter.PrefilterBuilder(n, width, prefilter_bits_per_key)
+    pre_bits = _prefilter.prefilter_bits_for(prefilter_bits_per_key, bloom_bits_per_key)
+    pre = _prefilter.PrefilterBuilder(n, width, pre_bits)
     pre.add(flat)
     section = pre.section(group)
     if section is not None:
@@ -553,7 +554,7 @@ def build_index(
     skip_invalid: bool = False,
     bloom_bits_per_key: float = DEFAULT_BLOOM_BITS_PER_KEY,
     bloom_hashes: int = DEFAULT_BLOOM_HASHES,
-    prefilter_bits_per_key: float = DEFAULT_PREFILTER_BITS_PER_KEY,
+    prefilter_bits_per_key: float | None = None,
     metadata: dict[str, Any] | None = None,
     memory: int = DEFAULT_MEMORY,
     tmp_dir: str | os.PathLike[str] | None = None,
@@ -581,10 +582,12 @@ def build_index(
         Bloom filter size (0..64); 0 builds no filter.
     bloom_hashes : int, default 8
         Bits probed per key (1..16).
-    prefilter_bits_per_key : float, default 4.0
-        Size of the first-level filter probed before the Bloom filter
-        (0..64; docs/FORMAT.md); 0 builds none, and none is built when it
-        would exceed 4 MiB (about 8 M keys).
+    prefilter_bits_per_key : float or None, default None
+        Size of the first-level filter (0..64 bits per key; docs/FORMAT.md
+        kind 12), which lookups probe only when there is no Bloom filter.
+        None ("auto"): 4 bits per key if `bloom_bits_per_key` is 0, none
+        otherwise; 0: none; a number > 0: that size, even beside a Bloom
+        filter.  None is built when it would exceed 4 MiB (about 8 M keys).
     metadata : dict, optional
         JSON-serialisable dict stored under "user" in the metadata section.
     memory : int, default 2_000_000_000
@@ -653,7 +656,7 @@ def build_index(
 def _write_index(
     c: _Collector,
     path: str | os.PathLike[str],
-    filters: tuple[float, int, float],
+    filters: tuple[float, int, float | None],
     user_meta: Any,
     show: Progress,
 ) -> tuple[int, int, int]:
@@ -708,7 +711,9 @@ def _write_index(
         return size, input_keys, n
     with atomic_output(path) as f:
         asm = FileAssembler(f)
-        pre = _prefilter.PrefilterConsumer(prefilter_bits_per_key)
+        pre = _prefilter.PrefilterConsumer(
+            prefilter_bits_per_key, bloom_bits_per_key=bloom_bits_per_key
+        )
         table = TableWriter(
             asm,
             c.algorithm,

@@ -1,7 +1,10 @@
 """The first-level filter of a key table ("prefilter", docs/FORMAT.md kind
-12): a Bloom filter blocked by 64-bit words, a few bits per key, probed
-before the main Bloom filter so that most misses are answered from the L2
-cache.
+12): a Bloom filter blocked by 64-bit words, a few bits per key, that
+answers most misses from the L2 cache.  The lookup kernels probe it only in
+tables without a Bloom filter (probing it before the Bloom filter made
+single lookups slower: README, "First-level filter"), so by default
+(``bits_per_key=None``, "auto", :func:`prefilter_bits_for`) a build writes
+it only there.
 
 :class:`PrefilterBuilder` takes the keys in chunks, in any order and with
 duplicates (setting bits is order-independent), so a streaming build can
@@ -20,9 +23,10 @@ import numpy as np
 from hashlookup import _core
 from hashlookup.store import format as _format
 
-# Defaults measured by benchmarks/compare.py --prefilter-sweep (README,
+# Sizes measured by benchmarks/compare.py --prefilter-sweep (README,
 # benchmarks/results.md): 4 bits per key with 2 probes per 64-bit word
-# answers ~84 % of misses and takes 0.5 byte per key.
+# answers ~84 % of misses and takes 0.5 byte per key.  This is the size
+# "auto" builds for a table without a Bloom filter (prefilter_bits_for).
 DEFAULT_PREFILTER_BITS_PER_KEY = 4.0
 DEFAULT_PREFILTER_HASHES = 2
 # A filter larger than this is not built by default: it would not stay in
@@ -35,9 +39,34 @@ DEFAULT_PREFILTER_MAX_BYTES = 4 << 20
 PREFILTER_SEED = 0x686C6F6F6B7570
 
 
-def check_prefilter_params(bits_per_key: float, hashes: int = 2) -> None:
-    """Raise ValueError unless 0 <= bits_per_key <= 64 and hashes in 1..4."""
-    if not 0 <= bits_per_key <= 64:
+def prefilter_bits_for(bits_per_key: float | None, bloom_bits_per_key: float) -> float:
+    """The first-level filter size a key table gets.
+
+    Parameters
+    ----------
+    bits_per_key : float or None
+        The size asked for: None is "auto", a number is kept as is (0:
+        none; N > 0: built even beside a Bloom filter).
+    bloom_bits_per_key : float
+        The table's Bloom filter size (0: the table has none).
+
+    Returns
+    -------
+    float
+        `bits_per_key` if it is a number; for None,
+        :data:`DEFAULT_PREFILTER_BITS_PER_KEY` when the table has no Bloom
+        filter and 0 when it has one (the lookup kernels never read a
+        first-level filter beside a Bloom filter).
+    """
+    if bits_per_key is not None:
+        return float(bits_per_key)
+    return DEFAULT_PREFILTER_BITS_PER_KEY if bloom_bits_per_key <= 0 else 0.0
+
+
+def check_prefilter_params(bits_per_key: float | None, hashes: int = 2) -> None:
+    """Raise ValueError unless bits_per_key is None ("auto") or in 0..64
+    and hashes in 1..4."""
+    if bits_per_key is not None and not 0 <= bits_per_key <= 64:
         raise ValueError(f"prefilter_bits_per_key must be in 0..64, got {bits_per_key}")
     if not 1 <= hashes <= _format.MAX_PREFILTER_K:
         raise ValueError(
@@ -148,10 +177,22 @@ class PrefilterBuilder:
 class PrefilterConsumer:
     """The first-level filter of a key table that a streaming build writes
     in chunks (a ``consumers`` entry of builders.index.TableWriter): the
-    same section table_sections appends after the Bloom filter."""
+    same section table_sections appends after the Bloom filter.
 
-    def __init__(self, bits_per_key: float, group: int = 0) -> None:
-        self.bits_per_key = bits_per_key
+    Parameters
+    ----------
+    bits_per_key : float or None
+        Filter size; None: "auto" (:func:`prefilter_bits_for`).
+    group : int, default 0
+        The key table's group.
+    bloom_bits_per_key : float
+        The table's Bloom filter size, which "auto" follows.
+    """
+
+    def __init__(
+        self, bits_per_key: float | None, group: int = 0, *, bloom_bits_per_key: float
+    ) -> None:
+        self.bits_per_key = prefilter_bits_for(bits_per_key, bloom_bits_per_key)
         self.group = group
         self.builder: PrefilterBuilder | None = None
 

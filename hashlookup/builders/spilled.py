@@ -219,7 +219,7 @@ def build_spilled(
     allow_keys: dict[str, np.ndarray] | None,
     link_blocks: list[tuple[int, int, np.ndarray | None]],
     n_old: int,
-    bloom: tuple[float, int, float],
+    bloom: tuple[float, int, float | None],
     memory: int,
     show: Progress,
 ) -> dict[str, Any]:
@@ -261,7 +261,11 @@ def build_spilled(
                     GROUPS[t.a],
                     bloom[0],
                     bloom[1],
-                    consumers=[PrefilterConsumer(bloom[2], GROUPS[t.a])],
+                    consumers=[
+                        PrefilterConsumer(
+                            bloom[2], GROUPS[t.a], bloom_bits_per_key=bloom[0]
+                        )
+                    ],
                 )
                 t.heads = spill.open_file("heads")
             t.writer.add(keys)
@@ -501,7 +505,7 @@ def write_dataset(
     allow_keys: dict[str, np.ndarray] | None,
     link_blocks: list[tuple[int, int, np.ndarray | None]],
     n_old: int,
-    bloom: tuple[float, int, float],
+    bloom: tuple[float, int, float | None],
     memory: int,
     show: Progress,
     metadata: Callable[..., _format.SectionData],

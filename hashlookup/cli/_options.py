@@ -225,8 +225,10 @@ def add_prefilter_option(p: argparse.ArgumentParser) -> None:
         type=float_arg(0, 64),
         default=None,
         metavar="N",
-        help="size of the first-level filter probed before the Bloom filter, in "
-        "bits per key; 0 builds none (default: 4, none above 4 MiB)",
+        help="size of the first-level filter, in bits per key, which lookups probe "
+        "only in tables without a Bloom filter; 0 builds none, N > 0 builds it even "
+        "beside a Bloom filter (default: 4 in a table without a Bloom filter, none "
+        "beside one; none above 4 MiB)",
     )
 
 

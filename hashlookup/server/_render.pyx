@@ -217,9 +217,11 @@ cdef class HitRenderer:
         t = self._tables[a]
         if t is None:
             return ANSWER_MISS
+        # The open check stays: an open table is one hl_table_init accepted,
+        # the precondition of calling its kernel without hl_table_find's hop.
         if not t._c_open:
             t._ensure_open()   # raises the closed index's ValueError
-        row = hl.hl_table_find(&t._c_table, key)
+        row = hl.hl_table_find_ready(&t._c_table, key)
         if row < 0:
             return ANSWER_MISS
         if audit is not None and who is None:
