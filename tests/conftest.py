@@ -11,6 +11,7 @@ Hypothesis profiles (pick with the environment variable ``HYPOTHESIS_PROFILE``):
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 from hypothesis import HealthCheck, Verbosity, settings
@@ -26,6 +27,14 @@ settings.register_profile(
     "debug", max_examples=10, verbosity=Verbosity.verbose, **_common
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# A suite started in the background of a shell without job control (nohup, a
+# CI runner's `cmd &`) inherits SIGINT ignored, and so would every command the
+# tests start: an ignored SIGINT survives exec, so their Ctrl-C tests would
+# see a process that cannot be interrupted.  A handler does not survive exec:
+# installing Python's own here gives every child the default disposition.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
