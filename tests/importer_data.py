@@ -565,6 +565,39 @@ def _bench(n: int, directory: Path) -> None:
         )
 
 
+def read_hashdeep_both_ways(path: Path, use_c: bool, skip: bool, batch: int) -> tuple:
+    """A hashdeep file read by the C reader of data lines (`use_c`) or by the
+    Python reader alone: (records as columns, report fields) or the error
+    message, so that the two can be compared (test_build_fast.py, the fuzz
+    target ``hashdeep_c``)."""
+    from hashlookup import InputError
+    from hashlookup.importers import ImportReport, _hashdeep, iter_records
+
+    old = _hashdeep.USE_C
+    _hashdeep.USE_C = use_c
+    rep = ImportReport()
+    try:
+        batches = list(
+            iter_records(
+                path,
+                input_format="hashdeep",
+                skip_invalid=skip,
+                batch_size=batch,
+                report=rep,
+            )
+        )
+    except InputError as e:
+        return ("error", str(e))
+    finally:
+        _hashdeep.USE_C = old
+    cols = {}
+    for name in ("md5", "sha1", "sha256", "has_md5", "has_sha1", "has_sha256", "size"):
+        parts = [getattr(b, name) for b in batches]
+        cols[name] = np.concatenate(parts).tobytes() if parts else b""
+    fields = (rep.records, rep.invalid, rep.digests, rep.sized, rep.columns)
+    return ("ok", cols, fields, rep.examples)
+
+
 if __name__ == "__main__":
     import argparse
     import tempfile

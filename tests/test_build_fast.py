@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 
 from hashlookup import InputError, _core, build_dataset
 from hashlookup.builders import runs
-from hashlookup.importers import ImportReport, _hashdeep, iter_records
+from hashlookup.importers import _hashdeep
+from importer_data import read_hashdeep_both_ways
 
 WIDTH = {"md5": 16, "sha1": 20, "sha256": 32}
 LAYOUTS = [
@@ -121,33 +122,6 @@ def _write(
     path.write_bytes(text.encode())
 
 
-def _read(path: Path, use_c: bool, skip: bool, batch: int) -> tuple:
-    """(records as columns, report fields) or the error message."""
-    old = _hashdeep.USE_C
-    _hashdeep.USE_C = use_c
-    rep = ImportReport()
-    try:
-        batches = list(
-            iter_records(
-                path,
-                input_format="hashdeep",
-                skip_invalid=skip,
-                batch_size=batch,
-                report=rep,
-            )
-        )
-    except InputError as e:
-        return ("error", str(e))
-    finally:
-        _hashdeep.USE_C = old
-    cols = {}
-    for name in ("md5", "sha1", "sha256", "has_md5", "has_sha1", "has_sha256", "size"):
-        parts = [getattr(b, name) for b in batches]
-        cols[name] = np.concatenate(parts).tobytes() if parts else b""
-    fields = (rep.records, rep.invalid, rep.digests, rep.sized, rep.columns)
-    return ("ok", cols, fields, rep.examples)
-
-
 @given(
     seed=st.integers(0, 2**32 - 1),
     n=st.integers(0, 60),
@@ -162,7 +136,9 @@ def test_c_reader_equals_python_reader(
 ):
     p = tmp_path_factory.mktemp("hd") / "list.hashdeep"
     _write(p, seed, n, p_odd, crlf, final_nl)
-    assert _read(p, True, skip, batch) == _read(p, False, skip, batch)
+    assert read_hashdeep_both_ways(p, True, skip, batch) == read_hashdeep_both_ways(
+        p, False, skip, batch
+    )
 
 
 def test_c_reader_many_odd_lines_and_chunks(tmp_path, monkeypatch):
@@ -172,8 +148,10 @@ def test_c_reader_many_odd_lines_and_chunks(tmp_path, monkeypatch):
     p = tmp_path / "odd.hashdeep"
     _write(p, 7, 3000, 0.3, False, True, headers=False)
     for skip in (True, False):
-        assert _read(p, True, skip, 500) == _read(p, False, skip, 500)
-    got = _read(p, True, True, 500)
+        assert read_hashdeep_both_ways(p, True, skip, 500) == read_hashdeep_both_ways(
+            p, False, skip, 500
+        )
+    got = read_hashdeep_both_ways(p, True, True, 500)
     assert got[0] == "ok" and got[2][1] > 100  # many lines were skipped
 
 
@@ -189,8 +167,8 @@ def test_c_reader_names_file_and_line(tmp_path):
         + good
         + "\n"
     )
-    got = _read(p, True, False, 100)
-    assert got == _read(p, False, False, 100)
+    got = read_hashdeep_both_ways(p, True, False, 100)
+    assert got == read_hashdeep_both_ways(p, False, False, 100)
     assert got[0] == "error" and "bad.hashdeep:8" in got[1]
 
 

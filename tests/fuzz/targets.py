@@ -19,6 +19,9 @@ modes):
   text, hashdeep, csv, vics, sqlite
                    flags, file.  flags & 1: skip_invalid, & 2: detect the
                    format instead of naming it, & 4 (csv): label columns.
+  hashdeep_c       flags, file.  The C reader of hashdeep data lines against
+                   the Python reader (records, report or error), both ways of
+                   skip_invalid; flags % 3 picks the batch size.
   build            flags, text.  build_index over a text list, compared
                    with the grammar of docs/API.md.
   lines            flags, width, text.  _core.parse_lines vs the reference.
@@ -44,6 +47,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import hashlookup
+import importer_data as data_files
 from fuzz import near_target, seeds
 from hashlookup import IndexFormatError, InputError, _core
 from hashlookup.importers import ImportReport, iter_records
@@ -312,6 +316,20 @@ def importer(fmt: str) -> Callable[[bytes], None]:
         assert report.records == total
 
     return run
+
+
+def hashdeep_c(data: bytes) -> None:
+    """The C reader of hashdeep data lines gives what the Python reader gives
+    (records, report, or the same error), both ways of ``skip_invalid``."""
+    if not data:
+        return
+    flags = data[0]
+    path = Path(write("input.hashdeep", data[1:]))
+    batch = (1, 7, 4096)[flags % 3]
+    for skip in (False, True):
+        c = data_files.read_hashdeep_both_ways(path, True, skip, batch)
+        py = data_files.read_hashdeep_both_ways(path, False, skip, batch)
+        assert c == py, (skip, batch, c[:2], py[:2])
 
 
 # ---------------------------------------------------------------------------
@@ -724,6 +742,9 @@ TARGETS: dict[str, Target] = {
         (InputError,),
         lambda: seeds.importer_files("hashdeep"),
         4096,
+    ),
+    "hashdeep_c": Target(
+        hashdeep_c, (), lambda: seeds.importer_files("hashdeep"), 4096
     ),
     "csv": Target(
         importer("csv"), (InputError,), lambda: seeds.importer_files("csv"), 4096
