@@ -46,7 +46,7 @@ class Slot:
 
     def write(self, data: Any) -> None:
         """Append bytes (any C-contiguous buffer) to the section."""
-        mv = _bytes_of(data)
+        mv = _format.byte_view(data)
         n = mv.nbytes
         if self.length is not None and self.written + n > self.length:
             raise ValueError(f"section kind {self.kind}: more bytes than placed")
@@ -124,7 +124,7 @@ class FileAssembler:
 
     def add(self, part: _format.SectionData) -> None:
         """A section held in memory, written at once."""
-        data = _bytes_of(part.data)
+        data = _format.byte_view(part.data)
         slot = self.place(
             part.kind,
             data.nbytes,
@@ -149,14 +149,3 @@ class FileAssembler:
         # as write_file's explicit padding does.
         os.ftruncate(self.fd, file_size)
         return file_size
-
-
-def _bytes_of(data: Any) -> memoryview:
-    """The bytes of a C-contiguous buffer, as format.write_file takes them
-    (numpy structured arrays included)."""
-    mv = memoryview(data)
-    if mv.format in ("B", "b", "c") and mv.ndim == 1:
-        return mv
-    if not mv.c_contiguous:
-        raise ValueError("section data must be C-contiguous")
-    return mv.cast("B") if len(mv.format) == 1 else memoryview(mv.tobytes())

@@ -18,7 +18,6 @@ from __future__ import annotations
 import collections
 import io
 import os
-import stat
 from collections.abc import Callable, Iterator
 
 from hashlookup.scan import _pool
@@ -29,7 +28,7 @@ from hashlookup.scan._near_options import (  # noqa: F401 - their former home
     decide,
     extra_available,
 )
-from hashlookup.scan.reader import ReadError, error_reason
+from hashlookup.scan.reader import ReadError, error_reason, opened_problem
 from hashlookup.scan.report import ScanHit
 
 TYPE_CHECKING = False
@@ -158,13 +157,9 @@ class ImageReader:
             return ReadError(error_reason(e, self.nofollow))
         try:
             before = os.fstat(fd)
-            if not stat.S_ISREG(before.st_mode):
-                return ReadError("no longer a regular file")
-            if expect is not None and (before.st_dev, before.st_ino) != (
-                expect.st_dev,
-                expect.st_ino,
-            ):
-                return ReadError("replaced while scanned")
+            problem = opened_problem(before, expect)
+            if problem is not None:
+                return problem
             if before.st_size != size:
                 return ReadError("file changed while read")
             if size > MAX_BYTES:

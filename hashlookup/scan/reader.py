@@ -78,6 +78,21 @@ class ReadError:
         self.reason = reason
 
 
+def opened_problem(
+    before: os.stat_result, expect: os.stat_result | None
+) -> ReadError | None:
+    """Why an opened file (its fstat `before`) is not the one the walk saw
+    (`expect`, None: not checked), or None when it is."""
+    if not stat.S_ISREG(before.st_mode):
+        return ReadError("no longer a regular file")
+    if expect is not None and (before.st_dev, before.st_ino) != (
+        expect.st_dev,
+        expect.st_ino,
+    ):
+        return ReadError("replaced while scanned")
+    return None
+
+
 def error_reason(e: OSError, nofollow: bool = False) -> str:
     if isinstance(e, FileNotFoundError):
         return "vanished or does not exist"
@@ -332,13 +347,9 @@ class Hasher:
     def _read(
         self, fd: int, expect: os.stat_result | None, before: os.stat_result
     ) -> int | tuple[int, dict[str, bytes]] | ReadError:
-        if not stat.S_ISREG(before.st_mode):
-            return ReadError("no longer a regular file")
-        if expect is not None and (before.st_dev, before.st_ino) != (
-            expect.st_dev,
-            expect.st_ino,
-        ):
-            return ReadError("replaced while scanned")
+        problem = opened_problem(before, expect)
+        if problem is not None:
+            return problem
         size = before.st_size
         if size <= self.chunk_size:
             # Small file: read whole (+1 byte to see growth), hash from memory.

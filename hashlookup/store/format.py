@@ -317,7 +317,7 @@ def write_file(f: Any, parts: list[SectionData], created_ns: int) -> int:
     sections = []
     offset = ALIGN
     for p in parts:
-        mv = _byte_view(p.data)
+        mv = byte_view(p.data)
         sections.append(
             Section(
                 p.kind,
@@ -340,14 +340,14 @@ def write_file(f: Any, parts: list[SectionData], created_ns: int) -> int:
         if s.offset > pos:
             f.write(bytes(s.offset - pos))
             pos = s.offset
-        f.write(_byte_view(p.data))
+        f.write(byte_view(p.data))
         pos += s.length
     if pos < file_size:
         f.write(bytes(file_size - pos))
     return file_size
 
 
-def _byte_view(data: Any) -> memoryview:
+def byte_view(data: Any) -> memoryview:
     """The bytes of a C-contiguous buffer (numpy structured arrays and
     non-native formats included)."""
     mv = memoryview(data)
